@@ -1,0 +1,241 @@
+//! The node's configuration: one TOML file (documented key by key in `configs/node.toml`),
+//! overridden by command-line flags. Loading fails with a message that names the file, the
+//! key and what is wrong, so an operator can fix it without reading code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the node keeps its key, segments and indexes.
+    pub data_dir: PathBuf,
+    pub gateway: GatewayConfig,
+    pub p2p: P2pConfig,
+    pub quic: QuicConfig,
+    pub tracker: TrackerLink,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// HTTP address of the web gateway.
+    pub listen: SocketAddr,
+    /// The URL people reach this gateway at (defaults to `http://{listen}`).
+    pub public_url: Option<String>,
+    /// Directory holding the built web app (`web/dist`).
+    pub web_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// libp2p listen multiaddr.
+    pub listen: String,
+    /// Multiaddrs of peers to join through, with or without `/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// Zero-config discovery on the local network.
+    pub mdns: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicConfig {
+    /// UDP address of the QUIC segment service.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerLink {
+    /// Base URL of the tracker (its API lives under `/api/v1`).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Disk the segment store may use, in bytes.
+    pub quota_bytes: u64,
+    /// How many nodes should hold each manifest.
+    pub replication: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data/node"),
+            gateway: GatewayConfig::default(),
+            p2p: P2pConfig::default(),
+            quic: QuicConfig::default(),
+            tracker: TrackerLink::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            web_dir: None,
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: "/ip4/0.0.0.0/tcp/4001".to_owned(),
+            bootstrap: Vec::new(),
+            mdns: true,
+        }
+    }
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 4433)),
+        }
+    }
+}
+
+impl Default for TrackerLink {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:7070".to_owned(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            quota_bytes: 50 * 1024 * 1024 * 1024,
+            replication: 2,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Self = parse_toml(path, &text)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if !self.tracker.url.starts_with("http://") && !self.tracker.url.starts_with("https://") {
+            return Err(invalid("tracker.url", "must be an http:// or https:// URL"));
+        }
+        if !self.p2p.listen.starts_with('/') {
+            return Err(invalid(
+                "p2p.listen",
+                "must be a multiaddr such as /ip4/0.0.0.0/tcp/4001",
+            ));
+        }
+        if let Some(bad) = self.p2p.bootstrap.iter().find(|a| !a.starts_with('/')) {
+            return Err(invalid(
+                "p2p.bootstrap",
+                &format!("`{bad}` is not a multiaddr (expected /ip4/.../tcp/...)"),
+            ));
+        }
+        if self.storage.replication == 0 {
+            return Err(invalid("storage.replication", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The URL this node's gateway is reached at.
+    pub fn public_url(&self) -> String {
+        self.gateway
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.gateway.listen))
+    }
+}
+
+/// Parses TOML into `T`, reporting the dotted key path of the first problem.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            key: if key == "." { "(top level)".to_owned() } else { key },
+            message: inner.message().trim().to_owned(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(NodeConfig::default().validate(Path::new("x")).is_ok());
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse_toml::<NodeConfig>(Path::new("n.toml"), "[gateway]\nlisten = 5\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("n.toml"), "{err}");
+        assert!(err.contains("gateway.listen"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let err = parse_toml::<NodeConfig>(Path::new("n.toml"), "[quic]\nlisen = \"1.2.3.4:5\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_names_the_key() {
+        let err = parse_toml::<NodeConfig>(Path::new("n.toml"), "[quic]\nlisten = \"nowhere\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("quic.listen"), "{err}");
+    }
+}

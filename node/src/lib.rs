@@ -1,0 +1,113 @@
+//! A reelnet node. `Node::bind` starts every subsystem from a [`config::NodeConfig`];
+//! `shutdown` stops them in order and `join` waits until they are gone.
+//!
+//! Subsystems (see ARCHITECTURE.md): `gateway` (warp), `identity` (the node key),
+//! `metrics`, `shutdown` (signals and task spawning).
+
+pub mod config;
+pub mod gateway;
+pub mod identity;
+pub mod metrics;
+pub mod shutdown;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reelnet_proto::NodeId;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use config::NodeConfig;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct Node {
+    node_id: NodeId,
+    gateway_addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts the node's subsystems.
+    pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
+        let key = identity::load_or_create(&config.data_dir)?;
+        let node_id = identity::node_id(&key);
+        let cancel = CancellationToken::new();
+        let metrics = Arc::new(metrics::Metrics::new(unix_now()));
+
+        let listener = tokio::net::TcpListener::bind(config.gateway.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.gateway.listen,
+                source,
+            })?;
+        let gateway_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: config.gateway.listen,
+            source,
+        })?;
+        let routes = gateway::routes(gateway::GatewayState {
+            node_id,
+            metrics,
+            web_dir: config.gateway.web_dir.clone(),
+        });
+        let stop = cancel.clone();
+        let server = shutdown::spawn("gateway", async move {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(async move { stop.cancelled().await })
+                .run()
+                .await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        tracing::info!(%node_id, gateway = %gateway_addr, "node started");
+        Ok(Self {
+            node_id,
+            gateway_addr,
+            cancel,
+            tasks: vec![server],
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The address the gateway actually listens on (useful with port 0).
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    /// Asks every subsystem to stop.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits until every task has stopped.
+    pub async fn join(self) {
+        for task in self.tasks {
+            if let Err(err) = task.await {
+                tracing::error!(%err, "task panicked");
+            }
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

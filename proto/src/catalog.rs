@@ -1,0 +1,277 @@
+//! Catalog records: a node's signed statement of what it holds and where to reach it.
+//!
+//! "I am node N; I hold these manifests (fully, or these segment ranges); my QUIC segment
+//! service is at X; my gateway is at Y." Records carry a `seq` (a newer record from the same
+//! node replaces an older one) and an expiry (a node that stops republishing drops out).
+//! They are gossiped and fetched from peers, so [`SignedCatalogRecord::verify`] checks the
+//! signature, the time window and every bound before anything reads the record.
+
+use std::net::SocketAddr;
+
+use ed25519_dalek::{Signature, SigningKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, MAX_CATALOG_RECORD_BYTES, MAX_SIGNED_CATALOG_RECORD_BYTES};
+use crate::error::{DecodeError, ProtoError};
+use crate::ids::{ManifestId, MovieId, NodeId};
+use crate::sign::{self, CATALOG_RECORD_CONTEXT};
+
+/// Most manifests in one record.
+pub const MAX_HELD: usize = 1024;
+/// Most segment ranges over all held manifests.
+pub const MAX_TOTAL_RANGES: usize = 8192;
+/// Longest `quic_addr` string.
+pub const MAX_QUIC_ADDR_LEN: usize = 64;
+/// Longest `gateway_url`.
+pub const MAX_GATEWAY_URL_LEN: usize = 2048;
+/// Longest allowed lifetime (`expires_at - issued_at`): 24 hours. A record cannot claim
+/// to stay valid for longer; nodes republish well before expiry.
+pub const MAX_RECORD_TTL_SECS: u64 = 24 * 3600;
+/// How far in the future `issued_at` may be before a record is rejected: clocks of
+/// community-run nodes drift.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+
+/// A half-open range `[start, end)` of media segment indices of one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SegmentRange {
+    /// Track index in the manifest.
+    pub track: u16,
+    /// First segment index held.
+    pub start: u32,
+    /// One past the last segment index held; `start < end`.
+    pub end: u32,
+}
+
+impl SegmentRange {
+    /// True if this range covers segment `index` of `track`.
+    pub fn contains(&self, track: u16, index: u32) -> bool {
+        self.track == track && self.start <= index && index < self.end
+    }
+}
+
+/// One manifest a node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Held {
+    /// Which manifest.
+    pub manifest: ManifestId,
+    /// Its movie, so the catalog can be searched without fetching every manifest.
+    pub movie: MovieId,
+    /// The node holds every segment (then `ranges` is empty).
+    pub complete: bool,
+    /// The segments held when not complete.
+    pub ranges: Vec<SegmentRange>,
+}
+
+impl Held {
+    /// True if the node claims segment `index` of `track` (init segments are held whenever
+    /// any media segment of their track is).
+    pub fn has_segment(&self, track: u16, index: u32) -> bool {
+        self.complete || self.ranges.iter().any(|r| r.contains(track, index))
+    }
+}
+
+/// A node's catalog record. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CatalogRecord {
+    /// The node; the record must be signed by its key.
+    pub node: NodeId,
+    /// The QUIC segment service's socket address, e.g. `192.0.2.1:7400` or `[::1]:7400`.
+    pub quic_addr: String,
+    /// The gateway's base URL, `http://` or `https://`.
+    pub gateway_url: String,
+    /// What the node holds; no manifest twice.
+    pub held: Vec<Held>,
+    /// Grows with every record the node issues.
+    pub seq: u64,
+    /// Unix seconds when issued.
+    pub issued_at: u64,
+    /// Unix seconds after which the record is void.
+    pub expires_at: u64,
+}
+
+impl CatalogRecord {
+    /// True if `self` supersedes `other`: same node, higher `seq`.
+    pub fn is_newer_than(&self, other: &CatalogRecord) -> bool {
+        self.node == other.node && self.seq > other.seq
+    }
+
+    /// The parsed QUIC address.
+    pub fn quic_socket_addr(&self) -> Result<SocketAddr, ProtoError> {
+        self.quic_addr.parse().map_err(|_| {
+            ProtoError::invalid(
+                "catalog record",
+                format!(
+                    "quic_addr {:?} is not a socket address",
+                    self.quic_addr.chars().take(80).collect::<String>()
+                ),
+            )
+        })
+    }
+
+    /// The entry for `manifest`, if held.
+    pub fn find(&self, manifest: &ManifestId) -> Option<&Held> {
+        self.held.iter().find(|h| h.manifest == *manifest)
+    }
+
+    /// Checks bounds and formats (not time; see [`CatalogRecord::check_time`]).
+    pub fn validate(&self) -> Result<(), ProtoError> {
+        let bad = |reason: String| Err(ProtoError::invalid("catalog record", reason));
+        if self.quic_addr.len() > MAX_QUIC_ADDR_LEN {
+            return bad(format!("quic_addr longer than {MAX_QUIC_ADDR_LEN} bytes"));
+        }
+        let addr = self.quic_socket_addr()?;
+        if addr.port() == 0 || addr.ip().is_unspecified() {
+            return bad(format!(
+                "quic_addr {addr} is not reachable (unspecified address or port 0); advertise the address peers should dial"
+            ));
+        }
+        check_gateway_url(&self.gateway_url)?;
+        if self.held.len() > MAX_HELD {
+            return bad(format!(
+                "{} held manifests (max {MAX_HELD})",
+                self.held.len()
+            ));
+        }
+        let ranges: usize = self.held.iter().map(|h| h.ranges.len()).sum();
+        if ranges > MAX_TOTAL_RANGES {
+            return bad(format!("{ranges} segment ranges (max {MAX_TOTAL_RANGES})"));
+        }
+        let mut ids: Vec<&ManifestId> = self.held.iter().map(|h| &h.manifest).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return bad(format!("manifest {} is listed twice", w[0]));
+        }
+        for h in &self.held {
+            if h.complete && !h.ranges.is_empty() {
+                return bad(format!(
+                    "manifest {} is complete but also lists ranges",
+                    h.manifest
+                ));
+            }
+            if let Some(r) = h.ranges.iter().find(|r| r.start >= r.end) {
+                return bad(format!(
+                    "manifest {}: empty range {}..{} on track {}",
+                    h.manifest, r.start, r.end, r.track
+                ));
+            }
+        }
+        if self.issued_at > self.expires_at {
+            return bad(format!(
+                "issued_at {} is after expires_at {}",
+                self.issued_at, self.expires_at
+            ));
+        }
+        if self.expires_at - self.issued_at > MAX_RECORD_TTL_SECS {
+            return bad(format!(
+                "lifetime {} s exceeds {MAX_RECORD_TTL_SECS} s",
+                self.expires_at - self.issued_at
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the record is live at `now` (unix seconds): not expired, and not issued more
+    /// than [`MAX_CLOCK_SKEW_SECS`] in the future.
+    pub fn check_time(&self, now: u64) -> Result<(), ProtoError> {
+        if self.expires_at <= now {
+            return Err(ProtoError::Expired {
+                expires_at: self.expires_at,
+                now,
+            });
+        }
+        if self.issued_at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(ProtoError::NotYetValid {
+                issued_at: self.issued_at,
+                now,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_gateway_url(url: &str) -> Result<(), ProtoError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.and_then(|r| r.split(['/', '?', '#']).next());
+    let ok = url.len() <= MAX_GATEWAY_URL_LEN
+        && host.is_some_and(|h| !h.is_empty())
+        && url.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(ProtoError::invalid(
+            "catalog record",
+            format!(
+                "gateway_url {:?} must be an http:// or https:// URL with a host, at most {MAX_GATEWAY_URL_LEN} printable ASCII bytes",
+                url.chars().take(80).collect::<String>()
+            ),
+        ))
+    }
+}
+
+/// A catalog record as it travels: canonical record bytes plus the node's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCatalogRecord {
+    record_bytes: Vec<u8>,
+    signature: Signature,
+}
+
+impl SignedCatalogRecord {
+    /// Validates, encodes and signs `record`. `key` must be `record.node`'s key. Time is not
+    /// checked here (proto has no clock); set `issued_at`/`expires_at` from your own.
+    pub fn sign(record: &CatalogRecord, key: &SigningKey) -> Result<Self, ProtoError> {
+        sign::check_signer(key, &record.node)?;
+        record.validate()?;
+        let record_bytes = codec::encode::<_, MAX_CATALOG_RECORD_BYTES>(record)?;
+        let signature = sign::sign(key, CATALOG_RECORD_CONTEXT, &record_bytes);
+        Ok(Self {
+            record_bytes,
+            signature,
+        })
+    }
+
+    /// Decodes the record (with limits), validates it, checks it is live at `now` (unix
+    /// seconds) and checks the signature against its `node`.
+    pub fn verify(&self, now: u64) -> Result<CatalogRecord, ProtoError> {
+        let record: CatalogRecord =
+            codec::decode::<_, MAX_CATALOG_RECORD_BYTES>(&self.record_bytes)?;
+        record.validate()?;
+        record.check_time(now)?;
+        sign::verify(
+            &record.node,
+            CATALOG_RECORD_CONTEXT,
+            &self.record_bytes,
+            &self.signature,
+        )?;
+        Ok(record)
+    }
+
+    /// The wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        sign::encode_envelope(&self.record_bytes, &self.signature)
+    }
+
+    /// Parses the wire encoding (at most [`MAX_SIGNED_CATALOG_RECORD_BYTES`]). Does not
+    /// verify; call [`SignedCatalogRecord::verify`] next.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (record_bytes, signature) = sign::decode_envelope::<MAX_SIGNED_CATALOG_RECORD_BYTES>(
+            bytes,
+            MAX_CATALOG_RECORD_BYTES,
+        )?;
+        Ok(Self {
+            record_bytes,
+            signature,
+        })
+    }
+
+    /// The signed (unverified) record bytes.
+    pub fn record_bytes(&self) -> &[u8] {
+        &self.record_bytes
+    }
+
+    /// The signature.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+}

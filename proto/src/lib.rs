@@ -1,0 +1,34 @@
+//! reelnet's shared types and wire formats.
+//!
+//! Everything two reelnet processes exchange is defined here, once: ids ([`ids`]), the
+//! bincode codec and its size limits ([`codec`]), signed manifests ([`manifest`]) and
+//! catalog records ([`catalog`]) with their signing envelope ([`sign`]), the QUIC segment
+//! protocol's frames ([`transfer`]) and the JWT claims ([`claims`]).
+//!
+//! The crate does no I/O and needs no async runtime, so the node, the tracker and the fuzz
+//! targets all use the same code. The rule for untrusted bytes: decode with the functions
+//! here (they enforce size limits, reject trailing and non-canonical bytes), then `verify`
+//! (signature, bounds, time) before reading anything.
+
+pub mod catalog;
+pub mod claims;
+pub mod codec;
+pub mod error;
+pub mod ids;
+pub mod manifest;
+pub mod sign;
+pub mod transfer;
+
+pub use catalog::{CatalogRecord, Held, SegmentRange, SignedCatalogRecord};
+pub use claims::{Claims, Role, Tier, ACCESS_TOKEN_AUDIENCE, MAX_TOKEN_BYTES};
+pub use codec::{
+    MAX_CATALOG_RECORD_BYTES, MAX_MANIFEST_BYTES, MAX_REQUEST_FRAME, MAX_RESPONSE_HEADER,
+    MAX_SIGNED_CATALOG_RECORD_BYTES, MAX_SIGNED_MANIFEST_BYTES,
+};
+pub use error::{DecodeError, EncodeError, ProtoError};
+pub use ids::{ManifestId, MovieId, NodeId, SegmentHash};
+pub use manifest::{Container, Manifest, Rendition, SegmentEntry, SignedManifest, Track};
+pub use transfer::{
+    decode_request, decode_response_header, encode_request, encode_response_header, ResponseHeader,
+    SegmentRef, SegmentRequest, Status, MAX_SEGMENT_BYTES,
+};

@@ -1,0 +1,170 @@
+//! Frames of the QUIC segment protocol, without any I/O.
+//!
+//! One request per bidirectional stream: the client writes a [`SegmentRequest`] frame; the
+//! server answers with a [`ResponseHeader`] frame followed by exactly `length` raw bytes,
+//! which the client hashes and compares with `hash` (and with the manifest) before using.
+//!
+//! A frame is a 4-byte big-endian body length followed by the bincode body. The decoders
+//! take whatever bytes have arrived and return `Ok(None)` until a whole frame is there, so
+//! the caller owns the reading; a length prefix above the frame limit is rejected as soon as
+//! its four bytes arrive, before waiting for (or buffering) the body.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_HEADER};
+use crate::error::{DecodeError, EncodeError};
+use crate::ids::{ManifestId, SegmentHash};
+
+/// ALPN protocol id of the segment service.
+pub const SEGMENT_ALPN: &[u8] = b"reelnet/segment/1";
+
+/// Length of a frame's length prefix.
+pub const FRAME_PREFIX_LEN: usize = 4;
+
+/// Largest segment body a response may announce: 32 MiB. A segment of a few seconds at even
+/// 40 Mbit/s is well under this; a larger `length` is refused before reading the body.
+pub const MAX_SEGMENT_BYTES: u64 = 32 << 20;
+
+/// Which segment of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SegmentRef {
+    /// The track's init segment.
+    Init,
+    /// Media segment by position in the track.
+    Index(u32),
+    /// Init or media segment by content hash.
+    Hash(SegmentHash),
+}
+
+/// "Send me this segment of this manifest."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SegmentRequest {
+    /// The manifest the segment belongs to.
+    pub manifest: ManifestId,
+    /// Track index in the manifest.
+    pub track: u16,
+    /// Which segment.
+    pub segment: SegmentRef,
+}
+
+/// Outcome of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// The body follows.
+    Ok,
+    /// The node does not have that segment (or manifest).
+    NotFound,
+    /// The node is overloaded; try another provider.
+    Busy,
+    /// The request was malformed or names a segment the manifest does not have.
+    BadRequest,
+    /// The node failed (e.g. a stored segment failed its hash check).
+    Internal,
+}
+
+/// Precedes a response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResponseHeader {
+    /// Outcome.
+    pub status: Status,
+    /// Bytes of body that follow: at most [`MAX_SEGMENT_BYTES`], and 0 unless `Ok`.
+    pub length: u64,
+    /// BLAKE3 of the body (all zero unless `Ok`).
+    pub hash: SegmentHash,
+}
+
+impl ResponseHeader {
+    /// A success header for a body of `length` bytes hashing to `hash`.
+    pub fn ok(length: u64, hash: SegmentHash) -> Self {
+        Self {
+            status: Status::Ok,
+            length,
+            hash,
+        }
+    }
+
+    /// A failure header: no body.
+    pub fn error(status: Status) -> Self {
+        Self {
+            status,
+            length: 0,
+            hash: SegmentHash([0; 32]),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.length > MAX_SEGMENT_BYTES {
+            return Err(format!(
+                "response length {} exceeds {MAX_SEGMENT_BYTES}",
+                self.length
+            ));
+        }
+        if self.status != Status::Ok && self.length != 0 {
+            return Err(format!(
+                "{:?} response with a {}-byte body",
+                self.status, self.length
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn frame<const N: usize>(body: Vec<u8>) -> Result<Vec<u8>, EncodeError> {
+    let len = u32::try_from(body.len()).map_err(|_| EncodeError::TooLarge {
+        len: body.len() as u64,
+        max: N as u64,
+    })?;
+    let mut out = Vec::with_capacity(FRAME_PREFIX_LEN + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Splits one frame off the front of `buf`: `Ok(None)` if more bytes are needed, else the
+/// body and the number of bytes consumed (prefix included).
+fn unframe<const N: usize>(buf: &[u8]) -> Result<Option<(&[u8], usize)>, DecodeError> {
+    let Some(prefix) = buf.first_chunk::<FRAME_PREFIX_LEN>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*prefix) as usize;
+    if len > N {
+        return Err(DecodeError::TooLarge {
+            len: len as u64,
+            max: N as u64,
+        });
+    }
+    let end = FRAME_PREFIX_LEN + len;
+    Ok(buf.get(FRAME_PREFIX_LEN..end).map(|body| (body, end)))
+}
+
+/// A request as a length-prefixed frame.
+pub fn encode_request(req: &SegmentRequest) -> Result<Vec<u8>, EncodeError> {
+    frame::<MAX_REQUEST_FRAME>(codec::encode::<_, MAX_REQUEST_FRAME>(req)?)
+}
+
+/// Decodes a request frame from the front of `buf`. `Ok(None)`: need more bytes.
+/// `Ok(Some((request, consumed)))`: a request and how many bytes of `buf` it used.
+pub fn decode_request(buf: &[u8]) -> Result<Option<(SegmentRequest, usize)>, DecodeError> {
+    let Some((body, used)) = unframe::<MAX_REQUEST_FRAME>(buf)? else {
+        return Ok(None);
+    };
+    let req = codec::decode::<SegmentRequest, MAX_REQUEST_FRAME>(body)?;
+    Ok(Some((req, used)))
+}
+
+/// A response header as a length-prefixed frame. Refuses a header a peer would reject.
+pub fn encode_response_header(header: &ResponseHeader) -> Result<Vec<u8>, EncodeError> {
+    header.check().map_err(EncodeError::Invalid)?;
+    frame::<MAX_RESPONSE_HEADER>(codec::encode::<_, MAX_RESPONSE_HEADER>(header)?)
+}
+
+/// Decodes a response header frame from the front of `buf`, like [`decode_request`].
+/// Rejects a `length` above [`MAX_SEGMENT_BYTES`] and a body on a non-`Ok` status.
+pub fn decode_response_header(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>, DecodeError> {
+    let Some((body, used)) = unframe::<MAX_RESPONSE_HEADER>(buf)? else {
+        return Ok(None);
+    };
+    let header = codec::decode::<ResponseHeader, MAX_RESPONSE_HEADER>(body)?;
+    header.check().map_err(DecodeError::Invalid)?;
+    Ok(Some((header, used)))
+}

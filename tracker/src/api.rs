@@ -1,0 +1,129 @@
+//! The tracker's API as plain async methods (the HTTP layer in `http` only parses and
+//! renders). Accounts and tokens live in [`accounts`](crate::accounts), a user's own lists in
+//! [`library`](crate::library); this module holds what they share.
+
+use std::sync::Arc;
+
+use reelnet_proto::{Claims, Tier};
+use tokio::sync::watch;
+
+use crate::config::TrackerConfig;
+use crate::error::ApiError;
+use crate::keys::Keyring;
+use crate::limiter::FailureLimiter;
+use crate::mail::Mailer;
+use crate::store::{codec, Store, User, UserId};
+
+/// The audience of every access token.
+pub const AUDIENCE: &str = "reelnet";
+
+/// The facade every route calls.
+#[derive(Clone)]
+pub struct Api {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: TrackerConfig,
+    pub store: Store,
+    pub keys: watch::Receiver<Arc<Keyring>>,
+    pub mailer: Mailer,
+    pub limiter: FailureLimiter,
+    /// A valid argon2 hash to check against when an account does not exist, so a login
+    /// takes as long for an unknown email as for a wrong password.
+    pub dummy_hash: String,
+}
+
+impl Api {
+    pub fn new(
+        config: TrackerConfig,
+        store: Store,
+        keys: watch::Receiver<Arc<Keyring>>,
+        mailer: Mailer,
+    ) -> Result<Self, ApiError> {
+        let limiter = FailureLimiter::new(std::time::Duration::from_secs(
+            config.auth.failure_window_secs,
+        ));
+        let dummy_hash = crate::accounts::hash_password("not a real password")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                keys,
+                mailer,
+                limiter,
+                dummy_hash,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The current keyring.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.inner.keys.borrow().clone()
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keyring().jwks(now_secs())
+    }
+
+    /// Checks an `Authorization: Bearer` header and returns the token's claims.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Claims, ApiError> {
+        let header = header.ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "sign in first (no Authorization header)")
+        })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::unauthorized("invalid_token", "expected `Bearer <token>`"))?;
+        let claims = self.keyring().verify(
+            token.trim(),
+            &self.inner.config.issuer,
+            AUDIENCE,
+            now_secs(),
+        )?;
+        Ok(claims)
+    }
+
+    /// The account behind verified claims; a deleted account's tokens stop working.
+    pub fn user(&self, claims: &Claims) -> Result<User, ApiError> {
+        let id = UserId::parse(&claims.sub)
+            .ok_or_else(|| ApiError::unauthorized("invalid_token", "bad subject"))?;
+        self.user_by_id(&id)?
+            .ok_or_else(|| ApiError::unauthorized("invalid_token", "account no longer exists"))
+    }
+
+    pub(crate) fn user_by_id(&self, id: &UserId) -> Result<Option<User>, ApiError> {
+        match self.store().trees().users.get(id.0).map_err(crate::store::StoreError::from)? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The tier a user has right now (premium lapses at its end date).
+pub fn effective_tier(user: &User, now: u64) -> Tier {
+    match (user.tier, user.tier_until) {
+        (Tier::Premium, Some(until)) if until <= now => Tier::Free,
+        (tier, _) => tier,
+    }
+}
+
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,233 @@
+//! The tracker's configuration: one TOML file (documented key by key in
+//! `configs/tracker.toml`), overridden by command-line flags. A bad file is refused with a
+//! message naming the file, the key and what is wrong.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerConfig {
+    /// Where the tracker keeps its database and signing keys.
+    pub data_dir: PathBuf,
+    /// HTTP address of the API.
+    pub listen: SocketAddr,
+    /// `iss` of every token this tracker signs.
+    pub issuer: String,
+    /// Base URL of the web app that links in emails point at (a node's gateway).
+    pub web_url: String,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of an access token, seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token, seconds.
+    pub refresh_ttl_secs: u64,
+    /// Lifetime of an email verification link, seconds.
+    pub verify_ttl_secs: u64,
+    /// Lifetime of a password reset link, seconds.
+    pub reset_ttl_secs: u64,
+    /// Whether playing and requesting need a verified email.
+    pub require_verified_email: bool,
+    /// Failed logins allowed per account in one window.
+    pub max_failures_per_account: u32,
+    /// Failed logins allowed per client address in one window.
+    pub max_failures_per_address: u32,
+    /// Length of the failed-login window, seconds.
+    pub failure_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, bytes (larger gets 413).
+    pub max_body_bytes: u64,
+    /// Proxies (node gateways) whose `X-Forwarded-For` is believed for rate limiting.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (loopback and tests only).
+    None,
+    /// Upgrade with STARTTLS (port 587).
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The From: address of every email.
+    pub from: String,
+    /// Sending attempts before a message is given up.
+    pub attempts: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data/tracker"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            issuer: "reelnet-tracker".to_owned(),
+            web_url: "http://127.0.0.1:8080".to_owned(),
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            verify_ttl_secs: 24 * 3600,
+            reset_ttl_secs: 3600,
+            require_verified_email: true,
+            max_failures_per_account: 5,
+            max_failures_per_address: 20,
+            failure_window_secs: 15 * 60,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 2525,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "reelnet <no-reply@reelnet.invalid>".to_owned(),
+            attempts: 5,
+        }
+    }
+}
+
+impl TrackerConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let de = toml::Deserializer::new(&text);
+        let config: Self = serde_path_to_error::deserialize(de).map_err(|err| {
+            let key = err.path().to_string();
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                message: err.into_inner().message().trim().to_owned(),
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if !self.web_url.starts_with("http://") && !self.web_url.starts_with("https://") {
+            return Err(invalid("web_url", "must be an http:// or https:// URL"));
+        }
+        if self.issuer.is_empty() {
+            return Err(invalid("issuer", "must not be empty"));
+        }
+        if self.auth.access_ttl_secs < 10 {
+            return Err(invalid("auth.access_ttl_secs", "must be at least 10 seconds"));
+        }
+        if self.auth.refresh_ttl_secs <= self.auth.access_ttl_secs {
+            return Err(invalid(
+                "auth.refresh_ttl_secs",
+                "must be longer than auth.access_ttl_secs",
+            ));
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "smtp.from",
+                "must be an address such as `reelnet <no-reply@example.org>`",
+            ));
+        }
+        if self.smtp.attempts == 0 {
+            return Err(invalid("smtp.attempts", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn load_str(text: &str) -> Result<TrackerConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).unwrap();
+        TrackerConfig::load(&path)
+    }
+
+    #[test]
+    fn defaults_validate() {
+        TrackerConfig::default().validate(Path::new("x")).unwrap();
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let err = load_str("[auth]\naccess_ttl_secs = \"soon\"\n").err().unwrap().to_string();
+        assert!(err.contains("t.toml") && err.contains("auth.access_ttl_secs"), "{err}");
+        let err = load_str("[smtp]\ntls = \"maybe\"\n").err().unwrap().to_string();
+        assert!(err.contains("smtp.tls"), "{err}");
+        let err = load_str("web_url = \"ftp://x\"\n").err().unwrap().to_string();
+        assert!(err.contains("web_url"), "{err}");
+    }
+}

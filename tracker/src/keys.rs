@@ -1,0 +1,370 @@
+//! The tracker's token signing keys.
+//!
+//! Keys live in `<data_dir>/keys/`: one `<kid>.key` file (the 32-byte ed25519 secret, mode
+//! 0600) per key and `keyring.json` naming the current key and when older ones were retired.
+//! The first start creates a key; `reelnet-tracker rotate-key` adds a new current key and
+//! retires the old one, which stays in the JWKS and keeps verifying until every token it
+//! signed has expired. A running tracker notices the change without a restart.
+//!
+//! Verification is strict: the algorithm is pinned to EdDSA, the `kid` must name a key we
+//! publish, and `exp`, `iss` and `aud` are required and checked.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use reelnet_proto::Claims;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot sign a token: {0}")]
+    Sign(String),
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token is signed with an unknown key")]
+    UnknownKey,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyMeta {
+    kid: String,
+    created_at: u64,
+    retired_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyringFile {
+    current: String,
+    keys: Vec<KeyMeta>,
+}
+
+struct Key {
+    meta: KeyMeta,
+    public: [u8; 32],
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// The keys a tracker signs with and accepts.
+pub struct Keyring {
+    keys: Vec<Key>,
+    current: usize,
+    /// How long a retired key stays valid: the longest a token it signed can live.
+    grace_secs: u64,
+}
+
+const KEYRING_FILE: &str = "keyring.json";
+/// Longest token accepted before parsing.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+fn keys_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys")
+}
+
+/// The file whose change means the keyring changed.
+pub fn keyring_path(data_dir: &Path) -> PathBuf {
+    keys_dir(data_dir).join(KEYRING_FILE)
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn new_key(dir: &Path, now: u64) -> Result<KeyMeta, KeyError> {
+    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+    let public = signing.verifying_key().to_bytes();
+    let kid = hex::encode(&blake3::hash(&public).as_bytes()[..8]);
+    write_private(&dir.join(format!("{kid}.key")), &signing.to_bytes())?;
+    Ok(KeyMeta {
+        kid,
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+fn save_file(dir: &Path, file: &KeyringFile) -> Result<(), KeyError> {
+    let path = dir.join(KEYRING_FILE);
+    let json = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_private(&path, &json)
+}
+
+fn load_file(dir: &Path) -> Result<Option<KeyringFile>, KeyError> {
+    let path = dir.join(KEYRING_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| KeyError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(KeyError::Io { path, source: e }),
+    }
+}
+
+/// Adds a new current key and retires the previous one; returns the new `kid`.
+pub fn rotate(data_dir: &Path, now: u64) -> Result<String, KeyError> {
+    let dir = keys_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let mut file = load_file(&dir)?.unwrap_or(KeyringFile {
+        current: String::new(),
+        keys: Vec::new(),
+    });
+    let meta = new_key(&dir, now)?;
+    for k in &mut file.keys {
+        if k.retired_at.is_none() {
+            k.retired_at = Some(now);
+        }
+    }
+    file.current = meta.kid.clone();
+    file.keys.push(meta);
+    save_file(&dir, &file)?;
+    Ok(file.current)
+}
+
+impl Keyring {
+    /// Loads the keyring, creating the first key on first start.
+    pub fn load_or_create(data_dir: &Path, grace_secs: u64, now: u64) -> Result<Self, KeyError> {
+        let dir = keys_dir(data_dir);
+        if load_file(&dir)?.is_none() {
+            rotate(data_dir, now)?;
+        }
+        Self::load(data_dir, grace_secs)
+    }
+
+    /// Loads the keyring as it is on disk.
+    pub fn load(data_dir: &Path, grace_secs: u64) -> Result<Self, KeyError> {
+        let dir = keys_dir(data_dir);
+        let ring_path = dir.join(KEYRING_FILE);
+        let file = load_file(&dir)?.ok_or_else(|| KeyError::Corrupt {
+            path: ring_path.clone(),
+            reason: "missing".to_owned(),
+        })?;
+        let mut keys = Vec::new();
+        for meta in file.keys {
+            let path = dir.join(format!("{}.key", meta.kid));
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Corrupt {
+                path: path.clone(),
+                reason: format!("expected 32 bytes, found {}", bytes.len()),
+            })?;
+            let signing = SigningKey::from_bytes(&secret);
+            let der = signing.to_pkcs8_der().map_err(|e| KeyError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let public = signing.verifying_key().to_bytes();
+            keys.push(Key {
+                meta,
+                public,
+                encoding: EncodingKey::from_ed_der(der.as_bytes()),
+                decoding: DecodingKey::from_ed_der(&public),
+            });
+        }
+        let current = keys
+            .iter()
+            .position(|k| k.meta.kid == file.current)
+            .ok_or_else(|| KeyError::Corrupt {
+                path: ring_path,
+                reason: format!("current key {} is not listed", file.current),
+            })?;
+        Ok(Self {
+            keys,
+            current,
+            grace_secs,
+        })
+    }
+
+    /// The `kid` tokens are signed with now.
+    pub fn current_kid(&self) -> &str {
+        &self.keys[self.current].meta.kid
+    }
+
+    fn usable(&self, now: u64) -> impl Iterator<Item = &Key> {
+        let grace = self.grace_secs;
+        self.keys.iter().filter(move |k| match k.meta.retired_at {
+            None => true,
+            Some(at) => at.saturating_add(grace) > now,
+        })
+    }
+
+    /// Signs claims with the current key.
+    pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
+        let key = &self.keys[self.current];
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.meta.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| KeyError::Sign(e.to_string()))
+    }
+
+    /// Verifies an access token strictly.
+    pub fn verify(&self, token: &str, issuer: &str, audience: &str, now: u64) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid("algorithm must be EdDSA".to_owned()));
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .usable(now)
+            .find(|k| k.meta.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                other => TokenError::Invalid(format!("{other:?}")),
+            }
+        })?;
+        Ok(data.claims)
+    }
+
+    /// The JSON Web Key Set of every key that still verifies.
+    pub fn jwks(&self, now: u64) -> serde_json::Value {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let keys: Vec<_> = self
+            .usable(now)
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                    "kid": k.meta.kid,
+                    "x": b64.encode(k.public),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use reelnet_proto::{Role, Tier};
+
+    fn claims(now: u64) -> Claims {
+        Claims {
+            sub: "u1".into(),
+            email: "a@b.c".into(),
+            tier: Tier::Free,
+            email_verified: true,
+            role: Role::User,
+            exp: now + 60,
+            iat: now,
+            iss: "iss".into(),
+            aud: "reelnet".into(),
+            jti: "j".into(),
+        }
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    #[test]
+    fn sign_verify_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = now();
+        let ring = Keyring::load_or_create(dir.path(), 900, t).unwrap();
+        let old = ring.sign(&claims(t)).unwrap();
+        assert_eq!(ring.verify(&old, "iss", "reelnet", t).unwrap().sub, "u1");
+        assert!(matches!(ring.verify(&old, "other", "reelnet", t), Err(TokenError::Invalid(_))));
+        assert!(ring.verify(&old, "iss", "other", t).is_err());
+
+        let new_kid = rotate(dir.path(), t).unwrap();
+        let ring = Keyring::load(dir.path(), 900, t).unwrap();
+        assert_eq!(ring.current_kid(), new_kid);
+        // The old key still verifies within its grace period and is still published...
+        assert!(ring.verify(&old, "iss", "reelnet", t).is_ok());
+        assert_eq!(ring.jwks(t)["keys"].as_array().unwrap().len(), 2);
+        // ...and stops once every token it signed must have expired.
+        assert!(matches!(
+            ring.verify(&old, "iss", "reelnet", t + 901),
+            Err(TokenError::UnknownKey)
+        ));
+        assert_eq!(ring.jwks(t + 901)["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn forged_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = now();
+        let ring = Keyring::load_or_create(dir.path(), 900, t).unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let body = b64.encode(serde_json::to_vec(&claims(t)).unwrap());
+        // alg none
+        let none = format!("{}.{body}.", b64.encode(br#"{"alg":"none","typ":"JWT"}"#));
+        assert!(ring.verify(&none, "iss", "reelnet", t).is_err());
+        // HS256 keyed with the public key (algorithm confusion)
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(ring.current_kid().to_owned());
+        let hs = jsonwebtoken::encode(&h, &claims(t), &EncodingKey::from_secret(&ring.keys[0].public)).unwrap();
+        assert!(ring.verify(&hs, "iss", "reelnet", t).is_err());
+        // expired
+        let mut c = claims(t);
+        c.exp = t - 100;
+        let expired = ring.sign(&c).unwrap();
+        assert!(matches!(ring.verify(&expired, "iss", "reelnet", t), Err(TokenError::Expired)));
+        // tampered payload
+        let good = ring.sign(&claims(t)).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut c = claims(t);
+        c.role = Role::Admin;
+        let tampered = format!("{}.{}.{}", parts[0], b64.encode(serde_json::to_vec(&c).unwrap()), parts[2]);
+        assert!(ring.verify(&tampered, "iss", "reelnet", t).is_err());
+        // another tracker's key with our kid
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Keyring::load_or_create(other_dir.path(), 900, t).unwrap();
+        let foreign = other.sign(&claims(t)).unwrap();
+        assert!(ring.verify(&foreign, "iss", "reelnet", t).is_err());
+    }
+}

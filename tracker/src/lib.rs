@@ -1,0 +1,165 @@
+//! The reelnet tracker: accounts, tokens, watch-later lists, progress and history (and,
+//! as they land, requests, subscriptions and rooms), served over HTTP and kept in sled.
+//!
+//! `Tracker::bind` opens the store, loads the signing keys, starts the writer, mailer,
+//! key watcher and HTTP server; `shutdown` stops them in that reverse order: the server
+//! finishes in-flight requests, then the writer flushes and exits.
+
+pub mod accounts;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod library;
+pub mod limiter;
+pub mod mail;
+pub mod shutdown;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use config::TrackerConfig;
+
+/// Why the tracker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error("cannot open the database in {path}: {source}")]
+    Store {
+        path: std::path::PathBuf,
+        source: store::StoreError,
+    },
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
+    #[error("cannot listen on {addr} (listen / --listen): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the API: {0}")]
+    Api(#[from] error::ApiError),
+}
+
+/// A running tracker.
+pub struct Tracker {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+}
+
+impl Tracker {
+    /// Starts every part of the tracker.
+    pub async fn bind(config: TrackerConfig) -> Result<Self, TrackerError> {
+        let cancel = CancellationToken::new();
+        let db_path = config.data_dir.join("db");
+        let (store, writer) =
+            store::Store::open(&db_path).map_err(|source| TrackerError::Store {
+                path: db_path.clone(),
+                source,
+            })?;
+        let grace = config.auth.access_ttl_secs + 60;
+        let ring = keys::Keyring::load_or_create(&config.data_dir, grace, api::now_secs())?;
+        tracing::info!(kid = ring.current_kid(), "signing key loaded");
+        let (keys_tx, keys_rx) = watch::channel(Arc::new(ring));
+        let (mailer, sender) = mail::mailer(&config.smtp)?;
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| TrackerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| TrackerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let writer = shutdown::spawn("store-writer", writer.run());
+        let mut background = Vec::new();
+        background.push(shutdown::spawn("mailer", sender.run(cancel.clone())));
+        background.push(shutdown::spawn(
+            "key-watcher",
+            watch_keys(config.data_dir.clone(), grace, keys_tx, cancel.clone()),
+        ));
+
+        let api = api::Api::new(config, store, keys_rx, mailer)?;
+        let routes = http::routes(api);
+        let stop = cancel.clone();
+        let server = shutdown::spawn("http", async move {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(async move { stop.cancelled().await })
+                .run()
+                .await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        tracing::info!(%addr, "tracker listening");
+        Ok(Self {
+            addr,
+            cancel,
+            server,
+            background,
+            writer,
+        })
+    }
+
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Asks every part to stop.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits for the server to finish its requests, then for background tasks, then for
+    /// the writer's last flush (it ends when the last store handle is dropped).
+    pub async fn join(self) {
+        let _ = self.server.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        let _ = self.writer.await;
+    }
+}
+
+/// Reloads the keyring when `rotate-key` changes it on disk.
+async fn watch_keys(
+    data_dir: std::path::PathBuf,
+    grace: u64,
+    tx: watch::Sender<Arc<keys::Keyring>>,
+    cancel: CancellationToken,
+) -> Result<(), keys::KeyError> {
+    let path = keys::keyring_path(&data_dir);
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last = modified(&path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+        let now = modified(&path);
+        if now != last {
+            match keys::Keyring::load(&data_dir, grace) {
+                Ok(ring) => {
+                    tracing::info!(kid = ring.current_kid(), "keyring reloaded");
+                    tx.send_replace(Arc::new(ring));
+                    last = now;
+                }
+                Err(err) => tracing::warn!(%err, "keyring changed but cannot be loaded yet"),
+            }
+        }
+    }
+}

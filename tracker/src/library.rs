@@ -1,0 +1,327 @@
+//! A user's own lists: watch later, progress with resume points, and history.
+
+use std::str::FromStr;
+
+use reelnet_proto::{Claims, MovieId};
+use serde::{Deserialize, Serialize};
+use sled::transaction::Transactional;
+
+use crate::api::{now_ms, Api};
+use crate::error::ApiError;
+use crate::store::{codec, history_key, Progress, StoreError, User, UserId, WatchEntry};
+
+/// Most movies on one watch-later list.
+pub const MAX_WATCHLIST: usize = 2000;
+/// Longest movie accepted, seconds.
+const MAX_DURATION_S: f64 = 24.0 * 3600.0;
+/// A resume point is offered from this position on, seconds.
+const MIN_RESUME_S: f64 = 2.0;
+/// How far ahead of the server's clock a writer's timestamp may be, ms.
+const MAX_CLOCK_AHEAD_MS: u64 = 60_000;
+
+#[derive(Debug, Serialize)]
+pub struct WatchItem {
+    pub movie_id: String,
+    /// Unix milliseconds.
+    pub added_at: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressRequest {
+    pub position_s: f64,
+    pub duration_s: f64,
+    /// The writer's clock when the position was read, unix ms (defaults to the server's).
+    /// A write older than the stored one is ignored, so late or replayed writes cannot
+    /// move the resume point back.
+    pub timestamp_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressView {
+    pub movie_id: String,
+    pub position_s: f64,
+    pub duration_s: f64,
+    /// Unix milliseconds of the write that set it.
+    pub updated_at: u64,
+    pub finished: bool,
+    /// Where to resume, or `None` when finished or barely started.
+    pub resume_at: Option<f64>,
+    /// Whether this write changed the stored progress (false: a newer one was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryPage {
+    pub items: Vec<ProgressView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Finished means within the last 5% or the last 2 minutes, whichever is shorter, so a
+/// two-hour film is finished in its credits and a two-minute clip near its end.
+pub fn is_finished(position_s: f64, duration_s: f64) -> bool {
+    let remaining = duration_s - position_s;
+    remaining <= (duration_s * 0.05).min(120.0)
+}
+
+fn view(movie_id: String, p: &Progress, applied: Option<bool>) -> ProgressView {
+    let finished = is_finished(p.position_s, p.duration_s);
+    ProgressView {
+        movie_id,
+        position_s: p.position_s,
+        duration_s: p.duration_s,
+        updated_at: p.updated_at_ms,
+        finished,
+        resume_at: (!finished && p.position_s >= MIN_RESUME_S).then_some(p.position_s),
+        applied,
+    }
+}
+
+fn movie(raw: &str) -> Result<MovieId, ApiError> {
+    MovieId::from_str(raw).map_err(|e| ApiError::bad_request("invalid_movie_id", e.to_string()))
+}
+
+fn movie_of_key(key: &[u8], skip: usize) -> String {
+    String::from_utf8_lossy(&key[skip..]).into_owned()
+}
+
+impl Api {
+    fn me_user(&self, claims: &Claims) -> Result<User, ApiError> {
+        self.user(claims)
+    }
+
+    /// `GET me/watchlist`: in the order the movies were added.
+    pub fn watchlist(&self, claims: &Claims) -> Result<Vec<WatchItem>, ApiError> {
+        let user = self.me_user(claims)?;
+        let mut items = Vec::new();
+        for item in self.store().trees().watchlist.scan_prefix(user.id.0) {
+            let (key, value) = item.map_err(StoreError::from)?;
+            let entry: WatchEntry = codec::decode(&value)?;
+            items.push(WatchItem {
+                movie_id: movie_of_key(&key, 16),
+                added_at: entry.added_at_ms,
+            });
+        }
+        items.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.movie_id.cmp(&b.movie_id)));
+        Ok(items)
+    }
+
+    /// `PUT me/watchlist/{movie_id}`: idempotent; answers the entry and whether it is new.
+    pub async fn watchlist_add(
+        &self,
+        claims: &Claims,
+        movie_id: &str,
+    ) -> Result<(WatchItem, bool), ApiError> {
+        let user = self.me_user(claims)?;
+        let movie = movie(movie_id)?;
+        let key = user.id.key(movie.as_str().as_bytes());
+        let uid = user.id;
+        let now = now_ms();
+        let (entry, created) = self
+            .store()
+            .write(move |t| {
+                if let Some(raw) = t.watchlist.get(&key)? {
+                    return Ok(Ok((codec::decode::<WatchEntry>(&raw)?, false)));
+                }
+                if t.watchlist.scan_prefix(uid.0).count() >= MAX_WATCHLIST {
+                    return Ok(Err(()));
+                }
+                let entry = WatchEntry { added_at_ms: now };
+                t.watchlist.insert(key, codec::encode(&entry)?)?;
+                Ok(Ok((entry, true)))
+            })
+            .await?
+            .map_err(|()| {
+                ApiError::conflict(
+                    "watchlist_full",
+                    format!("a watch-later list holds at most {MAX_WATCHLIST} movies"),
+                )
+            })?;
+        Ok((
+            WatchItem {
+                movie_id: movie.to_string(),
+                added_at: entry.added_at_ms,
+            },
+            created,
+        ))
+    }
+
+    /// `DELETE me/watchlist/{movie_id}`: idempotent.
+    pub async fn watchlist_remove(&self, claims: &Claims, movie_id: &str) -> Result<(), ApiError> {
+        let user = self.me_user(claims)?;
+        let movie = movie(movie_id)?;
+        let key = user.id.key(movie.as_str().as_bytes());
+        self.store()
+            .write(move |t| {
+                t.watchlist.remove(key)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `PUT me/progress/{movie_id}`
+    pub async fn put_progress(
+        &self,
+        claims: &Claims,
+        movie_id: &str,
+        req: ProgressRequest,
+    ) -> Result<ProgressView, ApiError> {
+        let user = self.me_user(claims)?;
+        let movie = movie(movie_id)?;
+        if !req.duration_s.is_finite() || req.duration_s <= 0.0 || req.duration_s > MAX_DURATION_S {
+            return Err(ApiError::bad_request(
+                "invalid_progress",
+                "duration_s must be a positive number of seconds (at most 24 h)",
+            ));
+        }
+        if !req.position_s.is_finite() || req.position_s < 0.0 || req.position_s > req.duration_s + 1.0 {
+            return Err(ApiError::bad_request(
+                "invalid_progress",
+                "position_s must be between 0 and duration_s",
+            ));
+        }
+        let now = now_ms();
+        let ts = req.timestamp_ms.unwrap_or(now);
+        if ts > now + MAX_CLOCK_AHEAD_MS {
+            return Err(ApiError::bad_request(
+                "invalid_progress",
+                "timestamp_ms is in the future; check the clock",
+            ));
+        }
+        let progress = Progress {
+            position_s: req.position_s.min(req.duration_s),
+            duration_s: req.duration_s,
+            updated_at_ms: ts,
+        };
+        let uid = user.id;
+        let movie_str = movie.to_string();
+        let (stored, applied) = self
+            .store()
+            .write(move |t| write_progress(t, uid, &movie_str, progress))
+            .await?;
+        Ok(view(movie.to_string(), &stored, Some(applied)))
+    }
+
+    /// `GET me/progress/{movie_id}`
+    pub fn get_progress(&self, claims: &Claims, movie_id: &str) -> Result<ProgressView, ApiError> {
+        let user = self.me_user(claims)?;
+        let movie = movie(movie_id)?;
+        let raw = self
+            .store()
+            .trees()
+            .progress
+            .get(user.id.key(movie.as_str().as_bytes()))
+            .map_err(StoreError::from)?
+            .ok_or_else(|| ApiError::not_found("no progress for this movie yet"))?;
+        let p: Progress = codec::decode(&raw)?;
+        Ok(view(movie.to_string(), &p, None))
+    }
+
+    /// `GET me/history`: newest first, `limit` per page (1..=100).
+    pub fn history(
+        &self,
+        claims: &Claims,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, ApiError> {
+        let user = self.me_user(claims)?;
+        let limit = limit.unwrap_or(20).clamp(1, 100);
+        let trees = self.store().trees();
+        let start = match cursor {
+            Some(c) => {
+                let suffix = hex::decode(c)
+                    .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?;
+                let mut k = user.id.key(&suffix);
+                k.push(0); // strictly after the last key of the previous page
+                k
+            }
+            None => user.id.0.to_vec(),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        for item in trees.history.range(start..) {
+            let (key, _) = item.map_err(StoreError::from)?;
+            if !key.starts_with(&user.id.0) {
+                break;
+            }
+            if items.len() == limit {
+                break;
+            }
+            let movie = movie_of_key(&key, 24);
+            if let Some(raw) = trees
+                .progress
+                .get(user.id.key(movie.as_bytes()))
+                .map_err(StoreError::from)?
+            {
+                let p: Progress = codec::decode(&raw)?;
+                items.push(view(movie, &p, None));
+            }
+            last = Some(key);
+        }
+        let next_cursor = match last {
+            Some(k) if items.len() == limit => {
+                let more = trees
+                    .history
+                    .range([k.as_ref(), &[0]].concat()..)
+                    .next()
+                    .transpose()
+                    .map_err(StoreError::from)?
+                    .is_some_and(|(next, _)| next.starts_with(&user.id.0));
+                more.then(|| hex::encode(&k[16..]))
+            }
+            _ => None,
+        };
+        Ok(HistoryPage { items, next_cursor })
+    }
+}
+
+/// Stores progress unless a newer write is already there; keeps history in step.
+fn write_progress(
+    t: &crate::store::Trees,
+    uid: UserId,
+    movie: &str,
+    progress: Progress,
+) -> Result<(Progress, bool), StoreError> {
+    let key = uid.key(movie.as_bytes());
+    let old: Option<Progress> = match t.progress.get(&key)? {
+        Some(raw) => Some(codec::decode(&raw)?),
+        None => None,
+    };
+    if let Some(old) = &old {
+        if old.updated_at_ms > progress.updated_at_ms {
+            return Ok((old.clone(), false));
+        }
+    }
+    let value = codec::encode(&progress)?;
+    let new_hist = history_key(&uid, progress.updated_at_ms, movie);
+    let old_hist = old.map(|o| history_key(&uid, o.updated_at_ms, movie));
+    (&t.progress, &t.history)
+        .transaction(|(p, h)| {
+            if let Some(k) = &old_hist {
+                h.remove(k.as_slice())?;
+            }
+            h.insert(new_hist.as_slice(), &[])?;
+            p.insert(key.as_slice(), value.as_slice())?;
+            Ok(())
+        })
+        .map_err(|e: sled::transaction::TransactionError<StoreError>| StoreError::from(e))?;
+    Ok((progress, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_rule() {
+        // two-hour film: finished inside the last 2 minutes
+        assert!(!is_finished(7000.0, 7200.0));
+        assert!(is_finished(7090.0, 7200.0));
+        // two-minute clip: finished inside the last 6 s (5%)
+        assert!(!is_finished(100.0, 120.0));
+        assert!(is_finished(115.0, 120.0));
+    }
+}

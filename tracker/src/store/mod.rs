@@ -1,0 +1,179 @@
+//! The tracker's storage: the only module that knows about sled.
+//!
+//! One tree per record kind, typed keys (fixed-width user ids first, so a user's records are
+//! one prefix scan), and versioned values (see [`codec`]). Reads go straight to the trees;
+//! every write goes through one writer task ([`Writer`]) that applies a batch of writes and
+//! then flushes once, answering each caller only after that flush: an acknowledged write
+//! is durable, and durability costs one flush per batch instead of one per request (group
+//! commit).
+
+pub mod codec;
+pub mod records;
+
+use std::future::Future;
+use std::path::Path;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use records::*;
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("the storage writer has stopped")]
+    Closed,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// The trees, one per record kind.
+#[derive(Clone)]
+pub struct Trees {
+    db: sled::Db,
+    /// user id → [`User`]
+    pub users: sled::Tree,
+    /// lowercased email → user id
+    pub emails: sled::Tree,
+    /// blake3(token) → [`EmailToken`]
+    pub email_tokens: sled::Tree,
+    /// blake3(token) → [`RefreshToken`]
+    pub refresh: sled::Tree,
+    /// family id → [`Family`]
+    pub families: sled::Tree,
+    /// user id ++ family id → ()
+    pub user_families: sled::Tree,
+    /// user id ++ movie id → [`WatchEntry`]
+    pub watchlist: sled::Tree,
+    /// user id ++ movie id → [`Progress`]
+    pub progress: sled::Tree,
+    /// user id ++ (u64::MAX - updated_at_ms) ++ movie id → ()
+    pub history: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            users: db.open_tree("users")?,
+            emails: db.open_tree("emails")?,
+            email_tokens: db.open_tree("email_tokens")?,
+            refresh: db.open_tree("refresh")?,
+            families: db.open_tree("families")?,
+            user_families: db.open_tree("user_families")?,
+            watchlist: db.open_tree("watchlist")?,
+            progress: db.open_tree("progress")?,
+            history: db.open_tree("history")?,
+            db,
+        })
+    }
+}
+
+type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Trees) -> Done + Send>;
+
+/// The storage handle: cheap to clone, reads directly, writes through the writer task.
+#[derive(Clone)]
+pub struct Store {
+    trees: Trees,
+    writer: mpsc::Sender<Job>,
+}
+
+/// The single writer: owns the order of writes and the flushes.
+pub struct Writer {
+    trees: Trees,
+    jobs: mpsc::Receiver<Job>,
+}
+
+/// Most writes applied before one flush.
+const MAX_BATCH: usize = 512;
+
+impl Store {
+    /// Opens (or creates) the database under `dir`. Run the returned [`Writer`] in a task.
+    pub fn open(dir: &Path) -> Result<(Self, Writer), StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let trees = Trees::open(db)?;
+        let (tx, rx) = mpsc::channel(4096);
+        Ok((
+            Self {
+                trees: trees.clone(),
+                writer: tx,
+            },
+            Writer { trees, jobs: rx },
+        ))
+    }
+
+    /// The trees, for reads.
+    pub fn trees(&self) -> &Trees {
+        &self.trees
+    }
+
+    /// Applies `f` in write order and answers once the write is flushed to disk.
+    pub fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&Trees) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            let job: Job = Box::new(move |trees| {
+                let result = f(trees);
+                Box::new(move |flushed: Result<(), StoreError>| {
+                    let _ = tx.send(flushed.and(result));
+                })
+            });
+            writer.send(job).await.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+}
+
+impl Writer {
+    /// Runs until every [`Store`] handle is dropped, then flushes a last time.
+    pub async fn run(mut self) -> Result<(), StoreError> {
+        let mut pending: Vec<Done> = Vec::with_capacity(MAX_BATCH);
+        while let Some(job) = self.jobs.recv().await {
+            pending.push(job(&self.trees));
+            while pending.len() < MAX_BATCH {
+                match self.jobs.try_recv() {
+                    Ok(job) => pending.push(job(&self.trees)),
+                    Err(_) => break,
+                }
+            }
+            let flushed = self
+                .trees
+                .db
+                .flush_async()
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from);
+            if let Err(err) = &flushed {
+                tracing::error!(%err, "flush failed; failing {} writes", pending.len());
+            }
+            for done in pending.drain(..) {
+                done(flushed.clone());
+            }
+        }
+        self.trees.db.flush_async().await?;
+        Ok(())
+    }
+}

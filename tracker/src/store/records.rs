@@ -1,0 +1,110 @@
+//! The records the tracker stores, and the typed keys they live under.
+
+use std::fmt;
+
+use reelnet_proto::{Role, Tier};
+use serde::{Deserialize, Serialize};
+
+/// A user's id: 16 random bytes, shown as 32 hex characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserId(pub [u8; 16]);
+
+impl UserId {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// Parses the hex form.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Self(out))
+    }
+
+    /// `self ++ suffix`, the key of a per-user record.
+    pub fn key(&self, suffix: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(16 + suffix.len());
+        k.extend_from_slice(&self.0);
+        k.extend_from_slice(suffix);
+        k
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// An account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub email_verified: bool,
+    pub tier: Tier,
+    /// When a premium tier ends (unix seconds); `None` for no end.
+    pub tier_until: Option<u64>,
+    pub role: Role,
+    pub created_at: u64,
+}
+
+/// What an emailed token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenKind {
+    Verify,
+    PasswordReset,
+}
+
+/// A single-use token sent by email, stored by its hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmailToken {
+    pub user: UserId,
+    pub kind: TokenKind,
+    pub expires_at: u64,
+    pub used: bool,
+}
+
+/// A refresh token, stored by its hash. Each use rotates it; a second use of a used token
+/// means it leaked, and revokes its whole family.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub user: UserId,
+    pub family: [u8; 16],
+    pub expires_at: u64,
+    pub used: bool,
+}
+
+/// The chain of refresh tokens that started with one login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Family {
+    pub user: UserId,
+    pub revoked: bool,
+    pub created_at: u64,
+}
+
+/// A movie on a user's watch-later list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchEntry {
+    pub added_at_ms: u64,
+}
+
+/// Where a user is in a movie.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub position_s: f64,
+    pub duration_s: f64,
+    /// The writer's timestamp (ms); a write older than the stored one is ignored.
+    pub updated_at_ms: u64,
+}
+
+/// Key of a history entry: newest first within a user's prefix.
+pub fn history_key(user: &UserId, updated_at_ms: u64, movie: &str) -> Vec<u8> {
+    let mut suffix = Vec::with_capacity(8 + movie.len());
+    suffix.extend_from_slice(&(u64::MAX - updated_at_ms).to_be_bytes());
+    suffix.extend_from_slice(movie.as_bytes());
+    user.key(&suffix)
+}

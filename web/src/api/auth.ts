@@ -1,0 +1,45 @@
+/**
+ * `/api/v1/auth/*`: accounts and tokens. These calls only talk to the server;
+ * storing or forgetting the tokens is the caller's job (see `session.ts`).
+ */
+import { request } from './client';
+import type {
+  LoginRequest,
+  RefreshTokenRequest,
+  RegisterRequest,
+  TokenPair,
+  VerifyEmailRequest,
+} from './types';
+
+/** `POST /auth/login`: exchange email and password for a token pair. */
+export function login(email: string, password: string, signal?: AbortSignal): Promise<TokenPair> {
+  const body: LoginRequest = { email, password };
+  return request<TokenPair>('/auth/login', { method: 'POST', body, auth: false, ...(signal && { signal }) });
+}
+
+/**
+ * `POST /auth/register`: create an account. The tracker then emails a
+ * verification link to `email`; the account can sign in once verified.
+ */
+export async function register(email: string, password: string, display_name: string): Promise<void> {
+  const body: RegisterRequest = { email, password, display_name };
+  await request<unknown>('/auth/register', { method: 'POST', body, auth: false });
+}
+
+/** `POST /auth/verify`: confirm an email address with the token from the link. */
+export async function verifyEmail(token: string): Promise<void> {
+  const body: VerifyEmailRequest = { token };
+  await request<unknown>('/auth/verify', { method: 'POST', body, auth: false });
+}
+
+/** `POST /auth/refresh`: trade a refresh token for a new pair (the old one is spent). */
+export function refresh(refresh_token: string): Promise<TokenPair> {
+  const body: RefreshTokenRequest = { refresh_token };
+  return request<TokenPair>('/auth/refresh', { method: 'POST', body, auth: false });
+}
+
+/** `POST /auth/logout`: revoke a refresh token on the server. */
+export async function logout(refresh_token: string): Promise<void> {
+  const body: RefreshTokenRequest = { refresh_token };
+  await request<unknown>('/auth/logout', { method: 'POST', body, auth: false });
+}
