@@ -83,7 +83,11 @@ struct ErrorBody {
 
 async fn handle_rejection(rej: Rejection) -> Result<impl Reply, Infallible> {
     let (status, code, message) = if rej.is_not_found() {
-        (StatusCode::NOT_FOUND, "not_found", "no such route".to_owned())
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route".to_owned(),
+        )
     } else if rej.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -98,7 +102,10 @@ async fn handle_rejection(rej: Rejection) -> Result<impl Reply, Infallible> {
         )
     };
     Ok(warp::reply::with_status(
-        warp::reply::json(&ErrorBody { error: code, message }),
+        warp::reply::json(&ErrorBody {
+            error: code,
+            message,
+        }),
         status,
     ))
 }

@@ -30,10 +30,14 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, IdentityError> {
     };
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| IdentityError::Corrupt {
-                path: path.clone(),
-                len: bytes.len(),
-            })?;
+            let secret: [u8; 32] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| IdentityError::Corrupt {
+                        path: path.clone(),
+                        len: bytes.len(),
+                    })?;
             Ok(SigningKey::from_bytes(&secret))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

@@ -95,6 +95,7 @@ fn init_logging(json: bool) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let stop = shutdown::signal();
     init_logging(cli.log_json);
     let config = cli.into_config()?;
     let public_url = config.public_url();
@@ -104,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
         node.node_id(),
         node.gateway_addr()
     );
-    shutdown::signal().await;
+    stop.await;
     node.shutdown();
     node.join().await;
     Ok(())

@@ -2,10 +2,10 @@
 //! Counters are atomics owned by one `Metrics` value shared through an `Arc`; they are only
 //! ever incremented, so no lock is needed.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::collections::BTreeMap;
 
 /// Counters of the gateway.
 #[derive(Default)]
@@ -31,14 +31,20 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP reelnet_node_start_time_seconds Unix time the node started.");
+        let _ = writeln!(
+            out,
+            "# HELP reelnet_node_start_time_seconds Unix time the node started."
+        );
         let _ = writeln!(out, "# TYPE reelnet_node_start_time_seconds gauge");
         let _ = writeln!(
             out,
             "reelnet_node_start_time_seconds {}",
             self.started_at.load(Ordering::Relaxed)
         );
-        let _ = writeln!(out, "# HELP reelnet_http_requests_total Gateway requests by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP reelnet_http_requests_total Gateway requests by route and status."
+        );
         let _ = writeln!(out, "# TYPE reelnet_http_requests_total counter");
         if let Ok(map) = self.requests.lock() {
             for ((route, status), n) in map.iter() {

@@ -7,6 +7,9 @@ use common::*;
 use reelnet_proto::codec::{self, MAX_MANIFEST_BYTES};
 use reelnet_proto::*;
 
+/// A named mutation of a valid value that must make it invalid.
+type Case<T> = (&'static str, Box<dyn Fn(&mut T)>);
+
 /// Flips every bit of `bytes` in turn and asserts `accept` rejects each result.
 fn every_bit_flip_rejected(bytes: &[u8], accept: impl Fn(&[u8]) -> bool) {
     let mut bad = bytes.to_vec();
@@ -113,7 +116,7 @@ fn expired_and_future_records_are_rejected() {
 #[test]
 fn invalid_records_cannot_be_signed() {
     let k = key(2);
-    let cases: Vec<(&str, Box<dyn Fn(&mut CatalogRecord)>)> = vec![
+    let cases: Vec<Case<CatalogRecord>> = vec![
         (
             "issued after expiry",
             Box::new(|r| r.issued_at = r.expires_at + 1),
@@ -198,7 +201,7 @@ fn invalid_records_cannot_be_signed() {
 #[test]
 fn invalid_manifests_cannot_be_signed() {
     let k = key(1);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+    let cases: Vec<Case<Manifest>> = vec![
         ("version", Box::new(|m| m.version = 2)),
         ("empty title", Box::new(|m| m.title.clear())),
         ("control char", Box::new(|m| m.title = "a\nb".into())),

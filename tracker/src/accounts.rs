@@ -332,7 +332,11 @@ impl Api {
 
     fn user_by_email(&self, email: &str) -> Result<Option<User>, ApiError> {
         let trees = self.store().trees();
-        let Some(id) = trees.emails.get(email.as_bytes()).map_err(StoreError::from)? else {
+        let Some(id) = trees
+            .emails
+            .get(email.as_bytes())
+            .map_err(StoreError::from)?
+        else {
             return Ok(None);
         };
         let id: [u8; 16] = id
@@ -406,8 +410,9 @@ impl Api {
     /// `POST auth/login`
     pub async fn login(&self, req: LoginRequest, client: &str) -> Result<TokenPair, ApiError> {
         let auth = &self.config().auth;
-        let email = normalize_email(&req.email)
-            .map_err(|_| ApiError::unauthorized("invalid_credentials", "wrong email or password"))?;
+        let email = normalize_email(&req.email).map_err(|_| {
+            ApiError::unauthorized("invalid_credentials", "wrong email or password")
+        })?;
         let account_key = format!("account:{email}");
         let client_key = format!("client:{client}");
         let limiter = &self.inner.limiter;
@@ -662,7 +667,11 @@ impl Api {
     }
 
     /// `PATCH me`
-    pub async fn patch_me(&self, claims: &Claims, req: PatchMeRequest) -> Result<UserView, ApiError> {
+    pub async fn patch_me(
+        &self,
+        claims: &Claims,
+        req: PatchMeRequest,
+    ) -> Result<UserView, ApiError> {
         let user = self.user(claims)?;
         let name = match req.display_name {
             Some(n) => check_name(&n)?,
@@ -694,10 +703,7 @@ impl Api {
         self.store()
             .write(move |t| {
                 for tree in [&t.watchlist, &t.progress, &t.history, &t.user_families] {
-                    let keys: Vec<_> = tree
-                        .scan_prefix(uid.0)
-                        .keys()
-                        .collect::<Result<_, _>>()?;
+                    let keys: Vec<_> = tree.scan_prefix(uid.0).keys().collect::<Result<_, _>>()?;
                     for k in keys {
                         tree.remove(k)?;
                     }
@@ -725,8 +731,13 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(normalize_email(" A@Example.org ").ok().as_deref(), Some("a@example.org"));
-        for bad in ["", "a", "a@b", "a@@b.c", "@b.c", "a b@c.d", "a@.b", "a@b..c", "a@b.c."] {
+        assert_eq!(
+            normalize_email(" A@Example.org ").ok().as_deref(),
+            Some("a@example.org")
+        );
+        for bad in [
+            "", "a", "a@b", "a@@b.c", "@b.c", "a b@c.d", "a@.b", "a@b..c", "a@b.c.",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

@@ -102,7 +102,13 @@ impl Api {
     }
 
     pub(crate) fn user_by_id(&self, id: &UserId) -> Result<Option<User>, ApiError> {
-        match self.store().trees().users.get(id.0).map_err(crate::store::StoreError::from)? {
+        match self
+            .store()
+            .trees()
+            .users
+            .get(id.0)
+            .map_err(crate::store::StoreError::from)?
+        {
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
             None => Ok(None),
         }

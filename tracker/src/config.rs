@@ -15,10 +15,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("bad config file {path}: key `{key}`: {message}")]
+    #[error("bad config file {path}: key `{key}`{at}: {message}")]
     Invalid {
         path: PathBuf,
         key: String,
+        /// Where in the file, when known: " (line 2, column 10)".
+        at: String,
         message: String,
     },
 }
@@ -153,15 +155,7 @@ impl TrackerConfig {
             path: path.to_owned(),
             source,
         })?;
-        let de = toml::Deserializer::new(&text);
-        let config: Self = serde_path_to_error::deserialize(de).map_err(|err| {
-            let key = err.path().to_string();
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                key,
-                message: err.into_inner().message().trim().to_owned(),
-            }
-        })?;
+        let config: Self = parse_toml(path, &text)?;
         config.validate(path)?;
         Ok(config)
     }
@@ -171,6 +165,7 @@ impl TrackerConfig {
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
             path: path.to_owned(),
             key: key.to_owned(),
+            at: String::new(),
             message: message.to_owned(),
         };
         if !self.web_url.starts_with("http://") && !self.web_url.starts_with("https://") {
@@ -180,7 +175,10 @@ impl TrackerConfig {
             return Err(invalid("issuer", "must not be empty"));
         }
         if self.auth.access_ttl_secs < 10 {
-            return Err(invalid("auth.access_ttl_secs", "must be at least 10 seconds"));
+            return Err(invalid(
+                "auth.access_ttl_secs",
+                "must be at least 10 seconds",
+            ));
         }
         if self.auth.refresh_ttl_secs <= self.auth.access_ttl_secs {
             return Err(invalid(
@@ -204,6 +202,35 @@ impl TrackerConfig {
     }
 }
 
+/// Parses TOML into `T`, reporting the dotted key path (or the line, for a syntax error)
+/// of the first problem.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        let at = inner.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" (line {line}, column {column})")
+        });
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            key: if key == "." {
+                "(TOML syntax)".to_owned()
+            } else {
+                key
+            },
+            at: at.unwrap_or_default(),
+            message: inner.message().trim().to_owned(),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -223,11 +250,23 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_key() {
-        let err = load_str("[auth]\naccess_ttl_secs = \"soon\"\n").err().unwrap().to_string();
-        assert!(err.contains("t.toml") && err.contains("auth.access_ttl_secs"), "{err}");
-        let err = load_str("[smtp]\ntls = \"maybe\"\n").err().unwrap().to_string();
+        let err = load_str("[auth]\naccess_ttl_secs = \"soon\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("t.toml") && err.contains("auth.access_ttl_secs"),
+            "{err}"
+        );
+        let err = load_str("[smtp]\ntls = \"maybe\"\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("smtp.tls"), "{err}");
-        let err = load_str("web_url = \"ftp://x\"\n").err().unwrap().to_string();
+        let err = load_str("web_url = \"ftp://x\"\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("web_url"), "{err}");
     }
 }

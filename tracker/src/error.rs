@@ -76,7 +76,9 @@ impl From<KeyError> for ApiError {
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Expired => ApiError::unauthorized("token_expired", "access token has expired"),
+            TokenError::Expired => {
+                ApiError::unauthorized("token_expired", "access token has expired")
+            }
             other => ApiError::unauthorized("invalid_token", other.to_string()),
         }
     }

@@ -260,7 +260,10 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .and(a())
         .and(auth_header())
         .map(|api: Api, h: Option<String>| {
-            render(StatusCode::OK, api.authenticate(h.as_deref()).and_then(|c| api.me(&c)))
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref()).and_then(|c| api.me(&c)),
+            )
         });
     let me_patch = v1()
         .and(warp::path!("me"))
@@ -297,7 +300,8 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .map(|api: Api, h: Option<String>| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref()).and_then(|c| api.watchlist(&c)),
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.watchlist(&c)),
             )
         });
     let watch_put = v1()
@@ -348,14 +352,16 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .and(a())
         .and(auth_header())
         .and(body(limit))
-        .then(|movie: String, api: Api, h: Option<String>, b: Bytes| async move {
-            let res = async {
-                let claims = api.authenticate(h.as_deref())?;
-                api.put_progress(&claims, &movie, parse(&b)?).await
-            }
-            .await;
-            render(StatusCode::OK, res)
-        });
+        .then(
+            |movie: String, api: Api, h: Option<String>, b: Bytes| async move {
+                let res = async {
+                    let claims = api.authenticate(h.as_deref())?;
+                    api.put_progress(&claims, &movie, parse(&b)?).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
     let history = v1()
         .and(warp::path!("me" / "history"))
         .and(warp::get())

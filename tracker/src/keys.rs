@@ -234,11 +234,18 @@ impl Keyring {
         let key = &self.keys[self.current];
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.meta.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| KeyError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| KeyError::Sign(e.to_string()))
     }
 
     /// Verifies an access token strictly.
-    pub fn verify(&self, token: &str, issuer: &str, audience: &str, now: u64) -> Result<Claims, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -256,12 +263,12 @@ impl Keyring {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 other => TokenError::Invalid(format!("{other:?}")),
-            }
-        })?;
+            },
+        )?;
         Ok(data.claims)
     }
 
@@ -317,11 +324,14 @@ mod tests {
         let ring = Keyring::load_or_create(dir.path(), 900, t).unwrap();
         let old = ring.sign(&claims(t)).unwrap();
         assert_eq!(ring.verify(&old, "iss", "reelnet", t).unwrap().sub, "u1");
-        assert!(matches!(ring.verify(&old, "other", "reelnet", t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            ring.verify(&old, "other", "reelnet", t),
+            Err(TokenError::Invalid(_))
+        ));
         assert!(ring.verify(&old, "iss", "other", t).is_err());
 
         let new_kid = rotate(dir.path(), t).unwrap();
-        let ring = Keyring::load(dir.path(), 900, t).unwrap();
+        let ring = Keyring::load(dir.path(), 900).unwrap();
         assert_eq!(ring.current_kid(), new_kid);
         // The old key still verifies within its grace period and is still published...
         assert!(ring.verify(&old, "iss", "reelnet", t).is_ok());
@@ -347,19 +357,32 @@ mod tests {
         // HS256 keyed with the public key (algorithm confusion)
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some(ring.current_kid().to_owned());
-        let hs = jsonwebtoken::encode(&h, &claims(t), &EncodingKey::from_secret(&ring.keys[0].public)).unwrap();
+        let hs = jsonwebtoken::encode(
+            &h,
+            &claims(t),
+            &EncodingKey::from_secret(&ring.keys[0].public),
+        )
+        .unwrap();
         assert!(ring.verify(&hs, "iss", "reelnet", t).is_err());
         // expired
         let mut c = claims(t);
         c.exp = t - 100;
         let expired = ring.sign(&c).unwrap();
-        assert!(matches!(ring.verify(&expired, "iss", "reelnet", t), Err(TokenError::Expired)));
+        assert!(matches!(
+            ring.verify(&expired, "iss", "reelnet", t),
+            Err(TokenError::Expired)
+        ));
         // tampered payload
         let good = ring.sign(&claims(t)).unwrap();
         let parts: Vec<&str> = good.split('.').collect();
         let mut c = claims(t);
         c.role = Role::Admin;
-        let tampered = format!("{}.{}.{}", parts[0], b64.encode(serde_json::to_vec(&c).unwrap()), parts[2]);
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(serde_json::to_vec(&c).unwrap()),
+            parts[2]
+        );
         assert!(ring.verify(&tampered, "iss", "reelnet", t).is_err());
         // another tracker's key with our kid
         let other_dir = tempfile::tempdir().unwrap();

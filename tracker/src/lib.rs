@@ -85,12 +85,13 @@ impl Tracker {
         })?;
 
         let writer = shutdown::spawn("store-writer", writer.run());
-        let mut background = Vec::new();
-        background.push(shutdown::spawn("mailer", sender.run(cancel.clone())));
-        background.push(shutdown::spawn(
-            "key-watcher",
-            watch_keys(config.data_dir.clone(), grace, keys_tx, cancel.clone()),
-        ));
+        let background = vec![
+            shutdown::spawn("mailer", sender.run(cancel.clone())),
+            shutdown::spawn(
+                "key-watcher",
+                watch_keys(config.data_dir.clone(), grace, keys_tx, cancel.clone()),
+            ),
+        ];
 
         let api = api::Api::new(config, store, keys_rx, mailer)?;
         let routes = http::routes(api);

@@ -99,13 +99,16 @@ impl Api {
         for item in self.store().trees().watchlist.scan_prefix(user.id.0) {
             let (key, value) = item.map_err(StoreError::from)?;
             let entry: WatchEntry = codec::decode(&value)?;
-            items.push(WatchItem {
-                movie_id: movie_of_key(&key, 16),
-                added_at: entry.added_at_ms,
-            });
+            items.push((
+                entry.seq,
+                WatchItem {
+                    movie_id: movie_of_key(&key, 16),
+                    added_at: entry.added_at_ms,
+                },
+            ));
         }
-        items.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.movie_id.cmp(&b.movie_id)));
-        Ok(items)
+        items.sort_by_key(|(seq, _)| *seq);
+        Ok(items.into_iter().map(|(_, item)| item).collect())
     }
 
     /// `PUT me/watchlist/{movie_id}`: idempotent; answers the entry and whether it is new.
@@ -128,7 +131,10 @@ impl Api {
                 if t.watchlist.scan_prefix(uid.0).count() >= MAX_WATCHLIST {
                     return Ok(Err(()));
                 }
-                let entry = WatchEntry { added_at_ms: now };
+                let entry = WatchEntry {
+                    added_at_ms: now,
+                    seq: t.next_id()?,
+                };
                 t.watchlist.insert(key, codec::encode(&entry)?)?;
                 Ok(Ok((entry, true)))
             })
@@ -177,7 +183,10 @@ impl Api {
                 "duration_s must be a positive number of seconds (at most 24 h)",
             ));
         }
-        if !req.position_s.is_finite() || req.position_s < 0.0 || req.position_s > req.duration_s + 1.0 {
+        if !req.position_s.is_finite()
+            || req.position_s < 0.0
+            || req.position_s > req.duration_s + 1.0
+        {
             return Err(ApiError::bad_request(
                 "invalid_progress",
                 "position_s must be between 0 and duration_s",

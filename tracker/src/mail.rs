@@ -63,7 +63,9 @@ pub fn mailer(config: &SmtpConfig) -> Result<(Mailer, MailSender), MailError> {
         SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
             .map_err(|e| MailError::Transport(e.to_string()))?,
     };
-    let mut builder = builder.port(config.port).timeout(Some(Duration::from_secs(20)));
+    let mut builder = builder
+        .port(config.port)
+        .timeout(Some(Duration::from_secs(20)));
     if let (Some(user), Some(pass)) = (&config.username, &config.password) {
         builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
     }

@@ -73,13 +73,16 @@ fn init_logging(json: bool) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let stop = shutdown::signal();
     init_logging(cli.log_json);
     let config = cli.config()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let tracker = Tracker::bind(config).await.context("starting the tracker")?;
+            let tracker = Tracker::bind(config)
+                .await
+                .context("starting the tracker")?;
             println!("reelnet-tracker listening: http://{}", tracker.addr());
-            shutdown::signal().await;
+            stop.await;
             tracker.shutdown();
             tracker.join().await;
         }

@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn round_trip_and_unknown_version() {
         let bytes = encode(&("a".to_owned(), 7u64)).unwrap();
-        assert_eq!(decode::<(String, u64)>(&bytes).unwrap(), ("a".to_owned(), 7));
+        assert_eq!(
+            decode::<(String, u64)>(&bytes).unwrap(),
+            ("a".to_owned(), 7)
+        );
         let mut future = bytes.clone();
         future[0] = 9;
         assert!(decode::<(String, u64)>(&future).is_err());

@@ -68,6 +68,11 @@ pub struct Trees {
 }
 
 impl Trees {
+    /// A number larger than any this database handed out before, across restarts.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
     fn open(db: sled::Db) -> Result<Self, StoreError> {
         Ok(Self {
             users: db.open_tree("users")?,

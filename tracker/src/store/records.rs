@@ -90,6 +90,8 @@ pub struct Family {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WatchEntry {
     pub added_at_ms: u64,
+    /// Insertion order, for entries added within the same millisecond.
+    pub seq: u64,
 }
 
 /// Where a user is in a movie.

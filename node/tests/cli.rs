@@ -1,0 +1,144 @@
+//! The `reelnet-node` binary as operators and scripts use it: `--help`, `--version`, a bad
+//! config refused with the file and key named, and a start in a fresh data directory that
+//! answers `/healthz`, keeps its identity across restarts and stops cleanly on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_reelnet-node");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--listen",
+        "--p2p",
+        "--quic",
+        "--tracker",
+        "--bootstrap",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("[gateway]\nlisten = 8080\n", "gateway.listen"),
+        ("[quic]\nlisten = \"not an address\"\n", "quic.listen"),
+        ("[storage]\nreplication = 0\n", "storage.replication"),
+        ("[tracker]\nurl = \"ftp://x\"\n", "tracker.url"),
+        ("[p2p]\nbootstrp = []\n", "bootstrp"),
+        ("data_dir = [1,\n", "TOML"),
+    ] {
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("node.toml"), "{text}: {err}");
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+fn healthz(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn start_and_stop(data: &std::path::Path) -> String {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--p2p", "/ip4/127.0.0.1/tcp/0", "--quic", "127.0.0.1:0"])
+        .args([
+            "--tracker",
+            "http://127.0.0.1:9",
+            "--bootstrap",
+            "/ip4/127.0.0.1/tcp/1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if let Some(r) = healthz(port) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "node did not answer /healthz");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM should stop the node cleanly: {status}"
+    );
+    let node_id = body
+        .split("\"node_id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    node_id.to_owned()
+}
+
+#[test]
+fn starts_in_a_fresh_data_dir_and_keeps_its_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node-data");
+    let first = start_and_stop(&data);
+    assert_eq!(first.len(), 64);
+    assert!(data.join("node.key").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("node.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the key must not be readable by others");
+    }
+    assert_eq!(start_and_stop(&data), first, "same data dir, same node id");
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing reelnet need, when it is missing:
+# Debian packages (FFmpeg's -dev libraries, clang for bindgen, pkg-config, the ffmpeg CLI)
+# and a Python venv with aiosmtpd (the real SMTP server the tests start on loopback).
+# Safe to run again; does nothing when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+
+packages=(pkg-config clang libclang-dev ffmpeg
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libavfilter-dev libavdevice-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! "$REELNET_PYTHON" -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "==> creating Python venv with aiosmtpd in $REELNET_VENV"
+  python3 -m venv "$REELNET_VENV"
+  "$REELNET_VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd>=1.4,<2'
+fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every Rust test (unit, property and integration
+# tests that start real tracker and node processes), the web app's build and tests, and a
+# short run of every fuzz target. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+start=$(date +%s)
+step() { printf '\n==> %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
+
+step "setup"
+scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+step "web app: npm ci, build, test"
+(cd web && npm ci --no-audit --no-fund && npm run build && npm test)
+
+step "fuzz smoke (${FUZZ_SECONDS:-5}s per target)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-5}" proto/fuzz/smoke.sh
+
+step "all tests passed"

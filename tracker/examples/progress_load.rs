@@ -1,0 +1,285 @@
+//! Load client for the tracker's durable progress writes (`PUT /api/v1/me/progress/{id}`).
+//!
+//! Registers and signs in `--users` accounts (once each, before timing), then runs
+//! `--clients` concurrent tasks, each on its own keep-alive connection, that PUT progress in
+//! a loop for `--seconds` (after `--warmup` seconds that are not counted). Every answer is
+//! acknowledged only after the tracker's group-commit flush, so a 200 is a durable write.
+//!
+//! Prints one machine-parsable line on stdout:
+//!
+//! ```text
+//! progress_writes clients=64 users=64 seconds=10.00 ok=… errors=… writes_per_s=… p50_ms=… p90_ms=… p99_ms=… max_ms=…
+//! ```
+//!
+//! Run with `scripts/bench-tracker.sh`, or by hand against a running tracker:
+//! `cargo run --release -p reelnet-tracker --example progress_load -- --url http://127.0.0.1:7070`
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+#[command(about = "Durable progress-write load client for reelnet-tracker")]
+struct Args {
+    /// Base URL of the tracker.
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    url: String,
+    /// Concurrent clients (one task and one keep-alive connection each).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Measured duration, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Unmeasured warm-up before the measured window, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Accounts to register and sign in; client i writes as user i % users.
+    #[arg(long, default_value_t = 64)]
+    users: usize,
+    /// Distinct movies each client cycles through.
+    #[arg(long, default_value_t = 50)]
+    movies: u64,
+    /// Worker threads of the client's runtime (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+const PASSWORD: &str = "bench-password-0123";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.clients == 0 || args.users == 0 || args.movies == 0 {
+        bail!("--clients, --users and --movies must be at least 1");
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if args.threads > 0 {
+        rt.worker_threads(args.threads);
+    }
+    rt.build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let base = args.url.trim_end_matches('/').to_owned();
+    let tokens = sign_in_users(&base, args.users).await?;
+    eprintln!(
+        "progress_load: {} users signed in; {} clients, {:.1} s warm-up + {:.1} s measured",
+        tokens.len(),
+        args.clients,
+        args.warmup,
+        args.seconds
+    );
+
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let measure_until = measure_from + Duration::from_secs_f64(args.seconds);
+    let mut tasks = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let token = tokens[i % tokens.len()].clone();
+        let client = http_client()?;
+        let base = base.clone();
+        let movies = args.movies;
+        tasks.push(tokio::spawn(async move {
+            client_loop(
+                client,
+                base,
+                token,
+                i as u64,
+                movies,
+                measure_from,
+                measure_until,
+            )
+            .await
+        }));
+    }
+    let mut latencies_us: Vec<u64> = Vec::new();
+    let mut errors = 0u64;
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for task in tasks {
+        let stats = task.await??;
+        latencies_us.extend(stats.latencies_us);
+        errors += stats.errors;
+        for (k, v) in stats.statuses {
+            *statuses.entry(k).or_default() += v;
+        }
+    }
+    if !statuses.is_empty() {
+        eprintln!("progress_load: errors by status: {statuses:?}");
+    }
+
+    latencies_us.sort_unstable();
+    let ok = latencies_us.len() as u64;
+    let secs = args.seconds;
+    println!(
+        "progress_writes clients={} users={} seconds={:.2} ok={} errors={} writes_per_s={:.0} \
+         p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        args.clients,
+        tokens.len(),
+        secs,
+        ok,
+        errors,
+        ok as f64 / secs,
+        percentile_ms(&latencies_us, 50.0),
+        percentile_ms(&latencies_us, 90.0),
+        percentile_ms(&latencies_us, 99.0),
+        latencies_us.last().map_or(0.0, |&us| us as f64 / 1000.0),
+    );
+    Ok(())
+}
+
+/// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.
+fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    let idx = rank.clamp(1, sorted_us.len()) - 1;
+    sorted_us[idx] as f64 / 1000.0
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+/// Registers `n` fresh accounts and signs each in once; returns their access tokens.
+async fn sign_in_users(base: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    // Unique per run, so a reused data directory does not collide on emails.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let client = http_client()?;
+    let mut tokens = Vec::with_capacity(n);
+    // Registration and login hash passwords (argon2): a few at a time is plenty.
+    for chunk_start in (0..n).step_by(8) {
+        let mut set = tokio::task::JoinSet::new();
+        for i in chunk_start..(chunk_start + 8).min(n) {
+            let client = client.clone();
+            let base = base.to_owned();
+            let email = format!("bench-{run_id}-{i}@example.invalid");
+            set.spawn(async move { register_and_login(&client, &base, &email, i).await });
+        }
+        while let Some(res) = set.join_next().await {
+            tokens.push(res??);
+        }
+    }
+    Ok(tokens)
+}
+
+async fn register_and_login(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    i: usize,
+) -> anyhow::Result<String> {
+    let res = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(
+            &json!({ "email": email, "password": PASSWORD, "display_name": format!("bench {i}") }),
+        )
+        .send()
+        .await
+        .with_context(|| format!("registering {email} at {base}"))?;
+    let status = res.status();
+    if status.as_u16() != 201 {
+        bail!("register {email}: HTTP {status}: {}", res.text().await?);
+    }
+    let res = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .with_context(|| format!("signing in {email}"))?;
+    let status = res.status();
+    if status.as_u16() != 200 {
+        bail!("login {email}: HTTP {status}: {}", res.text().await?);
+    }
+    let body: Value = res.json().await?;
+    body.get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .context("login answer has no access_token")
+}
+
+struct ClientStats {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    statuses: BTreeMap<String, u64>,
+}
+
+async fn client_loop(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    id: u64,
+    movies: u64,
+    measure_from: Instant,
+    measure_until: Instant,
+) -> anyhow::Result<ClientStats> {
+    let auth = format!("Bearer {token}");
+    let duration_s = 7200.0;
+    let mut stats = ClientStats {
+        latencies_us: Vec::with_capacity(1 << 14),
+        errors: 0,
+        statuses: BTreeMap::new(),
+    };
+    let mut n: u64 = 0;
+    loop {
+        let sent = Instant::now();
+        if sent >= measure_until {
+            break;
+        }
+        // Each client walks its own movies; positions grow as a player's would.
+        let movie = 1 + id * movies + n % movies;
+        let position_s = ((n / movies) as f64 * 10.0) % 7000.0;
+        n += 1;
+        let res = client
+            .put(format!("{base}/api/v1/me/progress/tmdb-{movie}"))
+            .header("authorization", &auth)
+            .json(&json!({ "position_s": position_s, "duration_s": duration_s }))
+            .send()
+            .await;
+        let outcome = match res {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                // Read the body so the connection is reused.
+                match res.bytes().await {
+                    Ok(_) if status == 200 => Ok(()),
+                    Ok(_) => Err(format!("http {status}")),
+                    Err(e) => Err(format!("body: {}", error_kind(&e))),
+                }
+            }
+            Err(e) => Err(error_kind(&e)),
+        };
+        let done = Instant::now();
+        if sent < measure_from || done > measure_until {
+            continue;
+        }
+        match outcome {
+            Ok(()) => stats
+                .latencies_us
+                .push(done.duration_since(sent).as_micros() as u64),
+            Err(kind) => {
+                stats.errors += 1;
+                *stats.statuses.entry(kind).or_default() += 1;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn error_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else {
+        "transport".into()
+    }
+}
