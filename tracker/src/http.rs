@@ -455,5 +455,14 @@ fn rejection_response(rej: Rejection) -> Response {
     } else {
         ApiError::internal(format!("unhandled rejection: {rej:?}"))
     };
-    error_response(&err)
+    let mut res = error_response(&err);
+    if matches!(err.status.as_u16(), 411 | 413) {
+        // The body was not read, so the connection cannot carry another request; say so
+        // instead of letting a pooling client find out on its next request.
+        res.headers_mut().insert(
+            warp::http::header::CONNECTION,
+            warp::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }

@@ -55,7 +55,7 @@ pub struct ProgressView {
 #[derive(Debug, Serialize)]
 pub struct HistoryPage {
     pub items: Vec<ProgressView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -204,6 +204,7 @@ impl Api {
             position_s: req.position_s.min(req.duration_s),
             duration_s: req.duration_s,
             updated_at_ms: ts,
+            seq: 0,
         };
         let uid = user.id;
         let movie_str = movie.to_string();
@@ -224,7 +225,13 @@ impl Api {
             .progress
             .get(user.id.key(movie.as_str().as_bytes()))
             .map_err(StoreError::from)?
-            .ok_or_else(|| ApiError::not_found("no progress for this movie yet"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    warp::http::StatusCode::NOT_FOUND,
+                    "no_progress",
+                    "no progress for this movie yet",
+                )
+            })?;
         let p: Progress = codec::decode(&raw)?;
         Ok(view(movie.to_string(), &p, None))
     }
@@ -259,7 +266,7 @@ impl Api {
             if items.len() == limit {
                 break;
             }
-            let movie = movie_of_key(&key, 24);
+            let movie = movie_of_key(&key, 32);
             if let Some(raw) = trees
                 .progress
                 .get(user.id.key(movie.as_bytes()))
@@ -292,7 +299,7 @@ fn write_progress(
     t: &crate::store::Trees,
     uid: UserId,
     movie: &str,
-    progress: Progress,
+    mut progress: Progress,
 ) -> Result<(Progress, bool), StoreError> {
     let key = uid.key(movie.as_bytes());
     let old: Option<Progress> = match t.progress.get(&key)? {
@@ -304,9 +311,10 @@ fn write_progress(
             return Ok((old.clone(), false));
         }
     }
+    progress.seq = t.next_id()?;
     let value = codec::encode(&progress)?;
-    let new_hist = history_key(&uid, progress.updated_at_ms, movie);
-    let old_hist = old.map(|o| history_key(&uid, o.updated_at_ms, movie));
+    let new_hist = history_key(&uid, &progress, movie);
+    let old_hist = old.map(|o| history_key(&uid, &o, movie));
     (&t.progress, &t.history)
         .transaction(|(p, h)| {
             if let Some(k) = &old_hist {

@@ -63,7 +63,7 @@ pub struct Trees {
     pub watchlist: sled::Tree,
     /// user id ++ movie id → [`Progress`]
     pub progress: sled::Tree,
-    /// user id ++ (u64::MAX - updated_at_ms) ++ movie id → ()
+    /// user id ++ (u64::MAX - updated_at_ms) ++ (u64::MAX - seq) ++ movie id → ()
     pub history: sled::Tree,
 }
 

@@ -101,12 +101,16 @@ pub struct Progress {
     pub duration_s: f64,
     /// The writer's timestamp (ms); a write older than the stored one is ignored.
     pub updated_at_ms: u64,
+    /// Store-wide write order, breaking ties between writes of the same millisecond.
+    pub seq: u64,
 }
 
-/// Key of a history entry: newest first within a user's prefix.
-pub fn history_key(user: &UserId, updated_at_ms: u64, movie: &str) -> Vec<u8> {
-    let mut suffix = Vec::with_capacity(8 + movie.len());
-    suffix.extend_from_slice(&(u64::MAX - updated_at_ms).to_be_bytes());
+/// Key of a history entry: newest first within a user's prefix (by timestamp, then by
+/// write order).
+pub fn history_key(user: &UserId, progress: &Progress, movie: &str) -> Vec<u8> {
+    let mut suffix = Vec::with_capacity(16 + movie.len());
+    suffix.extend_from_slice(&(u64::MAX - progress.updated_at_ms).to_be_bytes());
+    suffix.extend_from_slice(&(u64::MAX - progress.seq).to_be_bytes());
     suffix.extend_from_slice(movie.as_bytes());
     user.key(&suffix)
 }
