@@ -7,8 +7,10 @@
 pub mod config;
 pub mod gateway;
 pub mod identity;
+pub mod ingest;
 pub mod metrics;
 pub mod shutdown;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod claims;
 pub mod codec;
 pub mod error;
+pub mod hls;
 pub mod ids;
 pub mod manifest;
 pub mod sign;
