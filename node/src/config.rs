@@ -36,6 +36,67 @@ pub struct NodeConfig {
     pub quic: QuicConfig,
     pub tracker: TrackerLink,
     pub storage: StorageConfig,
+    pub ingest: IngestConfig,
+}
+
+/// How movies are cut into the HLS ladder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Target segment length, seconds.
+    pub segment_secs: u32,
+    /// `fmp4` (CMAF) or `mpegts`.
+    pub container: ContainerName,
+    /// x264 preset.
+    pub preset: String,
+    /// The ladder, top first; rungs above the source's height are skipped.
+    pub rungs: Vec<RungConfig>,
+    /// Whether torrents may use public DHT and trackers (off for loopback testnets).
+    pub public_torrents: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerName {
+    Fmp4,
+    Mpegts,
+}
+
+/// One rung of the ladder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    /// Rendition name, e.g. "720p".
+    pub name: String,
+    /// Output height in pixels (width follows the aspect ratio).
+    pub height: u32,
+    /// Video bitrate, bits per second.
+    pub video_bitrate: u32,
+    /// Audio bitrate, bits per second.
+    pub audio_bitrate: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let rung = |name: &str, height, video_bitrate| RungConfig {
+            name: name.to_owned(),
+            height,
+            video_bitrate,
+            audio_bitrate: 128_000,
+        };
+        Self {
+            segment_secs: 4,
+            container: ContainerName::Fmp4,
+            preset: "veryfast".to_owned(),
+            rungs: vec![
+                rung("1080p", 1080, 5_000_000),
+                rung("720p", 720, 3_000_000),
+                rung("480p", 480, 1_400_000),
+                rung("360p", 360, 800_000),
+            ],
+            public_torrents: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +153,7 @@ impl Default for NodeConfig {
             quic: QuicConfig::default(),
             tracker: TrackerLink::default(),
             storage: StorageConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -175,6 +237,26 @@ impl NodeConfig {
                 "p2p.bootstrap",
                 &format!("`{bad}` is not a multiaddr (expected /ip4/.../tcp/...)"),
             ));
+        }
+        if !(1..=30).contains(&self.ingest.segment_secs) {
+            return Err(invalid("ingest.segment_secs", "must be between 1 and 30"));
+        }
+        if self.ingest.rungs.is_empty() || self.ingest.rungs.len() > 8 {
+            return Err(invalid("ingest.rungs", "needs 1 to 8 rungs"));
+        }
+        for r in &self.ingest.rungs {
+            let ok_name = !r.name.is_empty()
+                && r.name.len() <= 32
+                && r.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !ok_name || r.height < 64 || r.height > 4320 || r.video_bitrate < 50_000 {
+                return Err(invalid(
+                    "ingest.rungs",
+                    &format!(
+                        "rung `{}`: names are [A-Za-z0-9._-], heights 64..=4320, video_bitrate >= 50000",
+                        r.name
+                    ),
+                ));
+            }
         }
         if self.storage.replication == 0 {
             return Err(invalid("storage.replication", "must be at least 1"));
