@@ -247,7 +247,9 @@ impl NodeConfig {
         for r in &self.ingest.rungs {
             let ok_name = !r.name.is_empty()
                 && r.name.len() <= 32
-                && r.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                && r.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !ok_name || r.height < 64 || r.height > 4320 || r.video_bitrate < 50_000 {
                 return Err(invalid(
                     "ingest.rungs",

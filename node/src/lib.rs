@@ -4,6 +4,7 @@
 //! Subsystems (see ARCHITECTURE.md): `gateway` (warp), `identity` (the node key),
 //! `metrics`, `shutdown` (signals and task spawning).
 
+pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod identity;
@@ -11,6 +12,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod shutdown;
 pub mod store;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +28,13 @@ use config::NodeConfig;
 pub enum NodeError {
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
+    #[error("cannot open the store in {path}: {source} (is another reelnet-node using this data directory?)")]
+    Store {
+        path: std::path::PathBuf,
+        source: store::StoreError,
+    },
+    #[error("cannot start the admin API: {0}")]
+    Admin(std::io::Error),
     #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,9 +53,15 @@ pub struct Node {
 impl Node {
     /// Starts the node's subsystems.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
-        let key = identity::load_or_create(&config.data_dir)?;
-        let node_id = identity::node_id(&key);
+        let ctx = ingest_context(&config)?;
+        let node_id = identity::node_id(&ctx.key);
         let cancel = CancellationToken::new();
+        let (ingest, ingest_task) =
+            ingest::manager::IngestManager::start(Arc::new(ctx), cancel.clone());
+        let (admin_addr, admin_task) = admin::serve(&config.data_dir, ingest, cancel.clone())
+            .await
+            .map_err(NodeError::Admin)?;
+        tracing::info!(%admin_addr, "admin API on loopback");
         let metrics = Arc::new(metrics::Metrics::new(unix_now()));
 
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)
@@ -78,7 +93,7 @@ impl Node {
             node_id,
             gateway_addr,
             cancel,
-            tasks: vec![server],
+            tasks: vec![server, admin_task, ingest_task],
         })
     }
 
@@ -104,6 +119,23 @@ impl Node {
             }
         }
     }
+}
+
+/// What ingest jobs need, from the node's config: its store, key and ladder.
+pub fn ingest_context(config: &NodeConfig) -> Result<ingest::job::IngestContext, NodeError> {
+    let key = identity::load_or_create(&config.data_dir)?;
+    let store = store::Store::open(&config.data_dir).map_err(|source| NodeError::Store {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    Ok(ingest::job::IngestContext {
+        store,
+        key,
+        ladder: ingest::ladder_from_config(&config.ingest),
+        download_dir: config.data_dir.join("downloads"),
+        public_torrents: config.ingest.public_torrents,
+        on_publish: None,
+    })
 }
 
 /// Seconds since the Unix epoch.

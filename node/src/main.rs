@@ -1,12 +1,18 @@
-//! `reelnet-node`: parses flags, loads the config, starts the node, waits for Ctrl-C/SIGTERM.
+//! `reelnet-node`: parses flags, loads the config, and either runs the node (waiting for
+//! Ctrl-C/SIGTERM) or runs one command such as `ingest`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
 use reelnet_node::config::NodeConfig;
-use reelnet_node::{shutdown, Node};
+use reelnet_node::ingest::job::{IngestProgress, IngestRequest};
+use reelnet_node::ingest::progress;
+use reelnet_node::{admin, shutdown, Node};
 
 /// A reelnet node: keeps a slice of the movie library, shares it with other nodes, and serves
 /// the web app.
@@ -14,67 +20,100 @@ use reelnet_node::{shutdown, Node};
 #[command(name = "reelnet-node", version, about)]
 struct Cli {
     /// TOML config file (see configs/node.toml); flags below override it.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Data directory (key, segments, indexes). Overrides `data_dir`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// HTTP address of the gateway. Overrides `gateway.listen`.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     listen: Option<SocketAddr>,
     /// Public URL of the gateway. Overrides `gateway.public_url`.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     public_url: Option<String>,
     /// libp2p listen multiaddr. Overrides `p2p.listen`.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     p2p: Option<String>,
     /// UDP address of the QUIC segment service. Overrides `quic.listen`.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     quic: Option<SocketAddr>,
     /// Tracker base URL. Overrides `tracker.url`.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     tracker: Option<String>,
     /// Peer to join through (repeatable). Added to `p2p.bootstrap`.
-    #[arg(long, value_name = "MULTIADDR")]
+    #[arg(long, value_name = "MULTIADDR", global = true)]
     bootstrap: Vec<String>,
     /// Directory of the built web app. Overrides `gateway.web_dir`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     web_dir: Option<PathBuf>,
     /// Log as JSON lines instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node (the default).
+    Run,
+    /// Ingest a movie: a video file, a .torrent file or a magnet link. Hands the job to the
+    /// node running on this data directory when there is one; otherwise ingests directly.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// A local video file, a .torrent file or a magnet: link.
+    source: String,
+    /// Movie title (default: from the file name).
+    #[arg(long)]
+    title: Option<String>,
+    /// Release year.
+    #[arg(long)]
+    year: Option<u16>,
+    /// TMDb id; becomes the movie id `tmdb-N`.
+    #[arg(long)]
+    tmdb_id: Option<u64>,
+    /// A torrent peer to join directly (repeatable), e.g. a local seeder 127.0.0.1:6881.
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<SocketAddr>,
+    /// Ingest in this process even if a node runs on the data directory.
+    #[arg(long)]
+    direct: bool,
 }
 
 impl Cli {
-    fn into_config(self) -> anyhow::Result<NodeConfig> {
+    fn config(&self) -> anyhow::Result<NodeConfig> {
         let mut config = match &self.config {
             Some(path) => NodeConfig::load(path)?,
             None => NodeConfig::default(),
         };
-        if let Some(v) = self.data_dir {
-            config.data_dir = v;
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
         }
         if let Some(v) = self.listen {
             config.gateway.listen = v;
         }
-        if let Some(v) = self.public_url {
-            config.gateway.public_url = Some(v);
+        if let Some(v) = &self.public_url {
+            config.gateway.public_url = Some(v.clone());
         }
-        if let Some(v) = self.p2p {
-            config.p2p.listen = v;
+        if let Some(v) = &self.p2p {
+            config.p2p.listen = v.clone();
         }
         if let Some(v) = self.quic {
             config.quic.listen = v;
         }
-        if let Some(v) = self.tracker {
-            config.tracker.url = v;
+        if let Some(v) = &self.tracker {
+            config.tracker.url = v.clone();
         }
-        if let Some(v) = self.web_dir {
-            config.gateway.web_dir = Some(v);
+        if let Some(v) = &self.web_dir {
+            config.gateway.web_dir = Some(v.clone());
         }
-        config.p2p.bootstrap.extend(self.bootstrap);
+        config.p2p.bootstrap.extend(self.bootstrap.iter().cloned());
         let source = self
             .config
+            .clone()
             .unwrap_or_else(|| PathBuf::from("(command-line flags)"));
         config.validate(&source)?;
         Ok(config)
@@ -84,7 +123,9 @@ impl Cli {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -97,16 +138,172 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let stop = shutdown::signal();
     init_logging(cli.log_json);
-    let config = cli.into_config()?;
-    let public_url = config.public_url();
-    let node = Node::bind(config).await.context("starting the node")?;
-    println!(
-        "reelnet-node {} listening: gateway http://{} ({public_url})",
-        node.node_id(),
-        node.gateway_addr()
-    );
-    stop.await;
-    node.shutdown();
-    node.join().await;
-    Ok(())
+    let config = cli.config()?;
+    match cli.command {
+        None | Some(Command::Run) => {
+            let public_url = config.public_url();
+            let node = Node::bind(config).await.context("starting the node")?;
+            println!(
+                "reelnet-node {} listening: gateway http://{} ({public_url})",
+                node.node_id(),
+                node.gateway_addr()
+            );
+            stop.await;
+            node.shutdown();
+            node.join().await;
+            Ok(())
+        }
+        Some(Command::Ingest(args)) => ingest(config, args, stop).await,
+    }
+}
+
+async fn ingest(
+    config: NodeConfig,
+    args: IngestArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let req = IngestRequest {
+        source: args.source,
+        title: args.title,
+        year: args.year,
+        tmdb_id: args.tmdb_id,
+        peers: args.peers,
+    };
+    let running = match admin::read_info(&config.data_dir) {
+        Some(info) if !args.direct && alive(&info).await => Some(info),
+        _ => None,
+    };
+    let last = match running {
+        Some(info) => ingest_remote(&info, req, stop).await?,
+        None => ingest_direct(&config, req, stop).await?,
+    };
+    match last.error {
+        Some(err) => bail!("ingest failed: {err}"),
+        None => {
+            println!(
+                "ingested {} as movie {} (manifest {})",
+                last.title.as_deref().unwrap_or("?"),
+                last.movie_id.as_deref().unwrap_or("?"),
+                last.manifest_id.as_deref().unwrap_or("?")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Shows progress until the job ends: a redrawn bar on a terminal, log lines otherwise.
+struct Shower {
+    tty: bool,
+    last_log: std::time::Instant,
+}
+
+impl Shower {
+    fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            last_log: std::time::Instant::now() - Duration::from_secs(60),
+        }
+    }
+
+    fn show(&mut self, p: &IngestProgress) {
+        if self.tty {
+            eprint!("\r\x1b[2K{}", progress::bar_line(p));
+            if progress::finished(p) {
+                eprintln!();
+            }
+        } else if self.last_log.elapsed() >= Duration::from_secs(5) || progress::finished(p) {
+            progress::log(p);
+            self.last_log = std::time::Instant::now();
+        }
+    }
+}
+
+async fn ingest_direct(
+    config: &NodeConfig,
+    req: IngestRequest,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<IngestProgress> {
+    let ctx = reelnet_node::ingest_context(config).context(
+        "opening the node's data directory (is a node running on it without its admin API?)",
+    )?;
+    let (tx, mut rx) = tokio::sync::watch::channel(IngestProgress::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let job = tokio::spawn(reelnet_node::ingest::job::run(
+        Arc::new(ctx),
+        req,
+        tx,
+        cancel.clone(),
+    ));
+    let mut shower = Shower::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() { break; }
+                let p = rx.borrow_and_update().clone();
+                shower.show(&p);
+                if progress::finished(&p) { break; }
+            }
+            _ = &mut stop => cancel.cancel(),
+        }
+    }
+    let _ = job.await;
+    let last = rx.borrow().clone();
+    Ok(last)
+}
+
+/// Whether the node that wrote `info` still answers (it may have crashed and left the file).
+async fn alive(info: &admin::AdminInfo) -> bool {
+    reqwest::Client::new()
+        .get(format!("{}/admin/v1/ingest", info.url))
+        .bearer_auth(&info.token)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+async fn ingest_remote(
+    info: &admin::AdminInfo,
+    req: IngestRequest,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<IngestProgress> {
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/admin/v1/ingest", info.url))
+        .bearer_auth(&info.token)
+        .json(&req)
+        .send()
+        .await
+        .with_context(|| format!("handing the job to the running node at {}", info.url))?;
+    if !res.status().is_success() {
+        bail!(
+            "the running node refused the job: {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+    let id = res.json::<serde_json::Value>().await?["id"]
+        .as_u64()
+        .context("the running node answered without a job id")?;
+    eprintln!("handed to the running node (pid {}) as job {id}", info.pid);
+    let mut shower = Shower::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut stop => bail!("stopped following job {id}; it goes on in the node"),
+        }
+        let p: IngestProgress = http
+            .get(format!("{}/admin/v1/ingest/{id}", info.url))
+            .bearer_auth(&info.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        shower.show(&p);
+        if progress::finished(&p) {
+            return Ok(p);
+        }
+    }
 }

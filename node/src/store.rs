@@ -174,8 +174,8 @@ impl Store {
         let Some(bytes) = self.manifests.get(raw)? else {
             return Ok(None);
         };
-        let signed = SignedManifest::decode(&bytes)
-            .map_err(|e| StoreError::BadManifest(e.to_string()))?;
+        let signed =
+            SignedManifest::decode(&bytes).map_err(|e| StoreError::BadManifest(e.to_string()))?;
         let manifest = signed
             .verify()
             .map_err(|e| StoreError::BadManifest(e.to_string()))?;

@@ -5,5 +5,32 @@
 //!   with Range support, so FFmpeg reads it in playback order while it downloads.
 //! - `transcode`: ffmpeg-next, decode once → ABR ladder → fMP4/TS segments, as events.
 
+pub mod job;
+pub mod manager;
+pub mod progress;
 pub mod torrent;
 pub mod transcode;
+
+use crate::config::{ContainerName, IngestConfig};
+
+/// The transcoder's ladder from the node's `[ingest]` config.
+pub fn ladder_from_config(c: &IngestConfig) -> transcode::LadderConfig {
+    transcode::LadderConfig {
+        rungs: c
+            .rungs
+            .iter()
+            .map(|r| transcode::Rung {
+                name: r.name.clone(),
+                height: r.height,
+                video_bitrate: r.video_bitrate,
+                audio_bitrate: r.audio_bitrate,
+            })
+            .collect(),
+        segment_secs: c.segment_secs,
+        container: match c.container {
+            ContainerName::Fmp4 => reelnet_proto::Container::Fmp4,
+            ContainerName::Mpegts => reelnet_proto::Container::MpegTs,
+        },
+        preset: c.preset.clone(),
+    }
+}

@@ -1,0 +1,564 @@
+//! One ingest job, end to end: resolve the source (a local file, or a torrent streamed
+//! through a loopback URL), probe it, transcode it, and publish as it goes: every segment is
+//! hashed and stored, and each time every track has grown by a segment the manifest is
+//! re-signed with a higher sequence number and stored, so the movie plays (as an HLS EVENT
+//! playlist) long before the ingest ends. The last version is marked complete (VOD). A job
+//! that fails or is cancelled removes its manifest: no half-published movie stays behind.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use reelnet_proto::{Manifest, MovieId, NodeId, SegmentEntry, SignedManifest, Track};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::torrent::{TorrentInput, TorrentOptions, TorrentSpec};
+use super::transcode::{self, LadderConfig, TranscodeError, TranscodeEvent};
+use crate::store::{Store, StoreError, StoredManifest};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Source(String),
+    #[error("torrent: {0}")]
+    Torrent(#[from] super::torrent::TorrentError),
+    #[error("transcode: {0}")]
+    Transcode(#[from] TranscodeError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("manifest: {0}")]
+    Manifest(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What to ingest and how to name it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// A local video file, a `.torrent` file or a magnet link.
+    pub source: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub year: Option<u16>,
+    #[serde(default)]
+    pub tmdb_id: Option<u64>,
+    /// Torrent peers to join directly (a local swarm).
+    #[serde(default)]
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Where a source comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Torrent(PathBuf),
+    Magnet(String),
+}
+
+impl Source {
+    /// Classifies a source argument: `magnet:` links, `.torrent` files, other files.
+    pub fn parse(raw: &str) -> Result<Self, IngestError> {
+        if raw.starts_with("magnet:") {
+            return Ok(Self::Magnet(raw.to_owned()));
+        }
+        let path = PathBuf::from(raw);
+        if !path.is_file() {
+            return Err(IngestError::Source(format!(
+                "{raw}: no such file (expected a video file, a .torrent file or a magnet: link)"
+            )));
+        }
+        let path = path.canonicalize().unwrap_or(path);
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("torrent"))
+        {
+            Ok(Self::Torrent(path))
+        } else {
+            Ok(Self::File(path))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    #[default]
+    Queued,
+    Opening,
+    Transcoding,
+    Done,
+    Failed,
+}
+
+/// A job's progress, as the terminal bar, the log and the admin API show it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct IngestProgress {
+    pub state: JobState,
+    pub source: String,
+    pub movie_id: Option<String>,
+    pub title: Option<String>,
+    /// Torrent download; both 0 for local files.
+    pub downloaded_bytes: u64,
+    pub total_bytes: u64,
+    /// How far into the movie the transcoder is, seconds.
+    pub position_s: f64,
+    pub duration_s: Option<f64>,
+    /// Transcoded seconds per wall-clock second.
+    pub speed_x: f64,
+    pub eta_s: Option<f64>,
+    /// Media segments published per track so far.
+    pub segments: u32,
+    pub manifest_id: Option<String>,
+    /// Seconds from start until the first segments were playable.
+    pub first_playable_s: Option<f64>,
+    /// Bytes downloaded when the first segments became playable (torrents).
+    pub first_playable_downloaded_bytes: Option<u64>,
+    pub elapsed_s: f64,
+    pub error: Option<String>,
+}
+
+/// Called with every newly published manifest version.
+pub type PublishHook = Box<dyn Fn(&StoredManifest) + Send + Sync>;
+
+/// What every job needs from its node.
+pub struct IngestContext {
+    pub store: Store,
+    pub key: SigningKey,
+    pub ladder: LadderConfig,
+    /// Where torrent downloads go (and resume from).
+    pub download_dir: PathBuf,
+    /// Whether torrents may use DHT and trackers (false on loopback testnets).
+    pub public_torrents: bool,
+    /// Called with every newly published manifest version (to announce it).
+    pub on_publish: Option<PublishHook>,
+}
+
+/// Runs one ingest to completion; progress goes to `progress` as it happens.
+pub async fn run(
+    ctx: Arc<IngestContext>,
+    req: IngestRequest,
+    progress: watch::Sender<IngestProgress>,
+    cancel: CancellationToken,
+) -> Result<StoredManifest, IngestError> {
+    let started = Instant::now();
+    progress.send_modify(|p| {
+        p.source = req.source.clone();
+        p.state = JobState::Opening;
+    });
+    let result = run_inner(&ctx, &req, &progress, &cancel, started).await;
+    progress.send_modify(|p| {
+        p.elapsed_s = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(done) => {
+                p.state = JobState::Done;
+                p.manifest_id = Some(done.id.to_string());
+                p.eta_s = Some(0.0);
+            }
+            Err(err) => {
+                p.state = JobState::Failed;
+                p.error = Some(err.to_string());
+            }
+        }
+    });
+    result
+}
+
+async fn run_inner(
+    ctx: &Arc<IngestContext>,
+    req: &IngestRequest,
+    progress: &watch::Sender<IngestProgress>,
+    cancel: &CancellationToken,
+    started: Instant,
+) -> Result<StoredManifest, IngestError> {
+    let source = Source::parse(&req.source)?;
+    let (input, torrent, default_title) = match &source {
+        Source::File(path) => (
+            path.to_string_lossy().into_owned(),
+            None,
+            title_from_name(&path.to_string_lossy()),
+        ),
+        Source::Torrent(_) | Source::Magnet(_) => {
+            let spec = match &source {
+                Source::Torrent(p) => TorrentSpec::File(p.clone()),
+                Source::Magnet(m) => TorrentSpec::Magnet(m.clone()),
+                Source::File(_) => unreachable_source()?,
+            };
+            let opts = TorrentOptions {
+                download_dir: ctx.download_dir.clone(),
+                peers: req.peers.clone(),
+                use_dht_and_trackers: ctx.public_torrents,
+                ..TorrentOptions::default()
+            };
+            let t = tokio::select! {
+                t = TorrentInput::open(spec, opts) => t?,
+                _ = cancel.cancelled() => return Err(IngestError::Cancelled),
+            };
+            let title = title_from_name(t.file_name());
+            (t.url().to_owned(), Some(Arc::new(t)), title)
+        }
+    };
+    let outcome = transcode_and_publish(
+        ctx,
+        req,
+        progress,
+        cancel,
+        started,
+        &input,
+        torrent.clone(),
+        default_title,
+    )
+    .await;
+    if let Some(t) = torrent {
+        if let Ok(t) = Arc::try_unwrap(t) {
+            t.shutdown().await;
+        }
+    }
+    outcome
+}
+
+fn unreachable_source<T>() -> Result<T, IngestError> {
+    Err(IngestError::Source("unexpected source kind".to_owned()))
+}
+
+/// "The.Matrix.1999.1080p.mkv" → "The Matrix 1999 1080p".
+fn title_from_name(name: &str) -> String {
+    let base = std::path::Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_owned());
+    let title: String = base
+        .chars()
+        .map(|c| if c == '.' || c == '_' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect();
+    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.is_empty() {
+        "Untitled".to_owned()
+    } else {
+        title.chars().take(200).collect()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn transcode_and_publish(
+    ctx: &Arc<IngestContext>,
+    req: &IngestRequest,
+    progress: &watch::Sender<IngestProgress>,
+    cancel: &CancellationToken,
+    started: Instant,
+    input: &str,
+    torrent: Option<Arc<TorrentInput>>,
+    default_title: String,
+) -> Result<StoredManifest, IngestError> {
+    let title = req.title.clone().unwrap_or(default_title);
+    let movie = match req.tmdb_id {
+        Some(id) => MovieId::from_tmdb(id),
+        None => MovieId::derive(&title, req.year),
+    };
+    progress.send_modify(|p| {
+        p.movie_id = Some(movie.to_string());
+        p.title = Some(title.clone());
+    });
+
+    // Keep download figures current while the transcoder runs.
+    let downloaded = Arc::new(AtomicU64::new(0));
+    let poller = torrent.as_ref().map(|t| {
+        let (t, progress, downloaded, stop) = (
+            t.clone(),
+            progress.clone(),
+            downloaded.clone(),
+            cancel.clone(),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                let d = t.progress();
+                downloaded.store(d.downloaded_bytes, Ordering::Relaxed);
+                progress.send_modify(|p| {
+                    p.downloaded_bytes = d.downloaded_bytes;
+                    p.total_bytes = d.total_bytes;
+                });
+                if progress.is_closed() {
+                    return;
+                }
+            }
+        })
+    });
+
+    let ladder = ctx.ladder.clone();
+    let probe_input = input.to_owned();
+    let plan = tokio::task::spawn_blocking(move || transcode::probe(&probe_input, &ladder))
+        .await
+        .map_err(|e| IngestError::Source(format!("probe task failed: {e}")))??;
+    progress.send_modify(|p| {
+        p.state = JobState::Transcoding;
+        p.duration_s = plan.duration_s;
+    });
+
+    let origin = NodeId::from_verifying_key(&ctx.key.verifying_key());
+    let manifest = Manifest {
+        version: 1,
+        movie,
+        title,
+        year: req.year,
+        origin,
+        ingest_id: rand::random(),
+        seq: 0,
+        created_at: crate::unix_now(),
+        container: ctx.ladder.container,
+        target_duration_ms: ctx.ladder.segment_secs.saturating_mul(1000),
+        tracks: plan
+            .renditions
+            .iter()
+            .map(|r| Track {
+                rendition: r.clone(),
+                init: None,
+                segments: Vec::new(),
+            })
+            .collect(),
+        complete: false,
+    };
+    let mut publisher = Publisher {
+        manifest,
+        ctx: ctx.clone(),
+        published: 0,
+        started,
+        progress: progress.clone(),
+        downloaded,
+        published_once: false,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancel_watch = {
+        let (stop, cancel) = (stop.clone(), cancel.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let ladder = ctx.ladder.clone();
+    let input = input.to_owned();
+    let joined = tokio::task::spawn_blocking(move || {
+        let stop_flag = stop.clone();
+        let result = transcode::transcode(&input, &ladder, &plan, &stop_flag, &mut |ev| {
+            publisher.event(ev)
+        });
+        (result, publisher)
+    })
+    .await;
+    cancel_watch.abort();
+    if let Some(p) = poller {
+        p.abort();
+    }
+    let (result, mut publisher) =
+        joined.map_err(|e| IngestError::Source(format!("transcode task failed: {e}")))?;
+    let finished = match result {
+        Ok(_summary) => publisher.finish(),
+        Err(TranscodeError::Cancelled) => Err(IngestError::Cancelled),
+        Err(e) => Err(e.into()),
+    };
+    match finished {
+        Ok(done) => {
+            tracing::info!(manifest = %done.id, movie = %done.manifest.movie, "ingest complete");
+            Ok(done)
+        }
+        Err(err) => {
+            // Leave nothing half-published behind.
+            if let Err(e) = ctx.store.remove_ingest(&publisher.manifest) {
+                tracing::error!(%e, "cannot remove the failed ingest's manifest");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Owns the growing manifest on the transcoder's thread.
+struct Publisher {
+    manifest: Manifest,
+    ctx: Arc<IngestContext>,
+    /// Segments per track in the last published version.
+    published: usize,
+    started: Instant,
+    progress: watch::Sender<IngestProgress>,
+    downloaded: Arc<AtomicU64>,
+    published_once: bool,
+}
+
+impl Publisher {
+    fn store_bytes(&self, bytes: &[u8]) -> Result<SegmentEntry, TranscodeError> {
+        let size = u32::try_from(bytes.len())
+            .map_err(|_| TranscodeError::Sink("segment larger than 4 GiB".to_owned()))?;
+        let (hash, _) = self
+            .ctx
+            .store
+            .put_segment(bytes, None)
+            .map_err(|e| TranscodeError::Sink(e.to_string()))?;
+        Ok(SegmentEntry {
+            hash,
+            duration_ms: 0,
+            size,
+        })
+    }
+
+    fn track(&mut self, track: usize) -> Result<&mut Track, TranscodeError> {
+        self.manifest
+            .tracks
+            .get_mut(track)
+            .ok_or_else(|| TranscodeError::Sink(format!("event for unknown track {track}")))
+    }
+
+    fn event(&mut self, ev: TranscodeEvent) -> Result<(), TranscodeError> {
+        match ev {
+            TranscodeEvent::Init { track, bytes } => {
+                let entry = SegmentEntry {
+                    duration_ms: 1,
+                    ..self.store_bytes(&bytes)?
+                };
+                self.track(track)?.init = Some(entry);
+            }
+            TranscodeEvent::Segment {
+                track,
+                index,
+                bytes,
+                duration_ms,
+            } => {
+                let entry = SegmentEntry {
+                    duration_ms: duration_ms.max(1),
+                    ..self.store_bytes(&bytes)?
+                };
+                let t = self.track(track)?;
+                if usize::try_from(index).ok() != Some(t.segments.len()) {
+                    return Err(TranscodeError::Sink(format!(
+                        "track {track}: segment {index} out of order (have {})",
+                        t.segments.len()
+                    )));
+                }
+                t.segments.push(entry);
+                self.maybe_publish()?;
+            }
+            TranscodeEvent::Progress {
+                position_s,
+                duration_s,
+            } => {
+                let elapsed = self.started.elapsed().as_secs_f64();
+                self.progress.send_modify(|p| {
+                    p.position_s = position_s;
+                    if duration_s.is_some() {
+                        p.duration_s = duration_s;
+                    }
+                    p.elapsed_s = elapsed;
+                    p.speed_x = if elapsed > 0.0 {
+                        position_s / elapsed
+                    } else {
+                        0.0
+                    };
+                    p.eta_s = p.duration_s.and_then(|d| {
+                        (p.speed_x > 0.0).then(|| ((d - position_s) / p.speed_x).max(0.0))
+                    });
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        let needs_init = self.manifest.container == reelnet_proto::Container::Fmp4;
+        self.manifest
+            .tracks
+            .iter()
+            .all(|t| !t.segments.is_empty() && (!needs_init || t.init.is_some()))
+    }
+
+    /// Publishes a new version once every track has grown past the last published one.
+    fn maybe_publish(&mut self) -> Result<(), TranscodeError> {
+        let aligned = self
+            .manifest
+            .tracks
+            .iter()
+            .map(|t| t.segments.len())
+            .min()
+            .unwrap_or(0);
+        if aligned > self.published && self.ready() {
+            self.publish()
+                .map_err(|e| TranscodeError::Sink(e.to_string()))?;
+            self.published = aligned;
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self) -> Result<StoredManifest, IngestError> {
+        self.manifest.seq += 1;
+        let signed = SignedManifest::sign(&self.manifest, &self.ctx.key)
+            .map_err(|e| IngestError::Manifest(e.to_string()))?;
+        let stored = self.ctx.store.put_manifest(&signed)?;
+        if let Some(cb) = &self.ctx.on_publish {
+            cb(&stored);
+        }
+        let first = !self.published_once;
+        self.published_once = true;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let downloaded = self.downloaded.load(Ordering::Relaxed);
+        let segments = self
+            .manifest
+            .tracks
+            .iter()
+            .map(|t| t.segments.len())
+            .min()
+            .unwrap_or(0);
+        let id = stored.id.to_string();
+        self.progress.send_modify(|p| {
+            p.manifest_id = Some(id);
+            p.segments = u32::try_from(segments).unwrap_or(u32::MAX);
+            if first {
+                p.first_playable_s = Some(elapsed);
+                p.first_playable_downloaded_bytes = Some(downloaded);
+            }
+        });
+        if first {
+            tracing::info!(elapsed_s = elapsed, downloaded, "first segments playable");
+        }
+        Ok(stored)
+    }
+
+    fn finish(&mut self) -> Result<StoredManifest, IngestError> {
+        if !self.ready() {
+            return Err(IngestError::Transcode(TranscodeError::Sink(
+                "the transcoder produced no playable segments".to_owned(),
+            )));
+        }
+        self.manifest.complete = true;
+        self.publish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_from_file_names() {
+        assert_eq!(title_from_name("/x/The.Matrix.1999.mkv"), "The Matrix 1999");
+        assert_eq!(title_from_name("big_buck bunny.mp4"), "big buck bunny");
+        assert_eq!(title_from_name(""), "Untitled");
+    }
+
+    #[test]
+    fn sources_are_classified() {
+        assert!(matches!(
+            Source::parse("magnet:?xt=urn:btih:abc"),
+            Ok(Source::Magnet(_))
+        ));
+        assert!(Source::parse("/definitely/not/here.mp4").is_err());
+    }
+}

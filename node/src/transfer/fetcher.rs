@@ -1,0 +1,575 @@
+//! The segment fetcher: gets a segment from the best of several providers, verified.
+//!
+//! A [`Fetcher`] owns one client QUIC endpoint and, per provider `NodeId`, one cached
+//! connection on which requests are multiplexed (one bidirectional stream each), a semaphore
+//! bounding requests in flight to that provider, and a score. A fetch ranks the providers it
+//! is given by expected completion time — EWMA of time-to-first-byte plus segment size over
+//! EWMA throughput, scaled up by the provider's current load and by recent failures — and
+//! tries them in that order, each attempt bounded by [`FetcherConfig::attempt_timeout`].
+//!
+//! A response is accepted only if its announced length is within `MAX_SEGMENT_BYTES` and
+//! equals the manifest's size when the caller knows it, its announced hash is the expected
+//! one, exactly that many bytes arrive, and the bytes hash to the expected hash. Anything
+//! else counts as a failure of that provider (a wrong hash also drops its connection) and
+//! the next provider is tried, so a fetch never returns bad bytes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ed25519_dalek::SigningKey;
+use reelnet_proto::transfer::{FRAME_PREFIX_LEN, MAX_SEGMENT_BYTES};
+use reelnet_proto::{
+    decode_response_header, encode_request, DecodeError, ManifestId, NodeId, SegmentHash,
+    SegmentRef, SegmentRequest, Status, MAX_RESPONSE_HEADER,
+};
+use tokio::sync::Semaphore;
+
+use super::{tls, TlsError, TransportTuning, CLOSE_OK};
+use crate::store::{Store, StoreError};
+
+/// Settings of a [`Fetcher`].
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// Local UDP address of the client endpoint. `0.0.0.0:0` reaches IPv4 providers;
+    /// use `[::]:0` for IPv6.
+    pub bind: SocketAddr,
+    /// Longest time one provider gets for one segment, connection set-up included.
+    pub attempt_timeout: Duration,
+    /// Requests in flight to one provider at once (beyond the server's stream credit).
+    pub max_inflight_per_peer: usize,
+    /// QUIC transport parameters.
+    pub transport: TransportTuning,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            attempt_timeout: Duration::from_secs(10),
+            max_inflight_per_peer: 32,
+            transport: TransportTuning::default(),
+        }
+    }
+}
+
+/// What to fetch: the request, the hash the bytes must have and, if known, their size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub request: SegmentRequest,
+    /// The segment's hash as the (verified) manifest lists it.
+    pub expected: SegmentHash,
+    /// The segment's size as the manifest lists it, if known.
+    pub size: Option<u64>,
+}
+
+/// Why one provider did not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error("cannot start a connection: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection failed: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("cannot send the request: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("cannot read the response: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("provider answered {0:?}")]
+    Status(Status),
+    #[error("malformed response header: {0}")]
+    BadHeader(#[from] DecodeError),
+    #[error("provider announced {announced} bytes, the manifest says {expected}")]
+    SizeMismatch { announced: u64, expected: u64 },
+    #[error("provider announced hash {announced}, expected {expected}")]
+    AnnouncedHashMismatch {
+        announced: SegmentHash,
+        expected: SegmentHash,
+    },
+    #[error("provider sent bytes hashing to {actual}, expected {expected}")]
+    HashMismatch {
+        actual: SegmentHash,
+        expected: SegmentHash,
+    },
+    #[error("response ended after {got} of {expected} bytes")]
+    Truncated { got: u64, expected: u64 },
+    #[error("provider sent more bytes than announced")]
+    TrailingBytes,
+    #[error("request cannot be encoded: {0}")]
+    Encode(String),
+}
+
+impl AttemptError {
+    /// Whether the provider misbehaved (as opposed to lacking the segment or being busy):
+    /// its connection is dropped and its score takes a heavy penalty.
+    fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            Self::BadHeader(_)
+                | Self::SizeMismatch { .. }
+                | Self::AnnouncedHashMismatch { .. }
+                | Self::HashMismatch { .. }
+                | Self::TrailingBytes
+        )
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("no providers given for the segment")]
+    NoProviders,
+    #[error("every provider failed: {}", describe(.0))]
+    AllFailed(Vec<(NodeId, AttemptError)>),
+    #[error("fetched segment could not be stored: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot set up the QUIC client: {0}")]
+    Setup(String),
+}
+
+fn describe(failures: &[(NodeId, AttemptError)]) -> String {
+    failures
+        .iter()
+        .map(|(node, err)| format!("{}: {err}", node.short()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<TlsError> for FetchError {
+    fn from(e: TlsError) -> Self {
+        Self::Setup(e.to_string())
+    }
+}
+
+/// What the fetcher has learnt about a provider.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProviderStats {
+    /// EWMA of the time from sending a request to its response header.
+    pub latency: Duration,
+    /// EWMA of body throughput, bytes per second.
+    pub throughput: f64,
+    /// Successful fetches.
+    pub successes: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// When the last failure happened.
+    pub last_failure: Option<Instant>,
+}
+
+impl Default for ProviderStats {
+    /// The prior for a provider never tried: good enough to be tried before one that failed.
+    fn default() -> Self {
+        Self {
+            latency: Duration::from_millis(50),
+            throughput: 50e6,
+            successes: 0,
+            consecutive_failures: 0,
+            last_failure: None,
+        }
+    }
+}
+
+/// Weight of a new sample in the moving averages.
+const EWMA_ALPHA: f64 = 0.3;
+/// Failures older than this no longer count against a provider.
+const FAILURE_MEMORY: Duration = Duration::from_secs(60);
+/// Size assumed when ranking for a segment of unknown size.
+const TYPICAL_SEGMENT: u64 = 2 << 20;
+/// Most providers remembered; beyond it, idle ones are forgotten.
+const MAX_PEERS: usize = 4096;
+
+impl ProviderStats {
+    fn record_success(&mut self, latency: Duration, bytes: u64, body_time: Duration) {
+        let ewma = |old: f64, new: f64| old + EWMA_ALPHA * (new - old);
+        let l = ewma(self.latency.as_secs_f64(), latency.as_secs_f64());
+        self.latency = Duration::from_secs_f64(l.max(0.0));
+        // Small bodies say little about throughput.
+        if bytes >= 64 << 10 {
+            let secs = body_time.as_secs_f64().max(1e-6);
+            self.throughput = ewma(self.throughput, bytes as f64 / secs);
+        }
+        self.successes += 1;
+        self.consecutive_failures = 0;
+    }
+
+    fn record_failure(&mut self, weight: u32) {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(weight);
+        self.last_failure = Some(Instant::now());
+    }
+
+    /// Expected seconds to fetch `size` bytes, scaled by load and recent failures.
+    fn cost(&self, size: u64, load: f64, now: Instant) -> f64 {
+        let base = self.latency.as_secs_f64() + size as f64 / self.throughput.max(1.0);
+        let recent = self
+            .last_failure
+            .is_some_and(|t| now.duration_since(t) < FAILURE_MEMORY);
+        let failures = if recent {
+            f64::from(self.consecutive_failures.min(16))
+        } else {
+            0.0
+        };
+        base * (1.0 + load) * (1.0 + 4.0 * failures)
+    }
+}
+
+/// Everything the fetcher keeps per provider.
+struct Peer {
+    /// The cached connection; the async lock also makes concurrent fetches share one dial.
+    conn: tokio::sync::Mutex<Option<quinn::Connection>>,
+    permits: Arc<Semaphore>,
+    stats: Mutex<ProviderStats>,
+}
+
+/// Fetches verified segments from providers; cheap to share (`Arc`) between tasks.
+pub struct Fetcher {
+    endpoint: quinn::Endpoint,
+    config: FetcherConfig,
+    peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+}
+
+impl Fetcher {
+    /// A fetcher that authenticates as `key` (so servers apply their per-peer limits to this
+    /// node), or with a fresh throw-away key when `None`.
+    pub fn new(key: Option<&SigningKey>) -> Result<Self, FetchError> {
+        Self::with_config(key, FetcherConfig::default())
+    }
+
+    /// [`new`](Self::new) with explicit settings.
+    pub fn with_config(
+        key: Option<&SigningKey>,
+        config: FetcherConfig,
+    ) -> Result<Self, FetchError> {
+        let ephemeral;
+        let key = match key {
+            Some(k) => k,
+            None => {
+                ephemeral = SigningKey::generate(&mut rand::rngs::OsRng);
+                &ephemeral
+            }
+        };
+        let crypto = tls::quic_client_crypto(key)?;
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        client.transport_config(
+            config
+                .transport
+                .transport_config(0, true)
+                .map_err(|e| FetchError::Setup(e.to_string()))?,
+        );
+        let endpoint_config = config
+            .transport
+            .endpoint_config()
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
+        let socket = std::net::UdpSocket::bind(config.bind)
+            .map_err(|e| FetchError::Setup(format!("cannot bind UDP {}: {e}", config.bind)))?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| FetchError::Setup("no tokio runtime for QUIC".into()))?;
+        let mut endpoint = quinn::Endpoint::new(endpoint_config, None, socket, runtime)
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
+        endpoint.set_default_client_config(client);
+        Ok(Self {
+            endpoint,
+            config,
+            peers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Fetches one segment, verified against `expected`, from the best of `providers`.
+    pub async fn fetch(
+        &self,
+        providers: &[(NodeId, SocketAddr)],
+        manifest: ManifestId,
+        track: u16,
+        segment: SegmentRef,
+        expected: SegmentHash,
+    ) -> Result<Bytes, FetchError> {
+        let want = FetchRequest {
+            request: SegmentRequest {
+                manifest,
+                track,
+                segment,
+            },
+            expected,
+            size: None,
+        };
+        self.fetch_request(providers, &want).await
+    }
+
+    /// Fetches `want` from the best of `providers`, falling back to the next on failure.
+    pub async fn fetch_request(
+        &self,
+        providers: &[(NodeId, SocketAddr)],
+        want: &FetchRequest,
+    ) -> Result<Bytes, FetchError> {
+        if providers.is_empty() {
+            return Err(FetchError::NoProviders);
+        }
+        let mut failures = Vec::new();
+        for (node, addr) in self.rank(providers, want.size) {
+            let peer = self.peer(node);
+            let attempt = self.attempt(&peer, node, addr, want);
+            let result = match tokio::time::timeout(self.config.attempt_timeout, attempt).await {
+                Ok(r) => r,
+                Err(_) => Err(AttemptError::Timeout(self.config.attempt_timeout)),
+            };
+            match result {
+                Ok(bytes) => return Ok(bytes),
+                Err(err) => {
+                    tracing::debug!(provider = %node.short(), %addr, %err, "provider failed");
+                    let weight = match &err {
+                        // Lacking a segment or being busy is no fault; try others first anyway.
+                        AttemptError::Status(Status::NotFound | Status::Busy) => 1,
+                        e if e.is_misbehaviour() => 8,
+                        _ => 2,
+                    };
+                    lock(&peer.stats).record_failure(weight);
+                    if err.is_misbehaviour() {
+                        if let Some(conn) = peer.conn.lock().await.take() {
+                            conn.close(quinn::VarInt::from_u32(CLOSE_OK), b"bad response");
+                        }
+                    }
+                    failures.push((node, err));
+                }
+            }
+        }
+        Err(FetchError::AllFailed(failures))
+    }
+
+    /// Fetches `want` and stores it (the store checks the hash once more). Returns the bytes.
+    pub async fn fetch_into_store(
+        &self,
+        providers: &[(NodeId, SocketAddr)],
+        want: &FetchRequest,
+        store: &Store,
+    ) -> Result<Bytes, FetchError> {
+        let bytes = self.fetch_request(providers, want).await?;
+        let store = store.clone();
+        let expected = want.expected;
+        let to_store = bytes.clone();
+        tokio::task::spawn_blocking(move || store.put_segment(&to_store, Some(&expected)))
+            .await
+            .map_err(|e| FetchError::Setup(format!("store task failed: {e}")))??;
+        Ok(bytes)
+    }
+
+    /// What the fetcher has learnt about `node`, if it has tried it.
+    pub fn stats(&self, node: &NodeId) -> Option<ProviderStats> {
+        let peers = lock(&self.peers);
+        peers.get(node).map(|p| *lock(&p.stats))
+    }
+
+    /// Connections currently open to providers (one per provider in use).
+    pub fn open_connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+
+    /// Closes every connection and the endpoint, waiting (bounded) for the close to be sent.
+    pub async fn close(&self) {
+        self.endpoint
+            .close(quinn::VarInt::from_u32(CLOSE_OK), b"closing");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+
+    /// Providers, best first (stable: ties keep the caller's order).
+    fn rank(
+        &self,
+        providers: &[(NodeId, SocketAddr)],
+        size: Option<u64>,
+    ) -> Vec<(NodeId, SocketAddr)> {
+        let now = Instant::now();
+        let size = size.unwrap_or(TYPICAL_SEGMENT);
+        let peers = lock(&self.peers);
+        let mut scored: Vec<(f64, NodeId, SocketAddr)> = providers
+            .iter()
+            .map(|&(node, addr)| {
+                let cost = match peers.get(&node) {
+                    Some(p) => {
+                        let limit = self.config.max_inflight_per_peer.max(1);
+                        let busy = limit.saturating_sub(p.permits.available_permits());
+                        lock(&p.stats).cost(size, busy as f64 / limit as f64, now)
+                    }
+                    None => ProviderStats::default().cost(size, 0.0, now),
+                };
+                (cost, node, addr)
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut seen = std::collections::HashSet::new();
+        scored
+            .into_iter()
+            .filter(|(_, node, _)| seen.insert(*node))
+            .map(|(_, node, addr)| (node, addr))
+            .collect()
+    }
+
+    fn peer(&self, node: NodeId) -> Arc<Peer> {
+        let mut peers = lock(&self.peers);
+        if peers.len() >= MAX_PEERS && !peers.contains_key(&node) {
+            // Forget providers nobody is using right now.
+            peers.retain(|_, p| Arc::strong_count(p) > 1);
+        }
+        Arc::clone(peers.entry(node).or_insert_with(|| {
+            Arc::new(Peer {
+                conn: tokio::sync::Mutex::new(None),
+                permits: Arc::new(Semaphore::new(self.config.max_inflight_per_peer.max(1))),
+                stats: Mutex::new(ProviderStats::default()),
+            })
+        }))
+    }
+
+    /// The cached connection to `node` at `addr`, dialling if there is none (or it died, or
+    /// the node moved).
+    async fn connection(
+        &self,
+        peer: &Peer,
+        node: NodeId,
+        addr: SocketAddr,
+    ) -> Result<quinn::Connection, AttemptError> {
+        let mut slot = peer.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            if conn.close_reason().is_none() && conn.remote_address() == addr {
+                return Ok(conn.clone());
+            }
+        }
+        *slot = None;
+        let conn = self
+            .endpoint
+            .connect(addr, &tls::server_name(&node))?
+            .await?;
+        tracing::debug!(provider = %node.short(), %addr, "connected");
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn attempt(
+        &self,
+        peer: &Peer,
+        node: NodeId,
+        addr: SocketAddr,
+        want: &FetchRequest,
+    ) -> Result<Bytes, AttemptError> {
+        let _permit = peer
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AttemptError::Status(Status::Busy))?;
+        let conn = self.connection(peer, node, addr).await?;
+        let frame =
+            encode_request(&want.request).map_err(|e| AttemptError::Encode(e.to_string()))?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let started = Instant::now();
+        send.write_all(&frame).await?;
+        send.finish()?;
+        let (bytes, header_at) = read_response(&mut recv, want).await?;
+        let done = Instant::now();
+        lock(&peer.stats).record_success(
+            header_at.duration_since(started),
+            bytes.len() as u64,
+            done.duration_since(header_at),
+        );
+        Ok(bytes)
+    }
+}
+
+/// Reads and checks a response: the verified body and when its header arrived.
+async fn read_response(
+    recv: &mut quinn::RecvStream,
+    want: &FetchRequest,
+) -> Result<(Bytes, Instant), AttemptError> {
+    // The header: read no further than the largest header frame, so no body bytes are
+    // pulled into this buffer.
+    let mut head = BytesMut::with_capacity(FRAME_PREFIX_LEN + MAX_RESPONSE_HEADER);
+    let header = loop {
+        if let Some((header, used)) = decode_response_header(&head)? {
+            if used != head.len() {
+                // Cannot happen: reads stop at the frame's end.
+                return Err(AttemptError::TrailingBytes);
+            }
+            break header;
+        }
+        let missing = match head.get(..FRAME_PREFIX_LEN) {
+            Some(prefix) => {
+                let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                FRAME_PREFIX_LEN + len as usize - head.len()
+            }
+            None => FRAME_PREFIX_LEN - head.len(),
+        };
+        match recv.read_chunk(missing, true).await? {
+            Some(chunk) => head.extend_from_slice(&chunk.bytes),
+            None => {
+                return Err(AttemptError::Truncated {
+                    got: 0,
+                    expected: 0,
+                })
+            }
+        }
+    };
+    let header_at = Instant::now();
+    if header.status != Status::Ok {
+        return Err(AttemptError::Status(header.status));
+    }
+    if header.hash != want.expected {
+        return Err(AttemptError::AnnouncedHashMismatch {
+            announced: header.hash,
+            expected: want.expected,
+        });
+    }
+    if let Some(size) = want.size {
+        if header.length != size {
+            return Err(AttemptError::SizeMismatch {
+                announced: header.length,
+                expected: size,
+            });
+        }
+    }
+    // decode_response_header already refuses lengths above MAX_SEGMENT_BYTES; checked again
+    // here because the allocation below depends on it.
+    if header.length > MAX_SEGMENT_BYTES {
+        return Err(AttemptError::SizeMismatch {
+            announced: header.length,
+            expected: MAX_SEGMENT_BYTES,
+        });
+    }
+    let len = usize::try_from(header.length).map_err(|_| AttemptError::SizeMismatch {
+        announced: header.length,
+        expected: MAX_SEGMENT_BYTES,
+    })?;
+    // Grow with what arrives unless the manifest vouches for the size.
+    let capacity = if want.size.is_some() {
+        len
+    } else {
+        len.min(1 << 20)
+    };
+    let mut body = BytesMut::with_capacity(capacity);
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await? {
+            Some(chunk) => body.extend_from_slice(&chunk.bytes),
+            None => {
+                return Err(AttemptError::Truncated {
+                    got: body.len() as u64,
+                    expected: header.length,
+                })
+            }
+        }
+    }
+    if recv.read_chunk(1, true).await?.is_some() {
+        return Err(AttemptError::TrailingBytes);
+    }
+    let body = body.freeze();
+    let actual = SegmentHash::of(&body);
+    if actual != want.expected {
+        return Err(AttemptError::HashMismatch {
+            actual,
+            expected: want.expected,
+        });
+    }
+    Ok((body, header_at))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,497 @@
+//! The segment server: answers segment requests from the local store over QUIC.
+//!
+//! One accept loop owns the endpoint and a `JoinSet` of connection tasks (each with its own
+//! span); each connection task owns a `JoinSet` of stream tasks, one per request. A request is
+//! resolved through the stored manifest — `Init`, `Index(i)`, or `Hash(h)`, which must be
+//! listed in that manifest — and the bytes are read through [`Store::read_segment`], which
+//! checks their hash, so a corrupt file is never served (it becomes `NotFound`).
+//!
+//! Limits, so one peer cannot take everything ([`Limits`]):
+//! - streams per connection: QUIC stream credit (`max_concurrent_bidi_streams`), so a peer
+//!   simply waits for credit;
+//! - connections per peer `NodeId` and connections overall: extra connections are closed
+//!   with [`CLOSE_BUSY`](super::CLOSE_BUSY) or refused;
+//! - responses in flight overall: a semaphore; when it is exhausted the answer is `Busy`, so
+//!   the client tries another provider instead of queueing here;
+//! - time: reading the request and sending the response each have a deadline.
+//!
+//! Shutdown, in order: stop accepting connections, stop accepting streams, let in-flight
+//! responses finish within [`Limits::shutdown_grace`] (then abort them), close connections,
+//! close the endpoint and wait (bounded) for it to go idle.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use reelnet_proto::transfer::FRAME_PREFIX_LEN;
+use reelnet_proto::{
+    decode_request, encode_response_header, Manifest, ManifestId, NodeId, ResponseHeader,
+    SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
+};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{tls, TlsError, TransportTuning, CLOSE_BUSY, CLOSE_OK};
+use crate::store::Store;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("invalid QUIC transport setting (check the transfer limits): {0}")]
+    Config(String),
+    #[error("cannot listen on UDP {addr} (transfer listen address): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no async runtime for QUIC: start the server inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Bounds on what the server gives to its peers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections open at once, over all peers.
+    pub max_connections: usize,
+    /// Connections one peer (`NodeId`) may hold at once.
+    pub max_connections_per_peer: usize,
+    /// Requests one connection may have in flight (QUIC stream credit).
+    pub max_streams_per_connection: u32,
+    /// Responses being prepared or sent at once, over all peers; beyond it, `Busy`.
+    pub max_inflight: usize,
+    /// Time a client has to send its whole request frame.
+    pub request_timeout: Duration,
+    /// Time to send one response (a stalled reader is cut off after it).
+    pub response_timeout: Duration,
+    /// Time in-flight responses get to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// QUIC transport parameters.
+    pub transport: TransportTuning,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_connections_per_peer: 4,
+            max_streams_per_connection: 32,
+            max_inflight: 256,
+            request_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+            transport: TransportTuning::default(),
+        }
+    }
+}
+
+/// The quinn server configuration of a node (TLS bound to `key`, transport from `limits`).
+/// Public so tests and tools can run their own endpoint with a node's identity.
+pub fn server_config(
+    key: &SigningKey,
+    limits: &Limits,
+) -> Result<quinn::ServerConfig, ServerError> {
+    let crypto = tls::quic_server_crypto(key)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let transport = limits
+        .transport
+        .transport_config(limits.max_streams_per_connection, false)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    config.transport_config(transport);
+    Ok(config)
+}
+
+/// Manifests seen recently, by id; a manifest never changes under its id.
+const MANIFEST_CACHE: usize = 256;
+
+/// What every connection and stream task shares.
+struct Ctx {
+    store: Store,
+    limits: Limits,
+    inflight: Arc<Semaphore>,
+    per_peer: Mutex<HashMap<NodeId, usize>>,
+    manifests: Mutex<HashMap<ManifestId, Arc<Manifest>>>,
+}
+
+/// Counts one connection of a peer while alive.
+struct PeerSlot {
+    ctx: Arc<Ctx>,
+    node: NodeId,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.ctx.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.node) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.node);
+            }
+        }
+    }
+}
+
+impl Ctx {
+    fn take_peer_slot(self: &Arc<Self>, node: NodeId) -> Option<PeerSlot> {
+        let mut map = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(node).or_insert(0);
+        if *n >= self.limits.max_connections_per_peer {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            ctx: Arc::clone(self),
+            node,
+        })
+    }
+
+    async fn manifest(&self, id: ManifestId) -> Result<Option<Arc<Manifest>>, Status> {
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(Some(Arc::clone(m)));
+        }
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.manifest(&id))
+            .await
+            .map_err(|_| Status::Internal)?
+            .map_err(|err| {
+                tracing::error!(%err, manifest = %id, "cannot read manifest");
+                Status::Internal
+            })?;
+        let Some(stored) = found else {
+            return Ok(None);
+        };
+        let manifest = Arc::new(stored.manifest);
+        let mut cache = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MANIFEST_CACHE {
+            cache.clear();
+        }
+        cache.insert(id, Arc::clone(&manifest));
+        Ok(Some(manifest))
+    }
+
+    /// Resolves and reads the requested segment: its hash and verified bytes, or the status
+    /// to answer with.
+    async fn answer(&self, req: &SegmentRequest) -> Result<(SegmentHash, Bytes), Status> {
+        let manifest = self.manifest(req.manifest).await?.ok_or(Status::NotFound)?;
+        let entry = manifest
+            .resolve(req.track, &req.segment)
+            .ok_or(Status::BadRequest)?;
+        let hash = entry.hash;
+        let store = self.store.clone();
+        let bytes = tokio::task::spawn_blocking(move || store.read_segment(&hash))
+            .await
+            .map_err(|_| Status::Internal)?
+            .map_err(|err| {
+                tracing::error!(%err, %hash, "cannot read segment");
+                Status::Internal
+            })?
+            .ok_or(Status::NotFound)?;
+        Ok((hash, Bytes::from(bytes)))
+    }
+}
+
+/// A running segment server. [`shutdown`](Self::shutdown) asks it to stop;
+/// [`join`](Self::join) waits until it has.
+pub struct TransferServer {
+    node_id: NodeId,
+    local_addr: SocketAddr,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TransferServer {
+    /// Binds a UDP socket on `addr` (port 0 picks one) and starts serving `store` as the node
+    /// owning `key`. Returns the server and the address it listens on.
+    pub fn bind(
+        addr: SocketAddr,
+        key: &SigningKey,
+        store: Store,
+        limits: Limits,
+    ) -> Result<(Self, SocketAddr), ServerError> {
+        let config = server_config(key, &limits)?;
+        let endpoint_config = limits
+            .transport
+            .endpoint_config()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let bind_err = |source| ServerError::Bind { addr, source };
+        let socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
+        let runtime = quinn::default_runtime().ok_or(ServerError::NoRuntime)?;
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(config), socket, runtime)
+            .map_err(bind_err)?;
+        let local_addr = endpoint.local_addr().map_err(bind_err)?;
+        let node_id = NodeId::from_verifying_key(&key.verifying_key());
+        let cancel = CancellationToken::new();
+        let ctx = Arc::new(Ctx {
+            store,
+            inflight: Arc::new(Semaphore::new(limits.max_inflight)),
+            limits,
+            per_peer: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
+        });
+        let task = crate::shutdown::spawn(
+            "transfer-server",
+            accept_loop(endpoint, ctx, cancel.clone()).instrument(tracing::info_span!(
+                "transfer",
+                node = %node_id.short(),
+                %local_addr
+            )),
+        );
+        tracing::info!(%local_addr, "segment service listening");
+        Ok((
+            Self {
+                node_id,
+                local_addr,
+                cancel,
+                task,
+            },
+            local_addr,
+        ))
+    }
+
+    /// The node this server answers as.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The UDP address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Asks the server to stop (idempotent); see the module docs for the order.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits until the server has stopped (after [`shutdown`](Self::shutdown)).
+    pub async fn join(self) {
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "segment server task panicked");
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) then [`join`](Self::join).
+    pub async fn shutdown_and_join(self) {
+        self.shutdown();
+        self.join().await;
+    }
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let remote = incoming.remote_address();
+                if conns.len() >= ctx.limits.max_connections {
+                    tracing::debug!(%remote, "connection limit reached; refusing");
+                    incoming.refuse();
+                    continue;
+                }
+                let span = tracing::info_span!("conn", %remote, peer = tracing::field::Empty);
+                conns.spawn(
+                    serve_connection(incoming, Arc::clone(&ctx), cancel.clone()).instrument(span),
+                );
+            }
+            Some(done) = conns.join_next(), if !conns.is_empty() => log_join(done),
+        }
+    }
+    // 1. No new connections.
+    endpoint.set_server_config(None);
+    // 2. Connection tasks saw the same token: they stop taking streams and drain theirs.
+    let drain = async {
+        while let Some(done) = conns.join_next().await {
+            log_join(done);
+        }
+    };
+    let deadline = ctx.limits.shutdown_grace + Duration::from_secs(1);
+    if tokio::time::timeout(deadline, drain).await.is_err() {
+        tracing::warn!("connections still open after the shutdown deadline; aborting them");
+        conns.shutdown().await;
+    }
+    // 3. The endpoint.
+    endpoint.close(quinn::VarInt::from_u32(CLOSE_OK), b"shutdown");
+    if tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::debug!("endpoint not idle after 1 s; dropping it");
+    }
+    tracing::info!("segment service stopped");
+    Ok(())
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = done {
+        if err.is_panic() {
+            tracing::error!(%err, "transfer task panicked");
+        }
+    }
+}
+
+async fn serve_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let conn = match incoming.accept() {
+        Ok(connecting) => {
+            match tokio::time::timeout(ctx.limits.request_timeout, connecting).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(err)) => {
+                    tracing::debug!(%err, "handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("handshake timed out");
+                    return;
+                }
+            }
+        }
+        Err(err) => {
+            tracing::debug!(%err, "cannot accept connection");
+            return;
+        }
+    };
+    let Some(peer) = tls::peer_node_id(&conn) else {
+        // Cannot happen with mutual TLS; refuse rather than serve an anonymous peer.
+        conn.close(
+            quinn::VarInt::from_u32(CLOSE_BUSY),
+            b"no client certificate",
+        );
+        return;
+    };
+    tracing::Span::current().record("peer", tracing::field::display(peer.short()));
+    let Some(_slot) = ctx.take_peer_slot(peer) else {
+        tracing::debug!("too many connections from this peer; closing");
+        conn.close(
+            quinn::VarInt::from_u32(CLOSE_BUSY),
+            b"too many connections from this node",
+        );
+        return;
+    };
+    tracing::debug!("connected");
+
+    let mut streams = JoinSet::new();
+    let reason = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break None,
+            stream = conn.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    let span = tracing::debug_span!("stream", id = %send.id());
+                    streams.spawn(serve_stream(send, recv, Arc::clone(&ctx)).instrument(span));
+                }
+                Err(err) => break Some(err),
+            },
+            Some(done) = streams.join_next(), if !streams.is_empty() => log_join(done),
+        }
+    };
+    match reason {
+        Some(err) => tracing::debug!(%err, "connection ended"),
+        None => {
+            // Shutdown: let in-flight responses finish, then close.
+            let drain = async {
+                while let Some(done) = streams.join_next().await {
+                    log_join(done);
+                }
+            };
+            if tokio::time::timeout(ctx.limits.shutdown_grace, drain)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    left = streams.len(),
+                    "responses unfinished at shutdown deadline"
+                );
+                streams.shutdown().await;
+            }
+            conn.close(quinn::VarInt::from_u32(CLOSE_OK), b"shutdown");
+        }
+    }
+}
+
+/// Reads one request frame: at most `FRAME_PREFIX_LEN + MAX_REQUEST_FRAME` bytes are ever
+/// buffered, and an oversized length prefix is refused as soon as it arrives.
+async fn read_request(recv: &mut quinn::RecvStream) -> Result<SegmentRequest, String> {
+    let mut buf = [0u8; FRAME_PREFIX_LEN + MAX_REQUEST_FRAME];
+    let mut filled = 0;
+    loop {
+        match decode_request(&buf[..filled]) {
+            Ok(Some((req, used))) if used == filled => return Ok(req),
+            Ok(Some((_, used))) => {
+                return Err(format!("{} bytes after the request", filled - used));
+            }
+            Ok(None) => {}
+            Err(err) => return Err(err.to_string()),
+        }
+        let Some(space) = buf.get_mut(filled..).filter(|s| !s.is_empty()) else {
+            return Err("request frame too long".into());
+        };
+        match recv.read(space).await {
+            Ok(Some(n)) => filled += n,
+            Ok(None) => return Err(format!("stream ended after {filled} bytes of request")),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+}
+
+async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, ctx: Arc<Ctx>) {
+    let request =
+        match tokio::time::timeout(ctx.limits.request_timeout, read_request(&mut recv)).await {
+            Ok(r) => r,
+            Err(_) => Err("request timed out".into()),
+        };
+    // Nothing more is read from the client on this stream.
+    let _ = recv.stop(quinn::VarInt::from_u32(0));
+    let (header, body) = match request {
+        Err(reason) => {
+            tracing::debug!(%reason, "bad request");
+            (ResponseHeader::error(Status::BadRequest), None)
+        }
+        Ok(req) => match Arc::clone(&ctx.inflight).try_acquire_owned() {
+            Err(_) => (ResponseHeader::error(Status::Busy), None),
+            Ok(permit) => match ctx.answer(&req).await {
+                Ok((hash, bytes)) => (
+                    ResponseHeader::ok(bytes.len() as u64, hash),
+                    Some((bytes, permit)),
+                ),
+                Err(status) => {
+                    tracing::debug!(?req, ?status, "request not served");
+                    (ResponseHeader::error(status), None)
+                }
+            },
+        },
+    };
+    let send_all = async {
+        let frame = encode_response_header(&header).map_err(|e| e.to_string())?;
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        if let Some((bytes, _permit)) = body {
+            send.write_chunk(bytes).await.map_err(|e| e.to_string())?;
+        }
+        send.finish().map_err(|e| e.to_string())?;
+        // Wait until the peer has the bytes, so shutdown does not cut a response short.
+        send.stopped().await.map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    };
+    match tokio::time::timeout(ctx.limits.response_timeout, send_all).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::debug!(%err, "response not delivered"),
+        Err(_) => {
+            tracing::debug!("response timed out; resetting the stream");
+            let _ = send.reset(quinn::VarInt::from_u32(0));
+        }
+    }
+}
