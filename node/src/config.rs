@@ -309,6 +309,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn documented_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["configs/node.toml", "configs/testnet/node.toml"] {
+            if let Err(e) = NodeConfig::load(&root.join(file)) {
+                panic!("{file}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         assert!(NodeConfig::default().validate(Path::new("x")).is_ok());
     }

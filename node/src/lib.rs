@@ -5,6 +5,7 @@
 //! `metrics`, `shutdown` (signals and task spawning).
 
 pub mod admin;
+pub mod catalog;
 pub mod config;
 pub mod gateway;
 pub mod identity;
@@ -12,6 +13,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod shutdown;
 pub mod store;
+pub mod swarm;
 pub mod transfer;
 
 use std::net::SocketAddr;

@@ -244,6 +244,14 @@ mod tests {
     }
 
     #[test]
+    fn documented_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["configs/tracker.toml", "configs/testnet/tracker.toml"] {
+            TrackerConfig::load(&root.join(file)).unwrap();
+        }
+    }
+
+    #[test]
     fn defaults_validate() {
         TrackerConfig::default().validate(Path::new("x")).unwrap();
     }
