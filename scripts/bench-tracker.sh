@@ -35,7 +35,10 @@ if [[ -z "${NO_BUILD:-}" ]]; then
   if [[ -n "${TRACKER_BIN:-}" ]]; then
     cargo build --release -p reelnet-tracker --examples >&2
   else
-    cargo build --release -p reelnet-tracker --examples --bins >&2
+    cargo build --release -p reelnet-tracker --examples --bins >&2 || {
+      echo "release build failed (TRACKER_BIN=path runs a tracker built elsewhere)" >&2
+      exit 1
+    }
   fi
 fi
 tracker_bin="${TRACKER_BIN:-$release/reelnet-tracker}"
@@ -92,7 +95,7 @@ done
 echo "==> tracker healthy at $url; load: $CLIENTS clients, $USERS users, ${BENCH_SECONDS}s" >&2
 
 load_line="$("$load_bin" --url "$url" --clients "$CLIENTS" --users "$USERS" \
-  --seconds "$BENCH_SECONDS" --warmup "$WARMUP" | grep '^progress_writes ')"
+  --seconds "$BENCH_SECONDS" --warmup "$WARMUP" --server-pid "$tracker_pid" | grep '^progress_writes ')"
 echo "$load_line"
 
 echo "==> stopping the tracker (SIGTERM)" >&2
@@ -110,6 +113,7 @@ echo "$sled_lines"
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 single="$(grep 'mode=single' <<<"$sled_lines")"
 batched="$(grep 'mode=batched' <<<"$sled_lines")"
+txn="$(grep 'mode=txn' <<<"$sled_lines")"
 
 wps="$(field "$load_line" writes_per_s)"
 p50="$(field "$load_line" p50_ms)"
@@ -122,15 +126,22 @@ disk="$(df -h "$tmp" | awk 'NR == 2 { print $1 " (" $2 ", mounted on " $6 ")" }'
 echo
 echo "reelnet-tracker durable progress writes — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), disk $disk"
 echo
-printf '| %-44s | %10s | %9s | %9s | %-28s |\n' "measurement" "writes/s" "p50 ms" "p99 ms" "target"
+printf '| %-44s | %10s | %9s | %9s | %-34s |\n' "measurement" "writes/s" "p50 ms" "p99 ms" "target"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..12})" \
-  "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..30})"
-printf '| %-44s | %10s | %9s | %9s | %-28s |\n' \
+  "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..36})"
+printf '| %-44s | %10s | %9s | %9s | %-34s |\n' \
   "tracker PUT progress, $CLIENTS clients (errors: $errors)" "$wps" "$p50" "$p99" \
-  "≥ $TARGET_WPS/s $verdict_wps, p99 ≤ $TARGET_P99_MS ms $verdict_p99"
-printf '| %-44s | %10s | %9s | %9s | %-28s |\n' \
+  ">= $TARGET_WPS/s $verdict_wps, p99 <= $TARGET_P99_MS ms $verdict_p99"
+printf '| %-44s | %10s | %9s | %9s | %-34s |\n' \
   "sled raw: 1 insert + flush, 1 thread" "$(field "$single" ops_per_s)" \
   "$(field "$single" p50_ms)" "$(field "$single" p99_ms)" "(baseline)"
-printf '| %-44s | %10s | %9s | %9s | %-28s |\n' \
+printf '| %-44s | %10s | %9s | %9s | %-34s |\n' \
   "sled raw: $SLED_BATCH inserts + 1 flush (per batch)" "$(field "$batched" ops_per_s)" \
   "$(field "$batched" p50_ms)" "$(field "$batched" p99_ms)" "(group-commit ceiling)"
+printf '| %-44s | %10s | %9s | %9s | %-34s |\n' \
+  "sled: $SLED_BATCH tracker-shaped writes + 1 flush" "$(field "$txn" ops_per_s)" \
+  "$(field "$txn" p50_ms)" "$(field "$txn" p99_ms)" "(read + 2-tree txn per write)"
+echo
+echo "tracker CPU: $(field "$load_line" server_cpu_cores) cores busy, $(field "$load_line" server_cpu_us_per_req) µs per write;" \
+  "load client CPU: $(field "$load_line" client_cpu_cores) cores (same machine);" \
+  "whole machine: $(field "$load_line" machine_cpu_cores) of $(nproc) cores busy"

@@ -126,6 +126,8 @@ pub struct P2pConfig {
 pub struct QuicConfig {
     /// UDP address of the QUIC segment service.
     pub listen: SocketAddr,
+    /// The address other nodes dial (default: `listen`, with 127.0.0.1 for 0.0.0.0).
+    pub advertise: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +184,7 @@ impl Default for QuicConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 4433)),
+            advertise: None,
         }
     }
 }
@@ -264,6 +267,17 @@ impl NodeConfig {
             return Err(invalid("storage.replication", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// The QUIC address this node advertises in its catalog record.
+    pub fn quic_advertised(&self) -> SocketAddr {
+        self.quic.advertise.unwrap_or_else(|| {
+            let mut addr = self.quic.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+            }
+            addr
+        })
     }
 
     /// The URL this node's gateway is reached at.

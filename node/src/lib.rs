@@ -4,6 +4,9 @@
 //! Subsystems (see ARCHITECTURE.md): `gateway` (warp), `identity` (the node key),
 //! `metrics`, `shutdown` (signals and task spawning).
 
+// warp's nested filter types exceed the default limit in release builds.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod catalog;
 pub mod config;
@@ -35,6 +38,14 @@ pub enum NodeError {
         path: std::path::PathBuf,
         source: store::StoreError,
     },
+    #[error("bad multiaddr `{addr}` in {key}: {reason}")]
+    Multiaddr {
+        key: &'static str,
+        addr: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Swarm(#[from] swarm::SwarmError),
     #[error("cannot start the admin API: {0}")]
     Admin(std::io::Error),
     #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
@@ -55,9 +66,61 @@ pub struct Node {
 impl Node {
     /// Starts the node's subsystems.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
-        let ctx = ingest_context(&config)?;
+        let mut ctx = ingest_context(&config)?;
         let node_id = identity::node_id(&ctx.key);
         let cancel = CancellationToken::new();
+
+        // The network: catalog index, libp2p swarm, and the publisher of our own record.
+        let parse = |key: &'static str, addr: &str| {
+            addr.parse::<libp2p::Multiaddr>()
+                .map_err(|e| NodeError::Multiaddr {
+                    key,
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                })
+        };
+        let listen = vec![parse("p2p.listen", &config.p2p.listen)?];
+        let bootstrap = config
+            .p2p
+            .bootstrap
+            .iter()
+            .map(|a| parse("p2p.bootstrap", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (catalog, catalog_task) =
+            catalog::Catalog::start(catalog::CatalogConfig::default(), cancel.clone());
+        let (network, p2p_addrs, swarm_task) = swarm::start(
+            swarm::SwarmConfig {
+                listen,
+                bootstrap,
+                mdns: config.p2p.mdns,
+                ..swarm::SwarmConfig::default()
+            },
+            &ctx.key,
+            catalog.clone(),
+            cancel.clone(),
+        )
+        .await?;
+        for addr in &p2p_addrs {
+            tracing::info!(addr = %swarm::with_peer(addr, network.peer_id()), "p2p listening");
+        }
+        let (publisher, publisher_task) = swarm::publisher::Publisher::start(
+            swarm::publisher::PublisherConfig::new(config.quic_advertised(), config.public_url()),
+            ctx.store.clone(),
+            ctx.key.clone(),
+            catalog,
+            network,
+            cancel.clone(),
+        );
+        // Every manifest version an ingest publishes is announced to the network at once.
+        let runtime = tokio::runtime::Handle::current();
+        ctx.on_publish = Some(Box::new(move |stored: &store::StoredManifest| {
+            let (publisher, signed) = (publisher.clone(), stored.signed.clone());
+            runtime.spawn(async move {
+                if let Err(err) = publisher.announce_manifest(signed).await {
+                    tracing::warn!(%err, "cannot announce a manifest");
+                }
+            });
+        }));
         let (ingest, ingest_task) =
             ingest::manager::IngestManager::start(Arc::new(ctx), cancel.clone());
         let (admin_addr, admin_task) = admin::serve(&config.data_dir, ingest, cancel.clone())
@@ -95,7 +158,14 @@ impl Node {
             node_id,
             gateway_addr,
             cancel,
-            tasks: vec![server, admin_task, ingest_task],
+            tasks: vec![
+                server,
+                admin_task,
+                ingest_task,
+                publisher_task,
+                swarm_task,
+                catalog_task,
+            ],
         })
     }
 

@@ -1,6 +1,9 @@
 //! `reelnet-node`: parses flags, loads the config, and either runs the node (waiting for
 //! Ctrl-C/SIGTERM) or runs one command such as `ingest`.
 
+// warp's nested filter types exceed the default limit in release builds.
+#![recursion_limit = "256"]
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;

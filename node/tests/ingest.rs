@@ -27,7 +27,11 @@ fn ffmpeg(args: &[&str]) {
         .args(args)
         .output()
         .expect("ffmpeg CLI (scripts/setup.sh installs it)");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A 2-minute 854x480 H.264/AAC test movie with a keyframe every 4 s.
@@ -35,11 +39,34 @@ fn make_movie(dir: &Path) -> PathBuf {
     let path = dir.join("Test.Pattern.2026.mp4");
     let secs = SECONDS.to_string();
     ffmpeg(&[
-        "-f", "lavfi", "-i", &format!("testsrc2=size=854x480:rate=25:duration={secs}"),
-        "-f", "lavfi", "-i", &format!("sine=frequency=440:sample_rate=48000:duration={secs}"),
-        "-c:v", "libx264", "-preset", "ultrafast", "-g", "100", "-keyint_min", "100",
-        "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "900k",
-        "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=854x480:rate=25:duration={secs}"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=440:sample_rate=48000:duration={secs}"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "100",
+        "-keyint_min",
+        "100",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-b:v",
+        "900k",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        "-movflags",
+        "+faststart",
         path.to_str().unwrap(),
     ]);
     path
@@ -92,7 +119,11 @@ impl Drop for RunningNode {
 
 fn node_config(dir: &Path) -> PathBuf {
     let path = dir.join("node.toml");
-    std::fs::write(&path, "[p2p]\nmdns = false\n[ingest]\npublic_torrents = false\n").unwrap();
+    std::fs::write(
+        &path,
+        "[p2p]\nmdns = false\n[ingest]\npublic_torrents = false\n",
+    )
+    .unwrap();
     path
 }
 
@@ -102,13 +133,22 @@ fn start_node(data: &Path, config: &Path) -> RunningNode {
         .arg(config)
         .arg("--data-dir")
         .arg(data)
-        .args(["--listen", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--p2p",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.contains("listening"), "node did not start: {line}");
     RunningNode { child }
 }
@@ -116,7 +156,10 @@ fn start_node(data: &Path, config: &Path) -> RunningNode {
 fn admin(data: &Path) -> (String, String) {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("admin.json")).unwrap()).unwrap();
-    (v["url"].as_str().unwrap().to_owned(), v["token"].as_str().unwrap().to_owned())
+    (
+        v["url"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// Writes master and media playlists for a stored manifest, pointing at the store's
@@ -127,11 +170,18 @@ fn write_hls(store: &Store, manifest: &reelnet_proto::Manifest, out: &Path) -> P
         let dir = out.join(format!("t{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let text = hls::media_playlist(manifest, i as u16, |seg, init| {
-            let name = if init { format!("{}.mp4", seg.hash) } else { format!("{}.{ext}", seg.hash) };
+            let name = if init {
+                format!("{}.mp4", seg.hash)
+            } else {
+                format!("{}.{ext}", seg.hash)
+            };
             let link = dir.join(&name);
             if !link.exists() {
                 // Reading through the store checks the hash first.
-                let bytes = store.read_segment(&seg.hash).unwrap().expect("segment stored");
+                let bytes = store
+                    .read_segment(&seg.hash)
+                    .unwrap()
+                    .expect("segment stored");
                 std::fs::write(&link, bytes).unwrap();
             }
             name
@@ -172,7 +222,14 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
                 .arg(&data)
                 .arg("ingest")
                 .arg(&torrent)
-                .args(["--peer", &seeder_addr.to_string(), "--title", "Test Pattern", "--year", "2026"])
+                .args([
+                    "--peer",
+                    &seeder_addr.to_string(),
+                    "--title",
+                    "Test Pattern",
+                    "--year",
+                    "2026",
+                ])
                 .output()
                 .unwrap()
         }
@@ -205,7 +262,10 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
         first_dl as f64 * 100.0 / total as f64
     );
     assert_eq!(total, size);
-    assert!(first_dl < total, "the first segment must be playable before the download ends");
+    assert!(
+        first_dl < total,
+        "the first segment must be playable before the download ends"
+    );
 
     // Stop the node (sled admits one process), then read what it stored.
     drop(node);
@@ -219,7 +279,11 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     assert_eq!(m.container, Container::Fmp4);
     assert!(manifests[0].signed.verify().is_ok());
     let heights: Vec<u32> = m.tracks.iter().map(|t| t.rendition.height).collect();
-    assert_eq!(heights, [480, 360], "the ladder never goes above the source");
+    assert_eq!(
+        heights,
+        [480, 360],
+        "the ladder never goes above the source"
+    );
     for t in &m.tracks {
         let ms = t.duration_ms();
         let seg = u64::from(m.target_duration_ms);
@@ -247,21 +311,48 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
             String::from_utf8_lossy(&out.stderr)
         );
         let probe = Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(&media)
             .output()
             .unwrap();
-        let d: f64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(0.0);
-        assert!((d - f64::from(SECONDS)).abs() <= 4.5, "track {i} probes as {d} s");
+        let d: f64 = String::from_utf8_lossy(&probe.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0.0);
+        assert!(
+            (d - f64::from(SECONDS)).abs() <= 4.5,
+            "track {i} probes as {d} s"
+        );
     }
     let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&master)
         .output()
         .unwrap();
-    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
     let codecs = String::from_utf8_lossy(&probe.stdout);
-    assert!(codecs.contains("h264") && codecs.contains("aac"), "{codecs}");
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
 }
 
 #[test]
@@ -271,19 +362,36 @@ fn broken_inputs_fail_cleanly_and_publish_nothing() {
     let data = dir.path().join("node");
     // Random bytes named like a movie.
     let junk = dir.path().join("junk.mp4");
-    std::fs::write(&junk, (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &junk,
+        (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     // A real movie cut in half.
     let whole = dir.path().join("whole.mp4");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8",
-        "-c:v", "libx264", "-preset", "ultrafast", whole.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=8",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        whole.to_str().unwrap(),
     ]);
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     // A torrent file that ends too soon.
     let bad_torrent = dir.path().join("bad.torrent");
-    std::fs::write(&bad_torrent, b"d8:announce35:http://127.0.0.1:1/announce4:infod6:lengthi5").unwrap();
+    std::fs::write(
+        &bad_torrent,
+        b"d8:announce35:http://127.0.0.1:1/announce4:infod6:lengthi5",
+    )
+    .unwrap();
 
     for source in [&junk, &cut, &bad_torrent, &dir.path().join("missing.mkv")] {
         let out = Command::new(BIN)
@@ -296,10 +404,25 @@ fn broken_inputs_fail_cleanly_and_publish_nothing() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{}: accepted\n{stderr}", source.display());
-        assert!(stderr.contains("Error"), "{}: no clear error\n{stderr}", source.display());
-        assert!(!stderr.contains("panicked"), "{}: panicked\n{stderr}", source.display());
+        assert!(
+            !out.status.success(),
+            "{}: accepted\n{stderr}",
+            source.display()
+        );
+        assert!(
+            stderr.contains("Error"),
+            "{}: no clear error\n{stderr}",
+            source.display()
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "{}: panicked\n{stderr}",
+            source.display()
+        );
     }
     let store = Store::open(&data).unwrap();
-    assert!(store.all_manifests().unwrap().is_empty(), "a failed ingest left a manifest");
+    assert!(
+        store.all_manifests().unwrap().is_empty(),
+        "a failed ingest left a manifest"
+    );
 }

@@ -11,6 +11,11 @@
 //! progress_writes clients=64 users=64 seconds=10.00 ok=… errors=… writes_per_s=… p50_ms=… p90_ms=… p99_ms=… max_ms=…
 //! ```
 //!
+//! With `--server-pid`, the line also has the tracker's, the client's and the whole
+//! machine's CPU use over the window (`server_cpu_cores=…` is CPU seconds per second; on a
+//! shared machine, machine - server - client shows other load that skews the figures). `--op get|healthz` swaps the
+//! write for an authenticated read or a bare health check, to see where the time goes.
+//!
 //! Run with `scripts/bench-tracker.sh`, or by hand against a running tracker:
 //! `cargo run --release -p reelnet-tracker --example progress_load -- --url http://127.0.0.1:7070`
 
@@ -45,6 +50,21 @@ struct Args {
     /// Worker threads of the client's runtime (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// What each request does: `put` (the durable progress write being measured), or, to
+    /// see where time goes, `get` (authenticated read of the same record, no write) or
+    /// `healthz` (bare HTTP, no auth, no store).
+    #[arg(long, value_enum, default_value_t = Op::Put)]
+    op: Op,
+    /// The tracker's process id (Linux): also report its CPU use over the measured window.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Op {
+    Put,
+    Get,
+    Healthz,
 }
 
 const PASSWORD: &str = "bench-password-0123";
@@ -76,23 +96,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let measure_until = measure_from + Duration::from_secs_f64(args.seconds);
+    let cpu = tokio::spawn(cpu_over_window(
+        args.server_pid,
+        measure_from,
+        measure_until,
+    ));
     let mut tasks = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let token = tokens[i % tokens.len()].clone();
         let client = http_client()?;
         let base = base.clone();
-        let movies = args.movies;
+        let (movies, op) = (args.movies, args.op);
         tasks.push(tokio::spawn(async move {
-            client_loop(
-                client,
-                base,
-                token,
-                i as u64,
-                movies,
-                measure_from,
-                measure_until,
-            )
-            .await
+            let window = (measure_from, measure_until);
+            client_loop(client, base, token, i as u64, movies, op, window).await
         }));
     }
     let mut latencies_us: Vec<u64> = Vec::new();
@@ -107,27 +124,97 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if !statuses.is_empty() {
-        eprintln!("progress_load: errors by status: {statuses:?}");
+        eprintln!("progress_load: errors by kind: {statuses:?}");
     }
 
     latencies_us.sort_unstable();
     let ok = latencies_us.len() as u64;
     let secs = args.seconds;
-    println!(
-        "progress_writes clients={} users={} seconds={:.2} ok={} errors={} writes_per_s={:.0} \
+    let rate = ok as f64 / secs;
+    let (name, rate_key) = match args.op {
+        Op::Put => ("progress_writes", "writes_per_s"),
+        Op::Get => ("progress_reads", "requests_per_s"),
+        Op::Healthz => ("healthz_requests", "requests_per_s"),
+    };
+    let mut line = format!(
+        "{name} clients={} users={} seconds={secs:.2} ok={ok} errors={errors} {rate_key}={rate:.0} \
          p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
         args.clients,
         tokens.len(),
-        secs,
-        ok,
-        errors,
-        ok as f64 / secs,
         percentile_ms(&latencies_us, 50.0),
         percentile_ms(&latencies_us, 90.0),
         percentile_ms(&latencies_us, 99.0),
         latencies_us.last().map_or(0.0, |&us| us as f64 / 1000.0),
     );
+    if let Some(cpu) = cpu.await? {
+        // CPU seconds per wall second: 1.0 is one core busy. `machine` counts every process
+        // (and the kernel), so machine - server - client is what else ran meanwhile.
+        line.push_str(&format!(
+            " server_cpu_cores={:.2} client_cpu_cores={:.2} machine_cpu_cores={:.2}",
+            cpu.server_s / secs,
+            cpu.client_s / secs,
+            cpu.machine_s / secs
+        ));
+        if ok > 0 {
+            line.push_str(&format!(
+                " server_cpu_us_per_req={:.0}",
+                cpu.server_s * 1e6 / ok as f64
+            ));
+        }
+    }
+    println!("{line}");
     Ok(())
+}
+
+struct CpuUse {
+    server_s: f64,
+    client_s: f64,
+    machine_s: f64,
+}
+
+/// CPU seconds (user + system, all threads) used by `pid`, by this process and by the
+/// whole machine between `from` and `until`, from /proc (Linux; `None` elsewhere or
+/// without a pid).
+async fn cpu_over_window(pid: Option<u32>, from: Instant, until: Instant) -> Option<CpuUse> {
+    let pid = pid?.to_string();
+    tokio::time::sleep_until(from.into()).await;
+    let start = (cpu_secs(&pid)?, cpu_secs("self")?, machine_busy_secs()?);
+    tokio::time::sleep_until(until.into()).await;
+    let end = (cpu_secs(&pid)?, cpu_secs("self")?, machine_busy_secs()?);
+    Some(CpuUse {
+        server_s: end.0 - start.0,
+        client_s: end.1 - start.1,
+        machine_s: end.2 - start.2,
+    })
+}
+
+/// Busy CPU time of the whole machine (all but idle and iowait), seconds, from /proc/stat.
+fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    if ticks.len() < 8 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal
+    let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7];
+    Some(busy / 100.0)
+}
+
+/// utime + stime of a process from /proc/<pid>/stat, seconds (USER_HZ is 100 on Linux).
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.
@@ -219,8 +306,8 @@ async fn client_loop(
     token: String,
     id: u64,
     movies: u64,
-    measure_from: Instant,
-    measure_until: Instant,
+    op: Op,
+    (measure_from, measure_until): (Instant, Instant),
 ) -> anyhow::Result<ClientStats> {
     let auth = format!("Bearer {token}");
     let duration_s = 7200.0;
@@ -229,23 +316,42 @@ async fn client_loop(
         errors: 0,
         statuses: BTreeMap::new(),
     };
+    let first_movie = 1 + id * movies;
+    if op == Op::Get {
+        // Something to read: one progress record, written before the window.
+        let res = client
+            .put(format!("{base}/api/v1/me/progress/tmdb-{first_movie}"))
+            .header("authorization", &auth)
+            .json(&json!({ "position_s": 60.0, "duration_s": duration_s }))
+            .send()
+            .await?;
+        if res.status().as_u16() != 200 {
+            bail!("seeding progress: HTTP {}", res.status());
+        }
+    }
     let mut n: u64 = 0;
     loop {
         let sent = Instant::now();
         if sent >= measure_until {
             break;
         }
-        // Each client walks its own movies; positions grow as a player's would.
-        let movie = 1 + id * movies + n % movies;
-        let position_s = ((n / movies) as f64 * 10.0) % 7000.0;
+        let req = match op {
+            Op::Put => {
+                // Each client walks its own movies; positions grow as a player's would.
+                let movie = first_movie + n % movies;
+                let position_s = ((n / movies) as f64 * 10.0) % 7000.0;
+                client
+                    .put(format!("{base}/api/v1/me/progress/tmdb-{movie}"))
+                    .header("authorization", &auth)
+                    .json(&json!({ "position_s": position_s, "duration_s": duration_s }))
+            }
+            Op::Get => client
+                .get(format!("{base}/api/v1/me/progress/tmdb-{first_movie}"))
+                .header("authorization", &auth),
+            Op::Healthz => client.get(format!("{base}/healthz")),
+        };
         n += 1;
-        let res = client
-            .put(format!("{base}/api/v1/me/progress/tmdb-{movie}"))
-            .header("authorization", &auth)
-            .json(&json!({ "position_s": position_s, "duration_s": duration_s }))
-            .send()
-            .await;
-        let outcome = match res {
+        let outcome = match req.send().await {
             Ok(res) => {
                 let status = res.status().as_u16();
                 // Read the body so the connection is reused.

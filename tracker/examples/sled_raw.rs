@@ -6,13 +6,18 @@
 //! * `single`: one insert + one flush per operation, one thread — the cost of a durable
 //!   write without group commit;
 //! * `batched`: `--batch` inserts, then one flush — the tracker's group-commit pattern at
-//!   full batches.
+//!   full batches;
+//! * `txn`: `--batch` progress-shaped writes, then one flush — each write is what the
+//!   tracker's writer task applies per `PUT progress` (read the old record, then a
+//!   transaction over two trees: remove the old history key, insert the new one, insert the
+//!   record), so this is the ceiling of the tracker's single writer on this machine.
 //!
 //! Prints one machine-parsable line per mode on stdout:
 //!
 //! ```text
 //! sled_raw mode=single batch=1 seconds=… ops=… ops_per_s=… flushes_per_s=… p50_ms=… p99_ms=… max_ms=…
 //! sled_raw mode=batched batch=64 seconds=… ops=… ops_per_s=… flushes_per_s=… p50_ms=… p99_ms=… max_ms=…
+//! sled_raw mode=txn batch=64 seconds=… ops=… ops_per_s=… flushes_per_s=… p50_ms=… p99_ms=… max_ms=… apply_us_per_op=… flush_ms=…
 //! ```
 //!
 //! Latencies are per flush (one insert + flush, or one whole batch + flush).
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use sled::transaction::{TransactionError, Transactional};
 
 #[derive(Debug, Parser)]
 #[command(about = "sled insert+flush baseline")]
@@ -56,23 +62,32 @@ fn main() -> anyhow::Result<()> {
         .mode(sled::Mode::HighThroughput)
         .open()?;
     let tree = db.open_tree("progress")?;
+    let history = db.open_tree("history")?;
     let window = Duration::from_secs_f64(args.seconds);
 
     let mut seq = 0u64;
-    for (mode, batch) in [("single", 1usize), ("batched", args.batch)] {
+    let modes = [
+        ("single", 1usize, Shape::Insert),
+        ("batched", args.batch, Shape::Insert),
+        ("txn", args.batch, Shape::Progress),
+    ];
+    for (mode, batch, shape) in modes {
+        let trees = (&db, &tree, &history);
         // Brief unmeasured warm-up.
-        run_mode(
-            &db,
-            &tree,
-            batch,
-            Duration::from_millis(300),
-            args.keys,
-            &mut seq,
-        )?;
-        let r = run_mode(&db, &tree, batch, window, args.keys, &mut seq)?;
+        let warm = Duration::from_millis(300);
+        run_mode(trees, shape, batch, warm, args.keys, &mut seq)?;
+        let r = run_mode(trees, shape, batch, window, args.keys, &mut seq)?;
+        let split = match shape {
+            Shape::Insert => String::new(),
+            Shape::Progress => format!(
+                " apply_us_per_op={:.1} flush_ms={:.3}",
+                r.apply_s * 1e6 / r.ops.max(1) as f64,
+                r.flush_s * 1e3 / r.latencies_us.len().max(1) as f64
+            ),
+        };
         println!(
             "sled_raw mode={mode} batch={batch} seconds={:.2} ops={} ops_per_s={:.0} \
-             flushes_per_s={:.0} p50_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+             flushes_per_s={:.0} p50_ms={:.3} p99_ms={:.3} max_ms={:.3}{split}",
             r.elapsed,
             r.ops,
             r.ops as f64 / r.elapsed,
@@ -82,10 +97,18 @@ fn main() -> anyhow::Result<()> {
             r.latencies_us.last().map_or(0.0, |&us| us as f64 / 1000.0),
         );
     }
-    drop(tree);
+    drop((tree, history));
     drop(db);
     tmp.close()?;
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// One plain insert.
+    Insert,
+    /// The tracker's progress write: a read, then a two-tree transaction.
+    Progress,
 }
 
 struct ModeResult {
@@ -93,18 +116,21 @@ struct ModeResult {
     ops: u64,
     /// Sorted, one per flush.
     latencies_us: Vec<u64>,
+    /// Time spent applying writes and flushing, seconds.
+    apply_s: f64,
+    flush_s: f64,
 }
 
 fn run_mode(
-    db: &sled::Db,
-    tree: &sled::Tree,
+    (db, tree, history): (&sled::Db, &sled::Tree, &sled::Tree),
+    shape: Shape,
     batch: usize,
     window: Duration,
     keys: u64,
     seq: &mut u64,
 ) -> anyhow::Result<ModeResult> {
     let mut latencies_us = Vec::with_capacity(1 << 14);
-    let mut ops = 0u64;
+    let (mut ops, mut apply_s, mut flush_s) = (0u64, 0.0, 0.0);
     let start = Instant::now();
     let until = start + window;
     while Instant::now() < until {
@@ -112,16 +138,27 @@ fn run_mode(
         for _ in 0..batch {
             *seq += 1;
             // 16-byte user id ++ movie id, like the tracker's progress keys; a ~40-byte value.
+            let user = *seq % keys / 50;
+            let movie = format!("tmdb-{}", *seq % 50);
             let mut key = Vec::with_capacity(32);
-            key.extend_from_slice(&(*seq % keys / 50).to_be_bytes());
+            key.extend_from_slice(&user.to_be_bytes());
             key.extend_from_slice(&[0u8; 8]);
-            key.extend_from_slice(format!("tmdb-{}", *seq % 50).as_bytes());
+            key.extend_from_slice(movie.as_bytes());
             let mut value = [0u8; 40];
             value[..8].copy_from_slice(&seq.to_le_bytes());
-            tree.insert(key, &value[..])?;
+            match shape {
+                Shape::Insert => {
+                    tree.insert(key, &value[..])?;
+                }
+                Shape::Progress => progress_write(tree, history, &key, &value, *seq)?,
+            }
         }
+        let t1 = Instant::now();
         db.flush()?;
-        latencies_us.push(t0.elapsed().as_micros() as u64);
+        let t2 = Instant::now();
+        latencies_us.push((t2 - t0).as_micros() as u64);
+        apply_s += (t1 - t0).as_secs_f64();
+        flush_s += (t2 - t1).as_secs_f64();
         ops += batch as u64;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -130,7 +167,46 @@ fn run_mode(
         elapsed,
         ops,
         latencies_us,
+        apply_s,
+        flush_s,
     })
+}
+
+/// What the tracker's writer does per progress write: read the old record, then remove the
+/// old history key, insert the new one and the record in one transaction over two trees.
+fn progress_write(
+    progress: &sled::Tree,
+    history: &sled::Tree,
+    key: &[u8],
+    value: &[u8],
+    seq: u64,
+) -> anyhow::Result<()> {
+    let hist_key = |stamp: u64| {
+        let mut k = key[..16].to_vec();
+        k.extend_from_slice(&(u64::MAX - stamp).to_be_bytes());
+        k.extend_from_slice(&key[16..]);
+        k
+    };
+    let old_hist = match progress.get(key)? {
+        Some(old) => {
+            let mut stamp = [0u8; 8];
+            stamp.copy_from_slice(&old[..8]);
+            Some(hist_key(u64::from_le_bytes(stamp)))
+        }
+        None => None,
+    };
+    let new_hist = hist_key(seq);
+    (progress, history)
+        .transaction(|(p, h)| {
+            if let Some(k) = &old_hist {
+                h.remove(k.as_slice())?;
+            }
+            h.insert(new_hist.as_slice(), &[])?;
+            p.insert(key, value)?;
+            Ok(())
+        })
+        .map_err(|e: TransactionError<()>| anyhow::anyhow!("transaction: {e:?}"))?;
+    Ok(())
 }
 
 /// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.

@@ -5,6 +5,9 @@
 //! key watcher and HTTP server; `shutdown` stops them in that reverse order: the server
 //! finishes in-flight requests, then the writer flushes and exits.
 
+// warp's nested filter types exceed the default limit in release builds.
+#![recursion_limit = "256"]
+
 pub mod accounts;
 pub mod api;
 pub mod config;

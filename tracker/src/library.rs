@@ -4,7 +4,6 @@ use std::str::FromStr;
 
 use reelnet_proto::{Claims, MovieId};
 use serde::{Deserialize, Serialize};
-use sled::transaction::Transactional;
 
 use crate::api::{now_ms, Api};
 use crate::error::ApiError;
@@ -273,7 +272,10 @@ impl Api {
                 .map_err(StoreError::from)?
             {
                 let p: Progress = codec::decode(&raw)?;
-                items.push(view(movie, &p, None));
+                // Only the entry that matches the stored progress counts (see write_progress).
+                if history_key(&user.id, &p, &movie) == key.as_ref() {
+                    items.push(view(movie, &p, None));
+                }
             }
             last = Some(key);
         }
@@ -315,16 +317,15 @@ fn write_progress(
     let value = codec::encode(&progress)?;
     let new_hist = history_key(&uid, &progress, movie);
     let old_hist = old.map(|o| history_key(&uid, &o, movie));
-    (&t.progress, &t.history)
-        .transaction(|(p, h)| {
-            if let Some(k) = &old_hist {
-                h.remove(k.as_slice())?;
-            }
-            h.insert(new_hist.as_slice(), &[])?;
-            p.insert(key.as_slice(), value.as_slice())?;
-            Ok(())
-        })
-        .map_err(|e: sled::transaction::TransactionError<StoreError>| StoreError::from(e))?;
+    // No multi-tree transaction here: in sled 0.34 each one forces its own log write, which
+    // capped durable writes near 5k/s. History is an index that tolerates a crash between
+    // these steps instead: sled recovers a prefix of them, a new entry without its progress
+    // and an old entry left behind both fail the match in `history()` and are skipped.
+    t.history.insert(new_hist, &[])?;
+    t.progress.insert(key, value)?;
+    if let Some(k) = old_hist {
+        t.history.remove(k)?;
+    }
     Ok((progress, true))
 }
 

@@ -1,6 +1,9 @@
 //! `reelnet-tracker`: parses flags, loads the config, and runs the tracker (or one of its
 //! admin commands).
 
+// warp's nested filter types exceed the default limit in release builds.
+#![recursion_limit = "256"]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
