@@ -46,6 +46,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Swarm(#[from] swarm::SwarmError),
+    #[error("cannot start the QUIC segment service (quic.listen / --quic): {0}")]
+    Quic(String),
     #[error("cannot start the admin API: {0}")]
     Admin(std::io::Error),
     #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
@@ -58,6 +60,7 @@ pub enum NodeError {
 /// A running node.
 pub struct Node {
     node_id: NodeId,
+    transfer: transfer::TransferServer,
     gateway_addr: SocketAddr,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -103,8 +106,21 @@ impl Node {
         for addr in &p2p_addrs {
             tracing::info!(addr = %swarm::with_peer(addr, network.peer_id()), "p2p listening");
         }
+        // The QUIC segment service other nodes fetch from.
+        let (transfer, quic_addr) = transfer::TransferServer::bind(
+            config.quic.listen,
+            &ctx.key,
+            ctx.store.clone(),
+            transfer::Limits::default(),
+        )
+        .map_err(|e| NodeError::Quic(e.to_string()))?;
+        let mut advertised = config.quic_advertised();
+        if advertised.port() == 0 {
+            advertised.set_port(quic_addr.port());
+        }
+        tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
         let (publisher, publisher_task) = swarm::publisher::Publisher::start(
-            swarm::publisher::PublisherConfig::new(config.quic_advertised(), config.public_url()),
+            swarm::publisher::PublisherConfig::new(advertised, config.public_url()),
             ctx.store.clone(),
             ctx.key.clone(),
             catalog,
@@ -156,6 +172,7 @@ impl Node {
         tracing::info!(%node_id, gateway = %gateway_addr, "node started");
         Ok(Self {
             node_id,
+            transfer,
             gateway_addr,
             cancel,
             tasks: vec![
@@ -180,11 +197,13 @@ impl Node {
 
     /// Asks every subsystem to stop.
     pub fn shutdown(&self) {
+        self.transfer.shutdown();
         self.cancel.cancel();
     }
 
     /// Waits until every task has stopped.
     pub async fn join(self) {
+        self.transfer.join().await;
         for task in self.tasks {
             if let Err(err) = task.await {
                 tracing::error!(%err, "task panicked");
