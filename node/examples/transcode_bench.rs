@@ -1,8 +1,9 @@
-//! Transcodes one input with the default ladder (or `--ts`, `--preset P`, `--segment S`)
-//! through `reelnet_node::ingest::transcode`, discards the segments, and prints frames,
-//! elapsed time and speed relative to realtime, for comparison with the `ffmpeg` CLI.
+//! Transcodes one input with the default ladder (or `--ts`, `--preset P`, `--segment S`,
+//! `--rungs 1080,720` to keep only those heights of the default ladder) through
+//! `reelnet_node::ingest::transcode`, discards the segments, and prints frames, elapsed time
+//! and speed relative to realtime, for comparison with the `ffmpeg` CLI.
 //!
-//! `cargo run --release -p reelnet-node --example transcode_bench -- INPUT [--ts] [--preset veryfast]`
+//! `cargo run --release -p reelnet-node --example transcode_bench -- INPUT [--ts] [--preset veryfast] [--rungs 1080]`
 
 use std::sync::atomic::AtomicBool;
 
@@ -20,11 +21,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--segment" => {
                 config.segment_secs = args.next().ok_or("--segment needs a value")?.parse()?
             }
+            "--rungs" | "--heights" => {
+                let keep = args
+                    .next()
+                    .ok_or("--rungs needs a value")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<Vec<u32>, _>>()?;
+                config.rungs.retain(|r| keep.contains(&r.height));
+                if config.rungs.is_empty() {
+                    return Err("--rungs keeps no rung of the default ladder".into());
+                }
+            }
             _ if input.is_none() => input = Some(a),
             _ => return Err(format!("unexpected argument {a}").into()),
         }
     }
-    let input = input.ok_or("usage: transcode_bench INPUT [--ts] [--preset P] [--segment S]")?;
+    let input = input
+        .ok_or("usage: transcode_bench INPUT [--ts] [--preset P] [--segment S] [--rungs H,H..]")?;
     let plan = transcode::probe(&input, &config)?;
     for (r, remux) in plan.renditions.iter().zip(&plan.remux) {
         eprintln!(
@@ -52,6 +66,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })?;
     let speed = summary.duration_s / summary.elapsed_s.max(1e-9);
+    println!(
+        "remux {}",
+        plan.remux.iter().filter(|r| **r).count() == plan.remux.len()
+    );
     println!("frames {}", summary.frames);
     println!("media_s {:.3}", summary.duration_s);
     println!("elapsed_s {:.3}", summary.elapsed_s);

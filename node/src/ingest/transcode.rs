@@ -9,7 +9,9 @@
 //!   own swscale to the rung size (display aspect kept, even dimensions, never upscaled) and
 //!   its own libx264 encoder (`preset`, ABR bitrate with `maxrate = bitrate`,
 //!   `bufsize = 2 × bitrate`, `keyint=infinite:scenecut=0`, so the encoder never places a
-//!   keyframe by itself).
+//!   keyframe by itself). Each encoded rung scales and encodes on its own thread (a chain
+//!   that passes the decoded frame on from rung to rung, see `Encoders`), so rungs run in
+//!   parallel with each other and with decoding.
 //! - **Aligned closed GOPs.** Segment boundaries are decided here, on source timestamps: the
 //!   first frame at or after every multiple of `segment_secs` (pts-based, so variable frame
 //!   rate input is cut on time, not on frame counts). That frame is sent to every encoder as a
@@ -34,7 +36,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Instant;
 
 use ff::codec::{self, encoder};
@@ -716,13 +718,231 @@ impl Timeline {
     }
 }
 
+/// What the decode loop hands to a rung's encoder thread.
+enum ToEncoder {
+    Frame {
+        frame: frame::Video,
+        pts: i64,
+        /// Frame duration in source ticks (becomes the packet's duration).
+        duration: i64,
+        /// Force an IDR picture here (a segment boundary).
+        force: bool,
+    },
+    /// End of input: flush the encoder, then stop.
+    Eof,
+}
+
+/// What a rung's encoder thread hands back: packets in the source time base, `None` once the
+/// encoder is flushed, or why it failed.
+type FromEncoder = Result<Option<Packet>, TranscodeError>;
+
+/// Decoded frames queued per rung before the thread in front of it waits.
+const ENCODER_QUEUE: usize = 4;
+
+/// The encoded rungs' threads. Each rung's swscale + libx264 run on a dedicated thread, so the
+/// rungs scale and encode in parallel with each other and with decoding (as the `ffmpeg`
+/// CLI's encoder threads do). The threads form a chain, smallest rung first: a thread scales
+/// the decoded frame for its rung, passes the same frame on to the next (bigger) rung, then
+/// encodes; so a frame is never copied, and the top rung can take it as it is when it already
+/// has the rung's size and format. Packets come back per rung on its own channel
+/// ([`EncodedVideo`]) and are muxed by the decode loop, which alone owns the segmenters and
+/// the timeline.
+struct Encoders {
+    /// The first thread of the chain.
+    head: Option<mpsc::SyncSender<ToEncoder>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Tells the threads to stop without finishing their queues.
+    stop: Arc<AtomicBool>,
+}
+
+impl Encoders {
+    fn new() -> Self {
+        Self {
+            head: None,
+            threads: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts the thread of one rung; it becomes the head of the chain, so add the rungs
+    /// biggest first.
+    fn spawn(
+        &mut self,
+        name: &str,
+        encoder: encoder::Video,
+        width: u32,
+        height: u32,
+    ) -> Result<EncodedVideo, TranscodeError> {
+        let (to, frames) = mpsc::sync_channel(ENCODER_QUEUE);
+        let (packets, from) = mpsc::channel();
+        let rung = RungThread {
+            encoder,
+            width,
+            height,
+            frames,
+            next: self.head.take(),
+            packets,
+            stop: Arc::clone(&self.stop),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("x264-{name}"))
+            .spawn(move || rung.run())?;
+        self.threads.push(thread);
+        self.head = Some(to);
+        Ok(EncodedVideo {
+            from,
+            flushed: false,
+        })
+    }
+
+    /// Hands a message to the chain (waits while the first queue is full); false when the
+    /// chain has stopped (a thread failed: it says why on its packet channel).
+    fn send(&self, msg: ToEncoder) -> bool {
+        self.head.as_ref().is_some_and(|to| to.send(msg).is_ok())
+    }
+}
+
+impl Drop for Encoders {
+    fn drop(&mut self) {
+        // Closing the chain's input stops every thread after its current frame.
+        self.stop.store(true, Ordering::Relaxed);
+        self.head = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One encoded rung, as the decode loop sees it.
 struct EncodedVideo {
+    /// Encoded packets from the rung's thread.
+    from: mpsc::Receiver<FromEncoder>,
+    /// The flushed encoder's `None` has been received.
+    flushed: bool,
+}
+
+/// A rung's encoder thread.
+struct RungThread {
     encoder: encoder::Video,
-    scaler: Option<scaling::Context>,
     width: u32,
     height: u32,
-    /// Frame durations by pts, until the encoder gives the packet back.
-    durations: HashMap<i64, i64>,
+    frames: mpsc::Receiver<ToEncoder>,
+    /// The next rung in the chain.
+    next: Option<mpsc::SyncSender<ToEncoder>>,
+    packets: mpsc::Sender<FromEncoder>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RungThread {
+    fn run(mut self) {
+        if let Err(e) = self.encode() {
+            let _ = self.packets.send(Err(e));
+        }
+    }
+
+    /// Passes a message on to the next rung. A rung that has stopped reports why itself.
+    fn forward(&mut self, msg: ToEncoder) {
+        if let Some(next) = &self.next {
+            if next.send(msg).is_err() {
+                self.next = None;
+            }
+        }
+    }
+
+    /// Sends the encoder's ready packets back; false once the job is gone.
+    fn drain(&mut self, durations: &mut HashMap<i64, i64>) -> bool {
+        loop {
+            let mut p = Packet::empty();
+            if self.encoder.receive_packet(&mut p).is_err() {
+                return true;
+            }
+            let dur = p.pts().and_then(|pts| durations.remove(&pts)).unwrap_or(0);
+            p.set_duration(dur);
+            if self.packets.send(Ok(Some(p))).is_err() {
+                return false;
+            }
+        }
+    }
+
+    fn encode(&mut self) -> Result<(), TranscodeError> {
+        let mut scaler: Option<scaling::Context> = None;
+        // Frame durations by pts, until the encoder gives the packet back.
+        let mut durations: HashMap<i64, i64> = HashMap::new();
+        while let Ok(msg) = self.frames.recv() {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let (decoded, pts, duration, force) = match msg {
+                ToEncoder::Frame {
+                    frame,
+                    pts,
+                    duration,
+                    force,
+                } => (frame, pts, duration, force),
+                ToEncoder::Eof => {
+                    self.forward(ToEncoder::Eof);
+                    self.encoder.send_eof().map_err(ffe("flushing x264"))?;
+                    self.drain(&mut durations);
+                    let _ = self.packets.send(Ok(None));
+                    return Ok(());
+                }
+            };
+            let as_is = self.next.is_none()
+                && decoded.format() == Pixel::YUV420P
+                && decoded.width() == self.width
+                && decoded.height() == self.height;
+            let mut frame = if as_is {
+                decoded
+            } else {
+                let stale = scaler.as_ref().is_some_and(|s| {
+                    let i = s.input();
+                    i.format != decoded.format()
+                        || i.width != decoded.width()
+                        || i.height != decoded.height()
+                });
+                if stale || scaler.is_none() {
+                    scaler = Some(
+                        scaling::Context::get(
+                            decoded.format(),
+                            decoded.width(),
+                            decoded.height(),
+                            Pixel::YUV420P,
+                            self.width,
+                            self.height,
+                            scaling::Flags::BICUBIC,
+                        )
+                        .map_err(ffe("swscale"))?,
+                    );
+                }
+                let mut scaled = frame::Video::empty();
+                if let Some(s) = scaler.as_mut() {
+                    s.run(&decoded, &mut scaled).map_err(ffe("scaling"))?;
+                }
+                self.forward(ToEncoder::Frame {
+                    frame: decoded,
+                    pts,
+                    duration,
+                    force,
+                });
+                scaled
+            };
+            frame.set_pts(Some(pts));
+            frame.set_kind(if force {
+                picture::Type::I
+            } else {
+                picture::Type::None
+            });
+            durations.insert(pts, duration);
+            self.encoder
+                .send_frame(&frame)
+                .map_err(ffe("encoding video"))?;
+            drop(frame);
+            if !self.drain(&mut durations) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
 }
 
 struct TrackOut {
@@ -767,6 +987,8 @@ struct Job<'a> {
     video_index: Option<usize>,
     video_tb: Rational,
     decoder: Option<ff::decoder::Video>,
+    /// The encoded rungs' threads (dropped after `tracks`: closed packet channels stop them).
+    encoders: Encoders,
     remux_mode: bool,
     timeline: Timeline,
     /// Boundaries decided on source keyframes, waiting for their decoded frame.
@@ -943,6 +1165,7 @@ impl<'a> Job<'a> {
         };
 
         let mut tracks = Vec::with_capacity(n);
+        let mut encoders = Encoders::new();
         let mut any_encoded = false;
         for (i, rendition) in plan.renditions.iter().enumerate() {
             let dir = scratch.join(format!("track{i}"));
@@ -969,13 +1192,12 @@ impl<'a> Job<'a> {
                         .ok_or_else(|| TranscodeError::Config("plan has no rung".into()))?;
                     let e = open_x264(v, rendition.width, rendition.height, rung, &config.preset)?;
                     ost.set_parameters(&e);
-                    enc = Some(EncodedVideo {
-                        encoder: e,
-                        scaler: None,
-                        width: rendition.width,
-                        height: rendition.height,
-                        durations: HashMap::new(),
-                    });
+                    enc = Some(encoders.spawn(
+                        &rendition.name,
+                        e,
+                        rendition.width,
+                        rendition.height,
+                    )?);
                     any_encoded = true;
                 }
                 ost.set_time_base(v.tb);
@@ -1048,6 +1270,7 @@ impl<'a> Job<'a> {
             video_index,
             video_tb,
             decoder,
+            encoders,
             remux_mode,
             timeline: Timeline::new(video_tb),
             forced: VecDeque::new(),
@@ -1199,11 +1422,12 @@ impl<'a> Job<'a> {
         &mut self,
         sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
     ) -> Result<(), TranscodeError> {
-        let mut decoded = frame::Video::empty();
         loop {
             let Some(dec) = self.decoder.as_mut() else {
                 return Ok(());
             };
+            // A fresh frame each time: it moves on to the encoder threads.
+            let mut decoded = frame::Video::empty();
             match dec.receive_frame(&mut decoded) {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => return Ok(()),
@@ -1214,13 +1438,13 @@ impl<'a> Job<'a> {
                 }
                 Err(e) => return Err(TranscodeError::Ffmpeg(format!("decoding video: {e}"))),
             }
-            self.video_frame(&decoded, sink)?;
+            self.video_frame(decoded, sink)?;
         }
     }
 
     fn video_frame(
         &mut self,
-        decoded: &frame::Video,
+        decoded: frame::Video,
         sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
     ) -> Result<(), TranscodeError> {
         let pts = match (decoded.timestamp(), self.last_frame_pts) {
@@ -1258,48 +1482,36 @@ impl<'a> Job<'a> {
         };
         self.timeline.extend(pts + dur);
 
+        if !self.encoders.send(ToEncoder::Frame {
+            frame: decoded,
+            pts,
+            duration: dur,
+            force,
+        }) {
+            return Err(self.encoder_failure());
+        }
         for t in 0..self.tracks.len() {
             let track = &mut self.tracks[t];
-            let Some(enc) = track.enc.as_mut() else {
-                continue;
-            };
-            let stale = enc.scaler.as_ref().is_some_and(|s| {
-                let i = s.input();
-                i.format != decoded.format()
-                    || i.width != decoded.width()
-                    || i.height != decoded.height()
-            });
-            if stale || enc.scaler.is_none() {
-                enc.scaler = Some(
-                    scaling::Context::get(
-                        decoded.format(),
-                        decoded.width(),
-                        decoded.height(),
-                        Pixel::YUV420P,
-                        enc.width,
-                        enc.height,
-                        scaling::Flags::BICUBIC,
-                    )
-                    .map_err(ffe("swscale"))?,
-                );
-            }
-            let mut scaled = frame::Video::empty();
-            if let Some(scaler) = enc.scaler.as_mut() {
-                scaler.run(decoded, &mut scaled).map_err(ffe("scaling"))?;
-            }
-            scaled.set_pts(Some(pts));
-            scaled.set_kind(if force {
-                picture::Type::I
-            } else {
-                picture::Type::None
-            });
-            enc.durations.insert(pts, dur);
-            enc.encoder
-                .send_frame(&scaled)
-                .map_err(ffe("encoding video"))?;
-            drain_video_encoder(track, t, self.video_tb, &self.timeline, self.fmp4, sink)?;
+            drain_video_encoder(
+                track,
+                t,
+                self.video_tb,
+                &self.timeline,
+                self.fmp4,
+                false,
+                sink,
+            )?;
         }
         Ok(())
+    }
+
+    /// Why the encoder chain stopped, as one of its threads reported it.
+    fn encoder_failure(&self) -> TranscodeError {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.enc.as_ref())
+            .find_map(|e| e.from.try_iter().find_map(Result::err))
+            .unwrap_or_else(|| TranscodeError::Ffmpeg("an encoder thread stopped".into()))
     }
 
     fn audio_packet(
@@ -1457,12 +1669,21 @@ impl<'a> Job<'a> {
                     "no video frame could be decoded".to_owned(),
                 ));
             }
+            if !self.encoders.send(ToEncoder::Eof) {
+                return Err(self.encoder_failure());
+            }
+            // The encoders flush in parallel; collect them in track order.
             for t in 0..self.tracks.len() {
                 let track = &mut self.tracks[t];
-                if let Some(enc) = track.enc.as_mut() {
-                    enc.encoder.send_eof().map_err(ffe("flushing x264"))?;
-                    drain_video_encoder(track, t, self.video_tb, &self.timeline, self.fmp4, sink)?;
-                }
+                drain_video_encoder(
+                    track,
+                    t,
+                    self.video_tb,
+                    &self.timeline,
+                    self.fmp4,
+                    true,
+                    sink,
+                )?;
             }
         }
         if matches!(self.audio, Some(AudioPipe::Encode { .. })) {
@@ -1621,31 +1842,48 @@ fn audio_only_step(
     Ok(())
 }
 
-/// Hands every packet the encoder has ready to the track's muxer.
+/// Hands every packet the rung's encoder thread has sent back to the track's muxer; with
+/// `flush`, waits until the (already told to flush) encoder is done.
 fn drain_video_encoder(
     track: &mut TrackOut,
     t: usize,
     src_tb: Rational,
     timeline: &Timeline,
     fmp4: bool,
+    flush: bool,
     sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
 ) -> Result<(), TranscodeError> {
     loop {
         let Some(enc) = track.enc.as_mut() else {
             return Ok(());
         };
-        let mut p = Packet::empty();
-        if enc.encoder.receive_packet(&mut p).is_err() {
+        if enc.flushed {
             return Ok(());
         }
-        let dur = p
-            .pts()
-            .and_then(|pts| enc.durations.remove(&pts))
-            .unwrap_or(0);
+        let got = if flush {
+            enc.from
+                .recv()
+                .map_err(|_| mpsc::TryRecvError::Disconnected)
+        } else {
+            enc.from.try_recv()
+        };
+        let mut p = match got {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => {
+                enc.flushed = true;
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(mpsc::TryRecvError::Empty) => return Ok(()),
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(TranscodeError::Ffmpeg(format!(
+                    "track {t}: the encoder thread stopped"
+                )))
+            }
+        };
         let Some((idx, otb)) = track.video else {
             return Ok(());
         };
-        p.set_duration(dur);
         p.set_stream(idx);
         p.rescale_ts(src_tb, otb);
         shift(&mut p, otb);
