@@ -2,6 +2,8 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { BrowserRouter } from 'react-router-dom';
 import App from './App';
+import { keepSessionFresh } from './api/client';
+import { registerServiceWorker } from './registerServiceWorker';
 import './styles.css';
 
 const root = document.getElementById('root');
@@ -14,3 +16,6 @@ createRoot(root).render(
     </BrowserRouter>
   </StrictMode>,
 );
+
+keepSessionFresh();
+registerServiceWorker();

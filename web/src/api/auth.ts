@@ -4,7 +4,10 @@
  */
 import { request } from './client';
 import type {
+  Accepted,
+  EmailRequest,
   LoginRequest,
+  ResetConfirmRequest,
   RefreshTokenRequest,
   RegisterRequest,
   TokenPair,
@@ -42,4 +45,31 @@ export function refresh(refresh_token: string): Promise<TokenPair> {
 export async function logout(refresh_token: string): Promise<void> {
   const body: RefreshTokenRequest = { refresh_token };
   await request<unknown>('/auth/logout', { method: 'POST', body, auth: false });
+}
+
+/**
+ * `POST /auth/resend-verification`: email a fresh verification link. The answer is
+ * the same whether or not the account exists, so nothing is revealed.
+ */
+export async function resendVerification(email: string): Promise<void> {
+  const body: EmailRequest = { email };
+  await request<Accepted>('/auth/resend-verification', { method: 'POST', body, auth: false });
+}
+
+/**
+ * `POST /auth/password-reset`: email a reset link (`/reset-password?token=…`) when
+ * an account with this address exists. Answers the same either way.
+ */
+export async function requestPasswordReset(email: string): Promise<void> {
+  const body: EmailRequest = { email };
+  await request<Accepted>('/auth/password-reset', { method: 'POST', body, auth: false });
+}
+
+/**
+ * `POST /auth/password-reset/confirm`: set a new password with the token from the
+ * reset link. Every session of the account is signed out; sign in again afterwards.
+ */
+export async function confirmPasswordReset(token: string, password: string): Promise<void> {
+  const body: ResetConfirmRequest = { token, password };
+  await request<unknown>('/auth/password-reset/confirm', { method: 'POST', body, auth: false });
 }

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as session from '../session';
 import { ADA, TOKENS, json, mockFetch } from '../test/fetch';
 import { login, logout } from './auth';
-import { ApiError, CLIENT_ERROR, request } from './client';
+import { ApiError, CLIENT_ERROR, keepSessionFresh, request } from './client';
 import { getMe } from './me';
 
 async function caught(p: Promise<unknown>): Promise<ApiError> {
@@ -121,5 +121,46 @@ describe('api client', () => {
     await request('/me');
     expect(calls.map((c) => c.path)).toEqual(['/api/v1/auth/refresh', '/api/v1/me']);
     expect(calls[1]!.headers.authorization).toBe('Bearer access-2');
+  });
+});
+
+describe('session upkeep', () => {
+  it('uses a pair another tab already rotated instead of spending the old refresh token', async () => {
+    session.save(TOKENS);
+    const { calls } = mockFetch({
+      'GET /api/v1/me': (call) =>
+        call.headers.authorization === 'Bearer access-2'
+          ? json(200, ADA)
+          : (() => {
+              // Meanwhile another tab refreshed and stored a new pair.
+              session.save({ ...TOKENS, access_token: 'access-2', refresh_token: 'refresh-2' });
+              return json(401, { error: 'token_expired', message: 'Sign in again.' });
+            })(),
+    });
+
+    await expect(getMe()).resolves.toEqual(ADA);
+    expect(calls.map((c) => c.path)).toEqual(['/api/v1/me', '/api/v1/me']);
+  });
+
+  it('refreshes the access token before it expires, in the background', async () => {
+    vi.useFakeTimers();
+    try {
+      session.save({ ...TOKENS, expires_in: 120 });
+      const { calls } = mockFetch({
+        'POST /api/v1/auth/refresh': json(200, { ...TOKENS, access_token: 'access-2', refresh_token: 'refresh-2', expires_in: 900 }),
+      });
+      const stop = keepSessionFresh(60_000);
+      await vi.advanceTimersByTimeAsync(50_000);
+      expect(calls).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(20_000); // 60 s before expiry (+ up to 5 s jitter)
+      expect(calls.map((c) => c.path)).toEqual(['/api/v1/auth/refresh']);
+      expect(session.load()?.accessToken).toBe('access-2');
+      // The next refresh is planned from the new expiry, not repeated now.
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(calls).toHaveLength(1);
+      stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

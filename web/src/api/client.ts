@@ -50,6 +50,11 @@ export interface RequestOptions {
    * the `auth/*` endpoints that take credentials in the body turn it off.
    */
   auth?: boolean;
+  /**
+   * Let the request outlive the page (`fetch(…, { keepalive: true })`): for the
+   * last progress write when the tab is hidden or closed.
+   */
+  keepalive?: boolean;
 }
 
 /**
@@ -88,6 +93,7 @@ async function send(
   const init: RequestInit = { method: options.method ?? 'GET', headers };
   if (options.body !== undefined) init.body = JSON.stringify(options.body);
   if (options.signal) init.signal = options.signal;
+  if (options.keepalive) init.keepalive = true;
 
   try {
     return await fetch(API_BASE + path, init);
@@ -145,8 +151,16 @@ function fallbackMessage(status: number): string {
 }
 
 // One refresh at a time: concurrent 401s share the same exchange, because the
-// tracker rotates refresh tokens and a second use of the old one would fail.
+// tracker rotates refresh tokens and a second use of the old one would fail (and,
+// as a reuse, revoke the whole session). Across tabs the exchange runs under a
+// Web Lock where the browser has them, and a tab that finds the stored pair
+// already rotated by another tab uses that instead of refreshing again.
 let refreshing: Promise<session.Session | null> | null = null;
+
+function withRefreshLock<T>(fn: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  return locks?.request ? (locks.request('reelnet.refresh', fn) as unknown as Promise<T>) : fn();
+}
 
 /**
  * Exchange the stored refresh token for a new pair and store it. Resolves to the
@@ -155,21 +169,56 @@ let refreshing: Promise<session.Session | null> | null = null;
  * leaving the session in place.
  */
 function refreshSession(current: session.Session): Promise<session.Session | null> {
-  refreshing ??= (async () => {
-    try {
-      const response = await send(
-        '/auth/refresh',
-        { method: 'POST', body: { refresh_token: current.refreshToken } },
-        null,
-      );
-      if (response.status >= 400 && response.status < 500) {
-        session.clear();
-        return null;
-      }
-      return session.save(await readResponse<TokenPair>(response));
-    } finally {
-      refreshing = null;
+  refreshing ??= withRefreshLock(async () => {
+    const latest = session.load();
+    if (latest === null) return null; // signed out meanwhile (here or in another tab)
+    if (latest.refreshToken !== current.refreshToken && !session.isExpired(latest)) {
+      return latest; // another tab already rotated it
     }
-  })();
+    const response = await send(
+      '/auth/refresh',
+      { method: 'POST', body: { refresh_token: latest.refreshToken } },
+      null,
+    );
+    if (response.status >= 400 && response.status < 500) {
+      session.clear();
+      return null;
+    }
+    return session.save(await readResponse<TokenPair>(response));
+  }).finally(() => {
+    refreshing = null;
+  });
   return refreshing;
+}
+
+/**
+ * Refresh the access token shortly before it expires, for as long as there is a
+ * session, so requests never wait for a refresh and the last progress write on
+ * page close (which cannot wait for one) carries a valid token. Returns a stop
+ * function. A failed attempt (offline) is retried every 30 s; a rejected refresh
+ * token signs out, which ends the loop.
+ */
+export function keepSessionFresh(leadMs = 60_000): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const schedule = () => {
+    clearTimeout(timer);
+    const current = session.load();
+    if (!current) return;
+    // A little jitter so several open tabs do not all reach for the lock at once.
+    const delay = Math.max(0, current.expiresAt - leadMs - Date.now()) + Math.random() * 5_000;
+    timer = setTimeout(() => {
+      const now = session.load();
+      if (!now) return;
+      if (!session.isExpired(now, Date.now(), leadMs)) return schedule(); // refreshed elsewhere
+      refreshSession(now).catch(() => {
+        timer = setTimeout(schedule, 30_000);
+      });
+    }, delay);
+  };
+  schedule();
+  const unsubscribe = session.subscribe(schedule);
+  return () => {
+    clearTimeout(timer);
+    unsubscribe();
+  };
 }

@@ -22,6 +22,10 @@ export interface TokenPair {
   expires_in: number;
   /** Always `Bearer`. */
   token_type: string;
+  /** Lifetime of `refresh_token` in seconds. */
+  refresh_expires_in?: number;
+  /** The account the tokens belong to. */
+  user?: User;
 }
 
 export interface LoginRequest {
@@ -47,13 +51,141 @@ export interface RefreshTokenRequest {
 
 export type Tier = 'free' | 'premium';
 
-/** `GET /me`: the signed-in account. */
+/** `GET /me` (the tracker's `UserView`): the signed-in account. */
 export interface User {
   id: string;
   email: string;
   display_name: string;
   email_verified: boolean;
+  /** The tier in effect now. */
   tier: Tier;
-  /** RFC 3339 timestamp. */
-  created_at: string;
+  /** When premium ends, unix seconds; null when it does not. */
+  tier_until?: number | null;
+  role?: 'user' | 'admin';
+  /** Unix seconds. */
+  created_at: number;
+}
+
+/** Body of `POST /auth/resend-verification` and `POST /auth/password-reset`. */
+export interface EmailRequest {
+  email: string;
+}
+
+/** Body of `POST /auth/password-reset/confirm`; `token` comes from the emailed reset link. */
+export interface ResetConfirmRequest {
+  token: string;
+  password: string;
+}
+
+/** `202 Accepted` answer of the email-sending endpoints (whether or not a mail went out). */
+export interface Accepted {
+  status: 'accepted';
+}
+
+// ---------------------------------------------------------------------------
+// Node gateway: catalog, movies, playback (see the gateway's JSON contract).
+
+/** How much of a movie the network can serve right now. */
+export type AvailabilityState = 'complete' | 'ingesting' | 'unavailable';
+
+export interface Availability {
+  state: AvailabilityState;
+  /** 0-100: how much of the expected duration is ready. */
+  percent: number;
+}
+
+/** A movie as listed by `GET /catalog`. */
+export interface MovieCard {
+  /** `tmdb-<n>` or `local-<16 hex>`. */
+  id: string;
+  title: string;
+  year: number | null;
+  genres: string[];
+  runtime_min: number | null;
+  /** Same-origin `/images/<hash>`, or null when there is no poster. */
+  poster_url: string | null;
+  availability: Availability;
+  /** Live nodes holding any of it. */
+  nodes: number;
+  /** Unix seconds of the first manifest. */
+  added_at: number;
+}
+
+/** `GET /movies/{id}`: a card plus the details the movie page shows. */
+export interface MovieDetail extends MovieCard {
+  overview: string | null;
+  backdrop_url: string | null;
+  tmdb_id: number | null;
+  /** Rendition names, best first, e.g. `["1080p", "720p"]`. */
+  renditions: string[];
+  /** Length in seconds (expected length while ingesting). */
+  duration_s: number | null;
+}
+
+/** Query of `GET /catalog`. */
+export interface CatalogQuery {
+  /** Free text: typo-tolerant prefix search over title words; years count. */
+  q?: string;
+  genre?: string;
+  /** 1-based, default 1. */
+  page?: number;
+  /** Default 24, max 100. */
+  per_page?: number;
+}
+
+/** `GET /catalog`: one page of results and every genre in the catalog. */
+export interface CatalogPage {
+  results: MovieCard[];
+  page: number;
+  per_page: number;
+  total: number;
+  genres: string[];
+}
+
+/** `GET /movies/{id}/play`: where the HLS stream is, with a playback token in the URL. */
+export interface PlayResponse {
+  movie_id: string;
+  master_url: string;
+  /** Unix seconds when the playback token expires. */
+  expires_at: number;
+}
+
+// ---------------------------------------------------------------------------
+// Tracker: the signed-in user's library.
+
+/** One entry of the watch-later list. */
+export interface WatchItem {
+  movie_id: string;
+  /** Unix milliseconds. */
+  added_at: number;
+}
+
+/** Body of `PUT /me/progress/{movie_id}`. */
+export interface ProgressRequest {
+  position_s: number;
+  duration_s: number;
+  /** The writer's clock (unix ms) when the position was read; older writes are ignored. */
+  timestamp_ms?: number;
+}
+
+/** The stored progress of one movie (`GET`/`PUT /me/progress/{id}`, history items). */
+export interface ProgressView {
+  movie_id: string;
+  position_s: number;
+  duration_s: number;
+  /** Unix milliseconds of the write that set it. */
+  updated_at: number;
+  /** In the last 5% or last 2 minutes, whichever is shorter. */
+  finished: boolean;
+  /** The tracker's resume point; null when finished or less than 2 s in. */
+  resume_at: number | null;
+  /** Only in a PUT answer: whether this write changed what is stored. */
+  applied?: boolean;
+}
+
+/** `GET /me/history`: one page, newest first. */
+export interface HistoryPage {
+  items: ProgressView[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  next_cursor: string | null;
 }

@@ -1,74 +1,170 @@
-import { useEffect, useState } from 'react';
-import { Navigate, useLocation, useNavigate } from 'react-router-dom';
-import { logout } from '../api/auth';
-import { ApiError } from '../api/client';
-import { getMe } from '../api/me';
-import type { User } from '../api/types';
-import { ErrorAlert } from '../components/ErrorAlert';
+import { useEffect, useId, useState } from 'react';
+import { Link, useSearchParams } from 'react-router-dom';
+import { getMovie, searchCatalog } from '../api/catalog';
+import { getHistory, getWatchlist } from '../api/library';
+import type { MovieDetail } from '../api/types';
 import { Page } from '../components/Page';
-import { useSession } from '../hooks/useSession';
-import * as session from '../session';
+import { PosterCard } from '../components/PosterCard';
+import { PosterRow, type RowItem } from '../components/PosterRow';
+import { Empty, Failed, Loading } from '../components/States';
+import { useAsync } from '../hooks/useAsync';
+import { useDebounced } from '../hooks/useDebounced';
+import { resumePosition, watchedFraction } from '../playback';
 
-/** `/`: the signed-in home. For now it says who is signed in and offers sign-out. */
+/** How long typing must pause before a search goes out. */
+export const SEARCH_DEBOUNCE_MS = 250;
+const ROW_SIZE = 20;
+/** Genre rows beyond this many are left out (the search box finds the rest). */
+const MAX_GENRE_ROWS = 12;
+
+/** `/`: search as you type, or rows of posters (continue watching, watch later, new, by genre). */
 export default function HomePage() {
-  const location = useLocation();
-  const signedIn = useSession() !== null;
-  if (!signedIn) {
-    return <Navigate to="/login" replace state={{ from: location }} />;
-  }
-  return <SignedInHome />;
-}
+  const [params, setParams] = useSearchParams();
+  const urlQuery = params.get('q') ?? '';
+  const [text, setText] = useState(urlQuery);
+  const query = useDebounced(text.trim(), SEARCH_DEBOUNCE_MS);
+  const inputId = useId();
 
-function SignedInHome() {
-  const navigate = useNavigate();
-  const [user, setUser] = useState<User | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [signingOut, setSigningOut] = useState(false);
-
+  // Keep the query in the address bar, so Back from a movie returns to the results.
   useEffect(() => {
-    const controller = new AbortController();
-    getMe(controller.signal).then(setUser, (err: unknown) => {
-      if (controller.signal.aborted) return;
-      setError(err instanceof ApiError ? err.message : 'Could not load your account. Reload to try again.');
-    });
-    return () => controller.abort();
-  }, []);
-
-  async function signOut() {
-    setSigningOut(true);
-    const current = session.load();
-    if (current) {
-      // Revoke on the server, but sign out locally whatever it says:
-      // the user asked to leave and must not stay signed in on this device.
-      await logout(current.refreshToken).catch(() => undefined);
-    }
-    session.clear();
-    navigate('/login', { replace: true });
-  }
+    if (query !== urlQuery) setParams(query ? { q: query } : {}, { replace: true });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [query]);
 
   return (
-    <Page title="Home">
-      <ErrorAlert message={error} />
-      {user === null && error === null && <p role="status">Loading your account…</p>}
-      {user && (
+    <Page title="Home" wide hideTitle>
+      <form className="search" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label htmlFor={inputId}>Search movies</label>
+        <input
+          id={inputId}
+          type="search"
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+          placeholder="Title or year"
+          autoComplete="off"
+          spellCheck={false}
+          enterKeyHint="search"
+          data-testid="search-input"
+        />
+      </form>
+      {query ? <SearchResults query={query} /> : <Rows />}
+    </Page>
+  );
+}
+
+function SearchResults({ query }: { query: string }) {
+  const { state, reload } = useAsync((signal) => searchCatalog({ q: query, per_page: 48 }, signal), [query]);
+  return (
+    <section aria-labelledby="results-title" data-testid="search-results" aria-busy={state.status === 'loading'}>
+      <h2 id="results-title">Results for “{query}”</h2>
+      {state.status === 'loading' && <Loading label="Searching…" />}
+      {state.status === 'error' && <Failed message={state.error} onRetry={reload} />}
+      {state.status === 'ready' && (
         <>
-          <p className="signed-in">
-            Signed in as <strong>{user.display_name}</strong>
+          <p role="status" className="muted">
+            {state.data.total === 0
+              ? `No movies match “${query}”.`
+              : `${state.data.total} ${state.data.total === 1 ? 'movie' : 'movies'}`}
           </p>
-          <dl className="details">
-            <dt>Email</dt>
-            <dd>{user.email}</dd>
-            <dt>Plan</dt>
-            <dd>{user.tier === 'premium' ? 'Premium' : 'Free'}</dd>
-          </dl>
-          {!user.email_verified && (
-            <p className="notice">Your email is not verified yet. Open the link we sent to {user.email}.</p>
+          {state.data.results.length > 0 && (
+            <ul className="poster-grid" role="list">
+              {state.data.results.map((m) => (
+                <li key={m.id}>
+                  <PosterCard movie={m} />
+                </li>
+              ))}
+            </ul>
           )}
         </>
       )}
-      <button type="button" onClick={signOut} disabled={signingOut}>
-        {signingOut ? 'Signing out…' : 'Sign out'}
-      </button>
-    </Page>
+    </section>
   );
+}
+
+/** Movie cards for ids from the tracker; ids the network no longer knows are left out. */
+async function cardsFor<T>(
+  entries: T[],
+  id: (e: T) => string,
+  signal: AbortSignal,
+): Promise<Array<{ entry: T; movie: MovieDetail }>> {
+  const found = await Promise.all(
+    entries.map((entry) =>
+      getMovie(id(entry), signal).then(
+        (movie) => ({ entry, movie }),
+        (err: unknown) => {
+          if (signal.aborted) throw err;
+          return null;
+        },
+      ),
+    ),
+  );
+  return found.filter((x): x is { entry: T; movie: MovieDetail } => x !== null);
+}
+
+function Rows() {
+  const continueRow = useAsync(async (signal): Promise<RowItem[]> => {
+    const history = await getHistory({ limit: ROW_SIZE }, signal);
+    const resumable = history.items.filter((p) => resumePosition(p) !== null);
+    const cards = await cardsFor(resumable, (p) => p.movie_id, signal);
+    return cards.map(({ entry, movie }) => ({ movie, progress: watchedFraction(entry) }));
+  }, []);
+
+  const laterRow = useAsync(async (signal): Promise<RowItem[]> => {
+    const list = await getWatchlist(signal);
+    const newestFirst = [...list].reverse().slice(0, ROW_SIZE);
+    return (await cardsFor(newestFirst, (w) => w.movie_id, signal)).map(({ movie }) => ({ movie }));
+  }, []);
+
+  const recent = useAsync((signal) => searchCatalog({ per_page: ROW_SIZE }, signal), []);
+  const recentRow =
+    recent.state.status === 'ready'
+      ? { status: 'ready' as const, data: recent.state.data.results.map((movie) => ({ movie })) }
+      : recent.state;
+  const genres = recent.state.status === 'ready' ? recent.state.data.genres.slice(0, MAX_GENRE_ROWS) : [];
+  const libraryEmpty = recent.state.status === 'ready' && recent.state.data.total === 0;
+
+  return (
+    <div className="rows">
+      <PosterRow title="Continue watching" testId="row-continue" state={continueRow.state} onRetry={continueRow.reload} />
+      <PosterRow
+        title="Watch later"
+        testId="row-watch-later"
+        state={laterRow.state}
+        onRetry={laterRow.reload}
+        empty={
+          <>
+            Nothing saved yet. Choose <strong>Watch later</strong> on a movie’s page to keep it here.
+          </>
+        }
+      />
+      {libraryEmpty ? (
+        <section className="row" data-testid="row-recent" aria-labelledby="row-recent-title">
+          <h2 id="row-recent-title">Recently added</h2>
+          <Empty>
+            <p>No movies in the network yet. When a node ingests one, it appears here.</p>
+          </Empty>
+        </section>
+      ) : (
+        <PosterRow title="Recently added" testId="row-recent" state={recentRow} onRetry={recent.reload} />
+      )}
+      {genres.map((g) => (
+        <GenreRow key={g} genre={g} />
+      ))}
+      <p className="aside">
+        Looking for your past viewing? See <Link to="/history">History</Link>.
+      </p>
+    </div>
+  );
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'other';
+}
+
+function GenreRow({ genre }: { genre: string }) {
+  const { state, reload } = useAsync(async (signal): Promise<RowItem[]> => {
+    const page = await searchCatalog({ genre, per_page: ROW_SIZE }, signal);
+    return page.results.map((movie) => ({ movie }));
+  }, [genre]);
+  return <PosterRow title={genre} testId={`row-genre-${slug(genre)}`} state={state} onRetry={reload} />;
 }

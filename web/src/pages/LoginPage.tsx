@@ -92,6 +92,9 @@ export default function LoginPage() {
         </button>
       </form>
       <p className="aside">
+        <Link to="/forgot-password">Forgot your password?</Link>
+      </p>
+      <p className="aside">
         New to reelnet? <Link to="/register">Create an account</Link>
       </p>
     </Page>

@@ -60,8 +60,8 @@ export default function VerifyPage() {
         <>
           <ErrorAlert message={state.message} />
           <p className="aside">
-            Need a new link? <Link to="/register">Register again</Link> or{' '}
-            <Link to="/login">sign in</Link>.
+            Need a new link? {signedIn ? 'Open' : <><Link to="/login">Sign in</Link> and open</>} your{' '}
+            <Link to="/account">Account</Link> page and choose <strong>Send the link again</strong>.
           </p>
         </>
       )}

@@ -55,5 +55,5 @@ export const ADA = {
   display_name: 'Ada',
   email_verified: true,
   tier: 'free',
-  created_at: '2025-01-01T00:00:00Z',
+  created_at: 1735689600,
 } as const;

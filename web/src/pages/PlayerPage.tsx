@@ -1,0 +1,397 @@
+import type Hls from 'hls.js';
+import type { ErrorData, Level } from 'hls.js';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { Link, useParams, useSearchParams } from 'react-router-dom';
+import { ApiError } from '../api/client';
+import { getMovie, play, sameOriginUrl } from '../api/catalog';
+import { getProgress, putProgress } from '../api/library';
+import type { MovieDetail } from '../api/types';
+import { FullscreenIcon, MutedIcon, PauseIcon, PlayIcon, VolumeIcon } from '../components/Icons';
+import { Page } from '../components/Page';
+import { Failed, Loading } from '../components/States';
+import { errorMessage, useAsync } from '../hooks/useAsync';
+import { handlePlayerKey } from '../player/keys';
+import { ProgressSaver } from '../player/progressSaver';
+import { formatTime, resumePosition } from '../playback';
+import NotFoundPage from './NotFoundPage';
+
+/** What the player starts from: `?t=` when the link says so, else the stored progress (5–90% rule). */
+async function startPosition(movieId: string, t: string | null, signal: AbortSignal): Promise<number> {
+  if (t !== null && t !== '') {
+    const s = Number(t);
+    if (Number.isFinite(s) && s >= 0) return s;
+  }
+  const progress = await getProgress(movieId, signal).catch(() => null);
+  return resumePosition(progress) ?? 0;
+}
+
+/** `/watch/:id?t=SECONDS`: the HLS player. */
+export default function PlayerPage() {
+  const id = useParams().id ?? '';
+  const [params] = useSearchParams();
+  // Read `?t=` once: the start is decided when the page opens, not on every URL change.
+  const t = useRef(params.get('t')).current;
+  const { state, reload } = useAsync(
+    async (signal) => {
+      const [movie, start] = await Promise.all([getMovie(id, signal), startPosition(id, t, signal)]);
+      return { movie, start };
+    },
+    [id],
+  );
+
+  if (state.status === 'error' && (state.code === 'not_found' || state.code === 'bad_movie_id')) {
+    return <NotFoundPage />;
+  }
+  if (state.status !== 'ready') {
+    return (
+      <Page title="Player" wide>
+        {state.status === 'loading' ? <Loading label="Loading the movie…" /> : <Failed message={state.error} onRetry={reload} />}
+      </Page>
+    );
+  }
+  return <Player movie={state.data.movie} startAt={state.data.start} />;
+}
+
+interface QualityLevel {
+  index: number;
+  label: string;
+}
+
+function levelLabel(level: Pick<Level, 'height' | 'bitrate' | 'name'>): string {
+  if (level.height) return `${level.height}p`;
+  if (level.name) return level.name;
+  return `${Math.round(level.bitrate / 1000)} kb/s`;
+}
+
+type Failure = { message: string; code: string | null };
+
+function describeFatal(data: ErrorData): string {
+  if (data.type === 'networkError') {
+    return `The stream stopped loading (${data.details}). Check your connection, then retry.`;
+  }
+  if (data.type === 'mediaError') {
+    return `The video could not be decoded (${data.details}). Retry to reload it.`;
+  }
+  return `Playback failed (${data.details}). Retry to reload the stream.`;
+}
+
+function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
+  const videoRef = useRef<HTMLVideoElement>(null);
+  const frameRef = useRef<HTMLDivElement>(null);
+  const hlsRef = useRef<Hls | null>(null);
+  const saverRef = useRef<ProgressSaver | null>(null);
+  const resumeFrom = useRef(startAt);
+
+  const [attempt, setAttempt] = useState(0);
+  const [loading, setLoading] = useState(true);
+  const [failure, setFailure] = useState<Failure | null>(null);
+  const [fatalCount, setFatalCount] = useState(0);
+  const [levels, setLevels] = useState<QualityLevel[]>([]);
+  const [chosenLevel, setChosenLevel] = useState(-1);
+  const [playingLevel, setPlayingLevel] = useState(-1);
+  const [paused, setPaused] = useState(true);
+  const [time, setTime] = useState(startAt);
+  const [mediaDuration, setMediaDuration] = useState(0);
+  const [volume, setVolume] = useState(1);
+  const [muted, setMuted] = useState(false);
+  const [buffering, setBuffering] = useState(false);
+
+  const duration = mediaDuration > 0 ? mediaDuration : (movie.duration_s ?? 0);
+
+  // Progress: saved for the life of the player.
+  useEffect(() => {
+    const video = videoRef.current;
+    if (!video) return;
+    const saver = new ProgressSaver(video, {
+      knownDuration: movie.duration_s,
+      save: (position, dur, keepalive) => putProgress(movie.id, position, dur, { keepalive }),
+    }).start();
+    saverRef.current = saver;
+    return () => {
+      saver.stop();
+      saverRef.current = null;
+    };
+  }, [movie.id, movie.duration_s]);
+
+  // The stream: ask for a playback URL, attach hls.js (or native HLS), start at `resumeFrom`.
+  useEffect(() => {
+    const video = videoRef.current;
+    if (!video) return;
+    const controller = new AbortController();
+    let hls: Hls | null = null;
+    let disposed = false;
+    saverRef.current?.disarm();
+    setLoading(true);
+    setFailure(null);
+
+    const fail = (f: Failure) => {
+      if (disposed) return;
+      setLoading(false);
+      setFailure(f);
+    };
+    const start = resumeFrom.current;
+    const autoplay = () => {
+      const p = video.play() as Promise<void> | undefined;
+      p?.catch(() => setPaused(true)); // autoplay refused: the Play button is there
+    };
+
+    (async () => {
+      const { master_url } = await play(movie.id, controller.signal);
+      const src = sameOriginUrl(master_url);
+      const { default: HlsCtor } = await import('hls.js');
+      if (disposed) return;
+      if (HlsCtor.isSupported()) {
+        hls = new HlsCtor({ startPosition: start });
+        hlsRef.current = hls;
+        hls.on(HlsCtor.Events.MANIFEST_PARSED, (_e, data) => {
+          setLevels(
+            data.levels
+              .map((l, index) => ({ index, label: levelLabel(l), height: l.height, bitrate: l.bitrate }))
+              .sort((a, b) => b.height - a.height || b.bitrate - a.bitrate)
+              .map(({ index, label }) => ({ index, label })),
+          );
+          setLoading(false);
+          autoplay();
+        });
+        hls.on(HlsCtor.Events.LEVEL_SWITCHED, (_e, data) => setPlayingLevel(data.level));
+        hls.on(HlsCtor.Events.ERROR, (_e, data) => {
+          if (!data.fatal) return; // hls.js recovers from these itself
+          setFatalCount((n) => n + 1);
+          if (video.currentTime > 0) resumeFrom.current = video.currentTime;
+          saverRef.current?.save();
+          saverRef.current?.disarm();
+          hls?.destroy();
+          hlsRef.current = null;
+          fail({ message: describeFatal(data), code: data.details });
+        });
+        hls.loadSource(src);
+        hls.attachMedia(video);
+      } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+        // Safari plays HLS itself.
+        video.addEventListener(
+          'loadedmetadata',
+          () => {
+            if (start > 0) video.currentTime = start;
+            setLoading(false);
+            autoplay();
+          },
+          { once: true },
+        );
+        video.src = src;
+      } else {
+        fail({ message: 'This browser cannot play HLS video. Try a current Chrome, Firefox, Edge or Safari.', code: 'unsupported' });
+      }
+    })().catch((err: unknown) => {
+      if (controller.signal.aborted || disposed) return;
+      fail({
+        message: errorMessage(err, 'Could not start the movie. Try again.'),
+        code: err instanceof ApiError ? err.code : null,
+      });
+    });
+
+    const onNativeError = () => {
+      if (hls || disposed || !video.error) return;
+      fail({ message: `The video could not be played (error ${video.error.code}).`, code: 'media_error' });
+    };
+    video.addEventListener('error', onNativeError);
+
+    return () => {
+      disposed = true;
+      controller.abort();
+      video.removeEventListener('error', onNativeError);
+      hls?.destroy();
+      hlsRef.current = null;
+    };
+  }, [movie.id, attempt]);
+
+  // Mirror the media element's state for the controls.
+  useEffect(() => {
+    const video = videoRef.current;
+    if (!video) return;
+    const sync = () => {
+      setPaused(video.paused);
+      setTime(video.currentTime);
+      setVolume(video.volume);
+      setMuted(video.muted);
+      setMediaDuration(Number.isFinite(video.duration) ? video.duration : 0);
+    };
+    const events = ['play', 'pause', 'timeupdate', 'volumechange', 'durationchange', 'loadedmetadata', 'seeked'];
+    for (const e of events) video.addEventListener(e, sync);
+    const onWaiting = () => setBuffering(true);
+    const onPlaying = () => {
+      setBuffering(false);
+      setLoading(false);
+    };
+    video.addEventListener('waiting', onWaiting);
+    video.addEventListener('playing', onPlaying);
+    return () => {
+      for (const e of events) video.removeEventListener(e, sync);
+      video.removeEventListener('waiting', onWaiting);
+      video.removeEventListener('playing', onPlaying);
+    };
+  }, []);
+
+  const togglePlay = useCallback(() => {
+    const video = videoRef.current;
+    if (!video) return;
+    if (video.paused) {
+      const p = video.play() as Promise<void> | undefined;
+      p?.catch(() => undefined);
+    } else {
+      video.pause();
+    }
+  }, []);
+  const seekTo = useCallback((seconds: number) => {
+    const video = videoRef.current;
+    if (!video) return;
+    const end = Number.isFinite(video.duration) && video.duration > 0 ? video.duration : Infinity;
+    video.currentTime = Math.max(0, Math.min(seconds, end));
+  }, []);
+  const seekBy = useCallback((delta: number) => seekTo((videoRef.current?.currentTime ?? 0) + delta), [seekTo]);
+  const changeVolume = useCallback((delta: number) => {
+    const video = videoRef.current;
+    if (!video) return;
+    video.volume = Math.round(Math.max(0, Math.min(1, video.volume + delta)) * 100) / 100;
+    if (video.volume > 0) video.muted = false;
+  }, []);
+  const toggleMute = useCallback(() => {
+    const video = videoRef.current;
+    if (video) video.muted = !video.muted;
+  }, []);
+  const toggleFullscreen = useCallback(() => {
+    const frame = frameRef.current;
+    if (!frame) return;
+    if (document.fullscreenElement) void document.exitFullscreen?.().catch(() => undefined);
+    else void frame.requestFullscreen?.().catch(() => undefined);
+  }, []);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.defaultPrevented) return;
+      if (handlePlayerKey(e, { togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen })) e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen]);
+
+  function chooseLevel(index: number) {
+    setChosenLevel(index);
+    if (hlsRef.current) hlsRef.current.currentLevel = index;
+  }
+
+  function retry() {
+    const video = videoRef.current;
+    if (video && video.currentTime > 0) resumeFrom.current = video.currentTime;
+    setAttempt((a) => a + 1);
+  }
+
+  const playingLabel = levels.find((l) => l.index === playingLevel)?.label;
+
+  return (
+    <Page title={movie.title} wide hideTitle>
+      <div className="player-top">
+        <Link to={`/movie/${encodeURIComponent(movie.id)}`}>← Back to {movie.title}</Link>
+        <h2 className="player-title">{movie.title}</h2>
+      </div>
+      <div
+        ref={frameRef}
+        className="player"
+        data-testid="player"
+        data-state={failure ? 'error' : loading ? 'loading' : paused ? 'paused' : 'playing'}
+        data-fatal-errors={fatalCount}
+      >
+        <video
+          ref={videoRef}
+          className="player-video"
+          data-testid="player-video"
+          playsInline
+          preload="auto"
+          poster={movie.backdrop_url ?? undefined}
+          aria-label={`${movie.title} video`}
+          onClick={togglePlay}
+        />
+        {(loading || buffering) && !failure && (
+          <div className="player-overlay" role="status">
+            <span className="spinner" aria-hidden="true" />
+            {loading ? 'Loading the stream…' : 'Buffering…'}
+          </div>
+        )}
+        {failure && (
+          <div className="player-overlay player-error" data-testid="player-error">
+            <div role="alert">{failure.message}</div>
+            {failure.code === 'email_not_verified' ? (
+              <p>
+                <Link to="/account">Verify your email</Link> to watch.
+              </p>
+            ) : (
+              <button type="button" className="primary" onClick={retry} data-testid="player-retry">
+                Retry
+              </button>
+            )}
+          </div>
+        )}
+      </div>
+      <div className="player-controls" role="group" aria-label="Player controls">
+        <button type="button" onClick={togglePlay} data-testid="play-pause" aria-label={paused ? 'Play' : 'Pause'}>
+          {paused ? <PlayIcon /> : <PauseIcon />}
+        </button>
+        <span className="player-time" aria-hidden="true">
+          {formatTime(time)} / {formatTime(duration)}
+        </span>
+        <input
+          className="player-seek"
+          type="range"
+          min={0}
+          max={Math.max(duration, time, 1)}
+          step={1}
+          value={Math.min(time, Math.max(duration, time))}
+          onChange={(e) => seekTo(Number(e.target.value))}
+          aria-label="Seek"
+          aria-valuetext={`${formatTime(time)} of ${formatTime(duration)}`}
+          data-testid="seek"
+        />
+        <button type="button" onClick={toggleMute} aria-label={muted ? 'Unmute' : 'Mute'} data-testid="mute">
+          {muted || volume === 0 ? <MutedIcon /> : <VolumeIcon />}
+        </button>
+        <input
+          className="player-volume"
+          type="range"
+          min={0}
+          max={1}
+          step={0.05}
+          value={muted ? 0 : volume}
+          onChange={(e) => {
+            const video = videoRef.current;
+            if (!video) return;
+            video.volume = Number(e.target.value);
+            video.muted = video.volume === 0;
+          }}
+          aria-label="Volume"
+          aria-valuetext={`${Math.round((muted ? 0 : volume) * 100)}%`}
+        />
+        <label className="player-quality">
+          <span>Quality</span>
+          <select
+            value={chosenLevel}
+            onChange={(e) => chooseLevel(Number(e.target.value))}
+            disabled={levels.length === 0}
+            data-testid="quality-select"
+          >
+            <option value={-1}>{chosenLevel === -1 && playingLabel ? `Auto (${playingLabel})` : 'Auto'}</option>
+            {levels.map((l) => (
+              <option key={l.index} value={l.index}>
+                {l.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" onClick={toggleFullscreen} aria-label="Fullscreen" data-testid="fullscreen">
+          <FullscreenIcon />
+        </button>
+      </div>
+      <p className="hint keys-hint">
+        Keys: Space play/pause · ←/→ 10 s · ↑/↓ volume · F fullscreen · M mute
+      </p>
+    </Page>
+  );
+}

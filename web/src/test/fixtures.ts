@@ -1,0 +1,57 @@
+/** Catalog, movie and library answers as the node gateway and tracker send them. */
+import type { CatalogPage, MovieCard, MovieDetail, ProgressView } from '../api/types';
+
+export function card(id: string, title: string, extra: Partial<MovieCard> = {}): MovieCard {
+  return {
+    id,
+    title,
+    year: 1999,
+    genres: ['Action'],
+    runtime_min: 136,
+    poster_url: `/images/${'a'.repeat(64)}`,
+    availability: { state: 'complete', percent: 100 },
+    nodes: 2,
+    added_at: 1764000000,
+    ...extra,
+  };
+}
+
+export const MATRIX: MovieDetail = {
+  ...card('tmdb-603', 'The Matrix', { genres: ['Action', 'Science Fiction'] }),
+  overview: 'A hacker learns what the world really is.',
+  backdrop_url: `/images/${'b'.repeat(64)}`,
+  tmdb_id: 603,
+  renditions: ['1080p', '720p', '480p'],
+  duration_s: 8160,
+};
+
+export function detail(c: MovieCard, extra: Partial<MovieDetail> = {}): MovieDetail {
+  return {
+    ...c,
+    overview: null,
+    backdrop_url: null,
+    tmdb_id: null,
+    renditions: ['720p'],
+    duration_s: (c.runtime_min ?? 100) * 60,
+    ...extra,
+  };
+}
+
+export function catalogPage(results: MovieCard[], genres: string[] = ['Action']): CatalogPage {
+  return { results, page: 1, per_page: 24, total: results.length, genres };
+}
+
+export function progress(movie_id: string, position_s: number, duration_s: number, extra: Partial<ProgressView> = {}): ProgressView {
+  return {
+    movie_id,
+    position_s,
+    duration_s,
+    updated_at: 1764000000000,
+    finished: position_s / duration_s >= 0.95,
+    resume_at: position_s >= 2 ? position_s : null,
+    ...extra,
+  };
+}
+
+/** A `not_found` error answer. */
+export const NOT_FOUND = { error: 'not_found', message: 'No such movie.' };
