@@ -1,22 +1,52 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds everything (web app and release
-# binaries), starts a local reelnet network (a tracker and nodes on loopback) and prints
-# the URL to open. Ctrl-C stops it.
+# binaries), starts a local reelnet network on loopback (a tracker, an SMTP sink and
+# $NODES nodes, default 3), loads the demo library (testnet/demo.sh: three short movies
+# ingested on node 1 from a local torrent seed, and a demo account), and prints the URL of a
+# node that does not hold the movies with the demo credentials. Ctrl-C stops everything.
+#
+# Placement keeps each movie on its origin (node 1) plus `replication - 1` other nodes chosen
+# by rendezvous hashing, so with 3 nodes a node without any of the 3 movies exists only when
+# hashing puts all of them on the same second node; otherwise the node holding the fewest is
+# printed. NODES=5 always leaves a node without any of them.
+#
+# Safe to run again: each run stops the previous network and starts a fresh one in
+# $TESTNET_DIR (default .testnet/), keeping only the encoded demo media (demo-media/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+t0=$(date +%s)
+nodes="${NODES:-3}"
+export TESTNET_DIR="${TESTNET_DIR:-$PWD/.testnet}"
+
 scripts/setup.sh
 echo "==> building the web app"
 (cd web && npm ci --no-audit --no-fund --silent && npm run build --silent)
 echo "==> building reelnet (release)"
 cargo build --release --locked --bins
+
+testnet/down.sh >/dev/null
+if [ -d "$TESTNET_DIR" ]; then
+  find "$TESTNET_DIR" -mindepth 1 -maxdepth 1 ! -name demo-media -exec rm -rf {} +
+fi
 trap 'testnet/down.sh' EXIT
 trap 'exit 0' INT TERM
-testnet/down.sh >/dev/null
-testnet/up.sh --release -n "${NODES:-1}"
+testnet/up.sh --release -n "$nodes"
+if ! testnet/demo.sh --release -n "$nodes"; then
+  echo "loading the demo library failed; logs are in $TESTNET_DIR (node1.log, seed.log, tracker.log)" >&2
+  exit 1
+fi
+. "$TESTNET_DIR/demo.env"
 cat <<MSG
 
-reelnet is running. Open http://127.0.0.1:8081 in a browser.
-Logs are in .testnet/. Press Ctrl-C to stop.
+reelnet is running ($(( $(date +%s) - t0 )) s). Open $DEMO_URL in a browser
+(node $DEMO_NODE, $([ "$DEMO_NODE_HOLDS_NONE" = yes ] && echo "which holds none of the movies and streams them from its peers" || echo "which holds the fewest of the movies and streams the rest from its peers")).
+
+  email:    $DEMO_EMAIL
+  password: $DEMO_PASSWORD
+
+New accounts get their verification mail in $TESTNET_DIR/mail/new (a local SMTP sink).
+Every node serves the same site: http://127.0.0.1:8081 … http://127.0.0.1:$((8080 + nodes)).
+Logs are in $TESTNET_DIR/. Press Ctrl-C to stop.
 MSG
 while sleep 3600; do :; done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
-# tests that start real tracker and node processes), the web app's build and tests, and a
-# short run of every fuzz target. Installs what it needs first (scripts/setup.sh).
+# tests that start real tracker and node processes), the web app's build and tests, the
+# end-to-end browser test (web/e2e/watch.mjs: a 3-node testnet and Chromium), and a short
+# run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -26,6 +27,13 @@ fi
 
 step "web app: npm ci, build, test"
 (cd web && npm ci --no-audit --no-fund && npm run build && npm test)
+
+step "browser test: register, verify, search, play through a node without the movie, resume, watch later"
+cargo build --bins --locked
+if ! node web/e2e/watch.mjs; then
+  echo "the browser test (web/e2e/watch.mjs) failed: see its messages above, web/e2e/artifacts/failure.png and the testnet logs it names" >&2
+  exit 1
+fi
 
 step "fuzz smoke (${FUZZ_SECONDS:-5}s per target)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-5}" proto/fuzz/smoke.sh

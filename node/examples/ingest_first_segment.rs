@@ -148,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         year: None,
         tmdb_id: None,
         peers: vec![seed_addr],
+        ..IngestRequest::default()
     };
     let (tx, mut rx) = watch::channel(IngestProgress::default());
     let cancel = CancellationToken::new();

@@ -1,6 +1,9 @@
 //! The node's local admin API: loopback only, behind a random bearer token written with the
 //! URL to `<data_dir>/admin.json` (mode 0600). `reelnet-node ingest` uses it to hand a job to
-//! a node already running on the same data directory and to follow its progress.
+//! a node already running on the same data directory and to follow its progress, and
+//! `GET /admin/v1/status` reports the node's view of the network, its store and its
+//! placement share (tests, the testnet scripts and operators read it);
+//! `GET /admin/v1/manifests/{id}` returns a stored signed manifest (its encoded bytes).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,8 +14,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::catalog::Catalog;
 use crate::ingest::job::IngestRequest;
 use crate::ingest::manager::IngestManager;
+use crate::placement::Placement;
+use crate::store::Store;
+use crate::swarm::NetworkHandle;
 
 const ADMIN_FILE: &str = "admin.json";
 
@@ -59,10 +66,130 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     .into_response()
 }
 
+/// What `GET /admin/v1/status` reads. Cheap to clone.
+#[derive(Clone)]
+pub struct StatusSource {
+    pub node_id: reelnet_proto::NodeId,
+    pub store: Store,
+    pub catalog: Catalog,
+    pub network: NetworkHandle,
+    pub placement: Placement,
+}
+
+/// `GET /admin/v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: String,
+    /// Connected libp2p peers.
+    pub peers: usize,
+    /// Nodes with a live catalog record (this one included once its record is in).
+    pub live_nodes: Vec<StatusNode>,
+    pub catalog: StatusCatalog,
+    /// Every ingest in this node's store (newest version).
+    pub manifests: Vec<StatusManifest>,
+    pub store: crate::store::StoreUsage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusNode {
+    pub node_id: String,
+    pub gateway_url: String,
+    pub quic_addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusCatalog {
+    /// Live records in the index.
+    pub records: usize,
+    /// Manifests in the index (newest version per ingest).
+    pub manifests: usize,
+    /// Ids of every movie the network has.
+    pub movies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusManifest {
+    pub id: String,
+    pub movie_id: String,
+    /// Hex of the ingest id (with the origin, the ingest's stable identity).
+    pub ingest_id: String,
+    pub origin: String,
+    pub seq: u64,
+    pub complete: bool,
+    /// Segments (init and media, every track) on disk.
+    pub held_segments: usize,
+    /// Segments the manifest names.
+    pub total_segments: usize,
+    /// Whether placement makes this node keep it (its own ingests included).
+    pub responsible: bool,
+    /// Whether placement released it (its segments are evictable cache).
+    pub released: bool,
+}
+
+impl StatusSource {
+    /// Gathers the status.
+    pub async fn status(&self) -> Result<Status, String> {
+        let peers = self.network.peers().await.map_err(|e| e.to_string())?.len();
+        let live = self.catalog.live_nodes().await.map_err(|e| e.to_string())?;
+        let stats = self.catalog.stats().await.map_err(|e| e.to_string())?;
+        let movies = self.catalog.movies().await.map_err(|e| e.to_string())?;
+        let store = self.store.clone();
+        let placement = self.placement.clone();
+        let manifests = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for s in store.all_manifests().map_err(|e| e.to_string())? {
+                let m = &s.manifest;
+                let (mut held, mut total) = (0, 0);
+                for t in &m.tracks {
+                    for seg in t.init.iter().chain(t.segments.iter()) {
+                        total += 1;
+                        held += usize::from(store.has_segment(&seg.hash));
+                    }
+                }
+                out.push(StatusManifest {
+                    id: s.id.to_string(),
+                    movie_id: m.movie.to_string(),
+                    ingest_id: hex::encode(m.ingest_id),
+                    origin: m.origin.to_string(),
+                    seq: m.seq,
+                    complete: m.complete,
+                    held_segments: held,
+                    total_segments: total,
+                    responsible: placement.is_responsible(m),
+                    released: store.is_released(m).map_err(|e| e.to_string())?,
+                });
+            }
+            Ok::<_, String>(out)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        Ok(Status {
+            node_id: self.node_id.to_string(),
+            peers,
+            live_nodes: live
+                .into_iter()
+                .map(|n| StatusNode {
+                    node_id: n.node.to_string(),
+                    gateway_url: n.gateway_url,
+                    quic_addr: n.quic_addr.to_string(),
+                })
+                .collect(),
+            catalog: StatusCatalog {
+                records: stats.records,
+                manifests: stats.manifests,
+                movies: movies.into_iter().map(|m| m.movie_id.to_string()).collect(),
+            },
+            manifests,
+            store: self.store.usage(),
+        })
+    }
+}
+
 /// Binds the admin API on loopback and records where it is. Returns the listener's address.
 pub async fn serve(
     data_dir: &Path,
     manager: IngestManager,
+    status: StatusSource,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -122,6 +249,46 @@ pub async fn serve(
                 Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "stopping", &e.to_string()),
             }
         });
+    let store = status.store.clone();
+    let status_route = warp::path!("admin" / "v1" / "status")
+        .and(warp::get())
+        .and(auth.clone())
+        .and(warp::any().map(move || status.clone()))
+        .then(|(), s: StatusSource| async move {
+            match s.status().await {
+                Ok(st) => warp::reply::json(&st).into_response(),
+                Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "stopping", &e),
+            }
+        });
+    let manifest = warp::path!("admin" / "v1" / "manifests" / String)
+        .and(warp::get())
+        .and(auth.clone())
+        .then(move |id: String, ()| {
+            let store = store.clone();
+            async move {
+                let Ok(id) = id.parse::<reelnet_proto::ManifestId>() else {
+                    return json_error(StatusCode::BAD_REQUEST, "bad_id", "not a manifest id");
+                };
+                let found = tokio::task::spawn_blocking(move || store.manifest(&id)).await;
+                match found {
+                    Ok(Ok(Some(m))) => warp::reply::with_header(
+                        m.signed.encode(),
+                        "content-type",
+                        "application/octet-stream",
+                    )
+                    .into_response(),
+                    Ok(Ok(None)) => {
+                        json_error(StatusCode::NOT_FOUND, "not_found", "no such manifest")
+                    }
+                    Ok(Err(e)) => {
+                        json_error(StatusCode::INTERNAL_SERVER_ERROR, "store", &e.to_string())
+                    }
+                    Err(e) => {
+                        json_error(StatusCode::INTERNAL_SERVER_ERROR, "store", &e.to_string())
+                    }
+                }
+            }
+        });
     let list = warp::path!("admin" / "v1" / "ingest")
         .and(warp::get())
         .and(auth)
@@ -142,6 +309,10 @@ pub async fn serve(
         .or(get)
         .unify()
         .or(list)
+        .unify()
+        .or(status_route)
+        .unify()
+        .or(manifest)
         .unify()
         .recover(|rej: warp::Rejection| async move {
             let res = if rej.find::<Unauthorized>().is_some() {

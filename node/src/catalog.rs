@@ -1184,6 +1184,7 @@ mod tests {
                     .collect(),
             }],
             complete: false,
+            meta: Default::default(),
         };
         SignedManifest::sign(&m, key).unwrap()
     }

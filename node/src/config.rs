@@ -37,6 +37,29 @@ pub struct NodeConfig {
     pub tracker: TrackerLink,
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
+    pub metadata: MetadataConfig,
+}
+
+/// Where movie metadata comes from besides the manifests (see `metadata`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    /// TMDb v3 API key; empty (the default) turns TMDb lookups off.
+    pub tmdb_api_key: String,
+    /// Base URL of TMDb's v3 API.
+    pub tmdb_api_url: String,
+    /// Base URL of TMDb's images (sizes such as `w500` follow it).
+    pub tmdb_image_url: String,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        Self {
+            tmdb_api_key: String::new(),
+            tmdb_api_url: "https://api.themoviedb.org/3".to_owned(),
+            tmdb_image_url: "https://image.tmdb.org/t/p".to_owned(),
+        }
+    }
 }
 
 /// How movies are cut into the HLS ladder.
@@ -108,6 +131,8 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Directory holding the built web app (`web/dist`).
     pub web_dir: Option<PathBuf>,
+    /// How long a playback token from `/api/v1/movies/{id}/play` stays valid, seconds.
+    pub playback_token_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +144,11 @@ pub struct P2pConfig {
     pub bootstrap: Vec<String>,
     /// Zero-config discovery on the local network.
     pub mdns: bool,
+    /// Lifetime of this node's signed catalog record, seconds. A node that vanished counts
+    /// as live (and keeps its placement share) until its record expires.
+    pub record_ttl_secs: u64,
+    /// How often the node re-signs and gossips its record, seconds (less than the TTL).
+    pub republish_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +165,8 @@ pub struct QuicConfig {
 pub struct TrackerLink {
     /// Base URL of the tracker (its API lives under `/api/v1`).
     pub url: String,
+    /// The `iss` the tracker puts in its access tokens (its `issuer` setting).
+    pub issuer: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +188,7 @@ impl Default for NodeConfig {
             tracker: TrackerLink::default(),
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
+            metadata: MetadataConfig::default(),
         }
     }
 }
@@ -166,6 +199,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             web_dir: None,
+            playback_token_ttl_secs: 6 * 3600,
         }
     }
 }
@@ -176,6 +210,8 @@ impl Default for P2pConfig {
             listen: "/ip4/0.0.0.0/tcp/4001".to_owned(),
             bootstrap: Vec::new(),
             mdns: true,
+            record_ttl_secs: 600,
+            republish_secs: 60,
         }
     }
 }
@@ -193,6 +229,7 @@ impl Default for TrackerLink {
     fn default() -> Self {
         Self {
             url: "http://127.0.0.1:7070".to_owned(),
+            issuer: "reelnet-tracker".to_owned(),
         }
     }
 }
@@ -261,6 +298,35 @@ impl NodeConfig {
                         r.name
                     ),
                 ));
+            }
+        }
+        if self.tracker.issuer.is_empty() {
+            return Err(invalid("tracker.issuer", "must not be empty"));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.gateway.playback_token_ttl_secs) {
+            return Err(invalid(
+                "gateway.playback_token_ttl_secs",
+                "must be between 60 and 604800 (one week)",
+            ));
+        }
+        if !(2..=24 * 3600).contains(&self.p2p.record_ttl_secs) {
+            return Err(invalid(
+                "p2p.record_ttl_secs",
+                "must be between 2 and 86400",
+            ));
+        }
+        if self.p2p.republish_secs == 0 || self.p2p.republish_secs >= self.p2p.record_ttl_secs {
+            return Err(invalid(
+                "p2p.republish_secs",
+                "must be at least 1 and less than p2p.record_ttl_secs",
+            ));
+        }
+        for (key, url) in [
+            ("metadata.tmdb_api_url", &self.metadata.tmdb_api_url),
+            ("metadata.tmdb_image_url", &self.metadata.tmdb_image_url),
+        ] {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(invalid(key, "must be an http:// or https:// URL"));
             }
         }
         if self.storage.replication == 0 {

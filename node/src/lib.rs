@@ -13,7 +13,9 @@ pub mod config;
 pub mod gateway;
 pub mod identity;
 pub mod ingest;
+pub mod metadata;
 pub mod metrics;
+pub mod placement;
 pub mod shutdown;
 pub mod store;
 pub mod swarm;
@@ -48,6 +50,10 @@ pub enum NodeError {
     Swarm(#[from] swarm::SwarmError),
     #[error("cannot start the QUIC segment service (quic.listen / --quic): {0}")]
     Quic(String),
+    #[error("cannot start the QUIC segment fetcher: {0}")]
+    Fetcher(#[from] transfer::FetchError),
+    #[error(transparent)]
+    PlaybackKey(#[from] gateway::token::KeyFileError),
     #[error("cannot start the admin API: {0}")]
     Admin(std::io::Error),
     #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
@@ -61,6 +67,7 @@ pub enum NodeError {
 pub struct Node {
     node_id: NodeId,
     transfer: transfer::TransferServer,
+    fetcher: Arc<transfer::Fetcher>,
     gateway_addr: SocketAddr,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -119,12 +126,31 @@ impl Node {
             advertised.set_port(quic_addr.port());
         }
         tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
+        // One QUIC client endpoint for every fetch from peers (gateway misses, placement).
+        let fetcher = Arc::new(transfer::Fetcher::new(Some(&ctx.key))?);
         let (publisher, publisher_task) = swarm::publisher::Publisher::start(
-            swarm::publisher::PublisherConfig::new(advertised, config.public_url()),
+            swarm::publisher::PublisherConfig {
+                interval: std::time::Duration::from_secs(config.p2p.republish_secs),
+                ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
+                ..swarm::publisher::PublisherConfig::new(advertised, config.public_url())
+            },
             ctx.store.clone(),
             ctx.key.clone(),
-            catalog,
-            network,
+            catalog.clone(),
+            network.clone(),
+            cancel.clone(),
+        );
+        // Placement: pull this node's share of the library, release what moved away.
+        let (placement, placement_task) = placement::Placement::start(
+            placement::PlacementConfig {
+                replication: usize::try_from(config.storage.replication).unwrap_or(usize::MAX),
+                ..placement::PlacementConfig::default()
+            },
+            node_id,
+            ctx.store.clone(),
+            catalog.clone(),
+            fetcher.clone(),
+            publisher.clone(),
             cancel.clone(),
         );
         // Every manifest version an ingest publishes is announced to the network at once.
@@ -137,11 +163,20 @@ impl Node {
                 }
             });
         }));
+        let store = ctx.store.clone();
         let (ingest, ingest_task) =
             ingest::manager::IngestManager::start(Arc::new(ctx), cancel.clone());
-        let (admin_addr, admin_task) = admin::serve(&config.data_dir, ingest, cancel.clone())
-            .await
-            .map_err(NodeError::Admin)?;
+        let status = admin::StatusSource {
+            node_id,
+            store: store.clone(),
+            catalog: catalog.clone(),
+            network,
+            placement,
+        };
+        let (admin_addr, admin_task) =
+            admin::serve(&config.data_dir, ingest, status, cancel.clone())
+                .await
+                .map_err(NodeError::Admin)?;
         tracing::info!(%admin_addr, "admin API on loopback");
         let metrics = Arc::new(metrics::Metrics::new(unix_now()));
 
@@ -155,10 +190,43 @@ impl Node {
             addr: config.gateway.listen,
             source,
         })?;
+        let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
+            fetcher.clone(),
+            store.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        // Access tokens are checked offline with the tracker's JWKS (one fetcher task owns
+        // the key cache); playback tokens are signed with this node's playback.key.
+        let (jwt, jwks_task) = gateway::auth::JwtVerifier::start(
+            gateway::auth::VerifierConfig::new(&config.tracker.url, &config.tracker.issuer),
+            cancel.clone(),
+        );
+        let tokens = gateway::token::PlaybackTokens::load_or_create(
+            &config.data_dir,
+            config.gateway.playback_token_ttl_secs,
+        )?;
+        // TMDb metadata (off without an API key): one task owns its cache.
+        let (metadata, metadata_task) = metadata::Metadata::start(
+            metadata::TmdbConfig::from_config(&config.metadata, &config.data_dir),
+            store.clone(),
+            cancel.clone(),
+        );
         let routes = gateway::routes(gateway::GatewayState {
             node_id,
             metrics,
             web_dir: config.gateway.web_dir.clone(),
+            data_dir: config.data_dir.clone(),
+            public_url: config.public_url().trim_end_matches('/').to_owned(),
+            tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
+            store,
+            catalog,
+            fetcher: fetcher.clone(),
+            fetches,
+            jwt: Arc::new(jwt),
+            tokens: Arc::new(tokens),
+            proxy: gateway::proxy::ProxyClient::new(cancel.clone()),
+            metadata,
         });
         let stop = cancel.clone();
         let server = shutdown::spawn("gateway", async move {
@@ -173,13 +241,18 @@ impl Node {
         Ok(Self {
             node_id,
             transfer,
+            fetcher,
             gateway_addr,
             cancel,
             tasks: vec![
                 server,
+                fetches_task,
+                jwks_task,
+                metadata_task,
                 admin_task,
                 ingest_task,
                 publisher_task,
+                placement_task,
                 swarm_task,
                 catalog_task,
             ],
@@ -204,6 +277,7 @@ impl Node {
     /// Waits until every task has stopped.
     pub async fn join(self) {
         self.transfer.join().await;
+        self.fetcher.close().await;
         for task in self.tasks {
             if let Err(err) = task.await {
                 tracing::error!(%err, "task panicked");
@@ -219,6 +293,7 @@ pub fn ingest_context(config: &NodeConfig) -> Result<ingest::job::IngestContext,
         path: config.data_dir.clone(),
         source,
     })?;
+    store.set_quota(config.storage.quota_bytes);
     Ok(ingest::job::IngestContext {
         store,
         key,

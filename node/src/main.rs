@@ -17,6 +17,8 @@ use reelnet_node::ingest::job::{IngestProgress, IngestRequest};
 use reelnet_node::ingest::progress;
 use reelnet_node::{admin, shutdown, Node};
 
+mod seed;
+
 /// A reelnet node: keeps a slice of the movie library, shares it with other nodes, and serves
 /// the web app.
 #[derive(Debug, Parser)]
@@ -63,6 +65,9 @@ enum Command {
     /// Ingest a movie: a video file, a .torrent file or a magnet link. Hands the job to the
     /// node running on this data directory when there is one; otherwise ingests directly.
     Ingest(IngestArgs),
+    /// Seed local files over BitTorrent (no DHT or trackers): writes a .torrent for each
+    /// file, prints their paths, and seeds until Ctrl-C/SIGTERM.
+    Seed(seed::SeedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +86,26 @@ struct IngestArgs {
     /// A torrent peer to join directly (repeatable), e.g. a local seeder 127.0.0.1:6881.
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<SocketAddr>,
+    /// Metadata JSON: {"title", "year", "overview", "genres", "runtime_min", "tmdb_id",
+    /// "poster", "backdrop"} (every key optional; image paths relative to the file). The
+    /// flags here override it.
+    #[arg(long = "meta", value_name = "FILE.json")]
+    meta_file: Option<PathBuf>,
+    /// Plot summary (at most 4 KiB).
+    #[arg(long)]
+    overview: Option<String>,
+    /// A genre (repeatable, at most 16).
+    #[arg(long = "genre", value_name = "G")]
+    genres: Vec<String>,
+    /// Running time, minutes.
+    #[arg(long = "runtime", value_name = "MIN")]
+    runtime_min: Option<u16>,
+    /// Poster image: PNG, JPEG or WebP, at most 8 MiB.
+    #[arg(long, value_name = "IMAGE")]
+    poster: Option<PathBuf>,
+    /// Backdrop image: PNG, JPEG or WebP, at most 8 MiB.
+    #[arg(long, value_name = "IMAGE")]
+    backdrop: Option<PathBuf>,
     /// Ingest in this process even if a node runs on the data directory.
     #[arg(long)]
     direct: bool,
@@ -157,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Ingest(args)) => ingest(config, args, stop).await,
+        Some(Command::Seed(args)) => seed::run(args, stop).await,
     }
 }
 
@@ -171,6 +197,13 @@ async fn ingest(
         year: args.year,
         tmdb_id: args.tmdb_id,
         peers: args.peers,
+        // Absolute paths: a running node resolves them, not this shell.
+        meta_file: args.meta_file.map(absolute),
+        overview: args.overview,
+        genres: args.genres,
+        runtime_min: args.runtime_min,
+        poster: args.poster.map(absolute),
+        backdrop: args.backdrop.map(absolute),
     };
     let running = match admin::read_info(&config.data_dir) {
         Some(info) if !args.direct && alive(&info).await => Some(info),
@@ -192,6 +225,11 @@ async fn ingest(
             Ok(())
         }
     }
+}
+
+/// `path` made absolute against the current directory (unchanged if that fails).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// Shows progress until the job ends: a redrawn bar on a terminal, log lines otherwise.

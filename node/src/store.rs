@@ -1,4 +1,5 @@
-//! The node's store: segment bytes addressed by their BLAKE3 hash, and signed manifests.
+//! The node's store: segment bytes addressed by their BLAKE3 hash, and signed manifests,
+//! within a disk quota.
 //!
 //! Segments are files under `segments/ab/<hash>` (written to a temporary file, synced, then
 //! renamed, so a crash never leaves a partial segment under its real name); their hash is
@@ -6,9 +7,31 @@
 //! Manifests live in sled (`db/`): every signed manifest by id, and for each ingest (movie,
 //! origin node, ingest id) the id of its newest version, so a growing manifest replaces its
 //! older sequence numbers.
+//!
+//! # Quota, pinned data and the LRU cache
+//!
+//! Segment bytes never exceed the quota ([`Store::set_quota`]; `storage.quota_bytes`).
+//! Every segment is either
+//! - **pinned**: written by [`Store::put_segment`] (the node's own ingests, placement pulls)
+//!   or named by a stored manifest whose ingest is not released. Pinned data is never
+//!   evicted; a pinned write that cannot fit fails with [`StoreError::QuotaExceeded`];
+//! - **cache**: written by [`Store::put_cached_segment`] (segments fetched for viewers), or
+//!   left over when placement releases an ingest ([`Store::release_ingest`]) or an ingest is
+//!   removed. Cache is kept in least-recently-used order ([`Store::touch`], and every
+//!   [`Store::read_segment`]) and evicted oldest first when a write needs the room.
+//!
+//! The bookkeeping is an in-memory index (hash → size, pinned, last use) rebuilt on open
+//! from the segments directory and the stored manifests (the released flags are in sled;
+//! the access order is not persisted — after a restart cache is ordered by file time). The
+//! index sits behind one mutex shared by the store's clones: the store is a synchronous
+//! component called from blocking tasks, every critical section is a few map operations
+//! (plus unlinking evicted files, so a concurrent write of the same hash cannot race the
+//! unlink), and no other lock is taken while it is held.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use reelnet_proto::{Manifest, ManifestId, MovieId, SegmentHash, SignedManifest};
 
@@ -28,6 +51,15 @@ pub enum StoreError {
     },
     #[error("manifest rejected: {0}")]
     BadManifest(String),
+    /// The write does not fit in the quota even with every cached segment evicted.
+    #[error(
+        "disk quota exceeded: {needed} more bytes do not fit ({pinned} pinned of {quota} allowed)"
+    )]
+    QuotaExceeded {
+        needed: u64,
+        pinned: u64,
+        quota: u64,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -45,6 +77,177 @@ pub struct StoredManifest {
     pub signed: SignedManifest,
 }
 
+/// How much of the quota is in use (segment bytes only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct StoreUsage {
+    /// Bytes of every segment on disk.
+    pub used_bytes: u64,
+    /// Bytes that are never evicted.
+    pub pinned_bytes: u64,
+    /// Bytes of evictable cache (`used_bytes - pinned_bytes`).
+    pub cache_bytes: u64,
+    /// The quota.
+    pub quota_bytes: u64,
+    /// Number of segments on disk.
+    pub segments: u64,
+    /// How many of them are cache.
+    pub cached_segments: u64,
+    /// Cached segments evicted since the store was opened.
+    pub evictions: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    pinned: bool,
+    /// Last use; the key of the entry in `Index::lru` while it is cache.
+    tick: u64,
+}
+
+/// The in-memory accounting of the segments directory.
+#[derive(Debug, Default)]
+struct Index {
+    quota: u64,
+    entries: HashMap<SegmentHash, Entry>,
+    /// Cache entries by last use, oldest first.
+    lru: BTreeMap<u64, SegmentHash>,
+    /// For each pinned ingest (by `ingest_key`), the segments its newest manifest names.
+    pinned_ingests: HashMap<Vec<u8>, HashSet<SegmentHash>>,
+    /// How many pinned ingests name each segment.
+    refs: HashMap<SegmentHash, u32>,
+    used: u64,
+    pinned: u64,
+    /// Bytes of writes under way (counted against the quota before they land).
+    reserved: u64,
+    next_tick: u64,
+    evictions: u64,
+}
+
+impl Index {
+    fn tick(&mut self) -> u64 {
+        self.next_tick += 1;
+        self.next_tick
+    }
+
+    fn insert(&mut self, hash: SegmentHash, size: u64, pinned: bool) {
+        let tick = self.tick();
+        self.used += size;
+        if pinned {
+            self.pinned += size;
+        } else {
+            self.lru.insert(tick, hash);
+        }
+        self.entries.insert(hash, Entry { size, pinned, tick });
+    }
+
+    fn remove(&mut self, hash: &SegmentHash) {
+        if let Some(e) = self.entries.remove(hash) {
+            self.used -= e.size;
+            if e.pinned {
+                self.pinned -= e.size;
+            } else {
+                self.lru.remove(&e.tick);
+            }
+        }
+    }
+
+    fn set_pinned(&mut self, hash: &SegmentHash, pinned: bool) {
+        let tick = self.tick();
+        let Some(e) = self.entries.get_mut(hash) else {
+            return;
+        };
+        if e.pinned == pinned {
+            return;
+        }
+        e.pinned = pinned;
+        if pinned {
+            self.pinned += e.size;
+            self.lru.remove(&e.tick);
+        } else {
+            self.pinned -= e.size;
+            e.tick = tick;
+            self.lru.insert(tick, *hash);
+        }
+    }
+
+    fn touch(&mut self, hash: &SegmentHash) {
+        let tick = self.tick();
+        if let Some(e) = self.entries.get_mut(hash) {
+            if !e.pinned {
+                self.lru.remove(&e.tick);
+                e.tick = tick;
+                self.lru.insert(tick, *hash);
+            }
+        }
+    }
+
+    /// Makes `hashes` the pinned set of ingest `key` (replacing its previous set).
+    fn pin_ingest(&mut self, key: Vec<u8>, hashes: HashSet<SegmentHash>) {
+        let old = self.pinned_ingests.remove(&key).unwrap_or_default();
+        for h in hashes.difference(&old) {
+            *self.refs.entry(*h).or_insert(0) += 1;
+            self.set_pinned(h, true);
+        }
+        for h in old.difference(&hashes) {
+            self.unref(h);
+        }
+        self.pinned_ingests.insert(key, hashes);
+    }
+
+    fn unpin_ingest(&mut self, key: &[u8]) {
+        for h in self.pinned_ingests.remove(key).unwrap_or_default() {
+            self.unref(&h);
+        }
+    }
+
+    fn unref(&mut self, h: &SegmentHash) {
+        if let Some(n) = self.refs.get_mut(h) {
+            *n -= 1;
+            if *n == 0 {
+                self.refs.remove(h);
+                self.set_pinned(h, false);
+            }
+        }
+    }
+
+    /// Evicts cache, oldest first, until `size` more bytes fit; the evicted hashes are
+    /// returned (their files must be unlinked before the lock is released). Evicts nothing
+    /// when even evicting everything would not make room.
+    fn make_room(&mut self, size: u64) -> Result<Vec<SegmentHash>, StoreError> {
+        let floor = self.pinned.saturating_add(self.reserved);
+        if floor.saturating_add(size) > self.quota {
+            return Err(StoreError::QuotaExceeded {
+                needed: size,
+                pinned: self.pinned,
+                quota: self.quota,
+            });
+        }
+        let mut evicted = Vec::new();
+        while self.used + self.reserved + size > self.quota {
+            let Some((_, hash)) = self.lru.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&hash) {
+                self.used -= e.size;
+                self.evictions += 1;
+            }
+            evicted.push(hash);
+        }
+        Ok(evicted)
+    }
+}
+
+fn segment_hashes(m: &Manifest) -> HashSet<SegmentHash> {
+    let mut out = HashSet::new();
+    for t in &m.tracks {
+        if let Some(init) = &t.init {
+            out.insert(init.hash);
+        }
+        out.extend(t.segments.iter().map(|s| s.hash));
+    }
+    out
+}
+
 /// Cheap to clone; every method is synchronous (call from a blocking context when the
 /// work may be large).
 #[derive(Clone)]
@@ -55,6 +258,9 @@ pub struct Store {
     manifests: sled::Tree,
     /// movie ++ 0 ++ origin ++ ingest_id → ManifestId of the newest version
     latest: sled::Tree,
+    /// ingest key → () for ingests placement released (their segments are cache)
+    released: sled::Tree,
+    index: Arc<Mutex<Index>>,
 }
 
 fn ingest_key(m: &Manifest) -> Vec<u8> {
@@ -65,19 +271,108 @@ fn ingest_key(m: &Manifest) -> Vec<u8> {
     k
 }
 
+/// Every segment file under `dir` with its size and modification time; leftover temporary
+/// files of interrupted writes are removed.
+fn scan_segments(dir: &Path) -> Result<Vec<(SegmentHash, u64, std::time::SystemTime)>, StoreError> {
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(dir).map_err(io(dir))? {
+        let sub = sub.map_err(io(dir))?.path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&sub).map_err(io(&sub))? {
+            let file = file.map_err(io(&sub))?;
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(file.path());
+                continue;
+            }
+            let Ok(hash) = name.parse::<SegmentHash>() else {
+                continue;
+            };
+            let meta = file.metadata().map_err(io(&file.path()))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            out.push((hash, meta.len(), mtime));
+        }
+    }
+    Ok(out)
+}
+
 impl Store {
-    /// Opens (creating) the store under `data_dir`. sled admits one process per directory;
-    /// a second opener gets an error.
+    /// Opens (creating) the store under `data_dir`, with no quota until
+    /// [`set_quota`](Self::set_quota). sled admits one process per directory; a second
+    /// opener gets an error.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let segments_dir = data_dir.join("segments");
         std::fs::create_dir_all(&segments_dir).map_err(io(&segments_dir))?;
         let db = sled::open(data_dir.join("db"))?;
-        Ok(Self {
-            segments_dir,
+        let store = Self {
             manifests: db.open_tree("manifests")?,
             latest: db.open_tree("latest")?,
+            released: db.open_tree("released")?,
             db,
-        })
+            index: Arc::new(Mutex::new(Index {
+                quota: u64::MAX,
+                ..Index::default()
+            })),
+            segments_dir,
+        };
+        store.rebuild_index()?;
+        Ok(store)
+    }
+
+    fn rebuild_index(&self) -> Result<(), StoreError> {
+        let mut files = scan_segments(&self.segments_dir)?;
+        files.sort_by_key(|f| f.2);
+        let mut pins = Vec::new();
+        for m in self.all_manifests()? {
+            let key = ingest_key(&m.manifest);
+            if !self.released.contains_key(&key)? {
+                pins.push((key, segment_hashes(&m.manifest)));
+            }
+        }
+        let mut index = self.lock();
+        for (key, hashes) in pins {
+            index.pin_ingest(key, hashes);
+        }
+        for (hash, size, _) in files {
+            let pinned = index.refs.contains_key(&hash);
+            index.insert(hash, size, pinned);
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the most segment bytes the store may hold. Lowering it below what is stored
+    /// evicts cache at the next write; pinned data stays.
+    pub fn set_quota(&self, bytes: u64) {
+        self.lock().quota = bytes;
+    }
+
+    /// Bytes in use, pinned and cached, and the quota.
+    pub fn usage(&self) -> StoreUsage {
+        let i = self.lock();
+        StoreUsage {
+            used_bytes: i.used,
+            pinned_bytes: i.pinned,
+            cache_bytes: i.used - i.pinned,
+            quota_bytes: i.quota,
+            segments: i.entries.len() as u64,
+            cached_segments: i.lru.len() as u64,
+            evictions: i.evictions,
+        }
+    }
+
+    /// Whether the segment is stored and pinned (`Some(true)`), cached (`Some(false)`).
+    pub fn segment_pinned(&self, hash: &SegmentHash) -> Option<bool> {
+        self.lock().entries.get(hash).map(|e| e.pinned)
     }
 
     /// Where a segment's bytes live (whether or not they are there).
@@ -86,16 +381,45 @@ impl Store {
         self.segments_dir.join(&hex[..2]).join(hex)
     }
 
+    /// Whether the store holds the segment (per its index).
     pub fn has_segment(&self, hash: &SegmentHash) -> bool {
-        self.segment_path(hash).is_file()
+        self.lock().entries.contains_key(hash)
     }
 
-    /// Stores segment bytes; with `expected`, refuses bytes that do not hash to it.
-    /// Idempotent. Returns the hash and whether the bytes were new.
+    /// Stores segment bytes, pinned (own ingests, placement); with `expected`, refuses
+    /// bytes that do not hash to it. Idempotent (a cached copy becomes pinned). Evicts
+    /// cache to make room; fails with [`StoreError::QuotaExceeded`] when the bytes cannot
+    /// fit beside the pinned data. Returns the hash and whether the bytes were new.
     pub fn put_segment(
         &self,
         bytes: &[u8],
         expected: Option<&SegmentHash>,
+    ) -> Result<(SegmentHash, bool), StoreError> {
+        self.put(bytes, expected, true)
+    }
+
+    /// Stores segment bytes fetched for a viewer as evictable cache (pinned anyway if a
+    /// pinned manifest names them), refusing bytes that do not hash to `expected`. Evicts
+    /// older cache to make room; [`StoreError::QuotaExceeded`] when pinned data leaves no
+    /// room. Returns the hash and whether the bytes were new; an existing copy is touched.
+    pub fn put_cached_segment(
+        &self,
+        bytes: &[u8],
+        expected: &SegmentHash,
+    ) -> Result<(SegmentHash, bool), StoreError> {
+        self.put(bytes, Some(expected), false)
+    }
+
+    /// Marks a cached segment as just used (no-op for pinned or absent segments).
+    pub fn touch(&self, hash: &SegmentHash) {
+        self.lock().touch(hash);
+    }
+
+    fn put(
+        &self,
+        bytes: &[u8],
+        expected: Option<&SegmentHash>,
+        pin: bool,
     ) -> Result<(SegmentHash, bool), StoreError> {
         let hash = SegmentHash::of(bytes);
         if let Some(expected) = expected {
@@ -107,37 +431,80 @@ impl Store {
             }
         }
         let path = self.segment_path(&hash);
-        if path.is_file() {
-            return Ok((hash, false));
+        let size = bytes.len() as u64;
+        {
+            let mut index = self.lock();
+            if index.entries.contains_key(&hash) && path.is_file() {
+                if pin {
+                    index.set_pinned(&hash, true);
+                } else {
+                    index.touch(&hash);
+                }
+                return Ok((hash, false));
+            }
+            // Known but gone from disk: forget it and write it again.
+            index.remove(&hash);
+            for h in index.make_room(size)? {
+                let _ = std::fs::remove_file(self.segment_path(&h));
+            }
+            index.reserved += size;
         }
-        let dir = path.parent().unwrap_or(&self.segments_dir).to_owned();
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = dir.join(format!(".{hash}.{}.tmp", rand::random::<u64>()));
-        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        let written = self.write_file(&path, &hash, bytes);
+        let mut index = self.lock();
+        index.reserved -= size;
+        written?;
+        if !index.entries.contains_key(&hash) {
+            let pinned = pin || index.refs.contains_key(&hash);
+            index.insert(hash, size, pinned);
+        } else if pin {
+            index.set_pinned(&hash, true);
+        }
         Ok((hash, true))
     }
 
+    fn write_file(&self, path: &Path, hash: &SegmentHash, bytes: &[u8]) -> Result<(), StoreError> {
+        let dir = path.parent().unwrap_or(&self.segments_dir).to_owned();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(".{hash}.{}.tmp", rand::random::<u64>()));
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            file.write_all(bytes).map_err(io(&tmp))?;
+            file.sync_all().map_err(io(&tmp))?;
+            std::fs::rename(&tmp, path).map_err(io(path))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
     /// Reads a segment, checking its hash; a corrupt file is deleted and reported missing.
+    /// A cached segment counts as used.
     pub fn read_segment(&self, hash: &SegmentHash) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.segment_path(hash);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lock().remove(hash);
+                return Ok(None);
+            }
             Err(e) => return Err(io(&path)(e)),
         };
         if SegmentHash::of(&bytes) != *hash {
             tracing::warn!(%hash, "stored segment is corrupt; removing it");
+            let mut index = self.lock();
             let _ = std::fs::remove_file(&path);
+            index.remove(hash);
             return Ok(None);
         }
+        self.touch(hash);
         Ok(Some(bytes))
     }
 
     /// Verifies and stores a signed manifest; it becomes its ingest's newest version when
-    /// its sequence number is higher. Durable when this returns.
+    /// its sequence number is higher. Storing a manifest pins its ingest (undoing
+    /// [`release_ingest`](Self::release_ingest)): every segment the newest version names is
+    /// kept. Durable when this returns.
     pub fn put_manifest(&self, signed: &SignedManifest) -> Result<StoredManifest, StoreError> {
         let manifest = signed
             .verify()
@@ -145,29 +512,66 @@ impl Store {
         let id = signed.id();
         self.manifests.insert(id.as_bytes(), signed.encode())?;
         let key = ingest_key(&manifest);
-        let newer = match self.latest.get(&key)? {
-            Some(current) => match self.manifest_by_raw_id(&current)? {
+        let current = self.latest.get(&key)?;
+        let same = current
+            .as_ref()
+            .is_some_and(|c| c.as_ref() == id.as_bytes().as_slice());
+        let newer = match &current {
+            _ if same => false,
+            Some(current) => match self.manifest_by_raw_id(current)? {
                 Some(cur) => manifest.seq > cur.manifest.seq,
                 None => true,
             },
             None => true,
         };
-        if newer {
-            if let Some(old) = self.latest.insert(key, id.as_bytes().as_slice())? {
+        let mut newest = None;
+        if same {
+            // Stored again (e.g. re-pinned): nothing changes in sled.
+        } else if newer {
+            if let Some(old) = self.latest.insert(key.clone(), id.as_bytes().as_slice())? {
                 // The previous version is superseded; drop it.
                 if old.as_ref() != id.as_bytes().as_slice() {
                     self.manifests.remove(old)?;
                 }
             }
+            newest = Some(segment_hashes(&manifest));
         } else {
             self.manifests.remove(id.as_bytes())?;
         }
+        let was_released = self.released.remove(&key)?.is_some();
         self.db.flush()?;
+        if newest.is_none() && was_released {
+            // Re-pin the version we keep.
+            if let Some(cur) = self.latest.get(&key)? {
+                if let Some(cur) = self.manifest_by_raw_id(&cur)? {
+                    newest = Some(segment_hashes(&cur.manifest));
+                }
+            }
+        }
+        if let Some(hashes) = newest {
+            self.lock().pin_ingest(key, hashes);
+        }
         Ok(StoredManifest {
             id,
             manifest,
             signed: signed.clone(),
         })
+    }
+
+    /// Unpins an ingest this node is no longer responsible for: its manifest stays (so the
+    /// node still serves what it has), its segments become evictable cache. Durable.
+    pub fn release_ingest(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let key = ingest_key(manifest);
+        self.released.insert(key.as_slice(), &[])?;
+        self.db.flush()?;
+        self.lock().unpin_ingest(&key);
+        Ok(())
+    }
+
+    /// Whether [`release_ingest`](Self::release_ingest) released this ingest (and no
+    /// manifest of it was stored since).
+    pub fn is_released(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        Ok(self.released.contains_key(ingest_key(manifest))?)
     }
 
     fn manifest_by_raw_id(&self, raw: &[u8]) -> Result<Option<StoredManifest>, StoreError> {
@@ -218,13 +622,15 @@ impl Store {
     }
 
     /// Forgets every version of one ingest (a failed ingest leaves no manifest behind).
-    /// Segments stay until space is reclaimed; they are unreachable without a manifest.
+    /// Its segments become evictable cache.
     pub fn remove_ingest(&self, manifest: &Manifest) -> Result<(), StoreError> {
         let key = ingest_key(manifest);
-        if let Some(id) = self.latest.remove(key)? {
+        if let Some(id) = self.latest.remove(&key)? {
             self.manifests.remove(id)?;
         }
+        self.released.remove(&key)?;
         self.db.flush()?;
+        self.lock().unpin_ingest(&key);
         Ok(())
     }
 }
@@ -268,6 +674,7 @@ mod tests {
                     .collect(),
             }],
             complete: false,
+            meta: Default::default(),
         }
     }
 
@@ -306,5 +713,99 @@ mod tests {
         assert!(store.manifest(&v1.id()).unwrap().is_none());
         store.remove_ingest(&all[0].manifest).unwrap();
         assert!(store.all_manifests().unwrap().is_empty());
+    }
+
+    #[test]
+    fn cache_is_evicted_oldest_first_and_pinned_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_quota(100);
+        let seg = |b: u8| vec![b; 30];
+        let (a, _) = store
+            .put_cached_segment(&seg(1), &SegmentHash::of(&seg(1)))
+            .unwrap();
+        let (b, _) = store
+            .put_cached_segment(&seg(2), &SegmentHash::of(&seg(2)))
+            .unwrap();
+        let (c, _) = store
+            .put_cached_segment(&seg(3), &SegmentHash::of(&seg(3)))
+            .unwrap();
+        // `a` was used last, so `b` is the oldest.
+        assert_eq!(store.read_segment(&a).unwrap().unwrap(), seg(1));
+        let (d, _) = store.put_segment(&seg(4), None).unwrap();
+        let u = store.usage();
+        assert_eq!((u.used_bytes, u.pinned_bytes, u.cache_bytes), (90, 30, 60));
+        assert!(!store.has_segment(&b) && !store.segment_path(&b).exists());
+        assert!(store.has_segment(&a) && store.has_segment(&c) && store.has_segment(&d));
+        // A touched cache entry outlives an untouched one.
+        store.touch(&c);
+        store.put_segment(&seg(5), None).unwrap();
+        assert!(!store.has_segment(&a) && store.has_segment(&c));
+        assert_eq!(store.segment_pinned(&d), Some(true));
+        // Pinned data beyond the quota is refused, and nothing is evicted for it.
+        store.put_segment(&seg(6), None).unwrap(); // evicts c
+        assert!(!store.has_segment(&c));
+        let u = store.usage();
+        assert_eq!((u.used_bytes, u.pinned_bytes, u.evictions), (90, 90, 3));
+        let err = store.put_segment(&seg(7), None).unwrap_err();
+        assert!(
+            matches!(err, StoreError::QuotaExceeded { needed: 30, .. }),
+            "{err}"
+        );
+        let err = store
+            .put_cached_segment(&seg(8), &SegmentHash::of(&seg(8)))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");
+        assert_eq!(store.usage().used_bytes, 90);
+        // Cached bytes with a wrong hash are refused too.
+        assert!(matches!(
+            store.put_cached_segment(&seg(9), &a),
+            Err(StoreError::HashMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn manifests_pin_their_segments_until_released_and_the_index_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let (x, y, z) = (vec![1u8; 40], vec![2u8; 40], vec![3u8; 40]);
+        let (hx, hy, hz) = (
+            SegmentHash::of(&x),
+            SegmentHash::of(&y),
+            SegmentHash::of(&z),
+        );
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // Fetched for a viewer first, then named by a stored manifest: pinned.
+            store.put_cached_segment(&x, &hx).unwrap();
+            store.put_cached_segment(&y, &hy).unwrap();
+            assert_eq!(store.usage().cache_bytes, 80);
+            let m = SignedManifest::sign(&manifest(&key, 1, &[hx, hy]), &key).unwrap();
+            store.put_manifest(&m).unwrap();
+            assert_eq!(store.usage().pinned_bytes, 80);
+            store.put_cached_segment(&z, &hz).unwrap();
+            let u = store.usage();
+            assert_eq!((u.pinned_bytes, u.cache_bytes), (80, 40));
+        }
+        // Reopened: the index is rebuilt from disk and sled.
+        let store = Store::open(dir.path()).unwrap();
+        let u = store.usage();
+        assert_eq!((u.used_bytes, u.pinned_bytes, u.cache_bytes), (120, 80, 40));
+        let stored = store.all_manifests().unwrap().remove(0);
+        store.release_ingest(&stored.manifest).unwrap();
+        assert!(store.is_released(&stored.manifest).unwrap());
+        assert_eq!(store.usage().pinned_bytes, 0);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.usage().cache_bytes, 120);
+        // Evictable now: a small quota makes room for a pinned write.
+        store.set_quota(100);
+        store.put_segment(&[4u8; 40], None).unwrap();
+        let u = store.usage();
+        assert!(u.used_bytes <= 100 && u.pinned_bytes == 40, "{u:?}");
+        // Storing the manifest again pins what is left of it.
+        store.put_manifest(&stored.signed).unwrap();
+        assert!(!store.is_released(&stored.manifest).unwrap());
+        assert!(store.usage().pinned_bytes > 40);
     }
 }

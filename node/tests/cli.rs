@@ -142,3 +142,123 @@ fn starts_in_a_fresh_data_dir_and_keeps_its_identity() {
     }
     assert_eq!(start_and_stop(&data), first, "same data dir, same node id");
 }
+
+/// `reelnet-node seed` makes a `.torrent` for a local file and seeds it on loopback; an
+/// ingest of that `.torrent` with `--peer` gets the file from it (public DHT and trackers are
+/// off, so the seeder is the only source) and publishes a movie. A missing file is refused
+/// with its name; SIGTERM stops the seeder cleanly.
+#[test]
+fn seed_serves_a_torrent_that_ingest_reads() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let movie = dir.path().join("Seeded.Movie.2026.mp4");
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc2=size=640x360:rate=25:duration=8")
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=8",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&movie)
+        .output()
+        .expect("ffmpeg CLI (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(BIN)
+        .args(["seed", "/nonexistent/movie.mkv", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/movie.mkv"));
+
+    let port = free_port();
+    let torrents = dir.path().join("torrents");
+    let mut seeder = Command::new(BIN)
+        .arg("seed")
+        .arg(&movie)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--torrent-dir"])
+        .arg(&torrents)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(seeder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let torrent = std::path::PathBuf::from(line.trim());
+    assert_eq!(torrent, torrents.join("Seeded.Movie.2026.mp4.torrent"));
+    assert!(
+        std::fs::read(&torrent).unwrap().starts_with(b"d"),
+        "a bencoded torrent"
+    );
+
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "[p2p]\nmdns = false\n[ingest]\npublic_torrents = false\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("node"))
+        .arg("ingest")
+        .arg(&torrent)
+        .args(["--peer", &format!("127.0.0.1:{port}"), "--direct"])
+        .args(["--title", "Seeded Movie", "--year", "2026"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ingest from the seeder failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("ingested Seeded Movie as movie"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(120));
+    // The download went through the torrent into the node's download directory.
+    let downloads = dir.path().join("node/downloads");
+    assert!(downloads.exists(), "no torrent download directory");
+
+    Command::new("kill")
+        .arg(seeder.id().to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = seeder.try_wait().unwrap() {
+            assert!(status.success(), "seeder exited with {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "seeder ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

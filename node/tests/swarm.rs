@@ -108,6 +108,7 @@ fn manifest(key: &SigningKey, segments: usize) -> SignedManifest {
                 .collect(),
         }],
         complete: true,
+        meta: Default::default(),
     };
     SignedManifest::sign(&m, key).unwrap()
 }

@@ -78,6 +78,7 @@ impl Library {
             target_duration_ms: 4000,
             tracks,
             complete: true,
+            meta: Default::default(),
         };
         let signed = SignedManifest::sign(&manifest, &origin_key).unwrap();
         Self {

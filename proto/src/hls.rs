@@ -116,6 +116,7 @@ mod tests {
             target_duration_ms: 4000,
             tracks: vec![track("720p", 720, 3_000_000), track("360p", 360, 800_000)],
             complete,
+            meta: Default::default(),
         }
     }
 

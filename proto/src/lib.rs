@@ -28,7 +28,9 @@ pub use codec::{
 };
 pub use error::{DecodeError, EncodeError, ProtoError};
 pub use ids::{ManifestId, MovieId, NodeId, SegmentHash};
-pub use manifest::{Container, Manifest, Rendition, SegmentEntry, SignedManifest, Track};
+pub use manifest::{
+    Container, Manifest, MovieMeta, Rendition, SegmentEntry, SignedManifest, Track,
+};
 pub use transfer::{
     decode_request, decode_response_header, encode_request, encode_response_header, ResponseHeader,
     SegmentRef, SegmentRequest, Status, MAX_SEGMENT_BYTES,

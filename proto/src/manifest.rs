@@ -41,6 +41,73 @@ pub const MAX_CODECS_LEN: usize = 128;
 pub const MAX_DIMENSION: u32 = 16_384;
 /// Highest frame rate, in thousandths of a frame per second (1000 fps).
 pub const MAX_FRAME_RATE_MILLI: u32 = 1_000_000;
+/// Longest movie overview, in bytes (4 KiB).
+pub const MAX_OVERVIEW_LEN: usize = 4096;
+/// Most genres of one movie.
+pub const MAX_GENRES: usize = 16;
+/// Longest genre name, in bytes.
+pub const MAX_GENRE_LEN: usize = 64;
+
+/// What a viewer reads about a movie beyond its title and year. It travels inside the
+/// signed [`Manifest`], so every node can show it without asking TMDb; images are named by
+/// the BLAKE3 hash of their bytes and fetched (and verified) like segments.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MovieMeta {
+    /// Plot summary, at most [`MAX_OVERVIEW_LEN`] bytes; empty when unknown. Newlines and
+    /// tabs are allowed, other control characters are not.
+    pub overview: String,
+    /// Genre names such as `Action`: at most [`MAX_GENRES`], each 1-[`MAX_GENRE_LEN`] bytes
+    /// without control characters.
+    pub genres: Vec<String>,
+    /// Running time in minutes, if known.
+    pub runtime_min: Option<u16>,
+    /// BLAKE3 of the poster image (PNG, JPEG or WebP).
+    pub poster: Option<SegmentHash>,
+    /// BLAKE3 of the backdrop image (PNG, JPEG or WebP).
+    pub backdrop: Option<SegmentHash>,
+    /// The movie's TMDb id, if known.
+    pub tmdb_id: Option<u64>,
+    /// How long the ingest's source is, in milliseconds, when the ingest knows it: peers
+    /// compare it with the manifest's duration to show how far a running ingest is.
+    pub expected_duration_ms: Option<u64>,
+}
+
+impl MovieMeta {
+    /// Checks the bounds and character sets.
+    pub fn validate(&self) -> Result<(), ProtoError> {
+        let bad = |reason: String| Err(ProtoError::invalid("movie metadata", reason));
+        if self.overview.len() > MAX_OVERVIEW_LEN {
+            return bad(format!(
+                "overview is {} bytes (max {MAX_OVERVIEW_LEN})",
+                self.overview.len()
+            ));
+        }
+        if self
+            .overview
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+        {
+            return bad("overview has control characters".to_owned());
+        }
+        if self.genres.len() > MAX_GENRES {
+            return bad(format!("{} genres (max {MAX_GENRES})", self.genres.len()));
+        }
+        for g in &self.genres {
+            if g.trim().is_empty() || g.len() > MAX_GENRE_LEN || g.chars().any(char::is_control) {
+                return bad(format!(
+                    "genre {:?} must be 1-{MAX_GENRE_LEN} bytes without control characters",
+                    truncate(g)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when nothing is known.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
 
 /// One rung of the ABR ladder, as HLS `EXT-X-STREAM-INF` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -220,6 +287,8 @@ pub struct Manifest {
     pub tracks: Vec<Track>,
     /// True once ingest has finished; no more segments will be appended.
     pub complete: bool,
+    /// Overview, genres, runtime, images: what the ingest knew about the movie.
+    pub meta: MovieMeta,
 }
 
 impl Manifest {
@@ -284,6 +353,7 @@ impl Manifest {
                 return bad(format!("year {year} is outside 1870-2999"));
             }
         }
+        self.meta.validate()?;
         if self.target_duration_ms == 0 || self.target_duration_ms > MAX_SEGMENT_DURATION_MS {
             return bad(format!(
                 "target duration {} ms is outside 1-{MAX_SEGMENT_DURATION_MS}",

@@ -176,10 +176,15 @@ fn huge_claimed_lengths_do_not_allocate() {
     let mut before = good.clone();
     before.tracks.clear();
     before.complete = false;
+    // The encoding ends with the tracks length, `complete` and `meta`.
+    let meta_len = codec::encode::<_, MAX_MANIFEST_BYTES>(&before.meta)
+        .unwrap()
+        .len();
     let prefix_len = codec::encode::<_, MAX_MANIFEST_BYTES>(&before)
         .unwrap()
         .len()
-        - 2;
+        - 2
+        - meta_len;
     assert_eq!(body[prefix_len], 2, "the tracks length byte");
     for claim in [1u64 << 40, u64::MAX] {
         let mut evil = body[..prefix_len].to_vec();
@@ -221,4 +226,55 @@ fn garbage_never_panics() {
         let _ = decode_response_header(&bytes);
         let _ = serde_json::from_slice::<Claims>(&bytes);
     }
+}
+
+#[test]
+fn movie_meta_limits_are_enforced() {
+    let k = key(1);
+    let mut m = manifest(&k);
+    m.meta = MovieMeta {
+        overview: "Neo learns the truth.\nThen he flies.".into(),
+        genres: vec!["Action".into(), "Science Fiction".into()],
+        runtime_min: Some(136),
+        poster: Some(SegmentHash::of(b"poster")),
+        backdrop: Some(SegmentHash::of(b"backdrop")),
+        tmdb_id: Some(603),
+        expected_duration_ms: Some(8_160_000),
+    };
+    let signed = SignedManifest::sign(&m, &k).unwrap();
+    assert_eq!(signed.verify().unwrap().meta, m.meta);
+
+    let refused = |meta: MovieMeta| {
+        let mut bad = m.clone();
+        bad.meta = meta;
+        assert!(bad.validate().is_err(), "{:?}", bad.meta);
+        assert!(SignedManifest::sign(&bad, &k).is_err());
+    };
+    let mut at_limit = m.meta.clone();
+    at_limit.overview = "a".repeat(manifest::MAX_OVERVIEW_LEN);
+    at_limit.genres = vec!["g".repeat(manifest::MAX_GENRE_LEN); manifest::MAX_GENRES];
+    let mut ok = m.clone();
+    ok.meta = at_limit.clone();
+    assert!(ok.validate().is_ok());
+
+    refused(MovieMeta {
+        overview: "a".repeat(manifest::MAX_OVERVIEW_LEN + 1),
+        ..at_limit.clone()
+    });
+    refused(MovieMeta {
+        genres: vec!["Drama".into(); manifest::MAX_GENRES + 1],
+        ..m.meta.clone()
+    });
+    refused(MovieMeta {
+        genres: vec!["g".repeat(manifest::MAX_GENRE_LEN + 1)],
+        ..m.meta.clone()
+    });
+    refused(MovieMeta {
+        genres: vec![String::new()],
+        ..m.meta.clone()
+    });
+    refused(MovieMeta {
+        overview: "bell\u{7}".into(),
+        ..m.meta.clone()
+    });
 }

@@ -108,6 +108,7 @@ fn valid_manifest() -> impl Strategy<Value = (Manifest, SigningKey)> {
                     target_duration_ms: target,
                     tracks,
                     complete,
+                    meta: Default::default(),
                 };
                 (m, key)
             },
@@ -181,6 +182,7 @@ fn any_manifest() -> impl Strategy<Value = Manifest> {
                     target_duration_ms: target,
                     tracks,
                     complete,
+                    meta: Default::default(),
                 }
             },
         )

@@ -126,7 +126,8 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     Ok(email)
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+/// Checks a new password's length (the rule registration and reset apply).
+pub fn check_password(password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if n < MIN_PASSWORD {
         return Err(ApiError::bad_request(

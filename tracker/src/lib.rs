@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod mail;
 pub mod shutdown;
 pub mod store;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use reelnet_proto::Role;
 use reelnet_tracker::config::TrackerConfig;
-use reelnet_tracker::{keys, shutdown, Tracker};
+use reelnet_tracker::{keys, shutdown, users, Tracker};
 
 /// The reelnet tracker: accounts, sign-in tokens, watch-later lists and progress.
 #[derive(Debug, Parser)]
@@ -39,6 +40,65 @@ enum Command {
     /// Add a new signing key; the old one keeps verifying until its tokens expire.
     /// A running tracker picks the new key up within a second.
     RotateKey,
+    /// Manage accounts offline (the tracker must be stopped: the database is locked while
+    /// it runs).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account directly in the tracker's database.
+    Add {
+        /// The account's email address.
+        email: String,
+        /// Read the password from this file (first line); `-` reads standard input.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "password",
+            required_unless_present = "password"
+        )]
+        password_file: Option<PathBuf>,
+        /// The password (visible in the process list; prefer --password-file).
+        #[arg(long, value_name = "PASSWORD")]
+        password: Option<String>,
+        /// Display name (default: the part of the email before the @).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Mark the email address as verified (no verification mail).
+        #[arg(long)]
+        verified: bool,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Change an account's role.
+    SetRole {
+        /// The account's email address.
+        email: String,
+        /// `admin` or `user`.
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
+}
+
+fn read_password(file: &std::path::Path) -> anyhow::Result<String> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading the password from stdin")?
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("reading the password file {}", file.display()))?
+    };
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+fn role_of(admin: bool) -> Role {
+    if admin {
+        Role::Admin
+    } else {
+        Role::User
+    }
 }
 
 impl Cli {
@@ -93,6 +153,51 @@ async fn main() -> anyhow::Result<()> {
             let kid = keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())
                 .context("rotating the signing key")?;
             println!("new signing key {kid} is now current");
+        }
+        Command::User(UserCommand::Add {
+            email,
+            password_file,
+            password,
+            name,
+            verified,
+            admin,
+        }) => {
+            let password = match (password_file, password) {
+                (Some(file), _) => read_password(&file)?,
+                (None, Some(p)) => p,
+                (None, None) => anyhow::bail!("give --password-file FILE or --password P"),
+            };
+            let new = users::NewUser {
+                email,
+                password,
+                display_name: name,
+                verified,
+                role: role_of(admin),
+            };
+            let user = users::add_user(&config.data_dir, new)
+                .await
+                .context("adding the account")?;
+            println!(
+                "added {} ({}, {}{})",
+                user.email,
+                user.id,
+                if user.email_verified {
+                    "verified"
+                } else {
+                    "not verified"
+                },
+                if user.role == Role::Admin {
+                    ", admin"
+                } else {
+                    ""
+                }
+            );
+        }
+        Command::User(UserCommand::SetRole { email, role }) => {
+            let user = users::set_role(&config.data_dir, &email, role_of(role == "admin"))
+                .await
+                .context("changing the role")?;
+            println!("{} is now {}", user.email, role);
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
-//! The `reelnet-tracker` binary: `--help`, `--version`, and a bad config refused with the
-//! file and the key named.
+//! The `reelnet-tracker` binary: `--help`, `--version`, a bad config refused with the
+//! file and the key named, and the offline `user add` / `user set-role` commands.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::process::Command;
 
@@ -82,4 +84,131 @@ fn sigterm_stops_cleanly() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+fn user_cmd(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("user")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `user add` writes an account the real tracker then signs in; a running tracker's lock is
+/// reported clearly and changes nothing; duplicates and weak passwords are refused.
+#[tokio::test]
+async fn offline_user_add_then_login() {
+    let mut t = common::Tracker::start().await;
+    let pw_file = t.dir.path().join("pw.txt");
+    std::fs::write(&pw_file, "demo-password-1\n").unwrap();
+    let pw = pw_file.to_str().unwrap();
+    let email = "demo@reelnet.local";
+
+    // While the tracker runs the database is locked.
+    let out = user_cmd(
+        &t.config,
+        &["add", email, "--password-file", pw, "--verified"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use") && err.contains("tracker running"),
+        "{err}"
+    );
+    t.terminate();
+
+    let out = user_cmd(
+        &t.config,
+        &["add", "weak@reelnet.local", "--password", "short"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least"));
+
+    let out = user_cmd(
+        &t.config,
+        &[
+            "add",
+            email,
+            "--password-file",
+            pw,
+            "--verified",
+            "--admin",
+            "--name",
+            "Demo",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added demo@reelnet.local"));
+    let out = user_cmd(
+        &t.config,
+        &[
+            "add",
+            "Demo@Reelnet.local",
+            "--password",
+            "another-password",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = user_cmd(
+        &t.config,
+        &[
+            "add",
+            "other@reelnet.local",
+            "--password",
+            "other-password-2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    t.spawn().await;
+    let (s, b) = t
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": email, "password": "demo-password-1"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email_verified"], true);
+    assert_eq!(b["user"]["role"], "admin");
+    assert_eq!(b["user"]["display_name"], "Demo");
+    let (s, b) = t
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "other@reelnet.local", "password": "other-password-2"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email_verified"], false);
+    assert_eq!(b["user"]["role"], "user");
+    t.terminate();
+
+    let out = user_cmd(&t.config, &["set-role", email, "user"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user_cmd(&t.config, &["set-role", "nobody@reelnet.local", "admin"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no account"));
+    t.spawn().await;
+    let (s, b) = t
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": email, "password": "demo-password-1"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["role"], "user");
 }

@@ -1,5 +1,17 @@
-//! The node's HTTP gateway (warp): the web app, `/healthz` and `/metrics` for now; HLS,
-//! catalog search and the tracker proxy join it as those subsystems land.
+//! The node's HTTP gateway (warp). One file per resource:
+//! - `hls`: `/hls/{movie}/...` playlists and segments, from local disk or from peers;
+//! - the web app at `/` with single-page-app fallback, `/healthz` and `/metrics` here.
+//!
+//! Routes are composed in [`routes`]: node-native routes first, then the tracker proxy for
+//! the rest of `/api/v1`, then the web app.
+
+pub mod auth;
+pub mod catalog;
+pub mod hls;
+pub mod images;
+pub mod play;
+pub mod proxy;
+pub mod token;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,14 +21,78 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
+use crate::catalog::Catalog;
 use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::transfer::Fetcher;
 
-/// What the gateway's handlers share.
+/// What the gateway's handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct GatewayState {
     pub node_id: NodeId,
     pub metrics: Arc<Metrics>,
     pub web_dir: Option<std::path::PathBuf>,
+    /// The node's data directory (secrets such as the playback-token key live there).
+    pub data_dir: std::path::PathBuf,
+    /// The URL people reach this gateway at, without a trailing slash.
+    pub public_url: String,
+    /// Base URL of the tracker.
+    pub tracker_url: String,
+    pub store: Store,
+    pub catalog: Catalog,
+    /// Fetches verified segments from peers over QUIC.
+    pub fetcher: Arc<Fetcher>,
+    /// Shared peer fetches of segments this node lacks (one per segment at a time).
+    pub fetches: hls::PeerFetches,
+    /// Verifies the tracker's access tokens offline (JWKS cached).
+    pub jwt: Arc<auth::JwtVerifier>,
+    /// Issues and checks this node's playback tokens (`?token=` on `/hls`).
+    pub tokens: Arc<token::PlaybackTokens>,
+    /// HTTP client of the tracker proxy.
+    pub proxy: proxy::ProxyClient,
+    /// TMDb metadata (disabled without an API key).
+    pub metadata: crate::metadata::Metadata,
+}
+
+impl GatewayState {
+    /// A gateway state outside [`crate::Node::bind`], for tests and tools that bring their
+    /// own catalog, store and fetcher: no web app, and a tracker at an address nothing
+    /// listens on (`127.0.0.1:9`), so `/api/v1` proxying answers 503.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_tests(
+        node_id: NodeId,
+        metrics: Arc<Metrics>,
+        data_dir: std::path::PathBuf,
+        public_url: String,
+        store: Store,
+        catalog: Catalog,
+        fetcher: Arc<Fetcher>,
+        fetches: hls::PeerFetches,
+        tokens: Arc<token::PlaybackTokens>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let tracker_url = "http://127.0.0.1:9".to_owned();
+        let (jwt, _task) = auth::JwtVerifier::start(
+            auth::VerifierConfig::new(&tracker_url, "reelnet-tracker"),
+            cancel.clone(),
+        );
+        Self {
+            node_id,
+            metrics,
+            web_dir: None,
+            data_dir,
+            public_url,
+            tracker_url,
+            store,
+            catalog,
+            fetcher,
+            fetches,
+            jwt: Arc::new(jwt),
+            tokens,
+            proxy: proxy::ProxyClient::new(cancel),
+            metadata: crate::metadata::Metadata::disabled(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -43,17 +119,35 @@ pub fn routes(
     };
     let metrics = {
         let state = state.clone();
-        warp::path!("metrics").and(warp::get()).map(move || {
-            state.metrics.request("metrics", 200);
-            warp::reply::with_header(
-                state.metrics.render(),
-                "content-type",
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
+        warp::path!("metrics").and(warp::get()).then(move || {
+            let state = state.clone();
+            async move {
+                let peers = state
+                    .catalog
+                    .live_nodes()
+                    .await
+                    .map(|n| n.iter().filter(|n| n.node != state.node_id).count() as u64)
+                    .unwrap_or(0);
+                state.metrics.request("metrics", 200);
+                warp::reply::with_header(
+                    state.metrics.render(crate::metrics::Gauges { peers }),
+                    "content-type",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            }
         })
     };
+    let hls = hls::routes(state.clone());
     let web = web_app(state.web_dir.clone());
-    health.or(metrics).or(web).recover(handle_rejection)
+    health
+        .or(metrics)
+        .or(hls)
+        .or(play::route(state.clone()))
+        .or(catalog::routes(state.clone()))
+        .or(images::route(state.clone()))
+        .or(proxy::routes(state.clone()))
+        .or(web)
+        .recover(handle_rejection)
 }
 
 /// Serves the built web app, with single-page-app fallback to `index.html`.
@@ -79,6 +173,22 @@ fn web_app(
 struct ErrorBody {
     error: &'static str,
     message: String,
+}
+
+/// A JSON error response `{ "error": code, "message": text }`.
+pub(crate) fn json_error(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> warp::reply::Response {
+    warp::reply::with_status(
+        warp::reply::json(&ErrorBody {
+            error: code,
+            message: message.into(),
+        }),
+        status,
+    )
+    .into_response()
 }
 
 async fn handle_rejection(rej: Rejection) -> Result<impl Reply, Infallible> {

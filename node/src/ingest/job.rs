@@ -33,12 +33,14 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("manifest: {0}")]
     Manifest(String),
+    #[error(transparent)]
+    Meta(#[from] crate::metadata::MetaError),
     #[error("cancelled")]
     Cancelled,
 }
 
 /// What to ingest and how to name it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     /// A local video file, a `.torrent` file or a magnet link.
@@ -52,6 +54,25 @@ pub struct IngestRequest {
     /// Torrent peers to join directly (a local swarm).
     #[serde(default)]
     pub peers: Vec<SocketAddr>,
+    /// A sidecar JSON with the movie's metadata (see [`crate::metadata::Sidecar`]); the
+    /// fields below override it. Paths should be absolute (the node may run elsewhere).
+    #[serde(default)]
+    pub meta_file: Option<PathBuf>,
+    /// Plot summary (at most 4 KiB).
+    #[serde(default)]
+    pub overview: Option<String>,
+    /// Genres (at most 16).
+    #[serde(default)]
+    pub genres: Vec<String>,
+    /// Running time in minutes.
+    #[serde(default)]
+    pub runtime_min: Option<u16>,
+    /// Poster image file (PNG, JPEG or WebP, at most 8 MiB).
+    #[serde(default)]
+    pub poster: Option<PathBuf>,
+    /// Backdrop image file (PNG, JPEG or WebP, at most 8 MiB).
+    #[serde(default)]
+    pub backdrop: Option<PathBuf>,
 }
 
 /// Where a source comes from.
@@ -178,6 +199,13 @@ async fn run_inner(
     started: Instant,
 ) -> Result<StoredManifest, IngestError> {
     let source = Source::parse(&req.source)?;
+    // Metadata first: a bad sidecar or image fails the job before any download.
+    let info = {
+        let (store, req) = (ctx.store.clone(), req.clone());
+        tokio::task::spawn_blocking(move || crate::metadata::ingest_meta(&store, &req))
+            .await
+            .map_err(|e| IngestError::Source(format!("metadata task failed: {e}")))??
+    };
     let (input, torrent, default_title) = match &source {
         Source::File(path) => (
             path.to_string_lossy().into_owned(),
@@ -206,13 +234,13 @@ async fn run_inner(
     };
     let outcome = transcode_and_publish(
         ctx,
-        req,
         progress,
         cancel,
         started,
         &input,
         torrent.clone(),
         default_title,
+        info,
     )
     .await;
     if let Some(t) = torrent {
@@ -249,18 +277,18 @@ fn title_from_name(name: &str) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn transcode_and_publish(
     ctx: &Arc<IngestContext>,
-    req: &IngestRequest,
     progress: &watch::Sender<IngestProgress>,
     cancel: &CancellationToken,
     started: Instant,
     input: &str,
     torrent: Option<Arc<TorrentInput>>,
     default_title: String,
+    info: crate::metadata::IngestMeta,
 ) -> Result<StoredManifest, IngestError> {
-    let title = req.title.clone().unwrap_or(default_title);
-    let movie = match req.tmdb_id {
+    let title = info.title.clone().unwrap_or(default_title);
+    let movie = match info.tmdb_id {
         Some(id) => MovieId::from_tmdb(id),
-        None => MovieId::derive(&title, req.year),
+        None => MovieId::derive(&title, info.year),
     };
     progress.send_modify(|p| {
         p.movie_id = Some(movie.to_string());
@@ -311,7 +339,7 @@ async fn transcode_and_publish(
         version: 1,
         movie,
         title,
-        year: req.year,
+        year: info.year,
         origin,
         ingest_id: rand::random(),
         seq: 0,
@@ -328,6 +356,13 @@ async fn transcode_and_publish(
             })
             .collect(),
         complete: false,
+        meta: reelnet_proto::MovieMeta {
+            expected_duration_ms: plan
+                .duration_s
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .map(|d| (d * 1000.0) as u64),
+            ..info.meta
+        },
     };
     let mut publisher = Publisher {
         manifest,

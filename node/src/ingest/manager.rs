@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::job::{self, IngestContext, IngestProgress, IngestRequest};
 
 enum Command {
-    Start(IngestRequest, oneshot::Sender<u64>),
+    Start(Box<IngestRequest>, oneshot::Sender<u64>),
     Get(u64, oneshot::Sender<Option<IngestProgress>>),
     List(oneshot::Sender<Vec<(u64, IngestProgress)>>),
 }
@@ -42,7 +42,7 @@ impl IngestManager {
     pub async fn start_job(&self, req: IngestRequest) -> Result<u64, ManagerStopped> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Start(req, tx))
+            .send(Command::Start(Box::new(req), tx))
             .await
             .map_err(|_| ManagerStopped)?;
         rx.await.map_err(|_| ManagerStopped)
@@ -94,7 +94,7 @@ async fn run(
                 let span = tracing::info_span!("ingest", job = id, source = %req.source);
                 tasks.spawn(
                     async move {
-                        match job::run(ctx, req, ptx, job_cancel).await {
+                        match job::run(ctx, *req, ptx, job_cancel).await {
                             Ok(done) => tracing::info!(manifest = %done.id, "job done"),
                             Err(err) => tracing::error!(%err, "job failed"),
                         }

@@ -59,6 +59,7 @@ pub fn manifest(key: &SigningKey) -> Manifest {
         target_duration_ms: 6000,
         tracks: vec![track("720p", 1280, 720, 3), track("audio", 0, 0, 2)],
         complete: false,
+        meta: Default::default(),
     }
 }
 

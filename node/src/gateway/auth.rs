@@ -1,0 +1,482 @@
+//! Offline verification of the tracker's access tokens (JWTs).
+//!
+//! The node never asks the tracker whether a token is good: it checks the EdDSA signature
+//! with the public keys the tracker publishes at `{tracker_url}/.well-known/jwks.json`.
+//! One task (the *key fetcher*) owns the HTTP client and is the only writer of the key
+//! cache; readers get the current [`KeySet`] through a `tokio::sync::watch` channel, so a
+//! verification is a lock-free lookup plus a signature check.
+//!
+//! The fetcher loads the keys at start, refreshes them periodically, and refetches when a
+//! token names a `kid` it does not know (key rotation) — at most once per
+//! [`VerifierConfig::min_refetch`], so tokens with forged kids cannot make the node hammer
+//! the tracker. A failed fetch keeps the cached keys: a tracker that is down does not break
+//! verification of tokens whose key is cached.
+//!
+//! Checks are strict: length ≤ [`MAX_TOKEN_BYTES`], algorithm pinned to EdDSA, `kid`
+//! required and known, `exp`/`iss`/`aud`/`sub` required, `aud` =
+//! [`ACCESS_TOKEN_AUDIENCE`], `iss` = the configured issuer, a few seconds of leeway on `exp`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reelnet_proto::claims::{ACCESS_TOKEN_AUDIENCE, MAX_TOKEN_BYTES};
+use reelnet_proto::Claims;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Largest JWKS document accepted from the tracker.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// Most keys kept from one JWKS document.
+pub const MAX_JWKS_KEYS: usize = 64;
+/// Seconds of clock skew tolerated on `exp`.
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Why an access token was refused. Every variant means HTTP 401 to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token algorithm must be EdDSA")]
+    Algorithm,
+    #[error("token is signed with an unknown key")]
+    UnknownKey,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not meant for reelnet nodes (audience)")]
+    Audience,
+    #[error("token is from another issuer")]
+    Issuer,
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Why the JWKS could not be fetched (logged; verification goes on with cached keys).
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("cannot reach the tracker: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the tracker answered {0}")]
+    Status(u16),
+    #[error("the JWKS is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("the JWKS is malformed: {0}")]
+    Malformed(String),
+}
+
+/// The tracker's public keys as last fetched, by `kid`.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document. Only Ed25519 OKP keys with a `kid` are kept; others are
+    /// skipped (a tracker may one day publish more kinds).
+    pub fn from_jwks(json: &[u8]) -> Result<Self, JwksError> {
+        #[derive(Deserialize)]
+        struct Jwks {
+            keys: Vec<Jwk>,
+        }
+        #[derive(Deserialize)]
+        struct Jwk {
+            kty: String,
+            #[serde(default)]
+            crv: Option<String>,
+            #[serde(default)]
+            alg: Option<String>,
+            #[serde(default)]
+            kid: Option<String>,
+            #[serde(default)]
+            x: Option<String>,
+        }
+        let doc: Jwks =
+            serde_json::from_slice(json).map_err(|e| JwksError::Malformed(e.to_string()))?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut keys = HashMap::new();
+        for jwk in doc.keys.into_iter().take(MAX_JWKS_KEYS) {
+            let ed25519 = jwk.kty == "OKP"
+                && jwk.crv.as_deref() == Some("Ed25519")
+                && jwk.alg.as_deref().is_none_or(|a| a == "EdDSA");
+            let (Some(kid), Some(x)) = (jwk.kid, jwk.x) else {
+                continue;
+            };
+            if !ed25519 || kid.is_empty() || kid.len() > 128 {
+                continue;
+            }
+            let Ok(raw) = b64.decode(x.as_bytes()) else {
+                continue;
+            };
+            if raw.len() != 32 {
+                continue;
+            }
+            keys.insert(kid, DecodingKey::from_ed_der(&raw));
+        }
+        Ok(Self { keys })
+    }
+
+    /// Whether a key with this `kid` is cached.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// The cached `kid`s.
+    pub fn kids(&self) -> Vec<String> {
+        self.keys.keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Where the keys come from and how often they are refreshed.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// Base URL of the tracker, without a trailing slash.
+    pub tracker_url: String,
+    /// The `iss` the tracker signs with (`tracker.issuer`).
+    pub issuer: String,
+    /// Periodic refresh of the JWKS.
+    pub refresh_every: Duration,
+    /// Least time between two fetches caused by unknown `kid`s.
+    pub min_refetch: Duration,
+    /// Timeout of one JWKS fetch.
+    pub fetch_timeout: Duration,
+}
+
+impl VerifierConfig {
+    /// Defaults: refresh every 5 minutes, refetch on unknown kid at most every 10 s.
+    pub fn new(tracker_url: &str, issuer: &str) -> Self {
+        Self {
+            tracker_url: tracker_url.trim_end_matches('/').to_owned(),
+            issuer: issuer.to_owned(),
+            refresh_every: Duration::from_secs(300),
+            min_refetch: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A request to the key fetcher: "this kid is unknown, refetch if you may"; answered when
+/// the cache is as fresh as it is going to get.
+struct Miss {
+    kid: String,
+    done: oneshot::Sender<()>,
+}
+
+/// Verifies access tokens; cheap to share behind an `Arc`.
+pub struct JwtVerifier {
+    keys: watch::Receiver<Arc<KeySet>>,
+    misses: mpsc::Sender<Miss>,
+    issuer: String,
+    wait: Duration,
+}
+
+impl JwtVerifier {
+    /// Starts the key fetcher (which loads the keys at once, in the background) and returns
+    /// the verifier and the fetcher's task, which stops on `cancel`.
+    pub fn start(config: VerifierConfig, cancel: CancellationToken) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = watch::channel(Arc::new(KeySet::default()));
+        let (miss_tx, miss_rx) = mpsc::channel(256);
+        let verifier = Self {
+            keys: rx,
+            misses: miss_tx,
+            issuer: config.issuer.clone(),
+            wait: config.fetch_timeout + Duration::from_secs(1),
+        };
+        let fetcher = Fetcher::new(config, tx);
+        let task = crate::shutdown::spawn("jwks", fetcher.run(miss_rx, cancel));
+        (verifier, task)
+    }
+
+    /// The keys cached now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.borrow().clone()
+    }
+
+    /// Waits until at least one key is cached (or `timeout` passes); true if there is one.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.keys.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|k| !k.is_empty()))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Verifies a bearer token (the part after `Bearer `) and returns its claims.
+    pub async fn verify(&self, bearer: &str) -> Result<Claims, AuthError> {
+        let token = bearer.trim();
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLong);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Algorithm);
+        }
+        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        if kid.is_empty() || kid.len() > 128 {
+            return Err(AuthError::UnknownKey);
+        }
+        let mut keys = self.keys();
+        if !keys.contains(&kid) {
+            self.refetch(&kid).await;
+            keys = self.keys();
+        }
+        let key = keys.keys.get(&kid).ok_or(AuthError::UnknownKey)?;
+        self.check(token, key)
+    }
+
+    fn check(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[self.issuer.as_str()]);
+        validation.set_audience(&[ACCESS_TOKEN_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        use jsonwebtoken::errors::ErrorKind;
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                ErrorKind::InvalidAudience => AuthError::Audience,
+                ErrorKind::InvalidIssuer => AuthError::Issuer,
+                ErrorKind::InvalidAlgorithm => AuthError::Algorithm,
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+                    AuthError::Malformed
+                }
+                other => AuthError::Invalid(format!("{other:?}")),
+            })
+    }
+
+    /// Asks the fetcher to refetch for an unknown kid and waits (bounded) for its answer.
+    async fn refetch(&self, kid: &str) {
+        let (done, wait) = oneshot::channel();
+        let miss = Miss {
+            kid: kid.to_owned(),
+            done,
+        };
+        // A full queue means many misses are already waiting for the same fetch.
+        if self.misses.try_send(miss).is_ok() {
+            let _ = tokio::time::timeout(self.wait, wait).await;
+        }
+    }
+}
+
+/// Pulls the token out of an `Authorization: Bearer <token>` header value.
+pub fn bearer(value: Option<&str>) -> Result<&str, AuthError> {
+    let value = value.ok_or(AuthError::Missing)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+/// Pulls the bearer token out of request headers.
+pub fn bearer_from_headers(headers: &warp::http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(warp::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().map_err(|_| AuthError::Malformed))
+        .transpose()?;
+    bearer(value)
+}
+
+/// The one owner of the key cache.
+struct Fetcher {
+    config: VerifierConfig,
+    http: reqwest::Client,
+    tx: watch::Sender<Arc<KeySet>>,
+    last_fetch: Option<Instant>,
+}
+
+impl Fetcher {
+    fn new(config: VerifierConfig, tx: watch::Sender<Arc<KeySet>>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(config.fetch_timeout)
+            .connect_timeout(config.fetch_timeout)
+            .build()
+            .unwrap_or_default();
+        Self {
+            config,
+            http,
+            tx,
+            last_fetch: None,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut misses: mpsc::Receiver<Miss>,
+        cancel: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let retry = self.config.min_refetch;
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(next) => {
+                    let ok = self.fetch().await;
+                    next = tokio::time::Instant::now()
+                        + if ok { self.config.refresh_every } else { retry };
+                }
+                Some(miss) = misses.recv() => {
+                    self.on_miss(miss, &cancel).await;
+                    // Everyone who queued meanwhile sees the fresh set (or is rate-limited).
+                    while let Ok(miss) = misses.try_recv() {
+                        self.on_miss(miss, &cancel).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_miss(&mut self, miss: Miss, cancel: &CancellationToken) {
+        let known = self.tx.borrow().contains(&miss.kid);
+        let allowed = self
+            .last_fetch
+            .is_none_or(|at| at.elapsed() >= self.config.min_refetch);
+        if !known && allowed {
+            tracing::debug!(kid = %miss.kid, "unknown key id; refetching the JWKS");
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = self.fetch() => {}
+            }
+        }
+        let _ = miss.done.send(());
+    }
+
+    /// Fetches the JWKS; replaces the cache on success, keeps it on failure.
+    async fn fetch(&mut self) -> bool {
+        self.last_fetch = Some(Instant::now());
+        match self.get().await {
+            Ok(set) => {
+                let before = self.tx.borrow().kids();
+                let mut after = set.kids();
+                after.sort();
+                tracing::debug!(keys = ?after, "JWKS fetched");
+                if before.len() != after.len() || before.iter().any(|k| !set.contains(k)) {
+                    tracing::info!(keys = ?after, "tracker signing keys updated");
+                }
+                self.tx.send_replace(Arc::new(set));
+                true
+            }
+            Err(err) => {
+                tracing::warn!(%err, cached = self.tx.borrow().len(), "cannot fetch the tracker's JWKS; keeping cached keys");
+                false
+            }
+        }
+    }
+
+    async fn get(&self) -> Result<KeySet, JwksError> {
+        let url = format!("{}/.well-known/jwks.json", self.config.tracker_url);
+        let mut res = self.http.get(url).send().await?;
+        if !res.status().is_success() {
+            return Err(JwksError::Status(res.status().as_u16()));
+        }
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(JwksError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(JwksError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        KeySet::from_jwks(&body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("bearer   abc ")), Ok("abc"));
+        assert_eq!(bearer(Some("Basic abc")), Err(AuthError::Missing));
+        assert_eq!(bearer(Some("Bearer")), Err(AuthError::Missing));
+        assert_eq!(bearer(Some("Bearer ")), Err(AuthError::Missing));
+        assert_eq!(bearer(None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn jwks_parsing_keeps_only_ed25519_keys() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let x = b64.encode([7u8; 32]);
+        let doc = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "good", "x": x},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "noalg", "x": x},
+            {"kty": "RSA", "kid": "rsa", "n": "AQAB", "e": "AQAB"},
+            {"kty": "OKP", "crv": "X25519", "kid": "x25519", "x": x},
+            {"kty": "OKP", "crv": "Ed25519", "alg": "HS256", "kid": "hs", "x": x},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": b64.encode([1u8; 31])},
+            {"kty": "OKP", "crv": "Ed25519", "x": x},
+        ]});
+        let set = KeySet::from_jwks(doc.to_string().as_bytes()).unwrap();
+        let mut kids = set.kids();
+        kids.sort();
+        assert_eq!(kids, vec!["good".to_owned(), "noalg".to_owned()]);
+        assert!(KeySet::from_jwks(b"{").is_err());
+        assert!(KeySet::from_jwks(b"{\"keys\": 5}").is_err());
+    }
+
+    #[tokio::test]
+    async fn garbage_is_refused_before_any_key_lookup() {
+        let cancel = CancellationToken::new();
+        // Port 9 on loopback: nothing listens, every fetch fails fast.
+        let (v, task) = JwtVerifier::start(
+            VerifierConfig::new("http://127.0.0.1:9", "iss"),
+            cancel.clone(),
+        );
+        assert_eq!(v.verify("").await, Err(AuthError::Missing));
+        assert_eq!(v.verify("a.b").await, Err(AuthError::Malformed));
+        assert_eq!(v.verify("x.y.z").await, Err(AuthError::Malformed));
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(v.verify(&long).await, Err(AuthError::TooLong));
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let hs = format!(
+            "{}.{}.sig",
+            b64.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k"}"#),
+            b64.encode(b"{}")
+        );
+        assert_eq!(v.verify(&hs).await, Err(AuthError::Algorithm));
+        let none = format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(b"{}")
+        );
+        assert!(v.verify(&none).await.is_err());
+        let nokid = format!(
+            "{}.{}.sig",
+            b64.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#),
+            b64.encode(b"{}")
+        );
+        assert_eq!(v.verify(&nokid).await, Err(AuthError::UnknownKey));
+        cancel.cancel();
+        task.await.unwrap();
+    }
+}

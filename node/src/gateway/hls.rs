@@ -1,0 +1,636 @@
+//! `/hls/...`: master and variant playlists and segments of any movie in the network.
+//!
+//! URLs (every one carries the viewer's playback token as `?token=`):
+//! - `/hls/{movie}/master.m3u8` — picks the best ingest of the movie (complete and fully
+//!   held first, then the most available) and lists its renditions;
+//! - `/hls/{movie}/{manifest}/{rendition}/index.m3u8` — the variant playlist of one
+//!   rendition of one ingest. `{manifest}` is the id of any version of the ingest; the
+//!   newest known version is served, so reloading an EVENT playlist shows new segments;
+//! - `/hls/{movie}/{manifest}/{rendition}/{hash}.{mp4|m4s|ts}` — a segment by content hash,
+//!   which makes the URL immutable.
+//!
+//! Invariants: a token only opens the movie it names, and a segment is only served when the
+//! named manifest lists it under that movie (a token for one movie cannot read another's
+//! segments by hash). Segments come from the local store, else from peers over QUIC
+//! through the [`PeerFetches`] actor, which runs one fetch per missing segment however many
+//! viewers ask for it at once, verifies the hash (the fetcher does, before anything is
+//! stored or served) and caches the bytes in the store. A segment is sent only after it is
+//! verified, so it is not streamed to the viewer while it is still arriving from the peer;
+//! at QUIC speed a 2 MB segment arrives in milliseconds.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use reelnet_proto::{
+    Container, Manifest, ManifestId, MovieId, NodeId, SegmentEntry, SegmentHash, SegmentRef,
+    SegmentRequest,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::{json_error, GatewayState};
+use crate::catalog::{CatalogManifest, ManifestSummary};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::transfer::{FetchRequest, Fetcher};
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// Segments are named by content hash: they never change.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Every `/hls` route, with CORS (any origin may play with a token; no cookies are used).
+pub fn routes(
+    state: GatewayState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let token = warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|q: String| token_of(&q));
+    let master = {
+        let state = state.clone();
+        warp::path!("hls" / String / "master.m3u8")
+            .and(warp::get().or(warp::head()).unify())
+            .and(token)
+            .then(move |movie: String, token: Option<String>| {
+                let state = state.clone();
+                async move { respond(&state, "hls_master", master(&state, &movie, token).await) }
+            })
+    };
+    let variant = {
+        let state = state.clone();
+        warp::path!("hls" / String / String / String / "index.m3u8")
+            .and(warp::get().or(warp::head()).unify())
+            .and(token)
+            .then(
+                move |movie: String, manifest: String, rendition: String, token: Option<String>| {
+                    let state = state.clone();
+                    async move {
+                        let res = variant(&state, &movie, &manifest, &rendition, token).await;
+                        respond(&state, "hls_variant", res)
+                    }
+                },
+            )
+    };
+    let segment = {
+        let state = state.clone();
+        warp::path!("hls" / String / String / String / String)
+            .and(warp::get().or(warp::head()).unify())
+            .and(token)
+            .and(warp::header::optional::<String>("range"))
+            .then(
+                move |movie: String,
+                      manifest: String,
+                      rendition: String,
+                      file: String,
+                      token: Option<String>,
+                      range: Option<String>| {
+                    let state = state.clone();
+                    async move {
+                        let res =
+                            segment(&state, &movie, &manifest, &rendition, &file, token, range)
+                                .await;
+                        respond(&state, "hls_segment", res)
+                    }
+                },
+            )
+    };
+    let cors = warp::cors()
+        .allow_any_origin()
+        .allow_methods(["GET", "HEAD", "OPTIONS"])
+        .allow_headers(["range", "content-type"])
+        .expose_headers(["content-range", "content-length", "accept-ranges"])
+        .max_age(3600);
+    master
+        .or(variant)
+        .unify()
+        .or(segment)
+        .unify()
+        .with(cors)
+        .map(Reply::into_response)
+}
+
+/// The `token` parameter of a query string (tokens are base64url: no decoding needed).
+fn token_of(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// Why an HLS request failed; each becomes a JSON error.
+#[derive(Debug, thiserror::Error)]
+pub enum HlsError {
+    #[error("this URL needs a playback token (GET /api/v1/movies/{{id}}/play gives one)")]
+    MissingToken,
+    #[error("playback token refused: {0}")]
+    BadToken(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no peer could deliver the segment: {0}")]
+    Unavailable(String),
+    #[error("range not satisfiable")]
+    Range { size: u64 },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HlsError {
+    fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
+            Self::BadToken(_) => (StatusCode::FORBIDDEN, "bad_token"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unavailable(_) => (StatusCode::BAD_GATEWAY, "segment_unavailable"),
+            Self::Range { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "bad_range"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<crate::catalog::CatalogError> for HlsError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+fn respond(state: &GatewayState, route: &'static str, res: Result<Response, HlsError>) -> Response {
+    let res = match res {
+        Ok(r) => r,
+        Err(err) => {
+            let (status, code) = err.status();
+            if status.is_server_error() || status == StatusCode::BAD_GATEWAY {
+                tracing::warn!(route, %err, "hls request failed");
+            }
+            let mut r = json_error(status, code, err.to_string());
+            if let HlsError::Range { size } = err {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+            }
+            r
+        }
+    };
+    state.metrics.request(route, res.status().as_u16());
+    res
+}
+
+/// Checks the playback token for `movie`; returns the validated movie id.
+fn authorise(
+    state: &GatewayState,
+    movie: &str,
+    token: Option<String>,
+) -> Result<MovieId, HlsError> {
+    let movie: MovieId = movie
+        .parse()
+        .map_err(|_| HlsError::NotFound("no such movie".into()))?;
+    let token = token.ok_or(HlsError::MissingToken)?;
+    state
+        .tokens
+        .verify(&token, &movie, crate::unix_now())
+        .map_err(|e| HlsError::BadToken(e.to_string()))?;
+    Ok(movie)
+}
+
+async fn master(
+    state: &GatewayState,
+    movie: &str,
+    token: Option<String>,
+) -> Result<Response, HlsError> {
+    let movie = authorise(state, movie, token.clone())?;
+    let chosen = best_manifest(state, &movie).await?;
+    let token = token.unwrap_or_default();
+    let id = chosen.id;
+    let text = reelnet_proto::hls::master_playlist(&chosen.manifest, |_, track| {
+        Some(format!(
+            "{id}/{}/index.m3u8?token={token}",
+            track.rendition.name
+        ))
+    });
+    Ok(playlist(text, "private, no-cache"))
+}
+
+/// The ingest a viewer should get: complete and fully held first, then the most available,
+/// then the newest.
+async fn best_manifest(state: &GatewayState, movie: &MovieId) -> Result<CatalogManifest, HlsError> {
+    let movies = state.catalog.movies().await?;
+    let summary = movies
+        .into_iter()
+        .find(|m| &m.movie_id == movie)
+        .ok_or_else(|| HlsError::NotFound(format!("the network has no movie {movie}")))?;
+    let mut ranked: Vec<&ManifestSummary> = summary.manifests.iter().collect();
+    // Stable sort: manifests come newest first, so ties keep the newest.
+    ranked.sort_by(|a, b| {
+        let key = |m: &ManifestSummary| {
+            (
+                m.complete && m.available_percent >= 100.0,
+                m.available_percent,
+            )
+        };
+        let (ka, kb) = (key(a), key(b));
+        kb.0.cmp(&ka.0)
+            .then(kb.1.partial_cmp(&ka.1).unwrap_or(std::cmp::Ordering::Equal))
+    });
+    for m in ranked {
+        if let Some(found) = state.catalog.manifest(m.id).await? {
+            return Ok(found);
+        }
+    }
+    Err(HlsError::NotFound(format!(
+        "no manifest of {movie} is available"
+    )))
+}
+
+/// The newest version of the ingest `manifest` names, checked to be of `movie`.
+async fn resolve(
+    state: &GatewayState,
+    movie: &MovieId,
+    manifest: &str,
+) -> Result<CatalogManifest, HlsError> {
+    let id: ManifestId = manifest
+        .parse()
+        .map_err(|_| HlsError::NotFound("no such manifest".into()))?;
+    let found = state
+        .catalog
+        .latest_version(id)
+        .await?
+        .ok_or_else(|| HlsError::NotFound("no such manifest".into()))?;
+    if &found.manifest.movie != movie {
+        return Err(HlsError::NotFound("no such manifest for this movie".into()));
+    }
+    Ok(found)
+}
+
+fn track_of(manifest: &Manifest, rendition: &str) -> Result<u16, HlsError> {
+    manifest
+        .tracks
+        .iter()
+        .position(|t| t.rendition.name == rendition)
+        .and_then(|i| u16::try_from(i).ok())
+        .ok_or_else(|| HlsError::NotFound(format!("no rendition {rendition}")))
+}
+
+async fn variant(
+    state: &GatewayState,
+    movie: &str,
+    manifest: &str,
+    rendition: &str,
+    token: Option<String>,
+) -> Result<Response, HlsError> {
+    let movie = authorise(state, movie, token.clone())?;
+    let found = resolve(state, &movie, manifest).await?;
+    let track = track_of(&found.manifest, rendition)?;
+    let token = token.unwrap_or_default();
+    let ext = found.manifest.container.segment_extension();
+    let text = reelnet_proto::hls::media_playlist(&found.manifest, track, |seg, init| {
+        let ext = if init { "mp4" } else { ext };
+        format!("{}.{ext}?token={token}", seg.hash)
+    })
+    .ok_or_else(|| HlsError::NotFound(format!("no rendition {rendition}")))?;
+    // A growing playlist is reloaded by players; a complete one may be cached briefly.
+    let cache = if found.manifest.complete {
+        "private, max-age=60"
+    } else {
+        "private, no-cache"
+    };
+    Ok(playlist(text, cache))
+}
+
+fn playlist(text: String, cache: &'static str) -> Response {
+    let mut res = Response::new(text.into());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PLAYLIST_TYPE),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}
+
+/// Where a segment sits in a manifest.
+struct Located {
+    entry: SegmentEntry,
+    track: u16,
+    /// `None` for the init segment.
+    index: Option<u32>,
+}
+
+fn locate(manifest: &Manifest, track: u16, hash: &SegmentHash) -> Option<Located> {
+    let t = manifest.tracks.get(usize::from(track))?;
+    if let Some(init) = t.init.filter(|i| &i.hash == hash) {
+        return Some(Located {
+            entry: init,
+            track,
+            index: None,
+        });
+    }
+    let pos = t.segments.iter().position(|s| &s.hash == hash)?;
+    Some(Located {
+        entry: t.segments[pos],
+        track,
+        index: u32::try_from(pos).ok(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn segment(
+    state: &GatewayState,
+    movie: &str,
+    manifest: &str,
+    rendition: &str,
+    file: &str,
+    token: Option<String>,
+    range: Option<String>,
+) -> Result<Response, HlsError> {
+    let movie = authorise(state, movie, token)?;
+    let (stem, ext) = file
+        .rsplit_once('.')
+        .ok_or_else(|| HlsError::NotFound("no such segment".into()))?;
+    let hash: SegmentHash = stem
+        .parse()
+        .map_err(|_| HlsError::NotFound("no such segment".into()))?;
+    let found = resolve(state, &movie, manifest).await?;
+    let track = track_of(&found.manifest, rendition)?;
+    let at = locate(&found.manifest, track, &hash)
+        .ok_or_else(|| HlsError::NotFound("the manifest has no such segment".into()))?;
+    let content_type = match (found.manifest.container, at.index, ext) {
+        (_, None, "mp4") => "video/mp4",
+        (Container::Fmp4, Some(_), "m4s") => "video/iso.segment",
+        (Container::MpegTs, Some(_), "ts") | (Container::MpegTs, None, "ts") => "video/mp2t",
+        _ => return Err(HlsError::NotFound("no such segment".into())),
+    };
+    let bytes = segment_bytes(state, &found, &at).await?;
+    ranged(bytes, range.as_deref(), content_type, &hash)
+}
+
+/// The segment's verified bytes: from the store, else from a peer.
+async fn segment_bytes(
+    state: &GatewayState,
+    found: &CatalogManifest,
+    at: &Located,
+) -> Result<Bytes, HlsError> {
+    let hash = at.entry.hash;
+    let store = state.store.clone();
+    let local = tokio::task::spawn_blocking(move || store.read_segment(&hash))
+        .await
+        .map_err(|e| HlsError::Internal(e.to_string()))?;
+    match local {
+        Ok(Some(bytes)) => {
+            state.metrics.served_local(bytes.len() as u64);
+            return Ok(Bytes::from(bytes));
+        }
+        Ok(None) => {}
+        // A corrupt local copy is never served; fetch a good one instead.
+        Err(err) => tracing::warn!(%hash, %err, "local segment unreadable; fetching from peers"),
+    }
+    let providers = match at.index {
+        Some(i) => state.catalog.providers(found.id, at.track, i).await?,
+        None => state.catalog.init_providers(found.id, at.track).await?,
+    };
+    let providers: Vec<(NodeId, SocketAddr)> = providers
+        .into_iter()
+        .filter(|p| p.node != state.node_id)
+        .map(|p| (p.node, p.quic_addr))
+        .collect();
+    if providers.is_empty() {
+        return Err(HlsError::Unavailable(
+            "no live node holds this segment".into(),
+        ));
+    }
+    let want = FetchRequest {
+        request: SegmentRequest {
+            manifest: found.id,
+            track: at.track,
+            segment: match at.index {
+                Some(i) => SegmentRef::Index(i),
+                None => SegmentRef::Init,
+            },
+        },
+        expected: hash,
+        size: Some(u64::from(at.entry.size)),
+    };
+    let bytes = state
+        .fetches
+        .fetch(want, providers)
+        .await
+        .map_err(HlsError::Unavailable)?;
+    state.metrics.served_peer(bytes.len() as u64);
+    Ok(bytes)
+}
+
+/// A `200` with the whole body, or a `206` for one `bytes=` range.
+fn ranged(
+    bytes: Bytes,
+    range: Option<&str>,
+    content_type: &'static str,
+    hash: &SegmentHash,
+) -> Result<Response, HlsError> {
+    let size = bytes.len() as u64;
+    let (status, body, content_range) = match range.map(|r| parse_range(r, size)) {
+        None | Some(Ok(None)) => (StatusCode::OK, bytes, None),
+        Some(Ok(Some((start, end)))) => {
+            let (s, e) = (start as usize, end as usize);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                bytes.slice(s..=e),
+                Some(format!("bytes {start}-{end}/{size}")),
+            )
+        }
+        Some(Err(())) => return Err(HlsError::Range { size }),
+    };
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(cr) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, cr);
+    }
+    Ok(res)
+}
+
+/// Parses a single `bytes=` range against a body of `size` bytes: `Ok(None)` means "serve
+/// it all" (a header we do not understand, or several ranges, are ignored as RFC 9110
+/// allows); `Err` is unsatisfiable.
+fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        // Suffix: the last `b` bytes.
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 || size == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size - 1)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
+        };
+        (start, end)
+    };
+    if start >= size || start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+type FetchReply = oneshot::Sender<Result<Bytes, String>>;
+
+enum FetchCommand {
+    Fetch {
+        want: FetchRequest,
+        providers: Vec<(NodeId, SocketAddr)>,
+        reply: FetchReply,
+    },
+}
+
+/// Handle to the actor that fetches missing segments from peers: one fetch per segment at
+/// a time, shared by every viewer waiting for it; fetched segments are cached in the store.
+#[derive(Clone)]
+pub struct PeerFetches {
+    tx: mpsc::Sender<FetchCommand>,
+}
+
+impl PeerFetches {
+    /// Starts the actor; it stops (abandoning fetches in flight) when `cancel` fires.
+    pub fn start(
+        fetcher: Arc<Fetcher>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let task = crate::shutdown::spawn(
+            "peer-fetches",
+            run_fetches(rx, fetcher, store, metrics, cancel),
+        );
+        (Self { tx }, task)
+    }
+
+    /// The verified bytes of `want`, from the best of `providers`.
+    pub async fn fetch(
+        &self,
+        want: FetchRequest,
+        providers: Vec<(NodeId, SocketAddr)>,
+    ) -> Result<Bytes, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(FetchCommand::Fetch {
+                want,
+                providers,
+                reply,
+            })
+            .await
+            .map_err(|_| "the node is shutting down".to_owned())?;
+        rx.await
+            .map_err(|_| "the node is shutting down".to_owned())?
+    }
+}
+
+async fn run_fetches(
+    mut rx: mpsc::Receiver<FetchCommand>,
+    fetcher: Arc<Fetcher>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let mut waiting: HashMap<SegmentHash, Vec<FetchReply>> = HashMap::new();
+    let mut running: JoinSet<(SegmentHash, Result<Bytes, String>)> = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            cmd = rx.recv() => {
+                let Some(FetchCommand::Fetch { want, providers, reply }) = cmd else { break };
+                let hash = want.expected;
+                if let Some(list) = waiting.get_mut(&hash) {
+                    metrics.fetch_coalesced();
+                    list.push(reply);
+                    continue;
+                }
+                waiting.insert(hash, vec![reply]);
+                let (fetcher, store, metrics) = (fetcher.clone(), store.clone(), metrics.clone());
+                running.spawn(async move {
+                    let started = Instant::now();
+                    let result = fetcher
+                        .fetch_request(&providers, &want)
+                        .await
+                        .map_err(|e| e.to_string());
+                    metrics.fetch_finished(started.elapsed(), result.is_ok());
+                    if let Ok(bytes) = &result {
+                        let (bytes, store) = (bytes.clone(), store.clone());
+                        let stored = tokio::task::spawn_blocking(move || {
+                            store.put_cached_segment(&bytes, &hash)
+                        })
+                        .await;
+                        if let Ok(Err(err)) = stored {
+                            tracing::warn!(%hash, %err, "cannot cache a fetched segment");
+                        }
+                    }
+                    (hash, result)
+                });
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let Ok((hash, result)) = done else { continue };
+                for reply in waiting.remove(&hash).unwrap_or_default() {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        }
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=50-1000", 100), Ok(Some((50, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=9-3", 100), Err(()));
+        assert_eq!(parse_range("bytes=-0", 100), Err(()));
+        assert_eq!(parse_range("bytes=x-3", 100), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+    }
+
+    #[test]
+    fn token_in_query() {
+        assert_eq!(token_of("token=abc"), Some("abc".into()));
+        assert_eq!(token_of("x=1&token=abc&y"), Some("abc".into()));
+        assert_eq!(token_of("token="), None);
+        assert_eq!(token_of(""), None);
+    }
+}

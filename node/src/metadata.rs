@@ -1,0 +1,862 @@
+//! Movie metadata: what a viewer reads about a movie (overview, genres, runtime, poster and
+//! backdrop images) beyond the title and year a manifest names.
+//!
+//! Two sources, in this order of preference:
+//! - **TMDb** (v3 API through reqwest) for movies whose id is `tmdb-N`, when the node has an
+//!   API key (`[metadata] tmdb_api_key`). One task owns the cache ([`Metadata::start`]): the
+//!   resolved records (kept in memory and as one JSON file per movie under
+//!   `<data_dir>/metadata/tmdb/`, so a restart does not ask TMDb again), at most one fetch in
+//!   flight per movie (and [`MAX_CONCURRENT_FETCHES`] overall), and failures remembered for
+//!   [`TmdbConfig::retry_after`] so a TMDb that is down is not hammered. Images are
+//!   downloaded once, checked ([`check_image`]) and kept in the segment store under their
+//!   BLAKE3 hash, like segments.
+//! - **The manifest's own [`MovieMeta`]**, which the ingest filled from its command line or a
+//!   sidecar JSON ([`ingest_meta`]); it travels with the signed manifest, so every node has
+//!   it, and its images are fetched from the nodes that hold them (`gateway::images`).
+//!
+//! Without a key, or when TMDb fails, the manifest's meta is used and nothing breaks.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reelnet_proto::manifest::{MAX_GENRES, MAX_GENRE_LEN, MAX_OVERVIEW_LEN, MAX_TITLE_LEN};
+use reelnet_proto::{MovieId, MovieMeta, SegmentHash};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::job::IngestRequest;
+use crate::store::{Store, StoreError};
+
+/// Largest image (poster or backdrop) accepted from a file, TMDb or a peer: 8 MiB.
+pub const MAX_IMAGE_BYTES: usize = 8 << 20;
+/// Largest sidecar JSON file.
+pub const MAX_SIDECAR_BYTES: u64 = 64 << 10;
+/// Largest TMDb JSON answer read.
+const MAX_TMDB_JSON_BYTES: usize = 1 << 20;
+/// Most TMDb fetches running at once; more wait in a queue.
+pub const MAX_CONCURRENT_FETCHES: usize = 4;
+
+/// The image formats a poster or backdrop may have, told apart by their magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl ImageKind {
+    /// The format of `bytes`, from their first bytes; `None` for anything else.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(Self::Webp)
+        } else {
+            None
+        }
+    }
+
+    /// The HTTP `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+        }
+    }
+}
+
+/// Checks that `bytes` are a PNG, JPEG or WebP image of at most [`MAX_IMAGE_BYTES`].
+pub fn check_image(bytes: &[u8]) -> Result<ImageKind, String> {
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(format!(
+            "{} bytes is more than the {MAX_IMAGE_BYTES}-byte limit for images",
+            bytes.len()
+        ));
+    }
+    ImageKind::sniff(bytes).ok_or_else(|| "not a PNG, JPEG or WebP image".to_owned())
+}
+
+/// Why an ingest's metadata could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Image { path: PathBuf, message: String },
+    #[error("metadata file {path}: {message}")]
+    Sidecar { path: PathBuf, message: String },
+    #[error("movie metadata: {0}")]
+    Invalid(String),
+    #[error("storing an image: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Reads and checks an image file ([`check_image`]).
+pub fn read_image(path: &Path) -> Result<Vec<u8>, MetaError> {
+    let io = |source| MetaError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IMAGE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    check_image(&bytes).map_err(|message| MetaError::Image {
+        path: path.to_owned(),
+        message,
+    })?;
+    Ok(bytes)
+}
+
+/// A sidecar metadata file: `{ "title", "year", "overview", "genres", "runtime_min",
+/// "tmdb_id", "poster", "backdrop" }`, every key optional; image paths are relative to the
+/// file's directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sidecar {
+    pub title: Option<String>,
+    pub year: Option<u16>,
+    pub overview: Option<String>,
+    pub genres: Vec<String>,
+    pub runtime_min: Option<u16>,
+    pub tmdb_id: Option<u64>,
+    pub poster: Option<PathBuf>,
+    pub backdrop: Option<PathBuf>,
+}
+
+impl Sidecar {
+    /// Reads a sidecar (at most [`MAX_SIDECAR_BYTES`]) and makes its image paths absolute.
+    pub fn load(path: &Path) -> Result<Self, MetaError> {
+        let bad = |message: String| MetaError::Sidecar {
+            path: path.to_owned(),
+            message,
+        };
+        let file = std::fs::File::open(path).map_err(|source| MetaError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut text = Vec::new();
+        file.take(MAX_SIDECAR_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| bad(e.to_string()))?;
+        if text.len() as u64 > MAX_SIDECAR_BYTES {
+            return Err(bad(format!("larger than {MAX_SIDECAR_BYTES} bytes")));
+        }
+        let mut sidecar: Sidecar = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for image in [&mut sidecar.poster, &mut sidecar.backdrop]
+            .into_iter()
+            .flatten()
+        {
+            if image.is_relative() {
+                *image = dir.join(&*image);
+            }
+        }
+        Ok(sidecar)
+    }
+}
+
+/// What an ingest request says about its movie: flags first, then the sidecar.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestMeta {
+    pub title: Option<String>,
+    pub year: Option<u16>,
+    pub tmdb_id: Option<u64>,
+    /// Validated; images are in the store under these hashes.
+    pub meta: MovieMeta,
+}
+
+/// Resolves an ingest request's metadata: loads its sidecar (`meta_file`), lets the
+/// request's own fields override it, checks and stores the images, and validates the
+/// result against the manifest's limits. Blocking (file reads, store writes).
+pub fn ingest_meta(store: &Store, req: &IngestRequest) -> Result<IngestMeta, MetaError> {
+    let sidecar = match &req.meta_file {
+        Some(path) => Sidecar::load(path)?,
+        None => Sidecar::default(),
+    };
+    let genres = if req.genres.is_empty() {
+        sidecar.genres
+    } else {
+        req.genres.clone()
+    };
+    let mut unique: Vec<String> = Vec::new();
+    for g in genres {
+        let g = g.trim().to_owned();
+        if !g.is_empty() && !unique.iter().any(|u| u.eq_ignore_ascii_case(&g)) {
+            unique.push(g);
+        }
+    }
+    let store_image = |path: Option<&PathBuf>| -> Result<Option<SegmentHash>, MetaError> {
+        let Some(path) = path else { return Ok(None) };
+        let bytes = read_image(path)?;
+        let (hash, _) = store.put_segment(&bytes, None)?;
+        Ok(Some(hash))
+    };
+    let poster = store_image(req.poster.as_ref().or(sidecar.poster.as_ref()))?;
+    let backdrop = store_image(req.backdrop.as_ref().or(sidecar.backdrop.as_ref()))?;
+    let tmdb_id = req.tmdb_id.or(sidecar.tmdb_id);
+    let meta = MovieMeta {
+        overview: req
+            .overview
+            .clone()
+            .or(sidecar.overview)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        genres: unique,
+        runtime_min: req.runtime_min.or(sidecar.runtime_min),
+        poster,
+        backdrop,
+        tmdb_id,
+        expected_duration_ms: None,
+    };
+    meta.validate()
+        .map_err(|e| MetaError::Invalid(e.to_string()))?;
+    Ok(IngestMeta {
+        title: req.title.clone().or(sidecar.title),
+        year: req.year.or(sidecar.year),
+        tmdb_id,
+        meta,
+    })
+}
+
+/// The TMDb id a movie id names: `tmdb-603` → 603 (only the canonical spelling).
+pub fn tmdb_id_of(movie: &MovieId) -> Option<u64> {
+    let n: u64 = movie.as_str().strip_prefix("tmdb-")?.parse().ok()?;
+    (MovieId::from_tmdb(n) == *movie).then_some(n)
+}
+
+/// How the TMDb client behaves.
+#[derive(Debug, Clone)]
+pub struct TmdbConfig {
+    /// v3 API key; empty turns TMDb off.
+    pub api_key: String,
+    /// Base URL of the v3 API, e.g. `https://api.themoviedb.org/3`.
+    pub api_url: String,
+    /// Base URL of images, e.g. `https://image.tmdb.org/t/p`.
+    pub image_url: String,
+    /// Where resolved records are kept, one JSON file per movie.
+    pub cache_dir: PathBuf,
+    /// Time limit of each HTTP request.
+    pub timeout: Duration,
+    /// How long a failed fetch (TMDb down, timeouts, bad answers) is remembered.
+    pub retry_after: Duration,
+    /// How long "TMDb does not know this movie" (404) is remembered.
+    pub missing_retry_after: Duration,
+}
+
+impl TmdbConfig {
+    /// From the node's `[metadata]` section.
+    pub fn from_config(section: &crate::config::MetadataConfig, data_dir: &Path) -> Self {
+        Self {
+            api_key: section.tmdb_api_key.trim().to_owned(),
+            api_url: section.tmdb_api_url.trim_end_matches('/').to_owned(),
+            image_url: section.tmdb_image_url.trim_end_matches('/').to_owned(),
+            cache_dir: data_dir.join("metadata").join("tmdb"),
+            timeout: Duration::from_secs(5),
+            retry_after: Duration::from_secs(60),
+            missing_retry_after: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// What TMDb says about one movie, as cached on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TmdbMovie {
+    pub tmdb_id: u64,
+    /// Empty when TMDb gave none.
+    pub title: String,
+    pub year: Option<u16>,
+    pub overview: String,
+    pub genres: Vec<String>,
+    pub runtime_min: Option<u16>,
+    /// BLAKE3 of the poster (w500), held in this node's store.
+    pub poster: Option<SegmentHash>,
+    /// BLAKE3 of the backdrop (w1280), held in this node's store.
+    pub backdrop: Option<SegmentHash>,
+    /// Unix seconds of the fetch.
+    pub fetched_at: u64,
+}
+
+/// Counters, for metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataStats {
+    /// Records served from the cache (memory).
+    pub hits: u64,
+    /// Fetches from TMDb started.
+    pub fetches: u64,
+    /// Fetches that failed.
+    pub failures: u64,
+    /// Records loaded from disk at start.
+    pub loaded: u64,
+}
+
+type Answer = Option<Arc<TmdbMovie>>;
+
+enum Command {
+    Get {
+        movie: MovieId,
+        tmdb_id: u64,
+        /// Whether the caller waits for a fetch (else it gets what is cached now).
+        wait: bool,
+        reply: oneshot::Sender<Answer>,
+    },
+    Done {
+        movie: MovieId,
+        result: Result<TmdbMovie, Failure>,
+    },
+    Stats {
+        reply: oneshot::Sender<MetadataStats>,
+    },
+}
+
+#[derive(Debug)]
+struct Failure {
+    /// TMDb does not know the movie (remembered longer).
+    missing: bool,
+    message: String,
+}
+
+enum Entry {
+    Ready(Arc<TmdbMovie>),
+    /// Fetching (or queued); callers waiting for it.
+    Pending(Vec<oneshot::Sender<Answer>>),
+    Failed {
+        until: Instant,
+    },
+}
+
+/// Handle to the metadata task. Cheap to clone. A disabled handle (no API key) answers
+/// `None` at once.
+#[derive(Clone)]
+pub struct Metadata {
+    tx: Option<mpsc::Sender<Command>>,
+}
+
+impl Metadata {
+    /// A handle that never asks TMDb.
+    pub fn disabled() -> Self {
+        Self { tx: None }
+    }
+
+    /// Starts the metadata task (a no-op task when `config.api_key` is empty, or when no
+    /// HTTP client can be built, which is logged); it and its fetches stop when `cancel`
+    /// fires.
+    pub fn start(
+        config: TmdbConfig,
+        store: Store,
+        cancel: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let idle = || {
+            let task = crate::shutdown::spawn("metadata", async {
+                Ok::<(), std::convert::Infallible>(())
+            });
+            (Self::disabled(), task)
+        };
+        if config.api_key.is_empty() {
+            return idle();
+        }
+        let http = match reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("reelnet-node/", env!("CARGO_PKG_VERSION")))
+            .build()
+        {
+            Ok(http) => http,
+            Err(err) => {
+                tracing::error!(%err, "cannot build the TMDb client; TMDb lookups are off");
+                return idle();
+            }
+        };
+        let (tx, rx) = mpsc::channel(256);
+        let state = State {
+            config: Arc::new(config),
+            http,
+            store,
+            tx: tx.clone(),
+            entries: HashMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+            stats: MetadataStats::default(),
+            cancel: cancel.clone(),
+        };
+        let task = crate::shutdown::spawn("metadata", state.run(rx, cancel));
+        (Self { tx: Some(tx) }, task)
+    }
+
+    /// Whether TMDb is configured.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    async fn get(&self, movie: &MovieId, wait: bool) -> Answer {
+        let tx = self.tx.as_ref()?;
+        let tmdb_id = tmdb_id_of(movie)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Get {
+            movie: movie.clone(),
+            tmdb_id,
+            wait,
+            reply,
+        })
+        .await
+        .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// What TMDb said about `movie`, if it is cached; on a miss a fetch starts in the
+    /// background (unless one runs or failed recently) and this answers `None` at once.
+    pub async fn cached(&self, movie: &MovieId) -> Option<Arc<TmdbMovie>> {
+        self.get(movie, false).await
+    }
+
+    /// What TMDb says about `movie`, fetching it if needed and waiting at most `max_wait`
+    /// (the fetch goes on in the background after that). `None` for movies without a TMDb
+    /// id, without a key, or when TMDb fails.
+    pub async fn resolve(&self, movie: &MovieId, max_wait: Duration) -> Option<Arc<TmdbMovie>> {
+        tokio::time::timeout(max_wait, self.get(movie, true))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Counters (all zero when disabled).
+    pub async fn stats(&self) -> MetadataStats {
+        let Some(tx) = &self.tx else {
+            return MetadataStats::default();
+        };
+        let (reply, rx) = oneshot::channel();
+        if tx.send(Command::Stats { reply }).await.is_err() {
+            return MetadataStats::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+struct State {
+    config: Arc<TmdbConfig>,
+    http: reqwest::Client,
+    store: Store,
+    /// For fetch tasks to report back.
+    tx: mpsc::Sender<Command>,
+    entries: HashMap<MovieId, Entry>,
+    /// Movies waiting for a fetch slot.
+    queue: VecDeque<(MovieId, u64)>,
+    running: usize,
+    stats: MetadataStats,
+    cancel: CancellationToken,
+}
+
+impl State {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let dir = self.config.cache_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_cache(&dir))
+            .await
+            .unwrap_or_default();
+        self.stats.loaded = loaded.len() as u64;
+        for (movie, record) in loaded {
+            self.entries.insert(movie, Entry::Ready(Arc::new(record)));
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Get {
+                movie,
+                tmdb_id,
+                wait,
+                reply,
+            } => self.get(movie, tmdb_id, wait, reply),
+            Command::Done { movie, result } => {
+                self.running = self.running.saturating_sub(1);
+                let (entry, answer) = match result {
+                    Ok(record) => {
+                        let record = Arc::new(record);
+                        (Entry::Ready(record.clone()), Some(record))
+                    }
+                    Err(failure) => {
+                        self.stats.failures += 1;
+                        tracing::warn!(%movie, reason = %failure.message, "TMDb lookup failed");
+                        let ttl = if failure.missing {
+                            self.config.missing_retry_after
+                        } else {
+                            self.config.retry_after
+                        };
+                        (
+                            Entry::Failed {
+                                until: Instant::now() + ttl,
+                            },
+                            None,
+                        )
+                    }
+                };
+                if let Some(Entry::Pending(waiters)) = self.entries.insert(movie, entry) {
+                    for w in waiters {
+                        let _ = w.send(answer.clone());
+                    }
+                }
+                self.start_queued();
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats.clone());
+            }
+        }
+    }
+
+    fn get(&mut self, movie: MovieId, tmdb_id: u64, wait: bool, reply: oneshot::Sender<Answer>) {
+        match self.entries.get_mut(&movie) {
+            Some(Entry::Ready(record)) => {
+                self.stats.hits += 1;
+                let _ = reply.send(Some(record.clone()));
+                return;
+            }
+            Some(Entry::Pending(waiters)) => {
+                if wait {
+                    waiters.push(reply);
+                } else {
+                    let _ = reply.send(None);
+                }
+                return;
+            }
+            Some(Entry::Failed { until }) if *until > Instant::now() => {
+                let _ = reply.send(None);
+                return;
+            }
+            _ => {}
+        }
+        let waiters = if wait {
+            vec![reply]
+        } else {
+            let _ = reply.send(None);
+            Vec::new()
+        };
+        self.entries.insert(movie.clone(), Entry::Pending(waiters));
+        self.queue.push_back((movie, tmdb_id));
+        self.start_queued();
+    }
+
+    fn start_queued(&mut self) {
+        while self.running < MAX_CONCURRENT_FETCHES {
+            let Some((movie, tmdb_id)) = self.queue.pop_front() else {
+                return;
+            };
+            self.running += 1;
+            self.stats.fetches += 1;
+            let (config, http, store, tx, cancel) = (
+                self.config.clone(),
+                self.http.clone(),
+                self.store.clone(),
+                self.tx.clone(),
+                self.cancel.clone(),
+            );
+            crate::shutdown::spawn("tmdb-fetch", async move {
+                let result = tokio::select! {
+                    r = fetch(&config, &http, &store, &movie, tmdb_id) => r,
+                    _ = cancel.cancelled() => return Ok(()),
+                };
+                let _ = tx.send(Command::Done { movie, result }).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
+    }
+}
+
+/// Reads every cached record (a bad file is skipped with a warning).
+fn load_cache(dir: &Path) -> Vec<(MovieId, TmdbMovie)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let Some(movie) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| MovieId::new(s).ok())
+        else {
+            continue;
+        };
+        let parsed = std::fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                let mut text = Vec::new();
+                f.take(MAX_TMDB_JSON_BYTES as u64)
+                    .read_to_end(&mut text)
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_slice::<TmdbMovie>(&text).map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(record) => out.push((movie, record)),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "skipping a bad metadata cache file")
+            }
+        }
+    }
+    out
+}
+
+/// Writes a record to the cache directory (temporary file, sync, rename).
+fn save_cache(dir: &Path, movie: &MovieId, record: &TmdbMovie) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{movie}.json"));
+    let tmp = dir.join(format!(".{movie}.{}.tmp", rand::random::<u64>()));
+    let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// TMDb's `/movie/{id}` answer (the parts used).
+#[derive(Debug, Deserialize)]
+struct TmdbMovieJson {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    release_date: Option<String>,
+    #[serde(default)]
+    overview: Option<String>,
+    #[serde(default)]
+    genres: Vec<TmdbGenre>,
+    #[serde(default)]
+    runtime: Option<u32>,
+    #[serde(default)]
+    poster_path: Option<String>,
+    #[serde(default)]
+    backdrop_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TmdbGenre {
+    name: String,
+}
+
+fn fail(message: impl Into<String>) -> Failure {
+    Failure {
+        missing: false,
+        message: message.into(),
+    }
+}
+
+/// reqwest's errors name the URL, which carries the API key; keep it out of logs.
+fn http_error(err: reqwest::Error) -> Failure {
+    fail(err.without_url().to_string())
+}
+
+/// Reads a response body of at most `limit` bytes.
+async fn read_limited(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
+    if res.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(fail(format!("answer larger than {limit} bytes")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(http_error)? {
+        if body.len() + chunk.len() > limit {
+            return Err(fail(format!("answer larger than {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// An image path as TMDb gives it (`/abc.jpg`); anything else is ignored.
+fn image_path(p: Option<&str>) -> Option<&str> {
+    let p = p?;
+    let ok = p.len() > 1
+        && p.len() <= 200
+        && p.starts_with('/')
+        && !p.contains("..")
+        && p[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    ok.then_some(p)
+}
+
+async fn fetch(
+    config: &TmdbConfig,
+    http: &reqwest::Client,
+    store: &Store,
+    movie: &MovieId,
+    tmdb_id: u64,
+) -> Result<TmdbMovie, Failure> {
+    let res = http
+        .get(format!("{}/movie/{tmdb_id}", config.api_url))
+        .query(&[("api_key", config.api_key.as_str())])
+        .send()
+        .await
+        .map_err(http_error)?;
+    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        return Err(Failure {
+            missing: true,
+            message: format!("TMDb knows no movie {tmdb_id}"),
+        });
+    }
+    if !res.status().is_success() {
+        return Err(fail(format!("TMDb answered {}", res.status())));
+    }
+    let body = read_limited(res, MAX_TMDB_JSON_BYTES).await?;
+    let json: TmdbMovieJson =
+        serde_json::from_slice(&body).map_err(|e| fail(format!("bad TMDb answer: {e}")))?;
+    let poster = match image_path(json.poster_path.as_deref()) {
+        Some(p) => fetch_image(config, http, store, &format!("w500{p}")).await?,
+        None => None,
+    };
+    let backdrop = match image_path(json.backdrop_path.as_deref()) {
+        Some(p) => fetch_image(config, http, store, &format!("w1280{p}")).await?,
+        None => None,
+    };
+    let mut genres: Vec<String> = Vec::new();
+    for g in json.genres {
+        let name = clip(g.name.trim(), MAX_GENRE_LEN);
+        if genres.len() < MAX_GENRES
+            && !name.is_empty()
+            && !name.chars().any(char::is_control)
+            && !genres.iter().any(|x| x.eq_ignore_ascii_case(&name))
+        {
+            genres.push(name);
+        }
+    }
+    let overview: String = json
+        .overview
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect();
+    let title: String = json
+        .title
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let record = TmdbMovie {
+        tmdb_id,
+        title: clip(title.trim(), MAX_TITLE_LEN),
+        year: json
+            .release_date
+            .as_deref()
+            .and_then(|d| d.get(..4))
+            .and_then(|y| y.parse::<u16>().ok())
+            .filter(|y| (1870..=2999).contains(y)),
+        overview: clip(overview.trim(), MAX_OVERVIEW_LEN),
+        genres,
+        runtime_min: json
+            .runtime
+            .filter(|r| *r > 0)
+            .and_then(|r| u16::try_from(r).ok()),
+        poster,
+        backdrop,
+        fetched_at: crate::unix_now(),
+    };
+    let (dir, m, r) = (config.cache_dir.clone(), movie.clone(), record.clone());
+    match tokio::task::spawn_blocking(move || save_cache(&dir, &m, &r)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(%movie, %err, "cannot write the metadata cache"),
+        Err(err) => tracing::warn!(%movie, %err, "metadata cache writer failed"),
+    }
+    tracing::info!(%movie, title = %record.title, "TMDb metadata cached");
+    Ok(record)
+}
+
+/// Downloads one image (`{image_url}/{size_and_path}`), checks and stores it. A 404 is "no
+/// image"; other failures fail the whole lookup (it is retried later).
+async fn fetch_image(
+    config: &TmdbConfig,
+    http: &reqwest::Client,
+    store: &Store,
+    size_and_path: &str,
+) -> Result<Option<SegmentHash>, Failure> {
+    let res = http
+        .get(format!("{}/{size_and_path}", config.image_url))
+        .send()
+        .await
+        .map_err(http_error)?;
+    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !res.status().is_success() {
+        return Err(fail(format!("TMDb image answered {}", res.status())));
+    }
+    let bytes = read_limited(res, MAX_IMAGE_BYTES).await?;
+    check_image(&bytes).map_err(|e| fail(format!("TMDb image {size_and_path}: {e}")))?;
+    let store = store.clone();
+    let (hash, _) = tokio::task::spawn_blocking(move || store.put_segment(&bytes, None))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Some(hash))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn images_are_sniffed() {
+        assert_eq!(
+            ImageKind::sniff(b"\x89PNG\r\n\x1a\nrest"),
+            Some(ImageKind::Png)
+        );
+        assert_eq!(
+            ImageKind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(ImageKind::Jpeg)
+        );
+        assert_eq!(
+            ImageKind::sniff(b"RIFF\x10\0\0\0WEBPVP8 "),
+            Some(ImageKind::Webp)
+        );
+        assert_eq!(ImageKind::sniff(b"\0\0\0\x18ftypiso5"), None);
+        assert_eq!(ImageKind::sniff(b"RIFF"), None);
+        assert!(check_image(&vec![0xFF; MAX_IMAGE_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn tmdb_ids_and_image_paths() {
+        assert_eq!(tmdb_id_of(&MovieId::from_tmdb(603)), Some(603));
+        assert_eq!(tmdb_id_of(&MovieId::new("tmdb-0603").unwrap()), None);
+        assert_eq!(tmdb_id_of(&MovieId::derive("x", None)), None);
+        assert_eq!(image_path(Some("/abc.jpg")), Some("/abc.jpg"));
+        for bad in ["abc.jpg", "/../x", "/a/b.jpg", "/a?b", "/", "//evil.com/x"] {
+            assert_eq!(image_path(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(clip("héllo", 2), "h");
+    }
+}

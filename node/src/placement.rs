@@ -1,0 +1,565 @@
+//! Placement: which nodes keep which ingest, and the worker that makes this node keep its
+//! share.
+//!
+//! # Who is responsible
+//!
+//! Every ingest lives on `replication` nodes (`storage.replication`, default 2), chosen by
+//! rendezvous (highest-random-weight) hashing over the live nodes (those with an unexpired
+//! catalog record, plus this node): each node's weight for an ingest is a hash of the node
+//! id and the ingest's identity, and the highest weights win. When a node joins or leaves
+//! only the ingests whose top-`replication` set it enters or leaves move, and every node
+//! computes the same answer from the same catalog without talking to the others.
+//!
+//! The identity hashed is the ingest's stable identity — its origin node and the
+//! `ingest_id` in the manifest ([`IngestRef`]) — not the [`ManifestId`]: a growing manifest
+//! is re-signed with a higher `seq` every time it grows, and each version has a different
+//! id, so placing by id would move the movie to different nodes with every new segment.
+//!
+//! The origin counts as one of the replicas while it is live (it holds everything it
+//! ingested and never releases it), so the responsible set is the origin plus the
+//! `replication - 1` highest-weight other nodes; once the origin's record has expired it is
+//! the `replication` highest-weight live nodes.
+//!
+//! # The worker
+//!
+//! One task ([`Placement::start`]) runs a pass whenever the catalog changes (debounced) or
+//! a tick passes, and stops on the node's cancellation token. A pass:
+//! 1. for every ingest the catalog knows (its newest version) that this node is
+//!    responsible for: stores the signed manifest (which pins it in the store) and fetches
+//!    every missing segment — init and media, every track — from the nodes the catalog
+//!    lists as holding it, through the node's shared [`Fetcher`] (hash verified, ranked
+//!    providers with fallback), a bounded number at a time; then asks the publisher to
+//!    republish so the node's record advertises what it now holds. A growing manifest is
+//!    pulled again as new versions arrive.
+//! 2. for every ingest in the store that is neither this node's own nor its
+//!    responsibility any more: releases it ([`Store::release_ingest`], its segments become
+//!    evictable cache, nothing is deleted at once) only when every node now responsible
+//!    holds a complete copy of the newest version according to its catalog record. Until
+//!    then the copy stays pinned, so data is copied before any replica is dropped.
+//!
+//! A node that crashed stays "live" until its record expires (`p2p.record_ttl_secs`); then
+//! responsibility moves and the next-highest node pulls a copy.
+//!
+//! The worker publishes what this node is responsible for through a `watch` channel
+//! ([`Placement::view`]), read by the admin status.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reelnet_proto::{Manifest, ManifestId, NodeId, SegmentEntry, SegmentRef, SegmentRequest};
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, CatalogError, CatalogManifest};
+use crate::store::{Store, StoreError, StoredManifest};
+use crate::swarm::publisher::Publisher;
+use crate::transfer::{FetchRequest, Fetcher};
+
+/// An ingest's stable identity across the versions of its manifest: (origin, ingest id).
+pub type IngestRef = (NodeId, [u8; 16]);
+
+/// The stable identity of the ingest `m` is a version of.
+pub fn ingest_ref(m: &Manifest) -> IngestRef {
+    (m.origin, m.ingest_id)
+}
+
+/// A node's rendezvous weight for an ingest.
+pub fn weight(node: &NodeId, ingest: &IngestRef) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(b"reelnet placement v1");
+    h.update(node.as_bytes());
+    h.update(ingest.0.as_bytes());
+    h.update(&ingest.1);
+    let out = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&out.as_bytes()[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The nodes responsible for `ingest` among the live `candidates`: the origin (if live)
+/// and the highest-weight others, `replication` in all (fewer if there are fewer nodes).
+pub fn responsible_nodes(
+    ingest: &IngestRef,
+    candidates: &[NodeId],
+    replication: usize,
+) -> Vec<NodeId> {
+    let mut out = Vec::with_capacity(replication);
+    let origin = ingest.0;
+    if candidates.contains(&origin) && replication > 0 {
+        out.push(origin);
+    }
+    let mut others: Vec<(u64, NodeId)> = candidates
+        .iter()
+        .filter(|n| **n != origin)
+        .map(|n| (weight(n, ingest), *n))
+        .collect();
+    others.sort_unstable_by(|a, b| b.cmp(a));
+    others.dedup_by_key(|x| x.1);
+    for (_, n) in others {
+        if out.len() >= replication {
+            break;
+        }
+        out.push(n);
+    }
+    out
+}
+
+/// Tunables of the placement worker.
+#[derive(Debug, Clone)]
+pub struct PlacementConfig {
+    /// How many nodes keep each ingest (≥ 1).
+    pub replication: usize,
+    /// A pass runs at least this often, catalog events or not.
+    pub tick: Duration,
+    /// Catalog events are collected for this long before a pass runs.
+    pub debounce: Duration,
+    /// Segments fetched at once.
+    pub fetch_concurrency: usize,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        Self {
+            replication: 2,
+            tick: Duration::from_secs(10),
+            debounce: Duration::from_millis(200),
+            fetch_concurrency: 8,
+        }
+    }
+}
+
+/// Why a placement pass stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a blocking store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What the worker last decided.
+#[derive(Debug, Clone, Default)]
+pub struct PlacementView {
+    /// Ingests this node is responsible for (its own included).
+    pub responsible: HashSet<IngestRef>,
+    /// Passes completed since start.
+    pub passes: u64,
+    /// Segments fetched by placement since start.
+    pub fetched_segments: u64,
+    /// Ingests released since start.
+    pub released: u64,
+}
+
+/// Handle to the placement worker; cheap to clone.
+#[derive(Clone)]
+pub struct Placement {
+    view: watch::Receiver<Arc<PlacementView>>,
+    wake: Arc<Notify>,
+}
+
+impl Placement {
+    /// Starts the worker (one task, stopped by `cancel`).
+    pub fn start(
+        config: PlacementConfig,
+        node_id: NodeId,
+        store: Store,
+        catalog: Catalog,
+        fetcher: Arc<Fetcher>,
+        publisher: Publisher,
+        cancel: CancellationToken,
+    ) -> (Placement, JoinHandle<()>) {
+        let (tx, rx) = watch::channel(Arc::new(PlacementView::default()));
+        let wake = Arc::new(Notify::new());
+        let events = catalog.subscribe();
+        let worker = Worker {
+            config,
+            node_id,
+            store,
+            catalog,
+            fetcher,
+            publisher,
+            view: tx,
+            state: PlacementView::default(),
+        };
+        let task = crate::shutdown::spawn("placement", worker.run(events, wake.clone(), cancel));
+        (Placement { view: rx, wake }, task)
+    }
+
+    /// What the worker last decided.
+    pub fn view(&self) -> Arc<PlacementView> {
+        self.view.borrow().clone()
+    }
+
+    /// Whether this node is responsible for the ingest `m` belongs to.
+    pub fn is_responsible(&self, m: &Manifest) -> bool {
+        self.view.borrow().responsible.contains(&ingest_ref(m))
+    }
+
+    /// Asks for a pass soon.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+struct Worker {
+    config: PlacementConfig,
+    node_id: NodeId,
+    store: Store,
+    catalog: Catalog,
+    fetcher: Arc<Fetcher>,
+    publisher: Publisher,
+    view: watch::Sender<Arc<PlacementView>>,
+    state: PlacementView,
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        mut events: broadcast::Receiver<crate::catalog::CatalogEvent>,
+        wake: Arc<Notify>,
+        cancel: CancellationToken,
+    ) -> Result<(), PlacementError> {
+        loop {
+            let started = Instant::now();
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                result = self.pass() => match result {
+                    Ok(()) => {}
+                    Err(PlacementError::Catalog(CatalogError::Stopped)) => return Ok(()),
+                    Err(err) => tracing::warn!(%err, "placement pass failed"),
+                },
+            }
+            tracing::trace!(took = ?started.elapsed(), "placement pass");
+            // Wait for a catalog change, a wake-up or the tick.
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.config.tick) => {}
+                _ = wake.notified() => {}
+                ev = events.recv() => {
+                    if let Err(broadcast::error::RecvError::Closed) = ev {
+                        return Ok(());
+                    }
+                }
+            }
+            // Coalesce a burst of events into one pass.
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.config.debounce) => {}
+            }
+            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
+        }
+    }
+
+    async fn pass(&mut self) -> Result<(), PlacementError> {
+        let mut candidates: Vec<NodeId> = self
+            .catalog
+            .live_nodes()
+            .await?
+            .into_iter()
+            .map(|n| n.node)
+            .collect();
+        if !candidates.contains(&self.node_id) {
+            candidates.push(self.node_id);
+        }
+        // The newest version of every ingest the catalog knows.
+        let mut known: HashMap<IngestRef, CatalogManifest> = HashMap::new();
+        for movie in self.catalog.movies().await? {
+            for summary in movie.manifests {
+                if let Some(cm) = self.catalog.manifest(summary.id).await? {
+                    let key = ingest_ref(&cm.manifest);
+                    let newer = known
+                        .get(&key)
+                        .is_none_or(|cur| cur.manifest.seq < cm.manifest.seq);
+                    if newer {
+                        known.insert(key, cm);
+                    }
+                }
+            }
+        }
+        let stored = self.blocking(|s| s.all_manifests()).await?;
+        let stored_by_ref: HashMap<IngestRef, &StoredManifest> = stored
+            .iter()
+            .map(|s| (ingest_ref(&s.manifest), s))
+            .collect();
+
+        let replication = self.config.replication.max(1);
+        let mut responsible: HashSet<IngestRef> = stored
+            .iter()
+            .filter(|s| s.manifest.origin == self.node_id)
+            .map(|s| ingest_ref(&s.manifest))
+            .collect();
+        let mut to_pull = Vec::new();
+        for (key, cm) in &known {
+            if !responsible_nodes(key, &candidates, replication).contains(&self.node_id) {
+                continue;
+            }
+            responsible.insert(*key);
+            if key.0 != self.node_id {
+                to_pull.push(cm.clone());
+            }
+        }
+        self.state.responsible = responsible.clone();
+        self.publish_view();
+
+        let mut changed = false;
+        for cm in to_pull {
+            let current = stored_by_ref.get(&ingest_ref(&cm.manifest)).copied();
+            changed |= self.pull(&cm, current).await?;
+        }
+
+        // Release what moved away, once the nodes now responsible hold complete copies.
+        for s in &stored {
+            let key = ingest_ref(&s.manifest);
+            if key.0 == self.node_id || responsible.contains(&key) {
+                continue;
+            }
+            let m = s.manifest.clone();
+            if self.blocking(move |st| st.is_released(&m)).await? {
+                continue;
+            }
+            let (id, newest) = match known.get(&key) {
+                Some(cm) => (cm.id, cm.manifest.as_ref()),
+                None => (s.id, &s.manifest),
+            };
+            let holders = responsible_nodes(&key, &candidates, replication);
+            if holders.is_empty() || !self.all_hold(&holders, id, newest).await? {
+                continue;
+            }
+            let m = s.manifest.clone();
+            self.blocking(move |st| st.release_ingest(&m)).await?;
+            tracing::info!(
+                movie = %s.manifest.movie,
+                origin = %key.0.short(),
+                holders = ?holders.iter().map(NodeId::short).collect::<Vec<_>>(),
+                "placement: released an ingest (its segments are cache now)"
+            );
+            self.state.released += 1;
+            changed = true;
+        }
+        if changed {
+            self.publisher.republish();
+        }
+        self.state.passes += 1;
+        self.publish_view();
+        Ok(())
+    }
+
+    fn publish_view(&self) {
+        self.view.send_replace(Arc::new(self.state.clone()));
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, PlacementError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+
+    /// Stores `cm` (if newer than what is stored, or released) and fetches its missing
+    /// segments. Returns whether anything new was stored.
+    async fn pull(
+        &mut self,
+        cm: &CatalogManifest,
+        current: Option<&StoredManifest>,
+    ) -> Result<bool, PlacementError> {
+        let released = match current {
+            Some(s) => {
+                let m = s.manifest.clone();
+                self.blocking(move |st| st.is_released(&m)).await?
+            }
+            None => false,
+        };
+        let mut changed = false;
+        if current.is_none_or(|s| s.manifest.seq < cm.manifest.seq) || released {
+            let signed = cm.signed.clone();
+            self.blocking(move |st| st.put_manifest(&signed)).await?;
+            changed = true;
+        }
+        let m = &cm.manifest;
+        let mut wants: Vec<(u16, SegmentRef, SegmentEntry)> = Vec::new();
+        for (t, track) in m.tracks.iter().enumerate() {
+            let Ok(t) = u16::try_from(t) else { break };
+            if let Some(init) = &track.init {
+                if !self.store.has_segment(&init.hash) {
+                    wants.push((t, SegmentRef::Init, *init));
+                }
+            }
+            for (i, seg) in track.segments.iter().enumerate() {
+                let Ok(i) = u32::try_from(i) else { break };
+                if !self.store.has_segment(&seg.hash) {
+                    wants.push((t, SegmentRef::Index(i), *seg));
+                }
+            }
+        }
+        if wants.is_empty() {
+            return Ok(changed);
+        }
+        let started = Instant::now();
+        let total = wants.len();
+        let id = cm.id;
+        let results: Vec<Result<(), String>> = futures::stream::iter(wants)
+            .map(|(track, segment, entry)| self.fetch_one(id, track, segment, entry))
+            .buffer_unordered(self.config.fetch_concurrency.max(1))
+            .collect()
+            .await;
+        let fetched = results.iter().filter(|r| r.is_ok()).count();
+        self.state.fetched_segments += fetched as u64;
+        if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
+            tracing::warn!(
+                movie = %m.movie,
+                failed = total - fetched,
+                total,
+                error = %first,
+                "placement: some segments could not be fetched; retrying later"
+            );
+        }
+        if fetched > 0 {
+            tracing::info!(
+                movie = %m.movie,
+                origin = %m.origin.short(),
+                seq = m.seq,
+                fetched,
+                took_ms = started.elapsed().as_millis() as u64,
+                "placement: pulled segments"
+            );
+            // Advertise progress as it is made.
+            self.publisher.republish();
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    async fn fetch_one(
+        &self,
+        manifest: ManifestId,
+        track: u16,
+        segment: SegmentRef,
+        entry: SegmentEntry,
+    ) -> Result<(), String> {
+        let providers = match segment {
+            SegmentRef::Index(i) => self.catalog.providers(manifest, track, i).await,
+            _ => self.catalog.init_providers(manifest, track).await,
+        }
+        .map_err(|e| e.to_string())?;
+        let providers: Vec<(NodeId, SocketAddr)> = providers
+            .into_iter()
+            .filter(|p| p.node != self.node_id)
+            .map(|p| (p.node, p.quic_addr))
+            .collect();
+        if providers.is_empty() {
+            return Err(format!("no live node holds track {track} {segment:?}"));
+        }
+        let want = FetchRequest {
+            request: SegmentRequest {
+                manifest,
+                track,
+                segment,
+            },
+            expected: entry.hash,
+            size: Some(u64::from(entry.size)),
+        };
+        self.fetcher
+            .fetch_into_store(&providers, &want, &self.store)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether every node in `holders` (other than this one) holds every segment of
+    /// manifest `id` per its live catalog record.
+    async fn all_hold(
+        &self,
+        holders: &[NodeId],
+        id: ManifestId,
+        manifest: &Manifest,
+    ) -> Result<bool, PlacementError> {
+        for node in holders {
+            if *node == self.node_id {
+                continue;
+            }
+            let Some(record) = self.catalog.record(*node).await? else {
+                return Ok(false);
+            };
+            let Some(held) = record.find(&id) else {
+                return Ok(false);
+            };
+            if held.complete {
+                continue;
+            }
+            let all = manifest.tracks.iter().enumerate().all(|(t, track)| {
+                let Ok(t) = u16::try_from(t) else {
+                    return false;
+                };
+                (0..track.segments.len())
+                    .all(|i| u32::try_from(i).is_ok_and(|i| held.has_segment(t, i)))
+            });
+            if !all {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn node(i: u8) -> NodeId {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
+        NodeId::from_verifying_key(&key.verifying_key())
+    }
+
+    #[test]
+    fn origin_counts_and_others_are_chosen_by_weight() {
+        let nodes: Vec<NodeId> = (1..=6).map(node).collect();
+        let ingest = (nodes[0], [7u8; 16]);
+        let r = responsible_nodes(&ingest, &nodes, 2);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0], nodes[0]);
+        let best = nodes[1..]
+            .iter()
+            .max_by_key(|n| weight(n, &ingest))
+            .copied()
+            .unwrap();
+        assert_eq!(r[1], best);
+        // Without the origin, the top two by weight.
+        let r2 = responsible_nodes(&ingest, &nodes[1..], 2);
+        assert_eq!(r2.len(), 2);
+        assert_eq!(r2[0], best);
+        // Fewer candidates than replicas: all of them.
+        assert_eq!(responsible_nodes(&ingest, &nodes[..1], 3), vec![nodes[0]]);
+    }
+
+    #[test]
+    fn a_join_moves_only_what_the_new_node_wins() {
+        let nodes: Vec<NodeId> = (1..=8).map(node).collect();
+        let (before, joined) = nodes.split_at(7);
+        let mut moved = 0;
+        for i in 0..200u8 {
+            let ingest = (nodes[usize::from(i % 7)], [i; 16]);
+            let a = responsible_nodes(&ingest, before, 3);
+            let b = responsible_nodes(&ingest, &nodes, 3);
+            if a != b {
+                moved += 1;
+                // Only a swap for the newcomer.
+                assert!(b.contains(&joined[0]));
+                assert_eq!(a.iter().filter(|n| !b.contains(n)).count(), 1);
+            }
+            // Candidate order does not matter.
+            let mut rev = nodes.clone();
+            rev.reverse();
+            assert_eq!(responsible_nodes(&ingest, &rev, 3), b);
+        }
+        // Roughly 2 of the 7 non-origin slots... the newcomer takes its fair share.
+        assert!(moved > 20 && moved < 120, "{moved}");
+    }
+}

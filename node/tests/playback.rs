@@ -1,0 +1,156 @@
+//! Playback end to end with real processes: a real tracker (with its SMTP server), two
+//! `reelnet-node` processes, a movie ingested on node 1 with the real transcoder, and a
+//! user who signs up, verifies and signs in through node 2, asks node 2 for a playback URL
+//! and decodes the whole movie from it with the `ffmpeg` CLI — although node 2 held none of
+//! it at the start: every segment comes from node 1 over QUIC, verified, through node 2's
+//! gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/auth_support.rs"]
+mod auth_support;
+mod common;
+
+use std::time::Duration;
+
+use common::{make_movie, wait_for, Cluster, FAST};
+use serde_json::Value;
+
+const SECS: u32 = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
+    let tracker = auth_support::TestTracker::start().await;
+    // Replication 1: the origin alone is responsible, so node 2 holds nothing unless a
+    // viewer pulls it through.
+    let extra = format!(
+        "{FAST}\n[tracker]\nurl = \"{}\"\nissuer = \"{}\"\n\n[storage]\nreplication = 1\n",
+        tracker.url,
+        auth_support::ISSUER
+    );
+    let cluster = Cluster::start(2, &extra).await;
+    cluster.wait_live(2, Duration::from_secs(20)).await;
+    let (one, two) = (cluster.node(1), cluster.node(2));
+
+    let movie_file = make_movie(cluster.dir.path(), "movie.mp4", SECS, 240);
+    one.ingest_and_wait(&movie_file, "Playback Test", Duration::from_secs(120))
+        .await;
+    let (movie_id, _) = wait_for(
+        "node 2 to know the movie",
+        Duration::from_secs(20),
+        || async { two.status().await.catalog.movies.first().cloned() },
+    )
+    .await;
+    let held = |s: &reelnet_node::admin::Status| {
+        s.manifests.iter().map(|m| m.held_segments).sum::<usize>()
+    };
+    assert_eq!(held(&two.status().await), 0, "node 2 holds nothing yet");
+
+    // Sign up, verify and sign in through node 2 (its proxy to the tracker).
+    let http = reqwest::Client::new();
+    let base = two.gateway_url();
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let email = "viewer@example.test";
+    let (s, b) = post(
+        "/api/v1/auth/register",
+        serde_json::json!({"email": email, "password": auth_support::PASSWORD, "display_name": "Viewer"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let link = tracker.smtp.wait_for_link(email, "/verify?token=").await;
+    let token = link.split("token=").nth(1).unwrap();
+    let (s, b) = post("/api/v1/auth/verify", serde_json::json!({ "token": token })).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, login) = post(
+        "/api/v1/auth/login",
+        serde_json::json!({"email": email, "password": auth_support::PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 200, "{login}");
+    let access = login["access_token"].as_str().unwrap();
+
+    let play: Value = http
+        .get(format!("{base}/api/v1/movies/{movie_id}/play"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let master = play["master_url"].as_str().expect("master_url").to_owned();
+    assert!(master.starts_with(&base), "{master}");
+
+    // Decode every frame of the whole movie from the playback URL.
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i", &master])
+        .args([
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {stderr}\n{}",
+        cluster.logs(30)
+    );
+    assert!(stderr.trim().is_empty(), "decode errors: {stderr}");
+    let progress = String::from_utf8_lossy(&out.stdout);
+    let decoded_us: u64 = progress
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("out_time_us="))
+        .filter_map(|v| v.trim().parse().ok())
+        .next()
+        .unwrap_or(0);
+    let decoded = decoded_us as f64 / 1e6;
+    assert!(
+        (decoded - f64::from(SECS)).abs() < 1.0,
+        "decoded {decoded:.2} s of a {SECS} s movie"
+    );
+
+    // Every byte came from the peer; the segments are now cached on node 2.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        counter("reelnet_segment_bytes_served_total{source=\"peer\"}") > 0,
+        "{metrics}"
+    );
+    assert_eq!(
+        counter("reelnet_segment_bytes_served_total{source=\"local\"}"),
+        0,
+        "{metrics}"
+    );
+    assert!(two.status().await.store.cache_bytes > 0 || held(&two.status().await) > 0);
+}
