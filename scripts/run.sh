@@ -5,10 +5,9 @@
 # ingested on node 1 from a local torrent seed, and a demo account), and prints the URL of a
 # node that does not hold the movies with the demo credentials. Ctrl-C stops everything.
 #
-# Placement keeps each movie on its origin (node 1) plus `replication - 1` other nodes chosen
-# by rendezvous hashing, so with 3 nodes a node without any of the 3 movies exists only when
-# hashing puts all of them on the same second node; otherwise the node holding the fewest is
-# printed. NODES=5 always leaves a node without any of them.
+# The last node runs as an edge node (`--edge`: it takes no share of the library), so
+# placement keeps every movie on node 1 and node 2 and the printed URL is the edge node's,
+# which holds none of them and streams everything from its peers (caching what it serves).
 #
 # Safe to run again: each run stops the previous network and starts a fresh one in
 # $TESTNET_DIR (default .testnet/), keeping only the encoded demo media (demo-media/).
@@ -31,6 +30,7 @@ if [ -d "$TESTNET_DIR" ]; then
 fi
 trap 'testnet/down.sh' EXIT
 trap 'exit 0' INT TERM
+export EDGE_NODES="${EDGE_NODES:-$nodes}"
 testnet/up.sh --release -n "$nodes"
 if ! testnet/demo.sh --release -n "$nodes"; then
   echo "loading the demo library failed; logs are in $TESTNET_DIR (node1.log, seed.log, tracker.log)" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
 # tests that start real tracker and node processes), the web app's build and tests, the
-# end-to-end browser test (web/e2e/watch.mjs: a 3-node testnet and Chromium), and a short
+# end-to-end browser tests (web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node testnet and
+# Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,12 @@ step "browser test: register, verify, search, play through a node without the mo
 cargo build --bins --locked
 if ! node web/e2e/watch.mjs; then
   echo "the browser test (web/e2e/watch.mjs) failed: see its messages above, web/e2e/artifacts/failure.png and the testnet logs it names" >&2
+  exit 1
+fi
+
+step "browser test: watch party, two users on two nodes (play/pause/seek within 300 ms, throttled guest, drift)"
+if ! node web/e2e/party.mjs; then
+  echo "the watch-party browser test (web/e2e/party.mjs) failed: see its messages above, web/e2e/artifacts/party-failure-*.png and the testnet logs it names" >&2
   exit 1
 fi
 

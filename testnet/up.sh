@@ -10,7 +10,8 @@
 # 127.0.0.1:$((8080+i)), libp2p tcp/$((4000+i)), QUIC udp/$((4400+i)). Every node joins
 # through node 1. Stop with testnet/down.sh; a failed start stops what it started.
 # Binaries come from $CARGO_TARGET_DIR/{debug,release} (or $NODE_BIN, $TRACKER_BIN). MESH_WAIT_SECS (default 60 + 3 per
-# node) bounds the wait for the mesh.
+# node) bounds the wait for the mesh. EDGE_NODES="3 5" starts those nodes as edge nodes
+# (`--edge`: no share of the library, everything streamed from peers and cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -95,6 +96,7 @@ declare -a pid_of=()
 for i in $(seq 1 "$nodes"); do
   boot=()
   [ "$i" -gt 1 ] && boot=(--bootstrap "/ip4/127.0.0.1/tcp/4001")
+  [[ " ${EDGE_NODES:-} " == *" $i "* ]] && boot+=(--edge)
   "$node_bin" --config configs/testnet/node.toml \
     --data-dir "$dir/node$i" --listen "127.0.0.1:$((8080 + i))" \
     --p2p "/ip4/127.0.0.1/tcp/$((4000 + i))" --quic "127.0.0.1:$((4400 + i))" \

@@ -143,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             seq,
             issued_at: now,
             expires_at: now + 600,
+            replica: true,
         };
         let signed = SignedCatalogRecord::sign(&record, &from.key)?;
         let t0 = Instant::now();

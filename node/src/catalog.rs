@@ -122,6 +122,8 @@ pub struct LiveNode {
     pub expires_at: u64,
     /// How many manifests the record lists.
     pub held: usize,
+    /// Whether the node takes a share of the library under placement.
+    pub replica: bool,
 }
 
 /// One manifest of a movie, as [`Catalog::movies`] lists it.
@@ -647,6 +649,7 @@ impl State {
                         seq: e.record.seq,
                         expires_at: e.record.expires_at,
                         held: e.record.held.len(),
+                        replica: e.record.replica,
                     })
                     .collect();
                 let _ = reply.send(nodes);
@@ -1199,6 +1202,7 @@ mod tests {
             seq,
             issued_at: now,
             expires_at: now + 60,
+            replica: true,
         };
         SignedCatalogRecord::sign(&r, key).unwrap()
     }

@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
     pub metadata: MetadataConfig,
+    /// Claiming and ingesting movie requests from the tracker.
+    pub requests: crate::requests::RequestsConfig,
 }
 
 /// Where movie metadata comes from besides the manifests (see `metadata`).
@@ -133,6 +135,9 @@ pub struct GatewayConfig {
     pub web_dir: Option<PathBuf>,
     /// How long a playback token from `/api/v1/movies/{id}/play` stays valid, seconds.
     pub playback_token_ttl_secs: u64,
+    /// How many of a movie's top video renditions only premium viewers get (never all of
+    /// them: a movie with one rendition plays for everyone). 0 turns tiers off.
+    pub premium_renditions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,6 +181,9 @@ pub struct StorageConfig {
     pub quota_bytes: u64,
     /// How many nodes should hold each manifest.
     pub replication: u32,
+    /// Whether this node takes a share of the library under placement. `false` makes an
+    /// edge node: it serves every movie from peers and keeps only an LRU cache.
+    pub replica: bool,
 }
 
 impl Default for NodeConfig {
@@ -189,6 +197,7 @@ impl Default for NodeConfig {
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
             metadata: MetadataConfig::default(),
+            requests: crate::requests::RequestsConfig::default(),
         }
     }
 }
@@ -200,6 +209,7 @@ impl Default for GatewayConfig {
             public_url: None,
             web_dir: None,
             playback_token_ttl_secs: 6 * 3600,
+            premium_renditions: 1,
         }
     }
 }
@@ -239,6 +249,7 @@ impl Default for StorageConfig {
         Self {
             quota_bytes: 50 * 1024 * 1024 * 1024,
             replication: 2,
+            replica: true,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod metadata;
 pub mod metrics;
 pub mod placement;
+pub mod requests;
 pub mod shutdown;
 pub mod store;
 pub mod swarm;
@@ -126,13 +127,36 @@ impl Node {
             advertised.set_port(quic_addr.port());
         }
         tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
+        // The gateway's socket is bound now so that the URL this node advertises carries the
+        // real port (with `gateway.listen` on port 0).
+        let listener = tokio::net::TcpListener::bind(config.gateway.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.gateway.listen,
+                source,
+            })?;
+        let gateway_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: config.gateway.listen,
+            source,
+        })?;
+        let public_url = match &config.gateway.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let mut addr = gateway_addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        };
         // One QUIC client endpoint for every fetch from peers (gateway misses, placement).
         let fetcher = Arc::new(transfer::Fetcher::new(Some(&ctx.key))?);
         let (publisher, publisher_task) = swarm::publisher::Publisher::start(
             swarm::publisher::PublisherConfig {
                 interval: std::time::Duration::from_secs(config.p2p.republish_secs),
                 ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
-                ..swarm::publisher::PublisherConfig::new(advertised, config.public_url())
+                replica: config.storage.replica,
+                ..swarm::publisher::PublisherConfig::new(advertised, public_url.clone())
             },
             ctx.store.clone(),
             ctx.key.clone(),
@@ -144,6 +168,7 @@ impl Node {
         let (placement, placement_task) = placement::Placement::start(
             placement::PlacementConfig {
                 replication: usize::try_from(config.storage.replication).unwrap_or(usize::MAX),
+                replica: config.storage.replica,
                 ..placement::PlacementConfig::default()
             },
             node_id,
@@ -173,6 +198,24 @@ impl Node {
             network,
             placement,
         };
+        // Movie requests from the tracker, ingested through the same manager.
+        let requests_task = config.requests.enabled.then(|| {
+            shutdown::spawn(
+                "request-claimer",
+                requests::Claimer {
+                    config: config.requests.clone(),
+                    tracker: requests::TrackerRequests::new(
+                        &config.tracker.url,
+                        &config.requests.node_secret,
+                        node_id.to_string(),
+                    ),
+                    ingest: ingest.clone(),
+                    store: store.clone(),
+                    work_dir: config.data_dir.join("requests"),
+                }
+                .run(cancel.clone()),
+            )
+        });
         let (admin_addr, admin_task) =
             admin::serve(&config.data_dir, ingest, status, cancel.clone())
                 .await
@@ -180,16 +223,6 @@ impl Node {
         tracing::info!(%admin_addr, "admin API on loopback");
         let metrics = Arc::new(metrics::Metrics::new(unix_now()));
 
-        let listener = tokio::net::TcpListener::bind(config.gateway.listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.gateway.listen,
-                source,
-            })?;
-        let gateway_addr = listener.local_addr().map_err(|source| NodeError::Bind {
-            addr: config.gateway.listen,
-            source,
-        })?;
         let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
             fetcher.clone(),
             store.clone(),
@@ -217,7 +250,7 @@ impl Node {
             metrics,
             web_dir: config.gateway.web_dir.clone(),
             data_dir: config.data_dir.clone(),
-            public_url: config.public_url().trim_end_matches('/').to_owned(),
+            public_url,
             tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
             store,
             catalog,
@@ -227,6 +260,7 @@ impl Node {
             tokens: Arc::new(tokens),
             proxy: gateway::proxy::ProxyClient::new(cancel.clone()),
             metadata,
+            premium_renditions: config.gateway.premium_renditions,
         });
         let stop = cancel.clone();
         let server = shutdown::spawn("gateway", async move {
@@ -255,7 +289,10 @@ impl Node {
                 placement_task,
                 swarm_task,
                 catalog_task,
-            ],
+            ]
+            .into_iter()
+            .chain(requests_task)
+            .collect(),
         })
     }
 

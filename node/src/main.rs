@@ -54,6 +54,10 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// Run as an edge node: take no share of the library, serve every movie from peers
+    /// and keep only a cache (sets `storage.replica = false`).
+    #[arg(long, global = true)]
+    edge: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -139,6 +143,9 @@ impl Cli {
             config.gateway.web_dir = Some(v.clone());
         }
         config.p2p.bootstrap.extend(self.bootstrap.iter().cloned());
+        if self.edge {
+            config.storage.replica = false;
+        }
         let source = self
             .config
             .clone()

@@ -119,6 +119,9 @@ pub struct PlacementConfig {
     pub debounce: Duration,
     /// Segments fetched at once.
     pub fetch_concurrency: usize,
+    /// Whether this node takes a share of the library (`storage.replica`); an edge node
+    /// only ever holds its own ingests and its viewers' cache.
+    pub replica: bool,
 }
 
 impl Default for PlacementConfig {
@@ -128,6 +131,7 @@ impl Default for PlacementConfig {
             tick: Duration::from_secs(10),
             debounce: Duration::from_millis(200),
             fetch_concurrency: 8,
+            replica: true,
         }
     }
 }
@@ -262,9 +266,14 @@ impl Worker {
             .live_nodes()
             .await?
             .into_iter()
+            // Edge nodes take no share; an origin still counts as holding its own ingests
+            // (`responsible_nodes` adds it back when it is live).
+            .filter(|n| n.replica || n.node == self.node_id)
             .map(|n| n.node)
             .collect();
-        if !candidates.contains(&self.node_id) {
+        if !self.config.replica {
+            candidates.retain(|n| *n != self.node_id);
+        } else if !candidates.contains(&self.node_id) {
             candidates.push(self.node_id);
         }
         // The newest version of every ingest the catalog knows.

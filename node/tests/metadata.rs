@@ -752,6 +752,7 @@ fn holder_record(key: &SigningKey, held: Vec<Held>) -> SignedCatalogRecord {
         seq: 1,
         issued_at: now,
         expires_at: now + 600,
+        replica: true,
     };
     SignedCatalogRecord::sign(&record, key).unwrap()
 }

@@ -492,6 +492,7 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
             seq,
             issued_at: now,
             expires_at: now + 30,
+            replica: true,
         }
     };
     let old = SignedCatalogRecord::sign(&record(5, "127.0.0.1:9".parse().unwrap()), &key).unwrap();

@@ -134,6 +134,7 @@ fn record(
         seq,
         issued_at: now,
         expires_at: now + ttl,
+        replica: true,
     }
 }
 

@@ -87,6 +87,9 @@ pub struct CatalogRecord {
     pub issued_at: u64,
     /// Unix seconds after which the record is void.
     pub expires_at: u64,
+    /// Whether the node takes a share of the library under placement (stores replicas).
+    /// `false` for an edge node that only caches what its own viewers watch.
+    pub replica: bool,
 }
 
 impl CatalogRecord {

@@ -244,6 +244,7 @@ fn valid_record() -> impl Strategy<Value = (CatalogRecord, SigningKey, u64)> {
                     seq,
                     issued_at,
                     expires_at: issued_at + ttl,
+                    replica: true,
                 };
                 (r, key, issued_at)
             },

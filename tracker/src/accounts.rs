@@ -477,13 +477,20 @@ impl Api {
         let auth = &self.config().auth;
         let now = now_secs();
         let jti: [u8; 12] = rand::random();
+        let tier = effective_tier(user, now);
+        // A premium token never outlives the premium period: the client refreshes and
+        // gets a free one.
+        let exp = match (tier, user.tier_until) {
+            (Tier::Premium, Some(until)) => (now + auth.access_ttl_secs).min(until.max(now + 1)),
+            _ => now + auth.access_ttl_secs,
+        };
         let claims = Claims {
             sub: user.id.to_string(),
             email: user.email.clone(),
-            tier: effective_tier(user, now),
+            tier,
             email_verified: user.email_verified,
             role: user.role,
-            exp: now + auth.access_ttl_secs,
+            exp,
             iat: now,
             iss: self.config().issuer.clone(),
             aud: AUDIENCE.to_owned(),
@@ -492,7 +499,7 @@ impl Api {
         Ok(TokenPair {
             access_token: self.keyring().sign(&claims)?,
             token_type: "Bearer",
-            expires_in: auth.access_ttl_secs,
+            expires_in: exp - now,
             refresh_token,
             refresh_expires_in: auth.refresh_ttl_secs,
             user: UserView::of(user),

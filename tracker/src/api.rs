@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     /// A valid argon2 hash to check against when an account does not exist, so a login
     /// takes as long for an unknown email as for a wrong password.
     pub dummy_hash: String,
+    /// The billing webhook's HMAC key ([`crate::billing::webhook_secret`]).
+    pub webhook_secret: Vec<u8>,
 }
 
 impl Api {
@@ -45,6 +47,9 @@ impl Api {
             config.auth.failure_window_secs,
         ));
         let dummy_hash = crate::accounts::hash_password("not a real password")?;
+        let webhook_secret =
+            crate::billing::webhook_secret(&config.billing.webhook_secret, &config.data_dir)
+                .map_err(ApiError::internal)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -53,6 +58,7 @@ impl Api {
                 mailer,
                 limiter,
                 dummy_hash,
+                webhook_secret,
             }),
         })
     }

@@ -39,6 +39,64 @@ pub struct TrackerConfig {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub smtp: SmtpConfig,
+    pub rooms: crate::rooms::RoomsConfig,
+    pub billing: BillingConfig,
+    pub requests: RequestsConfig,
+}
+
+/// Subscriptions: the billing webhook and the subscription emails.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// Shared secret of `POST /api/v1/billing/webhook` (HMAC-SHA256). Empty: one is made on
+    /// first start and kept in `<data_dir>/billing_webhook_secret` (mode 0600).
+    pub webhook_secret: String,
+    /// Signed timestamps older (or newer) than this are refused, seconds.
+    pub tolerance_secs: u64,
+    /// How long before a premium period ends the "about to expire" email goes out, seconds.
+    pub expiry_warning_secs: u64,
+    /// How often the subscription worker looks for periods starting, ending and ended.
+    pub check_interval_secs: u64,
+}
+
+/// Movie requests and the nodes that fulfil them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestsConfig {
+    /// Requests a free account may make in 30 days.
+    pub free_per_month: u32,
+    /// Requests a premium account may make in 30 days.
+    pub premium_per_month: u32,
+    /// New requests wait for an admin's approval.
+    pub require_approval: bool,
+    /// How long a node's claim lasts without a progress report, seconds.
+    pub lease_secs: u64,
+    /// Shared secret nodes send in `Reelnet-Node-Key` to claim requests. Empty: the
+    /// node-facing request routes are off (403).
+    pub node_secret: String,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            webhook_secret: String::new(),
+            tolerance_secs: 300,
+            expiry_warning_secs: 3 * 24 * 3600,
+            check_interval_secs: 600,
+        }
+    }
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        Self {
+            free_per_month: 3,
+            premium_per_month: 20,
+            require_approval: false,
+            lease_secs: 30,
+            node_secret: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +164,9 @@ impl Default for TrackerConfig {
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
+            rooms: crate::rooms::RoomsConfig::default(),
+            billing: BillingConfig::default(),
+            requests: RequestsConfig::default(),
         }
     }
 }
@@ -197,6 +258,12 @@ impl TrackerConfig {
         }
         if self.smtp.attempts == 0 {
             return Err(invalid("smtp.attempts", "must be at least 1"));
+        }
+        if self.billing.check_interval_secs == 0 {
+            return Err(invalid("billing.check_interval_secs", "must be at least 1"));
+        }
+        if self.requests.lease_secs < 2 {
+            return Err(invalid("requests.lease_secs", "must be at least 2 seconds"));
         }
         Ok(())
     }

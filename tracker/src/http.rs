@@ -35,6 +35,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/me/progress/{movie_id}"),
     ("PUT", "/api/v1/me/progress/{movie_id}"),
     ("GET", "/api/v1/me/history"),
+    ("POST", "/api/v1/rooms"),
+    ("GET", "/api/v1/rooms/{room_id}"),
+    ("GET", "/api/v1/rooms/{room_id}/ws"),
+    ("GET", "/api/v1/me/subscription"),
+    ("GET", "/api/v1/me/notifications"),
+    ("POST", "/api/v1/billing/webhook"),
+    ("POST", "/api/v1/requests"),
+    ("GET", "/api/v1/requests"),
+    ("POST", "/api/v1/requests/claim"),
+    ("POST", "/api/v1/requests/{id}/progress"),
+    ("POST", "/api/v1/requests/{id}/done"),
+    ("POST", "/api/v1/requests/{id}/failed"),
+    ("GET", "/api/v1/admin/requests"),
+    ("POST", "/api/v1/admin/requests/{id}/approve"),
+    ("POST", "/api/v1/admin/requests/{id}/reject"),
+    ("POST", "/api/v1/admin/requests/{id}/retry"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),
 ];
@@ -134,7 +150,11 @@ struct HistoryQuery {
 }
 
 /// Every tracker route, with JSON errors for everything that does not match.
-pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    api: Api,
+    rooms: crate::rooms::Rooms,
+    cancel: tokio_util::sync::CancellationToken,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let limit = api.config().http.max_body_bytes;
     let v1 = || warp::path("api").and(warp::path("v1"));
     let a = || with_api(api.clone());
@@ -393,6 +413,9 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(history)
         .unify();
 
+    // --- rooms ---
+    let room_routes = room_routes(api.clone(), rooms, cancel, limit);
+
     // --- keys and health ---
     let jwks = warp::path!(".well-known" / "jwks.json")
         .and(warp::get())
@@ -416,6 +439,10 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallib
     auth_routes
         .or(me_routes)
         .unify()
+        .or(room_routes)
+        .unify()
+        .or(request_routes(api.clone(), limit))
+        .unify()
         .or(jwks)
         .unify()
         .or(health)
@@ -423,6 +450,115 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .recover(|rej: Rejection| async move { Ok::<_, Infallible>(rejection_response(rej)) })
         .unify()
         .with(warp::trace::request())
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    access_token: Option<String>,
+}
+
+/// `POST /api/v1/rooms`, `GET /api/v1/rooms/{id}` and the room WebSocket. The WebSocket takes
+/// its token from `?access_token=` (browsers cannot set headers on a WebSocket), from the
+/// `Authorization` header, or from a first `auth` frame.
+fn room_routes(
+    api: Api,
+    rooms: crate::rooms::Rooms,
+    cancel: tokio_util::sync::CancellationToken,
+    limit: u64,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let v1 = || warp::path("api").and(warp::path("v1"));
+    let a = || with_api(api.clone());
+    let r = {
+        let rooms = rooms.clone();
+        move || {
+            let rooms = rooms.clone();
+            warp::any().map(move || rooms.clone())
+        }
+    };
+    let create = v1()
+        .and(warp::path!("rooms"))
+        .and(warp::post())
+        .and(a())
+        .and(r())
+        .and(auth_header())
+        .and(body(limit))
+        .then(
+            |api: Api, rooms: crate::rooms::Rooms, h: Option<String>, b: Bytes| async move {
+                let res = async {
+                    let claims = api.authenticate(h.as_deref())?;
+                    rooms.create(&api, &claims, parse(&b)?).await
+                }
+                .await;
+                render(StatusCode::CREATED, res)
+            },
+        );
+    let get = v1()
+        .and(warp::path!("rooms" / String))
+        .and(warp::get())
+        .and(a())
+        .and(r())
+        .and(auth_header())
+        .then(
+            |id: String, api: Api, rooms: crate::rooms::Rooms, h: Option<String>| async move {
+                let res = async {
+                    api.authenticate(h.as_deref())?;
+                    rooms.get(&id).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    let maybe_ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
+    let ws = v1()
+        .and(warp::path!("rooms" / String / "ws"))
+        .and(warp::get())
+        .and(a())
+        .and(r())
+        .and(auth_header())
+        .and(warp::query::<WsQuery>())
+        .and(maybe_ws)
+        .and(warp::any().map(move || cancel.clone()))
+        .then(
+            |id: String,
+             api: Api,
+             rooms: crate::rooms::Rooms,
+             h: Option<String>,
+             q: WsQuery,
+             ws: Option<warp::ws::Ws>,
+             cancel: tokio_util::sync::CancellationToken| async move {
+                let header = q.access_token.map(|t| format!("Bearer {t}")).or(h);
+                let claims = match header {
+                    Some(h) => match api.authenticate(Some(&h)) {
+                        Ok(c) => Some(c),
+                        Err(e) => return error_response(&e),
+                    },
+                    None => None,
+                };
+                let Some(ws) = ws else {
+                    return match claims {
+                        None => error_response(&ApiError::unauthorized(
+                            "missing_token",
+                            "sign in first (no access_token)",
+                        )),
+                        Some(_) => error_response(&ApiError::bad_request(
+                            "websocket_required",
+                            "this route speaks WebSocket only",
+                        )),
+                    };
+                };
+                if let Err(e) = rooms.get(&id).await {
+                    return error_response(&e);
+                }
+                // Frames above the room limit get an error frame; far larger ones end the
+                // connection in the WebSocket layer.
+                let max = rooms.config().max_frame_bytes.saturating_mul(16).max(65536);
+                ws.max_message_size(max)
+                    .max_frame_size(max)
+                    .on_upgrade(move |socket| rooms.serve(api, id, claims, socket, cancel))
+                    .into_response()
+            },
+        );
+    create.or(get).unify().or(ws).unify()
 }
 
 fn rejection_response(rej: Rejection) -> Response {
@@ -465,4 +601,220 @@ fn rejection_response(rej: Rejection) -> Response {
         );
     }
     res
+}
+
+/// The public URL of the node a request came through: `X-Forwarded-Proto`/`-Host` as the
+/// gateway proxy sets them, believed only from a trusted proxy.
+fn node_url(
+    trusted: Vec<IpAddr>,
+) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::addr::remote()
+        .and(warp::header::optional::<String>("x-forwarded-proto"))
+        .and(warp::header::optional::<String>("x-forwarded-host"))
+        .map(
+            move |peer: Option<SocketAddr>, proto: Option<String>, host: Option<String>| {
+                let trusted_peer = peer.is_some_and(|p| trusted.contains(&p.ip()));
+                if !trusted_peer {
+                    return None;
+                }
+                crate::requests::clean_node_url(proto.as_deref(), host.as_deref())
+            },
+        )
+}
+
+/// Subscriptions, the billing webhook, movie requests (user, node and admin routes) and
+/// notifications.
+fn request_routes(api: Api, limit: u64) -> warp::filters::BoxedFilter<(Response,)> {
+    use crate::requests::{AdminAction, NODE_KEY_HEADER};
+    let v1 = || warp::path("api").and(warp::path("v1"));
+    let a = || with_api(api.clone());
+    // A request may carry a .torrent (base64), so its body limit is larger.
+    let request_limit = limit.max(1 << 20);
+    let node_key = || warp::header::optional::<String>(NODE_KEY_HEADER);
+
+    let subscription = v1()
+        .and(warp::path!("me" / "subscription"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.subscription(&c)),
+            )
+        });
+    let notifications = v1()
+        .and(warp::path!("me" / "notifications"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.notifications(&c)),
+            )
+        });
+    let webhook = v1()
+        .and(warp::path!("billing" / "webhook"))
+        .and(warp::post())
+        .and(a())
+        .and(warp::header::optional::<String>(
+            crate::billing::SIGNATURE_HEADER,
+        ))
+        .and(body(limit))
+        .then(|api: Api, sig: Option<String>, b: Bytes| async move {
+            render(StatusCode::OK, api.billing_webhook(sig.as_deref(), b).await)
+        });
+    let create = v1()
+        .and(warp::path!("requests"))
+        .and(warp::post())
+        .and(a())
+        .and(auth_header())
+        .and(node_url(api.config().http.trusted_proxies.clone()))
+        .and(body(request_limit))
+        .then(
+            |api: Api, h: Option<String>, node: Option<String>, b: Bytes| async move {
+                let res = async {
+                    let claims = api.authenticate(h.as_deref())?;
+                    api.create_request(&claims, parse(&b)?, node).await
+                }
+                .await;
+                match res {
+                    Ok((v, true)) => render(StatusCode::CREATED, Ok(v)),
+                    Ok((v, false)) => render(StatusCode::OK, Ok(v)),
+                    Err(e) => error_response(&e),
+                }
+            },
+        );
+    let mine = v1()
+        .and(warp::path!("requests"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.my_requests(&c)),
+            )
+        });
+    let claim = v1()
+        .and(warp::path!("requests" / "claim"))
+        .and(warp::post())
+        .and(a())
+        .and(node_key())
+        .and(body(limit))
+        .then(|api: Api, k: Option<String>, b: Bytes| async move {
+            let res = async {
+                api.authenticate_node(k.as_deref())?;
+                api.claim_request(parse(&b)?).await
+            }
+            .await;
+            match res {
+                Ok(Some(c)) => render(StatusCode::OK, Ok(c)),
+                Ok(None) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => error_response(&e),
+            }
+        });
+    let report = v1()
+        .and(warp::path!("requests" / String / String))
+        .and(warp::post())
+        .and(a())
+        .and(node_key())
+        .and(body(limit))
+        .then(
+            |id: String, what: String, api: Api, k: Option<String>, b: Bytes| async move {
+                let res = async {
+                    match what.as_str() {
+                        "progress" | "done" | "failed" => {}
+                        _ => return Err(ApiError::not_found("no such route")),
+                    }
+                    api.authenticate_node(k.as_deref())?;
+                    match what.as_str() {
+                        "progress" => api.request_progress(&id, parse(&b)?).await,
+                        "done" => api.request_done(&id, parse(&b)?).await,
+                        _ => api.request_failed(&id, parse(&b)?).await,
+                    }
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    let admin_list = v1()
+        .and(warp::path!("admin" / "requests"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.admin_requests(&c)),
+            )
+        });
+    let admin_action = v1()
+        .and(warp::path!("admin" / "requests" / String / String))
+        .and(warp::post())
+        .and(a())
+        .and(auth_header())
+        // The body (`{"reason": ...}`) is optional: no Content-Length means none.
+        .and(
+            body(limit)
+                .or(warp::header::optional::<String>("content-length").and_then(
+                    |h: Option<String>| async move {
+                        match h {
+                            None => Ok(Bytes::new()),
+                            Some(_) => Err(warp::reject::not_found()),
+                        }
+                    },
+                ))
+                .unify(),
+        )
+        .then(
+            |id: String, what: String, api: Api, h: Option<String>, b: Bytes| async move {
+                #[derive(Deserialize, Default)]
+                #[serde(deny_unknown_fields)]
+                struct Reason {
+                    reason: Option<String>,
+                }
+                let res = async {
+                    let action = match what.as_str() {
+                        "approve" => AdminAction::Approve,
+                        "reject" => AdminAction::Reject,
+                        "retry" => AdminAction::Retry,
+                        _ => return Err(ApiError::not_found("no such route")),
+                    };
+                    let claims = api.authenticate(h.as_deref())?;
+                    let reason: Reason = if b.is_empty() {
+                        Reason::default()
+                    } else {
+                        parse(&b)?
+                    };
+                    api.admin_request_action(&claims, &id, action, reason.reason)
+                        .await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    subscription
+        .or(notifications)
+        .unify()
+        .or(webhook)
+        .unify()
+        .or(create)
+        .unify()
+        .or(mine)
+        .unify()
+        .or(claim)
+        .unify()
+        .or(report)
+        .unify()
+        .or(admin_list)
+        .unify()
+        .or(admin_action)
+        .unify()
+        .boxed()
 }

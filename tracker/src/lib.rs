@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod billing;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -17,6 +18,8 @@ pub mod keys;
 pub mod library;
 pub mod limiter;
 pub mod mail;
+pub mod requests;
+pub mod rooms;
 pub mod shutdown;
 pub mod store;
 pub mod users;
@@ -89,7 +92,15 @@ impl Tracker {
         })?;
 
         let writer = shutdown::spawn("store-writer", writer.run());
+        let (rooms, rooms_actor, rooms_persister) = rooms::Rooms::start(
+            config.rooms.clone(),
+            config.web_url.clone(),
+            store.clone(),
+            cancel.clone(),
+        );
         let background = vec![
+            shutdown::spawn("rooms", rooms_actor),
+            shutdown::spawn("rooms-persister", rooms_persister),
             shutdown::spawn("mailer", sender.run(cancel.clone())),
             shutdown::spawn(
                 "key-watcher",
@@ -98,7 +109,12 @@ impl Tracker {
         ];
 
         let api = api::Api::new(config, store, keys_rx, mailer)?;
-        let routes = http::routes(api);
+        let mut background = background;
+        background.push(shutdown::spawn(
+            "subscription-worker",
+            billing::run_worker(api.clone(), cancel.clone()),
+        ));
+        let routes = http::routes(api, rooms, cancel.clone());
         let stop = cancel.clone();
         let server = shutdown::spawn("http", async move {
             warp::serve(routes)

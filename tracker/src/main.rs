@@ -44,6 +44,26 @@ enum Command {
     /// it runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Administration of subscriptions, offline like `user` (stop the tracker first).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Set an account's subscription tier. A running tracker is not needed (and must be
+    /// stopped); it sends the "premium started" email on its next subscription pass.
+    SetTier {
+        /// The account's email address.
+        email: String,
+        /// `premium` or `free`.
+        #[arg(value_parser = ["premium", "free"])]
+        tier: String,
+        /// When premium ends: `YYYY-MM-DD` (end of that day, UTC),
+        /// `YYYY-MM-DDTHH:MM:SSZ` or unix seconds. Without it premium has no end.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +212,31 @@ async fn main() -> anyhow::Result<()> {
                     ""
                 }
             );
+        }
+        Command::Admin(AdminCommand::SetTier { email, tier, until }) => {
+            let until = match until {
+                Some(text) => Some(reelnet_tracker::billing::parse_date(&text).with_context(
+                    || format!("--until {text:?}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or unix seconds"),
+                )?),
+                None => None,
+            };
+            let tier = if tier == "premium" {
+                reelnet_proto::Tier::Premium
+            } else {
+                reelnet_proto::Tier::Free
+            };
+            let user = users::set_tier(&config.data_dir, &email, tier, until)
+                .await
+                .context("setting the tier")?;
+            match user.tier_until {
+                Some(u) => println!(
+                    "{} is now {:?} until {} UTC",
+                    user.email,
+                    user.tier,
+                    reelnet_tracker::billing::format_date(u)
+                ),
+                None => println!("{} is now {:?}", user.email, user.tier),
+            }
         }
         Command::User(UserCommand::SetRole { email, role }) => {
             let user = users::set_role(&config.data_dir, &email, role_of(role == "admin"))

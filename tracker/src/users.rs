@@ -1,7 +1,7 @@
-//! Offline account administration: `reelnet-tracker user add` and `user set-role` write
-//! straight into the tracker's sled store while the tracker is *not* running (sled holds an
-//! exclusive lock on the database, so a running tracker makes these commands fail with
-//! [`OfflineError::Locked`] and nothing is changed).
+//! Offline account administration: `reelnet-tracker user add`, `user set-role` and
+//! `admin set-tier` write straight into the tracker's sled store while the tracker is *not*
+//! running (sled holds an exclusive lock on the database, so a running tracker makes these
+//! commands fail with [`OfflineError::Locked`] and nothing is changed).
 //!
 //! Accounts are created with the same rules and hashing as `POST auth/register`
 //! ([`crate::accounts`]); writes go through the store's single [`crate::store::Writer`], so
@@ -146,6 +146,48 @@ pub async fn set_role(data_dir: &Path, email: &str, role: Role) -> Result<UserVi
                         let mut user: User =
                             codec::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
                         user.role = role;
+                        let bytes =
+                            codec::encode(&user).map_err(ConflictableTransactionError::Abort)?;
+                        users.insert(&id, bytes)?;
+                        Ok(Some(user))
+                    })
+                    .map_err(StoreError::from)
+            })
+            .await?;
+        drop(store);
+        updated
+            .map(|u| UserView::of(&u))
+            .ok_or(OfflineError::NoSuchUser(email))
+    })
+    .await
+}
+
+/// Sets an existing account's tier and, for premium, when it ends (`None`: no end) — the
+/// tracker must be stopped. The running tracker's subscription worker sends the
+/// "started" email on its next pass.
+pub async fn set_tier(
+    data_dir: &Path,
+    email: &str,
+    tier: Tier,
+    until: Option<u64>,
+) -> Result<UserView, OfflineError> {
+    let email = normalize_email(email)?;
+    with_store(data_dir, move |store| async move {
+        let key = email.clone();
+        let updated = store
+            .write(move |t| {
+                (&t.users, &t.emails)
+                    .transaction(|(users, emails)| {
+                        let Some(id) = emails.get(key.as_bytes())? else {
+                            return Ok(None);
+                        };
+                        let Some(raw) = users.get(&id)? else {
+                            return Ok(None);
+                        };
+                        let mut user: User =
+                            codec::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+                        user.tier = tier;
+                        user.tier_until = if tier == Tier::Premium { until } else { None };
                         let bytes =
                             codec::encode(&user).map_err(ConflictableTransactionError::Abort)?;
                         users.insert(&id, bytes)?;

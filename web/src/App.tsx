@@ -10,7 +10,9 @@ import MoviePage from './pages/MoviePage';
 import NotFoundPage from './pages/NotFoundPage';
 import PlayerPage from './pages/PlayerPage';
 import RegisterPage from './pages/RegisterPage';
+import RequestsPage from './pages/RequestsPage';
 import ResetPasswordPage from './pages/ResetPasswordPage';
+import RoomPage from './pages/RoomPage';
 import VerifyPage from './pages/VerifyPage';
 import WatchLaterPage from './pages/WatchLaterPage';
 
@@ -26,8 +28,10 @@ export default function App() {
         <Route index element={<RequireAuth><HomePage /></RequireAuth>} />
         <Route path="movie/:id" element={<RequireAuth><MoviePage /></RequireAuth>} />
         <Route path="watch/:id" element={<RequireAuth><PlayerPage /></RequireAuth>} />
+        <Route path="room/:id" element={<RequireAuth><RoomPage /></RequireAuth>} />
         <Route path="watch-later" element={<RequireAuth><WatchLaterPage /></RequireAuth>} />
         <Route path="history" element={<RequireAuth><HistoryPage /></RequireAuth>} />
+        <Route path="requests" element={<RequireAuth><RequestsPage /></RequireAuth>} />
         <Route path="account" element={<RequireAuth><AccountPage /></RequireAuth>} />
         <Route path="login" element={<LoginPage />} />
         <Route path="register" element={<RegisterPage />} />

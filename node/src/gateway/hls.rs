@@ -138,6 +138,8 @@ pub enum HlsError {
     BadRequest(String),
     #[error("no peer could deliver the segment: {0}")]
     Unavailable(String),
+    #[error("this rendition is for premium subscribers (GET /api/v1/me/subscription)")]
+    PremiumOnly,
     #[error("range not satisfiable")]
     Range { size: u64 },
     #[error("{0}")]
@@ -149,6 +151,7 @@ impl HlsError {
         match self {
             Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
             Self::BadToken(_) => (StatusCode::FORBIDDEN, "bad_token"),
+            Self::PremiumOnly => (StatusCode::FORBIDDEN, "premium_required"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unavailable(_) => (StatusCode::BAD_GATEWAY, "segment_unavailable"),
@@ -185,21 +188,58 @@ fn respond(state: &GatewayState, route: &'static str, res: Result<Response, HlsE
     res
 }
 
-/// Checks the playback token for `movie`; returns the validated movie id.
+/// Checks the playback token for `movie`; returns the validated movie id and what the
+/// token grants (the viewer's tier decides which renditions they get).
 fn authorise(
     state: &GatewayState,
     movie: &str,
     token: Option<String>,
-) -> Result<MovieId, HlsError> {
+) -> Result<(MovieId, super::token::PlaybackGrant), HlsError> {
     let movie: MovieId = movie
         .parse()
         .map_err(|_| HlsError::NotFound("no such movie".into()))?;
     let token = token.ok_or(HlsError::MissingToken)?;
-    state
+    let grant = state
         .tokens
         .verify(&token, &movie, crate::unix_now())
         .map_err(|e| HlsError::BadToken(e.to_string()))?;
-    Ok(movie)
+    Ok((movie, grant))
+}
+
+/// Which tracks of `manifest` only premium viewers get: the top `premium` video
+/// renditions (by height, then bandwidth), but never every video rendition — a movie
+/// with one rung plays for everyone. Audio-only tracks are never premium.
+pub fn premium_tracks(manifest: &Manifest, premium: usize) -> Vec<bool> {
+    let mut video: Vec<usize> = (0..manifest.tracks.len())
+        .filter(|&i| !manifest.tracks[i].rendition.is_audio_only())
+        .collect();
+    video.sort_by_key(|&i| {
+        let r = &manifest.tracks[i].rendition;
+        std::cmp::Reverse((r.height, r.bandwidth))
+    });
+    let locked = premium.min(video.len().saturating_sub(1));
+    let mut out = vec![false; manifest.tracks.len()];
+    for &i in video.iter().take(locked) {
+        out[i] = true;
+    }
+    out
+}
+
+/// Refuses a premium-only track to a free viewer.
+fn check_tier(
+    state: &GatewayState,
+    grant: &super::token::PlaybackGrant,
+    manifest: &Manifest,
+    track: u16,
+) -> Result<(), HlsError> {
+    if grant.tier == reelnet_proto::Tier::Premium {
+        return Ok(());
+    }
+    let locked = premium_tracks(manifest, state.premium_renditions);
+    if locked.get(usize::from(track)).copied().unwrap_or(false) {
+        return Err(HlsError::PremiumOnly);
+    }
+    Ok(())
 }
 
 async fn master(
@@ -207,11 +247,19 @@ async fn master(
     movie: &str,
     token: Option<String>,
 ) -> Result<Response, HlsError> {
-    let movie = authorise(state, movie, token.clone())?;
+    let (movie, grant) = authorise(state, movie, token.clone())?;
     let chosen = best_manifest(state, &movie).await?;
     let token = token.unwrap_or_default();
     let id = chosen.id;
-    let text = reelnet_proto::hls::master_playlist(&chosen.manifest, |_, track| {
+    let locked = if grant.tier == reelnet_proto::Tier::Premium {
+        Vec::new()
+    } else {
+        premium_tracks(&chosen.manifest, state.premium_renditions)
+    };
+    let text = reelnet_proto::hls::master_playlist(&chosen.manifest, |index, track| {
+        if locked.get(usize::from(index)).copied().unwrap_or(false) {
+            return None;
+        }
         Some(format!(
             "{id}/{}/index.m3u8?token={token}",
             track.rendition.name
@@ -287,9 +335,10 @@ async fn variant(
     rendition: &str,
     token: Option<String>,
 ) -> Result<Response, HlsError> {
-    let movie = authorise(state, movie, token.clone())?;
+    let (movie, grant) = authorise(state, movie, token.clone())?;
     let found = resolve(state, &movie, manifest).await?;
     let track = track_of(&found.manifest, rendition)?;
+    check_tier(state, &grant, &found.manifest, track)?;
     let token = token.unwrap_or_default();
     let ext = found.manifest.container.segment_extension();
     let text = reelnet_proto::hls::media_playlist(&found.manifest, track, |seg, init| {
@@ -352,7 +401,7 @@ async fn segment(
     token: Option<String>,
     range: Option<String>,
 ) -> Result<Response, HlsError> {
-    let movie = authorise(state, movie, token)?;
+    let (movie, grant) = authorise(state, movie, token)?;
     let (stem, ext) = file
         .rsplit_once('.')
         .ok_or_else(|| HlsError::NotFound("no such segment".into()))?;
@@ -361,6 +410,7 @@ async fn segment(
         .map_err(|_| HlsError::NotFound("no such segment".into()))?;
     let found = resolve(state, &movie, manifest).await?;
     let track = track_of(&found.manifest, rendition)?;
+    check_tier(state, &grant, &found.manifest, track)?;
     let at = locate(&found.manifest, track, &hash)
         .ok_or_else(|| HlsError::NotFound("the manifest has no such segment".into()))?;
     let content_type = match (found.manifest.container, at.index, ext) {

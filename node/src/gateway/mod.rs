@@ -52,6 +52,8 @@ pub struct GatewayState {
     pub proxy: proxy::ProxyClient,
     /// TMDb metadata (disabled without an API key).
     pub metadata: crate::metadata::Metadata,
+    /// How many top video renditions only premium viewers get (`gateway.premium_renditions`).
+    pub premium_renditions: usize,
 }
 
 impl GatewayState {
@@ -91,6 +93,7 @@ impl GatewayState {
             tokens,
             proxy: proxy::ProxyClient::new(cancel),
             metadata: crate::metadata::Metadata::disabled(),
+            premium_renditions: 1,
         }
     }
 }

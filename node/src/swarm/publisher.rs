@@ -41,6 +41,8 @@ pub struct PublisherConfig {
     pub ttl: Duration,
     /// Shortest time between two records (default 500 ms).
     pub min_spacing: Duration,
+    /// Whether this node takes a share of the library (`storage.replica`).
+    pub replica: bool,
 }
 
 impl PublisherConfig {
@@ -51,6 +53,7 @@ impl PublisherConfig {
             interval: Duration::from_secs(60),
             ttl: Duration::from_secs(600),
             min_spacing: Duration::from_millis(500),
+            replica: true,
         }
     }
 }
@@ -158,6 +161,7 @@ pub fn build_record(
         seq,
         issued_at: now,
         expires_at: now + config.ttl.as_secs().max(1),
+        replica: config.replica,
     };
     let signed = SignedCatalogRecord::sign(&record, key)?;
     Ok((signed, stored.into_iter().map(|s| s.signed).collect()))

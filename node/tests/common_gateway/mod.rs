@@ -58,11 +58,22 @@ impl Library {
     }
 
     pub fn with_movie(seed: u64, movie: MovieId, complete: bool, segments: usize) -> Self {
+        Self::sized(seed, movie, complete, segments, [200_000, 60_000])
+    }
+
+    /// A library whose tracks' media segments are about `sizes[track]` bytes each.
+    pub fn sized(
+        seed: u64,
+        movie: MovieId,
+        complete: bool,
+        segments: usize,
+        sizes: [usize; 2],
+    ) -> Self {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let key = SigningKey::generate(&mut rng);
         let mut bytes = HashMap::new();
         let mut tracks = Vec::new();
-        for (name, height, seg_len) in [("720p", 720u32, 200_000usize), ("360p", 360, 60_000)] {
+        for (name, height, seg_len) in [("720p", 720u32, sizes[0]), ("360p", 360, sizes[1])] {
             let init = entry(&mut rng, &mut bytes, 700, 0);
             let segs = (0..segments)
                 .map(|i| entry(&mut rng, &mut bytes, seg_len + i * 1000, 4000))
@@ -410,8 +421,16 @@ impl Gateway {
         self.catalog.offer_record(signed).await.unwrap();
     }
 
+    /// A premium viewer's token (every rendition).
     pub fn token(&self, movie: &MovieId) -> String {
-        self.tokens.issue(&claims("user-1"), movie, 600).unwrap().0
+        let mut c = claims("user-1");
+        c.tier = Tier::Premium;
+        self.tokens.issue(&c, movie, 600).unwrap().0
+    }
+
+    /// A free viewer's token (the top rendition is premium-only).
+    pub fn token_free(&self, movie: &MovieId) -> String {
+        self.tokens.issue(&claims("user-2"), movie, 600).unwrap().0
     }
 
     pub fn token_expired(&self, movie: &MovieId) -> String {
@@ -501,6 +520,7 @@ fn record(
         seq,
         issued_at: now,
         expires_at: now + 600,
+        replica: true,
     }
 }
 

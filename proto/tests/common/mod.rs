@@ -96,5 +96,6 @@ pub fn record(key: &SigningKey) -> CatalogRecord {
         seq: 42,
         issued_at: NOW - 10,
         expires_at: NOW + 600,
+        replica: true,
     }
 }

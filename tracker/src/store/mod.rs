@@ -65,6 +65,20 @@ pub struct Trees {
     pub progress: sled::Tree,
     /// user id ++ (u64::MAX - updated_at_ms) ++ (u64::MAX - seq) ++ movie id → ()
     pub history: sled::Tree,
+    /// room id → [`crate::rooms::RoomRecord`]
+    pub rooms: sled::Tree,
+    /// billing event id → unix seconds it was applied (webhook idempotency)
+    pub billing_events: sled::Tree,
+    /// user id → [`SubNotice`] (which subscription emails went out)
+    pub sub_notices: sled::Tree,
+    /// request id (u64 BE) → [`MovieRequest`]
+    pub requests: sled::Tree,
+    /// tmdb id (u64 BE) → request id of the one open (not finished) request for it
+    pub open_requests: sled::Tree,
+    /// user id ++ (u64::MAX - asked_at_ms) ++ request id → ()
+    pub user_requests: sled::Tree,
+    /// user id ++ (u64::MAX - id) → [`Notification`]
+    pub notifications: sled::Tree,
 }
 
 impl Trees {
@@ -84,6 +98,13 @@ impl Trees {
             watchlist: db.open_tree("watchlist")?,
             progress: db.open_tree("progress")?,
             history: db.open_tree("history")?,
+            rooms: db.open_tree("rooms")?,
+            billing_events: db.open_tree("billing_events")?,
+            sub_notices: db.open_tree("sub_notices")?,
+            requests: db.open_tree("requests")?,
+            open_requests: db.open_tree("open_requests")?,
+            user_requests: db.open_tree("user_requests")?,
+            notifications: db.open_tree("notifications")?,
             db,
         })
     }

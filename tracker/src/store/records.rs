@@ -114,3 +114,87 @@ pub fn history_key(user: &UserId, progress: &Progress, movie: &str) -> Vec<u8> {
     suffix.extend_from_slice(movie.as_bytes());
     user.key(&suffix)
 }
+
+/// Which subscription emails went out for one subscription period (`until`); a new period
+/// (another `until`) starts with a fresh record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubNotice {
+    pub until: Option<u64>,
+    pub started: bool,
+    pub warned: bool,
+    pub expired: bool,
+}
+
+/// Where a movie request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    /// Waiting for an admin's approval (when approval is required).
+    Pending,
+    /// Waiting for a node to claim it.
+    Open,
+    Claimed,
+    Downloading,
+    Transcoding,
+    Ready,
+    Failed,
+    Rejected,
+}
+
+impl RequestState {
+    /// Ready, failed and rejected requests are finished: a new ask starts a new request.
+    pub fn finished(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed | Self::Rejected)
+    }
+}
+
+/// One user's ask, joined to a request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Requester {
+    pub user: UserId,
+    /// The public URL of the node the user asked through (for the link in the email).
+    pub node_url: Option<String>,
+    pub asked_at_ms: u64,
+}
+
+/// The node working on a request, until `lease_until_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lease {
+    pub node: String,
+    /// Random; a node proves it still holds this claim with it.
+    pub token: String,
+    pub lease_until_ms: u64,
+}
+
+/// A movie request and everyone who asked for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MovieRequest {
+    pub id: u64,
+    pub tmdb_id: u64,
+    pub title: Option<String>,
+    pub year: Option<u16>,
+    pub magnet: Option<String>,
+    pub torrent: Option<Vec<u8>>,
+    pub requesters: Vec<Requester>,
+    pub state: RequestState,
+    pub percent: f32,
+    pub reason: Option<String>,
+    pub lease: Option<Lease>,
+    /// Claims so far (a lease that lapsed counts).
+    pub attempts: u32,
+    pub movie_id: Option<String>,
+    pub manifest: Option<String>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// An in-app notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: u64,
+    pub kind: String,
+    pub message: String,
+    pub link: Option<String>,
+    pub request_id: Option<u64>,
+    pub created_at_ms: u64,
+}

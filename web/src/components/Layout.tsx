@@ -39,6 +39,7 @@ export function Layout() {
               Watch later
             </NavLink>
             <NavLink to="/history">History</NavLink>
+            <NavLink to="/requests">Requests</NavLink>
             <NavLink to="/account">Account</NavLink>
             <button type="button" className="link-button" onClick={signOut} disabled={signingOut}>
               {signingOut ? 'Signing out…' : 'Sign out'}

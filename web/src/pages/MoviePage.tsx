@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
-import { Link, useParams } from 'react-router-dom';
+import { Link, useNavigate, useParams } from 'react-router-dom';
+import { createRoom } from '../api/rooms';
 import { getMovie } from '../api/catalog';
 import { addToWatchlist, getProgress, getWatchlist, removeFromWatchlist } from '../api/library';
 import type { MovieDetail } from '../api/types';
@@ -141,6 +142,7 @@ function MovieDetails({ movie }: { movie: MovieDetail }) {
                 </Link>
               )}
               <WatchLaterToggle movieId={movie.id} />
+              {playable && <WatchTogether movieId={movie.id} />}
             </div>
             {movie.overview && <p className="overview">{movie.overview}</p>}
           </div>
@@ -186,6 +188,31 @@ function WatchLaterToggle({ movieId }: { movieId: string }) {
         {onList ? 'Remove from watch later' : 'Add to watch later'}
       </button>
       <ErrorAlert message={error} />
+    </>
+  );
+}
+
+/** "Watch together": hosts a room for this movie and opens it (the room shows the invite link). */
+function WatchTogether({ movieId }: { movieId: string }) {
+  const navigate = useNavigate();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const start = () => {
+    setBusy(true);
+    setError(null);
+    createRoom(movieId)
+      .then((room) => navigate(`/room/${room.id}`))
+      .catch((err: unknown) => {
+        setBusy(false);
+        setError(errorMessage(err));
+      });
+  };
+  return (
+    <>
+      <button type="button" className="button" onClick={start} disabled={busy} data-testid="watch-together">
+        {busy ? 'Creating a room…' : 'Watch together'}
+      </button>
+      {error && <ErrorAlert message={error} />}
     </>
   );
 }

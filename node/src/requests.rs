@@ -1,0 +1,349 @@
+//! The request claimer: on a node with `[requests] enabled = true`, one task polls the
+//! tracker for open movie requests (`POST /api/v1/requests/claim`, authenticated with the
+//! shared `node_secret` in `Reelnet-Node-Key`), and for each claim runs one job task that
+//! ingests the request's magnet or `.torrent` through the node's [`IngestManager`] (the
+//! same path as `reelnet-node ingest`), renews the lease with progress reports while it
+//! runs, and reports `done` (movie id and manifest) or `failed`.
+//!
+//! The claimer owns the count of running jobs (jobs tell it when they end over a channel),
+//! so it never holds more than `capacity` claims, and it claims nothing while the segment
+//! store has less than `min_headroom_bytes` of quota left beyond pinned data. If this
+//! node dies its leases lapse and the tracker hands the requests to another node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::job::{IngestProgress, IngestRequest, JobState};
+use crate::ingest::manager::IngestManager;
+use crate::store::Store;
+
+/// `[requests]` in the node config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestsConfig {
+    /// Claim and ingest movie requests from the tracker.
+    pub enabled: bool,
+    /// The tracker's `requests.node_secret`.
+    pub node_secret: String,
+    /// How often to ask for work, seconds.
+    pub poll_secs: u64,
+    /// Requests ingested at the same time.
+    pub capacity: usize,
+    /// Claim nothing while the store's quota has less than this left beyond pinned data.
+    pub min_headroom_bytes: u64,
+    /// Torrent peers to join directly for every request (a local swarm; testnets).
+    pub torrent_peers: Vec<SocketAddr>,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_secret: String::new(),
+            poll_secs: 5,
+            capacity: 1,
+            min_headroom_bytes: 2 * 1024 * 1024 * 1024,
+            torrent_peers: Vec::new(),
+        }
+    }
+}
+
+/// Why talking to the tracker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("tracker unreachable: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("tracker answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the claim was lost (lease lapsed and another node took the request)")]
+    LeaseLost,
+}
+
+/// A claimed request, as the tracker hands it out.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claimed {
+    pub id: String,
+    pub tmdb_id: u64,
+    pub title: Option<String>,
+    pub year: Option<u16>,
+    pub magnet: Option<String>,
+    pub torrent_base64: Option<String>,
+    pub claim_token: String,
+    pub lease_secs: u64,
+}
+
+/// The tracker's node-facing request routes.
+#[derive(Clone)]
+pub struct TrackerRequests {
+    base: String,
+    secret: String,
+    node_id: String,
+    http: reqwest::Client,
+}
+
+impl TrackerRequests {
+    pub fn new(tracker_url: &str, secret: &str, node_id: String) -> Self {
+        Self {
+            base: tracker_url.trim_end_matches('/').to_owned(),
+            secret: secret.to_owned(),
+            node_id,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<reqwest::Response, ClaimError> {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/requests/{path}", self.base))
+            .header("Reelnet-Node-Key", &self.secret)
+            .json(&body)
+            .send()
+            .await?;
+        match res.status().as_u16() {
+            200..=299 => Ok(res),
+            409 => Err(ClaimError::LeaseLost),
+            status => Err(ClaimError::Status {
+                status,
+                body: res.text().await.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// Claims the oldest open request, if any.
+    pub async fn claim(&self) -> Result<Option<Claimed>, ClaimError> {
+        let res = self
+            .post("claim", json!({ "node_id": self.node_id }))
+            .await?;
+        if res.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        Ok(Some(res.json().await?))
+    }
+
+    /// Reports progress (renews the lease).
+    pub async fn progress(&self, c: &Claimed, state: &str, percent: f64) -> Result<(), ClaimError> {
+        self.post(
+            &format!("{}/progress", c.id),
+            json!({ "claim_token": c.claim_token, "state": state, "percent": percent.clamp(0.0, 100.0) }),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn done(
+        &self,
+        c: &Claimed,
+        movie_id: &str,
+        manifest: Option<&str>,
+    ) -> Result<(), ClaimError> {
+        self.post(
+            &format!("{}/done", c.id),
+            json!({ "claim_token": c.claim_token, "movie_id": movie_id, "manifest": manifest }),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn failed(&self, c: &Claimed, reason: &str) -> Result<(), ClaimError> {
+        self.post(
+            &format!("{}/failed", c.id),
+            json!({ "claim_token": c.claim_token, "reason": reason }),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// What the claimer needs from its node.
+pub struct Claimer {
+    pub config: RequestsConfig,
+    pub tracker: TrackerRequests,
+    pub ingest: IngestManager,
+    pub store: Store,
+    /// Where `.torrent` files of requests are written.
+    pub work_dir: PathBuf,
+}
+
+/// The tracker's state and percent for an ingest's progress.
+pub fn report_of(p: &IngestProgress) -> (&'static str, f64) {
+    match p.state {
+        JobState::Queued | JobState::Opening => {
+            let pct = if p.total_bytes > 0 {
+                p.downloaded_bytes as f64 * 100.0 / p.total_bytes as f64
+            } else {
+                0.0
+            };
+            ("downloading", pct)
+        }
+        _ => {
+            let pct = match p.duration_s {
+                Some(d) if d > 0.0 => p.position_s * 100.0 / d,
+                _ if p.total_bytes > 0 => p.downloaded_bytes as f64 * 100.0 / p.total_bytes as f64,
+                _ => 0.0,
+            };
+            ("transcoding", pct)
+        }
+    }
+}
+
+impl Claimer {
+    /// Polls for work until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), ClaimError> {
+        let (ended_tx, mut ended_rx) = mpsc::channel::<()>(16);
+        let mut running = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_secs(self.config.poll_secs.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                Some(()) = ended_rx.recv() => { running = running.saturating_sub(1); continue; }
+                _ = tick.tick() => {}
+            }
+            if running >= self.config.capacity {
+                continue;
+            }
+            let usage = self.store.usage();
+            let headroom = usage.quota_bytes.saturating_sub(usage.pinned_bytes);
+            if headroom < self.config.min_headroom_bytes {
+                tracing::debug!(
+                    headroom,
+                    "not claiming requests: too little disk quota left"
+                );
+                continue;
+            }
+            let claimed = match self.tracker.claim().await {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot claim requests");
+                    continue;
+                }
+            };
+            tracing::info!(id = %claimed.id, tmdb = claimed.tmdb_id, "claimed a movie request");
+            running += 1;
+            let job = Job {
+                claimed,
+                tracker: self.tracker.clone(),
+                ingest: self.ingest.clone(),
+                peers: self.config.torrent_peers.clone(),
+                work_dir: self.work_dir.clone(),
+            };
+            let ended = ended_tx.clone();
+            let cancel = cancel.clone();
+            crate::shutdown::spawn("request-job", async move {
+                let res = job.run(cancel).await;
+                let _ = ended.send(()).await;
+                res
+            });
+        }
+    }
+}
+
+struct Job {
+    claimed: Claimed,
+    tracker: TrackerRequests,
+    ingest: IngestManager,
+    peers: Vec<SocketAddr>,
+    work_dir: PathBuf,
+}
+
+impl Job {
+    async fn source(&self) -> Result<String, String> {
+        if let Some(m) = &self.claimed.magnet {
+            return Ok(m.clone());
+        }
+        let Some(b64) = &self.claimed.torrent_base64 else {
+            return Err("the request has no magnet link or .torrent".to_owned());
+        };
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| "the request's .torrent is not base64".to_owned())?;
+        let path = self
+            .work_dir
+            .join(format!("request-{}.torrent", self.claimed.id));
+        tokio::fs::create_dir_all(&self.work_dir)
+            .await
+            .map_err(|e| format!("cannot write the .torrent: {e}"))?;
+        tokio::fs::write(&path, bytes)
+            .await
+            .map_err(|e| format!("cannot write the .torrent: {e}"))?;
+        Ok(path.display().to_string())
+    }
+
+    async fn run(self, cancel: CancellationToken) -> Result<(), ClaimError> {
+        let c = &self.claimed;
+        let source = match self.source().await {
+            Ok(s) => s,
+            Err(reason) => return self.tracker.failed(c, &reason).await,
+        };
+        let req = IngestRequest {
+            source,
+            title: c.title.clone(),
+            year: c.year,
+            tmdb_id: Some(c.tmdb_id),
+            peers: self.peers.clone(),
+            meta_file: None,
+            overview: None,
+            genres: Vec::new(),
+            runtime_min: None,
+            poster: None,
+            backdrop: None,
+        };
+        let Ok(job) = self.ingest.start_job(req).await else {
+            return Ok(()); // shutting down: the lease lapses and another node takes over
+        };
+        // Report well inside the lease.
+        let every = Duration::from_millis((c.lease_secs * 1000 / 3).clamp(200, 10_000));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Ok(Some(p)) = self.ingest.get(job).await else {
+                return Ok(());
+            };
+            match p.state {
+                JobState::Done => {
+                    let movie = p
+                        .movie_id
+                        .clone()
+                        .unwrap_or_else(|| format!("tmdb-{}", c.tmdb_id));
+                    tracing::info!(id = %c.id, %movie, "request ingested");
+                    return self.tracker.done(c, &movie, p.manifest_id.as_deref()).await;
+                }
+                JobState::Failed => {
+                    let reason = p
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "ingest failed".to_owned());
+                    return self.tracker.failed(c, &reason).await;
+                }
+                _ => {
+                    let (state, pct) = report_of(&p);
+                    match self.tracker.progress(c, state, pct).await {
+                        Ok(()) => {}
+                        Err(ClaimError::LeaseLost) => {
+                            tracing::warn!(id = %c.id, "lost the claim; another node has the request");
+                            return Ok(());
+                        }
+                        Err(err) => tracing::warn!(%err, "cannot report request progress"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Movie requests against a real tracker process and a real SMTP server: duplicates join,
+//! node claims with leases that lapse and pass to another node, progress, done/failed
+//! with emails and notifications to every requester, quota, and admin actions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{access, split, Tracker};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const KEY: &str = "node-s3cret";
+
+async fn node(t: &Tracker, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = t.http.post(t.url(path)).json(&body);
+    if let Some(k) = key {
+        req = req.header("Reelnet-Node-Key", k);
+    }
+    split(req.send().await.unwrap()).await
+}
+
+async fn mine(t: &Tracker, token: &str) -> Vec<Value> {
+    let (s, b) = t.call(Method::GET, "/api/v1/requests", token, None).await;
+    assert_eq!(s, 200, "{b}");
+    b.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn requests_claims_leases_and_notifications() {
+    let t = Tracker::start_with(&format!(
+        "[requests]\nnode_secret = \"{KEY}\"\nlease_secs = 2\nfree_per_month = 2\n"
+    ))
+    .await;
+    // The first account is the admin.
+    let admin = access(&t.user("alice@example.org", "a long password").await);
+    let bob = access(&t.user("bob@example.org", "a long password").await);
+
+    let magnet = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567";
+    let (s, a1) = t
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            &admin,
+            Some(json!({"tmdb_id": 603, "title": "The Matrix", "year": 1999, "magnet": magnet})),
+        )
+        .await;
+    assert_eq!((s, a1["state"].as_str()), (201, Some("open")), "{a1}");
+    // Bob asks through a node (the gateway proxy adds X-Forwarded-*): joins, 200.
+    let r = t
+        .http
+        .post(t.url("/api/v1/requests"))
+        .bearer_auth(&bob)
+        .header("X-Forwarded-Host", "node-b.example:8081")
+        .header("X-Forwarded-Proto", "http")
+        .json(&json!({"tmdb_id": 603}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b1) = split(r).await;
+    assert_eq!(s, 200, "{b1}");
+    assert_eq!(b1["id"], a1["id"]);
+    assert_eq!(b1["requesters"], 2);
+    // Asking twice does not count twice.
+    let (s, again) = t
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            &admin,
+            Some(json!({"tmdb_id": 603})),
+        )
+        .await;
+    assert_eq!((s, again["requesters"].as_u64()), (200, Some(2)), "{again}");
+    // Bad input changes nothing.
+    for bad in [
+        json!({"tmdb_id": 0}),
+        json!({"tmdb_id": 5, "magnet": "http://x"}),
+        json!({"tmdb_id": 5, "torrent_base64": "!!!"}),
+        json!({"tmdb_id": "x"}),
+        json!({"tmdb_id": 5, "extra": 1}),
+    ] {
+        let (s, b) = t
+            .call(Method::POST, "/api/v1/requests", &bob, Some(bad.clone()))
+            .await;
+        assert_eq!(s, 400, "{bad} -> {b}");
+    }
+    assert_eq!(mine(&t, &bob).await.len(), 1);
+
+    // Node routes need the node key.
+    let claim = json!({"node_id": "node-1"});
+    let (s, _) = node(&t, "/api/v1/requests/claim", None, claim.clone()).await;
+    assert_eq!(s, 403);
+    let (s, _) = node(&t, "/api/v1/requests/claim", Some("wrong"), claim.clone()).await;
+    assert_eq!(s, 403);
+    let (s, c1) = node(&t, "/api/v1/requests/claim", Some(KEY), claim).await;
+    assert_eq!(s, 200, "{c1}");
+    assert_eq!(c1["magnet"], magnet);
+    assert_eq!(c1["tmdb_id"], 603);
+    let id = c1["id"].as_str().unwrap().to_owned();
+    let tok1 = c1["claim_token"].as_str().unwrap().to_owned();
+    // Nothing else to claim.
+    let (s, _) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(KEY),
+        json!({"node_id": "node-2"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+
+    let progress = format!("/api/v1/requests/{id}/progress");
+    let (s, b) = node(
+        &t,
+        &progress,
+        Some(KEY),
+        json!({"claim_token": "nope", "state": "downloading", "percent": 10.0}),
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("lease_lost")), "{b}");
+    // Renewing keeps it past the lease length.
+    for pct in [10.0, 25.0, 40.0] {
+        let (s, b) = node(
+            &t,
+            &progress,
+            Some(KEY),
+            json!({"claim_token": tok1, "state": "downloading", "percent": pct}),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    let r = &mine(&t, &bob).await[0];
+    assert_eq!(
+        (r["state"].as_str(), r["percent"].as_f64()),
+        (Some("downloading"), Some(40.0))
+    );
+
+    // node-1 goes silent: the lease lapses, the request reads open, node-2 takes it over.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(mine(&t, &bob).await[0]["state"], "open");
+    let (s, c2) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(KEY),
+        json!({"node_id": "node-2"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{c2}");
+    assert_eq!(c2["id"].as_str(), Some(id.as_str()));
+    let tok2 = c2["claim_token"].as_str().unwrap().to_owned();
+    let (s, b) = node(
+        &t,
+        &progress,
+        Some(KEY),
+        json!({"claim_token": tok1, "state": "downloading", "percent": 50.0}),
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("lease_lost")), "{b}");
+    let (s, b) = node(
+        &t,
+        &progress,
+        Some(KEY),
+        json!({"claim_token": tok2, "state": "transcoding", "percent": 90.0}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = node(
+        &t,
+        &format!("/api/v1/requests/{id}/done"),
+        Some(KEY),
+        json!({"claim_token": tok2, "movie_id": "tmdb-603", "manifest": "abc"}),
+    )
+    .await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("ready")), "{b}");
+    assert_eq!(mine(&t, &admin).await[0]["movie_id"], "tmdb-603");
+
+    // Both requesters are told, each with a link to the node they used.
+    let link = t
+        .smtp()
+        .wait_for_link("bob@example.org", "is ready to watch", "/movie/")
+        .await;
+    assert_eq!(link, "http://node-b.example:8081/movie/tmdb-603");
+    let link = t
+        .smtp()
+        .wait_for_link("alice@example.org", "is ready to watch", "/movie/")
+        .await;
+    assert_eq!(link, "http://127.0.0.1:9/movie/tmdb-603");
+    let (s, n) = t
+        .call(Method::GET, "/api/v1/me/notifications", &bob, None)
+        .await;
+    assert_eq!(s, 200, "{n}");
+    assert_eq!(n[0]["kind"], "request_ready");
+    assert_eq!(n[0]["link"], "http://node-b.example:8081/movie/tmdb-603");
+
+    // A finished request: asking again starts a new one.
+    let (s, b) = t
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            &bob,
+            Some(json!({"tmdb_id": 603})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_ne!(b["id"], a1["id"]);
+
+    // Quota: bob (free, 2 per 30 days) has asked twice (joining counts).
+    let (s, b) = t
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            &bob,
+            Some(json!({"tmdb_id": 604})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (429, Some("quota_exceeded")),
+        "{b}"
+    );
+    let (s, sub) = t
+        .call(Method::GET, "/api/v1/me/subscription", &bob, None)
+        .await;
+    assert_eq!((s, sub["requests_used"].as_u64()), (200, Some(2)), "{sub}");
+
+    // Failure: claimed, failed with a reason, everyone told; admin retries and rejects.
+    let (s, c3) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(KEY),
+        json!({"node_id": "node-1"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{c3}");
+    let id3 = c3["id"].as_str().unwrap().to_owned();
+    let (s, b) = node(
+        &t,
+        &format!("/api/v1/requests/{id3}/failed"),
+        Some(KEY),
+        json!({"claim_token": c3["claim_token"], "reason": "no seeders"}),
+    )
+    .await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("failed")), "{b}");
+    t.smtp()
+        .wait_for_link("bob@example.org", "could not be fulfilled", "/requests")
+        .await;
+    let r = mine(&t, &bob).await;
+    assert_eq!(
+        (r[0]["state"].as_str(), r[0]["reason"].as_str()),
+        (Some("failed"), Some("no seeders"))
+    );
+
+    let (s, b) = t
+        .call(Method::GET, "/api/v1/admin/requests", &bob, None)
+        .await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("not_admin")), "{b}");
+    let (s, all) = t
+        .call(Method::GET, "/api/v1/admin/requests", &admin, None)
+        .await;
+    assert_eq!((s, all.as_array().unwrap().len()), (200, 2), "{all}");
+    let retry = format!("/api/v1/admin/requests/{id3}/retry");
+    let (s, b) = t.call(Method::POST, &retry, &bob, None).await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = t.call(Method::POST, &retry, &admin, None).await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("open")), "{b}");
+    let (s, b) = t.call(Method::POST, &retry, &admin, None).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (409, Some("invalid_state")),
+        "{b}"
+    );
+    let (s, b) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/requests/{id3}/reject"),
+            &admin,
+            Some(json!({"reason": "not available"})),
+        )
+        .await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("rejected")), "{b}");
+    let (s, _) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(KEY),
+        json!({"node_id": "node-1"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, b) = t
+        .call(
+            Method::POST,
+            "/api/v1/admin/requests/999999/approve",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{b}");
+}
+
+#[tokio::test]
+async fn node_routes_off_without_secret_and_approval_flow() {
+    let t = Tracker::start_with("[requests]\nrequire_approval = true\n").await;
+    let admin = access(&t.user("root@example.org", "a long password").await);
+    let (s, b) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(""),
+        json!({"node_id": "n"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("nodes_disabled")),
+        "{b}"
+    );
+    let (s, r) = t
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            &admin,
+            Some(json!({"tmdb_id": 77})),
+        )
+        .await;
+    assert_eq!((s, r["state"].as_str()), (201, Some("pending")), "{r}");
+    let (s, b) = t
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/admin/requests/{}/approve",
+                r["id"].as_str().unwrap()
+            ),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("open")), "{b}");
+}
