@@ -1262,6 +1262,6 @@ mod tests {
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"seek","position":3}"#).is_ok());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"seek"}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nuke"}"#).is_err());
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"ready","extra":1}"#).is_err());
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"chat","text":5}"#).is_err());
     }
 }
