@@ -380,6 +380,8 @@ async fn buffering_waits_for_ready_then_times_out() {
     send(&mut h, json!({"type": "pause"})).await;
     expect(&mut h, "state").await;
     send(&mut g2, json!({"type": "buffering"})).await;
+    // Frames on two sockets have no order: wait until the room has taken the stall in.
+    presence(&mut h, "buffering").await;
     send(&mut h, json!({"type": "play"})).await;
     let s = expect(&mut h, "state").await;
     assert_eq!(s["reason"], "waiting");
