@@ -34,10 +34,19 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
     let movie_file = make_movie(cluster.dir.path(), "movie.mp4", SECS, 240);
     one.ingest_and_wait(&movie_file, "Playback Test", Duration::from_secs(120))
         .await;
-    let (movie_id, _) = wait_for(
-        "node 2 to know the movie",
+    // Wait until node 2 knows the finished manifest (an EVENT playlist of an earlier,
+    // growing version would make ffmpeg start near its live edge).
+    let catalog_url = format!("{}/api/v1/catalog", two.gateway_url());
+    let movie_id = wait_for(
+        "node 2 to know the complete movie",
         Duration::from_secs(20),
-        || async { two.status().await.catalog.movies.first().cloned() },
+        || async {
+            let page: Value = reqwest::get(&catalog_url).await.ok()?.json().await.ok()?;
+            let first = page["results"].get(0)?;
+            (first["availability"]["state"] == "complete")
+                .then(|| first["id"].as_str().map(str::to_owned))
+                .flatten()
+        },
     )
     .await;
     let held = |s: &reelnet_node::admin::Status| {
