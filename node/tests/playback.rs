@@ -37,7 +37,7 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
     // Wait until node 2 knows the finished manifest (an EVENT playlist of an earlier,
     // growing version would make ffmpeg start near its live edge).
     let catalog_url = format!("{}/api/v1/catalog", two.gateway_url());
-    let movie_id = wait_for(
+    let (movie_id, _) = wait_for(
         "node 2 to know the complete movie",
         Duration::from_secs(20),
         || async {
