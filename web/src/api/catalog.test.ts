@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import * as session from '../session';
 import { TOKENS, json, mockFetch } from '../test/fetch';
-import { MATRIX, card, catalogPage } from '../test/fixtures';
+import { MATRIX, card, catalogPage, tmdbMatch } from '../test/fixtures';
 import { ApiError } from './client';
-import { getMovie, play, sameOriginUrl, searchCatalog } from './catalog';
+import { getMovie, play, sameOriginUrl, searchCatalog, searchTmdb } from './catalog';
 
 describe('catalog api', () => {
   it('searches with q, genre, page and per_page, without a token', async () => {
@@ -53,6 +53,29 @@ describe('catalog api', () => {
     const err = (await play('tmdb-603').catch((e: unknown) => e)) as ApiError;
     expect(err.status).toBe(403);
     expect(err.code).toBe('email_not_verified');
+  });
+
+  it('looks a title up on TMDb with the token, the query trimmed and encoded', async () => {
+    session.save(TOKENS);
+    const answer = { enabled: true, results: [tmdbMatch(194, 'Amélie', { year: 2001 })] };
+    const { calls } = mockFetch({ 'GET /api/v1/tmdb/search': json(200, answer) });
+
+    await expect(searchTmdb('  Amélie & co/2? #1+ ')).resolves.toEqual(answer);
+    expect(calls[0]!.path).toBe('/api/v1/tmdb/search?q=Am%C3%A9lie+%26+co%2F2%3F+%231%2B');
+    expect(new URL(calls[0]!.path, 'http://x').searchParams.get('q')).toBe('Amélie & co/2? #1+');
+    expect(calls[0]!.headers.authorization).toBe('Bearer access-1');
+  });
+
+  it('passes a disabled lookup through and rejects an unreadable one', async () => {
+    session.save(TOKENS);
+    let body: unknown = { enabled: false, results: [] };
+    mockFetch({ 'GET /api/v1/tmdb/search': () => json(200, body) });
+    await expect(searchTmdb('matrix')).resolves.toEqual({ enabled: false, results: [] });
+
+    body = { enabled: true };
+    const err = (await searchTmdb('matrix').catch((e: unknown) => e)) as ApiError;
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.code).toBe('bad_response');
   });
 
   it('plays the master playlist from the page origin', () => {

@@ -1,9 +1,10 @@
 /**
- * The node gateway's own routes: catalog search and browse, movie details, and
- * the play call that hands out an HLS URL with a playback token.
+ * The node gateway's own routes: catalog search and browse, movie details, the
+ * play call that hands out an HLS URL with a playback token, and the TMDb lookup
+ * behind "Request" on search results.
  */
 import { ApiError, request } from './client';
-import type { CatalogPage, CatalogQuery, MovieDetail, PlayResponse } from './types';
+import type { CatalogPage, CatalogQuery, MovieDetail, PlayResponse, TmdbSearch } from './types';
 
 /** `GET /catalog`: search (`q`), browse by `genre`, or list newest first. No sign-in needed. */
 export function searchCatalog(query: CatalogQuery = {}, signal?: AbortSignal): Promise<CatalogPage> {
@@ -26,6 +27,20 @@ export function getMovie(id: string, signal?: AbortSignal): Promise<MovieDetail>
     auth: false,
     ...(signal && { signal }),
   });
+}
+
+/**
+ * `GET /tmdb/search`: movies on TMDb whose title matches `q`, each marked with whether
+ * the network already has it. Needs sign-in. 400 `bad_query` for an empty or over-long
+ * `q`; a node without a TMDb key answers `enabled: false` with no results.
+ */
+export async function searchTmdb(q: string, signal?: AbortSignal): Promise<TmdbSearch> {
+  const params = new URLSearchParams({ q: q.trim() });
+  const answer = await request<TmdbSearch>(`/tmdb/search?${params.toString()}`, signal ? { signal } : {});
+  if (typeof answer?.enabled !== 'boolean' || !Array.isArray(answer.results)) {
+    throw new ApiError(200, 'bad_response', 'The server sent a response the app could not read. Try again later.');
+  }
+  return answer;
 }
 
 /**

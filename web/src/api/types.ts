@@ -150,6 +150,27 @@ export interface PlayResponse {
   expires_at: number;
 }
 
+/** One TMDb match of `GET /tmdb/search`. */
+export interface TmdbMatch {
+  tmdb_id: number;
+  /** The id the movie has (or will have) on the network, `tmdb-<n>`. */
+  movie_id: string;
+  title: string;
+  year: number | null;
+  /** At most 300 characters. */
+  overview: string;
+  /** A small poster on TMDb's image server, or null when TMDb has none. */
+  poster_url: string | null;
+  /** The network's catalog already has it (so catalog search shows it too). */
+  on_network: boolean;
+}
+
+/** `GET /tmdb/search`: TMDb's matches; `enabled` is false (and no results) on a node without a TMDb key. */
+export interface TmdbSearch {
+  enabled: boolean;
+  results: TmdbMatch[];
+}
+
 // ---------------------------------------------------------------------------
 // Tracker: the signed-in user's library.
 

@@ -1,13 +1,15 @@
-import { useEffect, useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
-import { getMovie, searchCatalog } from '../api/catalog';
+import { getMovie, searchCatalog, searchTmdb } from '../api/catalog';
 import { getHistory, getWatchlist } from '../api/library';
-import type { MovieDetail } from '../api/types';
+import { createRequest } from '../api/requests';
+import type { MovieDetail, TmdbMatch } from '../api/types';
+import { ErrorAlert } from '../components/ErrorAlert';
 import { Page } from '../components/Page';
 import { PosterCard } from '../components/PosterCard';
 import { PosterRow, type RowItem } from '../components/PosterRow';
 import { Empty, Failed, Loading } from '../components/States';
-import { useAsync } from '../hooks/useAsync';
+import { errorMessage, useAsync } from '../hooks/useAsync';
 import { useDebounced } from '../hooks/useDebounced';
 import { resumePosition, watchedFraction } from '../playback';
 
@@ -52,32 +54,160 @@ export default function HomePage() {
   );
 }
 
+/** The My requests page with the title field filled in from a search. */
+function requestPageFor(query: string): string {
+  return `/requests?${new URLSearchParams({ title: query }).toString()}`;
+}
+
 function SearchResults({ query }: { query: string }) {
   const { state, reload } = useAsync((signal) => searchCatalog({ q: query, per_page: 48 }, signal), [query]);
+  // TMDb is asked alongside the catalog; its answer (or failure) never holds up or hides the catalog's.
+  const tmdb = useAsync((signal) => searchTmdb(query, signal), [query]);
+  // Requests sent from this search box, so a movie stays "Requested" when it shows up again.
+  const [requested, setRequested] = useState<ReadonlySet<number>>(() => new Set());
+
+  const matches =
+    tmdb.state.status === 'ready' && tmdb.state.data.enabled
+      ? tmdb.state.data.results.filter((m) => !m.on_network)
+      : [];
+  const catalogEmpty = state.status === 'ready' && state.data.total === 0;
+  const requestLink = (
+    <>
+      Can’t find it? <Link to={requestPageFor(query)}>Request a movie</Link>
+    </>
+  );
+
   return (
-    <section aria-labelledby="results-title" data-testid="search-results" aria-busy={state.status === 'loading'}>
-      <h2 id="results-title">Results for “{query}”</h2>
-      {state.status === 'loading' && <Loading label="Searching…" />}
-      {state.status === 'error' && <Failed message={state.error} onRetry={reload} />}
-      {state.status === 'ready' && (
-        <>
-          <p role="status" className="muted">
-            {state.data.total === 0
-              ? `No movies match “${query}”.`
-              : `${state.data.total} ${state.data.total === 1 ? 'movie' : 'movies'}`}
-          </p>
-          {state.data.results.length > 0 && (
+    <>
+      <section aria-labelledby="results-title" data-testid="search-results" aria-busy={state.status === 'loading'}>
+        <h2 id="results-title">Results for “{query}”</h2>
+        {state.status === 'loading' && <Loading label="Searching…" />}
+        {state.status === 'error' && <Failed message={state.error} onRetry={reload} />}
+        {state.status === 'ready' &&
+          (catalogEmpty ? (
+            <Empty>
+              <p role="status">No movies match “{query}”.</p>
+              <p data-testid="request-hint">
+                {matches.length > 0 ? 'It is not on reelnet yet, but you can request it below.' : requestLink}
+              </p>
+            </Empty>
+          ) : (
+            <>
+              <p role="status" className="muted">
+                {`${state.data.total} ${state.data.total === 1 ? 'movie' : 'movies'}`}
+              </p>
+              {state.data.results.length > 0 && (
+                <ul className="poster-grid" role="list">
+                  {state.data.results.map((m) => (
+                    <li key={m.id}>
+                      <PosterCard movie={m} />
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </>
+          ))}
+      </section>
+      {state.status !== 'loading' &&
+        (matches.length > 0 ? (
+          <section className="request-matches" aria-labelledby="tmdb-results-title" data-testid="tmdb-results">
+            <h2 id="tmdb-results-title">Not on reelnet yet</h2>
             <ul className="poster-grid" role="list">
-              {state.data.results.map((m) => (
-                <li key={m.id}>
-                  <PosterCard movie={m} />
+              {matches.map((m) => (
+                <li key={m.tmdb_id} className="grid-item" data-testid="tmdb-match" data-tmdb-id={m.tmdb_id}>
+                  <RequestMatch
+                    match={m}
+                    requested={requested.has(m.tmdb_id)}
+                    onRequested={() => setRequested((s) => new Set(s).add(m.tmdb_id))}
+                  />
                 </li>
               ))}
             </ul>
-          )}
-        </>
+          </section>
+        ) : (
+          tmdb.state.status !== 'loading' &&
+          !catalogEmpty && (
+            <p className="aside" data-testid="request-hint">
+              {requestLink}
+            </p>
+          )
+        ))}
+    </>
+  );
+}
+
+/** A TMDb match the network lacks: poster, title, year and a "Request" button. */
+function RequestMatch({
+  match,
+  requested,
+  onRequested,
+}: {
+  match: TmdbMatch;
+  requested: boolean;
+  onRequested: () => void;
+}) {
+  const [sending, setSending] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const doneLink = useRef<HTMLAnchorElement>(null);
+  const justSent = useRef(false);
+  const label = match.year ? `${match.title} (${match.year})` : match.title;
+
+  // The button the user pressed is gone: keep keyboard focus on what replaced it.
+  useEffect(() => {
+    if (requested && justSent.current) doneLink.current?.focus();
+  }, [requested]);
+
+  async function send() {
+    setSending(true);
+    setError(null);
+    try {
+      await createRequest({
+        tmdb_id: match.tmdb_id,
+        title: match.title,
+        ...(match.year !== null ? { year: match.year } : {}),
+      });
+      justSent.current = true;
+      onRequested();
+    } catch (err) {
+      setError(errorMessage(err, 'Could not send the request. Try again.'));
+    } finally {
+      setSending(false);
+    }
+  }
+
+  return (
+    <>
+      <div className="poster">
+        {match.poster_url ? (
+          <img src={match.poster_url} alt="" loading="lazy" decoding="async" />
+        ) : (
+          <div className="poster-fallback" aria-hidden="true">
+            {match.title.slice(0, 1)}
+          </div>
+        )}
+      </div>
+      <div className="poster-text">
+        <span className="poster-title">{match.title}</span>
+        {match.year !== null && <span className="poster-year">{match.year}</span>}
+      </div>
+      {requested ? (
+        <p className="requested" role="status">
+          Requested — <Link to="/requests" ref={doneLink}>see My requests</Link>
+        </p>
+      ) : (
+        <button
+          type="button"
+          className="small"
+          onClick={send}
+          disabled={sending}
+          aria-label={`Request ${label}`}
+          data-testid="request-button"
+        >
+          {sending ? 'Requesting…' : 'Request'}
+        </button>
       )}
-    </section>
+      <ErrorAlert message={error} />
+    </>
   );
 }
 

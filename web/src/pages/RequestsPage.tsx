@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { Link } from 'react-router-dom';
+import { Link, useSearchParams } from 'react-router-dom';
 import {
   createRequest,
   getMyRequests,
@@ -19,8 +19,12 @@ const FEATURES: Record<string, string> = {
   more_requests: 'more movie requests each month',
 };
 
-/** `/requests`: the user's movie requests with live state, a form to ask for one, and the subscription. */
+/**
+ * `/requests`: the user's movie requests with live state, a form to ask for one, and the subscription.
+ * `?title=` fills in the form's title (the home page's "Can't find it?" link passes its search).
+ */
 export default function RequestsPage() {
+  const [params] = useSearchParams();
   const { state, reload, setData } = useAsync(
     async (signal): Promise<{ requests: MovieRequest[]; sub: Subscription }> => {
       const [requests, sub] = await Promise.all([getMyRequests(signal), getSubscription(signal)]);
@@ -30,7 +34,7 @@ export default function RequestsPage() {
   );
   const [error, setError] = useState<string | null>(null);
   const [tmdbId, setTmdbId] = useState('');
-  const [title, setTitle] = useState('');
+  const [title, setTitle] = useState(() => params.get('title')?.trim() ?? '');
   const [magnet, setMagnet] = useState('');
 
   // Live state: refresh while anything is still in progress.

@@ -1,5 +1,5 @@
 /** Catalog, movie and library answers as the node gateway and tracker send them. */
-import type { CatalogPage, MovieCard, MovieDetail, ProgressView } from '../api/types';
+import type { CatalogPage, MovieCard, MovieDetail, ProgressView, TmdbMatch } from '../api/types';
 
 export function card(id: string, title: string, extra: Partial<MovieCard> = {}): MovieCard {
   return {
@@ -49,6 +49,20 @@ export function progress(movie_id: string, position_s: number, duration_s: numbe
     updated_at: 1764000000000,
     finished: position_s / duration_s >= 0.95,
     resume_at: position_s >= 2 ? position_s : null,
+    ...extra,
+  };
+}
+
+/** A match of the gateway's TMDb search; not on the network unless `extra` says so. */
+export function tmdbMatch(tmdb_id: number, title: string, extra: Partial<TmdbMatch> = {}): TmdbMatch {
+  return {
+    tmdb_id,
+    movie_id: `tmdb-${tmdb_id}`,
+    title,
+    year: 1999,
+    overview: '',
+    poster_url: `https://image.tmdb.org/t/p/w185/${tmdb_id}.jpg`,
+    on_network: false,
     ...extra,
   };
 }

@@ -1,0 +1,50 @@
+import { screen } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import * as session from '../session';
+import { TOKENS, json, mockFetch, type Call } from '../test/fetch';
+import { renderApp } from '../test/render';
+
+const SUB = { tier: 'free', until: null, status: 'none', premium_features: [], request_quota: 3, requests_used: 0 };
+
+function routes() {
+  session.save(TOKENS);
+  return mockFetch({
+    'GET /api/v1/requests': json(200, []),
+    'GET /api/v1/me/subscription': json(200, SUB),
+    'POST /api/v1/requests': (call: Call) =>
+      json(201, {
+        id: '9',
+        ...(call.body as object),
+        year: null,
+        state: 'open',
+        percent: 0,
+        reason: null,
+        movie_id: null,
+        requesters: 1,
+        has_source: false,
+        created_at_ms: 1,
+        updated_at_ms: 1,
+      }),
+  });
+}
+
+describe('requests page', () => {
+  it('fills in the title from ?title= and sends it with the request', async () => {
+    const { calls } = routes();
+    const { user } = renderApp('/requests?title=Am%C3%A9lie%20%26%20Co');
+
+    const title = (await screen.findByLabelText('Title')) as HTMLInputElement;
+    expect(title.value).toBe('Amélie & Co');
+    await user.type(screen.getByLabelText('TMDb id'), '194');
+    await user.click(screen.getByRole('button', { name: 'Request' }));
+
+    expect(await screen.findByText('Amélie & Co')).toBeTruthy();
+    expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ tmdb_id: 194, title: 'Amélie & Co' });
+  });
+
+  it('starts with an empty title without one', async () => {
+    routes();
+    renderApp('/requests');
+    expect(((await screen.findByLabelText('Title')) as HTMLInputElement).value).toBe('');
+  });
+});
