@@ -58,6 +58,25 @@ for p in $want; do
 done
 : > "$dir/pids"
 
+# Nodes claim movie requests from the tracker with a shared secret made once per testnet
+# (never committed): $dir/node_secret. The processes run with the committed configs plus
+# that secret and, for the nodes, where the demo seeder listens (requests name torrents it
+# seeds). Edge nodes take no requests.
+if [ ! -s "$dir/node_secret" ]; then
+  (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$dir/node_secret")
+fi
+node_secret=$(cat "$dir/node_secret")
+(
+  umask 077
+  { cat configs/testnet/tracker.toml
+    printf '\n[requests]\nnode_secret = "%s"\n' "$node_secret"
+  } > "$dir/tracker.toml"
+  { cat configs/testnet/node.toml
+    printf '\n[requests]\nenabled = true\nnode_secret = "%s"\nmin_headroom_bytes = 536870912\n' "$node_secret"
+    printf 'torrent_peers = ["127.0.0.1:%s"]\n' "${DEMO_SEED_PORT:-6881}"
+  } > "$dir/node.toml"
+)
+
 started_ok=0
 on_exit() {
   if [ $started_ok -eq 0 ]; then
@@ -82,7 +101,7 @@ else
   echo "note: no aiosmtpd for $REELNET_PYTHON (scripts/setup.sh installs it); the tracker's mail is not delivered" >&2
 fi
 
-"$tracker_bin" --config configs/testnet/tracker.toml \
+"$tracker_bin" --config "$dir/tracker.toml" \
   --data-dir "$dir/tracker" --listen "127.0.0.1:$tracker_port" \
   >"$dir/tracker.log" 2>&1 &
 echo $! >> "$dir/pids"
@@ -96,8 +115,12 @@ declare -a pid_of=()
 for i in $(seq 1 "$nodes"); do
   boot=()
   [ "$i" -gt 1 ] && boot=(--bootstrap "/ip4/127.0.0.1/tcp/4001")
-  [[ " ${EDGE_NODES:-} " == *" $i "* ]] && boot+=(--edge)
-  "$node_bin" --config configs/testnet/node.toml \
+  config="$dir/node.toml"
+  if [[ " ${EDGE_NODES:-} " == *" $i "* ]]; then
+    boot+=(--edge)
+    config=configs/testnet/node.toml
+  fi
+  "$node_bin" --config "$config" \
     --data-dir "$dir/node$i" --listen "127.0.0.1:$((8080 + i))" \
     --p2p "/ip4/127.0.0.1/tcp/$((4000 + i))" --quic "127.0.0.1:$((4400 + i))" \
     --tracker "http://127.0.0.1:$tracker_port" "${boot[@]}" "${web_args[@]}" \

@@ -74,12 +74,42 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Ingest jobs do not outlive the process (a stopped job removes its manifest), so an
+/// incomplete ingest of this node's own at start is what a crash (SIGKILL, power loss) left
+/// half-published. It is forgotten before anything is announced, so the network does not
+/// list an ingest that will never grow again; its segments become evictable cache.
+fn forget_interrupted_ingests(store: &store::Store, node_id: reelnet_proto::NodeId) {
+    let manifests = match store.all_manifests() {
+        Ok(m) => m,
+        Err(err) => {
+            tracing::warn!(%err, "cannot list stored manifests to find interrupted ingests");
+            return;
+        }
+    };
+    for m in manifests
+        .iter()
+        .filter(|m| m.manifest.origin == node_id && !m.manifest.complete)
+    {
+        match store.remove_ingest(&m.manifest) {
+            Ok(()) => tracing::warn!(
+                movie = %m.manifest.movie,
+                manifest = %m.id,
+                "forgot an ingest interrupted by a crash; ingest it again to publish it"
+            ),
+            Err(err) => {
+                tracing::warn!(%err, manifest = %m.id, "cannot forget an interrupted ingest")
+            }
+        }
+    }
+}
+
 impl Node {
     /// Starts the node's subsystems.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
         let mut ctx = ingest_context(&config)?;
         let node_id = identity::node_id(&ctx.key);
         let cancel = CancellationToken::new();
+        forget_interrupted_ingests(&ctx.store, node_id);
 
         // The network: catalog index, libp2p swarm, and the publisher of our own record.
         let parse = |key: &'static str, addr: &str| {

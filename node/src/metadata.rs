@@ -320,7 +320,40 @@ enum Command {
     Stats {
         reply: oneshot::Sender<MetadataStats>,
     },
+    Search {
+        query: String,
+        reply: oneshot::Sender<SearchAnswer>,
+    },
+    SearchDone {
+        query: String,
+        result: SearchAnswer,
+    },
 }
+
+/// One match of a TMDb title search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmdbHit {
+    pub tmdb_id: u64,
+    pub title: String,
+    pub year: Option<u16>,
+    pub overview: String,
+    /// The small poster on TMDb's image server (loaded by the browser), if any.
+    pub poster_url: Option<String>,
+}
+
+/// A search's matches, or why TMDb could not answer.
+pub type SearchAnswer = Result<Arc<Vec<TmdbHit>>, String>;
+
+/// Longest search query sent to TMDb (characters).
+pub const MAX_SEARCH_QUERY_CHARS: usize = 100;
+/// Matches kept of a search (TMDb's first page).
+const MAX_SEARCH_HITS: usize = 20;
+/// How long a search's answer is reused.
+const SEARCH_TTL: Duration = Duration::from_secs(600);
+/// Searches remembered at most.
+const MAX_CACHED_SEARCHES: usize = 512;
+/// Searches running at the same time at most (more wait their turn in TMDb's queue).
+const MAX_CONCURRENT_SEARCHES: usize = 4;
 
 #[derive(Debug)]
 struct Failure {
@@ -391,6 +424,9 @@ impl Metadata {
             running: 0,
             stats: MetadataStats::default(),
             cancel: cancel.clone(),
+            searches: HashMap::new(),
+            searching: HashMap::new(),
+            search_queue: VecDeque::new(),
         };
         let task = crate::shutdown::spawn("metadata", state.run(rx, cancel));
         (Self { tx: Some(tx) }, task)
@@ -432,6 +468,32 @@ impl Metadata {
             .flatten()
     }
 
+    /// Movies on TMDb whose title matches `query` (trimmed, at most
+    /// [`MAX_SEARCH_QUERY_CHARS`]); answers are reused for ten minutes and a search already
+    /// running is shared. `Err` when TMDb is off, down or answers nonsense.
+    pub async fn search(&self, query: &str) -> SearchAnswer {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or("TMDb is not configured on this node")?;
+        let query: String = query
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_SEARCH_QUERY_CHARS)
+            .collect::<String>()
+            .to_lowercase();
+        if query.is_empty() {
+            return Ok(Arc::new(Vec::new()));
+        }
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Search { query, reply })
+            .await
+            .map_err(|_| "the metadata task has stopped".to_owned())?;
+        rx.await
+            .map_err(|_| "the metadata task has stopped".to_owned())?
+    }
+
     /// Counters (all zero when disabled).
     pub async fn stats(&self) -> MetadataStats {
         let Some(tx) = &self.tx else {
@@ -457,6 +519,12 @@ struct State {
     running: usize,
     stats: MetadataStats,
     cancel: CancellationToken,
+    /// Answered searches, with when they were answered.
+    searches: HashMap<String, (Instant, Arc<Vec<TmdbHit>>)>,
+    /// Searches waiting for TMDb, and who waits for each.
+    searching: HashMap<String, Vec<oneshot::Sender<SearchAnswer>>>,
+    /// Searches waiting for a slot.
+    search_queue: VecDeque<String>,
 }
 
 impl State {
@@ -526,6 +594,66 @@ impl State {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats.clone());
             }
+            Command::Search { query, reply } => self.search(query, reply),
+            Command::SearchDone { query, result } => {
+                match &result {
+                    Ok(hits) => {
+                        if self.searches.len() >= MAX_CACHED_SEARCHES {
+                            let now = Instant::now();
+                            self.searches.retain(|_, (at, _)| now - *at < SEARCH_TTL);
+                            if self.searches.len() >= MAX_CACHED_SEARCHES {
+                                self.searches.clear();
+                            }
+                        }
+                        self.searches
+                            .insert(query.clone(), (Instant::now(), hits.clone()));
+                    }
+                    Err(err) => tracing::warn!(%query, %err, "TMDb search failed"),
+                }
+                for w in self.searching.remove(&query).unwrap_or_default() {
+                    let _ = w.send(result.clone());
+                }
+                self.start_searches();
+            }
+        }
+    }
+
+    fn search(&mut self, query: String, reply: oneshot::Sender<SearchAnswer>) {
+        if let Some((at, hits)) = self.searches.get(&query) {
+            if at.elapsed() < SEARCH_TTL {
+                let _ = reply.send(Ok(hits.clone()));
+                return;
+            }
+        }
+        if let Some(waiters) = self.searching.get_mut(&query) {
+            waiters.push(reply);
+            return;
+        }
+        self.searching.insert(query.clone(), vec![reply]);
+        self.search_queue.push_back(query);
+        self.start_searches();
+    }
+
+    fn start_searches(&mut self) {
+        let running = self.searching.len() - self.search_queue.len();
+        for _ in running..MAX_CONCURRENT_SEARCHES {
+            let Some(query) = self.search_queue.pop_front() else {
+                return;
+            };
+            let (config, http, tx, cancel) = (
+                self.config.clone(),
+                self.http.clone(),
+                self.tx.clone(),
+                self.cancel.clone(),
+            );
+            crate::shutdown::spawn("tmdb-search", async move {
+                let result = tokio::select! {
+                    r = search(&config, &http, &query) => r.map(Arc::new).map_err(|f| f.message),
+                    _ = cancel.cancelled() => return Ok(()),
+                };
+                let _ = tx.send(Command::SearchDone { query, result }).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
         }
     }
 
@@ -710,6 +838,94 @@ fn image_path(p: Option<&str>) -> Option<&str> {
     ok.then_some(p)
 }
 
+/// A title from TMDb: no control characters, trimmed, at most [`MAX_TITLE_LEN`] bytes.
+fn clean_title(title: Option<&str>) -> String {
+    let title: String = title
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    clip(title.trim(), MAX_TITLE_LEN)
+}
+
+/// The year of a TMDb `release_date` (`YYYY-MM-DD`).
+fn year_of(release_date: Option<&str>) -> Option<u16> {
+    release_date
+        .and_then(|d| d.get(..4))
+        .and_then(|y| y.parse::<u16>().ok())
+        .filter(|y| (1870..=2999).contains(y))
+}
+
+/// TMDb's `/search/movie` answer (the parts used).
+#[derive(Debug, Deserialize)]
+struct TmdbSearchJson {
+    #[serde(default)]
+    results: Vec<TmdbSearchHitJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TmdbSearchHitJson {
+    id: u64,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    release_date: Option<String>,
+    #[serde(default)]
+    overview: Option<String>,
+    #[serde(default)]
+    poster_path: Option<String>,
+}
+
+/// Longest overview kept of a search match (characters).
+const SEARCH_OVERVIEW_CHARS: usize = 300;
+
+async fn search(
+    config: &TmdbConfig,
+    http: &reqwest::Client,
+    query: &str,
+) -> Result<Vec<TmdbHit>, Failure> {
+    let res = http
+        .get(format!("{}/search/movie", config.api_url))
+        .query(&[
+            ("api_key", config.api_key.as_str()),
+            ("query", query),
+            ("include_adult", "false"),
+            ("page", "1"),
+        ])
+        .send()
+        .await
+        .map_err(http_error)?;
+    if !res.status().is_success() {
+        return Err(fail(format!("TMDb answered {}", res.status())));
+    }
+    let body = read_limited(res, MAX_TMDB_JSON_BYTES).await?;
+    let json: TmdbSearchJson =
+        serde_json::from_slice(&body).map_err(|e| fail(format!("bad TMDb answer: {e}")))?;
+    Ok(json
+        .results
+        .into_iter()
+        .filter(|h| h.id > 0)
+        .map(|h| TmdbHit {
+            tmdb_id: h.id,
+            title: clean_title(h.title.as_deref()),
+            year: year_of(h.release_date.as_deref()),
+            overview: h
+                .overview
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(SEARCH_OVERVIEW_CHARS)
+                .collect::<String>()
+                .trim()
+                .to_owned(),
+            poster_url: image_path(h.poster_path.as_deref())
+                .map(|p| format!("{}/w185{p}", config.image_url)),
+        })
+        .filter(|h| !h.title.is_empty())
+        .take(MAX_SEARCH_HITS)
+        .collect())
+}
+
 async fn fetch(
     config: &TmdbConfig,
     http: &reqwest::Client,
@@ -760,21 +976,10 @@ async fn fetch(
         .chars()
         .filter(|c| !c.is_control() || *c == '\n')
         .collect();
-    let title: String = json
-        .title
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
     let record = TmdbMovie {
         tmdb_id,
-        title: clip(title.trim(), MAX_TITLE_LEN),
-        year: json
-            .release_date
-            .as_deref()
-            .and_then(|d| d.get(..4))
-            .and_then(|y| y.parse::<u16>().ok())
-            .filter(|y| (1870..=2999).contains(y)),
+        title: clean_title(json.title.as_deref()),
+        year: year_of(json.release_date.as_deref()),
         overview: clip(overview.trim(), MAX_OVERVIEW_LEN),
         genres,
         runtime_min: json

@@ -29,6 +29,11 @@ pub struct SeedArgs {
     /// Piece length in KiB (small pieces let a streaming ingest start sooner).
     #[arg(long, value_name = "KIB", default_value_t = 256)]
     pub piece_kib: u32,
+    /// Upload limit in KiB/s for the whole seeder (default: unlimited). A slow seed shows
+    /// a movie being watched while it is still downloading, and lets tests stop an ingest
+    /// half-way.
+    #[arg(long, value_name = "KIB_PER_S")]
+    pub upload_kibps: Option<u32>,
 }
 
 /// Where the `.torrent` for `file` goes: `<dir>/<file name>.torrent`.
@@ -46,6 +51,16 @@ pub fn torrent_path(file: &Path, dir: Option<&Path>) -> anyhow::Result<PathBuf> 
     let mut name = name.to_owned();
     name.push(".torrent");
     Ok(dir.join(name))
+}
+
+/// `--upload-kibps` as librqbit's limit in bytes per second.
+fn upload_bps(kibps: Option<u32>) -> anyhow::Result<Option<std::num::NonZeroU32>> {
+    let Some(k) = kibps else { return Ok(None) };
+    let bps = k
+        .checked_mul(1024)
+        .and_then(std::num::NonZeroU32::new)
+        .context("--upload-kibps must be from 1 to 4194303")?;
+    Ok(Some(bps))
 }
 
 /// Seeds every file until `stop` resolves; prints each `.torrent` path on stdout.
@@ -86,6 +101,10 @@ pub async fn run(
                 enable_upnp_port_forwarding: false,
                 ..ListenerOptions::default()
             }),
+            ratelimits: librqbit::limits::LimitsConfig {
+                upload_bps: upload_bps(args.upload_kibps)?,
+                download_bps: None,
+            },
             ..SessionOptions::default()
         },
     )

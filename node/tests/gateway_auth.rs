@@ -478,3 +478,120 @@ async fn websocket_and_headers_are_proxied() {
         other => panic!("expected an HTTP 503 refusal, got {other}"),
     }
 }
+
+/// `/api/v1/tmdb/search` against a TMDb stand-in (a warp server answering TMDb-shaped
+/// JSON through the node's real client): signed-in users only, matches marked with whether
+/// the network has them, hostile fields cleaned, answers reused, and a node without a key
+/// says so instead of failing.
+#[tokio::test]
+async fn tmdb_search_marks_what_the_network_already_has() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use warp::Filter;
+
+    let tracker = TestTracker::start().await;
+    let searches = Arc::new(AtomicUsize::new(0));
+    let tmdb = {
+        let searches = searches.clone();
+        warp::path!("3" / "search" / "movie")
+            .and(warp::query::<HashMap<String, String>>())
+            .map(move |q: HashMap<String, String>| {
+                searches.fetch_add(1, Ordering::SeqCst);
+                assert_eq!(q.get("api_key").map(String::as_str), Some("search-key"));
+                assert_eq!(q.get("include_adult").map(String::as_str), Some("false"));
+                let body = if q.get("query").map(String::as_str) == Some("matrix") {
+                    json!({"page": 1, "results": [
+                        {"id": 603, "title": "The Matrix", "release_date": "1999-03-30",
+                         "overview": "A hacker learns the truth.", "poster_path": "/m.jpg"},
+                        {"id": 604, "title": "The Matrix\u{0007} Reloaded", "release_date": "2003",
+                         "overview": "x".repeat(2000), "poster_path": "/../../etc/passwd"},
+                        {"id": 0, "title": "No id"},
+                        {"id": 605, "title": "   "}
+                    ]})
+                } else {
+                    json!({"page": 1, "results": []})
+                };
+                warp::reply::json(&body)
+            })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tmdb_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        warp::serve(tmdb)
+            .incoming(listener)
+            .graceful(std::future::pending::<()>())
+            .run()
+            .await;
+    });
+    let api = format!("{tmdb_url}/3");
+    let images = format!("{tmdb_url}/t/p");
+    let mut node = TestNode::start_configured(&tracker.url, hold_movie, |c| {
+        c.metadata.tmdb_api_key = "search-key".into();
+        c.metadata.tmdb_api_url = api;
+        c.metadata.tmdb_image_url = images;
+    })
+    .await;
+    let token = tracker.keyring().sign(&claims("u-search", false)).unwrap();
+    // The node's publisher announces the held movie to its catalog.
+    play_ok(
+        &node,
+        &tracker.keyring().sign(&claims("u-play", true)).unwrap(),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    let (s, b) = node.get("/api/v1/tmdb/search?q=matrix", None).await;
+    assert_eq!(s, 401, "{b}");
+    let (s, _) = node
+        .get("/api/v1/tmdb/search?q=matrix", Some("not-a-jwt"))
+        .await;
+    assert_eq!(s, 401);
+    let (s, b) = node.get("/api/v1/tmdb/search?q=%20", Some(&token)).await;
+    assert_eq!(s, 400, "{b}");
+    let long = "a".repeat(101);
+    let (s, _) = node
+        .get(&format!("/api/v1/tmdb/search?q={long}"), Some(&token))
+        .await;
+    assert_eq!(s, 400);
+
+    let (s, page) = node
+        .get("/api/v1/tmdb/search?q=Matrix%20", Some(&token))
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["enabled"], true);
+    let results = page["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{page}");
+    assert_eq!(results[0]["tmdb_id"], 603);
+    assert_eq!(results[0]["movie_id"], "tmdb-603");
+    assert_eq!(results[0]["title"], "The Matrix");
+    assert_eq!(results[0]["year"], 1999);
+    assert_eq!(results[0]["on_network"], true);
+    assert_eq!(
+        results[0]["poster_url"],
+        format!("{tmdb_url}/t/p/w185/m.jpg").as_str()
+    );
+    assert_eq!(results[1]["tmdb_id"], 604);
+    assert_eq!(results[1]["title"], "The Matrix Reloaded");
+    assert_eq!(results[1]["year"], 2003);
+    assert_eq!(results[1]["on_network"], false);
+    assert_eq!(results[1]["poster_url"], serde_json::Value::Null);
+    assert_eq!(
+        results[1]["overview"].as_str().unwrap().chars().count(),
+        300
+    );
+    // The same query (any case or spacing) is answered from memory.
+    let (s, _) = node.get("/api/v1/tmdb/search?q=matrix", Some(&token)).await;
+    assert_eq!(s, 200);
+    assert_eq!(searches.load(Ordering::SeqCst), 1);
+    node.stop().await;
+
+    // Without a TMDb key the node says so.
+    let mut plain = TestNode::start(&tracker.url).await;
+    let (s, page) = plain
+        .get("/api/v1/tmdb/search?q=matrix", Some(&token))
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page, json!({"enabled": false, "results": []}));
+    plain.stop().await;
+}

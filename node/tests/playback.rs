@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{make_movie, wait_for, Cluster, FAST};
+use common::{decode_whole, make_movie, wait_for, Cluster, FAST};
 use serde_json::Value;
 
 const SECS: u32 = 12;
@@ -99,38 +99,9 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
     assert!(master.starts_with(&base), "{master}");
 
     // Decode every frame of the whole movie from the playback URL.
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i", &master])
-        .args([
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a:0",
-            "-f",
-            "null",
-            "-progress",
-            "pipe:1",
-            "-",
-        ])
-        .output()
+    let decoded = decode_whole(&master)
         .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {stderr}\n{}",
-        cluster.logs(30)
-    );
-    assert!(stderr.trim().is_empty(), "decode errors: {stderr}");
-    let progress = String::from_utf8_lossy(&out.stdout);
-    let decoded_us: u64 = progress
-        .lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("out_time_us="))
-        .filter_map(|v| v.trim().parse().ok())
-        .next()
-        .unwrap_or(0);
-    let decoded = decoded_us as f64 / 1e6;
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs(30)));
     assert!(
         (decoded - f64::from(SECS)).abs() < 1.0,
         "decoded {decoded:.2} s of a {SECS} s movie"

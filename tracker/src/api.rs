@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub dummy_hash: String,
     /// The billing webhook's HMAC key ([`crate::billing::webhook_secret`]).
     pub webhook_secret: Vec<u8>,
+    /// TMDb, for titling requests (`None` without a key).
+    pub tmdb: Option<crate::tmdb::Tmdb>,
 }
 
 impl Api {
@@ -50,6 +52,9 @@ impl Api {
         let webhook_secret =
             crate::billing::webhook_secret(&config.billing.webhook_secret, &config.data_dir)
                 .map_err(ApiError::internal)?;
+        let tmdb =
+            crate::tmdb::Tmdb::new(&config.requests.tmdb_api_url, &config.requests.tmdb_api_key)
+                .map_err(ApiError::internal)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -59,6 +64,7 @@ impl Api {
                 limiter,
                 dummy_hash,
                 webhook_secret,
+                tmdb,
             }),
         })
     }

@@ -74,6 +74,11 @@ pub struct RequestsConfig {
     /// Shared secret nodes send in `Reelnet-Node-Key` to claim requests. Empty: the
     /// node-facing request routes are off (403).
     pub node_secret: String,
+    /// TMDb v3 API key: requested ids are checked and titled by TMDb. Empty: the asker's
+    /// title is kept and any id is accepted.
+    pub tmdb_api_key: String,
+    /// Base URL of TMDb's v3 API.
+    pub tmdb_api_url: String,
 }
 
 impl Default for BillingConfig {
@@ -95,6 +100,8 @@ impl Default for RequestsConfig {
             require_approval: false,
             lease_secs: 30,
             node_secret: String::new(),
+            tmdb_api_key: String::new(),
+            tmdb_api_url: "https://api.themoviedb.org/3".to_owned(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod requests;
 pub mod rooms;
 pub mod shutdown;
 pub mod store;
+pub mod tmdb;
 pub mod users;
 
 use std::net::SocketAddr;

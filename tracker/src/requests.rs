@@ -307,6 +307,28 @@ impl Api {
                 format!("{used} of {quota} requests used in the last 30 days ({tier:?} tier)"),
             ));
         }
+        // TMDb (when configured) vouches for the id and names the movie.
+        let mut req = req;
+        if let Some(tmdb) = &self.inner.tmdb {
+            match tmdb.movie(req.tmdb_id).await {
+                Ok(Some(m)) => {
+                    req.title = Some(m.title);
+                    req.year = m.year.or(req.year);
+                }
+                Ok(None) => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_movie",
+                        format!("TMDb has no movie {}", req.tmdb_id),
+                    ))
+                }
+                Err(err) => tracing::warn!(
+                    %err,
+                    tmdb = req.tmdb_id,
+                    "TMDb lookup failed; the request keeps the asker's title"
+                ),
+            }
+        }
         let new_id = self.store().trees().next_id()?;
         let initial = if self.config().requests.require_approval {
             RequestState::Pending

@@ -336,3 +336,75 @@ async fn node_routes_off_without_secret_and_approval_flow() {
         .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("open")), "{b}");
 }
+
+/// With a TMDb key the tracker asks TMDb (a warp stand-in on loopback answering TMDb-shaped
+/// JSON) about each requested id: unknown ids are refused, known ones take TMDb's title
+/// and year over the asker's, and TMDb being down does not block requests.
+#[tokio::test]
+async fn requests_are_checked_and_titled_by_tmdb() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use warp::Filter;
+
+    let down = Arc::new(AtomicBool::new(false));
+    let routes = {
+        let down = down.clone();
+        warp::path!("3" / "movie" / u64)
+            .and(warp::query::<HashMap<String, String>>())
+            .map(move |id: u64, q: HashMap<String, String>| {
+                let (status, body) = if down.load(Ordering::SeqCst) {
+                    (503, json!({"status_message": "down"}))
+                } else if q.get("api_key").map(String::as_str) != Some("tracker-key") {
+                    (401, json!({"status_message": "bad key"}))
+                } else if id == 603 {
+                    (
+                        200,
+                        json!({"id": 603, "title": "The Matrix", "release_date": "1999-03-30"}),
+                    )
+                } else {
+                    (404, json!({"status_message": "not found"}))
+                };
+                warp::reply::with_status(
+                    warp::reply::json(&body),
+                    warp::http::StatusCode::from_u16(status).unwrap(),
+                )
+            })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tmdb_url = format!("http://{}/3", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(std::future::pending::<()>())
+            .run()
+            .await;
+    });
+    let t = Tracker::start_with(&format!(
+        "[requests]\nfree_per_month = 10\ntmdb_api_key = \"tracker-key\"\ntmdb_api_url = \"{tmdb_url}\"\n"
+    ))
+    .await;
+    let token = access(&t.user("asker@example.org", "a long password").await);
+    let ask = |body: Value| t.call(Method::POST, "/api/v1/requests", &token, Some(body));
+
+    let (s, b) = ask(json!({"tmdb_id": 999_999, "title": "Made Up"})).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (422, Some("unknown_movie")),
+        "{b}"
+    );
+    let (s, b) = ask(json!({"tmdb_id": 603, "title": "matrix 1080p rip", "year": 2020})).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["title"], "The Matrix");
+    assert_eq!(b["year"], 1999);
+
+    down.store(true, Ordering::SeqCst);
+    let (s, b) = ask(json!({"tmdb_id": 604, "title": "The Matrix Reloaded"})).await;
+    assert_eq!(s, 201, "TMDb down must not block requests: {b}");
+    assert_eq!(b["title"], "The Matrix Reloaded");
+    assert_eq!(
+        mine(&t, &token).await.len(),
+        2,
+        "the refused id made no request"
+    );
+}

@@ -11,6 +11,7 @@ pub mod hls;
 pub mod images;
 pub mod play;
 pub mod proxy;
+pub mod tmdb;
 pub mod token;
 
 use std::convert::Infallible;
@@ -147,6 +148,7 @@ pub fn routes(
         .or(hls)
         .or(play::route(state.clone()))
         .or(catalog::routes(state.clone()))
+        .or(tmdb::route(state.clone()))
         .or(images::route(state.clone()))
         .or(proxy::routes(state.clone()))
         .or(web)

@@ -121,6 +121,11 @@ pub struct TestTracker {
 
 impl TestTracker {
     pub async fn start() -> TestTracker {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with `adjust` changing the config first.
+    pub async fn start_with(adjust: impl FnOnce(&mut TrackerConfig)) -> TestTracker {
         let dir = tempfile::tempdir().unwrap();
         let smtp = Smtp::start(dir.path());
         let mut config = TrackerConfig {
@@ -132,6 +137,7 @@ impl TestTracker {
         };
         config.smtp.port = smtp.port;
         config.smtp.tls = SmtpTls::None;
+        adjust(&mut config);
         let tracker = Tracker::bind(config).await.unwrap();
         let url = format!("http://{}", tracker.addr());
         TestTracker {
@@ -194,9 +200,19 @@ impl TestNode {
 
     /// Starts a node whose data directory `prepare` may fill first (e.g. with a manifest).
     pub async fn start_with(tracker_url: &str, prepare: impl FnOnce(&Path)) -> TestNode {
+        Self::start_configured(tracker_url, prepare, |_| {}).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with `adjust` changing the config first.
+    pub async fn start_configured(
+        tracker_url: &str,
+        prepare: impl FnOnce(&Path),
+        adjust: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
-        let config = Self::config(dir.path(), tracker_url);
+        let mut config = Self::config(dir.path(), tracker_url);
+        adjust(&mut config);
         let node = Node::bind(config).await.unwrap();
         TestNode {
             url: format!("http://{}", node.gateway_addr()),

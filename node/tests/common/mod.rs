@@ -496,3 +496,29 @@ pub fn make_movie(dir: &Path, name: &str, secs: u32, height: u32) -> PathBuf {
     ]);
     path
 }
+
+/// Decodes every frame of the first video and audio stream at `url` (e.g. a playback
+/// URL) with the ffmpeg CLI; answers the seconds decoded, or ffmpeg's messages when it
+/// failed or reported decode errors.
+pub async fn decode_whole(url: &str) -> Result<f64, String> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i", url])
+        .args(["-map", "0:v:0", "-map", "0:a:0"])
+        .args(["-f", "null", "-progress", "pipe:1", "-"])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stderr.trim().is_empty() {
+        return Err(format!("ffmpeg ({}): {stderr}", out.status));
+    }
+    let progress = String::from_utf8_lossy(&out.stdout);
+    let decoded_us: u64 = progress
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("out_time_us="))
+        .filter_map(|v| v.trim().parse().ok())
+        .next()
+        .unwrap_or(0);
+    Ok(decoded_us as f64 / 1e6)
+}
