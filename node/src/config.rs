@@ -138,7 +138,13 @@ pub struct GatewayConfig {
     /// How many of a movie's top video renditions only premium viewers get (never all of
     /// them: a movie with one rendition plays for everyone). 0 turns tiers off.
     pub premium_renditions: usize,
+    /// Memory for the segments served most recently, MiB (0: every request reads and
+    /// verifies the segment on disk).
+    pub hot_cache_mib: u64,
 }
+
+/// `gateway.hot_cache_mib` unless configured.
+pub const DEFAULT_HOT_CACHE_MIB: u64 = 256;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -210,6 +216,7 @@ impl Default for GatewayConfig {
             web_dir: None,
             playback_token_ttl_secs: 6 * 3600,
             premium_renditions: 1,
+            hot_cache_mib: DEFAULT_HOT_CACHE_MIB,
         }
     }
 }

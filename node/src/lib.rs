@@ -253,6 +253,9 @@ impl Node {
         tracing::info!(%admin_addr, "admin API on loopback");
         let metrics = Arc::new(metrics::Metrics::new(unix_now()));
 
+        let hot_bytes = usize::try_from(config.gateway.hot_cache_mib.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX);
+        let (hot, hot_task) = gateway::hot::HotSegments::start(hot_bytes, cancel.clone());
         let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
             fetcher.clone(),
             store.clone(),
@@ -291,6 +294,7 @@ impl Node {
             proxy: gateway::proxy::ProxyClient::new(cancel.clone()),
             metadata,
             premium_renditions: config.gateway.premium_renditions,
+            hot,
         });
         let stop = cancel.clone();
         let server = shutdown::spawn("gateway", async move {
@@ -311,6 +315,7 @@ impl Node {
             tasks: vec![
                 server,
                 fetches_task,
+                hot_task,
                 jwks_task,
                 metadata_task,
                 admin_task,

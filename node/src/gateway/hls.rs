@@ -430,6 +430,10 @@ async fn segment_bytes(
     at: &Located,
 ) -> Result<Bytes, HlsError> {
     let hash = at.entry.hash;
+    if let Some(bytes) = state.hot.get(&hash).await {
+        state.metrics.served_local(bytes.len() as u64);
+        return Ok(bytes);
+    }
     let store = state.store.clone();
     let local = tokio::task::spawn_blocking(move || store.read_segment(&hash))
         .await
@@ -437,7 +441,9 @@ async fn segment_bytes(
     match local {
         Ok(Some(bytes)) => {
             state.metrics.served_local(bytes.len() as u64);
-            return Ok(Bytes::from(bytes));
+            let bytes = Bytes::from(bytes);
+            state.hot.put(hash, bytes.clone());
+            return Ok(bytes);
         }
         Ok(None) => {}
         // A corrupt local copy is never served; fetch a good one instead.
@@ -475,6 +481,7 @@ async fn segment_bytes(
         .await
         .map_err(HlsError::Unavailable)?;
     state.metrics.served_peer(bytes.len() as u64);
+    state.hot.put(hash, bytes.clone());
     Ok(bytes)
 }
 

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod hls;
+pub mod hot;
 pub mod images;
 pub mod play;
 pub mod proxy;
@@ -55,6 +56,8 @@ pub struct GatewayState {
     pub metadata: crate::metadata::Metadata,
     /// How many top video renditions only premium viewers get (`gateway.premium_renditions`).
     pub premium_renditions: usize,
+    /// Verified bytes of the segments served most recently (`gateway.hot_cache_mib`).
+    pub hot: hot::HotSegments,
 }
 
 impl GatewayState {
@@ -92,9 +95,14 @@ impl GatewayState {
             fetches,
             jwt: Arc::new(jwt),
             tokens,
-            proxy: proxy::ProxyClient::new(cancel),
+            proxy: proxy::ProxyClient::new(cancel.clone()),
             metadata: crate::metadata::Metadata::disabled(),
             premium_renditions: 1,
+            hot: hot::HotSegments::start(
+                crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
+                cancel.clone(),
+            )
+            .0,
         }
     }
 }
