@@ -18,7 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{decode_whole, free_tcp_port, make_movie, wait_for, Cluster, FAST, NODE_BIN};
+use common::{
+    decode_whole, free_tcp_port, make_movie, master_url, wait_for, Cluster, FAST, NODE_BIN,
+};
 use serde_json::{json, Value};
 
 const SECS: u32 = 24;
@@ -261,17 +263,8 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
         .collect();
     assert!(own_partial.is_empty(), "{own_partial:?}");
 
-    let play: Value = http
-        .get(format!("{back_url}/api/v1/movies/{movie_id}/play"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let master = play["master_url"].as_str().expect("master_url");
-    let decoded = decode_whole(master)
+    let master = master_url(&back_url, access, &movie_id).await;
+    let decoded = decode_whole(&master)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs(40)));
     assert!(

@@ -497,6 +497,23 @@ pub fn make_movie(dir: &Path, name: &str, secs: u32, height: u32) -> PathBuf {
     path
 }
 
+/// The playback URL `base`'s `/play` gives the holder of `access` for `movie`.
+pub async fn master_url(base: &str, access: &str, movie: &str) -> String {
+    let play: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/movies/{movie}/play"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    play["master_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no master_url: {play}"))
+        .to_owned()
+}
+
 /// Decodes every frame of the first video and audio stream at `url` (e.g. a playback
 /// URL) with the ffmpeg CLI; answers the seconds decoded, or ffmpeg's messages when it
 /// failed or reported decode errors.
