@@ -77,6 +77,16 @@ impl Api {
         &self.inner.store
     }
 
+    /// Gauges for `/metrics`, read from the store now.
+    pub fn metrics_gauges(&self) -> crate::metrics::Gauges {
+        let t = self.store().trees();
+        crate::metrics::Gauges {
+            users: t.users.len() as u64,
+            open_requests: t.open_requests.len() as u64,
+            rooms: t.rooms.len() as u64,
+        }
+    }
+
     /// The current keyring.
     pub fn keyring(&self) -> Arc<Keyring> {
         self.inner.keys.borrow().clone()

@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/requests/{id}/retry"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
 ];
 
 #[derive(Serialize)]
@@ -436,6 +437,28 @@ pub fn routes(
         .into_response()
     });
 
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let metrics_route = {
+        let (api, metrics) = (api.clone(), metrics.clone());
+        warp::path!("metrics").and(warp::get()).map(move || {
+            let text = metrics.render(api.metrics_gauges());
+            warp::reply::with_header(
+                text,
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .into_response()
+        })
+    };
+    let count = warp::log::custom(move |info| {
+        metrics.observe(
+            info.method().as_str(),
+            info.path(),
+            info.status().as_u16(),
+            info.elapsed(),
+        )
+    });
+
     auth_routes
         .or(me_routes)
         .unify()
@@ -447,8 +470,11 @@ pub fn routes(
         .unify()
         .or(health)
         .unify()
+        .or(metrics_route)
+        .unify()
         .recover(|rej: Rejection| async move { Ok::<_, Infallible>(rejection_response(rej)) })
         .unify()
+        .with(count)
         .with(warp::trace::request())
 }
 

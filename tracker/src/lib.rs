@@ -18,6 +18,7 @@ pub mod keys;
 pub mod library;
 pub mod limiter;
 pub mod mail;
+pub mod metrics;
 pub mod requests;
 pub mod rooms;
 pub mod shutdown;

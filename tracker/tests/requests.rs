@@ -407,4 +407,23 @@ async fn requests_are_checked_and_titled_by_tmdb() {
         2,
         "the refused id made no request"
     );
+
+    // /metrics counts by route template and status, and lists the open requests.
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "reelnet_tracker_requests_total{method=\"POST\",route=\"/api/v1/requests\",status=\"422\"} 1",
+        "reelnet_tracker_requests_total{method=\"POST\",route=\"/api/v1/requests\",status=\"201\"} 2",
+        "reelnet_tracker_open_requests 2",
+        "reelnet_tracker_users 1",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
+    }
 }

@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState } from 'react';
+import { useEffect, useId, useLayoutEffect, useRef, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 import { getMovie, searchCatalog, searchTmdb } from '../api/catalog';
 import { getHistory, getWatchlist } from '../api/library';
@@ -152,8 +152,9 @@ function RequestMatch({
   const justSent = useRef(false);
   const label = match.year ? `${match.title} (${match.year})` : match.title;
 
-  // The button the user pressed is gone: keep keyboard focus on what replaced it.
-  useEffect(() => {
+  // The button the user pressed is gone: keep keyboard focus on what replaced it (a layout
+  // effect, so focus moves in the same commit that removes the button).
+  useLayoutEffect(() => {
     if (requested && justSent.current) doneLink.current?.focus();
   }, [requested]);
 
