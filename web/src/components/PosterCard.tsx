@@ -1,5 +1,6 @@
 import { Link } from 'react-router-dom';
 import type { MovieCard } from '../api/types';
+import { PosterImage } from './PosterImage';
 import { ProgressBar } from './ProgressBar';
 
 interface PosterCardProps {
@@ -27,18 +28,11 @@ export function PosterCard({ movie, progress }: PosterCardProps) {
       data-testid="movie-card"
       data-movie-id={movie.id}
     >
-      <div className="poster">
-        {movie.poster_url ? (
-          <img src={movie.poster_url} alt="" loading="lazy" decoding="async" />
-        ) : (
-          <div className="poster-fallback" aria-hidden="true">
-            {movie.title.slice(0, 1)}
-          </div>
-        )}
+      <PosterImage url={movie.poster_url} title={movie.title}>
         {preparing && (
           <span className="badge">Preparing {Math.floor(movie.availability?.percent ?? 0)}%</span>
         )}
-      </div>
+      </PosterImage>
       <span className="poster-title">{movie.title}</span>
       {movie.year && <span className="poster-year">{movie.year}</span>}
       {progress !== undefined && <ProgressBar fraction={progress} label="Watched" />}

@@ -2,7 +2,8 @@ import { screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import * as session from '../session';
 import { TOKENS, json, mockFetch, type Call } from '../test/fetch';
-import { MATRIX, card, catalogPage, detail, progress, tmdbMatch } from '../test/fixtures';
+import type { NewRequest } from '../api/requests';
+import { MATRIX, card, catalogPage, createdRequest, detail, progress, tmdbMatch } from '../test/fixtures';
 import { renderApp } from '../test/render';
 
 const HEAT = card('tmdb-949', 'Heat', { year: 1995, genres: ['Drama'] });
@@ -37,21 +38,7 @@ function tmdbSearch(call: Call) {
 
 /** A request as the tracker answers `POST /requests`. */
 function requestAnswer(call: Call) {
-  const { tmdb_id, title, year } = call.body as { tmdb_id: number; title: string; year?: number };
-  return json(201, {
-    id: '7',
-    tmdb_id,
-    title,
-    year: year ?? null,
-    state: 'open',
-    percent: 0,
-    reason: null,
-    movie_id: null,
-    requesters: 1,
-    has_source: false,
-    created_at_ms: 1,
-    updated_at_ms: 1,
-  });
+  return json(201, createdRequest(call.body as NewRequest));
 }
 
 /** A promise and the function that settles it. */

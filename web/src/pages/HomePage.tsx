@@ -7,6 +7,7 @@ import type { MovieDetail, TmdbMatch } from '../api/types';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { Page } from '../components/Page';
 import { PosterCard } from '../components/PosterCard';
+import { PosterImage } from '../components/PosterImage';
 import { PosterRow, type RowItem } from '../components/PosterRow';
 import { Empty, Failed, Loading } from '../components/States';
 import { errorMessage, useAsync } from '../hooks/useAsync';
@@ -178,15 +179,7 @@ function RequestMatch({
 
   return (
     <>
-      <div className="poster">
-        {match.poster_url ? (
-          <img src={match.poster_url} alt="" loading="lazy" decoding="async" />
-        ) : (
-          <div className="poster-fallback" aria-hidden="true">
-            {match.title.slice(0, 1)}
-          </div>
-        )}
-      </div>
+      <PosterImage url={match.poster_url} title={match.title} />
       <div className="poster-text">
         <span className="poster-title">{match.title}</span>
         {match.year !== null && <span className="poster-year">{match.year}</span>}

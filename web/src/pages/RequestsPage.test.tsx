@@ -2,6 +2,8 @@ import { screen } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import * as session from '../session';
 import { TOKENS, json, mockFetch, type Call } from '../test/fetch';
+import type { NewRequest } from '../api/requests';
+import { createdRequest } from '../test/fixtures';
 import { renderApp } from '../test/render';
 
 const SUB = { tier: 'free', until: null, status: 'none', premium_features: [], request_quota: 3, requests_used: 0 };
@@ -11,20 +13,7 @@ function routes() {
   return mockFetch({
     'GET /api/v1/requests': json(200, []),
     'GET /api/v1/me/subscription': json(200, SUB),
-    'POST /api/v1/requests': (call: Call) =>
-      json(201, {
-        id: '9',
-        ...(call.body as object),
-        year: null,
-        state: 'open',
-        percent: 0,
-        reason: null,
-        movie_id: null,
-        requesters: 1,
-        has_source: false,
-        created_at_ms: 1,
-        updated_at_ms: 1,
-      }),
+    'POST /api/v1/requests': (call: Call) => json(201, createdRequest(call.body as NewRequest, '9')),
   });
 }
 

@@ -1,3 +1,4 @@
+import type { MovieRequest, NewRequest } from '../api/requests';
 /** Catalog, movie and library answers as the node gateway and tracker send them. */
 import type { CatalogPage, MovieCard, MovieDetail, ProgressView, TmdbMatch } from '../api/types';
 
@@ -68,4 +69,22 @@ export function tmdbMatch(tmdb_id: number, title: string, extra: Partial<TmdbMat
 }
 
 /** A `not_found` error answer. */
+/** The tracker's answer to `POST /requests` with `body`: a new, open request. */
+export function createdRequest(body: NewRequest, id = '7'): MovieRequest {
+  return {
+    id,
+    tmdb_id: body.tmdb_id,
+    title: body.title ?? null,
+    year: body.year ?? null,
+    state: 'open',
+    percent: 0,
+    reason: null,
+    movie_id: null,
+    requesters: 1,
+    has_source: false,
+    created_at_ms: 1,
+    updated_at_ms: 1,
+  };
+}
+
 export const NOT_FOUND = { error: 'not_found', message: 'No such movie.' };
