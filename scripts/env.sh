@@ -6,3 +6,13 @@ export REELNET_VENV="${REELNET_VENV:-$REELNET_CACHE/venv}"
 # Tests start a real SMTP server (aiosmtpd) with this interpreter.
 export REELNET_PYTHON="${REELNET_PYTHON:-$REELNET_VENV/bin/python}"
 export PATH="$HOME/.cargo/bin:$PATH"
+
+# Link with mold when it is installed (scripts/setup.sh installs it): linking the dozens of
+# test binaries was a large part of a CI run. Without mold the default linker is used.
+if command -v mold >/dev/null 2>&1 && [ -z "${REELNET_NO_MOLD:-}" ]; then
+  export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS:--C link-arg=-fuse-ld=mold}"
+fi
+# CI builds a fresh clone once: incremental compilation data is written and never reused.
+if [ "${CI:-}" = "true" ]; then
+  export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi

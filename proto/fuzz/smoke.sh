@@ -7,9 +7,15 @@ cd "$(dirname "$0")"
 
 secs="${FUZZ_SECONDS:-10}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
-# Fuzz builds use sanitizer flags; keep them in proto/fuzz/target, away from a shared
-# CARGO_TARGET_DIR where they would force rebuilds of the normal workspace.
-unset CARGO_TARGET_DIR
+# Fuzz builds use sanitizer flags; keep them in their own target dir, away from the shared
+# CARGO_TARGET_DIR where they would force rebuilds of the normal workspace, but outside the
+# clone (under REELNET_CACHE when scripts/env.sh set it) so a fresh clone reuses them.
+if [ -n "${REELNET_CACHE:-}" ]; then
+    export CARGO_TARGET_DIR="$REELNET_CACHE/fuzz-target"
+else
+    unset CARGO_TARGET_DIR
+fi
+unset CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
