@@ -1,0 +1,22 @@
+//! What the reelnet node and tracker share at run time, so it exists once:
+//!
+//! - [`shutdown`]: Ctrl-C/SIGTERM, one cancellation tree with a fixed drain order
+//!   (HTTP servers, then workers, then actors, then the store) and every task tracked;
+//! - [`config`]: TOML loading whose errors name the file, the dotted key and the line;
+//! - [`logging`]: the `tracing` subscriber both binaries install;
+//! - [`serve`]: a warp filter served on a bound listener until its stage is cancelled;
+//! - [`fs`]: private (0600) files written atomically, for keys and secrets;
+//! - [`clock`]: wall-clock helpers (seconds and milliseconds since the Unix epoch);
+//! - [`metrics`]: the Prometheus text exposition both services render.
+//!
+//! No domain logic lives here: the node and the tracker depend on this crate, never the
+//! other way round, and `reelnet-proto` stays free of I/O.
+
+pub mod clock;
+pub mod config;
+pub mod fs;
+pub mod logging;
+pub mod serve;
+pub mod shutdown;
+
+pub use shutdown::{Shutdown, Stage};
