@@ -27,7 +27,7 @@ else
 fi
 
 step "web app: npm ci, build, test"
-(cd web && npm ci --no-audit --no-fund && npm run build && npm test)
+(cd web && npm ci --no-audit --no-fund && npm run build && npm test && npm run check:types)
 
 step "browser test: register, verify, search, play through a node without the movie, resume, watch later"
 cargo build --bins --locked

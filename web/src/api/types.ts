@@ -1,212 +1,111 @@
 /**
- * Shapes of the tracker's JSON API (`/api/v1`), as the browser sees them through
- * the node gateway. Field names match the wire format (snake_case) so a response
- * can be used as-is; keep this file in step with the OpenAPI document.
+ * Shapes of the JSON API (`/api/v1`) as the browser sees them through the node
+ * gateway, by the names the app uses. They come from the OpenAPI documents:
+ * `npm run gen:types` generates src/api/generated/node.ts (node/openapi.yaml: catalog,
+ * movies, playback, TMDb search) and src/api/generated/tracker.ts (tracker/openapi.yaml:
+ * auth, me, library), and `npm run check:types` (run by scripts/test.sh) fails when they
+ * are stale. This file only names them; field names match the wire format (snake_case)
+ * so a response can be used as-is. The few shapes where the app accepts more than a
+ * document promises are written out below with a comment saying how they differ.
  */
+import type { components as NodeComponents, operations as NodeOperations } from './generated/node';
+import type { components as TrackerComponents } from './generated/tracker';
+
+type NodeSchemas = NodeComponents['schemas'];
+type TrackerSchemas = TrackerComponents['schemas'];
+type Json200<Op extends { responses: { 200: { content: { 'application/json': unknown } } } }> =
+  Op['responses'][200]['content']['application/json'];
 
 /** Every error response: `{ "error": code, "message": text }` with a 4xx/5xx status. */
-export interface ErrorBody {
-  /** Stable, machine-readable code, e.g. `invalid_credentials`. */
-  error: string;
-  /** Human-readable text that says what went wrong and what to do. */
-  message: string;
-}
+export type ErrorBody = TrackerSchemas['Error'];
 
-/** `POST /auth/login` and `POST /auth/refresh` answer with a fresh token pair. */
-export interface TokenPair {
-  /** Short-lived JWT (EdDSA) sent as `Authorization: Bearer …`. */
-  access_token: string;
-  /** Long-lived opaque token exchanged for a new pair at `/auth/refresh`. */
-  refresh_token: string;
-  /** Lifetime of `access_token` in seconds. */
-  expires_in: number;
+export type LoginRequest = TrackerSchemas['LoginRequest'];
+export type RegisterRequest = TrackerSchemas['RegisterRequest'];
+/** Body of `POST /auth/verify`; `token` comes from the link in the verification email. */
+export type VerifyEmailRequest = TrackerSchemas['TokenRequest'];
+/** Body of `POST /auth/refresh` and `POST /auth/logout`. */
+export type RefreshTokenRequest = TrackerSchemas['RefreshRequest'];
+/** Body of `POST /auth/resend-verification` and `POST /auth/password-reset`. */
+export type EmailRequest = TrackerSchemas['EmailRequest'];
+/** Body of `POST /auth/password-reset/confirm`; `token` comes from the emailed reset link. */
+export type ResetConfirmRequest = TrackerSchemas['ResetConfirmRequest'];
+/** `202 Accepted` answer of the email-sending endpoints (whether or not a mail went out). */
+export type Accepted = TrackerSchemas['Accepted'];
+
+export type Tier = TrackerSchemas['UserView']['tier'];
+
+/**
+ * `GET /me` (the tracker's `UserView`): the signed-in account.
+ * Hand-written difference: tracker/openapi.yaml requires `role` and `tier_until`; the app
+ * reads neither and keeps them optional, as before (the test fixtures' users have neither).
+ */
+export type User = Omit<TrackerSchemas['UserView'], 'role' | 'tier_until'> & {
+  /** When premium ends, unix seconds; null when it does not. */
+  tier_until?: TrackerSchemas['UserView']['tier_until'];
+  role?: TrackerSchemas['UserView']['role'];
+};
+
+/**
+ * `POST /auth/login` and `POST /auth/refresh` answer with a fresh token pair.
+ * Hand-written difference: tracker/openapi.yaml requires `refresh_expires_in` and `user` and
+ * says `token_type` is `Bearer`; the app reads neither of the first two (the session is
+ * built from the tokens and `expires_in`), falls back to `Bearer` for an empty `token_type`,
+ * and keeps the looser shape it had (the test fixtures' token pairs have neither).
+ */
+export type TokenPair = Omit<TrackerSchemas['TokenPair'], 'token_type' | 'refresh_expires_in' | 'user'> & {
   /** Always `Bearer`. */
   token_type: string;
   /** Lifetime of `refresh_token` in seconds. */
   refresh_expires_in?: number;
   /** The account the tokens belong to. */
   user?: User;
-}
-
-export interface LoginRequest {
-  email: string;
-  password: string;
-}
-
-export interface RegisterRequest {
-  email: string;
-  password: string;
-  display_name: string;
-}
-
-/** Body of `POST /auth/verify`; `token` comes from the link in the verification email. */
-export interface VerifyEmailRequest {
-  token: string;
-}
-
-/** Body of `POST /auth/refresh` and `POST /auth/logout`. */
-export interface RefreshTokenRequest {
-  refresh_token: string;
-}
-
-export type Tier = 'free' | 'premium';
-
-/** `GET /me` (the tracker's `UserView`): the signed-in account. */
-export interface User {
-  id: string;
-  email: string;
-  display_name: string;
-  email_verified: boolean;
-  /** The tier in effect now. */
-  tier: Tier;
-  /** When premium ends, unix seconds; null when it does not. */
-  tier_until?: number | null;
-  role?: 'user' | 'admin';
-  /** Unix seconds. */
-  created_at: number;
-}
-
-/** Body of `POST /auth/resend-verification` and `POST /auth/password-reset`. */
-export interface EmailRequest {
-  email: string;
-}
-
-/** Body of `POST /auth/password-reset/confirm`; `token` comes from the emailed reset link. */
-export interface ResetConfirmRequest {
-  token: string;
-  password: string;
-}
-
-/** `202 Accepted` answer of the email-sending endpoints (whether or not a mail went out). */
-export interface Accepted {
-  status: 'accepted';
-}
+};
 
 // ---------------------------------------------------------------------------
-// Node gateway: catalog, movies, playback (see the gateway's JSON contract).
+// Node gateway: catalog, movies, playback (node/openapi.yaml).
 
+export type Availability = NodeSchemas['Availability'];
 /** How much of a movie the network can serve right now. */
-export type AvailabilityState = 'complete' | 'ingesting' | 'unavailable';
-
-export interface Availability {
-  state: AvailabilityState;
-  /** 0-100: how much of the expected duration is ready. */
-  percent: number;
-}
+export type AvailabilityState = Availability['state'];
 
 /** A movie as listed by `GET /catalog`. */
-export interface MovieCard {
-  /** `tmdb-<n>` or `local-<16 hex>`. */
-  id: string;
-  title: string;
-  year: number | null;
-  genres: string[];
-  runtime_min: number | null;
-  /** Same-origin `/images/<hash>`, or null when there is no poster. */
-  poster_url: string | null;
-  availability: Availability;
-  /** Live nodes holding any of it. */
-  nodes: number;
-  /** Unix seconds of the first manifest. */
-  added_at: number;
-}
+export type MovieCard = NodeSchemas['MovieCard'];
 
-/** `GET /movies/{id}`: a card plus the details the movie page shows. */
-export interface MovieDetail extends MovieCard {
+/**
+ * `GET /movies/{id}`: a card plus the details the movie page shows.
+ * Hand-written difference: node/openapi.yaml (and the gateway) always send `overview` as a
+ * string and `duration_s` as a number; the app keeps handling null for both, as before
+ * (the player falls back to the media's length, and the test fixtures build details with a
+ * null overview).
+ */
+export type MovieDetail = Omit<NodeSchemas['MovieDetail'], 'overview' | 'duration_s'> & {
   overview: string | null;
-  backdrop_url: string | null;
-  tmdb_id: number | null;
-  /** Rendition names, best first, e.g. `["1080p", "720p"]`. */
-  renditions: string[];
   /** Length in seconds (expected length while ingesting). */
   duration_s: number | null;
-}
+};
 
-/** Query of `GET /catalog`. */
-export interface CatalogQuery {
-  /** Free text: typo-tolerant prefix search over title words; years count. */
-  q?: string;
-  genre?: string;
-  /** 1-based, default 1. */
-  page?: number;
-  /** Default 24, max 100. */
-  per_page?: number;
-}
+/** Query of `GET /catalog` (node/openapi.yaml names no schema for it: the operation's parameters). */
+export type CatalogQuery = NonNullable<NodeOperations['catalog']['parameters']['query']>;
 
 /** `GET /catalog`: one page of results and every genre in the catalog. */
-export interface CatalogPage {
-  results: MovieCard[];
-  page: number;
-  per_page: number;
-  total: number;
-  genres: string[];
-}
+export type CatalogPage = NodeSchemas['CatalogPage'];
 
-/** `GET /movies/{id}/play`: where the HLS stream is, with a playback token in the URL. */
-export interface PlayResponse {
-  movie_id: string;
-  master_url: string;
-  /** Unix seconds when the playback token expires. */
-  expires_at: number;
-}
-
-/** One TMDb match of `GET /tmdb/search`. */
-export interface TmdbMatch {
-  tmdb_id: number;
-  /** The id the movie has (or will have) on the network, `tmdb-<n>`. */
-  movie_id: string;
-  title: string;
-  year: number | null;
-  /** At most 300 characters. */
-  overview: string;
-  /** A small poster on TMDb's image server, or null when TMDb has none. */
-  poster_url: string | null;
-  /** The network's catalog already has it (so catalog search shows it too). */
-  on_network: boolean;
-}
+/** `GET /movies/{id}/play`: where the HLS stream is, with a playback token in the URL (an inline schema). */
+export type PlayResponse = Json200<NodeOperations['play']>;
 
 /** `GET /tmdb/search`: TMDb's matches; `enabled` is false (and no results) on a node without a TMDb key. */
-export interface TmdbSearch {
-  enabled: boolean;
-  results: TmdbMatch[];
-}
+export type TmdbSearch = Json200<NodeOperations['tmdbSearch']>;
+/** One TMDb match of `GET /tmdb/search`. */
+export type TmdbMatch = TmdbSearch['results'][number];
 
 // ---------------------------------------------------------------------------
-// Tracker: the signed-in user's library.
+// Tracker: the signed-in user's library (tracker/openapi.yaml).
 
 /** One entry of the watch-later list. */
-export interface WatchItem {
-  movie_id: string;
-  /** Unix milliseconds. */
-  added_at: number;
-}
-
+export type WatchItem = TrackerSchemas['WatchItem'];
 /** Body of `PUT /me/progress/{movie_id}`. */
-export interface ProgressRequest {
-  position_s: number;
-  duration_s: number;
-  /** The writer's clock (unix ms) when the position was read; older writes are ignored. */
-  timestamp_ms?: number;
-}
-
+export type ProgressRequest = TrackerSchemas['ProgressRequest'];
 /** The stored progress of one movie (`GET`/`PUT /me/progress/{id}`, history items). */
-export interface ProgressView {
-  movie_id: string;
-  position_s: number;
-  duration_s: number;
-  /** Unix milliseconds of the write that set it. */
-  updated_at: number;
-  /** In the last 5% or last 2 minutes, whichever is shorter. */
-  finished: boolean;
-  /** The tracker's resume point; null when finished or less than 2 s in. */
-  resume_at: number | null;
-  /** Only in a PUT answer: whether this write changed what is stored. */
-  applied?: boolean;
-}
-
+export type ProgressView = TrackerSchemas['ProgressView'];
 /** `GET /me/history`: one page, newest first. */
-export interface HistoryPage {
-  items: ProgressView[];
-  /** Pass as `cursor` for the next page; null on the last one. */
-  next_cursor: string | null;
-}
+export type HistoryPage = TrackerSchemas['HistoryPage'];
