@@ -3,52 +3,11 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import * as session from '../session';
 import { TOKENS, json, mockFetch, type Call } from '../test/fetch';
 import { MATRIX, progress } from '../test/fixtures';
+import { instances } from '../test/hls';
 import { advance, installFakeMedia, setDuration } from '../test/media';
 import { renderApp } from '../test/render';
 
-interface FakeHls {
-  config: { startPosition?: number };
-  src: string | null;
-  media: HTMLMediaElement | null;
-  destroyed: boolean;
-  currentLevel: number;
-  emit(event: string, data: unknown): void;
-}
-
-const hls = vi.hoisted(() => ({ instances: [] as FakeHls[] }));
-
-vi.mock('hls.js', () => {
-  class Hls {
-    static Events = { MANIFEST_PARSED: 'hlsManifestParsed', LEVEL_SWITCHED: 'hlsLevelSwitched', ERROR: 'hlsError' };
-    static isSupported() {
-      return true;
-    }
-    src: string | null = null;
-    media: HTMLMediaElement | null = null;
-    destroyed = false;
-    currentLevel = -1;
-    private handlers = new Map<string, Array<(e: string, d: unknown) => void>>();
-    constructor(readonly config: { startPosition?: number }) {
-      hls.instances.push(this);
-    }
-    on(event: string, fn: (e: string, d: unknown) => void) {
-      this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
-    }
-    loadSource(src: string) {
-      this.src = src;
-    }
-    attachMedia(media: HTMLMediaElement) {
-      this.media = media;
-    }
-    destroy() {
-      this.destroyed = true;
-    }
-    emit(event: string, data: unknown) {
-      for (const fn of this.handlers.get(event) ?? []) fn(event, data);
-    }
-  }
-  return { default: Hls };
-});
+vi.mock('hls.js', () => import('../test/hls'));
 
 const LEVELS = [
   { height: 480, bitrate: 1_000_000, name: '' },
@@ -76,8 +35,8 @@ async function openPlayer(path: string, stored: ReturnType<typeof progress> | nu
   const fetchMock = routes(stored);
   const utils = renderApp(path);
   const video = await screen.findByTestId<HTMLVideoElement>('player-video');
-  await waitFor(() => expect(hls.instances).toHaveLength(1));
-  const instance = hls.instances[0]!;
+  await waitFor(() => expect(instances).toHaveLength(1));
+  const instance = instances[0]!;
   act(() => instance.emit('hlsManifestParsed', { levels: LEVELS }));
   setDuration(video, 8160);
   return { ...utils, ...fetchMock, video, instance };
@@ -87,7 +46,7 @@ const puts = (calls: Call[]) => calls.filter((c) => c.method === 'PUT').map((c) 
 
 describe('player page', () => {
   beforeEach(() => {
-    hls.instances.length = 0;
+    instances.length = 0;
     return installFakeMedia();
   });
 
@@ -104,7 +63,7 @@ describe('player page', () => {
     const first = await openPlayer('/watch/tmdb-603', progress('tmdb-603', 7900, 8160, { finished: false }));
     expect(first.instance.config.startPosition).toBe(0);
     first.unmount();
-    hls.instances.length = 0;
+    instances.length = 0;
 
     const second = await openPlayer('/watch/tmdb-603?t=0', progress('tmdb-603', 2448, 8160));
     expect(second.instance.config.startPosition).toBe(0);
@@ -205,10 +164,10 @@ describe('player page', () => {
     expect(error).toBeTruthy();
 
     await user.click(screen.getByTestId('player-retry'));
-    await waitFor(() => expect(hls.instances).toHaveLength(2));
-    expect(hls.instances[1]!.config.startPosition).toBe(150);
+    await waitFor(() => expect(instances).toHaveLength(2));
+    expect(instances[1]!.config.startPosition).toBe(150);
     expect(calls.filter((c) => c.path === '/api/v1/movies/tmdb-603/play')).toHaveLength(2);
-    act(() => hls.instances[1]!.emit('hlsManifestParsed', { levels: LEVELS }));
+    act(() => instances[1]!.emit('hlsManifestParsed', { levels: LEVELS }));
     await waitFor(() => expect(screen.queryByTestId('player-error')).toBeNull());
   });
 
@@ -222,7 +181,7 @@ describe('player page', () => {
     renderApp('/watch/tmdb-603');
     expect((await screen.findByRole('alert')).textContent).toBe('Verify your email address first.');
     expect(screen.getByRole('link', { name: 'Verify your email' }).getAttribute('href')).toBe('/account');
-    expect(hls.instances).toHaveLength(0);
+    expect(instances).toHaveLength(0);
   });
 
   it('seeks with the slider', async () => {

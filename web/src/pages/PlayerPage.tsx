@@ -1,15 +1,15 @@
-import type Hls from 'hls.js';
-import type { ErrorData, Level } from 'hls.js';
+import type { ErrorData } from 'hls.js';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { ApiError } from '../api/client';
-import { getMovie, play, sameOriginUrl } from '../api/catalog';
+import { getMovie } from '../api/catalog';
 import { getProgress, putProgress } from '../api/library';
 import type { MovieDetail } from '../api/types';
 import { FullscreenIcon, MutedIcon, PauseIcon, PlayIcon, VolumeIcon } from '../components/Icons';
 import { Page } from '../components/Page';
 import { Failed, Loading } from '../components/States';
 import { errorMessage, useAsync } from '../hooks/useAsync';
+import { useHlsPlayer } from '../hooks/useHlsPlayer';
 import { handlePlayerKey } from '../player/keys';
 import { ProgressSaver } from '../player/progressSaver';
 import { formatTime, resumePosition } from '../playback';
@@ -52,17 +52,6 @@ export default function PlayerPage() {
   return <Player movie={state.data.movie} startAt={state.data.start} />;
 }
 
-interface QualityLevel {
-  index: number;
-  label: string;
-}
-
-function levelLabel(level: Pick<Level, 'height' | 'bitrate' | 'name'>): string {
-  if (level.height) return `${level.height}p`;
-  if (level.name) return level.name;
-  return `${Math.round(level.bitrate / 1000)} kb/s`;
-}
-
 type Failure = { message: string; code: string | null };
 
 function describeFatal(data: ErrorData): string {
@@ -78,17 +67,12 @@ function describeFatal(data: ErrorData): string {
 function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
   const videoRef = useRef<HTMLVideoElement>(null);
   const frameRef = useRef<HTMLDivElement>(null);
-  const hlsRef = useRef<Hls | null>(null);
   const saverRef = useRef<ProgressSaver | null>(null);
   const resumeFrom = useRef(startAt);
 
-  const [attempt, setAttempt] = useState(0);
   const [loading, setLoading] = useState(true);
   const [failure, setFailure] = useState<Failure | null>(null);
   const [fatalCount, setFatalCount] = useState(0);
-  const [levels, setLevels] = useState<QualityLevel[]>([]);
-  const [chosenLevel, setChosenLevel] = useState(-1);
-  const [playingLevel, setPlayingLevel] = useState(-1);
   const [paused, setPaused] = useState(true);
   const [time, setTime] = useState(startAt);
   const [mediaDuration, setMediaDuration] = useState(0);
@@ -113,96 +97,46 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
     };
   }, [movie.id, movie.duration_s]);
 
-  // The stream: ask for a playback URL, attach hls.js (or native HLS), start at `resumeFrom`.
-  useEffect(() => {
+  // The stream (useHlsPlayer): ask for a playback URL, attach hls.js (or native HLS), start at
+  // `resumeFrom`; a fatal error saves the position and stops until Retry.
+  const fail = (f: Failure) => {
+    setLoading(false);
+    setFailure(f);
+  };
+  const autoplay = () => {
     const video = videoRef.current;
-    if (!video) return;
-    const controller = new AbortController();
-    let hls: Hls | null = null;
-    let disposed = false;
-    saverRef.current?.disarm();
-    setLoading(true);
-    setFailure(null);
-
-    const fail = (f: Failure) => {
-      if (disposed) return;
+    const p = video?.play() as Promise<void> | undefined;
+    p?.catch(() => setPaused(true)); // autoplay refused: the Play button is there
+  };
+  const { levels, playingLevel, chosenLevel, chooseLevel, reload } = useHlsPlayer(videoRef, movie.id, {
+    startPosition: () => resumeFrom.current,
+    onLoad: () => {
+      saverRef.current?.disarm();
+      setLoading(true);
+      setFailure(null);
+    },
+    onReady: () => {
       setLoading(false);
-      setFailure(f);
-    };
-    const start = resumeFrom.current;
-    const autoplay = () => {
-      const p = video.play() as Promise<void> | undefined;
-      p?.catch(() => setPaused(true)); // autoplay refused: the Play button is there
-    };
-
-    (async () => {
-      const { master_url } = await play(movie.id, controller.signal);
-      const src = sameOriginUrl(master_url);
-      const { default: HlsCtor } = await import('hls.js');
-      if (disposed) return;
-      if (HlsCtor.isSupported()) {
-        hls = new HlsCtor({ startPosition: start });
-        hlsRef.current = hls;
-        hls.on(HlsCtor.Events.MANIFEST_PARSED, (_e, data) => {
-          setLevels(
-            data.levels
-              .map((l, index) => ({ index, label: levelLabel(l), height: l.height, bitrate: l.bitrate }))
-              .sort((a, b) => b.height - a.height || b.bitrate - a.bitrate)
-              .map(({ index, label }) => ({ index, label })),
-          );
-          setLoading(false);
-          autoplay();
-        });
-        hls.on(HlsCtor.Events.LEVEL_SWITCHED, (_e, data) => setPlayingLevel(data.level));
-        hls.on(HlsCtor.Events.ERROR, (_e, data) => {
-          if (!data.fatal) return; // hls.js recovers from these itself
-          setFatalCount((n) => n + 1);
-          if (video.currentTime > 0) resumeFrom.current = video.currentTime;
-          saverRef.current?.save();
-          saverRef.current?.disarm();
-          hls?.destroy();
-          hlsRef.current = null;
-          fail({ message: describeFatal(data), code: data.details });
-        });
-        hls.loadSource(src);
-        hls.attachMedia(video);
-      } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
-        // Safari plays HLS itself.
-        video.addEventListener(
-          'loadedmetadata',
-          () => {
-            if (start > 0) video.currentTime = start;
-            setLoading(false);
-            autoplay();
-          },
-          { once: true },
-        );
-        video.src = src;
-      } else {
-        fail({ message: 'This browser cannot play HLS video. Try a current Chrome, Firefox, Edge or Safari.', code: 'unsupported' });
-      }
-    })().catch((err: unknown) => {
-      if (controller.signal.aborted || disposed) return;
+      autoplay();
+    },
+    destroyOnFatal: true,
+    onFatal: (data) => {
+      setFatalCount((n) => n + 1);
+      const video = videoRef.current;
+      if (video && video.currentTime > 0) resumeFrom.current = video.currentTime;
+      saverRef.current?.save();
+      saverRef.current?.disarm();
+      fail({ message: describeFatal(data), code: data.details });
+    },
+    onError: (err) =>
       fail({
         message: errorMessage(err, 'Could not start the movie. Try again.'),
         code: err instanceof ApiError ? err.code : null,
-      });
-    });
-
-    const onNativeError = () => {
-      if (hls || disposed || !video.error) return;
-      fail({ message: `The video could not be played (error ${video.error.code}).`, code: 'media_error' });
-    };
-    video.addEventListener('error', onNativeError);
-
-    return () => {
-      disposed = true;
-      controller.abort();
-      video.removeEventListener('error', onNativeError);
-      hls?.destroy();
-      hlsRef.current = null;
-    };
-  }, [movie.id, attempt]);
+      }),
+    onUnsupported: () =>
+      fail({ message: 'This browser cannot play HLS video. Try a current Chrome, Firefox, Edge or Safari.', code: 'unsupported' }),
+    onMediaError: (error) => fail({ message: `The video could not be played (error ${error.code}).`, code: 'media_error' }),
+  });
 
   // Mirror the media element's state for the controls.
   useEffect(() => {
@@ -274,15 +208,10 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
     return () => window.removeEventListener('keydown', onKey);
   }, [togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen]);
 
-  function chooseLevel(index: number) {
-    setChosenLevel(index);
-    if (hlsRef.current) hlsRef.current.currentLevel = index;
-  }
-
   function retry() {
     const video = videoRef.current;
     if (video && video.currentTime > 0) resumeFrom.current = video.currentTime;
-    setAttempt((a) => a + 1);
+    reload();
   }
 
   const playingLabel = levels.find((l) => l.index === playingLevel)?.label;

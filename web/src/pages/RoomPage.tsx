@@ -1,11 +1,10 @@
-import type Hls from 'hls.js';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useParams } from 'react-router-dom';
-import { play, sameOriginUrl } from '../api/catalog';
 import { getRoom, inviteLink, RoomConnection, type ConnectionStatus, type Room, type RoomMember } from '../api/rooms';
 import { Page } from '../components/Page';
 import { Failed, Loading } from '../components/States';
 import { useAsync } from '../hooks/useAsync';
+import { useHlsPlayer } from '../hooks/useHlsPlayer';
 import { formatTime } from '../playback';
 import { SyncController, type SyncStatus } from '../sync/controller';
 import NotFoundPage from './NotFoundPage';
@@ -47,33 +46,11 @@ function RoomView({ room }: { room: Room }) {
   const [error, setError] = useState<string | null>(null);
   const [duration, setDuration] = useState(0);
 
-  // The stream.
-  useEffect(() => {
-    const video = videoRef.current;
-    if (!video) return;
-    let hls: Hls | null = null;
-    let disposed = false;
-    (async () => {
-      const { master_url } = await play(room.movie_id);
-      const src = sameOriginUrl(master_url);
-      const { default: HlsCtor } = await import('hls.js');
-      if (disposed) return;
-      if (HlsCtor.isSupported()) {
-        hls = new HlsCtor({ startPosition: 0 });
-        hls.on(HlsCtor.Events.ERROR, (_e, data) => {
-          if (data.fatal) setError(`playback failed: ${data.details}`);
-        });
-        hls.loadSource(src);
-        hls.attachMedia(video);
-      } else {
-        video.src = src;
-      }
-    })().catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)));
-    return () => {
-      disposed = true;
-      hls?.destroy();
-    };
-  }, [room.movie_id]);
+  // The stream (useHlsPlayer), from the start: the sync controller seeks and plays it.
+  useHlsPlayer(videoRef, room.movie_id, {
+    onFatal: (data) => setError(`playback failed: ${data.details}`),
+    onError: (err) => setError(err instanceof Error ? err.message : String(err)),
+  });
 
   // The room connection and the sync loop.
   useEffect(() => {

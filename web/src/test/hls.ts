@@ -1,0 +1,41 @@
+/**
+ * A stand-in for hls.js in component and hook tests: `vi.mock('hls.js', () => import('../test/hls'))`.
+ * Every instance is recorded in `instances` (clear it in `beforeEach`); a test plays hls.js's part
+ * by emitting its events (`emit('hlsManifestParsed', { levels })`) and reads what the code under
+ * test did (`src`, `media`, `config.startPosition`, `currentLevel`, `destroyed`). Set
+ * `FakeHls.supported = false` to take the native-HLS path.
+ */
+export const instances: FakeHls[] = [];
+
+type Handler = (event: string, data: unknown) => void;
+
+export default class FakeHls {
+  static Events = { MANIFEST_PARSED: 'hlsManifestParsed', LEVEL_SWITCHED: 'hlsLevelSwitched', ERROR: 'hlsError' };
+  static supported = true;
+  static isSupported() {
+    return FakeHls.supported;
+  }
+  src: string | null = null;
+  media: HTMLMediaElement | null = null;
+  destroyed = false;
+  currentLevel = -1;
+  private handlers = new Map<string, Handler[]>();
+  constructor(readonly config: { startPosition?: number }) {
+    instances.push(this);
+  }
+  on(event: string, fn: Handler) {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
+  }
+  loadSource(src: string) {
+    this.src = src;
+  }
+  attachMedia(media: HTMLMediaElement) {
+    this.media = media;
+  }
+  destroy() {
+    this.destroyed = true;
+  }
+  emit(event: string, data: unknown) {
+    for (const fn of this.handlers.get(event) ?? []) fn(event, data);
+  }
+}
