@@ -42,20 +42,8 @@ pub fn read_info(data_dir: &Path) -> Option<AdminInfo> {
 }
 
 fn write_info(data_dir: &Path, info: &AdminInfo) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = info_path(data_dir);
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(&serde_json::to_vec(info).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+    let bytes = serde_json::to_vec(info).map_err(std::io::Error::other)?;
+    reelnet_runtime::fs::write_private(&info_path(data_dir), &bytes)
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {

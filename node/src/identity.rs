@@ -2,7 +2,6 @@
 //! The same key is the libp2p identity and signs manifests and catalog records, so it must
 //! never change for a data directory and never leave it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -43,12 +42,8 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, IdentityError> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir).map_err(io)?;
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            // Write to a temporary file and rename, so a crash never leaves half a key.
-            let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
-            let mut file = open_private(&tmp).map_err(io)?;
-            file.write_all(&key.to_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            // Written to a temporary file and renamed, so a crash never leaves half a key.
+            reelnet_runtime::fs::write_private(&path, &key.to_bytes()).map_err(io)?;
             Ok(key)
         }
         Err(err) => Err(io(err)),
@@ -58,22 +53,6 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, IdentityError> {
 /// The public identity of a key.
 pub fn node_id(key: &SigningKey) -> NodeId {
     NodeId::from_verifying_key(&key.verifying_key())
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(path)
 }
 
 #[cfg(test)]

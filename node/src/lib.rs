@@ -2,7 +2,7 @@
 //! `shutdown` stops them in order and `join` waits until they are gone.
 //!
 //! Subsystems (see ARCHITECTURE.md): `gateway` (warp), `identity` (the node key),
-//! `metrics`, `shutdown` (signals and task spawning).
+//! `metrics`; shutdown and task tracking come from `reelnet_runtime`.
 
 // warp's nested filter types exceed the default limit in release builds.
 #![recursion_limit = "256"]
@@ -26,8 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reelnet_proto::NodeId;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use reelnet_runtime::{Shutdown, Stage};
 
 use config::NodeConfig;
 
@@ -64,14 +63,12 @@ pub enum NodeError {
     },
 }
 
-/// A running node.
+/// A running node: its identity, where its gateway listens, and the shutdown tree every
+/// one of its tasks is tracked in.
 pub struct Node {
     node_id: NodeId,
-    transfer: transfer::TransferServer,
-    fetcher: Arc<transfer::Fetcher>,
     gateway_addr: SocketAddr,
-    cancel: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    shutdown: Shutdown,
 }
 
 /// Ingest jobs do not outlive the process (a stopped job removes its manifest), so an
@@ -103,62 +100,40 @@ fn forget_interrupted_ingests(store: &store::Store, node_id: reelnet_proto::Node
     }
 }
 
+/// What the network subsystems hand to the rest of the node.
+struct Network {
+    catalog: catalog::Catalog,
+    client: swarm::NetworkHandle,
+    publisher: swarm::publisher::Publisher,
+    placement: placement::Placement,
+    fetcher: Arc<transfer::Fetcher>,
+}
+
 impl Node {
-    /// Starts the node's subsystems.
+    /// Starts the node's subsystems, each under its stage of one [`Shutdown`] tree:
+    /// servers (gateway, admin API, QUIC segment service) in [`Stage::Http`]; ingest,
+    /// placement, the publisher and request claims in [`Stage::Workers`]; the catalog, the
+    /// swarm, caches and the peer fetcher in [`Stage::Actors`]; the store's last flush in
+    /// [`Stage::Store`].
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
+        let shutdown = Shutdown::new();
+        match Self::start(config, &shutdown).await {
+            Ok(node) => Ok(node),
+            Err(err) => {
+                // Whatever started before the failure stops in order, too.
+                shutdown.drain().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn start(config: NodeConfig, shutdown: &Shutdown) -> Result<Self, NodeError> {
         let mut ctx = ingest_context(&config)?;
         let node_id = identity::node_id(&ctx.key);
-        let cancel = CancellationToken::new();
         forget_interrupted_ingests(&ctx.store, node_id);
-
-        // The network: catalog index, libp2p swarm, and the publisher of our own record.
-        let parse = |key: &'static str, addr: &str| {
-            addr.parse::<libp2p::Multiaddr>()
-                .map_err(|e| NodeError::Multiaddr {
-                    key,
-                    addr: addr.to_owned(),
-                    reason: e.to_string(),
-                })
-        };
-        let listen = vec![parse("p2p.listen", &config.p2p.listen)?];
-        let bootstrap = config
-            .p2p
-            .bootstrap
-            .iter()
-            .map(|a| parse("p2p.bootstrap", a))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (catalog, catalog_task) =
-            catalog::Catalog::start(catalog::CatalogConfig::default(), cancel.clone());
-        let (network, p2p_addrs, swarm_task) = swarm::start(
-            swarm::SwarmConfig {
-                listen,
-                bootstrap,
-                mdns: config.p2p.mdns,
-                ..swarm::SwarmConfig::default()
-            },
-            &ctx.key,
-            catalog.clone(),
-            cancel.clone(),
-        )
-        .await?;
-        for addr in &p2p_addrs {
-            tracing::info!(addr = %swarm::with_peer(addr, network.peer_id()), "p2p listening");
-        }
-        // The QUIC segment service other nodes fetch from.
-        let (transfer, quic_addr) = transfer::TransferServer::bind(
-            config.quic.listen,
-            &ctx.key,
-            ctx.store.clone(),
-            transfer::Limits::default(),
-        )
-        .map_err(|e| NodeError::Quic(e.to_string()))?;
-        let mut advertised = config.quic_advertised();
-        if advertised.port() == 0 {
-            advertised.set_port(quic_addr.port());
-        }
-        tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
-        // The gateway's socket is bound now so that the URL this node advertises carries the
-        // real port (with `gateway.listen` on port 0).
+        start_store_flush(shutdown, ctx.store.clone());
+        // The gateway's socket is bound first so that the URL this node advertises carries
+        // the real port (with `gateway.listen` on port 0).
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)
             .await
             .map_err(|source| NodeError::Bind {
@@ -169,165 +144,30 @@ impl Node {
             addr: config.gateway.listen,
             source,
         })?;
-        let public_url = match &config.gateway.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => {
-                let mut addr = gateway_addr;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{addr}")
-            }
-        };
-        // One QUIC client endpoint for every fetch from peers (gateway misses, placement).
-        let fetcher = Arc::new(transfer::Fetcher::new(Some(&ctx.key))?);
-        let (publisher, publisher_task) = swarm::publisher::Publisher::start(
-            swarm::publisher::PublisherConfig {
-                interval: std::time::Duration::from_secs(config.p2p.republish_secs),
-                ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
-                replica: config.storage.replica,
-                ..swarm::publisher::PublisherConfig::new(advertised, public_url.clone())
-            },
-            ctx.store.clone(),
-            ctx.key.clone(),
-            catalog.clone(),
-            network.clone(),
-            cancel.clone(),
-        );
-        // Placement: pull this node's share of the library, release what moved away.
-        let (placement, placement_task) = placement::Placement::start(
-            placement::PlacementConfig {
-                replication: usize::try_from(config.storage.replication).unwrap_or(usize::MAX),
-                replica: config.storage.replica,
-                ..placement::PlacementConfig::default()
-            },
-            node_id,
-            ctx.store.clone(),
-            catalog.clone(),
-            fetcher.clone(),
-            publisher.clone(),
-            cancel.clone(),
-        );
+        let public_url = public_url(&config, gateway_addr);
+        let net = start_network(&config, &ctx, node_id, &public_url, shutdown).await?;
         // Every manifest version an ingest publishes is announced to the network at once.
-        let runtime = tokio::runtime::Handle::current();
+        let (publisher, announcer) = (net.publisher.clone(), shutdown.clone());
         ctx.on_publish = Some(Box::new(move |stored: &store::StoredManifest| {
             let (publisher, signed) = (publisher.clone(), stored.signed.clone());
-            runtime.spawn(async move {
-                if let Err(err) = publisher.announce_manifest(signed).await {
-                    tracing::warn!(%err, "cannot announce a manifest");
-                }
+            announcer.spawn(Stage::Workers, "announce-manifest", async move {
+                publisher.announce_manifest(signed).await.map(|_| ())
             });
         }));
         let store = ctx.store.clone();
         let (ingest, ingest_task) =
-            ingest::manager::IngestManager::start(Arc::new(ctx), cancel.clone());
-        let status = admin::StatusSource {
-            node_id,
-            store: store.clone(),
-            catalog: catalog.clone(),
-            network,
-            placement,
-        };
-        // Movie requests from the tracker, ingested through the same manager.
-        let requests_task = config.requests.enabled.then(|| {
-            shutdown::spawn(
-                "request-claimer",
-                requests::Claimer {
-                    config: config.requests.clone(),
-                    tracker: requests::TrackerRequests::new(
-                        &config.tracker.url,
-                        &config.requests.node_secret,
-                        node_id.to_string(),
-                    ),
-                    ingest: ingest.clone(),
-                    store: store.clone(),
-                    work_dir: config.data_dir.join("requests"),
-                }
-                .run(cancel.clone()),
-            )
-        });
-        let (admin_addr, admin_task) =
-            admin::serve(&config.data_dir, ingest, status, cancel.clone())
-                .await
-                .map_err(NodeError::Admin)?;
-        tracing::info!(%admin_addr, "admin API on loopback");
-        let metrics = Arc::new(metrics::Metrics::new(unix_now()));
-
-        let hot_bytes = usize::try_from(config.gateway.hot_cache_mib.saturating_mul(1 << 20))
-            .unwrap_or(usize::MAX);
-        let (hot, hot_task) = gateway::hot::HotSegments::start(hot_bytes, cancel.clone());
-        let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
-            fetcher.clone(),
-            store.clone(),
-            metrics.clone(),
-            cancel.clone(),
-        );
-        // Access tokens are checked offline with the tracker's JWKS (one fetcher task owns
-        // the key cache); playback tokens are signed with this node's playback.key.
-        let (jwt, jwks_task) = gateway::auth::JwtVerifier::start(
-            gateway::auth::VerifierConfig::new(&config.tracker.url, &config.tracker.issuer),
-            cancel.clone(),
-        );
-        let tokens = gateway::token::PlaybackTokens::load_or_create(
-            &config.data_dir,
-            config.gateway.playback_token_ttl_secs,
+            ingest::manager::IngestManager::start(Arc::new(ctx), shutdown.token(Stage::Workers));
+        shutdown.adopt(Stage::Workers, ingest_task);
+        start_requests(&config, node_id, &ingest, &store, shutdown);
+        start_admin(&config, node_id, ingest, &store, &net, shutdown).await?;
+        start_gateway(
+            &config, node_id, listener, public_url, store, &net, shutdown,
         )?;
-        // TMDb metadata (off without an API key): one task owns its cache.
-        let (metadata, metadata_task) = metadata::Metadata::start(
-            metadata::TmdbConfig::from_config(&config.metadata, &config.data_dir),
-            store.clone(),
-            cancel.clone(),
-        );
-        let routes = gateway::routes(gateway::GatewayState {
-            node_id,
-            metrics,
-            web_dir: config.gateway.web_dir.clone(),
-            data_dir: config.data_dir.clone(),
-            public_url,
-            tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
-            store,
-            catalog,
-            fetcher: fetcher.clone(),
-            fetches,
-            jwt: Arc::new(jwt),
-            tokens: Arc::new(tokens),
-            proxy: gateway::proxy::ProxyClient::new(cancel.clone()),
-            metadata,
-            premium_renditions: config.gateway.premium_renditions,
-            hot,
-        });
-        let stop = cancel.clone();
-        let server = shutdown::spawn("gateway", async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move { stop.cancelled().await })
-                .run()
-                .await;
-            Ok::<(), std::convert::Infallible>(())
-        });
         tracing::info!(%node_id, gateway = %gateway_addr, "node started");
         Ok(Self {
             node_id,
-            transfer,
-            fetcher,
             gateway_addr,
-            cancel,
-            tasks: vec![
-                server,
-                fetches_task,
-                hot_task,
-                jwks_task,
-                metadata_task,
-                admin_task,
-                ingest_task,
-                publisher_task,
-                placement_task,
-                swarm_task,
-                catalog_task,
-            ]
-            .into_iter()
-            .chain(requests_task)
-            .collect(),
+            shutdown: shutdown.clone(),
         })
     }
 
@@ -340,22 +180,278 @@ impl Node {
         self.gateway_addr
     }
 
-    /// Asks every subsystem to stop.
+    /// Asks every subsystem to stop: servers stop accepting at once; [`Node::join`]
+    /// drains the rest in order.
     pub fn shutdown(&self) {
-        self.transfer.shutdown();
-        self.cancel.cancel();
+        self.shutdown.trigger();
     }
 
-    /// Waits until every task has stopped.
+    /// Stops every stage in drain order (servers, workers, actors, store) and waits until
+    /// every task has returned.
     pub async fn join(self) {
-        self.transfer.join().await;
-        self.fetcher.close().await;
-        for task in self.tasks {
-            if let Err(err) = task.await {
-                tracing::error!(%err, "task panicked");
+        self.shutdown.drain().await;
+    }
+}
+
+/// The URL this node's gateway is reached at: `gateway.public_url`, else the bound address.
+fn public_url(config: &NodeConfig, gateway_addr: SocketAddr) -> String {
+    match &config.gateway.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let mut addr = gateway_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
+            format!("http://{addr}")
         }
     }
+}
+
+/// The store has no writer task: sled writes are made durable by whoever acknowledges
+/// them. Its last flush happens in the last stage, after every writer has stopped.
+fn start_store_flush(shutdown: &Shutdown, store: store::Store) {
+    let token = shutdown.token(Stage::Store);
+    shutdown.spawn(Stage::Store, "store-flush", async move {
+        token.cancelled().await;
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    });
+}
+
+/// The network: catalog index, libp2p swarm, the QUIC segment service and fetcher, the
+/// publisher of this node's record, and placement.
+async fn start_network(
+    config: &NodeConfig,
+    ctx: &ingest::job::IngestContext,
+    node_id: NodeId,
+    public_url: &str,
+    shutdown: &Shutdown,
+) -> Result<Network, NodeError> {
+    let parse = |key: &'static str, addr: &str| {
+        addr.parse::<libp2p::Multiaddr>()
+            .map_err(|e| NodeError::Multiaddr {
+                key,
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })
+    };
+    let listen = vec![parse("p2p.listen", &config.p2p.listen)?];
+    let bootstrap = config
+        .p2p
+        .bootstrap
+        .iter()
+        .map(|a| parse("p2p.bootstrap", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let actors = shutdown.token(Stage::Actors);
+    let (catalog, catalog_task) =
+        catalog::Catalog::start(catalog::CatalogConfig::default(), actors.clone());
+    shutdown.adopt(Stage::Actors, catalog_task);
+    let (client, p2p_addrs, swarm_task) = swarm::start(
+        swarm::SwarmConfig {
+            listen,
+            bootstrap,
+            mdns: config.p2p.mdns,
+            ..swarm::SwarmConfig::default()
+        },
+        &ctx.key,
+        catalog.clone(),
+        actors.clone(),
+    )
+    .await?;
+    shutdown.adopt(Stage::Actors, swarm_task);
+    for addr in &p2p_addrs {
+        tracing::info!(addr = %swarm::with_peer(addr, client.peer_id()), "p2p listening");
+    }
+    // The QUIC segment service other nodes fetch from: a server, so it stops accepting
+    // with the HTTP servers and finishes the streams in flight.
+    let (transfer, quic_addr) = transfer::TransferServer::bind(
+        config.quic.listen,
+        &ctx.key,
+        ctx.store.clone(),
+        transfer::Limits::default(),
+    )
+    .map_err(|e| NodeError::Quic(e.to_string()))?;
+    let http = shutdown.token(Stage::Http);
+    shutdown.spawn(Stage::Http, "transfer-server", async move {
+        http.cancelled().await;
+        transfer.shutdown_and_join().await;
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let mut advertised = config.quic_advertised();
+    if advertised.port() == 0 {
+        advertised.set_port(quic_addr.port());
+    }
+    tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
+    // One QUIC client endpoint for every fetch from peers (gateway misses, placement); it
+    // closes after the workers that use it have stopped.
+    let fetcher = Arc::new(transfer::Fetcher::new(Some(&ctx.key))?);
+    let closing = fetcher.clone();
+    shutdown.spawn(Stage::Actors, "fetcher-close", async move {
+        actors.cancelled().await;
+        closing.close().await;
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let workers = shutdown.token(Stage::Workers);
+    let (publisher, publisher_task) = swarm::publisher::Publisher::start(
+        swarm::publisher::PublisherConfig {
+            interval: std::time::Duration::from_secs(config.p2p.republish_secs),
+            ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
+            replica: config.storage.replica,
+            ..swarm::publisher::PublisherConfig::new(advertised, public_url.to_owned())
+        },
+        ctx.store.clone(),
+        ctx.key.clone(),
+        catalog.clone(),
+        client.clone(),
+        workers.clone(),
+    );
+    shutdown.adopt(Stage::Workers, publisher_task);
+    // Placement: pull this node's share of the library, release what moved away.
+    let (placement, placement_task) = placement::Placement::start(
+        placement::PlacementConfig {
+            replication: usize::try_from(config.storage.replication).unwrap_or(usize::MAX),
+            replica: config.storage.replica,
+            ..placement::PlacementConfig::default()
+        },
+        node_id,
+        ctx.store.clone(),
+        catalog.clone(),
+        fetcher.clone(),
+        publisher.clone(),
+        workers,
+    );
+    shutdown.adopt(Stage::Workers, placement_task);
+    Ok(Network {
+        catalog,
+        client,
+        publisher,
+        placement,
+        fetcher,
+    })
+}
+
+/// Movie requests from the tracker, ingested through the same manager.
+fn start_requests(
+    config: &NodeConfig,
+    node_id: NodeId,
+    ingest: &ingest::manager::IngestManager,
+    store: &store::Store,
+    shutdown: &Shutdown,
+) {
+    if !config.requests.enabled {
+        return;
+    }
+    let claimer = requests::Claimer {
+        config: config.requests.clone(),
+        tracker: requests::TrackerRequests::new(
+            &config.tracker.url,
+            &config.requests.node_secret,
+            node_id.to_string(),
+        ),
+        ingest: ingest.clone(),
+        store: store.clone(),
+        work_dir: config.data_dir.join("requests"),
+    };
+    shutdown.spawn(
+        Stage::Workers,
+        "request-claimer",
+        claimer.run(shutdown.token(Stage::Workers)),
+    );
+}
+
+/// The local admin API (ingest jobs, status) on loopback.
+async fn start_admin(
+    config: &NodeConfig,
+    node_id: NodeId,
+    ingest: ingest::manager::IngestManager,
+    store: &store::Store,
+    net: &Network,
+    shutdown: &Shutdown,
+) -> Result<(), NodeError> {
+    let status = admin::StatusSource {
+        node_id,
+        store: store.clone(),
+        catalog: net.catalog.clone(),
+        network: net.client.clone(),
+        placement: net.placement.clone(),
+    };
+    let (admin_addr, admin_task) = admin::serve(
+        &config.data_dir,
+        ingest,
+        status,
+        shutdown.token(Stage::Http),
+    )
+    .await
+    .map_err(NodeError::Admin)?;
+    shutdown.adopt(Stage::Http, admin_task);
+    tracing::info!(%admin_addr, "admin API on loopback");
+    Ok(())
+}
+
+/// The web gateway and the actors behind it: hot-segment cache, shared peer fetches, the
+/// JWKS verifier, playback tokens and TMDb metadata.
+fn start_gateway(
+    config: &NodeConfig,
+    node_id: NodeId,
+    listener: tokio::net::TcpListener,
+    public_url: String,
+    store: store::Store,
+    net: &Network,
+    shutdown: &Shutdown,
+) -> Result<(), NodeError> {
+    let actors = shutdown.token(Stage::Actors);
+    let metrics = Arc::new(metrics::Metrics::new(unix_now()));
+    let hot_bytes =
+        usize::try_from(config.gateway.hot_cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let (hot, hot_task) = gateway::hot::HotSegments::start(hot_bytes, actors.clone());
+    shutdown.adopt(Stage::Actors, hot_task);
+    let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
+        net.fetcher.clone(),
+        store.clone(),
+        metrics.clone(),
+        actors.clone(),
+    );
+    shutdown.adopt(Stage::Actors, fetches_task);
+    // Access tokens are checked offline with the tracker's JWKS (one fetcher task owns
+    // the key cache); playback tokens are signed with this node's playback.key.
+    let (jwt, jwks_task) = gateway::auth::JwtVerifier::start(
+        gateway::auth::VerifierConfig::new(&config.tracker.url, &config.tracker.issuer),
+        actors.clone(),
+    );
+    shutdown.adopt(Stage::Actors, jwks_task);
+    let tokens = gateway::token::PlaybackTokens::load_or_create(
+        &config.data_dir,
+        config.gateway.playback_token_ttl_secs,
+    )?;
+    // TMDb metadata (off without an API key): one task owns its cache.
+    let (metadata, metadata_task) = metadata::Metadata::start(
+        metadata::TmdbConfig::from_config(&config.metadata, &config.data_dir),
+        store.clone(),
+        actors,
+    );
+    shutdown.adopt(Stage::Actors, metadata_task);
+    let routes = gateway::routes(gateway::GatewayState {
+        node_id,
+        metrics,
+        web_dir: config.gateway.web_dir.clone(),
+        data_dir: config.data_dir.clone(),
+        public_url,
+        tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
+        store,
+        catalog: net.catalog.clone(),
+        fetcher: net.fetcher.clone(),
+        fetches,
+        jwt: Arc::new(jwt),
+        tokens: Arc::new(tokens),
+        proxy: gateway::proxy::ProxyClient::new(shutdown.token(Stage::Http)),
+        metadata,
+        premium_renditions: config.gateway.premium_renditions,
+        hot,
+    });
+    reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
+    Ok(())
 }
 
 /// What ingest jobs need, from the node's config: its store, key and ladder.
@@ -377,9 +473,4 @@ pub fn ingest_context(config: &NodeConfig) -> Result<ingest::job::IngestContext,
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use reelnet_runtime::clock::unix_secs as unix_now;

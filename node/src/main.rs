@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
 use reelnet_node::config::NodeConfig;
 use reelnet_node::ingest::job::{IngestProgress, IngestRequest};
 use reelnet_node::ingest::progress;
-use reelnet_node::{admin, shutdown, Node};
+use reelnet_node::{admin, Node};
+use reelnet_runtime::{shutdown, Shutdown, Stage};
 
 mod seed;
 
@@ -155,24 +156,11 @@ impl Cli {
     }
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let stop = shutdown::signal();
-    init_logging(cli.log_json);
+    reelnet_runtime::logging::init(cli.log_json);
     let config = cli.config()?;
     match cli.command {
         None | Some(Command::Run) => {
@@ -275,13 +263,15 @@ async fn ingest_direct(
         "opening the node's data directory (is a node running on it without its admin API?)",
     )?;
     let (tx, mut rx) = tokio::sync::watch::channel(IngestProgress::default());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let job = tokio::spawn(reelnet_node::ingest::job::run(
-        Arc::new(ctx),
-        req,
-        tx,
-        cancel.clone(),
-    ));
+    // The job is a worker of this short-lived process: Ctrl-C cancels it, and the drain
+    // below waits for it to remove what it published before the store is closed.
+    let shutdown = Shutdown::new();
+    let cancel = shutdown.token(Stage::Workers);
+    let job = reelnet_node::ingest::job::run(Arc::new(ctx), req, tx, cancel.clone());
+    shutdown.spawn(Stage::Workers, "ingest", async move {
+        let _ = job.await; // its outcome is in the progress channel
+        Ok::<(), std::convert::Infallible>(())
+    });
     let mut shower = Shower::new();
     tokio::pin!(stop);
     loop {
@@ -295,7 +285,7 @@ async fn ingest_direct(
             _ = &mut stop => cancel.cancel(),
         }
     }
-    let _ = job.await;
+    shutdown.drain().await;
     let last = rx.borrow().clone();
     Ok(last)
 }

@@ -629,6 +629,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Makes every write so far durable (the last step of a node's shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Forgets every version of one ingest (a failed ingest leaves no manifest behind).
     /// Its segments become evictable cache.
     pub fn remove_ingest(&self, manifest: &Manifest) -> Result<(), StoreError> {

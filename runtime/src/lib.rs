@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod fs;
 pub mod logging;
+pub mod metrics;
 pub mod serve;
 pub mod shutdown;
 

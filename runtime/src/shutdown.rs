@@ -55,6 +55,34 @@ pub fn signal() -> impl Future<Output = ()> {
     }
 }
 
+/// Spawns a named task with its own span; its error, if any, is logged. For a task whose
+/// owner keeps the handle and awaits it: an actor's `start` returns it, and the process
+/// hands it to [`Shutdown::adopt`] under the actor's stage. Anything else goes through
+/// [`Shutdown::spawn`].
+pub fn spawn<F, E>(name: &'static str, fut: F) -> JoinHandle<()>
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::spawn(named(name, fut))
+}
+
+/// `fut` in a span named after the task, its error logged.
+fn named<F, E>(name: &'static str, fut: F) -> impl Future<Output = ()> + Send + 'static
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let span = tracing::info_span!("task", name);
+    async move {
+        match fut.await {
+            Ok(()) => tracing::debug!("finished"),
+            Err(err) => tracing::error!(%err, "failed"),
+        }
+    }
+    .instrument(span)
+}
+
 /// The drain order: a stage is cancelled only after every task of the stages before it
 /// has returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,16 +160,20 @@ impl Shutdown {
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        let span = tracing::info_span!("task", name);
-        self.tasks[stage.index()].spawn(
-            async move {
-                match fut.await {
-                    Ok(()) => tracing::debug!("finished"),
-                    Err(err) => tracing::error!(%err, "failed"),
+        self.tasks[stage.index()].spawn(named(name, fut))
+    }
+
+    /// Tracks a task that was spawned elsewhere (an actor's `start` returns its handle)
+    /// under `stage`, so that the stage's drain waits for it. The task watches the stage's
+    /// token itself.
+    pub fn adopt(&self, stage: Stage, task: JoinHandle<()>) {
+        self.tasks[stage.index()].spawn(async move {
+            if let Err(err) = task.await {
+                if err.is_panic() {
+                    tracing::error!(%err, "task panicked");
                 }
             }
-            .instrument(span),
-        )
+        });
     }
 
     /// Runs blocking work (an FFmpeg transcode, say) on the blocking pool, tracked under

@@ -58,21 +58,7 @@ pub fn webhook_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, Secr
     }
     std::fs::create_dir_all(data_dir).map_err(err)?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
-    let tmp = data_dir.join("billing_webhook_secret.tmp");
-    {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(err)?;
-        f.write_all(secret.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, &path).map_err(err)?;
+    reelnet_runtime::fs::write_private(&path, secret.as_bytes()).map_err(err)?;
     tracing::info!(path = %path.display(), "generated the billing webhook secret");
     Ok(secret.into_bytes())
 }

@@ -7,23 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("bad config file {path}: key `{key}`{at}: {message}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        /// Where in the file, when known: " (line 2, column 10)".
-        at: String,
-        message: String,
-    },
-}
+pub use reelnet_runtime::config::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -276,34 +260,7 @@ impl TrackerConfig {
     }
 }
 
-/// Parses TOML into `T`, reporting the dotted key path (or the line, for a syntax error)
-/// of the first problem.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    text: &str,
-) -> Result<T, ConfigError> {
-    let de = toml::Deserializer::new(text);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let key = err.path().to_string();
-        let inner = err.into_inner();
-        let at = inner.span().map(|span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!(" (line {line}, column {column})")
-        });
-        ConfigError::Invalid {
-            path: path.to_owned(),
-            key: if key == "." {
-                "(TOML syntax)".to_owned()
-            } else {
-                key
-            },
-            at: at.unwrap_or_default(),
-            message: inner.message().trim().to_owned(),
-        }
-    })
-}
+pub use reelnet_runtime::config::parse_toml;
 
 #[cfg(test)]
 mod tests {

@@ -442,12 +442,8 @@ pub fn routes(
         let (api, metrics) = (api.clone(), metrics.clone());
         warp::path!("metrics").and(warp::get()).map(move || {
             let text = metrics.render(api.metrics_gauges());
-            warp::reply::with_header(
-                text,
-                "content-type",
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-            .into_response()
+            warp::reply::with_header(text, "content-type", reelnet_runtime::metrics::CONTENT_TYPE)
+                .into_response()
         })
     };
     let count = warp::log::custom(move |info| {

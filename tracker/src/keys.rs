@@ -9,7 +9,6 @@
 //! Verification is strict: the algorithm is pinned to EdDSA, the `kid` must name a key we
 //! publish, and `exp`, `iss` and `aud` are required and checked.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -94,18 +93,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    reelnet_runtime::fs::write_private(path, bytes).map_err(io_err(path))
 }
 
 fn new_key(dir: &Path, now: u64) -> Result<KeyMeta, KeyError> {

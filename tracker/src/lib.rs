@@ -2,8 +2,9 @@
 //! as they land, requests, subscriptions and rooms), served over HTTP and kept in sled.
 //!
 //! `Tracker::bind` opens the store, loads the signing keys, starts the writer, mailer,
-//! key watcher and HTTP server; `shutdown` stops them in that reverse order: the server
-//! finishes in-flight requests, then the writer flushes and exits.
+//! key watcher, rooms and HTTP server under one `reelnet_runtime::Shutdown`; `join`
+//! drains them in the fixed order: the server finishes in-flight requests, then workers,
+//! then rooms, then the writer flushes and exits.
 
 // warp's nested filter types exceed the default limit in release builds.
 #![recursion_limit = "256"]
@@ -30,8 +31,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use reelnet_runtime::{clock, Shutdown, Stage};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use config::TrackerConfig;
@@ -57,27 +58,39 @@ pub enum TrackerError {
     Api(#[from] error::ApiError),
 }
 
-/// A running tracker.
+/// A running tracker: where it listens and the shutdown tree its tasks are tracked in.
 pub struct Tracker {
     addr: SocketAddr,
-    cancel: CancellationToken,
-    server: JoinHandle<()>,
-    background: Vec<JoinHandle<()>>,
-    writer: JoinHandle<()>,
+    shutdown: Shutdown,
 }
 
 impl Tracker {
-    /// Starts every part of the tracker.
+    /// Starts every part of the tracker, each under its stage of one [`Shutdown`] tree:
+    /// the HTTP server in [`Stage::Http`]; the mailer, key watcher and subscription worker
+    /// in [`Stage::Workers`]; rooms in [`Stage::Actors`]; the store's writer in
+    /// [`Stage::Store`], so its last group commit happens after every other part stopped.
     pub async fn bind(config: TrackerConfig) -> Result<Self, TrackerError> {
-        let cancel = CancellationToken::new();
+        let shutdown = Shutdown::new();
+        match Self::start(config, &shutdown).await {
+            Ok(tracker) => Ok(tracker),
+            Err(err) => {
+                shutdown.drain().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn start(config: TrackerConfig, shutdown: &Shutdown) -> Result<Self, TrackerError> {
         let db_path = config.data_dir.join("db");
         let (store, writer) =
             store::Store::open(&db_path).map_err(|source| TrackerError::Store {
                 path: db_path.clone(),
                 source,
             })?;
+        // The writer ends when the last store handle is dropped: after the stages above it.
+        shutdown.spawn(Stage::Store, "store-writer", writer.run());
         let grace = config.auth.access_ttl_secs + 60;
-        let ring = keys::Keyring::load_or_create(&config.data_dir, grace, api::now_secs())?;
+        let ring = keys::Keyring::load_or_create(&config.data_dir, grace, clock::unix_secs())?;
         tracing::info!(kid = ring.current_kid(), "signing key loaded");
         let (keys_tx, keys_rx) = watch::channel(Arc::new(ring));
         let (mailer, sender) = mail::mailer(&config.smtp)?;
@@ -93,46 +106,35 @@ impl Tracker {
             source,
         })?;
 
-        let writer = shutdown::spawn("store-writer", writer.run());
+        let actors = shutdown.token(Stage::Actors);
         let (rooms, rooms_actor, rooms_persister) = rooms::Rooms::start(
             config.rooms.clone(),
             config.web_url.clone(),
             store.clone(),
-            cancel.clone(),
+            actors,
         );
-        let background = vec![
-            shutdown::spawn("rooms", rooms_actor),
-            shutdown::spawn("rooms-persister", rooms_persister),
-            shutdown::spawn("mailer", sender.run(cancel.clone())),
-            shutdown::spawn(
-                "key-watcher",
-                watch_keys(config.data_dir.clone(), grace, keys_tx, cancel.clone()),
-            ),
-        ];
+        shutdown.spawn(Stage::Actors, "rooms", rooms_actor);
+        shutdown.spawn(Stage::Actors, "rooms-persister", rooms_persister);
+        let workers = shutdown.token(Stage::Workers);
+        shutdown.spawn(Stage::Workers, "mailer", sender.run(workers.clone()));
+        shutdown.spawn(
+            Stage::Workers,
+            "key-watcher",
+            watch_keys(config.data_dir.clone(), grace, keys_tx, workers.clone()),
+        );
 
         let api = api::Api::new(config, store, keys_rx, mailer)?;
-        let mut background = background;
-        background.push(shutdown::spawn(
+        shutdown.spawn(
+            Stage::Workers,
             "subscription-worker",
-            billing::run_worker(api.clone(), cancel.clone()),
-        ));
-        let routes = http::routes(api, rooms, cancel.clone());
-        let stop = cancel.clone();
-        let server = shutdown::spawn("http", async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move { stop.cancelled().await })
-                .run()
-                .await;
-            Ok::<(), std::convert::Infallible>(())
-        });
+            billing::run_worker(api.clone(), workers),
+        );
+        let routes = http::routes(api, rooms, shutdown.token(Stage::Http));
+        reelnet_runtime::serve::spawn_http(shutdown, "http", listener, routes);
         tracing::info!(%addr, "tracker listening");
         Ok(Self {
             addr,
-            cancel,
-            server,
-            background,
-            writer,
+            shutdown: shutdown.clone(),
         })
     }
 
@@ -141,19 +143,16 @@ impl Tracker {
         self.addr
     }
 
-    /// Asks every part to stop.
+    /// Asks every part to stop: the server stops accepting at once; [`Tracker::join`]
+    /// drains the rest in order.
     pub fn shutdown(&self) {
-        self.cancel.cancel();
+        self.shutdown.trigger();
     }
 
-    /// Waits for the server to finish its requests, then for background tasks, then for
-    /// the writer's last flush (it ends when the last store handle is dropped).
+    /// Waits for the server to finish its requests, then for the workers, then for rooms,
+    /// then for the writer's last flush.
     pub async fn join(self) {
-        let _ = self.server.await;
-        for task in self.background {
-            let _ = task.await;
-        }
-        let _ = self.writer.await;
+        self.shutdown.drain().await;
     }
 }
 

@@ -142,22 +142,11 @@ impl Cli {
     }
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let stop = shutdown::signal();
-    init_logging(cli.log_json);
+    reelnet_runtime::logging::init(cli.log_json);
     let config = cli.config()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {

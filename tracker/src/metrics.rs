@@ -2,27 +2,77 @@
 //! route template (from [`crate::http::ROUTES`], so ids never become labels) and status; a
 //! latency histogram over all routes; and gauges read from the store at scrape time.
 //!
-//! Counters are atomics (only ever added to) except the per-route map, a small lock held
-//! for one increment.
+//! Kept with prometheus-client through `reelnet_runtime::metrics` and rendered in the
+//! OpenMetrics text format; every metric handle is an atomic behind an `Arc`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use reelnet_runtime::metrics::{
+    histogram, render, Counter, EncodeLabelSet, Family, Gauge, Histogram, Registry,
+};
 
 use crate::http::ROUTES;
 
 /// Upper bounds (seconds) of the request latency histogram's buckets.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
-/// Request counters.
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
+}
+
+/// Request counters and the scrape-time gauges.
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    micros: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    seconds: Histogram,
+    users: Gauge,
+    open_requests: Gauge,
+    rooms: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "reelnet_tracker_requests",
+            "Answered HTTP requests.",
+            requests.clone(),
+        );
+        let seconds = histogram(&BUCKETS);
+        registry.register(
+            "reelnet_tracker_request_seconds",
+            "Time to answer a request.",
+            seconds.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let users = gauge(&mut registry, "reelnet_tracker_users", "Accounts.");
+        let open_requests = gauge(
+            &mut registry,
+            "reelnet_tracker_open_requests",
+            "Movie requests not yet ready, failed or rejected.",
+        );
+        let rooms = gauge(
+            &mut registry,
+            "reelnet_tracker_rooms",
+            "Watch-party rooms kept.",
+        );
+        Self {
+            registry,
+            requests,
+            seconds,
+            users,
+            open_requests,
+            rooms,
+        }
+    }
 }
 
 /// Values read at scrape time.
@@ -55,69 +105,23 @@ impl Metrics {
     /// Counts one answered request.
     pub fn observe(&self, method: &str, path: &str, status: u16, took: Duration) {
         let (method, route) = route_of(method, path);
-        if let Ok(mut map) = self.requests.lock() {
-            *map.entry((method, route, status)).or_insert(0) += 1;
-        }
-        let secs = took.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.micros.fetch_add(
-            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+        self.seconds.observe(took.as_secs_f64());
     }
 
-    /// The text exposition.
+    /// The text exposition (`reelnet_runtime::metrics::CONTENT_TYPE`).
     pub fn render(&self, g: Gauges) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP reelnet_tracker_requests_total Answered HTTP requests.\n");
-        out.push_str("# TYPE reelnet_tracker_requests_total counter\n");
-        if let Ok(map) = self.requests.lock() {
-            for ((method, route, status), n) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "reelnet_tracker_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        out.push_str("# HELP reelnet_tracker_request_seconds Time to answer a request.\n");
-        out.push_str("# TYPE reelnet_tracker_request_seconds histogram\n");
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "reelnet_tracker_request_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "reelnet_tracker_request_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "reelnet_tracker_request_seconds_sum {}",
-            self.micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "reelnet_tracker_request_seconds_count {count}");
-        for (name, help, v) in [
-            ("users", "Accounts.", g.users),
-            (
-                "open_requests",
-                "Movie requests not yet ready, failed or rejected.",
-                g.open_requests,
-            ),
-            ("rooms", "Watch-party rooms kept.", g.rooms),
-        ] {
-            let _ = writeln!(out, "# HELP reelnet_tracker_{name} {help}");
-            let _ = writeln!(out, "# TYPE reelnet_tracker_{name} gauge");
-            let _ = writeln!(out, "reelnet_tracker_{name} {v}");
-        }
-        out
+        let set = |gauge: &Gauge, v: u64| gauge.set(i64::try_from(v).unwrap_or(i64::MAX));
+        set(&self.users, g.users);
+        set(&self.open_requests, g.open_requests);
+        set(&self.rooms, g.rooms);
+        render(&self.registry)
     }
 }
 

@@ -144,7 +144,7 @@ pub fn routes(
                 warp::reply::with_header(
                     state.metrics.render(crate::metrics::Gauges { peers }),
                     "content-type",
-                    "text/plain; version=0.0.4; charset=utf-8",
+                    reelnet_runtime::metrics::CONTENT_TYPE,
                 )
             }
         })

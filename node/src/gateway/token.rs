@@ -12,7 +12,6 @@
 //! size-limited, the tag is compared in constant time and checked before the payload is
 //! read, and wrong movie, expiry, forgery and malformation are distinct errors.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -106,11 +105,7 @@ impl PlaybackTokens {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir).map_err(io)?;
                 let key: [u8; 32] = rand::random();
-                let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
-                let mut file = open_private(&tmp).map_err(io)?;
-                file.write_all(&key).map_err(io)?;
-                file.sync_all().map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)?;
+                reelnet_runtime::fs::write_private(&path, &key).map_err(io)?;
                 key
             }
             Err(err) => return Err(io(err)),
@@ -271,22 +266,6 @@ impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, TokenError> {
         Ok(self.take(1)?[0])
     }
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(path)
 }
 
 #[cfg(test)]
