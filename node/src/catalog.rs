@@ -175,14 +175,7 @@ pub struct Snapshot {
     pub manifests: Vec<SignedManifest>,
 }
 
-/// Where a paged sync continues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SyncCursor {
-    /// Records of nodes after this id, then all manifests.
-    RecordsAfter(NodeId),
-    /// Manifests after this id.
-    ManifestsAfter(ManifestId),
-}
+pub use reelnet_proto::sync::SyncCursor;
 
 /// One page of a full sync: encoded records and manifests.
 #[derive(Debug, Clone, Default)]

@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::json;
+use reelnet_proto::requests::{
+    ClaimRequest, DoneReport, FailedReport, ProgressReport, RequestState,
+};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -66,17 +68,7 @@ pub enum ClaimError {
 }
 
 /// A claimed request, as the tracker hands it out.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Claimed {
-    pub id: String,
-    pub tmdb_id: u64,
-    pub title: Option<String>,
-    pub year: Option<u16>,
-    pub magnet: Option<String>,
-    pub torrent_base64: Option<String>,
-    pub claim_token: String,
-    pub lease_secs: u64,
-}
+pub use reelnet_proto::requests::ClaimView as Claimed;
 
 /// The tracker's node-facing request routes.
 #[derive(Clone)]
@@ -103,13 +95,13 @@ impl TrackerRequests {
     async fn post(
         &self,
         path: &str,
-        body: serde_json::Value,
+        body: &impl Serialize,
     ) -> Result<reqwest::Response, ClaimError> {
         let res = self
             .http
             .post(format!("{}/api/v1/requests/{path}", self.base))
             .header("Reelnet-Node-Key", &self.secret)
-            .json(&body)
+            .json(body)
             .send()
             .await?;
         match res.status().as_u16() {
@@ -125,7 +117,12 @@ impl TrackerRequests {
     /// Claims the oldest open request, if any.
     pub async fn claim(&self) -> Result<Option<Claimed>, ClaimError> {
         let res = self
-            .post("claim", json!({ "node_id": self.node_id }))
+            .post(
+                "claim",
+                &ClaimRequest {
+                    node_id: self.node_id.clone(),
+                },
+            )
             .await?;
         if res.status().as_u16() == 204 {
             return Ok(None);
@@ -134,10 +131,20 @@ impl TrackerRequests {
     }
 
     /// Reports progress (renews the lease).
-    pub async fn progress(&self, c: &Claimed, state: &str, percent: f64) -> Result<(), ClaimError> {
+    pub async fn progress(
+        &self,
+        c: &Claimed,
+        state: RequestState,
+        percent: f64,
+    ) -> Result<(), ClaimError> {
         self.post(
             &format!("{}/progress", c.id),
-            json!({ "claim_token": c.claim_token, "state": state, "percent": percent.clamp(0.0, 100.0) }),
+            &ProgressReport {
+                claim_token: c.claim_token.clone(),
+                state,
+                // The tracker reads an f32; the same value it would parse from the f64.
+                percent: percent.clamp(0.0, 100.0) as f32,
+            },
         )
         .await
         .map(drop)
@@ -151,7 +158,11 @@ impl TrackerRequests {
     ) -> Result<(), ClaimError> {
         self.post(
             &format!("{}/done", c.id),
-            json!({ "claim_token": c.claim_token, "movie_id": movie_id, "manifest": manifest }),
+            &DoneReport {
+                claim_token: c.claim_token.clone(),
+                movie_id: movie_id.to_owned(),
+                manifest: manifest.map(str::to_owned),
+            },
         )
         .await
         .map(drop)
@@ -160,7 +171,10 @@ impl TrackerRequests {
     pub async fn failed(&self, c: &Claimed, reason: &str) -> Result<(), ClaimError> {
         self.post(
             &format!("{}/failed", c.id),
-            json!({ "claim_token": c.claim_token, "reason": reason }),
+            &FailedReport {
+                claim_token: c.claim_token.clone(),
+                reason: reason.to_owned(),
+            },
         )
         .await
         .map(drop)
@@ -178,7 +192,7 @@ pub struct Claimer {
 }
 
 /// The tracker's state and percent for an ingest's progress.
-pub fn report_of(p: &IngestProgress) -> (&'static str, f64) {
+pub fn report_of(p: &IngestProgress) -> (RequestState, f64) {
     match p.state {
         JobState::Queued | JobState::Opening => {
             let pct = if p.total_bytes > 0 {
@@ -186,7 +200,7 @@ pub fn report_of(p: &IngestProgress) -> (&'static str, f64) {
             } else {
                 0.0
             };
-            ("downloading", pct)
+            (RequestState::Downloading, pct)
         }
         _ => {
             let pct = match p.duration_s {
@@ -194,7 +208,7 @@ pub fn report_of(p: &IngestProgress) -> (&'static str, f64) {
                 _ if p.total_bytes > 0 => p.downloaded_bytes as f64 * 100.0 / p.total_bytes as f64,
                 _ => 0.0,
             };
-            ("transcoding", pct)
+            (RequestState::Transcoding, pct)
         }
     }
 }

@@ -10,6 +10,11 @@
 //! 4. rejects non-canonical encodings (re-encodes and compares), so a value has exactly one
 //!    encoding — signed bytes and content hashes then name values, not byte accidents.
 //!
+//! Framed protocols (the QUIC segment protocol in [`transfer`](crate::transfer), catalog sync
+//! in [`sync`](crate::sync)) send a 4-byte big-endian body length before each body; the
+//! frame helpers here check that length against the type's limit as soon as its four bytes
+//! are there, before any body byte is read or buffered.
+//!
 //! The limits are constants here so the node, the tracker and the fuzz targets agree on them.
 
 use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
@@ -52,6 +57,9 @@ pub const MAX_REQUEST_FRAME: usize = 1024;
 /// Largest body of a [`ResponseHeader`](crate::ResponseHeader) frame (without its 4-byte
 /// prefix). A header encodes to at most ~45 bytes.
 pub const MAX_RESPONSE_HEADER: usize = 256;
+
+/// Length of a frame's length prefix (a big-endian `u32` body length).
+pub const FRAME_PREFIX_LEN: usize = 4;
 
 type LimitedConfig<const N: usize> = Configuration<LittleEndian, Varint, Limit<N>>;
 
@@ -96,6 +104,53 @@ pub fn decode<T: Serialize + DeserializeOwned, const N: usize>(
         return Err(DecodeError::NonCanonical);
     }
     Ok(value)
+}
+
+/// Encodes `value` as one frame: its body length as a 4-byte big-endian prefix, then the
+/// body, which may be at most `N` bytes (like [`encode`]).
+pub fn encode_frame<T: Serialize, const N: usize>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    // Encode straight behind a placeholder prefix: bodies may be megabytes, no second copy.
+    let mut out = vec![0u8; FRAME_PREFIX_LEN];
+    bincode::serde::encode_into_std_write(value, &mut out, config::<N>())
+        .map_err(|e| EncodeError::Bincode(e.to_string()))?;
+    let len = out.len() - FRAME_PREFIX_LEN;
+    let too_large = EncodeError::TooLarge {
+        len: len as u64,
+        max: N as u64,
+    };
+    if len > N {
+        return Err(too_large);
+    }
+    let prefix = u32::try_from(len).map_err(|_| too_large)?.to_be_bytes();
+    out[..FRAME_PREFIX_LEN].copy_from_slice(&prefix);
+    Ok(out)
+}
+
+/// The body length a frame's prefix announces; refused when it is above `N`, so a caller
+/// reading from a stream learns it before reading (or allocating for) the body.
+pub fn frame_body_len<const N: usize>(
+    prefix: [u8; FRAME_PREFIX_LEN],
+) -> Result<usize, DecodeError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > N {
+        return Err(DecodeError::TooLarge {
+            len: len as u64,
+            max: N as u64,
+        });
+    }
+    Ok(len)
+}
+
+/// Splits one frame off the front of `buf`: `Ok(None)` if more bytes are needed, else the
+/// body and the number of bytes consumed (prefix included). A prefix above `N` is an error
+/// as soon as its four bytes are in `buf`.
+pub fn split_frame<const N: usize>(buf: &[u8]) -> Result<Option<(&[u8], usize)>, DecodeError> {
+    let Some(prefix) = buf.first_chunk::<FRAME_PREFIX_LEN>() else {
+        return Ok(None);
+    };
+    let len = frame_body_len::<N>(*prefix)?;
+    let end = FRAME_PREFIX_LEN + len;
+    Ok(buf.get(FRAME_PREFIX_LEN..end).map(|body| (body, end)))
 }
 
 fn map_decode_error<const N: usize>(e: bincode::error::DecodeError) -> DecodeError {
@@ -181,6 +236,33 @@ mod tests {
             decode::<String, 64>(&bytes),
             Err(DecodeError::LimitExceeded { max: 64 })
         );
+    }
+
+    #[test]
+    fn frames() {
+        let frame = encode_frame::<String, 16>(&"abc".to_owned()).unwrap();
+        assert_eq!(frame, [0, 0, 0, 4, 3, b'a', b'b', b'c']);
+        assert_eq!(split_frame::<16>(&frame[..3]), Ok(None));
+        assert_eq!(split_frame::<16>(&frame[..7]), Ok(None));
+        let mut more = frame.clone();
+        more.push(9);
+        assert_eq!(split_frame::<16>(&more), Ok(Some((&frame[4..], 8))));
+        assert_eq!(
+            split_frame::<3>(&frame[..4]),
+            Err(DecodeError::TooLarge { len: 4, max: 3 })
+        );
+        assert_eq!(frame_body_len::<16>([0, 0, 0, 16]), Ok(16));
+        assert_eq!(
+            frame_body_len::<16>([255; 4]),
+            Err(DecodeError::TooLarge {
+                len: u32::MAX as u64,
+                max: 16
+            })
+        );
+        assert!(matches!(
+            encode_frame::<String, 3>(&"abc".to_owned()),
+            Err(EncodeError::TooLarge { len: 4, max: 3 })
+        ));
     }
 
     #[test]

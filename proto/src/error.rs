@@ -9,8 +9,31 @@
 //!   signatures, expired records, semantically invalid manifests.
 //!
 //! Every message names what was wrong so a log line is enough to find the culprit.
+//!
+//! This module imports nothing from the rest of the crate (every other module imports it):
+//! errors that name a node or a segment carry its 32 bytes as an [`IdBytes`], which prints
+//! exactly like the id (64 lowercase hex characters). `ids` converts its types into it and
+//! compares them with it.
 
-use crate::ids::{NodeId, SegmentHash};
+use std::fmt;
+
+/// The 32 bytes of a [`NodeId`](crate::NodeId) or [`SegmentHash`](crate::SegmentHash) inside
+/// an error, shown as 64 lowercase hex characters like the id itself. Compares equal to the
+/// id it was made from (`err_field == node_id`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdBytes(pub [u8; 32]);
+
+impl fmt::Display for IdBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for IdBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdBytes({self})")
+    }
+}
 
 /// A byte string could not be decoded into a `proto` type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,29 +122,29 @@ pub enum ProtoError {
     },
     /// 32 bytes that are not a valid ed25519 public key.
     #[error("node id {0} is not a valid ed25519 public key")]
-    InvalidKey(NodeId),
+    InvalidKey(IdBytes),
     /// Bytes do not hash to the expected value: the data is corrupt or forged and must not
     /// be stored or served.
     #[error("segment hash mismatch: expected {expected}, got {actual}")]
     HashMismatch {
         /// The hash named by the manifest or request.
-        expected: SegmentHash,
+        expected: IdBytes,
         /// The hash of the bytes actually received.
-        actual: SegmentHash,
+        actual: IdBytes,
     },
     /// The signature does not verify against the claimed signer.
     #[error("bad signature (claimed signer {signer})")]
     BadSignature {
         /// The node the content claims to come from.
-        signer: NodeId,
+        signer: IdBytes,
     },
     /// The signing key is not the node named in the content.
     #[error("signing key {key} does not match the content's node {claimed}")]
     SignerMismatch {
         /// Node id of the key used to sign.
-        key: NodeId,
+        key: IdBytes,
         /// Node id written in the content.
-        claimed: NodeId,
+        claimed: IdBytes,
     },
     /// A record's expiry has passed.
     #[error("record expired at {expires_at} (now {now})")]

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::ProtoError;
+use crate::error::{IdBytes, ProtoError};
 
 /// Longest `MovieId`, in bytes.
 pub const MAX_MOVIE_ID_LEN: usize = 64;
@@ -148,6 +148,24 @@ macro_rules! hex_id32 {
             }
         }
 
+        impl From<$name> for IdBytes {
+            fn from(id: $name) -> Self {
+                IdBytes(id.0)
+            }
+        }
+
+        impl PartialEq<$name> for IdBytes {
+            fn eq(&self, other: &$name) -> bool {
+                self.0 == other.0
+            }
+        }
+
+        impl PartialEq<IdBytes> for $name {
+            fn eq(&self, other: &IdBytes) -> bool {
+                self.0 == other.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let mut buf = [0u8; 64];
@@ -221,8 +239,8 @@ impl SegmentHash {
             Ok(())
         } else {
             Err(ProtoError::HashMismatch {
-                expected: *self,
-                actual,
+                expected: (*self).into(),
+                actual: actual.into(),
             })
         }
     }
@@ -249,7 +267,7 @@ impl NodeId {
 
     /// The public key, if these bytes are a valid ed25519 point.
     pub fn verifying_key(&self) -> Result<VerifyingKey, ProtoError> {
-        VerifyingKey::from_bytes(&self.0).map_err(|_| ProtoError::InvalidKey(*self))
+        VerifyingKey::from_bytes(&self.0).map_err(|_| ProtoError::InvalidKey((*self).into()))
     }
 
     /// The first 8 hex characters, for log lines and UIs.
@@ -328,5 +346,29 @@ mod tests {
         assert!(format!("{:?}", h).starts_with("SegmentHash("));
         let n = NodeId([7; 32]);
         assert_eq!(n.short(), "07070707");
+    }
+
+    #[test]
+    fn errors_show_ids_as_the_ids_do() {
+        let (h, other) = (SegmentHash::of(b"a"), SegmentHash::of(b"b"));
+        let err = h.verify(b"b").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("segment hash mismatch: expected {h}, got {other}")
+        );
+        assert!(matches!(
+            err,
+            ProtoError::HashMismatch { expected, actual } if expected == h && actual == other
+        ));
+        let n = NodeId([7; 32]);
+        assert_eq!(
+            ProtoError::InvalidKey(n.into()).to_string(),
+            format!("node id {n} is not a valid ed25519 public key")
+        );
+        assert_eq!(
+            ProtoError::BadSignature { signer: n.into() }.to_string(),
+            format!("bad signature (claimed signer {n})")
+        );
+        assert_eq!(format!("{:?}", IdBytes::from(n)), format!("IdBytes({n})"));
     }
 }

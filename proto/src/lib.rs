@@ -3,7 +3,9 @@
 //! Everything two reelnet processes exchange is defined here, once: ids ([`ids`]), the
 //! bincode codec and its size limits ([`codec`]), signed manifests ([`manifest`]) and
 //! catalog records ([`catalog`]) with their signing envelope ([`sign`]), the QUIC segment
-//! protocol's frames ([`transfer`]) and the JWT claims ([`claims`]).
+//! protocol's frames ([`transfer`]), the catalog sync frames ([`sync`]), the JWT claims
+//! ([`claims`]) and the JSON bodies of the tracker's node-facing request routes
+//! ([`requests`]).
 //!
 //! The crate does no I/O and needs no async runtime, so the node, the tracker and the fuzz
 //! targets all use the same code. The rule for untrusted bytes: decode with the functions
@@ -17,7 +19,9 @@ pub mod error;
 pub mod hls;
 pub mod ids;
 pub mod manifest;
+pub mod requests;
 pub mod sign;
+pub mod sync;
 pub mod transfer;
 
 pub use catalog::{CatalogRecord, Held, SegmentRange, SignedCatalogRecord};
@@ -26,7 +30,7 @@ pub use codec::{
     MAX_CATALOG_RECORD_BYTES, MAX_MANIFEST_BYTES, MAX_REQUEST_FRAME, MAX_RESPONSE_HEADER,
     MAX_SIGNED_CATALOG_RECORD_BYTES, MAX_SIGNED_MANIFEST_BYTES,
 };
-pub use error::{DecodeError, EncodeError, ProtoError};
+pub use error::{DecodeError, EncodeError, IdBytes, ProtoError};
 pub use ids::{ManifestId, MovieId, NodeId, SegmentHash};
 pub use manifest::{
     Container, Manifest, MovieMeta, Rendition, SegmentEntry, SignedManifest, Track,

@@ -42,7 +42,9 @@ pub(crate) fn verify(
 ) -> Result<(), ProtoError> {
     let key = signer.verifying_key()?;
     key.verify_strict(&message(context, body), signature)
-        .map_err(|_| ProtoError::BadSignature { signer: *signer })
+        .map_err(|_| ProtoError::BadSignature {
+            signer: (*signer).into(),
+        })
 }
 
 /// Fails unless `key` belongs to `claimed`.
@@ -52,8 +54,8 @@ pub(crate) fn check_signer(key: &SigningKey, claimed: &NodeId) -> Result<(), Pro
         Ok(())
     } else {
         Err(ProtoError::SignerMismatch {
-            key,
-            claimed: *claimed,
+            key: key.into(),
+            claimed: (*claimed).into(),
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::ids::{ManifestId, SegmentHash};
 pub const SEGMENT_ALPN: &[u8] = b"reelnet/segment/1";
 
 /// Length of a frame's length prefix.
-pub const FRAME_PREFIX_LEN: usize = 4;
+pub use crate::codec::FRAME_PREFIX_LEN;
 
 /// Largest segment body a response may announce: 32 MiB. A segment of a few seconds at even
 /// 40 Mbit/s is well under this; a larger `length` is refused before reading the body.
@@ -109,43 +109,15 @@ impl ResponseHeader {
     }
 }
 
-fn frame<const N: usize>(body: Vec<u8>) -> Result<Vec<u8>, EncodeError> {
-    let len = u32::try_from(body.len()).map_err(|_| EncodeError::TooLarge {
-        len: body.len() as u64,
-        max: N as u64,
-    })?;
-    let mut out = Vec::with_capacity(FRAME_PREFIX_LEN + body.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-/// Splits one frame off the front of `buf`: `Ok(None)` if more bytes are needed, else the
-/// body and the number of bytes consumed (prefix included).
-fn unframe<const N: usize>(buf: &[u8]) -> Result<Option<(&[u8], usize)>, DecodeError> {
-    let Some(prefix) = buf.first_chunk::<FRAME_PREFIX_LEN>() else {
-        return Ok(None);
-    };
-    let len = u32::from_be_bytes(*prefix) as usize;
-    if len > N {
-        return Err(DecodeError::TooLarge {
-            len: len as u64,
-            max: N as u64,
-        });
-    }
-    let end = FRAME_PREFIX_LEN + len;
-    Ok(buf.get(FRAME_PREFIX_LEN..end).map(|body| (body, end)))
-}
-
 /// A request as a length-prefixed frame.
 pub fn encode_request(req: &SegmentRequest) -> Result<Vec<u8>, EncodeError> {
-    frame::<MAX_REQUEST_FRAME>(codec::encode::<_, MAX_REQUEST_FRAME>(req)?)
+    codec::encode_frame::<_, MAX_REQUEST_FRAME>(req)
 }
 
 /// Decodes a request frame from the front of `buf`. `Ok(None)`: need more bytes.
 /// `Ok(Some((request, consumed)))`: a request and how many bytes of `buf` it used.
 pub fn decode_request(buf: &[u8]) -> Result<Option<(SegmentRequest, usize)>, DecodeError> {
-    let Some((body, used)) = unframe::<MAX_REQUEST_FRAME>(buf)? else {
+    let Some((body, used)) = codec::split_frame::<MAX_REQUEST_FRAME>(buf)? else {
         return Ok(None);
     };
     let req = codec::decode::<SegmentRequest, MAX_REQUEST_FRAME>(body)?;
@@ -155,13 +127,13 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<(SegmentRequest, usize)>, Dec
 /// A response header as a length-prefixed frame. Refuses a header a peer would reject.
 pub fn encode_response_header(header: &ResponseHeader) -> Result<Vec<u8>, EncodeError> {
     header.check().map_err(EncodeError::Invalid)?;
-    frame::<MAX_RESPONSE_HEADER>(codec::encode::<_, MAX_RESPONSE_HEADER>(header)?)
+    codec::encode_frame::<_, MAX_RESPONSE_HEADER>(header)
 }
 
 /// Decodes a response header frame from the front of `buf`, like [`decode_request`].
 /// Rejects a `length` above [`MAX_SEGMENT_BYTES`] and a body on a non-`Ok` status.
 pub fn decode_response_header(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>, DecodeError> {
-    let Some((body, used)) = unframe::<MAX_RESPONSE_HEADER>(buf)? else {
+    let Some((body, used)) = codec::split_frame::<MAX_RESPONSE_HEADER>(buf)? else {
         return Ok(None);
     };
     let header = codec::decode::<ResponseHeader, MAX_RESPONSE_HEADER>(body)?;

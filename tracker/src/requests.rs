@@ -74,54 +74,24 @@ pub struct AdminRequestView {
     pub requester_ids: Vec<String>,
 }
 
-/// `POST requests/claim`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimRequest {
-    /// The claiming node's id (its public key), for logs and the admin view.
-    pub node_id: String,
-}
+pub use reelnet_proto::requests::{
+    ClaimRequest, ClaimView, DoneReport, FailedReport, ProgressReport,
+};
 
-/// What a node gets when it claims a request.
-#[derive(Debug, Serialize)]
-pub struct ClaimView {
-    pub id: String,
-    pub tmdb_id: u64,
-    pub title: Option<String>,
-    pub year: Option<u16>,
-    pub magnet: Option<String>,
-    pub torrent_base64: Option<String>,
-    /// Proves the claim in progress/done/failed reports.
-    pub claim_token: String,
-    pub lease_secs: u64,
-}
-
-/// `POST requests/{id}/progress`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProgressReport {
-    pub claim_token: String,
-    /// `downloading` or `transcoding`.
-    pub state: RequestState,
-    #[serde(default)]
-    pub percent: f32,
-}
-
-/// `POST requests/{id}/done`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DoneReport {
-    pub claim_token: String,
-    pub movie_id: String,
-    pub manifest: Option<String>,
-}
-
-/// `POST requests/{id}/failed`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FailedReport {
-    pub claim_token: String,
-    pub reason: String,
+/// The store's state for a state named on the wire (`reelnet_proto::requests::RequestState`
+/// has the same variants and names).
+fn stored_state(s: reelnet_proto::requests::RequestState) -> RequestState {
+    use reelnet_proto::requests::RequestState as Wire;
+    match s {
+        Wire::Pending => RequestState::Pending,
+        Wire::Open => RequestState::Open,
+        Wire::Claimed => RequestState::Claimed,
+        Wire::Downloading => RequestState::Downloading,
+        Wire::Transcoding => RequestState::Transcoding,
+        Wire::Ready => RequestState::Ready,
+        Wire::Failed => RequestState::Failed,
+        Wire::Rejected => RequestState::Rejected,
+    }
 }
 
 /// An admin's decision on a request.
@@ -624,7 +594,7 @@ impl Api {
         rep: ProgressReport,
     ) -> Result<RequestView, ApiError> {
         if !matches!(
-            rep.state,
+            stored_state(rep.state),
             RequestState::Claimed | RequestState::Downloading | RequestState::Transcoding
         ) || !(0.0..=100.0).contains(&rep.percent)
         {
@@ -639,7 +609,7 @@ impl Api {
             .update_request(id, move |r| {
                 holds(r, &rep.claim_token)?;
                 let now = now_ms();
-                r.state = rep.state;
+                r.state = stored_state(rep.state);
                 r.percent = rep.percent;
                 if let Some(l) = &mut r.lease {
                     l.lease_until_ms = now + lease_ms;

@@ -1,90 +1,54 @@
 //! Full catalog sync over libp2p request-response (`/reelnet/catalog-sync/1`).
 //!
 //! A node that connects to a peer asks it for its whole catalog instead of waiting for the
-//! next round of gossip. The answer comes in pages ([`SyncResponse::next`] names where the
-//! next one starts) so no single message grows with the size of the network: a page holds
-//! about [`SYNC_PAGE_BYTES`] of encoded records and manifests.
-//!
-//! Frames are a 4-byte big-endian length and a bincode body encoded and decoded through
-//! `reelnet_proto::codec`, so the usual rules hold: the length is checked against the limit
-//! before anything is read, the decoder is bounded, trailing and non-canonical bytes are
-//! refused. Every item inside is decoded again with its own limit and verified by the
-//! catalog before use.
+//! next round of gossip, one page at a time. The frames, their limits and every decode rule
+//! live in `reelnet_proto::sync` (the length prefix is checked before the body is read, the
+//! decoder is bounded, trailing and non-canonical bytes are refused); this module is only the
+//! libp2p glue that moves those frames over a stream.
 
 use std::io;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
-use reelnet_proto::codec;
-use serde::{Deserialize, Serialize};
+use reelnet_proto::codec::FRAME_PREFIX_LEN;
+use reelnet_proto::sync::{SyncFrame, SYNC_PROTOCOL_NAME};
 
-use crate::catalog::SyncCursor;
+pub use reelnet_proto::sync::{
+    SyncRequest, SyncResponse, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PAGE_BYTES,
+};
 
 /// The protocol name.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/reelnet/catalog-sync/1");
-
-/// Target size of one page (the encoded items; a page holds at least one item, and one
-/// manifest may be up to `MAX_SIGNED_MANIFEST_BYTES`).
-pub const SYNC_PAGE_BYTES: usize = 16 << 20;
-
-/// Largest request body.
-pub const MAX_SYNC_REQUEST_BYTES: usize = 256;
-
-/// Largest response body: a full page plus framing (a varint per item).
-pub const MAX_SYNC_RESPONSE_BYTES: usize = SYNC_PAGE_BYTES + (4 << 20);
-
-/// "Send me your catalog, starting at `after`" (`None`: from the beginning).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncRequest {
-    pub after: Option<SyncCursor>,
-}
-
-/// One page of a peer's catalog.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncResponse {
-    /// Encoded `SignedCatalogRecord`s.
-    pub records: Vec<Vec<u8>>,
-    /// Encoded `SignedManifest`s.
-    pub manifests: Vec<Vec<u8>>,
-    /// Ask again with this cursor for the next page; `None` on the last page.
-    pub next: Option<SyncCursor>,
-}
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new(SYNC_PROTOCOL_NAME);
 
 /// The request-response codec for [`SYNC_PROTOCOL`].
 #[derive(Debug, Clone, Default)]
 pub struct SyncCodec;
 
-async fn read_frame<T, const N: usize>(io: &mut (impl AsyncRead + Unpin + Send)) -> io::Result<T>
-where
-    T: Serialize + serde::de::DeserializeOwned,
-{
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > N {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("catalog sync frame of {len} bytes exceeds the limit of {N}"),
-        ));
-    }
+fn invalid_data(e: reelnet_proto::DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+async fn read_frame<T: SyncFrame>(io: &mut (impl AsyncRead + Unpin + Send)) -> io::Result<T> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    io.read_exact(&mut prefix).await?;
+    // Refused here, before reading (or allocating for) the body, when over the limit.
+    let len = T::body_len(prefix).map_err(invalid_data)?;
     let mut body = Vec::new();
     io.take(len as u64).read_to_end(&mut body).await?;
     if body.len() != len {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    codec::decode::<T, N>(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    T::decode_body(&body).map_err(invalid_data)
 }
 
-async fn write_frame<T: Serialize, const N: usize>(
+async fn write_frame<T: SyncFrame>(
     io: &mut (impl AsyncWrite + Unpin + Send),
     value: &T,
 ) -> io::Result<()> {
-    let body =
-        codec::encode::<T, N>(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let len = u32::try_from(body.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(&body).await?;
+    let frame = value
+        .encode_frame()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    io.write_all(&frame).await?;
     io.close().await
 }
 
@@ -97,14 +61,14 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame::<_, MAX_SYNC_REQUEST_BYTES>(io).await
+        read_frame(io).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame::<_, MAX_SYNC_RESPONSE_BYTES>(io).await
+        read_frame(io).await
     }
 
     async fn write_request<T>(
@@ -116,7 +80,7 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame::<_, MAX_SYNC_REQUEST_BYTES>(io, &req).await
+        write_frame(io, &req).await
     }
 
     async fn write_response<T>(
@@ -128,7 +92,7 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame::<_, MAX_SYNC_RESPONSE_BYTES>(io, &res).await
+        write_frame(io, &res).await
     }
 }
 
