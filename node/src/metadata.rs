@@ -10,9 +10,10 @@
 //!   [`TmdbConfig::retry_after`] so a TMDb that is down is not hammered. Images are
 //!   downloaded once, checked ([`check_image`]) and kept in the segment store under their
 //!   BLAKE3 hash, like segments.
-//! - **The manifest's own [`MovieMeta`]**, which the ingest filled from its command line or a
-//!   sidecar JSON ([`ingest_meta`]); it travels with the signed manifest, so every node has
-//!   it, and its images are fetched from the nodes that hold them (`gateway::images`).
+//! - **The manifest's own [`MovieMeta`](reelnet_proto::MovieMeta)**, which the ingest
+//!   filled from its command line or a sidecar JSON (`ingest::meta`); it travels with the
+//!   signed manifest, so every node has it, and its images are fetched from the nodes that
+//!   hold them (`gateway::images`).
 //!
 //! Without a key, or when TMDb fails, the manifest's meta is used and nothing breaks.
 
@@ -23,214 +24,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reelnet_proto::manifest::{MAX_GENRES, MAX_GENRE_LEN, MAX_OVERVIEW_LEN, MAX_TITLE_LEN};
-use reelnet_proto::{MovieId, MovieMeta, SegmentHash};
+use reelnet_proto::{MovieId, SegmentHash};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::job::IngestRequest;
-use crate::store::{Store, StoreError};
+use crate::ingest::meta::{check_image, MAX_IMAGE_BYTES};
+use crate::store::Store;
 
-/// Largest image (poster or backdrop) accepted from a file, TMDb or a peer: 8 MiB.
-pub const MAX_IMAGE_BYTES: usize = 8 << 20;
-/// Largest sidecar JSON file.
-pub const MAX_SIDECAR_BYTES: u64 = 64 << 10;
 /// Largest TMDb JSON answer read.
 const MAX_TMDB_JSON_BYTES: usize = 1 << 20;
 /// Most TMDb fetches running at once; more wait in a queue.
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
-
-/// The image formats a poster or backdrop may have, told apart by their magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
-    Png,
-    Jpeg,
-    Webp,
-}
-
-impl ImageKind {
-    /// The format of `bytes`, from their first bytes; `None` for anything else.
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            Some(Self::Png)
-        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(Self::Jpeg)
-        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-            Some(Self::Webp)
-        } else {
-            None
-        }
-    }
-
-    /// The HTTP `Content-Type`.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Png => "image/png",
-            Self::Jpeg => "image/jpeg",
-            Self::Webp => "image/webp",
-        }
-    }
-}
-
-/// Checks that `bytes` are a PNG, JPEG or WebP image of at most [`MAX_IMAGE_BYTES`].
-pub fn check_image(bytes: &[u8]) -> Result<ImageKind, String> {
-    if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(format!(
-            "{} bytes is more than the {MAX_IMAGE_BYTES}-byte limit for images",
-            bytes.len()
-        ));
-    }
-    ImageKind::sniff(bytes).ok_or_else(|| "not a PNG, JPEG or WebP image".to_owned())
-}
-
-/// Why an ingest's metadata could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum MetaError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Image { path: PathBuf, message: String },
-    #[error("metadata file {path}: {message}")]
-    Sidecar { path: PathBuf, message: String },
-    #[error("movie metadata: {0}")]
-    Invalid(String),
-    #[error("storing an image: {0}")]
-    Store(#[from] StoreError),
-}
-
-/// Reads and checks an image file ([`check_image`]).
-pub fn read_image(path: &Path) -> Result<Vec<u8>, MetaError> {
-    let io = |source| MetaError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_IMAGE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    check_image(&bytes).map_err(|message| MetaError::Image {
-        path: path.to_owned(),
-        message,
-    })?;
-    Ok(bytes)
-}
-
-/// A sidecar metadata file: `{ "title", "year", "overview", "genres", "runtime_min",
-/// "tmdb_id", "poster", "backdrop" }`, every key optional; image paths are relative to the
-/// file's directory.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Sidecar {
-    pub title: Option<String>,
-    pub year: Option<u16>,
-    pub overview: Option<String>,
-    pub genres: Vec<String>,
-    pub runtime_min: Option<u16>,
-    pub tmdb_id: Option<u64>,
-    pub poster: Option<PathBuf>,
-    pub backdrop: Option<PathBuf>,
-}
-
-impl Sidecar {
-    /// Reads a sidecar (at most [`MAX_SIDECAR_BYTES`]) and makes its image paths absolute.
-    pub fn load(path: &Path) -> Result<Self, MetaError> {
-        let bad = |message: String| MetaError::Sidecar {
-            path: path.to_owned(),
-            message,
-        };
-        let file = std::fs::File::open(path).map_err(|source| MetaError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut text = Vec::new();
-        file.take(MAX_SIDECAR_BYTES + 1)
-            .read_to_end(&mut text)
-            .map_err(|e| bad(e.to_string()))?;
-        if text.len() as u64 > MAX_SIDECAR_BYTES {
-            return Err(bad(format!("larger than {MAX_SIDECAR_BYTES} bytes")));
-        }
-        let mut sidecar: Sidecar = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        for image in [&mut sidecar.poster, &mut sidecar.backdrop]
-            .into_iter()
-            .flatten()
-        {
-            if image.is_relative() {
-                *image = dir.join(&*image);
-            }
-        }
-        Ok(sidecar)
-    }
-}
-
-/// What an ingest request says about its movie: flags first, then the sidecar.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IngestMeta {
-    pub title: Option<String>,
-    pub year: Option<u16>,
-    pub tmdb_id: Option<u64>,
-    /// Validated; images are in the store under these hashes.
-    pub meta: MovieMeta,
-}
-
-/// Resolves an ingest request's metadata: loads its sidecar (`meta_file`), lets the
-/// request's own fields override it, checks and stores the images, and validates the
-/// result against the manifest's limits. Blocking (file reads, store writes).
-pub fn ingest_meta(store: &Store, req: &IngestRequest) -> Result<IngestMeta, MetaError> {
-    let sidecar = match &req.meta_file {
-        Some(path) => Sidecar::load(path)?,
-        None => Sidecar::default(),
-    };
-    let genres = if req.genres.is_empty() {
-        sidecar.genres
-    } else {
-        req.genres.clone()
-    };
-    let mut unique: Vec<String> = Vec::new();
-    for g in genres {
-        let g = g.trim().to_owned();
-        if !g.is_empty() && !unique.iter().any(|u| u.eq_ignore_ascii_case(&g)) {
-            unique.push(g);
-        }
-    }
-    let store_image = |path: Option<&PathBuf>| -> Result<Option<SegmentHash>, MetaError> {
-        let Some(path) = path else { return Ok(None) };
-        let bytes = read_image(path)?;
-        let (hash, _) = store.put_segment(&bytes, None)?;
-        Ok(Some(hash))
-    };
-    let poster = store_image(req.poster.as_ref().or(sidecar.poster.as_ref()))?;
-    let backdrop = store_image(req.backdrop.as_ref().or(sidecar.backdrop.as_ref()))?;
-    let tmdb_id = req.tmdb_id.or(sidecar.tmdb_id);
-    let meta = MovieMeta {
-        overview: req
-            .overview
-            .clone()
-            .or(sidecar.overview)
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-        genres: unique,
-        runtime_min: req.runtime_min.or(sidecar.runtime_min),
-        poster,
-        backdrop,
-        tmdb_id,
-        expected_duration_ms: None,
-    };
-    meta.validate()
-        .map_err(|e| MetaError::Invalid(e.to_string()))?;
-    Ok(IngestMeta {
-        title: req.title.clone().or(sidecar.title),
-        year: req.year.or(sidecar.year),
-        tmdb_id,
-        meta,
-    })
-}
 
 /// The TMDb id a movie id names: `tmdb-603` → 603 (only the canonical spelling).
 pub fn tmdb_id_of(movie: &MovieId) -> Option<u64> {
@@ -1033,25 +839,6 @@ async fn fetch_image(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn images_are_sniffed() {
-        assert_eq!(
-            ImageKind::sniff(b"\x89PNG\r\n\x1a\nrest"),
-            Some(ImageKind::Png)
-        );
-        assert_eq!(
-            ImageKind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
-            Some(ImageKind::Jpeg)
-        );
-        assert_eq!(
-            ImageKind::sniff(b"RIFF\x10\0\0\0WEBPVP8 "),
-            Some(ImageKind::Webp)
-        );
-        assert_eq!(ImageKind::sniff(b"\0\0\0\x18ftypiso5"), None);
-        assert_eq!(ImageKind::sniff(b"RIFF"), None);
-        assert!(check_image(&vec![0xFF; MAX_IMAGE_BYTES + 1]).is_err());
-    }
 
     #[test]
     fn tmdb_ids_and_image_paths() {
