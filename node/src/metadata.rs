@@ -9,7 +9,7 @@
 //!   flight per movie (and [`MAX_CONCURRENT_FETCHES`] overall), and failures remembered for
 //!   [`TmdbConfig::retry_after`] so a TMDb that is down is not hammered. Images are
 //!   downloaded once, checked ([`check_image`]) and kept in the segment store under their
-//!   BLAKE3 hash, like segments.
+//!   BLAKE3 hash, like segments. The HTTP client is the shared `reelnet_runtime::tmdb`.
 //! - **The manifest's own [`MovieMeta`](reelnet_proto::MovieMeta)**, which the ingest
 //!   filled from its command line or a sidecar JSON (`ingest::meta`); it travels with the
 //!   signed manifest, so every node has it, and its images are fetched from the nodes that
@@ -30,11 +30,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use reelnet_runtime::tmdb::{printable, year_of, TmdbClient, TmdbError, MAX_JSON_BYTES};
+
 use crate::ingest::meta::{check_image, MAX_IMAGE_BYTES};
 use crate::store::Store;
 
-/// Largest TMDb JSON answer read.
-const MAX_TMDB_JSON_BYTES: usize = 1 << 20;
 /// Most TMDb fetches running at once; more wait in a queue.
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
 
@@ -207,13 +207,14 @@ impl Metadata {
         if config.api_key.is_empty() {
             return idle();
         }
-        let http = match reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .user_agent(concat!("reelnet-node/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(http) => http,
+        let http = match TmdbClient::new(
+            &config.api_url,
+            &config.api_key,
+            concat!("reelnet-node/", env!("CARGO_PKG_VERSION")),
+            config.timeout,
+        ) {
+            Ok(Some(client)) => client.with_image_url(&config.image_url),
+            Ok(None) => return idle(),
             Err(err) => {
                 tracing::error!(%err, "cannot build the TMDb client; TMDb lookups are off");
                 return idle();
@@ -315,7 +316,7 @@ impl Metadata {
 
 struct State {
     config: Arc<TmdbConfig>,
-    http: reqwest::Client,
+    http: TmdbClient,
     store: Store,
     /// For fetch tasks to report back.
     tx: mpsc::Sender<Command>,
@@ -446,15 +447,10 @@ impl State {
             let Some(query) = self.search_queue.pop_front() else {
                 return;
             };
-            let (config, http, tx, cancel) = (
-                self.config.clone(),
-                self.http.clone(),
-                self.tx.clone(),
-                self.cancel.clone(),
-            );
+            let (http, tx, cancel) = (self.http.clone(), self.tx.clone(), self.cancel.clone());
             crate::shutdown::spawn("tmdb-search", async move {
                 let result = tokio::select! {
-                    r = search(&config, &http, &query) => r.map(Arc::new).map_err(|f| f.message),
+                    r = search(&http, &query) => r.map(Arc::new).map_err(|f| f.message),
                     _ = cancel.cancelled() => return Ok(()),
                 };
                 let _ = tx.send(Command::SearchDone { query, result }).await;
@@ -543,7 +539,7 @@ fn load_cache(dir: &Path) -> Vec<(MovieId, TmdbMovie)> {
             .map_err(|e| e.to_string())
             .and_then(|f| {
                 let mut text = Vec::new();
-                f.take(MAX_TMDB_JSON_BYTES as u64)
+                f.take(MAX_JSON_BYTES as u64)
                     .read_to_end(&mut text)
                     .map_err(|e| e.to_string())?;
                 serde_json::from_slice::<TmdbMovie>(&text).map_err(|e| e.to_string())
@@ -602,24 +598,18 @@ fn fail(message: impl Into<String>) -> Failure {
     }
 }
 
-/// reqwest's errors name the URL, which carries the API key; keep it out of logs.
-fn http_error(err: reqwest::Error) -> Failure {
-    fail(err.without_url().to_string())
-}
-
-/// Reads a response body of at most `limit` bytes.
-async fn read_limited(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
-    if res.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(fail(format!("answer larger than {limit} bytes")));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(http_error)? {
-        if body.len() + chunk.len() > limit {
-            return Err(fail(format!("answer larger than {limit} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// A failed TMDb call, worded as this node has always logged and reported it (`what`
+/// answered with a bad status: "TMDb" or "TMDb image").
+fn tmdb_failure(err: TmdbError, what: &str) -> Failure {
+    fail(match err {
+        TmdbError::Http(message) => message,
+        TmdbError::Status(code) => match reqwest::StatusCode::from_u16(code) {
+            Ok(status) => format!("{what} answered {status}"),
+            Err(_) => format!("{what} answered {code}"),
+        },
+        TmdbError::TooLarge(limit) => format!("answer larger than {limit} bytes"),
+        TmdbError::Bad(message) => format!("bad TMDb answer: {message}"),
+    })
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
@@ -646,20 +636,7 @@ fn image_path(p: Option<&str>) -> Option<&str> {
 
 /// A title from TMDb: no control characters, trimmed, at most [`MAX_TITLE_LEN`] bytes.
 fn clean_title(title: Option<&str>) -> String {
-    let title: String = title
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    clip(title.trim(), MAX_TITLE_LEN)
-}
-
-/// The year of a TMDb `release_date` (`YYYY-MM-DD`).
-fn year_of(release_date: Option<&str>) -> Option<u16> {
-    release_date
-        .and_then(|d| d.get(..4))
-        .and_then(|y| y.parse::<u16>().ok())
-        .filter(|y| (1870..=2999).contains(y))
+    clip(printable(title).trim(), MAX_TITLE_LEN)
 }
 
 /// TMDb's `/search/movie` answer (the parts used).
@@ -685,28 +662,11 @@ struct TmdbSearchHitJson {
 /// Longest overview kept of a search match (characters).
 const SEARCH_OVERVIEW_CHARS: usize = 300;
 
-async fn search(
-    config: &TmdbConfig,
-    http: &reqwest::Client,
-    query: &str,
-) -> Result<Vec<TmdbHit>, Failure> {
-    let res = http
-        .get(format!("{}/search/movie", config.api_url))
-        .query(&[
-            ("api_key", config.api_key.as_str()),
-            ("query", query),
-            ("include_adult", "false"),
-            ("page", "1"),
-        ])
-        .send()
+async fn search(http: &TmdbClient, query: &str) -> Result<Vec<TmdbHit>, Failure> {
+    let json: TmdbSearchJson = http
+        .search_movies(query)
         .await
-        .map_err(http_error)?;
-    if !res.status().is_success() {
-        return Err(fail(format!("TMDb answered {}", res.status())));
-    }
-    let body = read_limited(res, MAX_TMDB_JSON_BYTES).await?;
-    let json: TmdbSearchJson =
-        serde_json::from_slice(&body).map_err(|e| fail(format!("bad TMDb answer: {e}")))?;
+        .map_err(|e| tmdb_failure(e, "TMDb"))?;
     Ok(json
         .results
         .into_iter()
@@ -725,7 +685,7 @@ async fn search(
                 .trim()
                 .to_owned(),
             poster_url: image_path(h.poster_path.as_deref())
-                .map(|p| format!("{}/w185{p}", config.image_url)),
+                .map(|p| format!("{}/w185{p}", http.image_url())),
         })
         .filter(|h| !h.title.is_empty())
         .take(MAX_SEARCH_HITS)
@@ -734,35 +694,27 @@ async fn search(
 
 async fn fetch(
     config: &TmdbConfig,
-    http: &reqwest::Client,
+    http: &TmdbClient,
     store: &Store,
     movie: &MovieId,
     tmdb_id: u64,
 ) -> Result<TmdbMovie, Failure> {
-    let res = http
-        .get(format!("{}/movie/{tmdb_id}", config.api_url))
-        .query(&[("api_key", config.api_key.as_str())])
-        .send()
-        .await
-        .map_err(http_error)?;
-    if res.status() == reqwest::StatusCode::NOT_FOUND {
-        return Err(Failure {
-            missing: true,
-            message: format!("TMDb knows no movie {tmdb_id}"),
-        });
-    }
-    if !res.status().is_success() {
-        return Err(fail(format!("TMDb answered {}", res.status())));
-    }
-    let body = read_limited(res, MAX_TMDB_JSON_BYTES).await?;
-    let json: TmdbMovieJson =
-        serde_json::from_slice(&body).map_err(|e| fail(format!("bad TMDb answer: {e}")))?;
+    let json: TmdbMovieJson = match http.movie(tmdb_id).await {
+        Ok(Some(json)) => json,
+        Ok(None) => {
+            return Err(Failure {
+                missing: true,
+                message: format!("TMDb knows no movie {tmdb_id}"),
+            })
+        }
+        Err(err) => return Err(tmdb_failure(err, "TMDb")),
+    };
     let poster = match image_path(json.poster_path.as_deref()) {
-        Some(p) => fetch_image(config, http, store, &format!("w500{p}")).await?,
+        Some(p) => fetch_image(http, store, &format!("w500{p}")).await?,
         None => None,
     };
     let backdrop = match image_path(json.backdrop_path.as_deref()) {
-        Some(p) => fetch_image(config, http, store, &format!("w1280{p}")).await?,
+        Some(p) => fetch_image(http, store, &format!("w1280{p}")).await?,
         None => None,
     };
     let mut genres: Vec<String> = Vec::new();
@@ -809,23 +761,17 @@ async fn fetch(
 /// Downloads one image (`{image_url}/{size_and_path}`), checks and stores it. A 404 is "no
 /// image"; other failures fail the whole lookup (it is retried later).
 async fn fetch_image(
-    config: &TmdbConfig,
-    http: &reqwest::Client,
+    http: &TmdbClient,
     store: &Store,
     size_and_path: &str,
 ) -> Result<Option<SegmentHash>, Failure> {
-    let res = http
-        .get(format!("{}/{size_and_path}", config.image_url))
-        .send()
+    let Some(bytes) = http
+        .image(size_and_path, MAX_IMAGE_BYTES)
         .await
-        .map_err(http_error)?;
-    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        .map_err(|e| tmdb_failure(e, "TMDb image"))?
+    else {
         return Ok(None);
-    }
-    if !res.status().is_success() {
-        return Err(fail(format!("TMDb image answered {}", res.status())));
-    }
-    let bytes = read_limited(res, MAX_IMAGE_BYTES).await?;
+    };
     check_image(&bytes).map_err(|e| fail(format!("TMDb image {size_and_path}: {e}")))?;
     let store = store.clone();
     let (hash, _) = tokio::task::spawn_blocking(move || store.put_segment(&bytes, None))
