@@ -23,7 +23,38 @@ pub struct NodeConfig {
     pub ingest: IngestConfig,
     pub metadata: MetadataConfig,
     /// Claiming and ingesting movie requests from the tracker.
-    pub requests: crate::requests::RequestsConfig,
+    pub requests: RequestsConfig,
+}
+
+/// `[requests]` in the node config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestsConfig {
+    /// Claim and ingest movie requests from the tracker.
+    pub enabled: bool,
+    /// The tracker's `requests.node_secret`.
+    pub node_secret: String,
+    /// How often to ask for work, seconds.
+    pub poll_secs: u64,
+    /// Requests ingested at the same time.
+    pub capacity: usize,
+    /// Claim nothing while the store's quota has less than this left beyond pinned data.
+    pub min_headroom_bytes: u64,
+    /// Torrent peers to join directly for every request (a local swarm; testnets).
+    pub torrent_peers: Vec<SocketAddr>,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_secret: String::new(),
+            poll_secs: 5,
+            capacity: 1,
+            min_headroom_bytes: 2 * 1024 * 1024 * 1024,
+            torrent_peers: Vec::new(),
+        }
+    }
 }
 
 /// Where movie metadata comes from besides the manifests (see `metadata`).
@@ -187,7 +218,7 @@ impl Default for NodeConfig {
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
             metadata: MetadataConfig::default(),
-            requests: crate::requests::RequestsConfig::default(),
+            requests: RequestsConfig::default(),
         }
     }
 }

@@ -77,40 +77,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct IngestArgs {
-    /// A local video file, a .torrent file or a magnet: link.
-    source: String,
-    /// Movie title (default: from the file name).
-    #[arg(long)]
-    title: Option<String>,
-    /// Release year.
-    #[arg(long)]
-    year: Option<u16>,
-    /// TMDb id; becomes the movie id `tmdb-N`.
-    #[arg(long)]
-    tmdb_id: Option<u64>,
-    /// A torrent peer to join directly (repeatable), e.g. a local seeder 127.0.0.1:6881.
-    #[arg(long = "peer", value_name = "ADDR")]
-    peers: Vec<SocketAddr>,
-    /// Metadata JSON: {"title", "year", "overview", "genres", "runtime_min", "tmdb_id",
-    /// "poster", "backdrop"} (every key optional; image paths relative to the file). The
-    /// flags here override it.
-    #[arg(long = "meta", value_name = "FILE.json")]
-    meta_file: Option<PathBuf>,
-    /// Plot summary (at most 4 KiB).
-    #[arg(long)]
-    overview: Option<String>,
-    /// A genre (repeatable, at most 16).
-    #[arg(long = "genre", value_name = "G")]
-    genres: Vec<String>,
-    /// Running time, minutes.
-    #[arg(long = "runtime", value_name = "MIN")]
-    runtime_min: Option<u16>,
-    /// Poster image: PNG, JPEG or WebP, at most 8 MiB.
-    #[arg(long, value_name = "IMAGE")]
-    poster: Option<PathBuf>,
-    /// Backdrop image: PNG, JPEG or WebP, at most 8 MiB.
-    #[arg(long, value_name = "IMAGE")]
-    backdrop: Option<PathBuf>,
+    #[command(flatten)]
+    req: IngestRequest,
     /// Ingest in this process even if a node runs on the data directory.
     #[arg(long)]
     direct: bool,
@@ -186,20 +154,11 @@ async fn ingest(
     args: IngestArgs,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let req = IngestRequest {
-        source: args.source,
-        title: args.title,
-        year: args.year,
-        tmdb_id: args.tmdb_id,
-        peers: args.peers,
-        // Absolute paths: a running node resolves them, not this shell.
-        meta_file: args.meta_file.map(absolute),
-        overview: args.overview,
-        genres: args.genres,
-        runtime_min: args.runtime_min,
-        poster: args.poster.map(absolute),
-        backdrop: args.backdrop.map(absolute),
-    };
+    let mut req = args.req;
+    // Absolute paths: a running node resolves them, not this shell.
+    req.meta_file = req.meta_file.map(absolute);
+    req.movie.poster = req.movie.poster.map(absolute);
+    req.movie.backdrop = req.movie.backdrop.map(absolute);
     let running = match admin::read_info(&config.data_dir) {
         Some(info) if !args.direct && alive(&info).await => Some(info),
         _ => None,

@@ -9,10 +9,11 @@
 //!   flight per movie (and [`MAX_CONCURRENT_FETCHES`] overall), and failures remembered for
 //!   [`TmdbConfig::retry_after`] so a TMDb that is down is not hammered. Images are
 //!   downloaded once, checked ([`check_image`]) and kept in the segment store under their
-//!   BLAKE3 hash, like segments.
-//! - **The manifest's own [`MovieMeta`]**, which the ingest filled from its command line or a
-//!   sidecar JSON ([`ingest_meta`]); it travels with the signed manifest, so every node has
-//!   it, and its images are fetched from the nodes that hold them (`gateway::images`).
+//!   BLAKE3 hash, like segments. The HTTP client is the shared `reelnet_runtime::tmdb`.
+//! - **The manifest's own [`MovieMeta`](reelnet_proto::MovieMeta)**, which the ingest
+//!   filled from its command line or a sidecar JSON (`ingest::meta`); it travels with the
+//!   signed manifest, so every node has it, and its images are fetched from the nodes that
+//!   hold them (`gateway::images`).
 //!
 //! Without a key, or when TMDb fails, the manifest's meta is used and nothing breaks.
 
@@ -23,214 +24,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reelnet_proto::manifest::{MAX_GENRES, MAX_GENRE_LEN, MAX_OVERVIEW_LEN, MAX_TITLE_LEN};
-use reelnet_proto::{MovieId, MovieMeta, SegmentHash};
+use reelnet_proto::{MovieId, SegmentHash};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::job::IngestRequest;
-use crate::store::{Store, StoreError};
+use reelnet_runtime::tmdb::{printable, year_of, TmdbClient, TmdbError, MAX_JSON_BYTES};
 
-/// Largest image (poster or backdrop) accepted from a file, TMDb or a peer: 8 MiB.
-pub const MAX_IMAGE_BYTES: usize = 8 << 20;
-/// Largest sidecar JSON file.
-pub const MAX_SIDECAR_BYTES: u64 = 64 << 10;
-/// Largest TMDb JSON answer read.
-const MAX_TMDB_JSON_BYTES: usize = 1 << 20;
+use crate::ingest::meta::{check_image, MAX_IMAGE_BYTES};
+use crate::store::Store;
+
 /// Most TMDb fetches running at once; more wait in a queue.
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
-
-/// The image formats a poster or backdrop may have, told apart by their magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
-    Png,
-    Jpeg,
-    Webp,
-}
-
-impl ImageKind {
-    /// The format of `bytes`, from their first bytes; `None` for anything else.
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            Some(Self::Png)
-        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(Self::Jpeg)
-        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-            Some(Self::Webp)
-        } else {
-            None
-        }
-    }
-
-    /// The HTTP `Content-Type`.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Png => "image/png",
-            Self::Jpeg => "image/jpeg",
-            Self::Webp => "image/webp",
-        }
-    }
-}
-
-/// Checks that `bytes` are a PNG, JPEG or WebP image of at most [`MAX_IMAGE_BYTES`].
-pub fn check_image(bytes: &[u8]) -> Result<ImageKind, String> {
-    if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(format!(
-            "{} bytes is more than the {MAX_IMAGE_BYTES}-byte limit for images",
-            bytes.len()
-        ));
-    }
-    ImageKind::sniff(bytes).ok_or_else(|| "not a PNG, JPEG or WebP image".to_owned())
-}
-
-/// Why an ingest's metadata could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum MetaError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Image { path: PathBuf, message: String },
-    #[error("metadata file {path}: {message}")]
-    Sidecar { path: PathBuf, message: String },
-    #[error("movie metadata: {0}")]
-    Invalid(String),
-    #[error("storing an image: {0}")]
-    Store(#[from] StoreError),
-}
-
-/// Reads and checks an image file ([`check_image`]).
-pub fn read_image(path: &Path) -> Result<Vec<u8>, MetaError> {
-    let io = |source| MetaError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_IMAGE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    check_image(&bytes).map_err(|message| MetaError::Image {
-        path: path.to_owned(),
-        message,
-    })?;
-    Ok(bytes)
-}
-
-/// A sidecar metadata file: `{ "title", "year", "overview", "genres", "runtime_min",
-/// "tmdb_id", "poster", "backdrop" }`, every key optional; image paths are relative to the
-/// file's directory.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Sidecar {
-    pub title: Option<String>,
-    pub year: Option<u16>,
-    pub overview: Option<String>,
-    pub genres: Vec<String>,
-    pub runtime_min: Option<u16>,
-    pub tmdb_id: Option<u64>,
-    pub poster: Option<PathBuf>,
-    pub backdrop: Option<PathBuf>,
-}
-
-impl Sidecar {
-    /// Reads a sidecar (at most [`MAX_SIDECAR_BYTES`]) and makes its image paths absolute.
-    pub fn load(path: &Path) -> Result<Self, MetaError> {
-        let bad = |message: String| MetaError::Sidecar {
-            path: path.to_owned(),
-            message,
-        };
-        let file = std::fs::File::open(path).map_err(|source| MetaError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut text = Vec::new();
-        file.take(MAX_SIDECAR_BYTES + 1)
-            .read_to_end(&mut text)
-            .map_err(|e| bad(e.to_string()))?;
-        if text.len() as u64 > MAX_SIDECAR_BYTES {
-            return Err(bad(format!("larger than {MAX_SIDECAR_BYTES} bytes")));
-        }
-        let mut sidecar: Sidecar = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        for image in [&mut sidecar.poster, &mut sidecar.backdrop]
-            .into_iter()
-            .flatten()
-        {
-            if image.is_relative() {
-                *image = dir.join(&*image);
-            }
-        }
-        Ok(sidecar)
-    }
-}
-
-/// What an ingest request says about its movie: flags first, then the sidecar.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IngestMeta {
-    pub title: Option<String>,
-    pub year: Option<u16>,
-    pub tmdb_id: Option<u64>,
-    /// Validated; images are in the store under these hashes.
-    pub meta: MovieMeta,
-}
-
-/// Resolves an ingest request's metadata: loads its sidecar (`meta_file`), lets the
-/// request's own fields override it, checks and stores the images, and validates the
-/// result against the manifest's limits. Blocking (file reads, store writes).
-pub fn ingest_meta(store: &Store, req: &IngestRequest) -> Result<IngestMeta, MetaError> {
-    let sidecar = match &req.meta_file {
-        Some(path) => Sidecar::load(path)?,
-        None => Sidecar::default(),
-    };
-    let genres = if req.genres.is_empty() {
-        sidecar.genres
-    } else {
-        req.genres.clone()
-    };
-    let mut unique: Vec<String> = Vec::new();
-    for g in genres {
-        let g = g.trim().to_owned();
-        if !g.is_empty() && !unique.iter().any(|u| u.eq_ignore_ascii_case(&g)) {
-            unique.push(g);
-        }
-    }
-    let store_image = |path: Option<&PathBuf>| -> Result<Option<SegmentHash>, MetaError> {
-        let Some(path) = path else { return Ok(None) };
-        let bytes = read_image(path)?;
-        let (hash, _) = store.put_segment(&bytes, None)?;
-        Ok(Some(hash))
-    };
-    let poster = store_image(req.poster.as_ref().or(sidecar.poster.as_ref()))?;
-    let backdrop = store_image(req.backdrop.as_ref().or(sidecar.backdrop.as_ref()))?;
-    let tmdb_id = req.tmdb_id.or(sidecar.tmdb_id);
-    let meta = MovieMeta {
-        overview: req
-            .overview
-            .clone()
-            .or(sidecar.overview)
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-        genres: unique,
-        runtime_min: req.runtime_min.or(sidecar.runtime_min),
-        poster,
-        backdrop,
-        tmdb_id,
-        expected_duration_ms: None,
-    };
-    meta.validate()
-        .map_err(|e| MetaError::Invalid(e.to_string()))?;
-    Ok(IngestMeta {
-        title: req.title.clone().or(sidecar.title),
-        year: req.year.or(sidecar.year),
-        tmdb_id,
-        meta,
-    })
-}
 
 /// The TMDb id a movie id names: `tmdb-603` → 603 (only the canonical spelling).
 pub fn tmdb_id_of(movie: &MovieId) -> Option<u64> {
@@ -401,13 +207,14 @@ impl Metadata {
         if config.api_key.is_empty() {
             return idle();
         }
-        let http = match reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .user_agent(concat!("reelnet-node/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(http) => http,
+        let http = match TmdbClient::new(
+            &config.api_url,
+            &config.api_key,
+            concat!("reelnet-node/", env!("CARGO_PKG_VERSION")),
+            config.timeout,
+        ) {
+            Ok(Some(client)) => client.with_image_url(&config.image_url),
+            Ok(None) => return idle(),
             Err(err) => {
                 tracing::error!(%err, "cannot build the TMDb client; TMDb lookups are off");
                 return idle();
@@ -509,7 +316,7 @@ impl Metadata {
 
 struct State {
     config: Arc<TmdbConfig>,
-    http: reqwest::Client,
+    http: TmdbClient,
     store: Store,
     /// For fetch tasks to report back.
     tx: mpsc::Sender<Command>,
@@ -640,15 +447,10 @@ impl State {
             let Some(query) = self.search_queue.pop_front() else {
                 return;
             };
-            let (config, http, tx, cancel) = (
-                self.config.clone(),
-                self.http.clone(),
-                self.tx.clone(),
-                self.cancel.clone(),
-            );
+            let (http, tx, cancel) = (self.http.clone(), self.tx.clone(), self.cancel.clone());
             crate::shutdown::spawn("tmdb-search", async move {
                 let result = tokio::select! {
-                    r = search(&config, &http, &query) => r.map(Arc::new).map_err(|f| f.message),
+                    r = search(&http, &query) => r.map(Arc::new).map_err(|f| f.message),
                     _ = cancel.cancelled() => return Ok(()),
                 };
                 let _ = tx.send(Command::SearchDone { query, result }).await;
@@ -737,7 +539,7 @@ fn load_cache(dir: &Path) -> Vec<(MovieId, TmdbMovie)> {
             .map_err(|e| e.to_string())
             .and_then(|f| {
                 let mut text = Vec::new();
-                f.take(MAX_TMDB_JSON_BYTES as u64)
+                f.take(MAX_JSON_BYTES as u64)
                     .read_to_end(&mut text)
                     .map_err(|e| e.to_string())?;
                 serde_json::from_slice::<TmdbMovie>(&text).map_err(|e| e.to_string())
@@ -796,24 +598,18 @@ fn fail(message: impl Into<String>) -> Failure {
     }
 }
 
-/// reqwest's errors name the URL, which carries the API key; keep it out of logs.
-fn http_error(err: reqwest::Error) -> Failure {
-    fail(err.without_url().to_string())
-}
-
-/// Reads a response body of at most `limit` bytes.
-async fn read_limited(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
-    if res.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(fail(format!("answer larger than {limit} bytes")));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(http_error)? {
-        if body.len() + chunk.len() > limit {
-            return Err(fail(format!("answer larger than {limit} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// A failed TMDb call, worded as this node has always logged and reported it (`what`
+/// answered with a bad status: "TMDb" or "TMDb image").
+fn tmdb_failure(err: TmdbError, what: &str) -> Failure {
+    fail(match err {
+        TmdbError::Http(message) => message,
+        TmdbError::Status(code) => match reqwest::StatusCode::from_u16(code) {
+            Ok(status) => format!("{what} answered {status}"),
+            Err(_) => format!("{what} answered {code}"),
+        },
+        TmdbError::TooLarge(limit) => format!("answer larger than {limit} bytes"),
+        TmdbError::Bad(message) => format!("bad TMDb answer: {message}"),
+    })
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
@@ -840,20 +636,7 @@ fn image_path(p: Option<&str>) -> Option<&str> {
 
 /// A title from TMDb: no control characters, trimmed, at most [`MAX_TITLE_LEN`] bytes.
 fn clean_title(title: Option<&str>) -> String {
-    let title: String = title
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    clip(title.trim(), MAX_TITLE_LEN)
-}
-
-/// The year of a TMDb `release_date` (`YYYY-MM-DD`).
-fn year_of(release_date: Option<&str>) -> Option<u16> {
-    release_date
-        .and_then(|d| d.get(..4))
-        .and_then(|y| y.parse::<u16>().ok())
-        .filter(|y| (1870..=2999).contains(y))
+    clip(printable(title).trim(), MAX_TITLE_LEN)
 }
 
 /// TMDb's `/search/movie` answer (the parts used).
@@ -879,28 +662,11 @@ struct TmdbSearchHitJson {
 /// Longest overview kept of a search match (characters).
 const SEARCH_OVERVIEW_CHARS: usize = 300;
 
-async fn search(
-    config: &TmdbConfig,
-    http: &reqwest::Client,
-    query: &str,
-) -> Result<Vec<TmdbHit>, Failure> {
-    let res = http
-        .get(format!("{}/search/movie", config.api_url))
-        .query(&[
-            ("api_key", config.api_key.as_str()),
-            ("query", query),
-            ("include_adult", "false"),
-            ("page", "1"),
-        ])
-        .send()
+async fn search(http: &TmdbClient, query: &str) -> Result<Vec<TmdbHit>, Failure> {
+    let json: TmdbSearchJson = http
+        .search_movies(query)
         .await
-        .map_err(http_error)?;
-    if !res.status().is_success() {
-        return Err(fail(format!("TMDb answered {}", res.status())));
-    }
-    let body = read_limited(res, MAX_TMDB_JSON_BYTES).await?;
-    let json: TmdbSearchJson =
-        serde_json::from_slice(&body).map_err(|e| fail(format!("bad TMDb answer: {e}")))?;
+        .map_err(|e| tmdb_failure(e, "TMDb"))?;
     Ok(json
         .results
         .into_iter()
@@ -919,7 +685,7 @@ async fn search(
                 .trim()
                 .to_owned(),
             poster_url: image_path(h.poster_path.as_deref())
-                .map(|p| format!("{}/w185{p}", config.image_url)),
+                .map(|p| format!("{}/w185{p}", http.image_url())),
         })
         .filter(|h| !h.title.is_empty())
         .take(MAX_SEARCH_HITS)
@@ -928,35 +694,27 @@ async fn search(
 
 async fn fetch(
     config: &TmdbConfig,
-    http: &reqwest::Client,
+    http: &TmdbClient,
     store: &Store,
     movie: &MovieId,
     tmdb_id: u64,
 ) -> Result<TmdbMovie, Failure> {
-    let res = http
-        .get(format!("{}/movie/{tmdb_id}", config.api_url))
-        .query(&[("api_key", config.api_key.as_str())])
-        .send()
-        .await
-        .map_err(http_error)?;
-    if res.status() == reqwest::StatusCode::NOT_FOUND {
-        return Err(Failure {
-            missing: true,
-            message: format!("TMDb knows no movie {tmdb_id}"),
-        });
-    }
-    if !res.status().is_success() {
-        return Err(fail(format!("TMDb answered {}", res.status())));
-    }
-    let body = read_limited(res, MAX_TMDB_JSON_BYTES).await?;
-    let json: TmdbMovieJson =
-        serde_json::from_slice(&body).map_err(|e| fail(format!("bad TMDb answer: {e}")))?;
+    let json: TmdbMovieJson = match http.movie(tmdb_id).await {
+        Ok(Some(json)) => json,
+        Ok(None) => {
+            return Err(Failure {
+                missing: true,
+                message: format!("TMDb knows no movie {tmdb_id}"),
+            })
+        }
+        Err(err) => return Err(tmdb_failure(err, "TMDb")),
+    };
     let poster = match image_path(json.poster_path.as_deref()) {
-        Some(p) => fetch_image(config, http, store, &format!("w500{p}")).await?,
+        Some(p) => fetch_image(http, store, &format!("w500{p}")).await?,
         None => None,
     };
     let backdrop = match image_path(json.backdrop_path.as_deref()) {
-        Some(p) => fetch_image(config, http, store, &format!("w1280{p}")).await?,
+        Some(p) => fetch_image(http, store, &format!("w1280{p}")).await?,
         None => None,
     };
     let mut genres: Vec<String> = Vec::new();
@@ -1003,23 +761,17 @@ async fn fetch(
 /// Downloads one image (`{image_url}/{size_and_path}`), checks and stores it. A 404 is "no
 /// image"; other failures fail the whole lookup (it is retried later).
 async fn fetch_image(
-    config: &TmdbConfig,
-    http: &reqwest::Client,
+    http: &TmdbClient,
     store: &Store,
     size_and_path: &str,
 ) -> Result<Option<SegmentHash>, Failure> {
-    let res = http
-        .get(format!("{}/{size_and_path}", config.image_url))
-        .send()
+    let Some(bytes) = http
+        .image(size_and_path, MAX_IMAGE_BYTES)
         .await
-        .map_err(http_error)?;
-    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        .map_err(|e| tmdb_failure(e, "TMDb image"))?
+    else {
         return Ok(None);
-    }
-    if !res.status().is_success() {
-        return Err(fail(format!("TMDb image answered {}", res.status())));
-    }
-    let bytes = read_limited(res, MAX_IMAGE_BYTES).await?;
+    };
     check_image(&bytes).map_err(|e| fail(format!("TMDb image {size_and_path}: {e}")))?;
     let store = store.clone();
     let (hash, _) = tokio::task::spawn_blocking(move || store.put_segment(&bytes, None))
@@ -1033,25 +785,6 @@ async fn fetch_image(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn images_are_sniffed() {
-        assert_eq!(
-            ImageKind::sniff(b"\x89PNG\r\n\x1a\nrest"),
-            Some(ImageKind::Png)
-        );
-        assert_eq!(
-            ImageKind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
-            Some(ImageKind::Jpeg)
-        );
-        assert_eq!(
-            ImageKind::sniff(b"RIFF\x10\0\0\0WEBPVP8 "),
-            Some(ImageKind::Webp)
-        );
-        assert_eq!(ImageKind::sniff(b"\0\0\0\x18ftypiso5"), None);
-        assert_eq!(ImageKind::sniff(b"RIFF"), None);
-        assert!(check_image(&vec![0xFF; MAX_IMAGE_BYTES + 1]).is_err());
-    }
 
     #[test]
     fn tmdb_ids_and_image_paths() {

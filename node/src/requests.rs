@@ -21,40 +21,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RequestsConfig;
 use crate::ingest::job::{IngestProgress, IngestRequest, JobState};
 use crate::ingest::manager::IngestManager;
+use crate::ingest::meta::MovieFields;
 use crate::store::Store;
-
-/// `[requests]` in the node config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RequestsConfig {
-    /// Claim and ingest movie requests from the tracker.
-    pub enabled: bool,
-    /// The tracker's `requests.node_secret`.
-    pub node_secret: String,
-    /// How often to ask for work, seconds.
-    pub poll_secs: u64,
-    /// Requests ingested at the same time.
-    pub capacity: usize,
-    /// Claim nothing while the store's quota has less than this left beyond pinned data.
-    pub min_headroom_bytes: u64,
-    /// Torrent peers to join directly for every request (a local swarm; testnets).
-    pub torrent_peers: Vec<SocketAddr>,
-}
-
-impl Default for RequestsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            node_secret: String::new(),
-            poll_secs: 5,
-            capacity: 1,
-            min_headroom_bytes: 2 * 1024 * 1024 * 1024,
-            torrent_peers: Vec::new(),
-        }
-    }
-}
 
 /// Why talking to the tracker failed.
 #[derive(Debug, thiserror::Error)]
@@ -306,16 +277,14 @@ impl Job {
         };
         let req = IngestRequest {
             source,
-            title: c.title.clone(),
-            year: c.year,
-            tmdb_id: Some(c.tmdb_id),
+            movie: MovieFields {
+                title: c.title.clone(),
+                year: c.year,
+                tmdb_id: Some(c.tmdb_id),
+                ..MovieFields::default()
+            },
             peers: self.peers.clone(),
             meta_file: None,
-            overview: None,
-            genres: Vec::new(),
-            runtime_min: None,
-            poster: None,
-            backdrop: None,
         };
         let Ok(job) = self.ingest.start_job(req).await else {
             return Ok(()); // shutting down: the lease lapses and another node takes over

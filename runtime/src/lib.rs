@@ -7,7 +7,8 @@
 //! - [`serve`]: a warp filter served on a bound listener until its stage is cancelled;
 //! - [`fs`]: private (0600) files written atomically, for keys and secrets;
 //! - [`clock`]: wall-clock helpers (seconds and milliseconds since the Unix epoch);
-//! - [`metrics`]: the Prometheus text exposition both services render.
+//! - [`metrics`]: the Prometheus text exposition both services render;
+//! - [`tmdb`]: the TMDb v3 client (size-limited answers, title and year clean-up).
 //!
 //! No domain logic lives here: the node and the tracker depend on this crate, never the
 //! other way round, and `reelnet-proto` stays free of I/O.
@@ -19,5 +20,6 @@ pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod shutdown;
+pub mod tmdb;
 
 pub use shutdown::{Shutdown, Stage};

@@ -22,7 +22,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::{json_error, GatewayState};
-use crate::metadata::{check_image, ImageKind, MAX_IMAGE_BYTES};
+use crate::ingest::meta::{check_image, ImageKind, MAX_IMAGE_BYTES};
 
 /// Time limit of one fetch from a peer's gateway.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use reelnet_proto::{Manifest, MovieId, NodeId, SegmentEntry, SignedManifest, Track};
+use reelnet_proto::{Manifest, MovieId, MovieMeta, NodeId, SegmentEntry, SignedManifest, Track};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::meta::{MetaError, MovieFields};
 use super::torrent::{TorrentInput, TorrentOptions, TorrentSpec};
 use super::transcode::{self, LadderConfig, TranscodeError, TranscodeEvent};
 use crate::store::{Store, StoreError, StoredManifest};
@@ -34,45 +35,32 @@ pub enum IngestError {
     #[error("manifest: {0}")]
     Manifest(String),
     #[error(transparent)]
-    Meta(#[from] crate::metadata::MetaError),
+    Meta(#[from] MetaError),
     #[error("cancelled")]
     Cancelled,
 }
 
-/// What to ingest and how to name it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What to ingest and how to name it: the admin API's JSON body and the `reelnet-node
+/// ingest` arguments (the doc comments below are their `--help` text). The movie's fields
+/// are flattened into both. Paths should be absolute (the node may run elsewhere).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
-    /// A local video file, a `.torrent` file or a magnet link.
+    /// A local video file, a .torrent file or a magnet: link.
     pub source: String,
+    #[serde(flatten)]
+    #[command(flatten)]
+    pub movie: MovieFields,
+    /// A torrent peer to join directly (repeatable), e.g. a local seeder 127.0.0.1:6881.
     #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub year: Option<u16>,
-    #[serde(default)]
-    pub tmdb_id: Option<u64>,
-    /// Torrent peers to join directly (a local swarm).
-    #[serde(default)]
+    #[arg(long = "peer", value_name = "ADDR")]
     pub peers: Vec<SocketAddr>,
-    /// A sidecar JSON with the movie's metadata (see [`crate::metadata::Sidecar`]); the
-    /// fields below override it. Paths should be absolute (the node may run elsewhere).
+    /// Metadata JSON: {"title", "year", "overview", "genres", "runtime_min", "tmdb_id",
+    /// "poster", "backdrop"} (every key optional; image paths relative to the file). The
+    /// flags here override it.
     #[serde(default)]
+    #[arg(long = "meta", value_name = "FILE.json")]
     pub meta_file: Option<PathBuf>,
-    /// Plot summary (at most 4 KiB).
-    #[serde(default)]
-    pub overview: Option<String>,
-    /// Genres (at most 16).
-    #[serde(default)]
-    pub genres: Vec<String>,
-    /// Running time in minutes.
-    #[serde(default)]
-    pub runtime_min: Option<u16>,
-    /// Poster image file (PNG, JPEG or WebP, at most 8 MiB).
-    #[serde(default)]
-    pub poster: Option<PathBuf>,
-    /// Backdrop image file (PNG, JPEG or WebP, at most 8 MiB).
-    #[serde(default)]
-    pub backdrop: Option<PathBuf>,
 }
 
 /// Where a source comes from.
@@ -202,9 +190,11 @@ async fn run_inner(
     // Metadata first: a bad sidecar or image fails the job before any download.
     let info = {
         let (store, req) = (ctx.store.clone(), req.clone());
-        tokio::task::spawn_blocking(move || crate::metadata::ingest_meta(&store, &req))
-            .await
-            .map_err(|e| IngestError::Source(format!("metadata task failed: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            super::meta::resolve(&store, &req.movie, req.meta_file.as_deref())
+        })
+        .await
+        .map_err(|e| IngestError::Source(format!("metadata task failed: {e}")))??
     };
     let (input, torrent, default_title) = match &source {
         Source::File(path) => (
@@ -283,12 +273,12 @@ async fn transcode_and_publish(
     input: &str,
     torrent: Option<Arc<TorrentInput>>,
     default_title: String,
-    info: crate::metadata::IngestMeta,
+    (fields, meta): (MovieFields, MovieMeta),
 ) -> Result<StoredManifest, IngestError> {
-    let title = info.title.clone().unwrap_or(default_title);
-    let movie = match info.tmdb_id {
+    let title = fields.title.clone().unwrap_or(default_title);
+    let movie = match fields.tmdb_id {
         Some(id) => MovieId::from_tmdb(id),
-        None => MovieId::derive(&title, info.year),
+        None => MovieId::derive(&title, fields.year),
     };
     progress.send_modify(|p| {
         p.movie_id = Some(movie.to_string());
@@ -339,7 +329,7 @@ async fn transcode_and_publish(
         version: 1,
         movie,
         title,
-        year: info.year,
+        year: fields.year,
         origin,
         ingest_id: rand::random(),
         seq: 0,
@@ -356,12 +346,12 @@ async fn transcode_and_publish(
             })
             .collect(),
         complete: false,
-        meta: reelnet_proto::MovieMeta {
+        meta: MovieMeta {
             expected_duration_ms: plan
                 .duration_s
                 .filter(|d| d.is_finite() && *d > 0.0)
                 .map(|d| (d * 1000.0) as u64),
-            ..info.meta
+            ..meta
         },
     };
     let mut publisher = Publisher {
@@ -595,5 +585,33 @@ mod tests {
             Ok(Source::Magnet(_))
         ));
         assert!(Source::parse("/definitely/not/here.mp4").is_err());
+    }
+
+    /// The admin API's JSON keys are what they were before the movie fields were shared:
+    /// flat, every one but `source` optional, unknown keys refused.
+    #[test]
+    fn request_json_is_flat() {
+        #![allow(clippy::unwrap_used)]
+        let json = serde_json::json!({
+            "source": "/m.mkv", "title": "T", "year": 1999, "tmdb_id": 603,
+            "peers": ["127.0.0.1:6881"], "meta_file": "/m.json", "overview": "O",
+            "genres": ["A", "B"], "runtime_min": 90, "poster": "/p.png", "backdrop": "/b.png"
+        });
+        let req: IngestRequest = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(req.movie.title.as_deref(), Some("T"));
+        assert_eq!(req.movie.tmdb_id, Some(603));
+        assert_eq!(req.movie.genres.len(), 2);
+        assert_eq!(req.peers.len(), 1);
+        assert_eq!(serde_json::to_value(&req).unwrap(), json);
+        let minimal: IngestRequest =
+            serde_json::from_value(serde_json::json!({ "source": "x" })).unwrap();
+        assert_eq!(minimal.movie, MovieFields::default());
+        let unknown = serde_json::from_value::<IngestRequest>(
+            serde_json::json!({ "source": "x", "colour": "red" }),
+        );
+        assert!(unknown.unwrap_err().to_string().contains("colour"));
+        assert!(
+            serde_json::from_value::<IngestRequest>(serde_json::json!({ "title": "x" })).is_err()
+        );
     }
 }

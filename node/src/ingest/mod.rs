@@ -4,9 +4,13 @@
 //! - `torrent`: librqbit session exposing the torrent's video file as a loopback HTTP URL
 //!   with Range support, so FFmpeg reads it in playback order while it downloads.
 //! - `transcode`: ffmpeg-next, decode once → ABR ladder → fMP4/TS segments, as events.
+//! - `meta`: the movie fields an ingest names (flags, admin JSON, sidecar file), image
+//!   checks, and their resolution into the manifest's `MovieMeta`.
+//! - `job`: one ingest end to end; `manager`: the job table; `progress`: how it is shown.
 
 pub mod job;
 pub mod manager;
+pub mod meta;
 pub mod progress;
 pub mod torrent;
 pub mod transcode;

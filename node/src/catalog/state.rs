@@ -1,0 +1,441 @@
+//! The index the catalog task owns: live records and the highest seq seen per node,
+//! the newest manifest per ingest and what every older version had, and who holds which
+//! version. Accepting records and manifests by the rules in the module docs, the event
+//! stream, the counters, and the sweep that expires records and forgets orphans.
+
+use super::*;
+
+/// (movie, origin, ingest id): one ingest, across the versions of its manifest.
+pub(super) type IngestKey = (MovieId, NodeId, [u8; 16]);
+
+pub(super) struct RecordEntry {
+    pub(super) signed: SignedCatalogRecord,
+    pub(super) record: CatalogRecord,
+    pub(super) quic_addr: SocketAddr,
+}
+
+/// The highest seq seen from a node, kept beyond the record's expiry.
+pub(super) struct SeqMark {
+    pub(super) seq: u64,
+    pub(super) accepted_at: Instant,
+    /// Unix seconds after which no record with a lower seq can still be live.
+    pub(super) forget_after: u64,
+}
+
+pub(super) struct ManifestEntry {
+    pub(super) signed: Arc<SignedManifest>,
+    pub(super) manifest: Arc<Manifest>,
+    pub(super) accepted_at: Instant,
+    /// When a live record last held any version of this ingest.
+    pub(super) last_held: Instant,
+}
+
+/// What is remembered of every version of a manifest seen.
+pub(super) struct VersionInfo {
+    pub(super) ingest: IngestKey,
+    /// Media segments per track in that version.
+    pub(super) segments: Vec<u32>,
+}
+
+pub(super) struct State {
+    pub(super) config: CatalogConfig,
+    pub(super) events: broadcast::Sender<CatalogEvent>,
+    pub(super) records: BTreeMap<NodeId, RecordEntry>,
+    pub(super) seqs: HashMap<NodeId, SeqMark>,
+    /// Newest version of each ingest.
+    pub(super) manifests: BTreeMap<ManifestId, ManifestEntry>,
+    pub(super) latest: HashMap<IngestKey, ManifestId>,
+    pub(super) versions: HashMap<ManifestId, VersionInfo>,
+    /// Known version ids of each ingest.
+    pub(super) ingest_versions: HashMap<IngestKey, BTreeSet<ManifestId>>,
+    /// Manifest id (any version) → nodes whose live record lists it.
+    pub(super) held_by: HashMap<ManifestId, BTreeSet<NodeId>>,
+    pub(super) stats: CatalogStats,
+}
+
+impl State {
+    pub(super) fn new(config: CatalogConfig, events: broadcast::Sender<CatalogEvent>) -> Self {
+        Self {
+            config,
+            events,
+            records: BTreeMap::new(),
+            seqs: HashMap::new(),
+            manifests: BTreeMap::new(),
+            latest: HashMap::new(),
+            versions: HashMap::new(),
+            ingest_versions: HashMap::new(),
+            held_by: HashMap::new(),
+            stats: CatalogStats::default(),
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let mut sweep = tokio::time::interval(self.config.sweep_interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = sweep.tick() => self.sweep(crate::unix_now()),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn emit(&self, event: CatalogEvent) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    pub(super) fn count(&mut self, verdict: &Verdict) {
+        let s = &mut self.stats;
+        match verdict {
+            Verdict::Accepted => s.accepted += 1,
+            Verdict::Duplicate => s.duplicate += 1,
+            Verdict::Stale => s.stale += 1,
+            Verdict::Replay => s.replay += 1,
+            Verdict::Expired => s.expired += 1,
+            Verdict::Invalid(_) => s.invalid += 1,
+        }
+    }
+
+    pub(super) fn handle(&mut self, cmd: Command) {
+        let now = crate::unix_now();
+        match cmd {
+            Command::Record {
+                signed,
+                record,
+                quic_addr,
+                reply,
+            } => {
+                let v = self.insert_record(signed, record, quic_addr, now);
+                self.count(&v);
+                let _ = reply.send(v);
+            }
+            Command::KnowsManifest { id, reply } => {
+                let _ = reply.send(self.manifests.contains_key(&id));
+            }
+            Command::Manifest {
+                id,
+                signed,
+                manifest,
+                reply,
+            } => {
+                let v = self.insert_manifest(id, signed, manifest);
+                self.count(&v);
+                let _ = reply.send(v);
+            }
+            Command::Count { verdict } => self.count(&verdict),
+            Command::Providers {
+                id,
+                track,
+                index,
+                reply,
+            } => {
+                let _ = reply.send(self.providers(&id, track, index, now));
+            }
+            Command::Movies { reply } => {
+                let _ = reply.send(self.movies(now));
+            }
+            Command::GetManifest { id, reply } => {
+                let _ = reply.send(self.manifests.get(&id).map(|e| e.to_public(id)));
+            }
+            Command::LatestOf { id, reply } => {
+                let latest = self
+                    .versions
+                    .get(&id)
+                    .and_then(|v| self.latest.get(&v.ingest))
+                    .and_then(|latest| {
+                        self.manifests
+                            .get(latest)
+                            .map(|entry| entry.to_public(*latest))
+                    });
+                let _ = reply.send(latest);
+            }
+            Command::GetRecord { node, reply } => {
+                let r = self
+                    .records
+                    .get(&node)
+                    .filter(|e| e.record.expires_at > now)
+                    .map(|e| e.record.clone());
+                let _ = reply.send(r);
+            }
+            Command::LiveNodes { reply } => {
+                let nodes = self
+                    .live_records(now)
+                    .map(|e| LiveNode {
+                        node: e.record.node,
+                        quic_addr: e.quic_addr,
+                        gateway_url: e.record.gateway_url.clone(),
+                        seq: e.record.seq,
+                        expires_at: e.record.expires_at,
+                        held: e.record.held.len(),
+                        replica: e.record.replica,
+                    })
+                    .collect();
+                let _ = reply.send(nodes);
+            }
+            Command::Snapshot { reply } => {
+                let snap = Snapshot {
+                    records: self.live_records(now).map(|e| e.signed.clone()).collect(),
+                    manifests: self
+                        .manifests
+                        .values()
+                        .map(|e| SignedManifest::clone(&e.signed))
+                        .collect(),
+                };
+                let _ = reply.send(snap);
+            }
+            Command::SyncPage {
+                after,
+                max_bytes,
+                reply,
+            } => {
+                let _ = reply.send(self.sync_page(after, max_bytes, now));
+            }
+            Command::Stats { reply } => {
+                let mut s = self.stats.clone();
+                s.records = self.live_records(now).count();
+                s.manifests = self.manifests.len();
+                let _ = reply.send(s);
+            }
+        }
+    }
+
+    pub(super) fn live_records(&self, now: u64) -> impl Iterator<Item = &RecordEntry> {
+        self.records
+            .values()
+            .filter(move |e| e.record.expires_at > now)
+    }
+
+    pub(super) fn older_verdict(&self, accepted_at: Instant) -> Verdict {
+        if accepted_at.elapsed() > self.config.replay_grace {
+            Verdict::Replay
+        } else {
+            Verdict::Stale
+        }
+    }
+
+    pub(super) fn insert_record(
+        &mut self,
+        signed: SignedCatalogRecord,
+        record: CatalogRecord,
+        quic_addr: SocketAddr,
+        now: u64,
+    ) -> Verdict {
+        let node = record.node;
+        if let Some(mark) = self.seqs.get(&node) {
+            if record.seq == mark.seq {
+                return Verdict::Duplicate;
+            }
+            if record.seq < mark.seq {
+                return self.older_verdict(mark.accepted_at);
+            }
+        }
+        if record.expires_at <= now {
+            return Verdict::Expired;
+        }
+        self.seqs.insert(
+            node,
+            SeqMark {
+                seq: record.seq,
+                accepted_at: Instant::now(),
+                forget_after: record
+                    .issued_at
+                    .max(now)
+                    .saturating_add(MAX_RECORD_TTL_SECS + MAX_CLOCK_SKEW_SECS),
+            },
+        );
+        if let Some(old) = self.records.remove(&node) {
+            self.unindex(&old.record);
+        }
+        for held in &record.held {
+            self.held_by.entry(held.manifest).or_default().insert(node);
+        }
+        // Manifests this node holds are not orphans.
+        let held_ingests: Vec<IngestKey> = record
+            .held
+            .iter()
+            .filter_map(|h| self.versions.get(&h.manifest).map(|v| v.ingest.clone()))
+            .collect();
+        for ingest in held_ingests {
+            if let Some(entry) = self
+                .latest
+                .get(&ingest)
+                .and_then(|id| self.manifests.get_mut(id))
+            {
+                entry.last_held = Instant::now();
+            }
+        }
+        let seq = record.seq;
+        self.records.insert(
+            node,
+            RecordEntry {
+                signed,
+                record,
+                quic_addr,
+            },
+        );
+        self.emit(CatalogEvent::RecordAccepted { node, seq });
+        Verdict::Accepted
+    }
+
+    pub(super) fn unindex(&mut self, record: &CatalogRecord) {
+        for held in &record.held {
+            if let Some(nodes) = self.held_by.get_mut(&held.manifest) {
+                nodes.remove(&record.node);
+                if nodes.is_empty() {
+                    self.held_by.remove(&held.manifest);
+                }
+            }
+        }
+    }
+
+    pub(super) fn insert_manifest(
+        &mut self,
+        id: ManifestId,
+        signed: SignedManifest,
+        manifest: Manifest,
+    ) -> Verdict {
+        if self.manifests.contains_key(&id) {
+            return Verdict::Duplicate;
+        }
+        let ingest: IngestKey = (manifest.movie.clone(), manifest.origin, manifest.ingest_id);
+        if let Some(current_id) = self.latest.get(&ingest).copied() {
+            if let Some(current) = self.manifests.get(&current_id) {
+                if manifest.seq == current.manifest.seq {
+                    return Verdict::Duplicate;
+                }
+                if manifest.seq < current.manifest.seq {
+                    let accepted_at = current.accepted_at;
+                    // Remember the version anyway: records may name it.
+                    self.remember_version(id, &ingest, &manifest);
+                    return self.older_verdict(accepted_at);
+                }
+            }
+            self.manifests.remove(&current_id);
+            self.emit(CatalogEvent::ManifestForgotten { id: current_id });
+        }
+        self.remember_version(id, &ingest, &manifest);
+        self.latest.insert(ingest, id);
+        let movie = manifest.movie.clone();
+        let now = Instant::now();
+        self.manifests.insert(
+            id,
+            ManifestEntry {
+                signed: Arc::new(signed),
+                manifest: Arc::new(manifest),
+                accepted_at: now,
+                last_held: now,
+            },
+        );
+        self.emit(CatalogEvent::ManifestAccepted { id, movie });
+        Verdict::Accepted
+    }
+
+    pub(super) fn remember_version(
+        &mut self,
+        id: ManifestId,
+        ingest: &IngestKey,
+        manifest: &Manifest,
+    ) {
+        self.ingest_versions
+            .entry(ingest.clone())
+            .or_default()
+            .insert(id);
+        self.versions.entry(id).or_insert_with(|| VersionInfo {
+            ingest: ingest.clone(),
+            segments: manifest
+                .tracks
+                .iter()
+                .map(|t| u32::try_from(t.segments.len()).unwrap_or(u32::MAX))
+                .collect(),
+        });
+    }
+
+    /// Every known version id of `id`'s ingest (at least `id` itself).
+    pub(super) fn same_ingest(&self, id: &ManifestId) -> Vec<ManifestId> {
+        match self
+            .versions
+            .get(id)
+            .and_then(|info| self.ingest_versions.get(&info.ingest))
+        {
+            Some(ids) => ids.iter().copied().collect(),
+            None => vec![*id],
+        }
+    }
+
+    pub(super) fn sweep(&mut self, now: u64) {
+        let expired: Vec<NodeId> = self
+            .records
+            .iter()
+            .filter(|(_, e)| e.record.expires_at <= now)
+            .map(|(n, _)| *n)
+            .collect();
+        for node in expired {
+            if let Some(old) = self.records.remove(&node) {
+                self.unindex(&old.record);
+                tracing::debug!(node = %node.short(), "catalog record expired");
+                self.emit(CatalogEvent::RecordExpired { node });
+            }
+        }
+        self.seqs.retain(|_, mark| mark.forget_after > now);
+        // Forget manifests no live record has held for a while.
+        let retention = self.config.orphan_retention;
+        let mut orphans = Vec::new();
+        for (ingest, id) in &self.latest {
+            let held = self
+                .ingest_versions
+                .get(ingest)
+                .into_iter()
+                .flatten()
+                .any(|vid| self.held_by.contains_key(vid));
+            if let Some(entry) = self.manifests.get(id) {
+                if !held && entry.last_held.elapsed() > retention {
+                    orphans.push((ingest.clone(), *id));
+                }
+            }
+        }
+        for (ingest, id) in orphans {
+            self.latest.remove(&ingest);
+            self.manifests.remove(&id);
+            for vid in self.ingest_versions.remove(&ingest).into_iter().flatten() {
+                self.versions.remove(&vid);
+            }
+            self.emit(CatalogEvent::ManifestForgotten { id });
+        }
+        // Old versions nobody names any more need no remembering.
+        let unused: Vec<ManifestId> = self
+            .versions
+            .iter()
+            .filter(|(vid, v)| {
+                !self.held_by.contains_key(*vid) && self.latest.get(&v.ingest) != Some(*vid)
+            })
+            .map(|(vid, _)| *vid)
+            .collect();
+        for vid in unused {
+            if let Some(v) = self.versions.remove(&vid) {
+                if let Some(set) = self.ingest_versions.get_mut(&v.ingest) {
+                    set.remove(&vid);
+                }
+            }
+        }
+    }
+}
+
+impl ManifestEntry {
+    pub(super) fn to_public(&self, id: ManifestId) -> CatalogManifest {
+        CatalogManifest {
+            id,
+            manifest: self.manifest.clone(),
+            signed: self.signed.clone(),
+        }
+    }
+}

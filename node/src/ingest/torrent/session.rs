@@ -1,0 +1,311 @@
+//! Resolving and starting a torrent: `.torrent` files (size-limited), magnet links (and the
+//! `x.pe` peers librqbit ignores), the librqbit session (no DHT, trackers, LSD or UPnP unless
+//! asked), picking the file to ingest ([`pick_file`]) and downloading only it.
+
+use super::*;
+
+/// Reads a `.torrent` file, refusing oversized ones.
+pub(super) fn read_torrent_file(path: &Path) -> Result<Bytes, TorrentError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| TorrentError::io(format!("cannot open {}", path.display()), e))?;
+    let mut buf = Vec::new();
+    file.take(MAX_TORRENT_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| TorrentError::io(format!("cannot read {}", path.display()), e))?;
+    if buf.len() as u64 > MAX_TORRENT_FILE_BYTES {
+        return Err(TorrentError::BadTorrent(format!(
+            "{} is larger than {MAX_TORRENT_FILE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    if buf.is_empty() {
+        return Err(TorrentError::BadTorrent(format!(
+            "{} is empty",
+            path.display()
+        )));
+    }
+    Ok(buf.into())
+}
+
+/// Peer addresses given in a magnet link's `x.pe` parameters (BEP 9); librqbit ignores them.
+pub fn magnet_peers(link: &str) -> Vec<SocketAddr> {
+    let Some((_, query)) = link.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == "x.pe")
+        .filter_map(|(_, v)| percent_decode(v)?.parse::<SocketAddr>().ok())
+        .collect()
+}
+
+pub(super) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub(super) fn dedup(peers: &mut Vec<SocketAddr>) {
+    let mut seen = std::collections::HashSet::new();
+    peers.retain(|p| seen.insert(*p));
+}
+
+pub(super) async fn new_session(opts: &TorrentOptions) -> Result<Arc<Session>, TorrentError> {
+    let public = opts.use_dht_and_trackers;
+    let listen = opts.listen_port.map(|port| ListenerOptions {
+        listen_addr: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        enable_upnp_port_forwarding: false,
+        ..ListenerOptions::default()
+    });
+    let session_opts = SessionOptions {
+        dht: public.then(|| librqbit::DhtSessionConfig {
+            // Keep DHT state out of the user's config dir.
+            persistence: None,
+            ..librqbit::DhtSessionConfig::default()
+        }),
+        disable_trackers: !public,
+        disable_local_service_discovery: !public,
+        listen,
+        // Persistence would re-add torrents on start without our initial peers; resume relies
+        // on the initial check of the files already in `download_dir` instead.
+        persistence: None,
+        fastresume: false,
+        runtime_worker_threads: Some(RQBIT_BLOCKING_PERMITS + MAX_CONCURRENT_STREAMS),
+        ratelimits: librqbit::limits::LimitsConfig {
+            upload_bps: None,
+            // The limiter admits one 16 KiB block at a time; a smaller quota would never pass.
+            download_bps: opts.download_limit_bps.map(|b| b.max(MIN_RATE_LIMIT_BPS)),
+        },
+        ..SessionOptions::default()
+    };
+    Session::new_with_opts(opts.download_dir.clone(), session_opts)
+        .await
+        .map_err(|e| TorrentError::Session(format!("{e:#}")))
+}
+
+pub(super) async fn open_in_session(
+    session: &Arc<Session>,
+    add: AddTorrent<'static>,
+    spec: &TorrentSpec,
+    opts: &TorrentOptions,
+    peers: Vec<SocketAddr>,
+) -> Result<TorrentInput, TorrentError> {
+    let is_magnet = matches!(spec, TorrentSpec::Magnet(_));
+    let initial_peers = (!peers.is_empty()).then(|| peers.clone());
+
+    // 1. Metadata only: parses a .torrent locally, or fetches a magnet's info from peers.
+    let list_opts = AddTorrentOptions {
+        list_only: true,
+        disable_trackers: !opts.use_dht_and_trackers,
+        initial_peers: initial_peers.clone(),
+        ..AddTorrentOptions::default()
+    };
+    let listed = if is_magnet {
+        match tokio::time::timeout(
+            opts.metadata_timeout,
+            session.add_torrent(add, Some(list_opts)),
+        )
+        .await
+        {
+            Err(_) => return Err(TorrentError::MetadataTimeout(opts.metadata_timeout)),
+            Ok(Err(e)) => return Err(classify_magnet_error(e)),
+            Ok(Ok(r)) => r,
+        }
+    } else {
+        session
+            .add_torrent(add, Some(list_opts))
+            .await
+            .map_err(|e| TorrentError::BadTorrent(format!("{e:#}")))?
+    };
+    let ListOnlyResponse {
+        info,
+        torrent_bytes,
+        seen_peers,
+        output_folder,
+        ..
+    } = match listed {
+        AddTorrentResponse::ListOnly(l) => l,
+        _ => {
+            return Err(TorrentError::Session(
+                "librqbit did not list the torrent".into(),
+            ))
+        }
+    };
+
+    // 2. Pick the file.
+    let files: Vec<FileEntry> = info
+        .iter_file_details()
+        .map(|d| FileEntry {
+            name: d.filename.to_vec().join("/"),
+            len: d.len,
+            padding: d.attrs().padding,
+        })
+        .collect();
+    let file_id = pick_file(&files).ok_or(TorrentError::NoFiles)?;
+    let (file_name, file_len) = (files[file_id].name.clone(), files[file_id].len);
+    tracing::info!(
+        file = %file_name,
+        len = file_len,
+        files = files.len(),
+        folder = %output_folder.display(),
+        "torrent file selected"
+    );
+
+    // 3. Download only that file; existing data in the output folder is checked and kept.
+    let mut all_peers = peers;
+    all_peers.extend(seen_peers);
+    dedup(&mut all_peers);
+    let add_opts = AddTorrentOptions {
+        only_files: Some(vec![file_id]),
+        overwrite: true,
+        disable_trackers: !opts.use_dht_and_trackers,
+        initial_peers: (!all_peers.is_empty()).then_some(all_peers),
+        ..AddTorrentOptions::default()
+    };
+    let handle = session
+        .add_torrent(AddTorrent::from_bytes(torrent_bytes), Some(add_opts))
+        .await
+        .map_err(|e| TorrentError::Session(format!("{e:#}")))?
+        .into_handle()
+        .ok_or_else(|| TorrentError::Session("librqbit returned no torrent handle".into()))?;
+    handle
+        .wait_until_initialized()
+        .await
+        .map_err(|e| TorrentError::Session(format!("checking existing data: {e:#}")))?;
+
+    // 4. Serve it.
+    let cancel = CancellationToken::new();
+    let readers = TaskTracker::new();
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| TorrentError::io("cannot bind the torrent HTTP server", e))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| TorrentError::io("torrent HTTP server address", e))?;
+    let token = random_token();
+    let url = format!("http://{http_addr}/{token}");
+    let server_state = Arc::new(ServerState {
+        path: format!("/{token}"),
+        handle: handle.clone(),
+        file_id,
+        file_len,
+        content_type: content_type(&file_name),
+        cancel: cancel.clone(),
+        readers: readers.clone(),
+        slots: Arc::new(Semaphore::new(MAX_CONCURRENT_STREAMS)),
+    });
+    let routes = warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .then(
+            move |method: Method, path: warp::path::FullPath, headers: HeaderMap| {
+                let state = server_state.clone();
+                async move { serve(state, method, path.as_str(), &headers).await }
+            },
+        );
+    let stop = cancel.clone();
+    let server = tokio::spawn(async move {
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async move { stop.cancelled().await })
+            .run()
+            .await;
+    });
+    tracing::debug!(%http_addr, file = %file_name, "torrent HTTP server started");
+
+    Ok(TorrentInput {
+        session: session.clone(),
+        handle,
+        file_id,
+        file_name,
+        file_len,
+        url,
+        http_addr,
+        cancel,
+        server: Some(server),
+        readers,
+    })
+}
+
+pub(super) fn classify_magnet_error(e: anyhow::Error) -> TorrentError {
+    let msg = format!("{e:#}");
+    if msg.contains("not a valid magnet") || msg.contains("infohash") {
+        TorrentError::BadTorrent(msg)
+    } else {
+        TorrentError::Metadata(msg)
+    }
+}
+
+/// One file of a torrent, as seen when picking the file to ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path inside the torrent, components joined with `/`.
+    pub name: String,
+    pub len: u64,
+    /// BEP 47 padding file (never picked).
+    pub padding: bool,
+}
+
+/// Index of the largest video file (by extension), else of the largest file; `None` when no
+/// file has any bytes. Ties go to the first.
+pub fn pick_file(files: &[FileEntry]) -> Option<usize> {
+    let largest = |video_only: bool| {
+        files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.padding && f.len > 0 && (!video_only || is_video(&f.name)))
+            .fold(None::<(usize, u64)>, |best, (i, f)| match best {
+                Some((_, len)) if len >= f.len => best,
+                _ => Some((i, f.len)),
+            })
+            .map(|(i, _)| i)
+    };
+    largest(true).or_else(|| largest(false))
+}
+
+pub(super) fn is_video(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.iter().any(|v| v.eq_ignore_ascii_case(e)))
+}
+
+pub(super) fn content_type(name: &str) -> HeaderValue {
+    let ext = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    HeaderValue::from_static(match ext.as_deref() {
+        Some("mp4" | "m4v") => "video/mp4",
+        Some("mkv") => "video/x-matroska",
+        Some("webm") => "video/webm",
+        Some("avi") => "video/x-msvideo",
+        Some("mov") => "video/quicktime",
+        Some("ts" | "m2ts") => "video/mp2t",
+        Some("mpg" | "mpeg") => "video/mpeg",
+        Some("wmv") => "video/x-ms-wmv",
+        Some("flv") => "video/x-flv",
+        _ => "application/octet-stream",
+    })
+}

@@ -1,0 +1,583 @@
+//! The transcode job: [`transcode`] opens the source, sets up one muxer per rendition, and
+//! runs the decode loop, which alone owns the segmenters and the timeline: video packets are
+//! copied (remux) or decoded and handed to the encoder threads, audio goes through the audio
+//! pipe, and finished segments go to the caller's sink as events, in order.
+//!
+//! Remux: a rung whose height equals an 8-bit 4:2:0 H.264 source copies the source packets.
+//! Boundaries are then taken from source keyframes (the first one at or after each multiple
+//! of `segment_secs`), the encoded rungs force their IDRs onto those same pts, and the key
+//! flag of the source keyframes that are not boundaries is cleared so the segmenter ignores
+//! them.
+
+use super::*;
+
+pub(super) struct Job<'a> {
+    pub(super) config: &'a LadderConfig,
+    pub(super) fmp4: bool,
+    pub(super) tracks: Vec<TrackOut>,
+    /// Video: stream index, time base, decoder (when any rung is encoded).
+    pub(super) video_index: Option<usize>,
+    pub(super) video_tb: Rational,
+    pub(super) decoder: Option<ff::decoder::Video>,
+    /// The encoded rungs' threads (dropped after `tracks`: closed packet channels stop them).
+    pub(super) encoders: Encoders,
+    pub(super) remux_mode: bool,
+    pub(super) timeline: Timeline,
+    /// Boundaries decided on source keyframes, waiting for their decoded frame.
+    pub(super) forced: VecDeque<i64>,
+    pub(super) last_frame_pts: Option<i64>,
+    pub(super) default_frame_dur: i64,
+    pub(super) frames: u64,
+    pub(super) decode_errors: u64,
+    pub(super) audio: Option<AudioPipe>,
+    /// Time base of the audio packets handed to the muxers.
+    pub(super) audio_tb: Rational,
+    pub(super) first_pts_s: Option<f64>,
+    pub(super) last_progress_s: f64,
+    pub(super) duration_s: Option<f64>,
+}
+
+/// Transcodes `input` as `plan` says. Blocking: run it on a blocking thread. Calls `sink`
+/// for every event, in order; stops early with `Err(Cancelled)` when `cancel` is set; an
+/// `Err` from `sink` aborts.
+pub fn transcode(
+    input: &str,
+    config: &LadderConfig,
+    plan: &Plan,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+) -> Result<Summary, TranscodeError> {
+    init()?;
+    config.validate()?;
+    let started = Instant::now();
+    let mut src = open_source(input)?;
+    let scratch = Scratch::new()?;
+    let mut job = Job::new(&src, config, plan, &scratch.0)?;
+    job.run(&mut src.ictx, cancel, sink)?;
+    let first = job.tracks.first();
+    let duration_s = match first.and_then(|t| t.audio_cuts.as_ref()) {
+        Some(tl) => (0..first.map_or(0, |t| t.emitted) as usize)
+            .filter_map(|i| tl.duration_ms(i, true))
+            .map(f64::from)
+            .sum::<f64>(),
+        None => (0..first.map_or(0, |t| t.emitted) as usize)
+            .filter_map(|i| job.timeline.duration_ms(i, true))
+            .map(f64::from)
+            .sum::<f64>(),
+    } / 1000.0;
+    if let (Some(stated), Some(_)) = (src.duration_s, &src.video) {
+        // A video that ends well before its container says it should is truncated. (Audio-only
+        // files are let through: MP3 durations without a header are estimates.)
+        let slack = 1.0 + stated * 0.02;
+        if duration_s + slack < stated {
+            return Err(TranscodeError::Corrupt(format!(
+                "the input ends at {duration_s:.1} s but says it lasts {stated:.1} s (truncated?)"
+            )));
+        }
+    }
+    Ok(Summary {
+        segments_per_track: job.tracks.iter().map(|t| t.emitted).collect(),
+        duration_s,
+        source_duration_s: src.duration_s,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        frames: job.frames,
+    })
+}
+
+impl<'a> Job<'a> {
+    pub(super) fn new(
+        src: &Source,
+        config: &'a LadderConfig,
+        plan: &Plan,
+        scratch: &Path,
+    ) -> Result<Self, TranscodeError> {
+        let n = plan.renditions.len();
+        if n == 0 || plan.remux.len() != n || plan.rungs.len() != n {
+            return Err(TranscodeError::Config(
+                "plan has inconsistent tracks".into(),
+            ));
+        }
+        let audio_only = plan.renditions.iter().all(Rendition::is_audio_only);
+        if !audio_only && src.video.is_none() {
+            return Err(TranscodeError::Unsupported(
+                "the plan has video renditions but the input has no video".into(),
+            ));
+        }
+
+        // Audio: copy or encode once.
+        let mut audio_tb = Rational::new(1, 48_000);
+        let audio = match &src.audio {
+            None => None,
+            Some(a) if a.aac_lc => {
+                audio_tb = a.tb;
+                Some(AudioPipe::Copy {
+                    index: a.index,
+                    tb: a.tb,
+                })
+            }
+            Some(a) => {
+                let decoder = codec::Context::from_parameters(a.params.clone())
+                    .and_then(|c| c.decoder().audio())
+                    .map_err(ffe("audio decoder"))?;
+                let channels = if decoder.channels() >= 2 { 2 } else { 1 };
+                let layout = if channels == 2 {
+                    ChannelLayout::STEREO
+                } else {
+                    ChannelLayout::MONO
+                };
+                let rate = match decoder.rate() {
+                    r @ (8000 | 11025 | 12000 | 16000 | 22050 | 24000 | 32000 | 44100 | 48000
+                    | 88200 | 96000) => r,
+                    _ => 48_000,
+                };
+                let codec = encoder::find(codec::Id::AAC)
+                    .ok_or_else(|| TranscodeError::Unsupported("no AAC encoder".into()))?;
+                let mut enc = codec::Context::new_with_codec(codec)
+                    .encoder()
+                    .audio()
+                    .map_err(ffe("aac context"))?;
+                enc.set_rate(rate as i32);
+                enc.set_channel_layout(layout);
+                enc.set_channels(channels);
+                enc.set_format(format::Sample::F32(format::sample::Type::Planar));
+                let bitrate = plan
+                    .rungs
+                    .iter()
+                    .map(|r| r.audio_bitrate)
+                    .max()
+                    .unwrap_or(128_000);
+                enc.set_bit_rate(bitrate as usize);
+                enc.set_time_base(Rational::new(1, rate as i32));
+                enc.set_flags(codec::Flags::GLOBAL_HEADER);
+                let enc = enc.open_as(codec).map_err(ffe("opening the AAC encoder"))?;
+                audio_tb = Rational::new(1, rate as i32);
+                Some(AudioPipe::Encode {
+                    index: a.index,
+                    in_tb: a.tb,
+                    decoder,
+                    graph: None,
+                    encoder: enc,
+                    rate,
+                    next_pts: None,
+                })
+            }
+        };
+        let aac_params: Option<codec::Parameters> = match &audio {
+            Some(AudioPipe::Encode { encoder, .. }) => Some(encoder.into()),
+            Some(AudioPipe::Copy { .. }) => src.audio.as_ref().map(|a| a.params.clone()),
+            None => None,
+        };
+
+        let mut tracks = Vec::with_capacity(n);
+        let mut encoders = Encoders::new();
+        let mut any_encoded = false;
+        for (i, rendition) in plan.renditions.iter().enumerate() {
+            let dir = scratch.join(format!("track{i}"));
+            std::fs::create_dir_all(&dir)?;
+            let playlist = dir.join("index.m3u8");
+            let mut octx = format::output_as(&playlist, "hls").map_err(ffe("hls muxer"))?;
+            let mut enc = None;
+            let mut video_idx = None;
+            let remux = plan.remux.get(i).copied().unwrap_or(false);
+            if !rendition.is_audio_only() {
+                let v = src
+                    .video
+                    .as_ref()
+                    .ok_or_else(|| TranscodeError::Unsupported("the input has no video".into()))?;
+                let mut ost = octx
+                    .add_stream(encoder::find(codec::Id::None))
+                    .map_err(ffe("hls video stream"))?;
+                if remux {
+                    ost.set_parameters(v.params.clone());
+                } else {
+                    let rung = plan
+                        .rungs
+                        .get(i)
+                        .ok_or_else(|| TranscodeError::Config("plan has no rung".into()))?;
+                    let e = open_x264(v, rendition.width, rendition.height, rung, &config.preset)?;
+                    ost.set_parameters(&e);
+                    enc = Some(encoders.spawn(
+                        &rendition.name,
+                        e,
+                        rendition.width,
+                        rendition.height,
+                    )?);
+                    any_encoded = true;
+                }
+                ost.set_time_base(v.tb);
+                video_idx = Some(ost.index());
+            }
+            let mut audio_idx = None;
+            if let Some(p) = &aac_params {
+                let mut ost = octx
+                    .add_stream(encoder::find(codec::Id::None))
+                    .map_err(ffe("hls audio stream"))?;
+                ost.set_parameters(p.clone());
+                ost.set_time_base(audio_tb);
+                audio_idx = Some(ost.index());
+            }
+            octx.write_header_with(hls_options(config, &dir, video_idx.is_some()))
+                .map_err(|e| {
+                    TranscodeError::Ffmpeg(format!(
+                        "starting the {} segmenter{}: {e}",
+                        rendition.name,
+                        if remux { " (stream copy)" } else { "" }
+                    ))
+                })?;
+            let tb_of =
+                |idx: Option<usize>| idx.and_then(|i| octx.stream(i).map(|s| (i, s.time_base())));
+            let (video, audio_o) = (tb_of(video_idx), tb_of(audio_idx));
+            tracks.push(TrackOut {
+                dir,
+                playlist,
+                video,
+                audio: audio_o,
+                enc,
+                remux,
+                keyframes: 0,
+                emitted: 0,
+                init_sent: false,
+                audio_cuts: video.is_none().then(|| Timeline::new(audio_tb)),
+                octx,
+            });
+        }
+
+        let (video_index, video_tb, decoder, default_frame_dur) = match &src.video {
+            Some(v) if !audio_only => {
+                let decoder = if any_encoded {
+                    let mut ctx = codec::Context::from_parameters(v.params.clone())
+                        .map_err(ffe("video decoder"))?;
+                    ctx.set_threading(codec::threading::Config {
+                        kind: codec::threading::Type::Frame,
+                        ..Default::default()
+                    });
+                    Some(
+                        ctx.decoder()
+                            .video()
+                            .map_err(ffe("opening the video decoder"))?,
+                    )
+                } else {
+                    None
+                };
+                let dur = (f64::from(v.fps.invert()) / f64::from(v.tb))
+                    .round()
+                    .max(1.0) as i64;
+                (Some(v.index), v.tb, decoder, dur)
+            }
+            _ => (None, Rational::new(1, 1000), None, 1),
+        };
+        let remux_mode = tracks.iter().any(|t| t.remux && t.video.is_some());
+        Ok(Self {
+            config,
+            fmp4: config.container == Container::Fmp4,
+            tracks,
+            video_index,
+            video_tb,
+            decoder,
+            encoders,
+            remux_mode,
+            timeline: Timeline::new(video_tb),
+            forced: VecDeque::new(),
+            last_frame_pts: None,
+            default_frame_dur,
+            frames: 0,
+            decode_errors: 0,
+            audio,
+            audio_tb,
+            first_pts_s: None,
+            last_progress_s: f64::NEG_INFINITY,
+            duration_s: src.duration_s,
+        })
+    }
+
+    pub(super) fn run(
+        &mut self,
+        ictx: &mut format::context::Input,
+        cancel: &AtomicBool,
+        sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        let audio_index = match &self.audio {
+            Some(AudioPipe::Copy { index, .. } | AudioPipe::Encode { index, .. }) => Some(*index),
+            None => None,
+        };
+        let mut packet = Packet::empty();
+        let mut read_errors = 0u32;
+        sink(TranscodeEvent::Progress {
+            position_s: 0.0,
+            duration_s: self.duration_s,
+        })?;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(TranscodeError::Cancelled);
+            }
+            match packet.read(ictx) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => break,
+                Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                Err(ff::Error::InvalidData) => {
+                    read_errors += 1;
+                    if read_errors > 100 {
+                        return Err(TranscodeError::Corrupt(
+                            "too many unreadable packets".to_owned(),
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(TranscodeError::Ffmpeg(format!("reading the input: {e}"))),
+            }
+            let si = packet.stream();
+            let tb = if Some(si) == self.video_index {
+                self.video_tb
+            } else if Some(si) == audio_index {
+                match &self.audio {
+                    Some(AudioPipe::Copy { tb, .. }) => *tb,
+                    _ => ictx.stream(si).map_or(self.audio_tb, |s| s.time_base()),
+                }
+            } else {
+                continue;
+            };
+            if let Some(pts) = packet.pts().or(packet.dts()) {
+                let s = secs(pts, tb);
+                let first = *self.first_pts_s.get_or_insert(s);
+                let position = (s - first).max(0.0);
+                if position - self.last_progress_s >= 0.5 {
+                    self.last_progress_s = position;
+                    sink(TranscodeEvent::Progress {
+                        position_s: position,
+                        duration_s: self.duration_s,
+                    })?;
+                }
+            }
+            if Some(si) == self.video_index {
+                self.video_packet(&packet, sink)?;
+            } else {
+                self.audio_packet(&packet, sink)?;
+            }
+        }
+        self.finish(sink)
+    }
+
+    pub(super) fn video_packet(
+        &mut self,
+        packet: &Packet,
+        sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        if self.remux_mode {
+            let Some(pts) = packet.pts() else {
+                return Err(TranscodeError::Unsupported(
+                    "the H.264 source has packets without timestamps; cannot remux it".into(),
+                ));
+            };
+            if self.timeline.cuts.is_empty() && !packet.is_key() {
+                return Ok(()); // Start at the first keyframe.
+            }
+            self.timeline.extend(pts + packet.duration().max(0));
+            let boundary = self
+                .timeline
+                .offer(pts, packet.is_key(), self.config.segment_secs);
+            if boundary && self.decoder.is_some() {
+                self.forced.push_back(pts);
+            }
+            for t in 0..self.tracks.len() {
+                let track = &mut self.tracks[t];
+                let Some((idx, otb)) = track.video.filter(|_| track.remux) else {
+                    continue;
+                };
+                let mut p = packet.clone();
+                if !boundary && p.is_key() {
+                    p.set_flags(p.flags() - codec::packet::Flags::KEY);
+                }
+                p.set_stream(idx);
+                p.set_position(-1);
+                p.rescale_ts(self.video_tb, otb);
+                shift(&mut p, otb);
+                p.write_interleaved(&mut track.octx)
+                    .map_err(ffe("muxing a copied video packet"))?;
+                if boundary {
+                    track.keyframes += 1;
+                }
+                poll_track(track, t, &self.timeline, self.fmp4, false, sink)?;
+            }
+        } else if let Some(pts) = packet.pts() {
+            self.timeline.extend(pts + packet.duration().max(0));
+        }
+        if let Some(dec) = self.decoder.as_mut() {
+            match dec.send_packet(packet) {
+                Ok(()) => {}
+                Err(ff::Error::InvalidData) => {
+                    self.decode_errors += 1;
+                    if self.frames == 0 && self.decode_errors > 50 {
+                        return Err(TranscodeError::Corrupt(
+                            "the video stream does not decode".to_owned(),
+                        ));
+                    }
+                }
+                Err(e) => return Err(TranscodeError::Ffmpeg(format!("decoding video: {e}"))),
+            }
+            self.drain_decoder(sink)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn drain_decoder(
+        &mut self,
+        sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        loop {
+            let Some(dec) = self.decoder.as_mut() else {
+                return Ok(());
+            };
+            // A fresh frame each time: it moves on to the encoder threads.
+            let mut decoded = frame::Video::empty();
+            match dec.receive_frame(&mut decoded) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => return Ok(()),
+                Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(()),
+                Err(ff::Error::InvalidData) => {
+                    self.decode_errors += 1;
+                    continue;
+                }
+                Err(e) => return Err(TranscodeError::Ffmpeg(format!("decoding video: {e}"))),
+            }
+            self.video_frame(decoded, sink)?;
+        }
+    }
+
+    pub(super) fn video_frame(
+        &mut self,
+        decoded: frame::Video,
+        sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        let pts = match (decoded.timestamp(), self.last_frame_pts) {
+            (Some(p), _) => p,
+            (None, Some(last)) => last + self.default_frame_dur,
+            (None, None) => 0,
+        };
+        if self.last_frame_pts.is_some_and(|last| pts <= last) {
+            return Ok(()); // Duplicate or out-of-order timestamp: drop the frame.
+        }
+        let force = if self.remux_mode {
+            if self.timeline.cuts.first().is_none_or(|s| pts < *s) {
+                return Ok(()); // Before the first copied keyframe.
+            }
+            let mut force = false;
+            while self.forced.front().is_some_and(|f| *f <= pts) {
+                if self.forced.front() != Some(&pts) {
+                    tracing::warn!(
+                        pts,
+                        "a boundary keyframe did not decode; forcing the next frame"
+                    );
+                }
+                self.forced.pop_front();
+                force = true;
+            }
+            force
+        } else {
+            self.timeline.offer(pts, true, self.config.segment_secs)
+        };
+        self.last_frame_pts = Some(pts);
+        self.frames += 1;
+        let dur = match decoded.packet().duration {
+            d if d > 0 => d,
+            _ => self.default_frame_dur,
+        };
+        self.timeline.extend(pts + dur);
+
+        if !self.encoders.send(ToEncoder::Frame {
+            frame: decoded,
+            pts,
+            duration: dur,
+            force,
+        }) {
+            return Err(self.encoder_failure());
+        }
+        for t in 0..self.tracks.len() {
+            let track = &mut self.tracks[t];
+            drain_video_encoder(
+                track,
+                t,
+                self.video_tb,
+                &self.timeline,
+                self.fmp4,
+                false,
+                sink,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Why the encoder chain stopped, as one of its threads reported it.
+    pub(super) fn encoder_failure(&self) -> TranscodeError {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.enc.as_ref())
+            .find_map(|e| e.from.try_iter().find_map(Result::err))
+            .unwrap_or_else(|| TranscodeError::Ffmpeg("an encoder thread stopped".into()))
+    }
+
+    pub(super) fn finish(
+        &mut self,
+        sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        if self.decoder.is_some() {
+            if let Some(dec) = self.decoder.as_mut() {
+                let _ = dec.send_eof();
+            }
+            self.drain_decoder(sink)?;
+            if self.frames == 0 {
+                return Err(TranscodeError::Corrupt(
+                    "no video frame could be decoded".to_owned(),
+                ));
+            }
+            if !self.encoders.send(ToEncoder::Eof) {
+                return Err(self.encoder_failure());
+            }
+            // The encoders flush in parallel; collect them in track order.
+            for t in 0..self.tracks.len() {
+                let track = &mut self.tracks[t];
+                drain_video_encoder(
+                    track,
+                    t,
+                    self.video_tb,
+                    &self.timeline,
+                    self.fmp4,
+                    true,
+                    sink,
+                )?;
+            }
+        }
+        if matches!(self.audio, Some(AudioPipe::Encode { .. })) {
+            if let Some(AudioPipe::Encode { decoder, .. }) = &mut self.audio {
+                let _ = decoder.send_eof();
+            }
+            self.drain_audio(true, sink)?;
+        }
+        if self.video_index.is_some() && self.timeline.cuts.is_empty() {
+            return Err(TranscodeError::Corrupt("no video could be read".to_owned()));
+        }
+        for t in 0..self.tracks.len() {
+            let track = &mut self.tracks[t];
+            track
+                .octx
+                .write_trailer()
+                .map_err(ffe("finishing the segmenter"))?;
+            match track.audio_cuts.take() {
+                Some(tl) => {
+                    let r = poll_track(track, t, &tl, self.fmp4, true, sink);
+                    track.audio_cuts = Some(tl);
+                    r?;
+                }
+                None => poll_track(track, t, &self.timeline, self.fmp4, true, sink)?,
+            }
+            if track.emitted == 0 {
+                return Err(TranscodeError::Corrupt(format!(
+                    "track {t} produced no segment"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

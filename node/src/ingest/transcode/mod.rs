@@ -1,0 +1,230 @@
+//! The transcoder: one source (a path or a URL, e.g. a growing torrent download served over
+//! loopback HTTP with Range support) in, an HLS ladder of fMP4 (CMAF) or MPEG-TS segments out,
+//! handed over as [`TranscodeEvent`]s while they are produced.
+//!
+//! It owns everything between libavformat's demuxer and finished segment bytes, using the
+//! system FFmpeg libraries through `ffmpeg-next` (linked, never a spawned `ffmpeg`). This
+//! module holds its public face (the ladder settings, [`probe`]'s [`Plan`], the events, the
+//! errors); the work is split along its stages:
+//!
+//! - `source`: opening the input and what its streams are (codecs, sizes, time bases);
+//! - `ladder`: [`probe`] decides the renditions (sizes, codecs strings, which rungs remux);
+//! - `timeline`: the segment boundaries every track shares (aligned closed GOPs);
+//! - `encoders`: decode once, then per-rung swscale + libx264 on their own threads;
+//! - `audio`: AAC copied, or decoded, resampled and encoded once for every rung;
+//! - `segmenter`: each rung's libavformat `hls` muxer, and picking up its finished segments;
+//! - `job`: [`transcode`], the decode loop that drives all of the above.
+//!
+//! Nothing holds more than one segment per rung plus the encoders' look-ahead in memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Instant;
+
+use ff::codec::{self, encoder};
+use ff::format::{self, Pixel};
+use ff::software::scaling;
+use ff::{filter, frame, media, picture, ChannelLayout, Dictionary, Packet, Rational};
+use ffmpeg_next as ff;
+use reelnet_proto::{Container, Rendition};
+use serde::{Deserialize, Serialize};
+
+mod audio;
+mod encoders;
+mod job;
+mod ladder;
+mod segmenter;
+mod source;
+mod timeline;
+
+// The stages share their private items with each other through this module.
+use audio::*;
+use encoders::*;
+use job::*;
+use segmenter::*;
+use source::*;
+use timeline::*;
+
+pub use job::transcode;
+pub use ladder::probe;
+
+/// One rung of the ABR ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rung {
+    /// Rendition name, e.g. `720p` (`[A-Za-z0-9._-]`).
+    pub name: String,
+    /// Target height in pixels; the width follows the source's display aspect ratio.
+    pub height: u32,
+    /// Target (and maximum) video bitrate, bits per second.
+    pub video_bitrate: u32,
+    /// AAC bitrate, bits per second (used when the audio is encoded).
+    pub audio_bitrate: u32,
+}
+
+/// The ladder and segmenting settings (from the node config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LadderConfig {
+    /// Rungs, top first; rungs above the source's height are skipped.
+    pub rungs: Vec<Rung>,
+    /// Target segment length in seconds (1..=60).
+    pub segment_secs: u32,
+    /// Segment container.
+    pub container: Container,
+    /// x264 preset, e.g. `veryfast`.
+    pub preset: String,
+}
+
+impl Default for LadderConfig {
+    fn default() -> Self {
+        let rung = |name: &str, height, video_bitrate| Rung {
+            name: name.to_owned(),
+            height,
+            video_bitrate,
+            audio_bitrate: 128_000,
+        };
+        Self {
+            rungs: vec![
+                rung("1080p", 1080, 5_000_000),
+                rung("720p", 720, 3_000_000),
+                rung("480p", 480, 1_400_000),
+                rung("360p", 360, 800_000),
+            ],
+            segment_secs: 4,
+            container: Container::Fmp4,
+            preset: "veryfast".to_owned(),
+        }
+    }
+}
+
+impl LadderConfig {
+    /// Checks the settings the transcoder relies on.
+    pub fn validate(&self) -> Result<(), TranscodeError> {
+        let bad = |m: String| Err(TranscodeError::Config(m));
+        if self.rungs.is_empty() || self.rungs.len() > reelnet_proto::manifest::MAX_TRACKS {
+            return bad(format!(
+                "needs 1 to {} rungs",
+                reelnet_proto::manifest::MAX_TRACKS
+            ));
+        }
+        if !(1..=60).contains(&self.segment_secs) {
+            return bad(format!("segment_secs {} is not 1..=60", self.segment_secs));
+        }
+        if self.preset.is_empty() || !self.preset.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return bad(format!(
+                "x264 preset {:?} is not a preset name",
+                self.preset
+            ));
+        }
+        for r in &self.rungs {
+            let name_ok = !r.name.is_empty()
+                && r.name.len() <= reelnet_proto::manifest::MAX_RENDITION_NAME_LEN
+                && !r.name.starts_with('.')
+                && r.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !name_ok {
+                return bad(format!("rung name {:?} is not [A-Za-z0-9._-]", r.name));
+            }
+            if !(16..=reelnet_proto::manifest::MAX_DIMENSION).contains(&r.height) {
+                return bad(format!("rung {}: height {} out of range", r.name, r.height));
+            }
+            if r.video_bitrate < 10_000 || r.audio_bitrate < 8_000 {
+                return bad(format!("rung {}: bitrate too low", r.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the transcoder reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TranscodeEvent {
+    /// Once per track before its first segment (fMP4 only): the init segment bytes.
+    Init { track: usize, bytes: Vec<u8> },
+    /// A finished media segment of `track`, in order; `index` counts from 0 per track; all
+    /// tracks' segment `i` cover the same time span.
+    Segment {
+        track: usize,
+        index: u32,
+        bytes: Vec<u8>,
+        duration_ms: u32,
+    },
+    /// Position reached in the source, for progress.
+    Progress {
+        position_s: f64,
+        duration_s: Option<f64>,
+    },
+}
+
+/// What [`probe`] decided: one track per rendition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One per track, with RFC 6381 codecs, bandwidth, size and frame rate.
+    pub renditions: Vec<Rendition>,
+    /// The source's duration, if the container knows it.
+    pub duration_s: Option<f64>,
+    /// Per track: true when the track's video (or, audio-only, its audio) is copied.
+    pub remux: Vec<bool>,
+    /// Per track: the rung it was made from (an audio-only track has height 0). Its height
+    /// may differ from the configured rung when the source is smaller than every rung.
+    pub rungs: Vec<Rung>,
+    /// `Some(true)` when the source audio (AAC-LC) is copied, `Some(false)` when it is
+    /// encoded to AAC, `None` without audio.
+    pub audio_copy: Option<bool>,
+}
+
+/// How a finished transcode went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Media segments emitted per track.
+    pub segments_per_track: Vec<u32>,
+    /// Sum of the first track's segment durations, seconds.
+    pub duration_s: f64,
+    /// The source's duration as its container states it.
+    pub source_duration_s: Option<f64>,
+    /// Wall-clock seconds spent in [`transcode`].
+    pub elapsed_s: f64,
+    /// Video frames decoded (0 when every video track is a remux).
+    pub frames: u64,
+}
+
+/// Why probing or transcoding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("cannot open {input}: {reason}")]
+    Open { input: String, reason: String },
+    #[error("{input}: no video or audio stream to transcode")]
+    NoMedia { input: String },
+    #[error("unsupported input: {0}")]
+    Unsupported(String),
+    #[error("corrupt input: {0}")]
+    Corrupt(String),
+    #[error("invalid ladder configuration: {0}")]
+    Config(String),
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(String),
+    #[error("transcoder scratch files: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("transcode cancelled")]
+    Cancelled,
+    #[error("segment sink: {0}")]
+    Sink(String),
+}
+
+fn ffe(op: &'static str) -> impl Fn(ff::Error) -> TranscodeError {
+    move |e| TranscodeError::Ffmpeg(format!("{op}: {e}"))
+}
+
+fn init() -> Result<(), TranscodeError> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        ff::init().map_err(|e| e.to_string())?;
+        ff::log::set_level(ff::log::Level::Error);
+        Ok(())
+    })
+    .clone()
+    .map_err(TranscodeError::Ffmpeg)
+}

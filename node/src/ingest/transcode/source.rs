@@ -1,0 +1,197 @@
+//! Source inspection: opens the input with libavformat (a path, or a loopback URL read in
+//! playback order), finds its best video and audio streams and what they are (codec, size,
+//! display aspect, pixel format, frame rate, time base, AAC-LC or not), and the scratch
+//! directory the segmenters write into. A rung can remux the source video only when it is
+//! 8-bit 4:2:0 H.264 with square pixels ([`remuxable`]).
+
+use super::*;
+
+pub(super) struct VideoSrc {
+    pub(super) index: usize,
+    pub(super) tb: Rational,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    /// Width after applying the sample aspect ratio.
+    pub(super) display_width: u32,
+    pub(super) pix: Pixel,
+    pub(super) codec: codec::Id,
+    pub(super) fps: Rational,
+    pub(super) params: codec::Parameters,
+}
+
+pub(super) struct AudioSrc {
+    pub(super) index: usize,
+    pub(super) tb: Rational,
+    pub(super) aac_lc: bool,
+    pub(super) bit_rate: u32,
+    pub(super) params: codec::Parameters,
+}
+
+pub(super) struct Source {
+    pub(super) ictx: format::context::Input,
+    pub(super) video: Option<VideoSrc>,
+    pub(super) audio: Option<AudioSrc>,
+    pub(super) duration_s: Option<f64>,
+}
+
+pub(super) fn valid(r: Rational) -> bool {
+    r.numerator() > 0 && r.denominator() > 0
+}
+
+pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
+    let ictx = format::input(&input).map_err(|e| TranscodeError::Open {
+        input: input.to_owned(),
+        reason: match e {
+            ff::Error::InvalidData => "not a recognised media file (invalid data)".to_owned(),
+            e => e.to_string(),
+        },
+    })?;
+    let duration_s = (ictx.duration() > 0).then(|| ictx.duration() as f64 / 1_000_000.0);
+
+    let attached = |s: &format::stream::Stream<'_>| {
+        s.disposition()
+            .contains(format::stream::Disposition::ATTACHED_PIC)
+    };
+    let video_stream = ictx
+        .streams()
+        .best(media::Type::Video)
+        .filter(|s| !attached(s))
+        .map(|s| s.index())
+        .or_else(|| {
+            ictx.streams()
+                .find(|s| s.parameters().medium() == media::Type::Video && !attached(s))
+                .map(|s| s.index())
+        });
+    let audio_stream = ictx.streams().best(media::Type::Audio).map(|s| s.index());
+
+    let mut video = None;
+    if let Some(index) = video_stream {
+        let st = ictx
+            .stream(index)
+            .ok_or_else(|| TranscodeError::Ffmpeg("video stream vanished".to_owned()))?;
+        let params = st.parameters();
+        let codec_id = params.id();
+        let dec = codec::Context::from_parameters(params.clone())
+            .and_then(|c| c.decoder().video())
+            .map_err(|e| {
+                TranscodeError::Unsupported(format!("no decoder for video codec {codec_id:?}: {e}"))
+            })?;
+        let (width, height) = (dec.width(), dec.height());
+        if width < 2 || height < 2 {
+            return Err(TranscodeError::Unsupported(format!(
+                "video stream has no usable size ({width}x{height})"
+            )));
+        }
+        let sar = dec.aspect_ratio();
+        let display_width = if valid(sar) && sar.numerator() != sar.denominator() {
+            let w = i64::from(width) * i64::from(sar.numerator()) / i64::from(sar.denominator());
+            u32::try_from(w.clamp(2, 16_384)).unwrap_or(width)
+        } else {
+            width
+        };
+        let fps = [st.avg_frame_rate(), st.rate()]
+            .into_iter()
+            .find(|r| valid(*r) && f64::from(*r) <= 1000.0)
+            .unwrap_or(Rational::new(25, 1));
+        let tb = st.time_base();
+        if !valid(tb) {
+            return Err(TranscodeError::Unsupported(
+                "video stream has no time base".into(),
+            ));
+        }
+        video = Some(VideoSrc {
+            index,
+            tb,
+            width,
+            height,
+            display_width,
+            pix: dec.format(),
+            codec: codec_id,
+            fps,
+            params,
+        });
+    }
+
+    let mut audio = None;
+    if let Some(index) = audio_stream {
+        let st = ictx
+            .stream(index)
+            .ok_or_else(|| TranscodeError::Ffmpeg("audio stream vanished".to_owned()))?;
+        let params = st.parameters();
+        let codec_id = params.id();
+        let dec = codec::Context::from_parameters(params.clone())
+            .and_then(|c| c.decoder().audio())
+            .map_err(|e| {
+                TranscodeError::Unsupported(format!("no decoder for audio codec {codec_id:?}: {e}"))
+            })?;
+        let aac_lc = codec_id == codec::Id::AAC
+            && dec.profile() == codec::Profile::AAC(codec::profile::AAC::Low)
+            && (1..=2).contains(&dec.channels());
+        let tb = st.time_base();
+        if !valid(tb) {
+            return Err(TranscodeError::Unsupported(
+                "audio stream has no time base".into(),
+            ));
+        }
+        audio = Some(AudioSrc {
+            index,
+            tb,
+            aac_lc,
+            bit_rate: u32::try_from(dec.bit_rate()).unwrap_or(0),
+            params,
+        });
+    }
+    if video.is_none() && audio.is_none() {
+        return Err(TranscodeError::NoMedia {
+            input: input.to_owned(),
+        });
+    }
+    Ok(Source {
+        ictx,
+        video,
+        audio,
+        duration_s,
+    })
+}
+
+/// A scratch directory, removed on drop.
+pub(super) struct Scratch(pub(super) PathBuf);
+
+impl Scratch {
+    pub(super) fn new() -> Result<Self, TranscodeError> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "reelnet-transcode-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(super) fn even(v: u32) -> u32 {
+    (v & !1).max(2)
+}
+
+pub(super) fn frame_rate_milli(fps: Rational) -> u32 {
+    let v = i64::from(fps.numerator()) * 1000 / i64::from(fps.denominator().max(1));
+    u32::try_from(v.clamp(0, i64::from(reelnet_proto::manifest::MAX_FRAME_RATE_MILLI))).unwrap_or(0)
+}
+
+/// Can this source's video be copied into an fMP4/TS H.264 rendition as it is?
+pub(super) fn remuxable(v: &VideoSrc) -> bool {
+    v.codec == codec::Id::H264
+        && matches!(v.pix, Pixel::YUV420P | Pixel::YUVJ420P)
+        && v.display_width == v.width
+}

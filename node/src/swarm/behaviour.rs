@@ -1,0 +1,79 @@
+//! The composed libp2p behaviour (gossipsub with strict validation and peer scoring,
+//! Kademlia, identify, optional mDNS, catalog sync over request-response) and how it is built
+//! from the node's key and [`SwarmConfig`].
+
+use super::*;
+
+/// The composed behaviour.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub(super) gossipsub: gossipsub::Behaviour,
+    pub(super) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(super) identify: identify::Behaviour,
+    pub(super) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(super) sync: request_response::Behaviour<SyncCodec>,
+}
+
+pub(super) fn build_behaviour(
+    keypair: &Keypair,
+    config: &SwarmConfig,
+) -> Result<Behaviour, SwarmError> {
+    let setup = |what: &str, e: String| SwarmError::Setup(format!("{what}: {e}"));
+    let peer_id = keypair.public().to_peer_id();
+
+    let gs_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .map_err(|e| setup("gossipsub config", e.to_string()))?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        gs_config,
+    )
+    .map_err(|e| setup("gossipsub", e.to_string()))?;
+    let (params, thresholds) = score_params();
+    gossipsub
+        .with_peer_score(params, thresholds)
+        .map_err(|e| setup("gossipsub peer scoring", e))?;
+    for name in [CATALOG_TOPIC, MANIFEST_TOPIC] {
+        gossipsub
+            .subscribe(&IdentTopic::new(name))
+            .map_err(|e| setup("gossipsub subscribe", e.to_string()))?;
+    }
+
+    let mut kad = kad::Behaviour::with_config(
+        peer_id,
+        kad::store::MemoryStore::new(peer_id),
+        kad::Config::new(KAD_PROTOCOL),
+    );
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let identify = identify::Behaviour::new(identify::Config::new(
+        IDENTIFY_PROTOCOL.to_owned(),
+        keypair.public(),
+    ));
+
+    let mdns = if config.mdns {
+        Some(
+            mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                .map_err(|e| setup("mdns", e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
+    let sync = request_response::Behaviour::new(
+        [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+    );
+
+    Ok(Behaviour {
+        gossipsub,
+        kad,
+        identify,
+        mdns: Toggle::from(mdns),
+        sync,
+    })
+}

@@ -1,0 +1,476 @@
+//! The [`EventLoop`]: the one task that owns the `Swarm`. It answers commands, hands gossip
+//! to the per-topic validators (which ask the catalog and report back through an internal
+//! channel, so gossipsub forwards, ignores or rejects each message), dials bootstrap and
+//! newly learned peers, and runs catalog sync with every new connection (answering and
+//! taking pages in other tasks).
+
+use super::*;
+
+/// Messages to the event loop from the tasks it started.
+pub(super) enum Internal {
+    Validated {
+        id: MessageId,
+        source: PeerId,
+        verdict: Verdict,
+    },
+    Serve {
+        peer: PeerId,
+        channel: request_response::ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+    Ingested {
+        peer: PeerId,
+        invalid: u64,
+        next: Option<SyncCursor>,
+    },
+}
+
+pub(super) struct Pending {
+    pub(super) id: MessageId,
+    pub(super) source: PeerId,
+    pub(super) data: Vec<u8>,
+}
+
+/// Offers queued gossip messages of one topic to the catalog, in arrival order.
+pub(super) async fn validator(
+    topic: Topic,
+    mut rx: mpsc::Receiver<Pending>,
+    catalog: Catalog,
+    internal: mpsc::UnboundedSender<Internal>,
+) -> Result<(), std::convert::Infallible> {
+    while let Some(p) = rx.recv().await {
+        let verdict = match topic {
+            Topic::Catalog => catalog.offer_record_bytes(&p.data).await,
+            Topic::Manifests => catalog.offer_manifest_bytes(&p.data).await,
+        };
+        let Ok(verdict) = verdict else { break };
+        if internal
+            .send(Internal::Validated {
+                id: p.id,
+                source: p.source,
+                verdict,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How gossipsub should treat a message the catalog judged.
+pub(super) fn acceptance(verdict: &Verdict) -> MessageAcceptance {
+    match verdict {
+        Verdict::Accepted => MessageAcceptance::Accept,
+        Verdict::Invalid(_) | Verdict::Replay => MessageAcceptance::Reject,
+        Verdict::Duplicate | Verdict::Stale | Verdict::Expired => MessageAcceptance::Ignore,
+    }
+}
+
+/// Owns the `Swarm`; see the module docs.
+pub struct EventLoop {
+    pub(super) swarm: Swarm<Behaviour>,
+    pub(super) config: SwarmConfig,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
+    pub(super) internal_rx: mpsc::UnboundedReceiver<Internal>,
+    pub(super) record_tx: mpsc::Sender<Pending>,
+    pub(super) manifest_tx: mpsc::Sender<Pending>,
+    pub(super) catalog: Catalog,
+    pub(super) catalog_topic: TopicHash,
+    pub(super) manifest_topic: TopicHash,
+    /// Peers whose sync request is being answered (one at a time each).
+    pub(super) serving: HashSet<PeerId>,
+    /// Sync pages taken from each connected peer.
+    pub(super) sync_pages: HashMap<PeerId, u32>,
+    pub(super) bootstrapped: bool,
+    pub(super) stats: NetworkStats,
+    pub(super) cancel: CancellationToken,
+}
+
+impl EventLoop {
+    pub(super) async fn run(mut self) -> Result<(), std::convert::Infallible> {
+        let mut redial = tokio::time::interval(self.config.redial_interval);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        redial.tick().await;
+        let mut commands_open = true;
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                cmd = self.commands.recv(), if commands_open => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => commands_open = false,
+                },
+                Some(msg) = self.internal_rx.recv() => self.on_internal(msg),
+                _ = redial.tick() => {
+                    if self.swarm.connected_peers().next().is_none() {
+                        self.dial_bootstrap();
+                    }
+                }
+            }
+        }
+        tracing::debug!("swarm stopped");
+        Ok(())
+    }
+
+    pub(super) fn dial_bootstrap(&mut self) {
+        for addr in self.config.bootstrap.clone() {
+            let (base, peer) = split_peer(&addr);
+            let opts = match peer {
+                Some(peer) if peer == *self.swarm.local_peer_id() => continue,
+                Some(peer) => {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, base.clone());
+                    DialOpts::peer_id(peer)
+                        .addresses(vec![base])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build()
+                }
+                None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+            };
+            if let Err(err) = self.swarm.dial(opts) {
+                tracing::warn!(%addr, %err, "cannot dial bootstrap peer");
+            }
+        }
+    }
+
+    pub(super) fn maybe_dial(&mut self, peer: PeerId) {
+        if peer == *self.swarm.local_peer_id()
+            || self.swarm.is_connected(&peer)
+            || self.swarm.connected_peers().count() >= self.config.target_peers
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(err) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, %err, "cannot dial discovered peer");
+        }
+    }
+
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish {
+                topic,
+                bytes,
+                reply,
+            } => {
+                let hash = match topic {
+                    Topic::Catalog => self.catalog_topic.clone(),
+                    Topic::Manifests => self.manifest_topic.clone(),
+                };
+                let result = match self.swarm.behaviour_mut().gossipsub.publish(hash, bytes) {
+                    Ok(_) => Ok(()),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        tracing::debug!(topic = topic.name(), "no peers yet; sync will carry it");
+                        Ok(())
+                    }
+                    Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(err) => Err(SwarmError::Publish {
+                        topic: topic.name(),
+                        reason: err.to_string(),
+                    }),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::TopicPeers(topic, reply) => {
+                let hash = match topic {
+                    Topic::Catalog => &self.catalog_topic,
+                    Topic::Manifests => &self.manifest_topic,
+                };
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&hash))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Dial(addr, reply) => {
+                let (base, peer) = split_peer(&addr);
+                let opts = match peer {
+                    Some(peer) => {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer, base.clone());
+                        DialOpts::peer_id(peer).addresses(vec![base]).build()
+                    }
+                    None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+                };
+                let result = self.swarm.dial(opts).map_err(|e| SwarmError::Dial {
+                    addr,
+                    reason: e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+            Command::PeerScore(peer, reply) => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats.clone());
+            }
+        }
+    }
+
+    pub(super) fn on_internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::Validated {
+                id,
+                source,
+                verdict,
+            } => {
+                let acceptance = acceptance(&verdict);
+                match acceptance {
+                    MessageAcceptance::Accept => self.stats.gossip_accepted += 1,
+                    MessageAcceptance::Reject => {
+                        self.stats.gossip_rejected += 1;
+                        tracing::warn!(peer = %source, ?verdict, "rejected gossip message");
+                    }
+                    MessageAcceptance::Ignore => self.stats.gossip_ignored += 1,
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Internal::Serve {
+                peer,
+                channel,
+                response,
+            } => {
+                self.serving.remove(&peer);
+                self.stats.sync_pages_served += 1;
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "sync requester went away");
+                }
+            }
+            Internal::Ingested {
+                peer,
+                invalid,
+                next,
+            } => {
+                self.stats.sync_items_invalid += invalid;
+                if invalid > 0 {
+                    tracing::warn!(%peer, invalid, "peer's catalog sync contained invalid items");
+                }
+                if let Some(after) = next {
+                    let pages = self.sync_pages.entry(peer).or_insert(0);
+                    *pages += 1;
+                    if *pages >= MAX_SYNC_PAGES {
+                        tracing::warn!(%peer, "peer's catalog sync has too many pages; stopping");
+                    } else if self.swarm.is_connected(&peer) {
+                        self.swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_request(&peer, SyncRequest { after: Some(after) });
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    let (base, _) = split_peer(address);
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
+                }
+                if num_established.get() == 1 {
+                    tracing::debug!(peer = %peer_id, "connected; asking for its catalog");
+                    self.sync_pages.insert(peer_id, 0);
+                    self.swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer_id, SyncRequest { after: None });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.sync_pages.remove(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let queue = if message.topic == self.catalog_topic {
+                    Some(&self.record_tx)
+                } else if message.topic == self.manifest_topic {
+                    Some(&self.manifest_tx)
+                } else {
+                    None
+                };
+                let queued = queue.is_some_and(|q| {
+                    q.try_send(Pending {
+                        id: message_id.clone(),
+                        source: propagation_source,
+                        data: message.data,
+                    })
+                    .is_ok()
+                });
+                if !queued {
+                    self.stats.gossip_ignored += 1;
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+            }
+            BehaviourEvent::Gossipsub(_) => {}
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                    if !self.bootstrapped {
+                        self.bootstrapped = true;
+                        if let Err(err) = self.swarm.behaviour_mut().kad.bootstrap() {
+                            tracing::debug!(%err, "kademlia bootstrap not started");
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Identify(_) => {}
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, is_new_peer, ..
+            }) => {
+                if is_new_peer {
+                    self.maybe_dial(peer);
+                }
+            }
+            BehaviourEvent::Kad(_) => {}
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    self.maybe_dial(peer);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
+            BehaviourEvent::Sync(event) => self.on_sync_event(event),
+        }
+    }
+
+    pub(super) fn on_sync_event(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if !self.serving.insert(peer) {
+                    // One request at a time per peer; dropping the channel refuses this one.
+                    tracing::debug!(%peer, "concurrent sync request refused");
+                    return;
+                }
+                let catalog = self.catalog.clone();
+                let internal = self.internal_tx.clone();
+                crate::shutdown::spawn("catalog-sync-serve", async move {
+                    let page = catalog.sync_page(request.after, SYNC_PAGE_BYTES).await?;
+                    let response = SyncResponse {
+                        records: page.records,
+                        manifests: page.manifests,
+                        next: page.next,
+                    };
+                    let _ = internal.send(Internal::Serve {
+                        peer,
+                        channel,
+                        response,
+                    });
+                    Ok::<(), crate::catalog::CatalogError>(())
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                self.stats.sync_pages_received += 1;
+                let catalog = self.catalog.clone();
+                let internal = self.internal_tx.clone();
+                crate::shutdown::spawn("catalog-sync-ingest", async move {
+                    let mut invalid = 0u64;
+                    // Manifests first, so records naming them find them known.
+                    for bytes in &response.manifests {
+                        if let Verdict::Invalid(reason) =
+                            catalog.offer_manifest_bytes(bytes).await?
+                        {
+                            tracing::debug!(%peer, %reason, "invalid manifest in sync");
+                            invalid += 1;
+                        }
+                    }
+                    for bytes in &response.records {
+                        if let Verdict::Invalid(reason) = catalog.offer_record_bytes(bytes).await? {
+                            tracing::debug!(%peer, %reason, "invalid record in sync");
+                            invalid += 1;
+                        }
+                    }
+                    let _ = internal.send(Internal::Ingested {
+                        peer,
+                        invalid,
+                        next: response.next,
+                    });
+                    Ok::<(), crate::catalog::CatalogError>(())
+                });
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "catalog sync request failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                self.serving.remove(&peer);
+                tracing::debug!(%peer, %error, "catalog sync answer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
