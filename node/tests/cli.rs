@@ -8,12 +8,22 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_reelnet-node");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Waits (20 s at most) for `needle` in the file at `path` (a child's output) and answers
+/// what follows it on that line.
+fn wait_line(path: &std::path::Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(rest) = reelnet_testkit::line_after(path, 0, needle) {
+            return rest;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {}: {}",
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -80,11 +90,12 @@ fn healthz(port: u16) -> Option<String> {
 }
 
 fn start_and_stop(data: &std::path::Path) -> String {
-    let port = free_port();
+    // On port 0: the node prints the address it got.
+    let out_path = data.with_extension("stdout");
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0"])
         .args(["--p2p", "/ip4/127.0.0.1/tcp/0", "--quic", "127.0.0.1:0"])
         .args([
             "--tracker",
@@ -92,10 +103,17 @@ fn start_and_stop(data: &std::path::Path) -> String {
             "--bootstrap",
             "/ip4/127.0.0.1/tcp/1",
         ])
-        .stdout(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let printed = wait_line(&out_path, "listening: gateway http://");
+    let port = printed
+        .split_whitespace()
+        .next()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no address in {printed:?}"))
+        .port();
     let deadline = Instant::now() + Duration::from_secs(20);
     let body = loop {
         if let Some(r) = healthz(port) {
@@ -196,15 +214,16 @@ fn seed_serves_a_torrent_that_ingest_reads() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/movie.mkv"));
 
-    let port = free_port();
+    // On port 0: the seeder says where it listens ("seeding 1 file(s) on ADDR; ...").
     let torrents = dir.path().join("torrents");
+    let seed_err = dir.path().join("seed.stderr");
     let mut seeder = Command::new(BIN)
         .arg("seed")
         .arg(&movie)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--torrent-dir"])
+        .args(["--listen", "127.0.0.1:0", "--torrent-dir"])
         .arg(&torrents)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&seed_err).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -213,6 +232,13 @@ fn seed_serves_a_torrent_that_ingest_reads() {
         .unwrap();
     let torrent = std::path::PathBuf::from(line.trim());
     assert_eq!(torrent, torrents.join("Seeded.Movie.2026.mp4.torrent"));
+    let said = wait_line(&seed_err, "file(s) on ");
+    let port = said
+        .split(';')
+        .next()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no seeder address in {said:?}"))
+        .port();
     assert!(
         std::fs::read(&torrent).unwrap().starts_with(b"d"),
         "a bencoded torrent"

@@ -179,13 +179,9 @@ async fn tmdb_stand_in(poster: Vec<u8>, backdrop: Vec<u8>, down: bool) -> Tmdb {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// The p2p port of a node another one bootstraps from: picked before the node starts (an
+// in-process node does not report its libp2p address), so racy.
+use reelnet_testkit::free_port;
 
 /// An in-process node's config: loopback everywhere, a one-rung ladder, TMDb at `tmdb`.
 fn node_config(
@@ -205,9 +201,9 @@ fn node_config(
     };
     NodeConfig {
         data_dir: dir.to_owned(),
-        // A fixed port: the catalog record advertises the gateway URL from the config.
+        // Port 0: the catalog record advertises the port the gateway got.
         gateway: GatewayConfig {
-            listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            listen: "127.0.0.1:0".parse().unwrap(),
             public_url,
             ..GatewayConfig::default()
         },

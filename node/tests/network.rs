@@ -353,8 +353,26 @@ async fn quota_is_never_exceeded_cache_is_evicted_and_pinned_overflow_refused() 
             "cached filler {hex} was evicted"
         );
     }
-    // Still within quota a little later (the refused pulls are retried, never forced).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Still within quota after the refused pulls were retried (never forced): wait for the
+    // next refusal in the log rather than a fixed time, checking the quota all along.
+    let refusals = || {
+        n2.log_tail(usize::MAX)
+            .matches("disk quota exceeded")
+            .count()
+    };
+    let before = refusals();
+    let (_, took) = wait_for(
+        "node 2 to retry a refused pull",
+        Duration::from_secs(40),
+        || async {
+            let s = n2.try_status().await.ok()?;
+            assert!(s.store.used_bytes <= QUOTA, "{:?}", s.store);
+            assert!(disk_bytes(&n2.data_dir) <= QUOTA);
+            (refusals() > before).then_some(())
+        },
+    )
+    .await;
+    println!("node 2 retried and was refused again after {took:?}");
     let s = n2.status().await;
     assert!(s.store.used_bytes <= QUOTA);
     assert!(disk_bytes(&n2.data_dir) <= QUOTA);
@@ -533,12 +551,34 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
         .encode();
     let last = forged.len() - 1;
     forged[last] ^= 1;
-    tokio::time::sleep(Duration::from_secs(3)).await; // past the replay grace
-    for _ in 0..3 {
-        let _ = net.publish_raw(swarm::Topic::Catalog, forged.clone()).await;
-        let _ = net.publish_raw(swarm::Topic::Catalog, old.encode()).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    // One forged record (one rejection: a second one graylists the evil peer, whose later
+    // messages are then dropped unread).
+    let _ = net.publish_raw(swarm::Topic::Catalog, forged).await;
+    // The old record is only reordering (`Stale`, ignored, no penalty) within the nodes'
+    // replay grace (2 s after they accepted the newer one; not configurable) and a replay
+    // (rejected, logged) after it: publish it until a node logs the rejection instead of
+    // sleeping past the grace.
+    let (_, took) = wait_for(
+        "a real node to reject the replayed record",
+        Duration::from_secs(20),
+        || {
+            let (net, old, cluster) = (&net, &old, &cluster);
+            async move {
+                let _ = net.publish_raw(swarm::Topic::Catalog, old.encode()).await;
+                cluster
+                    .nodes
+                    .iter()
+                    .any(|n| {
+                        n.log_tail(usize::MAX)
+                            .lines()
+                            .any(|l| l.contains("rejected gossip message") && l.contains("Replay"))
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    println!("the replayed record was rejected after {took:?}");
 
     // The real nodes are responsible for the evil ingest and try to pull it; every attempt
     // gets junk, which is rejected.
@@ -563,7 +603,19 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
     )
     .await;
     println!("real nodes tried the tampering provider within {took:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every node logged the rejected bytes (polled, not a fixed sleep).
+    wait_for(
+        "every real node to log a hash rejection",
+        Duration::from_secs(20),
+        || async {
+            cluster
+                .nodes
+                .iter()
+                .all(|n| n.log_tail(usize::MAX).contains("hashing to"))
+                .then_some(())
+        },
+    )
+    .await;
     for n in &cluster.nodes {
         let s = n.status().await;
         let e = entry(&s, &movie).unwrap();

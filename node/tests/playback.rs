@@ -74,7 +74,10 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
     )
     .await;
     assert_eq!(s, 201, "{b}");
-    let link = tracker.smtp.wait_for_link(email, "/verify?token=").await;
+    let link = tracker
+        .smtp
+        .wait_for_link(email, "", "/verify?token=")
+        .await;
     let token = link.split("token=").nth(1).unwrap();
     let (s, b) = post("/api/v1/auth/verify", serde_json::json!({ "token": token })).await;
     assert_eq!(s, 200, "{b}");

@@ -18,9 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{
-    decode_whole, free_tcp_port, make_movie, master_url, wait_for, Cluster, FAST, NODE_BIN,
-};
+use common::{decode_whole, make_movie, master_url, wait_for, Cluster, FAST, NODE_BIN};
 use serde_json::{json, Value};
 
 const SECS: u32 = 24;
@@ -49,23 +47,38 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
     let seed_dir = tempfile::tempdir().unwrap();
     let movie = make_movie(seed_dir.path(), "requested.mp4", SECS, 240);
     let size = std::fs::metadata(&movie).unwrap().len();
-    let seed_port = free_tcp_port();
     let torrent_dir = seed_dir.path().join("torrents");
     // About 12 s for the whole file: long enough to kill the first claimer half-way.
     let kibps = (size / 1024 / 12).max(16);
-    let _seed = Seed(
+    // On port 0: the seeder says where it listens ("seeding 1 file(s) on ADDR; ...").
+    let seed_log = seed_dir.path().join("seed.log");
+    let mut seed = Seed(
         Command::new(NODE_BIN)
             .arg("seed")
             .arg(&movie)
-            .args(["--listen", &format!("127.0.0.1:{seed_port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .arg("--torrent-dir")
             .arg(&torrent_dir)
             .args(["--piece-kib", "32", "--upload-kibps", &kibps.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&seed_log).unwrap())
             .spawn()
             .unwrap(),
     );
+    let said = reelnet_testkit::read_line_after(
+        &seed_log,
+        0,
+        "file(s) on ",
+        Duration::from_secs(30),
+        || seed.0.try_wait().ok().flatten().is_none(),
+    )
+    .await;
+    let seed_port = said
+        .split(';')
+        .next()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no seeder address in {said:?}"))
+        .port();
     let torrent_file = torrent_dir.join("requested.mp4.torrent");
     let (torrent, _) = wait_for("the seed's .torrent", Duration::from_secs(30), || async {
         std::fs::read(&torrent_file).ok()
@@ -110,7 +123,10 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
     )
     .await;
     assert_eq!(s, 201, "{b}");
-    let link = tracker.smtp.wait_for_link(email, "/verify?token=").await;
+    let link = tracker
+        .smtp
+        .wait_for_link(email, "", "/verify?token=")
+        .await;
     let token = link.split("token=").nth(1).unwrap();
     let (s, b) = call(
         post.clone(),
@@ -213,7 +229,7 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
     // message is an in-app notification.
     let link = tracker
         .smtp
-        .wait_for_link(email, &format!("/movie/{movie_id}"))
+        .wait_for_link(email, "", &format!("/movie/{movie_id}"))
         .await;
     assert_eq!(link, format!("{base}/movie/{movie_id}"));
     let (s, notes) = call(get.clone(), "/api/v1/me/notifications", Some(access), None).await;

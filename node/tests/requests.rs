@@ -10,7 +10,7 @@ mod auth_support;
 
 use std::time::{Duration, Instant};
 
-use auth_support::{free_port, Smtp, TestNode, ISSUER};
+use auth_support::{Smtp, TestNode, ISSUER};
 use reelnet_node::Node;
 use reelnet_tracker::config::{SmtpTls, TrackerConfig};
 use reelnet_tracker::Tracker;
@@ -48,7 +48,7 @@ async fn a_node_claims_renews_and_releases_on_stop() {
     .unwrap();
     let mut config = TrackerConfig {
         data_dir: data,
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        listen: "127.0.0.1:0".parse().unwrap(),
         issuer: ISSUER.to_owned(),
         ..TrackerConfig::default()
     };
@@ -126,8 +126,12 @@ async fn a_node_claims_renews_and_releases_on_stop() {
     // The node stops: the lease lapses and the request is open for another node.
     node.shutdown();
     node.join().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(state(&http, &base, &token).await["state"], "open");
+    let (_, took) =
+        auth_support::wait_for("the lease to lapse", Duration::from_secs(15), || async {
+            (state(&http, &base, &token).await["state"] == "open").then_some(())
+        })
+        .await;
+    println!("the lease lapsed {took:?} after the node stopped");
     let claimed = http
         .post(format!("{base}/api/v1/requests/claim"))
         .header("Reelnet-Node-Key", KEY)

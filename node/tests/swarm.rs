@@ -61,20 +61,20 @@ async fn spawn_node(bootstrap: Vec<Multiaddr>, cancel: &CancellationToken) -> Te
     }
 }
 
-/// Polls `check` every 20 ms until it is true; panics after `limit`.
+/// Polls `check` every 20 ms until it is true ([`reelnet_testkit::wait_for_every`]);
+/// answers the time it took, or panics after `limit`.
 async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
+    let every = Duration::from_millis(20);
+    reelnet_testkit::wait_for_every(what, limit, every, || {
+        let ready = check();
+        async move { ready.await.then_some(()) }
+    })
+    .await
+    .1
 }
 
 fn manifest(key: &SigningKey, segments: usize) -> SignedManifest {

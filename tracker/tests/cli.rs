@@ -55,20 +55,30 @@ fn bad_config_names_file_and_key() {
 #[test]
 fn sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // On port 0: the tracker prints the address it got.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("stdout");
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let addr = loop {
+        if let Some(a) = reelnet_testkit::line_after(&out, 0, "reelnet-tracker listening: http://")
+        {
+            break a.parse::<std::net::SocketAddr>().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tracker did not say where it listens"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    while std::net::TcpStream::connect(addr).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
             "tracker did not start"

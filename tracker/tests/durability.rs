@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{access, Tracker};
+use common::{access, wait_for, Tracker};
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -60,7 +60,18 @@ async fn kill_9_loses_no_acknowledged_write() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill mid-stream once the writers have made real progress (polled: how long that takes
+    // depends on the machine's load; it is reported).
+    let (_, took) = wait_for(
+        "the writers to get 100 positions acknowledged",
+        Duration::from_secs(60),
+        || async {
+            let total: f64 = acked.lock().await.iter().map(|(p, _)| p).sum();
+            (total > 100.0).then_some(())
+        },
+    )
+    .await;
+    println!("killing the tracker after {took:?} of writes");
     t.kill9();
     for task in tasks {
         task.await.unwrap();

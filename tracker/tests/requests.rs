@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{access, split, Tracker};
+use common::{access, split, wait_for, Tracker};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -137,8 +137,13 @@ async fn requests_claims_leases_and_notifications() {
     );
 
     // node-1 goes silent: the lease lapses, the request reads open, node-2 takes it over.
-    tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(mine(&t, &bob).await[0]["state"], "open");
+    let (_, took) = wait_for(
+        "the silent node's lease to lapse",
+        Duration::from_secs(15),
+        || async { (mine(&t, &bob).await[0]["state"] == "open").then_some(()) },
+    )
+    .await;
+    println!("the lease lapsed {took:?} after the last renewal's pause");
     let (s, c2) = node(
         &t,
         "/api/v1/requests/claim",

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{access, split, Tracker};
+use common::{access, split, wait_for, Tracker};
 use reelnet_tracker::billing::sign;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -67,6 +67,40 @@ async fn subscription(t: &Tracker, token: &str) -> Value {
         .await;
     assert_eq!(s, 200, "{b}");
     b
+}
+
+/// Waits until the subscription worker has made a complete pass that began after this call
+/// and everything it queued has been delivered, without a fixed sleep: a sentinel account
+/// gets a period ending in 5 s (within `expiry_warning_secs`), and the first pass that sees
+/// it emails it. Done twice: the second sentinel's period starts after the first one's email
+/// arrived, so its email comes from a later pass that began after the earlier one had ended,
+/// and the one mail sender delivers in queue order.
+async fn worker_passes(t: &Tracker, tag: &str) {
+    for i in 1..=2 {
+        let email = format!("sentinel-{tag}-{i}@example.org");
+        let (s, b) = t
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": "a long password", "display_name": "Sentinel"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = signed(
+            t,
+            &json!({"id": format!("evt_{tag}_{i}"), "type": "subscription.activated",
+                "data": {"email": email, "tier": "premium", "until": now() + 5}}),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        // Verification and "started" were queued before the webhook answered; the third
+        // email ("about to expire", or "expired" if the pass came late) is the worker's.
+        wait_for(
+            "a worker pass to email the sentinel",
+            Duration::from_secs(30),
+            || async { (t.smtp().count_to(&email) >= 3).then_some(()) },
+        )
+        .await;
+    }
 }
 
 fn extra() -> String {
@@ -140,7 +174,7 @@ async fn webhook_signatures_replay_and_idempotency() {
     t.smtp()
         .wait_for_link(email, "premium subscription has started", "/account")
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    worker_passes(&t, "started").await;
     // verification + started, nothing for the duplicate or from the worker
     assert_eq!(t.smtp().count_to(email), 2);
 
@@ -217,7 +251,7 @@ async fn premium_expires_without_restart_with_emails() {
     t.smtp()
         .wait_for_link(email, "premium subscription has expired", "/account")
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    worker_passes(&t, "expired").await;
     // verification, started, about to expire, expired: each once.
     assert_eq!(t.smtp().count_to(email), 4);
 }

@@ -1,14 +1,12 @@
-//! Support for the gateway's auth/proxy tests: a real SMTP server (Python's aiosmtpd, from
-//! `$REELNET_PYTHON` as set by scripts/env.sh) writing to a Maildir, a real tracker started
-//! in-process (`reelnet_tracker::Tracker::bind`), and a real node (`reelnet_node::Node::bind`)
-//! on loopback with a temporary data directory. Include with
+//! Support for the gateway's auth/proxy tests: a real SMTP server ([`Smtp`], from
+//! `reelnet-testkit`: Python's aiosmtpd from `$REELNET_PYTHON` as set by scripts/env.sh)
+//! writing to a Maildir, a real tracker started in-process
+//! (`reelnet_tracker::Tracker::bind`), and a real node (`reelnet_node::Node::bind`) on
+//! loopback with a temporary data directory, both bound to port 0. Include with
 //! `#[path = "common/auth_support.rs"] mod auth_support;`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use reelnet_node::config::NodeConfig;
 use reelnet_node::Node;
@@ -16,100 +14,10 @@ use reelnet_tracker::config::{SmtpTls, TrackerConfig};
 use reelnet_tracker::Tracker;
 use serde_json::{json, Value};
 
+pub use reelnet_testkit::{access, split, wait_for, Smtp};
+
 pub const ISSUER: &str = "test-tracker";
 pub const PASSWORD: &str = "correct horse battery staple";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A real SMTP server on loopback that stores every message in a Maildir.
-pub struct Smtp {
-    pub port: u16,
-    pub maildir: PathBuf,
-    child: Child,
-}
-
-impl Smtp {
-    pub fn start(dir: &Path) -> Smtp {
-        let python = std::env::var("REELNET_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let maildir = dir.join("maildir");
-        let port = free_port();
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start aiosmtpd with {python} ({e}); run scripts/setup.sh")
-            });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start; is it installed for {python}? (scripts/setup.sh)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Smtp {
-            port,
-            maildir,
-            child,
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
-                for e in entries.flatten() {
-                    if let Ok(text) = std::fs::read_to_string(e.path()) {
-                        out.push(text);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Waits for a message to `to` and returns the link in it that contains `needle`.
-    pub async fn wait_for_link(&self, to: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            for msg in self.messages() {
-                let unfolded = msg
-                    .replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .replace("=3D", "=");
-                if !unfolded.contains(&format!("To: {to}")) {
-                    continue;
-                }
-                if let Some(link) = unfolded
-                    .split_whitespace()
-                    .find(|w| w.starts_with("http") && w.contains(needle))
-                {
-                    return link.to_owned();
-                }
-            }
-            assert!(Instant::now() < deadline, "no email to {to}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A tracker running in this process, with its SMTP server.
 pub struct TestTracker {
@@ -174,7 +82,7 @@ impl Drop for TestTracker {
     }
 }
 
-/// A node running in this process, its gateway on a known loopback port.
+/// A node running in this process, its gateway on a loopback port it bound (port 0).
 pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub url: String,
@@ -184,12 +92,11 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn config(dir: &Path, tracker_url: &str) -> NodeConfig {
-        let port = free_port();
         let mut config = NodeConfig {
             data_dir: dir.to_owned(),
             ..NodeConfig::default()
         };
-        config.gateway.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        config.gateway.listen = "127.0.0.1:0".parse().unwrap();
         config.p2p.listen = "/ip4/127.0.0.1/tcp/0".to_owned();
         config.p2p.mdns = false;
         config.quic.listen = "127.0.0.1:0".parse().unwrap();
@@ -266,7 +173,7 @@ impl TestNode {
             .await;
         assert_eq!(s, 201, "{b}");
         if verify {
-            let link = smtp.wait_for_link(email, "/verify?token=").await;
+            let link = smtp.wait_for_link(email, "", "/verify?token=").await;
             let token = link.split("token=").nth(1).unwrap();
             let (s, b) = self
                 .post("/api/v1/auth/verify", json!({ "token": token }))
@@ -294,19 +201,4 @@ impl Drop for TestNode {
             n.shutdown();
         }
     }
-}
-
-pub async fn split(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
-}
-
-pub fn access(login: &Value) -> String {
-    login["access_token"].as_str().unwrap().to_owned()
 }

@@ -1,8 +1,10 @@
 //! A harness for tests with real `reelnet-node` processes on loopback.
 //!
-//! [`Cluster::start`] starts N nodes, each with its own temporary data directory, fixed free
-//! ports (so a restarted node comes back at the same addresses), node 1 as everyone's
-//! bootstrap peer, mdns off, and an optional extra TOML snippet (e.g. [`FAST`]); it waits
+//! [`Cluster::start`] starts N nodes, each with its own temporary data directory, its
+//! gateway and QUIC service on port 0 (the addresses read from what the node prints and
+//! reports; a restarted node binds the same ports again, so it comes back at the same
+//! addresses), its p2p port picked before start (see [`TestNode::p2p_port`]), node 1 as
+//! everyone's bootstrap peer, mdns off, and an optional extra TOML snippet (e.g. [`FAST`]); it waits
 //! for `/healthz` on each. A [`TestNode`] talks to its node's loopback admin API through the
 //! `admin.json` the node writes in its data directory ([`TestNode::status`],
 //! [`TestNode::ingest`]), can be killed with SIGKILL ([`TestNode::kill9`]), stopped with
@@ -15,14 +17,15 @@
 //! [`tracker_bin`] (built by the workspace test run).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reelnet_node::admin::{AdminInfo, Status};
 use reelnet_node::ingest::job::{IngestProgress, JobState};
+
+pub use reelnet_testkit::wait_for;
 
 pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_reelnet-node");
 
@@ -49,36 +52,10 @@ video_bitrate = 300000
 audio_bitrate = 64000
 "#;
 
+/// A loopback TCP port that was free a moment ago (racy; see [`reelnet_testkit::free_port`]).
+/// Only for ports that must be known before a process starts.
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` every 100 ms until it yields `Some`, or panics after `limit` with `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> (T, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return (v, start.elapsed());
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    reelnet_testkit::free_port()
 }
 
 /// One `reelnet-node` process (or a stopped one that can be restarted).
@@ -88,8 +65,12 @@ pub struct TestNode {
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// The gateway's address: port 0 until the first start, then the port it got.
     pub gateway: SocketAddr,
+    /// The libp2p TCP port, picked before the first start ([`free_tcp_port`], racy): other
+    /// nodes bootstrap from it and the node reports it only in its log.
     pub p2p_port: u16,
+    /// The QUIC service's address: port 0 until the first start, then the port it got.
     pub quic: SocketAddr,
     pub bootstrap: Vec<String>,
     /// The node id, known after the first start.
@@ -112,9 +93,9 @@ impl TestNode {
             log_path: root.join(format!("node-{index}.log")),
             data_dir,
             config_path,
-            gateway: SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
+            gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
             p2p_port: free_tcp_port(),
-            quic: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            quic: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap,
             node_id: String::new(),
             child: None,
@@ -145,7 +126,9 @@ impl TestNode {
         }
     }
 
-    /// Starts the process and waits until `/healthz` answers (30 s at most).
+    /// Starts the process and waits until `/healthz` answers (30 s at most). The first start
+    /// binds the gateway and QUIC service to port 0 and learns their addresses (the line the
+    /// node prints, its own catalog record); later starts bind the same ports again.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "node {} already running", self.index);
         let _ = std::fs::remove_file(self.data_dir.join("admin.json"));
@@ -154,6 +137,7 @@ impl TestNode {
             .append(true)
             .open(&self.log_path)
             .unwrap();
+        let from = log.metadata().unwrap().len();
         let mut cmd = Command::new(NODE_BIN);
         cmd.arg("--config")
             .arg(&self.config_path)
@@ -179,6 +163,20 @@ impl TestNode {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        let log_path = self.log_path.clone();
+        let printed = reelnet_testkit::read_line_after(
+            &log_path,
+            from,
+            "listening: gateway http://",
+            Duration::from_secs(30),
+            || self.is_running(),
+        )
+        .await;
+        self.gateway = printed
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("node {}: no address in {printed:?}", self.index));
         let url = format!("{}/healthz", self.gateway_url());
         let start = Instant::now();
         loop {
@@ -187,7 +185,7 @@ impl TestNode {
                     let v: serde_json::Value = r.json().await.unwrap();
                     self.node_id = v["node_id"].as_str().unwrap().to_owned();
                     if self.admin_info().is_some() {
-                        return;
+                        break;
                     }
                 }
             }
@@ -205,6 +203,17 @@ impl TestNode {
                 self.log_tail(40)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if self.quic.port() == 0 {
+            // The QUIC address the node got: its own record (published at once) names it.
+            let what = format!("node {} to list its own record", self.index);
+            let (quic, _) = wait_for(&what, Duration::from_secs(30), || async {
+                let s = self.try_status().await.ok()?;
+                let me = s.live_nodes.iter().find(|n| n.node_id == self.node_id)?;
+                me.quic_addr.parse::<SocketAddr>().ok()
+            })
+            .await;
+            self.quic = quic;
         }
     }
 

@@ -1,116 +1,15 @@
-//! Test harness: starts a real `reelnet-tracker` process on a free loopback port with its
-//! own data directory, and a real SMTP server (Python's aiosmtpd) writing to a Maildir.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Test harness: starts a real `reelnet-tracker` process on loopback (port 0; the address
+//! is read from what it prints) with its own data directory, and a real SMTP server
+//! ([`Smtp`], from `reelnet-testkit`) writing to a Maildir.
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A real SMTP server on loopback that stores every message in a Maildir.
-pub struct Smtp {
-    pub port: u16,
-    pub maildir: PathBuf,
-    child: Child,
-}
-
-impl Smtp {
-    pub fn start(dir: &Path) -> Smtp {
-        let python = std::env::var("REELNET_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let maildir = dir.join("maildir");
-        let port = free_port();
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start aiosmtpd with {python} ({e}); run scripts/setup.sh")
-            });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start; is it installed for {python}? (scripts/setup.sh)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Smtp {
-            port,
-            maildir,
-            child,
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
-                for e in entries.flatten() {
-                    if let Ok(text) = std::fs::read_to_string(e.path()) {
-                        out.push(text);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Waits for a message to `to` whose subject contains `subject` and returns the
-    /// link in it that contains `needle`, decoded from quoted-printable if need be.
-    pub async fn wait_for_link(&self, to: &str, subject: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            for msg in self.messages() {
-                let unfolded = msg
-                    .replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .replace("=3D", "=");
-                if !unfolded.contains(&format!("To: {to}")) || !unfolded.contains(subject) {
-                    continue;
-                }
-                if let Some(link) = unfolded
-                    .split_whitespace()
-                    .find(|w| w.starts_with("http") && w.contains(needle))
-                {
-                    return link.to_owned();
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no email to {to} about {subject:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn count_to(&self, to: &str) -> usize {
-        self.messages()
-            .iter()
-            .filter(|m| m.contains(&format!("To: {to}")))
-            .count()
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use reelnet_testkit::{access, split, wait_for, Smtp};
 
 /// A running tracker process.
 pub struct Tracker {
@@ -130,12 +29,11 @@ impl Tracker {
     pub async fn start_with(extra: &str) -> Tracker {
         let dir = tempfile::tempdir().unwrap();
         let smtp = Smtp::start(dir.path());
-        let port = free_port();
         let config = dir.path().join("tracker.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nissuer = \"test-tracker\"\nweb_url = \"http://127.0.0.1:9\"\n{extra}\n[smtp]\nport = {}\ntls = \"none\"\n",
+                "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nissuer = \"test-tracker\"\nweb_url = \"http://127.0.0.1:9\"\n{extra}\n[smtp]\nport = {}\ntls = \"none\"\n",
                 dir.path().join("data"),
                 smtp.port
             ),
@@ -143,8 +41,8 @@ impl Tracker {
         .unwrap();
         let mut t = Tracker {
             dir,
-            port,
-            base: format!("http://127.0.0.1:{port}"),
+            port: 0,
+            base: String::new(),
             config,
             smtp: Some(smtp),
             child: None,
@@ -162,16 +60,21 @@ impl Tracker {
         self.dir.path().join("data")
     }
 
-    /// (Re)starts the process and waits until it answers.
+    /// (Re)starts the process and waits until it answers. The first start binds port 0 and
+    /// reads the address from the line the tracker prints; a restart binds that port again
+    /// (so URLs taken before it stay valid).
     pub async fn spawn(&mut self) {
+        let log_path = self.dir.path().join("tracker.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("tracker.log"))
+            .open(&log_path)
             .unwrap();
+        let from = log.metadata().unwrap().len();
         let child = Command::new(TRACKER_BIN)
             .arg("--config")
             .arg(&self.config)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -179,6 +82,17 @@ impl Tracker {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = reelnet_testkit::read_line_after(
+            &log_path,
+            from,
+            "reelnet-tracker listening: http://",
+            Duration::from_secs(30),
+            || self.is_running(),
+        )
+        .await;
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        self.port = addr.port();
+        self.base = format!("http://{addr}");
         loop {
             if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await {
                 if r.status().is_success() {
@@ -191,6 +105,14 @@ impl Tracker {
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
         }
     }
 
@@ -282,19 +204,4 @@ impl Drop for Tracker {
             let _ = c.wait();
         }
     }
-}
-
-pub async fn split(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
-}
-
-pub fn access(login: &Value) -> String {
-    login["access_token"].as_str().unwrap().to_owned()
 }
