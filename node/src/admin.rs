@@ -324,7 +324,7 @@ pub async fn serve(
         })
         .unify();
     let dir = data_dir.to_owned();
-    let task = crate::shutdown::spawn("admin", async move {
+    let task = reelnet_runtime::shutdown::spawn("admin", async move {
         warp::serve(routes)
             .incoming(listener)
             .graceful(async move { cancel.cancelled().await })

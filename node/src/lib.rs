@@ -17,7 +17,6 @@ pub mod metadata;
 pub mod metrics;
 pub mod placement;
 pub mod requests;
-pub mod shutdown;
 pub mod store;
 pub mod swarm;
 pub mod transfer;

@@ -199,7 +199,7 @@ impl Metadata {
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let idle = || {
-            let task = crate::shutdown::spawn("metadata", async {
+            let task = reelnet_runtime::shutdown::spawn("metadata", async {
                 Ok::<(), std::convert::Infallible>(())
             });
             (Self::disabled(), task)
@@ -235,7 +235,7 @@ impl Metadata {
             searching: HashMap::new(),
             search_queue: VecDeque::new(),
         };
-        let task = crate::shutdown::spawn("metadata", state.run(rx, cancel));
+        let task = reelnet_runtime::shutdown::spawn("metadata", state.run(rx, cancel));
         (Self { tx: Some(tx) }, task)
     }
 
@@ -448,7 +448,7 @@ impl State {
                 return;
             };
             let (http, tx, cancel) = (self.http.clone(), self.tx.clone(), self.cancel.clone());
-            crate::shutdown::spawn("tmdb-search", async move {
+            reelnet_runtime::shutdown::spawn("tmdb-search", async move {
                 let result = tokio::select! {
                     r = search(&http, &query) => r.map(Arc::new).map_err(|f| f.message),
                     _ = cancel.cancelled() => return Ok(()),
@@ -505,7 +505,7 @@ impl State {
                 self.tx.clone(),
                 self.cancel.clone(),
             );
-            crate::shutdown::spawn("tmdb-fetch", async move {
+            reelnet_runtime::shutdown::spawn("tmdb-fetch", async move {
                 let result = tokio::select! {
                     r = fetch(&config, &http, &store, &movie, tmdb_id) => r,
                     _ = cancel.cancelled() => return Ok(()),

@@ -191,7 +191,8 @@ impl Placement {
             view: tx,
             state: PlacementView::default(),
         };
-        let task = crate::shutdown::spawn("placement", worker.run(events, wake.clone(), cancel));
+        let task =
+            reelnet_runtime::shutdown::spawn("placement", worker.run(events, wake.clone(), cancel));
         (Placement { view: rx, wake }, task)
     }
 

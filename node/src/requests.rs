@@ -228,7 +228,7 @@ impl Claimer {
             };
             let ended = ended_tx.clone();
             let cancel = cancel.clone();
-            crate::shutdown::spawn("request-job", async move {
+            reelnet_runtime::shutdown::spawn("request-job", async move {
                 let res = job.run(cancel).await;
                 let _ = ended.send(()).await;
                 res

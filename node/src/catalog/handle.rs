@@ -76,7 +76,7 @@ impl Catalog {
         let (tx, rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(1024);
         let state = State::new(config, events.clone());
-        let task = crate::shutdown::spawn("catalog", state.run(rx, cancel));
+        let task = reelnet_runtime::shutdown::spawn("catalog", state.run(rx, cancel));
         (Catalog { tx, events }, task)
     }
 

@@ -200,7 +200,7 @@ impl JwtVerifier {
             wait: config.fetch_timeout + Duration::from_secs(1),
         };
         let fetcher = Fetcher::new(config, tx);
-        let task = crate::shutdown::spawn("jwks", fetcher.run(miss_rx, cancel));
+        let task = reelnet_runtime::shutdown::spawn("jwks", fetcher.run(miss_rx, cancel));
         (verifier, task)
     }
 

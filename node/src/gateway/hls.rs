@@ -584,7 +584,7 @@ impl PeerFetches {
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
-        let task = crate::shutdown::spawn(
+        let task = reelnet_runtime::shutdown::spawn(
             "peer-fetches",
             run_fetches(rx, fetcher, store, metrics, cancel),
         );

@@ -43,13 +43,14 @@ impl HotSegments {
     /// it stops when `cancel` fires.
     pub fn start(budget: usize, cancel: CancellationToken) -> (Self, JoinHandle<()>) {
         if budget == 0 {
-            let task = crate::shutdown::spawn("hot-segments", async {
+            let task = reelnet_runtime::shutdown::spawn("hot-segments", async {
                 Ok::<(), std::convert::Infallible>(())
             });
             return (Self::disabled(), task);
         }
         let (tx, rx) = mpsc::channel(1024);
-        let task = crate::shutdown::spawn("hot-segments", run(Lru::new(budget), rx, cancel));
+        let task =
+            reelnet_runtime::shutdown::spawn("hot-segments", run(Lru::new(budget), rx, cancel));
         (Self { tx: Some(tx) }, task)
     }
 

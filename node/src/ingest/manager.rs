@@ -34,7 +34,7 @@ impl IngestManager {
         cancel: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
-        let task = crate::shutdown::spawn("ingest-manager", run(ctx, rx, cancel));
+        let task = reelnet_runtime::shutdown::spawn("ingest-manager", run(ctx, rx, cancel));
         (Self { tx }, task)
     }
 

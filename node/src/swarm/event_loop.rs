@@ -415,7 +415,7 @@ impl EventLoop {
                 }
                 let catalog = self.catalog.clone();
                 let internal = self.internal_tx.clone();
-                crate::shutdown::spawn("catalog-sync-serve", async move {
+                reelnet_runtime::shutdown::spawn("catalog-sync-serve", async move {
                     let page = catalog.sync_page(request.after, SYNC_PAGE_BYTES).await?;
                     let response = SyncResponse {
                         records: page.records,
@@ -438,7 +438,7 @@ impl EventLoop {
                 self.stats.sync_pages_received += 1;
                 let catalog = self.catalog.clone();
                 let internal = self.internal_tx.clone();
-                crate::shutdown::spawn("catalog-sync-ingest", async move {
+                reelnet_runtime::shutdown::spawn("catalog-sync-ingest", async move {
                     let mut invalid = 0u64;
                     // Manifests first, so records naming them find them known.
                     for bytes in &response.manifests {

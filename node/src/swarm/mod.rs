@@ -299,7 +299,7 @@ pub async fn start(
         ("gossip-validate-records", record_rx, Topic::Catalog),
         ("gossip-validate-manifests", manifest_rx, Topic::Manifests),
     ] {
-        crate::shutdown::spawn(
+        reelnet_runtime::shutdown::spawn(
             name,
             validator(topic, rx, catalog.clone(), internal_tx.clone()),
         );
@@ -323,7 +323,7 @@ pub async fn start(
         cancel,
     };
     event_loop.dial_bootstrap();
-    let task = crate::shutdown::spawn("swarm", event_loop.run());
+    let task = reelnet_runtime::shutdown::spawn("swarm", event_loop.run());
     let handle = NetworkHandle {
         tx: commands_tx,
         peer_id,

@@ -194,7 +194,8 @@ impl Publisher {
             network: network.clone(),
             last_seq: 0,
         };
-        let task = crate::shutdown::spawn("catalog-publisher", worker.run(wake.clone(), cancel));
+        let task =
+            reelnet_runtime::shutdown::spawn("catalog-publisher", worker.run(wake.clone(), cancel));
         (
             Publisher {
                 wake,

@@ -239,7 +239,7 @@ impl TransferServer {
             per_peer: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
         });
-        let task = crate::shutdown::spawn(
+        let task = reelnet_runtime::shutdown::spawn(
             "transfer-server",
             accept_loop(endpoint, ctx, cancel.clone()).instrument(tracing::info_span!(
                 "transfer",
