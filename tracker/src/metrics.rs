@@ -1,5 +1,5 @@
 //! The tracker's `/metrics` in the Prometheus text format: answered requests by method,
-//! route template (from [`crate::http::ROUTES`], so ids never become labels) and status; a
+//! route template (from [`crate::routes::ROUTES`], so ids never become labels) and status; a
 //! latency histogram over all routes; and gauges read from the store at scrape time.
 //!
 //! Counters are atomics (only ever added to) except the per-route map, a small lock held
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::http::ROUTES;
+use crate::routes::ROUTES;
 
 /// Upper bounds (seconds) of the request latency histogram's buckets.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
