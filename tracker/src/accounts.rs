@@ -1,21 +1,19 @@
 //! Accounts and tokens: register, email verification, login, refresh rotation with reuse
 //! detection, logout, password reset, and the profile (`me`).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use reelnet_proto::{Claims, Role, Tier};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use crate::api::{effective_tier, now_secs, Api, AUDIENCE};
+use crate::api::Api;
+use crate::clock::now_secs;
 use crate::error::ApiError;
 use crate::mail::Email;
-use crate::store::{codec, EmailToken, Family, RefreshToken, StoreError, TokenKind, User, UserId};
-
-const MIN_PASSWORD: usize = 10;
-const MAX_PASSWORD: usize = 256;
-const MAX_NAME: usize = 64;
+pub use crate::policy::{check_name, check_password, hash_password, normalize_email};
+use crate::policy::{effective_tier, password_matches, AUDIENCE};
+use crate::store::{
+    EmailToken, EmailTokenError, Family, RefreshToken, Rotation, TokenKind, User, UserId,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,77 +102,6 @@ pub struct TokenPair {
     pub user: UserView,
 }
 
-/// Normalises and checks an email address.
-pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let bad = || ApiError::bad_request("invalid_email", "that is not a valid email address");
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
-    }
-    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-    if local.is_empty()
-        || local.len() > 64
-        || domain.contains('@')
-        || !domain.contains('.')
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-        || domain.contains("..")
-    {
-        return Err(bad());
-    }
-    email.parse::<lettre::Address>().map_err(|_| bad())?;
-    Ok(email)
-}
-
-/// Checks a new password's length (the rule registration and reset apply).
-pub fn check_password(password: &str) -> Result<(), ApiError> {
-    let n = password.chars().count();
-    if n < MIN_PASSWORD {
-        return Err(ApiError::bad_request(
-            "weak_password",
-            format!("the password needs at least {MIN_PASSWORD} characters"),
-        ));
-    }
-    if n > MAX_PASSWORD {
-        return Err(ApiError::bad_request(
-            "invalid_password",
-            format!("the password may have at most {MAX_PASSWORD} characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Trims and checks a display name.
-pub fn check_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("the display name must have 1 to {MAX_NAME} printable characters"),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-/// Hashes a password with argon2id (blocking; call from a blocking thread).
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(ApiError::internal)
-}
-
-fn password_matches(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -196,24 +123,6 @@ fn secret_hash(token: &str) -> Result<[u8; 32], ApiError> {
         return Err(ApiError::bad_request("invalid_token", "malformed token"));
     }
     Ok(*blake3::hash(token.as_bytes()).as_bytes())
-}
-
-fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
-fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
-    codec::encode(v).or_else(abort)
-}
-
-fn dec<T: serde::de::DeserializeOwned>(
-    v: &[u8],
-) -> Result<T, ConflictableTransactionError<StoreError>> {
-    codec::decode(v).or_else(abort)
-}
-
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    StoreError::from(e)
 }
 
 impl Api {
@@ -245,13 +154,7 @@ impl Api {
         let email = normalize_email(&req.email)?;
         let display_name = check_name(&req.display_name)?;
         check_password(&req.password)?;
-        if self
-            .store()
-            .trees()
-            .emails
-            .contains_key(email.as_bytes())
-            .map_err(StoreError::from)?
-        {
+        if self.store().email_taken(&email)? {
             return Err(email_taken());
         }
         let password = req.password;
@@ -275,28 +178,10 @@ impl Api {
             expires_at: now + self.config().auth.verify_ttl_secs,
             used: false,
         };
-        let stored = user.clone();
+        // The first account administers the tracker.
         let created = self
             .store()
-            .write(move |t| {
-                // The first account administers the tracker.
-                let first = t.users.is_empty();
-                (&t.users, &t.emails, &t.email_tokens)
-                    .transaction(|(users, emails, tokens)| {
-                        if emails.get(stored.email.as_bytes())?.is_some() {
-                            return Ok(None);
-                        }
-                        let mut user = stored.clone();
-                        if first {
-                            user.role = Role::Admin;
-                        }
-                        users.insert(&user.id.0, enc(&user)?)?;
-                        emails.insert(user.email.as_bytes(), &user.id.0)?;
-                        tokens.insert(&token_hash, enc(&record)?)?;
-                        Ok(Some(user))
-                    })
-                    .map_err(tx_err)
-            })
+            .create_user(user, Some((token_hash, record)), true)
             .await?;
         let user = created.ok_or_else(email_taken)?;
         tracing::info!(user = %user.id, "account registered");
@@ -321,30 +206,16 @@ impl Api {
             expires_at: now_secs() + self.config().auth.verify_ttl_secs,
             used: false,
         };
-        self.store()
-            .write(move |t| {
-                t.email_tokens.insert(hash, codec::encode(&record)?)?;
-                Ok(())
-            })
-            .await?;
+        self.store().put_email_token(hash, record).await?;
         self.send_verification(&user, &token).await;
         Ok(())
     }
 
     fn user_by_email(&self, email: &str) -> Result<Option<User>, ApiError> {
-        let trees = self.store().trees();
-        let Some(id) = trees
-            .emails
-            .get(email.as_bytes())
-            .map_err(StoreError::from)?
-        else {
-            return Ok(None);
-        };
-        let id: [u8; 16] = id
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("email index".to_owned()))?;
-        self.user_by_id(&UserId(id))
+        match self.store().user_id_by_email(email)? {
+            Some(id) => self.user_by_id(&id),
+            None => Ok(None),
+        }
     }
 
     /// Marks a single-use email token used and applies `apply` to its user, atomically.
@@ -356,44 +227,14 @@ impl Api {
     ) -> Result<User, ApiError> {
         let hash = secret_hash(token)?;
         let now = now_secs();
-        let outcome = self
-            .store()
-            .write(move |t| {
-                (&t.email_tokens, &t.users)
-                    .transaction(|(tokens, users)| {
-                        let Some(raw) = tokens.get(hash)? else {
-                            return Ok(Err("unknown"));
-                        };
-                        let mut rec: EmailToken = dec(&raw)?;
-                        if rec.kind != kind {
-                            return Ok(Err("unknown"));
-                        }
-                        if rec.used {
-                            return Ok(Err("used"));
-                        }
-                        if rec.expires_at <= now {
-                            return Ok(Err("expired"));
-                        }
-                        let Some(raw_user) = users.get(rec.user.0)? else {
-                            return Ok(Err("unknown"));
-                        };
-                        let mut user: User = dec(&raw_user)?;
-                        rec.used = true;
-                        apply(&mut user);
-                        tokens.insert(&hash, enc(&rec)?)?;
-                        users.insert(&user.id.0, enc(&user)?)?;
-                        Ok(Ok(user))
-                    })
-                    .map_err(tx_err)
-            })
-            .await?;
+        let outcome = self.store().use_email_token(hash, kind, now, apply).await?;
         outcome.map_err(|why| {
             ApiError::bad_request(
                 "invalid_token",
                 match why {
-                    "used" => "this link has already been used",
-                    "expired" => "this link has expired; ask for a new one",
-                    _ => "this link is not valid",
+                    EmailTokenError::Used => "this link has already been used",
+                    EmailTokenError::Expired => "this link has expired; ask for a new one",
+                    EmailTokenError::Unknown => "this link is not valid",
                 },
             )
         })
@@ -456,18 +297,8 @@ impl Api {
             revoked: false,
             created_at: now,
         };
-        let uid = user.id;
         self.store()
-            .write(move |t| {
-                (&t.refresh, &t.families, &t.user_families)
-                    .transaction(|(refresh, families, user_families)| {
-                        refresh.insert(&refresh_hash, enc(&rec)?)?;
-                        families.insert(&family, enc(&fam)?)?;
-                        user_families.insert(uid.key(&family), &[])?;
-                        Ok(())
-                    })
-                    .map_err(tx_err)
-            })
+            .start_session(refresh_hash, rec, family, fam)
             .await?;
         tracing::info!(user = %user.id, "signed in");
         self.token_pair(&user, refresh)
@@ -514,58 +345,30 @@ impl Api {
         let now = now_secs();
         let ttl = self.config().auth.refresh_ttl_secs;
         let (next, next_hash) = new_secret();
-        enum Outcome {
-            Rotated(UserId),
-            Invalid(&'static str),
-            Reused,
-        }
         let outcome = self
             .store()
-            .write(move |t| {
-                (&t.refresh, &t.families)
-                    .transaction(|(refresh, families)| {
-                        let Some(raw) = refresh.get(hash)? else {
-                            return Ok(Outcome::Invalid("refresh token is not valid"));
-                        };
-                        let mut rec: RefreshToken = dec(&raw)?;
-                        let Some(raw_fam) = families.get(rec.family)? else {
-                            return Ok(Outcome::Invalid("refresh token is not valid"));
-                        };
-                        let mut fam: Family = dec(&raw_fam)?;
-                        if fam.revoked {
-                            return Ok(Outcome::Invalid("this session has been signed out"));
-                        }
-                        if rec.used {
-                            fam.revoked = true;
-                            families.insert(&rec.family, enc(&fam)?)?;
-                            return Ok(Outcome::Reused);
-                        }
-                        if rec.expires_at <= now {
-                            return Ok(Outcome::Invalid("refresh token has expired"));
-                        }
-                        rec.used = true;
-                        refresh.insert(&hash, enc(&rec)?)?;
-                        let next_rec = RefreshToken {
-                            user: rec.user,
-                            family: rec.family,
-                            expires_at: now + ttl,
-                            used: false,
-                        };
-                        refresh.insert(&next_hash, enc(&next_rec)?)?;
-                        Ok(Outcome::Rotated(rec.user))
-                    })
-                    .map_err(tx_err)
-            })
+            .rotate_refresh(hash, next_hash, now, ttl)
             .await?;
         match outcome {
-            Outcome::Rotated(uid) => {
+            Rotation::Rotated(uid) => {
                 let user = self.user_by_id(&uid)?.ok_or_else(|| {
                     ApiError::unauthorized("invalid_refresh", "account no longer exists")
                 })?;
                 self.token_pair(&user, next)
             }
-            Outcome::Invalid(why) => Err(ApiError::unauthorized("invalid_refresh", why)),
-            Outcome::Reused => {
+            Rotation::Unknown => Err(ApiError::unauthorized(
+                "invalid_refresh",
+                "refresh token is not valid",
+            )),
+            Rotation::Revoked => Err(ApiError::unauthorized(
+                "invalid_refresh",
+                "this session has been signed out",
+            )),
+            Rotation::Expired => Err(ApiError::unauthorized(
+                "invalid_refresh",
+                "refresh token has expired",
+            )),
+            Rotation::Reused => {
                 tracing::warn!("refresh token reused; family revoked");
                 Err(ApiError::unauthorized(
                     "refresh_reused",
@@ -580,20 +383,7 @@ impl Api {
         let Ok(hash) = secret_hash(&req.refresh_token) else {
             return Ok(());
         };
-        self.store()
-            .write(move |t| {
-                let Some(raw) = t.refresh.get(hash)? else {
-                    return Ok(());
-                };
-                let rec: RefreshToken = codec::decode(&raw)?;
-                if let Some(raw_fam) = t.families.get(rec.family)? {
-                    let mut fam: Family = codec::decode(&raw_fam)?;
-                    fam.revoked = true;
-                    t.families.insert(rec.family, codec::encode(&fam)?)?;
-                }
-                Ok(())
-            })
-            .await?;
+        self.store().revoke_family_of(hash).await?;
         Ok(())
     }
 
@@ -611,12 +401,7 @@ impl Api {
             expires_at: now_secs() + self.config().auth.reset_ttl_secs,
             used: false,
         };
-        self.store()
-            .write(move |t| {
-                t.email_tokens.insert(hash, codec::encode(&record)?)?;
-                Ok(())
-            })
-            .await?;
+        self.store().put_email_token(hash, record).await?;
         let link = self.email_link("reset-password", &token);
         self.inner
             .mailer
@@ -652,20 +437,7 @@ impl Api {
     }
 
     async fn revoke_all_sessions(&self, uid: UserId) -> Result<(), ApiError> {
-        self.store()
-            .write(move |t| {
-                for item in t.user_families.scan_prefix(uid.0) {
-                    let (key, _) = item?;
-                    let family = &key[16..];
-                    if let Some(raw) = t.families.get(family)? {
-                        let mut fam: Family = codec::decode(&raw)?;
-                        fam.revoked = true;
-                        t.families.insert(family, codec::encode(&fam)?)?;
-                    }
-                }
-                Ok(())
-            })
-            .await?;
+        self.store().revoke_all_sessions(uid).await?;
         Ok(())
     }
 
@@ -685,18 +457,9 @@ impl Api {
             Some(n) => check_name(&n)?,
             None => return Ok(UserView::of(&user)),
         };
-        let uid = user.id;
         let updated = self
             .store()
-            .write(move |t| {
-                let Some(raw) = t.users.get(uid.0)? else {
-                    return Ok(None);
-                };
-                let mut user: User = codec::decode(&raw)?;
-                user.display_name = name;
-                t.users.insert(uid.0, codec::encode(&user)?)?;
-                Ok(Some(user))
-            })
+            .update_user(user.id, move |u| u.display_name = name)
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid_token", "account no longer exists"))?;
         Ok(UserView::of(&updated))
@@ -707,20 +470,7 @@ impl Api {
         let user = self.user(claims)?;
         self.revoke_all_sessions(user.id).await?;
         let uid = user.id;
-        let email = user.email.clone();
-        self.store()
-            .write(move |t| {
-                for tree in [&t.watchlist, &t.progress, &t.history, &t.user_families] {
-                    let keys: Vec<_> = tree.scan_prefix(uid.0).keys().collect::<Result<_, _>>()?;
-                    for k in keys {
-                        tree.remove(k)?;
-                    }
-                }
-                t.emails.remove(email.as_bytes())?;
-                t.users.remove(uid.0)?;
-                Ok(())
-            })
-            .await?;
+        self.store().delete_user(uid, user.email.clone()).await?;
         tracing::info!(user = %uid, "account deleted");
         Ok(())
     }
@@ -731,42 +481,4 @@ fn email_taken() -> ApiError {
         "email_taken",
         "an account with this email already exists; sign in or reset its password",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails() {
-        assert_eq!(
-            normalize_email(" A@Example.org ").ok().as_deref(),
-            Some("a@example.org")
-        );
-        for bad in [
-            "", "a", "a@b", "a@@b.c", "@b.c", "a b@c.d", "a@.b", "a@b..c", "a@b.c.",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn names_and_passwords() {
-        assert!(check_name("  ").is_err());
-        assert!(check_name(&"x".repeat(65)).is_err());
-        assert!(check_name("a\u{7}b").is_err());
-        assert_eq!(check_name(" Ann ").ok().as_deref(), Some("Ann"));
-        assert!(check_password("short").is_err());
-        assert!(check_password("long enough!").is_ok());
-    }
-
-    #[test]
-    fn argon2_round_trip() {
-        let Ok(h) = hash_password("correct horse battery") else {
-            panic!("hash failed")
-        };
-        assert!(h.starts_with("$argon2id$"));
-        assert!(password_matches("correct horse battery", &h));
-        assert!(!password_matches("wrong horse battery", &h));
-    }
 }

@@ -1,21 +1,25 @@
 //! The tracker's API as plain async methods (the HTTP layer in `http` only parses and
 //! renders). Accounts and tokens live in [`accounts`](crate::accounts), a user's own lists in
-//! [`library`](crate::library); this module holds what they share.
+//! [`library`](crate::library), and so on: each domain module adds an `impl Api` block. This
+//! module holds what they share (configuration, store, keyring, mailer, authentication) and
+//! imports none of them; what they share below it is in [`policy`](crate::policy) and
+//! [`clock`](crate::clock).
 
 use std::sync::Arc;
 
-use reelnet_proto::{Claims, Tier};
+use reelnet_proto::Claims;
 use tokio::sync::watch;
+
+// Kept here too so `api::now_secs` etc. keep working for callers outside the crate.
+pub use crate::clock::{now_ms, now_secs};
+pub use crate::policy::{effective_tier, AUDIENCE};
 
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
 use crate::keys::Keyring;
 use crate::limiter::FailureLimiter;
 use crate::mail::Mailer;
-use crate::store::{codec, Store, User, UserId};
-
-/// The audience of every access token.
-pub const AUDIENCE: &str = "reelnet";
+use crate::store::{Store, User, UserId};
 
 /// The facade every route calls.
 #[derive(Clone)]
@@ -32,7 +36,7 @@ pub(crate) struct Inner {
     /// A valid argon2 hash to check against when an account does not exist, so a login
     /// takes as long for an unknown email as for a wrong password.
     pub dummy_hash: String,
-    /// The billing webhook's HMAC key ([`crate::billing::webhook_secret`]).
+    /// The billing webhook's HMAC key ([`crate::billing_signature::webhook_secret`]).
     pub webhook_secret: Vec<u8>,
     /// TMDb, for titling requests (`None` without a key).
     pub tmdb: Option<crate::tmdb::Tmdb>,
@@ -48,10 +52,12 @@ impl Api {
         let limiter = FailureLimiter::new(std::time::Duration::from_secs(
             config.auth.failure_window_secs,
         ));
-        let dummy_hash = crate::accounts::hash_password("not a real password")?;
-        let webhook_secret =
-            crate::billing::webhook_secret(&config.billing.webhook_secret, &config.data_dir)
-                .map_err(ApiError::internal)?;
+        let dummy_hash = crate::policy::hash_password("not a real password")?;
+        let webhook_secret = crate::billing_signature::webhook_secret(
+            &config.billing.webhook_secret,
+            &config.data_dir,
+        )
+        .map_err(ApiError::internal)?;
         let tmdb =
             crate::tmdb::Tmdb::new(&config.requests.tmdb_api_url, &config.requests.tmdb_api_key)
                 .map_err(ApiError::internal)?;
@@ -79,11 +85,11 @@ impl Api {
 
     /// Gauges for `/metrics`, read from the store now.
     pub fn metrics_gauges(&self) -> crate::metrics::Gauges {
-        let t = self.store().trees();
+        let c = self.store().counts();
         crate::metrics::Gauges {
-            users: t.users.len() as u64,
-            open_requests: t.open_requests.len() as u64,
-            rooms: t.rooms.len() as u64,
+            users: c.users,
+            open_requests: c.open_requests,
+            rooms: c.rooms,
         }
     }
 
@@ -124,34 +130,6 @@ impl Api {
     }
 
     pub(crate) fn user_by_id(&self, id: &UserId) -> Result<Option<User>, ApiError> {
-        match self
-            .store()
-            .trees()
-            .users
-            .get(id.0)
-            .map_err(crate::store::StoreError::from)?
-        {
-            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.store().user(id)?)
     }
-}
-
-/// The tier a user has right now (premium lapses at its end date).
-pub fn effective_tier(user: &User, now: u64) -> Tier {
-    match (user.tier, user.tier_until) {
-        (Tier::Premium, Some(until)) if until <= now => Tier::Free,
-        (tier, _) => tier,
-    }
-}
-
-pub fn now_secs() -> u64 {
-    now_ms() / 1000
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

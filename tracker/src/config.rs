@@ -23,7 +23,7 @@ pub struct TrackerConfig {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub smtp: SmtpConfig,
-    pub rooms: crate::rooms::RoomsConfig,
+    pub rooms: RoomsConfig,
     pub billing: BillingConfig,
     pub requests: RequestsConfig,
 }
@@ -145,6 +145,55 @@ pub struct SmtpConfig {
     pub attempts: u32,
 }
 
+/// The `[rooms]` section of the tracker's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Whether only premium users may create (host) rooms.
+    pub premium_only: bool,
+    /// Rooms one user may host at once.
+    pub max_rooms_per_user: usize,
+    /// Connections one room accepts at once.
+    pub max_members: usize,
+    /// Rooms the tracker keeps at once.
+    pub max_rooms: usize,
+    /// How long the room waits for buffering members before it goes on without them, ms.
+    pub ready_timeout_ms: u64,
+    /// Smallest delay between a command and its scheduled execution, ms.
+    pub min_lead_ms: u64,
+    /// Largest such delay (caps 2 × RTT of a very slow member), ms.
+    pub max_lead_ms: u64,
+    /// Largest WebSocket text frame accepted, bytes (larger ones get an error frame).
+    pub max_frame_bytes: usize,
+    /// Longest chat message, characters.
+    pub chat_max_chars: usize,
+    /// Chat messages one connection may send per `chat_window_ms`.
+    pub chat_burst: usize,
+    /// The chat rate-limit window, ms.
+    pub chat_window_ms: u64,
+    /// A room with nobody connected for this long is deleted, seconds.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            premium_only: true,
+            max_rooms_per_user: 3,
+            max_members: 16,
+            max_rooms: 10_000,
+            ready_timeout_ms: 3000,
+            min_lead_ms: 300,
+            max_lead_ms: 3000,
+            max_frame_bytes: 4096,
+            chat_max_chars: 500,
+            chat_burst: 5,
+            chat_window_ms: 5000,
+            idle_timeout_secs: 3600,
+        }
+    }
+}
+
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
@@ -155,7 +204,7 @@ impl Default for TrackerConfig {
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
-            rooms: crate::rooms::RoomsConfig::default(),
+            rooms: RoomsConfig::default(),
             billing: BillingConfig::default(),
             requests: RequestsConfig::default(),
         }

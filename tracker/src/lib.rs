@@ -12,6 +12,8 @@
 pub mod accounts;
 pub mod api;
 pub mod billing;
+pub mod billing_signature;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -20,9 +22,10 @@ pub mod library;
 pub mod limiter;
 pub mod mail;
 pub mod metrics;
+pub mod policy;
 pub mod requests;
 pub mod rooms;
-pub mod shutdown;
+pub mod routes;
 pub mod store;
 pub mod tmdb;
 pub mod users;
@@ -31,7 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reelnet_runtime::{clock, Shutdown, Stage};
+use reelnet_runtime::{Shutdown, Stage};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -90,7 +93,7 @@ impl Tracker {
         // The writer ends when the last store handle is dropped: after the stages above it.
         shutdown.spawn(Stage::Store, "store-writer", writer.run());
         let grace = config.auth.access_ttl_secs + 60;
-        let ring = keys::Keyring::load_or_create(&config.data_dir, grace, clock::unix_secs())?;
+        let ring = keys::Keyring::load_or_create(&config.data_dir, grace, clock::now_secs())?;
         tracing::info!(kid = ring.current_kid(), "signing key loaded");
         let (keys_tx, keys_rx) = watch::channel(Arc::new(ring));
         let (mailer, sender) = mail::mailer(&config.smtp)?;

@@ -5,9 +5,10 @@ use std::str::FromStr;
 use reelnet_proto::{Claims, MovieId};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{now_ms, Api};
+use crate::api::Api;
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::store::{codec, history_key, Progress, StoreError, User, UserId, WatchEntry};
+use crate::store::{Progress, User, WatchAdd};
 
 /// Most movies on one watch-later list.
 pub const MAX_WATCHLIST: usize = 2000;
@@ -82,10 +83,6 @@ fn movie(raw: &str) -> Result<MovieId, ApiError> {
     MovieId::from_str(raw).map_err(|e| ApiError::bad_request("invalid_movie_id", e.to_string()))
 }
 
-fn movie_of_key(key: &[u8], skip: usize) -> String {
-    String::from_utf8_lossy(&key[skip..]).into_owned()
-}
-
 impl Api {
     fn me_user(&self, claims: &Claims) -> Result<User, ApiError> {
         self.user(claims)
@@ -94,18 +91,20 @@ impl Api {
     /// `GET me/watchlist`: in the order the movies were added.
     pub fn watchlist(&self, claims: &Claims) -> Result<Vec<WatchItem>, ApiError> {
         let user = self.me_user(claims)?;
-        let mut items = Vec::new();
-        for item in self.store().trees().watchlist.scan_prefix(user.id.0) {
-            let (key, value) = item.map_err(StoreError::from)?;
-            let entry: WatchEntry = codec::decode(&value)?;
-            items.push((
-                entry.seq,
-                WatchItem {
-                    movie_id: movie_of_key(&key, 16),
-                    added_at: entry.added_at_ms,
-                },
-            ));
-        }
+        let mut items: Vec<_> = self
+            .store()
+            .watchlist(&user.id)?
+            .into_iter()
+            .map(|(movie_id, entry)| {
+                (
+                    entry.seq,
+                    WatchItem {
+                        movie_id,
+                        added_at: entry.added_at_ms,
+                    },
+                )
+            })
+            .collect();
         items.sort_by_key(|(seq, _)| *seq);
         Ok(items.into_iter().map(|(_, item)| item).collect())
     }
@@ -118,32 +117,20 @@ impl Api {
     ) -> Result<(WatchItem, bool), ApiError> {
         let user = self.me_user(claims)?;
         let movie = movie(movie_id)?;
-        let key = user.id.key(movie.as_str().as_bytes());
-        let uid = user.id;
-        let now = now_ms();
-        let (entry, created) = self
+        let (entry, created) = match self
             .store()
-            .write(move |t| {
-                if let Some(raw) = t.watchlist.get(&key)? {
-                    return Ok(Ok((codec::decode::<WatchEntry>(&raw)?, false)));
-                }
-                if t.watchlist.scan_prefix(uid.0).count() >= MAX_WATCHLIST {
-                    return Ok(Err(()));
-                }
-                let entry = WatchEntry {
-                    added_at_ms: now,
-                    seq: t.next_id()?,
-                };
-                t.watchlist.insert(key, codec::encode(&entry)?)?;
-                Ok(Ok((entry, true)))
-            })
+            .watchlist_add(user.id, movie.to_string(), now_ms(), MAX_WATCHLIST)
             .await?
-            .map_err(|()| {
-                ApiError::conflict(
+        {
+            WatchAdd::Existing(entry) => (entry, false),
+            WatchAdd::Added(entry) => (entry, true),
+            WatchAdd::Full => {
+                return Err(ApiError::conflict(
                     "watchlist_full",
                     format!("a watch-later list holds at most {MAX_WATCHLIST} movies"),
-                )
-            })?;
+                ))
+            }
+        };
         Ok((
             WatchItem {
                 movie_id: movie.to_string(),
@@ -157,12 +144,8 @@ impl Api {
     pub async fn watchlist_remove(&self, claims: &Claims, movie_id: &str) -> Result<(), ApiError> {
         let user = self.me_user(claims)?;
         let movie = movie(movie_id)?;
-        let key = user.id.key(movie.as_str().as_bytes());
         self.store()
-            .write(move |t| {
-                t.watchlist.remove(key)?;
-                Ok(())
-            })
+            .watchlist_remove(user.id, movie.to_string())
             .await?;
         Ok(())
     }
@@ -205,11 +188,9 @@ impl Api {
             updated_at_ms: ts,
             seq: 0,
         };
-        let uid = user.id;
-        let movie_str = movie.to_string();
         let (stored, applied) = self
             .store()
-            .write(move |t| write_progress(t, uid, &movie_str, progress))
+            .put_progress(user.id, movie.to_string(), progress)
             .await?;
         Ok(view(movie.to_string(), &stored, Some(applied)))
     }
@@ -218,12 +199,9 @@ impl Api {
     pub fn get_progress(&self, claims: &Claims, movie_id: &str) -> Result<ProgressView, ApiError> {
         let user = self.me_user(claims)?;
         let movie = movie(movie_id)?;
-        let raw = self
+        let p = self
             .store()
-            .trees()
-            .progress
-            .get(user.id.key(movie.as_str().as_bytes()))
-            .map_err(StoreError::from)?
+            .progress(&user.id, movie.as_str())?
             .ok_or_else(|| {
                 ApiError::new(
                     warp::http::StatusCode::NOT_FOUND,
@@ -231,7 +209,6 @@ impl Api {
                     "no progress for this movie yet",
                 )
             })?;
-        let p: Progress = codec::decode(&raw)?;
         Ok(view(movie.to_string(), &p, None))
     }
 
@@ -244,89 +221,22 @@ impl Api {
     ) -> Result<HistoryPage, ApiError> {
         let user = self.me_user(claims)?;
         let limit = limit.unwrap_or(20).clamp(1, 100);
-        let trees = self.store().trees();
-        let start = match cursor {
-            Some(c) => {
-                let suffix = hex::decode(c)
-                    .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?;
-                let mut k = user.id.key(&suffix);
-                k.push(0); // strictly after the last key of the previous page
-                k
-            }
-            None => user.id.0.to_vec(),
+        let after = match cursor {
+            Some(c) => Some(
+                hex::decode(c)
+                    .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
+            ),
+            None => None,
         };
-        let mut items = Vec::new();
-        let mut last = None;
-        for item in trees.history.range(start..) {
-            let (key, _) = item.map_err(StoreError::from)?;
-            if !key.starts_with(&user.id.0) {
-                break;
-            }
-            if items.len() == limit {
-                break;
-            }
-            let movie = movie_of_key(&key, 32);
-            if let Some(raw) = trees
-                .progress
-                .get(user.id.key(movie.as_bytes()))
-                .map_err(StoreError::from)?
-            {
-                let p: Progress = codec::decode(&raw)?;
-                // Only the entry that matches the stored progress counts (see write_progress).
-                if history_key(&user.id, &p, &movie) == key.as_ref() {
-                    items.push(view(movie, &p, None));
-                }
-            }
-            last = Some(key);
-        }
-        let next_cursor = match last {
-            Some(k) if items.len() == limit => {
-                let more = trees
-                    .history
-                    .range([k.as_ref(), &[0]].concat()..)
-                    .next()
-                    .transpose()
-                    .map_err(StoreError::from)?
-                    .is_some_and(|(next, _)| next.starts_with(&user.id.0));
-                more.then(|| hex::encode(&k[16..]))
-            }
-            _ => None,
-        };
+        let rows = self.store().history(&user.id, limit, after.as_deref())?;
+        let items = rows
+            .items
+            .iter()
+            .map(|(movie, p)| view(movie.clone(), p, None))
+            .collect();
+        let next_cursor = rows.next.map(hex::encode);
         Ok(HistoryPage { items, next_cursor })
     }
-}
-
-/// Stores progress unless a newer write is already there; keeps history in step.
-fn write_progress(
-    t: &crate::store::Trees,
-    uid: UserId,
-    movie: &str,
-    mut progress: Progress,
-) -> Result<(Progress, bool), StoreError> {
-    let key = uid.key(movie.as_bytes());
-    let old: Option<Progress> = match t.progress.get(&key)? {
-        Some(raw) => Some(codec::decode(&raw)?),
-        None => None,
-    };
-    if let Some(old) = &old {
-        if old.updated_at_ms > progress.updated_at_ms {
-            return Ok((old.clone(), false));
-        }
-    }
-    progress.seq = t.next_id()?;
-    let value = codec::encode(&progress)?;
-    let new_hist = history_key(&uid, &progress, movie);
-    let old_hist = old.map(|o| history_key(&uid, &o, movie));
-    // No multi-tree transaction here: in sled 0.34 each one forces its own log write, which
-    // capped durable writes near 5k/s. History is an index that tolerates a crash between
-    // these steps instead: sled recovers a prefix of them, a new entry without its progress
-    // and an old entry left behind both fail the match in `history()` and are skipped.
-    t.history.insert(new_hist, &[])?;
-    t.progress.insert(key, value)?;
-    if let Some(k) = old_hist {
-        t.history.remove(k)?;
-    }
-    Ok((progress, true))
 }
 
 #[cfg(test)]

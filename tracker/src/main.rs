@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reelnet_proto::Role;
+use reelnet_runtime::shutdown;
 use reelnet_tracker::config::TrackerConfig;
-use reelnet_tracker::{keys, shutdown, users, Tracker};
+use reelnet_tracker::{keys, users, Tracker};
 
 /// The reelnet tracker: accounts, sign-in tokens, watch-later lists and progress.
 #[derive(Debug, Parser)]

@@ -1,5 +1,5 @@
 //! The tracker's `/metrics` in the Prometheus text format: answered requests by method,
-//! route template (from [`crate::http::ROUTES`], so ids never become labels) and status; a
+//! route template (from [`crate::routes::ROUTES`], so ids never become labels) and status; a
 //! latency histogram over all routes; and gauges read from the store at scrape time.
 //!
 //! Kept with prometheus-client through `reelnet_runtime::metrics` and rendered in the
@@ -11,7 +11,7 @@ use reelnet_runtime::metrics::{
     histogram, render, Counter, EncodeLabelSet, Family, Gauge, Histogram, Registry,
 };
 
-use crate::http::ROUTES;
+use crate::routes::ROUTES;
 
 /// Upper bounds (seconds) of the request latency histogram's buckets.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];

@@ -9,8 +9,8 @@
 //! as `open` (the lapse is computed at read and claim time, nothing has to sweep).
 //!
 //! One request per TMDb id is open at a time (`open_requests` index); asking again joins
-//! it. Every change is a [`crate::store::Store::write`], so it is ordered with every other
-//! write and durable before it is answered. Nodes authenticate with the shared
+//! it. Every change is one typed store operation (`store/requests.rs`, one writer job), so
+//! it is ordered with every other write and durable before it is answered. Nodes authenticate with the shared
 //! `requests.node_secret` in the `Reelnet-Node-Key` header and name themselves in the body.
 
 use std::collections::HashMap;
@@ -18,15 +18,14 @@ use std::collections::HashMap;
 use base64::Engine;
 use reelnet_proto::{Claims, Role, Tier};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, Transactional};
 use warp::http::StatusCode;
 
-use crate::api::{effective_tier, now_ms, Api};
+use crate::api::Api;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::mail::Email;
-use crate::store::{
-    codec, Lease, MovieRequest, Notification, RequestState, Requester, StoreError, User, UserId,
-};
+use crate::policy::effective_tier;
+use crate::store::{Lease, MovieRequest, Notification, RequestState, Requester, User, UserId};
 
 /// The header a node sends its shared secret in.
 pub const NODE_KEY_HEADER: &str = "reelnet-node-key";
@@ -102,14 +101,6 @@ pub enum AdminAction {
     Retry,
 }
 
-fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
-fn req_key(id: u64) -> [u8; 8] {
-    id.to_be_bytes()
-}
-
 fn lease_lapsed(r: &MovieRequest, now: u64) -> bool {
     matches!(
         r.state,
@@ -182,34 +173,11 @@ impl Api {
     /// Requests `user` made in the last 30 days.
     pub fn requests_used(&self, user: &UserId) -> Result<u32, ApiError> {
         let since = now_ms().saturating_sub(MONTH_MS);
-        let mut n = 0;
-        for item in self.store().trees().user_requests.scan_prefix(user.0) {
-            let (k, _) = item.map_err(StoreError::from)?;
-            let Some(inv) = k.get(16..24).and_then(|b| b.try_into().ok()) else {
-                continue;
-            };
-            let at = u64::MAX - u64::from_be_bytes(inv);
-            if at < since {
-                break; // newest first
-            }
-            n += 1;
-        }
-        Ok(n)
+        Ok(self.store().requests_asked_since(user, since)?)
     }
 
     fn load_request(&self, id: u64) -> Result<Option<MovieRequest>, ApiError> {
-        Ok(
-            match self
-                .store()
-                .trees()
-                .requests
-                .get(req_key(id))
-                .map_err(StoreError::from)?
-            {
-                Some(v) => Some(codec::decode(&v)?),
-                None => None,
-            },
-        )
+        Ok(self.store().request(id)?)
     }
 
     /// `POST requests`: a new request, or this user joining the open one for the same
@@ -299,80 +267,55 @@ impl Api {
                 ),
             }
         }
-        let new_id = self.store().trees().next_id()?;
+        let new_id = self.store().next_id()?;
         let initial = if self.config().requests.require_approval {
             RequestState::Pending
         } else {
             RequestState::Open
         };
         let uid = user.id;
+        let new = MovieRequest {
+            id: new_id,
+            tmdb_id: req.tmdb_id,
+            title: req.title.as_ref().map(|t| t.trim().to_owned()),
+            year: req.year,
+            magnet: None,
+            torrent: None,
+            requesters: Vec::new(),
+            state: initial,
+            percent: 0.0,
+            reason: None,
+            lease: None,
+            attempts: 0,
+            movie_id: None,
+            manifest: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        let tmdb_id = req.tmdb_id;
         let (request, created) = self
             .store()
-            .write(move |t| {
-                (&t.requests, &t.open_requests, &t.user_requests)
-                    .transaction(|(requests, open, mine)| {
-                        let existing = match open.get(req.tmdb_id.to_be_bytes())? {
-                            Some(id) => match requests.get(&id)? {
-                                Some(v) => {
-                                    let r: MovieRequest = codec::decode(&v).or_else(abort)?;
-                                    (!r.state.finished()).then_some(r)
-                                }
-                                None => None,
-                            },
-                            None => None,
-                        };
-                        let (mut r, created) = match existing {
-                            Some(r) => (r, false),
-                            None => (
-                                MovieRequest {
-                                    id: new_id,
-                                    tmdb_id: req.tmdb_id,
-                                    title: req.title.as_ref().map(|t| t.trim().to_owned()),
-                                    year: req.year,
-                                    magnet: None,
-                                    torrent: None,
-                                    requesters: Vec::new(),
-                                    state: initial,
-                                    percent: 0.0,
-                                    reason: None,
-                                    lease: None,
-                                    attempts: 0,
-                                    movie_id: None,
-                                    manifest: None,
-                                    created_at_ms: now,
-                                    updated_at_ms: now,
-                                },
-                                true,
-                            ),
-                        };
-                        if r.requesters.iter().any(|q| q.user == uid) {
-                            return Ok((r, false));
-                        }
-                        // A joiner may add the source the first asker did not have.
-                        if r.magnet.is_none() {
-                            r.magnet = req.magnet.clone();
-                        }
-                        if r.torrent.is_none() {
-                            r.torrent = torrent.clone();
-                        }
-                        if r.title.is_none() {
-                            r.title = req.title.as_ref().map(|t| t.trim().to_owned());
-                        }
-                        r.requesters.push(Requester {
-                            user: uid,
-                            node_url: node_url.clone(),
-                            asked_at_ms: now,
-                        });
-                        r.updated_at_ms = now;
-                        requests.insert(&req_key(r.id), codec::encode(&r).or_else(abort)?)?;
-                        open.insert(&r.tmdb_id.to_be_bytes(), &req_key(r.id))?;
-                        let mut k = Vec::with_capacity(16);
-                        k.extend_from_slice(&(u64::MAX - now).to_be_bytes());
-                        k.extend_from_slice(&req_key(r.id));
-                        mine.insert(uid.key(&k), &[])?;
-                        Ok((r, created))
-                    })
-                    .map_err(StoreError::from)
+            .ask_for_movie(uid, tmdb_id, now, new, move |r| {
+                if r.requesters.iter().any(|q| q.user == uid) {
+                    return false;
+                }
+                // A joiner may add the source the first asker did not have.
+                if r.magnet.is_none() {
+                    r.magnet = req.magnet.clone();
+                }
+                if r.torrent.is_none() {
+                    r.torrent = torrent.clone();
+                }
+                if r.title.is_none() {
+                    r.title = req.title.as_ref().map(|t| t.trim().to_owned());
+                }
+                r.requesters.push(Requester {
+                    user: uid,
+                    node_url: node_url.clone(),
+                    asked_at_ms: now,
+                });
+                r.updated_at_ms = now;
+                true
             })
             .await?;
         if created {
@@ -386,12 +329,8 @@ impl Api {
         let user = self.user(claims)?;
         let now = now_ms();
         let mut out = Vec::new();
-        for item in self.store().trees().user_requests.scan_prefix(user.id.0) {
-            let (k, _) = item.map_err(StoreError::from)?;
-            let Some(id) = k.get(24..32).and_then(|b| b.try_into().ok()) else {
-                continue;
-            };
-            if let Some(r) = self.load_request(u64::from_be_bytes(id))? {
+        for id in self.store().user_request_ids(&user.id)? {
+            if let Some(r) = self.load_request(id)? {
                 out.push(view(&r, now));
             }
         }
@@ -411,9 +350,7 @@ impl Api {
         self.require_admin(claims)?;
         let now = now_ms();
         let mut out = Vec::new();
-        for item in self.store().trees().requests.iter().rev() {
-            let (_, v) = item.map_err(StoreError::from)?;
-            let r: MovieRequest = codec::decode(&v)?;
+        for r in self.store().requests_newest_first()? {
             out.push(AdminRequestView {
                 request: view(&r, now),
                 node: r.lease.as_ref().map(|l| l.node.clone()),
@@ -484,29 +421,9 @@ impl Api {
         F: Fn(&mut MovieRequest) -> Result<(), ApiError> + Send + 'static,
     {
         self.store()
-            .write(move |t| {
-                let r = (&t.requests, &t.open_requests).transaction(|(requests, open)| {
-                    let Some(v) = requests.get(req_key(id))? else {
-                        return Ok(Err(ApiError::not_found("no such request")));
-                    };
-                    let mut r: MovieRequest = codec::decode(&v).or_else(abort)?;
-                    if let Err(e) = f(&mut r) {
-                        return Ok(Err(e));
-                    }
-                    requests.insert(&req_key(id), codec::encode(&r).or_else(abort)?)?;
-                    let key = r.tmdb_id.to_be_bytes();
-                    if r.state.finished() {
-                        if open.get(key)?.as_deref() == Some(&req_key(id)[..]) {
-                            open.remove(&key)?;
-                        }
-                    } else {
-                        open.insert(&key, &req_key(id))?;
-                    }
-                    Ok(Ok(r))
-                });
-                r.map_err(StoreError::from)
-            })
+            .update_request(id, f)
             .await?
+            .unwrap_or_else(|| Err(ApiError::not_found("no such request")))
     }
 
     /// Checks a node's `Reelnet-Node-Key`.
@@ -543,30 +460,24 @@ impl Api {
         let node = req.node_id;
         let claimed = self
             .store()
-            .write(move |t| {
+            .claim_first(move |r| {
                 let now = now_ms();
-                for item in t.requests.iter() {
-                    let (k, v) = item?;
-                    let mut r: MovieRequest = codec::decode(&v)?;
-                    if !(r.state == RequestState::Open || lease_lapsed(&r, now)) {
-                        continue;
-                    }
-                    if let Some(old) = &r.lease {
-                        tracing::warn!(id = r.id, node = %old.node, "lease lapsed; request released");
-                    }
-                    r.state = RequestState::Claimed;
-                    r.percent = 0.0;
-                    r.attempts += 1;
-                    r.lease = Some(Lease {
-                        node: node.clone(),
-                        token: token.clone(),
-                        lease_until_ms: now + lease_secs * 1000,
-                    });
-                    r.updated_at_ms = now;
-                    t.requests.insert(k, codec::encode(&r)?)?;
-                    return Ok(Some(r));
+                if !(r.state == RequestState::Open || lease_lapsed(r, now)) {
+                    return false;
                 }
-                Ok(None)
+                if let Some(old) = &r.lease {
+                    tracing::warn!(id = r.id, node = %old.node, "lease lapsed; request released");
+                }
+                r.state = RequestState::Claimed;
+                r.percent = 0.0;
+                r.attempts += 1;
+                r.lease = Some(Lease {
+                    node: node.clone(),
+                    token: token.clone(),
+                    lease_until_ms: now + lease_secs * 1000,
+                });
+                r.updated_at_ms = now;
+                true
             })
             .await?;
         Ok(claimed.map(|r| {
@@ -720,7 +631,7 @@ impl Api {
                     ),
                 })
                 .await;
-            let nid = self.store().trees().next_id()?;
+            let nid = self.store().next_id()?;
             let n = Notification {
                 id: nid,
                 kind: kind.to_owned(),
@@ -729,14 +640,7 @@ impl Api {
                 request_id: Some(r.id),
                 created_at_ms: now_ms(),
             };
-            let bytes = codec::encode(&n)?;
-            self.store()
-                .write(move |t| {
-                    t.notifications
-                        .insert(uid.key(&(u64::MAX - nid).to_be_bytes()), bytes)?;
-                    Ok(())
-                })
-                .await?;
+            self.store().add_notification(uid, n).await?;
         }
         Ok(())
     }
@@ -745,15 +649,7 @@ impl Api {
     pub fn notifications(&self, claims: &Claims) -> Result<Vec<NotificationView>, ApiError> {
         let user = self.user(claims)?;
         let mut out = Vec::new();
-        for item in self
-            .store()
-            .trees()
-            .notifications
-            .scan_prefix(user.id.0)
-            .take(100)
-        {
-            let (_, v) = item.map_err(StoreError::from)?;
-            let n: Notification = codec::decode(&v)?;
+        for n in self.store().notifications(&user.id, 100)? {
             out.push(NotificationView {
                 id: n.id.to_string(),
                 kind: n.kind,

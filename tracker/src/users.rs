@@ -1,21 +1,21 @@
 //! Offline account administration: `reelnet-tracker user add`, `user set-role` and
-//! `admin set-tier` write straight into the tracker's sled store while the tracker is *not*
+//! `admin set-tier` write straight into the tracker's store while the tracker is *not*
 //! running (sled holds an exclusive lock on the database, so a running tracker makes these
 //! commands fail with [`OfflineError::Locked`] and nothing is changed).
 //!
 //! Accounts are created with the same rules and hashing as `POST auth/register`
-//! ([`crate::accounts`]); writes go through the store's single [`crate::store::Writer`], so
-//! they are flushed before the command reports success.
+//! ([`crate::policy`]) and the same typed store operations; writes go through the store's
+//! single [`crate::store::Writer`], so they are flushed before the command reports success.
 
 use std::path::{Path, PathBuf};
 
 use reelnet_proto::{Role, Tier};
-use sled::transaction::{ConflictableTransactionError, Transactional};
 
-use crate::accounts::{check_name, check_password, hash_password, normalize_email, UserView};
-use crate::api::now_secs;
+use crate::accounts::UserView;
+use crate::clock::now_secs;
 use crate::error::ApiError;
-use crate::store::{codec, Store, StoreError, User, UserId};
+use crate::policy::{check_name, check_password, hash_password, normalize_email};
+use crate::store::{Store, StoreError, User, UserId};
 
 /// Why an offline account command failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +64,7 @@ where
 {
     let path = data_dir.join("db");
     let (store, writer) = Store::open(&path).map_err(|source| match &source {
-        StoreError::Db(msg) if msg.contains("could not acquire lock") => {
-            OfflineError::Locked(path.clone())
-        }
+        e if e.is_locked() => OfflineError::Locked(path.clone()),
         _ => OfflineError::Open {
             path: path.clone(),
             source,
@@ -104,22 +102,7 @@ pub async fn add_user(data_dir: &Path, new: NewUser) -> Result<UserView, Offline
         created_at: now_secs(),
     };
     with_store(data_dir, move |store| async move {
-        let created = store
-            .write(move |t| {
-                (&t.users, &t.emails)
-                    .transaction(|(users, emails)| {
-                        if emails.get(user.email.as_bytes())?.is_some() {
-                            return Ok(None);
-                        }
-                        let bytes =
-                            codec::encode(&user).map_err(ConflictableTransactionError::Abort)?;
-                        users.insert(&user.id.0, bytes)?;
-                        emails.insert(user.email.as_bytes(), &user.id.0)?;
-                        Ok(Some(user.clone()))
-                    })
-                    .map_err(StoreError::from)
-            })
-            .await?;
+        let created = store.create_user(user, None, false).await?;
         drop(store);
         created
             .map(|u| UserView::of(&u))
@@ -132,27 +115,8 @@ pub async fn add_user(data_dir: &Path, new: NewUser) -> Result<UserView, Offline
 pub async fn set_role(data_dir: &Path, email: &str, role: Role) -> Result<UserView, OfflineError> {
     let email = normalize_email(email)?;
     with_store(data_dir, move |store| async move {
-        let key = email.clone();
         let updated = store
-            .write(move |t| {
-                (&t.users, &t.emails)
-                    .transaction(|(users, emails)| {
-                        let Some(id) = emails.get(key.as_bytes())? else {
-                            return Ok(None);
-                        };
-                        let Some(raw) = users.get(&id)? else {
-                            return Ok(None);
-                        };
-                        let mut user: User =
-                            codec::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-                        user.role = role;
-                        let bytes =
-                            codec::encode(&user).map_err(ConflictableTransactionError::Abort)?;
-                        users.insert(&id, bytes)?;
-                        Ok(Some(user))
-                    })
-                    .map_err(StoreError::from)
-            })
+            .update_user_by_email(email.clone(), move |user| user.role = role)
             .await?;
         drop(store);
         updated
@@ -173,27 +137,10 @@ pub async fn set_tier(
 ) -> Result<UserView, OfflineError> {
     let email = normalize_email(email)?;
     with_store(data_dir, move |store| async move {
-        let key = email.clone();
         let updated = store
-            .write(move |t| {
-                (&t.users, &t.emails)
-                    .transaction(|(users, emails)| {
-                        let Some(id) = emails.get(key.as_bytes())? else {
-                            return Ok(None);
-                        };
-                        let Some(raw) = users.get(&id)? else {
-                            return Ok(None);
-                        };
-                        let mut user: User =
-                            codec::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-                        user.tier = tier;
-                        user.tier_until = if tier == Tier::Premium { until } else { None };
-                        let bytes =
-                            codec::encode(&user).map_err(ConflictableTransactionError::Abort)?;
-                        users.insert(&id, bytes)?;
-                        Ok(Some(user))
-                    })
-                    .map_err(StoreError::from)
+            .update_user_by_email(email.clone(), move |user| {
+                user.tier = tier;
+                user.tier_until = if tier == Tier::Premium { until } else { None };
             })
             .await?;
         drop(store);

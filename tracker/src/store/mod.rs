@@ -6,15 +6,31 @@
 //! then flushes once, answering each caller only after that flush: an acknowledged write
 //! is durable, and durability costs one flush per batch instead of one per request (group
 //! commit).
+//!
+//! Everything else in the tracker calls the typed operations on [`Store`] defined in this
+//! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
+//! [`requests`], [`rooms`]); none of them sees a sled type. Each write operation is one
+//! writer job, and a change that spans trees runs in one sled transaction inside it. The
+//! one exception is progress ([`Store::put_progress`]): plain inserts in a fixed order,
+//! because a transaction per write capped durable progress writes (see
+//! `library::write_progress`); history tolerates a crash between them.
 
+pub mod accounts;
+pub mod billing;
 pub mod codec;
+pub mod library;
 pub mod records;
+pub mod requests;
+pub mod rooms;
 
 use std::future::Future;
 use std::path::Path;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub use accounts::{EmailTokenError, Rotation};
+pub use billing::BillingApplied;
+pub use library::{HistoryRows, WatchAdd};
 pub use records::*;
 
 /// Why a storage operation failed.
@@ -26,6 +42,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the storage writer has stopped")]
     Closed,
+}
+
+impl StoreError {
+    /// Whether opening failed because another process (a running tracker) holds the
+    /// database lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Db(msg) if msg.contains("could not acquire lock"))
+    }
 }
 
 impl From<sled::Error> for StoreError {
@@ -43,47 +67,47 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
     }
 }
 
-/// The trees, one per record kind.
+/// The trees, one per record kind (private to the store).
 #[derive(Clone)]
-pub struct Trees {
+struct Trees {
     db: sled::Db,
     /// user id → [`User`]
-    pub users: sled::Tree,
+    users: sled::Tree,
     /// lowercased email → user id
-    pub emails: sled::Tree,
+    emails: sled::Tree,
     /// blake3(token) → [`EmailToken`]
-    pub email_tokens: sled::Tree,
+    email_tokens: sled::Tree,
     /// blake3(token) → [`RefreshToken`]
-    pub refresh: sled::Tree,
+    refresh: sled::Tree,
     /// family id → [`Family`]
-    pub families: sled::Tree,
+    families: sled::Tree,
     /// user id ++ family id → ()
-    pub user_families: sled::Tree,
+    user_families: sled::Tree,
     /// user id ++ movie id → [`WatchEntry`]
-    pub watchlist: sled::Tree,
+    watchlist: sled::Tree,
     /// user id ++ movie id → [`Progress`]
-    pub progress: sled::Tree,
+    progress: sled::Tree,
     /// user id ++ (u64::MAX - updated_at_ms) ++ (u64::MAX - seq) ++ movie id → ()
-    pub history: sled::Tree,
-    /// room id → [`crate::rooms::RoomRecord`]
-    pub rooms: sled::Tree,
+    history: sled::Tree,
+    /// room id → [`RoomRecord`]
+    rooms: sled::Tree,
     /// billing event id → unix seconds it was applied (webhook idempotency)
-    pub billing_events: sled::Tree,
+    billing_events: sled::Tree,
     /// user id → [`SubNotice`] (which subscription emails went out)
-    pub sub_notices: sled::Tree,
+    sub_notices: sled::Tree,
     /// request id (u64 BE) → [`MovieRequest`]
-    pub requests: sled::Tree,
+    requests: sled::Tree,
     /// tmdb id (u64 BE) → request id of the one open (not finished) request for it
-    pub open_requests: sled::Tree,
+    open_requests: sled::Tree,
     /// user id ++ (u64::MAX - asked_at_ms) ++ request id → ()
-    pub user_requests: sled::Tree,
+    user_requests: sled::Tree,
     /// user id ++ (u64::MAX - id) → [`Notification`]
-    pub notifications: sled::Tree,
+    notifications: sled::Tree,
 }
 
 impl Trees {
     /// A number larger than any this database handed out before, across restarts.
-    pub fn next_id(&self) -> Result<u64, StoreError> {
+    fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
     }
 
@@ -108,6 +132,28 @@ impl Trees {
             db,
         })
     }
+}
+
+/// How many records some trees hold (read at scrape time).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub users: u64,
+    pub open_requests: u64,
+    pub rooms: u64,
+}
+
+/// Encodes a record inside a sled transaction (an encoding failure aborts it).
+fn enc_tx<T: serde::Serialize>(
+    v: &T,
+) -> Result<Vec<u8>, sled::transaction::ConflictableTransactionError<StoreError>> {
+    codec::encode(v).map_err(sled::transaction::ConflictableTransactionError::Abort)
+}
+
+/// Decodes a record inside a sled transaction (a decoding failure aborts it).
+fn dec_tx<T: serde::de::DeserializeOwned>(
+    v: &[u8],
+) -> Result<T, sled::transaction::ConflictableTransactionError<StoreError>> {
+    codec::decode(v).map_err(sled::transaction::ConflictableTransactionError::Abort)
 }
 
 type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -147,13 +193,23 @@ impl Store {
         ))
     }
 
-    /// The trees, for reads.
-    pub fn trees(&self) -> &Trees {
-        &self.trees
+    /// A number larger than any this database handed out before, across restarts.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        self.trees.next_id()
     }
 
-    /// Applies `f` in write order and answers once the write is flushed to disk.
-    pub fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
+    /// Record counts for the metrics: accounts, open requests, rooms.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            users: self.trees.users.len() as u64,
+            open_requests: self.trees.open_requests.len() as u64,
+            rooms: self.trees.rooms.len() as u64,
+        }
+    }
+
+    /// Applies `f` in write order and answers once the write is flushed to disk. Private:
+    /// the typed operations in this module's children are the only callers.
+    fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&Trees) -> Result<T, StoreError> + Send + 'static,

@@ -198,3 +198,40 @@ pub struct Notification {
     pub request_id: Option<u64>,
     pub created_at_ms: u64,
 }
+
+/// The play state of a room, effective from server time `at` (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlayState {
+    pub playing: bool,
+    /// Seconds into the movie at `at`.
+    pub position: f64,
+    /// Server time (unix ms, fractional) from which this state holds.
+    pub at: f64,
+    /// Playback rate while playing.
+    pub rate: f64,
+}
+
+impl PlayState {
+    /// Where playback should be at server time `t` (ms).
+    pub fn position_at(&self, t: f64) -> f64 {
+        if self.playing && t > self.at {
+            self.position + (t - self.at) / 1000.0 * self.rate
+        } else {
+            self.position
+        }
+    }
+}
+
+/// What is stored per room (and answered by `GET /api/v1/rooms/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomRecord {
+    pub id: String,
+    pub movie_id: String,
+    pub host: String,
+    pub host_name: String,
+    pub anyone_can_control: bool,
+    pub created_at: u64,
+    pub state: PlayState,
+    /// Bumped on every change; the newest record wins in storage.
+    pub seq: u64,
+}

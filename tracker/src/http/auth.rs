@@ -1,0 +1,131 @@
+//! `auth/*`: register, verify, resend verification, login, refresh, logout, password reset.
+
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::common::{accepted, client_addr, json, no_content, render, v1, with_api, Json};
+use crate::accounts::{
+    EmailRequest, LoginRequest, RefreshRequest, RegisterRequest, ResetConfirmRequest, TokenRequest,
+};
+use crate::api::Api;
+
+pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
+    let a = || with_api(api.clone());
+    let register = v1()
+        .and(warp::path!("auth" / "register"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<RegisterRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.register(req).await,
+                Err(e) => Err(e),
+            };
+            render(StatusCode::CREATED, res)
+        });
+    let verify = v1()
+        .and(warp::path!("auth" / "verify"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<TokenRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.verify_email(req).await,
+                Err(e) => Err(e),
+            };
+            render(StatusCode::OK, res)
+        });
+    let resend = v1()
+        .and(warp::path!("auth" / "resend-verification"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<EmailRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.resend_verification(req).await,
+                Err(e) => Err(e),
+            };
+            accepted(res)
+        });
+    let login = v1()
+        .and(warp::path!("auth" / "login"))
+        .and(warp::post())
+        .and(a())
+        .and(client_addr(api.config().http.trusted_proxies.clone()))
+        .and(json(limit))
+        .then(
+            |api: Api, client: String, b: Json<LoginRequest>| async move {
+                let res = match b.decode() {
+                    Ok(req) => api.login(req, &client).await,
+                    Err(e) => Err(e),
+                };
+                render(StatusCode::OK, res)
+            },
+        );
+    let refresh = v1()
+        .and(warp::path!("auth" / "refresh"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<RefreshRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.refresh(req).await,
+                Err(e) => Err(e),
+            };
+            render(StatusCode::OK, res)
+        });
+    let logout = v1()
+        .and(warp::path!("auth" / "logout"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<RefreshRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.logout(req).await,
+                Err(e) => Err(e),
+            };
+            no_content(res)
+        });
+    let reset = v1()
+        .and(warp::path!("auth" / "password-reset"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<EmailRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.password_reset(req).await,
+                Err(e) => Err(e),
+            };
+            accepted(res)
+        });
+    let reset_confirm = v1()
+        .and(warp::path!("auth" / "password-reset" / "confirm"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<ResetConfirmRequest>| async move {
+            let res = match b.decode() {
+                Ok(req) => api.password_reset_confirm(req).await,
+                Err(e) => Err(e),
+            };
+            no_content(res)
+        });
+    register
+        .or(verify)
+        .unify()
+        .or(resend)
+        .unify()
+        .or(login)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(reset)
+        .unify()
+        .or(reset_confirm)
+        .unify()
+        .boxed()
+}

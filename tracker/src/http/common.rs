@@ -1,0 +1,209 @@
+//! What every route module shares: the typed JSON body filter, rendering results and
+//! errors as JSON, and the small filters for the API handle, the bearer header and the
+//! client's address.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::api::Api;
+use crate::error::ApiError;
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+/// Renders an error as its JSON response.
+pub fn error_response(err: &ApiError) -> Response {
+    let mut res = warp::reply::with_status(
+        warp::reply::json(&ErrorBody {
+            error: err.code,
+            message: &err.message,
+        }),
+        err.status,
+    )
+    .into_response();
+    if let Some(secs) = err.retry_after {
+        if let Ok(v) = secs.to_string().parse() {
+            res.headers_mut().insert("retry-after", v);
+        }
+    }
+    res
+}
+
+/// `value` as JSON with `status`, or the error.
+pub(super) fn render<T: Serialize>(status: StatusCode, result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(v) => warp::reply::with_status(warp::reply::json(&v), status).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `201 Created` when the value is new, else `200 OK`.
+pub(super) fn render_created<T: Serialize>(result: Result<(T, bool), ApiError>) -> Response {
+    match result {
+        Ok((v, true)) => render(StatusCode::CREATED, Ok(v)),
+        Ok((v, false)) => render(StatusCode::OK, Ok(v)),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `204 No Content`, or the error.
+pub(super) fn no_content(result: Result<(), ApiError>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `202 {"status":"accepted"}`, or the error.
+pub(super) fn accepted(result: Result<(), ApiError>) -> Response {
+    match result {
+        Ok(()) => warp::reply::with_status(
+            warp::reply::json(&serde_json::json!({ "status": "accepted" })),
+            StatusCode::ACCEPTED,
+        )
+        .into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// A JSON request body that should decode to `T`.
+///
+/// The filter ([`json`]) only reads the body, up to the route's limit (413 beyond it, 411
+/// without a `Content-Length`); [`Json::decode`] parses it when the handler asks, after
+/// authentication, so malformed JSON gets 400 only from a caller who may send it and never
+/// changes anything.
+pub(super) struct Json<T> {
+    bytes: Bytes,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Json<T> {
+    /// The same body, to be decoded as `U` (for a route whose body type depends on its
+    /// path).
+    pub fn of<U>(self) -> Json<U> {
+        Json {
+            bytes: self.bytes,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// The body as `T`, or a 400 `invalid_json` that says what is wrong.
+    pub fn decode(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+    }
+
+    /// Like [`Json::decode`], with `T::default()` for an empty body.
+    pub fn decode_or_default(&self) -> Result<T, ApiError>
+    where
+        T: Default,
+    {
+        if self.bytes.is_empty() {
+            Ok(T::default())
+        } else {
+            self.decode()
+        }
+    }
+}
+
+/// The raw body, at most `limit` bytes (the billing webhook verifies its signature over
+/// exactly these bytes; every other route reads its body through [`json`]).
+pub(super) fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(limit).and(warp::body::bytes())
+}
+
+/// A JSON body of type `T`, at most `limit` bytes (see [`Json`]).
+pub(super) fn json<T>(limit: u64) -> impl Filter<Extract = (Json<T>,), Error = Rejection> + Clone {
+    body(limit).map(|bytes| Json {
+        bytes,
+        kind: PhantomData,
+    })
+}
+
+/// Like [`json`], but a request without `Content-Length` has an empty body instead of 411.
+pub(super) fn optional_json<T>(
+    limit: u64,
+) -> impl Filter<Extract = (Json<T>,), Error = Rejection> + Clone {
+    body(limit)
+        .or(warp::header::optional::<String>("content-length").and_then(
+            |h: Option<String>| async move {
+                match h {
+                    None => Ok(Bytes::new()),
+                    Some(_) => Err(warp::reject::not_found()),
+                }
+            },
+        ))
+        .unify()
+        .map(|bytes| Json {
+            bytes,
+            kind: PhantomData,
+        })
+}
+
+/// `/api/v1/`.
+pub(super) fn v1() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path("api").and(warp::path("v1"))
+}
+
+/// A clone of the API handle for each request.
+pub(super) fn with_api(api: Api) -> impl Filter<Extract = (Api,), Error = Infallible> + Clone {
+    warp::any().map(move || api.clone())
+}
+
+/// The `Authorization` header, checked by [`Api::authenticate`] in the handler.
+pub(super) fn auth_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+}
+
+/// The client's address: the socket peer, or `X-Forwarded-For` when the peer is a trusted
+/// proxy (a node gateway).
+pub(super) fn client_addr(
+    trusted: Vec<IpAddr>,
+) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    warp::addr::remote()
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .map(move |peer: Option<SocketAddr>, fwd: Option<String>| {
+            let peer_ip = peer.map(|p| p.ip());
+            match (peer_ip, fwd) {
+                (Some(ip), Some(fwd)) if trusted.contains(&ip) => fwd
+                    .rsplit(',')
+                    .next()
+                    .map(|s| s.trim().to_owned())
+                    .unwrap_or_else(|| ip.to_string()),
+                (Some(ip), _) => ip.to_string(),
+                (None, _) => "unknown".to_owned(),
+            }
+        })
+}
+
+/// The public URL of the node a request came through: `X-Forwarded-Proto`/`-Host` as the
+/// gateway proxy sets them, believed only from a trusted proxy.
+pub(super) fn node_url(
+    trusted: Vec<IpAddr>,
+) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::addr::remote()
+        .and(warp::header::optional::<String>("x-forwarded-proto"))
+        .and(warp::header::optional::<String>("x-forwarded-host"))
+        .map(
+            move |peer: Option<SocketAddr>, proto: Option<String>, host: Option<String>| {
+                let trusted_peer = peer.is_some_and(|p| trusted.contains(&p.ip()));
+                if !trusted_peer {
+                    return None;
+                }
+                crate::requests::clean_node_url(proto.as_deref(), host.as_deref())
+            },
+        )
+}

@@ -1,0 +1,160 @@
+//! `me` and the user's own lists: profile (get, patch, delete), watch later, progress,
+//! history.
+
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::common::{auth_header, json, no_content, render, render_created, v1, with_api, Json};
+use crate::accounts::PatchMeRequest;
+use crate::api::Api;
+use crate::library::ProgressRequest;
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
+    let a = || with_api(api.clone());
+    let me_get = v1()
+        .and(warp::path!("me"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref()).and_then(|c| api.me(&c)),
+            )
+        });
+    let me_patch = v1()
+        .and(warp::path!("me"))
+        .and(warp::patch())
+        .and(a())
+        .and(auth_header())
+        .and(json(limit))
+        .then(
+            |api: Api, h: Option<String>, b: Json<PatchMeRequest>| async move {
+                let res = async {
+                    let claims = api.authenticate(h.as_deref())?;
+                    api.patch_me(&claims, b.decode()?).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    let me_delete = v1()
+        .and(warp::path!("me"))
+        .and(warp::delete())
+        .and(a())
+        .and(auth_header())
+        .then(|api: Api, h: Option<String>| async move {
+            let res = async {
+                let claims = api.authenticate(h.as_deref())?;
+                api.delete_me(&claims).await
+            }
+            .await;
+            no_content(res)
+        });
+    let watchlist = v1()
+        .and(warp::path!("me" / "watchlist"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.watchlist(&c)),
+            )
+        });
+    let watch_put = v1()
+        .and(warp::path!("me" / "watchlist" / String))
+        .and(warp::put())
+        .and(a())
+        .and(auth_header())
+        .then(|movie: String, api: Api, h: Option<String>| async move {
+            let res = async {
+                let claims = api.authenticate(h.as_deref())?;
+                api.watchlist_add(&claims, &movie).await
+            }
+            .await;
+            render_created(res)
+        });
+    let watch_delete = v1()
+        .and(warp::path!("me" / "watchlist" / String))
+        .and(warp::delete())
+        .and(a())
+        .and(auth_header())
+        .then(|movie: String, api: Api, h: Option<String>| async move {
+            let res = async {
+                let claims = api.authenticate(h.as_deref())?;
+                api.watchlist_remove(&claims, &movie).await
+            }
+            .await;
+            no_content(res)
+        });
+    let progress_get = v1()
+        .and(warp::path!("me" / "progress" / String))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|movie: String, api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.get_progress(&c, &movie)),
+            )
+        });
+    let progress_put = v1()
+        .and(warp::path!("me" / "progress" / String))
+        .and(warp::put())
+        .and(a())
+        .and(auth_header())
+        .and(json(limit))
+        .then(
+            |movie: String, api: Api, h: Option<String>, b: Json<ProgressRequest>| async move {
+                let res = async {
+                    let claims = api.authenticate(h.as_deref())?;
+                    api.put_progress(&claims, &movie, b.decode()?).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    let history = v1()
+        .and(warp::path!("me" / "history"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .and(warp::query::<HistoryQuery>())
+        .map(|api: Api, h: Option<String>, q: HistoryQuery| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.history(&c, q.limit, q.cursor.as_deref())),
+            )
+        });
+    me_get
+        .or(me_patch)
+        .unify()
+        .or(me_delete)
+        .unify()
+        .or(watchlist)
+        .unify()
+        .or(watch_put)
+        .unify()
+        .or(watch_delete)
+        .unify()
+        .or(progress_get)
+        .unify()
+        .or(progress_put)
+        .unify()
+        .or(history)
+        .unify()
+        .boxed()
+}

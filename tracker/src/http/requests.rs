@@ -1,0 +1,128 @@
+//! Movie requests: the user's (`requests`, `me/notifications`) and the nodes'
+//! (`requests/claim`, `requests/{id}/{progress|done|failed}`, with `Reelnet-Node-Key`).
+
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::common::{
+    auth_header, error_response, json, node_url, render, render_created, v1, with_api, Json,
+};
+use crate::api::Api;
+use crate::error::ApiError;
+use crate::requests::NODE_KEY_HEADER;
+use crate::requests::{ClaimRequest, DoneReport, FailedReport, NewRequest, ProgressReport};
+
+pub(super) fn notifications(api: Api) -> BoxedFilter<(Response,)> {
+    v1().and(warp::path!("me" / "notifications"))
+        .and(warp::get())
+        .and(with_api(api))
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.notifications(&c)),
+            )
+        })
+        .boxed()
+}
+
+pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
+    let a = || with_api(api.clone());
+    // A request may carry a .torrent (base64), so its body limit is larger.
+    let request_limit = limit.max(1 << 20);
+    let node_key = || warp::header::optional::<String>(NODE_KEY_HEADER);
+    let create = v1()
+        .and(warp::path!("requests"))
+        .and(warp::post())
+        .and(a())
+        .and(auth_header())
+        .and(node_url(api.config().http.trusted_proxies.clone()))
+        .and(json(request_limit))
+        .then(
+            |api: Api, h: Option<String>, node: Option<String>, b: Json<NewRequest>| async move {
+                let res = async {
+                    let claims = api.authenticate(h.as_deref())?;
+                    api.create_request(&claims, b.decode()?, node).await
+                }
+                .await;
+                render_created(res)
+            },
+        );
+    let mine = v1()
+        .and(warp::path!("requests"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .map(|api: Api, h: Option<String>| {
+            render(
+                StatusCode::OK,
+                api.authenticate(h.as_deref())
+                    .and_then(|c| api.my_requests(&c)),
+            )
+        });
+    let claim = v1()
+        .and(warp::path!("requests" / "claim"))
+        .and(warp::post())
+        .and(a())
+        .and(node_key())
+        .and(json(limit))
+        .then(
+            |api: Api, k: Option<String>, b: Json<ClaimRequest>| async move {
+                let res = async {
+                    api.authenticate_node(k.as_deref())?;
+                    api.claim_request(b.decode()?).await
+                }
+                .await;
+                match res {
+                    Ok(Some(c)) => render(StatusCode::OK, Ok(c)),
+                    Ok(None) => StatusCode::NO_CONTENT.into_response(),
+                    Err(e) => error_response(&e),
+                }
+            },
+        );
+    let report = v1()
+        .and(warp::path!("requests" / String / String))
+        .and(warp::post())
+        .and(a())
+        .and(node_key())
+        // The body's type depends on the last segment; it is decoded after the node key.
+        .and(json::<()>(limit))
+        .then(
+            |id: String, what: String, api: Api, k: Option<String>, b: Json<()>| async move {
+                let res = async {
+                    match what.as_str() {
+                        "progress" | "done" | "failed" => {}
+                        _ => return Err(ApiError::not_found("no such route")),
+                    }
+                    api.authenticate_node(k.as_deref())?;
+                    match what.as_str() {
+                        "progress" => {
+                            let rep = b.of::<ProgressReport>().decode()?;
+                            api.request_progress(&id, rep).await
+                        }
+                        "done" => {
+                            let rep = b.of::<DoneReport>().decode()?;
+                            api.request_done(&id, rep).await
+                        }
+                        _ => {
+                            let rep = b.of::<FailedReport>().decode()?;
+                            api.request_failed(&id, rep).await
+                        }
+                    }
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    create
+        .or(mine)
+        .unify()
+        .or(claim)
+        .unify()
+        .or(report)
+        .unify()
+        .boxed()
+}

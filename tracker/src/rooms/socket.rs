@@ -1,0 +1,172 @@
+//! One member's WebSocket: authenticates it (upgrade token or a first `auth` frame),
+//! joins the room through the actor, then forwards frames both ways until either side
+//! closes. Pings are answered here, at once, so clock sync does not queue behind the actor.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reelnet_proto::Claims;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::actor::{Cmd, Identity};
+use super::wire::{frame_text, server_now, ClientFrame, ServerFrame};
+use super::Rooms;
+use crate::api::Api;
+use crate::error::ApiError;
+
+impl Rooms {
+    /// Serves one member's WebSocket until it closes. `claims` is `None` when the token did
+    /// not come with the upgrade; then the first frame must be `auth`.
+    pub async fn serve(
+        self,
+        api: Api,
+        room: String,
+        claims: Option<Claims>,
+        socket: warp::ws::WebSocket,
+        cancel: CancellationToken,
+    ) {
+        let (mut sink, mut stream) = socket.split();
+        let send_err = |code: &'static str, message: &str| {
+            warp::ws::Message::text(frame_text(&ServerFrame::Error {
+                code,
+                message: message.to_owned(),
+            }))
+        };
+        let claims = match claims {
+            Some(c) => c,
+            None => {
+                let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+                let token = match first {
+                    Ok(Some(Ok(msg))) => msg
+                        .to_str()
+                        .ok()
+                        .filter(|t| t.len() <= self.config.max_frame_bytes)
+                        .and_then(|t| serde_json::from_str::<ClientFrame>(t).ok())
+                        .and_then(|f| match f {
+                            ClientFrame::Auth { token } => Some(token),
+                            _ => None,
+                        }),
+                    _ => None,
+                };
+                let checked = token
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("missing_token", "the first frame must be auth")
+                    })
+                    .and_then(|t| api.authenticate(Some(&format!("Bearer {t}"))));
+                match checked {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = sink.send(send_err(e.code, &e.message)).await;
+                        let _ = sink.close().await;
+                        return;
+                    }
+                }
+            }
+        };
+        let who = match api.user(&claims) {
+            Ok(u) if u.email_verified => Identity {
+                user_id: claims.sub.clone(),
+                name: u.display_name,
+            },
+            Ok(_) => {
+                let _ = sink
+                    .send(send_err("email_not_verified", "verify your email first"))
+                    .await;
+                let _ = sink.close().await;
+                return;
+            }
+            Err(e) => {
+                let _ = sink.send(send_err(e.code, &e.message)).await;
+                let _ = sink.close().await;
+                return;
+            }
+        };
+        let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
+        let joined = self
+            .ask(|reply| Cmd::Join {
+                id: room,
+                who,
+                out: out_tx,
+                reply,
+            })
+            .await;
+        let conn = match joined {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(frame)) => {
+                let _ = sink.send(warp::ws::Message::text(frame_text(&frame))).await;
+                let _ = sink.close().await;
+                return;
+            }
+            Err(e) => {
+                let _ = sink.send(send_err(e.code, &e.message)).await;
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                out = out_rx.recv() => match out {
+                    Some(text) => {
+                        if sink.send(warp::ws::Message::text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                    // The actor dropped us (slow consumer or room deleted).
+                    None => break,
+                },
+                incoming = stream.next() => {
+                    let msg = match incoming {
+                        Some(Ok(m)) => m,
+                        _ => break,
+                    };
+                    if msg.is_close() {
+                        break;
+                    }
+                    if msg.is_ping() || msg.is_pong() {
+                        continue;
+                    }
+                    let t1 = server_now();
+                    let text = match msg.to_str() {
+                        Ok(t) => t,
+                        Err(()) => {
+                            let _ = sink.send(send_err("bad_frame", "frames are JSON text")).await;
+                            continue;
+                        }
+                    };
+                    if text.len() > self.config.max_frame_bytes {
+                        let _ = sink
+                            .send(send_err(
+                                "frame_too_large",
+                                &format!("frames are at most {} bytes", self.config.max_frame_bytes),
+                            ))
+                            .await;
+                        continue;
+                    }
+                    let frame = match serde_json::from_str::<ClientFrame>(text) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            let _ = sink.send(send_err("bad_frame", &e.to_string())).await;
+                            continue;
+                        }
+                    };
+                    if let ClientFrame::Ping { t0, rtt } = frame {
+                        let pong = ServerFrame::Pong { t0, t1, t2: server_now() };
+                        if sink.send(warp::ws::Message::text(frame_text(&pong))).await.is_err() {
+                            break;
+                        }
+                        match rtt {
+                            Some(rtt) if rtt.is_finite() && rtt >= 0.0 => {}
+                            _ => continue,
+                        }
+                    }
+                    if self.tx.send(Cmd::Frame { conn, frame }).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = self.tx.send(Cmd::Leave { conn }).await;
+        let _ = sink.close().await;
+    }
+}

@@ -1,0 +1,321 @@
+//! Accounts and sessions in storage: users and their email index, single-use email
+//! tokens, refresh tokens and their families. Multi-tree changes run in one sled
+//! transaction inside one writer job.
+
+use sled::transaction::{TransactionError, Transactional};
+
+use super::{codec, dec_tx, enc_tx, Store, StoreError, Trees};
+use super::{EmailToken, Family, RefreshToken, TokenKind, User, UserId};
+
+/// Why an email token could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTokenError {
+    /// No such token, or one of another kind, or its account is gone.
+    Unknown,
+    Used,
+    Expired,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Marked used; the next token of its family was stored for this user.
+    Rotated(UserId),
+    /// No such token or family.
+    Unknown,
+    /// The family was signed out.
+    Revoked,
+    Expired,
+    /// It was already used: the family is now revoked.
+    Reused,
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    StoreError::from(e)
+}
+
+impl Store {
+    /// The account `id`.
+    pub fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        match self.trees.users.get(id.0)? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the account with this (normalised) email.
+    pub fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>, StoreError> {
+        let Some(id) = self.trees.emails.get(email.as_bytes())? else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = id
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("email index".to_owned()))?;
+        Ok(Some(UserId(id)))
+    }
+
+    /// Whether an account has this (normalised) email.
+    pub fn email_taken(&self, email: &str) -> Result<bool, StoreError> {
+        Ok(self.trees.emails.contains_key(email.as_bytes())?)
+    }
+
+    /// Every readable account (unreadable ones are skipped).
+    pub fn all_users(&self) -> Vec<User> {
+        self.trees
+            .users
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| codec::decode(&v).ok()))
+            .collect()
+    }
+
+    /// Stores a new account and its email index (and its verification token), unless the
+    /// email is taken (`None`). With `first_is_admin`, the first account ever stored gets
+    /// [`reelnet_proto::Role::Admin`].
+    pub async fn create_user(
+        &self,
+        user: User,
+        token: Option<([u8; 32], EmailToken)>,
+        first_is_admin: bool,
+    ) -> Result<Option<User>, StoreError> {
+        self.write(move |t| {
+            let first = first_is_admin && t.users.is_empty();
+            (&t.users, &t.emails, &t.email_tokens)
+                .transaction(|(users, emails, tokens)| {
+                    if emails.get(user.email.as_bytes())?.is_some() {
+                        return Ok(None);
+                    }
+                    let mut user = user.clone();
+                    if first {
+                        user.role = reelnet_proto::Role::Admin;
+                    }
+                    users.insert(&user.id.0, enc_tx(&user)?)?;
+                    emails.insert(user.email.as_bytes(), &user.id.0)?;
+                    if let Some((hash, record)) = &token {
+                        tokens.insert(hash, enc_tx(record)?)?;
+                    }
+                    Ok(Some(user))
+                })
+                .map_err(tx_err)
+        })
+        .await
+    }
+
+    /// Applies `f` to the account with this email (account and index read in one
+    /// transaction); `None` when there is none.
+    pub async fn update_user_by_email(
+        &self,
+        email: String,
+        f: impl Fn(&mut User) + Send + Sync + 'static,
+    ) -> Result<Option<User>, StoreError> {
+        self.write(move |t| {
+            (&t.users, &t.emails)
+                .transaction(|(users, emails)| {
+                    let Some(id) = emails.get(email.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    let Some(raw) = users.get(&id)? else {
+                        return Ok(None);
+                    };
+                    let mut user: User = dec_tx(&raw)?;
+                    f(&mut user);
+                    users.insert(&id, enc_tx(&user)?)?;
+                    Ok(Some(user))
+                })
+                .map_err(tx_err)
+        })
+        .await
+    }
+
+    /// Applies `f` to account `id`; `None` when it does not exist.
+    pub async fn update_user(
+        &self,
+        id: UserId,
+        f: impl FnOnce(&mut User) + Send + 'static,
+    ) -> Result<Option<User>, StoreError> {
+        self.write(move |t| {
+            let Some(raw) = t.users.get(id.0)? else {
+                return Ok(None);
+            };
+            let mut user: User = codec::decode(&raw)?;
+            f(&mut user);
+            t.users.insert(id.0, codec::encode(&user)?)?;
+            Ok(Some(user))
+        })
+        .await
+    }
+
+    /// Removes an account, its email index and everything stored under its id (watch
+    /// later, progress, history, session families).
+    pub async fn delete_user(&self, id: UserId, email: String) -> Result<(), StoreError> {
+        self.write(move |t| {
+            for tree in [&t.watchlist, &t.progress, &t.history, &t.user_families] {
+                let keys: Vec<_> = tree.scan_prefix(id.0).keys().collect::<Result<_, _>>()?;
+                for k in keys {
+                    tree.remove(k)?;
+                }
+            }
+            t.emails.remove(email.as_bytes())?;
+            t.users.remove(id.0)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores an emailed token under the hash of its secret.
+    pub async fn put_email_token(
+        &self,
+        hash: [u8; 32],
+        token: EmailToken,
+    ) -> Result<(), StoreError> {
+        let bytes = codec::encode(&token)?;
+        self.write(move |t| {
+            t.email_tokens.insert(hash, bytes)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks the email token `hash` of `kind` used and applies `apply` to its account, in
+    /// one transaction.
+    pub async fn use_email_token(
+        &self,
+        hash: [u8; 32],
+        kind: TokenKind,
+        now: u64,
+        apply: impl Fn(&mut User) + Send + Sync + 'static,
+    ) -> Result<Result<User, EmailTokenError>, StoreError> {
+        self.write(move |t| {
+            (&t.email_tokens, &t.users)
+                .transaction(|(tokens, users)| {
+                    let Some(raw) = tokens.get(hash)? else {
+                        return Ok(Err(EmailTokenError::Unknown));
+                    };
+                    let mut rec: EmailToken = dec_tx(&raw)?;
+                    if rec.kind != kind {
+                        return Ok(Err(EmailTokenError::Unknown));
+                    }
+                    if rec.used {
+                        return Ok(Err(EmailTokenError::Used));
+                    }
+                    if rec.expires_at <= now {
+                        return Ok(Err(EmailTokenError::Expired));
+                    }
+                    let Some(raw_user) = users.get(rec.user.0)? else {
+                        return Ok(Err(EmailTokenError::Unknown));
+                    };
+                    let mut user: User = dec_tx(&raw_user)?;
+                    rec.used = true;
+                    apply(&mut user);
+                    tokens.insert(&hash, enc_tx(&rec)?)?;
+                    users.insert(&user.id.0, enc_tx(&user)?)?;
+                    Ok(Ok(user))
+                })
+                .map_err(tx_err)
+        })
+        .await
+    }
+
+    /// Stores a login: its first refresh token, the new family, and the user's index entry.
+    pub async fn start_session(
+        &self,
+        refresh_hash: [u8; 32],
+        token: RefreshToken,
+        family_id: [u8; 16],
+        family: Family,
+    ) -> Result<(), StoreError> {
+        let uid = token.user;
+        self.write(move |t| {
+            (&t.refresh, &t.families, &t.user_families)
+                .transaction(|(refresh, families, user_families)| {
+                    refresh.insert(&refresh_hash, enc_tx(&token)?)?;
+                    families.insert(&family_id, enc_tx(&family)?)?;
+                    user_families.insert(uid.key(&family_id), &[])?;
+                    Ok(())
+                })
+                .map_err(tx_err)
+        })
+        .await
+    }
+
+    /// Rotates the refresh token `hash`: marks it used and stores `next_hash` (expiring at
+    /// `now + ttl`) in its family. A second use revokes the family.
+    pub async fn rotate_refresh(
+        &self,
+        hash: [u8; 32],
+        next_hash: [u8; 32],
+        now: u64,
+        ttl: u64,
+    ) -> Result<Rotation, StoreError> {
+        self.write(move |t| {
+            (&t.refresh, &t.families)
+                .transaction(|(refresh, families)| {
+                    let Some(raw) = refresh.get(hash)? else {
+                        return Ok(Rotation::Unknown);
+                    };
+                    let mut rec: RefreshToken = dec_tx(&raw)?;
+                    let Some(raw_fam) = families.get(rec.family)? else {
+                        return Ok(Rotation::Unknown);
+                    };
+                    let mut fam: Family = dec_tx(&raw_fam)?;
+                    if fam.revoked {
+                        return Ok(Rotation::Revoked);
+                    }
+                    if rec.used {
+                        fam.revoked = true;
+                        families.insert(&rec.family, enc_tx(&fam)?)?;
+                        return Ok(Rotation::Reused);
+                    }
+                    if rec.expires_at <= now {
+                        return Ok(Rotation::Expired);
+                    }
+                    rec.used = true;
+                    refresh.insert(&hash, enc_tx(&rec)?)?;
+                    let next_rec = RefreshToken {
+                        user: rec.user,
+                        family: rec.family,
+                        expires_at: now + ttl,
+                        used: false,
+                    };
+                    refresh.insert(&next_hash, enc_tx(&next_rec)?)?;
+                    Ok(Rotation::Rotated(rec.user))
+                })
+                .map_err(tx_err)
+        })
+        .await
+    }
+
+    /// Revokes the family of refresh token `hash` (nothing when unknown).
+    pub async fn revoke_family_of(&self, hash: [u8; 32]) -> Result<(), StoreError> {
+        self.write(move |t| {
+            let Some(raw) = t.refresh.get(hash)? else {
+                return Ok(());
+            };
+            let rec: RefreshToken = codec::decode(&raw)?;
+            revoke_family(t, &rec.family)
+        })
+        .await
+    }
+
+    /// Revokes every session family of `uid`.
+    pub async fn revoke_all_sessions(&self, uid: UserId) -> Result<(), StoreError> {
+        self.write(move |t| {
+            for item in t.user_families.scan_prefix(uid.0) {
+                let (key, _) = item?;
+                revoke_family(t, &key[16..])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn revoke_family(t: &Trees, family: &[u8]) -> Result<(), StoreError> {
+    if let Some(raw) = t.families.get(family)? {
+        let mut fam: Family = codec::decode(&raw)?;
+        fam.revoked = true;
+        t.families.insert(family, codec::encode(&fam)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! A user's own lists in storage: watch later, progress, and the history index.
+//!
+//! Progress is the one write that is *not* a sled transaction (see [`Store::put_progress`]):
+//! plain inserts in a fixed order inside one writer job, acknowledged after the batch
+//! flush like every other write.
+
+use super::{codec, history_key, Progress, Store, StoreError, Trees, UserId, WatchEntry};
+
+/// What adding to a watch-later list did.
+#[derive(Debug, Clone)]
+pub enum WatchAdd {
+    /// It was there already.
+    Existing(WatchEntry),
+    Added(WatchEntry),
+    /// The list holds its maximum already.
+    Full,
+}
+
+/// One page of history, newest first.
+#[derive(Debug, Clone)]
+pub struct HistoryRows {
+    /// Movie id and its stored progress.
+    pub items: Vec<(String, Progress)>,
+    /// The key suffix (after the user id) of the last entry read, when another page
+    /// follows.
+    pub next: Option<Vec<u8>>,
+}
+
+fn movie_of_key(key: &[u8], skip: usize) -> String {
+    String::from_utf8_lossy(&key[skip..]).into_owned()
+}
+
+impl Store {
+    /// `uid`'s watch-later list as (movie id, entry), in key order.
+    pub fn watchlist(&self, uid: &UserId) -> Result<Vec<(String, WatchEntry)>, StoreError> {
+        let mut items = Vec::new();
+        for item in self.trees.watchlist.scan_prefix(uid.0) {
+            let (key, value) = item?;
+            items.push((movie_of_key(&key, 16), codec::decode(&value)?));
+        }
+        Ok(items)
+    }
+
+    /// Adds `movie` to `uid`'s list at `now_ms` unless it is there or the list holds `max`.
+    pub async fn watchlist_add(
+        &self,
+        uid: UserId,
+        movie: String,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<WatchAdd, StoreError> {
+        let key = uid.key(movie.as_bytes());
+        self.write(move |t| {
+            if let Some(raw) = t.watchlist.get(&key)? {
+                return Ok(WatchAdd::Existing(codec::decode::<WatchEntry>(&raw)?));
+            }
+            if t.watchlist.scan_prefix(uid.0).count() >= max {
+                return Ok(WatchAdd::Full);
+            }
+            let entry = WatchEntry {
+                added_at_ms: now_ms,
+                seq: t.next_id()?,
+            };
+            t.watchlist.insert(key, codec::encode(&entry)?)?;
+            Ok(WatchAdd::Added(entry))
+        })
+        .await
+    }
+
+    /// Removes `movie` from `uid`'s list (nothing when absent).
+    pub async fn watchlist_remove(&self, uid: UserId, movie: String) -> Result<(), StoreError> {
+        let key = uid.key(movie.as_bytes());
+        self.write(move |t| {
+            t.watchlist.remove(key)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `uid`'s progress in `movie`.
+    pub fn progress(&self, uid: &UserId, movie: &str) -> Result<Option<Progress>, StoreError> {
+        match self.trees.progress.get(uid.key(movie.as_bytes()))? {
+            Some(raw) => Ok(Some(codec::decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores progress unless a newer write is already there (answers what is stored and
+    /// whether this write was applied); keeps history in step.
+    ///
+    /// **Not a transaction**, on purpose: see [`write_progress`].
+    pub async fn put_progress(
+        &self,
+        uid: UserId,
+        movie: String,
+        progress: Progress,
+    ) -> Result<(Progress, bool), StoreError> {
+        self.write(move |t| write_progress(t, uid, &movie, progress))
+            .await
+    }
+
+    /// Up to `limit` history entries of `uid`, newest first, starting strictly after the
+    /// key suffix `after` (a previous page's [`HistoryRows::next`]).
+    pub fn history(
+        &self,
+        uid: &UserId,
+        limit: usize,
+        after: Option<&[u8]>,
+    ) -> Result<HistoryRows, StoreError> {
+        let trees = &self.trees;
+        let start = match after {
+            Some(suffix) => {
+                let mut k = uid.key(suffix);
+                k.push(0); // strictly after the last key of the previous page
+                k
+            }
+            None => uid.0.to_vec(),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        for item in trees.history.range(start..) {
+            let (key, _) = item?;
+            if !key.starts_with(&uid.0) {
+                break;
+            }
+            if items.len() == limit {
+                break;
+            }
+            let movie = movie_of_key(&key, 32);
+            if let Some(raw) = trees.progress.get(uid.key(movie.as_bytes()))? {
+                let p: Progress = codec::decode(&raw)?;
+                // Only the entry that matches the stored progress counts (see write_progress).
+                if history_key(uid, &p, &movie) == key.as_ref() {
+                    items.push((movie, p));
+                }
+            }
+            last = Some(key);
+        }
+        let next = match last {
+            Some(k) if items.len() == limit => {
+                let more = trees
+                    .history
+                    .range([k.as_ref(), &[0]].concat()..)
+                    .next()
+                    .transpose()?
+                    .is_some_and(|(next, _)| next.starts_with(&uid.0));
+                more.then(|| k[16..].to_vec())
+            }
+            _ => None,
+        };
+        Ok(HistoryRows { items, next })
+    }
+}
+
+/// Stores progress unless a newer write is already there; keeps history in step.
+fn write_progress(
+    t: &Trees,
+    uid: UserId,
+    movie: &str,
+    mut progress: Progress,
+) -> Result<(Progress, bool), StoreError> {
+    let key = uid.key(movie.as_bytes());
+    let old: Option<Progress> = match t.progress.get(&key)? {
+        Some(raw) => Some(codec::decode(&raw)?),
+        None => None,
+    };
+    if let Some(old) = &old {
+        if old.updated_at_ms > progress.updated_at_ms {
+            return Ok((old.clone(), false));
+        }
+    }
+    progress.seq = t.next_id()?;
+    let value = codec::encode(&progress)?;
+    let new_hist = history_key(&uid, &progress, movie);
+    let old_hist = old.map(|o| history_key(&uid, &o, movie));
+    // No multi-tree transaction here: in sled 0.34 each one forces its own log write, which
+    // capped durable writes near 5k/s. History is an index that tolerates a crash between
+    // these steps instead: sled recovers a prefix of them, a new entry without its progress
+    // and an old entry left behind both fail the match in `history()` and are skipped.
+    t.history.insert(new_hist, &[])?;
+    t.progress.insert(key, value)?;
+    if let Some(k) = old_hist {
+        t.history.remove(k)?;
+    }
+    Ok((progress, true))
+}
