@@ -144,9 +144,10 @@ async fn main() -> anyhow::Result<()> {
     let ladder: Vec<String> = ctx.ladder.rungs.iter().map(|r| r.name.clone()).collect();
     let req = IngestRequest {
         source: torrent_path.to_string_lossy().into_owned(),
-        title: Some("Bench".to_owned()),
-        year: None,
-        tmdb_id: None,
+        movie: reelnet_node::ingest::meta::MovieFields {
+            title: Some("Bench".to_owned()),
+            ..Default::default()
+        },
         peers: vec![seed_addr],
         ..IngestRequest::default()
     };

@@ -17,7 +17,7 @@ use std::time::Duration;
 use reelnet_proto::requests::{
     ClaimRequest, DoneReport, FailedReport, ProgressReport, RequestState,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -14,7 +14,7 @@ pub enum BillingApplied {
     /// Recorded, but it changes no account (no change asked, or the account is gone).
     Ignored,
     /// The account before and after the change.
-    Changed { before: User, after: User },
+    Changed { before: Box<User>, after: Box<User> },
 }
 
 impl Store {
@@ -45,7 +45,10 @@ impl Store {
                     after.tier = tier;
                     after.tier_until = until;
                     users.insert(&uid.0, enc_tx(&after)?)?;
-                    Ok(BillingApplied::Changed { before, after })
+                    Ok(BillingApplied::Changed {
+                        before: Box::new(before),
+                        after: Box::new(after),
+                    })
                 })
                 .map_err(StoreError::from)
         })
