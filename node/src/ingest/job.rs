@@ -287,14 +287,17 @@ async fn transcode_and_publish(
 
     // Keep download figures current while the transcoder runs.
     let downloaded = Arc::new(AtomicU64::new(0));
-    let poller = torrent.as_ref().map(|t| {
+    // The job's helper tasks (the download poller, the cancel watcher) live in one set the
+    // job owns: aborted and awaited before the job returns, so none outlives it.
+    let mut helpers = tokio::task::JoinSet::new();
+    if let Some(t) = torrent.as_ref() {
         let (t, progress, downloaded, stop) = (
             t.clone(),
             progress.clone(),
             downloaded.clone(),
             cancel.clone(),
         );
-        tokio::spawn(async move {
+        helpers.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
@@ -311,8 +314,8 @@ async fn transcode_and_publish(
                     return;
                 }
             }
-        })
-    });
+        });
+    }
 
     let ladder = ctx.ladder.clone();
     let probe_input = input.to_owned();
@@ -365,13 +368,13 @@ async fn transcode_and_publish(
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let cancel_watch = {
+    {
         let (stop, cancel) = (stop.clone(), cancel.clone());
-        tokio::spawn(async move {
+        helpers.spawn(async move {
             cancel.cancelled().await;
             stop.store(true, Ordering::Relaxed);
-        })
-    };
+        });
+    }
     let ladder = ctx.ladder.clone();
     let input = input.to_owned();
     let joined = tokio::task::spawn_blocking(move || {
@@ -382,10 +385,7 @@ async fn transcode_and_publish(
         (result, publisher)
     })
     .await;
-    cancel_watch.abort();
-    if let Some(p) = poller {
-        p.abort();
-    }
+    helpers.shutdown().await;
     let (result, mut publisher) =
         joined.map_err(|e| IngestError::Source(format!("transcode task failed: {e}")))?;
     let finished = match result {

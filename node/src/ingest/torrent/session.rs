@@ -224,14 +224,12 @@ pub(super) async fn open_in_session(
                 async move { serve(state, method, path.as_str(), &headers).await }
             },
         );
-    let stop = cancel.clone();
-    let server = tokio::spawn(async move {
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async move { stop.cancelled().await })
-            .run()
-            .await;
-    });
+    // Owned by the `TorrentInput`: its stop waits for the server (bounded) or aborts it.
+    let server = tokio::spawn(reelnet_runtime::serve::serve_until(
+        listener,
+        routes,
+        cancel.clone(),
+    ));
     tracing::debug!(%http_addr, file = %file_name, "torrent HTTP server started");
 
     Ok(TorrentInput {
