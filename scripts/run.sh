@@ -19,6 +19,9 @@ nodes="${NODES:-3}"
 export TESTNET_DIR="${TESTNET_DIR:-$PWD/.testnet}"
 
 scripts/setup.sh
+# Again, now that setup may have installed mold: every build of this run then uses the same
+# linker flags, so the cache is not rebuilt by the next run.
+. scripts/env.sh
 echo "==> building the web app"
 (cd web && npm ci --no-audit --no-fund --silent && npm run build --silent)
 echo "==> building reelnet (release)"

@@ -12,6 +12,9 @@ step() { printf '\n==> %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
 step "setup"
 scripts/setup.sh
+# Again, now that setup may have installed mold: every build of this run then uses the same
+# linker flags, so the cache is not rebuilt by the next run.
+. scripts/env.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
