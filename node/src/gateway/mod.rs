@@ -12,6 +12,7 @@ pub mod hot;
 pub mod images;
 pub mod play;
 pub mod proxy;
+pub mod search;
 pub mod tmdb;
 pub mod token;
 
