@@ -21,18 +21,6 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
-    /// A value that parsed but is not allowed (checked after parsing).
-    pub fn invalid(path: &Path, key: &str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            at: String::new(),
-            message: message.into(),
-        }
-    }
-}
-
 /// Reads and parses the TOML file at `path` into `T`.
 pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -140,18 +140,6 @@ impl Shutdown {
         self.tokens[stage.index()].clone()
     }
 
-    /// Cancelled as soon as shutdown is asked for, before anything drains: for loops that
-    /// should stop taking new work early (but keep answering) and for `wait` in `main`.
-    pub fn requested(&self) -> CancellationToken {
-        self.requested.clone()
-    }
-
-    /// The tracker of `stage`'s tasks, for code that spawns its own helpers (one task per
-    /// connection, say) so that they are waited for with the stage.
-    pub fn tracker(&self, stage: Stage) -> TaskTracker {
-        self.tasks[stage.index()].clone()
-    }
-
     /// Spawns a named, tracked task with its own span; its error, if any, is logged. The
     /// task watches [`Shutdown::token`] of its stage itself, so it can finish in-flight
     /// work first.
@@ -174,16 +162,6 @@ impl Shutdown {
                 }
             }
         });
-    }
-
-    /// Runs blocking work (an FFmpeg transcode, say) on the blocking pool, tracked under
-    /// `stage` like a task.
-    pub fn spawn_blocking<F, T>(&self, stage: Stage, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.tasks[stage.index()].spawn_blocking(f)
     }
 
     /// Asks for shutdown: servers stop accepting at once. Returns without waiting;

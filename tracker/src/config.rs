@@ -252,11 +252,7 @@ impl Default for SmtpConfig {
 impl TrackerConfig {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let config: Self = parse_toml(path, &text)?;
+        let config: Self = reelnet_runtime::config::load_toml(path)?;
         config.validate(path)?;
         Ok(config)
     }
