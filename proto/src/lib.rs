@@ -4,7 +4,8 @@
 //! bincode codec and its size limits ([`codec`]), signed manifests ([`manifest`]) and
 //! catalog records ([`catalog`]) with their signing envelope ([`sign`]), the QUIC segment
 //! protocol's frames ([`transfer`]), the catalog sync frames ([`sync`]), the JWT claims
-//! ([`claims`]) and the JSON bodies of the tracker's node-facing request routes
+//! ([`claims`]), network membership (certificates, revocations, node request signatures:
+//! [`membership`]) and the JSON bodies of the tracker's node-facing request routes
 //! ([`requests`]).
 //!
 //! The crate does no I/O and needs no async runtime, so the node, the tracker and the fuzz
@@ -19,6 +20,7 @@ pub mod error;
 pub mod hls;
 pub mod ids;
 pub mod manifest;
+pub mod membership;
 pub mod requests;
 pub mod sign;
 pub mod sync;
