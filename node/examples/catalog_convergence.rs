@@ -144,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
             issued_at: now,
             expires_at: now + 600,
             replica: true,
+            certificate: Vec::new(),
         };
         let signed = SignedCatalogRecord::sign(&record, &from.key)?;
         let t0 = Instant::now();

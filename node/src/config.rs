@@ -32,8 +32,9 @@ pub struct NodeConfig {
 pub struct RequestsConfig {
     /// Claim and ingest movie requests from the tracker.
     pub enabled: bool,
-    /// The tracker's `requests.node_secret`.
-    pub node_secret: String,
+    /// Removed: claims are signed with the node key and its membership certificate. A
+    /// file that still sets it is refused with a pointer to invites.
+    pub node_secret: Option<String>,
     /// How often to ask for work, seconds.
     pub poll_secs: u64,
     /// Requests ingested at the same time.
@@ -48,7 +49,7 @@ impl Default for RequestsConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            node_secret: String::new(),
+            node_secret: None,
             poll_secs: 5,
             capacity: 1,
             min_headroom_bytes: 2 * 1024 * 1024 * 1024,
@@ -193,6 +194,11 @@ pub struct TrackerLink {
     pub url: String,
     /// The `iss` the tracker puts in its access tokens (its `issuer` setting).
     pub issuer: String,
+    /// An invite from the network's operator (`reelnet-tracker node invite`): used once,
+    /// on the first start, to enroll. The certificate is kept in the data directory and
+    /// renewed automatically. Empty: no invite (open enrollment as edge, if the network
+    /// allows it).
+    pub invite: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +268,7 @@ impl Default for TrackerLink {
         Self {
             url: "http://127.0.0.1:7070".to_owned(),
             issuer: "reelnet-tracker".to_owned(),
+            invite: String::new(),
         }
     }
 }
@@ -294,6 +301,18 @@ impl NodeConfig {
         };
         if !self.tracker.url.starts_with("http://") && !self.tracker.url.starts_with("https://") {
             return Err(invalid("tracker.url", "must be an http:// or https:// URL"));
+        }
+        if self.requests.node_secret.is_some() {
+            return Err(invalid(
+                "requests.node_secret",
+                "was removed: nodes join the network with an invite (ask the operator for \
+                 `reelnet-tracker node invite --role ingest`, start with `reelnet-node --invite TOKEN` \
+                 or set [tracker] invite) and sign their claims with their membership certificate; \
+                 delete this key",
+            ));
+        }
+        if self.tracker.invite.len() > 256 {
+            return Err(invalid("tracker.invite", "at most 256 characters"));
         }
         if !self.p2p.listen.starts_with('/') {
             return Err(invalid(

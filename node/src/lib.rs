@@ -13,6 +13,7 @@ pub mod config;
 pub mod gateway;
 pub mod identity;
 pub mod ingest;
+pub mod membership;
 pub mod metadata;
 pub mod metrics;
 pub mod placement;
@@ -101,6 +102,7 @@ fn forget_interrupted_ingests(store: &store::Store, node_id: reelnet_proto::Node
 
 /// What the network subsystems hand to the rest of the node.
 struct Network {
+    membership: membership::Membership,
     catalog: catalog::Catalog,
     client: swarm::NetworkHandle,
     publisher: swarm::publisher::Publisher,
@@ -157,7 +159,7 @@ impl Node {
         let (ingest, ingest_task) =
             ingest::manager::IngestManager::start(Arc::new(ctx), shutdown.token(Stage::Workers));
         shutdown.adopt(Stage::Workers, ingest_task);
-        start_requests(&config, node_id, &ingest, &store, shutdown);
+        start_requests(&config, &net.membership, &ingest, &store, shutdown);
         start_admin(&config, node_id, ingest, &store, &net, shutdown).await?;
         start_gateway(
             &config, node_id, listener, public_url, store, &net, shutdown,
@@ -244,14 +246,20 @@ async fn start_network(
         .map(|a| parse("p2p.bootstrap", a))
         .collect::<Result<Vec<_>, _>>()?;
     let actors = shutdown.token(Stage::Actors);
-    let (catalog, catalog_task) =
-        catalog::Catalog::start(catalog::CatalogConfig::default(), actors.clone());
+    // Membership first: every part below judges peers by it.
+    let membership = start_membership(config, ctx, public_url, shutdown).await;
+    let (catalog, catalog_task) = catalog::Catalog::start_with(
+        catalog::CatalogConfig::default(),
+        Some(membership.clone()),
+        actors.clone(),
+    );
     shutdown.adopt(Stage::Actors, catalog_task);
     let (client, p2p_addrs, swarm_task) = swarm::start(
         swarm::SwarmConfig {
             listen,
             bootstrap,
             mdns: config.p2p.mdns,
+            membership: Some(membership.clone()),
             ..swarm::SwarmConfig::default()
         },
         &ctx.key,
@@ -265,11 +273,13 @@ async fn start_network(
     }
     // The QUIC segment service other nodes fetch from: a server, so it stops accepting
     // with the HTTP servers and finishes the streams in flight.
-    let (transfer, quic_addr) = transfer::TransferServer::bind(
+    let (transfer, quic_addr) = transfer::TransferServer::bind_with(
         config.quic.listen,
         &ctx.key,
         ctx.store.clone(),
         transfer::Limits::default(),
+        Some(&membership),
+        config.gateway.premium_renditions,
     )
     .map_err(|e| NodeError::Quic(e.to_string()))?;
     let http = shutdown.token(Stage::Http);
@@ -285,7 +295,25 @@ async fn start_network(
     tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
     // One QUIC client endpoint for every fetch from peers (gateway misses, placement); it
     // closes after the workers that use it have stopped.
-    let fetcher = Arc::new(transfer::Fetcher::new(Some(&ctx.key))?);
+    let fetcher = Arc::new(transfer::Fetcher::with_membership(
+        Some(&ctx.key),
+        transfer::FetcherConfig::default(),
+        Some(&membership),
+    )?);
+    let (following, mut changes) = (fetcher.clone(), membership.subscribe());
+    let member_token = actors.clone();
+    shutdown.spawn(Stage::Actors, "fetcher-membership", async move {
+        loop {
+            tokio::select! {
+                _ = member_token.cancelled() => break,
+                changed = changes.changed() => match changed {
+                    Ok(()) => following.apply_membership(),
+                    Err(_) => break,
+                },
+            }
+        }
+        Ok::<(), std::convert::Infallible>(())
+    });
     let closing = fetcher.clone();
     shutdown.spawn(Stage::Actors, "fetcher-close", async move {
         actors.cancelled().await;
@@ -298,6 +326,7 @@ async fn start_network(
             interval: std::time::Duration::from_secs(config.p2p.republish_secs),
             ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
             replica: config.storage.replica,
+            membership: Some(membership.clone()),
             ..swarm::publisher::PublisherConfig::new(advertised, public_url.to_owned())
         },
         ctx.store.clone(),
@@ -312,6 +341,7 @@ async fn start_network(
         placement::PlacementConfig {
             replication: usize::try_from(config.storage.replication).unwrap_or(usize::MAX),
             replica: config.storage.replica,
+            membership: Some(membership.clone()),
             ..placement::PlacementConfig::default()
         },
         node_id,
@@ -323,6 +353,7 @@ async fn start_network(
     );
     shutdown.adopt(Stage::Workers, placement_task);
     Ok(Network {
+        membership,
         catalog,
         client,
         publisher,
@@ -332,9 +363,45 @@ async fn start_network(
 }
 
 /// Movie requests from the tracker, ingested through the same manager.
+/// Starts the membership task: loads the certificate, enrolls with the invite on first
+/// start, and keeps the network's trust fresh (see `membership`).
+async fn start_membership(
+    config: &NodeConfig,
+    ctx: &ingest::job::IngestContext,
+    public_url: &str,
+    shutdown: &Shutdown,
+) -> membership::Membership {
+    use reelnet_proto::membership::{RoleName, Roles};
+    let mut mc = membership::MembershipConfig::new(&config.tracker.url, &config.data_dir);
+    if !config.tracker.invite.is_empty() {
+        mc.invite = Some(config.tracker.invite.clone());
+    }
+    // The gateway's origin (scheme://host:port), recorded in the certificate.
+    let origin: String = {
+        let rest_at = public_url.find("://").map_or(0, |i| i + 3);
+        match public_url[rest_at..].find('/') {
+            Some(i) => public_url[..rest_at + i].to_owned(),
+            None => public_url.to_owned(),
+        }
+    };
+    if reelnet_proto::membership::check_origin(&origin).is_ok() {
+        mc.origins = vec![origin];
+    }
+    // Local settings can only narrow what the certificate allows.
+    let mut allowed = vec![RoleName::Ingest, RoleName::Edge];
+    if config.storage.replica {
+        allowed.push(RoleName::Replica);
+    }
+    mc.allowed = Roles::of(&allowed);
+    let (membership, task) =
+        membership::Membership::start(mc, ctx.key.clone(), shutdown.token(Stage::Actors)).await;
+    shutdown.adopt(Stage::Actors, task);
+    membership
+}
+
 fn start_requests(
     config: &NodeConfig,
-    node_id: NodeId,
+    membership: &membership::Membership,
     ingest: &ingest::manager::IngestManager,
     store: &store::Store,
     shutdown: &Shutdown,
@@ -344,11 +411,7 @@ fn start_requests(
     }
     let claimer = requests::Claimer {
         config: config.requests.clone(),
-        tracker: requests::TrackerRequests::new(
-            &config.tracker.url,
-            &config.requests.node_secret,
-            node_id.to_string(),
-        ),
+        tracker: requests::TrackerRequests::new(&config.tracker.url, membership.clone()),
         ingest: ingest.clone(),
         store: store.clone(),
         work_dir: config.data_dir.join("requests"),

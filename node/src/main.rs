@@ -55,6 +55,10 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// Invite token from the network's operator; used once to enroll (overrides
+    /// `tracker.invite`).
+    #[arg(long, value_name = "TOKEN", global = true)]
+    invite: Option<String>,
     /// Run as an edge node: take no share of the library, serve every movie from peers
     /// and keep only a cache (sets `storage.replica = false`).
     #[arg(long, global = true)]
@@ -112,6 +116,9 @@ impl Cli {
             config.gateway.web_dir = Some(v.clone());
         }
         config.p2p.bootstrap.extend(self.bootstrap.iter().cloned());
+        if let Some(v) = &self.invite {
+            config.tracker.invite = v.clone();
+        }
         if self.edge {
             config.storage.replica = false;
         }

@@ -122,6 +122,9 @@ pub struct PlacementConfig {
     /// Whether this node takes a share of the library (`storage.replica`); an edge node
     /// only ever holds its own ingests and its viewers' cache.
     pub replica: bool,
+    /// This node's membership: it takes a share only while its certificate has the replica
+    /// role. `None`: `replica` alone decides (tests of placement alone).
+    pub membership: Option<crate::membership::Membership>,
 }
 
 impl Default for PlacementConfig {
@@ -132,6 +135,7 @@ impl Default for PlacementConfig {
             debounce: Duration::from_millis(200),
             fetch_concurrency: 8,
             replica: true,
+            membership: None,
         }
     }
 }
@@ -272,7 +276,11 @@ impl Worker {
             .filter(|n| n.replica || n.node == self.node_id)
             .map(|n| n.node)
             .collect();
-        if !self.config.replica {
+        let replica = self.config.replica
+            && self.config.membership.as_ref().is_none_or(|m| {
+                m.may(reelnet_proto::membership::RoleName::Replica)
+            });
+        if !replica {
             candidates.retain(|n| *n != self.node_id);
         } else if !candidates.contains(&self.node_id) {
             candidates.push(self.node_id);

@@ -1,6 +1,7 @@
 //! The request claimer: on a node with `[requests] enabled = true`, one task polls the
-//! tracker for open movie requests (`POST /api/v1/requests/claim`, authenticated with the
-//! shared `node_secret` in `Reelnet-Node-Key`), and for each claim runs one job task that
+//! tracker for open movie requests (`POST /api/v1/requests/claim`, each request signed with
+//! the node key and its membership certificate in `Reelnet-Node-Auth`; only `ingest`
+//! members may claim), and for each claim runs one job task that
 //! ingests the request's magnet or `.torrent` through the node's [`IngestManager`] (the
 //! same path as `reelnet-node ingest`), renews the lease with progress reports while it
 //! runs, and reports `done` (movie id and manifest) or `failed`.
@@ -36,6 +37,10 @@ pub enum ClaimError {
     Status { status: u16, body: String },
     #[error("the claim was lost (lease lapsed and another node took the request)")]
     LeaseLost,
+    #[error("this node is not a member of the network (no valid certificate); it cannot claim requests")]
+    NotMember,
+    #[error("cannot encode the request body: {0}")]
+    Encode(String),
 }
 
 /// A claimed request, as the tracker hands it out.
@@ -45,17 +50,23 @@ pub use reelnet_proto::requests::ClaimView as Claimed;
 #[derive(Clone)]
 pub struct TrackerRequests {
     base: String,
-    secret: String,
+    membership: crate::membership::Membership,
     node_id: String,
     http: reqwest::Client,
 }
 
+/// The path part of `url` (what the tracker sees and the signature covers).
+fn path_of(url: &str) -> &str {
+    let rest_at = url.find("://").map_or(0, |i| i + 3);
+    url[rest_at..].find('/').map_or("/", |i| &url[rest_at + i..])
+}
+
 impl TrackerRequests {
-    pub fn new(tracker_url: &str, secret: &str, node_id: String) -> Self {
+    pub fn new(tracker_url: &str, membership: crate::membership::Membership) -> Self {
         Self {
             base: tracker_url.trim_end_matches('/').to_owned(),
-            secret: secret.to_owned(),
-            node_id,
+            node_id: membership.node_id().to_string(),
+            membership,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()
@@ -68,11 +79,18 @@ impl TrackerRequests {
         path: &str,
         body: &impl Serialize,
     ) -> Result<reqwest::Response, ClaimError> {
+        let url = format!("{}/api/v1/requests/{path}", self.base);
+        let bytes = serde_json::to_vec(body).map_err(|e| ClaimError::Encode(e.to_string()))?;
+        let auth = self
+            .membership
+            .auth_header("POST", path_of(&url), &bytes)
+            .ok_or(ClaimError::NotMember)?;
         let res = self
             .http
-            .post(format!("{}/api/v1/requests/{path}", self.base))
-            .header("Reelnet-Node-Key", &self.secret)
-            .json(body)
+            .post(&url)
+            .header(reelnet_proto::membership::NODE_AUTH_HEADER, auth)
+            .header("content-type", "application/json")
+            .body(bytes)
             .send()
             .await?;
         match res.status().as_u16() {
@@ -207,6 +225,14 @@ impl Claimer {
                     headroom,
                     "not claiming requests: too little disk quota left"
                 );
+                continue;
+            }
+            if !self
+                .tracker
+                .membership
+                .may(reelnet_proto::membership::RoleName::Ingest)
+            {
+                tracing::debug!("not claiming requests: this node is not an ingest member");
                 continue;
             }
             let claimed = match self.tracker.claim().await {

@@ -749,6 +749,7 @@ fn holder_record(key: &SigningKey, held: Vec<Held>) -> SignedCatalogRecord {
         issued_at: now,
         expires_at: now + 600,
         replica: true,
+        certificate: Vec::new(),
     };
     SignedCatalogRecord::sign(&record, key).unwrap()
 }

@@ -511,6 +511,7 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
             issued_at: now,
             expires_at: now + 30,
             replica: true,
+            certificate: Vec::new(),
         }
     };
     let old = SignedCatalogRecord::sign(&record(5, "127.0.0.1:9".parse().unwrap()), &key).unwrap();

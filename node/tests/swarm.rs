@@ -135,6 +135,7 @@ fn record(
         issued_at: now,
         expires_at: now + ttl,
         replica: true,
+        certificate: Vec::new(),
     }
 }
 

@@ -90,6 +90,10 @@ pub struct CatalogRecord {
     /// Whether the node takes a share of the library under placement (stores replicas).
     /// `false` for an edge node that only caches what its own viewers watch.
     pub replica: bool,
+    /// The node's membership certificate
+    /// ([`SignedCertificate`](crate::membership::SignedCertificate) wire bytes): members
+    /// accept a record only when it is valid for `node` in their network.
+    pub certificate: Vec<u8>,
 }
 
 impl CatalogRecord {
@@ -133,6 +137,13 @@ impl CatalogRecord {
             return bad(format!(
                 "{} held manifests (max {MAX_HELD})",
                 self.held.len()
+            ));
+        }
+        if self.certificate.len() > crate::membership::MAX_SIGNED_CERTIFICATE_BYTES {
+            return bad(format!(
+                "certificate of {} bytes (max {})",
+                self.certificate.len(),
+                crate::membership::MAX_SIGNED_CERTIFICATE_BYTES
             ));
         }
         let ranges: usize = self.held.iter().map(|h| h.ranges.len()).sum();

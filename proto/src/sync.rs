@@ -24,15 +24,16 @@ use crate::error::{DecodeError, EncodeError};
 use crate::ids::{ManifestId, NodeId};
 
 /// The libp2p protocol name of catalog sync.
-pub const SYNC_PROTOCOL_NAME: &str = "/reelnet/catalog-sync/1";
+pub const SYNC_PROTOCOL_NAME: &str = "/reelnet/catalog-sync/2";
 
 /// Target size of one page (the encoded items; a page holds at least one item, and one
 /// manifest may be up to [`MAX_SIGNED_MANIFEST_BYTES`](crate::MAX_SIGNED_MANIFEST_BYTES)).
 pub const SYNC_PAGE_BYTES: usize = 16 << 20;
 
-/// Largest [`SyncRequest`] body (without its 4-byte prefix). A request encodes to at most
-/// 34 bytes.
-pub const MAX_SYNC_REQUEST_BYTES: usize = 256;
+/// Largest [`SyncRequest`] body (without its 4-byte prefix): the cursor (at most 34 bytes)
+/// and the requester's membership certificate.
+pub const MAX_SYNC_REQUEST_BYTES: usize =
+    256 + crate::membership::MAX_SIGNED_CERTIFICATE_BYTES;
 
 /// Largest [`SyncResponse`] body (without its 4-byte prefix): a full page plus room for the
 /// one item that may overshoot it and the varint lengths.
@@ -52,6 +53,10 @@ pub enum SyncCursor {
 pub struct SyncRequest {
     /// Where the page starts; `None` for the first page.
     pub after: Option<SyncCursor>,
+    /// The requester's membership certificate
+    /// ([`SignedCertificate`](crate::membership::SignedCertificate) wire bytes): members
+    /// answer only members.
+    pub certificate: Vec<u8>,
 }
 
 /// One page of a peer's catalog.
@@ -133,16 +138,18 @@ mod tests {
     #[test]
     fn round_trip() {
         for req in [
-            SyncRequest { after: None },
+            SyncRequest { after: None, certificate: Vec::new() },
             SyncRequest {
                 after: Some(SyncCursor::RecordsAfter(NodeId([0xff; 32]))),
+                certificate: Vec::new(),
             },
             SyncRequest {
                 after: Some(SyncCursor::ManifestsAfter(ManifestId([1; 32]))),
+                certificate: vec![5; 300],
             },
         ] {
             let frame = req.encode_frame().unwrap();
-            assert!(frame.len() <= FRAME_PREFIX_LEN + 34, "{}", frame.len());
+            assert!(frame.len() <= FRAME_PREFIX_LEN + 37 + req.certificate.len(), "{}", frame.len());
             assert_eq!(
                 SyncRequest::decode_frame(&frame),
                 Ok(Some((req, frame.len())))
@@ -171,13 +178,15 @@ mod tests {
         // Option tag, enum variant index, then the 32 raw id bytes.
         let req = SyncRequest {
             after: Some(SyncCursor::ManifestsAfter(ManifestId([7; 32]))),
+            certificate: Vec::new(),
         };
-        let mut expected = vec![0, 0, 0, 34, 1, 1];
+        let mut expected = vec![0, 0, 0, 35, 1, 1];
         expected.extend_from_slice(&[7; 32]);
+        expected.push(0);
         assert_eq!(req.encode_frame().unwrap(), expected);
         assert_eq!(
-            SyncRequest { after: None }.encode_frame().unwrap(),
-            [0, 0, 0, 1, 0]
+            SyncRequest { after: None, certificate: Vec::new() }.encode_frame().unwrap(),
+            [0, 0, 0, 2, 0, 0]
         );
         assert_eq!(
             SyncResponse::default().encode_frame().unwrap(),
@@ -255,7 +264,7 @@ mod tests {
 
     #[test]
     fn trailing_and_non_canonical_bytes_are_refused() {
-        let frame = SyncRequest { after: None }.encode_frame().unwrap();
+        let frame = SyncRequest { after: None, certificate: Vec::new() }.encode_frame().unwrap();
         let mut body = frame[FRAME_PREFIX_LEN..].to_vec();
         body.push(0);
         assert_eq!(

@@ -60,6 +60,9 @@ pub enum Status {
     BadRequest,
     /// The node failed (e.g. a stored segment failed its hash check).
     Internal,
+    /// The requester may not have this segment (a premium rendition asked by an open
+    /// member of the network).
+    Forbidden,
 }
 
 /// Precedes a response body.

@@ -245,6 +245,7 @@ fn valid_record() -> impl Strategy<Value = (CatalogRecord, SigningKey, u64)> {
                     issued_at,
                     expires_at: issued_at + ttl,
                     replica: true,
+                    certificate: Vec::new(),
                 };
                 (r, key, issued_at)
             },

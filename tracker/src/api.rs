@@ -19,6 +19,8 @@ use crate::error::ApiError;
 use crate::keys::Keyring;
 use crate::limiter::FailureLimiter;
 use crate::mail::Mailer;
+use crate::network::keys::NetworkKeyring;
+use crate::network::{Membership, Operator};
 use crate::store::{Store, User, UserId};
 
 /// The facade every route calls.
@@ -40,6 +42,10 @@ pub(crate) struct Inner {
     pub webhook_secret: Vec<u8>,
     /// TMDb, for titling requests (`None` without a key).
     pub tmdb: Option<crate::tmdb::Tmdb>,
+    /// The network membership authority.
+    pub membership: Membership,
+    /// The token in `<data_dir>/operator.json` (`None`: no operator access over HTTP).
+    pub operator_token: Option<String>,
 }
 
 impl Api {
@@ -48,7 +54,10 @@ impl Api {
         store: Store,
         keys: watch::Receiver<Arc<Keyring>>,
         mailer: Mailer,
+        network_keys: watch::Receiver<Arc<NetworkKeyring>>,
+        operator_token: Option<String>,
     ) -> Result<Self, ApiError> {
+        let membership = Membership::new(store.clone(), network_keys, config.network.clone());
         let limiter = FailureLimiter::new(std::time::Duration::from_secs(
             config.auth.failure_window_secs,
         ));
@@ -71,6 +80,8 @@ impl Api {
                 dummy_hash,
                 webhook_secret,
                 tmdb,
+                membership,
+                operator_token,
             }),
         })
     }
@@ -131,5 +142,38 @@ impl Api {
 
     pub(crate) fn user_by_id(&self, id: &UserId) -> Result<Option<User>, ApiError> {
         Ok(self.store().user(id)?)
+    }
+
+    /// The network membership authority.
+    pub fn membership(&self) -> &Membership {
+        &self.inner.membership
+    }
+
+    /// Who may act on the network: the machine operator (the token from `operator.json`
+    /// in `Reelnet-Operator-Token`) or a signed-in admin.
+    pub fn operator(
+        &self,
+        auth: Option<&str>,
+        operator_token: Option<&str>,
+    ) -> Result<Operator, ApiError> {
+        if let Some(given) = operator_token {
+            let ok = self.inner.operator_token.as_deref().is_some_and(|t| {
+                // Compare hashes so the time does not depend on where they differ.
+                blake3::hash(t.as_bytes()) == blake3::hash(given.as_bytes())
+            });
+            if !ok {
+                return Err(ApiError::forbidden(
+                    "bad_operator_token",
+                    "wrong operator token (see operator.json in the tracker's data directory)",
+                ));
+            }
+            return Ok(Operator::Local);
+        }
+        let claims = self.authenticate(auth)?;
+        let user = self.user(&claims)?;
+        if user.role != reelnet_proto::Role::Admin {
+            return Err(ApiError::forbidden("not_admin", "only admins may do this"));
+        }
+        Ok(Operator::Admin(user.email))
     }
 }

@@ -26,6 +26,35 @@ pub struct TrackerConfig {
     pub rooms: RoomsConfig,
     pub billing: BillingConfig,
     pub requests: RequestsConfig,
+    pub network: NetworkConfig,
+}
+
+/// Network membership: who may run a node in this network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// The network's id, written into every certificate. Empty: one is made on first start
+    /// and kept in `<data_dir>/network-keys/network_id`.
+    pub id: String,
+    /// `""` (off): nodes join only with an invite. `"edge"`: any node may enroll as an edge
+    /// member without an invite (its certificate is marked open).
+    pub open_enrollment: String,
+    /// Lifetime of a membership certificate, seconds (at most 7 days). Nodes renew when a
+    /// third of it is left.
+    pub cert_lifetime_secs: u64,
+    /// Movie requests one node may hold claimed at a time.
+    pub max_claims_per_node: u32,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            open_enrollment: String::new(),
+            cert_lifetime_secs: 7 * 24 * 3600,
+            max_claims_per_node: 2,
+        }
+    }
 }
 
 /// Subscriptions: the billing webhook and the subscription emails.
@@ -55,9 +84,9 @@ pub struct RequestsConfig {
     pub require_approval: bool,
     /// How long a node's claim lasts without a progress report, seconds.
     pub lease_secs: u64,
-    /// Shared secret nodes send in `Reelnet-Node-Key` to claim requests. Empty: the
-    /// node-facing request routes are off (403).
-    pub node_secret: String,
+    /// Removed: nodes sign their claims with their key and membership certificate. A file
+    /// that still sets it is refused with a pointer to invites.
+    pub node_secret: Option<String>,
     /// TMDb v3 API key: requested ids are checked and titled by TMDb. Empty: the asker's
     /// title is kept and any id is accepted.
     pub tmdb_api_key: String,
@@ -83,7 +112,7 @@ impl Default for RequestsConfig {
             premium_per_month: 20,
             require_approval: false,
             lease_secs: 30,
-            node_secret: String::new(),
+            node_secret: None,
             tmdb_api_key: String::new(),
             tmdb_api_url: "https://api.themoviedb.org/3".to_owned(),
         }
@@ -207,6 +236,7 @@ impl Default for TrackerConfig {
             rooms: RoomsConfig::default(),
             billing: BillingConfig::default(),
             requests: RequestsConfig::default(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -297,6 +327,41 @@ impl TrackerConfig {
         }
         if self.billing.check_interval_secs == 0 {
             return Err(invalid("billing.check_interval_secs", "must be at least 1"));
+        }
+        if self.requests.node_secret.is_some() {
+            return Err(invalid(
+                "requests.node_secret",
+                "was removed: nodes now join the network with an invite (`reelnet-tracker node invite --role ingest`, \
+                 then `reelnet-node --invite TOKEN`) and sign their request claims with their membership certificate; \
+                 delete this key",
+            ));
+        }
+        if !matches!(self.network.open_enrollment.as_str(), "" | "edge") {
+            return Err(invalid(
+                "network.open_enrollment",
+                "must be \"\" (invites only) or \"edge\"",
+            ));
+        }
+        if !(60..=reelnet_proto::membership::MAX_CERT_LIFETIME_SECS)
+            .contains(&self.network.cert_lifetime_secs)
+        {
+            return Err(invalid(
+                "network.cert_lifetime_secs",
+                "must be between 60 seconds and 7 days (604800)",
+            ));
+        }
+        if !self.network.id.is_empty()
+            && (self.network.id.len() > reelnet_proto::membership::MAX_NETWORK_ID_LEN
+                || !self
+                    .network
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+        {
+            return Err(invalid(
+                "network.id",
+                "1 to 64 characters of [A-Za-z0-9._-]",
+            ));
         }
         if self.requests.lease_secs < 2 {
             return Err(invalid("requests.lease_secs", "must be at least 2 seconds"));

@@ -44,11 +44,12 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// One key's entry in `keyring.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct KeyMeta {
-    kid: String,
-    created_at: u64,
-    retired_at: Option<u64>,
+pub(crate) struct KeyMeta {
+    pub kid: String,
+    pub created_at: u64,
+    pub retired_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,7 +134,12 @@ fn load_file(dir: &Path) -> Result<Option<KeyringFile>, KeyError> {
 
 /// Adds a new current key and retires the previous one; returns the new `kid`.
 pub fn rotate(data_dir: &Path, now: u64) -> Result<String, KeyError> {
-    let dir = keys_dir(data_dir);
+    rotate_in(&keys_dir(data_dir), now)
+}
+
+/// [`rotate`] for the key directory `dir` (the network keyring keeps its own).
+pub(crate) fn rotate_in(dir: &Path, now: u64) -> Result<String, KeyError> {
+    let dir = dir.to_owned();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let mut file = load_file(&dir)?.unwrap_or(KeyringFile {
         current: String::new(),
@@ -151,6 +157,38 @@ pub fn rotate(data_dir: &Path, now: u64) -> Result<String, KeyError> {
     Ok(file.current)
 }
 
+/// Every key in `dir` with its metadata, and the index of the current one.
+pub(crate) fn read_keys(dir: &Path) -> Result<(Vec<(KeyMeta, SigningKey)>, usize), KeyError> {
+    let ring_path = dir.join(KEYRING_FILE);
+    let file = load_file(dir)?.ok_or_else(|| KeyError::Corrupt {
+        path: ring_path.clone(),
+        reason: "missing".to_owned(),
+    })?;
+    let mut keys = Vec::new();
+    for meta in file.keys {
+        let path = dir.join(format!("{}.key", meta.kid));
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Corrupt {
+            path: path.clone(),
+            reason: format!("expected 32 bytes, found {}", bytes.len()),
+        })?;
+        keys.push((meta, SigningKey::from_bytes(&secret)));
+    }
+    let current = keys
+        .iter()
+        .position(|(m, _)| m.kid == file.current)
+        .ok_or_else(|| KeyError::Corrupt {
+            path: ring_path,
+            reason: format!("current key {} is not listed", file.current),
+        })?;
+    Ok((keys, current))
+}
+
+/// True if `dir` holds a keyring.
+pub(crate) fn exists_in(dir: &Path) -> Result<bool, KeyError> {
+    Ok(load_file(dir)?.is_some())
+}
+
 impl Keyring {
     /// Loads the keyring, creating the first key on first start.
     pub fn load_or_create(data_dir: &Path, grace_secs: u64, now: u64) -> Result<Self, KeyError> {
@@ -164,20 +202,10 @@ impl Keyring {
     /// Loads the keyring as it is on disk.
     pub fn load(data_dir: &Path, grace_secs: u64) -> Result<Self, KeyError> {
         let dir = keys_dir(data_dir);
-        let ring_path = dir.join(KEYRING_FILE);
-        let file = load_file(&dir)?.ok_or_else(|| KeyError::Corrupt {
-            path: ring_path.clone(),
-            reason: "missing".to_owned(),
-        })?;
+        let (loaded, current) = read_keys(&dir)?;
         let mut keys = Vec::new();
-        for meta in file.keys {
+        for (meta, signing) in loaded {
             let path = dir.join(format!("{}.key", meta.kid));
-            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Corrupt {
-                path: path.clone(),
-                reason: format!("expected 32 bytes, found {}", bytes.len()),
-            })?;
-            let signing = SigningKey::from_bytes(&secret);
             let der = signing.to_pkcs8_der().map_err(|e| KeyError::Corrupt {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -190,13 +218,6 @@ impl Keyring {
                 decoding: DecodingKey::from_ed_der(&public),
             });
         }
-        let current = keys
-            .iter()
-            .position(|k| k.meta.kid == file.current)
-            .ok_or_else(|| KeyError::Corrupt {
-                path: ring_path,
-                reason: format!("current key {} is not listed", file.current),
-            })?;
         Ok(Self {
             keys,
             current,

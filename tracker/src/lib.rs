@@ -22,6 +22,8 @@ pub mod library;
 pub mod limiter;
 pub mod mail;
 pub mod metrics;
+pub mod network;
+pub mod operator;
 pub mod policy;
 pub mod requests;
 pub mod rooms;
@@ -55,6 +57,11 @@ pub enum TrackerError {
     #[error("cannot listen on {addr} (listen / --listen): {source}")]
     Bind {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write the operator file {path}: {source}")]
+    Operator {
+        path: std::path::PathBuf,
         source: std::io::Error,
     },
     #[error("cannot start the API: {0}")]
@@ -96,6 +103,17 @@ impl Tracker {
         let ring = keys::Keyring::load_or_create(&config.data_dir, grace, clock::now_secs())?;
         tracing::info!(kid = ring.current_kid(), "signing key loaded");
         let (keys_tx, keys_rx) = watch::channel(Arc::new(ring));
+        let network_ring = network::keys::NetworkKeyring::load_or_create(
+            &config.data_dir,
+            &config.network.id,
+            clock::now_secs(),
+        )?;
+        tracing::info!(
+            network = network_ring.network_id(),
+            kid = network_ring.current_kid(),
+            "network key loaded"
+        );
+        let (network_tx, network_rx) = watch::channel(Arc::new(network_ring));
         let (mailer, sender) = mail::mailer(&config.smtp)?;
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -123,10 +141,45 @@ impl Tracker {
         shutdown.spawn(
             Stage::Workers,
             "key-watcher",
-            watch_keys(config.data_dir.clone(), grace, keys_tx, workers.clone()),
+            watch_file(
+                keys::keyring_path(&config.data_dir),
+                {
+                    let (dir, grace) = (config.data_dir.clone(), grace);
+                    move || keys::Keyring::load(&dir, grace)
+                },
+                keys_tx,
+                workers.clone(),
+            ),
         );
+        shutdown.spawn(
+            Stage::Workers,
+            "network-key-watcher",
+            watch_file(
+                network::keys::keyring_path(&config.data_dir),
+                {
+                    let (dir, id) = (config.data_dir.clone(), config.network.id.clone());
+                    move || network::keys::NetworkKeyring::load(&dir, &id)
+                },
+                network_tx,
+                workers.clone(),
+            ),
+        );
+        // The operator's way in while the database is locked: `reelnet-tracker node …`.
+        let operator_token = operator::write(&config.data_dir, addr).map_err(|source| {
+            TrackerError::Operator {
+                path: config.data_dir.join(operator::OPERATOR_FILE),
+                source,
+            }
+        })?;
 
-        let api = api::Api::new(config, store, keys_rx, mailer)?;
+        let api = api::Api::new(
+            config,
+            store,
+            keys_rx,
+            mailer,
+            network_rx,
+            Some(operator_token),
+        )?;
         shutdown.spawn(
             Stage::Workers,
             "subscription-worker",
@@ -159,14 +212,16 @@ impl Tracker {
     }
 }
 
-/// Reloads the keyring when `rotate-key` changes it on disk.
-async fn watch_keys(
-    data_dir: std::path::PathBuf,
-    grace: u64,
-    tx: watch::Sender<Arc<keys::Keyring>>,
+/// Reloads a keyring when `rotate-key` (or `network rotate-key`) changes its file on disk.
+async fn watch_file<T, L>(
+    path: std::path::PathBuf,
+    load: L,
+    tx: watch::Sender<Arc<T>>,
     cancel: CancellationToken,
-) -> Result<(), keys::KeyError> {
-    let path = keys::keyring_path(&data_dir);
+) -> Result<(), keys::KeyError>
+where
+    L: Fn() -> Result<T, keys::KeyError>,
+{
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut last = modified(&path);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -177,9 +232,9 @@ async fn watch_keys(
         }
         let now = modified(&path);
         if now != last {
-            match keys::Keyring::load(&data_dir, grace) {
+            match load() {
                 Ok(ring) => {
-                    tracing::info!(kid = ring.current_kid(), "keyring reloaded");
+                    tracing::info!(file = %path.display(), "keyring reloaded");
                     tx.send_replace(Arc::new(ring));
                     last = now;
                 }

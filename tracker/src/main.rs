@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 use reelnet_proto::Role;
 use reelnet_runtime::shutdown;
 use reelnet_tracker::config::TrackerConfig;
+use reelnet_proto::membership::RoleName;
+use reelnet_tracker::network as operator_api;
+use reelnet_tracker::operator::{self, NodeOutput};
 use reelnet_tracker::{keys, users, Tracker};
 
 /// The reelnet tracker: accounts, sign-in tokens, watch-later lists and progress.
@@ -48,6 +51,89 @@ enum Command {
     /// Administration of subscriptions, offline like `user` (stop the tracker first).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Network membership: invites, nodes, revocation, roles. Works while the tracker runs
+    /// (through it, with the token in <data_dir>/operator.json) and while it is stopped.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// The network signing key.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// Add a new network key; certificates signed by the old one stay valid until they
+    /// expire (the old key stays published until then). A running tracker picks it up
+    /// within a second.
+    RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Make an invite; its token is the last line printed. A node joins with
+    /// `reelnet-node --invite TOKEN`.
+    Invite {
+        /// Roles of the nodes that join with it: replica (holds a share of the library),
+        /// ingest (originates movies, claims requests), edge (serves viewers only).
+        /// Repeat for several; default replica.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<RoleName>,
+        /// How many nodes may join with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it is valid: `30m`, `24h`, `7d` or seconds.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+    },
+    /// List enrolled nodes and open invites.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a node: within a minute every member drops it and re-replicates what it held.
+    Revoke {
+        /// The node id (64 hex characters).
+        node_id: String,
+    },
+    /// Set a node's roles (in its next certificate; nodes check every 30 s).
+    SetRole {
+        /// The node id (64 hex characters).
+        node_id: String,
+        /// One or more of replica, ingest, edge.
+        #[arg(required = true)]
+        roles: Vec<RoleName>,
+    },
+}
+
+fn parse_duration(text: &str) -> anyhow::Result<u64> {
+    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{text:?}: expected a number with s, m, h or d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => anyhow::bail!("{text:?}: the unit must be s, m, h or d"),
+    };
+    Ok(n.saturating_mul(mult))
+}
+
+fn print_node(n: &operator_api::NodeView) {
+    println!(
+        "{}  roles={}{}  cert #{} until {}{}",
+        n.node_id,
+        n.roles.to_list(),
+        if n.open { " (open)" } else { "" },
+        n.serial,
+        reelnet_tracker::billing::format_date(n.not_after),
+        if n.revoked { "  REVOKED" } else { "" }
+    );
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +312,61 @@ async fn main() -> anyhow::Result<()> {
                     reelnet_tracker::billing::format_date(u)
                 ),
                 None => println!("{} is now {:?}", user.email, user.tier),
+            }
+        }
+        Command::Network(NetworkCommand::RotateKey) => {
+            let kid = operator_api::keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())
+                .context("rotating the network key")?;
+            println!("new network key {kid} is now current");
+        }
+        Command::Node(cmd) => {
+            let json = matches!(cmd, NodeCommand::List { json: true });
+            let cmd = match cmd {
+                NodeCommand::Invite { roles, uses, ttl } => {
+                    operator::NodeCommand::Invite(operator_api::InviteRequest {
+                        roles,
+                        uses: Some(uses),
+                        ttl_secs: Some(parse_duration(&ttl)?),
+                    })
+                }
+                NodeCommand::List { .. } => operator::NodeCommand::List,
+                NodeCommand::Revoke { node_id } => operator::NodeCommand::Revoke(node_id),
+                NodeCommand::SetRole { node_id, roles } => {
+                    operator::NodeCommand::SetRole(node_id, roles)
+                }
+            };
+            match operator::run(&config, cmd).await? {
+                NodeOutput::Invite(inv) => {
+                    println!(
+                        "invite {} for network {}: roles {}, {} use(s), valid until {} UTC",
+                        inv.id,
+                        inv.network_id,
+                        inv.roles.to_list(),
+                        inv.uses,
+                        reelnet_tracker::billing::format_date(inv.expires_at)
+                    );
+                    println!("start a node with: reelnet-node --invite TOKEN (token below)");
+                    println!("{}", inv.token);
+                }
+                NodeOutput::List(list) if json => {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                NodeOutput::List(list) => {
+                    println!("network {}: {} node(s)", list.network_id, list.nodes.len());
+                    for n in &list.nodes {
+                        print_node(n);
+                    }
+                    for i in &list.invites {
+                        println!(
+                            "invite {}  roles={}  {} use(s) left, until {}",
+                            i.id,
+                            i.roles.to_list(),
+                            i.uses_left,
+                            reelnet_tracker::billing::format_date(i.expires_at)
+                        );
+                    }
+                }
+                NodeOutput::Node(n) => print_node(&n),
             }
         }
         Command::User(UserCommand::SetRole { email, role }) => {

@@ -10,12 +10,16 @@
 //!
 //! One request per TMDb id is open at a time (`open_requests` index); asking again joins
 //! it. Every change is one typed store operation (`store/requests.rs`, one writer job), so
-//! it is ordered with every other write and durable before it is answered. Nodes authenticate with the shared
-//! `requests.node_secret` in the `Reelnet-Node-Key` header and name themselves in the body.
+//! it is ordered with every other write and durable before it is answered. Nodes sign each
+//! claim and report with their key and membership certificate (`Reelnet-Node-Auth`, see
+//! [`crate::network`]); only `ingest` members may claim, a node may hold at most
+//! `network.max_claims_per_node` claims at once, and a claim can be reported on only by the
+//! node that holds it.
 
 use std::collections::HashMap;
 
 use base64::Engine;
+use reelnet_proto::membership::Certificate;
 use reelnet_proto::{Claims, Role, Tier};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
@@ -27,8 +31,7 @@ use crate::mail::Email;
 use crate::policy::effective_tier;
 use crate::store::{Lease, MovieRequest, Notification, RequestState, Requester, User, UserId};
 
-/// The header a node sends its shared secret in.
-pub const NODE_KEY_HEADER: &str = "reelnet-node-key";
+pub use reelnet_proto::membership::NODE_AUTH_HEADER;
 
 const MONTH_MS: u64 = 30 * 24 * 3600 * 1000;
 const MAX_TORRENT_BYTES: usize = 512 * 1024;
@@ -426,38 +429,43 @@ impl Api {
             .unwrap_or_else(|| Err(ApiError::not_found("no such request")))
     }
 
-    /// Checks a node's `Reelnet-Node-Key`.
-    pub fn authenticate_node(&self, key: Option<&str>) -> Result<(), ApiError> {
-        let secret = self.config().requests.node_secret.as_bytes();
-        if secret.is_empty() {
-            return Err(ApiError::forbidden(
-                "nodes_disabled",
-                "this tracker takes no request claims (requests.node_secret is not set)",
-            ));
-        }
-        let given = key.unwrap_or_default().as_bytes();
-        // Compare hashes so the time does not depend on where they differ.
-        if blake3::hash(given) != blake3::hash(secret) {
-            return Err(ApiError::forbidden(
-                "bad_node_key",
-                "missing or wrong Reelnet-Node-Key",
-            ));
-        }
-        Ok(())
-    }
-
     /// `POST requests/claim`: the oldest claimable request, leased to the node; `None`
     /// when there is no work.
-    pub async fn claim_request(&self, req: ClaimRequest) -> Result<Option<ClaimView>, ApiError> {
-        if req.node_id.is_empty() || req.node_id.len() > 128 {
+    pub async fn claim_request(
+        &self,
+        by: &Certificate,
+        req: ClaimRequest,
+    ) -> Result<Option<ClaimView>, ApiError> {
+        let node = by.node.to_string();
+        if req.node_id != node {
             return Err(ApiError::bad_request(
                 "invalid_request",
-                "node_id: 1 to 128 characters",
+                "node_id must be the signing node's id",
+            ));
+        }
+        let max = self.config().network.max_claims_per_node;
+        let now = now_ms();
+        let held = self
+            .store()
+            .requests_newest_first()?
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    RequestState::Claimed | RequestState::Downloading | RequestState::Transcoding
+                ) && !lease_lapsed(r, now)
+                    && r.lease.as_ref().is_some_and(|l| l.node == node)
+            })
+            .count();
+        if held >= max as usize {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_claims",
+                format!("this node already holds {held} claims (network.max_claims_per_node = {max})"),
             ));
         }
         let lease_secs = self.config().requests.lease_secs;
         let token = hex::encode(rand::random::<[u8; 16]>());
-        let node = req.node_id;
         let claimed = self
             .store()
             .claim_first(move |r| {
@@ -501,6 +509,7 @@ impl Api {
     /// `POST requests/{id}/progress`: renews the lease.
     pub async fn request_progress(
         &self,
+        by: &Certificate,
         id: &str,
         rep: ProgressReport,
     ) -> Result<RequestView, ApiError> {
@@ -515,10 +524,11 @@ impl Api {
             ));
         }
         let id = parse_id(id)?;
+        let node = by.node.to_string();
         let lease_ms = self.config().requests.lease_secs * 1000;
         let r = self
             .update_request(id, move |r| {
-                holds(r, &rep.claim_token)?;
+                holds(r, &node, &rep.claim_token)?;
                 let now = now_ms();
                 r.state = stored_state(rep.state);
                 r.percent = rep.percent;
@@ -533,13 +543,19 @@ impl Api {
     }
 
     /// `POST requests/{id}/done`
-    pub async fn request_done(&self, id: &str, rep: DoneReport) -> Result<RequestView, ApiError> {
+    pub async fn request_done(
+        &self,
+        by: &Certificate,
+        id: &str,
+        rep: DoneReport,
+    ) -> Result<RequestView, ApiError> {
         reelnet_proto::MovieId::new(rep.movie_id.clone())
             .map_err(|e| ApiError::bad_request("invalid_request", format!("movie_id: {e}")))?;
         let id = parse_id(id)?;
+        let node = by.node.to_string();
         let r = self
             .update_request(id, move |r| {
-                holds(r, &rep.claim_token)?;
+                holds(r, &node, &rep.claim_token)?;
                 r.state = RequestState::Ready;
                 r.percent = 100.0;
                 r.reason = None;
@@ -557,14 +573,16 @@ impl Api {
     /// `POST requests/{id}/failed`
     pub async fn request_failed(
         &self,
+        by: &Certificate,
         id: &str,
         rep: FailedReport,
     ) -> Result<RequestView, ApiError> {
         let id = parse_id(id)?;
+        let node = by.node.to_string();
         let reason: String = rep.reason.chars().take(500).collect();
         let r = self
             .update_request(id, move |r| {
-                holds(r, &rep.claim_token)?;
+                holds(r, &node, &rep.claim_token)?;
                 r.state = RequestState::Failed;
                 r.reason = Some(reason.clone());
                 r.lease = None;
@@ -683,14 +701,13 @@ fn token_of(r: &MovieRequest) -> String {
 
 /// The report's claim token names the current lease (lapsed is fine while nobody else
 /// took the request over).
-fn holds(r: &MovieRequest, token: &str) -> Result<(), ApiError> {
+fn holds(r: &MovieRequest, node: &str, token: &str) -> Result<(), ApiError> {
     let ok = matches!(
         r.state,
         RequestState::Claimed | RequestState::Downloading | RequestState::Transcoding
-    ) && r
-        .lease
-        .as_ref()
-        .is_some_and(|l| blake3::hash(l.token.as_bytes()) == blake3::hash(token.as_bytes()));
+    ) && r.lease.as_ref().is_some_and(|l| {
+        l.node == node && blake3::hash(l.token.as_bytes()) == blake3::hash(token.as_bytes())
+    });
     if ok {
         Ok(())
     } else {

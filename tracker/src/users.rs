@@ -57,7 +57,7 @@ pub struct NewUser {
 }
 
 /// Opens the store under `data_dir`, runs `f`, then lets the writer flush and stop.
-async fn with_store<T, F, Fut>(data_dir: &Path, f: F) -> Result<T, OfflineError>
+pub(crate) async fn with_store<T, F, Fut>(data_dir: &Path, f: F) -> Result<T, OfflineError>
 where
     F: FnOnce(Store) -> Fut,
     Fut: std::future::Future<Output = Result<T, OfflineError>>,

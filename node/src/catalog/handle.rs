@@ -9,6 +9,7 @@ use super::*;
 pub struct Catalog {
     tx: mpsc::Sender<Command>,
     events: broadcast::Sender<CatalogEvent>,
+    membership: Option<Membership>,
 }
 
 pub(super) type Reply<T> = oneshot::Sender<T>;
@@ -18,6 +19,8 @@ pub(super) enum Command {
         signed: SignedCatalogRecord,
         record: CatalogRecord,
         quic_addr: SocketAddr,
+        /// The record's verified certificate (`None` without membership checks).
+        cert: Option<Certificate>,
         reply: Reply<Verdict>,
     },
     KnowsManifest {
@@ -71,13 +74,35 @@ pub(super) enum Command {
 }
 
 impl Catalog {
-    /// Starts the catalog task; it stops when `cancel` fires.
+    /// Starts the catalog task without membership checks (any valid signer is accepted:
+    /// tools and tests of the index itself); it stops when `cancel` fires.
     pub fn start(config: CatalogConfig, cancel: CancellationToken) -> (Catalog, JoinHandle<()>) {
+        Self::start_with(config, None, cancel)
+    }
+
+    /// Starts the catalog task; with `membership`, only members' records and manifests are
+    /// accepted (see the module docs).
+    pub fn start_with(
+        config: CatalogConfig,
+        membership: Option<Membership>,
+        cancel: CancellationToken,
+    ) -> (Catalog, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(1024);
-        let state = State::new(config, events.clone());
+        let state = State::new(
+            config,
+            events.clone(),
+            membership.as_ref().map(|m| m.subscribe()),
+        );
         let task = reelnet_runtime::shutdown::spawn("catalog", state.run(rx, cancel));
-        (Catalog { tx, events }, task)
+        (
+            Catalog {
+                tx,
+                events,
+                membership,
+            },
+            task,
+        )
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, CatalogError> {
@@ -112,10 +137,35 @@ impl Catalog {
             Ok(addr) => addr,
             Err(err) => return self.count(Verdict::Invalid(err.to_string())).await,
         };
+        let cert = match &self.membership {
+            None => None,
+            Some(m) => match m.check(&record.certificate, &record.node) {
+                Ok(cert) => {
+                    if record.replica && !cert.roles.has(RoleName::Replica) {
+                        return self
+                            .count(Verdict::NotMember(format!(
+                                "node {} claims a replica share without the replica role",
+                                record.node.short()
+                            )))
+                            .await;
+                    }
+                    Some(cert)
+                }
+                Err(err) => {
+                    return self
+                        .count(Verdict::NotMember(format!(
+                            "node {}: {err}",
+                            record.node.short()
+                        )))
+                        .await
+                }
+            },
+        };
         self.ask(|reply| Command::Record {
             signed,
             record,
             quic_addr,
+            cert,
             reply,
         })
         .await

@@ -31,6 +31,12 @@
 //!   it can only be a replay ([`Verdict::Replay`]), which the swarm rejects and scores
 //!   against the sender.
 //!
+//! - With a [`Membership`](crate::membership::Membership) (every running node has one), a
+//!   record is accepted only with a valid certificate for its node in this network, and
+//!   claims `replica` only if the certificate has that role; a manifest only if its origin
+//!   is a member with the `ingest` role. When the revocation list names a node, its record
+//!   and the manifests it originated leave the index at once.
+//!
 //! Nothing here is persisted: on start a node rebuilds the catalog from its own store
 //! (see `swarm::publisher`) and from its peers (full sync on connect).
 //!
@@ -46,11 +52,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reelnet_proto::catalog::{MAX_CLOCK_SKEW_SECS, MAX_RECORD_TTL_SECS};
+use reelnet_proto::membership::{Certificate, RoleName};
 use reelnet_proto::{
     CatalogRecord, Manifest, ManifestId, MovieId, NodeId, ProtoError, SignedCatalogRecord,
     SignedManifest,
 };
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::membership::{MemberState, Membership};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -112,6 +121,12 @@ pub enum Verdict {
     /// Malformed, badly signed, out of bounds or issued in the future; nothing changed
     /// (gossip: reject, penalising the sender).
     Invalid(String),
+    /// Valid, but from (or originated by) a node that is not a member with the needed role;
+    /// nothing changed (gossip: reject, penalising the sender).
+    NotMember(String),
+    /// A manifest whose origin has no known record yet (so no known certificate); nothing
+    /// changed (gossip: ignore; it comes again with catalog sync or the origin's next round).
+    UnknownOrigin,
 }
 
 /// The catalog task has stopped.
@@ -215,4 +230,6 @@ pub struct CatalogStats {
     pub replay: u64,
     pub expired: u64,
     pub invalid: u64,
+    pub not_member: u64,
+    pub unknown_origin: u64,
 }

@@ -51,10 +51,18 @@ pub(super) struct State {
     /// Manifest id (any version) → nodes whose live record lists it.
     pub(super) held_by: HashMap<ManifestId, BTreeSet<NodeId>>,
     pub(super) stats: CatalogStats,
+    /// Membership: the verified certificate of every node with an accepted record, and the
+    /// state (trust, revocations) to judge them by. `None`: no membership checks.
+    pub(super) membership: Option<watch::Receiver<Arc<MemberState>>>,
+    pub(super) members: HashMap<NodeId, Certificate>,
 }
 
 impl State {
-    pub(super) fn new(config: CatalogConfig, events: broadcast::Sender<CatalogEvent>) -> Self {
+    pub(super) fn new(
+        config: CatalogConfig,
+        events: broadcast::Sender<CatalogEvent>,
+        membership: Option<watch::Receiver<Arc<MemberState>>>,
+    ) -> Self {
         Self {
             config,
             events,
@@ -66,6 +74,8 @@ impl State {
             ingest_versions: HashMap::new(),
             held_by: HashMap::new(),
             stats: CatalogStats::default(),
+            membership,
+            members: HashMap::new(),
         }
     }
 
@@ -76,10 +86,17 @@ impl State {
     ) -> Result<(), std::convert::Infallible> {
         let mut sweep = tokio::time::interval(self.config.sweep_interval);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut membership = self.membership.clone();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = sweep.tick() => self.sweep(crate::unix_now()),
+                Ok(()) = async {
+                    match membership.as_mut() {
+                        Some(m) => m.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.drop_revoked(),
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
                     None => break,
@@ -103,6 +120,8 @@ impl State {
             Verdict::Replay => s.replay += 1,
             Verdict::Expired => s.expired += 1,
             Verdict::Invalid(_) => s.invalid += 1,
+            Verdict::NotMember(_) => s.not_member += 1,
+            Verdict::UnknownOrigin => s.unknown_origin += 1,
         }
     }
 
@@ -113,9 +132,14 @@ impl State {
                 signed,
                 record,
                 quic_addr,
+                cert,
                 reply,
             } => {
+                let node = record.node;
                 let v = self.insert_record(signed, record, quic_addr, now);
+                if let (Verdict::Accepted, Some(cert)) = (&v, cert) {
+                    self.members.insert(node, cert);
+                }
                 self.count(&v);
                 let _ = reply.send(v);
             }
@@ -287,6 +311,61 @@ impl State {
         Verdict::Accepted
     }
 
+    /// With membership checks: why a manifest from `origin` must not be accepted, if so.
+    fn origin_verdict(&self, origin: &NodeId) -> Option<Verdict> {
+        let state = self.membership.as_ref()?.borrow().clone();
+        if state.is_revoked(origin) {
+            return Some(Verdict::NotMember(format!("origin {} is revoked", origin.short())));
+        }
+        let Some(cert) = self.members.get(origin) else {
+            return Some(Verdict::UnknownOrigin);
+        };
+        if cert.not_after <= crate::unix_now() {
+            return Some(Verdict::UnknownOrigin);
+        }
+        if !cert.roles.has(RoleName::Ingest) {
+            return Some(Verdict::NotMember(format!(
+                "origin {} lacks the ingest role (has {})",
+                origin.short(),
+                cert.roles.to_list()
+            )));
+        }
+        None
+    }
+
+    /// Drops the records of revoked nodes and the manifests they originated.
+    pub(super) fn drop_revoked(&mut self) {
+        let Some(state) = self.membership.as_ref().map(|m| m.borrow().clone()) else {
+            return;
+        };
+        let Some(trust) = state.trust.as_ref() else {
+            return;
+        };
+        for node in trust.revoked.iter() {
+            self.members.remove(node);
+            if let Some(old) = self.records.remove(node) {
+                self.unindex(&old.record);
+                tracing::warn!(node = %node.short(), "dropped a revoked node's record");
+                self.emit(CatalogEvent::RecordExpired { node: *node });
+            }
+        }
+        let gone: Vec<(IngestKey, ManifestId)> = self
+            .latest
+            .iter()
+            .filter(|(ingest, _)| trust.revoked.contains(&ingest.1))
+            .map(|(k, id)| (k.clone(), *id))
+            .collect();
+        for (ingest, id) in gone {
+            self.latest.remove(&ingest);
+            self.manifests.remove(&id);
+            for vid in self.ingest_versions.remove(&ingest).into_iter().flatten() {
+                self.versions.remove(&vid);
+            }
+            tracing::warn!(manifest = %id, "dropped a manifest of a revoked origin");
+            self.emit(CatalogEvent::ManifestForgotten { id });
+        }
+    }
+
     pub(super) fn unindex(&mut self, record: &CatalogRecord) {
         for held in &record.held {
             if let Some(nodes) = self.held_by.get_mut(&held.manifest) {
@@ -306,6 +385,9 @@ impl State {
     ) -> Verdict {
         if self.manifests.contains_key(&id) {
             return Verdict::Duplicate;
+        }
+        if let Some(verdict) = self.origin_verdict(&manifest.origin) {
+            return verdict;
         }
         let ingest: IngestKey = (manifest.movie.clone(), manifest.origin, manifest.ingest_id);
         if let Some(current_id) = self.latest.get(&ingest).copied() {
@@ -380,6 +462,7 @@ impl State {
             .map(|(n, _)| *n)
             .collect();
         for node in expired {
+            self.members.remove(&node);
             if let Some(old) = self.records.remove(&node) {
                 self.unindex(&old.record);
                 tracing::debug!(node = %node.short(), "catalog record expired");

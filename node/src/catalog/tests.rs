@@ -58,6 +58,7 @@ fn record(key: &SigningKey, seq: u64, held: Vec<Held>) -> SignedCatalogRecord {
         issued_at: now,
         expires_at: now + 60,
         replica: true,
+        certificate: Vec::new(),
     };
     SignedCatalogRecord::sign(&r, key).unwrap()
 }

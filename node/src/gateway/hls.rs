@@ -206,24 +206,7 @@ fn authorise(
     Ok((movie, grant))
 }
 
-/// Which tracks of `manifest` only premium viewers get: the top `premium` video
-/// renditions (by height, then bandwidth), but never every video rendition — a movie
-/// with one rung plays for everyone. Audio-only tracks are never premium.
-pub fn premium_tracks(manifest: &Manifest, premium: usize) -> Vec<bool> {
-    let mut video: Vec<usize> = (0..manifest.tracks.len())
-        .filter(|&i| !manifest.tracks[i].rendition.is_audio_only())
-        .collect();
-    video.sort_by_key(|&i| {
-        let r = &manifest.tracks[i].rendition;
-        std::cmp::Reverse((r.height, r.bandwidth))
-    });
-    let locked = premium.min(video.len().saturating_sub(1));
-    let mut out = vec![false; manifest.tracks.len()];
-    for &i in video.iter().take(locked) {
-        out[i] = true;
-    }
-    out
-}
+pub use reelnet_proto::manifest::premium_tracks;
 
 /// Refuses a premium-only track to a free viewer.
 fn check_tier(

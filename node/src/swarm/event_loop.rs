@@ -31,17 +31,21 @@ pub(super) struct Pending {
     pub(super) data: Vec<u8>,
 }
 
-/// Offers queued gossip messages of one topic to the catalog, in arrival order.
+/// Offers queued gossip messages of one topic to the catalog (revocation lists to the
+/// membership), in arrival order.
 pub(super) async fn validator(
     topic: Topic,
     mut rx: mpsc::Receiver<Pending>,
     catalog: Catalog,
+    membership: Option<Membership>,
     internal: mpsc::UnboundedSender<Internal>,
 ) -> Result<(), std::convert::Infallible> {
     while let Some(p) = rx.recv().await {
-        let verdict = match topic {
-            Topic::Catalog => catalog.offer_record_bytes(&p.data).await,
-            Topic::Manifests => catalog.offer_manifest_bytes(&p.data).await,
+        let verdict = match (topic, &membership) {
+            (Topic::Catalog, _) => catalog.offer_record_bytes(&p.data).await,
+            (Topic::Manifests, _) => catalog.offer_manifest_bytes(&p.data).await,
+            (Topic::Revocations, Some(m)) => Ok(m.offer_revocations(&p.data).await),
+            (Topic::Revocations, None) => Ok(Verdict::Duplicate),
         };
         let Ok(verdict) = verdict else { break };
         if internal
@@ -62,8 +66,10 @@ pub(super) async fn validator(
 pub(super) fn acceptance(verdict: &Verdict) -> MessageAcceptance {
     match verdict {
         Verdict::Accepted => MessageAcceptance::Accept,
-        Verdict::Invalid(_) | Verdict::Replay => MessageAcceptance::Reject,
-        Verdict::Duplicate | Verdict::Stale | Verdict::Expired => MessageAcceptance::Ignore,
+        Verdict::Invalid(_) | Verdict::Replay | Verdict::NotMember(_) => MessageAcceptance::Reject,
+        Verdict::Duplicate | Verdict::Stale | Verdict::Expired | Verdict::UnknownOrigin => {
+            MessageAcceptance::Ignore
+        }
     }
 }
 
@@ -76,9 +82,15 @@ pub struct EventLoop {
     pub(super) internal_rx: mpsc::UnboundedReceiver<Internal>,
     pub(super) record_tx: mpsc::Sender<Pending>,
     pub(super) manifest_tx: mpsc::Sender<Pending>,
+    pub(super) revocation_tx: mpsc::Sender<Pending>,
     pub(super) catalog: Catalog,
     pub(super) catalog_topic: TopicHash,
     pub(super) manifest_topic: TopicHash,
+    pub(super) revocations_topic: TopicHash,
+    /// Membership changes (new certificate, newer revocation list); `None`: no membership.
+    pub(super) member_changes: Option<watch::Receiver<Arc<MemberState>>>,
+    /// The serial of the newest revocation list this node has gossiped.
+    pub(super) published_revocations: u64,
     /// Peers whose sync request is being answered (one at a time each).
     pub(super) serving: HashSet<PeerId>,
     /// Sync pages taken from each connected peer.
@@ -94,9 +106,19 @@ impl EventLoop {
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         redial.tick().await;
         let mut commands_open = true;
+        let mut changes = self.member_changes.clone();
+        if changes.is_some() {
+            self.on_membership();
+        }
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
+                Ok(()) = async {
+                    match changes.as_mut() {
+                        Some(c) => c.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.on_membership(),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 cmd = self.commands.recv(), if commands_open => match cmd {
                     Some(cmd) => self.on_command(cmd),
@@ -137,7 +159,71 @@ impl EventLoop {
         }
     }
 
+    fn member_state(&self) -> Option<Arc<MemberState>> {
+        self.member_changes.as_ref().map(|c| c.borrow().clone())
+    }
+
+    fn is_revoked(&self, peer: &PeerId) -> bool {
+        match (self.member_state(), node_id_of(peer)) {
+            (Some(state), Some(node)) => state.is_revoked(&node),
+            _ => false,
+        }
+    }
+
+    /// This node's certificate bytes for sync requests (empty without one).
+    fn own_certificate(&self) -> Vec<u8> {
+        self.member_state()
+            .and_then(|s| s.own.as_ref().map(|o| o.signed.encode()))
+            .unwrap_or_default()
+    }
+
+    fn sync_request(&self, after: Option<SyncCursor>) -> SyncRequest {
+        SyncRequest {
+            after,
+            certificate: self.own_certificate(),
+        }
+    }
+
+    /// The membership changed: gossip a newer revocation list, cut off revoked peers.
+    pub(super) fn on_membership(&mut self) {
+        let Some(state) = self.member_state() else {
+            return;
+        };
+        if let (Some(list), Some(trust)) = (&state.revocations, &state.trust) {
+            if trust.revocation_serial > self.published_revocations {
+                self.published_revocations = trust.revocation_serial;
+                let hash = self.revocations_topic.clone();
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(hash, list.encode())
+                {
+                    Ok(_)
+                    | Err(gossipsub::PublishError::Duplicate)
+                    | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                    Err(err) => tracing::debug!(%err, "cannot gossip the revocation list"),
+                }
+            }
+        }
+        let revoked: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| node_id_of(p).is_some_and(|n| state.is_revoked(&n)))
+            .copied()
+            .collect();
+        for peer in revoked {
+            tracing::warn!(%peer, "disconnecting a revoked node");
+            self.stats.revoked_disconnects += 1;
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        }
+    }
+
     pub(super) fn maybe_dial(&mut self, peer: PeerId) {
+        if self.is_revoked(&peer) {
+            return;
+        }
         if peer == *self.swarm.local_peer_id()
             || self.swarm.is_connected(&peer)
             || self.swarm.connected_peers().count() >= self.config.target_peers
@@ -159,10 +245,7 @@ impl EventLoop {
                 bytes,
                 reply,
             } => {
-                let hash = match topic {
-                    Topic::Catalog => self.catalog_topic.clone(),
-                    Topic::Manifests => self.manifest_topic.clone(),
-                };
+                let hash = topic.hash();
                 let result = match self.swarm.behaviour_mut().gossipsub.publish(hash, bytes) {
                     Ok(_) => Ok(()),
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
@@ -181,10 +264,7 @@ impl EventLoop {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
             Command::TopicPeers(topic, reply) => {
-                let hash = match topic {
-                    Topic::Catalog => &self.catalog_topic,
-                    Topic::Manifests => &self.manifest_topic,
-                };
+                let hash = &topic.hash();
                 let peers = self
                     .swarm
                     .behaviour()
@@ -270,7 +350,10 @@ impl EventLoop {
             } => {
                 self.stats.sync_items_invalid += invalid;
                 if invalid > 0 {
-                    tracing::warn!(%peer, invalid, "peer's catalog sync contained invalid items");
+                    // Penalised by stopping: no further pages from a peer that sends
+                    // invalid or non-member items.
+                    tracing::warn!(%peer, invalid, "peer's catalog sync contained invalid items; no more pages from it");
+                    return;
                 }
                 if let Some(after) = next {
                     let pages = self.sync_pages.entry(peer).or_insert(0);
@@ -278,10 +361,11 @@ impl EventLoop {
                     if *pages >= MAX_SYNC_PAGES {
                         tracing::warn!(%peer, "peer's catalog sync has too many pages; stopping");
                     } else if self.swarm.is_connected(&peer) {
+                        let request = self.sync_request(Some(after));
                         self.swarm
                             .behaviour_mut()
                             .sync
-                            .send_request(&peer, SyncRequest { after: Some(after) });
+                            .send_request(&peer, request);
                     }
                 }
             }
@@ -300,13 +384,20 @@ impl EventLoop {
                     let (base, _) = split_peer(address);
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
                 }
+                if self.is_revoked(&peer_id) {
+                    tracing::warn!(peer = %peer_id, "refusing a revoked node's connection");
+                    self.stats.revoked_disconnects += 1;
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 if num_established.get() == 1 {
                     tracing::debug!(peer = %peer_id, "connected; asking for its catalog");
                     self.sync_pages.insert(peer_id, 0);
+                    let request = self.sync_request(None);
                     self.swarm
                         .behaviour_mut()
                         .sync
-                        .send_request(&peer_id, SyncRequest { after: None });
+                        .send_request(&peer_id, request);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -338,6 +429,8 @@ impl EventLoop {
                     Some(&self.record_tx)
                 } else if message.topic == self.manifest_topic {
                     Some(&self.manifest_tx)
+                } else if message.topic == self.revocations_topic {
+                    Some(&self.revocation_tx)
                 } else {
                     None
                 };
@@ -408,6 +501,18 @@ impl EventLoop {
                     },
                 ..
             } => {
+                if let Some(state) = self.member_state() {
+                    let verdict = match node_id_of(&peer) {
+                        Some(node) => state.check(&request.certificate, &node).map(|_| ()),
+                        None => Err(reelnet_proto::membership::MembershipError::BadSignature),
+                    };
+                    if let Err(err) = verdict {
+                        // Dropping the channel refuses the request.
+                        self.stats.sync_refused += 1;
+                        tracing::warn!(%peer, %err, "catalog sync refused: the requester is not a member");
+                        return;
+                    }
+                }
                 if !self.serving.insert(peer) {
                     // One request at a time per peer; dropping the channel refuses this one.
                     tracing::debug!(%peer, "concurrent sync request refused");
@@ -440,18 +545,21 @@ impl EventLoop {
                 let internal = self.internal_tx.clone();
                 reelnet_runtime::shutdown::spawn("catalog-sync-ingest", async move {
                     let mut invalid = 0u64;
-                    // Manifests first, so records naming them find them known.
-                    for bytes in &response.manifests {
-                        if let Verdict::Invalid(reason) =
-                            catalog.offer_manifest_bytes(bytes).await?
+                    // Records first: their certificates make their nodes' manifests
+                    // acceptable.
+                    for bytes in &response.records {
+                        if let Verdict::Invalid(reason) | Verdict::NotMember(reason) =
+                            catalog.offer_record_bytes(bytes).await?
                         {
-                            tracing::debug!(%peer, %reason, "invalid manifest in sync");
+                            tracing::debug!(%peer, %reason, "invalid record in sync");
                             invalid += 1;
                         }
                     }
-                    for bytes in &response.records {
-                        if let Verdict::Invalid(reason) = catalog.offer_record_bytes(bytes).await? {
-                            tracing::debug!(%peer, %reason, "invalid record in sync");
+                    for bytes in &response.manifests {
+                        if let Verdict::Invalid(reason) | Verdict::NotMember(reason) =
+                            catalog.offer_manifest_bytes(bytes).await?
+                        {
+                            tracing::debug!(%peer, %reason, "invalid manifest in sync");
                             invalid += 1;
                         }
                     }

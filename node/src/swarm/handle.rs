@@ -55,7 +55,9 @@ impl NetworkHandle {
             .await
             .map_err(|_| SwarmError::Stopped)?
         {
-            Verdict::Invalid(reason) => return Err(SwarmError::Refused(reason)),
+            Verdict::Invalid(reason) | Verdict::NotMember(reason) => {
+                return Err(SwarmError::Refused(reason))
+            }
             Verdict::Expired => return Err(SwarmError::Refused("record has expired".into())),
             _ => {}
         }
@@ -66,7 +68,7 @@ impl NetworkHandle {
     /// [`NetworkHandle::publish_record`]).
     pub async fn publish_manifest(&self, manifest: SignedManifest) -> Result<(), SwarmError> {
         let bytes = manifest.encode();
-        if let Verdict::Invalid(reason) = self
+        if let Verdict::Invalid(reason) | Verdict::NotMember(reason) = self
             .catalog
             .offer_manifest(manifest)
             .await

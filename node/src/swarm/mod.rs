@@ -61,11 +61,14 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use reelnet_proto::{NodeId, SignedCatalogRecord, SignedManifest, MAX_SIGNED_MANIFEST_BYTES};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, SyncCursor, Verdict};
+use crate::membership::{MemberState, Membership};
 use sync::{SyncCodec, SyncRequest, SyncResponse, SYNC_PAGE_BYTES, SYNC_PROTOCOL};
 
 mod behaviour;
@@ -85,6 +88,8 @@ pub use handle::NetworkHandle;
 pub const CATALOG_TOPIC: &str = "reelnet/catalog/1";
 /// Gossipsub topic of signed manifests.
 pub const MANIFEST_TOPIC: &str = "reelnet/manifests/1";
+/// Gossip topic of the network's signed revocation list.
+pub const REVOCATIONS_TOPIC: &str = "reelnet/revocations/1";
 /// Kademlia protocol name (a private DHT, not the IPFS one).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/reelnet/kad/1.0.0");
 /// Identify protocol version string.
@@ -113,6 +118,10 @@ pub struct SwarmConfig {
     pub idle_timeout: Duration,
     /// While no peer is connected, redial the bootstrap list this often.
     pub redial_interval: Duration,
+    /// This node's membership: catalog sync is asked with its certificate and answered only
+    /// to members, revocation lists are gossiped, revoked peers are disconnected. `None`:
+    /// no membership (tests of the swarm alone).
+    pub membership: Option<crate::membership::Membership>,
 }
 
 impl Default for SwarmConfig {
@@ -126,6 +135,7 @@ impl Default for SwarmConfig {
             target_peers: 8,
             idle_timeout: Duration::from_secs(300),
             redial_interval: Duration::from_secs(10),
+            membership: None,
         }
     }
 }
@@ -158,6 +168,7 @@ pub enum SwarmError {
 pub enum Topic {
     Catalog,
     Manifests,
+    Revocations,
 }
 
 impl Topic {
@@ -165,7 +176,13 @@ impl Topic {
         match self {
             Topic::Catalog => CATALOG_TOPIC,
             Topic::Manifests => MANIFEST_TOPIC,
+            Topic::Revocations => REVOCATIONS_TOPIC,
         }
+    }
+
+    /// The gossipsub hash of the topic.
+    pub fn hash(self) -> TopicHash {
+        IdentTopic::new(self.name()).hash()
     }
 }
 
@@ -184,6 +201,10 @@ pub struct NetworkStats {
     pub sync_pages_received: u64,
     /// Items in received sync pages that the catalog found invalid.
     pub sync_items_invalid: u64,
+    /// Sync requests refused because the requester is not a member.
+    pub sync_refused: u64,
+    /// Connections closed because the peer is revoked.
+    pub revoked_disconnects: u64,
 }
 
 /// The `PeerId` of a node: the same ed25519 key.
@@ -247,7 +268,7 @@ pub fn score_params() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresh
         ..Default::default()
     };
     let mut params = gossipsub::PeerScoreParams::default();
-    for name in [CATALOG_TOPIC, MANIFEST_TOPIC] {
+    for name in [CATALOG_TOPIC, MANIFEST_TOPIC, REVOCATIONS_TOPIC] {
         params
             .topics
             .insert(IdentTopic::new(name).hash(), topic.clone());
@@ -295,15 +316,24 @@ pub async fn start(
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (record_tx, record_rx) = mpsc::channel(VALIDATION_QUEUE);
     let (manifest_tx, manifest_rx) = mpsc::channel(VALIDATION_QUEUE);
+    let (revocation_tx, revocation_rx) = mpsc::channel(64);
     for (name, rx, topic) in [
         ("gossip-validate-records", record_rx, Topic::Catalog),
         ("gossip-validate-manifests", manifest_rx, Topic::Manifests),
+        ("gossip-validate-revocations", revocation_rx, Topic::Revocations),
     ] {
         reelnet_runtime::shutdown::spawn(
             name,
-            validator(topic, rx, catalog.clone(), internal_tx.clone()),
+            validator(
+                topic,
+                rx,
+                catalog.clone(),
+                config.membership.clone(),
+                internal_tx.clone(),
+            ),
         );
     }
+    let member_changes = config.membership.as_ref().map(|m| m.subscribe());
 
     let mut event_loop = EventLoop {
         swarm,
@@ -313,9 +343,13 @@ pub async fn start(
         internal_rx,
         record_tx,
         manifest_tx,
+        revocation_tx,
         catalog: catalog.clone(),
-        catalog_topic: IdentTopic::new(CATALOG_TOPIC).hash(),
-        manifest_topic: IdentTopic::new(MANIFEST_TOPIC).hash(),
+        catalog_topic: Topic::Catalog.hash(),
+        manifest_topic: Topic::Manifests.hash(),
+        revocations_topic: Topic::Revocations.hash(),
+        member_changes,
+        published_revocations: 0,
         serving: HashSet::new(),
         sync_pages: HashMap::new(),
         bootstrapped: false,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use reelnet_proto::catalog::{MAX_HELD, MAX_TOTAL_RANGES};
+use reelnet_proto::membership::RoleName;
 use reelnet_proto::{CatalogRecord, Held, SegmentRange, SignedCatalogRecord, SignedManifest};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -41,8 +42,12 @@ pub struct PublisherConfig {
     pub ttl: Duration,
     /// Shortest time between two records (default 500 ms).
     pub min_spacing: Duration,
-    /// Whether this node takes a share of the library (`storage.replica`).
+    /// Whether this node takes a share of the library (`storage.replica`); it claims one
+    /// only when its certificate has the replica role too.
     pub replica: bool,
+    /// This node's membership: the record carries its certificate, and nothing is
+    /// published while it is not a member. `None`: no certificate (tests of the swarm).
+    pub membership: Option<crate::membership::Membership>,
 }
 
 impl PublisherConfig {
@@ -54,6 +59,7 @@ impl PublisherConfig {
             ttl: Duration::from_secs(600),
             min_spacing: Duration::from_millis(500),
             replica: true,
+            membership: None,
         }
     }
 }
@@ -69,6 +75,8 @@ pub enum PublisherError {
     Network(#[from] SwarmError),
     #[error("the catalog has stopped")]
     Stopped,
+    #[error("this node is not a member of the network; it publishes nothing")]
+    NotMember,
 }
 
 /// What the node holds of one stored manifest, or `None` if no segment of it.
@@ -153,6 +161,16 @@ pub fn build_record(
         ranges += h.ranges.len();
         held.push(h);
     }
+    let (replica, certificate) = match &config.membership {
+        None => (config.replica, Vec::new()),
+        Some(m) => match m.own() {
+            Some(own) => (
+                config.replica && own.cert.roles.has(RoleName::Replica),
+                own.signed.encode(),
+            ),
+            None => return Err(PublisherError::NotMember),
+        },
+    };
     let record = CatalogRecord {
         node: crate::identity::node_id(key),
         quic_addr: config.quic_addr.to_string(),
@@ -161,7 +179,8 @@ pub fn build_record(
         seq,
         issued_at: now,
         expires_at: now + config.ttl.as_secs().max(1),
-        replica: config.replica,
+        replica,
+        certificate,
     };
     let signed = SignedCatalogRecord::sign(&record, key)?;
     Ok((signed, stored.into_iter().map(|s| s.signed).collect()))
@@ -261,8 +280,12 @@ impl Worker {
                 _ = tick.tick() => {}
                 _ = wake.notified() => {}
             }
-            if let Err(err) = self.publish_once().await {
-                tracing::warn!(%err, "cannot publish this node's catalog record");
+            match self.publish_once().await {
+                Ok(()) => {}
+                Err(PublisherError::NotMember) => {
+                    tracing::debug!("not a member; no catalog record published")
+                }
+                Err(err) => tracing::warn!(%err, "cannot publish this node's catalog record"),
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
@@ -280,6 +303,9 @@ impl Worker {
                 .await
                 .map_err(|_| PublisherError::Stopped)??;
         self.last_seq = seq;
+        // The record first: it carries the certificate that makes this node's manifests
+        // acceptable (here and at peers).
+        self.network.publish_record(record).await?;
         for m in manifests {
             let verdict = self
                 .catalog
@@ -290,7 +316,6 @@ impl Worker {
                 self.network.publish_manifest(m).await?;
             }
         }
-        self.network.publish_record(record).await?;
         tracing::debug!(seq, "published catalog record");
         Ok(())
     }

@@ -217,6 +217,22 @@ impl ProviderStats {
     }
 }
 
+fn client_config(
+    key: &SigningKey,
+    config: &FetcherConfig,
+    member: tls::MemberCheck,
+) -> Result<quinn::ClientConfig, FetchError> {
+    let crypto = tls::quic_client_crypto(key, member)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(
+        config
+            .transport
+            .transport_config(0, true)
+            .map_err(|e| FetchError::Setup(e.to_string()))?,
+    );
+    Ok(client)
+}
+
 /// Everything the fetcher keeps per provider.
 struct Peer {
     /// The cached connection; the async lock also makes concurrent fetches share one dial.
@@ -230,6 +246,11 @@ pub struct Fetcher {
     endpoint: quinn::Endpoint,
     config: FetcherConfig,
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+    /// The client configuration new connections use (rebuilt when the membership
+    /// certificate is renewed).
+    client: Mutex<quinn::ClientConfig>,
+    key: SigningKey,
+    member: tls::MemberCheck,
 }
 
 impl Fetcher {
@@ -244,22 +265,23 @@ impl Fetcher {
         key: Option<&SigningKey>,
         config: FetcherConfig,
     ) -> Result<Self, FetchError> {
-        let ephemeral;
+        Self::with_membership(key, config, None)
+    }
+
+    /// [`with_config`](Self::with_config) as a network member: presents `membership`'s
+    /// certificate (see [`Fetcher::apply_membership`] for renewals) and connects only to
+    /// members.
+    pub fn with_membership(
+        key: Option<&SigningKey>,
+        config: FetcherConfig,
+        membership: Option<&crate::membership::Membership>,
+    ) -> Result<Self, FetchError> {
         let key = match key {
-            Some(k) => k,
-            None => {
-                ephemeral = SigningKey::generate(&mut rand::rngs::OsRng);
-                &ephemeral
-            }
+            Some(k) => k.clone(),
+            None => SigningKey::generate(&mut rand::rngs::OsRng),
         };
-        let crypto = tls::quic_client_crypto(key)?;
-        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
-        client.transport_config(
-            config
-                .transport
-                .transport_config(0, true)
-                .map_err(|e| FetchError::Setup(e.to_string()))?,
-        );
+        let member = membership.map(|m| m.subscribe());
+        let client = client_config(&key, &config, member.clone())?;
         let endpoint_config = config
             .transport
             .endpoint_config()
@@ -268,14 +290,40 @@ impl Fetcher {
             .map_err(|e| FetchError::Setup(format!("cannot bind UDP {}: {e}", config.bind)))?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| FetchError::Setup("no tokio runtime for QUIC".into()))?;
-        let mut endpoint = quinn::Endpoint::new(endpoint_config, None, socket, runtime)
+        let endpoint = quinn::Endpoint::new(endpoint_config, None, socket, runtime)
             .map_err(|e| FetchError::Setup(e.to_string()))?;
-        endpoint.set_default_client_config(client);
         Ok(Self {
             endpoint,
             config,
             peers: Mutex::new(HashMap::new()),
+            client: Mutex::new(client),
+            key,
+            member,
         })
+    }
+
+    /// Follows a membership change: new connections present the current certificate, and
+    /// connections to revoked nodes are closed.
+    pub fn apply_membership(&self) {
+        let Some(member) = &self.member else { return };
+        let state = member.borrow().clone();
+        match client_config(&self.key, &self.config, self.member.clone()) {
+            Ok(c) => *lock(&self.client) = c,
+            Err(err) => tracing::error!(%err, "cannot rebuild the QUIC client configuration"),
+        }
+        let revoked: Vec<Arc<Peer>> = lock(&self.peers)
+            .iter()
+            .filter(|(node, _)| state.is_revoked(node))
+            .map(|(_, p)| Arc::clone(p))
+            .collect();
+        for peer in revoked {
+            if let Ok(mut slot) = peer.conn.try_lock() {
+                if let Some(conn) = slot.take() {
+                    tracing::warn!("closing the connection to a revoked node");
+                    conn.close(quinn::VarInt::from_u32(super::CLOSE_OK), b"revoked");
+                }
+            }
+        }
     }
 
     /// Fetches one segment, verified against `expected`, from the best of `providers`.
@@ -322,7 +370,7 @@ impl Fetcher {
                     tracing::debug!(provider = %node.short(), %addr, %err, "provider failed");
                     let weight = match &err {
                         // Lacking a segment or being busy is no fault; try others first anyway.
-                        AttemptError::Status(Status::NotFound | Status::Busy) => 1,
+                        AttemptError::Status(Status::NotFound | Status::Busy | Status::Forbidden) => 1,
                         e if e.is_misbehaviour() => 8,
                         _ => 2,
                     };
@@ -436,9 +484,10 @@ impl Fetcher {
             }
         }
         *slot = None;
+        let client = lock(&self.client).clone();
         let conn = self
             .endpoint
-            .connect(addr, &tls::server_name(&node))?
+            .connect_with(client, addr, &tls::server_name(&node))?
             .await?;
         tracing::debug!(provider = %node.short(), %addr, "connected");
         *slot = Some(conn.clone());

@@ -97,7 +97,16 @@ pub fn server_config(
     key: &SigningKey,
     limits: &Limits,
 ) -> Result<quinn::ServerConfig, ServerError> {
-    let crypto = tls::quic_server_crypto(key)?;
+    server_config_with(key, limits, None)
+}
+
+/// [`server_config`] presenting this node's membership and admitting only members.
+pub fn server_config_with(
+    key: &SigningKey,
+    limits: &Limits,
+    member: tls::MemberCheck,
+) -> Result<quinn::ServerConfig, ServerError> {
+    let crypto = tls::quic_server_crypto(key, member)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let transport = limits
         .transport
@@ -114,6 +123,11 @@ const MANIFEST_CACHE: usize = 256;
 struct Ctx {
     store: Store,
     limits: Limits,
+    key: SigningKey,
+    /// Membership (`None`: not checked; tests of the transfer layer alone).
+    member: tls::MemberCheck,
+    /// How many top video renditions are premium (never served to open members).
+    premium_renditions: usize,
     inflight: Arc<Semaphore>,
     per_peer: Mutex<HashMap<NodeId, usize>>,
     manifests: Mutex<HashMap<ManifestId, Arc<Manifest>>>,
@@ -182,8 +196,20 @@ impl Ctx {
 
     /// Resolves and reads the requested segment: its hash and verified bytes, or the status
     /// to answer with.
-    async fn answer(&self, req: &SegmentRequest) -> Result<(SegmentHash, Bytes), Status> {
+    async fn answer(
+        &self,
+        req: &SegmentRequest,
+        open_peer: bool,
+    ) -> Result<(SegmentHash, Bytes), Status> {
         let manifest = self.manifest(req.manifest).await?.ok_or(Status::NotFound)?;
+        if open_peer
+            && reelnet_proto::manifest::premium_tracks(&manifest, self.premium_renditions)
+                .get(usize::from(req.track))
+                .copied()
+                .unwrap_or(false)
+        {
+            return Err(Status::Forbidden);
+        }
         let entry = manifest
             .resolve(req.track, &req.segment)
             .ok_or(Status::BadRequest)?;
@@ -219,7 +245,23 @@ impl TransferServer {
         store: Store,
         limits: Limits,
     ) -> Result<(Self, SocketAddr), ServerError> {
-        let config = server_config(key, &limits)?;
+        Self::bind_with(addr, key, store, limits, None, 0)
+    }
+
+    /// [`bind`](Self::bind) as a network member: presents `membership`'s certificate
+    /// (following its renewals), admits only members, closes a peer's connections when it
+    /// is revoked, and refuses the top `premium_renditions` video renditions to open
+    /// members.
+    pub fn bind_with(
+        addr: SocketAddr,
+        key: &SigningKey,
+        store: Store,
+        limits: Limits,
+        membership: Option<&crate::membership::Membership>,
+        premium_renditions: usize,
+    ) -> Result<(Self, SocketAddr), ServerError> {
+        let member = membership.map(|m| m.subscribe());
+        let config = server_config_with(key, &limits, member.clone())?;
         let endpoint_config = limits
             .transport
             .endpoint_config()
@@ -234,6 +276,9 @@ impl TransferServer {
         let cancel = CancellationToken::new();
         let ctx = Arc::new(Ctx {
             store,
+            key: key.clone(),
+            member,
+            premium_renditions,
             inflight: Arc::new(Semaphore::new(limits.max_inflight)),
             limits,
             per_peer: Mutex::new(HashMap::new()),
@@ -294,9 +339,30 @@ async fn accept_loop(
     cancel: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
     let mut conns = JoinSet::new();
+    let mut changes = ctx.member.clone();
+    let mut presented = own_cert(&ctx.member);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            Ok(()) = async {
+                match changes.as_mut() {
+                    Some(c) => c.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // A renewed certificate: new handshakes present it.
+                let now = own_cert(&ctx.member);
+                if now != presented {
+                    match server_config_with(&ctx.key, &ctx.limits, ctx.member.clone()) {
+                        Ok(config) => {
+                            endpoint.set_server_config(Some(config));
+                            presented = now;
+                            tracing::info!("segment service presents the renewed membership certificate");
+                        }
+                        Err(err) => tracing::error!(%err, "cannot rebuild the TLS configuration"),
+                    }
+                }
+            }
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let remote = incoming.remote_address();
@@ -336,6 +402,11 @@ async fn accept_loop(
     }
     tracing::info!("segment service stopped");
     Ok(())
+}
+
+fn own_cert(member: &tls::MemberCheck) -> Option<Vec<u8>> {
+    let state = member.as_ref()?.borrow().clone();
+    state.own.as_ref().map(|o| o.signed.encode())
 }
 
 fn log_join(done: Result<(), tokio::task::JoinError>) {
@@ -384,15 +455,33 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, cancel: Canc
         return;
     };
     tracing::debug!("connected");
+    // An open member (or, with membership, a peer whose certificate cannot be read) never
+    // gets premium renditions.
+    let open_peer = ctx.member.is_some() && tls::peer_membership(&conn).is_none_or(|c| c.open);
+    let mut changes = ctx.member.clone();
 
     let mut streams = JoinSet::new();
     let reason = loop {
         tokio::select! {
             _ = cancel.cancelled() => break None,
+            Ok(()) = async {
+                match changes.as_mut() {
+                    Some(c) => c.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let revoked = changes.as_ref().is_some_and(|c| c.borrow().is_revoked(&peer));
+                if revoked {
+                    tracing::warn!("peer revoked; closing its connection");
+                    conn.close(quinn::VarInt::from_u32(CLOSE_BUSY), b"revoked");
+                    streams.shutdown().await;
+                    return;
+                }
+            }
             stream = conn.accept_bi() => match stream {
                 Ok((send, recv)) => {
                     let span = tracing::debug_span!("stream", id = %send.id());
-                    streams.spawn(serve_stream(send, recv, Arc::clone(&ctx)).instrument(span));
+                    streams.spawn(serve_stream(send, recv, Arc::clone(&ctx), open_peer).instrument(span));
                 }
                 Err(err) => break Some(err),
             },
@@ -448,7 +537,12 @@ async fn read_request(recv: &mut quinn::RecvStream) -> Result<SegmentRequest, St
     }
 }
 
-async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, ctx: Arc<Ctx>) {
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    ctx: Arc<Ctx>,
+    open_peer: bool,
+) {
     let request =
         match tokio::time::timeout(ctx.limits.request_timeout, read_request(&mut recv)).await {
             Ok(r) => r,
@@ -463,7 +557,7 @@ async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, 
         }
         Ok(req) => match Arc::clone(&ctx.inflight).try_acquire_owned() {
             Err(_) => (ResponseHeader::error(Status::Busy), None),
-            Ok(permit) => match ctx.answer(&req).await {
+            Ok(permit) => match ctx.answer(&req, open_peer).await {
                 Ok((hash, bytes)) => (
                     ResponseHeader::ok(bytes.len() as u64, hash),
                     Some((bytes, permit)),

@@ -13,12 +13,23 @@
 //!   server uses for per-peer limits. (A peer can mint new keys, so limits per `NodeId` slow
 //!   an abuser down rather than stop it; the global limits stop it.)
 //!
+//! Membership: a node's certificate also carries its network membership certificate in a
+//! private X.509 extension ([`MEMBERSHIP_OID`]). With a membership state (every running
+//! node), both verifiers refuse a peer whose extension is missing or does not hold a valid,
+//! unrevoked certificate of this network for exactly the key it presents; so a stranger's
+//! handshake fails on both sides. [`peer_membership`] reads the peer's certificate after
+//! the handshake (e.g. whether it is an open member).
+//!
 //! Only TLS 1.3 (QUIC requires it) and only the Ed25519 signature scheme are accepted. The
 //! ring provider is used explicitly, so nothing depends on a process-wide default provider.
 
 use std::sync::Arc;
 
 use ed25519_dalek::pkcs8::EncodePrivateKey;
+use reelnet_proto::membership::{Certificate, SignedCertificate};
+use tokio::sync::watch;
+
+use crate::membership::MemberState;
 use ed25519_dalek::SigningKey;
 use reelnet_proto::transfer::SEGMENT_ALPN;
 use reelnet_proto::NodeId;
@@ -34,6 +45,12 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
+
+/// The private OID of the membership extension (1.3.6.1.4.1.59831.1.1).
+pub const MEMBERSHIP_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 59831, 1, 1];
+
+/// What a verifier judges peers' membership with (`None`: membership is not checked).
+pub type MemberCheck = Option<watch::Receiver<Arc<MemberState>>>;
 
 /// Last DNS label of the server names that carry a node id.
 const NAME_SUFFIX: &str = "reelnet";
@@ -59,6 +76,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// A self-signed certificate for `key`, and the key as PKCS#8 for rustls.
 pub fn node_certificate(
     key: &SigningKey,
+    membership: Option<&[u8]>,
 ) -> Result<(CertificateDer<'static>, PrivatePkcs8KeyDer<'static>), TlsError> {
     let der = key
         .to_pkcs8_der()
@@ -70,12 +88,78 @@ pub fn node_certificate(
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, node.to_string());
+    if let Some(bytes) = membership {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                MEMBERSHIP_OID,
+                der_octet_string(bytes),
+            ));
+    }
     let cert = params.self_signed(&key_pair)?;
     Ok((cert.der().clone(), pkcs8))
 }
 
 /// The TLS server name a client uses to reach `node`: its 64 hex digits split into two DNS
 /// labels (a label holds at most 63 characters), then `reelnet`.
+fn der_octet_string(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    let len = bytes.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len <= 0xff {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The membership extension's content (the certificate's wire bytes), if present.
+pub fn membership_extension(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    use x509_parser::prelude::*;
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let oid = x509_parser::oid_registry::Oid::from(MEMBERSHIP_OID).ok()?;
+    let ext = parsed.extensions().iter().find(|e| e.oid == oid)?;
+    let (rest, inner) = x509_parser::der_parser::der::parse_der_octetstring(ext.value).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    inner.as_slice().ok().map(<[u8]>::to_vec)
+}
+
+/// The peer's membership certificate as presented in its TLS certificate (checked during
+/// the handshake when the endpoint checks membership).
+pub fn peer_membership(conn: &quinn::Connection) -> Option<Certificate> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let bytes = membership_extension(certs.first()?)?;
+    SignedCertificate::decode(&bytes).ok()?.unverified().ok()
+}
+
+/// Refuses a peer that is not a member (when `member` is set).
+fn check_member(
+    member: &MemberCheck,
+    cert: &CertificateDer<'_>,
+    node: &NodeId,
+) -> Result<(), rustls::Error> {
+    let Some(member) = member else {
+        return Ok(());
+    };
+    let state = member.borrow().clone();
+    let refuse = |why: String| {
+        tracing::warn!(peer = %node.short(), %why, "QUIC peer is not a member; refused");
+        rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+    };
+    let bytes = membership_extension(cert)
+        .ok_or_else(|| refuse("no membership certificate".to_owned()))?;
+    state
+        .check(&bytes, node)
+        .map(|_| ())
+        .map_err(|e| refuse(e.to_string()))
+}
+
 pub fn server_name(node: &NodeId) -> String {
     let hex = node.to_string();
     format!("{}.{}.{NAME_SUFFIX}", &hex[..32], &hex[32..])
@@ -132,6 +216,7 @@ fn tls12_refused() -> rustls::Error {
 #[derive(Debug)]
 struct NodeServerVerifier {
     algorithms: WebPkiSupportedAlgorithms,
+    member: MemberCheck,
 }
 
 impl ServerCertVerifier for NodeServerVerifier {
@@ -155,6 +240,7 @@ impl ServerCertVerifier for NodeServerVerifier {
                 CertificateError::NotValidForName,
             ));
         }
+        check_member(&self.member, end_entity, &actual)?;
         // The certificate carries the expected key; rustls next checks the handshake
         // signature with it (verify_tls13_signature below), which proves possession.
         Ok(ServerCertVerified::assertion())
@@ -188,6 +274,7 @@ impl ServerCertVerifier for NodeServerVerifier {
 #[derive(Debug)]
 struct NodeClientVerifier {
     algorithms: WebPkiSupportedAlgorithms,
+    member: MemberCheck,
 }
 
 impl ClientCertVerifier for NodeClientVerifier {
@@ -201,7 +288,8 @@ impl ClientCertVerifier for NodeClientVerifier {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        cert_node_id(end_entity)?;
+        let node = cert_node_id(end_entity)?;
+        check_member(&self.member, end_entity, &node)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -230,11 +318,28 @@ impl ClientCertVerifier for NodeClientVerifier {
 
 /// The rustls server configuration of a node: its certificate, mutual TLS, the segment ALPN.
 pub fn server_crypto(key: &SigningKey) -> Result<rustls::ServerConfig, TlsError> {
+    server_crypto_with(key, None)
+}
+
+/// The member's own certificate bytes, to present in its TLS certificate.
+fn own_membership(member: &MemberCheck) -> Option<Vec<u8>> {
+    let state = member.as_ref()?.borrow().clone();
+    state.own.as_ref().map(|o| o.signed.encode())
+}
+
+/// [`server_crypto`], presenting this node's membership certificate and refusing clients
+/// that are not members (with `member`).
+pub fn server_crypto_with(
+    key: &SigningKey,
+    member: MemberCheck,
+) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
+    let own = own_membership(&member);
     let verifier = Arc::new(NodeClientVerifier {
         algorithms: provider.signature_verification_algorithms,
+        member,
     });
-    let (cert, pkcs8) = node_certificate(key)?;
+    let (cert, pkcs8) = node_certificate(key, own.as_deref())?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -246,11 +351,22 @@ pub fn server_crypto(key: &SigningKey) -> Result<rustls::ServerConfig, TlsError>
 /// The rustls client configuration of a node: trusts a server by node key, authenticates
 /// with its own certificate, speaks the segment ALPN.
 pub fn client_crypto(key: &SigningKey) -> Result<rustls::ClientConfig, TlsError> {
+    client_crypto_with(key, None)
+}
+
+/// [`client_crypto`], presenting this node's membership certificate and refusing servers
+/// that are not members (with `member`).
+pub fn client_crypto_with(
+    key: &SigningKey,
+    member: MemberCheck,
+) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
+    let own = own_membership(&member);
     let verifier = Arc::new(NodeServerVerifier {
         algorithms: provider.signature_verification_algorithms,
+        member,
     });
-    let (cert, pkcs8) = node_certificate(key)?;
+    let (cert, pkcs8) = node_certificate(key, own.as_deref())?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -260,19 +376,21 @@ pub fn client_crypto(key: &SigningKey) -> Result<rustls::ClientConfig, TlsError>
     Ok(config)
 }
 
-/// [`server_crypto`] wrapped for quinn.
+/// [`server_crypto_with`] wrapped for quinn.
 pub(crate) fn quic_server_crypto(
     key: &SigningKey,
+    member: MemberCheck,
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsError> {
-    quinn::crypto::rustls::QuicServerConfig::try_from(server_crypto(key)?)
+    quinn::crypto::rustls::QuicServerConfig::try_from(server_crypto_with(key, member)?)
         .map_err(|e| TlsError::Quic(e.to_string()))
 }
 
-/// [`client_crypto`] wrapped for quinn.
+/// [`client_crypto_with`] wrapped for quinn.
 pub(crate) fn quic_client_crypto(
     key: &SigningKey,
+    member: MemberCheck,
 ) -> Result<quinn::crypto::rustls::QuicClientConfig, TlsError> {
-    quinn::crypto::rustls::QuicClientConfig::try_from(client_crypto(key)?)
+    quinn::crypto::rustls::QuicClientConfig::try_from(client_crypto_with(key, member)?)
         .map_err(|e| TlsError::Quic(e.to_string()))
 }
 
@@ -284,7 +402,7 @@ mod tests {
     #[test]
     fn certificate_carries_the_node_key() {
         let key = SigningKey::from_bytes(&[3; 32]);
-        let (cert, _) = node_certificate(&key).unwrap();
+        let (cert, _) = node_certificate(&key, None).unwrap();
         let node = NodeId::from_verifying_key(&key.verifying_key());
         assert_eq!(cert_node_id(&cert).unwrap(), node);
     }

@@ -521,6 +521,7 @@ fn record(
         issued_at: now,
         expires_at: now + 600,
         replica: true,
+        certificate: Vec::new(),
     }
 }
 

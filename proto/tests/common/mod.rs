@@ -97,5 +97,6 @@ pub fn record(key: &SigningKey) -> CatalogRecord {
         issued_at: NOW - 10,
         expires_at: NOW + 600,
         replica: true,
+        certificate: Vec::new(),
     }
 }

@@ -99,6 +99,13 @@ impl<T> Json<T> {
     }
 }
 
+impl<T> Json<T> {
+    /// The body as received (node request signatures cover these bytes).
+    pub fn raw(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 impl<T: DeserializeOwned> Json<T> {
     /// The body as `T`, or a 400 `invalid_json` that says what is wrong.
     pub fn decode(&self) -> Result<T, ApiError> {
@@ -151,6 +158,59 @@ pub(super) fn optional_json<T>(
             bytes,
             kind: PhantomData,
         })
+}
+
+/// A node's signed-request header and the request's method and path (with query), checked
+/// with the body by [`crate::network::Membership::authenticate_node`] in the handler.
+pub(super) fn node_auth(
+) -> impl Filter<Extract = (NodeAuthParts,), Error = Rejection> + Clone {
+    warp::header::optional::<String>(crate::requests::NODE_AUTH_HEADER)
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(
+            warp::query::raw()
+                .or(warp::any().map(String::new))
+                .unify(),
+        )
+        .map(
+            |header: Option<String>, method: warp::http::Method, path: warp::path::FullPath, query: String| {
+                let path = if query.is_empty() {
+                    path.as_str().to_owned()
+                } else {
+                    format!("{}?{query}", path.as_str())
+                };
+                NodeAuthParts {
+                    header,
+                    method: method.as_str().to_owned(),
+                    path,
+                }
+            },
+        )
+}
+
+/// What [`node_auth`] extracts.
+pub(super) struct NodeAuthParts {
+    pub header: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+impl NodeAuthParts {
+    /// Checks the signature over this request and `body`; the signer's certificate.
+    pub fn check(
+        &self,
+        api: &Api,
+        body: &[u8],
+        role: Option<reelnet_proto::membership::RoleName>,
+    ) -> Result<reelnet_proto::membership::Certificate, ApiError> {
+        let m = api.membership();
+        match role {
+            Some(role) => {
+                m.authenticate_node_role(self.header.as_deref(), &self.method, &self.path, body, role)
+            }
+            None => m.authenticate_node(self.header.as_deref(), &self.method, &self.path, body),
+        }
+    }
 }
 
 /// `/api/v1/`.

@@ -5,7 +5,7 @@
 //! changes nothing.
 //!
 //! One module per resource: [`auth`], [`me`] (profile and the user's lists), [`rooms`],
-//! [`billing`], [`requests`], [`admin`], and [`meta`] (JWKS, health, metrics). What is
+//! [`billing`], [`requests`], [`admin`], [`nodes`] (membership), and [`meta`] (JWKS, health, metrics). What is
 //! served is listed in [`ROUTES`] (kept in [`crate::routes`], which the metrics use too).
 
 mod admin;
@@ -14,6 +14,7 @@ mod billing;
 mod common;
 mod me;
 mod meta;
+mod nodes;
 mod requests;
 mod rooms;
 
@@ -66,6 +67,8 @@ pub fn routes(
         .or(requests::routes(api.clone(), limit))
         .unify()
         .or(admin::routes(api.clone(), limit))
+        .unify()
+        .or(nodes::routes(api.clone(), limit))
         .unify()
         .or(meta::jwks(api.clone()))
         .unify()

@@ -1,17 +1,19 @@
 //! Movie requests: the user's (`requests`, `me/notifications`) and the nodes'
-//! (`requests/claim`, `requests/{id}/{progress|done|failed}`, with `Reelnet-Node-Key`).
+//! (`requests/claim`, `requests/{id}/{progress|done|failed}`, signed by a member node: `Reelnet-Node-Auth`).
 
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use reelnet_proto::membership::RoleName;
+
 use super::common::{
-    auth_header, error_response, json, node_url, render, render_created, v1, with_api, Json,
+    auth_header, error_response, json, node_auth, node_url, render, render_created, v1,
+    with_api, Json, NodeAuthParts,
 };
 use crate::api::Api;
 use crate::error::ApiError;
-use crate::requests::NODE_KEY_HEADER;
 use crate::requests::{ClaimRequest, DoneReport, FailedReport, NewRequest, ProgressReport};
 
 pub(super) fn notifications(api: Api) -> BoxedFilter<(Response,)> {
@@ -33,7 +35,6 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
     let a = || with_api(api.clone());
     // A request may carry a .torrent (base64), so its body limit is larger.
     let request_limit = limit.max(1 << 20);
-    let node_key = || warp::header::optional::<String>(NODE_KEY_HEADER);
     let create = v1()
         .and(warp::path!("requests"))
         .and(warp::post())
@@ -67,13 +68,13 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("requests" / "claim"))
         .and(warp::post())
         .and(a())
-        .and(node_key())
+        .and(node_auth())
         .and(json(limit))
         .then(
-            |api: Api, k: Option<String>, b: Json<ClaimRequest>| async move {
+            |api: Api, n: NodeAuthParts, b: Json<ClaimRequest>| async move {
                 let res = async {
-                    api.authenticate_node(k.as_deref())?;
-                    api.claim_request(b.decode()?).await
+                    let cert = n.check(&api, b.raw(), Some(RoleName::Ingest))?;
+                    api.claim_request(&cert, b.decode()?).await
                 }
                 .await;
                 match res {
@@ -87,29 +88,29 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("requests" / String / String))
         .and(warp::post())
         .and(a())
-        .and(node_key())
-        // The body's type depends on the last segment; it is decoded after the node key.
+        .and(node_auth())
+        // The body's type depends on the last segment; it is decoded after the signature.
         .and(json::<()>(limit))
         .then(
-            |id: String, what: String, api: Api, k: Option<String>, b: Json<()>| async move {
+            |id: String, what: String, api: Api, n: NodeAuthParts, b: Json<()>| async move {
                 let res = async {
                     match what.as_str() {
                         "progress" | "done" | "failed" => {}
                         _ => return Err(ApiError::not_found("no such route")),
                     }
-                    api.authenticate_node(k.as_deref())?;
+                    let cert = n.check(&api, b.raw(), Some(RoleName::Ingest))?;
                     match what.as_str() {
                         "progress" => {
                             let rep = b.of::<ProgressReport>().decode()?;
-                            api.request_progress(&id, rep).await
+                            api.request_progress(&cert, &id, rep).await
                         }
                         "done" => {
                             let rep = b.of::<DoneReport>().decode()?;
-                            api.request_done(&id, rep).await
+                            api.request_done(&cert, &id, rep).await
                         }
                         _ => {
                             let rep = b.of::<FailedReport>().decode()?;
-                            api.request_failed(&id, rep).await
+                            api.request_failed(&cert, &id, rep).await
                         }
                     }
                 }

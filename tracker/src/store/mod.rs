@@ -9,7 +9,7 @@
 //!
 //! Everything else in the tracker calls the typed operations on [`Store`] defined in this
 //! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
-//! [`requests`], [`rooms`]); none of them sees a sled type. Each write operation is one
+//! [`requests`], [`rooms`], [`network`]); none of them sees a sled type. Each write operation is one
 //! writer job, and a change that spans trees runs in one sled transaction inside it. The
 //! one exception is progress ([`Store::put_progress`]): plain inserts in a fixed order,
 //! because a transaction per write capped durable progress writes (see
@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod billing;
 pub mod codec;
 pub mod library;
+pub mod network;
 pub mod records;
 pub mod requests;
 pub mod rooms;
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use accounts::{EmailTokenError, Rotation};
 pub use billing::BillingApplied;
 pub use library::{HistoryRows, WatchAdd};
+pub use network::{InviteRecord, NodeRecord, RedeemError};
 pub use records::*;
 
 /// Why a storage operation failed.
@@ -103,6 +105,9 @@ struct Trees {
     user_requests: sled::Tree,
     /// user id ++ (u64::MAX - id) → [`Notification`]
     notifications: sled::Tree,
+    invites: sled::Tree,
+    nodes: sled::Tree,
+    network: sled::Tree,
 }
 
 impl Trees {
@@ -129,6 +134,9 @@ impl Trees {
             open_requests: db.open_tree("open_requests")?,
             user_requests: db.open_tree("user_requests")?,
             notifications: db.open_tree("notifications")?,
+            invites: db.open_tree("invites")?,
+            nodes: db.open_tree("nodes")?,
+            network: db.open_tree("network")?,
             db,
         })
     }

@@ -1,0 +1,162 @@
+//! Network membership: the network document (`/.well-known/reelnet-network.json`), node
+//! enrollment and renewal (`nodes/…`), and the operators' routes (`admin/nodes/…`, for an
+//! admin's session or the machine operator's token from `operator.json`).
+
+use reelnet_proto::membership::EnrollRequest;
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::common::{
+    auth_header, json, node_auth, optional_json, render, v1, with_api, Json, NodeAuthParts,
+};
+use crate::api::Api;
+use crate::network::{InviteRequest, RolesRequest};
+use crate::operator::OPERATOR_HEADER;
+
+/// An empty JSON object (the revoke and renew bodies).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+fn operator_header() -> impl Filter<Extract = (Option<String>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>(OPERATOR_HEADER)
+}
+
+pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
+    let a = || with_api(api.clone());
+    let document = warp::path!(".well-known" / "reelnet-network.json")
+        .and(warp::get())
+        .and(a())
+        .map(|api: Api| {
+            let mut res = render(StatusCode::OK, api.membership().document());
+            res.headers_mut().insert(
+                "cache-control",
+                warp::http::HeaderValue::from_static("no-cache"),
+            );
+            res
+        });
+    let enroll = v1()
+        .and(warp::path!("nodes" / "enroll"))
+        .and(warp::post())
+        .and(a())
+        .and(json(limit))
+        .then(|api: Api, b: Json<EnrollRequest>| async move {
+            let res = async { api.membership().enroll(b.decode()?).await }.await;
+            render(StatusCode::OK, res)
+        });
+    let renew = v1()
+        .and(warp::path!("nodes" / "renew"))
+        .and(warp::post())
+        .and(a())
+        .and(node_auth())
+        .and(optional_json(limit))
+        .then(|api: Api, n: NodeAuthParts, b: Json<Empty>| async move {
+            let res = async {
+                let cert = n.check(&api, b.raw(), None)?;
+                b.decode_or_default()?;
+                api.membership().renew(&cert).await
+            }
+            .await;
+            render(StatusCode::OK, res)
+        });
+    let me = v1()
+        .and(warp::path!("nodes" / "me"))
+        .and(warp::get())
+        .and(a())
+        .and(node_auth())
+        .map(|api: Api, n: NodeAuthParts| {
+            let res = n
+                .check(&api, b"", None)
+                .and_then(|cert| api.membership().me(&cert));
+            render(StatusCode::OK, res)
+        });
+    let invite = v1()
+        .and(warp::path!("admin" / "nodes" / "invites"))
+        .and(warp::post())
+        .and(a())
+        .and(auth_header())
+        .and(operator_header())
+        .and(json(limit))
+        .then(
+            |api: Api, h: Option<String>, o: Option<String>, b: Json<InviteRequest>| async move {
+                let res = async {
+                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    api.membership().create_invite(&by, b.decode()?).await
+                }
+                .await;
+                render(StatusCode::CREATED, res)
+            },
+        );
+    let list = v1()
+        .and(warp::path!("admin" / "nodes"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .and(operator_header())
+        .map(|api: Api, h: Option<String>, o: Option<String>| {
+            let res = api
+                .operator(h.as_deref(), o.as_deref())
+                .and_then(|_| api.membership().list());
+            render(StatusCode::OK, res)
+        });
+    let revoke = v1()
+        .and(warp::path!("admin" / "nodes" / String / "revoke"))
+        .and(warp::post())
+        .and(a())
+        .and(auth_header())
+        .and(operator_header())
+        .and(optional_json(limit))
+        .then(
+            |id: String, api: Api, h: Option<String>, o: Option<String>, b: Json<Empty>| async move {
+                let res = async {
+                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    b.decode_or_default()?;
+                    api.membership().revoke(&by, &id).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    let roles = v1()
+        .and(warp::path!("admin" / "nodes" / String / "roles"))
+        .and(warp::put())
+        .and(a())
+        .and(auth_header())
+        .and(operator_header())
+        .and(json(limit))
+        .then(
+            |id: String,
+             api: Api,
+             h: Option<String>,
+             o: Option<String>,
+             b: Json<RolesRequest>| async move {
+                let res = async {
+                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    let req = b.decode()?;
+                    api.membership().set_roles(&by, &id, &req.roles).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    document
+        .or(enroll)
+        .unify()
+        .or(renew)
+        .unify()
+        .or(me)
+        .unify()
+        .or(invite)
+        .unify()
+        .or(list)
+        .unify()
+        .or(revoke)
+        .unify()
+        .or(roles)
+        .unify()
+        .map(Reply::into_response)
+        .boxed()
+}
