@@ -62,6 +62,7 @@ pub struct StatusSource {
     pub catalog: Catalog,
     pub network: NetworkHandle,
     pub placement: Placement,
+    pub membership: crate::membership::Membership,
 }
 
 /// `GET /admin/v1/status`.
@@ -76,6 +77,9 @@ pub struct Status {
     /// Every ingest in this node's store (newest version).
     pub manifests: Vec<StatusManifest>,
     pub store: crate::store::StoreUsage,
+    /// Whether this node is a member of its network, with which roles, and if not why
+    /// and how to join.
+    pub membership: crate::membership::MemberSummary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +173,7 @@ impl StatusSource {
             },
             manifests,
             store: self.store.usage(),
+            membership: self.membership.state().summary(),
         })
     }
 }

@@ -199,6 +199,10 @@ pub struct TrackerLink {
     /// renewed automatically. Empty: no invite (open enrollment as edge, if the network
     /// allows it).
     pub invite: String,
+    /// How often the network document (keys, revocations) and this node's own record are
+    /// fetched from the tracker, seconds (revocations reach every node within this plus
+    /// gossip).
+    pub membership_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +273,7 @@ impl Default for TrackerLink {
             url: "http://127.0.0.1:7070".to_owned(),
             issuer: "reelnet-tracker".to_owned(),
             invite: String::new(),
+            membership_refresh_secs: 30,
         }
     }
 }
@@ -309,6 +314,12 @@ impl NodeConfig {
                  `reelnet-tracker node invite --role ingest`, start with `reelnet-node --invite TOKEN` \
                  or set [tracker] invite) and sign their claims with their membership certificate; \
                  delete this key",
+            ));
+        }
+        if !(1..=30).contains(&self.tracker.membership_refresh_secs) {
+            return Err(invalid(
+                "tracker.membership_refresh_secs",
+                "must be 1 to 30 seconds (revocations must reach every node within a minute)",
             ));
         }
         if self.tracker.invite.len() > 256 {

@@ -376,6 +376,7 @@ async fn start_membership(
     if !config.tracker.invite.is_empty() {
         mc.invite = Some(config.tracker.invite.clone());
     }
+    mc.refresh = std::time::Duration::from_secs(config.tracker.membership_refresh_secs);
     // The gateway's origin (scheme://host:port), recorded in the certificate.
     let origin: String = {
         let rest_at = public_url.find("://").map_or(0, |i| i + 3);
@@ -438,6 +439,7 @@ async fn start_admin(
         catalog: net.catalog.clone(),
         network: net.client.clone(),
         placement: net.placement.clone(),
+        membership: net.membership.clone(),
     };
     let (admin_addr, admin_task) = admin::serve(
         &config.data_dir,
@@ -511,6 +513,7 @@ fn start_gateway(
         metadata,
         premium_renditions: config.gateway.premium_renditions,
         hot,
+        membership: net.membership.clone(),
     });
     reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
     Ok(())

@@ -90,7 +90,7 @@ pub struct MemberState {
 }
 
 /// `membership` in `/healthz` and `/admin/v1/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MemberSummary {
     pub member: bool,
     pub network_id: Option<String>,
@@ -287,6 +287,7 @@ impl Membership {
             method,
             path,
             crate::unix_now(),
+            rand::random(),
             body,
         ))
     }
@@ -507,6 +508,7 @@ impl Task {
                 "GET",
                 &url_path(&url),
                 crate::unix_now(),
+                rand::random(),
                 b"",
             );
             req = req.header(membership::NODE_AUTH_HEADER, header);
@@ -540,6 +542,7 @@ impl Task {
                 "POST",
                 &url_path(&url),
                 crate::unix_now(),
+                rand::random(),
                 &bytes,
             );
             req = req.header(membership::NODE_AUTH_HEADER, header);

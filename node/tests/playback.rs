@@ -27,7 +27,8 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
         tracker.url,
         auth_support::ISSUER
     );
-    let cluster = Cluster::start(2, &extra).await;
+    let network = common::Network::of(&tracker.data_dir(), &tracker.url);
+    let cluster = Cluster::start_in(network, 2, |_| extra.clone()).await;
     cluster.wait_live(2, Duration::from_secs(20)).await;
     let (one, two) = (cluster.node(1), cluster.node(2));
 

@@ -22,7 +22,6 @@ use common::{decode_whole, make_movie, master_url, wait_for, Cluster, FAST, NODE
 use serde_json::{json, Value};
 
 const SECS: u32 = 24;
-const KEY: &str = "request-flow-node-secret";
 const TMDB_ID: u64 = 4242;
 
 /// `reelnet-node seed` as a child process, killed on drop.
@@ -38,7 +37,6 @@ impl Drop for Seed {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() {
     let tracker = auth_support::TestTracker::start_with(|c| {
-        c.requests.node_secret = KEY.to_owned();
         c.requests.lease_secs = 3;
     })
     .await;
@@ -87,12 +85,13 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
 
     let extra = format!(
         "{FAST}\n[tracker]\nurl = \"{}\"\nissuer = \"{}\"\n\n[storage]\nreplication = 1\n\n\
-         [requests]\nenabled = true\nnode_secret = \"{KEY}\"\npoll_secs = 1\n\
+         [requests]\nenabled = true\npoll_secs = 1\n\
          min_headroom_bytes = 0\ntorrent_peers = [\"127.0.0.1:{seed_port}\"]\n",
         tracker.url,
         auth_support::ISSUER
     );
-    let mut cluster = Cluster::start(2, &extra).await;
+    let network = common::Network::of(&tracker.data_dir(), &tracker.url);
+    let mut cluster = Cluster::start_in(network, 2, |_| extra.clone()).await;
     cluster.wait_live(2, Duration::from_secs(20)).await;
 
     // A verified user (the tracker's first account, so also its admin) asks through node 2.

@@ -16,7 +16,6 @@ use reelnet_tracker::config::{SmtpTls, TrackerConfig};
 use reelnet_tracker::Tracker;
 use serde_json::{json, Value};
 
-const KEY: &str = "node-secret-for-tests";
 
 async fn state(http: &reqwest::Client, base: &str, token: &str) -> Value {
     let r = http
@@ -54,8 +53,8 @@ async fn a_node_claims_renews_and_releases_on_stop() {
     };
     config.smtp.port = smtp.port;
     config.smtp.tls = SmtpTls::None;
-    config.requests.node_secret = KEY.to_owned();
     config.requests.lease_secs = 2;
+    let tracker_config = config.clone();
     let tracker = Tracker::bind(config).await.unwrap();
     let base = format!("http://{}", tracker.addr());
     let http = reqwest::Client::new();
@@ -84,7 +83,21 @@ async fn a_node_claims_renews_and_releases_on_stop() {
     let node_dir = tempfile::tempdir().unwrap();
     let mut node_config = TestNode::config(node_dir.path(), &base);
     node_config.requests.enabled = true;
-    node_config.requests.node_secret = KEY.to_owned();
+    // The node joins the network with an invite made through the running tracker.
+    let made = reelnet_tracker::operator::run(
+        &tracker_config,
+        reelnet_tracker::operator::NodeCommand::Invite(reelnet_tracker::network::InviteRequest {
+            roles: vec![reelnet_proto::membership::RoleName::Ingest],
+            uses: Some(1),
+            ttl_secs: Some(600),
+        }),
+    )
+    .await
+    .unwrap();
+    let reelnet_tracker::operator::NodeOutput::Invite(invite) = made else {
+        panic!("not an invite: {made:?}")
+    };
+    node_config.tracker.invite = invite.token;
     node_config.requests.poll_secs = 1;
     node_config.requests.min_headroom_bytes = 0;
     let node = Node::bind(node_config).await.unwrap();
@@ -132,14 +145,14 @@ async fn a_node_claims_renews_and_releases_on_stop() {
         })
         .await;
     println!("the lease lapsed {took:?} after the node stopped");
+    // An unsigned claim is refused; the request waits for a member.
     let claimed = http
         .post(format!("{base}/api/v1/requests/claim"))
-        .header("Reelnet-Node-Key", KEY)
         .json(&json!({"node_id": "another-node"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(claimed.status().as_u16(), 200);
+    assert_eq!(claimed.status().as_u16(), 401);
     tracker.shutdown();
     tracker.join().await;
 }

@@ -660,9 +660,17 @@ fn parse_signature(hex_sig: &str) -> Result<Signature, ProtoError> {
 }
 
 /// The message a node signs for one request to the tracker: method, path (with query),
-/// time, and the BLAKE3 of the body.
-pub fn node_request_message(method: &str, path: &str, timestamp: u64, body: &[u8]) -> Vec<u8> {
+/// time, a random nonce (so two equal requests in one second differ), and the BLAKE3 of
+/// the body.
+pub fn node_request_message(
+    method: &str,
+    path: &str,
+    timestamp: u64,
+    nonce: &[u8; 16],
+    body: &[u8],
+) -> Vec<u8> {
     let mut m = NODE_REQUEST_CONTEXT.to_vec();
+    m.extend_from_slice(nonce);
     for part in [method.as_bytes(), path.as_bytes()] {
         m.extend_from_slice(&(part.len() as u32).to_le_bytes());
         m.extend_from_slice(part);
@@ -672,20 +680,24 @@ pub fn node_request_message(method: &str, path: &str, timestamp: u64, body: &[u8
     m
 }
 
-/// The [`NODE_AUTH_HEADER`] value for a request: `v1.<certificate hex>.<unix secs>.<signature hex>`.
+/// The [`NODE_AUTH_HEADER`] value for a request:
+/// `v1.<certificate hex>.<unix secs>.<nonce hex>.<signature hex>`. `nonce` must be random
+/// (the tracker refuses a signature it has seen).
 pub fn node_auth_header(
     key: &SigningKey,
     cert: &SignedCertificate,
     method: &str,
     path: &str,
     timestamp: u64,
+    nonce: [u8; 16],
     body: &[u8],
 ) -> String {
     use ed25519_dalek::Signer;
-    let sig = key.sign(&node_request_message(method, path, timestamp, body));
+    let sig = key.sign(&node_request_message(method, path, timestamp, &nonce, body));
     format!(
-        "v1.{}.{timestamp}.{}",
+        "v1.{}.{timestamp}.{}.{}",
         cert.to_hex(),
+        hex::encode(nonce),
         hex::encode(sig.to_bytes())
     )
 }
@@ -697,13 +709,15 @@ pub struct NodeAuth {
     pub certificate: SignedCertificate,
     /// When it signed.
     pub timestamp: u64,
+    nonce: [u8; 16],
     signature: Signature,
 }
 
 impl NodeAuth {
     /// Parses the header value.
     pub fn parse(value: &str) -> Result<Self, ProtoError> {
-        let bad = || ProtoError::invalid("node auth header", "expected v1.<cert>.<time>.<sig>");
+        let bad =
+            || ProtoError::invalid("node auth header", "expected v1.<cert>.<time>.<nonce>.<sig>");
         if value.len() > 2 * MAX_SIGNED_CERTIFICATE_BYTES + 200 {
             return Err(bad());
         }
@@ -713,13 +727,17 @@ impl NodeAuth {
         }
         let cert = parts.next().ok_or_else(bad)?;
         let ts = parts.next().ok_or_else(bad)?;
+        let nonce_hex = parts.next().ok_or_else(bad)?;
         let sig = parts.next().ok_or_else(bad)?;
         if parts.next().is_some() {
             return Err(bad());
         }
+        let mut nonce = [0u8; 16];
+        hex::decode_to_slice(nonce_hex, &mut nonce).map_err(|_| bad())?;
         Ok(Self {
             certificate: SignedCertificate::from_hex(cert)?,
             timestamp: ts.parse().map_err(|_| bad())?,
+            nonce,
             signature: parse_signature(sig)?,
         })
     }
@@ -745,7 +763,7 @@ impl NodeAuth {
         }
         node.verifying_key()?
             .verify_strict(
-                &node_request_message(method, path, self.timestamp, body),
+                &node_request_message(method, path, self.timestamp, &self.nonce, body),
                 &self.signature,
             )
             .map_err(|_| ProtoError::BadSignature {
@@ -1060,7 +1078,13 @@ mod tests {
         assert!(verify_enroll(&id, "testnet", "invite-2", NOW, &sig).is_err());
 
         let c = SignedCertificate::sign(&cert(&n, &[RoleName::Ingest]), &net_key(1)).unwrap();
-        let h = node_auth_header(&n, &c, "POST", "/api/v1/requests/claim", NOW, b"{}");
+        let h = node_auth_header(&n, &c, "POST", "/api/v1/requests/claim", NOW, [7; 16], b"{}");
+        let h2 = node_auth_header(&n, &c, "POST", "/api/v1/requests/claim", NOW, [8; 16], b"{}");
+        assert_ne!(
+            NodeAuth::parse(&h).unwrap().replay_key(),
+            NodeAuth::parse(&h2).unwrap().replay_key(),
+            "two equal requests in one second are told apart"
+        );
         let auth = NodeAuth::parse(&h).unwrap();
         auth.verify(&id, "POST", "/api/v1/requests/claim", b"{}", NOW + 5)
             .unwrap();
@@ -1074,6 +1098,7 @@ mod tests {
             .verify(&id, "POST", "/api/v1/requests/claim", b"{}", NOW + 120)
             .is_err());
         assert!(NodeAuth::parse("v1.zz.1.00").is_err());
+        assert!(NodeAuth::parse("v1.zz.1.00.00").is_err());
     }
 
     #[test]

@@ -342,12 +342,12 @@ impl TrackerConfig {
                 "must be \"\" (invites only) or \"edge\"",
             ));
         }
-        if !(60..=reelnet_proto::membership::MAX_CERT_LIFETIME_SECS)
+        if !(10..=reelnet_proto::membership::MAX_CERT_LIFETIME_SECS)
             .contains(&self.network.cert_lifetime_secs)
         {
             return Err(invalid(
                 "network.cert_lifetime_secs",
-                "must be between 60 seconds and 7 days (604800)",
+                "must be between 10 seconds and 7 days (604800)",
             ));
         }
         if !self.network.id.is_empty()

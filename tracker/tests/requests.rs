@@ -7,18 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{access, split, wait_for, Tracker};
+use common::{access, split, wait_for, Member, Tracker};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const KEY: &str = "node-s3cret";
-
-async fn node(t: &Tracker, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = t.http.post(t.url(path)).json(&body);
-    if let Some(k) = key {
-        req = req.header("Reelnet-Node-Key", k);
-    }
-    split(req.send().await.unwrap()).await
+async fn node(t: &Tracker, path: &str, m: Option<&Member>, body: Value) -> (u16, Value) {
+    t.node_post(path, m, body).await
 }
 
 async fn mine(t: &Tracker, token: &str) -> Vec<Value> {
@@ -30,9 +24,13 @@ async fn mine(t: &Tracker, token: &str) -> Vec<Value> {
 #[tokio::test]
 async fn requests_claims_leases_and_notifications() {
     let t = Tracker::start_with(&format!(
-        "[requests]\nnode_secret = \"{KEY}\"\nlease_secs = 2\nfree_per_month = 2\n"
+        "[requests]\nlease_secs = 2\nfree_per_month = 2\n"
     ))
     .await;
+    // Two ingest members (enrolled with invites) and an edge member.
+    let n1 = t.member(&["ingest", "replica"]).await;
+    let n2 = t.member(&["ingest"]).await;
+    let edge = t.member(&["edge"]).await;
     // The first account is the admin.
     let admin = access(&t.user("alice@example.org", "a long password").await);
     let bob = access(&t.user("bob@example.org", "a long password").await);
@@ -87,13 +85,44 @@ async fn requests_claims_leases_and_notifications() {
     }
     assert_eq!(mine(&t, &bob).await.len(), 1);
 
-    // Node routes need the node key.
-    let claim = json!({"node_id": "node-1"});
-    let (s, _) = node(&t, "/api/v1/requests/claim", None, claim.clone()).await;
-    assert_eq!(s, 403);
-    let (s, _) = node(&t, "/api/v1/requests/claim", Some("wrong"), claim.clone()).await;
-    assert_eq!(s, 403);
-    let (s, c1) = node(&t, "/api/v1/requests/claim", Some(KEY), claim).await;
+    // Node routes need a member's signature, of an ingest member, naming itself.
+    let claim = json!({"node_id": n1.id});
+    let (s, b) = node(&t, "/api/v1/requests/claim", None, claim.clone()).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("node_auth_required")), "{b}");
+    let network_id = t.network().await.network_id;
+    let stranger = Member::stranger(&network_id);
+    let (s, b) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(&stranger),
+        json!({"node_id": stranger.id}),
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("not_a_member")), "{b}");
+    let (s, b) = node(
+        &t,
+        "/api/v1/requests/claim",
+        Some(&edge),
+        json!({"node_id": edge.id}),
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("missing_role")), "{b}");
+    let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n2), claim.clone()).await;
+    assert_eq!(s, 400, "a node may not claim in another's name: {b}");
+    // The claim, and the same signed request replayed: refused.
+    let bytes = serde_json::to_vec(&claim).unwrap();
+    let header = n1.auth("POST", "/api/v1/requests/claim", &bytes);
+    let send = || {
+        t.http
+            .post(t.url("/api/v1/requests/claim"))
+            .header("content-type", "application/json")
+            .header("reelnet-node-auth", &header)
+            .body(bytes.clone())
+            .send()
+    };
+    let (s, c1) = split(send().await.unwrap()).await;
+    let (replay, b) = split(send().await.unwrap()).await;
+    assert_eq!((replay, b["error"].as_str()), (401, Some("replayed")), "{b}");
     assert_eq!(s, 200, "{c1}");
     assert_eq!(c1["magnet"], magnet);
     assert_eq!(c1["tmdb_id"], 603);
@@ -103,8 +132,8 @@ async fn requests_claims_leases_and_notifications() {
     let (s, _) = node(
         &t,
         "/api/v1/requests/claim",
-        Some(KEY),
-        json!({"node_id": "node-2"}),
+        Some(&n2),
+        json!({"node_id": n2.id}),
     )
     .await;
     assert_eq!(s, 204);
@@ -113,7 +142,7 @@ async fn requests_claims_leases_and_notifications() {
     let (s, b) = node(
         &t,
         &progress,
-        Some(KEY),
+        Some(&n1),
         json!({"claim_token": "nope", "state": "downloading", "percent": 10.0}),
     )
     .await;
@@ -123,7 +152,7 @@ async fn requests_claims_leases_and_notifications() {
         let (s, b) = node(
             &t,
             &progress,
-            Some(KEY),
+            Some(&n1),
             json!({"claim_token": tok1, "state": "downloading", "percent": pct}),
         )
         .await;
@@ -147,8 +176,8 @@ async fn requests_claims_leases_and_notifications() {
     let (s, c2) = node(
         &t,
         "/api/v1/requests/claim",
-        Some(KEY),
-        json!({"node_id": "node-2"}),
+        Some(&n2),
+        json!({"node_id": n2.id}),
     )
     .await;
     assert_eq!(s, 200, "{c2}");
@@ -157,7 +186,7 @@ async fn requests_claims_leases_and_notifications() {
     let (s, b) = node(
         &t,
         &progress,
-        Some(KEY),
+        Some(&n1),
         json!({"claim_token": tok1, "state": "downloading", "percent": 50.0}),
     )
     .await;
@@ -165,7 +194,7 @@ async fn requests_claims_leases_and_notifications() {
     let (s, b) = node(
         &t,
         &progress,
-        Some(KEY),
+        Some(&n2),
         json!({"claim_token": tok2, "state": "transcoding", "percent": 90.0}),
     )
     .await;
@@ -173,7 +202,7 @@ async fn requests_claims_leases_and_notifications() {
     let (s, b) = node(
         &t,
         &format!("/api/v1/requests/{id}/done"),
-        Some(KEY),
+        Some(&n2),
         json!({"claim_token": tok2, "movie_id": "tmdb-603", "manifest": "abc"}),
     )
     .await;
@@ -233,8 +262,8 @@ async fn requests_claims_leases_and_notifications() {
     let (s, c3) = node(
         &t,
         "/api/v1/requests/claim",
-        Some(KEY),
-        json!({"node_id": "node-1"}),
+        Some(&n1),
+        json!({"node_id": n1.id}),
     )
     .await;
     assert_eq!(s, 200, "{c3}");
@@ -242,7 +271,7 @@ async fn requests_claims_leases_and_notifications() {
     let (s, b) = node(
         &t,
         &format!("/api/v1/requests/{id3}/failed"),
-        Some(KEY),
+        Some(&n1),
         json!({"claim_token": c3["claim_token"], "reason": "no seeders"}),
     )
     .await;
@@ -287,8 +316,8 @@ async fn requests_claims_leases_and_notifications() {
     let (s, _) = node(
         &t,
         "/api/v1/requests/claim",
-        Some(KEY),
-        json!({"node_id": "node-1"}),
+        Some(&n1),
+        json!({"node_id": n1.id}),
     )
     .await;
     assert_eq!(s, 204);
@@ -304,21 +333,14 @@ async fn requests_claims_leases_and_notifications() {
 }
 
 #[tokio::test]
-async fn node_routes_off_without_secret_and_approval_flow() {
-    let t = Tracker::start_with("[requests]\nrequire_approval = true\n").await;
-    let admin = access(&t.user("root@example.org", "a long password").await);
-    let (s, b) = node(
-        &t,
-        "/api/v1/requests/claim",
-        Some(""),
-        json!({"node_id": "n"}),
+async fn per_node_claim_limit_and_approval_flow() {
+    let t = Tracker::start_with(
+        "[requests]\nrequire_approval = true\n[network]\nmax_claims_per_node = 1\n",
     )
     .await;
-    assert_eq!(
-        (s, b["error"].as_str()),
-        (403, Some("nodes_disabled")),
-        "{b}"
-    );
+    let admin = access(&t.user("root@example.org", "a long password").await);
+    let n1 = t.member(&["ingest"]).await;
+    let n2 = t.member(&["ingest"]).await;
     let (s, r) = t
         .call(
             Method::POST,
@@ -340,6 +362,30 @@ async fn node_routes_off_without_secret_and_approval_flow() {
         )
         .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("open")), "{b}");
+    // A second open request; node 1 may hold one claim at a time.
+    let (s, r2) = t
+        .call(
+            Method::POST,
+            "/api/v1/requests",
+            &admin,
+            Some(json!({"tmdb_id": 78})),
+        )
+        .await;
+    assert_eq!(s, 201, "{r2}");
+    t.call(
+        Method::POST,
+        &format!("/api/v1/admin/requests/{}/approve", r2["id"].as_str().unwrap()),
+        &admin,
+        None,
+    )
+    .await;
+    let claim = |m: &Member| json!({"node_id": m.id});
+    let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n1), claim(&n1)).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n1), claim(&n1)).await;
+    assert_eq!((s, b["error"].as_str()), (429, Some("too_many_claims")), "{b}");
+    let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n2), claim(&n2)).await;
+    assert_eq!(s, 200, "another node takes the second: {b}");
 }
 
 /// With a TMDb key the tracker asks TMDb (a warp stand-in on loopback answering TMDb-shaped

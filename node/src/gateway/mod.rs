@@ -33,6 +33,8 @@ use crate::transfer::Fetcher;
 #[derive(Clone)]
 pub struct GatewayState {
     pub node_id: NodeId,
+    /// Network membership (shown in `/healthz`).
+    pub membership: crate::membership::Membership,
     pub metrics: Arc<Metrics>,
     pub web_dir: Option<std::path::PathBuf>,
     /// The node's data directory (secrets such as the playback-token key live there).
@@ -113,6 +115,8 @@ struct Health {
     status: &'static str,
     node_id: String,
     version: &'static str,
+    /// Network membership: `member: false` and `problem` say why and how to join.
+    membership: crate::membership::MemberSummary,
 }
 
 /// Every gateway route.
@@ -127,6 +131,7 @@ pub fn routes(
                 status: "ok",
                 node_id: state.node_id.to_string(),
                 version: env!("CARGO_PKG_VERSION"),
+                membership: state.membership.state().summary(),
             })
         })
     };

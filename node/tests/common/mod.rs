@@ -373,7 +373,7 @@ impl Drop for TestNode {
 
 /// Appends `extra` to `base`, merging a table both define (so `[p2p]` may appear in both).
 pub fn merge_toml(base: &str, extra: &str) -> String {
-    let mut doc: toml::Table = base.parse().unwrap();
+    let mut doc: toml::Table = base.parse().expect("base TOML parses");
     let extra: toml::Table = extra.parse().expect("extra TOML parses");
     for (k, v) in extra {
         match (doc.get_mut(&k), v) {
@@ -386,20 +386,138 @@ pub fn merge_toml(base: &str, extra: &str) -> String {
     toml::to_string(&doc).unwrap()
 }
 
-/// N nodes on loopback; node 1 is everyone's bootstrap peer.
+/// The network a cluster's nodes join: a tracker they enroll with (every node needs a
+/// membership certificate to take part).
+pub struct Network {
+    pub url: String,
+    /// A config naming the tracker's data directory, for `reelnet-tracker node …`.
+    pub config: PathBuf,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Network {
+    /// Starts a `reelnet-tracker` process (port 0) with `extra` TOML in its config.
+    pub async fn start(extra: &str) -> Network {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tracker.toml");
+        std::fs::write(
+            &config,
+            merge_toml(
+                &format!(
+                    "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nissuer = \"test-tracker\"\n",
+                    dir.path().join("data")
+                ),
+                extra,
+            ),
+        )
+        .unwrap();
+        let log_path = dir.path().join("tracker.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new(tracker_bin())
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let printed = reelnet_testkit::read_line_after(
+            &log_path,
+            0,
+            "reelnet-tracker listening: ",
+            Duration::from_secs(30),
+            || child.try_wait().ok().flatten().is_none(),
+        )
+        .await;
+        Network {
+            url: printed.trim().to_owned(),
+            config,
+            child: Some(child),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A tracker running in this test's process, by its data directory and URL.
+    pub fn of(data_dir: &Path, url: &str) -> Network {
+        let config = data_dir.with_extension("operator.toml");
+        std::fs::write(&config, format!("data_dir = {data_dir:?}\n")).unwrap();
+        Network {
+            url: url.to_owned(),
+            config,
+            child: None,
+            _dir: None,
+        }
+    }
+
+    /// Runs `reelnet-tracker --config <this> ARGS`: success, stdout, stderr.
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(tracker_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A one-use invite for `roles`.
+    pub fn invite(&self, roles: &[&str]) -> String {
+        let mut args = vec!["node", "invite"];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        let (ok, out, err) = self.cli(&args);
+        assert!(ok, "node invite: {out}{err}");
+        out.lines().last().unwrap().trim().to_owned()
+    }
+
+    /// Config joining this network with a fresh invite of `roles`; membership refreshed
+    /// every second.
+    pub fn join_toml(&self, roles: &[&str]) -> String {
+        format!(
+            "[tracker]\nurl = \"{}\"\ninvite = \"{}\"\nmembership_refresh_secs = 1\n",
+            self.url,
+            self.invite(roles)
+        )
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// N nodes on loopback in one network; node 1 is everyone's bootstrap peer.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<TestNode>,
+    pub network: Network,
 }
 
 impl Cluster {
-    /// Starts `n` nodes with `extra_toml` (for all) and waits until each is healthy.
+    /// Starts a tracker and `n` nodes (replica and ingest members) with `extra_toml` (for
+    /// all) and waits until each is healthy.
     pub async fn start(n: usize, extra_toml: &str) -> Self {
         Self::start_with(n, |_| extra_toml.to_owned()).await
     }
 
     /// Like [`start`](Self::start) with a config snippet per node (`index` is 1-based).
     pub async fn start_with(n: usize, extra: impl Fn(usize) -> String) -> Self {
+        Self::start_in(Network::start("").await, n, extra).await
+    }
+
+    /// Like [`start_with`](Self::start_with) in `network`. A node whose snippet has no
+    /// `invite` joins as a replica and ingest member.
+    pub async fn start_in(network: Network, n: usize, extra: impl Fn(usize) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<TestNode> = Vec::new();
         for i in 1..=n {
@@ -407,11 +525,21 @@ impl Cluster {
                 .first()
                 .map(|n| vec![n.p2p_addr()])
                 .unwrap_or_default();
-            let mut node = TestNode::new(dir.path(), i, bootstrap, &extra(i));
+            let own = extra(i);
+            let snippet = if own.contains("invite") {
+                own
+            } else {
+                merge_toml(&network.join_toml(&["replica", "ingest"]), &own)
+            };
+            let mut node = TestNode::new(dir.path(), i, bootstrap, &snippet);
             node.start().await;
             nodes.push(node);
         }
-        Self { dir, nodes }
+        Self {
+            dir,
+            nodes,
+            network,
+        }
     }
 
     /// Waits until every running node sees `n` live nodes (itself included).

@@ -197,6 +197,140 @@ impl Tracker {
     }
 }
 
+/// A node as the tracker sees it: a key and the certificate it enrolled for.
+pub struct Member {
+    pub key: ed25519_dalek::SigningKey,
+    /// The node id, hex.
+    pub id: String,
+    pub cert: reelnet_proto::membership::SignedCertificate,
+}
+
+impl Member {
+    /// A node with a valid libp2p/ed25519 identity and a certificate signed by a key of
+    /// no network the tracker knows (a stranger or a forger).
+    pub fn stranger(network_id: &str) -> Member {
+        use reelnet_proto::membership::*;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let node = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key());
+        let forger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let now = reelnet_runtime::clock::unix_secs();
+        let cert = SignedCertificate::sign(
+            &Certificate {
+                network_id: network_id.to_owned(),
+                node,
+                roles: Roles::of(&[RoleName::Ingest, RoleName::Replica]),
+                open: false,
+                origins: vec![],
+                issued_at: now,
+                not_after: now + 3600,
+                serial: 1,
+                kid: "forged".into(),
+            },
+            &forger,
+        )
+        .unwrap();
+        Member {
+            key,
+            id: node.to_string(),
+            cert,
+        }
+    }
+
+    /// The signed-request header for `method path` with `body`.
+    pub fn auth(&self, method: &str, path: &str, body: &[u8]) -> String {
+        reelnet_proto::membership::node_auth_header(
+            &self.key,
+            &self.cert,
+            method,
+            path,
+            reelnet_runtime::clock::unix_secs(),
+            rand::random(),
+            body,
+        )
+    }
+}
+
+impl Tracker {
+    /// `reelnet-tracker node invite` against this tracker (running or not); the token.
+    pub fn invite(&self, roles: &[&str], uses: u32, ttl: &str) -> String {
+        let mut cmd = Command::new(TRACKER_BIN);
+        cmd.arg("--config").arg(&self.config).args(["node", "invite"]);
+        for r in roles {
+            cmd.args(["--role", r]);
+        }
+        cmd.args(["--uses", &uses.to_string(), "--ttl", ttl]);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "node invite: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().last().unwrap().trim().to_owned()
+    }
+
+    /// The network document.
+    pub async fn network(&self) -> reelnet_proto::membership::NetworkDocument {
+        self.http
+            .get(self.url("/.well-known/reelnet-network.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Enrolls a fresh node key with `invite`: the answer's status and body.
+    pub async fn enroll_key(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+        invite: &str,
+    ) -> (u16, Value) {
+        let doc = self.network().await;
+        let now = reelnet_runtime::clock::unix_secs();
+        let node = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key());
+        let body = json!({
+            "invite": invite,
+            "node_id": node.to_string(),
+            "timestamp": now,
+            "proof": reelnet_proto::membership::sign_enroll(key, &doc.network_id, invite, now),
+        });
+        self.post("/api/v1/nodes/enroll", body).await
+    }
+
+    /// A new node enrolled with a fresh invite of `roles`.
+    pub async fn member(&self, roles: &[&str]) -> Member {
+        let invite = self.invite(roles, 1, "1h");
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let (s, b) = self.enroll_key(&key, &invite).await;
+        assert_eq!(s, 200, "{b}");
+        let cert = reelnet_proto::membership::SignedCertificate::from_hex(
+            b["certificate"].as_str().unwrap(),
+        )
+        .unwrap();
+        Member {
+            id: reelnet_proto::NodeId::from_verifying_key(&key.verifying_key()).to_string(),
+            key,
+            cert,
+        }
+    }
+
+    /// A signed node request (`member` = `None`: unsigned).
+    pub async fn node_post(&self, path: &str, member: Option<&Member>, body: Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(bytes.clone());
+        if let Some(m) = member {
+            req = req.header("reelnet-node-auth", m.auth("POST", path, &bytes));
+        }
+        split(req.send().await.unwrap()).await
+    }
+}
+
 impl Drop for Tracker {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
