@@ -26,6 +26,8 @@ struct Op {
     path: String,
     has_body: bool,
     secured: bool,
+    /// Signed by a member node (`nodeAuth`), not a user's bearer token.
+    node_auth: bool,
     /// Documented status codes (`default` and ranges like `4XX` are not used here).
     statuses: BTreeSet<u16>,
 }
@@ -68,10 +70,15 @@ fn operations(doc: &Yaml) -> Vec<Op> {
             if !HTTP_METHODS.contains(&method.as_str()) {
                 continue;
             }
-            let secured = match op.get("security") {
-                Some(s) => s.as_sequence().is_some_and(|s| !s.is_empty()),
-                None => global_security,
-            };
+            let node_auth = op
+                .get("security")
+                .and_then(|s| s.as_sequence())
+                .is_some_and(|s| s.iter().any(|r| r.get("nodeAuth").is_some()));
+            let secured = !node_auth
+                && match op.get("security") {
+                    Some(s) => s.as_sequence().is_some_and(|s| !s.is_empty()),
+                    None => global_security,
+                };
             let responses = op["responses"]
                 .as_mapping()
                 .unwrap_or_else(|| panic!("{method} {path}: no responses"));
@@ -84,6 +91,7 @@ fn operations(doc: &Yaml) -> Vec<Op> {
                 path: path.clone(),
                 has_body: op.get("requestBody").is_some(),
                 secured,
+                node_auth,
                 statuses,
             });
         }
@@ -227,6 +235,16 @@ async fn every_documented_operation_is_served_as_documented() {
                 "{} {}: not served ({status} {body})",
                 op.method, op.path
             ));
+        } else if op.node_auth {
+            if status != 401
+                || !op.statuses.contains(&401)
+                || body["error"] != "node_auth_required"
+            {
+                failures.push(format!(
+                    "{} {}: unsigned, expected a documented 401 node_auth_required, got {status} {body}",
+                    op.method, op.path
+                ));
+            }
         } else if op.secured {
             if status != 401 || !op.statuses.contains(&401) || body["error"] != "missing_token" {
                 failures.push(format!(
