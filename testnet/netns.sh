@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A reelnet testnet in network namespaces, so a test can cut a node off and heal it.
 #
-#   testnet/netns.sh up -n N [--release] [--no-tracker]   start (N: 1-200, default 3)
+#   testnet/netns.sh up -n N [--release]   start (N: 1-200, default 3)
 #   testnet/netns.sh down [--wipe]        stop everything, delete namespaces (and data)
 #   testnet/netns.sh cut I                isolate node I (its link to the hub goes down)
 #   testnet/netns.sh heal I               reconnect node I
@@ -85,7 +85,9 @@ cmd_up() {
     case "$1" in
       -n) nodes="${2:?-n needs a number}"; shift 2 ;;
       --release) profile=release; shift ;;
-      --no-tracker) tracker=0; shift ;;
+      --no-tracker)
+        echo "--no-tracker is gone: nodes join the network with an invite from the tracker" >&2
+        exit 2 ;;
       *) echo "unknown argument $1" >&2; usage ;;
     esac
   done
@@ -100,7 +102,7 @@ cmd_up() {
   local tracker_bin="${TRACKER_BIN:-$CARGO_TARGET_DIR/$profile/reelnet-tracker}"
   [ -x "$node_bin" ] || { echo "missing $node_bin (cargo build --bins first)" >&2; exit 1; }
   if [ $tracker -eq 1 ] && [ ! -x "$tracker_bin" ]; then
-    echo "missing $tracker_bin (cargo build --bins first, or pass --no-tracker)" >&2
+    echo "missing $tracker_bin (cargo build --bins first)" >&2
     exit 1
   fi
   if [ -f "$state" ]; then
@@ -155,6 +157,11 @@ cmd_up() {
     ip=$(node_ip "$i")
     local boot=()
     [ "$i" -gt 1 ] && boot=(--bootstrap "/ip4/$(node_ip 1)/tcp/4001")
+    # Every node enrolls with its own invite, made through the running tracker.
+    if [ ! -s "$dir/node$i/membership.cert" ]; then
+      boot+=(--invite "$(ip netns exec "$hub" "$tracker_bin" --config configs/testnet/tracker.toml \
+        --data-dir "$dir/tracker" node invite --role replica --role ingest --ttl 1h | tail -n 1)")
+    fi
     ip netns exec "$prefix-n$i" "$node_bin" --config configs/testnet/node.toml \
       --data-dir "$dir/node$i" --listen "$ip:8080" --p2p "/ip4/$ip/tcp/4001" \
       --quic "$ip:4433" --tracker "http://$hub_ip:7070" "${boot[@]}" \

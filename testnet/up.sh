@@ -58,24 +58,25 @@ for p in $want; do
 done
 : > "$dir/pids"
 
-# Nodes claim movie requests from the tracker with a shared secret made once per testnet
-# (never committed): $dir/node_secret. The processes run with the committed configs plus
-# that secret and, for the nodes, where the demo seeder listens (requests name torrents it
-# seeds). Edge nodes take no requests.
-if [ ! -s "$dir/node_secret" ]; then
-  (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$dir/node_secret")
-fi
-node_secret=$(cat "$dir/node_secret")
+# Every node joins the network with an invite the tracker makes (`reelnet-tracker node
+# invite`, through the running tracker) on its first start; its membership certificate is
+# then kept in its data directory and renewed by the node itself. Replica nodes get the
+# replica and ingest roles (they claim movie requests), edge nodes the edge role only.
 (
   umask 077
-  { cat configs/testnet/tracker.toml
-    printf '\n[requests]\nnode_secret = "%s"\n' "$node_secret"
-  } > "$dir/tracker.toml"
+  cp configs/testnet/tracker.toml "$dir/tracker.toml"
   { cat configs/testnet/node.toml
-    printf '\n[requests]\nenabled = true\nnode_secret = "%s"\nmin_headroom_bytes = 536870912\n' "$node_secret"
+    printf '\n[requests]\nenabled = true\nmin_headroom_bytes = 536870912\n'
     printf 'torrent_peers = ["127.0.0.1:%s"]\n' "${DEMO_SEED_PORT:-6881}"
   } > "$dir/node.toml"
 )
+# invite ROLE...: prints a fresh one-use invite token.
+invite() {
+  local args=()
+  for r in "$@"; do args+=(--role "$r"); done
+  "$tracker_bin" --config "$dir/tracker.toml" --data-dir "$dir/tracker" \
+    node invite "${args[@]}" --ttl 1h | tail -n 1
+}
 
 started_ok=0
 on_exit() {
@@ -116,10 +117,14 @@ for i in $(seq 1 "$nodes"); do
   boot=()
   [ "$i" -gt 1 ] && boot=(--bootstrap "/ip4/127.0.0.1/tcp/4001")
   config="$dir/node.toml"
+  roles=(replica ingest)
   if [[ " ${EDGE_NODES:-} " == *" $i "* ]]; then
     boot+=(--edge)
     config=configs/testnet/node.toml
+    roles=(edge)
   fi
+  # First start: enroll with an invite; later starts use the stored certificate.
+  [ -s "$dir/node$i/membership.cert" ] || boot+=(--invite "$(invite "${roles[@]}")")
   "$node_bin" --config "$config" \
     --data-dir "$dir/node$i" --listen "127.0.0.1:$((8080 + i))" \
     --p2p "/ip4/127.0.0.1/tcp/$((4000 + i))" --quic "127.0.0.1:$((4400 + i))" \

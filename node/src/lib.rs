@@ -513,7 +513,7 @@ fn start_gateway(
         metadata,
         premium_renditions: config.gateway.premium_renditions,
         hot,
-        membership: net.membership.clone(),
+        membership: Some(net.membership.clone()),
     });
     reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
     Ok(())

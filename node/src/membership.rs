@@ -106,7 +106,9 @@ pub struct MemberSummary {
 impl MemberState {
     /// True if `node` is on the revocation list.
     pub fn is_revoked(&self, node: &NodeId) -> bool {
-        self.trust.as_ref().is_some_and(|t| t.revoked.contains(node))
+        self.trust
+            .as_ref()
+            .is_some_and(|t| t.revoked.contains(node))
     }
 
     /// Judges a peer's certificate (`cert` = its wire bytes) presented by `node` now.
@@ -114,8 +116,8 @@ impl MemberState {
         let trust = self.trust.as_ref().ok_or_else(|| {
             MembershipError::UnknownKey("(this node does not know its network yet)".to_owned())
         })?;
-        let signed = SignedCertificate::decode(cert)
-            .map_err(|e| MembershipError::Malformed(e.into()))?;
+        let signed =
+            SignedCertificate::decode(cert).map_err(|e| MembershipError::Malformed(e.into()))?;
         trust.check(&signed, node, crate::unix_now())
     }
 
@@ -423,8 +425,14 @@ impl Task {
             let old = tx.borrow().clone();
             let changed = old.own.as_ref().map(|o| o.signed.encode())
                 != state.own.as_ref().map(|o| o.signed.encode())
-                || old.trust.as_ref().map(|t| (t.revocation_serial, t.keys.len()))
-                    != state.trust.as_ref().map(|t| (t.revocation_serial, t.keys.len()))
+                || old
+                    .trust
+                    .as_ref()
+                    .map(|t| (t.revocation_serial, t.keys.len()))
+                    != state
+                        .trust
+                        .as_ref()
+                        .map(|t| (t.revocation_serial, t.keys.len()))
                 || old.problem != state.problem;
             if changed {
                 log_state(&state);
@@ -476,7 +484,11 @@ impl Task {
                     return Verdict::Duplicate;
                 }
                 trust.apply_revocations(&list);
-                tracing::info!(serial = list.serial, revoked = list.revoked.len(), "newer revocation list from a peer");
+                tracing::info!(
+                    serial = list.serial,
+                    revoked = list.revoked.len(),
+                    "newer revocation list from a peer"
+                );
                 self.revocations = Some(signed);
                 Verdict::Accepted
             }
@@ -560,7 +572,9 @@ impl Task {
             .await
         {
             Ok(doc) => self.take_document(doc),
-            Err(err) => tracing::warn!(%err, "cannot fetch the network document; keeping what is known"),
+            Err(err) => {
+                tracing::warn!(%err, "cannot fetch the network document; keeping what is known")
+            }
         }
         if self.trust.is_none() {
             return;
@@ -610,7 +624,9 @@ impl Task {
                     _ => {}
                 }
             }
-            Err(err) => tracing::warn!(%err, "the tracker's network document does not verify; ignoring it"),
+            Err(err) => {
+                tracing::warn!(%err, "the tracker's network document does not verify; ignoring it")
+            }
         }
     }
 
@@ -619,10 +635,7 @@ impl Task {
             (Some(i), false) if !i.is_empty() => i.clone(),
             _ => {
                 // Open enrollment, where the network allows it; not too often.
-                if self
-                    .last_open_try
-                    .is_some_and(|t| t.elapsed() < OPEN_RETRY)
-                {
+                if self.last_open_try.is_some_and(|t| t.elapsed() < OPEN_RETRY) {
                     return;
                 }
                 self.last_open_try = Some(std::time::Instant::now());
@@ -709,13 +722,17 @@ impl Task {
         let now = crate::unix_now();
         let lifetime = own.cert.not_after.saturating_sub(own.cert.issued_at);
         let due = own.cert.remaining(now) < lifetime / 3;
-        let changed = roles.is_some_and(|r| r != own.cert.roles)
-            || open.is_some_and(|o| o != own.cert.open);
+        let changed =
+            roles.is_some_and(|r| r != own.cert.roles) || open.is_some_and(|o| o != own.cert.open);
         if !(due || changed) {
             return;
         }
         match self
-            .post_json::<_, CertificateResponse>("/api/v1/nodes/renew", &serde_json::json!({}), true)
+            .post_json::<_, CertificateResponse>(
+                "/api/v1/nodes/renew",
+                &serde_json::json!({}),
+                true,
+            )
             .await
         {
             Ok(res) => {

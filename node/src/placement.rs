@@ -277,9 +277,11 @@ impl Worker {
             .map(|n| n.node)
             .collect();
         let replica = self.config.replica
-            && self.config.membership.as_ref().is_none_or(|m| {
-                m.may(reelnet_proto::membership::RoleName::Replica)
-            });
+            && self
+                .config
+                .membership
+                .as_ref()
+                .is_none_or(|m| m.may(reelnet_proto::membership::RoleName::Replica));
         if !replica {
             candidates.retain(|n| *n != self.node_id);
         } else if !candidates.contains(&self.node_id) {

@@ -37,7 +37,9 @@ pub enum ClaimError {
     Status { status: u16, body: String },
     #[error("the claim was lost (lease lapsed and another node took the request)")]
     LeaseLost,
-    #[error("this node is not a member of the network (no valid certificate); it cannot claim requests")]
+    #[error(
+        "this node is not a member of the network (no valid certificate); it cannot claim requests"
+    )]
     NotMember,
     #[error("cannot encode the request body: {0}")]
     Encode(String),
@@ -58,7 +60,9 @@ pub struct TrackerRequests {
 /// The path part of `url` (what the tracker sees and the signature covers).
 fn path_of(url: &str) -> &str {
     let rest_at = url.find("://").map_or(0, |i| i + 3);
-    url[rest_at..].find('/').map_or("/", |i| &url[rest_at + i..])
+    url[rest_at..]
+        .find('/')
+        .map_or("/", |i| &url[rest_at + i..])
 }
 
 impl TrackerRequests {

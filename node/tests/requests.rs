@@ -16,7 +16,6 @@ use reelnet_tracker::config::{SmtpTls, TrackerConfig};
 use reelnet_tracker::Tracker;
 use serde_json::{json, Value};
 
-
 async fn state(http: &reqwest::Client, base: &str, token: &str) -> Value {
     let r = http
         .get(format!("{base}/api/v1/requests"))

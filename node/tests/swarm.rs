@@ -20,6 +20,12 @@ use reelnet_proto::{
 };
 use tokio_util::sync::CancellationToken;
 
+#[path = "common_membership/mod.rs"]
+mod common_membership;
+use common_membership::TestNetwork;
+use reelnet_node::membership::Membership;
+use reelnet_proto::membership::RoleName;
+
 struct TestNode {
     key: SigningKey,
     node: NodeId,
@@ -32,11 +38,28 @@ struct TestNode {
 }
 
 async fn spawn_node(bootstrap: Vec<Multiaddr>, cancel: &CancellationToken) -> TestNode {
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let (catalog, _task) = Catalog::start(CatalogConfig::default(), cancel.clone());
+    spawn_with(
+        SigningKey::generate(&mut rand::rngs::OsRng),
+        bootstrap,
+        None,
+        cancel,
+    )
+    .await
+}
+
+/// A node with `key`, and with `membership` when it is a member of a test network.
+async fn spawn_with(
+    key: SigningKey,
+    bootstrap: Vec<Multiaddr>,
+    membership: Option<Membership>,
+    cancel: &CancellationToken,
+) -> TestNode {
+    let (catalog, _task) =
+        Catalog::start_with(CatalogConfig::default(), membership.clone(), cancel.clone());
     let config = SwarmConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootstrap,
+        membership,
         ..SwarmConfig::default()
     };
     let (net, addrs, _task) = swarm::start(config, &key, catalog.clone(), cancel.clone())
@@ -503,5 +526,148 @@ async fn publisher_advertises_what_the_store_holds() {
     assert!(b.catalog.manifest(id).await.unwrap().is_none());
     assert_eq!(b.catalog.latest_version(id).await.unwrap().unwrap().id, id2);
     assert_eq!(b.catalog.providers(id, 0, 5).await.unwrap().len(), 1);
+    cancel.cancel();
+}
+
+/// Only members take part: a stranger's records (no certificate) are rejected and its
+/// sync requests refused, an edge member can neither claim a replica share nor originate a
+/// manifest, and a revocation list (as it arrives over gossip) makes a node drop the
+/// revoked member's record and connection, and pass the list on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_gossip_sync_and_originate() {
+    let cancel = CancellationToken::new();
+    let net = TestNetwork::new();
+    let gen = || SigningKey::generate(&mut rand::rngs::OsRng);
+    let (ka, kb, kc, ks) = (gen(), gen(), gen(), gen());
+    let cert_a = net.cert(&ka, &[RoleName::Replica, RoleName::Ingest], false);
+    let cert_c = net.cert(&kc, &[RoleName::Edge], false);
+    let ma = net.membership(&ka, Some(cert_a.clone()), &cancel).await;
+    let mb = net
+        .membership(
+            &kb,
+            Some(net.cert(&kb, &[RoleName::Replica], false)),
+            &cancel,
+        )
+        .await;
+    let mc = net.membership(&kc, Some(cert_c.clone()), &cancel).await;
+    let a = spawn_with(ka, vec![], Some(ma.clone()), &cancel).await;
+    let b = spawn_with(kb, vec![a.addr.clone()], Some(mb), &cancel).await;
+    let c = spawn_with(kc, vec![a.addr.clone()], Some(mc.clone()), &cancel).await;
+    // The stranger: a valid libp2p identity, no certificate, no membership checks of its own.
+    let s = spawn_with(ks, vec![a.addr.clone()], None, &cancel).await;
+    wait_meshed(&[&b, &c, &s], 1).await;
+    wait_meshed(&[&a], 3).await;
+
+    // A member with the ingest role: its manifest and record reach B.
+    let m = manifest(&a.key, 10);
+    let mut r = record(&a, m.id(), vec![], 1, 600);
+    r.certificate = cert_a.encode();
+    a.net
+        .publish_record(SignedCatalogRecord::sign(&r, &a.key).unwrap())
+        .await
+        .unwrap();
+    a.net.publish_manifest(m.clone()).await.unwrap();
+    wait_for("B to learn A's manifest", Duration::from_secs(15), || {
+        knows(&b, m.id(), a.node, 3)
+    })
+    .await;
+
+    // The stranger's record and manifest: rejected (records) and ignored (manifests of an
+    // origin nobody knows), by every member.
+    let sm = manifest(&s.key, 4);
+    let sr = SignedCatalogRecord::sign(&record(&s, sm.id(), vec![], 1, 600), &s.key).unwrap();
+    s.net.publish_manifest(sm.clone()).await.unwrap();
+    s.net.publish_record(sr).await.unwrap();
+    wait_for(
+        "A to reject the stranger's record",
+        Duration::from_secs(15),
+        || async { a.catalog.stats().await.unwrap().not_member >= 1 },
+    )
+    .await;
+    assert!(a.catalog.record(s.node).await.unwrap().is_none());
+    assert!(a.catalog.manifest(sm.id()).await.unwrap().is_none());
+    assert!(b.catalog.record(s.node).await.unwrap().is_none());
+    // Its catalog sync was refused (every connection asks once).
+    wait_for(
+        "A to refuse the stranger's sync",
+        Duration::from_secs(15),
+        || async { a.net.stats().await.unwrap().sync_refused >= 1 },
+    )
+    .await;
+    let score = a
+        .net
+        .peer_score(s.net.peer_id())
+        .await
+        .unwrap()
+        .unwrap_or(0.0);
+    assert!(score < 0.0, "the stranger is penalised: score {score}");
+
+    // An edge member: a record claiming a replica share is refused; without the claim its
+    // record is fine, but its manifest is not (it may not originate movies).
+    let cm = manifest(&c.key, 4);
+    let mut cr = record(&c, cm.id(), vec![], 1, 600);
+    cr.certificate = cert_c.encode();
+    let before = a.catalog.stats().await.unwrap().not_member;
+    c.net
+        .publish_raw(
+            Topic::Catalog,
+            SignedCatalogRecord::sign(&cr, &c.key).unwrap().encode(),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "A to refuse the edge's replica claim",
+        Duration::from_secs(15),
+        || async { a.catalog.stats().await.unwrap().not_member > before },
+    )
+    .await;
+    assert!(a.catalog.record(c.node).await.unwrap().is_none());
+    cr.replica = false;
+    cr.seq = 2;
+    c.net
+        .publish_record(SignedCatalogRecord::sign(&cr, &c.key).unwrap())
+        .await
+        .unwrap();
+    wait_for(
+        "A to take the edge's plain record",
+        Duration::from_secs(15),
+        || async { a.catalog.record(c.node).await.unwrap().is_some() },
+    )
+    .await;
+    let before = a.catalog.stats().await.unwrap().not_member;
+    c.net
+        .publish_raw(Topic::Manifests, cm.encode())
+        .await
+        .unwrap();
+    wait_for(
+        "A to refuse the edge's manifest",
+        Duration::from_secs(15),
+        || async { a.catalog.stats().await.unwrap().not_member > before },
+    )
+    .await;
+    assert!(a.catalog.manifest(cm.id()).await.unwrap().is_none());
+
+    // Revocation of B, as it would arrive over gossip: A drops B's record and its
+    // connection, and passes the list on to C.
+    let list = net.revocations(1, &[b.node]);
+    assert_eq!(
+        ma.offer_revocations(&list.encode()).await,
+        Verdict::Accepted
+    );
+    wait_for(
+        "A to drop the revoked node",
+        Duration::from_secs(15),
+        || async {
+            a.catalog.record(b.node).await.unwrap().is_none()
+                && !a.net.peers().await.unwrap().contains(&b.net.peer_id())
+        },
+    )
+    .await;
+    wait_for(
+        "the list to reach C over gossip",
+        Duration::from_secs(15),
+        || async { mc.state().is_revoked(&b.node) },
+    )
+    .await;
     cancel.cancel();
 }

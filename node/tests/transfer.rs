@@ -721,3 +721,146 @@ async fn shutdown_finishes_in_flight_responses_then_closes() {
         .await;
     assert!(r.is_err());
 }
+
+#[path = "common_membership/mod.rs"]
+mod common_membership;
+
+fn member_fetcher(key: &SigningKey, m: &reelnet_node::membership::Membership) -> Fetcher {
+    Fetcher::with_membership(
+        Some(key),
+        FetcherConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            attempt_timeout: Duration::from_secs(5),
+            transport: TransportTuning::loopback(),
+            ..FetcherConfig::default()
+        },
+        Some(m),
+    )
+    .unwrap()
+}
+
+/// With membership, the segment service and the fetcher admit only members of the same
+/// network (checked in the TLS handshake on both sides), an open member never gets a
+/// premium rendition, and a revoked member is cut off.
+#[tokio::test]
+async fn only_members_connect_and_open_members_get_no_premium_renditions() {
+    use reelnet_proto::membership::RoleName;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let net = common_membership::TestNetwork::new();
+    let lib = Library::new(21);
+    let a = TestNode::holding(21, &lib);
+    let ma = net
+        .membership(
+            &a.key,
+            Some(net.cert(&a.key, &[RoleName::Replica], false)),
+            &cancel,
+        )
+        .await;
+    // One premium rendition: track 0 (720p) is premium, track 1 (360p) is not.
+    let (server, addr) = TransferServer::bind_with(
+        SERVE_ADDR.parse().unwrap(),
+        &a.key,
+        a.store.clone(),
+        limits(),
+        Some(&ma),
+        1,
+    )
+    .unwrap();
+    let providers = [(a.id(), addr)];
+    let seg = |track: usize| lib.manifest.tracks[track].segments[0].hash;
+    async fn first(
+        f: &Fetcher,
+        providers: &[(NodeId, SocketAddr)],
+        lib: &Library,
+        track: u16,
+    ) -> Result<bytes::Bytes, FetchError> {
+        let want = lib.manifest.tracks[usize::from(track)].segments[0].hash;
+        f.fetch(providers, lib.id(), track, SegmentRef::Index(0), want)
+            .await
+    }
+    macro_rules! get {
+        ($f:expr, $track:expr) => {
+            first(&$f, &providers, &lib, $track)
+        };
+    }
+
+    // An invited member gets everything.
+    let kb = SigningKey::from_bytes(&[22; 32]);
+    let mb = net
+        .membership(&kb, Some(net.cert(&kb, &[RoleName::Edge], false)), &cancel)
+        .await;
+    let fb = member_fetcher(&kb, &mb);
+    let started = Instant::now();
+    assert!(
+        get!(fb, 0).await.is_ok(),
+        "premium rendition to an invited member"
+    );
+    println!("member connection + first segment: {:?}", started.elapsed());
+    assert!(get!(fb, 1).await.is_ok());
+
+    // An open member: no premium rendition node-to-node.
+    let ko = SigningKey::from_bytes(&[23; 32]);
+    let mo = net
+        .membership(&ko, Some(net.cert(&ko, &[RoleName::Edge], true)), &cancel)
+        .await;
+    let fo = member_fetcher(&ko, &mo);
+    match get!(fo, 0).await {
+        Err(FetchError::AllFailed(failures)) => {
+            assert!(
+                failures
+                    .iter()
+                    .any(|(_, e)| matches!(e, AttemptError::Status(Status::Forbidden))),
+                "{failures:?}"
+            );
+        }
+        other => panic!("an open member got a premium rendition: {other:?}"),
+    }
+    assert!(
+        get!(fo, 1).await.is_ok(),
+        "open members get the free renditions"
+    );
+
+    // A stranger (a node key, no certificate) cannot even connect.
+    let ks = SigningKey::from_bytes(&[24; 32]);
+    let fs = fetcher(Some(&ks), Duration::from_secs(5));
+    assert!(get!(fs, 1).await.is_err(), "a stranger was served");
+    // A certificate of this network for another key does not help.
+    let mx = net
+        .membership(&ks, Some(net.cert(&kb, &[RoleName::Edge], false)), &cancel)
+        .await;
+    let fx = member_fetcher(&ks, &mx);
+    assert!(
+        get!(fx, 1).await.is_err(),
+        "a borrowed certificate was accepted"
+    );
+    // And a member does not fetch from a server that is not a member.
+    let stranger_server = TestNode::holding(25, &lib);
+    let (plain, plain_addr) = stranger_server.serve(limits());
+    let r = fb
+        .fetch(
+            &[(stranger_server.id(), plain_addr)],
+            lib.id(),
+            1,
+            SegmentRef::Index(0),
+            seg(1),
+        )
+        .await;
+    assert!(r.is_err(), "a member fetched from a non-member");
+
+    // B is revoked: its connection is closed and it cannot come back.
+    let list = net.revocations(1, &[NodeId::from_verifying_key(&kb.verifying_key())]);
+    assert_eq!(
+        ma.offer_revocations(&list.encode()).await,
+        reelnet_node::catalog::Verdict::Accepted
+    );
+    let (_, took) =
+        reelnet_testkit::wait_for("B to be cut off", Duration::from_secs(10), || async {
+            get!(fb, 1).await.is_err().then_some(())
+        })
+        .await;
+    println!("revoked member cut off after {took:?}");
+    assert!(get!(fo, 1).await.is_ok(), "others keep working");
+    plain.shutdown_and_join().await;
+    server.shutdown_and_join().await;
+    cancel.cancel();
+}

@@ -207,7 +207,10 @@ impl Certificate {
             return bad("no roles".to_owned());
         }
         if self.origins.len() > MAX_ORIGINS {
-            return bad(format!("{} origins (max {MAX_ORIGINS})", self.origins.len()));
+            return bad(format!(
+                "{} origins (max {MAX_ORIGINS})",
+                self.origins.len()
+            ));
         }
         for o in &self.origins {
             check_origin(o)?;
@@ -315,8 +318,7 @@ impl SignedCertificate {
                 max: MAX_SIGNED_CERTIFICATE_BYTES as u64,
             });
         }
-        let bytes =
-            hex::decode(s).map_err(|_| DecodeError::Malformed("not hex".to_owned()))?;
+        let bytes = hex::decode(s).map_err(|_| DecodeError::Malformed("not hex".to_owned()))?;
         Self::decode(&bytes)
     }
 }
@@ -622,12 +624,7 @@ pub fn enroll_message(network_id: &str, invite: &str, node: &NodeId, timestamp: 
 }
 
 /// Signs the enrollment proof with the node key (hex signature).
-pub fn sign_enroll(
-    key: &SigningKey,
-    network_id: &str,
-    invite: &str,
-    timestamp: u64,
-) -> String {
+pub fn sign_enroll(key: &SigningKey, network_id: &str, invite: &str, timestamp: u64) -> String {
     use ed25519_dalek::Signer;
     let node = NodeId::from_verifying_key(&key.verifying_key());
     hex::encode(
@@ -716,8 +713,12 @@ pub struct NodeAuth {
 impl NodeAuth {
     /// Parses the header value.
     pub fn parse(value: &str) -> Result<Self, ProtoError> {
-        let bad =
-            || ProtoError::invalid("node auth header", "expected v1.<cert>.<time>.<nonce>.<sig>");
+        let bad = || {
+            ProtoError::invalid(
+                "node auth header",
+                "expected v1.<cert>.<time>.<nonce>.<sig>",
+            )
+        };
         if value.len() > 2 * MAX_SIGNED_CERTIFICATE_BYTES + 200 {
             return Err(bad());
         }
@@ -950,8 +951,13 @@ mod tests {
         let bytes = signed.encode();
         let back = SignedCertificate::decode(&bytes).unwrap();
         assert_eq!(back, signed);
-        assert_eq!(SignedCertificate::from_hex(&signed.to_hex()).unwrap(), signed);
-        let got = trust().check_role(&back, &c.node, RoleName::Ingest, NOW).unwrap();
+        assert_eq!(
+            SignedCertificate::from_hex(&signed.to_hex()).unwrap(),
+            signed
+        );
+        let got = trust()
+            .check_role(&back, &c.node, RoleName::Ingest, NOW)
+            .unwrap();
         assert_eq!(got, c);
         assert!(matches!(
             trust().check_role(&back, &c.node, RoleName::Edge, NOW),
@@ -1078,8 +1084,24 @@ mod tests {
         assert!(verify_enroll(&id, "testnet", "invite-2", NOW, &sig).is_err());
 
         let c = SignedCertificate::sign(&cert(&n, &[RoleName::Ingest]), &net_key(1)).unwrap();
-        let h = node_auth_header(&n, &c, "POST", "/api/v1/requests/claim", NOW, [7; 16], b"{}");
-        let h2 = node_auth_header(&n, &c, "POST", "/api/v1/requests/claim", NOW, [8; 16], b"{}");
+        let h = node_auth_header(
+            &n,
+            &c,
+            "POST",
+            "/api/v1/requests/claim",
+            NOW,
+            [7; 16],
+            b"{}",
+        );
+        let h2 = node_auth_header(
+            &n,
+            &c,
+            "POST",
+            "/api/v1/requests/claim",
+            NOW,
+            [8; 16],
+            b"{}",
+        );
         assert_ne!(
             NodeAuth::parse(&h).unwrap().replay_key(),
             NodeAuth::parse(&h2).unwrap().replay_key(),
@@ -1104,10 +1126,16 @@ mod tests {
     #[test]
     fn roles_json_and_bits() {
         let r = Roles::of(&[RoleName::Ingest, RoleName::Replica]);
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"["replica","ingest"]"#);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"["replica","ingest"]"#
+        );
         let back: Roles = serde_json::from_str(r#"["ingest","replica"]"#).unwrap();
         assert_eq!(back, r);
         assert!(codec::decode::<Roles, 8>(&[8]).is_err());
-        assert_eq!(r.intersect(Roles::of(&[RoleName::Ingest])).to_list(), "ingest");
+        assert_eq!(
+            r.intersect(Roles::of(&[RoleName::Ingest])).to_list(),
+            "ingest"
+        );
     }
 }

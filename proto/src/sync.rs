@@ -32,8 +32,7 @@ pub const SYNC_PAGE_BYTES: usize = 16 << 20;
 
 /// Largest [`SyncRequest`] body (without its 4-byte prefix): the cursor (at most 34 bytes)
 /// and the requester's membership certificate.
-pub const MAX_SYNC_REQUEST_BYTES: usize =
-    256 + crate::membership::MAX_SIGNED_CERTIFICATE_BYTES;
+pub const MAX_SYNC_REQUEST_BYTES: usize = 256 + crate::membership::MAX_SIGNED_CERTIFICATE_BYTES;
 
 /// Largest [`SyncResponse`] body (without its 4-byte prefix): a full page plus room for the
 /// one item that may overshoot it and the varint lengths.
@@ -138,7 +137,10 @@ mod tests {
     #[test]
     fn round_trip() {
         for req in [
-            SyncRequest { after: None, certificate: Vec::new() },
+            SyncRequest {
+                after: None,
+                certificate: Vec::new(),
+            },
             SyncRequest {
                 after: Some(SyncCursor::RecordsAfter(NodeId([0xff; 32]))),
                 certificate: Vec::new(),
@@ -149,7 +151,11 @@ mod tests {
             },
         ] {
             let frame = req.encode_frame().unwrap();
-            assert!(frame.len() <= FRAME_PREFIX_LEN + 37 + req.certificate.len(), "{}", frame.len());
+            assert!(
+                frame.len() <= FRAME_PREFIX_LEN + 37 + req.certificate.len(),
+                "{}",
+                frame.len()
+            );
             assert_eq!(
                 SyncRequest::decode_frame(&frame),
                 Ok(Some((req, frame.len())))
@@ -185,7 +191,12 @@ mod tests {
         expected.push(0);
         assert_eq!(req.encode_frame().unwrap(), expected);
         assert_eq!(
-            SyncRequest { after: None, certificate: Vec::new() }.encode_frame().unwrap(),
+            SyncRequest {
+                after: None,
+                certificate: Vec::new()
+            }
+            .encode_frame()
+            .unwrap(),
             [0, 0, 0, 2, 0, 0]
         );
         assert_eq!(
@@ -264,7 +275,12 @@ mod tests {
 
     #[test]
     fn trailing_and_non_canonical_bytes_are_refused() {
-        let frame = SyncRequest { after: None, certificate: Vec::new() }.encode_frame().unwrap();
+        let frame = SyncRequest {
+            after: None,
+            certificate: Vec::new(),
+        }
+        .encode_frame()
+        .unwrap();
         let mut body = frame[FRAME_PREFIX_LEN..].to_vec();
         body.push(0);
         assert_eq!(

@@ -165,12 +165,11 @@ impl Tracker {
             ),
         );
         // The operator's way in while the database is locked: `reelnet-tracker node …`.
-        let operator_token = operator::write(&config.data_dir, addr).map_err(|source| {
-            TrackerError::Operator {
+        let operator_token =
+            operator::write(&config.data_dir, addr).map_err(|source| TrackerError::Operator {
                 path: config.data_dir.join(operator::OPERATOR_FILE),
                 source,
-            }
-        })?;
+            })?;
 
         let api = api::Api::new(
             config,

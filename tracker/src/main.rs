@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use reelnet_proto::membership::RoleName;
 use reelnet_proto::Role;
 use reelnet_runtime::shutdown;
 use reelnet_tracker::config::TrackerConfig;
-use reelnet_proto::membership::RoleName;
 use reelnet_tracker::network as operator_api;
 use reelnet_tracker::operator::{self, NodeOutput};
 use reelnet_tracker::{keys, users, Tracker};
@@ -315,8 +315,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Network(NetworkCommand::RotateKey) => {
-            let kid = operator_api::keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())
-                .context("rotating the network key")?;
+            let kid =
+                operator_api::keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())
+                    .context("rotating the network key")?;
             println!("new network key {kid} is now current");
         }
         Command::Node(cmd) => {

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
 use crate::network::keys::NetworkKeyring;
-use crate::network::{InviteCreated, InviteRequest, Membership, NodeView, NodesView, Operator, RolesRequest};
+use crate::network::{
+    InviteCreated, InviteRequest, Membership, NodeView, NodesView, Operator, RolesRequest,
+};
 use crate::users::{with_store, OfflineError};
 
 /// The operator file's name in the data directory.
@@ -156,12 +158,17 @@ async fn online(file: &OperatorFile, cmd: &NodeCommand) -> Result<NodeOutput, Op
         })?;
     let base = format!("{}/api/v1/admin/nodes", file.url.trim_end_matches('/'));
     Ok(match cmd {
-        NodeCommand::Invite(req) => NodeOutput::Invite(
-            call(file, http.post(format!("{base}/invites")).json(req)).await?,
-        ),
+        NodeCommand::Invite(req) => {
+            NodeOutput::Invite(call(file, http.post(format!("{base}/invites")).json(req)).await?)
+        }
         NodeCommand::List => NodeOutput::List(call(file, http.get(&base)).await?),
         NodeCommand::Revoke(id) => NodeOutput::Node(
-            call(file, http.post(format!("{base}/{id}/revoke")).json(&serde_json::json!({}))).await?,
+            call(
+                file,
+                http.post(format!("{base}/{id}/revoke"))
+                    .json(&serde_json::json!({})),
+            )
+            .await?,
         ),
         NodeCommand::SetRole(id, roles) => NodeOutput::Node(
             call(

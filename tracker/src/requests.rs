@@ -461,7 +461,9 @@ impl Api {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_claims",
-                format!("this node already holds {held} claims (network.max_claims_per_node = {max})"),
+                format!(
+                    "this node already holds {held} claims (network.max_claims_per_node = {max})"
+                ),
             ));
         }
         let lease_secs = self.config().requests.lease_secs;

@@ -89,9 +89,16 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     let (s, b) = t.enroll_key(&other, "rninv_0000").await;
     assert_eq!((s, b["error"].as_str()), (403, Some("bad_invite")), "{b}");
     let (s, b) = t.enroll_key(&other, "").await;
-    assert_eq!((s, b["error"].as_str()), (403, Some("invite_required")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("invite_required")),
+        "{b}"
+    );
     let (s, b) = t
-        .post("/api/v1/nodes/enroll", json!({"invite": inv2, "node_id": "zz"}))
+        .post(
+            "/api/v1/nodes/enroll",
+            json!({"invite": inv2, "node_id": "zz"}),
+        )
         .await;
     assert_eq!(s, 400, "{b}");
     // ...and the refused attempts did not use the invite up.
@@ -109,7 +116,11 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     .await;
     println!("invite expired after {took:?}");
     let (s, b) = t.enroll_key(&third, &short).await;
-    assert_eq!((s, b["error"].as_str()), (403, Some("invite_expired")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("invite_expired")),
+        "{b}"
+    );
 
     // Renewal: a fresh certificate with the roles the tracker has now.
     let (ok, out, err) = cli(&t, &["node", "set-role", &m.id, "replica"]);
@@ -128,17 +139,27 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     // verifies, renewals are signed by the new key.
     let (ok, out, err) = cli(&t, &["network", "rotate-key"]);
     assert!(ok, "{out}{err}");
-    let (doc2, _) = wait_for("the rotated key to be published", Duration::from_secs(10), || async {
-        let d = t.network().await;
-        (d.keys.len() == 2).then_some(d)
-    })
+    let (doc2, _) = wait_for(
+        "the rotated key to be published",
+        Duration::from_secs(10),
+        || async {
+            let d = t.network().await;
+            (d.keys.len() == 2).then_some(d)
+        },
+    )
     .await;
     let now = reelnet_runtime::clock::unix_secs();
     assert!(trust(&doc2).check(&m.cert, &node, now).is_ok());
     let (s, b) = renew(&t, &m).await;
     assert_eq!(s, 200, "{b}");
     let new_kid = cert_of(&b).unverified().unwrap().kid;
-    assert_eq!(Some(new_kid.as_str()), doc2.keys.iter().find(|k| k.not_after.is_none()).map(|k| k.kid.as_str()));
+    assert_eq!(
+        Some(new_kid.as_str()),
+        doc2.keys
+            .iter()
+            .find(|k| k.not_after.is_none())
+            .map(|k| k.kid.as_str())
+    );
 
     // List and revoke through the running tracker.
     let (ok, out, err) = cli(&t, &["node", "list", "--json"]);
@@ -151,7 +172,9 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     assert_eq!(doc3.revocations.serial, 1);
     assert_eq!(doc3.revocations.revoked, vec![node]);
     let (t3, _) = doc3.trust(reelnet_runtime::clock::unix_secs()).unwrap();
-    assert!(t3.check(&m.cert, &node, reelnet_runtime::clock::unix_secs()).is_err());
+    assert!(t3
+        .check(&m.cert, &node, reelnet_runtime::clock::unix_secs())
+        .is_err());
     let (s, b) = renew(&t, &m).await;
     assert_eq!((s, b["error"].as_str()), (403, Some("not_a_member")), "{b}");
     // A revoked node cannot come back with a new invite.
@@ -172,7 +195,10 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     t.spawn().await;
     let fourth = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let (s, b) = t.enroll_key(&fourth, &offline).await;
-    assert_eq!(s, 200, "an invite made offline works once the tracker runs: {b}");
+    assert_eq!(
+        s, 200,
+        "an invite made offline works once the tracker runs: {b}"
+    );
 }
 
 #[tokio::test]
@@ -182,11 +208,21 @@ async fn admins_manage_nodes_over_http_and_open_enrollment_gives_open_edge_certi
     let user = access(&t.user("user@example.org", "a long password").await);
     let body = json!({"roles": ["ingest"], "uses": 2, "ttl_secs": 600});
     let (s, b) = t
-        .call(Method::POST, "/api/v1/admin/nodes/invites", &user, Some(body.clone()))
+        .call(
+            Method::POST,
+            "/api/v1/admin/nodes/invites",
+            &user,
+            Some(body.clone()),
+        )
         .await;
     assert_eq!((s, b["error"].as_str()), (403, Some("not_admin")), "{b}");
     let (s, b) = t
-        .call(Method::POST, "/api/v1/admin/nodes/invites", &admin, Some(body))
+        .call(
+            Method::POST,
+            "/api/v1/admin/nodes/invites",
+            &admin,
+            Some(body),
+        )
         .await;
     assert_eq!(s, 201, "{b}");
     let token = b["token"].as_str().unwrap().to_owned();
@@ -197,7 +233,12 @@ async fn admins_manage_nodes_over_http_and_open_enrollment_gives_open_edge_certi
         json!({"roles": ["edge"], "extra": 1}),
     ] {
         let (s, b) = t
-            .call(Method::POST, "/api/v1/admin/nodes/invites", &admin, Some(bad.clone()))
+            .call(
+                Method::POST,
+                "/api/v1/admin/nodes/invites",
+                &admin,
+                Some(bad.clone()),
+            )
             .await;
         assert!(s == 400, "{bad} -> {s} {b}");
     }
@@ -223,7 +264,9 @@ async fn admins_manage_nodes_over_http_and_open_enrollment_gives_open_edge_certi
     assert_eq!((s, b["roles"].clone()), (200, json!(["ingest"])), "{b}");
     assert!(!cert_of(&b).unverified().unwrap().open);
 
-    let (s, list) = t.call(Method::GET, "/api/v1/admin/nodes", &admin, None).await;
+    let (s, list) = t
+        .call(Method::GET, "/api/v1/admin/nodes", &admin, None)
+        .await;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["nodes"].as_array().unwrap().len(), 2);
     assert_eq!(list["invites"][0]["uses_left"], 1, "{list}");
@@ -236,9 +279,18 @@ async fn admins_manage_nodes_over_http_and_open_enrollment_gives_open_edge_certi
             Some(json!({"roles": ["edge", "replica"]})),
         )
         .await;
-    assert_eq!((s, b["roles"].clone()), (200, json!(["replica", "edge"])), "{b}");
+    assert_eq!(
+        (s, b["roles"].clone()),
+        (200, json!(["replica", "edge"])),
+        "{b}"
+    );
     let (s, b) = t
-        .call(Method::POST, &format!("/api/v1/admin/nodes/{id}/revoke"), &admin, None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/nodes/{id}/revoke"),
+            &admin,
+            None,
+        )
         .await;
     assert_eq!((s, b["revoked"].as_bool()), (200, Some(true)), "{b}");
     let (s, b) = t

@@ -236,9 +236,7 @@ async fn every_documented_operation_is_served_as_documented() {
                 op.method, op.path
             ));
         } else if op.node_auth {
-            if status != 401
-                || !op.statuses.contains(&401)
-                || body["error"] != "node_auth_required"
+            if status != 401 || !op.statuses.contains(&401) || body["error"] != "node_auth_required"
             {
                 failures.push(format!(
                     "{} {}: unsigned, expected a documented 401 node_auth_required, got {status} {body}",

@@ -23,10 +23,7 @@ async fn mine(t: &Tracker, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn requests_claims_leases_and_notifications() {
-    let t = Tracker::start_with(&format!(
-        "[requests]\nlease_secs = 2\nfree_per_month = 2\n"
-    ))
-    .await;
+    let t = Tracker::start_with(&format!("[requests]\nlease_secs = 2\nfree_per_month = 2\n")).await;
     // Two ingest members (enrolled with invites) and an edge member.
     let n1 = t.member(&["ingest", "replica"]).await;
     let n2 = t.member(&["ingest"]).await;
@@ -88,7 +85,11 @@ async fn requests_claims_leases_and_notifications() {
     // Node routes need a member's signature, of an ingest member, naming itself.
     let claim = json!({"node_id": n1.id});
     let (s, b) = node(&t, "/api/v1/requests/claim", None, claim.clone()).await;
-    assert_eq!((s, b["error"].as_str()), (401, Some("node_auth_required")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("node_auth_required")),
+        "{b}"
+    );
     let network_id = t.network().await.network_id;
     let stranger = Member::stranger(&network_id);
     let (s, b) = node(
@@ -122,7 +123,11 @@ async fn requests_claims_leases_and_notifications() {
     };
     let (s, c1) = split(send().await.unwrap()).await;
     let (replay, b) = split(send().await.unwrap()).await;
-    assert_eq!((replay, b["error"].as_str()), (401, Some("replayed")), "{b}");
+    assert_eq!(
+        (replay, b["error"].as_str()),
+        (401, Some("replayed")),
+        "{b}"
+    );
     assert_eq!(s, 200, "{c1}");
     assert_eq!(c1["magnet"], magnet);
     assert_eq!(c1["tmdb_id"], 603);
@@ -374,7 +379,10 @@ async fn per_node_claim_limit_and_approval_flow() {
     assert_eq!(s, 201, "{r2}");
     t.call(
         Method::POST,
-        &format!("/api/v1/admin/requests/{}/approve", r2["id"].as_str().unwrap()),
+        &format!(
+            "/api/v1/admin/requests/{}/approve",
+            r2["id"].as_str().unwrap()
+        ),
         &admin,
         None,
     )
@@ -383,7 +391,11 @@ async fn per_node_claim_limit_and_approval_flow() {
     let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n1), claim(&n1)).await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n1), claim(&n1)).await;
-    assert_eq!((s, b["error"].as_str()), (429, Some("too_many_claims")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (429, Some("too_many_claims")),
+        "{b}"
+    );
     let (s, b) = node(&t, "/api/v1/requests/claim", Some(&n2), claim(&n2)).await;
     assert_eq!(s, 200, "another node takes the second: {b}");
 }

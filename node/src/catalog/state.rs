@@ -315,7 +315,10 @@ impl State {
     fn origin_verdict(&self, origin: &NodeId) -> Option<Verdict> {
         let state = self.membership.as_ref()?.borrow().clone();
         if state.is_revoked(origin) {
-            return Some(Verdict::NotMember(format!("origin {} is revoked", origin.short())));
+            return Some(Verdict::NotMember(format!(
+                "origin {} is revoked",
+                origin.short()
+            )));
         }
         let Some(cert) = self.members.get(origin) else {
             return Some(Verdict::UnknownOrigin);

@@ -33,8 +33,8 @@ use crate::transfer::Fetcher;
 #[derive(Clone)]
 pub struct GatewayState {
     pub node_id: NodeId,
-    /// Network membership (shown in `/healthz`).
-    pub membership: crate::membership::Membership,
+    /// Network membership (shown in `/healthz`; `None` in tests of the gateway alone).
+    pub membership: Option<crate::membership::Membership>,
     pub metrics: Arc<Metrics>,
     pub web_dir: Option<std::path::PathBuf>,
     /// The node's data directory (secrets such as the playback-token key live there).
@@ -101,6 +101,7 @@ impl GatewayState {
             proxy: proxy::ProxyClient::new(cancel.clone()),
             metadata: crate::metadata::Metadata::disabled(),
             premium_renditions: 1,
+            membership: None,
             hot: hot::HotSegments::start(
                 crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
                 cancel.clone(),
@@ -116,7 +117,8 @@ struct Health {
     node_id: String,
     version: &'static str,
     /// Network membership: `member: false` and `problem` say why and how to join.
-    membership: crate::membership::MemberSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    membership: Option<crate::membership::MemberSummary>,
 }
 
 /// Every gateway route.
@@ -131,7 +133,7 @@ pub fn routes(
                 status: "ok",
                 node_id: state.node_id.to_string(),
                 version: env!("CARGO_PKG_VERSION"),
-                membership: state.membership.state().summary(),
+                membership: state.membership.as_ref().map(|m| m.state().summary()),
             })
         })
     };

@@ -362,10 +362,7 @@ impl EventLoop {
                         tracing::warn!(%peer, "peer's catalog sync has too many pages; stopping");
                     } else if self.swarm.is_connected(&peer) {
                         let request = self.sync_request(Some(after));
-                        self.swarm
-                            .behaviour_mut()
-                            .sync
-                            .send_request(&peer, request);
+                        self.swarm.behaviour_mut().sync.send_request(&peer, request);
                     }
                 }
             }

@@ -320,7 +320,11 @@ pub async fn start(
     for (name, rx, topic) in [
         ("gossip-validate-records", record_rx, Topic::Catalog),
         ("gossip-validate-manifests", manifest_rx, Topic::Manifests),
-        ("gossip-validate-revocations", revocation_rx, Topic::Revocations),
+        (
+            "gossip-validate-revocations",
+            revocation_rx,
+            Topic::Revocations,
+        ),
     ] {
         reelnet_runtime::shutdown::spawn(
             name,

@@ -370,7 +370,9 @@ impl Fetcher {
                     tracing::debug!(provider = %node.short(), %addr, %err, "provider failed");
                     let weight = match &err {
                         // Lacking a segment or being busy is no fault; try others first anyway.
-                        AttemptError::Status(Status::NotFound | Status::Busy | Status::Forbidden) => 1,
+                        AttemptError::Status(
+                            Status::NotFound | Status::Busy | Status::Forbidden,
+                        ) => 1,
                         e if e.is_misbehaviour() => 8,
                         _ => 2,
                     };

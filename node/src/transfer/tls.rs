@@ -152,8 +152,8 @@ fn check_member(
         tracing::warn!(peer = %node.short(), %why, "QUIC peer is not a member; refused");
         rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
     };
-    let bytes = membership_extension(cert)
-        .ok_or_else(|| refuse("no membership certificate".to_owned()))?;
+    let bytes =
+        membership_extension(cert).ok_or_else(|| refuse("no membership certificate".to_owned()))?;
     state
         .check(&bytes, node)
         .map(|_| ())

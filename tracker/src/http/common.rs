@@ -162,18 +162,16 @@ pub(super) fn optional_json<T>(
 
 /// A node's signed-request header and the request's method and path (with query), checked
 /// with the body by [`crate::network::Membership::authenticate_node`] in the handler.
-pub(super) fn node_auth(
-) -> impl Filter<Extract = (NodeAuthParts,), Error = Rejection> + Clone {
+pub(super) fn node_auth() -> impl Filter<Extract = (NodeAuthParts,), Error = Rejection> + Clone {
     warp::header::optional::<String>(crate::requests::NODE_AUTH_HEADER)
         .and(warp::method())
         .and(warp::path::full())
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
-        )
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(
-            |header: Option<String>, method: warp::http::Method, path: warp::path::FullPath, query: String| {
+            |header: Option<String>,
+             method: warp::http::Method,
+             path: warp::path::FullPath,
+             query: String| {
                 let path = if query.is_empty() {
                     path.as_str().to_owned()
                 } else {
@@ -205,9 +203,13 @@ impl NodeAuthParts {
     ) -> Result<reelnet_proto::membership::Certificate, ApiError> {
         let m = api.membership();
         match role {
-            Some(role) => {
-                m.authenticate_node_role(self.header.as_deref(), &self.method, &self.path, body, role)
-            }
+            Some(role) => m.authenticate_node_role(
+                self.header.as_deref(),
+                &self.method,
+                &self.path,
+                body,
+                role,
+            ),
             None => m.authenticate_node(self.header.as_deref(), &self.method, &self.path, body),
         }
     }

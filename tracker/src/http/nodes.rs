@@ -120,28 +120,28 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                 render(StatusCode::OK, res)
             },
         );
-    let roles = v1()
-        .and(warp::path!("admin" / "nodes" / String / "roles"))
-        .and(warp::put())
-        .and(a())
-        .and(auth_header())
-        .and(operator_header())
-        .and(json(limit))
-        .then(
-            |id: String,
-             api: Api,
-             h: Option<String>,
-             o: Option<String>,
-             b: Json<RolesRequest>| async move {
-                let res = async {
-                    let by = api.operator(h.as_deref(), o.as_deref())?;
-                    let req = b.decode()?;
-                    api.membership().set_roles(&by, &id, &req.roles).await
-                }
-                .await;
-                render(StatusCode::OK, res)
-            },
-        );
+    let roles =
+        v1().and(warp::path!("admin" / "nodes" / String / "roles"))
+            .and(warp::put())
+            .and(a())
+            .and(auth_header())
+            .and(operator_header())
+            .and(json(limit))
+            .then(
+                |id: String,
+                 api: Api,
+                 h: Option<String>,
+                 o: Option<String>,
+                 b: Json<RolesRequest>| async move {
+                    let res = async {
+                        let by = api.operator(h.as_deref(), o.as_deref())?;
+                        let req = b.decode()?;
+                        api.membership().set_roles(&by, &id, &req.roles).await
+                    }
+                    .await;
+                    render(StatusCode::OK, res)
+                },
+            );
     document
         .or(enroll)
         .unify()

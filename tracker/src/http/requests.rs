@@ -9,8 +9,8 @@ use warp::{Filter, Reply};
 use reelnet_proto::membership::RoleName;
 
 use super::common::{
-    auth_header, error_response, json, node_auth, node_url, render, render_created, v1,
-    with_api, Json, NodeAuthParts,
+    auth_header, error_response, json, node_auth, node_url, render, render_created, v1, with_api,
+    Json, NodeAuthParts,
 };
 use crate::api::Api;
 use crate::error::ApiError;

@@ -60,7 +60,11 @@ fn network_id(data_dir: &Path, configured: &str) -> Result<String, KeyError> {
 
 impl NetworkKeyring {
     /// Loads the keyring, creating the first key (and the network id) on first start.
-    pub fn load_or_create(data_dir: &Path, configured_id: &str, now: u64) -> Result<Self, KeyError> {
+    pub fn load_or_create(
+        data_dir: &Path,
+        configured_id: &str,
+        now: u64,
+    ) -> Result<Self, KeyError> {
         let dir = network_dir(data_dir);
         std::fs::create_dir_all(&dir).map_err(|source| KeyError::Io {
             path: dir.clone(),

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use reelnet_proto::membership::{
-    self, Certificate, CertificateResponse, EnrollRequest, NetworkDocument, NodeAuth, RoleName,
-    Roles, RevocationsDocument, Trust,
+    self, Certificate, CertificateResponse, EnrollRequest, NetworkDocument, NodeAuth,
+    RevocationsDocument, RoleName, Roles, Trust,
 };
 use reelnet_proto::NodeId;
 use serde::{Deserialize, Serialize};
@@ -166,7 +166,10 @@ fn parse_node_id(s: &str) -> Result<NodeId, ApiError> {
 fn roles_of(names: &[RoleName]) -> Result<Roles, ApiError> {
     let roles = Roles::of(names);
     if roles.is_empty() {
-        return Err(bad("invalid_roles", "give at least one role: replica, ingest or edge"));
+        return Err(bad(
+            "invalid_roles",
+            "give at least one role: replica, ingest or edge",
+        ));
     }
     Ok(roles)
 }
@@ -277,13 +280,19 @@ impl Membership {
         if req.invite.len() > 256 {
             return Err(ApiError::forbidden("bad_invite", "unknown or used invite"));
         }
-        membership::verify_enroll(&req.node_id, &network_id, &req.invite, req.timestamp, &req.proof)
-            .map_err(|_| {
-                ApiError::forbidden(
-                    "bad_proof",
-                    "the proof of possession does not verify for this node id and network",
-                )
-            })?;
+        membership::verify_enroll(
+            &req.node_id,
+            &network_id,
+            &req.invite,
+            req.timestamp,
+            &req.proof,
+        )
+        .map_err(|_| {
+            ApiError::forbidden(
+                "bad_proof",
+                "the proof of possession does not verify for this node id and network",
+            )
+        })?;
         if req.origins.len() > membership::MAX_ORIGINS {
             return Err(bad("invalid_origins", "at most 8 origins"));
         }
@@ -347,7 +356,10 @@ impl Membership {
                     return Err(ApiError::forbidden("bad_invite", "unknown or used invite"))
                 }
                 Err(RedeemError::Expired) => {
-                    return Err(ApiError::forbidden("invite_expired", "this invite has expired"))
+                    return Err(ApiError::forbidden(
+                        "invite_expired",
+                        "this invite has expired",
+                    ))
                 }
                 Err(RedeemError::Revoked) => {
                     return Err(ApiError::forbidden("revoked", "this node was revoked"))

@@ -254,7 +254,9 @@ impl Tracker {
     /// `reelnet-tracker node invite` against this tracker (running or not); the token.
     pub fn invite(&self, roles: &[&str], uses: u32, ttl: &str) -> String {
         let mut cmd = Command::new(TRACKER_BIN);
-        cmd.arg("--config").arg(&self.config).args(["node", "invite"]);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["node", "invite"]);
         for r in roles {
             cmd.args(["--role", r]);
         }
@@ -282,11 +284,7 @@ impl Tracker {
     }
 
     /// Enrolls a fresh node key with `invite`: the answer's status and body.
-    pub async fn enroll_key(
-        &self,
-        key: &ed25519_dalek::SigningKey,
-        invite: &str,
-    ) -> (u16, Value) {
+    pub async fn enroll_key(&self, key: &ed25519_dalek::SigningKey, invite: &str) -> (u16, Value) {
         let doc = self.network().await;
         let now = reelnet_runtime::clock::unix_secs();
         let node = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key());
@@ -317,7 +315,12 @@ impl Tracker {
     }
 
     /// A signed node request (`member` = `None`: unsigned).
-    pub async fn node_post(&self, path: &str, member: Option<&Member>, body: Value) -> (u16, Value) {
+    pub async fn node_post(
+        &self,
+        path: &str,
+        member: Option<&Member>,
+        body: Value,
+    ) -> (u16, Value) {
         let bytes = serde_json::to_vec(&body).unwrap();
         let mut req = self
             .http
