@@ -519,8 +519,9 @@ export interface paths {
         put?: never;
         /**
          * A node claims the oldest open request (with a lease)
-         * @description Node-facing: header `Reelnet-Node-Key` must equal `requests.node_secret` (empty
-         *     secret: 403 `nodes_disabled`). The claim lasts `requests.lease_secs`; progress
+         * @description Node-facing: signed by an `ingest` member (`Reelnet-Node-Auth`, see the `nodeAuth`
+         *     scheme); `node_id` must be the signer's. A node holds at most
+         *     `network.max_claims_per_node` claims (429 `too_many_claims`). The claim lasts `requests.lease_secs`; progress
          *     reports renew it. A request whose lease lapsed reads `open` and goes to the next
          *     claimant. 204 when there is no work.
          */
@@ -668,6 +669,159 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/nodes/enroll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A node joins the network with an invite and a proof of possession
+         * @description `proof` is the node key's ed25519 signature (hex) over the context
+         *     `reelnet/enroll/v1`, the network id, the invite, the node id and `timestamp`
+         *     (within 5 minutes of the tracker's clock). The invite is used once (in the same
+         *     transaction that records the node). An empty invite asks for open enrollment,
+         *     which gives an `edge` certificate marked open where `network.open_enrollment =
+         *     "edge"`, else 403 `invite_required`.
+         */
+        post: operations["enrollNode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A member gets a fresh certificate with the roles it has now */
+        post: operations["renewNodeCertificate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signing node's record (roles, newest certificate, revoked) */
+        get: operations["getOwnNode"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/nodes/invites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make an invite (the token is shown once) */
+        post: operations["createNodeInvite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Enrolled nodes and open invites */
+        get: operations["listNodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/nodes/{node_id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node_id: components["parameters"]["NodeIdParam"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a node (on the revocation list; no certificate again) */
+        post: operations["revokeNode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/nodes/{node_id}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node_id: components["parameters"]["NodeIdParam"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a node's roles (in its next certificate) */
+        put: operations["setNodeRoles"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/reelnet-network.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The network's keys and signed revocation list
+         * @description Nodes fetch it at least every 30 s. Retired keys stay listed (with `not_after`)
+         *     until every certificate they signed has expired. The revocation list is signed by
+         *     a listed key over its canonical encoding (context `reelnet/revocations/v1`).
+         */
+        get: operations["getNetworkDocument"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/jwks.json": {
         parameters: {
             query?: never;
@@ -734,6 +888,84 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @enum {string} */
+        NodeRole: "replica" | "ingest" | "edge";
+        EnrollRequest: {
+            invite: string;
+            node_id: string;
+            /** Format: int64 */
+            timestamp: number;
+            /** @description 128 hex characters */
+            proof: string;
+            origins?: string[];
+        };
+        CertificateResponse: {
+            /** @description The signed certificate's wire bytes */
+            certificate: string;
+            roles: components["schemas"]["NodeRole"][];
+            /** Format: int64 */
+            not_after: number;
+        };
+        InviteRequest: {
+            roles?: components["schemas"]["NodeRole"][];
+            uses?: number;
+            ttl_secs?: number;
+        };
+        InviteCreated: {
+            token: string;
+            id: string;
+            roles: components["schemas"]["NodeRole"][];
+            uses: number;
+            /** Format: int64 */
+            expires_at: number;
+            network_id: string;
+        };
+        NodeView: {
+            node_id: string;
+            roles: components["schemas"]["NodeRole"][];
+            open: boolean;
+            origins: string[];
+            /** Format: int64 */
+            enrolled_at: number;
+            /** Format: int64 */
+            serial: number;
+            /** Format: int64 */
+            not_after: number;
+            revoked: boolean;
+            /** Format: int64 */
+            revoked_at?: number | null;
+        };
+        NodesView: {
+            network_id: string;
+            nodes: components["schemas"]["NodeView"][];
+            invites: {
+                id: string;
+                roles: components["schemas"]["NodeRole"][];
+                uses_left: number;
+                /** Format: int64 */
+                expires_at: number;
+                created_by: string;
+            }[];
+        };
+        NetworkDocument: {
+            network_id: string;
+            keys: {
+                kid: string;
+                /** @description 64 hex characters */
+                public_key: string;
+                /** Format: int64 */
+                not_after: number | null;
+            }[];
+            revocations: {
+                /** Format: int64 */
+                serial: number;
+                revoked: string[];
+                /** Format: int64 */
+                issued_at: number;
+                kid: string;
+                signature: string;
+            };
+        };
         Error: {
             /**
              * @description A stable machine-readable code.
@@ -1036,6 +1268,24 @@ export interface components {
         };
     };
     responses: {
+        /** @description A membership certificate. */
+        CertificateOk: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CertificateResponse"];
+            };
+        };
+        /** @description The node. */
+        NodeOk: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["NodeView"];
+            };
+        };
         /**
          * @description The request is not valid: `invalid_json` (the body does not parse, has unknown
          *     fields or lacks required ones), or a validation code such as `invalid_email`,
@@ -1097,7 +1347,16 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `nodes_disabled` (no `requests.node_secret`) or `bad_node_key`. */
+        /** @description `node_auth_required` (no `Reelnet-Node-Auth`), `bad_node_auth` (malformed, bad signature or outside the 60 s window) or `replayed`. */
+        NodeUnauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `not_a_member` (no valid, unrevoked certificate of this network) or `missing_role` (not an `ingest` member). */
         NodeForbidden: {
             headers: {
                 [name: string]: unknown;
@@ -1153,6 +1412,7 @@ export interface components {
         };
     };
     parameters: {
+        NodeIdParam: string;
         /** @description A room id (32 hex characters). */
         RoomId: string;
         /**
@@ -2024,6 +2284,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["NodeUnauthorized"];
             403: components["responses"]["NodeForbidden"];
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
@@ -2047,6 +2308,7 @@ export interface operations {
         responses: {
             200: components["responses"]["RequestOk"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["NodeUnauthorized"];
             403: components["responses"]["NodeForbidden"];
             404: components["responses"]["NoSuchRequest"];
             409: components["responses"]["LeaseLost"];
@@ -2072,6 +2334,7 @@ export interface operations {
         responses: {
             200: components["responses"]["RequestOk"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["NodeUnauthorized"];
             403: components["responses"]["NodeForbidden"];
             404: components["responses"]["NoSuchRequest"];
             409: components["responses"]["LeaseLost"];
@@ -2097,6 +2360,7 @@ export interface operations {
         responses: {
             200: components["responses"]["RequestOk"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["NodeUnauthorized"];
             403: components["responses"]["NodeForbidden"];
             404: components["responses"]["NoSuchRequest"];
             409: components["responses"]["LeaseLost"];
@@ -2193,6 +2457,195 @@ export interface operations {
             404: components["responses"]["NoSuchRequest"];
             409: components["responses"]["InvalidState"];
             413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    enrollNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnrollRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["CertificateOk"];
+            400: components["responses"]["BadRequest"];
+            /** @description `bad_invite` (unknown or used), `invite_expired`, `bad_proof`, `invite_required` or `revoked`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            409: components["responses"]["InvalidState"];
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    renewNodeCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["CertificateOk"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["NodeUnauthorized"];
+            403: components["responses"]["NodeForbidden"];
+            413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    getOwnNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["NodeOk"];
+            401: components["responses"]["NodeUnauthorized"];
+            403: components["responses"]["NodeForbidden"];
+        };
+    };
+    createNodeInvite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InviteRequest"];
+            };
+        };
+        responses: {
+            /** @description The invite. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InviteCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    listNodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Nodes and invites. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodesView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+        };
+    };
+    revokeNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node_id: components["parameters"]["NodeIdParam"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["NodeOk"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+            /** @description `not_found`: no such node. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setNodeRoles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node_id: components["parameters"]["NodeIdParam"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    roles: components["schemas"]["NodeRole"][];
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["NodeOk"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+            /** @description `not_found`: no such node. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            409: components["responses"]["InvalidState"];
+        };
+    };
+    getNetworkDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The network document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkDocument"];
+                };
+            };
         };
     };
     getJwks: {
