@@ -592,14 +592,13 @@ impl Task {
             Ok((mut trust, list)) => {
                 // A newer list from gossip than the tracker's answer (a cached response)
                 // stays.
-                if let (Some(old), Some(old_list)) = (&self.trust, &self.revocations) {
+                if let Some(old) = &self.trust {
                     if old.network_id == trust.network_id
                         && old.revocation_serial > trust.revocation_serial
                     {
                         trust.revoked = old.revoked.clone();
                         trust.revocation_serial = old.revocation_serial;
                         self.trust = Some(trust);
-                        let _ = old_list;
                         return;
                     }
                 }

@@ -7,6 +7,8 @@
 
 #[path = "common/auth_support.rs"]
 mod auth_support;
+#[path = "common_membership/mod.rs"]
+mod common_membership;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

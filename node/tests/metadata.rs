@@ -8,6 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common_gateway;
+#[path = "common_membership/mod.rs"]
+mod common_membership;
+use common_membership::MembershipTracker;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -316,6 +319,11 @@ fn url_of(node: &Node) -> String {
     format!("http://{}", node.gateway_addr())
 }
 
+/// Starts a node that is a member of `mt`'s network.
+async fn bind(mt: &MembershipTracker, config: NodeConfig) -> Result<Node, reelnet_node::NodeError> {
+    Node::bind(mt.join(config).await).await
+}
+
 async fn stop(node: Node) {
     node.shutdown();
     tokio::time::timeout(Duration::from_secs(20), node.join())
@@ -328,13 +336,14 @@ async fn stop(node: Node) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tmdb_metadata_is_fetched_once_cached_and_served() {
+    let mt = MembershipTracker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let poster = make_png(&dir.path().join("tmdb/poster.png"), "red", 200, 300);
     let backdrop = make_png(&dir.path().join("tmdb/backdrop.png"), "blue", 640, 360);
     let tmdb = tmdb_stand_in(poster.clone(), backdrop.clone(), false).await;
     let clip = make_clip(dir.path());
     let data = dir.path().join("node");
-    let node = Node::bind(node_config(&data, Some(&tmdb.url), 0, vec![], None))
+    let node = bind(&mt, node_config(&data, Some(&tmdb.url), 0, vec![], None))
         .await
         .unwrap();
     let base = url_of(&node);
@@ -409,7 +418,7 @@ async fn tmdb_metadata_is_fetched_once_cached_and_served() {
 
     // After a restart the cache on disk answers.
     stop(node).await;
-    let node = Node::bind(node_config(&data, Some(&tmdb.url), 0, vec![], None))
+    let node = bind(&mt, node_config(&data, Some(&tmdb.url), 0, vec![], None))
         .await
         .unwrap();
     let base = url_of(&node);
@@ -426,12 +435,13 @@ async fn tmdb_metadata_is_fetched_once_cached_and_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tmdb_down_falls_back_to_the_manifest_meta() {
+    let mt = MembershipTracker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let tmdb = tmdb_stand_in(Vec::new(), Vec::new(), true).await;
     let poster = make_png(&dir.path().join("own-poster.png"), "green", 100, 150);
     let clip = make_clip(dir.path());
     let data = dir.path().join("node");
-    let node = Node::bind(node_config(&data, Some(&tmdb.url), 0, vec![], None))
+    let node = bind(&mt, node_config(&data, Some(&tmdb.url), 0, vec![], None))
         .await
         .unwrap();
     let base = url_of(&node);
@@ -477,6 +487,7 @@ async fn tmdb_down_falls_back_to_the_manifest_meta() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ingest_metadata_is_refused_before_transcoding() {
+    let mt = MembershipTracker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let clip = make_clip(dir.path());
     std::fs::write(dir.path().join("fake.png"), b"GIF89a not really").unwrap();
@@ -486,7 +497,7 @@ async fn bad_ingest_metadata_is_refused_before_transcoding() {
     )
     .unwrap();
     let data = dir.path().join("node");
-    let node = Node::bind(node_config(&data, None, 0, vec![], None))
+    let node = bind(&mt, node_config(&data, None, 0, vec![], None))
         .await
         .unwrap();
     for (req, expect) in [
@@ -539,13 +550,14 @@ fn write_sidecar(dir: &Path) -> (Vec<u8>, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecar_images_are_fetched_from_the_origin_and_verified() {
+    let mt = MembershipTracker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let meta_dir = dir.path().join("meta");
     let (poster, backdrop) = write_sidecar(&meta_dir);
     let clip = make_clip(dir.path());
     let a_port = free_port();
     let a_data = dir.path().join("a");
-    let a = Node::bind(node_config(&a_data, None, a_port, vec![], None))
+    let a = bind(&mt, node_config(&a_data, None, a_port, vec![], None))
         .await
         .unwrap();
     let done = ingest(
@@ -557,13 +569,16 @@ async fn sidecar_images_are_fetched_from_the_origin_and_verified() {
     let movie = done["movie_id"].as_str().unwrap().to_owned();
     assert_eq!(movie, MovieId::derive("Sidecar Story", Some(2020)).as_str());
 
-    let b = Node::bind(node_config(
-        &dir.path().join("b"),
-        None,
-        0,
-        vec![format!("/ip4/127.0.0.1/tcp/{a_port}")],
-        None,
-    ))
+    let b = bind(
+        &mt,
+        node_config(
+            &dir.path().join("b"),
+            None,
+            0,
+            vec![format!("/ip4/127.0.0.1/tcp/{a_port}")],
+            None,
+        ),
+    )
     .await
     .unwrap();
     let b_url = url_of(&b);
@@ -611,6 +626,7 @@ async fn sidecar_images_are_fetched_from_the_origin_and_verified() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_image_bytes_from_a_peer_are_refused() {
+    let mt = MembershipTracker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let poster = make_png(&dir.path().join("poster.png"), "orange", 200, 300);
     let impostor = make_png(&dir.path().join("impostor.png"), "black", 200, 300);
@@ -639,9 +655,12 @@ async fn wrong_image_bytes_from_a_peer_are_refused() {
 
     let a_port = free_port();
     let a_data = dir.path().join("a");
-    let a = Node::bind(node_config(&a_data, None, a_port, vec![], Some(evil_url)))
-        .await
-        .unwrap();
+    let a = bind(
+        &mt,
+        node_config(&a_data, None, a_port, vec![], Some(evil_url)),
+    )
+    .await
+    .unwrap();
     let done = ingest(
         &a_data,
         json!({ "source": clip, "title": "Fake Poster", "poster": dir.path().join("poster.png") }),
@@ -649,13 +668,16 @@ async fn wrong_image_bytes_from_a_peer_are_refused() {
     .await;
     assert_eq!(done["state"], "done", "{done}");
     let movie = done["movie_id"].as_str().unwrap().to_owned();
-    let b = Node::bind(node_config(
-        &dir.path().join("b"),
-        None,
-        0,
-        vec![format!("/ip4/127.0.0.1/tcp/{a_port}")],
-        None,
-    ))
+    let b = bind(
+        &mt,
+        node_config(
+            &dir.path().join("b"),
+            None,
+            0,
+            vec![format!("/ip4/127.0.0.1/tcp/{a_port}")],
+            None,
+        ),
+    )
     .await
     .unwrap();
     let b_url = url_of(&b);

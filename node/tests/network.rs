@@ -184,13 +184,15 @@ async fn kill9_of_a_replica_rereplicates_and_a_fetch_in_progress_completes_from_
 
     // A fetch of the whole movie from [replica, origin], one segment at a time, during
     // which the replica is killed.
+    let viewer = cluster.network.member(&["edge"]).await;
     let fetcher = Arc::new(
-        Fetcher::with_config(
-            None,
+        Fetcher::with_membership(
+            Some(&viewer.key),
             FetcherConfig {
                 attempt_timeout: Duration::from_secs(2),
                 ..FetcherConfig::default()
             },
+            Some(&viewer.membership),
         )
         .unwrap(),
     );
@@ -283,6 +285,7 @@ async fn quota_is_never_exceeded_cache_is_evicted_and_pinned_overflow_refused() 
 
     // Node 2: a small quota, and segments cached for viewers before it starts.
     let extra = format!("{FAST}\n[storage]\nquota_bytes = {QUOTA}\nreplication = 2\n");
+    let extra = common::merge_toml(&cluster.network.join_toml(&["replica", "ingest"]), &extra);
     let mut n2 = TestNode::new(
         cluster.dir.path(),
         2,
@@ -400,9 +403,18 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
     let cluster = Cluster::start(2, &extra).await;
     cluster.wait_live(2, Duration::from_secs(30)).await;
 
-    // The evil peer: a real identity, a real signed manifest, segments it never serves.
+    // The evil peer: a real identity, enrolled as a member (an insider), a real signed
+    // manifest, segments it never serves.
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let evil = NodeId::from_verifying_key(&key.verifying_key());
+    let member_cancel = CancellationToken::new();
+    let member_dir = tempfile::tempdir().unwrap();
+    let mut mc =
+        reelnet_node::membership::MembershipConfig::new(&cluster.network.url, member_dir.path());
+    mc.invite = Some(cluster.network.invite(&["replica", "ingest"]));
+    let (membership, _t) =
+        reelnet_node::membership::Membership::start(mc, key.clone(), member_cancel.clone()).await;
+    let cert = membership.own().expect("the evil peer enrolled").signed;
     let segments: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 20_000 + usize::from(i)]).collect();
     let entries: Vec<SegmentEntry> = segments
         .iter()
@@ -444,7 +456,12 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
 
     // Its QUIC service: a real node certificate, the announced hash right, the bytes junk.
     let limits = reelnet_node::transfer::Limits::default();
-    let config = reelnet_node::transfer::server::server_config(&key, &limits).unwrap();
+    let config = reelnet_node::transfer::server::server_config_with(
+        &key,
+        &limits,
+        Some(membership.subscribe()),
+    )
+    .unwrap();
     let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let quic_addr = endpoint.local_addr().unwrap();
     let served = Arc::new(AtomicUsize::new(0));
@@ -487,6 +504,7 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             bootstrap: vec![cluster.node(1).p2p_addr().parse().unwrap()],
             mdns: false,
+            membership: Some(membership.clone()),
             ..SwarmConfig::default()
         },
         &key,
@@ -511,7 +529,7 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
             issued_at: now,
             expires_at: now + 30,
             replica: true,
-            certificate: Vec::new(),
+            certificate: cert.encode(),
         }
     };
     let old = SignedCatalogRecord::sign(&record(5, "127.0.0.1:9".parse().unwrap()), &key).unwrap();

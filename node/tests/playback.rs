@@ -9,6 +9,8 @@
 #[path = "common/auth_support.rs"]
 mod auth_support;
 mod common;
+#[path = "common_membership/mod.rs"]
+mod common_membership;
 
 use std::time::Duration;
 

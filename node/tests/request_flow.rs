@@ -13,6 +13,8 @@
 #[path = "common/auth_support.rs"]
 mod auth_support;
 mod common;
+#[path = "common_membership/mod.rs"]
+mod common_membership;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

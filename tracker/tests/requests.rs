@@ -23,7 +23,7 @@ async fn mine(t: &Tracker, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn requests_claims_leases_and_notifications() {
-    let t = Tracker::start_with(&format!("[requests]\nlease_secs = 2\nfree_per_month = 2\n")).await;
+    let t = Tracker::start_with("[requests]\nlease_secs = 2\nfree_per_month = 2\n").await;
     // Two ingest members (enrolled with invites) and an edge member.
     let n1 = t.member(&["ingest", "replica"]).await;
     let n2 = t.member(&["ingest"]).await;

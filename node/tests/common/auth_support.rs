@@ -19,6 +19,13 @@ pub use reelnet_testkit::{access, split, wait_for, Smtp};
 pub const ISSUER: &str = "test-tracker";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The data directory of every tracker started here, by URL (so nodes can join).
+fn trackers() -> &'static std::sync::Mutex<std::collections::HashMap<String, PathBuf>> {
+    static T: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
 /// A tracker running in this process, with its SMTP server.
 pub struct TestTracker {
     pub dir: tempfile::TempDir,
@@ -46,8 +53,10 @@ impl TestTracker {
         config.smtp.port = smtp.port;
         config.smtp.tls = SmtpTls::None;
         adjust(&mut config);
+        let data_dir = config.data_dir.clone();
         let tracker = Tracker::bind(config).await.unwrap();
         let url = format!("http://{}", tracker.addr());
+        trackers().lock().unwrap().insert(url.clone(), data_dir);
         TestTracker {
             dir,
             smtp,
@@ -119,6 +128,20 @@ impl TestNode {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let mut config = Self::config(dir.path(), tracker_url);
+        // A node of a tracker started here joins its network (replica and ingest).
+        let data_dir = trackers().lock().unwrap().get(tracker_url).cloned();
+        if let Some(data_dir) = data_dir {
+            config = super::common_membership::join(
+                config,
+                &data_dir,
+                tracker_url,
+                &[
+                    reelnet_proto::membership::RoleName::Replica,
+                    reelnet_proto::membership::RoleName::Ingest,
+                ],
+            )
+            .await;
+        }
         adjust(&mut config);
         let node = Node::bind(config).await.unwrap();
         TestNode {

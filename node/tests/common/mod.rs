@@ -487,6 +487,45 @@ impl Network {
     }
 }
 
+/// A member of a [`Network`] running in the test process (for a fetcher or a swarm of the
+/// test's own): its key and membership; keep it alive while it is used.
+pub struct InProcessMember {
+    pub key: ed25519_dalek::SigningKey,
+    pub membership: reelnet_node::membership::Membership,
+    _dir: tempfile::TempDir,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for InProcessMember {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Network {
+    /// Enrolls a fresh key in this network with `roles`, in this process.
+    pub async fn member(&self, roles: &[&str]) -> InProcessMember {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let mut mc = reelnet_node::membership::MembershipConfig::new(&self.url, dir.path());
+        mc.invite = Some(self.invite(roles));
+        let (membership, _t) =
+            reelnet_node::membership::Membership::start(mc, key.clone(), cancel.clone()).await;
+        assert!(
+            membership.own().is_some(),
+            "{:?}",
+            membership.state().problem
+        );
+        InProcessMember {
+            key,
+            membership,
+            _dir: dir,
+            cancel,
+        }
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

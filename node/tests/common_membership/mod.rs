@@ -103,3 +103,81 @@ impl TestNetwork {
         .unwrap()
     }
 }
+
+/// Makes `config` join the network of the in-process tracker whose data directory is
+/// `tracker_data_dir` (running, so the invite is made through its operator API): sets the
+/// tracker URL and an invite for `roles`, and a 1-second membership refresh.
+pub async fn join(
+    mut config: reelnet_node::config::NodeConfig,
+    tracker_data_dir: &std::path::Path,
+    tracker_url: &str,
+    roles: &[RoleName],
+) -> reelnet_node::config::NodeConfig {
+    let tracker = reelnet_tracker::config::TrackerConfig {
+        data_dir: tracker_data_dir.to_owned(),
+        ..reelnet_tracker::config::TrackerConfig::default()
+    };
+    let made = reelnet_tracker::operator::run(
+        &tracker,
+        reelnet_tracker::operator::NodeCommand::Invite(reelnet_tracker::network::InviteRequest {
+            roles: roles.to_vec(),
+            uses: Some(1),
+            ttl_secs: Some(3600),
+        }),
+    )
+    .await
+    .unwrap();
+    let reelnet_tracker::operator::NodeOutput::Invite(invite) = made else {
+        panic!("not an invite: {made:?}")
+    };
+    config.tracker.url = tracker_url.to_owned();
+    config.tracker.invite = invite.token;
+    config.tracker.membership_refresh_secs = 1;
+    config
+}
+
+/// A tracker in this process, only for membership (nodes enroll with it).
+pub struct MembershipTracker {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    tracker: Option<reelnet_tracker::Tracker>,
+}
+
+impl MembershipTracker {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = reelnet_tracker::config::TrackerConfig {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..reelnet_tracker::config::TrackerConfig::default()
+        };
+        let tracker = reelnet_tracker::Tracker::bind(config).await.unwrap();
+        Self {
+            url: format!("http://{}", tracker.addr()),
+            dir,
+            tracker: Some(tracker),
+        }
+    }
+
+    /// `config` as a member of this tracker's network (replica and ingest).
+    pub async fn join(
+        &self,
+        config: reelnet_node::config::NodeConfig,
+    ) -> reelnet_node::config::NodeConfig {
+        join(
+            config,
+            &self.dir.path().join("data"),
+            &self.url,
+            &[RoleName::Replica, RoleName::Ingest],
+        )
+        .await
+    }
+}
+
+impl Drop for MembershipTracker {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            t.shutdown();
+        }
+    }
+}
