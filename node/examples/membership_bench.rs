@@ -233,7 +233,7 @@ async fn quic(connections: usize) -> anyhow::Result<()> {
         ingest_id: [1; 16],
         seq: 1,
         created_at: 0,
-        container: Container::Fmp4,
+        container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
             rendition: Rendition {
