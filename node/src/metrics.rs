@@ -38,6 +38,10 @@ pub struct Metrics {
     fetch_seconds: Histogram,
     peers: Gauge,
     hit_ratio: FloatGauge,
+    member: Gauge,
+    cert_not_after: Gauge,
+    revocation_serial: Gauge,
+    not_member: Gauge,
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -45,6 +49,14 @@ pub struct Metrics {
 pub struct Gauges {
     /// Nodes with a live catalog record, this one excluded.
     pub peers: u64,
+    /// Whether this node holds a valid membership certificate.
+    pub member: bool,
+    /// Its certificate's end (unix seconds; 0 without one).
+    pub cert_not_after: u64,
+    /// The newest revocation list's serial this node knows.
+    pub revocation_serial: u64,
+    /// Records and manifests refused because their node was not a member (with the role).
+    pub not_member: u64,
 }
 
 impl Metrics {
@@ -99,6 +111,30 @@ impl Metrics {
             "Time to fetch and verify a segment from peers.",
             fetch_seconds.clone(),
         );
+        let member = Gauge::default();
+        registry.register(
+            "reelnet_member",
+            "1 while this node holds a valid membership certificate of its network.",
+            member.clone(),
+        );
+        let cert_not_after = Gauge::default();
+        registry.register(
+            "reelnet_membership_certificate_expiry_time_seconds",
+            "Unix time this node's membership certificate ends (renewed when a third is left).",
+            cert_not_after.clone(),
+        );
+        let revocation_serial = Gauge::default();
+        registry.register(
+            "reelnet_revocation_list_serial",
+            "Serial of the newest verified revocation list this node knows.",
+            revocation_serial.clone(),
+        );
+        let not_member = Gauge::default();
+        registry.register(
+            "reelnet_catalog_rejected_not_member",
+            "Records and manifests refused since start because their node was not a member with the needed role.",
+            not_member.clone(),
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -120,6 +156,10 @@ impl Metrics {
             fetch_seconds,
             peers,
             hit_ratio,
+            member,
+            cert_not_after,
+            revocation_serial,
+            not_member,
         }
     }
 
@@ -159,8 +199,14 @@ impl Metrics {
     /// Renders every metric in the OpenMetrics text format
     /// (`reelnet_runtime::metrics::CONTENT_TYPE`).
     pub fn render(&self, gauges: Gauges) -> String {
-        self.peers
-            .set(i64::try_from(gauges.peers).unwrap_or(i64::MAX));
+        let set = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.peers, gauges.peers);
+        set(&self.member, u64::from(gauges.member));
+        set(&self.cert_not_after, gauges.cert_not_after);
+        set(&self.revocation_serial, gauges.revocation_serial);
+        set(&self.not_member, gauges.not_member);
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -184,8 +230,21 @@ mod tests {
         m.fetch_finished(Duration::from_millis(15), true);
         m.fetch_finished(Duration::from_millis(15), false);
         m.request("hls_segment", 200);
-        let text = m.render(Gauges { peers: 2 });
+        let text = m.render(Gauges {
+            peers: 2,
+            member: true,
+            cert_not_after: 1_800_000_000,
+            revocation_serial: 3,
+            not_member: 4,
+        });
         assert!(text.contains("reelnet_peers 2\n"));
+        assert!(text.contains("reelnet_member 1\n"));
+        assert!(text.contains("reelnet_membership_certificate_expiry_time_seconds 1800000000\n"));
+        assert!(text.contains("reelnet_revocation_list_serial 3\n"));
+        assert!(
+            text.contains("reelnet_catalog_rejected_not_member 4\n"),
+            "{text}"
+        );
         assert!(text.contains("reelnet_segment_bytes_served_total{source=\"local\"} 100\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.01\"} 0\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.02\"} 1\n"));

@@ -59,7 +59,10 @@ fn bad_config_names_file_and_key() {
         ("data_dir = [1,\n", "TOML"),
         // The shared secret is gone; the message points to invites.
         ("[requests]\nnode_secret = \"s3cret\"\n", "--invite"),
-        ("[tracker]\nmembership_refresh_secs = 60\n", "tracker.membership_refresh_secs"),
+        (
+            "[tracker]\nmembership_refresh_secs = 60\n",
+            "tracker.membership_refresh_secs",
+        ),
     ] {
         let path = dir.path().join("node.toml");
         std::fs::write(&path, text).unwrap();

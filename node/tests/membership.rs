@@ -51,6 +51,13 @@ async fn members_renew_survive_key_rotation_and_a_revoked_member_is_cut_off_and_
     })
     .await;
     println!("every node renewed its 12 s certificate within {took:?}");
+    let metrics = reqwest::get(format!("{}/metrics", cluster.node(1).gateway_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("reelnet_member 1\n"), "{metrics}");
 
     // Key rotation: old certificates keep working, renewals use the new key.
     let (ok, out, err) = cluster.network.cli(&["network", "rotate-key"]);
@@ -161,6 +168,13 @@ async fn members_renew_survive_key_rotation_and_a_revoked_member_is_cut_off_and_
     );
     let s = stranger.status().await;
     assert!(!s.membership.member);
+    let metrics = reqwest::get(format!("{}/metrics", stranger.gateway_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("reelnet_member 0\n"), "{metrics}");
     let s = cluster.node(1).status().await;
     assert!(!s.live_nodes.iter().any(|n| n.node_id == stranger.node_id));
 }

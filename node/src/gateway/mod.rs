@@ -149,8 +149,22 @@ pub fn routes(
                     .map(|n| n.iter().filter(|n| n.node != state.node_id).count() as u64)
                     .unwrap_or(0);
                 state.metrics.request("metrics", 200);
+                let member = state.membership.as_ref().map(|m| m.state().summary());
+                let not_member = state
+                    .catalog
+                    .stats()
+                    .await
+                    .map(|s| s.not_member)
+                    .unwrap_or(0);
+                let gauges = crate::metrics::Gauges {
+                    peers,
+                    member: member.as_ref().is_some_and(|m| m.member),
+                    cert_not_after: member.as_ref().and_then(|m| m.not_after).unwrap_or(0),
+                    revocation_serial: member.as_ref().map_or(0, |m| m.revocation_serial),
+                    not_member,
+                };
                 warp::reply::with_header(
-                    state.metrics.render(crate::metrics::Gauges { peers }),
+                    state.metrics.render(gauges),
                     "content-type",
                     reelnet_runtime::metrics::CONTENT_TYPE,
                 )
