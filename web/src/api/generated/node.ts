@@ -647,6 +647,17 @@ export interface operations {
                         status?: string;
                         node_id?: string;
                         version?: string;
+                        /** @description Whether this node is a member of its network. A node without a valid certificate runs but takes no part; `problem` says why and how to join. */
+                        membership?: {
+                            member?: boolean;
+                            network_id?: string | null;
+                            roles?: ("replica" | "ingest" | "edge")[];
+                            open?: boolean;
+                            serial?: number | null;
+                            not_after?: number | null;
+                            revocation_serial?: number;
+                            problem?: string | null;
+                        };
                     };
                 };
             };
