@@ -604,11 +604,15 @@ impl Task {
                 }
                 if let Some(old) = &self.trust {
                     if old.network_id != trust.network_id {
+                        // Pinned: a tracker URL that suddenly answers for another network
+                        // (a mistake, or someone in the middle) does not replace the trust.
+                        // An operator who really moved the node deletes network.json.
                         tracing::error!(
                             old = %old.network_id,
                             new = %trust.network_id,
-                            "the tracker now serves another network; its certificates replace ours"
+                            "the tracker now answers for another network; keeping ours (delete network.json in the data directory to move this node)"
                         );
+                        return;
                     }
                 }
                 self.trust = Some(trust);

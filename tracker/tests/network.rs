@@ -125,6 +125,11 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     // Renewal: a fresh certificate with the roles the tracker has now.
     let (ok, out, err) = cli(&t, &["node", "set-role", &m.id, "replica"]);
     assert!(ok, "{out}{err}");
+    // The ingest role is gone at once for claims, though the old certificate still names it.
+    let (s, b) = t
+        .node_post("/api/v1/requests/claim", Some(&m), json!({"node_id": m.id}))
+        .await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("missing_role")), "{b}");
     let (s, b) = renew(&t, &m).await;
     assert_eq!((s, b["roles"].clone()), (200, json!(["replica"])), "{b}");
     let renewed = trust(&doc)
@@ -293,6 +298,9 @@ async fn admins_manage_nodes_over_http_and_open_enrollment_gives_open_edge_certi
         )
         .await;
     assert_eq!((s, b["revoked"].as_bool()), (200, Some(true)), "{b}");
+    // A revoked node cannot come back through open enrollment either.
+    let (s, b) = t.enroll_key(&key, "").await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("revoked")), "{b}");
     let (s, b) = t
         .call(Method::POST, "/api/v1/admin/nodes/00/revoke", &admin, None)
         .await;

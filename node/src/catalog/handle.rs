@@ -151,6 +151,11 @@ impl Catalog {
                     }
                     Some(cert)
                 }
+                // Expired or revoked: an honest forwarder may not know yet; not its fault.
+                Err(
+                    reelnet_proto::membership::MembershipError::Expired { .. }
+                    | reelnet_proto::membership::MembershipError::Revoked(_),
+                ) => return self.count(Verdict::Expired).await,
                 Err(err) => {
                     return self
                         .count(Verdict::NotMember(format!(

@@ -465,7 +465,6 @@ impl State {
             .map(|(n, _)| *n)
             .collect();
         for node in expired {
-            self.members.remove(&node);
             if let Some(old) = self.records.remove(&node) {
                 self.unindex(&old.record);
                 tracing::debug!(node = %node.short(), "catalog record expired");
@@ -473,6 +472,9 @@ impl State {
             }
         }
         self.seqs.retain(|_, mark| mark.forget_after > now);
+        // An origin's certificate is kept until it expires, record or not: its manifests
+        // stay acceptable while it is offline.
+        self.members.retain(|_, cert| cert.not_after > now);
         // Forget manifests no live record has held for a while.
         let retention = self.config.orphan_retention;
         let mut orphans = Vec::new();

@@ -308,16 +308,6 @@ impl Membership {
                     "this network takes new nodes only with an invite (ask its operator for one)",
                 ));
             }
-            let old = self.store.node(&node_id)?;
-            if old.as_ref().is_some_and(|o| o.revoked_at.is_some()) {
-                return Err(ApiError::forbidden("revoked", "this node was revoked"));
-            }
-            if old.as_ref().is_some_and(|o| !o.open) {
-                return Err(ApiError::conflict(
-                    "already_member",
-                    "this node is an invited member; renew its certificate instead",
-                ));
-            }
             let rec = NodeRecord {
                 node_id: node_id.clone(),
                 roles: Roles::of(&[RoleName::Edge]),
@@ -330,8 +320,16 @@ impl Membership {
                 not_after: 0,
                 revoked_at: None,
             };
-            self.store.put_node(rec.clone()).await?;
-            rec
+            match self.store.put_open_node(rec).await? {
+                Ok(rec) => rec,
+                Err(RedeemError::Invited) => {
+                    return Err(ApiError::conflict(
+                        "already_member",
+                        "this node is an invited member; renew its certificate instead",
+                    ))
+                }
+                Err(_) => return Err(ApiError::forbidden("revoked", "this node was revoked")),
+            }
         } else {
             let hash = invite_hash(&req.invite);
             let id = node_id.clone();
@@ -361,7 +359,7 @@ impl Membership {
                         "this invite has expired",
                     ))
                 }
-                Err(RedeemError::Revoked) => {
+                Err(RedeemError::Revoked | RedeemError::Invited) => {
                     return Err(ApiError::forbidden("revoked", "this node was revoked"))
                 }
             }
@@ -439,6 +437,21 @@ impl Membership {
         let cert = self.authenticate_node(header, method, path, body)?;
         membership::require_role(&cert, role)
             .map_err(|e| ApiError::forbidden("missing_role", e.to_string()))?;
+        // The roles the tracker has now count too: a role an operator took away is gone at
+        // once here, not when the node's certificate expires.
+        let record = self
+            .store
+            .node(&cert.node.to_string())?
+            .ok_or_else(|| ApiError::forbidden("not_a_member", "this node is not enrolled"))?;
+        if record.revoked_at.is_some() {
+            return Err(ApiError::forbidden("not_a_member", "this node was revoked"));
+        }
+        if !record.roles.has(role) {
+            return Err(ApiError::forbidden(
+                "missing_role",
+                format!("this node no longer has the {} role", role.as_str()),
+            ));
+        }
         Ok(cert)
     }
 

@@ -55,6 +55,8 @@ pub enum RedeemError {
     Expired,
     /// The node was revoked; it cannot come back with an invite.
     Revoked,
+    /// (Open enrollment) the node is an invited member already.
+    Invited,
 }
 
 impl Store {
@@ -164,12 +166,27 @@ impl Store {
             .collect()
     }
 
-    /// Writes `node` (a new one, or open enrollment's).
-    pub async fn put_node(&self, node: NodeRecord) -> Result<(), StoreError> {
+    /// Writes an open-enrollment node unless the stored one is revoked or invited (checked
+    /// and written in one transaction, so a revocation cannot be overwritten).
+    pub async fn put_open_node(
+        &self,
+        node: NodeRecord,
+    ) -> Result<Result<NodeRecord, RedeemError>, StoreError> {
         self.write(move |t| {
-            t.nodes
-                .insert(node.node_id.as_bytes(), codec::encode(&node)?)?;
-            Ok(())
+            let r = t.nodes.transaction(|nodes| {
+                if let Some(v) = nodes.get(node.node_id.as_bytes())? {
+                    let old: NodeRecord = dec_tx(&v)?;
+                    if old.revoked_at.is_some() {
+                        return Ok(Err(RedeemError::Revoked));
+                    }
+                    if !old.open {
+                        return Ok(Err(RedeemError::Invited));
+                    }
+                }
+                nodes.insert(node.node_id.as_bytes(), enc_tx(&node)?)?;
+                Ok(Ok(node.clone()))
+            });
+            r.map_err(StoreError::from)
         })
         .await
     }
