@@ -55,7 +55,17 @@ pub(super) struct State {
     /// state (trust, revocations) to judge them by. `None`: no membership checks.
     pub(super) membership: Option<watch::Receiver<Arc<MemberState>>>,
     pub(super) members: HashMap<NodeId, Certificate>,
+    /// Verified manifests whose origin had no known certificate yet (a manifest can be
+    /// validated before its origin's record): taken in when that record arrives. Bounded
+    /// by count and bytes, oldest dropped first.
+    pub(super) pending: std::collections::VecDeque<(ManifestId, SignedManifest, Manifest)>,
+    pub(super) pending_bytes: usize,
 }
+
+/// Most manifests waiting for their origin's record.
+const MAX_PENDING: usize = 64;
+/// Most bytes of manifests waiting for their origin's record.
+const MAX_PENDING_BYTES: usize = 16 << 20;
 
 impl State {
     pub(super) fn new(
@@ -76,6 +86,8 @@ impl State {
             stats: CatalogStats::default(),
             membership,
             members: HashMap::new(),
+            pending: std::collections::VecDeque::new(),
+            pending_bytes: 0,
         }
     }
 
@@ -139,6 +151,7 @@ impl State {
                 let v = self.insert_record(signed, record, quic_addr, now);
                 if let (Verdict::Accepted, Some(cert)) = (&v, cert) {
                     self.members.insert(node, cert);
+                    self.adopt_pending(&node);
                 }
                 self.count(&v);
                 let _ = reply.send(v);
@@ -152,7 +165,11 @@ impl State {
                 manifest,
                 reply,
             } => {
+                let parked = (signed.clone(), manifest.clone());
                 let v = self.insert_manifest(id, signed, manifest);
+                if v == Verdict::UnknownOrigin {
+                    self.park(id, parked.0, parked.1);
+                }
                 self.count(&v);
                 let _ = reply.send(v);
             }
@@ -334,6 +351,38 @@ impl State {
             )));
         }
         None
+    }
+
+    /// Keeps a manifest whose origin is not known yet (bounded; see `pending`).
+    fn park(&mut self, id: ManifestId, signed: SignedManifest, manifest: Manifest) {
+        if self.pending.iter().any(|(p, _, _)| *p == id) {
+            return;
+        }
+        let size = signed.manifest_bytes().len();
+        if size > MAX_PENDING_BYTES {
+            return;
+        }
+        while self.pending.len() >= MAX_PENDING || self.pending_bytes + size > MAX_PENDING_BYTES {
+            match self.pending.pop_front() {
+                Some((_, old, _)) => self.pending_bytes -= old.manifest_bytes().len(),
+                None => break,
+            }
+        }
+        self.pending_bytes += size;
+        self.pending.push_back((id, signed, manifest));
+    }
+
+    /// Takes in the waiting manifests of `origin`, whose certificate is known now.
+    fn adopt_pending(&mut self, origin: &NodeId) {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, _, m)| m.origin == *origin);
+        self.pending = rest.into();
+        for (id, signed, manifest) in mine {
+            self.pending_bytes -= signed.manifest_bytes().len();
+            let v = self.insert_manifest(id, signed, manifest);
+            self.count(&v);
+        }
     }
 
     /// Drops the records of revoked nodes and the manifests they originated.

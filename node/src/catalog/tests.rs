@@ -183,3 +183,126 @@ async fn sync_pages_cover_everything_once() {
     );
     cancel.cancel();
 }
+
+/// With membership checks, a manifest validated before its origin's record (gossip topics
+/// are validated separately) waits and is taken in when the record arrives; a manifest of
+/// an origin without the ingest role is refused.
+#[tokio::test]
+async fn a_manifest_before_its_origins_record_is_taken_in_when_the_record_arrives() {
+    use reelnet_proto::membership::{
+        Certificate, NetworkKey, RoleName, Roles, SignedCertificate, Trust,
+    };
+    let cancel = CancellationToken::new();
+    let net_key = key(50);
+    let trust = Trust {
+        network_id: "t".into(),
+        keys: vec![NetworkKey {
+            kid: "k".into(),
+            public: net_key.verifying_key(),
+            not_after: None,
+        }],
+        ..Trust::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::membership::MembershipConfig {
+        tracker_url: None,
+        data_dir: dir.path().to_owned(),
+        invite: None,
+        origins: vec![],
+        allowed: Roles::of(&[RoleName::Replica, RoleName::Ingest, RoleName::Edge]),
+        refresh: Duration::from_secs(30),
+    };
+    let (m, _t) = crate::membership::Membership::start_with(
+        config,
+        key(51),
+        Some((trust, None)),
+        cancel.clone(),
+    )
+    .await;
+    let (catalog, _t) = Catalog::start_with(CatalogConfig::default(), Some(m), cancel.clone());
+    let now = crate::unix_now();
+    let cert = |k: &SigningKey, roles: &[RoleName]| {
+        SignedCertificate::sign(
+            &Certificate {
+                network_id: "t".into(),
+                node: crate::identity::node_id(k),
+                roles: Roles::of(roles),
+                open: false,
+                origins: vec![],
+                issued_at: now - 1,
+                not_after: now + 600,
+                serial: 1,
+                kid: "k".into(),
+            },
+            &net_key,
+        )
+        .unwrap()
+        .encode()
+    };
+    let signed_record = |k: &SigningKey, certificate: Vec<u8>, replica: bool| {
+        let r = CatalogRecord {
+            node: crate::identity::node_id(k),
+            quic_addr: "127.0.0.1:7400".into(),
+            gateway_url: "http://127.0.0.1:8080".into(),
+            held: vec![],
+            seq: 1,
+            issued_at: now,
+            expires_at: now + 60,
+            replica,
+            certificate,
+        };
+        SignedCatalogRecord::sign(&r, k).unwrap()
+    };
+
+    let origin = key(52);
+    let m1 = manifest(&origin, 1, 3);
+    assert_eq!(
+        catalog.offer_manifest(m1.clone()).await.unwrap(),
+        Verdict::UnknownOrigin
+    );
+    assert!(catalog.manifest(m1.id()).await.unwrap().is_none());
+    let r = signed_record(
+        &origin,
+        cert(&origin, &[RoleName::Ingest, RoleName::Replica]),
+        true,
+    );
+    assert_eq!(catalog.offer_record(r).await.unwrap(), Verdict::Accepted);
+    assert!(
+        catalog.manifest(m1.id()).await.unwrap().is_some(),
+        "the waiting manifest was taken in"
+    );
+
+    // An edge origin: its record is fine without a replica claim, its manifest is not.
+    let edge = key(53);
+    let r = signed_record(&edge, cert(&edge, &[RoleName::Edge]), false);
+    assert_eq!(catalog.offer_record(r).await.unwrap(), Verdict::Accepted);
+    let r = signed_record(&edge, cert(&edge, &[RoleName::Edge]), true);
+    assert!(matches!(
+        catalog.offer_record(r).await.unwrap(),
+        Verdict::NotMember(_) | Verdict::Duplicate
+    ));
+    assert!(matches!(
+        catalog.offer_manifest(manifest(&edge, 1, 2)).await.unwrap(),
+        Verdict::NotMember(_)
+    ));
+    // No certificate, or one signed by another key: refused.
+    let stranger = key(54);
+    assert!(matches!(
+        catalog
+            .offer_record(signed_record(&stranger, vec![], false))
+            .await
+            .unwrap(),
+        Verdict::NotMember(_)
+    ));
+    let mut forged = cert(&stranger, &[RoleName::Ingest]);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(matches!(
+        catalog
+            .offer_record(signed_record(&stranger, forged, false))
+            .await
+            .unwrap(),
+        Verdict::NotMember(_)
+    ));
+    cancel.cancel();
+}
