@@ -507,6 +507,15 @@ impl EventLoop {
                         // Dropping the channel refuses the request.
                         self.stats.sync_refused += 1;
                         tracing::warn!(%peer, %err, "catalog sync refused: the requester is not a member");
+                        // No certificate, a forged one, another network's, a revoked node:
+                        // not a member, so no connection either. (A key this node does not
+                        // know yet may be a rotation it has not fetched: only refused.)
+                        use reelnet_proto::membership::MembershipError as E;
+                        if !matches!(err, E::UnknownKey(_) | E::NotYetValid { .. }) {
+                            self.stats.not_member_disconnects += 1;
+                            let _ = self.swarm.disconnect_peer_id(peer);
+                            self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                        }
                         return;
                     }
                 }

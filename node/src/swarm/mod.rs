@@ -205,6 +205,9 @@ pub struct NetworkStats {
     pub sync_refused: u64,
     /// Connections closed because the peer is revoked.
     pub revoked_disconnects: u64,
+    /// Connections closed because the peer showed no valid certificate when it asked for
+    /// the catalog.
+    pub not_member_disconnects: u64,
 }
 
 /// The `PeerId` of a node: the same ed25519 key.
