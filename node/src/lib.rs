@@ -378,13 +378,10 @@ async fn start_membership(
     }
     mc.refresh = std::time::Duration::from_secs(config.tracker.membership_refresh_secs);
     // The gateway's origin (scheme://host:port), recorded in the certificate.
-    let origin: String = {
-        let rest_at = public_url.find("://").map_or(0, |i| i + 3);
-        match public_url[rest_at..].find('/') {
-            Some(i) => public_url[..rest_at + i].to_owned(),
-            None => public_url.to_owned(),
-        }
-    };
+    let origin = public_url
+        .strip_suffix(membership::url_path(public_url))
+        .unwrap_or(public_url)
+        .to_owned();
     if reelnet_proto::membership::check_origin(&origin).is_ok() {
         mc.origins = vec![origin];
     }

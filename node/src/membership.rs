@@ -104,6 +104,11 @@ pub struct MemberSummary {
 }
 
 impl MemberState {
+    /// This node's certificate as it travels (records, sync requests, TLS), if a member.
+    pub fn own_certificate_bytes(&self) -> Option<Vec<u8>> {
+        self.own.as_ref().map(|o| o.signed.encode())
+    }
+
     /// True if `node` is on the revocation list.
     pub fn is_revoked(&self, node: &NodeId) -> bool {
         self.trust
@@ -280,8 +285,10 @@ impl Membership {
         }
     }
 
-    /// The `Reelnet-Node-Auth` header for a request to the tracker, if this node is a member.
-    pub fn auth_header(&self, method: &str, path: &str, body: &[u8]) -> Option<String> {
+    /// The `Reelnet-Node-Auth` header for a request to `url` on the tracker, if this node
+    /// is a member.
+    pub fn auth_header(&self, method: &str, url: &str, body: &[u8]) -> Option<String> {
+        let path = url_path(url);
         let own = self.own()?;
         Some(membership::node_auth_header(
             &self.key,
@@ -310,15 +317,12 @@ struct Task {
     invite_used: bool,
 }
 
-fn url_path(url: &str) -> String {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or(url);
-    match rest.find('/') {
-        Some(i) => rest[i..].to_owned(),
-        None => "/".to_owned(),
-    }
+/// The path part of `url` (what the tracker sees and a request signature covers).
+pub(crate) fn url_path(url: &str) -> &str {
+    let rest_at = url.find("://").map_or(0, |i| i + 3);
+    url[rest_at..]
+        .find('/')
+        .map_or("/", |i| &url[rest_at + i..])
 }
 
 impl Task {
@@ -423,8 +427,7 @@ impl Task {
         let state = self.snapshot();
         if let Some(tx) = &self.tx {
             let old = tx.borrow().clone();
-            let changed = old.own.as_ref().map(|o| o.signed.encode())
-                != state.own.as_ref().map(|o| o.signed.encode())
+            let changed = old.own_certificate_bytes() != state.own_certificate_bytes()
                 || old
                     .trust
                     .as_ref()
@@ -499,16 +502,27 @@ impl Task {
         }
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(
+    /// One call to the tracker: `body` is POSTed as JSON (else a GET); `signed` adds this
+    /// node's request signature.
+    async fn call<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
+        body: Option<Vec<u8>>,
         signed: bool,
     ) -> Result<T, TrackerError> {
         let (Some(http), Some(base)) = (&self.http, &self.config.tracker_url) else {
             return Err(TrackerError::Http("no tracker".to_owned()));
         };
         let url = format!("{base}{path}");
-        let mut req = http.get(&url);
+        let (method, mut req) = match &body {
+            Some(bytes) => (
+                "POST",
+                http.post(&url)
+                    .header("content-type", "application/json")
+                    .body(bytes.clone()),
+            ),
+            None => ("GET", http.get(&url)),
+        };
         if signed {
             let cert = self
                 .cert
@@ -517,15 +531,23 @@ impl Task {
             let header = membership::node_auth_header(
                 &self.key,
                 cert,
-                "GET",
-                &url_path(&url),
+                method,
+                url_path(&url),
                 crate::unix_now(),
                 rand::random(),
-                b"",
+                body.as_deref().unwrap_or_default(),
             );
             req = req.header(membership::NODE_AUTH_HEADER, header);
         }
         read_json(req.send().await).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        signed: bool,
+    ) -> Result<T, TrackerError> {
+        self.call(path, None, signed).await
     }
 
     async fn post_json<B: Serialize, T: serde::de::DeserializeOwned>(
@@ -534,32 +556,8 @@ impl Task {
         body: &B,
         signed: bool,
     ) -> Result<T, TrackerError> {
-        let (Some(http), Some(base)) = (&self.http, &self.config.tracker_url) else {
-            return Err(TrackerError::Http("no tracker".to_owned()));
-        };
-        let url = format!("{base}{path}");
         let bytes = serde_json::to_vec(body).map_err(|e| TrackerError::Http(e.to_string()))?;
-        let mut req = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(bytes.clone());
-        if signed {
-            let cert = self
-                .cert
-                .as_ref()
-                .ok_or_else(|| TrackerError::Http("no certificate".to_owned()))?;
-            let header = membership::node_auth_header(
-                &self.key,
-                cert,
-                "POST",
-                &url_path(&url),
-                crate::unix_now(),
-                rand::random(),
-                &bytes,
-            );
-            req = req.header(membership::NODE_AUTH_HEADER, header);
-        }
-        read_json(req.send().await).await
+        self.call(path, Some(bytes), signed).await
     }
 
     /// One refresh: the network document, enrollment when needed, renewal when due.
@@ -750,14 +748,19 @@ impl Task {
 async fn read_json<T: serde::de::DeserializeOwned>(
     res: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, TrackerError> {
-    let res = res.map_err(|e| TrackerError::Http(e.to_string()))?;
+    let mut res = res.map_err(|e| TrackerError::Http(e.to_string()))?;
     let status = res.status();
-    let bytes = res
-        .bytes()
+    // Read at most MAX_DOCUMENT_BYTES, whatever the tracker (or someone in between) sends.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
         .await
-        .map_err(|e| TrackerError::Http(e.to_string()))?;
-    if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(TrackerError::Http("answer too large".to_owned()));
+        .map_err(|e| TrackerError::Http(e.to_string()))?
+    {
+        if bytes.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(TrackerError::Http("answer too large".to_owned()));
+        }
+        bytes.extend_from_slice(&chunk);
     }
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)

@@ -57,14 +57,6 @@ pub struct TrackerRequests {
     http: reqwest::Client,
 }
 
-/// The path part of `url` (what the tracker sees and the signature covers).
-fn path_of(url: &str) -> &str {
-    let rest_at = url.find("://").map_or(0, |i| i + 3);
-    url[rest_at..]
-        .find('/')
-        .map_or("/", |i| &url[rest_at + i..])
-}
-
 impl TrackerRequests {
     pub fn new(tracker_url: &str, membership: crate::membership::Membership) -> Self {
         Self {
@@ -87,7 +79,7 @@ impl TrackerRequests {
         let bytes = serde_json::to_vec(body).map_err(|e| ClaimError::Encode(e.to_string()))?;
         let auth = self
             .membership
-            .auth_header("POST", path_of(&url), &bytes)
+            .auth_header("POST", &url, &bytes)
             .ok_or(ClaimError::NotMember)?;
         let res = self
             .http

@@ -279,7 +279,7 @@ async fn a_manifest_before_its_origins_record_is_taken_in_when_the_record_arrive
     let r = signed_record(&edge, cert(&edge, &[RoleName::Edge]), true);
     assert!(matches!(
         catalog.offer_record(r).await.unwrap(),
-        Verdict::NotMember(_) | Verdict::Duplicate
+        Verdict::NotMember(_)
     ));
     assert!(matches!(
         catalog.offer_manifest(manifest(&edge, 1, 2)).await.unwrap(),
@@ -294,6 +294,21 @@ async fn a_manifest_before_its_origins_record_is_taken_in_when_the_record_arrive
             .unwrap(),
         Verdict::NotMember(_)
     ));
+    // A flood of manifests from unknown origins cannot grow the waiting room: the oldest
+    // go first, so an early one is not taken in when its origin's record arrives.
+    let early = key(60);
+    let m_early = manifest(&early, 1, 2);
+    catalog.offer_manifest(m_early.clone()).await.unwrap();
+    for n in 0..70u8 {
+        let flood = manifest(&SigningKey::from_bytes(&[n.wrapping_add(100); 32]), 1, 2);
+        assert_eq!(
+            catalog.offer_manifest(flood).await.unwrap(),
+            Verdict::UnknownOrigin
+        );
+    }
+    let r = signed_record(&early, cert(&early, &[RoleName::Ingest]), false);
+    assert_eq!(catalog.offer_record(r).await.unwrap(), Verdict::Accepted);
+    assert!(catalog.manifest(m_early.id()).await.unwrap().is_none());
     let mut forged = cert(&stranger, &[RoleName::Ingest]);
     let last = forged.len() - 1;
     forged[last] ^= 1;

@@ -173,7 +173,7 @@ impl EventLoop {
     /// This node's certificate bytes for sync requests (empty without one).
     fn own_certificate(&self) -> Vec<u8> {
         self.member_state()
-            .and_then(|s| s.own.as_ref().map(|o| o.signed.encode()))
+            .and_then(|s| s.own_certificate_bytes())
             .unwrap_or_default()
     }
 

@@ -340,7 +340,7 @@ async fn accept_loop(
 ) -> Result<(), std::convert::Infallible> {
     let mut conns = JoinSet::new();
     let mut changes = ctx.member.clone();
-    let mut presented = own_cert(&ctx.member);
+    let mut presented = tls::own_membership(&ctx.member);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -351,7 +351,7 @@ async fn accept_loop(
                 }
             } => {
                 // A renewed certificate: new handshakes present it.
-                let now = own_cert(&ctx.member);
+                let now = tls::own_membership(&ctx.member);
                 if now != presented {
                     match server_config_with(&ctx.key, &ctx.limits, ctx.member.clone()) {
                         Ok(config) => {
@@ -402,11 +402,6 @@ async fn accept_loop(
     }
     tracing::info!("segment service stopped");
     Ok(())
-}
-
-fn own_cert(member: &tls::MemberCheck) -> Option<Vec<u8>> {
-    let state = member.as_ref()?.borrow().clone();
-    state.own.as_ref().map(|o| o.signed.encode())
 }
 
 fn log_join(done: Result<(), tokio::task::JoinError>) {

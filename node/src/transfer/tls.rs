@@ -322,9 +322,8 @@ pub fn server_crypto(key: &SigningKey) -> Result<rustls::ServerConfig, TlsError>
 }
 
 /// The member's own certificate bytes, to present in its TLS certificate.
-fn own_membership(member: &MemberCheck) -> Option<Vec<u8>> {
-    let state = member.as_ref()?.borrow().clone();
-    state.own.as_ref().map(|o| o.signed.encode())
+pub(crate) fn own_membership(member: &MemberCheck) -> Option<Vec<u8>> {
+    member.as_ref()?.borrow().own_certificate_bytes()
 }
 
 /// [`server_crypto`], presenting this node's membership certificate and refusing clients

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use reelnet_proto::membership::{
     self, Certificate, CertificateResponse, EnrollRequest, NetworkDocument, NodeAuth,
-    RevocationsDocument, RoleName, Roles, Trust,
+    RevocationsDocument, RoleName, Roles,
 };
 use reelnet_proto::NodeId;
 use serde::{Deserialize, Serialize};
@@ -209,14 +209,6 @@ impl Membership {
         Ok(out)
     }
 
-    /// What a verifier of this network trusts now: keys and revocations.
-    pub fn trust(&self, now: u64) -> Result<Trust, ApiError> {
-        let mut trust = self.keyring().trust(now);
-        trust.revoked = self.revoked(now)?.into_iter().collect();
-        trust.revocation_serial = self.store.revocation_serial()?;
-        Ok(trust)
-    }
-
     /// `GET /.well-known/reelnet-network.json`.
     pub fn document(&self) -> Result<NetworkDocument, ApiError> {
         let now = now_secs();
@@ -384,6 +376,19 @@ impl Membership {
         path: &str,
         body: &[u8],
     ) -> Result<Certificate, ApiError> {
+        self.authenticate(header, method, path, body)
+            .map(|(cert, _)| cert)
+    }
+
+    /// [`Membership::authenticate_node`], with the node's record as stored. Revocation is
+    /// read from that record (one lookup), not from the whole revocation list.
+    fn authenticate(
+        &self,
+        header: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(Certificate, NodeRecord), ApiError> {
         let header = header.ok_or_else(|| {
             ApiError::unauthorized(
                 "node_auth_required",
@@ -398,13 +403,24 @@ impl Membership {
             .unverified()
             .map_err(|e| ApiError::unauthorized("bad_node_auth", e.to_string()))?;
         let cert = self
-            .trust(now)?
+            .keyring()
+            .trust(now)
             .check(&auth.certificate, &unverified.node, now)
             .map_err(|e| ApiError::forbidden("not_a_member", e.to_string()))?;
         auth.verify(&cert.node, method, path, body, now)
             .map_err(|e| ApiError::unauthorized("bad_node_auth", e.to_string()))?;
         self.check_replay(auth.replay_key(), now)?;
-        Ok(cert)
+        let record = self
+            .store
+            .node(&cert.node.to_string())?
+            .ok_or_else(|| ApiError::forbidden("not_a_member", "this node is not enrolled"))?;
+        if record.revoked_at.is_some() {
+            return Err(ApiError::forbidden(
+                "not_a_member",
+                format!("node {} is revoked", cert.node),
+            ));
+        }
+        Ok((cert, record))
     }
 
     fn check_replay(&self, key: [u8; 32], now: u64) -> Result<(), ApiError> {
@@ -434,18 +450,11 @@ impl Membership {
         body: &[u8],
         role: RoleName,
     ) -> Result<Certificate, ApiError> {
-        let cert = self.authenticate_node(header, method, path, body)?;
+        let (cert, record) = self.authenticate(header, method, path, body)?;
         membership::require_role(&cert, role)
             .map_err(|e| ApiError::forbidden("missing_role", e.to_string()))?;
         // The roles the tracker has now count too: a role an operator took away is gone at
         // once here, not when the node's certificate expires.
-        let record = self
-            .store
-            .node(&cert.node.to_string())?
-            .ok_or_else(|| ApiError::forbidden("not_a_member", "this node is not enrolled"))?;
-        if record.revoked_at.is_some() {
-            return Err(ApiError::forbidden("not_a_member", "this node was revoked"));
-        }
         if !record.roles.has(role) {
             return Err(ApiError::forbidden(
                 "missing_role",
