@@ -13,6 +13,7 @@
 //! here (they enforce size limits, reject trailing and non-canonical bytes), then `verify`
 //! (signature, bounds, time) before reading anything.
 
+pub mod binding;
 pub mod catalog;
 pub mod claims;
 pub mod codec;

@@ -233,7 +233,7 @@ impl Certificate {
     }
 }
 
-fn check_label(what: &str, s: &str, max: usize) -> Result<(), ProtoError> {
+pub(crate) fn check_label(what: &str, s: &str, max: usize) -> Result<(), ProtoError> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.bytes()
@@ -408,7 +408,7 @@ pub struct Trust {
 }
 
 impl Trust {
-    fn key(&self, kid: &str, now: u64) -> Option<&NetworkKey> {
+    pub(crate) fn key(&self, kid: &str, now: u64) -> Option<&NetworkKey> {
         self.keys
             .iter()
             .find(|k| k.kid == kid && k.not_after.is_none_or(|t| t > now))

@@ -1,7 +1,9 @@
-//! Membership certificates, revocation lists and node auth headers from untrusted bytes.
+//! Membership certificates, revocation lists, movie bindings and node auth headers from
+//! untrusted bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use reelnet_proto::binding::SignedBinding;
 use reelnet_proto::membership::{NodeAuth, SignedCertificate, SignedRevocations, Trust};
 use reelnet_proto::NodeId;
 
@@ -20,6 +22,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(list) = SignedRevocations::decode(data) {
         assert_eq!(list.encode(), data);
         let _ = trust.verify_revocations(&list, 1_800_000_000);
+    }
+    if let Ok(b) = SignedBinding::decode(data) {
+        assert_eq!(b.encode(), data);
+        let _ = b.unverified();
+        let _ = trust.verify_binding(&b, 1_800_000_000);
     }
     if let Ok(s) = std::str::from_utf8(data) {
         if let Ok(auth) = NodeAuth::parse(s) {
