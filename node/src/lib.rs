@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 pub mod admin;
+pub mod bindings;
 pub mod catalog;
 pub mod config;
 pub mod gateway;
@@ -148,10 +149,17 @@ impl Node {
         let public_url = public_url(&config, gateway_addr);
         let net = start_network(&config, &ctx, node_id, &public_url, shutdown).await?;
         // Every manifest version an ingest publishes is announced to the network at once.
+        // A complete one is also announced to the tracker, which binds an unbound movie to it.
         let (publisher, announcer) = (net.publisher.clone(), shutdown.clone());
+        let member = net.membership.clone();
         ctx.on_publish = Some(Box::new(move |stored: &store::StoredManifest| {
             let (publisher, signed) = (publisher.clone(), stored.signed.clone());
+            let to_tracker = (stored.manifest.complete && stored.manifest.origin == node_id)
+                .then(|| (member.clone(), signed.clone()));
             announcer.spawn(Stage::Workers, "announce-manifest", async move {
+                if let Some((member, signed)) = to_tracker {
+                    member.announce_ingest(signed).await;
+                }
                 publisher.announce_manifest(signed).await.map(|_| ())
             });
         }));

@@ -21,15 +21,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use reelnet_proto::binding::{
+    AnnouncementResult, BindingsPage, IngestAnnouncement, SignedBinding, MAX_BINDINGS_PER_PAGE,
+};
 use reelnet_proto::membership::{
     self, Certificate, CertificateResponse, EnrollRequest, MembershipError, NetworkDocument,
     RoleName, Roles, SignedCertificate, SignedRevocations, Trust,
 };
-use reelnet_proto::NodeId;
+use reelnet_proto::{ManifestId, NodeId, SignedManifest};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bindings::{BindingTable, BindingVerdict};
 use crate::catalog::Verdict;
 
 const CERT_FILE: &str = "membership.cert";
@@ -38,6 +42,10 @@ const NETWORK_FILE: &str = "network.json";
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// Open enrollment (no invite) is tried at most this often.
 const OPEN_RETRY: Duration = Duration::from_secs(300);
+/// Most pages of bindings fetched in one refresh (the rest comes with the next one).
+const MAX_BINDING_PAGES: usize = 100;
+/// Most ingest announcements waiting for the tracker.
+const MAX_PENDING_ANNOUNCEMENTS: usize = 64;
 
 /// Where the membership task talks to and what it may use.
 #[derive(Debug, Clone)]
@@ -87,6 +95,8 @@ pub struct MemberState {
     pub own: Option<OwnCertificate>,
     /// Why this node is not a member (when `own` is `None`).
     pub problem: Option<String>,
+    /// The movie bindings known (see [`crate::bindings`]).
+    pub bindings: Arc<BindingTable>,
 }
 
 /// `membership` in `/healthz` and `/admin/v1/status`.
@@ -151,6 +161,13 @@ enum Command {
     },
     Refresh {
         reply: oneshot::Sender<()>,
+    },
+    Binding {
+        signed: SignedBinding,
+        reply: oneshot::Sender<BindingVerdict>,
+    },
+    Announce {
+        manifest: SignedManifest,
     },
 }
 
@@ -277,6 +294,37 @@ impl Membership {
         rx.await.unwrap_or(Verdict::Duplicate)
     }
 
+    /// Offers a movie binding from gossip (or a test): verified, kept if newer than the
+    /// one known for its movie.
+    pub async fn offer_binding(&self, bytes: &[u8]) -> BindingVerdict {
+        let signed = match SignedBinding::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => return BindingVerdict::Invalid(e.to_string()),
+        };
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Binding { signed, reply })
+            .await
+            .is_err()
+        {
+            return BindingVerdict::Duplicate;
+        }
+        rx.await.unwrap_or(BindingVerdict::Duplicate)
+    }
+
+    /// The movie bindings known now.
+    pub fn bindings(&self) -> Arc<BindingTable> {
+        self.state().bindings.clone()
+    }
+
+    /// Tells the tracker about a complete ingest this node originated (so the movie gets
+    /// bound to it if it is unbound, or an admin can bind it). In the background: retried
+    /// with every refresh until the tracker answers.
+    pub async fn announce_ingest(&self, manifest: SignedManifest) {
+        let _ = self.tx.send(Command::Announce { manifest }).await;
+    }
+
     /// Refreshes from the tracker now (tests; operators' `SIGHUP`-like nudges).
     pub async fn refresh_now(&self) {
         let (reply, rx) = oneshot::channel();
@@ -315,6 +363,9 @@ struct Task {
     tx: Option<watch::Sender<Arc<MemberState>>>,
     last_open_try: Option<std::time::Instant>,
     invite_used: bool,
+    bindings: Arc<BindingTable>,
+    /// Complete own ingests the tracker has not heard of yet.
+    announcements: Vec<(ManifestId, SignedManifest)>,
 }
 
 /// The path part of `url` (what the tracker sees and a request signature covers).
@@ -345,6 +396,8 @@ impl Task {
             tx: None,
             last_open_try: None,
             invite_used: false,
+            bindings: Arc::new(BindingTable::default()),
+            announcements: Vec::new(),
         }
     }
 
@@ -412,6 +465,7 @@ impl Task {
             revocations: self.revocations.clone(),
             own: own.as_ref().ok().cloned(),
             problem: own.err().or_else(|| self.problem.clone()),
+            bindings: self.bindings.clone(),
         }
     }
 
@@ -436,7 +490,8 @@ impl Task {
                         .trust
                         .as_ref()
                         .map(|t| (t.revocation_serial, t.keys.len()))
-                || old.problem != state.problem;
+                || old.problem != state.problem
+                || !Arc::ptr_eq(&old.bindings, &state.bindings);
             if changed {
                 log_state(&state);
                 tx.send_replace(Arc::new(state));
@@ -470,6 +525,22 @@ impl Task {
                         self.publish();
                         let _ = reply.send(());
                     }
+                    Some(Command::Binding { signed, reply }) => {
+                        let verdict = self.offer_binding(signed, true);
+                        self.publish();
+                        let _ = reply.send(verdict);
+                    }
+                    Some(Command::Announce { manifest }) => {
+                        let id = manifest.id();
+                        if !self.announcements.iter().any(|(a, _)| *a == id) {
+                            if self.announcements.len() >= MAX_PENDING_ANNOUNCEMENTS {
+                                self.announcements.remove(0);
+                            }
+                            self.announcements.push((id, manifest));
+                        }
+                        self.announce().await;
+                        self.publish();
+                    }
                     None => break,
                 },
             }
@@ -499,6 +570,96 @@ impl Task {
                 Verdict::Invalid("revocation list of another network".to_owned())
             }
             Err(err) => Verdict::Invalid(err.to_string()),
+        }
+    }
+
+    /// Takes a binding (verified against the trust) if it is newer than the one known.
+    fn offer_binding(&mut self, signed: SignedBinding, fresh: bool) -> BindingVerdict {
+        let Some(trust) = &self.trust else {
+            return BindingVerdict::Invalid("this node does not know its network yet".to_owned());
+        };
+        let now = crate::unix_now();
+        // Clone on write: readers keep the table they have.
+        let table = Arc::make_mut(&mut self.bindings);
+        let verdict = table.offer(trust, signed, now, fresh);
+        if let BindingVerdict::Invalid(reason) = &verdict {
+            tracing::debug!(%reason, "movie binding refused");
+        }
+        verdict
+    }
+
+    /// Fetches the bindings made since the last fetch. The first fetch (everything) is not
+    /// gossiped; later ones are, so peers learn of a new binding before their own refresh.
+    async fn fetch_bindings(&mut self) {
+        let fresh = self.bindings.fetched > 0;
+        for _ in 0..MAX_BINDING_PAGES {
+            let after = self.bindings.fetched;
+            let page: BindingsPage = match self
+                .get_json(&format!("/api/v1/network/bindings?after={after}"), false)
+                .await
+            {
+                Ok(p) => p,
+                Err(err) => {
+                    tracing::debug!(%err, "cannot fetch movie bindings");
+                    return;
+                }
+            };
+            if page.bindings.len() > MAX_BINDINGS_PER_PAGE {
+                tracing::warn!("the tracker sent an oversized page of bindings; ignoring it");
+                return;
+            }
+            let mut highest = after;
+            for hex in &page.bindings {
+                match SignedBinding::from_hex(hex) {
+                    Ok(signed) => {
+                        if let Ok(b) = signed.unverified() {
+                            highest = highest.max(b.version);
+                        }
+                        self.offer_binding(signed, fresh);
+                    }
+                    Err(err) => tracing::debug!(%err, "unreadable binding from the tracker"),
+                }
+            }
+            Arc::make_mut(&mut self.bindings).fetched = if page.more {
+                highest
+            } else {
+                highest.max(page.version)
+            };
+            if !page.more || highest == after {
+                return;
+            }
+        }
+    }
+
+    /// Sends the waiting ingest announcements; keeps those the tracker did not answer.
+    async fn announce(&mut self) {
+        if self.config.tracker_url.is_none() || self.own().is_err() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.announcements);
+        for (id, manifest) in waiting {
+            let body = IngestAnnouncement {
+                manifest: hex::encode(manifest.encode()),
+            };
+            match self
+                .post_json::<_, AnnouncementResult>("/api/v1/nodes/ingests", &body, true)
+                .await
+            {
+                Ok(res) => {
+                    tracing::info!(manifest = %id, bound_here = res.bound_here, "complete ingest announced to the tracker");
+                    if let Some(signed) = res.binding.and_then(|h| SignedBinding::from_hex(&h).ok())
+                    {
+                        self.offer_binding(signed, true);
+                    }
+                }
+                Err(TrackerError::Refused { status, message }) => {
+                    tracing::warn!(manifest = %id, status, %message, "the tracker refused the ingest announcement");
+                }
+                Err(err) => {
+                    tracing::debug!(manifest = %id, %err, "cannot announce the ingest yet; retrying");
+                    self.announcements.push((id, manifest));
+                }
+            }
         }
     }
 
@@ -577,11 +738,15 @@ impl Task {
         if self.trust.is_none() {
             return;
         }
+        self.fetch_bindings().await;
         if self.own().is_err() {
             self.enroll().await;
             return;
         }
         self.check_record().await;
+        if !self.announcements.is_empty() {
+            self.announce().await;
+        }
     }
 
     fn take_document(&mut self, doc: NetworkDocument) {

@@ -46,7 +46,7 @@
 //! `state` the index the task owns and the rules above; `query` what the index answers
 //! (providers, movie summaries); `sync` the paged full sync and its [`SyncCursor`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,10 +59,12 @@ use reelnet_proto::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::bindings::BindingTable;
 use crate::membership::{MemberState, Membership};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod authority;
 mod handle;
 mod query;
 mod state;
@@ -71,6 +73,7 @@ mod sync;
 mod tests;
 
 // The task's parts share their private items through this module.
+use authority::Usage;
 use handle::*;
 use state::*;
 
@@ -90,6 +93,15 @@ pub struct CatalogConfig {
     pub replay_grace: Duration,
     /// How long a manifest that no live record holds is kept.
     pub orphan_retention: Duration,
+    /// How long the previous source of a re-pointed movie stays playable (viewers in the
+    /// middle of it finish; it is no longer listed).
+    pub retired_grace: Duration,
+    /// Most manifests (newest version per ingest) one origin may have in the catalog.
+    pub max_manifests_per_origin: usize,
+    /// Most bytes one origin's manifests and record may take.
+    pub max_bytes_per_origin: usize,
+    /// Most bytes the whole catalog may take (manifests and records, about their memory).
+    pub budget_bytes: usize,
 }
 
 impl Default for CatalogConfig {
@@ -98,6 +110,10 @@ impl Default for CatalogConfig {
             sweep_interval: Duration::from_secs(1),
             replay_grace: Duration::from_secs(2),
             orphan_retention: Duration::from_secs(3600),
+            retired_grace: Duration::from_secs(6 * 3600),
+            max_manifests_per_origin: 5000,
+            max_bytes_per_origin: 64 << 20,
+            budget_bytes: 256 << 20,
         }
     }
 }
@@ -127,6 +143,10 @@ pub enum Verdict {
     /// A manifest whose origin has no known record yet (so no known certificate); nothing
     /// changed (gossip: ignore; it comes again with catalog sync or the origin's next round).
     UnknownOrigin,
+    /// A manifest for a movie the network bound to another source; nothing changed
+    /// (gossip: ignore — a member may ingest a movie that is already bound, and honest
+    /// peers may forward it before the binding reached them).
+    OtherLineage(String),
 }
 
 /// The catalog task has stopped.
@@ -179,6 +199,9 @@ pub struct ManifestSummary {
     /// Percentage (0-100) of this manifest's media segments that at least one live node
     /// holds.
     pub available_percent: f32,
+    /// The movie is bound to this manifest's lineage (false for unbound movies and for a
+    /// re-pointed movie's previous source).
+    pub bound: bool,
 }
 
 /// A movie and its manifests.
@@ -232,4 +255,12 @@ pub struct CatalogStats {
     pub invalid: u64,
     pub not_member: u64,
     pub unknown_origin: u64,
+    /// Manifests refused or dropped because their movie is bound to another source.
+    pub other_lineage: u64,
+    /// Manifests and records evicted to keep the catalog within its budget.
+    pub evicted: u64,
+    /// About how many bytes the catalog takes.
+    pub bytes: usize,
+    /// Movies with a binding.
+    pub bound_movies: usize,
 }

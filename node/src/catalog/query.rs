@@ -138,6 +138,7 @@ impl State {
             holders: holders.len(),
             complete_holders: complete_holders.len(),
             available_percent,
+            bound: self.lineage(&m.movie, &m.origin, &m.ingest_id) == authority::Lineage::Bound,
         }
     }
 
@@ -152,6 +153,22 @@ impl State {
         let mut out: Vec<MovieSummary> = by_movie
             .into_iter()
             .filter_map(|(movie, mut list)| {
+                // A bound movie lists its bound source; a re-pointed one whose new source
+                // has not arrived yet keeps showing the previous one.
+                if self.bindings.get(movie).is_some() {
+                    let bound: Vec<_> = list
+                        .iter()
+                        .filter(|(_, e)| {
+                            let m = &e.manifest;
+                            self.lineage(&m.movie, &m.origin, &m.ingest_id)
+                                == authority::Lineage::Bound
+                        })
+                        .copied()
+                        .collect();
+                    if !bound.is_empty() {
+                        list = bound;
+                    }
+                }
                 list.sort_by_key(|(_, e)| std::cmp::Reverse(e.manifest.created_at));
                 let newest = list.first()?.1.manifest.clone();
                 let mut nodes = BTreeSet::new();

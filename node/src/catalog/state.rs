@@ -28,6 +28,10 @@ pub(super) struct ManifestEntry {
     pub(super) accepted_at: Instant,
     /// When a live record last held any version of this ingest.
     pub(super) last_held: Instant,
+    /// Acceptance order (eviction goes oldest first).
+    pub(super) order: u64,
+    /// What it is charged against its origin's budget.
+    pub(super) charge: usize,
 }
 
 /// What is remembered of every version of a manifest seen.
@@ -60,6 +64,17 @@ pub(super) struct State {
     /// by count and bytes, oldest dropped first.
     pub(super) pending: std::collections::VecDeque<(ManifestId, SignedManifest, Manifest)>,
     pub(super) pending_bytes: usize,
+    /// Movie bindings (from the membership state; empty without membership).
+    pub(super) bindings: Arc<BindingTable>,
+    /// Per movie, lineages that were bound before and stay playable until the instant.
+    pub(super) retired: HashMap<MovieId, Vec<(NodeId, [u8; 16], Instant)>>,
+    /// Lineages already logged as refused.
+    pub(super) logged: HashSet<IngestKey>,
+    /// What each origin takes of the catalog, and the total.
+    pub(super) usage: HashMap<NodeId, Usage>,
+    pub(super) total_bytes: usize,
+    /// Acceptance counter for [`ManifestEntry::order`].
+    pub(super) order: u64,
 }
 
 /// Most manifests waiting for their origin's record.
@@ -73,6 +88,10 @@ impl State {
         events: broadcast::Sender<CatalogEvent>,
         membership: Option<watch::Receiver<Arc<MemberState>>>,
     ) -> Self {
+        let bindings = membership
+            .as_ref()
+            .map(|m| m.borrow().bindings.clone())
+            .unwrap_or_default();
         Self {
             config,
             events,
@@ -88,6 +107,12 @@ impl State {
             members: HashMap::new(),
             pending: std::collections::VecDeque::new(),
             pending_bytes: 0,
+            bindings,
+            retired: HashMap::new(),
+            logged: HashSet::new(),
+            usage: HashMap::new(),
+            total_bytes: 0,
+            order: 0,
         }
     }
 
@@ -108,7 +133,14 @@ impl State {
                         Some(m) => m.changed().await,
                         None => std::future::pending().await,
                     }
-                } => self.drop_revoked(),
+                } => {
+                    self.drop_revoked();
+                    let table = membership
+                        .as_ref()
+                        .map(|m| m.borrow().bindings.clone())
+                        .unwrap_or_default();
+                    self.apply_bindings(table);
+                }
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
                     None => break,
@@ -134,6 +166,7 @@ impl State {
             Verdict::Invalid(_) => s.invalid += 1,
             Verdict::NotMember(_) => s.not_member += 1,
             Verdict::UnknownOrigin => s.unknown_origin += 1,
+            Verdict::OtherLineage(_) => s.other_lineage += 1,
         }
     }
 
@@ -153,6 +186,9 @@ impl State {
                     self.members.insert(node, cert);
                     self.adopt_pending(&node);
                 }
+                if v == Verdict::Accepted {
+                    self.enforce_budget();
+                }
                 self.count(&v);
                 let _ = reply.send(v);
             }
@@ -169,6 +205,9 @@ impl State {
                 let v = self.insert_manifest(id, signed, manifest);
                 if v == Verdict::UnknownOrigin {
                     self.park(id, parked.0, parked.1);
+                }
+                if v == Verdict::Accepted {
+                    self.enforce_budget();
                 }
                 self.count(&v);
                 let _ = reply.send(v);
@@ -245,6 +284,8 @@ impl State {
                 let mut s = self.stats.clone();
                 s.records = self.live_records(now).count();
                 s.manifests = self.manifests.len();
+                s.bytes = self.total_bytes;
+                s.bound_movies = self.bindings.len();
                 let _ = reply.send(s);
             }
         }
@@ -316,6 +357,7 @@ impl State {
             }
         }
         let seq = record.seq;
+        self.charge_record(node, authority::charge(signed.record_bytes().len()));
         self.records.insert(
             node,
             RecordEntry {
@@ -397,6 +439,7 @@ impl State {
             self.members.remove(node);
             if let Some(old) = self.records.remove(node) {
                 self.unindex(&old.record);
+                self.charge_record(*node, 0);
                 tracing::warn!(node = %node.short(), "dropped a revoked node's record");
                 self.emit(CatalogEvent::RecordExpired { node: *node });
             }
@@ -408,13 +451,8 @@ impl State {
             .map(|(k, id)| (k.clone(), *id))
             .collect();
         for (ingest, id) in gone {
-            self.latest.remove(&ingest);
-            self.manifests.remove(&id);
-            for vid in self.ingest_versions.remove(&ingest).into_iter().flatten() {
-                self.versions.remove(&vid);
-            }
             tracing::warn!(manifest = %id, "dropped a manifest of a revoked origin");
-            self.emit(CatalogEvent::ManifestForgotten { id });
+            self.forget_ingest(&ingest);
         }
     }
 
@@ -441,6 +479,11 @@ impl State {
         if let Some(verdict) = self.origin_verdict(&manifest.origin) {
             return verdict;
         }
+        if self.lineage(&manifest.movie, &manifest.origin, &manifest.ingest_id)
+            == authority::Lineage::Other
+        {
+            return self.other_lineage(&manifest);
+        }
         let ingest: IngestKey = (manifest.movie.clone(), manifest.origin, manifest.ingest_id);
         if let Some(current_id) = self.latest.get(&ingest).copied() {
             if let Some(current) = self.manifests.get(&current_id) {
@@ -454,22 +497,26 @@ impl State {
                     return self.older_verdict(accepted_at);
                 }
             }
-            self.manifests.remove(&current_id);
+            if let Some(old) = self.manifests.remove(&current_id) {
+                self.uncharge_manifest(&old);
+            }
             self.emit(CatalogEvent::ManifestForgotten { id: current_id });
         }
         self.remember_version(id, &ingest, &manifest);
         self.latest.insert(ingest, id);
         let movie = manifest.movie.clone();
         let now = Instant::now();
-        self.manifests.insert(
-            id,
-            ManifestEntry {
-                signed: Arc::new(signed),
-                manifest: Arc::new(manifest),
-                accepted_at: now,
-                last_held: now,
-            },
-        );
+        self.order += 1;
+        let entry = ManifestEntry {
+            charge: authority::charge(signed.manifest_bytes().len()),
+            signed: Arc::new(signed),
+            manifest: Arc::new(manifest),
+            accepted_at: now,
+            last_held: now,
+            order: self.order,
+        };
+        self.charge_manifest(id, &entry);
+        self.manifests.insert(id, entry);
         self.emit(CatalogEvent::ManifestAccepted { id, movie });
         Verdict::Accepted
     }
@@ -516,6 +563,7 @@ impl State {
         for node in expired {
             if let Some(old) = self.records.remove(&node) {
                 self.unindex(&old.record);
+                self.charge_record(node, 0);
                 tracing::debug!(node = %node.short(), "catalog record expired");
                 self.emit(CatalogEvent::RecordExpired { node });
             }
@@ -540,14 +588,10 @@ impl State {
                 }
             }
         }
-        for (ingest, id) in orphans {
-            self.latest.remove(&ingest);
-            self.manifests.remove(&id);
-            for vid in self.ingest_versions.remove(&ingest).into_iter().flatten() {
-                self.versions.remove(&vid);
-            }
-            self.emit(CatalogEvent::ManifestForgotten { id });
+        for (ingest, _) in orphans {
+            self.forget_ingest(&ingest);
         }
+        self.expire_retired();
         // Old versions nobody names any more need no remembering.
         let unused: Vec<ManifestId> = self
             .versions

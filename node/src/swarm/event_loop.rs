@@ -67,9 +67,11 @@ pub(super) fn acceptance(verdict: &Verdict) -> MessageAcceptance {
     match verdict {
         Verdict::Accepted => MessageAcceptance::Accept,
         Verdict::Invalid(_) | Verdict::Replay | Verdict::NotMember(_) => MessageAcceptance::Reject,
-        Verdict::Duplicate | Verdict::Stale | Verdict::Expired | Verdict::UnknownOrigin => {
-            MessageAcceptance::Ignore
-        }
+        Verdict::Duplicate
+        | Verdict::Stale
+        | Verdict::Expired
+        | Verdict::UnknownOrigin
+        | Verdict::OtherLineage(_) => MessageAcceptance::Ignore,
     }
 }
 
