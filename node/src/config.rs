@@ -24,6 +24,48 @@ pub struct NodeConfig {
     pub metadata: MetadataConfig,
     /// Claiming and ingesting movie requests from the tracker.
     pub requests: RequestsConfig,
+    /// How much of the network's catalog the node keeps in memory.
+    pub catalog: CatalogLimits,
+}
+
+/// `[catalog]` in the node config: bounds on what peers can make this node keep.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogLimits {
+    /// Most memory the whole catalog (manifests and records of every node) may take, MiB.
+    pub budget_mib: u64,
+    /// Most manifests one origin node may have in the catalog.
+    pub max_manifests_per_origin: usize,
+    /// Most memory one origin node's manifests and record may take, MiB.
+    pub max_mib_per_origin: u64,
+    /// How long the previous source of a re-pointed movie stays playable, seconds.
+    pub retired_grace_secs: u64,
+}
+
+impl Default for CatalogLimits {
+    fn default() -> Self {
+        let d = crate::catalog::CatalogConfig::default();
+        Self {
+            budget_mib: (d.budget_bytes >> 20) as u64,
+            max_manifests_per_origin: d.max_manifests_per_origin,
+            max_mib_per_origin: (d.max_bytes_per_origin >> 20) as u64,
+            retired_grace_secs: d.retired_grace.as_secs(),
+        }
+    }
+}
+
+impl CatalogLimits {
+    /// The catalog's tunables with these limits.
+    pub fn catalog_config(&self) -> crate::catalog::CatalogConfig {
+        let mib = |m: u64| usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        crate::catalog::CatalogConfig {
+            budget_bytes: mib(self.budget_mib),
+            max_manifests_per_origin: self.max_manifests_per_origin,
+            max_bytes_per_origin: mib(self.max_mib_per_origin),
+            retired_grace: std::time::Duration::from_secs(self.retired_grace_secs),
+            ..crate::catalog::CatalogConfig::default()
+        }
+    }
 }
 
 /// `[requests]` in the node config.
@@ -229,6 +271,7 @@ impl Default for NodeConfig {
             ingest: IngestConfig::default(),
             metadata: MetadataConfig::default(),
             requests: RequestsConfig::default(),
+            catalog: CatalogLimits::default(),
         }
     }
 }
@@ -314,6 +357,18 @@ impl NodeConfig {
                  `reelnet-tracker node invite --role ingest`, start with `reelnet-node --invite TOKEN` \
                  or set [tracker] invite) and sign their claims with their membership certificate; \
                  delete this key",
+            ));
+        }
+        if self.catalog.budget_mib < 4 || self.catalog.max_mib_per_origin < 1 {
+            return Err(invalid(
+                "catalog.budget_mib",
+                "catalog.budget_mib must be at least 4 and catalog.max_mib_per_origin at least 1",
+            ));
+        }
+        if self.catalog.max_manifests_per_origin < 10 {
+            return Err(invalid(
+                "catalog.max_manifests_per_origin",
+                "must be at least 10",
             ));
         }
         if !(1..=30).contains(&self.tracker.membership_refresh_secs) {

@@ -257,7 +257,7 @@ async fn start_network(
     // Membership first: every part below judges peers by it.
     let membership = start_membership(config, ctx, public_url, shutdown).await;
     let (catalog, catalog_task) = catalog::Catalog::start_with(
-        catalog::CatalogConfig::default(),
+        config.catalog.catalog_config(),
         Some(membership.clone()),
         actors.clone(),
     );

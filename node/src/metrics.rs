@@ -42,6 +42,7 @@ pub struct Metrics {
     cert_not_after: Gauge,
     revocation_serial: Gauge,
     not_member: Gauge,
+    authority: [Gauge; 5],
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -57,6 +58,16 @@ pub struct Gauges {
     pub revocation_serial: u64,
     /// Records and manifests refused because their node was not a member (with the role).
     pub not_member: u64,
+    /// Manifests refused or dropped because their movie is bound to another source.
+    pub other_lineage: u64,
+    /// Manifests and records evicted to keep the catalog within its budget.
+    pub evicted: u64,
+    /// About how much memory the catalog takes, bytes.
+    pub catalog_bytes: u64,
+    /// Movies with a binding this node knows.
+    pub bound_movies: u64,
+    /// Bindings refused (stale versions, unknown keys, bad signatures).
+    pub bindings_refused: u64,
 }
 
 impl Metrics {
@@ -135,6 +146,16 @@ impl Metrics {
             "Records and manifests refused since start because their node was not a member with the needed role.",
             not_member.clone(),
         );
+        let authority: [Gauge; 5] = Default::default();
+        for (gauge, (name, help)) in authority.iter().zip([
+            ("reelnet_catalog_rejected_other_lineage", "Manifests refused or dropped since start because their movie is bound to another source."),
+            ("reelnet_catalog_evicted", "Manifests and records evicted since start to keep the catalog within its budget."),
+            ("reelnet_catalog_bytes", "About how much memory the catalog takes (catalog.budget_mib bounds it)."),
+            ("reelnet_bound_movies", "Movies with a binding (canonical source) this node knows."),
+            ("reelnet_bindings_refused", "Movie bindings refused since start (stale versions, unknown keys, bad signatures)."),
+        ]) {
+            registry.register(name, help, gauge.clone());
+        }
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -160,6 +181,7 @@ impl Metrics {
             cert_not_after,
             revocation_serial,
             not_member,
+            authority,
         }
     }
 
@@ -207,6 +229,15 @@ impl Metrics {
         set(&self.cert_not_after, gauges.cert_not_after);
         set(&self.revocation_serial, gauges.revocation_serial);
         set(&self.not_member, gauges.not_member);
+        for (g, v) in self.authority.iter().zip([
+            gauges.other_lineage,
+            gauges.evicted,
+            gauges.catalog_bytes,
+            gauges.bound_movies,
+            gauges.bindings_refused,
+        ]) {
+            set(g, v);
+        }
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -236,7 +267,10 @@ mod tests {
             cert_not_after: 1_800_000_000,
             revocation_serial: 3,
             not_member: 4,
+            other_lineage: 5,
+            ..Gauges::default()
         });
+        assert!(text.contains("reelnet_catalog_rejected_other_lineage 5\n"));
         assert!(text.contains("reelnet_peers 2\n"));
         assert!(text.contains("reelnet_member 1\n"));
         assert!(text.contains("reelnet_membership_certificate_expiry_time_seconds 1800000000\n"));

@@ -289,8 +289,14 @@ impl Worker {
         }
         // The newest version of every ingest the catalog knows.
         let mut known: HashMap<IngestRef, CatalogManifest> = HashMap::new();
+        // Only bound sources are held for the network (an unbound movie only by its own
+        // origin), so a member cannot make replicas pin whatever it ingests.
+        let checks = self.config.membership.is_some();
         for movie in self.catalog.movies().await? {
             for summary in movie.manifests {
+                if checks && !summary.bound && summary.origin != self.node_id {
+                    continue;
+                }
                 if let Some(cm) = self.catalog.manifest(summary.id).await? {
                     let key = ingest_ref(&cm.manifest);
                     let newer = known

@@ -150,18 +150,22 @@ pub fn routes(
                     .unwrap_or(0);
                 state.metrics.request("metrics", 200);
                 let member = state.membership.as_ref().map(|m| m.state().summary());
-                let not_member = state
-                    .catalog
-                    .stats()
-                    .await
-                    .map(|s| s.not_member)
-                    .unwrap_or(0);
+                let stats = state.catalog.stats().await.unwrap_or_default();
+                let bindings = state
+                    .membership
+                    .as_ref()
+                    .map(|m| m.bindings().stats.clone());
                 let gauges = crate::metrics::Gauges {
                     peers,
                     member: member.as_ref().is_some_and(|m| m.member),
                     cert_not_after: member.as_ref().and_then(|m| m.not_after).unwrap_or(0),
                     revocation_serial: member.as_ref().map_or(0, |m| m.revocation_serial),
-                    not_member,
+                    not_member: stats.not_member,
+                    other_lineage: stats.other_lineage,
+                    evicted: stats.evicted,
+                    catalog_bytes: stats.bytes as u64,
+                    bound_movies: stats.bound_movies as u64,
+                    bindings_refused: bindings.map_or(0, |b| b.stale + b.invalid),
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),

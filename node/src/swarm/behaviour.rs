@@ -37,7 +37,12 @@ pub(super) fn build_behaviour(
     gossipsub
         .with_peer_score(params, thresholds)
         .map_err(|e| setup("gossipsub peer scoring", e))?;
-    for name in [CATALOG_TOPIC, MANIFEST_TOPIC, REVOCATIONS_TOPIC] {
+    for name in [
+        CATALOG_TOPIC,
+        MANIFEST_TOPIC,
+        REVOCATIONS_TOPIC,
+        BINDINGS_TOPIC,
+    ] {
         gossipsub
             .subscribe(&IdentTopic::new(name))
             .map_err(|e| setup("gossipsub subscribe", e.to_string()))?;

@@ -5,6 +5,7 @@
 //! taking pages in other tasks).
 
 use super::*;
+use crate::bindings::BindingVerdict;
 
 /// Messages to the event loop from the tasks it started.
 pub(super) enum Internal {
@@ -45,7 +46,13 @@ pub(super) async fn validator(
             (Topic::Catalog, _) => catalog.offer_record_bytes(&p.data).await,
             (Topic::Manifests, _) => catalog.offer_manifest_bytes(&p.data).await,
             (Topic::Revocations, Some(m)) => Ok(m.offer_revocations(&p.data).await),
-            (Topic::Revocations, None) => Ok(Verdict::Duplicate),
+            (Topic::Revocations, None) | (Topic::Bindings, None) => Ok(Verdict::Duplicate),
+            (Topic::Bindings, Some(m)) => Ok(match m.offer_binding(&p.data).await {
+                BindingVerdict::Accepted => Verdict::Accepted,
+                BindingVerdict::Duplicate => Verdict::Duplicate,
+                BindingVerdict::Stale => Verdict::Stale,
+                BindingVerdict::Invalid(reason) => Verdict::Invalid(reason),
+            }),
         };
         let Ok(verdict) = verdict else { break };
         if internal
@@ -85,14 +92,18 @@ pub struct EventLoop {
     pub(super) record_tx: mpsc::Sender<Pending>,
     pub(super) manifest_tx: mpsc::Sender<Pending>,
     pub(super) revocation_tx: mpsc::Sender<Pending>,
+    pub(super) binding_tx: mpsc::Sender<Pending>,
     pub(super) catalog: Catalog,
     pub(super) catalog_topic: TopicHash,
     pub(super) manifest_topic: TopicHash,
     pub(super) revocations_topic: TopicHash,
+    pub(super) bindings_topic: TopicHash,
     /// Membership changes (new certificate, newer revocation list); `None`: no membership.
     pub(super) member_changes: Option<watch::Receiver<Arc<MemberState>>>,
     /// The serial of the newest revocation list this node has gossiped.
     pub(super) published_revocations: u64,
+    /// The gossip sequence of the newest fresh binding this node has gossiped.
+    pub(super) published_bindings: u64,
     /// Peers whose sync request is being answered (one at a time each).
     pub(super) serving: HashSet<PeerId>,
     /// Sync pages taken from each connected peer.
@@ -206,6 +217,22 @@ impl EventLoop {
                     | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
                     Err(err) => tracing::debug!(%err, "cannot gossip the revocation list"),
                 }
+            }
+        }
+        let (fresh, seq) = state.bindings.fresh_after(self.published_bindings);
+        self.published_bindings = seq;
+        for binding in fresh {
+            let hash = self.bindings_topic.clone();
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(hash, binding.encode())
+            {
+                Ok(_)
+                | Err(gossipsub::PublishError::Duplicate)
+                | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                Err(err) => tracing::debug!(%err, "cannot gossip a movie binding"),
             }
         }
         let revoked: Vec<PeerId> = self
@@ -430,6 +457,8 @@ impl EventLoop {
                     Some(&self.manifest_tx)
                 } else if message.topic == self.revocations_topic {
                     Some(&self.revocation_tx)
+                } else if message.topic == self.bindings_topic {
+                    Some(&self.binding_tx)
                 } else {
                     None
                 };

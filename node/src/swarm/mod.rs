@@ -90,6 +90,8 @@ pub const CATALOG_TOPIC: &str = "reelnet/catalog/1";
 pub const MANIFEST_TOPIC: &str = "reelnet/manifests/1";
 /// Gossip topic of the network's signed revocation list.
 pub const REVOCATIONS_TOPIC: &str = "reelnet/revocations/1";
+/// Gossip topic of new movie bindings (signed by the network key).
+pub const BINDINGS_TOPIC: &str = "reelnet/bindings/1";
 /// Kademlia protocol name (a private DHT, not the IPFS one).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/reelnet/kad/1.0.0");
 /// Identify protocol version string.
@@ -169,6 +171,7 @@ pub enum Topic {
     Catalog,
     Manifests,
     Revocations,
+    Bindings,
 }
 
 impl Topic {
@@ -177,6 +180,7 @@ impl Topic {
             Topic::Catalog => CATALOG_TOPIC,
             Topic::Manifests => MANIFEST_TOPIC,
             Topic::Revocations => REVOCATIONS_TOPIC,
+            Topic::Bindings => BINDINGS_TOPIC,
         }
     }
 
@@ -271,7 +275,12 @@ pub fn score_params() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresh
         ..Default::default()
     };
     let mut params = gossipsub::PeerScoreParams::default();
-    for name in [CATALOG_TOPIC, MANIFEST_TOPIC, REVOCATIONS_TOPIC] {
+    for name in [
+        CATALOG_TOPIC,
+        MANIFEST_TOPIC,
+        REVOCATIONS_TOPIC,
+        BINDINGS_TOPIC,
+    ] {
         params
             .topics
             .insert(IdentTopic::new(name).hash(), topic.clone());
@@ -320,6 +329,7 @@ pub async fn start(
     let (record_tx, record_rx) = mpsc::channel(VALIDATION_QUEUE);
     let (manifest_tx, manifest_rx) = mpsc::channel(VALIDATION_QUEUE);
     let (revocation_tx, revocation_rx) = mpsc::channel(64);
+    let (binding_tx, binding_rx) = mpsc::channel(256);
     for (name, rx, topic) in [
         ("gossip-validate-records", record_rx, Topic::Catalog),
         ("gossip-validate-manifests", manifest_rx, Topic::Manifests),
@@ -328,6 +338,7 @@ pub async fn start(
             revocation_rx,
             Topic::Revocations,
         ),
+        ("gossip-validate-bindings", binding_rx, Topic::Bindings),
     ] {
         reelnet_runtime::shutdown::spawn(
             name,
@@ -351,12 +362,15 @@ pub async fn start(
         record_tx,
         manifest_tx,
         revocation_tx,
+        binding_tx,
         catalog: catalog.clone(),
         catalog_topic: Topic::Catalog.hash(),
         manifest_topic: Topic::Manifests.hash(),
         revocations_topic: Topic::Revocations.hash(),
+        bindings_topic: Topic::Bindings.hash(),
         member_changes,
         published_revocations: 0,
+        published_bindings: 0,
         serving: HashSet::new(),
         sync_pages: HashMap::new(),
         bootstrapped: false,
