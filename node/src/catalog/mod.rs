@@ -263,4 +263,6 @@ pub struct CatalogStats {
     pub bytes: usize,
     /// Movies with a binding.
     pub bound_movies: usize,
+    /// Bindings accepted in the table the catalog applies (grows with each one taken).
+    pub bindings_taken: u64,
 }

@@ -286,6 +286,7 @@ impl State {
                 s.manifests = self.manifests.len();
                 s.bytes = self.total_bytes;
                 s.bound_movies = self.bindings.len();
+                s.bindings_taken = self.bindings.stats.accepted;
                 let _ = reply.send(s);
             }
         }

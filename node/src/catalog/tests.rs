@@ -321,3 +321,401 @@ async fn a_manifest_before_its_origins_record_is_taken_in_when_the_record_arrive
     ));
     cancel.cancel();
 }
+
+/// An in-process network for the movie-authority tests: a network key (the tracker's),
+/// a catalog with membership checks, and members built on proto (honest or rogue).
+mod authority {
+    use super::*;
+    use reelnet_proto::binding::{Binding, SignedBinding};
+    use reelnet_proto::membership::{
+        Certificate, NetworkKey, RoleName, Roles, SignedCertificate, Trust,
+    };
+
+    pub(super) struct Net {
+        pub net_key: SigningKey,
+        pub membership: Membership,
+        pub catalog: Catalog,
+        pub cancel: CancellationToken,
+        _dir: tempfile::TempDir,
+        version: std::sync::atomic::AtomicU64,
+    }
+
+    impl Net {
+        pub async fn start(config: CatalogConfig) -> Net {
+            let cancel = CancellationToken::new();
+            let net_key = key(200);
+            let trust = Trust {
+                network_id: "t".into(),
+                keys: vec![NetworkKey {
+                    kid: "k".into(),
+                    public: net_key.verifying_key(),
+                    not_after: None,
+                }],
+                ..Trust::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let mconfig = crate::membership::MembershipConfig {
+                tracker_url: None,
+                data_dir: dir.path().to_owned(),
+                invite: None,
+                origins: vec![],
+                allowed: Roles::of(&[RoleName::Replica, RoleName::Ingest, RoleName::Edge]),
+                refresh: Duration::from_secs(30),
+            };
+            let (membership, _t) = crate::membership::Membership::start_with(
+                mconfig,
+                key(201),
+                Some((trust, None)),
+                cancel.clone(),
+            )
+            .await;
+            let (catalog, _t) =
+                Catalog::start_with(config, Some(membership.clone()), cancel.clone());
+            Net {
+                net_key,
+                membership,
+                catalog,
+                cancel,
+                _dir: dir,
+                version: 0.into(),
+            }
+        }
+
+        /// Makes `k` an ingest+replica member: its record (with certificate) is accepted.
+        pub async fn join(&self, k: &SigningKey) {
+            let now = crate::unix_now();
+            let cert = SignedCertificate::sign(
+                &Certificate {
+                    network_id: "t".into(),
+                    node: crate::identity::node_id(k),
+                    roles: Roles::of(&[RoleName::Ingest, RoleName::Replica]),
+                    open: false,
+                    origins: vec![],
+                    issued_at: now - 1,
+                    not_after: now + 600,
+                    serial: 1,
+                    kid: "k".into(),
+                },
+                &self.net_key,
+            )
+            .unwrap();
+            let r = CatalogRecord {
+                node: crate::identity::node_id(k),
+                quic_addr: "127.0.0.1:7400".into(),
+                gateway_url: "http://127.0.0.1:8080".into(),
+                held: vec![],
+                seq: 1,
+                issued_at: now,
+                expires_at: now + 60,
+                replica: true,
+                certificate: cert.encode(),
+            };
+            let v = self
+                .catalog
+                .offer_record(SignedCatalogRecord::sign(&r, k).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(v, Verdict::Accepted);
+        }
+
+        /// The tracker binds `movie` to `m`'s lineage (next version); the catalog has
+        /// taken it when this returns.
+        pub async fn bind(&self, m: &SignedManifest) -> SignedBinding {
+            let version = self
+                .version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            let signed = self.binding(m, version, &self.net_key);
+            assert_eq!(
+                self.membership.offer_binding(&signed.encode()).await,
+                crate::bindings::BindingVerdict::Accepted
+            );
+            for _ in 0..500 {
+                if self.catalog.stats().await.unwrap().bindings_taken
+                    == self.membership.bindings().stats.accepted
+                {
+                    return signed;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("the catalog did not take the binding");
+        }
+
+        pub fn binding(&self, m: &SignedManifest, version: u64, by: &SigningKey) -> SignedBinding {
+            let man = m.verify().unwrap();
+            SignedBinding::sign(
+                &Binding {
+                    network_id: "t".into(),
+                    movie: man.movie.clone(),
+                    origin: man.origin,
+                    ingest_id: man.ingest_id,
+                    manifest: m.id(),
+                    version,
+                    issued_at: crate::unix_now(),
+                    kid: "k".into(),
+                },
+                by,
+            )
+            .unwrap()
+        }
+
+        pub async fn titles(&self) -> Vec<(String, String, usize)> {
+            self.catalog
+                .movies()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.movie_id.to_string(), m.title, m.manifests.len()))
+                .collect()
+        }
+    }
+
+    /// A complete manifest of `movie` by `k`, ingest `ingest`, titled `title`.
+    pub(super) fn movie(
+        k: &SigningKey,
+        movie: &str,
+        ingest: u8,
+        title: &str,
+        created_at: u64,
+    ) -> SignedManifest {
+        let mut m = manifest(k, 1, 2).verify().unwrap();
+        m.movie = MovieId::new(movie).unwrap();
+        m.ingest_id = [ingest; 16];
+        m.title = title.into();
+        m.created_at = created_at;
+        m.complete = true;
+        SignedManifest::sign(&m, k).unwrap()
+    }
+}
+
+/// (a) An impostor for a bound movie id: refused and counted; the original keeps its title.
+/// An impostor that arrived before the binding is dropped when the binding arrives. Stale
+/// and forged bindings change nothing.
+#[tokio::test]
+async fn an_impostor_for_a_bound_movie_is_ignored() {
+    use authority::*;
+    let net = Net::start(CatalogConfig::default()).await;
+    let (honest, rogue) = (key(1), key(2));
+    net.join(&honest).await;
+    net.join(&rogue).await;
+    let original = movie(&honest, "tmdb-603", 1, "Original", 100);
+    assert_eq!(
+        net.catalog.offer_manifest(original.clone()).await.unwrap(),
+        Verdict::Accepted
+    );
+    let b1 = net.bind(&original).await;
+    // Newer created_at, same id, another lineage: refused.
+    let impostor = movie(&rogue, "tmdb-603", 9, "Impostor", 10_000);
+    assert!(matches!(
+        net.catalog.offer_manifest(impostor.clone()).await.unwrap(),
+        Verdict::OtherLineage(_)
+    ));
+    // Even the rogue's "newer version" of the honest lineage is another lineage (origin).
+    let forged_lineage = movie(&rogue, "tmdb-603", 1, "Impostor", 10_000);
+    assert!(matches!(
+        net.catalog.offer_manifest(forged_lineage).await.unwrap(),
+        Verdict::OtherLineage(_)
+    ));
+    assert_eq!(
+        net.titles().await,
+        vec![("tmdb-603".to_owned(), "Original".to_owned(), 1)]
+    );
+    let listed = net.catalog.movies().await.unwrap();
+    assert!(listed[0].manifests[0].bound);
+    assert!(net.catalog.manifest(impostor.id()).await.unwrap().is_none());
+
+    // Unbound when the impostor came: listed until the binding arrives, then dropped.
+    let early_fake = movie(&rogue, "tmdb-604", 3, "Fake", 10_000);
+    let real = movie(&honest, "tmdb-604", 4, "Real", 100);
+    for m in [&early_fake, &real] {
+        assert_eq!(
+            net.catalog.offer_manifest(m.clone()).await.unwrap(),
+            Verdict::Accepted
+        );
+    }
+    net.bind(&real).await;
+    assert!(net
+        .catalog
+        .manifest(early_fake.id())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        net.titles().await,
+        vec![
+            ("tmdb-603".to_owned(), "Original".to_owned(), 1),
+            ("tmdb-604".to_owned(), "Real".to_owned(), 1)
+        ]
+    );
+
+    // A stale version, one signed by an unknown key, garbage: ignored with a reason.
+    use crate::bindings::BindingVerdict;
+    // tmdb-604 is at version 2: a version-1 binding to the fake is stale.
+    let stale = net.binding(&early_fake, 1, &net.net_key);
+    assert_eq!(
+        net.membership.offer_binding(&stale.encode()).await,
+        BindingVerdict::Stale
+    );
+    assert_eq!(
+        net.membership.offer_binding(&b1.encode()).await,
+        BindingVerdict::Duplicate
+    );
+    let forged = net.binding(&impostor, 99, &key(66));
+    assert!(matches!(
+        net.membership.offer_binding(&forged.encode()).await,
+        BindingVerdict::Invalid(_)
+    ));
+    assert!(matches!(
+        net.membership.offer_binding(b"garbage").await,
+        BindingVerdict::Invalid(_)
+    ));
+    let stats = net.catalog.stats().await.unwrap();
+    assert!(stats.other_lineage >= 3, "{stats:?}");
+    assert_eq!(
+        net.titles().await[0],
+        ("tmdb-603".to_owned(), "Original".to_owned(), 1)
+    );
+    net.cancel.cancel();
+}
+
+/// An admin re-points a movie: the new source is listed; the previous one stays
+/// playable (its manifest and providers resolve) for the grace period, then goes.
+#[tokio::test]
+async fn a_re_pointed_movie_keeps_its_previous_source_for_the_grace_period() {
+    use authority::*;
+    let net = Net::start(CatalogConfig {
+        retired_grace: Duration::from_millis(300),
+        sweep_interval: Duration::from_millis(20),
+        ..CatalogConfig::default()
+    })
+    .await;
+    let (a, b) = (key(1), key(2));
+    net.join(&a).await;
+    net.join(&b).await;
+    let first = movie(&a, "tmdb-7", 1, "First cut", 100);
+    let better = movie(&b, "tmdb-7", 2, "Better cut", 50);
+    net.catalog.offer_manifest(first.clone()).await.unwrap();
+    net.bind(&first).await;
+    assert!(matches!(
+        net.catalog.offer_manifest(better.clone()).await.unwrap(),
+        Verdict::OtherLineage(_)
+    ));
+    net.bind(&better).await;
+    // Until the new source's manifest arrives, the old one is still what is listed.
+    assert_eq!(net.titles().await[0].1, "First cut");
+    assert_eq!(
+        net.catalog.offer_manifest(better.clone()).await.unwrap(),
+        Verdict::Accepted
+    );
+    assert_eq!(
+        net.titles().await,
+        vec![("tmdb-7".to_owned(), "Better cut".to_owned(), 1)]
+    );
+    // A viewer in the middle of the first cut still resolves it.
+    assert!(net.catalog.manifest(first.id()).await.unwrap().is_some());
+    // After the grace period it is gone.
+    let mut gone = false;
+    for _ in 0..500 {
+        if net.catalog.manifest(first.id()).await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the retired source was never forgotten");
+    assert!(net.catalog.manifest(better.id()).await.unwrap().is_some());
+    net.cancel.cancel();
+}
+
+/// (c) Floods: 10 000 manifests from one member, then 100 from each of 100 members. The
+/// catalog stays within its budget and the honest, bound movies stay listed.
+#[tokio::test]
+async fn floods_stay_within_the_catalog_budget() {
+    use authority::*;
+    let config = CatalogConfig {
+        budget_bytes: 4 << 20,
+        max_manifests_per_origin: 500,
+        max_bytes_per_origin: 1 << 20,
+        ..CatalogConfig::default()
+    };
+    let budget = config.budget_bytes;
+    let net = Net::start(config).await;
+    let honest = key(1);
+    net.join(&honest).await;
+    let mut originals = Vec::new();
+    for i in 0..5u8 {
+        let m = movie(&honest, &format!("tmdb-{}", 100 + i), i, "Honest", 100);
+        net.catalog.offer_manifest(m.clone()).await.unwrap();
+        net.bind(&m).await;
+        originals.push(m);
+    }
+    let one = key(2);
+    net.join(&one).await;
+    for i in 0..10_000u32 {
+        let m = movie(&one, &format!("tmdb-{}", 1000 + i), 7, "Flood", 10_000);
+        net.catalog.offer_manifest(m).await.unwrap();
+    }
+    let stats = net.catalog.stats().await.unwrap();
+    assert!(stats.bytes <= budget, "{} > {budget}", stats.bytes);
+    assert!(stats.manifests <= 5 + 500, "{stats:?}");
+    assert!(stats.evicted >= 9_000, "{stats:?}");
+    for n in 0..100u8 {
+        let k = SigningKey::from_bytes(&[
+            n.wrapping_add(30),
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+        ]);
+        net.join(&k).await;
+        for i in 0..100u32 {
+            let m = movie(
+                &k,
+                &format!("tmdb-{}", 50_000 + u32::from(n) * 100 + i),
+                7,
+                "Sybil",
+                10_000,
+            );
+            net.catalog.offer_manifest(m).await.unwrap();
+        }
+    }
+    let stats = net.catalog.stats().await.unwrap();
+    assert!(stats.bytes <= budget, "{} > {budget}", stats.bytes);
+    let listed = net.catalog.movies().await.unwrap();
+    for m in &originals {
+        let id = m.verify().unwrap().movie;
+        let entry = listed.iter().find(|x| x.movie_id == id);
+        assert!(
+            entry.is_some_and(|e| e.title == "Honest" && e.manifests[0].id == m.id()),
+            "{id} is still listed"
+        );
+    }
+    net.cancel.cancel();
+}
