@@ -511,6 +511,7 @@ fn start_gateway(
         premium_renditions: config.gateway.premium_renditions,
         hot,
         membership: Some(net.membership.clone()),
+        placement: Some(net.placement.clone()),
     });
     reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
     Ok(())

@@ -42,6 +42,9 @@ pub struct Metrics {
     cert_not_after: Gauge,
     revocation_serial: Gauge,
     not_member: Gauge,
+    challenges_passed: Gauge,
+    challenges_failed: Gauge,
+    excluded: Gauge,
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -57,6 +60,12 @@ pub struct Gauges {
     pub revocation_serial: u64,
     /// Records and manifests refused because their node was not a member (with the role).
     pub not_member: u64,
+    /// Placement's storage challenges passed by new holders since start.
+    pub challenges_passed: u64,
+    /// Placement's storage challenges failed by new holders since start.
+    pub challenges_failed: u64,
+    /// Holders placement currently leaves out after a failed challenge.
+    pub excluded_holders: u64,
 }
 
 impl Metrics {
@@ -135,6 +144,24 @@ impl Metrics {
             "Records and manifests refused since start because their node was not a member with the needed role.",
             not_member.clone(),
         );
+        let challenges_passed = Gauge::default();
+        registry.register(
+            "reelnet_placement_challenges_passed",
+            "Storage challenges (segments fetched and verified before releasing a copy) new holders passed since start.",
+            challenges_passed.clone(),
+        );
+        let challenges_failed = Gauge::default();
+        registry.register(
+            "reelnet_placement_challenges_failed",
+            "Storage challenges new holders failed since start; each left the holder out of placement here for a while.",
+            challenges_failed.clone(),
+        );
+        let excluded = Gauge::default();
+        registry.register(
+            "reelnet_placement_excluded_holders",
+            "Nodes placement currently leaves out of the candidate set after a failed storage challenge.",
+            excluded.clone(),
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -160,6 +187,9 @@ impl Metrics {
             cert_not_after,
             revocation_serial,
             not_member,
+            challenges_passed,
+            challenges_failed,
+            excluded,
         }
     }
 
@@ -207,6 +237,9 @@ impl Metrics {
         set(&self.cert_not_after, gauges.cert_not_after);
         set(&self.revocation_serial, gauges.revocation_serial);
         set(&self.not_member, gauges.not_member);
+        set(&self.challenges_passed, gauges.challenges_passed);
+        set(&self.challenges_failed, gauges.challenges_failed);
+        set(&self.excluded, gauges.excluded_holders);
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -236,6 +269,9 @@ mod tests {
             cert_not_after: 1_800_000_000,
             revocation_serial: 3,
             not_member: 4,
+            challenges_passed: 5,
+            challenges_failed: 6,
+            excluded_holders: 1,
         });
         assert!(text.contains("reelnet_peers 2\n"));
         assert!(text.contains("reelnet_member 1\n"));
@@ -245,6 +281,9 @@ mod tests {
             text.contains("reelnet_catalog_rejected_not_member 4\n"),
             "{text}"
         );
+        assert!(text.contains("reelnet_placement_challenges_passed 5\n"));
+        assert!(text.contains("reelnet_placement_challenges_failed 6\n"));
+        assert!(text.contains("reelnet_placement_excluded_holders 1\n"));
         assert!(text.contains("reelnet_segment_bytes_served_total{source=\"local\"} 100\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.01\"} 0\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.02\"} 1\n"));
