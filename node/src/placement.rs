@@ -34,8 +34,9 @@
 //! 2. for every ingest in the store that is neither this node's own nor its
 //!    responsibility any more: releases it ([`Store::release_ingest`], its segments become
 //!    evictable cache, nothing is deleted at once) only when every node now responsible
-//!    holds a complete copy of the newest version according to its catalog record. Until
-//!    then the copy stays pinned, so data is copied before any replica is dropped.
+//!    holds a complete copy of the newest version according to its catalog record and has
+//!    proved it in a storage challenge (below). Until then the copy stays pinned, so data
+//!    is copied before any replica is dropped.
 //!
 //! # No release on a peer's word
 //!
