@@ -519,6 +519,7 @@ fn start_gateway(
         premium_renditions: config.gateway.premium_renditions,
         hot,
         membership: Some(net.membership.clone()),
+        placement: Some(net.placement.clone()),
     });
     reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
     Ok(())

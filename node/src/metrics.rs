@@ -43,6 +43,9 @@ pub struct Metrics {
     revocation_serial: Gauge,
     not_member: Gauge,
     authority: [Gauge; 5],
+    challenges_passed: Gauge,
+    challenges_failed: Gauge,
+    excluded: Gauge,
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -68,6 +71,12 @@ pub struct Gauges {
     pub bound_movies: u64,
     /// Bindings refused (stale versions, unknown keys, bad signatures).
     pub bindings_refused: u64,
+    /// Placement's storage challenges passed by new holders since start.
+    pub challenges_passed: u64,
+    /// Placement's storage challenges failed by new holders since start.
+    pub challenges_failed: u64,
+    /// Holders placement currently leaves out after a failed challenge.
+    pub excluded_holders: u64,
 }
 
 impl Metrics {
@@ -156,6 +165,24 @@ impl Metrics {
         ]) {
             registry.register(name, help, gauge.clone());
         }
+        let challenges_passed = Gauge::default();
+        registry.register(
+            "reelnet_placement_challenges_passed",
+            "Storage challenges (segments fetched and verified before releasing a copy) new holders passed since start.",
+            challenges_passed.clone(),
+        );
+        let challenges_failed = Gauge::default();
+        registry.register(
+            "reelnet_placement_challenges_failed",
+            "Storage challenges new holders failed since start; each left the holder out of placement here for a while.",
+            challenges_failed.clone(),
+        );
+        let excluded = Gauge::default();
+        registry.register(
+            "reelnet_placement_excluded_holders",
+            "Nodes placement currently leaves out of the candidate set after a failed storage challenge.",
+            excluded.clone(),
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -182,6 +209,9 @@ impl Metrics {
             revocation_serial,
             not_member,
             authority,
+            challenges_passed,
+            challenges_failed,
+            excluded,
         }
     }
 
@@ -238,6 +268,9 @@ impl Metrics {
         ]) {
             set(g, v);
         }
+        set(&self.challenges_passed, gauges.challenges_passed);
+        set(&self.challenges_failed, gauges.challenges_failed);
+        set(&self.excluded, gauges.excluded_holders);
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -268,6 +301,9 @@ mod tests {
             revocation_serial: 3,
             not_member: 4,
             other_lineage: 5,
+            challenges_passed: 5,
+            challenges_failed: 6,
+            excluded_holders: 1,
             ..Gauges::default()
         });
         assert!(text.contains("reelnet_catalog_rejected_other_lineage 5\n"));
@@ -279,6 +315,9 @@ mod tests {
             text.contains("reelnet_catalog_rejected_not_member 4\n"),
             "{text}"
         );
+        assert!(text.contains("reelnet_placement_challenges_passed 5\n"));
+        assert!(text.contains("reelnet_placement_challenges_failed 6\n"));
+        assert!(text.contains("reelnet_placement_excluded_holders 1\n"));
         assert!(text.contains("reelnet_segment_bytes_served_total{source=\"local\"} 100\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.01\"} 0\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.02\"} 1\n"));

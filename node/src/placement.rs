@@ -34,8 +34,23 @@
 //! 2. for every ingest in the store that is neither this node's own nor its
 //!    responsibility any more: releases it ([`Store::release_ingest`], its segments become
 //!    evictable cache, nothing is deleted at once) only when every node now responsible
-//!    holds a complete copy of the newest version according to its catalog record. Until
-//!    then the copy stays pinned, so data is copied before any replica is dropped.
+//!    holds a complete copy of the newest version according to its catalog record and has
+//!    proved it in a storage challenge (below). Until then the copy stays pinned, so data
+//!    is copied before any replica is dropped.
+//!
+//! # No release on a peer's word
+//!
+//! A catalog record is only a claim: a hostile member could claim complete copies it does
+//! not have so that honest holders drop theirs. Before releasing because other nodes are
+//! responsible now, the worker puts each new holder to a *storage challenge*: a random
+//! sample of the manifest's segments ([`PlacementConfig::challenge_segments`] media
+//! segments across tracks, plus one init segment when the manifest has any) fetched over
+//! QUIC from that holder alone and verified against the manifest's BLAKE3 hashes (nothing is
+//! stored). A holder that passes is trusted for that manifest for
+//! [`PlacementConfig::challenge_valid`]; one that fails (wrong bytes, a missing segment, a
+//! refusal, a timeout) is left out of this node's candidate set for
+//! [`PlacementConfig::exclusion`], so responsibility moves to another node and this node
+//! keeps its copy. A failed challenge never releases anything.
 //!
 //! A node that crashed stays "live" until its record expires (`p2p.record_ttl_secs`); then
 //! responsibility moves and the next-highest node pulls a copy.
@@ -49,6 +64,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use rand::seq::SliceRandom;
 use reelnet_proto::{Manifest, ManifestId, NodeId, SegmentEntry, SegmentRef, SegmentRequest};
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
@@ -125,6 +141,18 @@ pub struct PlacementConfig {
     /// This node's membership: it takes a share only while its certificate has the replica
     /// role. `None`: `replica` alone decides (tests of placement alone).
     pub membership: Option<crate::membership::Membership>,
+    /// Media segments (across tracks) fetched from a new holder to check that it really
+    /// holds a copy before this node releases its own; one init segment is added when the
+    /// manifest has any. At least 1.
+    pub challenge_segments: usize,
+    /// Longest time a holder gets to answer a whole challenge.
+    pub challenge_timeout: Duration,
+    /// A holder that passed a challenge for a manifest is not challenged again for it for
+    /// this long.
+    pub challenge_valid: Duration,
+    /// A holder that failed a challenge is left out of this node's candidate set (takes no
+    /// share in this node's view) for this long.
+    pub exclusion: Duration,
 }
 
 impl Default for PlacementConfig {
@@ -136,9 +164,17 @@ impl Default for PlacementConfig {
             fetch_concurrency: 8,
             replica: true,
             membership: None,
+            challenge_segments: 3,
+            challenge_timeout: Duration::from_secs(30),
+            challenge_valid: Duration::from_secs(15 * 60),
+            exclusion: Duration::from_secs(60 * 60),
         }
     }
 }
+
+/// Most holders excluded at once, and most passed challenges remembered; beyond them the
+/// entries closest to their end are dropped.
+const MAX_REMEMBERED: usize = 4096;
 
 /// Why a placement pass stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +198,12 @@ pub struct PlacementView {
     pub fetched_segments: u64,
     /// Ingests released since start.
     pub released: u64,
+    /// Storage challenges new holders passed since start.
+    pub challenges_passed: u64,
+    /// Storage challenges new holders failed since start (each excluded the holder).
+    pub challenges_failed: u64,
+    /// Holders currently left out of the candidate set after failing a challenge.
+    pub excluded: HashSet<NodeId>,
 }
 
 /// Handle to the placement worker; cheap to clone.
@@ -194,6 +236,8 @@ impl Placement {
             publisher,
             view: tx,
             state: PlacementView::default(),
+            excluded: HashMap::new(),
+            passed: HashMap::new(),
         };
         let task =
             reelnet_runtime::shutdown::spawn("placement", worker.run(events, wake.clone(), cancel));
@@ -225,6 +269,24 @@ struct Worker {
     publisher: Publisher,
     view: watch::Sender<Arc<PlacementView>>,
     state: PlacementView,
+    /// Holders that failed a storage challenge, until when they are left out.
+    excluded: HashMap<NodeId, Instant>,
+    /// (holder, manifest) challenges passed, until when they count.
+    passed: HashMap<(NodeId, ManifestId), Instant>,
+}
+
+/// Drops the entries of `map` whose time has come, then (beyond `MAX_REMEMBERED`) those
+/// closest to their end.
+fn prune<K: Copy + Eq + std::hash::Hash>(map: &mut HashMap<K, Instant>, now: Instant) {
+    map.retain(|_, until| *until > now);
+    if map.len() > MAX_REMEMBERED {
+        let mut by_end: Vec<(Instant, K)> = map.iter().map(|(k, t)| (*t, *k)).collect();
+        by_end.sort_unstable_by_key(|e| e.0);
+        let extra = map.len() - MAX_REMEMBERED;
+        for (_, k) in by_end.into_iter().take(extra) {
+            map.remove(&k);
+        }
+    }
 }
 
 impl Worker {
@@ -287,6 +349,14 @@ impl Worker {
         } else if !candidates.contains(&self.node_id) {
             candidates.push(self.node_id);
         }
+        // Holders that failed a storage challenge take no share in this node's view.
+        let now = Instant::now();
+        prune(&mut self.excluded, now);
+        prune(&mut self.passed, now);
+        if !self.excluded.is_empty() {
+            candidates.retain(|n| !self.excluded.contains_key(n));
+        }
+        self.state.excluded = self.excluded.keys().copied().collect();
         // The newest version of every ingest the catalog knows.
         let mut known: HashMap<IngestRef, CatalogManifest> = HashMap::new();
         // Only bound sources are held for the network (an unbound movie only by its own
@@ -355,6 +425,10 @@ impl Worker {
             };
             let holders = responsible_nodes(&key, &candidates, replication);
             if holders.is_empty() || !self.all_hold(&holders, id, newest).await? {
+                continue;
+            }
+            // Their records say so; make them prove it before dropping this copy.
+            if !self.all_prove(&holders, id, newest).await? {
                 continue;
             }
             let m = s.manifest.clone();
@@ -498,6 +572,114 @@ impl Worker {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether every node in `holders` (other than this one) passes a storage challenge for
+    /// manifest `id` (or passed one recently). The first that fails is excluded from the
+    /// candidate set and the answer is `false`: nothing may be released on its word.
+    async fn all_prove(
+        &mut self,
+        holders: &[NodeId],
+        id: ManifestId,
+        manifest: &Manifest,
+    ) -> Result<bool, PlacementError> {
+        for node in holders {
+            if *node == self.node_id {
+                continue;
+            }
+            let now = Instant::now();
+            if self
+                .passed
+                .get(&(*node, id))
+                .is_some_and(|until| *until > now)
+            {
+                continue;
+            }
+            let Some(record) = self.catalog.record(*node).await? else {
+                // Gone since `all_hold` looked: not a failure of the holder, just not now.
+                return Ok(false);
+            };
+            let outcome = match record.quic_socket_addr() {
+                Ok(addr) => self.challenge(*node, addr, id, manifest).await,
+                Err(err) => Err(format!("unusable QUIC address: {err}")),
+            };
+            let now = Instant::now();
+            match outcome {
+                Ok(checked) => {
+                    tracing::debug!(
+                        holder = %node.short(),
+                        manifest = %id,
+                        checked,
+                        "placement: holder passed a storage challenge"
+                    );
+                    self.state.challenges_passed += 1;
+                    self.passed
+                        .insert((*node, id), now + self.config.challenge_valid);
+                    prune(&mut self.passed, now);
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        holder = %node.short(),
+                        movie = %manifest.movie,
+                        manifest = %id,
+                        error = %err,
+                        excluded_for_secs = self.config.exclusion.as_secs(),
+                        "placement: a node claiming a copy failed its storage challenge; \
+                         it takes no share here and this node keeps its copy"
+                    );
+                    self.state.challenges_failed += 1;
+                    self.passed.retain(|(n, _), _| n != node);
+                    self.excluded.insert(*node, now + self.config.exclusion);
+                    prune(&mut self.excluded, now);
+                    self.state.excluded = self.excluded.keys().copied().collect();
+                    self.publish_view();
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fetches a random sample of manifest `id`'s segments from `node` alone and checks
+    /// them against the manifest's hashes (the fetcher verifies; nothing is stored).
+    /// Returns how many segments were checked, or why the holder failed.
+    async fn challenge(
+        &self,
+        node: NodeId,
+        addr: SocketAddr,
+        id: ManifestId,
+        manifest: &Manifest,
+    ) -> Result<usize, String> {
+        let sample = challenge_sample(manifest, self.config.challenge_segments.max(1));
+        let provider = [(node, addr)];
+        let checks = sample.iter().map(|(track, segment, entry)| {
+            let want = FetchRequest {
+                request: SegmentRequest {
+                    manifest: id,
+                    track: *track,
+                    segment: *segment,
+                },
+                expected: entry.hash,
+                size: Some(u64::from(entry.size)),
+            };
+            let provider = &provider;
+            async move {
+                self.fetcher
+                    .fetch_request(provider, &want)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("track {track} {segment:?}: {e}"))
+            }
+        });
+        let all = futures::future::try_join_all(checks);
+        match tokio::time::timeout(self.config.challenge_timeout, all).await {
+            Ok(Ok(_)) => Ok(sample.len()),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(format!(
+                "no complete answer within {:?}",
+                self.config.challenge_timeout
+            )),
+        }
+    }
+
     /// Whether every node in `holders` (other than this one) holds every segment of
     /// manifest `id` per its live catalog record.
     async fn all_hold(
@@ -534,6 +716,27 @@ impl Worker {
     }
 }
 
+/// The segments of a storage challenge: up to `media` distinct media segments picked at
+/// random across every track, plus one random init segment when any track has one.
+fn challenge_sample(manifest: &Manifest, media: usize) -> Vec<(u16, SegmentRef, SegmentEntry)> {
+    let mut segments = Vec::new();
+    let mut inits = Vec::new();
+    for (t, track) in manifest.tracks.iter().enumerate() {
+        let Ok(t) = u16::try_from(t) else { break };
+        if let Some(init) = &track.init {
+            inits.push((t, SegmentRef::Init, *init));
+        }
+        for (i, seg) in track.segments.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            segments.push((t, SegmentRef::Index(i), *seg));
+        }
+    }
+    let mut rng = rand::thread_rng();
+    let mut out: Vec<_> = segments.choose_multiple(&mut rng, media).copied().collect();
+    out.extend(inits.choose(&mut rng).copied());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -563,6 +766,93 @@ mod tests {
         assert_eq!(r2[0], best);
         // Fewer candidates than replicas: all of them.
         assert_eq!(responsible_nodes(&ingest, &nodes[..1], 3), vec![nodes[0]]);
+    }
+
+    fn two_track_manifest(init: bool, segments: usize) -> Manifest {
+        let entry = |i: usize| SegmentEntry {
+            hash: reelnet_proto::SegmentHash::of(format!("segment {i}").as_bytes()),
+            duration_ms: 4000,
+            size: 100,
+        };
+        let track = |t: usize| reelnet_proto::Track {
+            rendition: reelnet_proto::Rendition {
+                name: format!("{t}"),
+                width: 640,
+                height: 360,
+                bandwidth: 800_000,
+                codecs: "avc1.64001e".into(),
+                frame_rate_milli: 25_000,
+            },
+            init: init.then(|| entry(1000 + t)),
+            segments: (0..segments).map(|i| entry(t * 100 + i)).collect(),
+        };
+        Manifest {
+            version: 1,
+            movie: reelnet_proto::MovieId::from_tmdb(603),
+            title: "The Matrix".into(),
+            year: Some(1999),
+            origin: node(1),
+            ingest_id: [7; 16],
+            seq: 1,
+            created_at: 0,
+            container: reelnet_proto::Container::Fmp4,
+            target_duration_ms: 4000,
+            tracks: vec![track(0), track(1)],
+            complete: true,
+            meta: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_challenge_samples_distinct_media_segments_and_one_init() {
+        let m = two_track_manifest(true, 5);
+        for _ in 0..50 {
+            let sample = challenge_sample(&m, 3);
+            assert_eq!(sample.len(), 4);
+            let inits = sample.iter().filter(|s| s.1 == SegmentRef::Init).count();
+            assert_eq!(inits, 1);
+            let media: HashSet<(u16, SegmentRef)> = sample
+                .iter()
+                .filter(|s| s.1 != SegmentRef::Init)
+                .map(|s| (s.0, s.1))
+                .collect();
+            assert_eq!(media.len(), 3, "distinct");
+            for (t, r, e) in &sample {
+                let track = &m.tracks[usize::from(*t)];
+                let listed = match r {
+                    SegmentRef::Init => track.init.unwrap(),
+                    SegmentRef::Index(i) => track.segments[*i as usize],
+                    SegmentRef::Hash(_) => unreachable!(),
+                };
+                assert_eq!(*e, listed);
+            }
+        }
+        // Across tracks, over many draws.
+        let tracks: HashSet<u16> = (0..50)
+            .flat_map(|_| challenge_sample(&m, 3))
+            .filter(|s| s.1 != SegmentRef::Init)
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(tracks.len(), 2);
+        // Fewer segments than asked for: all of them; no init: none.
+        let small = two_track_manifest(false, 1);
+        assert_eq!(challenge_sample(&small, 3).len(), 2);
+        assert!(challenge_sample(&two_track_manifest(false, 0), 3).is_empty());
+    }
+
+    #[test]
+    fn remembered_entries_expire_and_stay_bounded() {
+        let now = Instant::now();
+        let mut map: HashMap<u32, Instant> = HashMap::new();
+        map.insert(0, now);
+        for i in 1..=(MAX_REMEMBERED as u32 + 10) {
+            map.insert(i, now + Duration::from_secs(u64::from(i)));
+        }
+        prune(&mut map, now);
+        assert_eq!(map.len(), MAX_REMEMBERED);
+        assert!(!map.contains_key(&0), "expired");
+        // The ones closest to their end went first.
+        assert!(!map.contains_key(&10) && map.contains_key(&11));
     }
 
     #[test]

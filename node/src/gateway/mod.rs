@@ -35,6 +35,9 @@ pub struct GatewayState {
     pub node_id: NodeId,
     /// Network membership (shown in `/healthz`; `None` in tests of the gateway alone).
     pub membership: Option<crate::membership::Membership>,
+    /// Placement (its challenge counters are in `/metrics`; `None` in tests of the gateway
+    /// alone).
+    pub placement: Option<crate::placement::Placement>,
     pub metrics: Arc<Metrics>,
     pub web_dir: Option<std::path::PathBuf>,
     /// The node's data directory (secrets such as the playback-token key live there).
@@ -102,6 +105,7 @@ impl GatewayState {
             metadata: crate::metadata::Metadata::disabled(),
             premium_renditions: 1,
             membership: None,
+            placement: None,
             hot: hot::HotSegments::start(
                 crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
                 cancel.clone(),
@@ -155,6 +159,7 @@ pub fn routes(
                     .membership
                     .as_ref()
                     .map(|m| m.bindings().stats.clone());
+                let placement = state.placement.as_ref().map(|p| p.view());
                 let gauges = crate::metrics::Gauges {
                     peers,
                     member: member.as_ref().is_some_and(|m| m.member),
@@ -166,6 +171,9 @@ pub fn routes(
                     catalog_bytes: stats.bytes as u64,
                     bound_movies: stats.bound_movies as u64,
                     bindings_refused: bindings.map_or(0, |b| b.stale + b.invalid),
+                    challenges_passed: placement.as_ref().map_or(0, |v| v.challenges_passed),
+                    challenges_failed: placement.as_ref().map_or(0, |v| v.challenges_failed),
+                    excluded_holders: placement.as_ref().map_or(0, |v| v.excluded.len() as u64),
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),
