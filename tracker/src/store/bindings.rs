@@ -425,3 +425,110 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ingest(origin: u8, movie: &str, n: u8) -> IngestRecord {
+        IngestRecord {
+            manifest: [n; 32],
+            movie: movie.to_owned(),
+            origin: [origin; 32],
+            ingest_id: [n; 16],
+            seq: 1,
+            title: movie.to_owned(),
+            year: None,
+            complete: true,
+            announced_at: u64::from(n),
+            order: 0,
+        }
+    }
+
+    async fn announce(store: &Store, rec: IngestRecord, max: usize) -> Announced {
+        store
+            .announce_ingest(
+                rec,
+                None,
+                max,
+                |_| false,
+                |_| (BindHow::FirstIngest, "n".into()),
+            )
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_nodes_oldest_unbound_announcements_go_first_and_repoints_leave_one_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = Store::open(dir.path()).unwrap();
+        let task = tokio::spawn(writer.run());
+
+        // 1 binds movie a; 2 and 3 are other ingests of a (unbound); max 2 per origin.
+        assert!(announce(&store, ingest(7, "a", 1), 2).await.bound_now);
+        assert!(!announce(&store, ingest(7, "a", 2), 2).await.bound_now);
+        announce(&store, ingest(7, "a", 3), 2).await;
+        // The bound one stays; the oldest unbound one (2) was dropped.
+        let kept: Vec<u8> = store
+            .ingests_of("a")
+            .unwrap()
+            .iter()
+            .map(|r| r.manifest[0])
+            .collect();
+        assert_eq!(kept, vec![1, 3]);
+        // Another origin's announcements do not count against this one.
+        announce(&store, ingest(8, "b", 4), 2).await;
+        assert_eq!(store.ingests_of("a").unwrap().len(), 2);
+
+        // Re-pointing a takes the next version and removes the old one from paging.
+        let out = store
+            .bind_movie(BindSpec {
+                movie: "a".into(),
+                manifest: [3; 32],
+                how: BindHow::Admin,
+                by: "operator".into(),
+                only_if_unbound: false,
+                origin: None,
+                now: 9,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(&out, BindOutcome::Bound(b) if b.version == 3),
+            "{out:?}"
+        );
+        let (page, more) = store.bindings_after(0, 10).unwrap();
+        let versions: Vec<(String, u64)> =
+            page.iter().map(|b| (b.movie.clone(), b.version)).collect();
+        assert_eq!(versions, vec![("b".into(), 2), ("a".into(), 3)]);
+        assert!(!more);
+        let (page, more) = store.bindings_after(0, 1).unwrap();
+        assert_eq!((page.len(), more), (1, true));
+        assert_eq!(store.binding_version().unwrap(), 3);
+        // The dropped manifest is unknown; a request's bind never re-points.
+        let spec = |m: u8, only: bool| BindSpec {
+            movie: "a".into(),
+            manifest: [m; 32],
+            how: BindHow::Request,
+            by: "1".into(),
+            only_if_unbound: only,
+            origin: None,
+            now: 10,
+        };
+        assert_eq!(
+            store.bind_movie(spec(2, false)).await.unwrap(),
+            BindOutcome::UnknownManifest
+        );
+        assert!(matches!(
+            store.bind_movie(spec(1, true)).await.unwrap(),
+            BindOutcome::Unchanged(b) if b.manifest == [3; 32]
+        ));
+        assert_eq!(
+            store.bind_movie(spec(4, false)).await.unwrap(),
+            BindOutcome::OtherMovie("b".into())
+        );
+        drop(store);
+        task.await.unwrap().unwrap();
+    }
+}
