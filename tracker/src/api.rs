@@ -101,6 +101,7 @@ impl Api {
             users: c.users,
             open_requests: c.open_requests,
             rooms: c.rooms,
+            bound_movies: self.store().bound_movies(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The one error type of the tracker's API. Every failure becomes JSON
-//! `{ "error": code, "message": text }` with the status that fits.
+//! `{ "error": code, "message": text }` with the status that fits (and `movie_id` where
+//! an error is about a movie the client may go to).
 
 use warp::http::StatusCode;
 
@@ -15,6 +16,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait, for 429.
     pub retry_after: Option<u64>,
+    /// The movie the error is about, where the client can go there instead (409
+    /// `already_available`).
+    pub movie_id: Option<String>,
 }
 
 impl ApiError {
@@ -24,7 +28,13 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            movie_id: None,
         }
+    }
+    /// The same error, naming `movie_id` in its body.
+    pub fn with_movie_id(mut self, movie_id: &str) -> Self {
+        self.movie_id = Some(movie_id.to_owned());
+        self
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

@@ -55,6 +55,10 @@ enum Command {
     /// (through it, with the token in <data_dir>/operator.json) and while it is stopped.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Movie bindings: which announced ingest is each movie's canonical source. Works while
+    /// the tracker runs and while it is stopped, like `node`.
+    #[command(subcommand)]
+    Movie(MovieCommand),
     /// The network signing key.
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -104,6 +108,54 @@ enum NodeCommand {
         #[arg(required = true)]
         roles: Vec<RoleName>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MovieCommand {
+    /// Every bound movie (source, version, how it was bound) with the ingests nodes
+    /// announced for it, and the movies with announcements and no binding.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bind a movie (or re-point its binding) to the lineage of an announced complete
+    /// manifest of it; nodes follow within a minute.
+    Bind {
+        /// The movie id, e.g. tmdb-603.
+        movie_id: String,
+        /// The manifest id (64 hex characters; see `movie list`).
+        #[arg(long, value_name = "MANIFEST_ID")]
+        manifest: String,
+    },
+}
+
+fn print_movie(m: &reelnet_tracker::network::bindings::MovieView) {
+    println!(
+        "{}  origin={} ingest={} manifest={}  v{}  {:?} by {} at {}",
+        m.movie,
+        m.origin,
+        m.ingest_id,
+        m.manifest,
+        m.version,
+        m.how,
+        m.by,
+        reelnet_tracker::billing::format_date(m.bound_at)
+    );
+}
+
+fn print_ingests(ingests: &[reelnet_tracker::network::bindings::IngestView]) {
+    for i in ingests {
+        println!(
+            "    announced {}  origin={} ingest={} seq {}  {:?}{}",
+            i.manifest,
+            i.origin,
+            i.ingest_id,
+            i.seq,
+            i.title,
+            i.year.map(|y| format!(" ({y})")).unwrap_or_default()
+        );
+    }
 }
 
 fn parse_duration(text: &str) -> anyhow::Result<u64> {
@@ -320,6 +372,39 @@ async fn main() -> anyhow::Result<()> {
                     .context("rotating the network key")?;
             println!("new network key {kid} is now current");
         }
+        Command::Movie(cmd) => {
+            let json = matches!(cmd, MovieCommand::List { json: true });
+            let cmd = match cmd {
+                MovieCommand::List { .. } => operator::NodeCommand::Movies,
+                MovieCommand::Bind { movie_id, manifest } => operator::NodeCommand::Bind(
+                    movie_id,
+                    operator_api::bindings::BindRequest { manifest },
+                ),
+            };
+            match operator::run(&config, cmd).await? {
+                NodeOutput::Movies(list) if json => {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                NodeOutput::Movies(list) => {
+                    println!(
+                        "network {}: {} bound movie(s), binding version {}",
+                        list.network_id,
+                        list.movies.len(),
+                        list.version
+                    );
+                    for m in &list.movies {
+                        print_movie(m);
+                        print_ingests(&m.ingests);
+                    }
+                    for u in &list.unbound {
+                        println!("{}  UNBOUND", u.movie);
+                        print_ingests(&u.ingests);
+                    }
+                }
+                NodeOutput::Movie(m) => print_movie(&m),
+                _ => anyhow::bail!("unexpected answer"),
+            }
+        }
         Command::Node(cmd) => {
             let json = matches!(cmd, NodeCommand::List { json: true });
             let cmd = match cmd {
@@ -368,6 +453,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 NodeOutput::Node(n) => print_node(&n),
+                NodeOutput::Movies(_) | NodeOutput::Movie(_) => anyhow::bail!("unexpected answer"),
             }
         }
         Command::User(UserCommand::SetRole { email, role }) => {

@@ -23,6 +23,15 @@ struct RequestLabels {
     status: u16,
 }
 
+/// The label of the ingest announcement counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+/// Ingest announcements by outcome (kept by the membership authority, which counts them).
+pub type Announcements = Family<OutcomeLabels, Counter>;
+
 /// Request counters and the scrape-time gauges.
 pub struct Metrics {
     registry: Registry,
@@ -31,10 +40,18 @@ pub struct Metrics {
     users: Gauge,
     open_requests: Gauge,
     rooms: Gauge,
+    bound_movies: Gauge,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(Announcements::default())
+    }
+}
+
+impl Metrics {
+    /// The metrics, with `announcements` (counted elsewhere) registered.
+    pub fn new(announcements: Announcements) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -64,6 +81,16 @@ impl Default for Metrics {
             "reelnet_tracker_rooms",
             "Watch-party rooms kept.",
         );
+        let bound_movies = gauge(
+            &mut registry,
+            "reelnet_tracker_bound_movies",
+            "Movies bound to a canonical source lineage.",
+        );
+        registry.register(
+            "reelnet_tracker_ingest_announcements",
+            "Ingest announcements from nodes, by outcome (bound, already_bound_here, bound_elsewhere, deferred, refused).",
+            announcements,
+        );
         Self {
             registry,
             requests,
@@ -71,6 +98,7 @@ impl Default for Metrics {
             users,
             open_requests,
             rooms,
+            bound_movies,
         }
     }
 }
@@ -83,6 +111,8 @@ pub struct Gauges {
     pub open_requests: u64,
     /// Watch-party rooms kept.
     pub rooms: u64,
+    /// Movies with a binding.
+    pub bound_movies: u64,
 }
 
 /// The route template `path` was served by (`("other", "other")` for anything else).
@@ -121,6 +151,7 @@ impl Metrics {
         set(&self.users, g.users);
         set(&self.open_requests, g.open_requests);
         set(&self.rooms, g.rooms);
+        set(&self.bound_movies, g.bound_movies);
         render(&self.registry)
     }
 }
@@ -155,6 +186,7 @@ mod tests {
             users: 3,
             open_requests: 1,
             rooms: 0,
+            bound_movies: 2,
         });
         assert!(text.contains(
             "reelnet_tracker_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"
@@ -168,5 +200,6 @@ mod tests {
         assert!(text.contains("reelnet_tracker_request_seconds_count 3"));
         assert!(text.contains("reelnet_tracker_users 3"));
         assert!(text.contains("reelnet_tracker_open_requests 1"));
+        assert!(text.contains("reelnet_tracker_bound_movies 2"));
     }
 }

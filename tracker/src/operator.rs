@@ -1,7 +1,7 @@
-//! The machine operator's way into a running tracker, and the `node` commands.
+//! The machine operator's way into a running tracker, and the `node` and `movie` commands.
 //!
 //! On start the tracker writes `<data_dir>/operator.json` (mode 0600): the loopback URL of
-//! its API and a random token. The `reelnet-tracker node …` commands read it and call the
+//! its API and a random token. The `reelnet-tracker node …` and `movie …` commands read it and call the
 //! admin routes with the token in `Reelnet-Operator-Token` (the same routes an admin's
 //! session uses), so they work while the tracker runs even though sled locks its database.
 //! When no tracker answers there, they open the store themselves and run the same
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
+use crate::network::bindings::{BindRequest, MovieView, MoviesView};
 use crate::network::keys::NetworkKeyring;
 use crate::network::{
     InviteCreated, InviteRequest, Membership, NodeView, NodesView, Operator, RolesRequest,
@@ -74,13 +75,17 @@ impl From<ApiError> for OperatorError {
     }
 }
 
-/// One `reelnet-tracker node …` command.
+/// One `reelnet-tracker node …` or `movie …` command.
 #[derive(Debug, Clone)]
 pub enum NodeCommand {
     Invite(InviteRequest),
     List,
     Revoke(String),
     SetRole(String, Vec<RoleName>),
+    /// `movie list`
+    Movies,
+    /// `movie bind MOVIE_ID --manifest MANIFEST_ID`
+    Bind(String, BindRequest),
 }
 
 /// What a command answers.
@@ -89,6 +94,8 @@ pub enum NodeOutput {
     Invite(InviteCreated),
     List(NodesView),
     Node(NodeView),
+    Movies(MoviesView),
+    Movie(MovieView),
 }
 
 fn read_file(data_dir: &Path) -> Result<Option<OperatorFile>, OperatorError> {
@@ -156,8 +163,24 @@ async fn online(file: &OperatorFile, cmd: &NodeCommand) -> Result<NodeOutput, Op
             url: file.url.clone(),
             reason: e.to_string(),
         })?;
-    let base = format!("{}/api/v1/admin/nodes", file.url.trim_end_matches('/'));
+    let admin = format!("{}/api/v1/admin", file.url.trim_end_matches('/'));
+    let base = format!("{admin}/nodes");
     Ok(match cmd {
+        NodeCommand::Movies => {
+            NodeOutput::Movies(call(file, http.get(format!("{admin}/movies"))).await?)
+        }
+        NodeCommand::Bind(movie, req) => {
+            // The movie id goes into the path: refuse what is not one before it gets there.
+            reelnet_proto::MovieId::new(movie.as_str())
+                .map_err(|e| ApiError::bad_request("invalid_movie_id", e.to_string()))?;
+            NodeOutput::Movie(
+                call(
+                    file,
+                    http.post(format!("{admin}/movies/{movie}/bind")).json(req),
+                )
+                .await?,
+            )
+        }
         NodeCommand::Invite(req) => {
             NodeOutput::Invite(call(file, http.post(format!("{base}/invites")).json(req)).await?)
         }
@@ -200,6 +223,8 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
             NodeCommand::SetRole(id, roles) => {
                 m.set_roles(&by, &id, &roles).await.map(NodeOutput::Node)
             }
+            NodeCommand::Movies => m.movies().map(NodeOutput::Movies),
+            NodeCommand::Bind(movie, req) => m.bind(&by, &movie, req).await.map(NodeOutput::Movie),
         };
         drop(m);
         Ok(out)

@@ -111,6 +111,18 @@ fn lease_lapsed(r: &MovieRequest, now: u64) -> bool {
     ) && r.lease.as_ref().is_none_or(|l| l.lease_until_ms <= now)
 }
 
+/// The node holding `r` now (claimed, downloading or transcoding, lease not lapsed).
+pub(crate) fn holder(r: &MovieRequest, now: u64) -> Option<&str> {
+    if !matches!(
+        r.state,
+        RequestState::Claimed | RequestState::Downloading | RequestState::Transcoding
+    ) || lease_lapsed(r, now)
+    {
+        return None;
+    }
+    r.lease.as_ref().map(|l| l.node.as_str())
+}
+
 /// The state as seen now (a lapsed lease reads as `open`).
 fn state_now(r: &MovieRequest, now: u64) -> RequestState {
     if lease_lapsed(r, now) {
@@ -203,6 +215,15 @@ impl Api {
                 "invalid_request",
                 "tmdb_id must be positive",
             ));
+        }
+        // A movie the network has (bound to a source) is not ingested again.
+        let movie = reelnet_proto::MovieId::from_tmdb(req.tmdb_id);
+        if self.store().binding(movie.as_str())?.is_some() {
+            return Err(ApiError::conflict(
+                "already_available",
+                format!("{} is already available", movie.as_str()),
+            )
+            .with_movie_id(movie.as_str()));
         }
         if let Some(t) = &req.title {
             if t.trim().is_empty() || t.chars().count() > 200 {
@@ -555,6 +576,7 @@ impl Api {
             .map_err(|e| ApiError::bad_request("invalid_request", format!("movie_id: {e}")))?;
         let id = parse_id(id)?;
         let node = by.node.to_string();
+        let (movie, manifest) = (rep.movie_id.clone(), rep.manifest.clone());
         let r = self
             .update_request(id, move |r| {
                 holds(r, &node, &rep.claim_token)?;
@@ -568,6 +590,12 @@ impl Api {
             })
             .await?;
         tracing::info!(id = r.id, movie = ?r.movie_id, "request ready");
+        // The ingest that fulfilled the request becomes the movie's source if it has none.
+        if let Some(manifest) = manifest {
+            self.membership()
+                .bind_for_request(&by.node, r.id, &movie, &manifest)
+                .await?;
+        }
         self.notify_requesters(&r).await?;
         Ok(view(&r, now_ms()))
     }

@@ -20,6 +20,8 @@ use crate::error::ApiError;
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    movie_id: Option<&'a str>,
 }
 
 /// Renders an error as its JSON response.
@@ -28,6 +30,7 @@ pub fn error_response(err: &ApiError) -> Response {
         warp::reply::json(&ErrorBody {
             error: err.code,
             message: &err.message,
+            movie_id: err.movie_id.as_deref(),
         }),
         err.status,
     )

@@ -41,7 +41,7 @@ pub fn routes(
     cancel: CancellationToken,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let limit = api.config().http.max_body_bytes;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(api.membership().announcements()));
     let count = {
         let metrics = metrics.clone();
         warp::log::custom(move |info| {

@@ -1,8 +1,11 @@
 //! Network membership: the network document (`/.well-known/reelnet-network.json`), node
 //! enrollment and renewal (`nodes/…`), and the operators' routes (`admin/nodes/…`, for an
-//! admin's session or the machine operator's token from `operator.json`).
+//! admin's session or the machine operator's token from `operator.json`). Movie bindings:
+//! the public page (`network/bindings`), ingest announcements (`nodes/ingests`, signed by
+//! an `ingest` member) and the operators' `admin/movies…`.
 
-use reelnet_proto::membership::EnrollRequest;
+use reelnet_proto::binding::IngestAnnouncement;
+use reelnet_proto::membership::{EnrollRequest, RoleName};
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -13,6 +16,7 @@ use super::common::{
     auth_header, json, node_auth, optional_json, render, v1, with_api, Json, NodeAuthParts,
 };
 use crate::api::Api;
+use crate::network::bindings::{BindRequest, MAX_ANNOUNCEMENT_BODY_BYTES};
 use crate::network::{InviteRequest, RolesRequest};
 use crate::operator::OPERATOR_HEADER;
 
@@ -20,6 +24,12 @@ use crate::operator::OPERATOR_HEADER;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Empty {}
+
+/// `?after=N` of the bindings page.
+#[derive(Deserialize)]
+struct AfterQuery {
+    after: Option<u64>,
+}
 
 fn operator_header() -> impl Filter<Extract = (Option<String>,), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>(OPERATOR_HEADER)
@@ -142,7 +152,80 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                     render(StatusCode::OK, res)
                 },
             );
+    let bindings = v1()
+        .and(warp::path!("network" / "bindings"))
+        .and(warp::get())
+        .and(a())
+        .and(warp::query::<AfterQuery>())
+        .map(|api: Api, q: AfterQuery| {
+            let mut res = render(
+                StatusCode::OK,
+                api.membership().bindings_page(q.after.unwrap_or(0)),
+            );
+            res.headers_mut().insert(
+                "cache-control",
+                warp::http::HeaderValue::from_static("no-cache"),
+            );
+            res
+        });
+    let ingests = v1()
+        .and(warp::path!("nodes" / "ingests"))
+        .and(warp::post())
+        .and(a())
+        .and(node_auth())
+        .and(json(MAX_ANNOUNCEMENT_BODY_BYTES))
+        .then(
+            |api: Api, n: NodeAuthParts, b: Json<IngestAnnouncement>| async move {
+                let res = async {
+                    let cert = n.check(&api, b.raw(), Some(RoleName::Ingest))?;
+                    api.membership().announce(&cert, b.decode()?).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
+    let movies = v1()
+        .and(warp::path!("admin" / "movies"))
+        .and(warp::get())
+        .and(a())
+        .and(auth_header())
+        .and(operator_header())
+        .map(|api: Api, h: Option<String>, o: Option<String>| {
+            let res = api
+                .operator(h.as_deref(), o.as_deref())
+                .and_then(|_| api.membership().movies());
+            render(StatusCode::OK, res)
+        });
+    let bind = v1()
+        .and(warp::path!("admin" / "movies" / String / "bind"))
+        .and(warp::post())
+        .and(a())
+        .and(auth_header())
+        .and(operator_header())
+        .and(json(limit))
+        .then(
+            |movie: String,
+             api: Api,
+             h: Option<String>,
+             o: Option<String>,
+             b: Json<BindRequest>| async move {
+                let res = async {
+                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    api.membership().bind(&by, &movie, b.decode()?).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
     document
+        .or(bindings)
+        .unify()
+        .or(ingests)
+        .unify()
+        .or(movies)
+        .unify()
+        .or(bind)
+        .unify()
         .or(enroll)
         .unify()
         .or(renew)

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
+use reelnet_proto::binding::{Binding, SignedBinding};
 use reelnet_proto::membership::{
     Certificate, NetworkKey, PublishedKey, Revocations, SignedCertificate, SignedRevocations,
     Trust, MAX_CERT_LIFETIME_SECS,
@@ -138,6 +139,15 @@ impl NetworkKeyring {
         cert.network_id = self.network_id.clone();
         cert.kid = meta.kid.clone();
         SignedCertificate::sign(&cert, key)
+    }
+
+    /// Signs `binding` with the current key (its `network_id` and `kid` are set here).
+    /// Bindings are signed when served, so a retired key never signs what nodes fetch.
+    pub fn sign_binding(&self, mut binding: Binding) -> Result<SignedBinding, ProtoError> {
+        let (meta, key) = &self.keys[self.current];
+        binding.network_id = self.network_id.clone();
+        binding.kid = meta.kid.clone();
+        SignedBinding::sign(&binding, key)
     }
 
     /// Signs the revocation list.

@@ -16,9 +16,12 @@
 //!   [`Membership::authenticate_node`] checks the certificate against the network's trust,
 //!   the signature over method, path, time and body, and refuses a replayed signature.
 //!
+//! - Movie bindings (one canonical source per movie): see [`bindings`].
+//!
 //! Everything here works on a [`Store`] and the network keyring alone, so the operator
 //! commands run the same code when the tracker is stopped (`crate::operator`).
 
+pub mod bindings;
 pub mod keys;
 
 use std::collections::HashMap;
@@ -152,6 +155,8 @@ pub struct Membership {
     config: NetworkConfig,
     /// Signatures of node requests seen in the last window (a replay is refused).
     replays: Arc<Mutex<HashMap<[u8; 32], u64>>>,
+    /// Ingest announcements by outcome (for `/metrics`).
+    announcements: crate::metrics::Announcements,
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -189,7 +194,13 @@ impl Membership {
             keys,
             config,
             replays: Arc::default(),
+            announcements: Default::default(),
         }
+    }
+
+    /// The announcement counters (registered with the tracker's metrics).
+    pub fn announcements(&self) -> crate::metrics::Announcements {
+        self.announcements.clone()
     }
 
     /// The current network keyring.

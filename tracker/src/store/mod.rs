@@ -9,7 +9,7 @@
 //!
 //! Everything else in the tracker calls the typed operations on [`Store`] defined in this
 //! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
-//! [`requests`], [`rooms`], [`network`]); none of them sees a sled type. Each write operation is one
+//! [`requests`], [`rooms`], [`network`], [`bindings`]); none of them sees a sled type. Each write operation is one
 //! writer job, and a change that spans trees runs in one sled transaction inside it. The
 //! one exception is progress ([`Store::put_progress`]): plain inserts in a fixed order,
 //! because a transaction per write capped durable progress writes (see
@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod bindings;
 pub mod codec;
 pub mod library;
 pub mod network;
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use accounts::{EmailTokenError, Rotation};
 pub use billing::BillingApplied;
+pub use bindings::{Announced, BindHow, BindOutcome, BindSpec, BindingRecord, IngestRecord};
 pub use library::{HistoryRows, WatchAdd};
 pub use network::{InviteRecord, NodeRecord, RedeemError};
 pub use records::*;
@@ -108,6 +110,16 @@ struct Trees {
     invites: sled::Tree,
     nodes: sled::Tree,
     network: sled::Tree,
+    /// movie id → [`BindingRecord`]
+    bindings: sled::Tree,
+    /// binding version (u64 BE) → movie id
+    binding_versions: sled::Tree,
+    /// manifest id → [`IngestRecord`]
+    ingests: sled::Tree,
+    /// origin node id ++ order (u64 BE) ++ manifest id → ()
+    origin_ingests: sled::Tree,
+    /// movie id ++ 0 ++ manifest id → ()
+    movie_ingests: sled::Tree,
 }
 
 impl Trees {
@@ -137,6 +149,11 @@ impl Trees {
             invites: db.open_tree("invites")?,
             nodes: db.open_tree("nodes")?,
             network: db.open_tree("network")?,
+            bindings: db.open_tree("bindings")?,
+            binding_versions: db.open_tree("binding_versions")?,
+            ingests: db.open_tree("ingests")?,
+            origin_ingests: db.open_tree("origin_ingests")?,
+            movie_ingests: db.open_tree("movie_ingests")?,
             db,
         })
     }

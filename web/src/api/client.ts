@@ -25,7 +25,10 @@ export const CLIENT_ERROR = {
   badResponse: 'bad_response',
 } as const;
 
-/** A failed API call: HTTP `status` (0 when there was no answer), a `code`, and a readable `message`. */
+/**
+ * A failed API call: HTTP `status` (0 when there was no answer), a `code`, a readable
+ * `message`, and `movieId` when the server names a movie to go to instead.
+ */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
 
@@ -33,6 +36,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The movie the error is about, when the server names one (409 `already_available`). */
+    readonly movieId?: string,
   ) {
     super(message);
   }
@@ -124,7 +129,7 @@ async function readResponse<T>(response: Response): Promise<T> {
   }
 
   const body = parseErrorBody(text);
-  if (body) throw new ApiError(response.status, body.error, body.message);
+  if (body) throw new ApiError(response.status, body.error, body.message, body.movie_id);
   throw new ApiError(response.status, `http_${response.status}`, fallbackMessage(response.status));
 }
 
@@ -132,8 +137,10 @@ function parseErrorBody(text: string): ErrorBody | null {
   try {
     const v: unknown = JSON.parse(text);
     if (typeof v === 'object' && v !== null) {
-      const { error, message } = v as Partial<Record<keyof ErrorBody, unknown>>;
-      if (typeof error === 'string' && typeof message === 'string') return { error, message };
+      const { error, message, movie_id } = v as Partial<Record<keyof ErrorBody, unknown>>;
+      if (typeof error === 'string' && typeof message === 'string') {
+        return typeof movie_id === 'string' ? { error, message, movie_id } : { error, message };
+      }
     }
   } catch {
     // not JSON (e.g. a proxy's HTML error page)

@@ -2,7 +2,7 @@
  * Movie requests, notifications and the subscription (`/api/v1/requests`,
  * `/api/v1/me/notifications`, `/api/v1/me/subscription` in tracker/openapi.yaml).
  */
-import { request } from './client';
+import { ApiError, request } from './client';
 
 export type RequestState =
   | 'pending'
@@ -60,6 +60,22 @@ export interface AppNotification {
 /** `POST /requests`: asks for a movie (or joins the open request for it). */
 export function createRequest(body: NewRequest, signal?: AbortSignal): Promise<MovieRequest> {
   return request<MovieRequest>('/requests', { method: 'POST', body, ...(signal ? { signal } : {}) });
+}
+
+/**
+ * The movie a request was refused for because the network has it already (409
+ * `already_available` names it): the caller goes to its page instead. `null` otherwise.
+ */
+export function alreadyAvailable(err: unknown): string | null {
+  if (err instanceof ApiError && err.status === 409 && err.code === 'already_available' && err.movieId) {
+    return err.movieId;
+  }
+  return null;
+}
+
+/** The app's page of movie `movieId`. */
+export function moviePath(movieId: string): string {
+  return `/movie/${encodeURIComponent(movieId)}`;
 }
 
 /** `GET /requests`: the signed-in user's requests, newest first. */

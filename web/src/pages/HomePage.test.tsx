@@ -238,6 +238,19 @@ describe('home page', () => {
     expect(screen.getAllByRole('alert')).toHaveLength(1);
   });
 
+  it('opens the movie page when the network has the requested movie already', async () => {
+    // TMDb's result predates the movie's arrival: the tracker answers 409 with its id.
+    signedInRoutes({
+      'POST /api/v1/requests': () =>
+        json(409, { error: 'already_available', message: 'tmdb-949 is already available', movie_id: 'tmdb-949' }),
+    });
+    const { user } = renderApp('/');
+    await user.type(screen.getByTestId('search-input'), 'matr');
+    await user.click(await screen.findByRole('button', { name: 'Request The Matrix Reloaded (2003)' }));
+    expect((await screen.findByTestId('movie-title')).textContent).toContain('Heat');
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+
   it('links to the request form with the query when the node has no TMDb key', async () => {
     signedInRoutes({ 'GET /api/v1/tmdb/search': () => json(200, { enabled: false, results: [] }) });
     const { user } = renderApp('/');

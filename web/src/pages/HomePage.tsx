@@ -1,8 +1,8 @@
 import { useEffect, useId, useLayoutEffect, useRef, useState } from 'react';
-import { Link, useSearchParams } from 'react-router-dom';
+import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import { getMovie, searchCatalog, searchTmdb } from '../api/catalog';
 import { getHistory, getWatchlist } from '../api/library';
-import { createRequest } from '../api/requests';
+import { alreadyAvailable, createRequest, moviePath } from '../api/requests';
 import type { MovieDetail, TmdbMatch } from '../api/types';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { Page } from '../components/Page';
@@ -151,6 +151,7 @@ function RequestMatch({
   const [error, setError] = useState<string | null>(null);
   const doneLink = useRef<HTMLAnchorElement>(null);
   const justSent = useRef(false);
+  const navigate = useNavigate();
   const label = match.year ? `${match.title} (${match.year})` : match.title;
 
   // The button the user pressed is gone: keep keyboard focus on what replaced it (a layout
@@ -171,6 +172,12 @@ function RequestMatch({
       justSent.current = true;
       onRequested();
     } catch (err) {
+      // The network has this movie already: go and watch it instead.
+      const movie = alreadyAvailable(err);
+      if (movie) {
+        navigate(moviePath(movie));
+        return;
+      }
       setError(errorMessage(err, 'Could not send the request. Try again.'));
     } finally {
       setSending(false);

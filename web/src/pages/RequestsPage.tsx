@@ -1,9 +1,11 @@
 import { useEffect, useState } from 'react';
-import { Link, useSearchParams } from 'react-router-dom';
+import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import {
+  alreadyAvailable,
   createRequest,
   getMyRequests,
   getSubscription,
+  moviePath,
   stateLabel,
   type MovieRequest,
   type Subscription,
@@ -22,9 +24,11 @@ const FEATURES: Record<string, string> = {
 /**
  * `/requests`: the user's movie requests with live state, a form to ask for one, and the subscription.
  * `?title=` fills in the form's title (the home page's "Can't find it?" link passes its search).
+ * A request for a movie the network has already (409 `already_available`) opens its page.
  */
 export default function RequestsPage() {
   const [params] = useSearchParams();
+  const navigate = useNavigate();
   const { state, reload, setData } = useAsync(
     async (signal): Promise<{ requests: MovieRequest[]; sub: Subscription }> => {
       const [requests, sub] = await Promise.all([getMyRequests(signal), getSubscription(signal)]);
@@ -69,6 +73,12 @@ export default function RequestsPage() {
       setTitle('');
       setMagnet('');
     } catch (err) {
+      // The network has this movie already: go and watch it instead.
+      const movie = alreadyAvailable(err);
+      if (movie) {
+        navigate(moviePath(movie));
+        return;
+      }
       setError(errorMessage(err, 'Could not send the request. Try again.'));
     }
   }

@@ -500,6 +500,9 @@ export interface paths {
          *     exist on TMDb and the title and year come from TMDb. Through a node, the node's public URL
          *     (`X-Forwarded-Proto`/`-Host` from a trusted proxy) is kept for the link in the
          *     "ready" email. Bodies up to 1 MiB (a `.torrent` of at most 512 KiB, base64).
+         *     A movie the network already has (`tmdb-<tmdb_id>` is bound to a source) is not
+         *     requested again: 409 `already_available` with the movie's id in `movie_id`, and
+         *     nothing is stored.
          */
         post: operations["createRequest"];
         delete?: never;
@@ -800,6 +803,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/network/bindings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The movie bindings (one canonical source per movie), signed, by version
+         * @description Public, like the network document. Each movie id is bound to one source lineage
+         *     (origin node + ingest id); every bind or re-point takes the next network-wide
+         *     version. Answers the bindings with a version above `after` (default 0), lowest
+         *     first, at most 1000; `version` is the highest binding version, `more` says another
+         *     page follows (ask again with `after` = the last binding's version). A re-pointed
+         *     movie appears once, at its new version. Each binding is the hex of a
+         *     `SignedBinding` (context `reelnet/movie-binding/v1`), signed with the current
+         *     network key when served; verify it with the keys of
+         *     `/.well-known/reelnet-network.json`.
+         */
+        get: operations["getBindings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/ingests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An ingest member announces a complete ingest it originated
+         * @description Signed by an `ingest` member (`Reelnet-Node-Auth`). `manifest` is the hex of the
+         *     `SignedManifest` wire encoding; it must verify, be complete (400
+         *     `incomplete_manifest`) and name the signing node as its origin (403 `not_origin`);
+         *     anything else is 400 `invalid_manifest`. The tracker records the announcement (a
+         *     node keeps its newest 10 000) and binds the movie to this lineage when the movie is
+         *     unbound and no other node holds a request for its TMDb id (that node's ingest binds
+         *     it when it reports the request done). Answers the movie's current binding, if any,
+         *     and whether it is this ingest's lineage. Bodies up to twice the largest signed
+         *     manifest plus 1 KiB.
+         */
+        post: operations["announceIngest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/movies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every movie binding, with the ingests announced for each movie */
+        get: operations["listMovieBindings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/movies/{movie_id}/bind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A movie id: `tmdb-<n>` for movies known to TMDb, else `local-<16 hex>`. 1 to 64
+                 *     characters of a-z, 0-9 and '-', starting with a letter or digit; anything else is
+                 *     400 `invalid_movie_id`.
+                 */
+                movie_id: components["parameters"]["MovieId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bind (or re-point) a movie to the lineage of an announced complete manifest
+         * @description The binding takes the next version; nodes follow it within a minute. Binding a
+         *     movie to the manifest it is bound to already changes nothing.
+         */
+        post: operations["bindMovie"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/reelnet-network.json": {
         parameters: {
             query?: never;
@@ -966,6 +1070,61 @@ export interface components {
                 signature: string;
             };
         };
+        BindingsPage: {
+            bindings: string[];
+            /** Format: int64 */
+            version: number;
+            more: boolean;
+        };
+        IngestAnnouncement: {
+            /** @description Hex of the SignedManifest wire encoding. */
+            manifest: string;
+        };
+        AnnouncementResult: {
+            /** @description Hex of the movie's SignedBinding, if it is bound. */
+            binding: string | null;
+            bound_here: boolean;
+        };
+        IngestView: {
+            manifest: string;
+            origin: string;
+            ingest_id: string;
+            /** Format: int64 */
+            seq: number;
+            title: string;
+            year?: number | null;
+            complete: boolean;
+            /** Format: int64 */
+            announced_at: number;
+        };
+        MovieView: {
+            movie: string;
+            /** @description The origin node id (hex). */
+            origin: string;
+            /** @description 16 bytes, hex. */
+            ingest_id: string;
+            /** @description The manifest id the binding was made for. */
+            manifest: string;
+            /** Format: int64 */
+            version: number;
+            /** Format: int64 */
+            bound_at: number;
+            /** @enum {string} */
+            how: "request" | "first_ingest" | "admin";
+            /** @description The request id, the announcing node, or the operator / admin. */
+            by: string;
+            ingests: components["schemas"]["IngestView"][];
+        };
+        MoviesView: {
+            network_id: string;
+            /** Format: int64 */
+            version: number;
+            movies: components["schemas"]["MovieView"][];
+            unbound: {
+                movie: string;
+                ingests: components["schemas"]["IngestView"][];
+            }[];
+        };
         Error: {
             /**
              * @description A stable machine-readable code.
@@ -974,6 +1133,8 @@ export interface components {
             error: string;
             /** @description A human-readable explanation. */
             message: string;
+            /** @description The movie the error is about (409 `already_available` of `POST /api/v1/requests`). */
+            movie_id?: string;
         };
         Accepted: {
             /** @enum {string} */
@@ -2232,6 +2393,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `already_available`: the movie is bound to a source; `movie_id` names it (go to its page). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
             /** @description `unknown_movie`: TMDb (when the tracker has a key) knows no movie with this id. */
@@ -2626,6 +2796,145 @@ export interface operations {
                 };
             };
             409: components["responses"]["InvalidState"];
+        };
+    };
+    getBindings: {
+        parameters: {
+            query?: {
+                after?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of bindings. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BindingsPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+        };
+    };
+    announceIngest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IngestAnnouncement"];
+            };
+        };
+        responses: {
+            /** @description Recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnnouncementResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["NodeUnauthorized"];
+            /** @description `not_a_member`, `missing_role` (not an `ingest` member) or `not_origin`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    listMovieBindings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Bound movies, and movies with announcements and no binding. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MoviesView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+        };
+    };
+    bindMovie: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A movie id: `tmdb-<n>` for movies known to TMDb, else `local-<16 hex>`. 1 to 64
+                 *     characters of a-z, 0-9 and '-', starting with a letter or digit; anything else is
+                 *     400 `invalid_movie_id`.
+                 */
+                movie_id: components["parameters"]["MovieId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A manifest id (64 hex). */
+                    manifest: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The movie's binding. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MovieView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+            /** @description `unknown_manifest`: no node announced this manifest. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `wrong_movie` (the manifest is of another movie) or `incomplete_manifest`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
         };
     };
     getNetworkDocument: {
