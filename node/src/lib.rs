@@ -260,6 +260,11 @@ async fn start_network(
             bootstrap,
             mdns: config.p2p.mdns,
             membership: Some(membership.clone()),
+            max_connections: config.p2p.max_connections,
+            max_connections_per_peer: config.p2p.max_connections_per_peer,
+            max_pending_incoming: config.p2p.max_pending_incoming,
+            max_pending_outgoing: config.p2p.max_pending_outgoing,
+            sync_budget: config.p2p.sync_budget(),
             ..swarm::SwarmConfig::default()
         },
         &ctx.key,
@@ -511,6 +516,7 @@ fn start_gateway(
         premium_renditions: config.gateway.premium_renditions,
         hot,
         membership: Some(net.membership.clone()),
+        network: Some(net.client.clone()),
     });
     reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
     Ok(())

@@ -42,6 +42,10 @@ pub struct Metrics {
     cert_not_after: Gauge,
     revocation_serial: Gauge,
     not_member: Gauge,
+    sync_refused_not_member: Gauge,
+    sync_refused_budget: Gauge,
+    sync_stopped_budget: Gauge,
+    connections_denied: Gauge,
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -57,6 +61,8 @@ pub struct Gauges {
     pub revocation_serial: u64,
     /// Records and manifests refused because their node was not a member (with the role).
     pub not_member: u64,
+    /// The swarm's counters (zero without a swarm).
+    pub swarm: crate::swarm::NetworkStats,
 }
 
 impl Metrics {
@@ -135,6 +141,31 @@ impl Metrics {
             "Records and manifests refused since start because their node was not a member with the needed role.",
             not_member.clone(),
         );
+        let swarm_gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let sync_refused_not_member = swarm_gauge(
+            &mut registry,
+            "reelnet_sync_refused_not_member",
+            "Catalog sync requests refused since start because the requester was not a member.",
+        );
+        let sync_refused_budget = swarm_gauge(
+            &mut registry,
+            "reelnet_sync_refused_budget",
+            "Catalog sync requests refused since start because the requester had used up its sync budget.",
+        );
+        let sync_stopped_budget = swarm_gauge(
+            &mut registry,
+            "reelnet_sync_stopped_budget",
+            "Catalog syncs from peers stopped or not started since start because the peer had used up its sync budget.",
+        );
+        let connections_denied = swarm_gauge(
+            &mut registry,
+            "reelnet_connections_denied",
+            "libp2p connections denied since start by the connection limits.",
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -160,6 +191,10 @@ impl Metrics {
             cert_not_after,
             revocation_serial,
             not_member,
+            sync_refused_not_member,
+            sync_refused_budget,
+            sync_stopped_budget,
+            connections_denied,
         }
     }
 
@@ -207,6 +242,10 @@ impl Metrics {
         set(&self.cert_not_after, gauges.cert_not_after);
         set(&self.revocation_serial, gauges.revocation_serial);
         set(&self.not_member, gauges.not_member);
+        set(&self.sync_refused_not_member, gauges.swarm.sync_refused);
+        set(&self.sync_refused_budget, gauges.swarm.sync_budget_refused);
+        set(&self.sync_stopped_budget, gauges.swarm.sync_budget_stopped);
+        set(&self.connections_denied, gauges.swarm.connections_denied);
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -236,6 +275,13 @@ mod tests {
             cert_not_after: 1_800_000_000,
             revocation_serial: 3,
             not_member: 4,
+            swarm: crate::swarm::NetworkStats {
+                sync_refused: 5,
+                sync_budget_refused: 6,
+                sync_budget_stopped: 7,
+                connections_denied: 8,
+                ..Default::default()
+            },
         });
         assert!(text.contains("reelnet_peers 2\n"));
         assert!(text.contains("reelnet_member 1\n"));
@@ -245,6 +291,13 @@ mod tests {
             text.contains("reelnet_catalog_rejected_not_member 4\n"),
             "{text}"
         );
+        assert!(
+            text.contains("reelnet_sync_refused_not_member 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("reelnet_sync_refused_budget 6\n"), "{text}");
+        assert!(text.contains("reelnet_sync_stopped_budget 7\n"), "{text}");
+        assert!(text.contains("reelnet_connections_denied 8\n"), "{text}");
         assert!(text.contains("reelnet_segment_bytes_served_total{source=\"local\"} 100\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.01\"} 0\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.02\"} 1\n"));

@@ -35,6 +35,8 @@ pub struct GatewayState {
     pub node_id: NodeId,
     /// Network membership (shown in `/healthz`; `None` in tests of the gateway alone).
     pub membership: Option<crate::membership::Membership>,
+    /// The swarm (its counters go into `/metrics`; `None` in tests of the gateway alone).
+    pub network: Option<crate::swarm::NetworkHandle>,
     pub metrics: Arc<Metrics>,
     pub web_dir: Option<std::path::PathBuf>,
     /// The node's data directory (secrets such as the playback-token key live there).
@@ -102,6 +104,7 @@ impl GatewayState {
             metadata: crate::metadata::Metadata::disabled(),
             premium_renditions: 1,
             membership: None,
+            network: None,
             hot: hot::HotSegments::start(
                 crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
                 cancel.clone(),
@@ -156,12 +159,17 @@ pub fn routes(
                     .await
                     .map(|s| s.not_member)
                     .unwrap_or(0);
+                let swarm = match &state.network {
+                    Some(net) => net.stats().await.unwrap_or_default(),
+                    None => crate::swarm::NetworkStats::default(),
+                };
                 let gauges = crate::metrics::Gauges {
                     peers,
                     member: member.as_ref().is_some_and(|m| m.member),
                     cert_not_after: member.as_ref().and_then(|m| m.not_after).unwrap_or(0),
                     revocation_serial: member.as_ref().map_or(0, |m| m.revocation_serial),
                     not_member,
+                    swarm,
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),
