@@ -55,26 +55,26 @@ async fn spawn_with(
     membership: Option<Membership>,
     cancel: &CancellationToken,
 ) -> TestNode {
-    spawn_budgeted(key, bootstrap, membership, SyncBudget::default(), cancel).await
+    spawn_configured(key, bootstrap, membership, |_| {}, cancel).await
 }
 
-/// [`spawn_with`] with a catalog-sync budget.
-async fn spawn_budgeted(
+/// [`spawn_with`], with `tweak` applied to the swarm's config.
+async fn spawn_configured(
     key: SigningKey,
     bootstrap: Vec<Multiaddr>,
     membership: Option<Membership>,
-    sync_budget: SyncBudget,
+    tweak: impl FnOnce(&mut SwarmConfig),
     cancel: &CancellationToken,
 ) -> TestNode {
     let (catalog, _task) =
         Catalog::start_with(CatalogConfig::default(), membership.clone(), cancel.clone());
-    let config = SwarmConfig {
+    let mut config = SwarmConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootstrap,
         membership,
-        sync_budget,
         ..SwarmConfig::default()
     };
+    tweak(&mut config);
     let (net, addrs, _task) = swarm::start(config, &key, catalog.clone(), cancel.clone())
         .await
         .unwrap();
@@ -722,8 +722,8 @@ async fn sync_budget_survives_reconnects() {
         pages_per_min: 0,
         max_peers: 16,
     };
-    let a = spawn_budgeted(ka, vec![], Some(ma), honest, &cancel).await;
-    let r = spawn_budgeted(kr, vec![], Some(mr), unlimited, &cancel).await;
+    let a = spawn_configured(ka, vec![], Some(ma), |c| c.sync_budget = honest, &cancel).await;
+    let r = spawn_configured(kr, vec![], Some(mr), |c| c.sync_budget = unlimited, &cancel).await;
 
     // Each has a catalog of some size: a 400-segment manifest and its record.
     let mut catalog_bytes = 0;
@@ -777,5 +777,26 @@ async fn sync_budget_survives_reconnects() {
     assert!(sa.sync_budget_stopped >= 90, "{sa:?}");
     // The honest node's own requests were never refused by the rogue.
     assert_eq!(sr.sync_budget_refused, 0);
+    cancel.cancel();
+}
+
+/// The connection limits deny what is over them: a node that takes one connection at most
+/// keeps its first peer and denies the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_denied() {
+    let cancel = CancellationToken::new();
+    let key = || SigningKey::generate(&mut rand::rngs::OsRng);
+    let a = spawn_configured(key(), vec![], None, |c| c.max_connections = 1, &cancel).await;
+    let b = spawn_node(vec![a.addr.clone()], &cancel).await;
+    wait_for("B to connect", Duration::from_secs(5), || async {
+        a.net.peers().await.unwrap() == vec![b.net.peer_id()]
+    })
+    .await;
+    let _c = spawn_node(vec![a.addr.clone()], &cancel).await;
+    wait_for("A to deny C", Duration::from_secs(5), || async {
+        a.net.stats().await.unwrap().connections_denied >= 1
+    })
+    .await;
+    assert_eq!(a.net.peers().await.unwrap(), vec![b.net.peer_id()]);
     cancel.cancel();
 }
