@@ -218,6 +218,38 @@ pub struct P2pConfig {
     pub record_ttl_secs: u64,
     /// How often the node re-signs and gossips its record, seconds (less than the TTL).
     pub republish_secs: u64,
+    /// Established libp2p connections at most, in and out together.
+    pub max_connections: u32,
+    /// Established libp2p connections with one peer at most.
+    pub max_connections_per_peer: u32,
+    /// Incoming libp2p connections in their handshake at most.
+    pub max_pending_incoming: u32,
+    /// Outgoing libp2p dials in progress at most.
+    pub max_pending_outgoing: u32,
+    /// Catalog-sync bytes one peer may take from (or give to) this node at once.
+    pub sync_budget_bytes: u64,
+    /// How fast a peer's catalog-sync byte allowance refills, bytes per second.
+    pub sync_budget_bytes_per_sec: u64,
+    /// Catalog-sync pages (requests) one peer may take from (or give to) this node at once.
+    pub sync_budget_pages: u32,
+    /// How fast a peer's catalog-sync page allowance refills, pages per minute.
+    pub sync_budget_pages_per_min: u32,
+    /// Peers whose sync budgets are remembered (across reconnects); least recently used
+    /// forgotten first.
+    pub sync_budget_peers: usize,
+}
+
+impl P2pConfig {
+    /// The catalog-sync budget these keys describe.
+    pub fn sync_budget(&self) -> crate::swarm::budget::SyncBudget {
+        crate::swarm::budget::SyncBudget {
+            burst_bytes: self.sync_budget_bytes,
+            bytes_per_sec: self.sync_budget_bytes_per_sec,
+            burst_pages: self.sync_budget_pages,
+            pages_per_min: self.sync_budget_pages_per_min,
+            max_peers: self.sync_budget_peers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,12 +323,22 @@ impl Default for GatewayConfig {
 
 impl Default for P2pConfig {
     fn default() -> Self {
+        let budget = crate::swarm::budget::SyncBudget::default();
         Self {
             listen: "/ip4/0.0.0.0/tcp/4001".to_owned(),
             bootstrap: Vec::new(),
             mdns: true,
             record_ttl_secs: 600,
             republish_secs: 60,
+            max_connections: crate::swarm::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: crate::swarm::DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            max_pending_incoming: crate::swarm::DEFAULT_MAX_PENDING_INCOMING,
+            max_pending_outgoing: crate::swarm::DEFAULT_MAX_PENDING_OUTGOING,
+            sync_budget_bytes: budget.burst_bytes,
+            sync_budget_bytes_per_sec: budget.bytes_per_sec,
+            sync_budget_pages: budget.burst_pages,
+            sync_budget_pages_per_min: budget.pages_per_min,
+            sync_budget_peers: budget.max_peers,
         }
     }
 }
@@ -434,6 +476,31 @@ impl NodeConfig {
                 "p2p.republish_secs",
                 "must be at least 1 and less than p2p.record_ttl_secs",
             ));
+        }
+        for (key, value) in [
+            ("p2p.max_connections", u64::from(self.p2p.max_connections)),
+            (
+                "p2p.max_connections_per_peer",
+                u64::from(self.p2p.max_connections_per_peer),
+            ),
+            (
+                "p2p.max_pending_incoming",
+                u64::from(self.p2p.max_pending_incoming),
+            ),
+            (
+                "p2p.max_pending_outgoing",
+                u64::from(self.p2p.max_pending_outgoing),
+            ),
+            ("p2p.sync_budget_bytes", self.p2p.sync_budget_bytes),
+            (
+                "p2p.sync_budget_pages",
+                u64::from(self.p2p.sync_budget_pages),
+            ),
+            ("p2p.sync_budget_peers", self.p2p.sync_budget_peers as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         for (key, url) in [
             ("metadata.tmdb_api_url", &self.metadata.tmdb_api_url),

@@ -268,6 +268,11 @@ async fn start_network(
             bootstrap,
             mdns: config.p2p.mdns,
             membership: Some(membership.clone()),
+            max_connections: config.p2p.max_connections,
+            max_connections_per_peer: config.p2p.max_connections_per_peer,
+            max_pending_incoming: config.p2p.max_pending_incoming,
+            max_pending_outgoing: config.p2p.max_pending_outgoing,
+            sync_budget: config.p2p.sync_budget(),
             ..swarm::SwarmConfig::default()
         },
         &ctx.key,
@@ -520,6 +525,7 @@ fn start_gateway(
         hot,
         membership: Some(net.membership.clone()),
         placement: Some(net.placement.clone()),
+        network: Some(net.client.clone()),
     });
     reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
     Ok(())

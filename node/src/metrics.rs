@@ -46,6 +46,10 @@ pub struct Metrics {
     challenges_passed: Gauge,
     challenges_failed: Gauge,
     excluded: Gauge,
+    sync_refused_not_member: Gauge,
+    sync_refused_budget: Gauge,
+    sync_stopped_budget: Gauge,
+    connections_denied: Gauge,
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -77,6 +81,8 @@ pub struct Gauges {
     pub challenges_failed: u64,
     /// Holders placement currently leaves out after a failed challenge.
     pub excluded_holders: u64,
+    /// The swarm's counters (zero without a swarm).
+    pub swarm: crate::swarm::NetworkStats,
 }
 
 impl Metrics {
@@ -183,6 +189,31 @@ impl Metrics {
             "Nodes placement currently leaves out of the candidate set after a failed storage challenge.",
             excluded.clone(),
         );
+        let swarm_gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let sync_refused_not_member = swarm_gauge(
+            &mut registry,
+            "reelnet_sync_refused_not_member",
+            "Catalog sync requests refused since start because the requester was not a member.",
+        );
+        let sync_refused_budget = swarm_gauge(
+            &mut registry,
+            "reelnet_sync_refused_budget",
+            "Catalog sync requests refused since start because the requester had used up its sync budget.",
+        );
+        let sync_stopped_budget = swarm_gauge(
+            &mut registry,
+            "reelnet_sync_stopped_budget",
+            "Catalog syncs from peers stopped or not started since start because the peer had used up its sync budget.",
+        );
+        let connections_denied = swarm_gauge(
+            &mut registry,
+            "reelnet_connections_denied",
+            "libp2p connections denied since start by the connection limits.",
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -212,6 +243,10 @@ impl Metrics {
             challenges_passed,
             challenges_failed,
             excluded,
+            sync_refused_not_member,
+            sync_refused_budget,
+            sync_stopped_budget,
+            connections_denied,
         }
     }
 
@@ -271,6 +306,10 @@ impl Metrics {
         set(&self.challenges_passed, gauges.challenges_passed);
         set(&self.challenges_failed, gauges.challenges_failed);
         set(&self.excluded, gauges.excluded_holders);
+        set(&self.sync_refused_not_member, gauges.swarm.sync_refused);
+        set(&self.sync_refused_budget, gauges.swarm.sync_budget_refused);
+        set(&self.sync_stopped_budget, gauges.swarm.sync_budget_stopped);
+        set(&self.connections_denied, gauges.swarm.connections_denied);
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -304,6 +343,13 @@ mod tests {
             challenges_passed: 5,
             challenges_failed: 6,
             excluded_holders: 1,
+            swarm: crate::swarm::NetworkStats {
+                sync_refused: 5,
+                sync_budget_refused: 6,
+                sync_budget_stopped: 7,
+                connections_denied: 8,
+                ..Default::default()
+            },
             ..Gauges::default()
         });
         assert!(text.contains("reelnet_catalog_rejected_other_lineage 5\n"));
@@ -318,6 +364,13 @@ mod tests {
         assert!(text.contains("reelnet_placement_challenges_passed 5\n"));
         assert!(text.contains("reelnet_placement_challenges_failed 6\n"));
         assert!(text.contains("reelnet_placement_excluded_holders 1\n"));
+        assert!(
+            text.contains("reelnet_sync_refused_not_member 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("reelnet_sync_refused_budget 6\n"), "{text}");
+        assert!(text.contains("reelnet_sync_stopped_budget 7\n"), "{text}");
+        assert!(text.contains("reelnet_connections_denied 8\n"), "{text}");
         assert!(text.contains("reelnet_segment_bytes_served_total{source=\"local\"} 100\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.01\"} 0\n"));
         assert!(text.contains("reelnet_peer_fetch_seconds_bucket{le=\"0.02\"} 1\n"));

@@ -58,6 +58,15 @@ async fn members_renew_survive_key_rotation_and_a_revoked_member_is_cut_off_and_
         .await
         .unwrap();
     assert!(metrics.contains("reelnet_member 1\n"), "{metrics}");
+    // The swarm's refusal counters are there (honest members stay within their budgets).
+    assert!(
+        metrics.contains("reelnet_sync_refused_budget 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("reelnet_connections_denied 0\n"),
+        "{metrics}"
+    );
 
     // Key rotation: old certificates keep working, renewals use the new key.
     let (ok, out, err) = cluster.network.cli(&["network", "rotate-key"]);

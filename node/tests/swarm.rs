@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signer, SigningKey};
 use libp2p::Multiaddr;
 use reelnet_node::catalog::{Catalog, CatalogConfig, Verdict};
+use reelnet_node::swarm::budget::SyncBudget;
 use reelnet_node::swarm::{self, with_peer, NetworkHandle, SwarmConfig, Topic};
 use reelnet_proto::catalog::SegmentRange;
 use reelnet_proto::sign::CATALOG_RECORD_CONTEXT;
@@ -54,14 +55,26 @@ async fn spawn_with(
     membership: Option<Membership>,
     cancel: &CancellationToken,
 ) -> TestNode {
+    spawn_configured(key, bootstrap, membership, |_| {}, cancel).await
+}
+
+/// [`spawn_with`], with `tweak` applied to the swarm's config.
+async fn spawn_configured(
+    key: SigningKey,
+    bootstrap: Vec<Multiaddr>,
+    membership: Option<Membership>,
+    tweak: impl FnOnce(&mut SwarmConfig),
+    cancel: &CancellationToken,
+) -> TestNode {
     let (catalog, _task) =
         Catalog::start_with(CatalogConfig::default(), membership.clone(), cancel.clone());
-    let config = SwarmConfig {
+    let mut config = SwarmConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootstrap,
         membership,
         ..SwarmConfig::default()
     };
+    tweak(&mut config);
     let (net, addrs, _task) = swarm::start(config, &key, catalog.clone(), cancel.clone())
         .await
         .unwrap();
@@ -666,5 +679,124 @@ async fn only_members_gossip_sync_and_originate() {
         || async { mc.state().is_revoked(&b.node) },
     )
     .await;
+    cancel.cancel();
+}
+
+/// Polls `check` every 2 ms until it is true; panics after 5 s.
+async fn until<Fut: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> Fut) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Catalog-sync budgets belong to the peer identity, not the connection: a peer that
+/// disconnects and dials again 100 times (asking for a full sync on every connection) gets
+/// no more than its budget from an honest node, and the honest node, which asks the peer for
+/// its catalog on every connection too, takes no more than the budget from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_budget_survives_reconnects() {
+    const BUDGET: u64 = 64 << 10;
+    let cancel = CancellationToken::new();
+    let net = TestNetwork::new();
+    let gen = || SigningKey::generate(&mut rand::rngs::OsRng);
+    let (ka, kr) = (gen(), gen());
+    let roles = [RoleName::Replica, RoleName::Ingest];
+    let (cert_a, cert_r) = (net.cert(&ka, &roles, false), net.cert(&kr, &roles, false));
+    let ma = net.membership(&ka, Some(cert_a.clone()), &cancel).await;
+    let mr = net.membership(&kr, Some(cert_r.clone()), &cancel).await;
+    // The honest node: 64 KiB (and plenty of pages) that never refill during the test.
+    let honest = SyncBudget {
+        burst_bytes: BUDGET,
+        bytes_per_sec: 0,
+        burst_pages: 10_000,
+        pages_per_min: 0,
+        max_peers: 16,
+    };
+    // The rogue: a member running with no budget of its own.
+    let unlimited = SyncBudget {
+        burst_bytes: 1 << 50,
+        bytes_per_sec: 0,
+        burst_pages: u32::MAX,
+        pages_per_min: 0,
+        max_peers: 16,
+    };
+    let a = spawn_configured(ka, vec![], Some(ma), |c| c.sync_budget = honest, &cancel).await;
+    let r = spawn_configured(kr, vec![], Some(mr), |c| c.sync_budget = unlimited, &cancel).await;
+
+    // Each has a catalog of some size: a 400-segment manifest and its record.
+    let mut catalog_bytes = 0;
+    for (node, cert) in [(&a, &cert_a), (&r, &cert_r)] {
+        let m = manifest(&node.key, 400);
+        let mut rec = record(node, m.id(), vec![], 1, 600);
+        rec.certificate = cert.encode();
+        let rec = SignedCatalogRecord::sign(&rec, &node.key).unwrap();
+        catalog_bytes += (m.encode().len() + rec.encode().len()) as u64;
+        node.net.publish_record(rec).await.unwrap();
+        node.net.publish_manifest(m).await.unwrap();
+    }
+    // Both catalogs together are more than a third of the budget: without budgets, 100
+    // full syncs would be over 30 times the budget.
+    assert!(catalog_bytes * 3 > BUDGET, "{catalog_bytes}");
+
+    let (a_id, r_id) = (a.net.peer_id(), r.net.peer_id());
+    let started = Instant::now();
+    for round in 0..100 {
+        let a0 = a.net.stats().await.unwrap();
+        r.net.dial(a.addr.clone()).await.unwrap();
+        // A answers (or refuses) R's sync request, and takes R's first page (or, over
+        // budget, does not ask).
+        until(&format!("round {round}'s syncs"), || async {
+            let sa = a.net.stats().await.unwrap();
+            sa.sync_pages_served + sa.sync_budget_refused
+                > a0.sync_pages_served + a0.sync_budget_refused
+                && sa.sync_pages_received + sa.sync_budget_stopped
+                    > a0.sync_pages_received + a0.sync_budget_stopped
+        })
+        .await;
+        r.net.disconnect(a_id).await.unwrap();
+        until("the disconnect", || async {
+            !a.net.peers().await.unwrap().contains(&r_id)
+                && !r.net.peers().await.unwrap().contains(&a_id)
+        })
+        .await;
+    }
+    let (sa, sr) = (a.net.stats().await.unwrap(), r.net.stats().await.unwrap());
+    println!(
+        "100 reconnects in {:?}; catalogs {catalog_bytes} B, budget {BUDGET} B; A: {sa:?}; R: {sr:?}",
+        started.elapsed()
+    );
+    // A page is answered (or asked for) only while the budget lasts, and its bytes are
+    // charged after: at most one page (at most both catalogs) over the budget.
+    assert!(sa.sync_bytes_served <= BUDGET + catalog_bytes, "{sa:?}");
+    assert!(sr.sync_bytes_received <= BUDGET + catalog_bytes, "{sr:?}");
+    assert!(sa.sync_bytes_received <= BUDGET + catalog_bytes, "{sa:?}");
+    // Most rounds were refused (server side) and not asked for (client side).
+    assert!(sa.sync_budget_refused >= 90, "{sa:?}");
+    assert!(sa.sync_budget_stopped >= 90, "{sa:?}");
+    // The honest node's own requests were never refused by the rogue.
+    assert_eq!(sr.sync_budget_refused, 0);
+    cancel.cancel();
+}
+
+/// The connection limits deny what is over them: a node that takes one connection at most
+/// keeps its first peer and denies the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_denied() {
+    let cancel = CancellationToken::new();
+    let key = || SigningKey::generate(&mut rand::rngs::OsRng);
+    let a = spawn_configured(key(), vec![], None, |c| c.max_connections = 1, &cancel).await;
+    let b = spawn_node(vec![a.addr.clone()], &cancel).await;
+    wait_for("B to connect", Duration::from_secs(5), || async {
+        a.net.peers().await.unwrap() == vec![b.net.peer_id()]
+    })
+    .await;
+    let _c = spawn_node(vec![a.addr.clone()], &cancel).await;
+    wait_for("A to deny C", Duration::from_secs(5), || async {
+        a.net.stats().await.unwrap().connections_denied >= 1
+    })
+    .await;
+    assert_eq!(a.net.peers().await.unwrap(), vec![b.net.peer_id()]);
     cancel.cancel();
 }

@@ -38,6 +38,8 @@ pub struct GatewayState {
     /// Placement (its challenge counters are in `/metrics`; `None` in tests of the gateway
     /// alone).
     pub placement: Option<crate::placement::Placement>,
+    /// The swarm (its counters go into `/metrics`; `None` in tests of the gateway alone).
+    pub network: Option<crate::swarm::NetworkHandle>,
     pub metrics: Arc<Metrics>,
     pub web_dir: Option<std::path::PathBuf>,
     /// The node's data directory (secrets such as the playback-token key live there).
@@ -106,6 +108,7 @@ impl GatewayState {
             premium_renditions: 1,
             membership: None,
             placement: None,
+            network: None,
             hot: hot::HotSegments::start(
                 crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
                 cancel.clone(),
@@ -160,6 +163,10 @@ pub fn routes(
                     .as_ref()
                     .map(|m| m.bindings().stats.clone());
                 let placement = state.placement.as_ref().map(|p| p.view());
+                let swarm = match &state.network {
+                    Some(net) => net.stats().await.unwrap_or_default(),
+                    None => crate::swarm::NetworkStats::default(),
+                };
                 let gauges = crate::metrics::Gauges {
                     peers,
                     member: member.as_ref().is_some_and(|m| m.member),
@@ -174,6 +181,7 @@ pub fn routes(
                     challenges_passed: placement.as_ref().map_or(0, |v| v.challenges_passed),
                     challenges_failed: placement.as_ref().map_or(0, |v| v.challenges_failed),
                     excluded_holders: placement.as_ref().map_or(0, |v| v.excluded.len() as u64),
+                    swarm,
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),

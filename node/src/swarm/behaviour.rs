@@ -1,12 +1,14 @@
-//! The composed libp2p behaviour (gossipsub with strict validation and peer scoring,
-//! Kademlia, identify, optional mDNS, catalog sync over request-response) and how it is built
-//! from the node's key and [`SwarmConfig`].
+//! The composed libp2p behaviour (connection limits, gossipsub with strict validation and
+//! peer scoring, Kademlia, identify, optional mDNS, catalog sync over request-response) and
+//! how it is built from the node's key and [`SwarmConfig`].
 
 use super::*;
 
 /// The composed behaviour.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// First, so a connection over the limits is denied before the others see it.
+    pub(super) limits: connection_limits::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(super) identify: identify::Behaviour,
@@ -74,7 +76,16 @@ pub(super) fn build_behaviour(
         request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
     );
 
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(config.max_connections_per_peer))
+            .with_max_pending_incoming(Some(config.max_pending_incoming))
+            .with_max_pending_outgoing(Some(config.max_pending_outgoing)),
+    );
+
     Ok(Behaviour {
+        limits,
         gossipsub,
         kad,
         identify,

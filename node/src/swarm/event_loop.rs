@@ -2,7 +2,7 @@
 //! to the per-topic validators (which ask the catalog and report back through an internal
 //! channel, so gossipsub forwards, ignores or rejects each message), dials bootstrap and
 //! newly learned peers, and runs catalog sync with every new connection (answering and
-//! taking pages in other tasks).
+//! taking pages in other tasks, within each peer's sync budget: see [`super::budget`]).
 
 use super::*;
 use crate::bindings::BindingVerdict;
@@ -82,6 +82,16 @@ pub(super) fn acceptance(verdict: &Verdict) -> MessageAcceptance {
     }
 }
 
+/// The bytes of a sync page that count against budgets: its records and manifests.
+pub(super) fn response_bytes(response: &SyncResponse) -> u64 {
+    response
+        .records
+        .iter()
+        .chain(&response.manifests)
+        .map(|b| b.len() as u64)
+        .sum()
+}
+
 /// Owns the `Swarm`; see the module docs.
 pub struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
@@ -106,8 +116,8 @@ pub struct EventLoop {
     pub(super) published_bindings: u64,
     /// Peers whose sync request is being answered (one at a time each).
     pub(super) serving: HashSet<PeerId>,
-    /// Sync pages taken from each connected peer.
-    pub(super) sync_pages: HashMap<PeerId, u32>,
+    /// Catalog-sync budgets by peer identity, kept across disconnects.
+    pub(super) budgets: Budgets,
     pub(super) bootstrapped: bool,
     pub(super) stats: NetworkStats,
     pub(super) cancel: CancellationToken,
@@ -190,11 +200,25 @@ impl EventLoop {
             .unwrap_or_default()
     }
 
-    fn sync_request(&self, after: Option<SyncCursor>) -> SyncRequest {
-        SyncRequest {
+    /// Asks `peer` for the sync page after `after` (the first page: `None`) if its budget
+    /// allows another page; otherwise stops syncing from it.
+    fn ask_sync(&mut self, peer: PeerId, after: Option<SyncCursor>) {
+        let budget = *self.budgets.budget();
+        let now = tokio::time::Instant::now();
+        if !self.budgets.get(peer, now).take.take_page(&budget, now) {
+            self.stats.sync_budget_stopped += 1;
+            if after.is_some() {
+                tracing::warn!(%peer, "peer's catalog sync is over its sync budget; stopping");
+            } else {
+                tracing::debug!(%peer, "peer is over its sync budget; not asking for its catalog");
+            }
+            return;
+        }
+        let request = SyncRequest {
             after,
             certificate: self.own_certificate(),
-        }
+        };
+        self.swarm.behaviour_mut().sync.send_request(&peer, request);
     }
 
     /// The membership changed: gossip a newer revocation list, cut off revoked peers.
@@ -329,7 +353,10 @@ impl EventLoop {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
             Command::Stats(reply) => {
-                let _ = reply.send(self.stats.clone());
+                let _ = reply.send(self.stats);
+            }
+            Command::Disconnect(peer, reply) => {
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
         }
     }
@@ -362,6 +389,14 @@ impl EventLoop {
             } => {
                 self.serving.remove(&peer);
                 self.stats.sync_pages_served += 1;
+                let bytes = response_bytes(&response);
+                self.stats.sync_bytes_served += bytes;
+                let budget = *self.budgets.budget();
+                let now = tokio::time::Instant::now();
+                self.budgets
+                    .get(peer, now)
+                    .serve
+                    .charge_bytes(&budget, now, bytes);
                 if self
                     .swarm
                     .behaviour_mut()
@@ -385,13 +420,8 @@ impl EventLoop {
                     return;
                 }
                 if let Some(after) = next {
-                    let pages = self.sync_pages.entry(peer).or_insert(0);
-                    *pages += 1;
-                    if *pages >= MAX_SYNC_PAGES {
-                        tracing::warn!(%peer, "peer's catalog sync has too many pages; stopping");
-                    } else if self.swarm.is_connected(&peer) {
-                        let request = self.sync_request(Some(after));
-                        self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                    if self.swarm.is_connected(&peer) {
+                        self.ask_sync(peer, Some(after));
                     }
                 }
             }
@@ -418,23 +448,34 @@ impl EventLoop {
                 }
                 if num_established.get() == 1 {
                     tracing::debug!(peer = %peer_id, "connected; asking for its catalog");
-                    self.sync_pages.insert(peer_id, 0);
-                    let request = self.sync_request(None);
-                    self.swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_request(&peer_id, request);
+                    self.ask_sync(peer_id, None);
                 }
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established: 0,
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let DialError::Denied { cause } = &error {
+                    if cause
+                        .downcast_ref::<connection_limits::Exceeded>()
+                        .is_some()
+                    {
+                        self.stats.connections_denied += 1;
+                    }
+                }
+                tracing::debug!(?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
                 ..
             } => {
-                self.sync_pages.remove(&peer_id);
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                tracing::debug!(?peer_id, %error, "dial failed");
+                if let ListenError::Denied { cause } = &error {
+                    if cause
+                        .downcast_ref::<connection_limits::Exceeded>()
+                        .is_some()
+                    {
+                        self.stats.connections_denied += 1;
+                    }
+                }
+                tracing::debug!(%send_back_addr, %error, "incoming connection failed");
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
@@ -513,6 +554,7 @@ impl EventLoop {
             }
             BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
             BehaviourEvent::Sync(event) => self.on_sync_event(event),
+            BehaviourEvent::Limits(never) => match never {},
         }
     }
 
@@ -550,11 +592,20 @@ impl EventLoop {
                         return;
                     }
                 }
-                if !self.serving.insert(peer) {
+                if self.serving.contains(&peer) {
                     // One request at a time per peer; dropping the channel refuses this one.
                     tracing::debug!(%peer, "concurrent sync request refused");
                     return;
                 }
+                let budget = *self.budgets.budget();
+                let now = tokio::time::Instant::now();
+                if !self.budgets.get(peer, now).serve.take_page(&budget, now) {
+                    // Dropping the channel refuses the request.
+                    self.stats.sync_budget_refused += 1;
+                    tracing::debug!(%peer, "catalog sync refused: the requester is over its sync budget");
+                    return;
+                }
+                self.serving.insert(peer);
                 let catalog = self.catalog.clone();
                 let internal = self.internal_tx.clone();
                 reelnet_runtime::shutdown::spawn("catalog-sync-serve", async move {
@@ -578,6 +629,14 @@ impl EventLoop {
                 ..
             } => {
                 self.stats.sync_pages_received += 1;
+                let bytes = response_bytes(&response);
+                self.stats.sync_bytes_received += bytes;
+                let budget = *self.budgets.budget();
+                let now = tokio::time::Instant::now();
+                self.budgets
+                    .get(peer, now)
+                    .take
+                    .charge_bytes(&budget, now, bytes);
                 let catalog = self.catalog.clone();
                 let internal = self.internal_tx.clone();
                 reelnet_runtime::shutdown::spawn("catalog-sync-ingest", async move {

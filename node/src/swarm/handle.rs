@@ -24,6 +24,7 @@ pub(super) enum Command {
     PeerScore(PeerId, oneshot::Sender<Option<f64>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Stats(oneshot::Sender<NetworkStats>),
+    Disconnect(PeerId, oneshot::Sender<bool>),
 }
 
 impl NetworkHandle {
@@ -119,5 +120,11 @@ impl NetworkHandle {
     /// Counters.
     pub async fn stats(&self) -> Result<NetworkStats, SwarmError> {
         self.ask(Command::Stats).await
+    }
+
+    /// Closes every connection with `peer`; `false` if there was none. For tests and
+    /// diagnostics (the peer may dial again).
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, SwarmError> {
+        self.ask(|reply| Command::Disconnect(peer, reply)).await
     }
 }

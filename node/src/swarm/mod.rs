@@ -17,7 +17,11 @@
 //! - **mDNS** for zero-config LANs, behind a [`Toggle`] ([`SwarmConfig::mdns`]).
 //! - **request-response** `/reelnet/catalog-sync/1` ([`sync`]): on every new connection the
 //!   node asks the peer for its full catalog, page by page, so a joining node knows the
-//!   network at once instead of waiting for republishing.
+//!   network at once instead of waiting for republishing. What one peer identity may take
+//!   and give is bounded over time, across reconnects ([`budget`]).
+//! - **connection limits**: established connections in total and per peer, and pending
+//!   incoming and outgoing ones ([`SwarmConfig::max_connections`] and the next fields);
+//!   connections over a limit are denied and counted ([`NetworkStats::connections_denied`]).
 //!
 //! # Shape
 //!
@@ -43,6 +47,7 @@
 //! node has no connection at all it redials its bootstrap list every
 //! [`SwarmConfig::redial_interval`].
 
+pub mod budget;
 pub mod publisher;
 pub mod sync;
 
@@ -58,8 +63,11 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::swarm::{DialError, ListenError, NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    connection_limits, identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+    Swarm,
+};
 use reelnet_proto::{NodeId, SignedCatalogRecord, SignedManifest, MAX_SIGNED_MANIFEST_BYTES};
 use std::sync::Arc;
 
@@ -69,6 +77,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, SyncCursor, Verdict};
 use crate::membership::{MemberState, Membership};
+use budget::{Budgets, SyncBudget};
 use sync::{SyncCodec, SyncRequest, SyncResponse, SYNC_PAGE_BYTES, SYNC_PROTOCOL};
 
 mod behaviour;
@@ -98,9 +107,6 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/reelnet/kad/1.0.0
 pub const IDENTIFY_PROTOCOL: &str = "/reelnet/id/1.0.0";
 /// Largest gossip message: a signed manifest plus room for the gossipsub envelope.
 pub const MAX_GOSSIP_BYTES: usize = MAX_SIGNED_MANIFEST_BYTES + (64 << 10);
-/// Most sync pages taken from one peer per connection (a peer cannot keep us paging
-/// forever).
-const MAX_SYNC_PAGES: u32 = 4096;
 /// Queued gossip messages per topic awaiting validation; beyond this, messages are
 /// ignored (not forwarded, not penalised).
 const VALIDATION_QUEUE: usize = 1024;
@@ -124,7 +130,28 @@ pub struct SwarmConfig {
     /// to members, revocation lists are gossiped, revoked peers are disconnected. `None`:
     /// no membership (tests of the swarm alone).
     pub membership: Option<crate::membership::Membership>,
+    /// Established connections at most, in and out together (`p2p.max_connections`).
+    pub max_connections: u32,
+    /// Established connections with one peer at most (`p2p.max_connections_per_peer`): one
+    /// each way when two nodes dial each other at once, and one more while a reconnecting
+    /// peer's stale connection has not timed out yet.
+    pub max_connections_per_peer: u32,
+    /// Incoming connections in their handshake at most (`p2p.max_pending_incoming`).
+    pub max_pending_incoming: u32,
+    /// Outgoing dials in progress at most (`p2p.max_pending_outgoing`).
+    pub max_pending_outgoing: u32,
+    /// Catalog sync one peer identity may take and give over time (`p2p.sync_budget_*`).
+    pub sync_budget: SyncBudget,
 }
+
+/// `p2p.max_connections` unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+/// `p2p.max_connections_per_peer` unless configured.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: u32 = 3;
+/// `p2p.max_pending_incoming` unless configured.
+pub const DEFAULT_MAX_PENDING_INCOMING: u32 = 64;
+/// `p2p.max_pending_outgoing` unless configured.
+pub const DEFAULT_MAX_PENDING_OUTGOING: u32 = 64;
 
 impl Default for SwarmConfig {
     fn default() -> Self {
@@ -138,6 +165,11 @@ impl Default for SwarmConfig {
             idle_timeout: Duration::from_secs(300),
             redial_interval: Duration::from_secs(10),
             membership: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            max_pending_incoming: DEFAULT_MAX_PENDING_INCOMING,
+            max_pending_outgoing: DEFAULT_MAX_PENDING_OUTGOING,
+            sync_budget: SyncBudget::default(),
         }
     }
 }
@@ -191,7 +223,7 @@ impl Topic {
 }
 
 /// Counters, for metrics and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetworkStats {
     /// Gossip messages accepted and forwarded.
     pub gossip_accepted: u64,
@@ -205,8 +237,18 @@ pub struct NetworkStats {
     pub sync_pages_received: u64,
     /// Items in received sync pages that the catalog found invalid.
     pub sync_items_invalid: u64,
+    /// Bytes of the sync pages sent to peers (records and manifests).
+    pub sync_bytes_served: u64,
+    /// Bytes of the sync pages received from peers (records and manifests).
+    pub sync_bytes_received: u64,
     /// Sync requests refused because the requester is not a member.
     pub sync_refused: u64,
+    /// Sync requests refused because the requester has used up its sync budget.
+    pub sync_budget_refused: u64,
+    /// Syncs from a peer stopped (or not started) because it has used up its sync budget.
+    pub sync_budget_stopped: u64,
+    /// Connections denied by the connection limits.
+    pub connections_denied: u64,
     /// Connections closed because the peer is revoked.
     pub revoked_disconnects: u64,
     /// Connections closed because the peer showed no valid certificate when it asked for
@@ -352,6 +394,7 @@ pub async fn start(
         );
     }
     let member_changes = config.membership.as_ref().map(|m| m.subscribe());
+    let budgets = Budgets::new(config.sync_budget);
 
     let mut event_loop = EventLoop {
         swarm,
@@ -372,7 +415,7 @@ pub async fn start(
         published_revocations: 0,
         published_bindings: 0,
         serving: HashSet::new(),
-        sync_pages: HashMap::new(),
+        budgets,
         bootstrapped: false,
         stats: NetworkStats::default(),
         cancel,
