@@ -534,6 +534,9 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
     };
     let old = SignedCatalogRecord::sign(&record(5, "127.0.0.1:9".parse().unwrap()), &key).unwrap();
     catalog.offer_manifest(signed.clone()).await.unwrap();
+    // An ingest member's first complete ingest of an unbound movie gets it bound, so the
+    // replicas take a share of it.
+    membership.announce_ingest(signed.clone()).await;
     // Publish until both real nodes list the evil node as live (gossip or catalog sync).
     let movie = manifest.movie.to_string();
     let mut seq = 1_000;

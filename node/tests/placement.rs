@@ -147,7 +147,15 @@ fn record(
 
 /// Makes `catalog` know the ingest: its origin's record (an ingest-only member, no share)
 /// and the manifest.
-async fn know_ingest(net: &TestNetwork, lib: &Library, catalog: &Catalog) {
+async fn know_ingest(net: &TestNetwork, lib: &Library, node: &Node) {
+    let catalog = &node.catalog;
+    // The tracker bound the movie to this ingest (placement holds only bound sources).
+    assert_eq!(
+        node.membership
+            .offer_binding(&net.binding(&lib.signed, 1).encode())
+            .await,
+        reelnet_node::bindings::BindingVerdict::Accepted
+    );
     let cert = net.cert(&lib.origin, &[RoleName::Ingest], false);
     let r = record(
         &lib.origin,
@@ -165,6 +173,7 @@ async fn know_ingest(net: &TestNetwork, lib: &Library, catalog: &Catalog) {
 
 /// A whole replica node in this process.
 struct Node {
+    membership: Membership,
     id: NodeId,
     addr: Multiaddr,
     store: Store,
@@ -182,6 +191,7 @@ async fn spawn_node(
 ) -> Node {
     let cert = net.cert(&key, &[RoleName::Replica], false);
     let membership: Membership = net.membership(&key, Some(cert), cancel).await;
+    let member = membership.clone();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let (catalog, _task) = Catalog::start_with(
@@ -262,6 +272,7 @@ async fn spawn_node(
         cancel.clone(),
     );
     Node {
+        membership: member,
         id: id_of(&key),
         addr,
         store,
@@ -285,7 +296,7 @@ async fn holder(
         h.store.put_segment(b, None).unwrap();
     }
     h.store.put_manifest(&lib.signed).unwrap();
-    know_ingest(net, lib, &h.catalog).await;
+    know_ingest(net, lib, &h).await;
     h.placement.wake();
     wait_for(
         "the holder to be responsible for its copy",
@@ -435,7 +446,7 @@ async fn an_honest_new_holder_passes_the_challenge_and_the_old_copy_is_released(
         &cancel,
     )
     .await;
-    know_ingest(&net, &lib, &new.catalog).await;
+    know_ingest(&net, &lib, &new).await;
     new.placement.wake();
 
     let (view, took) = wait_for(

@@ -86,6 +86,29 @@ impl TestNetwork {
         m
     }
 
+    /// The tracker's binding of `manifest`'s movie to its lineage, at `version`.
+    pub fn binding(
+        &self,
+        manifest: &reelnet_proto::SignedManifest,
+        version: u64,
+    ) -> reelnet_proto::binding::SignedBinding {
+        let m = manifest.verify().unwrap();
+        reelnet_proto::binding::SignedBinding::sign(
+            &reelnet_proto::binding::Binding {
+                network_id: NETWORK.into(),
+                movie: m.movie,
+                origin: m.origin,
+                ingest_id: m.ingest_id,
+                manifest: manifest.id(),
+                version,
+                issued_at: reelnet_node::unix_now(),
+                kid: "k1".into(),
+            },
+            &self.key,
+        )
+        .unwrap()
+    }
+
     /// A revocation list (serial `serial`) naming `revoked`.
     pub fn revocations(&self, serial: u64, revoked: &[NodeId]) -> SignedRevocations {
         let mut revoked = revoked.to_vec();
