@@ -169,7 +169,7 @@ impl StatusSource {
             catalog: StatusCatalog {
                 records: stats.records,
                 manifests: stats.manifests,
-                movies: movies.into_iter().map(|m| m.movie_id.to_string()).collect(),
+                movies: movies.iter().map(|m| m.movie_id.to_string()).collect(),
             },
             manifests,
             store: self.store.usage(),

@@ -362,8 +362,8 @@ impl Worker {
         // Only bound sources are held for the network (an unbound movie only by its own
         // origin), so a member cannot make replicas pin whatever it ingests.
         let checks = self.config.membership.is_some();
-        for movie in self.catalog.movies().await? {
-            for summary in movie.manifests {
+        for movie in self.catalog.movies().await?.iter() {
+            for summary in &movie.manifests {
                 if checks && !summary.bound && summary.origin != self.node_id {
                     continue;
                 }

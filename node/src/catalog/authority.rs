@@ -122,6 +122,7 @@ impl State {
                 _ => {}
             }
         }
+        self.generation += 1;
         for (movie, origin, ingest) in retire {
             tracing::info!(%movie, origin = %origin.short(), "movie re-pointed; the previous source stays playable for a while");
             let list = self.retired.entry(movie).or_default();
@@ -170,7 +171,7 @@ impl State {
     pub(super) fn forget_ingest(&mut self, ingest: &IngestKey) {
         if let Some(id) = self.latest.remove(ingest) {
             if let Some(entry) = self.manifests.remove(&id) {
-                self.uncharge_manifest(&entry);
+                self.uncharge_manifest(id, &entry);
             }
             self.emit(CatalogEvent::ManifestForgotten { id });
         }
@@ -181,13 +182,26 @@ impl State {
 
     /// Charges a newly accepted manifest to its origin.
     pub(super) fn charge_manifest(&mut self, id: ManifestId, entry: &ManifestEntry) {
+        let meta = &entry.manifest.meta;
+        for hash in [meta.poster, meta.backdrop].into_iter().flatten() {
+            self.images.entry(hash).or_default().insert(id);
+        }
         let usage = self.usage.entry(entry.manifest.origin).or_default();
         usage.manifests.insert(entry.order, id);
         usage.manifest_bytes += entry.charge;
         self.total_bytes += entry.charge;
     }
 
-    pub(super) fn uncharge_manifest(&mut self, entry: &ManifestEntry) {
+    pub(super) fn uncharge_manifest(&mut self, id: ManifestId, entry: &ManifestEntry) {
+        let meta = &entry.manifest.meta;
+        for hash in [meta.poster, meta.backdrop].into_iter().flatten() {
+            if let Some(set) = self.images.get_mut(&hash) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.images.remove(&hash);
+                }
+            }
+        }
         let origin = entry.manifest.origin;
         if let Some(usage) = self.usage.get_mut(&origin) {
             usage.manifests.remove(&entry.order);

@@ -43,7 +43,15 @@ pub(super) enum Command {
         reply: Reply<Vec<Provider>>,
     },
     Movies {
-        reply: Reply<Vec<MovieSummary>>,
+        reply: Reply<Arc<Vec<MovieSummary>>>,
+    },
+    Movie {
+        id: MovieId,
+        reply: Reply<Option<MovieSummary>>,
+    },
+    ImageRefs {
+        hash: reelnet_proto::SegmentHash,
+        reply: Reply<Vec<(MovieId, NodeId)>>,
     },
     GetManifest {
         id: ManifestId,
@@ -258,8 +266,23 @@ impl Catalog {
     }
 
     /// Every movie with its manifests and holders, sorted by title.
-    pub async fn movies(&self) -> Result<Vec<MovieSummary>, CatalogError> {
+    pub async fn movies(&self) -> Result<Arc<Vec<MovieSummary>>, CatalogError> {
         self.ask(|reply| Command::Movies { reply }).await
+    }
+
+    /// One movie, as [`Catalog::movies`] lists it (work bounded by that movie's ingests).
+    pub async fn movie(&self, id: &MovieId) -> Result<Option<MovieSummary>, CatalogError> {
+        let id = id.clone();
+        self.ask(|reply| Command::Movie { id, reply }).await
+    }
+
+    /// The movies (and their origins) whose manifests name image `hash` as poster or
+    /// backdrop (an index lookup).
+    pub async fn image_refs(
+        &self,
+        hash: reelnet_proto::SegmentHash,
+    ) -> Result<Vec<(MovieId, NodeId)>, CatalogError> {
+        self.ask(|reply| Command::ImageRefs { hash, reply }).await
     }
 
     /// A manifest by id (only the newest version of each ingest is kept).

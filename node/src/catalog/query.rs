@@ -142,6 +142,8 @@ impl State {
         }
     }
 
+    /// Every movie, sorted by title. Built from the whole index; see [`State::listing`]
+    /// for the cached form requests get.
     pub(super) fn movies(&self, now: u64) -> Vec<MovieSummary> {
         let mut by_movie: BTreeMap<&MovieId, Vec<(&ManifestId, &ManifestEntry)>> = BTreeMap::new();
         for (id, entry) in &self.manifests {
@@ -152,51 +154,7 @@ impl State {
         }
         let mut out: Vec<MovieSummary> = by_movie
             .into_iter()
-            .filter_map(|(movie, mut list)| {
-                // A bound movie lists its bound source; a re-pointed one whose new source
-                // has not arrived yet keeps showing the previous one.
-                if self.bindings.get(movie).is_some() {
-                    let bound: Vec<_> = list
-                        .iter()
-                        .filter(|(_, e)| {
-                            let m = &e.manifest;
-                            self.lineage(&m.movie, &m.origin, &m.ingest_id)
-                                == authority::Lineage::Bound
-                        })
-                        .copied()
-                        .collect();
-                    if !bound.is_empty() {
-                        list = bound;
-                    }
-                }
-                list.sort_by_key(|(_, e)| std::cmp::Reverse(e.manifest.created_at));
-                let newest = list.first()?.1.manifest.clone();
-                let mut nodes = BTreeSet::new();
-                let manifests = list
-                    .iter()
-                    .map(|(id, e)| {
-                        for vid in self.same_ingest(id) {
-                            for n in self.held_by.get(&vid).into_iter().flatten() {
-                                if self
-                                    .records
-                                    .get(n)
-                                    .is_some_and(|r| r.record.expires_at > now)
-                                {
-                                    nodes.insert(*n);
-                                }
-                            }
-                        }
-                        self.summarize(id, e, now)
-                    })
-                    .collect();
-                Some(MovieSummary {
-                    movie_id: movie.clone(),
-                    title: newest.title.clone(),
-                    year: newest.year,
-                    manifests,
-                    holders: nodes.len(),
-                })
-            })
+            .filter_map(|(movie, list)| self.summary_of(movie, list, now))
             .collect();
         out.sort_by(|a, b| {
             a.title
@@ -206,4 +164,88 @@ impl State {
         });
         out
     }
+
+    /// One movie: work bounded by its own ingests (a range of the ordered index).
+    pub(super) fn movie(&self, movie: &MovieId, now: u64) -> Option<MovieSummary> {
+        let from = (movie.clone(), NodeId([0; 32]), [0; 16]);
+        let to = (movie.clone(), NodeId([0xff; 32]), [0xff; 16]);
+        let list: Vec<(&ManifestId, &ManifestEntry)> = self
+            .latest
+            .range(from..=to)
+            .filter_map(|(_, id)| self.manifests.get_key_value(id))
+            .collect();
+        self.summary_of(movie, list, now)
+    }
+
+    /// The full listing, rebuilt only when something changed. When a rebuild is costly
+    /// (a large catalog), a listing up to [`STALE_LISTING`] old is served meanwhile, so a
+    /// stream of requests during a stream of changes does not rebuild it every time.
+    pub(super) fn listing(&mut self, now: u64) -> Arc<Vec<MovieSummary>> {
+        if let Some((generation, built, took, list)) = &self.listing {
+            let fresh = *generation == self.generation;
+            let tolerable = *took > COSTLY_LISTING && built.elapsed() < STALE_LISTING;
+            if fresh || tolerable {
+                return list.clone();
+            }
+        }
+        let started = Instant::now();
+        let list = Arc::new(self.movies(now));
+        self.listing = Some((self.generation, started, started.elapsed(), list.clone()));
+        list
+    }
+
+    fn summary_of(
+        &self,
+        movie: &MovieId,
+        mut list: Vec<(&ManifestId, &ManifestEntry)>,
+        now: u64,
+    ) -> Option<MovieSummary> {
+        // A bound movie lists its bound source; a re-pointed one whose new source has not
+        // arrived yet keeps showing the previous one.
+        if self.bindings.get(movie).is_some() {
+            let bound: Vec<_> = list
+                .iter()
+                .filter(|(_, e)| {
+                    let m = &e.manifest;
+                    self.lineage(&m.movie, &m.origin, &m.ingest_id) == authority::Lineage::Bound
+                })
+                .copied()
+                .collect();
+            if !bound.is_empty() {
+                list = bound;
+            }
+        }
+        list.sort_by_key(|(_, e)| std::cmp::Reverse(e.manifest.created_at));
+        let newest = list.first()?.1.manifest.clone();
+        let mut nodes = BTreeSet::new();
+        let manifests = list
+            .iter()
+            .map(|(id, e)| {
+                for vid in self.same_ingest(id) {
+                    for n in self.held_by.get(&vid).into_iter().flatten() {
+                        if self
+                            .records
+                            .get(n)
+                            .is_some_and(|r| r.record.expires_at > now)
+                        {
+                            nodes.insert(*n);
+                        }
+                    }
+                }
+                self.summarize(id, e, now)
+            })
+            .collect();
+        Some(MovieSummary {
+            movie_id: movie.clone(),
+            title: newest.title.clone(),
+            year: newest.year,
+            manifests,
+            holders: nodes.len(),
+        })
+    }
 }
+
+/// A listing rebuild slower than this is costly (see [`State::listing`]).
+const COSTLY_LISTING: Duration = Duration::from_millis(2);
+/// How old a costly listing may be served while changes come in.
+const STALE_LISTING: Duration = Duration::from_secs(1);

@@ -48,7 +48,8 @@ pub(super) struct State {
     pub(super) seqs: HashMap<NodeId, SeqMark>,
     /// Newest version of each ingest.
     pub(super) manifests: BTreeMap<ManifestId, ManifestEntry>,
-    pub(super) latest: HashMap<IngestKey, ManifestId>,
+    /// Ordered, so one movie's ingests are a range.
+    pub(super) latest: BTreeMap<IngestKey, ManifestId>,
     pub(super) versions: HashMap<ManifestId, VersionInfo>,
     /// Known version ids of each ingest.
     pub(super) ingest_versions: HashMap<IngestKey, BTreeSet<ManifestId>>,
@@ -75,6 +76,12 @@ pub(super) struct State {
     pub(super) total_bytes: usize,
     /// Acceptance counter for [`ManifestEntry::order`].
     pub(super) order: u64,
+    /// Image hash (poster, backdrop) → manifests that name it.
+    pub(super) images: HashMap<reelnet_proto::SegmentHash, BTreeSet<ManifestId>>,
+    /// Grows with every change a listing could show.
+    pub(super) generation: u64,
+    /// The last full listing: its generation, when it was built, how long it took.
+    pub(super) listing: Option<(u64, Instant, Duration, Arc<Vec<MovieSummary>>)>,
 }
 
 /// Most manifests waiting for their origin's record.
@@ -98,7 +105,7 @@ impl State {
             records: BTreeMap::new(),
             seqs: HashMap::new(),
             manifests: BTreeMap::new(),
-            latest: HashMap::new(),
+            latest: BTreeMap::new(),
             versions: HashMap::new(),
             ingest_versions: HashMap::new(),
             held_by: HashMap::new(),
@@ -113,6 +120,9 @@ impl State {
             usage: HashMap::new(),
             total_bytes: 0,
             order: 0,
+            images: HashMap::new(),
+            generation: 0,
+            listing: None,
         }
     }
 
@@ -150,7 +160,8 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn emit(&self, event: CatalogEvent) {
+    pub(super) fn emit(&mut self, event: CatalogEvent) {
+        self.generation += 1;
         // No subscribers is fine.
         let _ = self.events.send(event);
     }
@@ -222,7 +233,21 @@ impl State {
                 let _ = reply.send(self.providers(&id, track, index, now));
             }
             Command::Movies { reply } => {
-                let _ = reply.send(self.movies(now));
+                let _ = reply.send(self.listing(now));
+            }
+            Command::Movie { id, reply } => {
+                let _ = reply.send(self.movie(&id, now));
+            }
+            Command::ImageRefs { hash, reply } => {
+                let refs = self
+                    .images
+                    .get(&hash)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| self.manifests.get(id))
+                    .map(|e| (e.manifest.movie.clone(), e.manifest.origin))
+                    .collect();
+                let _ = reply.send(refs);
             }
             Command::GetManifest { id, reply } => {
                 let _ = reply.send(self.manifests.get(&id).map(|e| e.to_public(id)));
@@ -499,7 +524,7 @@ impl State {
                 }
             }
             if let Some(old) = self.manifests.remove(&current_id) {
-                self.uncharge_manifest(&old);
+                self.uncharge_manifest(current_id, &old);
             }
             self.emit(CatalogEvent::ManifestForgotten { id: current_id });
         }

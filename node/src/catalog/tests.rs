@@ -464,8 +464,8 @@ mod authority {
                 .movies()
                 .await
                 .unwrap()
-                .into_iter()
-                .map(|m| (m.movie_id.to_string(), m.title, m.manifests.len()))
+                .iter()
+                .map(|m| (m.movie_id.to_string(), m.title.clone(), m.manifests.len()))
                 .collect()
         }
     }

@@ -218,7 +218,7 @@ async fn catalog(state: &GatewayState, raw: &str) -> Response {
         return catalog_down();
     };
     let mut infos = Vec::with_capacity(movies.len());
-    for summary in &movies {
+    for summary in movies.iter() {
         let manifests = manifests_of(state, summary).await;
         let tmdb = state.metadata.cached(&summary.movie_id).await;
         infos.push(movie_info(summary, &manifests, tmdb.as_deref()));
@@ -234,10 +234,10 @@ async fn movie(state: &GatewayState, raw_id: &str) -> Response {
             "movie ids are 1-64 of [a-z0-9-], e.g. tmdb-603",
         );
     };
-    let Ok(movies) = state.catalog.movies().await else {
+    let Ok(found) = state.catalog.movie(&id).await else {
         return catalog_down();
     };
-    let Some(summary) = movies.iter().find(|m| m.movie_id == id) else {
+    let Some(summary) = found.as_ref() else {
         return json_error(
             StatusCode::NOT_FOUND,
             "not_found",

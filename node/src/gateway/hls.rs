@@ -254,10 +254,10 @@ async fn master(
 /// The ingest a viewer should get: complete and fully held first, then the most available,
 /// then the newest.
 async fn best_manifest(state: &GatewayState, movie: &MovieId) -> Result<CatalogManifest, HlsError> {
-    let movies = state.catalog.movies().await?;
-    let summary = movies
-        .into_iter()
-        .find(|m| &m.movie_id == movie)
+    let summary = state
+        .catalog
+        .movie(movie)
+        .await?
         .ok_or_else(|| HlsError::NotFound(format!("the network has no movie {movie}")))?;
     let mut ranked: Vec<&ManifestSummary> = summary.manifests.iter().collect();
     // Stable sort: manifests come newest first, so ties keep the newest.

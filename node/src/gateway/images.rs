@@ -139,22 +139,15 @@ fn client() -> Option<&'static reqwest::Client> {
 /// The gateways that should hold `hash`: origins of manifests whose metadata names it first,
 /// then other live nodes holding those movies; never this node.
 async fn candidates(state: &GatewayState, hash: &SegmentHash) -> Vec<String> {
-    let Ok(movies) = state.catalog.movies().await else {
+    // An index lookup: bounded work whatever the size of the catalog.
+    let Ok(refs) = state.catalog.image_refs(*hash).await else {
         return Vec::new();
     };
     let mut origins: BTreeSet<NodeId> = BTreeSet::new();
     let mut referencing: BTreeSet<MovieId> = BTreeSet::new();
-    for movie in &movies {
-        for summary in &movie.manifests {
-            let Ok(Some(m)) = state.catalog.manifest(summary.id).await else {
-                continue;
-            };
-            let meta = &m.manifest.meta;
-            if meta.poster == Some(*hash) || meta.backdrop == Some(*hash) {
-                origins.insert(m.manifest.origin);
-                referencing.insert(movie.movie_id.clone());
-            }
-        }
+    for (movie, origin) in refs {
+        origins.insert(origin);
+        referencing.insert(movie);
     }
     if referencing.is_empty() {
         return Vec::new();

@@ -83,9 +83,9 @@ async fn play(state: &GatewayState, id: &str, auth: Option<&str>) -> Response {
             "not a valid movie id",
         );
     };
-    match state.catalog.movies().await {
-        Ok(movies) if movies.iter().any(|m| m.movie_id == movie) => {}
-        Ok(_) => {
+    match state.catalog.movie(&movie).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
             return error_reply(
                 StatusCode::NOT_FOUND,
                 "not_found",

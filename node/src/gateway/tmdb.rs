@@ -81,7 +81,7 @@ async fn search(state: &GatewayState, q: Option<&str>, auth: Option<&str>) -> Re
         }
     };
     let known: HashSet<MovieId> = match state.catalog.movies().await {
-        Ok(movies) => movies.into_iter().map(|m| m.movie_id).collect(),
+        Ok(movies) => movies.iter().map(|m| m.movie_id.clone()).collect(),
         Err(e) => {
             return error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
