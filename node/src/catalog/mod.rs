@@ -112,8 +112,8 @@ impl Default for CatalogConfig {
             orphan_retention: Duration::from_secs(3600),
             retired_grace: Duration::from_secs(6 * 3600),
             max_manifests_per_origin: 5000,
-            max_bytes_per_origin: 64 << 20,
-            budget_bytes: 256 << 20,
+            max_bytes_per_origin: 512 << 20,
+            budget_bytes: 1 << 30,
         }
     }
 }
