@@ -515,6 +515,7 @@ fn start_gateway(
         tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
         store,
         catalog: net.catalog.clone(),
+        listing: gateway::catalog::ListingCache::default(),
         fetcher: net.fetcher.clone(),
         fetches,
         jwt: Arc::new(jwt),

@@ -17,10 +17,12 @@
 //! its encoded size plus a fixed overhead). One origin may keep at most
 //! [`CatalogConfig::max_manifests_per_origin`] manifests and
 //! [`CatalogConfig::max_bytes_per_origin`] bytes, and the whole catalog at most
-//! [`CatalogConfig::budget_bytes`]. Over a limit, manifests go in this order: from the
-//! origin over its own limit (else the origin using the most), its manifests of other than
-//! bound lineages first (unbound before retired), oldest first; the bound ones last. An
-//! origin over budget with no manifest left loses its record.
+//! [`CatalogConfig::budget_bytes`]. Over its own limit, an origin loses its own manifests:
+//! those of other than bound lineages first (unbound before retired), oldest first, the
+//! bound ones last. Over the whole budget, the origin with the most that is not a bound
+//! source pays first the same way (so a hundred flooding members cannot push out the
+//! movies the network bound); bound sources go only when nothing else is left. An origin
+//! with no manifest left to give loses its record.
 
 use super::*;
 
@@ -56,11 +58,18 @@ pub(super) struct Usage {
     pub(super) manifests: BTreeMap<u64, ManifestId>,
     pub(super) manifest_bytes: usize,
     pub(super) record_bytes: usize,
+    /// Of `manifest_bytes`, what bound lineages take.
+    pub(super) protected_bytes: usize,
 }
 
 impl Usage {
     fn bytes(&self) -> usize {
         self.manifest_bytes + self.record_bytes
+    }
+
+    /// What may go before any bound manifest does.
+    fn unprotected(&self) -> usize {
+        self.bytes().saturating_sub(self.protected_bytes)
     }
 }
 
@@ -133,6 +142,35 @@ impl State {
             }
         }
         self.drop_other_lineages();
+        self.reprotect();
+    }
+
+    /// Marks the bound lineages' manifests protected (and no others) after a binding
+    /// change. One pass over the index.
+    fn reprotect(&mut self) {
+        let changes: Vec<(ManifestId, bool)> = self
+            .manifests
+            .iter()
+            .filter_map(|(id, e)| {
+                let m = &e.manifest;
+                let now = self.lineage(&m.movie, &m.origin, &m.ingest_id) == Lineage::Bound;
+                (now != e.protected).then_some((*id, now))
+            })
+            .collect();
+        for (id, protected) in changes {
+            let Some(entry) = self.manifests.get_mut(&id) else {
+                continue;
+            };
+            entry.protected = protected;
+            let (origin, charge) = (entry.manifest.origin, entry.charge);
+            if let Some(usage) = self.usage.get_mut(&origin) {
+                if protected {
+                    usage.protected_bytes += charge;
+                } else {
+                    usage.protected_bytes = usage.protected_bytes.saturating_sub(charge);
+                }
+            }
+        }
     }
 
     /// Forgets every manifest whose lineage is [`Lineage::Other`] (after a binding change
@@ -189,6 +227,9 @@ impl State {
         let usage = self.usage.entry(entry.manifest.origin).or_default();
         usage.manifests.insert(entry.order, id);
         usage.manifest_bytes += entry.charge;
+        if entry.protected {
+            usage.protected_bytes += entry.charge;
+        }
         self.total_bytes += entry.charge;
     }
 
@@ -206,6 +247,9 @@ impl State {
         if let Some(usage) = self.usage.get_mut(&origin) {
             usage.manifests.remove(&entry.order);
             usage.manifest_bytes = usage.manifest_bytes.saturating_sub(entry.charge);
+            if entry.protected {
+                usage.protected_bytes = usage.protected_bytes.saturating_sub(entry.charge);
+            }
             if usage.bytes() == 0 && usage.manifests.is_empty() {
                 self.usage.remove(&origin);
             }
@@ -238,10 +282,18 @@ impl State {
                 .filter(|(_, u)| u.manifests.len() > per_count || u.bytes() > per_bytes)
                 .max_by_key(|(_, u)| u.bytes())
                 .map(|(n, _)| *n);
+            // Over the whole budget: the origin with the most that is not a bound source
+            // pays first, so a flood of members cannot push out the movies the network
+            // bound; only when nothing else is left do bound sources go, largest first.
             let origin = match over_own {
                 Some(n) => n,
                 None if self.total_bytes > total => {
-                    match self.usage.iter().max_by_key(|(_, u)| u.bytes()) {
+                    let unprotected = self
+                        .usage
+                        .iter()
+                        .filter(|(_, u)| u.unprotected() > 0)
+                        .max_by_key(|(_, u)| u.unprotected());
+                    match unprotected.or_else(|| self.usage.iter().max_by_key(|(_, u)| u.bytes())) {
                         Some((n, _)) => *n,
                         None => return,
                     }

@@ -32,6 +32,8 @@ pub(super) struct ManifestEntry {
     pub(super) order: u64,
     /// What it is charged against its origin's budget.
     pub(super) charge: usize,
+    /// Of its movie's bound lineage: evicted only after everything unbound.
+    pub(super) protected: bool,
 }
 
 /// What is remembered of every version of a manifest seen.
@@ -533,7 +535,10 @@ impl State {
         let movie = manifest.movie.clone();
         let now = Instant::now();
         self.order += 1;
+        let protected = self.lineage(&manifest.movie, &manifest.origin, &manifest.ingest_id)
+            == authority::Lineage::Bound;
         let entry = ManifestEntry {
+            protected,
             charge: authority::charge(signed.manifest_bytes().len()),
             signed: Arc::new(signed),
             manifest: Arc::new(manifest),

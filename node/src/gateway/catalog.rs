@@ -15,7 +15,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reelnet_proto::{Manifest, MovieId, MovieMeta, SegmentHash};
 use serde::Serialize;
@@ -209,20 +209,55 @@ fn catalog_down() -> Response {
     )
 }
 
+/// How long merged movie infos are reused when the catalog has not changed (TMDb records
+/// fetched meanwhile show up after this).
+const LISTING_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// The merged infos of the catalog's listing, rebuilt only when the catalog's listing
+/// changed (or [`LISTING_MAX_AGE`] passed): a request then costs a search over them, not a
+/// walk over every manifest. Concurrent requests wait for one rebuild.
+#[derive(Clone, Default)]
+pub struct ListingCache(Arc<tokio::sync::Mutex<Option<CachedListing>>>);
+
+struct CachedListing {
+    source: Arc<Vec<MovieSummary>>,
+    built: Instant,
+    infos: Arc<Vec<MovieInfo>>,
+}
+
+impl ListingCache {
+    async fn infos(&self, state: &GatewayState) -> Option<Arc<Vec<MovieInfo>>> {
+        let movies = state.catalog.movies().await.ok()?;
+        let mut cached = self.0.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if Arc::ptr_eq(&c.source, &movies) && c.built.elapsed() < LISTING_MAX_AGE {
+                return Some(c.infos.clone());
+            }
+        }
+        let mut infos = Vec::with_capacity(movies.len());
+        for summary in movies.iter() {
+            let manifests = manifests_of(state, summary).await;
+            let tmdb = state.metadata.cached(&summary.movie_id).await;
+            infos.push(movie_info(summary, &manifests, tmdb.as_deref()));
+        }
+        let infos = Arc::new(infos);
+        *cached = Some(CachedListing {
+            source: movies,
+            built: Instant::now(),
+            infos: infos.clone(),
+        });
+        Some(infos)
+    }
+}
+
 async fn catalog(state: &GatewayState, raw: &str) -> Response {
     let query = match CatalogQuery::parse(raw) {
         Ok(q) => q,
         Err(message) => return json_error(StatusCode::BAD_REQUEST, "bad_request", message),
     };
-    let Ok(movies) = state.catalog.movies().await else {
+    let Some(infos) = state.listing.infos(state).await else {
         return catalog_down();
     };
-    let mut infos = Vec::with_capacity(movies.len());
-    for summary in movies.iter() {
-        let manifests = manifests_of(state, summary).await;
-        let tmdb = state.metadata.cached(&summary.movie_id).await;
-        infos.push(movie_info(summary, &manifests, tmdb.as_deref()));
-    }
     warp::reply::json(&search(&infos, &query)).into_response()
 }
 

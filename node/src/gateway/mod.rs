@@ -66,6 +66,8 @@ pub struct GatewayState {
     pub premium_renditions: usize,
     /// Verified bytes of the segments served most recently (`gateway.hot_cache_mib`).
     pub hot: hot::HotSegments,
+    /// What `/api/v1/catalog` searches, built once per catalog change.
+    pub listing: catalog::ListingCache,
 }
 
 impl GatewayState {
@@ -109,6 +111,7 @@ impl GatewayState {
             membership: None,
             placement: None,
             network: None,
+            listing: catalog::ListingCache::default(),
             hot: hot::HotSegments::start(
                 crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
                 cancel.clone(),
