@@ -45,7 +45,13 @@ fn key(a: u8, b: u8) -> SigningKey {
     SigningKey::from_bytes(&bytes)
 }
 
-fn manifest(k: &SigningKey, movie: &str, ingest: u32, title: &str, segments: u32) -> SignedManifest {
+fn manifest(
+    k: &SigningKey,
+    movie: &str,
+    ingest: u32,
+    title: &str,
+    segments: u32,
+) -> SignedManifest {
     let track = |name: &str, height: u32, salt: u8| Track {
         rendition: Rendition {
             name: name.into(),
@@ -58,7 +64,9 @@ fn manifest(k: &SigningKey, movie: &str, ingest: u32, title: &str, segments: u32
         init: None,
         segments: (0..segments)
             .map(|i| SegmentEntry {
-                hash: SegmentHash::of(&[&i.to_le_bytes()[..], &ingest.to_le_bytes(), &[salt]].concat()),
+                hash: SegmentHash::of(
+                    &[&i.to_le_bytes()[..], &ingest.to_le_bytes(), &[salt]].concat(),
+                ),
                 duration_ms: 4000,
                 size: 500_000,
             })
@@ -116,7 +124,11 @@ async fn flood(budget_mib: usize) {
     let cancel = CancellationToken::new();
     let me = key(1, 1);
     let membership = net
-        .membership(&me, Some(net.cert(&me, &[RoleName::Replica], false)), &cancel)
+        .membership(
+            &me,
+            Some(net.cert(&me, &[RoleName::Replica], false)),
+            &cancel,
+        )
         .await;
     let unbounded = budget_mib == 0;
     let config = if unbounded {
@@ -134,7 +146,9 @@ async fn flood(budget_mib: usize) {
     };
     let (catalog, _t) = Catalog::start_with(config, Some(membership.clone()), cancel.clone());
     let join = |k: &SigningKey| {
-        let cert = net.cert(k, &[RoleName::Ingest, RoleName::Replica], false).encode();
+        let cert = net
+            .cert(k, &[RoleName::Ingest, RoleName::Replica], false)
+            .encode();
         record(k, &[], cert)
     };
     // The honest library: 50 movies of one origin, bound by the tracker.
@@ -162,7 +176,13 @@ async fn flood(budget_mib: usize) {
         let k = key(10 + n, 9);
         catalog.offer_record(join(&k)).await.unwrap();
         for i in 0..100u32 {
-            let m = manifest(&k, &format!("tmdb-{}", 200_000 + u32::from(n) * 100 + i), i, "Sybil", 200);
+            let m = manifest(
+                &k,
+                &format!("tmdb-{}", 200_000 + u32::from(n) * 100 + i),
+                i,
+                "Sybil",
+                200,
+            );
             catalog.offer_manifest(m).await.unwrap();
         }
     }
@@ -220,7 +240,10 @@ async fn query(movies: usize) {
         }
         for chunk in held.chunks(1000) {
             let refs: Vec<&SignedManifest> = chunk.iter().collect();
-            gw.catalog.offer_record(record(&k, &refs, Vec::new())).await.unwrap();
+            gw.catalog
+                .offer_record(record(&k, &refs, Vec::new()))
+                .await
+                .unwrap();
         }
     }
     let stats = gw.catalog.stats().await.unwrap();
@@ -230,9 +253,15 @@ async fn query(movies: usize) {
         ("catalog, first page", "/api/v1/catalog".to_owned()),
         ("catalog search", "/api/v1/catalog?q=number%2042".to_owned()),
         ("one movie", format!("/api/v1/movies/{one}")),
-        ("image lookup (not held: index + peers)", format!("/images/{image}")),
+        (
+            "image lookup (not held: index + peers)",
+            format!("/images/{image}"),
+        ),
     ];
-    println!("query ({movies} movies, {} manifests in the catalog):", stats.manifests);
+    println!(
+        "query ({movies} movies, {} manifests in the catalog):",
+        stats.manifests
+    );
     for (name, path) in paths {
         let url = format!("{}{path}", gw.url);
         // Warm up (the first listing is built once per change).

@@ -481,7 +481,7 @@ impl Task {
         let state = self.snapshot();
         if let Some(tx) = &self.tx {
             let old = tx.borrow().clone();
-            let changed = old.own_certificate_bytes() != state.own_certificate_bytes()
+            let membership_changed = old.own_certificate_bytes() != state.own_certificate_bytes()
                 || old
                     .trust
                     .as_ref()
@@ -490,10 +490,11 @@ impl Task {
                         .trust
                         .as_ref()
                         .map(|t| (t.revocation_serial, t.keys.len()))
-                || old.problem != state.problem
-                || !Arc::ptr_eq(&old.bindings, &state.bindings);
-            if changed {
+                || old.problem != state.problem;
+            if membership_changed {
                 log_state(&state);
+            }
+            if membership_changed || !Arc::ptr_eq(&old.bindings, &state.bindings) {
                 tx.send_replace(Arc::new(state));
             }
         }

@@ -646,7 +646,13 @@ async fn floods_stay_within_the_catalog_budget() {
     // 50 bound movies: more than an equal share of the budget among 101 origins, so a
     // "largest origin pays" rule alone would trim them.
     for i in 0..50u8 {
-        let m = movie(&honest, &format!("tmdb-{}", 100 + u32::from(i)), i, "Honest", 100);
+        let m = movie(
+            &honest,
+            &format!("tmdb-{}", 100 + u32::from(i)),
+            i,
+            "Honest",
+            100,
+        );
         net.catalog.offer_manifest(m.clone()).await.unwrap();
         net.bind(&m).await;
         originals.push(m);
