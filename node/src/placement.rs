@@ -419,11 +419,31 @@ impl Worker {
             if self.blocking(move |st| st.is_released(&m)).await? {
                 continue;
             }
+            // The network bound the movie to another source and the catalog no longer
+            // keeps this one (a re-point's grace period is over, or it was never the
+            // movie's source): nobody is meant to hold it, so nobody has to prove anything.
+            if self.superseded(s).await? {
+                let m = s.manifest.clone();
+                self.blocking(move |st| st.release_ingest(&m)).await?;
+                tracing::info!(
+                    movie = %s.manifest.movie,
+                    origin = %key.0.short(),
+                    "placement: released a source the movie is no longer bound to"
+                );
+                self.state.released += 1;
+                changed = true;
+                continue;
+            }
             let (id, newest) = match known.get(&key) {
                 Some(cm) => (cm.id, cm.manifest.as_ref()),
                 None => (s.id, &s.manifest),
             };
             let holders = responsible_nodes(&key, &candidates, replication);
+            // One of them by the hash itself (an ingest the listing leaves out, such as a
+            // re-pointed movie's previous source in its grace period): keep it.
+            if holders.contains(&self.node_id) {
+                continue;
+            }
             if holders.is_empty() || !self.all_hold(&holders, id, newest).await? {
                 continue;
             }
@@ -448,6 +468,20 @@ impl Worker {
         self.state.passes += 1;
         self.publish_view();
         Ok(())
+    }
+
+    /// True if `s`'s movie is bound to another lineage and the catalog no longer has any
+    /// version of `s`'s ingest.
+    async fn superseded(&self, s: &StoredManifest) -> Result<bool, PlacementError> {
+        let Some(membership) = &self.config.membership else {
+            return Ok(false);
+        };
+        let m = &s.manifest;
+        let rebound = membership
+            .bindings()
+            .get(&m.movie)
+            .is_some_and(|b| !b.covers(&m.origin, &m.ingest_id));
+        Ok(rebound && self.catalog.latest_version(s.id).await?.is_none())
     }
 
     fn publish_view(&self) {

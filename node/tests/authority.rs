@@ -77,7 +77,9 @@ async fn get_text(url: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_impostor_never_replaces_a_bound_movie_and_a_repoint_keeps_viewers_playing() {
-    let cluster = Cluster::start(3, FAST).await;
+    // A short grace for the re-pointed source, so the test also sees it released.
+    let extra = format!("{FAST}\n[catalog]\nretired_grace_secs = 5\n");
+    let cluster = Cluster::start(3, &extra).await;
     cluster.wait_live(3, Duration::from_secs(30)).await;
     let original_file = make_movie(cluster.dir.path(), "Authority.A.mp4", 8, 240);
     let impostor_file = make_movie(cluster.dir.path(), "Authority.B.mp4", 4, 240);
@@ -217,5 +219,30 @@ async fn an_impostor_never_replaces_a_bound_movie_and_a_repoint_keeps_viewers_pl
     assert!(
         fresh.contains(&impostor) && !fresh.contains(&original),
         "{fresh}"
+    );
+
+    // After the grace period the replica that held the original for the network lets it
+    // go (its segments become evictable cache); the origin keeps its own ingest.
+    wait_for(
+        "the original's replica to release it",
+        Duration::from_secs(30),
+        || {
+            let (cluster, original) = (&cluster, &original);
+            async move {
+                for n in &cluster.nodes[1..] {
+                    let s = n.try_status().await.ok()?;
+                    if s.manifests.iter().any(|m| &m.id == original && m.released) {
+                        return Some(());
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await;
+    let s = cluster.node(1).status().await;
+    assert!(
+        s.manifests.iter().any(|m| m.id == original && !m.released),
+        "the origin keeps its ingest"
     );
 }

@@ -744,10 +744,13 @@ async fn sync_budget_survives_reconnects() {
     let started = Instant::now();
     for round in 0..100 {
         let a0 = a.net.stats().await.unwrap();
-        r.net.dial(a.addr.clone()).await.unwrap();
-        // A answers (or refuses) R's sync request, and takes R's first page (or, over
-        // budget, does not ask).
+        // R dials A (again, should a dial race with the last hang-up). A answers (or
+        // refuses) R's sync request, and takes R's first page (or, over budget, does not
+        // ask).
         until(&format!("round {round}'s syncs"), || async {
+            if !r.net.peers().await.unwrap().contains(&a_id) {
+                let _ = r.net.dial(a.addr.clone()).await;
+            }
             let sa = a.net.stats().await.unwrap();
             sa.sync_pages_served + sa.sync_budget_refused
                 > a0.sync_pages_served + a0.sync_budget_refused
@@ -755,8 +758,11 @@ async fn sync_budget_survives_reconnects() {
                     > a0.sync_pages_received + a0.sync_budget_stopped
         })
         .await;
-        r.net.disconnect(a_id).await.unwrap();
+        // Both sides hang up (A may have dialled R too, e.g. when Kademlia learned R anew,
+        // so a connection can come up just after one side's hang-up: repeat until none).
         until("the disconnect", || async {
+            let _ = r.net.disconnect(a_id).await;
+            let _ = a.net.disconnect(r_id).await;
             !a.net.peers().await.unwrap().contains(&r_id)
                 && !r.net.peers().await.unwrap().contains(&a_id)
         })

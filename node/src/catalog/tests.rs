@@ -124,6 +124,13 @@ async fn older_versions_still_count_for_their_segments() {
         cat.offer_manifest(v1.clone()).await.unwrap(),
         Verdict::Accepted
     );
+    // Node 2 holds all of v1 (3 segments); the origin holds v2 fully. (Node 2's record
+    // comes while v1 is known: a version no record names is forgotten by the next sweep,
+    // which may run at any moment.)
+    let other = key(2);
+    cat.offer_record(record(&other, 1, vec![complete(&v1)]))
+        .await
+        .unwrap();
     assert_eq!(
         cat.offer_manifest(v2.clone()).await.unwrap(),
         Verdict::Accepted
@@ -132,11 +139,6 @@ async fn older_versions_still_count_for_their_segments() {
         cat.offer_manifest(v1.clone()).await.unwrap(),
         Verdict::Stale
     );
-    // Node 2 holds all of v1 (3 segments); the origin holds v2 fully.
-    let other = key(2);
-    cat.offer_record(record(&other, 1, vec![complete(&v1)]))
-        .await
-        .unwrap();
     cat.offer_record(record(&origin, 1, vec![complete(&v2)]))
         .await
         .unwrap();

@@ -221,7 +221,18 @@ impl EventLoop {
         self.swarm.behaviour_mut().sync.send_request(&peer, request);
     }
 
-    /// The membership changed: gossip a newer revocation list, cut off revoked peers.
+    /// Publishes `data` on `topic` (no peers or a duplicate is fine).
+    fn gossip(&mut self, topic: TopicHash, data: Vec<u8>, what: &str) {
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            Ok(_)
+            | Err(gossipsub::PublishError::Duplicate)
+            | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(err) => tracing::debug!(%err, "cannot gossip {what}"),
+        }
+    }
+
+    /// The membership changed: gossip a newer revocation list and new movie bindings, cut
+    /// off revoked peers.
     pub(super) fn on_membership(&mut self) {
         let Some(state) = self.member_state() else {
             return;
@@ -229,35 +240,15 @@ impl EventLoop {
         if let (Some(list), Some(trust)) = (&state.revocations, &state.trust) {
             if trust.revocation_serial > self.published_revocations {
                 self.published_revocations = trust.revocation_serial;
-                let hash = self.revocations_topic.clone();
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(hash, list.encode())
-                {
-                    Ok(_)
-                    | Err(gossipsub::PublishError::Duplicate)
-                    | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-                    Err(err) => tracing::debug!(%err, "cannot gossip the revocation list"),
-                }
+                let topic = self.revocations_topic.clone();
+                self.gossip(topic, list.encode(), "the revocation list");
             }
         }
         let (fresh, seq) = state.bindings.fresh_after(self.published_bindings);
         self.published_bindings = seq;
         for binding in fresh {
-            let hash = self.bindings_topic.clone();
-            match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .publish(hash, binding.encode())
-            {
-                Ok(_)
-                | Err(gossipsub::PublishError::Duplicate)
-                | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-                Err(err) => tracing::debug!(%err, "cannot gossip a movie binding"),
-            }
+            let topic = self.bindings_topic.clone();
+            self.gossip(topic, binding.encode(), "a movie binding");
         }
         let revoked: Vec<PeerId> = self
             .swarm

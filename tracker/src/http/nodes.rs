@@ -16,6 +16,7 @@ use super::common::{
     auth_header, json, node_auth, optional_json, render, v1, with_api, Json, NodeAuthParts,
 };
 use crate::api::Api;
+use crate::error::ApiError;
 use crate::network::bindings::{BindRequest, MAX_ANNOUNCEMENT_BODY_BYTES};
 use crate::network::{InviteRequest, RolesRequest};
 use crate::operator::OPERATOR_HEADER;
@@ -31,8 +32,24 @@ struct AfterQuery {
     after: Option<u64>,
 }
 
-fn operator_header() -> impl Filter<Extract = (Option<String>,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>(OPERATOR_HEADER)
+/// The operator's credentials on a request: an admin session or the operator token.
+struct OperatorParts {
+    session: Option<String>,
+    token: Option<String>,
+}
+
+impl OperatorParts {
+    /// Who the operator is, or 401/403.
+    fn check(&self, api: &Api) -> Result<crate::network::Operator, ApiError> {
+        api.operator(self.session.as_deref(), self.token.as_deref())
+    }
+}
+
+/// Extracts [`OperatorParts`] (checked in the handler, so errors render as JSON).
+fn operator() -> impl Filter<Extract = (OperatorParts,), Error = warp::Rejection> + Clone {
+    auth_header()
+        .and(warp::header::optional::<String>(OPERATOR_HEADER))
+        .map(|session, token| OperatorParts { session, token })
 }
 
 pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
@@ -87,13 +104,12 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("admin" / "nodes" / "invites"))
         .and(warp::post())
         .and(a())
-        .and(auth_header())
-        .and(operator_header())
+        .and(operator())
         .and(json(limit))
         .then(
-            |api: Api, h: Option<String>, o: Option<String>, b: Json<InviteRequest>| async move {
+            |api: Api, op: OperatorParts, b: Json<InviteRequest>| async move {
                 let res = async {
-                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    let by = op.check(&api)?;
                     api.membership().create_invite(&by, b.decode()?).await
                 }
                 .await;
@@ -104,25 +120,21 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("admin" / "nodes"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .and(operator_header())
-        .map(|api: Api, h: Option<String>, o: Option<String>| {
-            let res = api
-                .operator(h.as_deref(), o.as_deref())
-                .and_then(|_| api.membership().list());
+        .and(operator())
+        .map(|api: Api, op: OperatorParts| {
+            let res = op.check(&api).and_then(|_| api.membership().list());
             render(StatusCode::OK, res)
         });
     let revoke = v1()
         .and(warp::path!("admin" / "nodes" / String / "revoke"))
         .and(warp::post())
         .and(a())
-        .and(auth_header())
-        .and(operator_header())
+        .and(operator())
         .and(optional_json(limit))
         .then(
-            |id: String, api: Api, h: Option<String>, o: Option<String>, b: Json<Empty>| async move {
+            |id: String, api: Api, op: OperatorParts, b: Json<Empty>| async move {
                 let res = async {
-                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    let by = op.check(&api)?;
                     b.decode_or_default()?;
                     api.membership().revoke(&by, &id).await
                 }
@@ -130,28 +142,23 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                 render(StatusCode::OK, res)
             },
         );
-    let roles =
-        v1().and(warp::path!("admin" / "nodes" / String / "roles"))
-            .and(warp::put())
-            .and(a())
-            .and(auth_header())
-            .and(operator_header())
-            .and(json(limit))
-            .then(
-                |id: String,
-                 api: Api,
-                 h: Option<String>,
-                 o: Option<String>,
-                 b: Json<RolesRequest>| async move {
-                    let res = async {
-                        let by = api.operator(h.as_deref(), o.as_deref())?;
-                        let req = b.decode()?;
-                        api.membership().set_roles(&by, &id, &req.roles).await
-                    }
-                    .await;
-                    render(StatusCode::OK, res)
-                },
-            );
+    let roles = v1()
+        .and(warp::path!("admin" / "nodes" / String / "roles"))
+        .and(warp::put())
+        .and(a())
+        .and(operator())
+        .and(json(limit))
+        .then(
+            |id: String, api: Api, op: OperatorParts, b: Json<RolesRequest>| async move {
+                let res = async {
+                    let by = op.check(&api)?;
+                    let req = b.decode()?;
+                    api.membership().set_roles(&by, &id, &req.roles).await
+                }
+                .await;
+                render(StatusCode::OK, res)
+            },
+        );
     let bindings = v1()
         .and(warp::path!("network" / "bindings"))
         .and(warp::get())
@@ -188,29 +195,21 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("admin" / "movies"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .and(operator_header())
-        .map(|api: Api, h: Option<String>, o: Option<String>| {
-            let res = api
-                .operator(h.as_deref(), o.as_deref())
-                .and_then(|_| api.membership().movies());
+        .and(operator())
+        .map(|api: Api, op: OperatorParts| {
+            let res = op.check(&api).and_then(|_| api.membership().movies());
             render(StatusCode::OK, res)
         });
     let bind = v1()
         .and(warp::path!("admin" / "movies" / String / "bind"))
         .and(warp::post())
         .and(a())
-        .and(auth_header())
-        .and(operator_header())
+        .and(operator())
         .and(json(limit))
         .then(
-            |movie: String,
-             api: Api,
-             h: Option<String>,
-             o: Option<String>,
-             b: Json<BindRequest>| async move {
+            |movie: String, api: Api, op: OperatorParts, b: Json<BindRequest>| async move {
                 let res = async {
-                    let by = api.operator(h.as_deref(), o.as_deref())?;
+                    let by = op.check(&api)?;
                     api.membership().bind(&by, &movie, b.decode()?).await
                 }
                 .await;

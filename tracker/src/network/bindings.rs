@@ -155,9 +155,25 @@ fn view(b: &BindingRecord, ingests: Vec<IngestView>) -> MovieView {
     }
 }
 
+/// Most signed bindings cached (about 0.6 KiB each); the cache starts over when full.
+const MAX_SIGNED_CACHE: usize = 100_000;
+
 impl Membership {
-    /// `b` signed with the current network key, as hex.
+    /// `b` signed with the current network key, as hex (from the cache when this key
+    /// already signed this version).
     fn signed_binding(&self, b: &BindingRecord) -> Result<String, ApiError> {
+        let keyring = self.keyring();
+        let kid = keyring.current_kid().to_owned();
+        let cached = self
+            .signed_bindings
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&b.version).cloned());
+        if let Some((k, hex)) = cached {
+            if k == kid {
+                return Ok(hex);
+            }
+        }
         let binding = Binding {
             network_id: String::new(),
             movie: MovieId::new(b.movie.clone()).map_err(ApiError::internal)?,
@@ -168,11 +184,17 @@ impl Membership {
             issued_at: b.bound_at,
             kid: String::new(),
         };
-        let signed = self
-            .keyring()
+        let hex = keyring
             .sign_binding(binding)
-            .map_err(ApiError::internal)?;
-        Ok(signed.to_hex())
+            .map_err(ApiError::internal)?
+            .to_hex();
+        if let Ok(mut cache) = self.signed_bindings.lock() {
+            if cache.len() >= MAX_SIGNED_CACHE {
+                cache.clear();
+            }
+            cache.insert(b.version, (kid, hex.clone()));
+        }
+        Ok(hex)
     }
 
     /// `GET network/bindings?after=N`: the bindings with a version above `after`, lowest

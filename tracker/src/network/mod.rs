@@ -157,6 +157,9 @@ pub struct Membership {
     replays: Arc<Mutex<HashMap<[u8; 32], u64>>>,
     /// Ingest announcements by outcome (for `/metrics`).
     announcements: crate::metrics::Announcements,
+    /// Signed bindings by version, with the key id that signed them: the public bindings
+    /// page signs each binding once per network key, not once per request.
+    pub(crate) signed_bindings: Arc<Mutex<HashMap<u64, (String, String)>>>,
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -194,6 +197,7 @@ impl Membership {
             keys,
             config,
             replays: Arc::default(),
+            signed_bindings: Arc::default(),
             announcements: Default::default(),
         }
     }
