@@ -168,6 +168,7 @@ impl Node {
             ingest::manager::IngestManager::start(Arc::new(ctx), shutdown.token(Stage::Workers));
         shutdown.adopt(Stage::Workers, ingest_task);
         start_requests(&config, &net.membership, &ingest, &store, shutdown);
+        announce_unbound(&net.membership, &store, node_id, shutdown);
         start_admin(&config, node_id, ingest, &store, &net, shutdown).await?;
         start_gateway(
             &config, node_id, listener, public_url, store, &net, shutdown,
@@ -262,28 +263,6 @@ async fn start_network(
         actors.clone(),
     );
     shutdown.adopt(Stage::Actors, catalog_task);
-    let (client, p2p_addrs, swarm_task) = swarm::start(
-        swarm::SwarmConfig {
-            listen,
-            bootstrap,
-            mdns: config.p2p.mdns,
-            membership: Some(membership.clone()),
-            max_connections: config.p2p.max_connections,
-            max_connections_per_peer: config.p2p.max_connections_per_peer,
-            max_pending_incoming: config.p2p.max_pending_incoming,
-            max_pending_outgoing: config.p2p.max_pending_outgoing,
-            sync_budget: config.p2p.sync_budget(),
-            ..swarm::SwarmConfig::default()
-        },
-        &ctx.key,
-        catalog.clone(),
-        actors.clone(),
-    )
-    .await?;
-    shutdown.adopt(Stage::Actors, swarm_task);
-    for addr in &p2p_addrs {
-        tracing::info!(addr = %swarm::with_peer(addr, client.peer_id()), "p2p listening");
-    }
     // The QUIC segment service other nodes fetch from: a server, so it stops accepting
     // with the HTTP servers and finishes the streams in flight.
     let (transfer, quic_addr) = transfer::TransferServer::bind_with(
@@ -306,6 +285,39 @@ async fn start_network(
         advertised.set_port(quic_addr.port());
     }
     tracing::info!(%quic_addr, %advertised, "QUIC segment service listening");
+    // This node's record and manifests go into its own catalog before the swarm starts, so
+    // the first catalog sync a peer makes here already carries them (a record gossiped
+    // before the peer's subscription is known would wait for the next republish).
+    let publisher_config = swarm::publisher::PublisherConfig {
+        interval: std::time::Duration::from_secs(config.p2p.republish_secs),
+        ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
+        replica: config.storage.replica,
+        membership: Some(membership.clone()),
+        ..swarm::publisher::PublisherConfig::new(advertised, public_url.to_owned())
+    };
+    swarm::publisher::prime(&publisher_config, &ctx.store, &ctx.key, &catalog).await;
+    let (client, p2p_addrs, swarm_task) = swarm::start(
+        swarm::SwarmConfig {
+            listen,
+            bootstrap,
+            mdns: config.p2p.mdns,
+            membership: Some(membership.clone()),
+            max_connections: config.p2p.max_connections,
+            max_connections_per_peer: config.p2p.max_connections_per_peer,
+            max_pending_incoming: config.p2p.max_pending_incoming,
+            max_pending_outgoing: config.p2p.max_pending_outgoing,
+            sync_budget: config.p2p.sync_budget(),
+            ..swarm::SwarmConfig::default()
+        },
+        &ctx.key,
+        catalog.clone(),
+        actors.clone(),
+    )
+    .await?;
+    shutdown.adopt(Stage::Actors, swarm_task);
+    for addr in &p2p_addrs {
+        tracing::info!(addr = %swarm::with_peer(addr, client.peer_id()), "p2p listening");
+    }
     // One QUIC client endpoint for every fetch from peers (gateway misses, placement); it
     // closes after the workers that use it have stopped.
     let fetcher = Arc::new(transfer::Fetcher::with_membership(
@@ -335,13 +347,7 @@ async fn start_network(
     });
     let workers = shutdown.token(Stage::Workers);
     let (publisher, publisher_task) = swarm::publisher::Publisher::start(
-        swarm::publisher::PublisherConfig {
-            interval: std::time::Duration::from_secs(config.p2p.republish_secs),
-            ttl: std::time::Duration::from_secs(config.p2p.record_ttl_secs),
-            replica: config.storage.replica,
-            membership: Some(membership.clone()),
-            ..swarm::publisher::PublisherConfig::new(advertised, public_url.to_owned())
-        },
+        publisher_config,
         ctx.store.clone(),
         ctx.key.clone(),
         catalog.clone(),
@@ -408,6 +414,32 @@ async fn start_membership(
         membership::Membership::start(mc, ctx.key.clone(), shutdown.token(Stage::Actors)).await;
     shutdown.adopt(Stage::Actors, task);
     membership
+}
+
+/// Announces this node's complete ingests of movies that are still unbound (one finished
+/// while the tracker was unreachable and the node restarted since, say), so the tracker
+/// can bind them; announcements of bound ones are not needed.
+fn announce_unbound(
+    membership: &membership::Membership,
+    store: &store::Store,
+    node_id: NodeId,
+    shutdown: &Shutdown,
+) {
+    let (membership, store) = (membership.clone(), store.clone());
+    shutdown.spawn(Stage::Workers, "announce-unbound", async move {
+        let stored = tokio::task::spawn_blocking(move || store.all_manifests())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let bindings = membership.bindings();
+        for s in stored {
+            let m = &s.manifest;
+            if m.complete && m.origin == node_id && bindings.get(&m.movie).is_none() {
+                membership.announce_ingest(s.signed).await;
+            }
+        }
+        Ok::<(), String>(())
+    });
 }
 
 fn start_requests(

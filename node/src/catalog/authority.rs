@@ -143,6 +143,28 @@ impl State {
         }
         self.drop_other_lineages();
         self.reprotect();
+        self.adopt_rebound();
+    }
+
+    /// Takes in the manifests refused earlier for another lineage that the bindings now
+    /// allow (a re-point's new source that arrived before the binding did).
+    fn adopt_rebound(&mut self) {
+        let (now_ok, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rebind_wait)
+            .into_iter()
+            .partition(|(_, _, m)| {
+                self.lineage(&m.movie, &m.origin, &m.ingest_id) != Lineage::Other
+            });
+        self.rebind_wait = rest.into();
+        for (id, signed, manifest) in now_ok {
+            self.rebind_wait_bytes = self
+                .rebind_wait_bytes
+                .saturating_sub(signed.manifest_bytes().len());
+            let v = self.insert_manifest(id, signed, manifest);
+            self.count(&v);
+            if v == Verdict::Accepted {
+                self.enforce_budget();
+            }
+        }
     }
 
     /// Marks the bound lineages' manifests protected (and no others) after a binding

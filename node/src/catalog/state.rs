@@ -65,8 +65,13 @@ pub(super) struct State {
     /// Verified manifests whose origin had no known certificate yet (a manifest can be
     /// validated before its origin's record): taken in when that record arrives. Bounded
     /// by count and bytes, oldest dropped first.
-    pub(super) pending: std::collections::VecDeque<(ManifestId, SignedManifest, Manifest)>,
+    pub(super) pending: std::collections::VecDeque<Parked>,
     pub(super) pending_bytes: usize,
+    /// Verified manifests refused for another lineage, kept (bounded the same way) in case
+    /// the binding moves to them: a re-point's new source can arrive over gossip before
+    /// the new binding does, and its origin gossips it only once.
+    pub(super) rebind_wait: std::collections::VecDeque<Parked>,
+    pub(super) rebind_wait_bytes: usize,
     /// Movie bindings (from the membership state; empty without membership).
     pub(super) bindings: Arc<BindingTable>,
     /// Per movie, lineages that were bound before and stay playable until the instant.
@@ -84,6 +89,33 @@ pub(super) struct State {
     pub(super) generation: u64,
     /// The last full listing: its generation, when it was built, how long it took.
     pub(super) listing: Option<(u64, Instant, Duration, Arc<Vec<MovieSummary>>)>,
+}
+
+/// A verified manifest waiting: its id, signed form and content.
+pub(super) type Parked = (ManifestId, SignedManifest, Manifest);
+
+/// Adds `item` to a bounded waiting room (at most [`MAX_PENDING`] manifests and
+/// [`MAX_PENDING_BYTES`]; the oldest go first).
+pub(super) fn park_in(
+    queue: &mut std::collections::VecDeque<Parked>,
+    bytes: &mut usize,
+    item: Parked,
+) {
+    if queue.iter().any(|(p, _, _)| *p == item.0) {
+        return;
+    }
+    let size = item.1.manifest_bytes().len();
+    if size > MAX_PENDING_BYTES {
+        return;
+    }
+    while queue.len() >= MAX_PENDING || *bytes + size > MAX_PENDING_BYTES {
+        match queue.pop_front() {
+            Some((_, old, _)) => *bytes -= old.manifest_bytes().len(),
+            None => break,
+        }
+    }
+    *bytes += size;
+    queue.push_back(item);
 }
 
 /// Most manifests waiting for their origin's record.
@@ -116,6 +148,8 @@ impl State {
             members: HashMap::new(),
             pending: std::collections::VecDeque::new(),
             pending_bytes: 0,
+            rebind_wait: std::collections::VecDeque::new(),
+            rebind_wait_bytes: 0,
             bindings,
             retired: HashMap::new(),
             logged: HashSet::new(),
@@ -216,8 +250,14 @@ impl State {
             } => {
                 let parked = (signed.clone(), manifest.clone());
                 let v = self.insert_manifest(id, signed, manifest);
-                if v == Verdict::UnknownOrigin {
-                    self.park(id, parked.0, parked.1);
+                match v {
+                    Verdict::UnknownOrigin => self.park(id, parked.0, parked.1),
+                    Verdict::OtherLineage(_) => park_in(
+                        &mut self.rebind_wait,
+                        &mut self.rebind_wait_bytes,
+                        (id, parked.0, parked.1),
+                    ),
+                    _ => {}
                 }
                 if v == Verdict::Accepted {
                     self.enforce_budget();
@@ -425,21 +465,11 @@ impl State {
 
     /// Keeps a manifest whose origin is not known yet (bounded; see `pending`).
     fn park(&mut self, id: ManifestId, signed: SignedManifest, manifest: Manifest) {
-        if self.pending.iter().any(|(p, _, _)| *p == id) {
-            return;
-        }
-        let size = signed.manifest_bytes().len();
-        if size > MAX_PENDING_BYTES {
-            return;
-        }
-        while self.pending.len() >= MAX_PENDING || self.pending_bytes + size > MAX_PENDING_BYTES {
-            match self.pending.pop_front() {
-                Some((_, old, _)) => self.pending_bytes -= old.manifest_bytes().len(),
-                None => break,
-            }
-        }
-        self.pending_bytes += size;
-        self.pending.push_back((id, signed, manifest));
+        park_in(
+            &mut self.pending,
+            &mut self.pending_bytes,
+            (id, signed, manifest),
+        );
     }
 
     /// Takes in the waiting manifests of `origin`, whose certificate is known now.

@@ -13,14 +13,17 @@
 //! manifests are in its index and in the full catalog it serves to peers; a manifest the
 //! catalog did not know yet is gossiped too.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use reelnet_proto::catalog::{MAX_HELD, MAX_TOTAL_RANGES};
 use reelnet_proto::membership::RoleName;
-use reelnet_proto::{CatalogRecord, Held, SegmentRange, SignedCatalogRecord, SignedManifest};
+use reelnet_proto::{
+    CatalogRecord, Held, ManifestId, SegmentRange, SignedCatalogRecord, SignedManifest,
+};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -145,7 +148,7 @@ pub fn build_record(
     config: &PublisherConfig,
     seq: u64,
     now: u64,
-) -> Result<(SignedCatalogRecord, Vec<SignedManifest>), PublisherError> {
+) -> Result<(SignedCatalogRecord, Vec<(ManifestId, SignedManifest)>), PublisherError> {
     let stored = store.all_manifests()?;
     let mut held = Vec::new();
     let mut ranges = 0usize;
@@ -183,7 +186,31 @@ pub fn build_record(
         certificate,
     };
     let signed = SignedCatalogRecord::sign(&record, key)?;
-    Ok((signed, stored.into_iter().map(|s| s.signed).collect()))
+    Ok((
+        signed,
+        stored.into_iter().map(|s| (s.id, s.signed)).collect(),
+    ))
+}
+
+/// Puts this node's record and manifests into its own catalog without gossiping them: done
+/// once before the swarm starts, so the first catalog sync a peer makes already carries
+/// them. (Not a member, or the store unreadable: nothing; the publisher reports it.)
+pub async fn prime(config: &PublisherConfig, store: &Store, key: &SigningKey, catalog: &Catalog) {
+    let (store, key, config) = (store.clone(), key.clone(), config.clone());
+    let (seq, now) = (unix_millis(), crate::unix_now());
+    let built =
+        tokio::task::spawn_blocking(move || build_record(&store, &key, &config, seq, now)).await;
+    let Ok(Ok((record, manifests))) = built else {
+        return;
+    };
+    if catalog.offer_record(record).await.is_err() {
+        return;
+    }
+    for (_, m) in manifests {
+        if catalog.offer_manifest(m).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Handle to the publisher worker. Cheap to clone.
@@ -192,6 +219,7 @@ pub struct Publisher {
     wake: Arc<Notify>,
     catalog: Catalog,
     network: NetworkHandle,
+    gossiped: Gossiped,
 }
 
 impl Publisher {
@@ -205,6 +233,7 @@ impl Publisher {
         cancel: CancellationToken,
     ) -> (Publisher, JoinHandle<()>) {
         let wake = Arc::new(Notify::new());
+        let gossiped = Gossiped::default();
         let worker = Worker {
             config,
             store,
@@ -212,6 +241,7 @@ impl Publisher {
             catalog: catalog.clone(),
             network: network.clone(),
             last_seq: 0,
+            gossiped: gossiped.clone(),
         };
         let task =
             reelnet_runtime::shutdown::spawn("catalog-publisher", worker.run(wake.clone(), cancel));
@@ -220,6 +250,7 @@ impl Publisher {
                 wake,
                 catalog,
                 network,
+                gossiped,
             },
             task,
         )
@@ -242,7 +273,9 @@ impl Publisher {
             .await
             .map_err(|_| PublisherError::Stopped)?;
         if verdict == Verdict::Accepted {
+            let id = manifest.id();
             self.network.publish_manifest(manifest).await?;
+            self.gossiped.insert(id);
         }
         self.republish();
         Ok(verdict)
@@ -256,6 +289,32 @@ struct Worker {
     catalog: Catalog,
     network: NetworkHandle,
     last_seq: u64,
+    gossiped: Gossiped,
+}
+
+/// Own manifests (versions) this node has gossiped. One the catalog holds that was never
+/// gossiped (it came in before the swarm started, or waited for a binding that moved to
+/// it) is gossiped at the publisher's next round. Only this node's current manifests are
+/// kept.
+#[derive(Clone, Default)]
+struct Gossiped(Arc<Mutex<HashSet<ManifestId>>>);
+
+impl Gossiped {
+    fn insert(&self, id: ManifestId) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(id);
+        }
+    }
+
+    fn contains(&self, id: &ManifestId) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(id))
+    }
+
+    fn retain_only(&self, own: &HashSet<ManifestId>) {
+        if let Ok(mut set) = self.0.lock() {
+            set.retain(|id| own.contains(id));
+        }
+    }
 }
 
 impl Worker {
@@ -306,14 +365,18 @@ impl Worker {
         // The record first: it carries the certificate that makes this node's manifests
         // acceptable (here and at peers).
         self.network.publish_record(record).await?;
-        for m in manifests {
+        let own: HashSet<ManifestId> = manifests.iter().map(|(id, _)| *id).collect();
+        self.gossiped.retain_only(&own);
+        for (id, m) in manifests {
             let verdict = self
                 .catalog
                 .offer_manifest(m.clone())
                 .await
                 .map_err(|_| PublisherError::Stopped)?;
-            if verdict == Verdict::Accepted {
+            let held = matches!(verdict, Verdict::Accepted | Verdict::Duplicate);
+            if held && !self.gossiped.contains(&id) {
                 self.network.publish_manifest(m).await?;
+                self.gossiped.insert(id);
             }
         }
         tracing::debug!(seq, "published catalog record");
