@@ -8,6 +8,7 @@
 //! new since the last refresh ([`BindingTable::fresh_after`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use reelnet_proto::binding::{Binding, SignedBinding};
 use reelnet_proto::membership::Trust;
@@ -41,7 +42,40 @@ pub struct BindingStats {
     pub invalid: u64,
 }
 
-/// The bindings known. Cloned on write (it changes rarely, and is read everywhere).
+/// [`BindingStats`] as the membership task counts them (shared with its handle, so
+/// counting a refused binding never touches the table).
+#[derive(Debug, Default)]
+pub struct BindingCounters {
+    accepted: AtomicU64,
+    duplicate: AtomicU64,
+    stale: AtomicU64,
+    invalid: AtomicU64,
+}
+
+impl BindingCounters {
+    pub fn count(&self, verdict: &BindingVerdict) {
+        let c = match verdict {
+            BindingVerdict::Accepted => &self.accepted,
+            BindingVerdict::Duplicate => &self.duplicate,
+            BindingVerdict::Stale => &self.stale,
+            BindingVerdict::Invalid(_) => &self.invalid,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> BindingStats {
+        BindingStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            duplicate: self.duplicate.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The bindings known. Cloned on write (it changes rarely, and is read everywhere); a
+/// binding is judged against the table as it is ([`BindingTable::judge`]) so a refused or
+/// replayed one costs no copy.
 #[derive(Debug, Clone, Default)]
 pub struct BindingTable {
     by_movie: HashMap<MovieId, (Binding, SignedBinding)>,
@@ -49,7 +83,8 @@ pub struct BindingTable {
     pub fetched: u64,
     fresh: VecDeque<(u64, SignedBinding)>,
     fresh_seq: u64,
-    pub stats: BindingStats,
+    /// How many bindings this table has taken (grows with each).
+    pub accepted: u64,
 }
 
 impl BindingTable {
@@ -72,50 +107,44 @@ impl BindingTable {
         self.by_movie.values().map(|(b, _)| b)
     }
 
-    /// Verifies `signed` against `trust` and takes it if it is newer than the binding known
-    /// for its movie. `fresh`: pass it on over gossip.
-    pub fn offer(
-        &mut self,
+    /// Verifies `signed` against `trust` and compares it with the binding known for its
+    /// movie: the binding if it is newer (to [`BindingTable::take`]), else why not.
+    pub fn judge(
+        &self,
         trust: &Trust,
-        signed: SignedBinding,
+        signed: &SignedBinding,
         now: u64,
-        fresh: bool,
-    ) -> BindingVerdict {
-        let verdict = match trust.verify_binding(&signed, now) {
-            Err(err) => BindingVerdict::Invalid(err.to_string()),
-            Ok(b) => match self.by_movie.get(&b.movie) {
-                Some((known, _)) if known.version == b.version => BindingVerdict::Duplicate,
-                Some((known, _)) if known.version > b.version => BindingVerdict::Stale,
-                None if self.by_movie.len() >= MAX_BINDINGS => {
-                    BindingVerdict::Invalid(format!("more than {MAX_BINDINGS} bindings"))
-                }
-                _ => {
-                    if fresh {
-                        self.fresh_seq += 1;
-                        self.fresh.push_back((self.fresh_seq, signed.clone()));
-                        while self.fresh.len() > MAX_FRESH {
-                            self.fresh.pop_front();
-                        }
-                    }
-                    tracing::info!(
-                        movie = %b.movie,
-                        origin = %b.origin.short(),
-                        version = b.version,
-                        "movie binding"
-                    );
-                    self.by_movie.insert(b.movie.clone(), (b, signed));
-                    BindingVerdict::Accepted
-                }
-            },
-        };
-        let s = &mut self.stats;
-        match &verdict {
-            BindingVerdict::Accepted => s.accepted += 1,
-            BindingVerdict::Duplicate => s.duplicate += 1,
-            BindingVerdict::Stale => s.stale += 1,
-            BindingVerdict::Invalid(_) => s.invalid += 1,
+    ) -> Result<Binding, BindingVerdict> {
+        let b = trust
+            .verify_binding(signed, now)
+            .map_err(|err| BindingVerdict::Invalid(err.to_string()))?;
+        match self.by_movie.get(&b.movie) {
+            Some((known, _)) if known.version == b.version => Err(BindingVerdict::Duplicate),
+            Some((known, _)) if known.version > b.version => Err(BindingVerdict::Stale),
+            None if self.by_movie.len() >= MAX_BINDINGS => Err(BindingVerdict::Invalid(format!(
+                "more than {MAX_BINDINGS} bindings"
+            ))),
+            _ => Ok(b),
         }
-        verdict
+    }
+
+    /// Takes a binding [`BindingTable::judge`] passed. `fresh`: pass it on over gossip.
+    pub fn take(&mut self, b: Binding, signed: SignedBinding, fresh: bool) {
+        if fresh {
+            self.fresh_seq += 1;
+            self.fresh.push_back((self.fresh_seq, signed.clone()));
+            while self.fresh.len() > MAX_FRESH {
+                self.fresh.pop_front();
+            }
+        }
+        tracing::info!(
+            movie = %b.movie,
+            origin = %b.origin.short(),
+            version = b.version,
+            "movie binding"
+        );
+        self.accepted += 1;
+        self.by_movie.insert(b.movie.clone(), (b, signed));
     }
 
     /// Fresh bindings (taken since the first fetch) with a gossip sequence above `seq`, and
@@ -169,17 +198,29 @@ mod tests {
         let key = SigningKey::from_bytes(&[1; 32]);
         let t = trust(&key);
         let mut table = BindingTable::default();
+        let counters = BindingCounters::default();
+        let offer = |table: &mut BindingTable, signed: SignedBinding, fresh: bool| {
+            let verdict = match table.judge(&t, &signed, 100) {
+                Ok(b) => {
+                    table.take(b, signed, fresh);
+                    BindingVerdict::Accepted
+                }
+                Err(v) => v,
+            };
+            counters.count(&verdict);
+            verdict
+        };
         let sign = |b: &Binding| SignedBinding::sign(b, &key).unwrap();
         assert_eq!(
-            table.offer(&t, sign(&binding(2, 1)), 100, false),
+            offer(&mut table, sign(&binding(2, 1)), false),
             BindingVerdict::Accepted
         );
         assert_eq!(
-            table.offer(&t, sign(&binding(2, 1)), 100, true),
+            offer(&mut table, sign(&binding(2, 1)), true),
             BindingVerdict::Duplicate
         );
         assert_eq!(
-            table.offer(&t, sign(&binding(1, 9)), 100, true),
+            offer(&mut table, sign(&binding(1, 9)), true),
             BindingVerdict::Stale
         );
         assert_eq!(
@@ -188,7 +229,7 @@ mod tests {
         );
         assert!(table.fresh_after(0).0.is_empty());
         assert_eq!(
-            table.offer(&t, sign(&binding(5, 2)), 100, true),
+            offer(&mut table, sign(&binding(5, 2)), true),
             BindingVerdict::Accepted
         );
         assert_eq!(
@@ -201,12 +242,12 @@ mod tests {
         let forged =
             SignedBinding::sign(&binding(9, 3), &SigningKey::from_bytes(&[2; 32])).unwrap();
         assert!(matches!(
-            table.offer(&t, forged, 100, true),
+            offer(&mut table, forged, true),
             BindingVerdict::Invalid(_)
         ));
         assert_eq!(table.get(&MovieId::from_tmdb(7)).unwrap().version, 5);
         assert_eq!(
-            table.stats,
+            counters.snapshot(),
             BindingStats {
                 accepted: 2,
                 duplicate: 1,

@@ -153,14 +153,14 @@ impl Node {
         let (publisher, announcer) = (net.publisher.clone(), shutdown.clone());
         let member = net.membership.clone();
         ctx.on_publish = Some(Box::new(move |stored: &store::StoredManifest| {
-            let (publisher, signed) = (publisher.clone(), stored.signed.clone());
+            let (publisher, id, signed) = (publisher.clone(), stored.id, stored.signed.clone());
             let to_tracker = (stored.manifest.complete && stored.manifest.origin == node_id)
                 .then(|| (member.clone(), signed.clone()));
             announcer.spawn(Stage::Workers, "announce-manifest", async move {
                 if let Some((member, signed)) = to_tracker {
                     member.announce_ingest(signed).await;
                 }
-                publisher.announce_manifest(signed).await.map(|_| ())
+                publisher.announce_manifest(id, signed).await.map(|_| ())
             });
         }));
         let store = ctx.store.clone();

@@ -33,7 +33,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::{BindingTable, BindingVerdict};
+use crate::bindings::{BindingCounters, BindingStats, BindingTable, BindingVerdict};
 use crate::catalog::Verdict;
 
 const CERT_FILE: &str = "membership.cert";
@@ -179,6 +179,7 @@ pub struct Membership {
     allowed: Roles,
     state: watch::Receiver<Arc<MemberState>>,
     tx: mpsc::Sender<Command>,
+    binding_counters: Arc<BindingCounters>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -233,6 +234,7 @@ impl Membership {
             allowed: config.allowed,
             state,
             tx,
+            binding_counters: task.binding_counters.clone(),
         };
         let join = reelnet_runtime::shutdown::spawn("membership", task.run(rx, cancel));
         (handle, join)
@@ -318,6 +320,11 @@ impl Membership {
         self.state().bindings.clone()
     }
 
+    /// Bindings offered so far, by verdict.
+    pub fn binding_stats(&self) -> BindingStats {
+        self.binding_counters.snapshot()
+    }
+
     /// Tells the tracker about a complete ingest this node originated (so the movie gets
     /// bound to it if it is unbound, or an admin can bind it). In the background: retried
     /// with every refresh until the tracker answers.
@@ -364,6 +371,7 @@ struct Task {
     last_open_try: Option<std::time::Instant>,
     invite_used: bool,
     bindings: Arc<BindingTable>,
+    binding_counters: Arc<BindingCounters>,
     /// Complete own ingests the tracker has not heard of yet.
     announcements: Vec<(ManifestId, SignedManifest)>,
 }
@@ -397,6 +405,7 @@ impl Task {
             last_open_try: None,
             invite_used: false,
             bindings: Arc::new(BindingTable::default()),
+            binding_counters: Arc::default(),
             announcements: Vec::new(),
         }
     }
@@ -579,13 +588,19 @@ impl Task {
         let Some(trust) = &self.trust else {
             return BindingVerdict::Invalid("this node does not know its network yet".to_owned());
         };
-        let now = crate::unix_now();
-        // Clone on write: readers keep the table they have.
-        let table = Arc::make_mut(&mut self.bindings);
-        let verdict = table.offer(trust, signed, now, fresh);
+        // Judged against the table as it is: only a binding that is taken copies it
+        // (readers keep the table they have), so replayed or forged ones cost no copy.
+        let verdict = match self.bindings.judge(trust, &signed, crate::unix_now()) {
+            Ok(b) => {
+                Arc::make_mut(&mut self.bindings).take(b, signed, fresh);
+                BindingVerdict::Accepted
+            }
+            Err(verdict) => verdict,
+        };
         if let BindingVerdict::Invalid(reason) = &verdict {
             tracing::debug!(%reason, "movie binding refused");
         }
+        self.binding_counters.count(&verdict);
         verdict
     }
 

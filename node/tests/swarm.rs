@@ -520,7 +520,10 @@ async fn publisher_advertises_what_the_store_holds() {
     let v2 = SignedManifest::sign(&m, &a.key).unwrap();
     store.put_manifest(&v2).unwrap();
     assert_eq!(
-        publisher.announce_manifest(v2.clone()).await.unwrap(),
+        publisher
+            .announce_manifest(v2.id(), v2.clone())
+            .await
+            .unwrap(),
         Verdict::Accepted
     );
     let id2 = v2.id();

@@ -353,7 +353,7 @@ impl State {
                 s.manifests = self.manifests.len();
                 s.bytes = self.total_bytes;
                 s.bound_movies = self.bindings.len();
-                s.bindings_taken = self.bindings.stats.accepted;
+                s.bindings_taken = self.bindings.accepted;
                 let _ = reply.send(s);
             }
         }

@@ -191,70 +191,13 @@ async fn sync_pages_cover_everything_once() {
 /// an origin without the ingest role is refused.
 #[tokio::test]
 async fn a_manifest_before_its_origins_record_is_taken_in_when_the_record_arrives() {
-    use reelnet_proto::membership::{
-        Certificate, NetworkKey, RoleName, Roles, SignedCertificate, Trust,
-    };
-    let cancel = CancellationToken::new();
-    let net_key = key(50);
-    let trust = Trust {
-        network_id: "t".into(),
-        keys: vec![NetworkKey {
-            kid: "k".into(),
-            public: net_key.verifying_key(),
-            not_after: None,
-        }],
-        ..Trust::default()
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let config = crate::membership::MembershipConfig {
-        tracker_url: None,
-        data_dir: dir.path().to_owned(),
-        invite: None,
-        origins: vec![],
-        allowed: Roles::of(&[RoleName::Replica, RoleName::Ingest, RoleName::Edge]),
-        refresh: Duration::from_secs(30),
-    };
-    let (m, _t) = crate::membership::Membership::start_with(
-        config,
-        key(51),
-        Some((trust, None)),
-        cancel.clone(),
-    )
-    .await;
-    let (catalog, _t) = Catalog::start_with(CatalogConfig::default(), Some(m), cancel.clone());
-    let now = crate::unix_now();
-    let cert = |k: &SigningKey, roles: &[RoleName]| {
-        SignedCertificate::sign(
-            &Certificate {
-                network_id: "t".into(),
-                node: crate::identity::node_id(k),
-                roles: Roles::of(roles),
-                open: false,
-                origins: vec![],
-                issued_at: now - 1,
-                not_after: now + 600,
-                serial: 1,
-                kid: "k".into(),
-            },
-            &net_key,
-        )
-        .unwrap()
-        .encode()
-    };
-    let signed_record = |k: &SigningKey, certificate: Vec<u8>, replica: bool| {
-        let r = CatalogRecord {
-            node: crate::identity::node_id(k),
-            quic_addr: "127.0.0.1:7400".into(),
-            gateway_url: "http://127.0.0.1:8080".into(),
-            held: vec![],
-            seq: 1,
-            issued_at: now,
-            expires_at: now + 60,
-            replica,
-            certificate,
-        };
-        SignedCatalogRecord::sign(&r, k).unwrap()
-    };
+    use authority::Net;
+    use reelnet_proto::membership::RoleName;
+    let net = Net::start(CatalogConfig::default()).await;
+    let catalog = net.catalog.clone();
+    let cert = |k: &SigningKey, roles: &[RoleName]| net.cert(k, roles);
+    let signed_record =
+        |k: &SigningKey, certificate: Vec<u8>, replica: bool| net.record(k, certificate, replica);
 
     let origin = key(52);
     let m1 = manifest(&origin, 1, 3);
@@ -321,7 +264,7 @@ async fn a_manifest_before_its_origins_record_is_taken_in_when_the_record_arrive
             .unwrap(),
         Verdict::NotMember(_)
     ));
-    cancel.cancel();
+    net.cancel.cancel();
 }
 
 /// An in-process network for the movie-authority tests: a network key (the tracker's),
@@ -383,14 +326,14 @@ mod authority {
             }
         }
 
-        /// Makes `k` an ingest+replica member: its record (with certificate) is accepted.
-        pub async fn join(&self, k: &SigningKey) {
+        /// A certificate for `k` with `roles`, signed by the network key (wire bytes).
+        pub fn cert(&self, k: &SigningKey, roles: &[RoleName]) -> Vec<u8> {
             let now = crate::unix_now();
-            let cert = SignedCertificate::sign(
+            SignedCertificate::sign(
                 &Certificate {
                     network_id: "t".into(),
                     node: crate::identity::node_id(k),
-                    roles: Roles::of(&[RoleName::Ingest, RoleName::Replica]),
+                    roles: Roles::of(roles),
                     open: false,
                     origins: vec![],
                     issued_at: now - 1,
@@ -400,7 +343,18 @@ mod authority {
                 },
                 &self.net_key,
             )
-            .unwrap();
+            .unwrap()
+            .encode()
+        }
+
+        /// `k`'s signed catalog record (holding nothing) carrying `certificate`.
+        pub fn record(
+            &self,
+            k: &SigningKey,
+            certificate: Vec<u8>,
+            replica: bool,
+        ) -> SignedCatalogRecord {
+            let now = crate::unix_now();
             let r = CatalogRecord {
                 node: crate::identity::node_id(k),
                 quic_addr: "127.0.0.1:7400".into(),
@@ -409,12 +363,18 @@ mod authority {
                 seq: 1,
                 issued_at: now,
                 expires_at: now + 60,
-                replica: true,
-                certificate: cert.encode(),
+                replica,
+                certificate,
             };
+            SignedCatalogRecord::sign(&r, k).unwrap()
+        }
+
+        /// Makes `k` an ingest+replica member: its record (with certificate) is accepted.
+        pub async fn join(&self, k: &SigningKey) {
+            let cert = self.cert(k, &[RoleName::Ingest, RoleName::Replica]);
             let v = self
                 .catalog
-                .offer_record(SignedCatalogRecord::sign(&r, k).unwrap())
+                .offer_record(self.record(k, cert, true))
                 .await
                 .unwrap();
             assert_eq!(v, Verdict::Accepted);
@@ -434,7 +394,7 @@ mod authority {
             );
             for _ in 0..500 {
                 if self.catalog.stats().await.unwrap().bindings_taken
-                    == self.membership.bindings().stats.accepted
+                    == self.membership.bindings().accepted
                 {
                     return signed;
                 }

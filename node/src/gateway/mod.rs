@@ -161,10 +161,7 @@ pub fn routes(
                 state.metrics.request("metrics", 200);
                 let member = state.membership.as_ref().map(|m| m.state().summary());
                 let stats = state.catalog.stats().await.unwrap_or_default();
-                let bindings = state
-                    .membership
-                    .as_ref()
-                    .map(|m| m.bindings().stats.clone());
+                let bindings = state.membership.as_ref().map(|m| m.binding_stats());
                 let placement = state.placement.as_ref().map(|p| p.view());
                 let swarm = match &state.network {
                     Some(net) => net.stats().await.unwrap_or_default(),

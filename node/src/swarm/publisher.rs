@@ -261,10 +261,11 @@ impl Publisher {
         self.wake.notify_one();
     }
 
-    /// Announces a new manifest (version): adds it to the catalog, gossips it and
+    /// Announces a new manifest (version) `id`: adds it to the catalog, gossips it and
     /// republishes the record. The manifest should already be in the store.
     pub async fn announce_manifest(
         &self,
+        id: ManifestId,
         manifest: SignedManifest,
     ) -> Result<Verdict, PublisherError> {
         let verdict = self
@@ -273,7 +274,6 @@ impl Publisher {
             .await
             .map_err(|_| PublisherError::Stopped)?;
         if verdict == Verdict::Accepted {
-            let id = manifest.id();
             self.network.publish_manifest(manifest).await?;
             self.gossiped.insert(id);
         }
