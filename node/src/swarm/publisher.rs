@@ -148,7 +148,7 @@ pub fn build_record(
     config: &PublisherConfig,
     seq: u64,
     now: u64,
-) -> Result<(SignedCatalogRecord, Vec<(ManifestId, SignedManifest)>), PublisherError> {
+) -> Result<(SignedCatalogRecord, Vec<PublishedManifest>), PublisherError> {
     let stored = store.all_manifests()?;
     let mut held = Vec::new();
     let mut ranges = 0usize;
@@ -186,10 +186,24 @@ pub fn build_record(
         certificate,
     };
     let signed = SignedCatalogRecord::sign(&record, key)?;
-    Ok((
-        signed,
-        stored.into_iter().map(|s| (s.id, s.signed)).collect(),
-    ))
+    let me = crate::identity::node_id(key);
+    let manifests = stored
+        .into_iter()
+        .map(|s| PublishedManifest {
+            id: s.id,
+            own: s.manifest.origin == me,
+            signed: s.signed,
+        })
+        .collect();
+    Ok((signed, manifests))
+}
+
+/// A stored manifest as the publisher offers it: its id, whether this node originated it,
+/// its signed form.
+pub struct PublishedManifest {
+    pub id: ManifestId,
+    pub own: bool,
+    pub signed: SignedManifest,
 }
 
 /// Puts this node's record and manifests into its own catalog without gossiping them: done
@@ -206,8 +220,8 @@ pub async fn prime(config: &PublisherConfig, store: &Store, key: &SigningKey, ca
     if catalog.offer_record(record).await.is_err() {
         return;
     }
-    for (_, m) in manifests {
-        if catalog.offer_manifest(m).await.is_err() {
+    for m in manifests {
+        if catalog.offer_manifest(m.signed).await.is_err() {
             return;
         }
     }
@@ -365,18 +379,22 @@ impl Worker {
         // The record first: it carries the certificate that makes this node's manifests
         // acceptable (here and at peers).
         self.network.publish_record(record).await?;
-        let own: HashSet<ManifestId> = manifests.iter().map(|(id, _)| *id).collect();
-        self.gossiped.retain_only(&own);
-        for (id, m) in manifests {
+        let stored: HashSet<ManifestId> = manifests.iter().map(|m| m.id).collect();
+        self.gossiped.retain_only(&stored);
+        for m in manifests {
             let verdict = self
                 .catalog
-                .offer_manifest(m.clone())
+                .offer_manifest(m.signed.clone())
                 .await
                 .map_err(|_| PublisherError::Stopped)?;
-            let held = matches!(verdict, Verdict::Accepted | Verdict::Duplicate);
-            if held && !self.gossiped.contains(&id) {
-                self.network.publish_manifest(m).await?;
-                self.gossiped.insert(id);
+            // New to the catalog: gossip it. An own manifest the catalog already held but
+            // this node never gossiped (primed before the swarm started, or taken in when a
+            // re-point bound it): gossip it once. Copies of other origins' manifests are
+            // their origin's to gossip.
+            let unsent = m.own && verdict == Verdict::Duplicate && !self.gossiped.contains(&m.id);
+            if verdict == Verdict::Accepted || unsent {
+                self.network.publish_manifest(m.signed).await?;
+                self.gossiped.insert(m.id);
             }
         }
         tracing::debug!(seq, "published catalog record");
