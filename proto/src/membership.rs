@@ -57,6 +57,18 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 pub const NODE_REQUEST_WINDOW_SECS: u64 = 60;
 /// The HTTP header carrying a node's request signature.
 pub const NODE_AUTH_HEADER: &str = "reelnet-node-auth";
+/// The HTTP header in which a member node's gateway tells the tracker the address of the
+/// viewer it forwards a request for. The tracker believes it only together with a
+/// [`NODE_AUTH_HEADER`] signed over [`viewer_auth_path`] (so it is bound to the request
+/// and to the node that vouches for it); from anyone else the socket address counts.
+pub const VIEWER_ADDR_HEADER: &str = "reelnet-viewer-addr";
+
+/// The `path` a node signs (with [`node_auth_header`]) when it forwards a request for the
+/// viewer at `viewer`: the request's path with the address bound to it. `#` never occurs
+/// in a request path, so a signature over a plain path cannot pass for one of these.
+pub fn viewer_auth_path(path: &str, viewer: &str) -> String {
+    format!("{path}#viewer={viewer}")
+}
 
 /// What a member may do. A set: a certificate lists one or more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
