@@ -1,6 +1,8 @@
 //! Accounts and tokens: register, email verification, login, refresh rotation with reuse
 //! detection, logout, password reset, and the profile (`me`).
 
+use std::time::Duration;
+
 use base64::Engine;
 use reelnet_proto::{Claims, Role, Tier};
 use serde::{Deserialize, Serialize};
@@ -8,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::api::Api;
 use crate::clock::now_secs;
 use crate::error::ApiError;
+use crate::limiter::Backoff;
 use crate::mail::Email;
 pub use crate::policy::{check_name, check_password, hash_password, normalize_email};
 use crate::policy::{effective_tier, password_matches, AUDIENCE};
 use crate::store::{
-    EmailToken, EmailTokenError, Family, RefreshToken, Rotation, TokenKind, User, UserId,
+    Created, EmailToken, EmailTokenError, Family, RefreshToken, Rotation, TokenKind, User, UserId,
 };
 
 #[derive(Debug, Deserialize)]
@@ -21,7 +24,21 @@ pub struct RegisterRequest {
     pub email: String,
     pub password: String,
     pub display_name: String,
+    /// The token of an admin bootstrap link (`reelnet-tracker admin bootstrap`): the new
+    /// account becomes the first admin.
+    #[serde(default)]
+    pub bootstrap: Option<String>,
 }
+
+/// Who sent a request, for the abuse limits: the client's address (the socket's, or the
+/// viewer's when a member node vouches for it) and the vouching node, if any.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub addr: String,
+    pub node: Option<String>,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +79,7 @@ pub struct PatchMeRequest {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -102,16 +119,8 @@ pub struct TokenPair {
     pub user: UserView,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)
-}
-
 /// A random token (32 bytes, base64url) and the hash it is stored under.
-fn new_secret() -> (String, [u8; 32]) {
+pub(crate) fn new_secret() -> (String, [u8; 32]) {
     let bytes: [u8; 32] = rand::random();
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let hash = *blake3::hash(token.as_bytes()).as_bytes();
@@ -133,32 +142,116 @@ impl Api {
         )
     }
 
-    async fn send_verification(&self, user: &User, token: &str) {
-        let link = self.email_link("verify", token);
-        self.inner
-            .mailer
-            .send(Email {
-                to: user.email.clone(),
-                subject: "Confirm your reelnet account".to_owned(),
-                body: format!(
-                    "Hello {},\r\n\r\nConfirm your email address to start watching:\r\n\r\n{link}\r\n\r\nThe link works once and expires in {} hours.\r\nIf you did not sign up, ignore this message.\r\n",
-                    user.display_name,
-                    self.config().auth.verify_ttl_secs / 3600
-                ),
-            })
-            .await;
+    fn email_link_plain(&self, path: &str) -> String {
+        format!("{}/{path}", self.config().web_url.trim_end_matches('/'))
     }
 
-    /// `POST auth/register`
-    pub async fn register(&self, req: RegisterRequest) -> Result<UserView, ApiError> {
+    /// Queues an account mail to `to`, unless that address has had its hourly share
+    /// (`auth.mails_per_address_per_hour`): a stranger cannot flood someone's inbox
+    /// through the reset or registration forms. The request is answered the same either
+    /// way.
+    fn account_mail(&self, to: &str, subject: &str, body: String) {
+        let auth = &self.config().auth;
+        if self
+            .inner
+            .limiter
+            .take(&format!("mail:{to}"), auth.mails_per_address_per_hour, HOUR)
+            .is_err()
+        {
+            tracing::info!(
+                subject,
+                "account mail to this address held back (hourly limit)"
+            );
+            return;
+        }
+        self.inner.mailer.send(Email {
+            to: to.to_owned(),
+            subject: subject.to_owned(),
+            body,
+        });
+    }
+
+    fn send_verification(&self, user: &User, token: &str) {
+        let link = self.email_link("verify", token);
+        self.account_mail(
+            &user.email,
+            "Confirm your reelnet account",
+            format!(
+                "Hello {},\r\n\r\nConfirm your email address to start watching:\r\n\r\n{link}\r\n\r\nThe link works once and expires in {} hours.\r\nIf you did not sign up, ignore this message.\r\n",
+                user.display_name,
+                self.config().auth.verify_ttl_secs / 3600
+            ),
+        );
+    }
+
+    /// Takes one attempt of `limit` per `window` for `what` from `src` (its address, and
+    /// its vouching node at `per_node_factor` times the limit): 429 when used up.
+    fn limit_source(
+        &self,
+        what: &str,
+        src: &Source,
+        limit: u32,
+        window: Duration,
+    ) -> Result<(), ApiError> {
+        let limiter = &self.inner.limiter;
+        if let Some(node) = &src.node {
+            let factor = self.config().auth.per_node_factor.max(1);
+            limiter
+                .take(
+                    &format!("{what}:node:{node}"),
+                    limit.saturating_mul(factor),
+                    window,
+                )
+                .map_err(ApiError::rate_limited)?;
+        }
+        let taken = limiter.take(&format!("{what}:addr:{}", src.addr), limit, window);
+        if let (Err(wait), Some(node)) = (taken, &src.node) {
+            limiter.give_back(&format!("{what}:node:{node}"));
+            return Err(ApiError::rate_limited(wait));
+        }
+        taken.map_err(ApiError::rate_limited)
+    }
+
+    /// Hands back what [`Api::limit_source`] took (the attempt did not count).
+    fn give_back_source(&self, what: &str, src: &Source) {
+        let limiter = &self.inner.limiter;
+        if let Some(node) = &src.node {
+            limiter.give_back(&format!("{what}:node:{node}"));
+        }
+        limiter.give_back(&format!("{what}:addr:{}", src.addr));
+    }
+
+    fn backoff(&self) -> Backoff {
+        let auth = &self.config().auth;
+        Backoff {
+            threshold: auth.max_failures_per_account.max(1),
+            window: Duration::from_secs(auth.failure_window_secs),
+            max: Duration::from_secs(auth.account_backoff_max_secs.max(1)),
+        }
+    }
+
+    /// `POST auth/register`. Answers the same for a new and a taken email (202, "check
+    /// your email"): a new account gets its verification mail, the owner of a taken
+    /// address a mail saying someone tried to register with it. The password is hashed
+    /// either way, so the time does not tell them apart either.
+    pub async fn register(&self, req: RegisterRequest, src: &Source) -> Result<(), ApiError> {
         let email = normalize_email(&req.email)?;
         let display_name = check_name(&req.display_name)?;
         check_password(&req.password)?;
-        if self.store().email_taken(&email)? {
-            return Err(email_taken());
-        }
+        let bootstrap = req.bootstrap.as_deref().map(secret_hash).transpose()?;
+        let auth = &self.config().auth;
+        self.limit_source(
+            "register",
+            src,
+            auth.registrations_per_address_per_hour,
+            HOUR,
+        )?;
         let password = req.password;
-        let password_hash = blocking(move || hash_password(&password)).await??;
+        let password_hash = self
+            .inner
+            .hashes
+            .run(move || hash_password(&password))
+            .await??;
         let now = now_secs();
         let user = User {
             id: UserId::random(),
@@ -175,24 +268,60 @@ impl Api {
         let record = EmailToken {
             user: user.id,
             kind: TokenKind::Verify,
-            expires_at: now + self.config().auth.verify_ttl_secs,
+            expires_at: now + auth.verify_ttl_secs,
             used: false,
         };
-        // The first account administers the tracker.
-        let created = self
+        // No account becomes admin by being first: only a bootstrap link makes one.
+        match self
             .store()
-            .create_user(user, Some((token_hash, record)), true)
-            .await?;
-        let user = created.ok_or_else(email_taken)?;
-        tracing::info!(user = %user.id, "account registered");
-        self.send_verification(&user, &token).await;
-        Ok(UserView::of(&user))
+            .create_user(user, Some((token_hash, record)), bootstrap, now)
+            .await?
+        {
+            Created::Created(user) => {
+                tracing::info!(user = %user.id, admin = user.role == Role::Admin, "account registered");
+                self.send_verification(&user, &token);
+            }
+            Created::EmailTaken => {
+                tracing::info!("registration for an address that has an account; owner notified");
+                self.account_mail(
+                    &email,
+                    "Someone tried to create a reelnet account with your address",
+                    format!(
+                        "Hello,\r\n\r\nSomeone tried to create a new reelnet account with this email address, which already has one. If it was you, sign in — or reset your password if you forgot it:\r\n\r\n{}\r\n\r\nIf it was not you, ignore this message; your account is unchanged.\r\n",
+                        self.email_link_plain("reset-password"),
+                    ),
+                );
+            }
+            Created::BadBootstrap(why) => {
+                return Err(ApiError::bad_request(
+                    "invalid_bootstrap",
+                    match why {
+                        EmailTokenError::Used => "this admin link has already been used",
+                        EmailTokenError::Expired => {
+                            "this admin link has expired; make a new one with `reelnet-tracker admin bootstrap`"
+                        }
+                        EmailTokenError::Unknown => "this admin link is not valid",
+                    },
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `POST auth/resend-verification`: always answers the same, whether or not the
     /// account exists or is already verified.
-    pub async fn resend_verification(&self, req: EmailRequest) -> Result<(), ApiError> {
+    pub async fn resend_verification(
+        &self,
+        req: EmailRequest,
+        src: &Source,
+    ) -> Result<(), ApiError> {
         let email = normalize_email(&req.email)?;
+        self.limit_source(
+            "resend",
+            src,
+            self.config().auth.resends_per_address_per_hour,
+            HOUR,
+        )?;
         let Some(user) = self.user_by_email(&email)? else {
             return Ok(());
         };
@@ -207,7 +336,7 @@ impl Api {
             used: false,
         };
         self.store().put_email_token(hash, record).await?;
-        self.send_verification(&user, &token).await;
+        self.send_verification(&user, &token);
         Ok(())
     }
 
@@ -228,16 +357,7 @@ impl Api {
         let hash = secret_hash(token)?;
         let now = now_secs();
         let outcome = self.store().use_email_token(hash, kind, now, apply).await?;
-        outcome.map_err(|why| {
-            ApiError::bad_request(
-                "invalid_token",
-                match why {
-                    EmailTokenError::Used => "this link has already been used",
-                    EmailTokenError::Expired => "this link has expired; ask for a new one",
-                    EmailTokenError::Unknown => "this link is not valid",
-                },
-            )
-        })
+        outcome.map_err(email_token_error)
     }
 
     /// `POST auth/verify`
@@ -249,20 +369,32 @@ impl Api {
         Ok(UserView::of(&user))
     }
 
-    /// `POST auth/login`
-    pub async fn login(&self, req: LoginRequest, client: &str) -> Result<TokenPair, ApiError> {
+    /// `POST auth/login`. Every attempt is counted before the password is checked (a
+    /// parallel burst gets no more guesses than a serial one): per account and address,
+    /// per address, per vouching node; and, from addresses the account has not signed in
+    /// from, the account's backoff. A success hands its attempts back.
+    pub async fn login(&self, req: LoginRequest, src: &Source) -> Result<TokenPair, ApiError> {
         let auth = &self.config().auth;
         let email = normalize_email(&req.email).map_err(|_| {
             ApiError::unauthorized("invalid_credentials", "wrong email or password")
         })?;
-        let account_key = format!("account:{email}");
-        let client_key = format!("client:{client}");
+        let window = Duration::from_secs(auth.failure_window_secs);
         let limiter = &self.inner.limiter;
-        if let Some(wait) = limiter
-            .blocked(&account_key, auth.max_failures_per_account)
-            .or_else(|| limiter.blocked(&client_key, auth.max_failures_per_address))
+        let pair_key = format!("login:{email}|{}", src.addr);
+        self.limit_source("login", src, auth.max_failures_per_address, window)?;
+        if let Err(wait) =
+            limiter.take(&pair_key, auth.max_failures_per_account_and_address, window)
         {
+            self.give_back_source("login", src);
             return Err(ApiError::rate_limited(wait));
+        }
+        let known = limiter.is_known_good(&email, &src.addr);
+        if !known {
+            if let Err(wait) = limiter.account_gate(&email, self.backoff()) {
+                self.give_back_source("login", src);
+                limiter.give_back(&pair_key);
+                return Err(ApiError::rate_limited(wait));
+            }
         }
         let user = self.user_by_email(&email)?;
         let phc = user
@@ -270,19 +402,33 @@ impl Api {
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.inner.dummy_hash.clone());
         let password = req.password;
-        let ok = blocking(move || password_matches(&password, &phc)).await?;
+        let checked = self
+            .inner
+            .hashes
+            .run(move || password_matches(&password, &phc))
+            .await;
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(busy) => {
+                // Not checked: not a guess.
+                self.give_back_source("login", src);
+                limiter.give_back(&pair_key);
+                return Err(busy);
+            }
+        };
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
-                limiter.fail(&account_key);
-                limiter.fail(&client_key);
+                limiter.account_failed(&email, self.backoff());
                 return Err(ApiError::unauthorized(
                     "invalid_credentials",
                     "wrong email or password",
                 ));
             }
         };
-        limiter.clear(&account_key);
+        self.give_back_source("login", src);
+        limiter.clear(&pair_key);
+        limiter.known_good(&email, &src.addr);
         let family: [u8; 16] = rand::random();
         let now = now_secs();
         let (refresh, refresh_hash) = new_secret();
@@ -389,8 +535,14 @@ impl Api {
 
     /// `POST auth/password-reset`: emails a reset link when the account exists; answers the
     /// same either way.
-    pub async fn password_reset(&self, req: EmailRequest) -> Result<(), ApiError> {
+    pub async fn password_reset(&self, req: EmailRequest, src: &Source) -> Result<(), ApiError> {
         let email = normalize_email(&req.email)?;
+        self.limit_source(
+            "reset",
+            src,
+            self.config().auth.reset_requests_per_address_per_hour,
+            HOUR,
+        )?;
         let Some(user) = self.user_by_email(&email)? else {
             return Ok(());
         };
@@ -403,26 +555,47 @@ impl Api {
         };
         self.store().put_email_token(hash, record).await?;
         let link = self.email_link("reset-password", &token);
-        self.inner
-            .mailer
-            .send(Email {
-                to: user.email.clone(),
-                subject: "Reset your reelnet password".to_owned(),
-                body: format!(
-                    "Hello {},\r\n\r\nSomeone asked to reset the password of this account. To choose a new one, open:\r\n\r\n{link}\r\n\r\nThe link works once and expires in {} minutes. If it was not you, ignore this message.\r\n",
-                    user.display_name,
-                    self.config().auth.reset_ttl_secs / 60
-                ),
-            })
-            .await;
+        self.account_mail(
+            &user.email,
+            "Reset your reelnet password",
+            format!(
+                "Hello {},\r\n\r\nSomeone asked to reset the password of this account. To choose a new one, open:\r\n\r\n{link}\r\n\r\nThe link works once and expires in {} minutes. If it was not you, ignore this message.\r\n",
+                user.display_name,
+                self.config().auth.reset_ttl_secs / 60
+            ),
+        );
         Ok(())
     }
 
-    /// `POST auth/password-reset/confirm`: sets the new password and signs out every session.
-    pub async fn password_reset_confirm(&self, req: ResetConfirmRequest) -> Result<(), ApiError> {
+    /// `POST auth/password-reset/confirm`: sets the new password and signs out every
+    /// session. Counted per address before anything else; a dead link is refused before
+    /// the new password is hashed.
+    pub async fn password_reset_confirm(
+        &self,
+        req: ResetConfirmRequest,
+        src: &Source,
+    ) -> Result<(), ApiError> {
         check_password(&req.password)?;
+        let auth = &self.config().auth;
+        self.limit_source(
+            "reset-confirm",
+            src,
+            auth.reset_confirms_per_address,
+            Duration::from_secs(auth.failure_window_secs),
+        )?;
+        let token_hash = secret_hash(&req.token)?;
+        if let Err(why) =
+            self.store()
+                .check_email_token(&token_hash, TokenKind::PasswordReset, now_secs())?
+        {
+            return Err(email_token_error(why));
+        }
         let password = req.password;
-        let hash = blocking(move || hash_password(&password)).await??;
+        let hash = self
+            .inner
+            .hashes
+            .run(move || hash_password(&password))
+            .await??;
         let user = self
             .use_email_token(&req.token, TokenKind::PasswordReset, move |u| {
                 u.password_hash = hash.clone();
@@ -431,7 +604,7 @@ impl Api {
             })
             .await?;
         self.revoke_all_sessions(user.id).await?;
-        self.inner.limiter.clear(&format!("account:{}", user.email));
+        self.inner.limiter.clear_account(&user.email);
         tracing::info!(user = %user.id, "password reset");
         Ok(())
     }
@@ -476,9 +649,36 @@ impl Api {
     }
 }
 
-fn email_taken() -> ApiError {
-    ApiError::conflict(
-        "email_taken",
-        "an account with this email already exists; sign in or reset its password",
+/// How often expired email and refresh tokens are removed.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Removes expired reset, verification, bootstrap and refresh tokens every
+/// [`SWEEP_EVERY`] until `cancel`.
+pub async fn run_token_sweeper(
+    api: Api,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<(), crate::store::StoreError> {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+        match api.store().purge_expired_tokens(now_secs(), 0).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired tokens removed"),
+            Err(e) => tracing::warn!(error = %e, "removing expired tokens failed"),
+        }
+    }
+}
+
+fn email_token_error(why: EmailTokenError) -> ApiError {
+    ApiError::bad_request(
+        "invalid_token",
+        match why {
+            EmailTokenError::Used => "this link has already been used",
+            EmailTokenError::Expired => "this link has expired; ask for a new one",
+            EmailTokenError::Unknown => "this link is not valid",
+        },
     )
 }

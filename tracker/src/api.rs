@@ -16,8 +16,9 @@ pub use crate::policy::{effective_tier, AUDIENCE};
 
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
+use crate::hashing::HashGate;
 use crate::keys::Keyring;
-use crate::limiter::FailureLimiter;
+use crate::limiter::Limiter;
 use crate::mail::Mailer;
 use crate::network::keys::NetworkKeyring;
 use crate::network::{Membership, Operator};
@@ -34,7 +35,9 @@ pub(crate) struct Inner {
     pub store: Store,
     pub keys: watch::Receiver<Arc<Keyring>>,
     pub mailer: Mailer,
-    pub limiter: FailureLimiter,
+    pub limiter: Limiter,
+    /// The bound on password hashing.
+    pub hashes: HashGate,
     /// A valid argon2 hash to check against when an account does not exist, so a login
     /// takes as long for an unknown email as for a wrong password.
     pub dummy_hash: String,
@@ -58,9 +61,8 @@ impl Api {
         operator_token: Option<String>,
     ) -> Result<Self, ApiError> {
         let membership = Membership::new(store.clone(), network_keys, config.network.clone());
-        let limiter = FailureLimiter::new(std::time::Duration::from_secs(
-            config.auth.failure_window_secs,
-        ));
+        let limiter = Limiter::new();
+        let hashes = HashGate::new(config.auth.hash_concurrency, config.auth.hash_queue);
         let dummy_hash = crate::policy::hash_password("not a real password")?;
         let webhook_secret = crate::billing_signature::webhook_secret(
             &config.billing.webhook_secret,
@@ -77,6 +79,7 @@ impl Api {
                 keys,
                 mailer,
                 limiter,
+                hashes,
                 dummy_hash,
                 webhook_secret,
                 tmdb,

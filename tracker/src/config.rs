@@ -132,12 +132,38 @@ pub struct AuthConfig {
     pub reset_ttl_secs: u64,
     /// Whether playing and requesting need a verified email.
     pub require_verified_email: bool,
-    /// Failed logins allowed per account in one window.
+    /// Failed logins on one account (from addresses it has not signed in from) in one
+    /// window before further attempts on it from such addresses are spaced out: 1 s,
+    /// doubling up to `account_backoff_max_secs`. Not a lock: the owner's usual
+    /// addresses pass, and a new one waits at most the cap.
     pub max_failures_per_account: u32,
-    /// Failed logins allowed per client address in one window.
+    /// Longest spacing of the per-account backoff, seconds.
+    pub account_backoff_max_secs: u64,
+    /// Failed logins allowed per account and client address in one window.
+    pub max_failures_per_account_and_address: u32,
+    /// Failed logins allowed per client address (any account) in one window.
     pub max_failures_per_address: u32,
     /// Length of the failed-login window, seconds.
     pub failure_window_secs: u64,
+    /// Registrations per client address per hour.
+    pub registrations_per_address_per_hour: u32,
+    /// Password-reset requests per client address per hour.
+    pub reset_requests_per_address_per_hour: u32,
+    /// Password-reset confirmations per client address per failure window.
+    pub reset_confirms_per_address: u32,
+    /// Verification-mail resends per client address per hour.
+    pub resends_per_address_per_hour: u32,
+    /// Account mails (verification, reset, "someone tried to register") to one email
+    /// address per hour; beyond it the request is answered the same but no mail goes out.
+    pub mails_per_address_per_hour: u32,
+    /// A member node forwarding for many viewers may make this many times the per-address
+    /// limits in total (each viewer's address is also limited on its own).
+    pub per_node_factor: u32,
+    /// Password hashes (argon2id, about 19 MiB each) run at once; 0: one per core.
+    pub hash_concurrency: usize,
+    /// Hashes that may wait for a free worker; beyond that the answer is 503 with
+    /// `Retry-After`.
+    pub hash_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,7 +171,10 @@ pub struct AuthConfig {
 pub struct HttpConfig {
     /// Largest request body accepted, bytes (larger gets 413).
     pub max_body_bytes: u64,
-    /// Proxies (node gateways) whose `X-Forwarded-For` is believed for rate limiting.
+    /// Reverse proxies of the operator's own (e.g. nginx in front of the tracker) whose
+    /// `X-Forwarded-For` / `X-Forwarded-Host` are believed. Node gateways do not belong
+    /// here: a member node vouches for its viewer's address with its signature
+    /// (`Reelnet-Viewer-Addr`), and a forwarded header from anyone else is ignored.
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -172,6 +201,9 @@ pub struct SmtpConfig {
     pub from: String,
     /// Sending attempts before a message is given up.
     pub attempts: u32,
+    /// Messages waiting to be sent; beyond it new ones are dropped (and logged) rather than
+    /// holding up the request that wanted them.
+    pub queue: usize,
 }
 
 /// The `[rooms]` section of the tracker's configuration.
@@ -249,9 +281,19 @@ impl Default for AuthConfig {
             verify_ttl_secs: 24 * 3600,
             reset_ttl_secs: 3600,
             require_verified_email: true,
-            max_failures_per_account: 5,
+            max_failures_per_account: 10,
+            account_backoff_max_secs: 60,
+            max_failures_per_account_and_address: 5,
             max_failures_per_address: 20,
             failure_window_secs: 15 * 60,
+            registrations_per_address_per_hour: 10,
+            reset_requests_per_address_per_hour: 5,
+            reset_confirms_per_address: 10,
+            resends_per_address_per_hour: 5,
+            mails_per_address_per_hour: 3,
+            per_node_factor: 100,
+            hash_concurrency: 0,
+            hash_queue: 32,
         }
     }
 }
@@ -260,7 +302,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
-            trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -275,6 +317,7 @@ impl Default for SmtpConfig {
             password: None,
             from: "reelnet <no-reply@reelnet.invalid>".to_owned(),
             attempts: 5,
+            queue: 1024,
         }
     }
 }

@@ -57,7 +57,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!("too many failed attempts; try again in {retry_after} s"),
+                format!("too many attempts; try again in {retry_after} s"),
             )
         }
     }

@@ -16,6 +16,7 @@ pub mod billing_signature;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod hashing;
 pub mod http;
 pub mod keys;
 pub mod library;
@@ -179,6 +180,11 @@ impl Tracker {
             network_rx,
             Some(operator_token),
         )?;
+        shutdown.spawn(
+            Stage::Workers,
+            "token-sweeper",
+            accounts::run_token_sweeper(api.clone(), workers.clone()),
+        );
         shutdown.spawn(
             Stage::Workers,
             "subscription-worker",

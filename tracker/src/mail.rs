@@ -38,10 +38,21 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    /// Queues a message; it is sent in the background.
-    pub async fn send(&self, email: Email) {
-        if self.queue.send(email).await.is_err() {
-            tracing::error!("mail sender has stopped; message dropped");
+    /// Queues a message; it is sent in the background. Never waits: when the queue is
+    /// full (the mail server is down or slow and mail piles up) the message is dropped
+    /// and logged, and the request that wanted it is answered as usual — the user can ask
+    /// again. Returns whether it was queued.
+    pub fn send(&self, email: Email) -> bool {
+        match self.queue.try_send(email) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                tracing::warn!(to = %e.to, subject = %e.subject, "mail queue full; message dropped");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("mail sender has stopped; message dropped");
+                false
+            }
         }
     }
 }
@@ -73,7 +84,7 @@ pub fn mailer(config: &SmtpConfig) -> Result<(Mailer, MailSender), MailError> {
         .from
         .parse()
         .map_err(|_| MailError::Address(config.from.clone()))?;
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(config.queue.max(1));
     Ok((
         Mailer { queue: tx },
         MailSender {

@@ -190,6 +190,13 @@ fn print_node(n: &operator_api::NodeView) {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Print a single-use link that makes the account registered with it the first admin
+    /// (only while the tracker has no admin). Works with the tracker running or stopped.
+    Bootstrap {
+        /// How long the link works: `30m`, `24h`, `7d`.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+    },
     /// Set an account's subscription tier. A running tracker is not needed (and must be
     /// stopped); it sends the "premium started" email on its next subscription pass.
     SetTier {
@@ -207,7 +214,8 @@ enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
-    /// Create an account directly in the tracker's database.
+    /// Create an account (through the running tracker, or in its database when it is
+    /// stopped). `--admin --verified` makes an administrator.
     Add {
         /// The account's email address.
         email: String,
@@ -315,16 +323,20 @@ async fn main() -> anyhow::Result<()> {
                 (None, Some(p)) => p,
                 (None, None) => anyhow::bail!("give --password-file FILE or --password P"),
             };
-            let new = users::NewUser {
+            let req = users::AddUserRequest {
                 email,
                 password,
                 display_name: name,
                 verified,
-                role: role_of(admin),
+                admin,
             };
-            let user = users::add_user(&config.data_dir, new)
+            let user = match operator::run(&config, operator::NodeCommand::AddUser(req))
                 .await
-                .context("adding the account")?;
+                .context("adding the account")?
+            {
+                NodeOutput::User(u) => u,
+                _ => anyhow::bail!("unexpected answer"),
+            };
             println!(
                 "added {} ({}, {}{})",
                 user.email,
@@ -340,6 +352,24 @@ async fn main() -> anyhow::Result<()> {
                     ""
                 }
             );
+        }
+        Command::Admin(AdminCommand::Bootstrap { ttl }) => {
+            let req = users::BootstrapRequest {
+                ttl_secs: parse_duration(&ttl)?,
+            };
+            match operator::run(&config, operator::NodeCommand::Bootstrap(req))
+                .await
+                .context("making the admin bootstrap link")?
+            {
+                NodeOutput::Bootstrap(b) => {
+                    println!(
+                        "open this link to create the first admin account (works once, until {} UTC):",
+                        reelnet_tracker::billing::format_date(b.expires_at)
+                    );
+                    println!("{}", b.link);
+                }
+                _ => anyhow::bail!("unexpected answer"),
+            }
         }
         Command::Admin(AdminCommand::SetTier { email, tier, until }) => {
             let until = match until {
@@ -453,7 +483,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 NodeOutput::Node(n) => print_node(&n),
-                NodeOutput::Movies(_) | NodeOutput::Movie(_) => anyhow::bail!("unexpected answer"),
+                _ => anyhow::bail!("unexpected answer"),
             }
         }
         Command::User(UserCommand::SetRole { email, role }) => {

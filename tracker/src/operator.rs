@@ -1,4 +1,5 @@
-//! The machine operator's way into a running tracker, and the `node` and `movie` commands.
+//! The machine operator's way into a running tracker, and the `node`, `movie`, `user add`
+//! and `admin bootstrap` commands.
 //!
 //! On start the tracker writes `<data_dir>/operator.json` (mode 0600): the loopback URL of
 //! its API and a random token. The `reelnet-tracker node …` and `movie …` commands read it and call the
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::accounts::UserView;
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
 use crate::network::bindings::{BindRequest, MovieView, MoviesView};
@@ -23,7 +25,7 @@ use crate::network::keys::NetworkKeyring;
 use crate::network::{
     InviteCreated, InviteRequest, Membership, NodeView, NodesView, Operator, RolesRequest,
 };
-use crate::users::{with_store, OfflineError};
+use crate::users::{with_store, AddUserRequest, BootstrapLink, BootstrapRequest, OfflineError};
 
 /// The operator file's name in the data directory.
 pub const OPERATOR_FILE: &str = "operator.json";
@@ -86,6 +88,10 @@ pub enum NodeCommand {
     Movies,
     /// `movie bind MOVIE_ID --manifest MANIFEST_ID`
     Bind(String, BindRequest),
+    /// `user add`
+    AddUser(AddUserRequest),
+    /// `admin bootstrap`
+    Bootstrap(BootstrapRequest),
 }
 
 /// What a command answers.
@@ -96,6 +102,8 @@ pub enum NodeOutput {
     Node(NodeView),
     Movies(MoviesView),
     Movie(MovieView),
+    User(UserView),
+    Bootstrap(BootstrapLink),
 }
 
 fn read_file(data_dir: &Path) -> Result<Option<OperatorFile>, OperatorError> {
@@ -184,6 +192,12 @@ async fn online(file: &OperatorFile, cmd: &NodeCommand) -> Result<NodeOutput, Op
         NodeCommand::Invite(req) => {
             NodeOutput::Invite(call(file, http.post(format!("{base}/invites")).json(req)).await?)
         }
+        NodeCommand::AddUser(req) => {
+            NodeOutput::User(call(file, http.post(format!("{admin}/users")).json(req)).await?)
+        }
+        NodeCommand::Bootstrap(req) => NodeOutput::Bootstrap(
+            call(file, http.post(format!("{admin}/bootstrap")).json(req)).await?,
+        ),
         NodeCommand::List => NodeOutput::List(call(file, http.get(&base)).await?),
         NodeCommand::Revoke(id) => NodeOutput::Node(
             call(
@@ -213,7 +227,9 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
     )?;
     let (_keys_tx, keys) = watch::channel(Arc::new(ring));
     let network = config.network.clone();
+    let web_url = config.web_url.clone();
     let out = with_store(&config.data_dir, move |store| async move {
+        let accounts = store.clone();
         let m = Membership::new(store, keys, network);
         let by = Operator::Local;
         let out = match cmd {
@@ -225,8 +241,15 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
             }
             NodeCommand::Movies => m.movies().map(NodeOutput::Movies),
             NodeCommand::Bind(movie, req) => m.bind(&by, &movie, req).await.map(NodeOutput::Movie),
+            NodeCommand::AddUser(req) => crate::users::create(&accounts, req)
+                .await
+                .map(NodeOutput::User),
+            NodeCommand::Bootstrap(req) => crate::users::bootstrap(&accounts, &web_url, req)
+                .await
+                .map(NodeOutput::Bootstrap),
         };
         drop(m);
+        drop(accounts);
         Ok(out)
     })
     .await?;

@@ -667,18 +667,15 @@ impl Api {
                     Some(format!("{base}/requests")),
                 ),
             };
-            self.inner
-                .mailer
-                .send(Email {
-                    to: user.email.clone(),
-                    subject,
-                    body: format!(
-                        "Hello {},\r\n\r\n{message}\r\n\r\n{}\r\n",
-                        user.display_name,
-                        link.as_deref().unwrap_or("")
-                    ),
-                })
-                .await;
+            self.inner.mailer.send(Email {
+                to: user.email.clone(),
+                subject,
+                body: format!(
+                    "Hello {},\r\n\r\n{message}\r\n\r\n{}\r\n",
+                    user.display_name,
+                    link.as_deref().unwrap_or("")
+                ),
+            });
             let nid = self.store().next_id()?;
             let n = Notification {
                 id: nid,

@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/requests/{id}/approve"),
     ("POST", "/api/v1/admin/requests/{id}/reject"),
     ("POST", "/api/v1/admin/requests/{id}/retry"),
+    ("POST", "/api/v1/admin/users"),
+    ("POST", "/api/v1/admin/bootstrap"),
     ("POST", "/api/v1/nodes/enroll"),
     ("POST", "/api/v1/nodes/renew"),
     ("GET", "/api/v1/nodes/me"),

@@ -10,12 +10,13 @@
 use std::path::{Path, PathBuf};
 
 use reelnet_proto::{Role, Tier};
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::UserView;
 use crate::clock::now_secs;
 use crate::error::ApiError;
 use crate::policy::{check_name, check_password, hash_password, normalize_email};
-use crate::store::{Store, StoreError, User, UserId};
+use crate::store::{Created, EmailToken, Store, StoreError, TokenKind, User, UserId};
 
 /// Why an offline account command failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +78,35 @@ where
     Ok(value)
 }
 
-/// Creates an account in the tracker's store under `data_dir` (the tracker must be stopped).
-pub async fn add_user(data_dir: &Path, new: NewUser) -> Result<UserView, OfflineError> {
+/// A new account as the operator route takes it (`POST /api/v1/admin/users`, what
+/// `reelnet-tracker user add` sends to a running tracker).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddUserRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl From<NewUser> for AddUserRequest {
+    fn from(n: NewUser) -> Self {
+        Self {
+            email: n.email,
+            password: n.password,
+            display_name: n.display_name,
+            verified: n.verified,
+            admin: n.role == Role::Admin,
+        }
+    }
+}
+
+/// Checks and hashes a new account (blocking: call from a blocking thread).
+fn new_user_record(new: &AddUserRequest) -> Result<User, ApiError> {
     let email = normalize_email(&new.email)?;
     check_password(&new.password)?;
     let display_name = check_name(
@@ -86,29 +114,122 @@ pub async fn add_user(data_dir: &Path, new: NewUser) -> Result<UserView, Offline
             .as_deref()
             .unwrap_or_else(|| email.split('@').next().unwrap_or("reelnet")),
     )?;
-    let password = new.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
-    let user = User {
+    Ok(User {
         id: UserId::random(),
-        email: email.clone(),
+        email,
         display_name,
-        password_hash,
+        password_hash: hash_password(&new.password)?,
         email_verified: new.verified,
         tier: Tier::Free,
         tier_until: None,
-        role: new.role,
+        role: if new.admin { Role::Admin } else { Role::User },
         created_at: now_secs(),
-    };
+    })
+}
+
+/// Stores a new account made by the operator (no verification mail; `verified` says
+/// whether the address counts as confirmed).
+pub(crate) async fn create(store: &Store, new: AddUserRequest) -> Result<UserView, ApiError> {
+    let email = new.email.clone();
+    let user = tokio::task::spawn_blocking(move || new_user_record(&new))
+        .await
+        .map_err(ApiError::internal)??;
+    match store.create_user(user, None, None, now_secs()).await? {
+        Created::Created(u) => {
+            tracing::info!(user = %u.id, role = ?u.role, "account added by the operator");
+            Ok(UserView::of(&u))
+        }
+        _ => Err(ApiError::conflict(
+            "email_taken",
+            format!("an account with the email {email} already exists"),
+        )),
+    }
+}
+
+/// `reelnet-tracker admin bootstrap`'s request: how long the link lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapRequest {
+    pub ttl_secs: u64,
+}
+
+/// A single-use link that makes the account registered with it the first admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootstrapLink {
+    pub link: String,
+    pub expires_at: u64,
+}
+
+/// Makes an admin bootstrap link — only while the network has no admin (after that,
+/// admins are made with `user set-role` or `user add --admin`).
+pub(crate) async fn bootstrap(
+    store: &Store,
+    web_url: &str,
+    req: BootstrapRequest,
+) -> Result<BootstrapLink, ApiError> {
+    if store.has_admin() {
+        return Err(ApiError::conflict(
+            "admin_exists",
+            "this tracker already has an admin; make another with `reelnet-tracker user set-role EMAIL admin` or `user add --admin`",
+        ));
+    }
+    if req.ttl_secs == 0 || req.ttl_secs > 7 * 24 * 3600 {
+        return Err(ApiError::bad_request(
+            "invalid_ttl",
+            "a bootstrap link lives between 1 second and 7 days",
+        ));
+    }
+    let (token, hash) = crate::accounts::new_secret();
+    let expires_at = now_secs() + req.ttl_secs;
+    store
+        .put_email_token(
+            hash,
+            EmailToken {
+                user: UserId([0; 16]),
+                kind: TokenKind::Bootstrap,
+                expires_at,
+                used: false,
+            },
+        )
+        .await?;
+    tracing::info!(expires_at, "admin bootstrap link made");
+    Ok(BootstrapLink {
+        link: format!(
+            "{}/register?bootstrap={token}",
+            web_url.trim_end_matches('/')
+        ),
+        expires_at,
+    })
+}
+
+/// Creates an account in the tracker's store under `data_dir` (the tracker must be stopped).
+pub async fn add_user(data_dir: &Path, new: NewUser) -> Result<UserView, OfflineError> {
+    let email = normalize_email(&new.email)?;
     with_store(data_dir, move |store| async move {
-        let created = store.create_user(user, None, false).await?;
+        let created = create(&store, new.into()).await;
         drop(store);
-        created
-            .map(|u| UserView::of(&u))
-            .ok_or(OfflineError::Exists(email))
+        created.map_err(|e| match e.code {
+            "email_taken" => OfflineError::Exists(email),
+            _ => OfflineError::Invalid(e),
+        })
     })
     .await
+}
+
+impl crate::api::Api {
+    /// `POST admin/users` (operator or admin).
+    pub async fn admin_add_user(
+        &self,
+        _by: &crate::network::Operator,
+        req: AddUserRequest,
+    ) -> Result<UserView, ApiError> {
+        create(self.store(), req).await
+    }
+
+    /// `POST admin/bootstrap` (the machine operator's token).
+    pub async fn admin_bootstrap(&self, req: BootstrapRequest) -> Result<BootstrapLink, ApiError> {
+        bootstrap(self.store(), &self.config().web_url, req).await
+    }
 }
 
 /// Sets an existing account's role (the tracker must be stopped).

@@ -207,8 +207,7 @@ impl Api {
                     self.config().requests.premium_per_month,
                     self.config().web_url.trim_end_matches('/'),
                 ),
-            })
-            .await;
+            });
         let notice = SubNotice {
             until: user.tier_until,
             started: true,
@@ -228,8 +227,7 @@ impl Api {
                     user.display_name,
                     self.config().web_url.trim_end_matches('/'),
                 ),
-            })
-            .await;
+            });
         let notice = SubNotice {
             until: user.tier_until,
             started: true,
@@ -283,8 +281,7 @@ impl Api {
                                 format_date(until),
                                 self.config().web_url.trim_end_matches('/'),
                             ),
-                        })
-                        .await;
+                        });
                     notice.warned = true;
                 }
                 if !notice.expired && until <= now {

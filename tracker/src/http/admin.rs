@@ -1,4 +1,6 @@
-//! `admin/requests`: the list of every request and approve / reject / retry.
+//! `admin/requests`: the list of every request and approve / reject / retry; `admin/users`
+//! (an operator or admin adds an account) and `admin/bootstrap` (the machine operator
+//! makes the first admin's single-use link).
 
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -6,10 +8,14 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::common::{auth_header, optional_json, render, v1, with_api, Json};
+use super::common::{
+    auth_header, json, operator, optional_json, render, v1, with_api, Json, OperatorParts,
+};
 use crate::api::Api;
 use crate::error::ApiError;
+use crate::network::Operator;
 use crate::requests::AdminAction;
+use crate::users::{AddUserRequest, BootstrapRequest};
 
 /// The optional body of an admin action.
 #[derive(Deserialize, Default)]
@@ -57,5 +63,50 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                 render(StatusCode::OK, res)
             },
         );
-    list.or(action).unify().boxed()
+    let add_user = v1()
+        .and(warp::path!("admin" / "users"))
+        .and(warp::post())
+        .and(a())
+        .and(operator())
+        .and(json(limit))
+        .then(
+            |api: Api, op: OperatorParts, b: Json<AddUserRequest>| async move {
+                let res = async {
+                    let by = op.check(&api)?;
+                    api.admin_add_user(&by, b.decode()?).await
+                }
+                .await;
+                render(StatusCode::CREATED, res)
+            },
+        );
+    let bootstrap =
+        v1().and(warp::path!("admin" / "bootstrap"))
+            .and(warp::post())
+            .and(a())
+            .and(operator())
+            .and(json(limit))
+            .then(
+                |api: Api, op: OperatorParts, b: Json<BootstrapRequest>| async move {
+                    let res = async {
+                        // Only the machine operator: an admin session means there is an admin.
+                        match op.check(&api)? {
+                            Operator::Local => {}
+                            Operator::Admin(_) => return Err(ApiError::forbidden(
+                                "operator_only",
+                                "only the machine operator (operator.json) makes bootstrap links",
+                            )),
+                        }
+                        api.admin_bootstrap(b.decode()?).await
+                    }
+                    .await;
+                    render(StatusCode::CREATED, res)
+                },
+            );
+    list.or(action)
+        .unify()
+        .or(add_user)
+        .unify()
+        .or(bootstrap)
+        .unify()
+        .boxed()
 }

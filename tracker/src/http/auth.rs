@@ -5,7 +5,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::common::{accepted, client_addr, json, no_content, render, v1, with_api, Json};
+use super::common::{accepted, json, no_content, render, source, v1, with_api, Json, SourceParts};
 use crate::accounts::{
     EmailRequest, LoginRequest, RefreshRequest, RegisterRequest, ResetConfirmRequest, TokenRequest,
 };
@@ -13,18 +13,23 @@ use crate::api::Api;
 
 pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
     let a = || with_api(api.clone());
+    let trusted = api.config().http.trusted_proxies.clone();
+    let src = move || source(trusted.clone());
     let register = v1()
         .and(warp::path!("auth" / "register"))
         .and(warp::post())
         .and(a())
+        .and(src())
         .and(json(limit))
-        .then(|api: Api, b: Json<RegisterRequest>| async move {
-            let res = match b.decode() {
-                Ok(req) => api.register(req).await,
-                Err(e) => Err(e),
-            };
-            render(StatusCode::CREATED, res)
-        });
+        .then(
+            |api: Api, src: SourceParts, b: Json<RegisterRequest>| async move {
+                let res = match b.decode() {
+                    Ok(req) => api.register(req, &src.resolve(&api, b.raw())).await,
+                    Err(e) => Err(e),
+                };
+                accepted(res)
+            },
+        );
     let verify = v1()
         .and(warp::path!("auth" / "verify"))
         .and(warp::post())
@@ -41,24 +46,30 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("auth" / "resend-verification"))
         .and(warp::post())
         .and(a())
+        .and(src())
         .and(json(limit))
-        .then(|api: Api, b: Json<EmailRequest>| async move {
-            let res = match b.decode() {
-                Ok(req) => api.resend_verification(req).await,
-                Err(e) => Err(e),
-            };
-            accepted(res)
-        });
+        .then(
+            |api: Api, src: SourceParts, b: Json<EmailRequest>| async move {
+                let res = match b.decode() {
+                    Ok(req) => {
+                        api.resend_verification(req, &src.resolve(&api, b.raw()))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                accepted(res)
+            },
+        );
     let login = v1()
         .and(warp::path!("auth" / "login"))
         .and(warp::post())
         .and(a())
-        .and(client_addr(api.config().http.trusted_proxies.clone()))
+        .and(src())
         .and(json(limit))
         .then(
-            |api: Api, client: String, b: Json<LoginRequest>| async move {
+            |api: Api, src: SourceParts, b: Json<LoginRequest>| async move {
                 let res = match b.decode() {
-                    Ok(req) => api.login(req, &client).await,
+                    Ok(req) => api.login(req, &src.resolve(&api, b.raw())).await,
                     Err(e) => Err(e),
                 };
                 render(StatusCode::OK, res)
@@ -92,26 +103,35 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("auth" / "password-reset"))
         .and(warp::post())
         .and(a())
+        .and(src())
         .and(json(limit))
-        .then(|api: Api, b: Json<EmailRequest>| async move {
-            let res = match b.decode() {
-                Ok(req) => api.password_reset(req).await,
-                Err(e) => Err(e),
-            };
-            accepted(res)
-        });
+        .then(
+            |api: Api, src: SourceParts, b: Json<EmailRequest>| async move {
+                let res = match b.decode() {
+                    Ok(req) => api.password_reset(req, &src.resolve(&api, b.raw())).await,
+                    Err(e) => Err(e),
+                };
+                accepted(res)
+            },
+        );
     let reset_confirm = v1()
         .and(warp::path!("auth" / "password-reset" / "confirm"))
         .and(warp::post())
         .and(a())
+        .and(src())
         .and(json(limit))
-        .then(|api: Api, b: Json<ResetConfirmRequest>| async move {
-            let res = match b.decode() {
-                Ok(req) => api.password_reset_confirm(req).await,
-                Err(e) => Err(e),
-            };
-            no_content(res)
-        });
+        .then(
+            |api: Api, src: SourceParts, b: Json<ResetConfirmRequest>| async move {
+                let res = match b.decode() {
+                    Ok(req) => {
+                        api.password_reset_confirm(req, &src.resolve(&api, b.raw()))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                no_content(res)
+            },
+        );
     register
         .or(verify)
         .unify()

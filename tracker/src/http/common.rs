@@ -233,25 +233,89 @@ pub(super) fn auth_header() -> impl Filter<Extract = (Option<String>,), Error = 
     warp::header::optional::<String>("authorization")
 }
 
-/// The client's address: the socket peer, or `X-Forwarded-For` when the peer is a trusted
-/// proxy (a node gateway).
-pub(super) fn client_addr(
+/// Who sent a request, for the abuse limits: see [`SourceParts::resolve`].
+pub(super) fn source(
     trusted: Vec<IpAddr>,
-) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (SourceParts,), Error = Rejection> + Clone {
     warp::addr::remote()
         .and(warp::header::optional::<String>("x-forwarded-for"))
-        .map(move |peer: Option<SocketAddr>, fwd: Option<String>| {
-            let peer_ip = peer.map(|p| p.ip());
-            match (peer_ip, fwd) {
-                (Some(ip), Some(fwd)) if trusted.contains(&ip) => fwd
-                    .rsplit(',')
-                    .next()
-                    .map(|s| s.trim().to_owned())
-                    .unwrap_or_else(|| ip.to_string()),
-                (Some(ip), _) => ip.to_string(),
-                (None, _) => "unknown".to_owned(),
+        .and(warp::header::optional::<String>(
+            reelnet_proto::membership::VIEWER_ADDR_HEADER,
+        ))
+        .and(warp::header::optional::<String>(
+            reelnet_proto::membership::NODE_AUTH_HEADER,
+        ))
+        .and(warp::method())
+        .and(warp::path::full())
+        .map(
+            move |peer: Option<SocketAddr>,
+                  fwd: Option<String>,
+                  viewer: Option<String>,
+                  node_auth: Option<String>,
+                  method: warp::http::Method,
+                  path: warp::path::FullPath| {
+                let peer_ip = peer.map(|p| p.ip());
+                // An operator's own reverse proxy (configured) may name the client.
+                let socket = match (peer_ip, fwd) {
+                    (Some(ip), Some(fwd)) if trusted.contains(&ip) => fwd
+                        .rsplit(',')
+                        .next()
+                        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| ip.to_string()),
+                    (Some(ip), _) => ip.to_string(),
+                    (None, _) => "unknown".to_owned(),
+                };
+                SourceParts {
+                    socket,
+                    viewer,
+                    node_auth,
+                    method: method.as_str().to_owned(),
+                    path: path.as_str().to_owned(),
+                }
+            },
+        )
+}
+
+/// What [`source`] extracts; resolved with the body once it has been read.
+pub(super) struct SourceParts {
+    socket: String,
+    viewer: Option<String>,
+    node_auth: Option<String>,
+    method: String,
+    path: String,
+}
+
+impl SourceParts {
+    /// The client: the viewer's address when a member node vouches for it (its signature
+    /// over the request with the address bound to the path — CLARIFICATIONS: a forwarded
+    /// address is believed only from an authenticated member), else the socket address.
+    pub fn resolve(&self, api: &Api, body: &[u8]) -> crate::accounts::Source {
+        let socket = || crate::accounts::Source {
+            addr: self.socket.clone(),
+            node: None,
+        };
+        let (Some(viewer), Some(header)) = (&self.viewer, &self.node_auth) else {
+            return socket();
+        };
+        let Ok(addr) = viewer.trim().parse::<IpAddr>() else {
+            return socket();
+        };
+        let signed = reelnet_proto::membership::viewer_auth_path(&self.path, viewer);
+        match api
+            .membership()
+            .authenticate_node(Some(header), &self.method, &signed, body)
+        {
+            Ok(cert) => crate::accounts::Source {
+                addr: addr.to_string(),
+                node: Some(cert.node.to_string()),
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "viewer address not vouched for; using the socket address");
+                socket()
             }
-        })
+        }
+    }
 }
 
 /// The public URL of the node a request came through: `X-Forwarded-Proto`/`-Host` as the
@@ -271,4 +335,27 @@ pub(super) fn node_url(
                 crate::requests::clean_node_url(proto.as_deref(), host.as_deref())
             },
         )
+}
+
+/// The operator's credentials on a request: an admin session or the operator token.
+pub(super) struct OperatorParts {
+    session: Option<String>,
+    token: Option<String>,
+}
+
+impl OperatorParts {
+    /// Who the operator is, or 401/403.
+    pub fn check(&self, api: &Api) -> Result<crate::network::Operator, ApiError> {
+        api.operator(self.session.as_deref(), self.token.as_deref())
+    }
+}
+
+/// Extracts [`OperatorParts`] (checked in the handler, so errors render as JSON).
+pub(super) fn operator() -> impl Filter<Extract = (OperatorParts,), Error = warp::Rejection> + Clone
+{
+    auth_header()
+        .and(warp::header::optional::<String>(
+            crate::operator::OPERATOR_HEADER,
+        ))
+        .map(|session, token| OperatorParts { session, token })
 }

@@ -13,13 +13,12 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::common::{
-    auth_header, json, node_auth, optional_json, render, v1, with_api, Json, NodeAuthParts,
+    json, node_auth, operator, optional_json, render, v1, with_api, Json, NodeAuthParts,
+    OperatorParts,
 };
 use crate::api::Api;
-use crate::error::ApiError;
 use crate::network::bindings::{BindRequest, MAX_ANNOUNCEMENT_BODY_BYTES};
 use crate::network::{InviteRequest, RolesRequest};
-use crate::operator::OPERATOR_HEADER;
 
 /// An empty JSON object (the revoke and renew bodies).
 #[derive(Deserialize, Default)]
@@ -30,26 +29,6 @@ struct Empty {}
 #[derive(Deserialize)]
 struct AfterQuery {
     after: Option<u64>,
-}
-
-/// The operator's credentials on a request: an admin session or the operator token.
-struct OperatorParts {
-    session: Option<String>,
-    token: Option<String>,
-}
-
-impl OperatorParts {
-    /// Who the operator is, or 401/403.
-    fn check(&self, api: &Api) -> Result<crate::network::Operator, ApiError> {
-        api.operator(self.session.as_deref(), self.token.as_deref())
-    }
-}
-
-/// Extracts [`OperatorParts`] (checked in the handler, so errors render as JSON).
-fn operator() -> impl Filter<Extract = (OperatorParts,), Error = warp::Rejection> + Clone {
-    auth_header()
-        .and(warp::header::optional::<String>(OPERATOR_HEADER))
-        .map(|session, token| OperatorParts { session, token })
 }
 
 pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {

@@ -16,6 +16,16 @@ pub enum EmailTokenError {
     Expired,
 }
 
+/// What [`Store::create_user`] did.
+#[derive(Debug, Clone)]
+pub enum Created {
+    Created(User),
+    /// An account with this email exists; nothing was stored.
+    EmailTaken,
+    /// The bootstrap token could not be used; nothing was stored.
+    BadBootstrap(EmailTokenError),
+}
+
 /// What presenting a refresh token did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -71,23 +81,42 @@ impl Store {
     }
 
     /// Stores a new account and its email index (and its verification token), unless the
-    /// email is taken (`None`). With `first_is_admin`, the first account ever stored gets
-    /// [`reelnet_proto::Role::Admin`].
+    /// email is taken. With `bootstrap` (the hash of an admin bootstrap link's token), the
+    /// token is used in the same transaction and the account becomes an admin; a bad
+    /// token stores nothing.
     pub async fn create_user(
         &self,
         user: User,
         token: Option<([u8; 32], EmailToken)>,
-        first_is_admin: bool,
-    ) -> Result<Option<User>, StoreError> {
+        bootstrap: Option<[u8; 32]>,
+        now: u64,
+    ) -> Result<Created, StoreError> {
         self.write(move |t| {
-            let first = first_is_admin && t.users.is_empty();
             (&t.users, &t.emails, &t.email_tokens)
                 .transaction(|(users, emails, tokens)| {
                     if emails.get(user.email.as_bytes())?.is_some() {
-                        return Ok(None);
+                        return Ok(Created::EmailTaken);
                     }
                     let mut user = user.clone();
-                    if first {
+                    if let Some(hash) = bootstrap {
+                        let Some(raw) = tokens.get(hash)? else {
+                            return Ok(Created::BadBootstrap(EmailTokenError::Unknown));
+                        };
+                        let mut rec: EmailToken = dec_tx(&raw)?;
+                        let why = if rec.kind != TokenKind::Bootstrap {
+                            Some(EmailTokenError::Unknown)
+                        } else if rec.used {
+                            Some(EmailTokenError::Used)
+                        } else if rec.expires_at <= now {
+                            Some(EmailTokenError::Expired)
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            return Ok(Created::BadBootstrap(why));
+                        }
+                        rec.used = true;
+                        tokens.insert(&hash, enc_tx(&rec)?)?;
                         user.role = reelnet_proto::Role::Admin;
                     }
                     users.insert(&user.id.0, enc_tx(&user)?)?;
@@ -95,9 +124,77 @@ impl Store {
                     if let Some((hash, record)) = &token {
                         tokens.insert(hash, enc_tx(record)?)?;
                     }
-                    Ok(Some(user))
+                    Ok(Created::Created(user))
                 })
                 .map_err(tx_err)
+        })
+        .await
+    }
+
+    /// Whether any account is an admin.
+    pub fn has_admin(&self) -> bool {
+        self.all_users()
+            .iter()
+            .any(|u| u.role == reelnet_proto::Role::Admin)
+    }
+
+    /// Whether the email token `hash` of `kind` could be used now (a read: the use itself
+    /// is [`Store::use_email_token`]). Lets a reset confirmation with a dead link be
+    /// refused before the new password is hashed.
+    pub fn check_email_token(
+        &self,
+        hash: &[u8; 32],
+        kind: TokenKind,
+        now: u64,
+    ) -> Result<Result<(), EmailTokenError>, StoreError> {
+        let Some(raw) = self.trees.email_tokens.get(hash)? else {
+            return Ok(Err(EmailTokenError::Unknown));
+        };
+        let rec: EmailToken = codec::decode(&raw)?;
+        Ok(if rec.kind != kind {
+            Err(EmailTokenError::Unknown)
+        } else if rec.used {
+            Err(EmailTokenError::Used)
+        } else if rec.expires_at <= now {
+            Err(EmailTokenError::Expired)
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Removes emailed tokens that expired more than `keep_secs` ago (used ones too, once
+    /// expired) and expired refresh tokens; returns how many went.
+    pub async fn purge_expired_tokens(
+        &self,
+        now: u64,
+        keep_secs: u64,
+    ) -> Result<usize, StoreError> {
+        self.write(move |t| {
+            let cutoff = now.saturating_sub(keep_secs);
+            let mut gone = 0;
+            for item in t.email_tokens.iter() {
+                let (key, raw) = item?;
+                let dead = match codec::decode::<EmailToken>(&raw) {
+                    Ok(rec) => rec.expires_at <= cutoff,
+                    Err(_) => true,
+                };
+                if dead {
+                    t.email_tokens.remove(key)?;
+                    gone += 1;
+                }
+            }
+            for item in t.refresh.iter() {
+                let (key, raw) = item?;
+                let dead = match codec::decode::<RefreshToken>(&raw) {
+                    Ok(rec) => rec.expires_at <= cutoff,
+                    Err(_) => true,
+                };
+                if dead {
+                    t.refresh.remove(key)?;
+                    gone += 1;
+                }
+            }
+            Ok(gone)
         })
         .await
     }
@@ -318,4 +415,107 @@ fn revoke_family(t: &Trees, family: &[u8]) -> Result<(), StoreError> {
         t.families.insert(family, codec::encode(&fam)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email_token(kind: TokenKind, expires_at: u64) -> EmailToken {
+        EmailToken {
+            user: UserId([0; 16]),
+            kind,
+            expires_at,
+            used: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_purged_and_bootstrap_tokens_work_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = Store::open(dir.path()).unwrap();
+        let task = tokio::spawn(writer.run());
+        let now = 1_000_000;
+        store
+            .put_email_token([1; 32], email_token(TokenKind::PasswordReset, now - 1))
+            .await
+            .unwrap();
+        store
+            .put_email_token([2; 32], email_token(TokenKind::Verify, now + 100))
+            .await
+            .unwrap();
+        store
+            .put_email_token([3; 32], email_token(TokenKind::Bootstrap, now + 100))
+            .await
+            .unwrap();
+        assert_eq!(store.purge_expired_tokens(now, 0).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .check_email_token(&[1; 32], TokenKind::PasswordReset, now)
+                .unwrap(),
+            Err(EmailTokenError::Unknown)
+        );
+        assert_eq!(
+            store
+                .check_email_token(&[2; 32], TokenKind::Verify, now)
+                .unwrap(),
+            Ok(())
+        );
+
+        let user = |email: &str| User {
+            id: UserId::random(),
+            email: email.to_owned(),
+            display_name: "x".into(),
+            password_hash: String::new(),
+            email_verified: false,
+            tier: reelnet_proto::Tier::Free,
+            tier_until: None,
+            role: reelnet_proto::Role::User,
+            created_at: now,
+        };
+        // The first account is an ordinary user; only the bootstrap token makes an admin.
+        let Created::Created(first) = store
+            .create_user(user("a@x"), None, None, now)
+            .await
+            .unwrap()
+        else {
+            panic!("not created")
+        };
+        assert_eq!(first.role, reelnet_proto::Role::User);
+        assert!(!store.has_admin());
+        // A verification token is not a bootstrap token.
+        assert!(matches!(
+            store
+                .create_user(user("b@x"), None, Some([2; 32]), now)
+                .await
+                .unwrap(),
+            Created::BadBootstrap(EmailTokenError::Unknown)
+        ));
+        // A taken email does not use up the token.
+        assert!(matches!(
+            store
+                .create_user(user("a@x"), None, Some([3; 32]), now)
+                .await
+                .unwrap(),
+            Created::EmailTaken
+        ));
+        let Created::Created(admin) = store
+            .create_user(user("c@x"), None, Some([3; 32]), now)
+            .await
+            .unwrap()
+        else {
+            panic!("not created")
+        };
+        assert_eq!(admin.role, reelnet_proto::Role::Admin);
+        assert!(store.has_admin());
+        assert!(matches!(
+            store
+                .create_user(user("d@x"), None, Some([3; 32]), now)
+                .await
+                .unwrap(),
+            Created::BadBootstrap(EmailTokenError::Used)
+        ));
+        drop(store);
+        task.await.unwrap().unwrap();
+    }
 }

@@ -30,7 +30,7 @@ use std::path::Path;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use accounts::{EmailTokenError, Rotation};
+pub use accounts::{Created, EmailTokenError, Rotation};
 pub use billing::BillingApplied;
 pub use bindings::{Announced, BindHow, BindOutcome, BindSpec, BindingRecord, IngestRecord};
 pub use library::{HistoryRows, WatchAdd};

@@ -57,6 +57,9 @@ pub struct User {
 pub enum TokenKind {
     Verify,
     PasswordReset,
+    /// A single-use link that makes the account registered with it the first admin
+    /// (`reelnet-tracker admin bootstrap`); its `user` is unused (all zero).
+    Bootstrap,
 }
 
 /// A single-use token sent by email, stored by its hash.
