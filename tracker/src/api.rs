@@ -62,7 +62,8 @@ impl Api {
     ) -> Result<Self, ApiError> {
         let membership = Membership::new(store.clone(), network_keys, config.network.clone());
         let limiter = Limiter::new();
-        let hashes = HashGate::new(config.auth.hash_concurrency, config.auth.hash_queue);
+        let hashes = HashGate::new(config.auth.hash_concurrency, config.auth.hash_queue)
+            .map_err(ApiError::internal)?;
         let dummy_hash = crate::policy::hash_password("not a real password")?;
         let webhook_secret = crate::billing_signature::webhook_secret(
             &config.billing.webhook_secret,

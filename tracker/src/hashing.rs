@@ -1,61 +1,78 @@
 //! Password hashing under a bound. argon2id takes about 19 MiB and a core for tens of
 //! milliseconds per hash, so an unbounded burst of registrations, logins or reset confirms
-//! would exhaust the tracker's memory. [`HashGate`] runs at most `concurrency` hashes at
-//! once (sized to the machine's cores by default), lets at most `queue` more wait, and
-//! answers anyone beyond that at once with 503 and `Retry-After` — a flood is refused
+//! would exhaust the tracker's memory. [`HashGate`] owns `concurrency` hashing threads
+//! (one per core by default) fed by a queue of at most `queue` waiting hashes; anyone
+//! beyond that is answered at once with 503 and `Retry-After` — a flood is refused
 //! quickly, never queued without end.
+//!
+//! Dedicated threads rather than tokio's blocking pool: the pool starts a fresh thread
+//! whenever none is idle at that instant, and each fresh thread gets its own malloc arena
+//! that keeps its 19 MiB after the hash — a few hundred hashes grew the tracker by
+//! hundreds of MiB. With a fixed set of threads the memory is `concurrency` × 19 MiB.
 
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use crate::error::ApiError;
 
-/// The bound on password hashing (see the module docs).
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The bound on password hashing (see the module docs). Cloning shares the threads; they
+/// end when the last handle is dropped.
 #[derive(Clone)]
 pub struct HashGate {
-    /// Running plus waiting hashes.
-    slots: Arc<Semaphore>,
-    /// Running hashes.
-    workers: Arc<Semaphore>,
+    queue: SyncSender<Job>,
 }
 
 impl HashGate {
-    /// `concurrency` 0 means one per core.
-    pub fn new(concurrency: usize, queue: usize) -> Self {
+    /// Starts the hashing threads. `concurrency` 0 means one per core.
+    pub fn new(concurrency: usize, queue: usize) -> std::io::Result<Self> {
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             concurrency
         };
-        Self {
-            slots: Arc::new(Semaphore::new(concurrency + queue)),
-            workers: Arc::new(Semaphore::new(concurrency)),
+        let (tx, rx) = sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..concurrency {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{i}"))
+                .spawn(move || work(&rx))?;
         }
+        Ok(Self { queue: tx })
     }
 
-    /// Runs `f` (a hash) on a blocking thread once a worker is free, or refuses at once
-    /// with 503 when the queue is full. The permits travel with the blocking job, so a
-    /// client that goes away mid-hash does not free a slot the hash still uses.
+    /// Runs `f` (a hash) on a hashing thread, or refuses at once with 503 when the queue
+    /// is full. A client that goes away does not stop a hash already queued.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let slot = self.slots.clone().try_acquire_owned().map_err(|_| busy())?;
-        let worker = self
-            .workers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(move || {
-            let value = f();
-            drop(worker);
-            drop(slot);
-            value
-        })
-        .await
-        .map_err(ApiError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => busy(),
+            TrySendError::Disconnected(_) => ApiError::internal("the hashing threads have stopped"),
+        })?;
+        rx.await
+            .map_err(|_| ApiError::internal("a hashing thread dropped its job"))
+    }
+}
+
+/// A hashing thread: takes jobs until every handle is gone.
+fn work(rx: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
     }
 }
 
@@ -76,25 +93,34 @@ mod tests {
 
     #[tokio::test]
     async fn beyond_the_queue_is_refused_at_once() {
-        let gate = HashGate::new(1, 1);
+        let gate = HashGate::new(1, 1).unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let g = gate.clone();
-        let first = tokio::spawn(async move { g.run(move || hold.recv().is_ok()).await });
-        // Wait until the first job holds the worker.
-        while gate.workers.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
-        let g = gate.clone();
-        let second = tokio::spawn(async move { g.run(|| 2).await });
-        while gate.slots.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let first = tokio::spawn(async move {
+            g.run(move || {
+                started_tx.send(()).ok();
+                hold.recv().is_ok()
+            })
+            .await
+        });
+        // The one thread is busy with the first job; one more may wait.
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Fill the one waiting place.
+        let (second_tx, second) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            second_tx.send(2).ok();
+        });
+        assert!(gate.queue.try_send(job).is_ok());
         let third = gate.run(|| 3).await;
         let err = third.err().map(|e| (e.status.as_u16(), e.retry_after));
         assert_eq!(err, Some((503, Some(2))));
         release.send(()).ok();
         assert!(matches!(first.await, Ok(Ok(true))));
-        assert!(matches!(second.await, Ok(Ok(2))));
+        assert_eq!(second.await.ok(), Some(2));
         assert!(matches!(gate.run(|| 4).await, Ok(4)));
     }
 }

@@ -316,7 +316,7 @@ async fn requests_defer_to_their_claimant_and_bound_movies_are_not_requested_aga
     let t = Tracker::start_with("[requests]\nlease_secs = 2\n").await;
     let a = t.member(&["ingest"]).await;
     let b = t.member(&["ingest"]).await;
-    let admin = access(&t.user("alice@example.org", "a long password").await);
+    let admin = access(&t.admin("alice@example.org", "a long password").await);
     let doc = t.network().await;
     let claim = |m: &Member| json!({ "node_id": m.id });
 

@@ -106,8 +106,8 @@ fn user_cmd(config: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// `user add` writes an account the real tracker then signs in; a running tracker's lock is
-/// reported clearly and changes nothing; duplicates and weak passwords are refused.
+/// `user add` works through a running tracker (operator.json) and, with it stopped, in its
+/// database; duplicates and weak passwords are refused either way.
 #[tokio::test]
 async fn offline_user_add_then_login() {
     let mut t = common::Tracker::start().await;
@@ -116,17 +116,40 @@ async fn offline_user_add_then_login() {
     let pw = pw_file.to_str().unwrap();
     let email = "demo@reelnet.local";
 
-    // While the tracker runs the database is locked.
+    // While the tracker runs, the command goes through it.
     let out = user_cmd(
         &t.config,
-        &["add", email, "--password-file", pw, "--verified"],
+        &[
+            "add",
+            "online@reelnet.local",
+            "--password-file",
+            pw,
+            "--verified",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, b) = t
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "online@reelnet.local", "password": "demo-password-1"}),
+        )
+        .await;
+    assert_eq!((s, b["user"]["role"].as_str()), (200, Some("user")), "{b}");
+    let out = user_cmd(
+        &t.config,
+        &[
+            "add",
+            "Online@Reelnet.local",
+            "--password",
+            "another-password",
+        ],
     );
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("in use") && err.contains("tracker running"),
-        "{err}"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     t.terminate();
 
     let out = user_cmd(
@@ -221,4 +244,56 @@ async fn offline_user_add_then_login() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["user"]["role"], "user");
+}
+
+/// `admin bootstrap` prints a single-use link; the account registered with it is the first
+/// admin; the link works once, and no second link is made once there is an admin.
+#[tokio::test]
+async fn admin_bootstrap_link_makes_the_first_admin_once() {
+    let t = common::Tracker::start().await;
+    // An early registrant is an ordinary user.
+    let early = t.user("early@example.org", "a long password").await;
+    assert_eq!(early["user"]["role"], "user");
+
+    let (ok, out, err) = t.cli(&["admin", "bootstrap", "--ttl", "1h"]);
+    assert!(ok, "{out}{err}");
+    let link = out.lines().last().unwrap().trim().to_owned();
+    assert!(
+        link.starts_with("http://127.0.0.1:9/register?bootstrap="),
+        "{out}"
+    );
+    let token = link.split("bootstrap=").nth(1).unwrap();
+    let register = |email: &str| {
+        serde_json::json!({"email": email, "password": "a long password",
+            "display_name": "Root", "bootstrap": token})
+    };
+    // A taken address does not use the link up.
+    let (s, b) = t
+        .post("/api/v1/auth/register", register("early@example.org"))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let (s, b) = t
+        .post("/api/v1/auth/register", register("root@example.org"))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let (s, b) = t
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "root@example.org", "password": "a long password"}),
+        )
+        .await;
+    assert_eq!((s, b["user"]["role"].as_str()), (200, Some("admin")), "{b}");
+    // Once only.
+    let (s, b) = t
+        .post("/api/v1/auth/register", register("second@example.org"))
+        .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_bootstrap")),
+        "{b}"
+    );
+    // There is an admin now: no more links.
+    let (ok, out, err) = t.cli(&["admin", "bootstrap"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("already has an admin"), "{err}");
 }

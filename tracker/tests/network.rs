@@ -209,7 +209,7 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
 #[tokio::test]
 async fn admins_manage_nodes_over_http_and_open_enrollment_gives_open_edge_certificates() {
     let t = Tracker::start_with("[network]\nopen_enrollment = \"edge\"\n").await;
-    let admin = access(&t.user("root@example.org", "a long password").await);
+    let admin = access(&t.admin("root@example.org", "a long password").await);
     let user = access(&t.user("user@example.org", "a long password").await);
     let body = json!({"roles": ["ingest"], "uses": 2, "ttl_secs": 600});
     let (s, b) = t

@@ -28,8 +28,8 @@ async fn requests_claims_leases_and_notifications() {
     let n1 = t.member(&["ingest", "replica"]).await;
     let n2 = t.member(&["ingest"]).await;
     let edge = t.member(&["edge"]).await;
-    // The first account is the admin.
-    let admin = access(&t.user("alice@example.org", "a long password").await);
+    // An admin, made by the operator (nobody becomes admin by registering first).
+    let admin = access(&t.admin("alice@example.org", "a long password").await);
     let bob = access(&t.user("bob@example.org", "a long password").await);
 
     let magnet = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567";

@@ -84,7 +84,7 @@ async fn worker_passes(t: &Tracker, tag: &str) {
                 json!({"email": email, "password": "a long password", "display_name": "Sentinel"}),
             )
             .await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 202, "{b}");
         let (s, b) = signed(
             t,
             &json!({"id": format!("evt_{tag}_{i}"), "type": "subscription.activated",

@@ -11,6 +11,29 @@ use serde_json::{json, Value};
 
 pub use reelnet_testkit::{access, split, wait_for, Smtp};
 
+/// Per-address limits loose enough for tests that register many accounts from 127.0.0.1
+/// (each is set only when `extra` does not set it; tests of the limits set their own).
+const TEST_LIMITS: &[(&str, u32)] = &[
+    ("registrations_per_address_per_hour", 10_000),
+    ("reset_requests_per_address_per_hour", 10_000),
+    ("resends_per_address_per_hour", 10_000),
+    ("reset_confirms_per_address", 10_000),
+    ("mails_per_address_per_hour", 10_000),
+];
+
+/// `extra` with [`TEST_LIMITS`] added to its `[auth]` table (made when it has none).
+pub fn with_test_limits(extra: &str) -> String {
+    let keys: String = TEST_LIMITS
+        .iter()
+        .filter(|(k, _)| !extra.contains(&format!("{k} =")))
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
+    match extra.find("[auth]\n") {
+        Some(i) => format!("{}[auth]\n{keys}{}", &extra[..i], &extra[i + 7..]),
+        None => format!("{extra}\n[auth]\n{keys}"),
+    }
+}
+
 /// A running tracker process.
 pub struct Tracker {
     pub dir: tempfile::TempDir,
@@ -27,6 +50,7 @@ pub const TRACKER_BIN: &str = env!("CARGO_BIN_EXE_reelnet-tracker");
 impl Tracker {
     /// Starts a tracker with an SMTP server and `extra` TOML appended to its config.
     pub async fn start_with(extra: &str) -> Tracker {
+        let extra = with_test_limits(extra);
         let dir = tempfile::tempdir().unwrap();
         let smtp = Smtp::start(dir.path());
         let config = dir.path().join("tracker.toml");
@@ -54,6 +78,11 @@ impl Tracker {
 
     pub async fn start() -> Tracker {
         Self::start_with("").await
+    }
+
+    /// The process id of the running tracker.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -176,7 +205,7 @@ impl Tracker {
                 json!({"email": email, "password": password, "display_name": "Tester"}),
             )
             .await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 202, "{b}");
         let link = self
             .smtp()
             .wait_for_link(email, "Confirm your reelnet account", "/verify?token=")
@@ -193,6 +222,47 @@ impl Tracker {
             )
             .await;
         assert_eq!(s, 200, "{b}");
+        b
+    }
+}
+
+impl Tracker {
+    /// Runs `reelnet-tracker ARGS` against this tracker's config; (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(TRACKER_BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Makes a verified admin with `reelnet-tracker user add --admin --verified` (through
+    /// the running tracker) and signs in; returns the login body.
+    pub async fn admin(&self, email: &str, password: &str) -> Value {
+        let (ok, out, err) = self.cli(&[
+            "user",
+            "add",
+            email,
+            "--password",
+            password,
+            "--verified",
+            "--admin",
+        ]);
+        assert!(ok, "user add --admin: {out}{err}");
+        let (s, b) = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["user"]["role"], "admin", "{b}");
         b
     }
 }
