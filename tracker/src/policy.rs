@@ -4,8 +4,10 @@
 //! [`crate::accounts`], [`crate::billing`], [`crate::requests`], [`crate::rooms`] and the
 //! offline commands in [`crate::users`] all use them without importing each other.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use reelnet_proto::Tier;
 
 use crate::error::ApiError;
@@ -78,23 +80,83 @@ pub fn check_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+thread_local! {
+    /// argon2's working memory (about 19 MiB with the default parameters), kept per
+    /// thread and reused: allocating it for every hash left each freed copy in a malloc
+    /// arena, so a burst of hashes grew the tracker by hundreds of MiB. Hashing runs on
+    /// the fixed set of threads of [`crate::hashing::HashGate`], so the memory is that
+    /// many copies.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Computes an argon2 output into `out` with this thread's reusable working memory.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let need = params.block_count();
+        if blocks.len() != need {
+            *blocks = vec![Block::default(); need];
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+    })
+}
+
 /// Hashes a password with argon2id (blocking; call from a blocking thread).
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(ApiError::internal)
+    let params = Params::default();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(ApiError::internal)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon, &params, password.as_bytes(), salt_raw, &mut out)
+        .map_err(ApiError::internal)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(ApiError::internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(ApiError::internal)?),
+    };
+    Ok(hash.to_string())
 }
 
 pub(crate) fn password_matches(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let version = hash
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_raw) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params.clone());
+    if argon2_into(&argon, &params, password.as_bytes(), salt_raw, &mut out).is_err() {
+        return false;
+    }
+    // `Output`'s comparison is constant-time.
+    Output::new(&out).is_ok_and(|computed| computed == *expected)
 }
 
 #[cfg(test)]
@@ -132,5 +194,20 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(password_matches("correct horse battery", &h));
         assert!(!password_matches("wrong horse battery", &h));
+        // Hashes stored by the stock hasher (earlier versions) still verify, and ours
+        // verify with it: the same PHC strings.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let stock = Argon2::default()
+            .hash_password(b"stock password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(password_matches("stock password", &stock));
+        assert!(!password_matches("stock passwore", &stock));
+        let parsed = PasswordHash::new(&h).ok();
+        assert!(parsed.is_some_and(|p| Argon2::default()
+            .verify_password(b"correct horse battery", &p)
+            .is_ok()));
+        assert!(!password_matches("x", "not a phc string"));
     }
 }

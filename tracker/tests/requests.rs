@@ -23,7 +23,12 @@ async fn mine(t: &Tracker, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn requests_claims_leases_and_notifications() {
-    let t = Tracker::start_with("[requests]\nlease_secs = 2\nfree_per_month = 2\n").await;
+    // The node's gateway is a configured trusted proxy here, so its X-Forwarded-Host
+    // names the node in the "ready" links.
+    let t = Tracker::start_with(
+        "[requests]\nlease_secs = 2\nfree_per_month = 2\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    )
+    .await;
     // Two ingest members (enrolled with invites) and an edge member.
     let n1 = t.member(&["ingest", "replica"]).await;
     let n2 = t.member(&["ingest"]).await;
@@ -343,7 +348,7 @@ async fn per_node_claim_limit_and_approval_flow() {
         "[requests]\nrequire_approval = true\n[network]\nmax_claims_per_node = 1\n",
     )
     .await;
-    let admin = access(&t.user("root@example.org", "a long password").await);
+    let admin = access(&t.admin("root@example.org", "a long password").await);
     let n1 = t.member(&["ingest"]).await;
     let n2 = t.member(&["ingest"]).await;
     let (s, r) = t
