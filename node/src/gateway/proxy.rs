@@ -55,6 +55,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// bounds the memory one connection can take (its largest frame, a room's `welcome` with
 /// 16 members, is a few KiB).
 const UPSTREAM_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// How long a browser whose WebSocket broke a limit has to answer the close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The prefix of the routes whose requests carry the viewer's address.
 const AUTH_PREFIX: &str = "/api/v1/auth/";
 
@@ -733,9 +735,24 @@ async fn pipe(
     if let Some(v) = violation {
         let (code, reason) = v.close(limits);
         tracing::info!(code, %reason, "tracker proxy: WebSocket closed for breaking a limit");
+        let _ = up_tx.close().await;
         let _ = client_tx
             .send(warp::ws::Message::close_with(code, reason))
             .await;
+        // The closing handshake: what the browser sent meanwhile is read and dropped until
+        // its close comes back (briefly), so the connection is not reset under the close
+        // frame with data still unread.
+        let drain = async {
+            while let Some(Ok(msg)) = client_rx.next().await {
+                if msg.is_close() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::timeout(CLOSE_GRACE, drain) => {}
+        }
     }
     let _ = client_tx.close().await;
     let _ = up_tx.close().await;
