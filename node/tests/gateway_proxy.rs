@@ -432,10 +432,7 @@ async fn room_frames_too_large_or_too_fast_end_that_connection_only() {
     let text = "x".repeat(9 << 10);
     send(&mut big, json!({"type": "chat", "text": text})).await;
     let (code, frames) = until_closed(&mut big).await;
-    assert!(
-        code.is_none_or(|c| c == 1009),
-        "closed with {code:?} after {frames:?}"
-    );
+    assert_eq!(code, Some(1009), "after {frames:?}");
     assert!(
         frames
             .iter()

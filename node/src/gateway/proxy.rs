@@ -292,7 +292,6 @@ pub fn routes(
     let ws = {
         let state = state.clone();
         guard
-            .clone()
             .and(warp::ws())
             .and(warp::header::headers_cloned())
             .and(warp::addr::remote())
@@ -342,21 +341,47 @@ pub fn routes(
     ws.or(http).unify()
 }
 
+/// Why no tracker URL could be made for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UpstreamUrlError {
+    /// The configured tracker URL does not parse (503: the node is misconfigured).
+    #[error("bad tracker URL {base:?}: {reason}")]
+    Base { base: String, reason: String },
+    /// The URL parser made another path of it (400; cannot happen after
+    /// [`ProxyPath::parse`], checked anyway).
+    #[error("the path would reach the tracker as {got:?}, not {wanted:?}")]
+    PathChanged { wanted: String, got: String },
+}
+
+impl UpstreamUrlError {
+    fn reply(&self) -> Response {
+        match self {
+            Self::Base { .. } => tracker_unavailable(&self.to_string()),
+            Self::PathChanged { .. } => {
+                error_reply(StatusCode::BAD_REQUEST, "bad_path", &self.to_string())
+            }
+        }
+    }
+}
+
 /// The tracker URL for a checked path and a raw query: the tracker's base URL with the
 /// path appended (after the base's own path, if it has one), then the query set on it, so
 /// nothing in the query can reach the path. Checked once more after parsing: the URL's
 /// path must be exactly the one intended.
-fn upstream_url(base: &str, path: &ProxyPath, query: &str) -> Result<Url, String> {
-    let mut url = Url::parse(base).map_err(|e| format!("bad tracker URL {base:?}: {e}"))?;
+fn upstream_url(base: &str, path: &ProxyPath, query: &str) -> Result<Url, UpstreamUrlError> {
+    let mut url = Url::parse(base).map_err(|e| UpstreamUrlError::Base {
+        base: base.to_owned(),
+        reason: e.to_string(),
+    })?;
     let wanted = format!("{}{}", url.path().trim_end_matches('/'), path.as_str());
     url.set_path(&wanted);
     url.set_query((!query.is_empty()).then_some(query));
     url.set_fragment(None);
     if url.path() != wanted {
-        return Err(format!(
-            "the tracker URL's path came out as {:?}, not {wanted:?}",
-            url.path()
-        ));
+        return Err(UpstreamUrlError::PathChanged {
+            got: url.path().to_owned(),
+            wanted,
+        });
     }
     Ok(url)
 }
@@ -493,7 +518,7 @@ where
         Ok(url) => url,
         Err(err) => {
             tracing::warn!(%err, "tracker proxy: no tracker URL for this path");
-            return tracker_unavailable(&err);
+            return err.reply();
         }
     };
     let mut out_headers = upstream_headers(state, &headers, remote);
@@ -563,7 +588,10 @@ async fn websocket(
         .replacen("http://", "ws://", 1);
     let url = match upstream_url(&base, &path, &query) {
         Ok(url) => url,
-        Err(err) => return tracker_unavailable(&err),
+        Err(err) => {
+            tracing::warn!(%err, "tracker proxy: no tracker URL for this path");
+            return err.reply();
+        }
     };
     let mut request = match url.as_str().into_client_request() {
         Ok(r) => r,
@@ -799,6 +827,7 @@ fn to_warp(msg: tungstenite::Message) -> Option<warp::ws::Message> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
