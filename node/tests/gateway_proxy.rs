@@ -451,8 +451,10 @@ async fn room_frames_too_large_or_too_fast_end_that_connection_only() {
     }
     let (code, frames) = until_closed(&mut flood).await;
     assert_eq!(code, Some(1008), "after {frames:?}");
+    // About the burst gets through (more if the node reads slowly and the bucket refills
+    // meanwhile), far from all 200.
     let pongs = frames.iter().filter(|f| f["type"] == "pong").count();
-    assert!(pongs <= 25, "{pongs} pings reached the tracker");
+    assert!(pongs <= 60, "{pongs} pings reached the tracker");
 
     // The party goes on for everyone else.
     send(&mut h, json!({"type": "pause", "position": 1.0})).await;
