@@ -195,9 +195,9 @@ fn check_segment(segment: &str) -> Result<(), PathError> {
         let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b);
         if !allowed {
             // The path is a `&str`: report the whole character, not one of its bytes.
-            let c = segment[i..]
-                .chars()
-                .next()
+            let c = segment
+                .get(i..)
+                .and_then(|rest| rest.chars().next())
                 .unwrap_or(char::REPLACEMENT_CHARACTER);
             return Err(PathError::Character(c));
         }
