@@ -199,10 +199,30 @@ pub struct GatewayConfig {
     /// Memory for the segments served most recently, MiB (0: every request reads and
     /// verifies the segment on disk).
     pub hot_cache_mib: u64,
+    /// Largest WebSocket message a browser may send through the tracker proxy (watch-party
+    /// rooms), bytes: a larger one ends the connection (close code 1009).
+    pub ws_max_message_bytes: usize,
+    /// WebSocket messages a browser may send through the proxy at once (the bucket size of
+    /// its per-connection token bucket).
+    pub ws_message_burst: u32,
+    /// How fast that allowance refills, messages per second. A connection that sends
+    /// faster ends (close code 1008, policy violation).
+    pub ws_messages_per_sec: u32,
 }
 
 /// `gateway.hot_cache_mib` unless configured.
 pub const DEFAULT_HOT_CACHE_MIB: u64 = 256;
+
+impl GatewayConfig {
+    /// The limits of the tracker proxy's WebSockets these keys describe.
+    pub fn ws_limits(&self) -> crate::gateway::proxy::WsLimits {
+        crate::gateway::proxy::WsLimits {
+            max_message_bytes: self.ws_max_message_bytes,
+            burst: self.ws_message_burst,
+            per_sec: self.ws_messages_per_sec,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -317,6 +337,9 @@ impl Default for GatewayConfig {
             playback_token_ttl_secs: 6 * 3600,
             premium_renditions: 1,
             hot_cache_mib: DEFAULT_HOT_CACHE_MIB,
+            ws_max_message_bytes: crate::gateway::proxy::WsLimits::DEFAULT.max_message_bytes,
+            ws_message_burst: crate::gateway::proxy::WsLimits::DEFAULT.burst,
+            ws_messages_per_sec: crate::gateway::proxy::WsLimits::DEFAULT.per_sec,
         }
     }
 }
@@ -464,6 +487,23 @@ impl NodeConfig {
                 "gateway.playback_token_ttl_secs",
                 "must be between 60 and 604800 (one week)",
             ));
+        }
+        if !(256..=16 << 20).contains(&self.gateway.ws_max_message_bytes) {
+            return Err(invalid(
+                "gateway.ws_max_message_bytes",
+                "must be between 256 and 16777216 (16 MiB)",
+            ));
+        }
+        for (key, value) in [
+            ("gateway.ws_message_burst", self.gateway.ws_message_burst),
+            (
+                "gateway.ws_messages_per_sec",
+                self.gateway.ws_messages_per_sec,
+            ),
+        ] {
+            if !(1..=10_000).contains(&value) {
+                return Err(invalid(key, "must be between 1 and 10000"));
+            }
         }
         if !(2..=24 * 3600).contains(&self.p2p.record_ttl_secs) {
             return Err(invalid(

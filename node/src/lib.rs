@@ -552,7 +552,10 @@ fn start_gateway(
         fetches,
         jwt: Arc::new(jwt),
         tokens: Arc::new(tokens),
-        proxy: gateway::proxy::ProxyClient::new(shutdown.token(Stage::Http)),
+        proxy: gateway::proxy::ProxyClient::new(
+            shutdown.token(Stage::Http),
+            config.gateway.ws_limits(),
+        ),
         metadata,
         premium_renditions: config.gateway.premium_renditions,
         hot,

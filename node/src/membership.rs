@@ -355,6 +355,30 @@ impl Membership {
             body,
         ))
     }
+
+    /// The `Reelnet-Node-Auth` header with which this node vouches that the request it
+    /// forwards to the tracker (`method`, `path` as sent, without the query, and the exact
+    /// `body`) comes from the viewer at `viewer` (sent beside it in
+    /// [`membership::VIEWER_ADDR_HEADER`]): a signature over
+    /// [`membership::viewer_auth_path`]. `None` when this node is not a member.
+    pub fn viewer_auth_header(
+        &self,
+        method: &str,
+        path: &str,
+        viewer: &str,
+        body: &[u8],
+    ) -> Option<String> {
+        let own = self.own()?;
+        Some(membership::node_auth_header(
+            &self.key,
+            &own.signed,
+            method,
+            &membership::viewer_auth_path(path, viewer),
+            crate::unix_now(),
+            rand::random(),
+            body,
+        ))
+    }
 }
 
 /// The task that owns the membership state.

@@ -105,7 +105,7 @@ impl GatewayState {
             fetches,
             jwt: Arc::new(jwt),
             tokens,
-            proxy: proxy::ProxyClient::new(cancel.clone()),
+            proxy: proxy::ProxyClient::new(cancel.clone(), proxy::WsLimits::DEFAULT),
             metadata: crate::metadata::Metadata::disabled(),
             premium_renditions: 1,
             membership: None,
