@@ -27,6 +27,28 @@ pub struct TrackerConfig {
     pub billing: BillingConfig,
     pub requests: RequestsConfig,
     pub network: NetworkConfig,
+    pub library: LibraryConfig,
+}
+
+/// Per-user caps on a user's own lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LibraryConfig {
+    /// Most movies on one watch-later list; adding one more answers 409 `watchlist_full`.
+    pub watchlist_max: usize,
+    /// Most movies with stored progress per user (history lists exactly these). Saving
+    /// progress for one more movie evicts the one watched longest ago, so saving progress
+    /// never fails for being over the cap.
+    pub progress_max: usize,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        Self {
+            watchlist_max: 2000,
+            progress_max: 5000,
+        }
+    }
 }
 
 /// Network membership: who may run a node in this network.
@@ -237,6 +259,7 @@ impl Default for TrackerConfig {
             billing: BillingConfig::default(),
             requests: RequestsConfig::default(),
             network: NetworkConfig::default(),
+            library: LibraryConfig::default(),
         }
     }
 }
@@ -361,6 +384,18 @@ impl TrackerConfig {
             return Err(invalid(
                 "network.id",
                 "1 to 64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.library.watchlist_max) {
+            return Err(invalid(
+                "library.watchlist_max",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.library.progress_max) {
+            return Err(invalid(
+                "library.progress_max",
+                "must be between 1 and 1000000",
             ));
         }
         if self.requests.lease_secs < 2 {
