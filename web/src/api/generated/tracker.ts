@@ -258,7 +258,8 @@ export interface paths {
          * Add a movie to watch later
          * @description Idempotent: adding a movie already on the list keeps its original `added_at` and
          *     position and answers 200 instead of 201. No request body. A list holds at most
-         *     2000 movies (409 `watchlist_full`). A malformed id is 400 `invalid_movie_id`.
+         *     `library.watchlist_max` movies (tracker config, default 2000); adding another is
+         *     409 `watchlist_full` (remove one first). A malformed id is 400 `invalid_movie_id`.
          */
         put: operations["addToWatchlist"];
         post?: never;
@@ -301,7 +302,11 @@ export interface paths {
          *     (default: the server's clock); more than 60 s in the future is 400
          *     `invalid_progress`. A write whose `timestamp_ms` is older than the stored one is
          *     ignored, so late or replayed writes cannot move the resume point back: the answer
-         *     is still 200, with the stored progress and `applied: false`.
+         *     is still 200, with the stored progress and `applied: false`. A user keeps progress
+         *     for at most `library.progress_max` movies (tracker config, default 5000): progress
+         *     for one more movie is saved and the movie with the oldest progress (by
+         *     `timestamp_ms`) is dropped from progress and history. Saving is never refused for
+         *     the cap.
          */
         put: operations["putProgress"];
         post?: never;
@@ -320,7 +325,8 @@ export interface paths {
         };
         /**
          * Watch history, newest first
-         * @description Every movie with recorded progress, most recently updated first, `limit` per page.
+         * @description Every movie with recorded progress (at most `library.progress_max`, see `PUT
+         *     /me/progress/{movie_id}`), most recently updated first, `limit` per page.
          *     Pass `next_cursor` as `cursor` for the next page; it is absent (null) on the last
          *     page. A cursor that is not valid is 400 `invalid_cursor`; a query string that does
          *     not parse (e.g. `limit=abc`) is 400 `invalid_query`.
@@ -1968,7 +1974,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            /** @description `watchlist_full`: the list already holds 2000 movies. */
+            /** @description `watchlist_full`: the list already holds `library.watchlist_max` movies (default 2000). */
             409: {
                 headers: {
                     [name: string]: unknown;
