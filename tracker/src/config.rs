@@ -222,6 +222,13 @@ pub struct RoomsConfig {
     pub chat_burst: usize,
     /// The chat rate-limit window, ms.
     pub chat_window_ms: u64,
+    /// Times one member (per user, across reconnects) may start buffering, and so make the
+    /// room wait, per `stall_window_ms`. Further `buffering` frames in the window are
+    /// dropped (the room neither pauses nor waits for that member, who catches up alone)
+    /// and the member is told once (`stall_rate_limited`).
+    pub stall_burst: usize,
+    /// The window of `stall_burst`, ms.
+    pub stall_window_ms: u64,
     /// A room with nobody connected for this long is deleted, seconds.
     pub idle_timeout_secs: u64,
 }
@@ -240,6 +247,8 @@ impl Default for RoomsConfig {
             chat_max_chars: 500,
             chat_burst: 5,
             chat_window_ms: 5000,
+            stall_burst: 3,
+            stall_window_ms: 60_000,
             idle_timeout_secs: 3600,
         }
     }
@@ -397,6 +406,12 @@ impl TrackerConfig {
                 "library.progress_max",
                 "must be between 1 and 1000000",
             ));
+        }
+        if self.rooms.stall_burst == 0 {
+            return Err(invalid("rooms.stall_burst", "must be at least 1"));
+        }
+        if self.rooms.stall_window_ms == 0 {
+            return Err(invalid("rooms.stall_window_ms", "must be at least 1"));
         }
         if self.requests.lease_secs < 2 {
             return Err(invalid("requests.lease_secs", "must be at least 2 seconds"));

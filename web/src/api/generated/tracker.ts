@@ -406,8 +406,15 @@ export interface paths {
          *     RTT, `rooms.min_lead_ms`); reasons `play`, `pause`, `seek`, `waiting`, `resume`,
          *     `ready_timeout`), `members {members, event, user_id}` (join, leave, buffering,
          *     ready), `chat {user_id, name, text, at}`, `settings {anyone_can_control}`, `error`.
+         *     A member's `buffering` pauses the room (until they are `ready`, at most
+         *     `rooms.ready_timeout_ms`) at most `rooms.stall_burst` times (default 3) per
+         *     `rooms.stall_window_ms` (default 60 s), counted per user across reconnects; further
+         *     `buffering` frames in the window are dropped (the room plays on without waiting for
+         *     that member, whose player catches up by itself), and the first one dropped is
+         *     answered with `stall_rate_limited`. `ready` is never limited.
          *     Error codes: `missing_token`, `bad_frame`, `frame_too_large`, `bad_position`,
-         *     `not_allowed`, `bad_chat`, `chat_rate_limited`, `room_full`, `no_such_room`.
+         *     `not_allowed`, `bad_chat`, `chat_rate_limited`, `stall_rate_limited`, `room_full`,
+         *     `no_such_room`.
          */
         get: operations["roomSocket"];
         put?: never;
