@@ -354,7 +354,7 @@ impl Api {
             })
             .await?;
         let (request, created) = match outcome {
-            AskOutcome::Asked(request, created) => (request, created),
+            AskOutcome::Asked(request, created) => (*request, created),
             AskOutcome::QuotaExceeded { used } => {
                 tracing::debug!(user = %uid, used, quota, "movie request over quota");
                 return Err(quota_exceeded(used));

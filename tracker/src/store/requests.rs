@@ -20,7 +20,7 @@ pub struct AskQuota {
 #[derive(Debug, Clone)]
 pub enum AskOutcome {
     /// The request as stored and whether it was created (false: joined, or already asked).
-    Asked(MovieRequest, bool),
+    Asked(Box<MovieRequest>, bool),
     /// The user has made `used` asks in the quota window, no fewer than the limit; nothing
     /// was written.
     QuotaExceeded { used: u32 },
@@ -124,7 +124,7 @@ impl Store {
                         None => (new.clone(), true),
                     };
                     if !join(&mut r) {
-                        return Ok(AskOutcome::Asked(r, false));
+                        return Ok(AskOutcome::Asked(Box::new(r), false));
                     }
                     if used >= quota.limit {
                         return Ok(AskOutcome::QuotaExceeded { used });
@@ -135,7 +135,7 @@ impl Store {
                     k.extend_from_slice(&(u64::MAX - now_ms).to_be_bytes());
                     k.extend_from_slice(&req_key(r.id));
                     mine.insert(uid.key(&k), &[])?;
-                    Ok(AskOutcome::Asked(r, created))
+                    Ok(AskOutcome::Asked(Box::new(r), created))
                 })
                 .map_err(StoreError::from)
         })
