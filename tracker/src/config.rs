@@ -443,6 +443,28 @@ mod tests {
     }
 
     #[test]
+    fn caps_and_limits_must_be_positive() {
+        for (text, key) in [
+            ("[library]\nwatchlist_max = 0\n", "library.watchlist_max"),
+            ("[library]\nprogress_max = 0\n", "library.progress_max"),
+            ("[rooms]\nstall_burst = 0\n", "rooms.stall_burst"),
+            ("[rooms]\nstall_window_ms = 0\n", "rooms.stall_window_ms"),
+        ] {
+            let err = load_str(text).err().unwrap().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let c = load_str("[library]\nwatchlist_max = 10\n[rooms]\nstall_burst = 1\n").unwrap();
+        assert_eq!(
+            (
+                c.library.watchlist_max,
+                c.library.progress_max,
+                c.rooms.stall_burst
+            ),
+            (10, 5000, 1)
+        );
+    }
+
+    #[test]
     fn defaults_validate() {
         TrackerConfig::default().validate(Path::new("x")).unwrap();
     }
