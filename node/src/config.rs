@@ -191,7 +191,9 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Directory holding the built web app (`web/dist`).
     pub web_dir: Option<PathBuf>,
-    /// How long a playback token from `/api/v1/movies/{id}/play` stays valid, seconds.
+    /// How long a playback token from `/api/v1/movies/{id}/play` stays valid, seconds
+    /// (default 2 h; a premium viewer's premium renditions end sooner when the premium
+    /// period does).
     pub playback_token_ttl_secs: u64,
     /// How many of a movie's top video renditions only premium viewers get (never all of
     /// them: a movie with one rendition plays for everyone). 0 turns tiers off.
@@ -334,7 +336,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             web_dir: None,
-            playback_token_ttl_secs: 6 * 3600,
+            playback_token_ttl_secs: 2 * 3600,
             premium_renditions: 1,
             hot_cache_mib: DEFAULT_HOT_CACHE_MIB,
             ws_max_message_bytes: crate::gateway::proxy::WsLimits::DEFAULT.max_message_bytes,

@@ -47,6 +47,7 @@ fn playback_token(node: &TestNode, movie: &str) -> String {
         sub: "viewer".into(),
         email: "viewer@example.test".into(),
         tier: Tier::Free,
+        tier_until: None,
         email_verified: true,
         role: Default::default(),
         exp: now + 600,

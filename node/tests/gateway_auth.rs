@@ -77,6 +77,7 @@ fn claims(sub: &str, verified: bool) -> Claims {
         sub: sub.into(),
         email: "x@example.org".into(),
         tier: Tier::Free,
+        tier_until: None,
         email_verified: verified,
         role: Role::User,
         exp: now + 600,
@@ -168,10 +169,11 @@ async fn proxy_round_trip_play_and_tracker_outage() {
     assert!(master.starts_with(&prefix), "{master}");
     let exp = body["expires_at"].as_u64().unwrap();
     let now = reelnet_node::unix_now();
-    assert!(exp >= now + 21600 - 5 && exp <= now + 21600 + 5, "{exp}");
+    assert!(exp >= now + 7200 - 5 && exp <= now + 7200 + 5, "{exp}");
+    assert!(body.get("premium_until").is_none(), "a free viewer: {body}");
     // The token in it is this node's playback token for that movie and user.
     let playback = &master[prefix.len()..];
-    let tokens = PlaybackTokens::load_or_create(node.dir.path(), 21600).unwrap();
+    let tokens = PlaybackTokens::load_or_create(node.dir.path(), 7200).unwrap();
     let grant = tokens.verify(playback, &movie(), now).unwrap();
     assert_eq!(grant.user, me["id"].as_str().unwrap());
     assert_eq!(grant.exp, exp);
@@ -619,4 +621,91 @@ async fn tmdb_search_marks_what_the_network_already_has() {
     assert_eq!(s, 200, "{page}");
     assert_eq!(page, json!({"enabled": false, "results": []}));
     plain.stop().await;
+}
+
+/// `/play` for premium viewers: the playback token lives the configured 2 h, its premium
+/// renditions end with the premium period the access token names (`tier_until`), and the
+/// node refuses a playback token that has expired or that outlives its configured lifetime.
+#[tokio::test]
+async fn playback_tokens_are_bounded_by_ttl_and_premium_period() {
+    let tracker = TestTracker::start().await;
+    let node = TestNode::start_with(&tracker.url, hold_movie).await;
+    let ring = tracker.keyring();
+    let tokens = PlaybackTokens::load_or_create(node.dir.path(), 7200).unwrap();
+    let prefix = format!("{}/hls/tmdb-603/master.m3u8?token=", node.url);
+    let playback = |body: &serde_json::Value| {
+        let url = body["master_url"].as_str().unwrap();
+        assert!(url.starts_with(&prefix), "{url}");
+        url[prefix.len()..].to_owned()
+    };
+    let premium = |sub: &str, until: Option<u64>| {
+        let mut c = claims(sub, true);
+        c.tier = Tier::Premium;
+        c.tier_until = until;
+        ring.sign(&c).unwrap()
+    };
+
+    // Premium until 100 s from now: the token lives 2 h, its premium part 100 s.
+    let now = reelnet_node::unix_now();
+    let body = play_ok(
+        &node,
+        &premium("p-ending", Some(now + 100)),
+        Duration::from_secs(15),
+    )
+    .await;
+    let exp = body["expires_at"].as_u64().unwrap();
+    assert!(exp >= now + 7200 && exp <= now + 7200 + 5, "{body}");
+    assert_eq!(body["premium_until"].as_u64(), Some(now + 100), "{body}");
+    let token = playback(&body);
+    let grant = tokens.verify(&token, &movie(), now).unwrap();
+    assert_eq!(
+        (grant.tier, grant.premium_until),
+        (Tier::Premium, now + 100)
+    );
+    // At the end of the period the token grants the free tier, until it expires.
+    let grant = tokens.verify(&token, &movie(), now + 100).unwrap();
+    assert_eq!(grant.tier, Tier::Free);
+    assert_eq!(
+        tokens.verify(&token, &movie(), exp),
+        Err(reelnet_node::gateway::token::TokenError::Expired)
+    );
+
+    // Open-ended premium: premium for the token's whole life.
+    let body = play_ok(&node, &premium("p-open", None), Duration::from_secs(15)).await;
+    assert_eq!(body["premium_until"], body["expires_at"], "{body}");
+    // A period that has ended (the tracker would not sign this; a node must not trust the
+    // tier alone): a free token.
+    let now = reelnet_node::unix_now();
+    let body = play_ok(
+        &node,
+        &premium("p-ended", Some(now - 1)),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(body.get("premium_until").is_none(), "{body}");
+    let grant = tokens.verify(&playback(&body), &movie(), now).unwrap();
+    assert_eq!(grant.tier, Tier::Free);
+
+    // Over HTTP: a valid token plays, an expired one and one that outlives the node's
+    // configured lifetime (minted with a longer one) are refused.
+    let master = |token: &str| {
+        let url = format!("{prefix}{token}");
+        let http = node.http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(master(&token).await, 200);
+    let c = claims("u-expired", true);
+    let (expired, _) = tokens.issue_at(&c, &movie(), now - 7300, 7200).unwrap();
+    assert_eq!(master(&expired).await, 403);
+    let long = PlaybackTokens::load_or_create(node.dir.path(), 86_400).unwrap();
+    let (too_long, too_long_exp) = long.issue(&c, &movie(), 86_400).unwrap();
+    assert!(too_long_exp > now + 7200);
+    assert_eq!(master(&too_long).await, 403);
+    assert_eq!(
+        tokens.verify(&too_long, &movie(), now),
+        Err(reelnet_node::gateway::token::TokenError::TooLong)
+    );
+    // Issuing never exceeds the configured lifetime either.
+    let (_, capped) = tokens.issue_at(&c, &movie(), now, 86_400).unwrap();
+    assert_eq!(capped, now + 7200);
 }

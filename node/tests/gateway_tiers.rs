@@ -97,3 +97,60 @@ fn premium_tracks_never_lock_every_rendition() {
         vec![false]
     );
 }
+
+/// A premium token's premium renditions end with the premium period (`tier_until`) even
+/// though the token itself lives on: past the end the master playlist leaves out the top
+/// rendition and its URLs answer 403 `premium_required`, while the rest keeps playing. (The
+/// tokens are issued in the past so no test waits for the clock.)
+#[tokio::test]
+async fn premium_renditions_end_with_the_premium_period() {
+    let lib = Library::new(23, true, 2);
+    let gw = Gateway::start().await;
+    gw.hold(&lib);
+    gw.announce_self(&lib).await;
+    let movie = &lib.manifest.movie;
+    let base = format!("{}/hls/{movie}", gw.url);
+    let now = reelnet_node::unix_now();
+    let token = |until: u64| {
+        let mut c = claims("user-p");
+        c.tier = reelnet_proto::Tier::Premium;
+        c.tier_until = Some(until);
+        gw.tokens.issue_at(&c, movie, now - 100, 600).unwrap().0
+    };
+    let gw = &gw;
+    let master = |t: String| {
+        let url = format!("{base}/master.m3u8?token={t}");
+        async move {
+            let res = gw.get(&url).await;
+            assert_eq!(res.status(), 200);
+            variants(&res.text().await.unwrap())
+        }
+    };
+
+    // Still premium (the period ends in 50 s): both rungs.
+    let live = token(now + 50);
+    let all = master(live.clone()).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let top = all.iter().find(|v| v.contains("/720p/")).unwrap().clone();
+    assert_eq!(gw.get(&format!("{base}/{top}")).await.status(), 200);
+
+    // The period ended 50 s ago (the token was issued 100 s ago, before it ended).
+    let ended = token(now - 50);
+    let listed = master(ended.clone()).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("/360p/"), "{listed:?}");
+    let res = gw
+        .get(&format!("{base}/{}", top.replace(&live, &ended)))
+        .await;
+    assert_eq!(res.status(), 403);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "premium_required");
+    let low = format!("{base}/{}", listed[0]);
+    let res = gw.get(&low).await;
+    assert_eq!(res.status(), 200);
+    let playlist = res.text().await.unwrap();
+    let dir = low.rsplit_once('/').unwrap().0.to_owned();
+    for uri in segment_uris(&playlist) {
+        assert_eq!(gw.get(&format!("{dir}/{uri}")).await.status(), 200, "{uri}");
+    }
+}

@@ -45,6 +45,12 @@ pub struct Claims {
     pub email: String,
     /// Subscription tier at issue time.
     pub tier: Tier,
+    /// When the premium period ends, unix seconds: set on premium tokens whose period has
+    /// an end (absent on free tokens, on open-ended premium and in older tokens). The
+    /// token's own `exp` is capped at it; nodes cap what they grant on its strength
+    /// (playback tokens' premium renditions) at it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_until: Option<u64>,
     /// Whether the email address has been verified (absent in older tokens: false).
     #[serde(default)]
     pub email_verified: bool,

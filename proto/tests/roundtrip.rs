@@ -218,6 +218,7 @@ fn claims_json() {
         sub: "u_123".into(),
         email: "a@example.org".into(),
         tier: Tier::Premium,
+        tier_until: None,
         email_verified: true,
         role: Role::Admin,
         exp: NOW + 900,
@@ -237,9 +238,20 @@ fn claims_json() {
                   "iss":"t","aud":"reelnet","jti":"j"}"#;
     let c: Claims = serde_json::from_str(old).unwrap();
     assert_eq!(
-        (c.role, c.email_verified, c.tier),
-        (Role::User, false, Tier::Free)
+        (c.role, c.email_verified, c.tier, c.tier_until),
+        (Role::User, false, Tier::Free, None)
     );
     assert!(serde_json::from_str::<Claims>(&old.replace("free", "Gold")).is_err());
+    // `tier_until` is written only when set, and read back.
+    assert!(serde_json::to_value(&c)
+        .unwrap()
+        .get("tier_until")
+        .is_none());
+    let mut p = c.clone();
+    p.tier = Tier::Premium;
+    p.tier_until = Some(NOW + 3600);
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["tier_until"], NOW + 3600);
+    assert_eq!(serde_json::from_value::<Claims>(v).unwrap(), p);
     const { assert!(MAX_TOKEN_BYTES >= 4096) };
 }

@@ -465,6 +465,8 @@ impl Api {
             sub: user.id.to_string(),
             email: user.email.clone(),
             tier,
+            // Nodes cap premium playback at the end of the period (issue 16).
+            tier_until: user.tier_until.filter(|_| tier == Tier::Premium),
             email_verified: user.email_verified,
             role: user.role,
             exp,

@@ -27,6 +27,28 @@ pub struct TrackerConfig {
     pub billing: BillingConfig,
     pub requests: RequestsConfig,
     pub network: NetworkConfig,
+    pub library: LibraryConfig,
+}
+
+/// Per-user caps on a user's own lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LibraryConfig {
+    /// Most movies on one watch-later list; adding one more answers 409 `watchlist_full`.
+    pub watchlist_max: usize,
+    /// Most movies with stored progress per user (history lists exactly these). Saving
+    /// progress for one more movie evicts the one watched longest ago, so saving progress
+    /// never fails for being over the cap.
+    pub progress_max: usize,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        Self {
+            watchlist_max: 2000,
+            progress_max: 5000,
+        }
+    }
 }
 
 /// Network membership: who may run a node in this network.
@@ -232,6 +254,13 @@ pub struct RoomsConfig {
     pub chat_burst: usize,
     /// The chat rate-limit window, ms.
     pub chat_window_ms: u64,
+    /// Times one member (per user, across reconnects) may start buffering, and so make the
+    /// room wait, per `stall_window_ms`. Further `buffering` frames in the window are
+    /// dropped (the room neither pauses nor waits for that member, who catches up alone)
+    /// and the member is told once (`stall_rate_limited`).
+    pub stall_burst: usize,
+    /// The window of `stall_burst`, ms.
+    pub stall_window_ms: u64,
     /// A room with nobody connected for this long is deleted, seconds.
     pub idle_timeout_secs: u64,
 }
@@ -250,6 +279,8 @@ impl Default for RoomsConfig {
             chat_max_chars: 500,
             chat_burst: 5,
             chat_window_ms: 5000,
+            stall_burst: 3,
+            stall_window_ms: 60_000,
             idle_timeout_secs: 3600,
         }
     }
@@ -269,6 +300,7 @@ impl Default for TrackerConfig {
             billing: BillingConfig::default(),
             requests: RequestsConfig::default(),
             network: NetworkConfig::default(),
+            library: LibraryConfig::default(),
         }
     }
 }
@@ -406,6 +438,24 @@ impl TrackerConfig {
                 "1 to 64 characters of [A-Za-z0-9._-]",
             ));
         }
+        if !(1..=1_000_000).contains(&self.library.watchlist_max) {
+            return Err(invalid(
+                "library.watchlist_max",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.library.progress_max) {
+            return Err(invalid(
+                "library.progress_max",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.rooms.stall_burst == 0 {
+            return Err(invalid("rooms.stall_burst", "must be at least 1"));
+        }
+        if self.rooms.stall_window_ms == 0 {
+            return Err(invalid("rooms.stall_window_ms", "must be at least 1"));
+        }
         if self.requests.lease_secs < 2 {
             return Err(invalid("requests.lease_secs", "must be at least 2 seconds"));
         }
@@ -433,6 +483,28 @@ mod tests {
         for file in ["configs/tracker.toml", "configs/testnet/tracker.toml"] {
             TrackerConfig::load(&root.join(file)).unwrap();
         }
+    }
+
+    #[test]
+    fn caps_and_limits_must_be_positive() {
+        for (text, key) in [
+            ("[library]\nwatchlist_max = 0\n", "library.watchlist_max"),
+            ("[library]\nprogress_max = 0\n", "library.progress_max"),
+            ("[rooms]\nstall_burst = 0\n", "rooms.stall_burst"),
+            ("[rooms]\nstall_window_ms = 0\n", "rooms.stall_window_ms"),
+        ] {
+            let err = load_str(text).err().unwrap().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let c = load_str("[library]\nwatchlist_max = 10\n[rooms]\nstall_burst = 1\n").unwrap();
+        assert_eq!(
+            (
+                c.library.watchlist_max,
+                c.library.progress_max,
+                c.rooms.stall_burst
+            ),
+            (10, 5000, 1)
+        );
     }
 
     #[test]

@@ -312,6 +312,7 @@ mod tests {
             sub: "u1".into(),
             email: "a@b.c".into(),
             tier: Tier::Free,
+            tier_until: None,
             email_verified: true,
             role: Role::User,
             exp: now + 60,

@@ -10,8 +10,6 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::store::{Progress, User, WatchAdd};
 
-/// Most movies on one watch-later list.
-pub const MAX_WATCHLIST: usize = 2000;
 /// Longest movie accepted, seconds.
 const MAX_DURATION_S: f64 = 24.0 * 3600.0;
 /// A resume point is offered from this position on, seconds.
@@ -117,9 +115,10 @@ impl Api {
     ) -> Result<(WatchItem, bool), ApiError> {
         let user = self.me_user(claims)?;
         let movie = movie(movie_id)?;
+        let max = self.config().library.watchlist_max;
         let (entry, created) = match self
             .store()
-            .watchlist_add(user.id, movie.to_string(), now_ms(), MAX_WATCHLIST)
+            .watchlist_add(user.id, movie.to_string(), now_ms(), max)
             .await?
         {
             WatchAdd::Existing(entry) => (entry, false),
@@ -127,7 +126,9 @@ impl Api {
             WatchAdd::Full => {
                 return Err(ApiError::conflict(
                     "watchlist_full",
-                    format!("a watch-later list holds at most {MAX_WATCHLIST} movies"),
+                    format!(
+                        "a watch-later list holds at most {max} movies; remove one to add another"
+                    ),
                 ))
             }
         };
@@ -150,7 +151,9 @@ impl Api {
         Ok(())
     }
 
-    /// `PUT me/progress/{movie_id}`
+    /// `PUT me/progress/{movie_id}`. Progress for a new movie when the user has
+    /// `library.progress_max` already evicts the movie watched longest ago (its resume point
+    /// and history entry): a viewer is never refused for the cap.
     pub async fn put_progress(
         &self,
         claims: &Claims,
@@ -190,7 +193,12 @@ impl Api {
         };
         let (stored, applied) = self
             .store()
-            .put_progress(user.id, movie.to_string(), progress)
+            .put_progress(
+                user.id,
+                movie.to_string(),
+                progress,
+                self.config().library.progress_max,
+            )
             .await?;
         Ok(view(movie.to_string(), &stored, Some(applied)))
     }

@@ -29,7 +29,9 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::mail::Email;
 use crate::policy::effective_tier;
-use crate::store::{Lease, MovieRequest, Notification, RequestState, Requester, User, UserId};
+use crate::store::{
+    AskOutcome, AskQuota, Lease, MovieRequest, Notification, RequestState, Requester, User, UserId,
+};
 
 pub use reelnet_proto::membership::NODE_AUTH_HEADER;
 
@@ -261,13 +263,18 @@ impl Api {
         let now = now_ms();
         let tier = effective_tier(&user, now / 1000);
         let quota = self.request_quota(tier);
-        let used = self.requests_used(&user.id)?;
-        if used >= quota {
-            return Err(ApiError::new(
+        let quota_exceeded = |used: u32| {
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "quota_exceeded",
                 format!("{used} of {quota} requests used in the last 30 days ({tier:?} tier)"),
-            ));
+            )
+        };
+        // A first look spares TMDb and the id counter; the store checks and counts again
+        // atomically with the write (parallel requests cannot pass the quota).
+        let used = self.requests_used(&user.id)?;
+        if used >= quota {
+            return Err(quota_exceeded(used));
         }
         // TMDb (when configured) vouches for the id and names the movie.
         let mut req = req;
@@ -317,9 +324,13 @@ impl Api {
             updated_at_ms: now,
         };
         let tmdb_id = req.tmdb_id;
-        let (request, created) = self
+        let ask_quota = AskQuota {
+            limit: quota,
+            since_ms: now.saturating_sub(MONTH_MS),
+        };
+        let outcome = self
             .store()
-            .ask_for_movie(uid, tmdb_id, now, new, move |r| {
+            .ask_for_movie(uid, tmdb_id, now, ask_quota, new, move |r| {
                 if r.requesters.iter().any(|q| q.user == uid) {
                     return false;
                 }
@@ -342,6 +353,13 @@ impl Api {
                 true
             })
             .await?;
+        let (request, created) = match outcome {
+            AskOutcome::Asked(request, created) => (*request, created),
+            AskOutcome::QuotaExceeded { used } => {
+                tracing::debug!(user = %uid, used, quota, "movie request over quota");
+                return Err(quota_exceeded(used));
+            }
+        };
         if created {
             tracing::info!(id = request.id, tmdb = request.tmdb_id, "movie requested");
         }

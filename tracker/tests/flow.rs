@@ -425,3 +425,121 @@ fn kid(token: &str) -> String {
     .unwrap();
     v["kid"].as_str().unwrap().to_owned()
 }
+
+/// The movie ids in a history page, newest first.
+fn history_ids(h: &serde_json::Value) -> Vec<String> {
+    h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["movie_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn watchlist_and_progress_caps() {
+    let t = Tracker::start_with("[library]\nwatchlist_max = 3\nprogress_max = 3\n").await;
+    let at = access(&t.user("capped@example.org", "a long password").await);
+    let put = |path: String, body: Option<serde_json::Value>| {
+        let (t, at) = (&t, &at);
+        async move { t.call(Method::PUT, &path, at, body).await }
+    };
+
+    // Watch later: full at 3 (409 watchlist_full); adding one already there still answers
+    // 200; after a removal there is room again.
+    for id in 1..=3 {
+        let (s, b) = put(format!("/api/v1/me/watchlist/tmdb-{id}"), None).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let (s, b) = put("/api/v1/me/watchlist/tmdb-4".into(), None).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (409, Some("watchlist_full")),
+        "{b}"
+    );
+    let (s, _) = put("/api/v1/me/watchlist/tmdb-2".into(), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = t
+        .call(Method::DELETE, "/api/v1/me/watchlist/tmdb-2", &at, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = put("/api/v1/me/watchlist/tmdb-4".into(), None).await;
+    assert_eq!(s, 201);
+    let (_, list) = t.call(Method::GET, "/api/v1/me/watchlist", &at, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
+
+    // In parallel, another user's adds cannot pass the cap either.
+    let par = access(&t.user("parallel@example.org", "a long password").await);
+    let answers = futures::future::join_all((0..12).map(|i| {
+        let (t, par) = (&t, &par);
+        async move {
+            t.call(
+                Method::PUT,
+                &format!("/api/v1/me/watchlist/tmdb-{}", 100 + i),
+                par,
+                None,
+            )
+            .await
+        }
+    }))
+    .await;
+    let added = answers.iter().filter(|(s, _)| *s == 201).count();
+    let full = answers
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["error"] == "watchlist_full")
+        .count();
+    assert_eq!((added, full), (3, 9), "{answers:?}");
+
+    // Progress: the fourth movie evicts the one watched longest ago (never refused).
+    let progress = |id: u32, ts: u64| {
+        put(
+            format!("/api/v1/me/progress/tmdb-{id}"),
+            Some(json!({"position_s": 60.0, "duration_s": 6000.0, "timestamp_ms": ts})),
+        )
+    };
+    for (id, ts) in [(1, 1_000), (2, 2_000), (3, 3_000)] {
+        let (s, p) = progress(id, ts).await;
+        assert_eq!((s, &p["applied"]), (200, &json!(true)), "{p}");
+    }
+    // Watching movie 1 again makes it the newest: updating an entry evicts nothing.
+    let (s, _) = progress(1, 4_000).await;
+    assert_eq!(s, 200);
+    let (_, h) = t.call(Method::GET, "/api/v1/me/history", &at, None).await;
+    assert_eq!(history_ids(&h), ["tmdb-1", "tmdb-3", "tmdb-2"]);
+    let (s, p) = progress(4, 5_000).await;
+    assert_eq!((s, &p["applied"]), (200, &json!(true)), "{p}");
+    let (s, b) = t
+        .call(Method::GET, "/api/v1/me/progress/tmdb-2", &at, None)
+        .await;
+    assert_eq!((s, b["error"].as_str()), (404, Some("no_progress")), "{b}");
+    let (_, h) = t.call(Method::GET, "/api/v1/me/history", &at, None).await;
+    assert_eq!(history_ids(&h), ["tmdb-4", "tmdb-1", "tmdb-3"]);
+
+    // Many new movies at once: all saved, and the user still holds exactly the cap (the
+    // older entries went first; which three of the new ones remain depends on the order
+    // the writes arrived in).
+    let answers =
+        futures::future::join_all((10..20).map(|id| progress(id, 10_000 + u64::from(id)))).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(s, p)| *s == 200 && p["applied"] == true),
+        "{answers:?}"
+    );
+    let (_, h) = t.call(Method::GET, "/api/v1/me/history", &at, None).await;
+    let ids = history_ids(&h);
+    assert_eq!(ids.len(), 3, "{h}");
+    let new: Vec<String> = (10..20).map(|id| format!("tmdb-{id}")).collect();
+    assert!(ids.iter().all(|id| new.contains(id)), "{h}");
+    for id in [1, 3, 4] {
+        let (s, _) = t
+            .call(
+                Method::GET,
+                &format!("/api/v1/me/progress/tmdb-{id}"),
+                &at,
+                None,
+            )
+            .await;
+        assert_eq!(s, 404, "tmdb-{id}");
+    }
+}

@@ -495,3 +495,41 @@ async fn requests_are_checked_and_titled_by_tmdb() {
         assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn parallel_requests_cannot_pass_the_quota() {
+    const QUOTA: usize = 3;
+    const PARALLEL: usize = 24;
+    let t = Tracker::start_with(&format!("[requests]\nfree_per_month = {QUOTA}\n")).await;
+    let carol = access(&t.user("carol@example.org", "a long password").await);
+    // Every request is for another movie, so each one that passes creates a request.
+    let answers = futures::future::join_all((0..PARALLEL).map(|i| {
+        let t = &t;
+        let carol = &carol;
+        async move {
+            t.call(
+                Method::POST,
+                "/api/v1/requests",
+                carol,
+                Some(json!({"tmdb_id": 5000 + i, "title": format!("Movie {i}")})),
+            )
+            .await
+        }
+    }))
+    .await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, b)| *s == 429 && b["error"] == "quota_exceeded")
+        .count();
+    assert_eq!((created, refused), (QUOTA, PARALLEL - QUOTA), "{answers:?}");
+    assert_eq!(mine(&t, &carol).await.len(), QUOTA);
+    let (s, sub) = t
+        .call(Method::GET, "/api/v1/me/subscription", &carol, None)
+        .await;
+    assert_eq!(
+        (s, sub["requests_used"].as_u64()),
+        (200, Some(QUOTA as u64)),
+        "{sub}"
+    );
+}

@@ -453,3 +453,93 @@ async fn rooms_survive_a_restart_and_members_resync() {
     assert!(s["seq"].as_u64().unwrap() > played["seq"].as_u64().unwrap());
     assert!(s["state"]["position"].as_f64().unwrap() > 120.0);
 }
+
+/// A guest toggling buffering/ready cannot keep a party paused: after `stall_burst` stalls
+/// in the window (counted per user, so reconnecting does not help) their `buffering` frames
+/// are dropped, they are told once, and the room keeps playing. `ready` always works.
+#[tokio::test]
+async fn a_member_cannot_keep_the_party_paused() {
+    let t = Tracker::start_with(&format!(
+        "{ROOMS}stall_burst = 2\nstall_window_ms = 600000\n"
+    ))
+    .await;
+    let host = access(&t.user("sh@example.org", "a long password").await);
+    let guest = access(&t.user("sg@example.org", "a long password").await);
+    let (_, room) = create(&t, &host, "tmdb-2").await;
+    let id = room["id"].as_str().unwrap();
+    let mut h = connect(&t, id, &host).await;
+    let mut g = connect(&t, id, &guest).await;
+    expect(&mut g, "welcome").await;
+    send(&mut h, json!({"type": "play", "position": 0.0})).await;
+    expect(&mut g, "state").await;
+    let s = expect(&mut h, "state").await;
+    assert_eq!(s["reason"], "play", "{s}");
+
+    // Two stalls: each pauses the room until the guest is ready.
+    for _ in 0..2 {
+        send(&mut g, json!({"type": "buffering"})).await;
+        let s = expect(&mut h, "state").await;
+        assert_eq!(
+            (s["reason"].as_str(), s["state"]["playing"].as_bool()),
+            (Some("waiting"), Some(false))
+        );
+        send(&mut g, json!({"type": "ready"})).await;
+        let s = expect(&mut h, "state").await;
+        assert_eq!(
+            (s["reason"].as_str(), s["state"]["playing"].as_bool()),
+            (Some("resume"), Some(true))
+        );
+    }
+
+    // A third, from a new connection of the same guest: dropped, and the guest is told.
+    drop(g);
+    presence(&mut h, "leave").await;
+    let mut g = connect(&t, id, &guest).await;
+    expect(&mut g, "welcome").await;
+    presence(&mut h, "join").await;
+    send(&mut g, json!({"type": "buffering"})).await;
+    let e = expect(&mut g, "error").await;
+    assert_eq!(e["code"], "stall_rate_limited", "{e}");
+    // Told once: further stalls are dropped silently; ready is accepted (and changes
+    // nothing, the guest was never marked buffering).
+    send(&mut g, json!({"type": "ready"})).await;
+    send(&mut g, json!({"type": "buffering"})).await;
+    send(&mut g, json!({"type": "ready"})).await;
+    send(&mut g, json!({"type": "buffering"})).await;
+    // A ping after them: its pong proves the frames before it were handled.
+    send(&mut g, json!({"type": "ping", "t0": 1.0})).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let f = next(&mut g, deadline.saturating_duration_since(Instant::now()))
+            .await
+            .expect("no pong");
+        assert_ne!(f["type"], "error", "told twice: {f}");
+        assert_ne!(f["type"], "state", "the room changed state: {f}");
+        if f["type"] == "pong" {
+            break;
+        }
+    }
+    // The host saw no pause, nobody is shown buffering, and the room plays on.
+    none_of(&mut h, "state", Duration::from_millis(300)).await;
+    let (s, r) = t
+        .call(Method::GET, &format!("/api/v1/rooms/{id}"), &host, None)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["state"]["playing"], true, "{r}");
+    assert!(
+        r["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["buffering"] == false),
+        "{r}"
+    );
+
+    // The limit is the guest's own: the host's stalls still pause the room.
+    send(&mut h, json!({"type": "buffering"})).await;
+    let s = expect(&mut h, "state").await;
+    assert_eq!(s["reason"], "waiting", "{s}");
+    send(&mut h, json!({"type": "ready"})).await;
+    let s = expect(&mut h, "state").await;
+    assert_eq!(s["reason"], "resume", "{s}");
+}

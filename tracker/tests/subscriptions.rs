@@ -41,13 +41,16 @@ async fn signed(t: &Tracker, body: &Value) -> (u16, Value) {
     hook(t, body, Some(sign(SECRET.as_bytes(), now(), &raw))).await
 }
 
-fn token_tier(token: &str) -> String {
+fn token_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .unwrap();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
-    v["tier"].as_str().unwrap().to_owned()
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn token_tier(token: &str) -> String {
+    token_claims(token)["tier"].as_str().unwrap().to_owned()
 }
 
 async fn login(t: &Tracker, email: &str) -> Value {
@@ -170,7 +173,10 @@ async fn webhook_signatures_replay_and_idempotency() {
     assert_eq!(sub["tier"], "premium");
     assert_eq!(sub["status"], "active");
     assert_eq!(sub["until"], until);
-    assert_eq!(token_tier(&access(&login(&t, email).await)), "premium");
+    let claims = token_claims(&access(&login(&t, email).await));
+    assert_eq!(claims["tier"], "premium");
+    // Nodes cap premium playback at the end of the period: the token names it.
+    assert_eq!(claims["tier_until"], until, "{claims}");
     t.smtp()
         .wait_for_link(email, "premium subscription has started", "/account")
         .await;
@@ -247,7 +253,9 @@ async fn premium_expires_without_restart_with_emails() {
         (sub["tier"].as_str(), sub["status"].as_str()),
         (Some("free"), Some("expired"))
     );
-    assert_eq!(token_tier(&access(&login(&t, email).await)), "free");
+    let claims = token_claims(&access(&login(&t, email).await));
+    assert_eq!(claims["tier"], "free");
+    assert!(claims.get("tier_until").is_none(), "{claims}");
     t.smtp()
         .wait_for_link(email, "premium subscription has expired", "/account")
         .await;

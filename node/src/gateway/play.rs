@@ -1,6 +1,8 @@
 //! `GET /api/v1/movies/{id}/play`: turns a tracker access token (checked offline by
 //! [`super::auth::JwtVerifier`]) into a playback token for one movie (signed by this node,
-//! [`super::token::PlaybackTokens`]) and the master playlist URL that carries it.
+//! [`super::token::PlaybackTokens`]) and the master playlist URL that carries it. The token
+//! lives `gateway.playback_token_ttl_secs`; a premium viewer's premium renditions end with
+//! the premium period the access token names (`tier_until`), reported as `premium_until`.
 //!
 //! 401 `unauthorized` without or with a bad JWT, 403 `email_not_verified`, 400
 //! `bad_movie_id`, 404 `not_found` when the network knows no such movie.
@@ -21,6 +23,10 @@ pub struct PlayResponse {
     pub movie_id: String,
     pub master_url: String,
     pub expires_at: u64,
+    /// Premium viewers: when the token stops serving the premium renditions (the end of
+    /// the premium period when it comes before `expires_at`), unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub premium_until: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -100,10 +106,17 @@ async fn play(state: &GatewayState, id: &str, auth: Option<&str>) -> Response {
             )
         }
     }
-    let (token, expires_at) = match state.tokens.issue_default(&claims, &movie) {
-        Ok(t) => t,
-        Err(e) => return unauthorized(&e.to_string()),
-    };
+    let now = crate::unix_now();
+    let (token, expires_at) =
+        match state
+            .tokens
+            .issue_at(&claims, &movie, now, state.tokens.ttl_secs())
+        {
+            Ok(t) => t,
+            Err(e) => return unauthorized(&e.to_string()),
+        };
+    let premium_until = super::token::PlaybackTokens::premium_until(&claims, now, expires_at);
+    tracing::debug!(user = %claims.sub, %movie, expires_at, ?premium_until, "playback token issued");
     warp::reply::json(&PlayResponse {
         master_url: format!(
             "{}/hls/{}/master.m3u8?token={token}",
@@ -111,6 +124,7 @@ async fn play(state: &GatewayState, id: &str, auth: Option<&str>) -> Response {
         ),
         movie_id: movie.to_string(),
         expires_at,
+        premium_until,
     })
     .into_response()
 }

@@ -1,16 +1,27 @@
 //! Playback tokens: what `/api/v1/movies/{id}/play` hands out and every `/hls/...` request
-//! carries as `?token=`. A token says "user U (tier T) may play movie M until E", signed by
-//! this node alone, so HLS requests need no JWT and no tracker.
+//! carries as `?token=`. A token says "user U (tier T) may play movie M until E, and its
+//! premium renditions until P", signed by this node alone, so HLS requests need no JWT and
+//! no tracker.
+//!
+//! Lifetime: a token lives at most `gateway.playback_token_ttl_secs` (default 2 h), checked
+//! both when it is issued and when it is verified (a token issued before the setting was
+//! lowered is refused once it would outlive the new setting). For a premium viewer, P is
+//! the end of the premium period the access token names (`tier_until`) when that comes
+//! before E: past P the token still plays the renditions every viewer gets, and the premium
+//! ones answer 403 `premium_required` (the player asks `/play` again with a refreshed,
+//! free, access token).
 //!
 //! The key is a 32-byte secret created on first start in `{data_dir}/playback.key` (mode
 //! 0600, written to a temporary file and renamed) and never leaves the node; tokens are only
 //! valid on the node that issued them (a browser streams from the node it asked).
 //!
-//! Wire format (version 1), base64url without padding:
-//! `version(1) | tier(1) | exp(u64 BE) | sub_len(1) | sub | movie_len(1) | movie | tag(32)`
-//! where `tag` = HMAC-SHA256(key, DOMAIN || everything before the tag). Parsing is
-//! size-limited, the tag is compared in constant time and checked before the payload is
-//! read, and wrong movie, expiry, forgery and malformation are distinct errors.
+//! Wire format (version 2), base64url without padding:
+//! `version(1) | tier(1) | exp(u64 BE) | premium_until(u64 BE) | sub_len(1) | sub |
+//! movie_len(1) | movie | tag(32)` where `premium_until` is 0 for a free viewer and `tag` =
+//! HMAC-SHA256(key, DOMAIN || everything before the tag). Parsing is size-limited, the tag
+//! is compared in constant time and checked before the payload is read, and wrong movie,
+//! expiry, forgery and malformation are distinct errors. Version 1 tokens (no premium end,
+//! issued for up to 6 h) are refused as malformed: the player asks `/play` again.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +32,7 @@ use reelnet_proto::{Claims, MovieId, Tier};
 use sha2::Sha256;
 
 const KEY_FILE: &str = "playback.key";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Domain separation: the HMAC input starts with this, so the key signs nothing else.
 const DOMAIN: &[u8] = b"reelnet playback token v1\0";
 const TAG_LEN: usize = 32;
@@ -55,6 +66,8 @@ pub enum TokenError {
     WrongMovie,
     #[error("playback token has expired")]
     Expired,
+    #[error("playback token outlives this node's playback token lifetime")]
+    TooLong,
     #[error("user id is longer than {MAX_SUBJECT_BYTES} bytes")]
     SubjectTooLong,
 }
@@ -65,10 +78,14 @@ pub struct PlaybackGrant {
     /// The user's id (`sub` of the access token it was issued for).
     pub user: String,
     pub movie: MovieId,
-    /// The user's tier when the token was issued (premium unlocks the top renditions).
+    /// The tier the token grants at the time it was verified: premium (the top renditions)
+    /// only before `premium_until`.
     pub tier: Tier,
     /// Expiry, unix seconds.
     pub exp: u64,
+    /// When the premium renditions stop, unix seconds (never after `exp`; 0 for a free
+    /// viewer).
+    pub premium_until: u64,
 }
 
 /// Issues and verifies playback tokens with this node's secret.
@@ -133,7 +150,8 @@ impl PlaybackTokens {
         self.issue(claims, movie, self.ttl_secs)
     }
 
-    /// Issues a token valid for `ttl_secs` from now. Returns the token and its expiry.
+    /// Issues a token valid for `ttl_secs` from now (at most the configured TTL). Returns
+    /// the token and its expiry.
     pub fn issue(
         &self,
         claims: &Claims,
@@ -143,7 +161,22 @@ impl PlaybackTokens {
         self.issue_at(claims, movie, crate::unix_now(), ttl_secs)
     }
 
-    /// Issues a token valid for `ttl_secs` from `now` (unix seconds).
+    /// When the premium renditions of a token issued at `now` for `claims` and expiring at
+    /// `exp` stop: `exp`, or the end of the premium period (`tier_until`) when that comes
+    /// first. `None` for a free viewer and for a premium period that has ended already
+    /// (the token is then a free one).
+    pub fn premium_until(claims: &Claims, now: u64, exp: u64) -> Option<u64> {
+        match claims.tier {
+            Tier::Free => None,
+            Tier::Premium => {
+                Some(claims.tier_until.map_or(exp, |until| until.min(exp))).filter(|&p| p > now)
+            }
+        }
+    }
+
+    /// Issues a token valid for `ttl_secs` (at most the configured TTL) from `now` (unix
+    /// seconds); for a premium viewer its premium renditions end with the premium period
+    /// ([`Self::premium_until`]).
     pub fn issue_at(
         &self,
         claims: &Claims,
@@ -161,14 +194,14 @@ impl PlaybackTokens {
         if sub.len() > MAX_SUBJECT_BYTES {
             return Err(TokenError::SubjectTooLong);
         }
-        let exp = now.saturating_add(ttl_secs);
-        let mut out = Vec::with_capacity(12 + sub.len() + movie_bytes.len() + TAG_LEN);
+        let exp = now.saturating_add(ttl_secs.min(self.ttl_secs));
+        let premium_until = Self::premium_until(claims, now, exp);
+        let mut out = Vec::with_capacity(20 + sub.len() + movie_bytes.len() + TAG_LEN);
         out.push(VERSION);
-        out.push(match claims.tier {
-            Tier::Free => 0,
-            Tier::Premium => 1,
-        });
+        out.push(u8::from(premium_until.is_some()));
+        let premium_until = premium_until.unwrap_or(0);
         out.extend_from_slice(&exp.to_be_bytes());
+        out.extend_from_slice(&premium_until.to_be_bytes());
         out.push(sub_len);
         out.extend_from_slice(sub);
         out.push(movie_len);
@@ -179,7 +212,8 @@ impl PlaybackTokens {
         Ok((b64.encode(out), exp))
     }
 
-    /// Checks a token for `movie` at `now` (unix seconds) and returns what it grants.
+    /// Checks a token for `movie` at `now` (unix seconds) and returns what it grants then
+    /// (a premium token past its premium end grants the free tier).
     pub fn verify(
         &self,
         token: &str,
@@ -193,20 +227,26 @@ impl PlaybackTokens {
         let bytes = b64
             .decode(token.as_bytes())
             .map_err(|_| TokenError::Malformed)?;
-        // version, tier, exp, sub_len, movie_len and the tag at least.
-        if bytes.len() < 1 + 1 + 8 + 1 + 1 + TAG_LEN {
+        // version, tier, exp, premium_until, sub_len, movie_len and the tag at least.
+        if bytes.len() < 1 + 1 + 8 + 8 + 1 + 1 + TAG_LEN {
             return Err(TokenError::Malformed);
         }
         let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
         self.mac(payload)
             .verify_slice(tag)
             .map_err(|_| TokenError::Forged)?;
-        let grant = parse_payload(payload)?;
+        let mut grant = parse_payload(payload)?;
         if grant.movie != *movie {
             return Err(TokenError::WrongMovie);
         }
         if grant.exp <= now {
             return Err(TokenError::Expired);
+        }
+        if grant.exp > now.saturating_add(self.ttl_secs) {
+            return Err(TokenError::TooLong);
+        }
+        if grant.premium_until <= now {
+            grant.tier = Tier::Free;
         }
         Ok(grant)
     }
@@ -234,7 +274,11 @@ fn parse_payload(payload: &[u8]) -> Result<PlaybackGrant, TokenError> {
         1 => Tier::Premium,
         _ => return Err(TokenError::Malformed),
     };
-    let exp = u64::from_be_bytes(r.take(8)?.try_into().map_err(|_| TokenError::Malformed)?);
+    let exp = r.u64()?;
+    let premium_until = r.u64()?;
+    if (tier == Tier::Free) != (premium_until == 0) || premium_until > exp {
+        return Err(TokenError::Malformed);
+    }
     let n = usize::from(r.byte()?);
     let user = std::str::from_utf8(r.take(n)?).map_err(|_| TokenError::Malformed)?;
     let n = usize::from(r.byte()?);
@@ -248,6 +292,7 @@ fn parse_payload(payload: &[u8]) -> Result<PlaybackGrant, TokenError> {
         movie,
         tier,
         exp,
+        premium_until,
     })
 }
 
@@ -266,6 +311,14 @@ impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, TokenError> {
         Ok(self.take(1)?[0])
     }
+
+    fn u64(&mut self) -> Result<u64, TokenError> {
+        let bytes = self
+            .take(8)?
+            .try_into()
+            .map_err(|_| TokenError::Malformed)?;
+        Ok(u64::from_be_bytes(bytes))
+    }
 }
 
 #[cfg(test)]
@@ -281,6 +334,7 @@ mod tests {
             sub: sub.into(),
             email: "a@b.c".into(),
             tier,
+            tier_until: None,
             email_verified: true,
             role: Role::User,
             exp: NOW + 900,
@@ -315,6 +369,7 @@ mod tests {
                 movie: movie.clone(),
                 tier: Tier::Premium,
                 exp,
+                premium_until: exp,
             }
         );
         assert_eq!(
@@ -326,6 +381,116 @@ mod tests {
         // Another node's key.
         let other = PlaybackTokens::from_secret([43; 32], 21600);
         assert_eq!(other.verify(&tok, &movie, NOW), Err(TokenError::Forged));
+    }
+
+    #[test]
+    fn lifetime_is_capped_by_the_configured_ttl() {
+        let t = PlaybackTokens::from_secret([42; 32], 7200);
+        let movie = MovieId::from_tmdb(603);
+        let c = claims("u", Tier::Free);
+        // Issued for longer than configured: capped.
+        let (tok, exp) = t.issue_at(&c, &movie, NOW, 86_400).unwrap();
+        assert_eq!(exp, NOW + 7200);
+        assert!(t.verify(&tok, &movie, NOW + 7199).is_ok());
+        assert_eq!(t.verify(&tok, &movie, NOW + 7200), Err(TokenError::Expired));
+        // A token from a node configured longer (or before the setting was lowered) is
+        // refused while it would outlive this node's TTL, never accepted for longer.
+        let long = PlaybackTokens::from_secret([42; 32], 86_400);
+        let (tok, exp) = long.issue_at(&c, &movie, NOW, 86_400).unwrap();
+        assert_eq!(exp, NOW + 86_400);
+        assert_eq!(t.verify(&tok, &movie, NOW), Err(TokenError::TooLong));
+        assert_eq!(t.verify(&tok, &movie, exp - 7201), Err(TokenError::TooLong));
+        assert!(t.verify(&tok, &movie, exp - 7200).is_ok());
+    }
+
+    #[test]
+    fn premium_ends_with_the_premium_period() {
+        let t = PlaybackTokens::from_secret([42; 32], 7200);
+        let movie = MovieId::from_tmdb(603);
+        let mut c = claims("u", Tier::Premium);
+
+        // The period ends in 10 minutes: premium until then, free after, expiry unchanged.
+        c.tier_until = Some(NOW + 600);
+        let (tok, exp) = t.issue_at(&c, &movie, NOW, 7200).unwrap();
+        assert_eq!(exp, NOW + 7200);
+        let g = t.verify(&tok, &movie, NOW + 599).unwrap();
+        assert_eq!(
+            (g.tier, g.premium_until, g.exp),
+            (Tier::Premium, NOW + 600, exp)
+        );
+        let g = t.verify(&tok, &movie, NOW + 600).unwrap();
+        assert_eq!((g.tier, g.premium_until), (Tier::Free, NOW + 600));
+        assert_eq!(t.verify(&tok, &movie, exp), Err(TokenError::Expired));
+
+        // The period outlasts the token, or has no end: premium for the token's life.
+        for until in [Some(NOW + 86_400), None] {
+            c.tier_until = until;
+            let (tok, exp) = t.issue_at(&c, &movie, NOW, 7200).unwrap();
+            let g = t.verify(&tok, &movie, exp - 1).unwrap();
+            assert_eq!((g.tier, g.premium_until), (Tier::Premium, exp));
+        }
+
+        // The period has ended already: a free token.
+        for until in [NOW, NOW - 1, 0] {
+            c.tier_until = Some(until);
+            assert_eq!(PlaybackTokens::premium_until(&c, NOW, NOW + 7200), None);
+            let (tok, _) = t.issue_at(&c, &movie, NOW, 7200).unwrap();
+            let g = t.verify(&tok, &movie, NOW).unwrap();
+            assert_eq!((g.tier, g.premium_until), (Tier::Free, 0));
+        }
+        // Free viewers never get a premium end.
+        assert_eq!(
+            PlaybackTokens::premium_until(&claims("f", Tier::Free), NOW, NOW + 60),
+            None
+        );
+    }
+
+    #[test]
+    fn version_1_tokens_and_inconsistent_payloads_are_refused() {
+        let t = tokens();
+        let movie = MovieId::from_tmdb(603);
+        let sign = |payload: Vec<u8>| {
+            let mut out = payload;
+            let tag = t.mac(&out).finalize().into_bytes();
+            out.extend_from_slice(&tag);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+        };
+        let payload = |version: u8, tier: u8, exp: u64, premium: Option<u64>| {
+            let mut p = vec![version, tier];
+            p.extend_from_slice(&exp.to_be_bytes());
+            if let Some(premium) = premium {
+                p.extend_from_slice(&premium.to_be_bytes());
+            }
+            p.push(1);
+            p.push(b'u');
+            p.push(8);
+            p.extend_from_slice(b"tmdb-603");
+            p
+        };
+        let exp = NOW + 60;
+        // Well-formed v2, properly signed: accepted (the builder is right).
+        assert!(t
+            .verify(&sign(payload(2, 1, exp, Some(exp))), &movie, NOW)
+            .is_ok());
+        assert!(t
+            .verify(&sign(payload(2, 0, exp, Some(0))), &movie, NOW)
+            .is_ok());
+        // A version 1 token (no premium end), even correctly signed.
+        assert_eq!(
+            t.verify(&sign(payload(1, 1, exp, None)), &movie, NOW),
+            Err(TokenError::Malformed)
+        );
+        // Premium without a premium end, free with one, premium past the expiry.
+        for bad in [
+            payload(2, 1, exp, Some(0)),
+            payload(2, 0, exp, Some(exp)),
+            payload(2, 1, exp, Some(exp + 1)),
+        ] {
+            assert_eq!(
+                t.verify(&sign(bad), &movie, NOW),
+                Err(TokenError::Malformed)
+            );
+        }
     }
 
     #[test]

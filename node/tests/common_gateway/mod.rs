@@ -289,6 +289,7 @@ pub fn claims(sub: &str) -> Claims {
         sub: sub.into(),
         email: format!("{sub}@example.test"),
         tier: Tier::Free,
+        tier_until: None,
         email_verified: true,
         role: Default::default(),
         exp: now + 600,

@@ -1,7 +1,15 @@
 //! The rooms actor: the one owner of every room's state (record, members, who is
-//! buffering, the wait for buffering members, chat limits). It answers [`Cmd`]s from the
-//! handle and the connection tasks, schedules play/pause/seek ahead by the members' RTT,
-//! ticks to end waits and delete idle rooms, and hands changes to the persister.
+//! buffering, the wait for buffering members, chat and stall limits). It answers [`Cmd`]s
+//! from the handle and the connection tasks, schedules play/pause/seek ahead by the
+//! members' RTT, ticks to end waits and delete idle rooms, and hands changes to the
+//! persister.
+//!
+//! Stalls are limited per member: a user may start buffering (and so pause the room for
+//! up to the ready timeout) `stall_burst` times per `stall_window_ms` in one room, counted
+//! per user so reconnecting does not reset it. Further `buffering` frames in the window are
+//! dropped: the room keeps playing and does not wait for that member, who is told once
+//! (`stall_rate_limited`) and catches up by itself. `ready` is never limited: it only ever
+//! lets a room go on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -66,11 +74,63 @@ struct Waiting {
     deadline: Instant,
 }
 
+/// One user's recent stalls in one room (a sliding window).
+#[derive(Debug, Default)]
+pub(super) struct Stalls {
+    /// When the stalls in the window began, oldest first (at most the burst).
+    times: VecDeque<Instant>,
+    /// Whether the member was told about the limit since their last allowed stall.
+    told: bool,
+}
+
+/// What a stall (a member starting to buffer) may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stall {
+    /// Within the budget: counted; the room may wait for the member.
+    Allowed,
+    /// Over the budget, first time in this window: drop it and tell the member.
+    LimitedTell,
+    /// Over the budget again: drop it silently.
+    Limited,
+}
+
+impl Stalls {
+    /// Counts a stall at `now` when fewer than `burst` began within `window` before it.
+    pub(super) fn try_stall(&mut self, now: Instant, burst: usize, window: Duration) -> Stall {
+        while self
+            .times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            self.times.pop_front();
+        }
+        if self.times.len() < burst {
+            self.times.push_back(now);
+            self.told = false;
+            return Stall::Allowed;
+        }
+        if std::mem::replace(&mut self.told, true) {
+            Stall::Limited
+        } else {
+            Stall::LimitedTell
+        }
+    }
+
+    /// Whether no stall within `window` before `now` is remembered (the entry can go).
+    fn idle(&self, now: Instant, window: Duration) -> bool {
+        self.times
+            .back()
+            .is_none_or(|t| now.saturating_duration_since(*t) >= window)
+    }
+}
+
 pub(super) struct Room {
     rec: RoomRecord,
     conns: BTreeSet<ConnId>,
     waiting: Option<Waiting>,
     empty_since: Option<Instant>,
+    /// Recent stalls by user id.
+    stalls: HashMap<String, Stalls>,
 }
 
 impl Room {
@@ -80,6 +140,7 @@ impl Room {
             conns: BTreeSet::new(),
             waiting: None,
             empty_since: Some(Instant::now()),
+            stalls: HashMap::new(),
         }
     }
 }
@@ -518,6 +579,39 @@ impl Actor {
                 Ok(())
             }
             ClientFrame::Buffering => {
+                if !c.buffering {
+                    // A readiness change that can pause the room: within the budget only.
+                    let now = Instant::now();
+                    let burst = self.config.stall_burst;
+                    let window = Duration::from_millis(self.config.stall_window_ms);
+                    let Some(r) = self.rooms.get_mut(&room_id) else {
+                        return Ok(());
+                    };
+                    if r.stalls.len() > 2 * self.config.max_members {
+                        r.stalls.retain(|_, s| !s.idle(now, window));
+                    }
+                    match r
+                        .stalls
+                        .entry(user.clone())
+                        .or_default()
+                        .try_stall(now, burst, window)
+                    {
+                        Stall::Allowed => {}
+                        Stall::LimitedTell => {
+                            tracing::info!(room = %room_id, user = %user, "stall limit: the room no longer waits for this member");
+                            return Err(err(
+                                "stall_rate_limited",
+                                format!(
+                                    "you have buffered {burst} times in {window:?}: the room goes on without waiting for you, and your player catches up by itself"
+                                ),
+                            ));
+                        }
+                        Stall::Limited => return Ok(()),
+                    }
+                }
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return Ok(());
+                };
                 let was = std::mem::replace(&mut c.buffering, true);
                 let ignored = c.ignored_until.is_some_and(|t| t > Instant::now());
                 if !was {
@@ -648,5 +742,34 @@ impl Actor {
                 Err(_) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalls_are_limited_per_sliding_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let window = ms(1000);
+        let mut s = Stalls::default();
+        assert_eq!(s.try_stall(t0, 2, window), Stall::Allowed);
+        assert_eq!(s.try_stall(t0 + ms(100), 2, window), Stall::Allowed);
+        // Over the budget: told once, then silent.
+        assert_eq!(s.try_stall(t0 + ms(200), 2, window), Stall::LimitedTell);
+        assert_eq!(s.try_stall(t0 + ms(300), 2, window), Stall::Limited);
+        assert_eq!(s.try_stall(t0 + ms(999), 2, window), Stall::Limited);
+        assert!(!s.idle(t0 + ms(999), window));
+        // The first stall leaves the window: one more is allowed (refused ones never
+        // counted), and a later refusal is told again.
+        assert_eq!(s.try_stall(t0 + ms(1000), 2, window), Stall::Allowed);
+        assert_eq!(s.try_stall(t0 + ms(1050), 2, window), Stall::LimitedTell);
+        assert_eq!(s.try_stall(t0 + ms(1100), 2, window), Stall::Allowed);
+        assert_eq!(s.times.len(), 2);
+        assert!(s.idle(t0 + ms(2100), window));
+        assert_eq!(s.try_stall(t0 + ms(5000), 2, window), Stall::Allowed);
+        assert_eq!(s.times.len(), 1);
     }
 }

@@ -86,7 +86,10 @@ impl Store {
     }
 
     /// Stores progress unless a newer write is already there (answers what is stored and
-    /// whether this write was applied); keeps history in step.
+    /// whether this write was applied); keeps history in step. Progress for a movie `uid`
+    /// has none for yet, when `uid` has progress for `max` movies already, first evicts the
+    /// entries watched longest ago (progress and history) to make room: saving progress is
+    /// never refused for the cap.
     ///
     /// **Not a transaction**, on purpose: see [`write_progress`].
     pub async fn put_progress(
@@ -94,8 +97,9 @@ impl Store {
         uid: UserId,
         movie: String,
         progress: Progress,
+        max: usize,
     ) -> Result<(Progress, bool), StoreError> {
-        self.write(move |t| write_progress(t, uid, &movie, progress))
+        self.write(move |t| write_progress(t, uid, &movie, progress, max))
             .await
     }
 
@@ -158,6 +162,7 @@ fn write_progress(
     uid: UserId,
     movie: &str,
     mut progress: Progress,
+    max: usize,
 ) -> Result<(Progress, bool), StoreError> {
     let key = uid.key(movie.as_bytes());
     let old: Option<Progress> = match t.progress.get(&key)? {
@@ -167,6 +172,14 @@ fn write_progress(
     if let Some(old) = &old {
         if old.updated_at_ms > progress.updated_at_ms {
             return Ok((old.clone(), false));
+        }
+    }
+    if old.is_none() {
+        // Counted in the writer job, which owns every write to `progress`: parallel
+        // writes for new movies cannot pass the cap.
+        let count = t.progress.scan_prefix(uid.0).count();
+        if count >= max {
+            evict_oldest_progress(t, &uid, count + 1 - max)?;
         }
     }
     progress.seq = t.next_id()?;
@@ -183,4 +196,49 @@ fn write_progress(
         t.history.remove(k)?;
     }
     Ok((progress, true))
+}
+
+/// Removes `uid`'s `n` least recently watched progress entries and their history entries
+/// (the oldest are the last history keys of `uid`). Stale history keys met on the way
+/// (left by a crash between the steps of [`write_progress`]) are removed too. Should the
+/// history index lack entries, the progress tree itself is searched for the oldest.
+fn evict_oldest_progress(t: &Trees, uid: &UserId, n: usize) -> Result<(), StoreError> {
+    let mut evicted = 0;
+    while evicted < n {
+        let Some(item) = t.history.scan_prefix(uid.0).next_back() else {
+            break;
+        };
+        let (hkey, _) = item?;
+        let movie = movie_of_key(&hkey, 32);
+        let pkey = uid.key(movie.as_bytes());
+        if let Some(raw) = t.progress.get(&pkey)? {
+            let p: Progress = codec::decode(&raw)?;
+            if history_key(uid, &p, &movie) == hkey.as_ref() {
+                tracing::debug!(user = %uid, movie = %movie, "progress cap: evicting the oldest entry");
+                t.progress.remove(&pkey)?;
+                evicted += 1;
+            }
+        }
+        t.history.remove(hkey)?;
+    }
+    while evicted < n {
+        let mut oldest: Option<(u64, u64, sled::IVec)> = None;
+        for item in t.progress.scan_prefix(uid.0) {
+            let (k, v) = item?;
+            let p: Progress = codec::decode(&v)?;
+            if oldest
+                .as_ref()
+                .is_none_or(|(at, seq, _)| (p.updated_at_ms, p.seq) < (*at, *seq))
+            {
+                oldest = Some((p.updated_at_ms, p.seq, k));
+            }
+        }
+        let Some((_, _, k)) = oldest else {
+            break;
+        };
+        tracing::warn!(user = %uid, "progress cap: evicting an entry missing from the history index");
+        t.progress.remove(k)?;
+        evicted += 1;
+    }
+    Ok(())
 }

@@ -36,6 +36,7 @@ pub use bindings::{Announced, BindHow, BindOutcome, BindSpec, BindingRecord, Ing
 pub use library::{HistoryRows, WatchAdd};
 pub use network::{InviteRecord, NodeRecord, RedeemError};
 pub use records::*;
+pub use requests::{AskOutcome, AskQuota};
 
 /// Why a storage operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -9,6 +9,40 @@ fn req_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
+/// A user's request quota: at most `limit` asks at or after `since_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct AskQuota {
+    pub limit: u32,
+    pub since_ms: u64,
+}
+
+/// What [`Store::ask_for_movie`] did.
+#[derive(Debug, Clone)]
+pub enum AskOutcome {
+    /// The request as stored and whether it was created (false: joined, or already asked).
+    Asked(Box<MovieRequest>, bool),
+    /// The user has made `used` asks in the quota window, no fewer than the limit; nothing
+    /// was written.
+    QuotaExceeded { used: u32 },
+}
+
+/// How many asks `uid` made at or after `since_ms` (`user_requests` keys are newest first).
+fn asked_since(tree: &sled::Tree, uid: &UserId, since_ms: u64) -> Result<u32, StoreError> {
+    let mut n = 0;
+    for item in tree.scan_prefix(uid.0) {
+        let (k, _) = item?;
+        let Some(inv) = k.get(16..24).and_then(|b| b.try_into().ok()) else {
+            continue;
+        };
+        let at = u64::MAX - u64::from_be_bytes(inv);
+        if at < since_ms {
+            break; // newest first
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
 impl Store {
     /// Request `id`.
     pub fn request(&self, id: u64) -> Result<Option<MovieRequest>, StoreError> {
@@ -30,19 +64,7 @@ impl Store {
 
     /// How many requests `uid` asked for at or after `since_ms`.
     pub fn requests_asked_since(&self, uid: &UserId, since_ms: u64) -> Result<u32, StoreError> {
-        let mut n = 0;
-        for item in self.trees.user_requests.scan_prefix(uid.0) {
-            let (k, _) = item?;
-            let Some(inv) = k.get(16..24).and_then(|b| b.try_into().ok()) else {
-                continue;
-            };
-            let at = u64::MAX - u64::from_be_bytes(inv);
-            if at < since_ms {
-                break; // newest first
-            }
-            n += 1;
-        }
-        Ok(n)
+        asked_since(&self.trees.user_requests, uid, since_ms)
     }
 
     /// The ids of the requests `uid` asked for, newest first.
@@ -62,18 +84,29 @@ impl Store {
     /// whether anything changed (false: nothing is written); then the request, the open
     /// index and `uid`'s ask are written in one transaction. Answers the request and
     /// whether it was created.
+    ///
+    /// `quota` is checked and counted in the same writer job: the asks `uid` made since
+    /// `quota.since_ms` are counted there, and a new ask when they reach `quota.limit` is
+    /// refused with [`AskOutcome::QuotaExceeded`] (nothing written). Every write goes through
+    /// the one writer, so no other ask can land between the count and the write: parallel
+    /// requests cannot pass the quota. Asking again for a request `uid` already joined
+    /// writes nothing and is not refused.
     pub async fn ask_for_movie<F>(
         &self,
         uid: UserId,
         tmdb_id: u64,
         now_ms: u64,
+        quota: AskQuota,
         new: MovieRequest,
         join: F,
-    ) -> Result<(MovieRequest, bool), StoreError>
+    ) -> Result<AskOutcome, StoreError>
     where
         F: Fn(&mut MovieRequest) -> bool + Send + 'static,
     {
         self.write(move |t| {
+            // Read outside the transaction (sled transactions cannot scan) but inside the
+            // writer job, which owns every write to `user_requests`.
+            let used = asked_since(&t.user_requests, &uid, quota.since_ms)?;
             (&t.requests, &t.open_requests, &t.user_requests)
                 .transaction(|(requests, open, mine)| {
                     let existing = match open.get(tmdb_id.to_be_bytes())? {
@@ -91,7 +124,10 @@ impl Store {
                         None => (new.clone(), true),
                     };
                     if !join(&mut r) {
-                        return Ok((r, false));
+                        return Ok(AskOutcome::Asked(Box::new(r), false));
+                    }
+                    if used >= quota.limit {
+                        return Ok(AskOutcome::QuotaExceeded { used });
                     }
                     requests.insert(&req_key(r.id), enc_tx(&r)?)?;
                     open.insert(&r.tmdb_id.to_be_bytes(), &req_key(r.id))?;
@@ -99,7 +135,7 @@ impl Store {
                     k.extend_from_slice(&(u64::MAX - now_ms).to_be_bytes());
                     k.extend_from_slice(&req_key(r.id));
                     mine.insert(uid.key(&k), &[])?;
-                    Ok((r, created))
+                    Ok(AskOutcome::Asked(Box::new(r), created))
                 })
                 .map_err(StoreError::from)
         })

@@ -355,8 +355,10 @@ export interface operations {
                         movie_id: string;
                         /** @example http://127.0.0.1:8083/hls/tmdb-603/master.m3u8?token=T */
                         master_url: string;
-                        /** @description Unix seconds */
+                        /** @description Unix seconds: when the playback token in `master_url` expires (at most `gateway.playback_token_ttl_secs` after issue, default 2 h). */
                         expires_at: number;
+                        /** @description Premium viewers only: when the token stops serving the premium renditions (403 `premium_required` from then on; the others keep playing until `expires_at`), unix seconds. The end of the premium period named by the access token, when that comes before `expires_at`. */
+                        premium_until?: number;
                     };
                 };
             };

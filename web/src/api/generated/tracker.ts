@@ -258,7 +258,8 @@ export interface paths {
          * Add a movie to watch later
          * @description Idempotent: adding a movie already on the list keeps its original `added_at` and
          *     position and answers 200 instead of 201. No request body. A list holds at most
-         *     2000 movies (409 `watchlist_full`). A malformed id is 400 `invalid_movie_id`.
+         *     `library.watchlist_max` movies (tracker config, default 2000); adding another is
+         *     409 `watchlist_full` (remove one first). A malformed id is 400 `invalid_movie_id`.
          */
         put: operations["addToWatchlist"];
         post?: never;
@@ -301,7 +302,11 @@ export interface paths {
          *     (default: the server's clock); more than 60 s in the future is 400
          *     `invalid_progress`. A write whose `timestamp_ms` is older than the stored one is
          *     ignored, so late or replayed writes cannot move the resume point back: the answer
-         *     is still 200, with the stored progress and `applied: false`.
+         *     is still 200, with the stored progress and `applied: false`. A user keeps progress
+         *     for at most `library.progress_max` movies (tracker config, default 5000): progress
+         *     for one more movie is saved and the movie with the oldest progress (by
+         *     `timestamp_ms`) is dropped from progress and history. Saving is never refused for
+         *     the cap.
          */
         put: operations["putProgress"];
         post?: never;
@@ -320,7 +325,8 @@ export interface paths {
         };
         /**
          * Watch history, newest first
-         * @description Every movie with recorded progress, most recently updated first, `limit` per page.
+         * @description Every movie with recorded progress (at most `library.progress_max`, see `PUT
+         *     /me/progress/{movie_id}`), most recently updated first, `limit` per page.
          *     Pass `next_cursor` as `cursor` for the next page; it is absent (null) on the last
          *     page. A cursor that is not valid is 400 `invalid_cursor`; a query string that does
          *     not parse (e.g. `limit=abc`) is 400 `invalid_query`.
@@ -400,8 +406,15 @@ export interface paths {
          *     RTT, `rooms.min_lead_ms`); reasons `play`, `pause`, `seek`, `waiting`, `resume`,
          *     `ready_timeout`), `members {members, event, user_id}` (join, leave, buffering,
          *     ready), `chat {user_id, name, text, at}`, `settings {anyone_can_control}`, `error`.
+         *     A member's `buffering` pauses the room (until they are `ready`, at most
+         *     `rooms.ready_timeout_ms`) at most `rooms.stall_burst` times (default 3) per
+         *     `rooms.stall_window_ms` (default 60 s), counted per user across reconnects; further
+         *     `buffering` frames in the window are dropped (the room plays on without waiting for
+         *     that member, whose player catches up by itself), and the first one dropped is
+         *     answered with `stall_rate_limited`. `ready` is never limited.
          *     Error codes: `missing_token`, `bad_frame`, `frame_too_large`, `bad_position`,
-         *     `not_allowed`, `bad_chat`, `chat_rate_limited`, `room_full`, `no_such_room`.
+         *     `not_allowed`, `bad_chat`, `chat_rate_limited`, `stall_rate_limited`, `room_full`,
+         *     `no_such_room`.
          */
         get: operations["roomSocket"];
         put?: never;
@@ -1968,7 +1981,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            /** @description `watchlist_full`: the list already holds 2000 movies. */
+            /** @description `watchlist_full`: the list already holds `library.watchlist_max` movies (default 2000). */
             409: {
                 headers: {
                     [name: string]: unknown;
