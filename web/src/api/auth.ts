@@ -22,10 +22,17 @@ export function login(email: string, password: string, signal?: AbortSignal): Pr
 
 /**
  * `POST /auth/register`: create an account. The tracker then emails a
- * verification link to `email`; the account can sign in once verified.
+ * verification link to `email`; the account can sign in once verified. The
+ * answer is the same for an address that already has an account (its owner
+ * gets a mail instead). `bootstrap` is the token of an admin bootstrap link.
  */
-export async function register(email: string, password: string, display_name: string): Promise<void> {
-  const body: RegisterRequest = { email, password, display_name };
+export async function register(
+  email: string,
+  password: string,
+  display_name: string,
+  bootstrap?: string,
+): Promise<void> {
+  const body: RegisterRequest = { email, password, display_name, ...(bootstrap && { bootstrap }) };
   await request<unknown>('/auth/register', { method: 'POST', body, auth: false });
 }
 

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { Link } from 'react-router-dom';
+import { Link, useSearchParams } from 'react-router-dom';
 import { register } from '../api/auth';
 import { ApiError } from '../api/client';
 import { ErrorAlert } from '../components/ErrorAlert';
@@ -20,6 +20,10 @@ const FIELDS: readonly RegisterField[] = ['email', 'displayName', 'password'];
 const idOf = (f: RegisterField) => `register-${f}`;
 
 export default function RegisterPage() {
+  // An admin bootstrap link (`reelnet-tracker admin bootstrap`) opens this page with
+  // `?bootstrap=TOKEN`: the account made here becomes the first admin.
+  const [params] = useSearchParams();
+  const bootstrap = params.get('bootstrap');
   const [email, setEmail] = useState('');
   const [displayName, setDisplayName] = useState('');
   const [password, setPassword] = useState('');
@@ -44,7 +48,7 @@ export default function RegisterPage() {
 
     setPending(true);
     try {
-      await register(email.trim(), password, displayName.trim());
+      await register(email.trim(), password, displayName.trim(), bootstrap ?? undefined);
       setSentTo(email.trim());
     } catch (err) {
       setApiError(err instanceof ApiError ? err.message : 'Registration failed. Try again.');

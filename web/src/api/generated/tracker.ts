@@ -17,6 +17,12 @@ export interface paths {
          *     (`<web_url>/verify?token=...`). The email is trimmed and lowercased. Passwords need
          *     10 to 256 characters; display names 1 to 64 printable characters (trimmed). An
          *     unverified account can already sign in; its token carries `email_verified: false`.
+         *     The answer is the same 202 whether the address is new or already has an account
+         *     (whose owner gets a mail saying someone tried), so it does not reveal who has an
+         *     account. No account becomes admin by being first: with `bootstrap` (the token of
+         *     a link printed by `reelnet-tracker admin bootstrap`) the new account is the first
+         *     admin. Limited per client address (`auth.registrations_per_address_per_hour`);
+         *     the password is hashed under a bounded queue (503 `busy` past it).
          */
         post: operations["register"];
         delete?: never;
@@ -84,11 +90,17 @@ export interface paths {
          * @description Checks the password (argon2id; an unknown email takes as long as a wrong password)
          *     and starts a new session: a short-lived access token and a refresh token that starts
          *     a new refresh-token family. A wrong email or password is 401 `invalid_credentials`
-         *     (a malformed email too, so nothing is revealed). Failed attempts are counted per
-         *     account and per client address (the socket peer, or the last `X-Forwarded-For`
-         *     entry when the peer is a trusted proxy); past the configured limit within the
-         *     failure window, login answers 429 `rate_limited` with `Retry-After` until the
-         *     window passes. A successful login clears the account's counter.
+         *     (a malformed email too, so nothing is revealed). Attempts are counted before the
+         *     password is checked (a parallel burst gets no more guesses than a serial one), per
+         *     account and client address, per client address and per vouching node. The client
+         *     address is the socket peer — or the viewer's address in `Reelnet-Viewer-Addr` when
+         *     a member node signs the request (`Reelnet-Node-Auth` over the path with the
+         *     address bound to it), or the last `X-Forwarded-For` entry from a configured
+         *     `http.trusted_proxies` entry. Past a limit the answer is 429 `rate_limited` with
+         *     `Retry-After`. An account attacked from many addresses is not locked: attempts on
+         *     it from addresses it has not signed in from are spaced out (1 s doubling, at most
+         *     `auth.account_backoff_max_secs`), while its owner's known addresses pass. A
+         *     successful login hands its attempts back.
          */
         post: operations["login"];
         delete?: never;
@@ -179,8 +191,10 @@ export interface paths {
          * @description Consumes the reset token and sets the new password (10 to 256 characters). Since
          *     following the emailed link proves the address, the email is marked verified. Every
          *     session of the account is signed out (all refresh-token families revoked) and the
-         *     account's failed-login counter is cleared. A used, expired or unknown token is 400
-         *     `invalid_token`; a short password is 400 `weak_password`.
+         *     account's failed-login backoff is cleared. A used, expired or unknown token is 400
+         *     `invalid_token` (checked before the new password is hashed); a short password is
+         *     400 `weak_password`. Limited per client address (`auth.reset_confirms_per_address`
+         *     per failure window); the hash runs under a bounded queue (503 `busy` past it).
          */
         post: operations["passwordResetConfirm"];
         delete?: never;
@@ -744,6 +758,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add an account (what `reelnet-tracker user add` sends to a running tracker)
+         * @description Creates an account without a verification mail; `verified` marks the address
+         *     confirmed and `admin` makes it an administrator. 409 `email_taken` when the address
+         *     has an account.
+         */
+        post: operations["addUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/bootstrap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make the single-use link that creates the first admin (`reelnet-tracker admin bootstrap`)
+         * @description Only with the machine operator's token (`operator.json`), and only while the tracker
+         *     has no admin (409 `admin_exists` after). The link is
+         *     `<web_url>/register?bootstrap=TOKEN`; the account registered with it is an admin.
+         */
+        post: operations["adminBootstrap"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/nodes/invites": {
         parameters: {
             query?: never;
@@ -1164,6 +1222,26 @@ export interface components {
             email: string;
             password: string;
             display_name: string;
+            /** @description The token of an admin bootstrap link (`reelnet-tracker admin bootstrap`). */
+            bootstrap?: string;
+        };
+        AddUserRequest: {
+            /** Format: email */
+            email: string;
+            password: string;
+            display_name?: string | null;
+            /** @default false */
+            verified: boolean;
+            /** @default false */
+            admin: boolean;
+        };
+        BootstrapRequest: {
+            ttl_secs: number;
+        };
+        BootstrapLink: {
+            link: string;
+            /** @description Unix seconds. */
+            expires_at: number;
         };
         TokenRequest: {
             /** @description The `token` query parameter of the emailed link. */
@@ -1501,8 +1579,19 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `rate_limited`: too many failed attempts; wait `Retry-After` seconds. */
+        /** @description `rate_limited`: too many attempts; wait `Retry-After` seconds. */
         RateLimited: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `busy`: too many password checks are running or waiting (`auth.hash_concurrency`, `auth.hash_queue`); wait `Retry-After` seconds. */
+        Busy: {
             headers: {
                 /** @description Seconds to wait before trying again. */
                 "Retry-After"?: number;
@@ -1617,18 +1706,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Account created (unverified); the verification email is on its way. */
-            201: {
+            /** @description Accepted; check your email (the same answer for a taken address). */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserView"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
-            400: components["responses"]["BadRequest"];
-            /** @description `email_taken`: an account with this email already exists, verified or not. */
-            409: {
+            /** @description `invalid_email`, `invalid_password`, `invalid_name`, `invalid_json`, or `invalid_bootstrap` (the admin link is used, expired or unknown). */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1638,7 +1726,9 @@ export interface operations {
             };
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Busy"];
         };
     };
     verifyEmail: {
@@ -1694,6 +1784,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
         };
     };
@@ -1733,6 +1824,7 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Busy"];
         };
     };
     refresh: {
@@ -1823,6 +1915,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
         };
     };
@@ -1849,7 +1942,9 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Busy"];
         };
     };
     getMe: {
@@ -2699,6 +2794,82 @@ export interface operations {
             200: components["responses"]["NodeOk"];
             401: components["responses"]["NodeUnauthorized"];
             403: components["responses"]["NodeForbidden"];
+        };
+    };
+    addUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The account. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+            /** @description `email_taken`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    adminBootstrap: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BootstrapRequest"];
+            };
+        };
+        responses: {
+            /** @description The link. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BootstrapLink"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
+            /** @description `admin_exists`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
         };
     };
     createNodeInvite: {
