@@ -214,7 +214,7 @@ else
     -d "$(jq -n --arg e "$email" --arg p "$password" '{email: $e, password: $p, display_name: "Demo"}')" \
     "$tracker/api/v1/auth/register")
   case "$code" in
-    201|200) ;;
+    202|201|200) ;;
     409) die "$email exists with another password (wipe the testnet: testnet/down.sh --wipe)" ;;
     *) die "registering $email failed ($code): $(cat "$dir/register.json")" ;;
   esac

@@ -76,7 +76,7 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
         serde_json::json!({"email": email, "password": auth_support::PASSWORD, "display_name": "Viewer"}),
     )
     .await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 202, "{b}");
     let link = tracker
         .smtp
         .wait_for_link(email, "", "/verify?token=")

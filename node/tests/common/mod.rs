@@ -405,7 +405,7 @@ impl Network {
             &config,
             merge_toml(
                 &format!(
-                    "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nissuer = \"test-tracker\"\n",
+                    "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nissuer = \"test-tracker\"\n[auth]\nregistrations_per_address_per_hour = 10000\nmails_per_address_per_hour = 10000\n",
                     dir.path().join("data")
                 ),
                 extra,
