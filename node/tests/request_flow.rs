@@ -148,16 +148,7 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
     assert_eq!(s, 200, "{login}");
     let access = login["access_token"].as_str().unwrap().to_owned();
     let access = access.as_str();
-    let (ok, out, err) = tracker.cli(&[
-        "user",
-        "add",
-        "ops@example.test",
-        "--password",
-        auth_support::PASSWORD,
-        "--verified",
-        "--admin",
-    ]);
-    assert!(ok, "user add --admin: {out}{err}");
+    tracker.add_admin("ops@example.test").await;
     let (s, ops) = call(
         post.clone(),
         "/api/v1/auth/login",
@@ -188,7 +179,13 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
         list[0].clone()
     };
     let claimer = || async {
-        let (s, list) = call(get.clone(), "/api/v1/admin/requests", Some(&admin_access), None).await;
+        let (s, list) = call(
+            get.clone(),
+            "/api/v1/admin/requests",
+            Some(&admin_access),
+            None,
+        )
+        .await;
         assert_eq!(s, 200, "{list}");
         list[0]["node"].as_str().map(str::to_owned)
     };

@@ -237,6 +237,7 @@ fn spacing(failures: u32, b: Backoff) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

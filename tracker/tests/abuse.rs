@@ -5,6 +5,8 @@
 //! forwarded address is believed only from a member node's signature; account mails to
 //! one address are rate-limited.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;

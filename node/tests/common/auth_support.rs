@@ -74,6 +74,29 @@ impl TestTracker {
         self.dir.path().join("data")
     }
 
+    /// Adds a verified admin through the running tracker (what `reelnet-tracker user add
+    /// --admin --verified` does): nobody becomes admin by registering first.
+    pub async fn add_admin(&self, email: &str) {
+        let config = TrackerConfig {
+            data_dir: self.data_dir(),
+            ..TrackerConfig::default()
+        };
+        let out = reelnet_tracker::operator::run(
+            &config,
+            reelnet_tracker::operator::NodeCommand::AddUser(
+                reelnet_tracker::users::AddUserRequest {
+                    email: email.to_owned(),
+                    password: PASSWORD.to_owned(),
+                    display_name: None,
+                    verified: true,
+                    admin: true,
+                },
+            ),
+        )
+        .await;
+        assert!(out.is_ok(), "adding an admin: {out:?}");
+    }
+
     /// Stops the tracker and waits until its port is closed.
     pub async fn stop(&mut self) {
         if let Some(t) = self.tracker.take() {

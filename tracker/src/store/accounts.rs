@@ -418,6 +418,7 @@ fn revoke_family(t: &Trees, family: &[u8]) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
