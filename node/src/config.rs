@@ -136,7 +136,17 @@ pub struct IngestConfig {
     pub rungs: Vec<RungConfig>,
     /// Whether torrents may use public DHT and trackers (off for loopback testnets).
     pub public_torrents: bool,
+    /// Whether a movie request (a user's magnet or `.torrent`) may name trackers and peers
+    /// on loopback, private, link-local, CGNAT, benchmark and other non-public addresses.
+    /// Off by default; private testnets turn it on. Operator ingest is never restricted.
+    pub allow_private_sources: bool,
+    /// Largest torrent download (the selected file), bytes: a bigger one is refused before
+    /// any of it is downloaded. Downloads also count against `storage.quota_bytes`.
+    pub max_source_bytes: u64,
 }
+
+/// `ingest.max_source_bytes` unless configured: 64 GiB.
+pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 64 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -178,6 +188,8 @@ impl Default for IngestConfig {
                 rung("360p", 360, 800_000),
             ],
             public_torrents: true,
+            allow_private_sources: false,
+            max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
         }
     }
 }
@@ -187,7 +199,8 @@ impl Default for IngestConfig {
 pub struct GatewayConfig {
     /// HTTP address of the web gateway.
     pub listen: SocketAddr,
-    /// The URL people reach this gateway at (defaults to `http://{listen}`).
+    /// The origin people reach this gateway at (defaults to `http://{listen}`): scheme,
+    /// host and port only; a path, query or userinfo is refused at start.
     pub public_url: Option<String>,
     /// Directory holding the built web app (`web/dist`).
     pub web_dir: Option<PathBuf>,
@@ -552,6 +565,20 @@ impl NodeConfig {
                 return Err(invalid(key, "must be an http:// or https:// URL"));
             }
         }
+        if self.ingest.max_source_bytes == 0 {
+            return Err(invalid("ingest.max_source_bytes", "must be at least 1"));
+        }
+        if let Some(url) = &self.gateway.public_url {
+            if let Err(reason) = reelnet_proto::catalog::gateway_origin(url) {
+                return Err(invalid(
+                    "gateway.public_url",
+                    &format!(
+                        "{url:?} {reason}; give the gateway's origin, e.g. https://movies.example.org \
+                         or http://203.0.113.7:8080 (other nodes fetch /images/... from it)"
+                    ),
+                ));
+            }
+        }
         if self.storage.replication == 0 {
             return Err(invalid("storage.replication", "must be at least 1"));
         }
@@ -571,10 +598,10 @@ impl NodeConfig {
 
     /// The URL this node's gateway is reached at.
     pub fn public_url(&self) -> String {
-        self.gateway
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.gateway.listen))
+        match &self.gateway.public_url {
+            Some(url) => url.strip_suffix('/').unwrap_or(url).to_owned(),
+            None => format!("http://{}", self.gateway.listen),
+        }
     }
 }
 
@@ -591,6 +618,29 @@ mod tests {
             if let Err(e) = NodeConfig::load(&root.join(file)) {
                 panic!("{file}: {e}");
             }
+        }
+    }
+
+    #[test]
+    fn public_url_must_be_an_origin() {
+        let mut config = NodeConfig::default();
+        for ok in ["https://movies.example.org", "http://203.0.113.7:8080/"] {
+            config.gateway.public_url = Some(ok.to_owned());
+            assert!(config.validate(Path::new("n.toml")).is_ok(), "{ok}");
+        }
+        assert_eq!(config.public_url(), "http://203.0.113.7:8080");
+        for bad in [
+            "https://movies.example.org/reelnet",
+            "https://movies.example.org?x=1",
+            "https://me@movies.example.org",
+        ] {
+            config.gateway.public_url = Some(bad.to_owned());
+            let err = config
+                .validate(Path::new("n.toml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("gateway.public_url"), "{bad}: {err}");
         }
     }
 

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod membership;
 pub mod metadata;
 pub mod metrics;
+pub mod netguard;
 pub mod placement;
 pub mod requests;
 pub mod store;
@@ -57,6 +58,11 @@ pub enum NodeError {
     PlaybackKey(#[from] gateway::token::KeyFileError),
     #[error("cannot start the admin API: {0}")]
     Admin(std::io::Error),
+    #[error(
+        "gateway.public_url / --public-url {url:?} {reason}; give the gateway's origin \
+         (scheme://host[:port]), e.g. https://movies.example.org"
+    )]
+    PublicUrl { url: String, reason: String },
     #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
     Bind {
         addr: SocketAddr,
@@ -146,7 +152,7 @@ impl Node {
             addr: config.gateway.listen,
             source,
         })?;
-        let public_url = public_url(&config, gateway_addr);
+        let public_url = public_url(&config, gateway_addr)?;
         let net = start_network(&config, &ctx, node_id, &public_url, shutdown).await?;
         // Every manifest version an ingest publishes is announced to the network at once.
         // A complete one is also announced to the tracker, which binds an unbound movie to it.
@@ -203,16 +209,23 @@ impl Node {
     }
 }
 
-/// The URL this node's gateway is reached at: `gateway.public_url`, else the bound address.
-fn public_url(config: &NodeConfig, gateway_addr: SocketAddr) -> String {
+/// The origin this node's gateway is reached at: `gateway.public_url` (which must be an
+/// origin: it goes into this node's catalog record, and other nodes refuse a record whose
+/// gateway URL has a path, query or userinfo), else the bound address.
+fn public_url(config: &NodeConfig, gateway_addr: SocketAddr) -> Result<String, NodeError> {
     match &config.gateway.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
+        Some(url) => reelnet_proto::catalog::gateway_origin(url)
+            .map(str::to_owned)
+            .map_err(|reason| NodeError::PublicUrl {
+                url: url.clone(),
+                reason,
+            }),
         None => {
             let mut addr = gateway_addr;
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            format!("http://{addr}")
+            Ok(format!("http://{addr}"))
         }
     }
 }
@@ -581,6 +594,8 @@ pub fn ingest_context(config: &NodeConfig) -> Result<ingest::job::IngestContext,
         ladder: ingest::ladder_from_config(&config.ingest),
         download_dir: config.data_dir.join("downloads"),
         public_torrents: config.ingest.public_torrents,
+        allow_private_sources: config.ingest.allow_private_sources,
+        max_source_bytes: config.ingest.max_source_bytes,
         on_publish: None,
     })
 }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RequestsConfig;
-use crate::ingest::job::{IngestProgress, IngestRequest, JobState};
+use crate::ingest::job::{IngestProgress, IngestRequest, JobState, Requester};
 use crate::ingest::manager::IngestManager;
 use crate::ingest::meta::MovieFields;
 use crate::store::Store;
@@ -268,8 +268,13 @@ struct Job {
 }
 
 impl Job {
+    /// The request's source: its magnet link, or its `.torrent` written to the work
+    /// directory. Anything else is refused: a request never names a local file.
     async fn source(&self) -> Result<String, String> {
         if let Some(m) = &self.claimed.magnet {
+            if !m.starts_with("magnet:?") {
+                return Err("the request's magnet is not a magnet:? link".to_owned());
+            }
             return Ok(m.clone());
         }
         let Some(b64) = &self.claimed.torrent_base64 else {
@@ -307,6 +312,8 @@ impl Job {
             },
             peers: self.peers.clone(),
             meta_file: None,
+            // A user's word: its trackers and peers are checked (see `netguard`).
+            requester: Requester::User,
         };
         let Ok(job) = self.ingest.start_job(req).await else {
             return Ok(()); // shutting down: the lease lapses and another node takes over

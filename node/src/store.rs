@@ -94,6 +94,10 @@ pub struct StoreUsage {
     pub cached_segments: u64,
     /// Cached segments evicted since the store was opened.
     pub evictions: u64,
+    /// Bytes held back for downloads and writes under way ([`Store::reserve`]): counted
+    /// against the quota like pinned data.
+    #[serde(default)]
+    pub reserved_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -256,6 +260,35 @@ fn segment_hashes(m: &Manifest) -> HashSet<SegmentHash> {
     out
 }
 
+/// Quota held back by [`Store::reserve`]; released when dropped.
+#[must_use = "the quota is released when the reservation is dropped"]
+pub struct Reservation {
+    store: Store,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// The bytes held back.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut index = self.store.lock();
+        index.reserved = index.reserved.saturating_sub(self.bytes);
+    }
+}
+
 /// Cheap to clone; every method is synchronous (call from a blocking context when the
 /// work may be large).
 #[derive(Clone)]
@@ -375,7 +408,30 @@ impl Store {
             segments: i.entries.len() as u64,
             cached_segments: i.lru.len() as u64,
             evictions: i.evictions,
+            reserved_bytes: i.reserved,
         }
+    }
+
+    /// Holds `bytes` of the quota back for data written outside the segment store (a
+    /// torrent download that feeds an ingest) until the [`Reservation`] is dropped: segment
+    /// writes meanwhile see that much less room, and evict cache for it. Fails with
+    /// [`StoreError::QuotaExceeded`] when `bytes` do not fit beside the pinned data and the
+    /// other reservations (cache does not count: it is evicted as writes need the room).
+    pub fn reserve(&self, bytes: u64) -> Result<Reservation, StoreError> {
+        let mut index = self.lock();
+        let floor = index.pinned.saturating_add(index.reserved);
+        if floor.saturating_add(bytes) > index.quota {
+            return Err(StoreError::QuotaExceeded {
+                needed: bytes,
+                pinned: floor,
+                quota: index.quota,
+            });
+        }
+        index.reserved += bytes;
+        Ok(Reservation {
+            store: self.clone(),
+            bytes,
+        })
     }
 
     /// Whether the segment is stored and pinned (`Some(true)`), cached (`Some(false)`).
@@ -690,6 +746,42 @@ mod tests {
             complete: false,
             meta: Default::default(),
         }
+    }
+
+    /// A reservation (a download under way) counts against the quota until dropped:
+    /// segment writes evict cache for it, pinned writes that no longer fit fail, and a
+    /// reservation larger than what pinned data leaves is refused up front.
+    #[test]
+    fn reservations_count_against_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_quota(100);
+        let seg = |b: u8| vec![b; 30];
+        let (cached, _) = store
+            .put_cached_segment(&seg(1), &SegmentHash::of(&seg(1)))
+            .unwrap();
+        store.put_segment(&seg(2), None).unwrap();
+        // 30 pinned: 71 do not fit, 70 do (the cache would be evicted as writes need it).
+        let err = store.reserve(71).unwrap_err();
+        assert!(
+            matches!(err, StoreError::QuotaExceeded { needed: 71, .. }),
+            "{err}"
+        );
+        let held = store.reserve(40).unwrap();
+        assert_eq!(held.bytes(), 40);
+        assert_eq!(store.usage().reserved_bytes, 40);
+        assert!(
+            store.reserve(31).is_err(),
+            "30 pinned + 40 reserved + 31 > 100"
+        );
+        // A pinned write now needs the cache's room: the cached segment goes.
+        store.put_segment(&seg(3), None).unwrap();
+        assert!(!store.has_segment(&cached));
+        let err = store.put_segment(&seg(4), None).unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");
+        drop(held);
+        assert_eq!(store.usage().reserved_bytes, 0);
+        store.put_segment(&seg(4), None).unwrap();
     }
 
     #[test]

@@ -235,6 +235,7 @@ fn node_config(
                 audio_bitrate: 64_000,
             }],
             public_torrents: false,
+            ..IngestConfig::default()
         },
         metadata,
         ..NodeConfig::default()

@@ -85,6 +85,9 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
     })
     .await;
 
+    // No `[ingest] allow_private_sources`: the request's .torrent names no tracker or peer;
+    // the loopback seeder comes from the nodes' own `torrent_peers` (the operator's word),
+    // which the private-address guard spares (its blocklist leaves that address out).
     let extra = format!(
         "{FAST}\n[tracker]\nurl = \"{}\"\nissuer = \"{}\"\n\n[storage]\nreplication = 1\n\n\
          [requests]\nenabled = true\npoll_secs = 1\n\

@@ -77,7 +77,10 @@ pub struct CatalogRecord {
     pub node: NodeId,
     /// The QUIC segment service's socket address, e.g. `192.0.2.1:7400` or `[::1]:7400`.
     pub quic_addr: String,
-    /// The gateway's base URL, `http://` or `https://`.
+    /// The gateway's origin: `http://` or `https://`, host, optional port, nothing else (no
+    /// path, query, fragment or userinfo; see [`gateway_origin`]). Validation refuses
+    /// anything else, so a record from gossip or sync cannot point other nodes' fetches
+    /// (images) at a path or another service.
     pub gateway_url: String,
     /// What the node holds; no manifest twice.
     pub held: Vec<Held>,
@@ -204,24 +207,101 @@ impl CatalogRecord {
 }
 
 fn check_gateway_url(url: &str) -> Result<(), ProtoError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let host = rest.and_then(|r| r.split(['/', '?', '#']).next());
-    let ok = url.len() <= MAX_GATEWAY_URL_LEN
-        && host.is_some_and(|h| !h.is_empty())
-        && url.bytes().all(|b| b.is_ascii_graphic());
-    if ok {
-        Ok(())
-    } else {
-        Err(ProtoError::invalid(
+    gateway_origin(url).map(drop).map_err(|reason| {
+        ProtoError::invalid(
             "catalog record",
             format!(
-                "gateway_url {:?} must be an http:// or https:// URL with a host, at most {MAX_GATEWAY_URL_LEN} printable ASCII bytes",
+                "gateway_url {:?} {reason}",
                 url.chars().take(80).collect::<String>()
             ),
-        ))
+        )
+    })
+}
+
+/// Longest host name in a `gateway_url` (DNS names are at most 253 bytes).
+pub const MAX_GATEWAY_HOST_LEN: usize = 253;
+
+/// The origin a `gateway_url` names, without a trailing `/`: `Ok("https://host:port")`.
+///
+/// A gateway URL is an origin only: `http://` or `https://` (lower case), a host (a DNS
+/// name of letters, digits, `-`, `_` and `.`, an IPv4 address, or an IPv6 address in
+/// brackets), an optional port (1 to 65535), and at most a bare `/` after it. No path,
+/// query, fragment, userinfo (`user@`), percent-encoding or backslash: other nodes build
+/// URLs from it (`{origin}/images/{hash}`), and a record must not be able to steer them
+/// anywhere but that node's gateway. The error says what is wrong.
+pub fn gateway_origin(url: &str) -> Result<&str, String> {
+    if url.len() > MAX_GATEWAY_URL_LEN {
+        return Err(format!("is longer than {MAX_GATEWAY_URL_LEN} bytes"));
     }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".to_owned());
+    }
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err("must start with http:// or https://".to_owned());
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if let Some(bad) = authority
+        .chars()
+        .find(|c| matches!(c, '/' | '?' | '#' | '@' | '\\' | '%'))
+    {
+        return Err(format!(
+            "must be an origin (http(s)://host[:port]) without a path, query, fragment or \
+             userinfo (found {bad:?})"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((ip, after)) = v6.split_once(']') else {
+            return Err("has an unclosed [ in its host".to_owned());
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "has {ip:?} in brackets, which is not an IPv6 address"
+            ));
+        }
+        match after {
+            "" => (ip, None),
+            p => match p.strip_prefix(':') {
+                Some(port) => (ip, Some(port)),
+                None => return Err("has something other than :port after its host".to_owned()),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host".to_owned());
+    }
+    if !authority.starts_with('[') {
+        let name_ok = host.len() <= MAX_GATEWAY_HOST_LEN
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !name_ok {
+            return Err(format!(
+                "has host {:?}: a host is a DNS name (letters, digits, -, _, dots between non-empty labels), an IPv4 address or [IPv6]",
+                host.chars().take(80).collect::<String>()
+            ));
+        }
+    }
+    if let Some(port) = port {
+        let ok = !port.is_empty()
+            && port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+        if !ok {
+            return Err(format!("has port {port:?}: a port is 1 to 65535"));
+        }
+    }
+    Ok(url.strip_suffix('/').unwrap_or(url))
 }
 
 /// A catalog record as it travels: canonical record bytes plus the node's signature.
@@ -287,5 +367,73 @@ impl SignedCatalogRecord {
     /// The signature.
     pub fn signature(&self) -> &Signature {
         &self.signature
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_urls_are_origins() {
+        for (url, origin) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://movies.example.org", "https://movies.example.org"),
+            ("https://movies.example.org/", "https://movies.example.org"),
+            ("http://[::1]:8081", "http://[::1]:8081"),
+            ("http://[2001:db8::7]/", "http://[2001:db8::7]"),
+            ("http://node_1.lan:65535", "http://node_1.lan:65535"),
+        ] {
+            assert_eq!(gateway_origin(url), Ok(origin), "{url}");
+            assert!(check_gateway_url(url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn gateway_urls_with_more_than_an_origin_are_refused() {
+        for url in [
+            // path, query, fragment
+            "http://127.0.0.1:8080/api",
+            "http://127.0.0.1:8080//",
+            "http://a.example/images/",
+            "http://a.example?x=1",
+            "http://a.example/?x=1",
+            "http://a.example#frag",
+            // userinfo
+            "http://user@a.example",
+            "http://user:pw@a.example:80",
+            "http://a.example@127.0.0.1",
+            // encodings and odd hosts
+            "http://a%2eexample",
+            "http://a.example\\@evil",
+            "http://",
+            "http:///x",
+            "http://:80",
+            "http://a..example",
+            "http://.a.example",
+            "http://a.example:",
+            "http://a.example:0",
+            "http://a.example:65536",
+            "http://a.example:+80",
+            "http://a.example:80:81",
+            "http://[::1",
+            "http://[zz::1]:80",
+            "http://[::1]x",
+            "http://a b",
+            // schemes
+            "HTTP://a.example",
+            "ftp://a.example",
+            "file:///etc/passwd",
+            "a.example",
+        ] {
+            assert!(gateway_origin(url).is_err(), "{url} accepted");
+            let err = check_gateway_url(url).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("gateway_url")),
+                "{url}: {err:?}"
+            );
+        }
+        let long = format!("http://{}.example", "a".repeat(MAX_GATEWAY_HOST_LEN));
+        assert!(gateway_origin(&long).is_err());
     }
 }

@@ -215,11 +215,11 @@ fn valid_record() -> impl Strategy<Value = (CatalogRecord, SigningKey, u64)> {
     ];
     let url = (
         "https?",
-        "[a-z0-9.-]{1,30}",
-        "(:[0-9]{1,5})?",
-        "(/[a-zA-Z0-9/._~-]{0,40})?",
+        "[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,10}){0,3}",
+        "(:[1-9][0-9]{0,3})?",
+        "/?",
     )
-        .prop_map(|(s, h, p, path)| format!("{s}://{h}{p}{path}"));
+        .prop_map(|(s, h, p, slash)| format!("{s}://{h}{p}{slash}"));
     (0..20u32)
         .prop_flat_map(move |n| {
             let held: Vec<_> = (0..n).map(held).collect();

@@ -141,6 +141,22 @@ fn invalid_records_cannot_be_signed() {
             Box::new(|r| r.gateway_url = "http://a b".into()),
         ),
         (
+            "path in url",
+            Box::new(|r| r.gateway_url = "http://127.0.0.1:8080/admin".into()),
+        ),
+        (
+            "query in url",
+            Box::new(|r| r.gateway_url = "http://127.0.0.1:8080?x=1".into()),
+        ),
+        (
+            "userinfo in url",
+            Box::new(|r| r.gateway_url = "http://me@127.0.0.1:8080".into()),
+        ),
+        (
+            "fragment in url",
+            Box::new(|r| r.gateway_url = "http://127.0.0.1:8080#x".into()),
+        ),
+        (
             "long url",
             Box::new(|r| r.gateway_url = format!("http://{}", "a".repeat(2048))),
         ),
@@ -194,8 +210,63 @@ fn invalid_records_cannot_be_signed() {
     }
     let mut v6 = record(&k);
     v6.quic_addr = "[::1]:7400".into();
-    v6.gateway_url = "https://node.example/reelnet?x=1".into();
+    v6.gateway_url = "https://node.example:8443/".into();
     assert!(SignedCatalogRecord::sign(&v6, &k).is_ok());
+}
+
+/// Signs `record` the way a node would but without validating it first, as a hostile
+/// node could: the canonical body, the node's signature, the envelope.
+fn forge_signed_record(record: &CatalogRecord, key: &ed25519_dalek::SigningKey) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let body = codec::encode::<_, { codec::MAX_CATALOG_RECORD_BYTES }>(record).unwrap();
+    let mut msg = reelnet_proto::sign::CATALOG_RECORD_CONTEXT.to_vec();
+    msg.extend_from_slice(&body);
+    let signature = key.sign(&msg);
+    // bincode's varint for the body length (a record body is below 65536 bytes here).
+    let len = u16::try_from(body.len()).unwrap();
+    let mut out = match u8::try_from(len) {
+        Ok(small) if small < 251 => vec![small],
+        _ => [&[251u8][..], &len.to_le_bytes()].concat(),
+    };
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&signature.to_bytes());
+    out
+}
+
+/// A record from gossip or sync whose `gateway_url` is more than an origin (a path, a
+/// query, userinfo, a fragment) is refused by the decode rule, signature or not: other
+/// nodes build image URLs from it.
+#[test]
+fn records_whose_gateway_url_is_not_an_origin_are_refused_from_the_wire() {
+    let k = key(3);
+    let good = record(&k);
+    let now = good.issued_at + 1;
+    let wire = forge_signed_record(&good, &k);
+    let decoded = SignedCatalogRecord::decode(&wire).unwrap();
+    assert_eq!(
+        decoded.verify(now).unwrap(),
+        good,
+        "the forger itself is sound"
+    );
+    for url in [
+        "http://127.0.0.1:8080/admin/v1",
+        "http://127.0.0.1:8080/images/../metrics",
+        "http://127.0.0.1:8080?next=http://10.0.0.1/",
+        "http://user:pw@127.0.0.1:8080",
+        "http://evil.example@127.0.0.1:8080",
+        "http://127.0.0.1:8080#x",
+        "http://127.0.0.1%3A8080",
+    ] {
+        let mut bad = good.clone();
+        bad.gateway_url = url.to_owned();
+        let wire = forge_signed_record(&bad, &k);
+        let signed = SignedCatalogRecord::decode(&wire).unwrap();
+        let err = signed.verify(now).unwrap_err();
+        assert!(
+            matches!(&err, ProtoError::Invalid { reason, .. } if reason.contains("gateway_url")),
+            "{url}: {err:?}"
+        );
+    }
 }
 
 #[test]

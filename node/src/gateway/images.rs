@@ -3,7 +3,9 @@
 //! The hash is parsed strictly (64 lowercase hex characters); anything else, traversal
 //! attempts included, is a 400 JSON error before any disk or network access. The image is
 //! served from this node's store when it is there; otherwise it is fetched over HTTP from the
-//! gateways of live nodes that should have it (the origins of manifests whose metadata names
+//! gateways of live member nodes that should have it (the origin in each one's catalog
+//! record, which validation holds to `http(s)://host[:port]`; nothing in the request names
+//! where to fetch from) (the origins of manifests whose metadata names
 //! it, then other nodes holding those movies), verified against the hash and checked to be
 //! an image, stored, and served. Only PNG, JPEG and WebP bytes are ever served, so this route
 //! cannot be used to read media segments (which share the store) without a playback token.
@@ -161,10 +163,12 @@ async fn candidates(state: &GatewayState, hash: &SegmentHash) -> Vec<String> {
         if node.node == state.node_id {
             continue;
         }
-        let url = node.gateway_url.trim_end_matches('/').to_owned();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        // Only a member's gateway, by the origin its validated record gives (never a URL
+        // from the request): `{origin}/images/{hash}`, no redirects followed.
+        let Ok(origin) = reelnet_proto::catalog::gateway_origin(&node.gateway_url) else {
             continue;
-        }
+        };
+        let url = origin.to_owned();
         if origins.contains(&node.node) {
             first.push(url);
         } else if let Ok(Some(record)) = state.catalog.record(node.node).await {

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::meta::{MetaError, MovieFields};
-use super::torrent::{TorrentInput, TorrentOptions, TorrentSpec};
+use super::torrent::{Admit, AdmitGuard, TorrentInput, TorrentOptions, TorrentSpec};
 use super::transcode::{self, LadderConfig, TranscodeError, TranscodeEvent};
 use crate::store::{Store, StoreError, StoredManifest};
 
@@ -61,6 +61,23 @@ pub struct IngestRequest {
     #[serde(default)]
     #[arg(long = "meta", value_name = "FILE.json")]
     pub meta_file: Option<PathBuf>,
+    /// Who asked for it. Never read from JSON or flags: the admin API and the command line
+    /// are the operator's; only the request claimer makes [`Requester::User`] jobs.
+    #[serde(skip)]
+    #[arg(skip)]
+    pub requester: Requester,
+}
+
+/// Who an ingest is for, which decides what its source may name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Requester {
+    /// The node's operator (`reelnet-node ingest`, the admin API): trusted; any file,
+    /// torrent, tracker or peer, loopback and LAN included.
+    #[default]
+    Operator,
+    /// A viewer's movie request: a magnet link or `.torrent` only, and its trackers and
+    /// peers must be on public addresses unless `[ingest] allow_private_sources` is set.
+    User,
 }
 
 /// Where a source comes from.
@@ -145,6 +162,10 @@ pub struct IngestContext {
     pub download_dir: PathBuf,
     /// Whether torrents may use DHT and trackers (false on loopback testnets).
     pub public_torrents: bool,
+    /// Whether a user's torrent may name non-public trackers and peers (testnets).
+    pub allow_private_sources: bool,
+    /// Largest torrent download (the selected file), bytes.
+    pub max_source_bytes: u64,
     /// Called with every newly published manifest version (to announce it).
     pub on_publish: Option<PublishHook>,
 }
@@ -187,6 +208,12 @@ async fn run_inner(
     started: Instant,
 ) -> Result<StoredManifest, IngestError> {
     let source = Source::parse(&req.source)?;
+    let user = req.requester == Requester::User;
+    if user && matches!(source, Source::File(_)) {
+        return Err(IngestError::Source(
+            "a movie request's source must be a magnet link or a .torrent".to_owned(),
+        ));
+    }
     // Metadata first: a bad sidecar or image fails the job before any download.
     let info = {
         let (store, req) = (ctx.store.clone(), req.clone());
@@ -208,10 +235,23 @@ async fn run_inner(
                 Source::Magnet(m) => TorrentSpec::Magnet(m.clone()),
                 Source::File(_) => unreachable_source()?,
             };
+            // The download counts against the disk quota while it lives (it sits in the data
+            // directory beside the segments): refused up front when it cannot fit.
+            let store = ctx.store.clone();
+            let admit = Admit::new(move |len| {
+                store
+                    .reserve(len)
+                    .map(|held| Box::new(held) as AdmitGuard)
+                    .map_err(|e| e.to_string())
+            });
             let opts = TorrentOptions {
                 download_dir: ctx.download_dir.clone(),
+                // The operator's peers (`--peer`, `[requests] torrent_peers`): trusted.
                 peers: req.peers.clone(),
                 use_dht_and_trackers: ctx.public_torrents,
+                refuse_private_sources: user && !ctx.allow_private_sources,
+                max_file_bytes: Some(ctx.max_source_bytes),
+                admit: Some(admit),
                 ..TorrentOptions::default()
             };
             let t = tokio::select! {

@@ -23,6 +23,23 @@
 //! Nothing here talks to DHT, trackers, LSD or UPnP unless
 //! [`TorrentOptions::use_dht_and_trackers`] is set; with it unset, peers are only those given
 //! in [`TorrentOptions::peers`] (and `x.pe` peers of a magnet link).
+//!
+//! A torrent a user asked for ([`TorrentOptions::refuse_private_sources`]) is checked before
+//! any session exists: every tracker URL (`tr=`, `announce`, `announce-list`) and `x.pe` peer
+//! must be on a public address (host names are resolved and every address checked; see
+//! `netguard`), and its session gets a peer blocklist of every non-public range (except
+//! the operator's own [`TorrentOptions::peers`]), so peers a public tracker or the DHT hands
+//! out on private addresses are not dialled either. What this cannot cover, because
+//! librqbit resolves and connects on its own: a tracker host name that resolves to a public
+//! address when checked and a private one when librqbit resolves it (DNS rebinding), an
+//! HTTP tracker that redirects to a private address (librqbit's HTTP client follows
+//! redirects), DHT queries to private nodes, and a magnet's metadata exchange with peers
+//! found through a public tracker or the DHT (librqbit does not apply the blocklist there).
+//! All of these need `public_torrents` (DHT and trackers), which is off on testnets.
+//!
+//! The selected file's size is checked before any of it is downloaded:
+//! [`TorrentOptions::max_file_bytes`], then [`TorrentOptions::admit`] (the node reserves it
+//! from its disk quota).
 
 use std::io::SeekFrom;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -54,7 +71,7 @@ use server::*;
 use session::*;
 
 pub use server::{parse_range, ByteRange};
-pub use session::{magnet_peers, pick_file, FileEntry};
+pub use session::{magnet_peer_params, magnet_peers, pick_file, FileEntry};
 
 /// Extensions (lower case) of files taken as video when picking the file to ingest.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
@@ -120,6 +137,34 @@ pub struct TorrentOptions {
     /// Download rate limit in bytes per second (`None` = unlimited); raised to 16 KiB/s if
     /// lower.
     pub download_limit_bps: Option<NonZeroU32>,
+    /// The torrent comes from a user (a movie request), not the operator: refuse trackers
+    /// and `x.pe` peers it names on non-public addresses before connecting anywhere, and
+    /// block non-public peers learned later (except the addresses in `peers`).
+    pub refuse_private_sources: bool,
+    /// Largest selected file accepted; a bigger one is refused before it is downloaded.
+    pub max_file_bytes: Option<u64>,
+    /// Asked with the selected file's length before it is downloaded: refuses it (the
+    /// reason) or returns a guard the input holds until it stops (a quota reservation).
+    pub admit: Option<Admit>,
+}
+
+/// What [`TorrentOptions::admit`] returns for an admitted file: held until the input stops.
+pub type AdmitGuard = Box<dyn Send + Sync>;
+
+/// See [`TorrentOptions::admit`].
+#[derive(Clone)]
+pub struct Admit(Arc<dyn Fn(u64) -> Result<AdmitGuard, String> + Send + Sync>);
+
+impl Admit {
+    pub fn new(f: impl Fn(u64) -> Result<AdmitGuard, String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Admit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admit(..)")
+    }
 }
 
 impl Default for TorrentOptions {
@@ -131,6 +176,9 @@ impl Default for TorrentOptions {
             listen_port: None,
             metadata_timeout: Duration::from_secs(120),
             download_limit_bps: None,
+            refuse_private_sources: false,
+            max_file_bytes: None,
+            admit: None,
         }
     }
 }
@@ -185,6 +233,19 @@ pub enum TorrentError {
     /// No peer sent the magnet link's metadata in time.
     #[error("no peer sent the torrent's metadata within {0:?}")]
     MetadataTimeout(Duration),
+    /// A tracker or peer the torrent names is not allowed (a user's torrent naming a
+    /// private address); nothing was contacted.
+    #[error("source refused: {0}")]
+    Refused(#[from] crate::netguard::SourceRefused),
+    /// The selected file is larger than [`TorrentOptions::max_file_bytes`].
+    #[error(
+        "the torrent's file is {len} bytes, more than the {max} bytes allowed \
+         ([ingest] max_source_bytes); nothing was downloaded"
+    )]
+    TooLarge { len: u64, max: u64 },
+    /// [`TorrentOptions::admit`] refused the selected file.
+    #[error("the torrent's file of {len} bytes was refused before downloading: {reason}")]
+    NotAdmitted { len: u64, reason: String },
 }
 
 impl TorrentError {
@@ -211,6 +272,9 @@ pub struct TorrentInput {
     cancel: CancellationToken,
     server: Option<JoinHandle<()>>,
     readers: TaskTracker,
+    /// What [`TorrentOptions::admit`] returned (a quota reservation), held while the
+    /// download lives.
+    _admitted: Option<AdmitGuard>,
 }
 
 impl std::fmt::Debug for TorrentInput {
@@ -230,17 +294,25 @@ impl TorrentInput {
     /// (reads still wait for pieces that have not arrived).
     pub async fn open(spec: TorrentSpec, opts: TorrentOptions) -> Result<Self, TorrentError> {
         // Validate the input before creating anything.
-        let (add, mut extra_peers) = match &spec {
+        let (add, mut extra_peers, trackers, peer_params) = match &spec {
             TorrentSpec::File(path) => {
                 let bytes = read_torrent_file(path)?;
                 // Fail fast, before any session exists.
-                librqbit::torrent_from_bytes(&bytes)
-                    .map_err(|e| TorrentError::BadTorrent(format!("{}: {e}", path.display())))?
+                let parsed = librqbit::torrent_from_bytes(&bytes)
+                    .map_err(|e| TorrentError::BadTorrent(format!("{}: {e}", path.display())))?;
+                // Every tracker it names, `announce` and every tier of `announce-list`.
+                let trackers: Vec<String> = parsed
+                    .announce
+                    .iter()
+                    .chain(parsed.announce_list.iter().flatten())
+                    .map(|t| String::from_utf8_lossy(t.as_ref()).into_owned())
+                    .collect();
+                parsed
                     .info
                     .data
                     .validate()
                     .map_err(|e| TorrentError::BadTorrent(format!("{}: {e}", path.display())))?;
-                (AddTorrent::from_bytes(bytes), vec![])
+                (AddTorrent::from_bytes(bytes), vec![], trackers, vec![])
             }
             TorrentSpec::Magnet(link) => {
                 let link = link.trim();
@@ -254,9 +326,17 @@ impl TorrentInput {
                         "magnet link has no BitTorrent v1 info hash (urn:btih)".to_owned(),
                     ));
                 }
-                (AddTorrent::from_url(link.to_owned()), magnet_peers(link))
+                (
+                    AddTorrent::from_url(link.to_owned()),
+                    magnet_peers(link),
+                    magnet.trackers,
+                    magnet_peer_params(link),
+                )
             }
         };
+        if opts.refuse_private_sources {
+            check_sources(&trackers, &peer_params).await?;
+        }
         let mut peers = opts.peers.clone();
         peers.append(&mut extra_peers);
         dedup(&mut peers);
@@ -476,6 +556,11 @@ mod tests {
             .filter_map(|a| a.parse().ok())
             .collect();
         assert_eq!(magnet_peers(link), want);
+        // Every value, host names too (a user's request is refused for those).
+        assert_eq!(
+            super::magnet_peer_params(link),
+            ["127.0.0.1:6881", "[::1]:7000", "bogus"]
+        );
         assert!(magnet_peers("magnet:").is_empty());
         assert_eq!(percent_decode("%4"), None);
     }

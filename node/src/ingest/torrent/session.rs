@@ -29,7 +29,16 @@ pub(super) fn read_torrent_file(path: &Path) -> Result<Bytes, TorrentError> {
 }
 
 /// Peer addresses given in a magnet link's `x.pe` parameters (BEP 9); librqbit ignores them.
+/// Values that are not `ip:port` (host names) are skipped.
 pub fn magnet_peers(link: &str) -> Vec<SocketAddr> {
+    magnet_peer_params(link)
+        .iter()
+        .filter_map(|v| v.parse::<SocketAddr>().ok())
+        .collect()
+}
+
+/// Every `x.pe` value of a magnet link, percent-decoded (undecodable ones as they are).
+pub fn magnet_peer_params(link: &str) -> Vec<String> {
     let Some((_, query)) = link.split_once('?') else {
         return Vec::new();
     };
@@ -37,8 +46,48 @@ pub fn magnet_peers(link: &str) -> Vec<SocketAddr> {
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .filter(|(k, _)| *k == "x.pe")
-        .filter_map(|(_, v)| percent_decode(v)?.parse::<SocketAddr>().ok())
+        .map(|(_, v)| percent_decode(v).unwrap_or_else(|| v.to_owned()))
         .collect()
+}
+
+/// For a user's torrent: every tracker URL and `x.pe` peer must be on a public address
+/// (see `netguard`); checked before any session exists, so a refused source has
+/// connected nowhere. Tracker URLs librqbit would not use (unparsable, a scheme other than
+/// http, https or udp, no host or port) are skipped: nothing contacts them. `x.pe` values
+/// must be `ip:port`: host names are not resolved for a user's peers.
+pub(super) async fn check_sources(
+    trackers: &[String],
+    peer_params: &[String],
+) -> Result<(), TorrentError> {
+    use crate::netguard::{check_addr, check_host, SourceRefused};
+    for raw in peer_params {
+        let addr = raw
+            .parse::<SocketAddr>()
+            .map_err(|_| SourceRefused::Unusable {
+                what: format!("x.pe peer {:?}", raw.chars().take(80).collect::<String>()),
+                problem: "a movie request's peers must be ip:port (host names are not resolved)"
+                    .to_owned(),
+            })?;
+        check_addr(&format!("x.pe peer {addr}"), addr.ip())?;
+    }
+    for raw in trackers {
+        let Ok(url) = reqwest::Url::parse(raw) else {
+            continue;
+        };
+        if !matches!(url.scheme(), "http" | "https" | "udp") {
+            continue;
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            continue;
+        };
+        let what = format!("tracker {}://{host}:{port}", url.scheme());
+        if !check_host(&what, host, port).await? {
+            // Not resolvable now: nothing is reached through it now either. If it resolves
+            // later, librqbit resolves it itself (see the module docs: DNS rebinding).
+            tracing::warn!(tracker = %what, "a requested torrent's tracker does not resolve");
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn percent_decode(s: &str) -> Option<String> {
@@ -70,7 +119,47 @@ pub(super) fn dedup(peers: &mut Vec<SocketAddr>) {
     peers.retain(|p| seen.insert(*p));
 }
 
+/// Writes the peer blocklist of a user's torrent (every non-public range except the
+/// operator's peers) into `dir` and returns its path and `file://` URL for librqbit, which
+/// reads it when the session starts.
+async fn write_blocklist(
+    dir: &Path,
+    operator_peers: &[SocketAddr],
+) -> Result<(PathBuf, String), TorrentError> {
+    let dir = tokio::fs::canonicalize(dir)
+        .await
+        .map_err(|e| TorrentError::io(format!("cannot resolve {}", dir.display()), e))?;
+    let path = dir.join(format!(".peer-blocklist-{}.txt", random_token()));
+    let except: Vec<IpAddr> = operator_peers.iter().map(SocketAddr::ip).collect();
+    tokio::fs::write(&path, crate::netguard::blocklist(&except))
+        .await
+        .map_err(|e| TorrentError::io(format!("cannot write {}", path.display()), e))?;
+    let url = reqwest::Url::from_file_path(&path)
+        .map_err(|()| TorrentError::Session(format!("{} is not an absolute path", path.display())))?
+        .to_string();
+    Ok((path, url))
+}
+
 pub(super) async fn new_session(opts: &TorrentOptions) -> Result<Arc<Session>, TorrentError> {
+    let blocklist = if opts.refuse_private_sources {
+        Some(write_blocklist(&opts.download_dir, &opts.peers).await?)
+    } else {
+        None
+    };
+    let session = new_session_with(opts, blocklist.as_ref().map(|(_, url)| url.clone())).await;
+    if let Some((path, _)) = blocklist {
+        // Loaded when the session started (or it failed): the file is not needed again.
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            tracing::debug!(path = %path.display(), %e, "cannot remove the peer blocklist");
+        }
+    }
+    session
+}
+
+async fn new_session_with(
+    opts: &TorrentOptions,
+    blocklist_url: Option<String>,
+) -> Result<Arc<Session>, TorrentError> {
     let public = opts.use_dht_and_trackers;
     let listen = opts.listen_port.map(|port| ListenerOptions {
         listen_addr: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
@@ -96,6 +185,10 @@ pub(super) async fn new_session(opts: &TorrentOptions) -> Result<Arc<Session>, T
             // The limiter admits one 16 KiB block at a time; a smaller quota would never pass.
             download_bps: opts.download_limit_bps.map(|b| b.max(MIN_RATE_LIMIT_BPS)),
         },
+        // Non-public peers (from a public tracker or the DHT) are never dialled for a
+        // user's torrent; librqbit checks every peer it is about to connect to, and every
+        // incoming one, against this list.
+        blocklist_url,
         ..SessionOptions::default()
     };
     Session::new_with_opts(opts.download_dir.clone(), session_opts)
@@ -163,6 +256,21 @@ pub(super) async fn open_in_session(
         .collect();
     let file_id = pick_file(&files).ok_or(TorrentError::NoFiles)?;
     let (file_name, file_len) = (files[file_id].name.clone(), files[file_id].len);
+    // Nothing of the file is downloaded yet: refuse it here when it is too big.
+    if let Some(max) = opts.max_file_bytes {
+        if file_len > max {
+            return Err(TorrentError::TooLarge { len: file_len, max });
+        }
+    }
+    let admitted = match &opts.admit {
+        Some(admit) => Some(
+            (admit.0)(file_len).map_err(|reason| TorrentError::NotAdmitted {
+                len: file_len,
+                reason,
+            })?,
+        ),
+        None => None,
+    };
     tracing::info!(
         file = %file_name,
         len = file_len,
@@ -243,6 +351,7 @@ pub(super) async fn open_in_session(
         cancel,
         server: Some(server),
         readers,
+        _admitted: admitted,
     })
 }
 

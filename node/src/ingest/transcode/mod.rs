@@ -191,11 +191,24 @@ pub struct Summary {
     pub frames: u64,
 }
 
+/// The libavformat demuxers a source may be opened with (`format_whitelist`): containers
+/// and elementary streams that read only their own bytes. Not here, so refused: `hls`,
+/// `dash`, `concat`, `image2` and the image pipes, `tty`, `subviewer`, and every other
+/// demuxer that opens further URLs or files or is no movie.
+pub const ALLOWED_FORMATS: &str = "matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,avi,mpegts,mpeg,\
+mpegvideo,m4v,h264,hevc,flv,ogg,wav,asf,aac,mp3,flac,ac3,eac3";
+
 /// Why probing or transcoding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
     #[error("cannot open {input}: {reason}")]
     Open { input: String, reason: String },
+    #[error(
+        "cannot open {input}: container format not allowed (sources are read only as \
+         {ALLOWED_FORMATS}; playlists such as HLS .m3u8, DASH .mpd manifests, concat lists and \
+         image sequences are refused, so a source cannot make the node fetch anything)"
+    )]
+    FormatNotAllowed { input: String },
     #[error("{input}: no video or audio stream to transcode")]
     NoMedia { input: String },
     #[error("unsupported input: {0}")]

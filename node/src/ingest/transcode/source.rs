@@ -38,12 +38,54 @@ pub(super) fn valid(r: Rational) -> bool {
     r.numerator() > 0 && r.denominator() > 0
 }
 
+/// The node's own torrent reader (see `ingest::torrent`): a loopback HTTP URL.
+const TORRENT_READER_PREFIX: &str = "http://127.0.0.1:";
+
+/// How libavformat opens `input`: the URL to give it and its options.
+///
+/// - `protocol_whitelist`: `file` for a local file (opened as `file:PATH`, so nothing in
+///   the path is read as a protocol), or `http,tcp` for the node's own torrent reader on
+///   127.0.0.1 (nothing else is opened: any other URL is refused before FFmpeg sees it).
+///   Nested opens inherit the whitelist.
+/// - `format_whitelist` ([`ALLOWED_FORMATS`]): the demuxer probing picks must be one of
+///   these, checked before the demuxer reads anything, so a playlist (HLS `.m3u8`), a DASH
+///   manifest (`.mpd`), a concat list or an image sequence inside a torrent is refused
+///   instead of being followed to other URLs or files.
+pub(super) fn open_options(input: &str) -> Result<(String, Dictionary<'static>), TranscodeError> {
+    let mut opts = Dictionary::new();
+    opts.set("format_whitelist", ALLOWED_FORMATS);
+    let url = if input.starts_with(TORRENT_READER_PREFIX) {
+        opts.set("protocol_whitelist", "http,tcp");
+        input.to_owned()
+    } else if input.contains("://") {
+        return Err(TranscodeError::Open {
+            input: input.to_owned(),
+            reason: "only local files and the node's own torrent reader are opened".to_owned(),
+        });
+    } else {
+        opts.set("protocol_whitelist", "file");
+        format!("file:{input}")
+    };
+    Ok((url, opts))
+}
+
 pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
-    let ictx = format::input(&input).map_err(|e| TranscodeError::Open {
-        input: input.to_owned(),
-        reason: match e {
-            ff::Error::InvalidData => "not a recognised media file (invalid data)".to_owned(),
-            e => e.to_string(),
+    let (url, opts) = open_options(input)?;
+    let ictx = format::input_with_dictionary(&url, opts).map_err(|e| match e {
+        // What libavformat answers when the probed format is not on the whitelist (the
+        // protocol is always allowed: the input is a file or the torrent reader).
+        ff::Error::Other {
+            errno: ff::util::error::EINVAL,
+        } => TranscodeError::FormatNotAllowed {
+            input: input.to_owned(),
+        },
+        ff::Error::InvalidData => TranscodeError::Open {
+            input: input.to_owned(),
+            reason: "not a recognised media file (invalid data)".to_owned(),
+        },
+        e => TranscodeError::Open {
+            input: input.to_owned(),
+            reason: e.to_string(),
         },
     })?;
     let duration_s = (ictx.duration() > 0).then(|| ictx.duration() as f64 / 1_000_000.0);
