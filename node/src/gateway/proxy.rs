@@ -161,9 +161,11 @@ impl ProxyPath {
         &self.0
     }
 
-    /// Whether this request carries the viewer's address.
+    /// Whether this request carries the viewer's address: the account routes (the
+    /// tracker's per-address limits) and a new movie request (the tracker believes the
+    /// node's `X-Forwarded-Host` for its "ready" link only from a vouching member).
     fn is_auth(&self) -> bool {
-        self.0.starts_with(AUTH_PREFIX)
+        self.0.starts_with(AUTH_PREFIX) || self.0 == "/api/v1/requests"
     }
 }
 

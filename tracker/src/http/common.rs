@@ -319,22 +319,38 @@ impl SourceParts {
 }
 
 /// The public URL of the node a request came through: `X-Forwarded-Proto`/`-Host` as the
-/// gateway proxy sets them, believed only from a trusted proxy.
+/// gateway proxy sets them. Checked in the handler with [`ForwardedNode::believed`]: only
+/// from a configured trusted proxy or a member node that signed the request.
 pub(super) fn node_url(
     trusted: Vec<IpAddr>,
-) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (ForwardedNode,), Error = Rejection> + Clone {
     warp::addr::remote()
         .and(warp::header::optional::<String>("x-forwarded-proto"))
         .and(warp::header::optional::<String>("x-forwarded-host"))
         .map(
             move |peer: Option<SocketAddr>, proto: Option<String>, host: Option<String>| {
-                let trusted_peer = peer.is_some_and(|p| trusted.contains(&p.ip()));
-                if !trusted_peer {
-                    return None;
+                ForwardedNode {
+                    trusted_peer: peer.is_some_and(|p| trusted.contains(&p.ip())),
+                    url: crate::requests::clean_node_url(proto.as_deref(), host.as_deref()),
                 }
-                crate::requests::clean_node_url(proto.as_deref(), host.as_deref())
             },
         )
+}
+
+/// What [`node_url`] extracts.
+pub(super) struct ForwardedNode {
+    trusted_peer: bool,
+    url: Option<String>,
+}
+
+impl ForwardedNode {
+    /// The node's URL, when whoever sent it may be believed: a configured trusted proxy,
+    /// or a member node vouching for the request (`source`, resolved with the body).
+    pub fn believed(self, source: &crate::accounts::Source) -> Option<String> {
+        (self.trusted_peer || source.node.is_some())
+            .then_some(self.url)
+            .flatten()
+    }
 }
 
 /// The operator's credentials on a request: an admin session or the operator token.

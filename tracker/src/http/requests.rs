@@ -9,8 +9,8 @@ use warp::{Filter, Reply};
 use reelnet_proto::membership::RoleName;
 
 use super::common::{
-    auth_header, error_response, json, node_auth, node_url, render, render_created, v1, with_api,
-    Json, NodeAuthParts,
+    auth_header, error_response, json, node_auth, node_url, render, render_created, source, v1,
+    with_api, ForwardedNode, Json, NodeAuthParts, SourceParts,
 };
 use crate::api::Api;
 use crate::error::ApiError;
@@ -41,11 +41,17 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(a())
         .and(auth_header())
         .and(node_url(api.config().http.trusted_proxies.clone()))
+        .and(source(api.config().http.trusted_proxies.clone()))
         .and(json(request_limit))
         .then(
-            |api: Api, h: Option<String>, node: Option<String>, b: Json<NewRequest>| async move {
+            |api: Api,
+             h: Option<String>,
+             node: ForwardedNode,
+             src: SourceParts,
+             b: Json<NewRequest>| async move {
                 let res = async {
                     let claims = api.authenticate(h.as_deref())?;
+                    let node = node.believed(&src.resolve(&api, b.raw()));
                     api.create_request(&claims, b.decode()?, node).await
                 }
                 .await;
