@@ -163,3 +163,31 @@ impl MailSender {
         tracing::error!("giving up on email after {attempts} attempts");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A full queue (the mail server is down and nothing drains it) drops the message at
+    /// once instead of holding up the request that wanted it.
+    #[tokio::test]
+    async fn a_full_queue_never_waits() {
+        let config = SmtpConfig {
+            queue: 2,
+            ..SmtpConfig::default()
+        };
+        let (mailer, _sender) = mailer(&config).unwrap();
+        let email = || Email {
+            to: "a@example.org".into(),
+            subject: "s".into(),
+            body: "b".into(),
+        };
+        assert!(mailer.send(email()));
+        assert!(mailer.send(email()));
+        assert!(
+            !mailer.send(email()),
+            "the third does not fit and is dropped"
+        );
+    }
+}

@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{access, Member, Tracker, TRACKER_BIN};
+use common::{access, Member, Tracker};
 use reelnet_proto::binding::{Binding, SignedBinding};
 use reelnet_proto::membership::NetworkDocument;
 use reelnet_proto::{
@@ -19,20 +18,6 @@ use reelnet_proto::{
 };
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn cli(t: &Tracker, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(TRACKER_BIN)
-        .arg("--config")
-        .arg(&t.config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A manifest of `movie` signed by `m`'s key (origin `m`, unless `origin` says otherwise).
 fn manifest(m: &Member, movie: &str, ingest: u8, complete: bool) -> SignedManifest {
@@ -116,7 +101,7 @@ fn node_id(m: &Member) -> NodeId {
 }
 
 fn movies_json(t: &Tracker) -> Value {
-    let (ok, out, err) = cli(t, &["movie", "list", "--json"]);
+    let (ok, out, err) = t.cli(&["movie", "list", "--json"]);
     assert!(ok, "{out}{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -238,7 +223,7 @@ async fn announcements_bind_unbound_movies_and_operators_repoint_them() {
 
     // An operator re-points tmdb-603 to B's ingest through the running tracker.
     let b603_id = b603.id().to_string();
-    let (ok, out, err) = cli(&t, &["movie", "bind", "tmdb-603", "--manifest", &b603_id]);
+    let (ok, out, err) = t.cli(&["movie", "bind", "tmdb-603", "--manifest", &b603_id]);
     assert!(ok, "{out}{err}");
     let p = page(&t, Some(0)).await;
     let all = verified(&doc, &p);
@@ -259,14 +244,11 @@ async fn announcements_bind_unbound_movies_and_operators_repoint_them() {
     assert_eq!(m603["ingests"].as_array().unwrap().len(), 2, "{m603}");
     assert_eq!(movie(&list, "tmdb-604")["how"], "first_ingest");
     // Bad binds change nothing: an unknown manifest, another movie's, a bad movie id.
-    let (ok, _, err) = cli(
-        &t,
-        &["movie", "bind", "tmdb-603", "--manifest", &"ab".repeat(32)],
-    );
+    let (ok, _, err) = t.cli(&["movie", "bind", "tmdb-603", "--manifest", &"ab".repeat(32)]);
     assert!(!ok, "{err}");
-    let (ok, _, err) = cli(&t, &["movie", "bind", "tmdb-604", "--manifest", &b603_id]);
+    let (ok, _, err) = t.cli(&["movie", "bind", "tmdb-604", "--manifest", &b603_id]);
     assert!(!ok && err.contains("tmdb-603"), "{err}");
-    let (ok, _, err) = cli(&t, &["movie", "bind", "Bad_Id", "--manifest", &b603_id]);
+    let (ok, _, err) = t.cli(&["movie", "bind", "Bad_Id", "--manifest", &b603_id]);
     assert!(!ok, "{err}");
     assert_eq!(page(&t, None).await["version"], 4);
 
@@ -293,12 +275,12 @@ async fn announcements_bind_unbound_movies_and_operators_repoint_them() {
     // While the tracker is stopped: bind back to A's ingest and list, from the store.
     t.terminate();
     let a603_id = a603.id().to_string();
-    let (ok, out, err) = cli(&t, &["movie", "bind", "tmdb-603", "--manifest", &a603_id]);
+    let (ok, out, err) = t.cli(&["movie", "bind", "tmdb-603", "--manifest", &a603_id]);
     assert!(ok, "{out}{err}");
     let list = movies_json(&t);
     assert_eq!(list["version"], 5);
     assert_eq!(movie(&list, "tmdb-603")["origin"], a.id.as_str());
-    let (ok, out, _) = cli(&t, &["movie", "list"]);
+    let (ok, out, _) = t.cli(&["movie", "list"]);
     assert!(
         ok && out.contains("tmdb-603") && out.contains("v5"),
         "{out}"

@@ -14,20 +14,6 @@ use reelnet_proto::membership::{NetworkDocument, SignedCertificate};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn cli(t: &Tracker, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(TRACKER_BIN)
-        .arg("--config")
-        .arg(&t.config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn trust(doc: &NetworkDocument) -> reelnet_proto::membership::Trust {
     doc.trust(reelnet_runtime::clock::unix_secs()).unwrap().0
 }
@@ -109,7 +95,7 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     let short = t.invite(&["edge"], 1, "1s");
     let third = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let (_, took) = wait_for("the invite to expire", Duration::from_secs(10), || async {
-        let (_, out, _) = cli(&t, &["node", "list", "--json"]);
+        let (_, out, _) = t.cli(&["node", "list", "--json"]);
         let list: Value = serde_json::from_str(&out).ok()?;
         list["invites"].as_array()?.is_empty().then_some(())
     })
@@ -123,7 +109,7 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     );
 
     // Renewal: a fresh certificate with the roles the tracker has now.
-    let (ok, out, err) = cli(&t, &["node", "set-role", &m.id, "replica"]);
+    let (ok, out, err) = t.cli(&["node", "set-role", &m.id, "replica"]);
     assert!(ok, "{out}{err}");
     // The ingest role is gone at once for claims, though the old certificate still names it.
     let (s, b) = t
@@ -142,7 +128,7 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
 
     // Network key rotation while running: both keys published, the old certificate still
     // verifies, renewals are signed by the new key.
-    let (ok, out, err) = cli(&t, &["network", "rotate-key"]);
+    let (ok, out, err) = t.cli(&["network", "rotate-key"]);
     assert!(ok, "{out}{err}");
     let (doc2, _) = wait_for(
         "the rotated key to be published",
@@ -167,11 +153,11 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     );
 
     // List and revoke through the running tracker.
-    let (ok, out, err) = cli(&t, &["node", "list", "--json"]);
+    let (ok, out, err) = t.cli(&["node", "list", "--json"]);
     assert!(ok, "{err}");
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["nodes"].as_array().unwrap().len(), 2, "{list}");
-    let (ok, out, err) = cli(&t, &["node", "revoke", &m.id]);
+    let (ok, out, err) = t.cli(&["node", "revoke", &m.id]);
     assert!(ok && out.contains("REVOKED"), "{out}{err}");
     let doc3 = t.network().await;
     assert_eq!(doc3.revocations.serial, 1);
@@ -187,15 +173,15 @@ async fn invites_enrollment_renewal_revocation_and_rotation() {
     let (s, b) = t.enroll_key(&key, &again).await;
     assert_eq!((s, b["error"].as_str()), (403, Some("revoked")), "{b}");
     // Bad operator input changes nothing.
-    let (ok, _, err) = cli(&t, &["node", "revoke", "not-a-node"]);
+    let (ok, _, err) = t.cli(&["node", "revoke", "not-a-node"]);
     assert!(!ok && err.contains("64"), "{err}");
 
     // The same commands while the tracker is stopped (they open the store themselves).
     t.terminate();
-    let (ok, out, err) = cli(&t, &["node", "invite", "--role", "edge"]);
+    let (ok, out, err) = t.cli(&["node", "invite", "--role", "edge"]);
     assert!(ok, "{out}{err}");
     let offline = out.lines().last().unwrap().trim().to_owned();
-    let (ok, out, _) = cli(&t, &["node", "list"]);
+    let (ok, out, _) = t.cli(&["node", "list"]);
     assert!(ok && out.contains("REVOKED"), "{out}");
     t.spawn().await;
     let fourth = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
