@@ -40,6 +40,9 @@ if ! testnet/demo.sh --release -n "$nodes"; then
   exit 1
 fi
 . "$TESTNET_DIR/demo.env"
+# Nobody becomes admin by registering first: a single-use link makes the network's admin.
+admin_link=$("$CARGO_TARGET_DIR/release/reelnet-tracker" --config "$TESTNET_DIR/tracker.toml" \
+  --data-dir "$TESTNET_DIR/tracker" admin bootstrap --ttl 24h 2>/dev/null | tail -n 1 || true)
 cat <<MSG
 
 reelnet is running ($(( $(date +%s) - t0 )) s). Open $DEMO_URL in a browser
@@ -47,6 +50,9 @@ reelnet is running ($(( $(date +%s) - t0 )) s). Open $DEMO_URL in a browser
 
   email:    $DEMO_EMAIL
   password: $DEMO_PASSWORD
+
+To administer the network (requests, nodes, movie bindings), create its admin account
+with this single-use link: ${admin_link:-(reelnet-tracker admin bootstrap)}
 
 New accounts get their verification mail in $TESTNET_DIR/mail/new (a local SMTP sink).
 Every node serves the same site: http://127.0.0.1:8081 … http://127.0.0.1:$((8080 + nodes)).
