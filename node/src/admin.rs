@@ -21,7 +21,8 @@ use crate::placement::Placement;
 use crate::store::Store;
 use crate::swarm::NetworkHandle;
 
-const ADMIN_FILE: &str = "admin.json";
+/// The admin info file's name in the data directory.
+pub const ADMIN_FILE: &str = "admin.json";
 
 /// Where a running node's admin API is, and its token.
 #[derive(Debug, Clone, Serialize, Deserialize)]

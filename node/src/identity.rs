@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use reelnet_proto::NodeId;
 
-const KEY_FILE: &str = "node.key";
+/// The node key's file name in the data directory.
+pub const KEY_FILE: &str = "node.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -18,6 +19,8 @@ pub enum IdentityError {
     },
     #[error("key file {path} is corrupt: expected 32 bytes, found {len}")]
     Corrupt { path: PathBuf, len: usize },
+    #[error(transparent)]
+    Exposed(#[from] reelnet_runtime::fs::PrivateFileError),
 }
 
 /// Loads the node key from `data_dir`, creating it (mode 0600) on first start.
@@ -27,8 +30,9 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, IdentityError> {
         path: path.clone(),
         source,
     };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
+    // A key group or others may read is refused (like ssh), with the chmod that fixes it.
+    match reelnet_runtime::fs::read_private(&path)? {
+        Some(bytes) => {
             let secret: [u8; 32] =
                 bytes
                     .as_slice()
@@ -39,14 +43,13 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, IdentityError> {
                     })?;
             Ok(SigningKey::from_bytes(&secret))
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(io)?;
+        None => {
+            reelnet_runtime::fs::create_private_dir(data_dir).map_err(io)?;
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             // Written to a temporary file and renamed, so a crash never leaves half a key.
             reelnet_runtime::fs::write_private(&path, &key.to_bytes()).map_err(io)?;
             Ok(key)
         }
-        Err(err) => Err(io(err)),
     }
 }
 
@@ -68,10 +71,23 @@ mod tests {
         assert_eq!(a.to_bytes(), b.to_bytes());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create(dir.path()).unwrap_err();
+        assert!(matches!(err, IdentityError::Exposed(_)), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
     #[test]
     fn corrupt_key_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
+        reelnet_runtime::fs::write_private(&dir.path().join(KEY_FILE), b"short").unwrap();
         assert!(matches!(
             load_or_create(dir.path()),
             Err(IdentityError::Corrupt { len: 5, .. })

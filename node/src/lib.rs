@@ -63,6 +63,13 @@ pub enum NodeError {
          (scheme://host[:port]), e.g. https://movies.example.org"
     )]
     PublicUrl { url: String, reason: String },
+    #[error("cannot create the data directory {path} (mode 0700): {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secret(#[from] reelnet_runtime::fs::PrivateFileError),
     #[error("cannot listen on {addr} (gateway.listen / --listen): {source}")]
     Bind {
         addr: SocketAddr,
@@ -580,8 +587,28 @@ fn start_gateway(
     Ok(())
 }
 
+/// Makes the data directory 0700 (whatever the umask) and refuses to start, the way ssh
+/// refuses a key, when a secret file in it is open to group or others: the node key, the
+/// playback-token key, the admin token (`admin.json`) and the membership certificate.
+pub fn check_data_dir(data_dir: &std::path::Path) -> Result<(), NodeError> {
+    reelnet_runtime::fs::create_private_dir(data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    for name in [
+        identity::KEY_FILE,
+        gateway::token::KEY_FILE,
+        admin::ADMIN_FILE,
+        membership::CERT_FILE,
+    ] {
+        reelnet_runtime::fs::check_private(&data_dir.join(name))?;
+    }
+    Ok(())
+}
+
 /// What ingest jobs need, from the node's config: its store, key and ladder.
 pub fn ingest_context(config: &NodeConfig) -> Result<ingest::job::IngestContext, NodeError> {
+    check_data_dir(&config.data_dir)?;
     let key = identity::load_or_create(&config.data_dir)?;
     let store = store::Store::open(&config.data_dir).map_err(|source| NodeError::Store {
         path: config.data_dir.clone(),

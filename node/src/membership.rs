@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 use crate::bindings::{BindingCounters, BindingStats, BindingTable, BindingVerdict};
 use crate::catalog::Verdict;
 
-const CERT_FILE: &str = "membership.cert";
+/// The membership certificate's file name in the data directory.
+pub const CERT_FILE: &str = "membership.cert";
 const NETWORK_FILE: &str = "network.json";
 /// Largest network document accepted.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;

@@ -349,8 +349,14 @@ impl Store {
     /// opener gets an error.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let segments_dir = data_dir.join("segments");
+        reelnet_runtime::fs::create_private_dir(data_dir).map_err(io(data_dir))?;
         std::fs::create_dir_all(&segments_dir).map_err(io(&segments_dir))?;
-        let db = sled::open(data_dir.join("db"))?;
+        // sled creates its files with the process umask: the directory is made 0700 first
+        // and whatever sled created is narrowed once it is open.
+        let db_dir = data_dir.join("db");
+        reelnet_runtime::fs::create_private_dir(&db_dir).map_err(io(&db_dir))?;
+        let db = sled::open(&db_dir)?;
+        reelnet_runtime::fs::restrict_tree(&db_dir).map_err(io(&db_dir))?;
         let store = Self {
             manifests: db.open_tree("manifests")?,
             latest: db.open_tree("latest")?,

@@ -3,9 +3,11 @@
 //! - [`shutdown`]: Ctrl-C/SIGTERM, one cancellation tree with a fixed drain order
 //!   (HTTP servers, then workers, then actors, then the store) and every task tracked;
 //! - [`config`]: TOML loading whose errors name the file, the dotted key and the line;
-//! - [`logging`]: the `tracing` subscriber both binaries install;
+//! - [`logging`]: the `tracing` subscriber both binaries install (tokens redacted);
 //! - [`serve`]: a warp filter served on a bound listener until its stage is cancelled;
-//! - [`fs`]: private (0600) files written atomically, for keys and secrets;
+//! - [`fs`]: private data directories (0700) and secret files (0600, written atomically,
+//!   refused when others may read them);
+//! - [`headers`]: the security headers (CSP, nosniff, referrer, framing) of every answer;
 //! - [`clock`]: wall-clock helpers (seconds and milliseconds since the Unix epoch);
 //! - [`metrics`]: the Prometheus text exposition both services render;
 //! - [`tmdb`]: the TMDb v3 client (size-limited answers, title and year clean-up).
@@ -16,6 +18,7 @@
 pub mod clock;
 pub mod config;
 pub mod fs;
+pub mod headers;
 pub mod logging;
 pub mod metrics;
 pub mod serve;

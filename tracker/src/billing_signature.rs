@@ -22,24 +22,32 @@ pub struct SecretError {
     pub source: std::io::Error,
 }
 
+/// The file in the data directory that keeps a generated webhook secret.
+pub const SECRET_FILE: &str = "billing_webhook_secret";
+
 /// The webhook secret: `billing.webhook_secret` when set, else the one kept in
 /// `<data_dir>/billing_webhook_secret` (made on first start, mode 0600).
 pub fn webhook_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, SecretError> {
     if !configured.is_empty() {
         return Ok(configured.as_bytes().to_vec());
     }
-    let path = data_dir.join("billing_webhook_secret");
+    let path = data_dir.join(SECRET_FILE);
     let err = |source| SecretError {
         path: path.display().to_string(),
         source,
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
+    // Refused (with the chmod to run) when group or others may read it.
+    match reelnet_runtime::fs::read_private(&path) {
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes);
+            if !text.trim().is_empty() {
+                return Ok(text.trim().as_bytes().to_vec());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return Err(err(e.into())),
     }
-    std::fs::create_dir_all(data_dir).map_err(err)?;
+    reelnet_runtime::fs::create_private_dir(data_dir).map_err(err)?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     reelnet_runtime::fs::write_private(&path, secret.as_bytes()).map_err(err)?;
     tracing::info!(path = %path.display(), "generated the billing webhook secret");

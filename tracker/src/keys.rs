@@ -29,6 +29,8 @@ pub enum KeyError {
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot sign a token: {0}")]
     Sign(String),
+    #[error(transparent)]
+    Exposed(#[from] reelnet_runtime::fs::PrivateFileError),
 }
 
 /// Why a token was refused.
@@ -77,7 +79,8 @@ const KEYRING_FILE: &str = "keyring.json";
 /// Longest token accepted before parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-fn keys_dir(data_dir: &Path) -> PathBuf {
+/// The directory of the token signing keys.
+pub fn keys_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
 }
 
@@ -140,7 +143,7 @@ pub fn rotate(data_dir: &Path, now: u64) -> Result<String, KeyError> {
 /// [`rotate`] for the key directory `dir` (the network keyring keeps its own).
 pub(crate) fn rotate_in(dir: &Path, now: u64) -> Result<String, KeyError> {
     let dir = dir.to_owned();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    reelnet_runtime::fs::create_private_dir(&dir).map_err(io_err(&dir))?;
     let mut file = load_file(&dir)?.unwrap_or(KeyringFile {
         current: String::new(),
         keys: Vec::new(),
@@ -167,7 +170,11 @@ pub(crate) fn read_keys(dir: &Path) -> Result<(Vec<(KeyMeta, SigningKey)>, usize
     let mut keys = Vec::new();
     for meta in file.keys {
         let path = dir.join(format!("{}.key", meta.kid));
-        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        // A key others may read is refused, like ssh refuses one.
+        let bytes = reelnet_runtime::fs::read_private(&path)?.ok_or_else(|| KeyError::Io {
+            path: path.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
         let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Corrupt {
             path: path.clone(),
             reason: format!("expected 32 bytes, found {}", bytes.len()),
@@ -182,6 +189,28 @@ pub(crate) fn read_keys(dir: &Path) -> Result<(Vec<(KeyMeta, SigningKey)>, usize
             reason: format!("current key {} is not listed", file.current),
         })?;
     Ok((keys, current))
+}
+
+/// Fails if any `*.key` file in `dir` (a key directory; missing is fine) is open to group
+/// or others.
+pub fn check_key_files(dir: &Path) -> Result<(), KeyError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(KeyError::Io {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    for entry in entries {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path.extension().is_some_and(|e| e == "key") {
+            reelnet_runtime::fs::check_private(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// True if `dir` holds a keyring.

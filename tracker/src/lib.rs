@@ -53,6 +53,13 @@ pub enum TrackerError {
     },
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    #[error("cannot create the data directory {path} (mode 0700): {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secret(#[from] reelnet_runtime::fs::PrivateFileError),
     #[error(transparent)]
     Mail(#[from] mail::MailError),
     #[error("cannot listen on {addr} (listen / --listen): {source}")]
@@ -67,6 +74,33 @@ pub enum TrackerError {
     },
     #[error("cannot start the API: {0}")]
     Api(#[from] error::ApiError),
+}
+
+/// Makes the data directory 0700 (whatever the umask) and refuses to start, the way ssh
+/// refuses a key, when a secret file in it is open to group or others: the token and
+/// network signing keys (`keys/`, `network-keys/`; also checked whenever they are loaded),
+/// the operator token (`operator.json`) and the billing webhook secret.
+pub fn check_data_dir(data_dir: &std::path::Path) -> Result<(), TrackerError> {
+    use reelnet_runtime::fs;
+    fs::create_private_dir(data_dir).map_err(|source| TrackerError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    fs::check_private(&data_dir.join(operator::OPERATOR_FILE))?;
+    fs::check_private(&data_dir.join(billing_signature::SECRET_FILE))?;
+    for dir in [
+        keys::keys_dir(data_dir),
+        network::keys::network_dir(data_dir),
+    ] {
+        if dir.is_dir() {
+            fs::create_private_dir(&dir).map_err(|source| TrackerError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        keys::check_key_files(&dir)?;
+    }
+    Ok(())
 }
 
 /// A running tracker: where it listens and the shutdown tree its tasks are tracked in.
@@ -92,6 +126,7 @@ impl Tracker {
     }
 
     async fn start(config: TrackerConfig, shutdown: &Shutdown) -> Result<Self, TrackerError> {
+        check_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("db");
         let (store, writer) =
             store::Store::open(&db_path).map_err(|source| TrackerError::Store {

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { isCspViolation, reportCspViolations } from './csp.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -193,12 +194,16 @@ try {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--autoplay-policy=no-user-gesture-required', '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
   });
   const pageErrors = [];
+  const cspViolations = [];
   const open = async (name) => {
     const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+    // Every Content-Security-Policy violation (the gateway's CSP) is reported to the console.
+    await ctx.addInitScript(reportCspViolations);
     const page = await ctx.newPage();
     page.setDefaultTimeout(30_000);
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e}`));
     page.on('console', (m) => {
+      if (isCspViolation(m.text())) cspViolations.push(`${name}: ${m.text()}`);
       if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) console.error(`  ${name}| ${m.text()}`);
     });
     pages.push(page);
@@ -305,6 +310,7 @@ try {
   console.log(`guest indicator    : ${indicator}`);
   check(max <= 300, `steady-state max drift ${max.toFixed(0)} ms > 300 ms`);
   check(pageErrors.length === 0, `uncaught errors:\n${pageErrors.join('\n')}`);
+  check(cspViolations.length === 0, `Content-Security-Policy violations:\n${cspViolations.join('\n')}`);
   log(`PASS in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } catch (err) {
   failed = true;

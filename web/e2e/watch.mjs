@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { isCspViolation, reportCspViolations } from './csp.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -194,11 +195,15 @@ try {
     ].filter((a) => a !== '--headless' || process.env.E2E_HEADFUL !== '1'),
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // Every Content-Security-Policy violation (the gateway's CSP) is reported to the console.
+  await context.addInitScript(reportCspViolations);
   page = await context.newPage();
   page.setDefaultTimeout(30_000);
   const pageErrors = [];
+  const cspViolations = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
+    if (isCspViolation(m.text())) cspViolations.push(m.text());
     // Failed requests are listed with their URL below.
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) console.error(`  browser| ${m.text()}`);
   });
@@ -211,7 +216,9 @@ try {
 
   // Register → mail → verify.
   log(`registering ${EMAIL}`);
-  await page.goto(`${base}/register`);
+  const registerPage = await page.goto(`${base}/register`);
+  const csp = registerPage?.headers()['content-security-policy'] ?? '';
+  check(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'"), `the web app is served without its CSP (got "${csp}")`);
   await page.fill('#register-email', EMAIL);
   await page.fill('#register-displayName', 'E2E Viewer');
   await page.fill('#register-password', PASSWORD);
@@ -314,6 +321,7 @@ try {
 
   check(badMedia.length === 0, `failed media requests:\n${badMedia.join('\n')}`);
   check(pageErrors.length === 0, `uncaught errors in the page:\n${pageErrors.join('\n')}`);
+  check(cspViolations.length === 0, `Content-Security-Policy violations:\n${cspViolations.join('\n')}`);
   log(`PASS in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } catch (err) {
   failed = true;

@@ -3,7 +3,8 @@
 //! - the web app at `/` with single-page-app fallback, `/healthz` and `/metrics` here.
 //!
 //! Routes are composed in [`routes`]: node-native routes first, then the tracker proxy for
-//! the rest of `/api/v1`, then the web app.
+//! the rest of `/api/v1`, then the web app. Every answer carries the security headers of
+//! [`reelnet_runtime::headers::web_app`] (Content-Security-Policy and friends).
 
 pub mod auth;
 pub mod catalog;
@@ -203,6 +204,11 @@ pub fn routes(
         .or(proxy::routes(state.clone()))
         .or(web)
         .recover(handle_rejection)
+        // Content-Security-Policy, nosniff, no referrer, no framing: on every answer, the
+        // web app's pages and the API, HLS and images on the same origin alike.
+        .with(warp::reply::with::headers(
+            reelnet_runtime::headers::web_app(),
+        ))
 }
 
 /// Serves the built web app, with single-page-app fallback to `index.html`.

@@ -31,7 +31,8 @@ use hmac::{Hmac, Mac};
 use reelnet_proto::{Claims, MovieId, Tier};
 use sha2::Sha256;
 
-const KEY_FILE: &str = "playback.key";
+/// The playback key's file name in the data directory.
+pub const KEY_FILE: &str = "playback.key";
 const VERSION: u8 = 2;
 /// Domain separation: the HMAC input starts with this, so the key signs nothing else.
 const DOMAIN: &[u8] = b"reelnet playback token v1\0";
@@ -53,6 +54,8 @@ pub enum KeyFileError {
     },
     #[error("playback key file {path} is corrupt: expected 32 bytes, found {len}")]
     Corrupt { path: PathBuf, len: usize },
+    #[error(transparent)]
+    Exposed(#[from] reelnet_runtime::fs::PrivateFileError),
 }
 
 /// Why a playback token was refused (or could not be issued).
@@ -111,21 +114,21 @@ impl PlaybackTokens {
             path: path.clone(),
             source,
         };
-        let key = match std::fs::read(&path) {
-            Ok(bytes) => bytes
+        // Refused (with the chmod that fixes it) when group or others may read it.
+        let key = match reelnet_runtime::fs::read_private(&path)? {
+            Some(bytes) => bytes
                 .as_slice()
                 .try_into()
                 .map_err(|_| KeyFileError::Corrupt {
                     path: path.clone(),
                     len: bytes.len(),
                 })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(io)?;
+            None => {
+                reelnet_runtime::fs::create_private_dir(data_dir).map_err(io)?;
                 let key: [u8; 32] = rand::random();
                 reelnet_runtime::fs::write_private(&path, &key).map_err(io)?;
                 key
             }
-            Err(err) => return Err(io(err)),
         };
         Ok(Self::from_secret(key, ttl_secs))
     }
@@ -638,7 +641,7 @@ mod tests {
             .issue_at(&claims("u", Tier::Free), &movie, NOW, 60)
             .unwrap();
         assert!(b.verify(&tok, &movie, NOW).is_ok());
-        std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
+        reelnet_runtime::fs::write_private(&dir.path().join(KEY_FILE), b"short").unwrap();
         assert!(matches!(
             PlaybackTokens::load_or_create(dir.path(), 60),
             Err(KeyFileError::Corrupt { len: 5, .. })

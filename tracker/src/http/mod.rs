@@ -80,6 +80,8 @@ pub fn routes(
         .unify()
         .with(count)
         .with(warp::trace::request())
+        // JSON only: nosniff, a CSP that loads nothing, no referrer, no framing.
+        .with(warp::reply::with::headers(reelnet_runtime::headers::api()))
 }
 
 fn rejection_response(rej: Rejection) -> Response {

@@ -67,7 +67,7 @@ impl NetworkKeyring {
         now: u64,
     ) -> Result<Self, KeyError> {
         let dir = network_dir(data_dir);
-        std::fs::create_dir_all(&dir).map_err(|source| KeyError::Io {
+        reelnet_runtime::fs::create_private_dir(&dir).map_err(|source| KeyError::Io {
             path: dir.clone(),
             source,
         })?;

@@ -47,6 +47,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the storage writer has stopped")]
     Closed,
+    #[error("cannot make {path} private (0700 directory, 0600 files): {source}")]
+    Mode {
+        path: std::path::PathBuf,
+        source: std::sync::Arc<std::io::Error>,
+    },
 }
 
 impl StoreError {
@@ -204,10 +209,18 @@ const MAX_BATCH: usize = 512;
 impl Store {
     /// Opens (or creates) the database under `dir`. Run the returned [`Writer`] in a task.
     pub fn open(dir: &Path) -> Result<(Self, Writer), StoreError> {
+        let private = |source| StoreError::Mode {
+            path: dir.to_owned(),
+            source: std::sync::Arc::new(source),
+        };
+        // sled creates its files with the process umask: the directory is made 0700 first
+        // and whatever sled created is narrowed once it is open.
+        reelnet_runtime::fs::create_private_dir(dir).map_err(private)?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()?;
+        reelnet_runtime::fs::restrict_tree(dir).map_err(private)?;
         let trees = Trees::open(db)?;
         let (tx, rx) = mpsc::channel(4096);
         Ok((
