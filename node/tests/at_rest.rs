@@ -7,7 +7,7 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::PermissionsExt;
+use reelnet_testkit::{file_mode as mode, set_file_mode};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,14 +15,6 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_reelnet-node");
 /// A token-shaped secret that must never reach the log.
 const SECRET: &str = "eyJhbGciOiJFZERTQSJ9.c2VjcmV0LXRva2VuLXZhbHVl.QXRSZXN0U2lnbmF0dXJl";
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
 
 /// The node binary started by `sh` after `umask 022`, logging at debug level to `log`.
 fn start(data: &Path, web: &Path, log: &Path, out: &Path) -> Child {
@@ -115,7 +107,7 @@ fn stop(mut child: Child) {
 fn modes_headers_and_logs_under_umask_022() {
     let dir = tempfile::tempdir().unwrap();
     // The directory the data directory is made in is left as umask 022 leaves it.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    set_file_mode(dir.path(), 0o755);
     let data = dir.path().join("node-data");
     let web = dir.path().join("web");
     std::fs::create_dir_all(web.join("assets")).unwrap();
@@ -197,7 +189,7 @@ fn modes_headers_and_logs_under_umask_022() {
 
     // A node key others can read: refused at start, naming the file and the fix.
     let key = data.join("node.key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    set_file_mode(&key, 0o644);
     let child = start(&data, &web, &log, &out);
     let status = child.wait_with_output().unwrap().status;
     assert!(!status.success(), "started with a 0644 node key");
@@ -207,24 +199,16 @@ fn modes_headers_and_logs_under_umask_022() {
         "the refusal does not name the file and the chmod:\n{text}"
     );
     // Fixed as told, it starts again with the same key.
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    set_file_mode(&key, 0o600);
     // So does a playback key, and a data directory someone opened up is narrowed again.
-    std::fs::set_permissions(
-        data.join("playback.key"),
-        std::fs::Permissions::from_mode(0o640),
-    )
-    .unwrap();
+    set_file_mode(&data.join("playback.key"), 0o640);
     let child = start(&data, &web, &log, &out);
     assert!(!child.wait_with_output().unwrap().status.success());
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("playback.key"));
-    std::fs::set_permissions(
-        data.join("playback.key"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    set_file_mode(&data.join("playback.key"), 0o600);
+    set_file_mode(&data, 0o755);
     let child = start(&data, &web, &log, &out);
     wait_port(&out, &log);
     assert_eq!(mode(&data), 0o700);
@@ -237,11 +221,7 @@ fn exposed_key_stops_the_offline_ingest_too() {
     let data = dir.path().join("node-data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("node.key"), [7u8; 32]).unwrap();
-    std::fs::set_permissions(
-        data.join("node.key"),
-        std::fs::Permissions::from_mode(0o604),
-    )
-    .unwrap();
+    set_file_mode(&data.join("node.key"), 0o604);
     let out = Command::new(BIN)
         .arg("--data-dir")
         .arg(&data)

@@ -36,12 +36,12 @@ async fn a_node_claims_renews_and_releases_on_stop() {
     let data = dir.path().join("tracker");
     reelnet_tracker::users::add_user(
         &data,
-        reelnet_tracker::users::NewUser {
+        reelnet_tracker::users::AddUserRequest {
             email: "asker@example.org".into(),
             password: "a long password".into(),
             display_name: None,
             verified: true,
-            role: reelnet_proto::Role::Admin,
+            admin: true,
         },
     )
     .await

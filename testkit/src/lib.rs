@@ -246,3 +246,22 @@ impl Drop for Smtp {
         let _ = self.child.wait();
     }
 }
+
+/// The permission bits of `path` (panics naming the path when it cannot be read).
+#[cfg(unix)]
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Sets the permission bits of `path`.
+#[cfg(unix)]
+pub fn set_file_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}

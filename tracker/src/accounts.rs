@@ -382,17 +382,22 @@ impl Api {
         let limiter = &self.inner.limiter;
         let pair_key = format!("login:{email}|{}", src.addr);
         self.limit_source("login", src, auth.max_failures_per_address, window)?;
+        // Hands back the attempts taken so far: what was refused or not checked is no guess.
+        let hand_back = |pair_taken: bool| {
+            self.give_back_source("login", src);
+            if pair_taken {
+                limiter.give_back(&pair_key);
+            }
+        };
         if let Err(wait) =
             limiter.take(&pair_key, auth.max_failures_per_account_and_address, window)
         {
-            self.give_back_source("login", src);
+            hand_back(false);
             return Err(ApiError::rate_limited(wait));
         }
-        let known = limiter.is_known_good(&email, &src.addr);
-        if !known {
+        if !limiter.is_known_good(&email, &src.addr) {
             if let Err(wait) = limiter.account_gate(&email, self.backoff()) {
-                self.give_back_source("login", src);
-                limiter.give_back(&pair_key);
+                hand_back(true);
                 return Err(ApiError::rate_limited(wait));
             }
         }
@@ -410,9 +415,7 @@ impl Api {
         let ok = match checked {
             Ok(ok) => ok,
             Err(busy) => {
-                // Not checked: not a guess.
-                self.give_back_source("login", src);
-                limiter.give_back(&pair_key);
+                hand_back(true);
                 return Err(busy);
             }
         };
@@ -426,7 +429,7 @@ impl Api {
                 ));
             }
         };
-        self.give_back_source("login", src);
+        hand_back(false);
         limiter.clear(&pair_key);
         limiter.known_good(&email, &src.addr);
         let family: [u8; 16] = rand::random();

@@ -45,18 +45,6 @@ impl From<ApiError> for OfflineError {
     }
 }
 
-/// A new account for [`add_user`].
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    pub email: String,
-    pub password: String,
-    /// Defaults to the part of the email before the `@`.
-    pub display_name: Option<String>,
-    /// Mark the email as verified (no verification mail is sent).
-    pub verified: bool,
-    pub role: Role,
-}
-
 /// Opens the store under `data_dir`, runs `f`, then lets the writer flush and stop.
 pub(crate) async fn with_store<T, F, Fut>(data_dir: &Path, f: F) -> Result<T, OfflineError>
 where
@@ -79,7 +67,9 @@ where
 }
 
 /// A new account as the operator route takes it (`POST /api/v1/admin/users`, what
-/// `reelnet-tracker user add` sends to a running tracker).
+/// `reelnet-tracker user add` sends to a running tracker, or writes itself when the
+/// tracker is stopped). `display_name` defaults to the part of the email before the `@`;
+/// `verified` marks the address confirmed (no verification mail).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddUserRequest {
@@ -91,18 +81,6 @@ pub struct AddUserRequest {
     pub verified: bool,
     #[serde(default)]
     pub admin: bool,
-}
-
-impl From<NewUser> for AddUserRequest {
-    fn from(n: NewUser) -> Self {
-        Self {
-            email: n.email,
-            password: n.password,
-            display_name: n.display_name,
-            verified: n.verified,
-            admin: n.role == Role::Admin,
-        }
-    }
 }
 
 /// Checks and hashes a new account (blocking: call from a blocking thread).
@@ -203,10 +181,10 @@ pub(crate) async fn bootstrap(
 }
 
 /// Creates an account in the tracker's store under `data_dir` (the tracker must be stopped).
-pub async fn add_user(data_dir: &Path, new: NewUser) -> Result<UserView, OfflineError> {
-    let email = normalize_email(&new.email)?;
+pub async fn add_user(data_dir: &Path, new: AddUserRequest) -> Result<UserView, OfflineError> {
+    let email = new.email.clone();
     with_store(data_dir, move |store| async move {
-        let created = create(&store, new.into()).await;
+        let created = create(&store, new).await;
         drop(store);
         created.map_err(|e| match e.code {
             "email_taken" => OfflineError::Exists(email),

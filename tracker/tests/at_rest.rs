@@ -7,7 +7,7 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::PermissionsExt;
+use reelnet_testkit::{file_mode as mode, set_file_mode as set_mode};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -15,18 +15,6 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_reelnet-tracker");
 /// A token-shaped secret that must never reach the log.
 const SECRET: &str = "eyJhbGciOiJFZERTQSJ9.dHJhY2tlci1zZWNyZXQ.QXRSZXN0U2lnbmF0dXJl";
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// The tracker binary started by `sh` after `umask 022`, logging at debug level to `log`.
 fn start(data: &Path, log: &Path, out: &Path) -> Child {

@@ -292,6 +292,55 @@ async fn admin_bootstrap_link_makes_the_first_admin_once() {
         (400, Some("invalid_bootstrap")),
         "{b}"
     );
+    // Hostile callers of the operator routes: nobody, an ordinary user, and an admin
+    // session asking for a bootstrap link (the operator token only).
+    let (s, login) = t
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "root@example.org", "password": "a long password"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{login}");
+    let root = common::access(&login);
+    let user = common::access(&early);
+    let add = serde_json::json!({"email": "sneaky@example.org", "password": "a long password", "admin": true});
+    let (s, _) = t.post("/api/v1/admin/users", add.clone()).await;
+    assert_eq!(s, 401);
+    let (s, r) = t
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/admin/users",
+            &user,
+            Some(add.clone()),
+        )
+        .await;
+    assert_eq!((s, r["error"].as_str()), (403, Some("not_admin")), "{r}");
+    let (s, r) = t
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/admin/bootstrap",
+            &root,
+            Some(serde_json::json!({"ttl_secs": 60})),
+        )
+        .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (403, Some("operator_only")),
+        "{r}"
+    );
+    let (s, r) = t
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/admin/users",
+            &root,
+            Some(add),
+        )
+        .await;
+    assert_eq!(
+        (s, r["role"].as_str()),
+        (201, Some("admin")),
+        "an admin may: {r}"
+    );
     // There is an admin now: no more links.
     let (ok, out, err) = t.cli(&["admin", "bootstrap"]);
     assert!(!ok, "{out}");
