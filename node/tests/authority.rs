@@ -55,6 +55,8 @@ fn playback_token(node: &TestNode, movie: &str) -> String {
         iss: "reelnet-tracker".into(),
         aud: "reelnet".into(),
         jti: "j".into(),
+        sid: None,
+        scope: None,
     };
     tokens
         .issue(&claims, &MovieId::new(movie).unwrap(), 3600)

@@ -85,6 +85,8 @@ fn claims(sub: &str, verified: bool) -> Claims {
         iss: ISSUER.into(),
         aud: reelnet_proto::claims::ACCESS_TOKEN_AUDIENCE.into(),
         jti: "test".into(),
+        sid: None,
+        scope: None,
     }
 }
 

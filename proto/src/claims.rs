@@ -7,8 +7,32 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The `aud` of every reelnet access token.
+/// The `aud` of a *network* token: one a script, a CLI or a TV got from the tracker
+/// directly (JSON login, device grant without a node). The tracker accepts it only when it
+/// does not arrive through a member's proxy; nodes never accept it.
 pub const ACCESS_TOKEN_AUDIENCE: &str = "reelnet";
+
+/// The prefix of a node audience: `reelnet-node:<node id>`.
+pub const NODE_AUDIENCE_PREFIX: &str = "reelnet-node:";
+
+/// The `aud` of tokens issued through node `node_id` (the OAuth client whose id is that
+/// node id). Only that node accepts them, and the tracker only through that node's proxy.
+pub fn node_audience(node_id: &str) -> String {
+    format!("{NODE_AUDIENCE_PREFIX}{node_id}")
+}
+
+/// Which node an audience names (`None` for the network audience and anything else).
+pub fn audience_node(aud: &str) -> Option<&str> {
+    aud.strip_prefix(NODE_AUDIENCE_PREFIX)
+        .filter(|id| !id.is_empty())
+}
+
+/// Scope: may change the account (password, email, deletion, subscription). Only on
+/// network tokens from the tracker's own JSON login (scripts), never on node or device
+/// tokens.
+pub const SCOPE_ACCOUNT: &str = "account";
+/// Scope: may run network-admin actions. Only on network tokens of admin accounts.
+pub const SCOPE_ADMIN: &str = "admin";
 
 /// Longest token a caller should accept (an `Authorization` header or query parameter) before
 /// handing it to the JWT library: 8 KiB.
@@ -63,10 +87,18 @@ pub struct Claims {
     pub iat: u64,
     /// Issuer (the tracker's configured URL).
     pub iss: String,
-    /// Audience, [`ACCESS_TOKEN_AUDIENCE`].
+    /// Audience: [`ACCESS_TOKEN_AUDIENCE`] (a network token) or [`node_audience`] (a token
+    /// issued through that node).
     pub aud: String,
     /// Unique token id, for revocation.
     pub jti: String,
+    /// The session (refresh-token family, hex) this token belongs to: ending the session
+    /// makes the tracker refuse its tokens at once (absent in older tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Space-separated scopes ([`SCOPE_ACCOUNT`], [`SCOPE_ADMIN`]); absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Claims {
@@ -78,5 +110,17 @@ impl Claims {
     /// True for admins.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|x| x == scope))
+    }
+
+    /// The node this token was issued through (`None` for a network token).
+    pub fn node(&self) -> Option<&str> {
+        audience_node(&self.aud)
     }
 }

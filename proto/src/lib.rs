@@ -22,6 +22,7 @@ pub mod hls;
 pub mod ids;
 pub mod manifest;
 pub mod membership;
+pub mod oauth;
 pub mod requests;
 pub mod sign;
 pub mod sync;

@@ -226,6 +226,8 @@ fn claims_json() {
         iss: "http://127.0.0.1:7000".into(),
         aud: ACCESS_TOKEN_AUDIENCE.into(),
         jti: "j1".into(),
+        sid: None,
+        scope: None,
     };
     let v = serde_json::to_value(&c).unwrap();
     assert_eq!(v["tier"], "premium");

@@ -374,8 +374,42 @@ impl Api {
     /// per address, per vouching node; and, from addresses the account has not signed in
     /// from, the account's backoff. A success hands its attempts back.
     pub async fn login(&self, req: LoginRequest, src: &Source) -> Result<TokenPair, ApiError> {
+        let user = self
+            .check_credentials(&req.email, req.password, src)
+            .await?;
         let auth = &self.config().auth;
-        let email = normalize_email(&req.email).map_err(|_| {
+        let family: [u8; 16] = rand::random();
+        let now = now_secs();
+        let (refresh, refresh_hash) = new_secret();
+        let rec = RefreshToken {
+            user: user.id,
+            family,
+            expires_at: now + auth.refresh_ttl_secs,
+            used: false,
+        };
+        let fam = Family {
+            user: user.id,
+            revoked: false,
+            created_at: now,
+        };
+        self.store()
+            .start_session(refresh_hash, rec, family, fam)
+            .await?;
+        tracing::info!(user = %user.id, "signed in");
+        self.token_pair(&user, refresh)
+    }
+
+    /// Checks an email and password with every abuse limit of [`Api::login`] (counted
+    /// before the hash; a success hands its attempts back) and returns the account. Used by
+    /// the JSON login and the tracker's sign-in page.
+    pub async fn check_credentials(
+        &self,
+        email: &str,
+        password: String,
+        src: &Source,
+    ) -> Result<User, ApiError> {
+        let auth = &self.config().auth;
+        let email = normalize_email(email).map_err(|_| {
             ApiError::unauthorized("invalid_credentials", "wrong email or password")
         })?;
         let window = Duration::from_secs(auth.failure_window_secs);
@@ -406,7 +440,6 @@ impl Api {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.inner.dummy_hash.clone());
-        let password = req.password;
         let checked = self
             .inner
             .hashes
@@ -432,25 +465,7 @@ impl Api {
         hand_back(false);
         limiter.clear(&pair_key);
         limiter.known_good(&email, &src.addr);
-        let family: [u8; 16] = rand::random();
-        let now = now_secs();
-        let (refresh, refresh_hash) = new_secret();
-        let rec = RefreshToken {
-            user: user.id,
-            family,
-            expires_at: now + auth.refresh_ttl_secs,
-            used: false,
-        };
-        let fam = Family {
-            user: user.id,
-            revoked: false,
-            created_at: now,
-        };
-        self.store()
-            .start_session(refresh_hash, rec, family, fam)
-            .await?;
-        tracing::info!(user = %user.id, "signed in");
-        self.token_pair(&user, refresh)
+        Ok(user)
     }
 
     fn token_pair(&self, user: &User, refresh_token: String) -> Result<TokenPair, ApiError> {
@@ -477,6 +492,8 @@ impl Api {
             iss: self.config().issuer.clone(),
             aud: AUDIENCE.to_owned(),
             jti: hex::encode(jti),
+            sid: None,
+            scope: None,
         };
         Ok(TokenPair {
             access_token: self.keyring().sign(&claims)?,

@@ -349,6 +349,8 @@ mod tests {
             iss: "iss".into(),
             aud: "reelnet".into(),
             jti: "j".into(),
+            sid: None,
+            scope: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod limiter;
 pub mod mail;
 pub mod metrics;
 pub mod network;
+pub mod oauth;
 pub mod operator;
 pub mod policy;
 pub mod requests;

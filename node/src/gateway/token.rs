@@ -347,6 +347,8 @@ mod tests {
             iss: "reelnet-tracker".into(),
             aud: "reelnet".into(),
             jti: "j".into(),
+            sid: None,
+            scope: None,
         }
     }
 

@@ -297,6 +297,8 @@ pub fn claims(sub: &str) -> Claims {
         iss: "reelnet-tracker".into(),
         aud: "reelnet".into(),
         jti: "j".into(),
+        sid: None,
+        scope: None,
     }
 }
 
