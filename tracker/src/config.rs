@@ -20,6 +20,10 @@ pub struct TrackerConfig {
     pub issuer: String,
     /// Base URL of the web app that links in emails point at (a node's gateway).
     pub web_url: String,
+    /// The tracker's own public URL (`http(s)://host[:port]`, no path): where its sign-in,
+    /// account, consent and device pages are, what mail links and OAuth metadata name.
+    /// Empty: `http://<listen>` (the address actually bound, when the port is 0).
+    pub public_url: String,
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub smtp: SmtpConfig,
@@ -293,6 +297,7 @@ impl Default for TrackerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             issuer: "reelnet-tracker".to_owned(),
             web_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: String::new(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
@@ -375,6 +380,14 @@ impl TrackerConfig {
         }
         if self.issuer.is_empty() {
             return Err(invalid("issuer", "must not be empty"));
+        }
+        if !self.public_url.is_empty()
+            && reelnet_proto::membership::check_origin(&self.public_url).is_err()
+        {
+            return Err(invalid(
+                "public_url",
+                "must be an origin: http(s)://host[:port], no path",
+            ));
         }
         if self.auth.access_ttl_secs < 10 {
             return Err(invalid(

@@ -126,7 +126,7 @@ impl Tracker {
         }
     }
 
-    async fn start(config: TrackerConfig, shutdown: &Shutdown) -> Result<Self, TrackerError> {
+    async fn start(mut config: TrackerConfig, shutdown: &Shutdown) -> Result<Self, TrackerError> {
         check_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("db");
         let (store, writer) =
@@ -164,6 +164,10 @@ impl Tracker {
             source,
         })?;
 
+        if config.public_url.is_empty() {
+            // Unset: this tracker's own address as bound (port 0 becomes the real port).
+            config.public_url = format!("http://{addr}");
+        }
         let actors = shutdown.token(Stage::Actors);
         let (rooms, rooms_actor, rooms_persister) = rooms::Rooms::start(
             config.rooms.clone(),
