@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
 # tests that start real tracker and node processes), the web app's build and tests, the
-# end-to-end browser tests (web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node testnet and
-# Chromium), and a short
+# end-to-end browser tests (web/e2e/signin.mjs: a tracker, two nodes and a capture proxy;
+# web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node testnet; all with Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +32,14 @@ fi
 step "web app: npm ci, build, test"
 (cd web && npm ci --no-audit --no-fund && npm run build && npm test && npm run check:types)
 
-step "browser test: register, verify, search, play through a node without the movie, resume, watch later"
+step "browser test: sign-in through the tracker (capture proxy, consent, single sign-on, token binding, refresh replay, passkey, device grant, revocation)"
 cargo build --bins --locked
+if ! node web/e2e/signin.mjs; then
+  echo "the sign-in browser test (web/e2e/signin.mjs) failed: see its messages above and the logs it names" >&2
+  exit 1
+fi
+
+step "browser test: register, verify, search, play through a node without the movie, resume, watch later"
 if ! node web/e2e/watch.mjs; then
   echo "the browser test (web/e2e/watch.mjs) failed: see its messages above, web/e2e/artifacts/failure.png and the testnet logs it names" >&2
   exit 1

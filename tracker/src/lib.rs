@@ -15,6 +15,7 @@ pub mod billing;
 pub mod billing_signature;
 pub mod clock;
 pub mod config;
+pub mod device_client;
 pub mod error;
 pub mod hashing;
 pub mod http;

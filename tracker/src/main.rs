@@ -41,6 +41,19 @@ struct Cli {
 enum Command {
     /// Run the tracker (the default).
     Run,
+    /// Sign in from this terminal with the device grant (for scripts and TVs): prints a
+    /// short code to type on the tracker's device page, then the token as one JSON line.
+    DeviceLogin {
+        /// The tracker's public URL.
+        #[arg(long)]
+        url: String,
+        /// The name the tracker's page shows for this device.
+        #[arg(long, default_value = "reelnet CLI")]
+        name: String,
+        /// Bind the token to this node id (to use it at that node) instead of the network.
+        #[arg(long, value_name = "NODE_ID")]
+        resource: Option<String>,
+    },
     /// Add a new signing key; the old one keeps verifying until its tokens expire.
     /// A running tracker picks the new key up within a second.
     RotateKey,
@@ -304,6 +317,21 @@ async fn main() -> anyhow::Result<()> {
             stop.await;
             tracker.shutdown();
             tracker.join().await;
+        }
+        Command::DeviceLogin {
+            url,
+            name,
+            resource,
+        } => {
+            let token = reelnet_tracker::device_client::device_login(
+                &url,
+                &name,
+                resource.as_deref(),
+                |msg| eprintln!("{msg}"),
+            )
+            .await
+            .context("device sign-in")?;
+            println!("{token}");
         }
         Command::RotateKey => {
             let kid = keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())

@@ -1,0 +1,458 @@
+// End-to-end sign-in test (docs/signin.md): a real tracker, two real nodes and Debian's
+// Chromium, each process on its own loopback address so cookies behave as between real
+// sites — the tracker at http://localhost:PORT (WebAuthn needs a host name), node a at
+// 127.0.0.2 behind a capture proxy at 127.0.0.4 (the origin in node a's certificate), node
+// b at 127.0.0.3. Nodes hold no movies: this is about accounts and tokens.
+//
+//   register and verify on the tracker's pages → sign in to node a through the proxy (one
+//   consent) → reset the password on the tracker → sign in again: the proxy saw no
+//   password and no reset or verification token, and no /api/v1/auth/ request;
+//   → node b after one consent (no password asked again), a second visit needs no consent
+//   → node a's token refused at b → a node token gets 403 on DELETE /me and on an admin
+//   route → two tabs refreshing at once both keep the session; a replayed refresh token
+//   ends its family → a passkey signs in → a CLI completes the device grant; its token
+//   cannot change the account → revoking node a ends its sessions.
+//
+// Run: `node web/e2e/signin.mjs` (scripts/test.sh does, after building the binaries).
+// Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the directory and logs.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const cache = process.env.REELNET_CACHE ?? join(process.env.HOME ?? '/tmp', '.cache/reelnet');
+const target = process.env.CARGO_TARGET_DIR ?? join(cache, 'target');
+const trackerBin = join(target, 'debug/reelnet-tracker');
+const nodeBin = join(target, 'debug/reelnet-node');
+const dir = mkdtempSync(join(tmpdir(), 'reelnet-signin-'));
+const artifacts = join(here, 'artifacts');
+const t0 = Date.now();
+const PASSWORD = 'first horse battery staple';
+const NEW_PASSWORD = 'second horse battery staple';
+const EMAIL = `signin-${Date.now()}@reelnet.test`;
+const ADMIN_EMAIL = `admin-${Date.now()}@reelnet.test`;
+
+function log(msg) {
+  console.log(`[signin ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+}
+class Failure extends Error {}
+function check(cond, msg) {
+  if (!cond) throw new Failure(msg);
+}
+
+/** A free TCP port on `host`. */
+function freePort(host) {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, host, () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Waits until `url` answers (any status below 500). */
+async function waitHttp(url, secs = 60) {
+  const deadline = Date.now() + secs * 1000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Failure(`${url} did not answer within ${secs} s`);
+}
+
+const children = [];
+function start(name, cmd, args) {
+  const out = join(dir, `${name}.log`);
+  const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks = [];
+  child.stdout.on('data', (c) => chunks.push(c));
+  child.stderr.on('data', (c) => chunks.push(c));
+  child.on('exit', () => writeFileSync(out, Buffer.concat(chunks)));
+  child.logText = () => Buffer.concat(chunks).toString();
+  children.push(child);
+  return child;
+}
+
+/** Runs a command to completion; returns stdout (fails on a non-zero exit). */
+function runSync(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8' });
+  check(r.status === 0, `${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Waits for a mail to `to` whose text matches `re`; returns the first match. */
+async function mailLink(to, re) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    for (const sub of ['new', 'cur']) {
+      const d = join(dir, 'mail', sub);
+      if (!existsSync(d)) continue;
+      for (const name of readdirSync(d)) {
+        const text = readFileSync(join(d, name), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
+        if (!text.includes(`To: ${to}`)) continue;
+        const m = text.match(re);
+        if (m) return m[0];
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Failure(`no mail to ${to} matching ${re} within 30 s`);
+}
+
+// --- the capture proxy in front of node a --------------------------------------------
+const captured = [];
+function captureProxy(listenHost, listenPort, upstreamHost, upstreamPort) {
+  const server = createServer((req, res) => {
+    const body = [];
+    req.on('data', (c) => body.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(body);
+      captured.push({ method: req.method, url: req.url, headers: req.headers, body: raw.toString('latin1') });
+      const up = httpRequest(
+        { host: upstreamHost, port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        },
+      );
+      up.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      up.end(raw);
+    });
+  });
+  // WebSocket upgrades: record the request, then pipe bytes both ways (recording the
+  // browser's side).
+  server.on('upgrade', (req, socket, head) => {
+    const rec = { method: req.method, url: req.url, headers: req.headers, body: head.toString('latin1') };
+    captured.push(rec);
+    const up = connect(upstreamPort, upstreamHost, () => {
+      let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      up.write(`${lines}\r\n`);
+      up.write(head);
+      socket.on('data', (c) => {
+        rec.body += c.toString('latin1');
+      });
+      socket.pipe(up).pipe(socket);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  return new Promise((ok) => server.listen(listenPort, listenHost, () => ok(server)));
+}
+
+// --- pages -------------------------------------------------------------------------
+const onTracker = (page, tracker) => page.url().startsWith(tracker);
+
+/**
+ * Signs in to the node whose site is `origin` with `email`/`password`: from the node's
+ * sign-in route through the tracker's pages (sign-in form when needed, consent when
+ * asked) back to the node. Returns what happened: `{ askedPassword, askedConsent }`.
+ */
+async function signIn(page, origin, tracker, email, password, { consent = true } = {}) {
+  await page.goto(`${origin}/auth/login?return=/`);
+  const seen = { askedPassword: false, askedConsent: false };
+  for (let step = 0; step < 10; step++) {
+    await page.waitForLoadState('domcontentloaded');
+    if (!onTracker(page, tracker)) {
+      check(page.url().startsWith(origin), `sign-in ended at ${page.url()}, not on ${origin}`);
+      return seen;
+    }
+    if (await page.locator('#allow').count()) {
+      seen.askedConsent = true;
+      check(consent, `a consent page was shown for ${origin} though it was given before`);
+      const text = await page.locator('body').innerText();
+      check(text.includes(origin), `the consent page does not name the node's registered origin ${origin}: ${text}`);
+      await Promise.all([page.waitForNavigation(), page.click('#allow')]);
+      continue;
+    }
+    if (await page.locator('#password').count()) {
+      seen.askedPassword = true;
+      await page.fill('#email', email);
+      await page.fill('#password', password);
+      await Promise.all([page.waitForNavigation(), page.click('#sign-in')]);
+      continue;
+    }
+    throw new Failure(`unexpected tracker page during sign-in: ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 300)}`);
+  }
+  throw new Failure('sign-in did not finish in 10 steps');
+}
+
+/** `POST /auth/session` from the page's origin: `{status, body}`. */
+const session = (page) =>
+  page.evaluate(async () => {
+    const r = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin' });
+    let body = null;
+    try {
+      body = await r.json();
+    } catch {
+      // no body
+    }
+    return { status: r.status, body };
+  });
+
+async function refreshCookie(context, origin) {
+  const all = await context.cookies(origin);
+  const c = all.find((x) => /reelnet_refresh/.test(x.name));
+  check(c, `no refresh cookie on ${origin} (cookies: ${all.map((x) => x.name).join(', ')})`);
+  return c;
+}
+
+const nodeIdOf = async (dataDir) => {
+  const admin = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8'));
+  const r = await fetch(`${admin.url}/admin/v1/status`, { headers: { authorization: `Bearer ${admin.token}` } });
+  return (await r.json()).node_id;
+};
+
+let browser;
+let failed = false;
+try {
+  for (const bin of [trackerBin, nodeBin]) check(existsSync(bin), `${bin} is missing: cargo build --bins first`);
+  check(existsSync(join(root, 'web/dist/index.html')), 'web/dist is missing: build the web app first (npm run build in web/)');
+  const [pt, ps, pa, pb, pp] = await Promise.all([
+    freePort('127.0.0.1'),
+    freePort('127.0.0.1'),
+    freePort('127.0.0.2'),
+    freePort('127.0.0.3'),
+    freePort('127.0.0.4'),
+  ]);
+  const tracker = `http://localhost:${pt}`;
+  const proxyA = `http://127.0.0.4:${pp}`;
+  const nodeB = `http://127.0.0.3:${pb}`;
+
+  mkdirSync(join(dir, 'mail'), { recursive: true });
+  start('smtp', process.env.REELNET_PYTHON ?? 'python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${ps}`, '-c', 'aiosmtpd.handlers.Mailbox', join(dir, 'mail')]);
+  writeFileSync(
+    join(dir, 'tracker.toml'),
+    `issuer = "${tracker}"
+public_url = "${tracker}"
+web_url = "${proxyA}"
+
+[auth]
+require_verified_email = true
+
+[oauth]
+# Replays are detected at once here; two tabs share one refresh at the node.
+refresh_grace_secs = 0
+
+[smtp]
+host = "127.0.0.1"
+port = ${ps}
+tls = "none"
+attempts = 2
+`,
+  );
+  const trackerArgs = ['--config', join(dir, 'tracker.toml'), '--data-dir', join(dir, 'tracker')];
+  start('tracker', trackerBin, [...trackerArgs, '--listen', `127.0.0.1:${pt}`]);
+  await waitHttp(`http://127.0.0.1:${pt}/healthz`, 30);
+  log(`tracker ${tracker}`);
+
+  const nodeConfig = readFileSync(join(root, 'configs/testnet/node.toml'), 'utf8').replace(
+    /^issuer = .*$/m,
+    `issuer = "${tracker}"\n# Where browsers are sent to sign in (the tracker's public URL, not the API address).\npublic_url = "${tracker}"`,
+  );
+  writeFileSync(join(dir, 'node.toml'), nodeConfig);
+  const invite = () => runSync(trackerBin, [...trackerArgs, 'node', 'invite', '--role', 'replica', '--ttl', '1h']).trim().split('\n').pop();
+  const nodeArgs = (name, listen, pub, p2p, quic) => [
+    '--config', join(dir, 'node.toml'), '--data-dir', join(dir, name), '--listen', listen, '--public-url', pub,
+    '--p2p', `/ip4/127.0.0.1/tcp/${p2p}`, '--quic', `127.0.0.1:${quic}`, '--tracker', `http://127.0.0.1:${pt}`,
+    '--web-dir', join(root, 'web/dist'), '--invite', invite(),
+  ];
+  const [p2pA, p2pB, quicA, quicB] = await Promise.all([freePort('127.0.0.1'), freePort('127.0.0.1'), freePort('127.0.0.1'), freePort('127.0.0.1')]);
+  start('nodeA', nodeBin, nodeArgs('nodeA', `127.0.0.2:${pa}`, proxyA, p2pA, quicA));
+  start('nodeB', nodeBin, nodeArgs('nodeB', `127.0.0.3:${pb}`, nodeB, p2pB, quicB));
+  await captureProxy('127.0.0.4', pp, '127.0.0.2', pa);
+  await waitHttp(`http://127.0.0.2:${pa}/healthz`);
+  await waitHttp(`${nodeB}/healthz`);
+  const nodeAId = await nodeIdOf(join(dir, 'nodeA'));
+  log(`node a ${proxyA} (capture proxy → 127.0.0.2:${pa}, ${nodeAId}); node b ${nodeB}`);
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+
+  // 1. Register and verify on the tracker's own pages.
+  log('registering on the tracker');
+  await page.goto(`${tracker}/register`);
+  await page.fill('#email', EMAIL);
+  await page.fill('#display-name', 'Sign-in Tester');
+  await page.fill('#password', PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click('#register')]);
+  const verify = await mailLink(EMAIL, /https?:\/\/[^\s"<>]+\/verify\?token=[A-Za-z0-9_-]+/);
+  check(verify.startsWith(`${tracker}/`), `the verification link points at ${verify}, not the tracker`);
+  const verifyToken = new URL(verify).searchParams.get('token');
+  await page.goto(verify);
+  await Promise.all([page.waitForNavigation(), page.click('#verify')]);
+
+  // 2. Sign in to node a through the proxy: the tracker asks for the password (unless the
+  //    registration signed us in) and for consent once.
+  log('signing in to node a through the capture proxy');
+  const first = await signIn(page, proxyA, tracker, EMAIL, PASSWORD);
+  check(first.askedConsent, 'node a got a code without the viewer consenting');
+  check((await session(page)).status === 200, 'no session on node a after signing in');
+
+  // 3. Reset the password on the tracker, sign in again through node a.
+  log('resetting the password on the tracker');
+  await page.goto(`${tracker}/reset`);
+  await page.fill('#email', EMAIL);
+  await Promise.all([page.waitForNavigation(), page.click('#send')]);
+  const reset = await mailLink(EMAIL, /https?:\/\/[^\s"<>]+\/reset\/confirm\?token=[A-Za-z0-9_-]+/);
+  check(reset.startsWith(`${tracker}/`), `the reset link points at ${reset}, not the tracker`);
+  const resetToken = new URL(reset).searchParams.get('token');
+  await page.goto(reset);
+  await page.fill('#password', NEW_PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click('#save')]);
+  await context.clearCookies();
+  const again = await signIn(page, proxyA, tracker, EMAIL, NEW_PASSWORD, { consent: false });
+  check(again.askedPassword, 'the tracker did not ask for the password after the reset');
+  check((await session(page)).status === 200, 'no session on node a after signing in again');
+
+  const leaks = captured.filter((r) => {
+    const text = JSON.stringify(r);
+    return [PASSWORD, NEW_PASSWORD, verifyToken, resetToken].some((s) => s && text.includes(s)) || r.url.startsWith('/api/v1/auth/');
+  });
+  check(captured.length > 5, `the proxy recorded only ${captured.length} requests`);
+  check(leaks.length === 0, `node a saw credentials: ${JSON.stringify(leaks.map((r) => `${r.method} ${r.url}`))}`);
+  log(`node a saw ${captured.length} requests: no password, no reset or verification token`);
+
+  // 4. Node b: one consent, no password; the second time neither.
+  log('continuing on node b');
+  const onB = await signIn(page, nodeB, tracker, EMAIL, NEW_PASSWORD);
+  check(!onB.askedPassword, 'node b asked for the password again (no single sign-on)');
+  check(onB.askedConsent, 'node b got a code without the viewer consenting to it');
+  await page.evaluate(() => fetch('/auth/logout', { method: 'POST' }));
+  const onB2 = await signIn(page, nodeB, tracker, EMAIL, NEW_PASSWORD, { consent: false });
+  check(!onB2.askedPassword && !onB2.askedConsent, 'the second visit to node b asked again');
+
+  // 5. Node a's token at node b.
+  await page.goto(`${proxyA}/`);
+  const tokA = (await session(page)).body?.access_token;
+  check(tokA, 'no access token from node a');
+  const meAtA = await fetch(`${proxyA}/api/v1/me`, { headers: { authorization: `Bearer ${tokA}` } });
+  check(meAtA.status === 200, `node a's token does not work at node a (${meAtA.status})`);
+  const meAtB = await fetch(`${nodeB}/api/v1/me`, { headers: { authorization: `Bearer ${tokA}` } });
+  check(meAtB.status === 401, `node a's token worked at node b (${meAtB.status})`);
+  const direct = await fetch(`${tracker}/api/v1/me`, { headers: { authorization: `Bearer ${tokA}` } });
+  check(direct.status === 401, `node a's token worked at the tracker without node a (${direct.status})`);
+  log('node a token: 200 at a, 401 at b, 401 at the tracker directly');
+
+  // 6. A node token cannot change the account or the network.
+  const del = await fetch(`${proxyA}/api/v1/me`, { method: 'DELETE', headers: { authorization: `Bearer ${tokA}` } });
+  check(del.status === 403, `DELETE /api/v1/me with a node token answered ${del.status}`);
+  runSync(trackerBin, [...trackerArgs, 'user', 'add', ADMIN_EMAIL, '--password', PASSWORD, '--verified', '--admin']);
+  const adminCtx = await browser.newContext();
+  const adminPage = await adminCtx.newPage();
+  await signIn(adminPage, proxyA, tracker, ADMIN_EMAIL, PASSWORD);
+  const adminTok = (await session(adminPage)).body?.access_token;
+  const revokeB = await fetch(`${proxyA}/api/v1/admin/nodes/${await nodeIdOf(join(dir, 'nodeB'))}/revoke`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminTok}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  check(revokeB.status === 403, `an admin's node token could revoke a node (${revokeB.status})`);
+  await adminCtx.close();
+  log('node tokens: 403 on DELETE /me and on an admin route');
+
+  // 7. Two tabs refreshing at once keep the session; a replayed refresh token ends it.
+  const tab2 = await context.newPage();
+  await tab2.goto(`${proxyA}/`);
+  const [r1, r2] = await Promise.all([session(page), session(tab2)]);
+  check(r1.status === 200 && r2.status === 200, `two tabs refreshing at once: ${r1.status}, ${r2.status}`);
+  check((await session(page)).status === 200, 'the session ended after two tabs refreshed at once');
+  await tab2.close();
+  const old = await refreshCookie(context, proxyA);
+  check((await session(page)).status === 200, 'refresh failed');
+  await context.addCookies([{ ...old }]);
+  const replay = await session(page);
+  check(replay.status === 401, `a replayed refresh token was accepted (${replay.status})`);
+  const after = await session(page);
+  check(after.status === 401, `the family survived a replayed refresh token (${after.status})`);
+  log('two tabs at once: both 200; replayed refresh token: 401 and the family ended');
+
+  // 8. A passkey signs in (WebAuthn on the tracker's origin, Chromium's virtual authenticator).
+  log('adding a passkey');
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+  });
+  await page.goto(`${tracker}/account`);
+  if (await page.locator('#password').count()) {
+    await page.fill('#email', EMAIL);
+    await page.fill('#password', NEW_PASSWORD);
+    await Promise.all([page.waitForNavigation(), page.click('#sign-in')]);
+  }
+  check(page.url().startsWith(`${tracker}/account`), `not on the account page: ${page.url()}`);
+  await page.click('#add-passkey');
+  await page.waitForFunction(() => /passkey (added|saved)/i.test(document.body.innerText), null, { timeout: 10_000 });
+  await context.clearCookies();
+  await page.goto(`${tracker}/login`);
+  await Promise.all([page.waitForNavigation(), page.click('#passkey-sign-in')]);
+  await page.goto(`${tracker}/account`);
+  check(page.url().startsWith(`${tracker}/account`) && (await page.locator('body').innerText()).includes(EMAIL), 'the passkey did not sign in');
+  log('passkey: added, signed in with it');
+
+  // 9. The device grant from a CLI client.
+  log('device grant from the CLI');
+  const cli = start('device', trackerBin, ['device-login', '--url', tracker, '--name', 'Living-room TV']);
+  let code = null;
+  for (let i = 0; i < 100 && !code; i++) {
+    code = cli.logText().match(/\b([BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4})\b/)?.[1] ?? null;
+    if (!code) await new Promise((r) => setTimeout(r, 100));
+  }
+  check(code, `the CLI printed no user code: ${cli.logText()}`);
+  await page.goto(`${tracker}/device`);
+  await page.fill('#user-code', code);
+  await Promise.all([page.waitForNavigation(), page.click('#continue')]);
+  check((await page.locator('body').innerText()).includes('Living-room TV'), 'the device page does not name the device');
+  await Promise.all([page.waitForNavigation(), page.click('#allow')]);
+  const exit = await new Promise((ok) => cli.on('exit', ok));
+  check(exit === 0, `the device CLI exited with ${exit}: ${cli.logText()}`);
+  const deviceToken = JSON.parse(cli.logText().split('\n').find((l) => l.startsWith('{')) ?? '{}').access_token;
+  check(deviceToken, `no token from the device CLI: ${cli.logText()}`);
+  const meDevice = await fetch(`${tracker}/api/v1/me`, { headers: { authorization: `Bearer ${deviceToken}` } });
+  check(meDevice.status === 200, `the device token cannot read the account (${meDevice.status})`);
+  const delDevice = await fetch(`${tracker}/api/v1/me`, { method: 'DELETE', headers: { authorization: `Bearer ${deviceToken}` } });
+  check(delDevice.status === 403, `a device token could delete the account (${delDevice.status})`);
+  log('device grant: token issued, reads /me, 403 on DELETE /me');
+
+  // 10. Revoking node a ends every session issued through it.
+  await signIn(page, proxyA, tracker, EMAIL, NEW_PASSWORD, { consent: false });
+  check((await session(page)).status === 200, 'no session on node a before revoking it');
+  runSync(trackerBin, [...trackerArgs, 'node', 'revoke', nodeAId]);
+  const revoked = await session(page);
+  check(revoked.status === 401, `node a's session outlived its revocation (${revoked.status})`);
+  log('revoking node a: its session ends at once');
+
+  log('all sign-in checks passed');
+} catch (e) {
+  failed = true;
+  console.error(`[signin] FAILED: ${e instanceof Failure ? e.message : e.stack}`);
+  mkdirSync(artifacts, { recursive: true });
+  for (const c of children) writeFileSync(join(dir, `${c.spawnargs[0].split('/').pop()}-${c.pid}.log`), c.logText());
+  console.error(`[signin] logs in ${dir}`);
+} finally {
+  await browser?.close().catch(() => {});
+  for (const c of children) c.kill('SIGTERM');
+  if (!failed && process.env.E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+  process.exit(failed ? 1 : 0);
+}
