@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
 # tests that start real tracker and node processes), the web app's build and tests, the
-# end-to-end browser tests (web/e2e/signin.mjs: a tracker, two nodes and a capture proxy;
+# end-to-end browser tests (web/e2e/sso.mjs: a tracker, two nodes and a capture proxy;
 # web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node testnet; all with Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
@@ -34,8 +34,8 @@ step "web app: npm ci, build, test"
 
 step "browser test: sign-in through the tracker (capture proxy, consent, single sign-on, token binding, refresh replay, passkey, device grant, revocation)"
 cargo build --bins --locked
-if ! node web/e2e/signin.mjs; then
-  echo "the sign-in browser test (web/e2e/signin.mjs) failed: see its messages above and the logs it names" >&2
+if ! node web/e2e/sso.mjs; then
+  echo "the sign-in browser test (web/e2e/sso.mjs) failed: see its messages above and the logs it names" >&2
   exit 1
 fi
 

@@ -13,7 +13,7 @@
 //   ends its family → a passkey signs in → a CLI completes the device grant; its token
 //   cannot change the account → revoking node a ends its sessions.
 //
-// Run: `node web/e2e/signin.mjs` (scripts/test.sh does, after building the binaries).
+// Run: `node web/e2e/sso.mjs` (scripts/test.sh does, after building the binaries).
 // Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the directory and logs.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -40,7 +40,7 @@ const EMAIL = `signin-${Date.now()}@reelnet.test`;
 const ADMIN_EMAIL = `admin-${Date.now()}@reelnet.test`;
 
 function log(msg) {
-  console.log(`[signin ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+  console.log(`[sso ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 }
 class Failure extends Error {}
 function check(cond, msg) {
@@ -446,10 +446,10 @@ attempts = 2
   log('all sign-in checks passed');
 } catch (e) {
   failed = true;
-  console.error(`[signin] FAILED: ${e instanceof Failure ? e.message : e.stack}`);
+  console.error(`[sso] FAILED: ${e instanceof Failure ? e.message : e.stack}`);
   mkdirSync(artifacts, { recursive: true });
   for (const c of children) writeFileSync(join(dir, `${c.spawnargs[0].split('/').pop()}-${c.pid}.log`), c.logText());
-  console.error(`[signin] logs in ${dir}`);
+  console.error(`[sso] logs in ${dir}`);
 } finally {
   await browser?.close().catch(() => {});
   for (const c of children) c.kill('SIGTERM');
