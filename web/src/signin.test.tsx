@@ -1,4 +1,4 @@
-import { screen, waitFor } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import * as session from './session';
 import { browserNavigation, safeReturnPath, signInUrl } from './signin';
@@ -95,6 +95,18 @@ describe('sign-in is a trip to the tracker', () => {
     mockFetch({ 'GET /api/v1/catalog': json(200, catalogPage([])) });
     renderApp('/');
     expect(await screen.findByRole('heading', { name: 'Signed out' })).toBeTruthy();
+    expect(assign()).not.toHaveBeenCalled();
+  });
+});
+
+describe('coming back from the tracker without signing in', () => {
+  it('after declining at the tracker, offers sign-in instead of asking again at once', async () => {
+    renderApp('/?error=access_denied');
+    expect(await screen.findByRole('heading', { name: 'Signed out' })).toBeTruthy();
+    expect(screen.getByText(/was not allowed to use your account/)).toBeTruthy();
+    expect(within(screen.getByRole('main')).getByRole('link', { name: 'Sign in' }).getAttribute('href')).toBe(
+      '/auth/login?return=%2F',
+    );
     expect(assign()).not.toHaveBeenCalled();
   });
 });

@@ -10,14 +10,21 @@ import { Failed, Loading } from './States';
 /**
  * Renders `children` for a signed-in viewer. Anyone else leaves for sign-in (a full-page
  * navigation to the gateway's `/auth/login`, on to the tracker's pages) and comes back
- * here afterwards — unless they signed out here themselves, who get a "Sign in" link
- * instead (the tracker would otherwise sign them straight back in).
+ * here afterwards — unless they signed out here themselves, or just came back from
+ * declining at the tracker (`?error=access_denied`, or `?signin_error=…`, on the way back
+ * from the gateway's `/auth/callback`): they get a "Sign in" link instead (the tracker would
+ * otherwise sign them straight back in, or ask again at once).
  */
 export function RequireAuth({ children }: { children: ReactNode }) {
   const location = useLocation();
   const status = useSessionStatus();
-  const here = location.pathname + location.search + location.hash;
-  const leave = status === 'signed-out' && !session.signedOutByUser();
+  const params = new URLSearchParams(location.search);
+  const signInError = params.get('signin_error') ?? params.get('error');
+  params.delete('signin_error');
+  params.delete('error');
+  const rest = params.toString();
+  const here = location.pathname + (rest ? `?${rest}` : '') + location.hash;
+  const leave = status === 'signed-out' && !session.signedOutByUser() && signInError === null;
 
   useEffect(() => {
     if (status === 'unknown') void session.ensure();
@@ -37,13 +44,20 @@ export function RequireAuth({ children }: { children: ReactNode }) {
     );
   }
   if (leave) return <Loading label="Taking you to sign in…" />;
-  return <SignedOut returnPath={here} />;
+  return <SignedOut returnPath={here} reason={signInError} />;
 }
 
 /** The signed-out screen: sign in again (at the tracker), then back to `returnPath`. */
-export function SignedOut({ returnPath }: { returnPath: string }) {
+export function SignedOut({ returnPath, reason = null }: { returnPath: string; reason?: string | null }) {
   return (
     <Page title="Signed out">
+      {reason !== null && (
+        <p role="status">
+          {reason === 'access_denied'
+            ? 'Sign-in was cancelled: this site was not allowed to use your account.'
+            : 'Sign-in did not complete. Try again.'}
+        </p>
+      )}
       <p>You are signed out of this site.</p>
       <p>
         <SignInLink returnPath={returnPath} className="button">
