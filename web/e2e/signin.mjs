@@ -160,3 +160,16 @@ export function watchNodeRequests(context, node, secrets) {
   });
   return leaks;
 }
+
+/**
+ * A warning when the tracker's pages and a node share a host name: browsers scope cookies by
+ * host, not port, so the tracker's session cookie then reaches the node too — unlike between
+ * real sites. Give each process its own loopback address (127.0.0.2, …) to test it as deployed.
+ */
+export function sharedHostWarning(trackerOrigin, node) {
+  const a = originOf(trackerOrigin) && new URL(trackerOrigin).hostname;
+  const b = originOf(node) && new URL(node).hostname;
+  return a && a === b
+    ? `note: the tracker (${trackerOrigin}) and the node (${node}) share the host ${a}; the browser sends each one's cookies to the other`
+    : null;
+}
