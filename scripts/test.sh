@@ -32,7 +32,7 @@ fi
 step "web app: npm ci, build, test"
 (cd web && npm ci --no-audit --no-fund && npm run build && npm test && npm run check:types)
 
-step "browser test: register, verify, search, play through a node without the movie, resume, watch later"
+step "browser test: register and sign in at the tracker, consent, search, play through a node without the movie, resume, watch later, sign out and single sign-on"
 cargo build --bins --locked
 if ! node web/e2e/watch.mjs; then
   echo "the browser test (web/e2e/watch.mjs) failed: see its messages above, web/e2e/artifacts/failure.png and the testnet logs it names" >&2
