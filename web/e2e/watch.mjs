@@ -340,6 +340,7 @@ try {
   // A second tab signs in from the shared cookie; signing out in the first signs it out too.
   const tab2 = await context.newPage();
   tab2.on('pageerror', (e) => pageErrors.push(`tab 2: ${e}`));
+  tab2.on('console', (m) => isCspViolation(m.text()) && cspViolations.push(`tab 2: ${m.text()}`));
   await tab2.goto(`${base}/history`);
   await tab2.waitForSelector('nav[aria-label="Main"]');
   await page.locator('nav[aria-label="Main"] button', { hasText: 'Sign out' }).click();
