@@ -48,6 +48,9 @@ cat <<MSG
 reelnet is running ($(( $(date +%s) - t0 )) s). Open $DEMO_URL in a browser
 (node $DEMO_NODE, $([ "$DEMO_NODE_HOLDS_NONE" = yes ] && echo "which holds none of the movies and streams them from its peers" || echo "which holds the fewest of the movies and streams the rest from its peers")).
 
+Sign in on the tracker's page the site sends you to (${DEMO_TRACKER:-the tracker}; passwords
+are only typed there, never on a node's page), and allow the node the first time:
+
   email:    $DEMO_EMAIL
   password: $DEMO_PASSWORD
 

@@ -39,7 +39,7 @@ if ! node web/e2e/sso.mjs; then
   exit 1
 fi
 
-step "browser test: register, verify, search, play through a node without the movie, resume, watch later"
+step "browser test: register and sign in at the tracker, consent, search, play through a node without the movie, resume, watch later, sign out and single sign-on"
 if ! node web/e2e/watch.mjs; then
   echo "the browser test (web/e2e/watch.mjs) failed: see its messages above, web/e2e/artifacts/failure.png and the testnet logs it names" >&2
   exit 1

@@ -17,7 +17,8 @@
 #    the link from the mail the tracker sent to the testnet's SMTP sink ($TESTNET_DIR/mail).
 #    The password is made once and kept in $TESTNET_DIR/demo.env.
 # 5. Writes $TESTNET_DIR/demo.env (DEMO_URL: a node holding none of the movies if there is
-#    one, DEMO_EMAIL, DEMO_PASSWORD, DEMO_MOVIES) and prints it.
+#    one, DEMO_TRACKER: the tracker's URL, where viewers sign in and scripts use the JSON
+#    auth API, DEMO_EMAIL, DEMO_PASSWORD, DEMO_MOVIES) and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -256,6 +257,7 @@ done
 holds_none=$([ "$(held_segments "$pick")" -eq 0 ] && echo yes || echo no)
 cat > "$dir/demo.env" <<EOF
 DEMO_URL=http://127.0.0.1:$((8080 + pick))
+DEMO_TRACKER=$tracker
 DEMO_NODE=$pick
 DEMO_NODE_HOLDS_NONE=$holds_none
 DEMO_EMAIL=$email

@@ -13,6 +13,10 @@ const GATEWAY = 'http://127.0.0.1:8080';
 const proxy = {
   // `ws` so watch-party rooms (WebSocket under /api/v1/rooms) work through the proxy too.
   '/api': { target: GATEWAY, ws: true },
+  // Sign-in through the gateway (its OAuth client and refresh cookie): /auth/login, /auth/callback,
+  // /auth/session, /auth/logout, /auth/account. The gateway's redirect_uri is its own origin, so
+  // signing in on the dev server comes back to the gateway, not to Vite (open the gateway's URL).
+  '/auth': { target: GATEWAY },
   '/hls': { target: GATEWAY },
   '/images': { target: GATEWAY },
 };

@@ -5,6 +5,12 @@
 // host's. Then the guest is throttled (CDP Network.emulateNetworkConditions) and the room must
 // still converge after a seek. Finally the steady-state drift over 60 s is sampled.
 //
+// Both sign in the way viewers do (docs/signin.md, web/e2e/signin.mjs): the node's site sends
+// them to the tracker's sign-in page, they allow the node on the consent page and come back
+// signed in; no request to their node may carry their password. The guest's account is
+// registered with the tracker's JSON API at the tracker's own origin (demo.env's DEMO_TRACKER;
+// E2E_TRACKER_URL overrides it).
+//
 // Prints: drift after play/pause/seek, seek convergence times, steady-state drift p50/max.
 // Run from anywhere: `node web/e2e/party.mjs`. Env as web/e2e/watch.mjs (CHROMIUM, E2E_KEEP,
 // E2E_HEADFUL, E2E_RELEASE), plus PARTY_STEADY_SECS (default 60).
@@ -17,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { isCspViolation, reportCspViolations } from './csp.mjs';
+import { signInFromNode, trackerUrl, watchNodeRequests } from './signin.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -119,11 +126,11 @@ async function api(base, path, body) {
   check(r.ok, `POST ${path} -> ${r.status} ${await r.text()}`);
 }
 
+/** Signs in from the node's site: the tracker's sign-in page, consent (first visit), back on the node. */
 async function signIn(page, base, email, password) {
-  await page.goto(`${base}/login`);
-  await page.fill('#login-email', email);
-  await page.fill('#login-password', password);
-  await page.click('button[type="submit"]');
+  const seen = await signInFromNode(page, { node: base, email, password });
+  check(seen.trackerOrigin && seen.trackerOrigin !== new URL(base).origin, `signing in on ${base} never left the node's origin`);
+  check(seen.consented, `the tracker did not ask for consent on the first visit to ${base}`);
   await page.waitForSelector('[data-testid="search-input"]');
 }
 
@@ -182,11 +189,13 @@ try {
   const hostBase = demo.DEMO_URL;
   const guestNode = Number(demo.DEMO_NODE) === 1 ? 2 : 1;
   const guestBase = `http://127.0.0.1:${8080 + guestNode}`;
-  log(`movie ${movieId}; host on ${hostBase}, guest on ${guestBase}`);
+  const tracker = trackerUrl(demo);
+  log(`movie ${movieId}; host on ${hostBase}, guest on ${guestBase}; tracker ${tracker}`);
 
-  // The guest account (the host is the demo account).
-  await api(guestBase, '/auth/register', { email: GUEST, password: PASSWORD, display_name: 'Party Guest' });
-  await api(guestBase, '/auth/verify', { token: await verificationToken(GUEST) });
+  // The guest account (the host is the demo account), at the tracker's own origin: nodes
+  // refuse /api/v1/auth/* (credentials only go to the tracker).
+  await api(tracker, '/auth/register', { email: GUEST, password: PASSWORD, display_name: 'Party Guest' });
+  await api(tracker, '/auth/verify', { token: await verificationToken(GUEST) });
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -195,8 +204,11 @@ try {
   });
   const pageErrors = [];
   const cspViolations = [];
-  const open = async (name) => {
+  const leaks = [];
+  const open = async (name, base, password) => {
     const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+    // No password may pass the node the viewer signs in through.
+    const found = watchNodeRequests(ctx, base, () => [password]);
     // Every Content-Security-Policy violation (the gateway's CSP) is reported to the console.
     await ctx.addInitScript(reportCspViolations);
     const page = await ctx.newPage();
@@ -207,10 +219,11 @@ try {
       if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) console.error(`  ${name}| ${m.text()}`);
     });
     pages.push(page);
+    leaks.push(found);
     return page;
   };
-  const host = await open('host');
-  const guest = await open('guest');
+  const host = await open('host', hostBase, demo.DEMO_PASSWORD);
+  const guest = await open('guest', guestBase, PASSWORD);
 
   await signIn(host, hostBase, demo.DEMO_EMAIL, demo.DEMO_PASSWORD);
   await signIn(guest, guestBase, GUEST, PASSWORD);
@@ -309,6 +322,7 @@ try {
   console.log(`steady state ${steadySecs} s : p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, max ${max.toFixed(0)} ms (${samples.length} samples)`);
   console.log(`guest indicator    : ${indicator}`);
   check(max <= 300, `steady-state max drift ${max.toFixed(0)} ms > 300 ms`);
+  check(leaks.flat().length === 0, `passwords sent to a node:\n${leaks.flat().join('\n')}`);
   check(pageErrors.length === 0, `uncaught errors:\n${pageErrors.join('\n')}`);
   check(cspViolations.length === 0, `Content-Security-Policy violations:\n${cspViolations.join('\n')}`);
   log(`PASS in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

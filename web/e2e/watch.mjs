@@ -2,14 +2,20 @@
 // build), one demo movie ingested on node 1 from a local torrent seed, and Debian's Chromium
 // driven by playwright-core through the whole viewer journey:
 //
-//   register → verification mail (read from the SMTP sink's Maildir) → open the link → sign
-//   in → search → movie page → play through a node that holds none of the movie
+//   open the node's site → the app leaves for sign-in at the tracker (docs/signin.md) → the
+//   tracker's sign-in page → its registration page → verification mail (read from the SMTP
+//   sink's Maildir; the link is the tracker's) → its confirm button → open the node's site
+//   again → sign in on the tracker's page → consent to the node (first visit) → back on the
+//   node signed in → search → movie page → play through a node that holds none of the movie
 //   (video.currentTime passes 5 s, no fatal hls.js error, no failed /hls/ request) → leave →
 //   "Resume at mm:ss" within ±5 s of where we left → resume plays from there → watch later:
-//   add, see it on the home row, remove it.
+//   add, see it on the home row, remove it → a second tab → sign out in the first: the second
+//   follows → "Sign in" again: single sign-on, no password and no consent asked.
+//   No request to the node's origin may carry the password or the verification token.
 //
 // Screenshots of home, movie page and player go to web/e2e/artifacts/ (and are copied to
 // docs/screenshots/ for the README). Run from anywhere: `node web/e2e/watch.mjs`.
+// The tracker's URL comes from demo.env's DEMO_TRACKER (E2E_TRACKER_URL overrides it).
 // Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the testnet running and its
 // directory, E2E_HEADFUL=1 shows the browser, E2E_RELEASE=1 uses the release binaries.
 
@@ -20,7 +26,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { isCspViolation, reportCspViolations } from './csp.mjs';
+import { isCspViolation, missingCsp, reportCspViolations } from './csp.mjs';
+import { completeSignIn, registerAtTracker, sharedHostWarning, signInFromNode, trackerUrl, watchNodeRequests } from './signin.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -178,7 +185,8 @@ try {
   check(movieId, 'demo.sh ingested no movie');
   check(demo.DEMO_NODE_HOLDS_NONE === 'yes', `every node holds part of the movie; no node to stream through (${JSON.stringify(demo)})`);
   const base = demo.DEMO_URL;
-  log(`movie ${movieId}; playing through node ${demo.DEMO_NODE} (${base}), which holds none of it`);
+  const tracker = trackerUrl(demo);
+  log(`movie ${movieId}; playing through node ${demo.DEMO_NODE} (${base}), which holds none of it; tracker ${tracker}`);
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -214,28 +222,38 @@ try {
     else console.log(`  browser| ${r.status()} ${r.request().method()} ${r.url()}`);
   });
 
-  // Register → mail → verify.
-  log(`registering ${EMAIL}`);
-  const registerPage = await page.goto(`${base}/register`);
-  const csp = registerPage?.headers()['content-security-policy'] ?? '';
-  check(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'"), `the web app is served without its CSP (got "${csp}")`);
-  await page.fill('#register-email', EMAIL);
-  await page.fill('#register-displayName', 'E2E Viewer');
-  await page.fill('#register-password', PASSWORD);
-  await page.click('button[type="submit"]');
-  await page.getByText('We sent a verification link').waitFor();
-  const link = await verificationLink(EMAIL);
-  log(`verification link ${link}`);
-  await page.goto(link);
-  await page.getByText('Your email is verified.').waitFor();
+  // Nothing secret may pass the node: not the password, not the verification token.
+  let verifyToken = null;
+  const leaks = watchNodeRequests(context, base, () => [PASSWORD, verifyToken]);
 
-  // Sign in on the node that holds nothing.
-  await page.goto(`${base}/login`);
-  await page.fill('#login-email', EMAIL);
-  await page.fill('#login-password', PASSWORD);
-  await page.click('button[type="submit"]');
+  // Register at the tracker (reached from the node's site) → mail → verify at the tracker.
+  log(`registering ${EMAIL} on the tracker's pages`);
+  const reg = await registerAtTracker(page, {
+    node: base,
+    email: EMAIL,
+    displayName: 'E2E Viewer',
+    password: PASSWORD,
+    verificationLink: async (to) => {
+      const link = await verificationLink(to);
+      verifyToken = new URL(link).searchParams.get('token');
+      return link;
+    },
+  });
+  const csp = reg.nodeResponse?.headers()['content-security-policy'] ?? '';
+  check(missingCsp(csp).length === 0, `the web app is served without its CSP (${missingCsp(csp).join(', ')} missing from "${csp}")`);
+  const trackerCsp = reg.loginResponse?.headers()['content-security-policy'] ?? '';
+  const trackerMissing = missingCsp(trackerCsp, { formAction: true });
+  check(trackerMissing.length === 0, `the tracker's sign-in page lacks its CSP (${trackerMissing.join(', ')} missing from "${trackerCsp}")`);
+  log(`verified through ${reg.link.replace(/token=.*/, 'token=…')}`);
+
+  // Sign in from the node that holds nothing: the tracker's page, consent, back.
+  const signedIn = await signInFromNode(page, { node: base, email: EMAIL, password: PASSWORD });
+  check(signedIn.consented, `the tracker did not ask for consent on the first visit to ${base}`);
+  check(signedIn.trackerOrigin && signedIn.trackerOrigin !== new URL(base).origin, 'signing in never left the node origin');
   await page.waitForSelector('[data-testid="search-input"]');
-  log('signed in');
+  log(`signed in at ${signedIn.trackerOrigin} (${signedIn.typedPassword ? 'password' : 'no password asked'}, consent), back on ${base}`);
+  const shared = sharedHostWarning(signedIn.trackerOrigin, base);
+  if (shared) log(shared);
 
   // Search → movie page.
   const demoTitle = 'Night of the Test Pattern';
@@ -319,6 +337,29 @@ try {
   );
   log('removed from watch later');
 
+  // A second tab signs in from the shared cookie; signing out in the first signs it out too.
+  const tab2 = await context.newPage();
+  tab2.on('pageerror', (e) => pageErrors.push(`tab 2: ${e}`));
+  tab2.on('console', (m) => isCspViolation(m.text()) && cspViolations.push(`tab 2: ${m.text()}`));
+  await tab2.goto(`${base}/history`);
+  await tab2.waitForSelector('nav[aria-label="Main"]');
+  await page.locator('nav[aria-label="Main"] button', { hasText: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Signed out' }).waitFor();
+  await tab2.waitForSelector('nav[aria-label="Main"]', { state: 'detached', timeout: 10_000 });
+  await tab2.close();
+  await page.reload();
+  await page.getByRole('heading', { name: 'Signed out' }).waitFor();
+  check((await page.locator('nav[aria-label="Main"]').count()) === 0, 'signed in again after signing out and reloading');
+  log('signed out here (the other tab followed; a reload stays signed out)');
+
+  // "Sign in" again: the tracker still knows the viewer and the node has consent.
+  await page.click('[data-testid="nav-sign-in"]');
+  const again = await completeSignIn(page, { node: base, email: EMAIL, password: PASSWORD });
+  check(!again.consented, 'the tracker asked for consent again for a node the viewer allowed');
+  check(!again.typedPassword, 'the tracker asked for the password again (no single sign-on)');
+  log('signed in again with one click (single sign-on, consent remembered)');
+
+  check(leaks.length === 0, `secrets sent to the node:\n${leaks.join('\n')}`);
   check(badMedia.length === 0, `failed media requests:\n${badMedia.join('\n')}`);
   check(pageErrors.length === 0, `uncaught errors in the page:\n${pageErrors.join('\n')}`);
   check(cspViolations.length === 0, `Content-Security-Policy violations:\n${cspViolations.join('\n')}`);

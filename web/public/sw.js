@@ -3,12 +3,13 @@
  * bundles, icons, manifest) so the installed app opens instantly and shows its
  * own "could not reach the server" states offline.
  *
- * It never touches the API, video or images: /api, /hls and /images always go
- * to the network, uncached, exactly as without a service worker.
+ * It never touches the API, sign-in, video or images: /api, /auth, /hls and /images
+ * always go to the network, uncached, exactly as without a service worker (sign-in
+ * navigations must reach the gateway, never fall back to the cached shell).
  */
 const CACHE = 'reelnet-shell-v1';
 const SHELL = ['/', '/manifest.webmanifest', '/favicon.svg', '/icons/icon.svg', '/icons/icon-192.png', '/icons/icon-512.png'];
-const NETWORK_ONLY = ['/api/', '/hls/', '/images/', '/.well-known/', '/healthz', '/metrics'];
+const NETWORK_ONLY = ['/api/', '/auth/', '/hls/', '/images/', '/.well-known/', '/healthz', '/metrics'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(

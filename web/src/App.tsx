@@ -2,24 +2,22 @@ import { Route, Routes } from 'react-router-dom';
 import { Layout } from './components/Layout';
 import { RequireAuth } from './components/RequireAuth';
 import AccountPage from './pages/AccountPage';
-import ForgotPasswordPage from './pages/ForgotPasswordPage';
 import HistoryPage from './pages/HistoryPage';
 import HomePage from './pages/HomePage';
-import LoginPage from './pages/LoginPage';
 import MoviePage from './pages/MoviePage';
 import NotFoundPage from './pages/NotFoundPage';
 import PlayerPage from './pages/PlayerPage';
-import RegisterPage from './pages/RegisterPage';
 import RequestsPage from './pages/RequestsPage';
-import ResetPasswordPage from './pages/ResetPasswordPage';
 import RoomPage from './pages/RoomPage';
-import VerifyPage from './pages/VerifyPage';
+import SignedOutPage from './pages/SignedOutPage';
+import SignInRedirectPage from './pages/SignInRedirectPage';
 import WatchLaterPage from './pages/WatchLaterPage';
 
 /**
  * The app's routes. The router itself is provided by `main.tsx` (or a test's `MemoryRouter`).
- * `/verify` and `/reset-password` are the targets of the tracker's emails
- * (`<web_url>/verify?token=…`, `<web_url>/reset-password?token=…`).
+ * This site takes no credentials (docs/signin.md): `/login` and the old account-form
+ * routes only send the browser on to sign in at the tracker, through the gateway's
+ * `/auth/login`.
  */
 export default function App() {
   return (
@@ -33,11 +31,12 @@ export default function App() {
         <Route path="history" element={<RequireAuth><HistoryPage /></RequireAuth>} />
         <Route path="requests" element={<RequireAuth><RequestsPage /></RequireAuth>} />
         <Route path="account" element={<RequireAuth><AccountPage /></RequireAuth>} />
-        <Route path="login" element={<LoginPage />} />
-        <Route path="register" element={<RegisterPage />} />
-        <Route path="verify" element={<VerifyPage />} />
-        <Route path="forgot-password" element={<ForgotPasswordPage />} />
-        <Route path="reset-password" element={<ResetPasswordPage />} />
+        <Route path="login" element={<SignInRedirectPage keepReturn />} />
+        <Route path="register" element={<SignInRedirectPage />} />
+        <Route path="verify" element={<SignInRedirectPage />} />
+        <Route path="forgot-password" element={<SignInRedirectPage />} />
+        <Route path="reset-password" element={<SignInRedirectPage />} />
+        <Route path="signed-out" element={<SignedOutPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

@@ -104,7 +104,7 @@ describe('service worker', () => {
     expect(sw.self.clients.claim).toHaveBeenCalled();
   });
 
-  it('never answers /api, /hls or /images, nor anything but GET', async () => {
+  it('never answers /api, /auth, /hls or /images, nor anything but GET', async () => {
     const sw = loadServiceWorker();
     for (const path of [
       '/api/v1/catalog?q=x',
@@ -115,6 +115,10 @@ describe('service worker', () => {
       '/healthz',
     ]) {
       expect(await sw.request(path), path).toBeNull();
+    }
+    // Sign-in navigations must reach the gateway (its redirects and cookie), never the cached shell.
+    for (const path of ['/auth/login?return=%2F', '/auth/callback?code=c&state=s&iss=i', '/auth/account']) {
+      expect(await sw.request(path, { mode: 'navigate' }), path).toBeNull();
     }
     expect(await sw.request('/assets/index-abc.js', { method: 'POST' })).toBeNull();
     expect(await sw.request('http://elsewhere.example/assets/x.js')).toBeNull();

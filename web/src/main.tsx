@@ -2,8 +2,8 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { BrowserRouter } from 'react-router-dom';
 import App from './App';
-import { keepSessionFresh } from './api/client';
 import { registerServiceWorker } from './registerServiceWorker';
+import * as session from './session';
 import './styles.css';
 
 const root = document.getElementById('root');
@@ -17,5 +17,6 @@ createRoot(root).render(
   </StrictMode>,
 );
 
-keepSessionFresh();
+// Ask the gateway for the session (its HttpOnly cookie) and keep the in-memory token fresh.
+session.start();
 registerServiceWorker();

@@ -1,18 +1,20 @@
 /**
  * The HTTP core of the typed API client: one `request<T>()` that every resource
- * module (`auth.ts`, `me.ts`, …) goes through.
+ * module (`me.ts`, `catalog.ts`, …) goes through.
  *
  * It owns the wire conventions of the tracker's API, so callers never see them:
  * - paths are relative to `/api/v1` on the page's own origin (the node gateway
  *   proxies the tracker there);
  * - bodies go out and come back as JSON;
- * - the stored access token is sent as `Authorization: Bearer …`; an expired one
- *   is refreshed first, and a `401` triggers one refresh-and-retry;
+ * - the in-memory access token (`session.ts`) is sent as `Authorization: Bearer …`;
+ *   an expired one is refreshed first (`POST /auth/session`), and a `401` triggers one
+ *   shared refresh and one retry; when the gateway says there is no session any more,
+ *   the app is signed out and the `401` is the caller's answer;
  * - every failure becomes an `ApiError`: the server's `{ error, message }` when
  *   it sent one, otherwise a code and message that say what to do.
  */
 import * as session from '../session';
-import type { ErrorBody, TokenPair } from './types';
+import type { ErrorBody } from './types';
 
 /** Where the tracker's API lives, relative to the page's origin. */
 export const API_BASE = '/api/v1';
@@ -50,10 +52,7 @@ export interface RequestOptions {
   /** Sent as JSON. */
   body?: unknown;
   signal?: AbortSignal;
-  /**
-   * Send the stored access token (and refresh it when needed). Default `true`;
-   * the `auth/*` endpoints that take credentials in the body turn it off.
-   */
+  /** Send the access token (and refresh it when needed). Default `true`. */
   auth?: boolean;
   /**
    * Let the request outlive the page (`fetch(…, { keepalive: true })`): for the
@@ -72,15 +71,12 @@ export interface RequestOptions {
 export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
   const useAuth = options.auth ?? true;
 
-  let current = useAuth ? session.load() : null;
-  if (current && session.isExpired(current)) {
-    current = await refreshSession(current).catch(() => session.load());
-  }
-
+  const current = useAuth ? await session.ensure() : null;
   let response = await send(path, options, current);
-  if (response.status === 401 && current) {
-    // The token may have expired or been rotated since we checked: refresh once and retry.
-    const refreshed = await refreshSession(current).catch(() => null);
+  if (response.status === 401 && useAuth) {
+    // The token may have expired or been replaced since we looked: one shared refresh, one retry.
+    // A 401 from the gateway's /auth/session signs out (and RequireAuth takes over).
+    const refreshed = await session.refreshAfterRejected(current?.accessToken ?? null);
     if (refreshed) response = await send(path, options, refreshed);
   }
   return readResponse<T>(response);
@@ -155,77 +151,4 @@ function fallbackMessage(status: number): string {
   if (status === 429) return 'Too many requests. Wait a moment and try again.';
   if (status >= 500) return `The server had a problem (HTTP ${status}). Try again in a moment.`;
   return `The request failed (HTTP ${status}).`;
-}
-
-// One refresh at a time: concurrent 401s share the same exchange, because the
-// tracker rotates refresh tokens and a second use of the old one would fail (and,
-// as a reuse, revoke the whole session). Across tabs the exchange runs under a
-// Web Lock where the browser has them, and a tab that finds the stored pair
-// already rotated by another tab uses that instead of refreshing again.
-let refreshing: Promise<session.Session | null> | null = null;
-
-function withRefreshLock<T>(fn: () => Promise<T>): Promise<T> {
-  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
-  return locks?.request ? (locks.request('reelnet.refresh', fn) as unknown as Promise<T>) : fn();
-}
-
-/**
- * Exchange the stored refresh token for a new pair and store it. Resolves to the
- * new session, or `null` (and signs out) when the server rejects the refresh token.
- * Rejects with `ApiError` only when the server could not be asked (network, 5xx),
- * leaving the session in place.
- */
-function refreshSession(current: session.Session): Promise<session.Session | null> {
-  refreshing ??= withRefreshLock(async () => {
-    const latest = session.load();
-    if (latest === null) return null; // signed out meanwhile (here or in another tab)
-    if (latest.refreshToken !== current.refreshToken && !session.isExpired(latest)) {
-      return latest; // another tab already rotated it
-    }
-    const response = await send(
-      '/auth/refresh',
-      { method: 'POST', body: { refresh_token: latest.refreshToken } },
-      null,
-    );
-    if (response.status >= 400 && response.status < 500) {
-      session.clear();
-      return null;
-    }
-    return session.save(await readResponse<TokenPair>(response));
-  }).finally(() => {
-    refreshing = null;
-  });
-  return refreshing;
-}
-
-/**
- * Refresh the access token shortly before it expires, for as long as there is a
- * session, so requests never wait for a refresh and the last progress write on
- * page close (which cannot wait for one) carries a valid token. Returns a stop
- * function. A failed attempt (offline) is retried every 30 s; a rejected refresh
- * token signs out, which ends the loop.
- */
-export function keepSessionFresh(leadMs = 60_000): () => void {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const schedule = () => {
-    clearTimeout(timer);
-    const current = session.load();
-    if (!current) return;
-    // A little jitter so several open tabs do not all reach for the lock at once.
-    const delay = Math.max(0, current.expiresAt - leadMs - Date.now()) + Math.random() * 5_000;
-    timer = setTimeout(() => {
-      const now = session.load();
-      if (!now) return;
-      if (!session.isExpired(now, Date.now(), leadMs)) return schedule(); // refreshed elsewhere
-      refreshSession(now).catch(() => {
-        timer = setTimeout(schedule, 30_000);
-      });
-    }, delay);
-  };
-  schedule();
-  const unsubscribe = session.subscribe(schedule);
-  return () => {
-    clearTimeout(timer);
-    unsubscribe();
-  };
 }

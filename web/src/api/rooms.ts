@@ -94,9 +94,8 @@ export class RoomConnection {
   private async open(): Promise<void> {
     if (this.closed) return;
     this.onStatus('connecting');
-    // A cheap authenticated call refreshes an expired access token first.
-    await request('/me').catch(() => undefined);
-    const token = session.load()?.accessToken ?? '';
+    // A fresh access token (refreshed first when it is about to expire).
+    const token = (await session.ensure())?.accessToken ?? '';
     const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
     const url = `${proto}//${window.location.host}${API_BASE}/rooms/${encodeURIComponent(this.roomId)}/ws?access_token=${encodeURIComponent(token)}`;
     const ws = new WebSocket(url);

@@ -19,18 +19,9 @@ type Json200<Op extends { responses: { 200: { content: { 'application/json': unk
 /** Every error response: `{ "error": code, "message": text }` with a 4xx/5xx status. */
 export type ErrorBody = TrackerSchemas['Error'];
 
-export type LoginRequest = TrackerSchemas['LoginRequest'];
-export type RegisterRequest = TrackerSchemas['RegisterRequest'];
-/** Body of `POST /auth/verify`; `token` comes from the link in the verification email. */
-export type VerifyEmailRequest = TrackerSchemas['TokenRequest'];
-/** Body of `POST /auth/refresh` and `POST /auth/logout`. */
-export type RefreshTokenRequest = TrackerSchemas['RefreshRequest'];
-/** Body of `POST /auth/resend-verification` and `POST /auth/password-reset`. */
-export type EmailRequest = TrackerSchemas['EmailRequest'];
-/** Body of `POST /auth/password-reset/confirm`; `token` comes from the emailed reset link. */
-export type ResetConfirmRequest = TrackerSchemas['ResetConfirmRequest'];
-/** `202 Accepted` answer of the email-sending endpoints (whether or not a mail went out). */
-export type Accepted = TrackerSchemas['Accepted'];
+// The credential endpoints (`/api/v1/auth/*`) are not used here: passwords, registration,
+// verification and reset are only ever sent to the tracker's own origin (docs/signin.md).
+// The session comes from the gateway's `POST /auth/session` (see `session.ts`).
 
 export type Tier = TrackerSchemas['UserView']['tier'];
 
@@ -43,22 +34,6 @@ export type User = Omit<TrackerSchemas['UserView'], 'role' | 'tier_until'> & {
   /** When premium ends, unix seconds; null when it does not. */
   tier_until?: TrackerSchemas['UserView']['tier_until'];
   role?: TrackerSchemas['UserView']['role'];
-};
-
-/**
- * `POST /auth/login` and `POST /auth/refresh` answer with a fresh token pair.
- * Hand-written difference: tracker/openapi.yaml requires `refresh_expires_in` and `user` and
- * says `token_type` is `Bearer`; the app reads neither of the first two (the session is
- * built from the tokens and `expires_in`), falls back to `Bearer` for an empty `token_type`,
- * and keeps the looser shape it had (the test fixtures' token pairs have neither).
- */
-export type TokenPair = Omit<TrackerSchemas['TokenPair'], 'token_type' | 'refresh_expires_in' | 'user'> & {
-  /** Always `Bearer`. */
-  token_type: string;
-  /** Lifetime of `refresh_token` in seconds. */
-  refresh_expires_in?: number;
-  /** The account the tokens belong to. */
-  user?: User;
 };
 
 // ---------------------------------------------------------------------------

@@ -24,12 +24,25 @@ describe('layout', () => {
     session.save(TOKENS);
     mockFetch({
       'GET /api/v1/me/history': json(200, { items: [], next_cursor: null }),
-      'POST /api/v1/auth/logout': new Response(null, { status: 204 }),
+      'POST /auth/logout': new Response(null, { status: 204 }),
     });
     const { user } = renderApp('/history');
     await user.click(within(screen.getByRole('navigation', { name: 'Main' })).getByRole('button', { name: 'Sign out' }));
-    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeTruthy();
+    expect(await screen.findByRole('heading', { name: 'Signed out' })).toBeTruthy();
     expect(session.load()).toBeNull();
     expect(screen.queryByRole('navigation', { name: 'Main' })).toBeNull();
+    const signIn = within(screen.getByRole('navigation', { name: 'Account' })).getByRole('link', { name: 'Sign in' });
+    expect(signIn.getAttribute('href')).toBe('/auth/login?return=%2F');
+  });
+
+  it('offers sign-in (at the tracker, back to this page) and no account forms when signed out', async () => {
+    session.resetForTests('signed-out');
+    localStorage.setItem(session.SIGNED_OUT_KEY, '1'); // no automatic trip to sign-in
+    renderApp('/movie/tmdb-603?from=search');
+    const nav = screen.getByRole('navigation', { name: 'Account' });
+    expect(within(nav).getAllByRole('link').map((a) => a.getAttribute('href'))).toEqual([
+      '/auth/login?return=%2Fmovie%2Ftmdb-603%3Ffrom%3Dsearch',
+    ]);
+    expect(screen.queryByRole('link', { name: /create account/i })).toBeNull();
   });
 });

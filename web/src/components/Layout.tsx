@@ -1,13 +1,15 @@
 import { useEffect, useRef } from 'react';
 import { Link, NavLink, Outlet, useLocation } from 'react-router-dom';
-import { useSession } from '../hooks/useSession';
+import { useSessionStatus } from '../hooks/useSession';
 import { useSignOut } from '../hooks/useSignOut';
+import { SignInLink } from './SignInLink';
 
 /** The frame around every screen: brand, navigation, content. */
 export function Layout() {
-  const signedIn = useSession() !== null;
+  const status = useSessionStatus();
+  const signedIn = status === 'signed-in';
   const { signOut, signingOut } = useSignOut();
-  const { pathname } = useLocation();
+  const { pathname, search } = useLocation();
   const mainRef = useRef<HTMLElement>(null);
   const firstPath = useRef(pathname);
 
@@ -45,10 +47,12 @@ export function Layout() {
               {signingOut ? 'Signing out…' : 'Sign out'}
             </button>
           </nav>
-        ) : (
+        ) : status === 'unknown' ? null : (
           <nav aria-label="Account">
-            <NavLink to="/login">Sign in</NavLink>
-            <NavLink to="/register">Create account</NavLink>
+            {/* A full-page trip to the tracker's sign-in (which also creates accounts) and back. */}
+            <SignInLink returnPath={pathname === '/signed-out' ? '/' : pathname + search} testId="nav-sign-in">
+              Sign in
+            </SignInLink>
           </nav>
         )}
       </header>

@@ -1,22 +1,21 @@
 import { useCallback, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
-import { logout } from '../api/auth';
 import * as session from '../session';
 
-/** Sign out: revoke the refresh token on the server (best effort), forget it here, go to sign-in. */
+/**
+ * Sign out of this site: the gateway revokes the session at the tracker and clears its
+ * cookie (best effort), the token is forgotten here and in other tabs, and the viewer
+ * lands on `/signed-out` (not straight back into sign-in, which the tracker's single
+ * sign-on would complete at once).
+ */
 export function useSignOut(): { signOut: () => Promise<void>; signingOut: boolean } {
   const navigate = useNavigate();
   const [signingOut, setSigningOut] = useState(false);
   const signOut = useCallback(async () => {
     setSigningOut(true);
-    const current = session.load();
-    if (current) {
-      // Whatever the server says, the user asked to leave and must not stay signed in here.
-      await logout(current.refreshToken).catch(() => undefined);
-    }
-    session.clear();
+    await session.signOut();
     setSigningOut(false);
-    navigate('/login', { replace: true });
+    navigate('/signed-out', { replace: true });
   }, [navigate]);
   return { signOut, signingOut };
 }

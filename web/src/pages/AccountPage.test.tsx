@@ -1,35 +1,52 @@
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import * as session from '../session';
+import { browserNavigation } from '../signin';
 import { ADA, TOKENS, json, mockFetch } from '../test/fetch';
 import { renderApp } from '../test/render';
 
 describe('account page', () => {
-  it('sends a signed-out visitor to sign in', async () => {
+  it('sends a signed-out visitor to sign in at the tracker, and back here', async () => {
     const { fn } = mockFetch({});
     renderApp('/account');
 
-    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeTruthy();
+    await waitFor(() => expect(browserNavigation.assign).toHaveBeenCalledWith('/auth/login?return=%2Faccount'));
     expect(fn).not.toHaveBeenCalled();
   });
 
-  it('signs out: revokes the refresh token and forgets the session', async () => {
+  it('shows the profile, says where passwords are typed, and links to the account at the tracker', async () => {
+    session.save(TOKENS);
+    mockFetch({ 'GET /api/v1/me': json(200, { ...ADA, email_verified: false }) });
+    renderApp('/account');
+
+    expect(await screen.findByText('Ada')).toBeTruthy();
+    expect(screen.getByText('ada@example.com')).toBeTruthy();
+    expect(screen.getByText(/not verified yet/)).toBeTruthy();
+    const manage = screen.getByRole('link', { name: 'Manage account, password, passkeys and sessions' });
+    expect(manage.getAttribute('href')).toBe('/auth/account');
+    expect(screen.getByTestId('password-notice').textContent).toMatch(/only ever typed on the tracker.s own site/);
+    // Nothing here changes the account or takes a password.
+    expect(document.querySelector('input[type="password"]')).toBeNull();
+    expect(screen.queryByRole('button', { name: /send the link again|delete/i })).toBeNull();
+  });
+
+  it('signs out: the gateway ends the session, the token is forgotten, no bounce back into sign-in', async () => {
     session.save(TOKENS);
     const { calls } = mockFetch({
-      'GET /api/v1/me': json(200, { ...ADA, email_verified: false }),
-      'POST /api/v1/auth/logout': new Response(null, { status: 204 }),
+      'GET /api/v1/me': json(200, ADA),
+      'POST /auth/logout': new Response(null, { status: 204 }),
     });
     const { user } = renderApp('/account');
 
-    expect(await screen.findByText(/not verified yet/)).toBeTruthy();
+    expect(await screen.findByText('Ada')).toBeTruthy();
     await user.click(within(screen.getByRole('main')).getByRole('button', { name: 'Sign out' }));
 
-    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeTruthy();
+    expect(await screen.findByRole('heading', { name: 'Signed out' })).toBeTruthy();
     expect(session.load()).toBeNull();
-    expect(calls.at(-1)).toMatchObject({
-      path: '/api/v1/auth/logout',
-      body: { refresh_token: 'refresh-1' },
-    });
+    expect(calls.at(-1)).toMatchObject({ method: 'POST', path: '/auth/logout' });
+    expect(browserNavigation.assign).not.toHaveBeenCalled();
+    const again = within(screen.getByRole('main')).getByRole('link', { name: 'Sign in' });
+    expect(again.getAttribute('href')).toBe('/auth/login?return=%2F');
   });
 
   it('shows why the account could not be loaded', async () => {
@@ -42,22 +59,5 @@ describe('account page', () => {
     expect((await screen.findByRole('alert')).textContent).toBe(
       'The tracker is restarting. Try again in a minute.',
     );
-  });
-
-  it('sends the verification link again', async () => {
-    session.save(TOKENS);
-    const { calls } = mockFetch({
-      'GET /api/v1/me': json(200, { ...ADA, email_verified: false }),
-      'POST /api/v1/auth/resend-verification': json(202, { status: 'accepted' }),
-    });
-    const { user } = renderApp('/account');
-
-    await user.click(await screen.findByRole('button', { name: 'Send the link again' }));
-    expect((await screen.findByText('A new link is on its way.')).getAttribute('role')).toBe('status');
-    expect(calls.at(-1)).toMatchObject({
-      method: 'POST',
-      path: '/api/v1/auth/resend-verification',
-      body: { email: 'ada@example.com' },
-    });
   });
 });

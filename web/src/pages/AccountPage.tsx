@@ -1,30 +1,20 @@
-import { useState } from 'react';
-import { resendVerification } from '../api/auth';
 import { getMe } from '../api/me';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { Page } from '../components/Page';
 import { Loading } from '../components/States';
-import { errorMessage, useAsync } from '../hooks/useAsync';
+import { useAsync } from '../hooks/useAsync';
 import { useSignOut } from '../hooks/useSignOut';
+import { ACCOUNT_URL } from '../signin';
 
-/** `/account`: who is signed in, the plan, email verification, and sign-out. */
+/**
+ * `/account`: who is signed in and their plan, and sign-out. Everything that changes the
+ * account (password, passkeys, email verification, sessions, deleting it) happens on the
+ * tracker's own site: the link goes through the gateway's `/auth/account`, which redirects
+ * there.
+ */
 export default function AccountPage() {
   const { state } = useAsync((signal) => getMe(signal), []);
   const { signOut, signingOut } = useSignOut();
-  const [resend, setResend] = useState<'idle' | 'sending' | 'sent'>('idle');
-  const [resendError, setResendError] = useState<string | null>(null);
-
-  async function onResend(email: string) {
-    setResend('sending');
-    setResendError(null);
-    try {
-      await resendVerification(email);
-      setResend('sent');
-    } catch (err) {
-      setResendError(errorMessage(err, 'Could not send the email. Try again.'));
-      setResend('idle');
-    }
-  }
 
   return (
     <Page title="Account">
@@ -43,19 +33,23 @@ export default function AccountPage() {
           </dl>
           {!state.data.email_verified && (
             <div className="notice">
-              <p>Your email is not verified yet. Open the link we sent to {state.data.email} to start watching.</p>
-              <ErrorAlert message={resendError} />
-              {resend === 'sent' ? (
-                <p role="status">A new link is on its way.</p>
-              ) : (
-                <button type="button" onClick={() => onResend(state.data.email)} disabled={resend === 'sending'}>
-                  {resend === 'sending' ? 'Sending…' : 'Send the link again'}
-                </button>
-              )}
+              <p>
+                Your email is not verified yet. Open the link we sent to {state.data.email} to start watching; a
+                new link can be sent from your account on the tracker&rsquo;s site.
+              </p>
             </div>
           )}
         </>
       )}
+      <p>
+        <a href={ACCOUNT_URL} className="button" data-testid="manage-account">
+          Manage account, password, passkeys and sessions
+        </a>
+      </p>
+      <p className="hint" data-testid="password-notice">
+        Your password is only ever typed on the tracker&rsquo;s own site, never on this node&rsquo;s pages. Changing it,
+        adding a passkey, ending sessions and deleting your account are done there.
+      </p>
       <p>
         <button type="button" onClick={signOut} disabled={signingOut}>
           {signingOut ? 'Signing out…' : 'Sign out'}

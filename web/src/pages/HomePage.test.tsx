@@ -4,6 +4,7 @@ import * as session from '../session';
 import { TOKENS, json, mockFetch, type Call } from '../test/fetch';
 import type { NewRequest } from '../api/requests';
 import { MATRIX, card, catalogPage, createdRequest, detail, progress, tmdbMatch } from '../test/fixtures';
+import { browserNavigation } from '../signin';
 import { renderApp } from '../test/render';
 
 const HEAT = card('tmdb-949', 'Heat', { year: 1995, genres: ['Drama'] });
@@ -73,7 +74,7 @@ describe('home page', () => {
   it('sends a signed-out visitor to sign in', async () => {
     const { fn } = mockFetch({});
     renderApp('/');
-    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeTruthy();
+    await waitFor(() => expect(browserNavigation.assign).toHaveBeenCalledWith('/auth/login?return=%2F'));
     expect(fn).not.toHaveBeenCalled();
   });
 

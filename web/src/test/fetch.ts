@@ -42,13 +42,6 @@ export function mockFetch(routes: Record<string, Handler | Response>) {
   return { fn, calls };
 }
 
-export const TOKENS = {
-  access_token: 'access-1',
-  refresh_token: 'refresh-1',
-  expires_in: 900,
-  token_type: 'Bearer',
-} as const;
-
 export const ADA = {
   id: 'u_01',
   email: 'ada@example.com',
@@ -56,4 +49,12 @@ export const ADA = {
   email_verified: true,
   tier: 'free',
   created_at: 1735689600,
+} as const;
+
+/** The gateway's `POST /auth/session` answer (what `session.save` takes). */
+export const TOKENS = {
+  access_token: 'access-1',
+  expires_in: 900,
+  token_type: 'Bearer',
+  user: ADA,
 } as const;
