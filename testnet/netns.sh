@@ -143,8 +143,11 @@ cmd_up() {
     ip -n "$ns" link set eth0 up
   done
 
+  # The tracker's public URL (sign-in pages, token issuer) is the hub's address here.
+  sed "s#localhost:7070#$hub_ip:7070#g" configs/testnet/tracker.toml > "$dir/tracker.toml"
+  sed "s#localhost:7070#$hub_ip:7070#g" configs/testnet/node.toml > "$dir/node.toml"
   if [ $tracker -eq 1 ]; then
-    ip netns exec "$hub" "$tracker_bin" --config configs/testnet/tracker.toml \
+    ip netns exec "$hub" "$tracker_bin" --config "$dir/tracker.toml" \
       --data-dir "$dir/tracker" --listen "$hub_ip:7070" >"$dir/tracker.log" 2>&1 &
     echo $! >> "$dir/pids"
     wait_http "http://$hub_ip:7070/healthz" 30 0
@@ -159,10 +162,10 @@ cmd_up() {
     [ "$i" -gt 1 ] && boot=(--bootstrap "/ip4/$(node_ip 1)/tcp/4001")
     # Every node enrolls with its own invite, made through the running tracker.
     if [ ! -s "$dir/node$i/membership.cert" ]; then
-      boot+=(--invite "$(ip netns exec "$hub" "$tracker_bin" --config configs/testnet/tracker.toml \
+      boot+=(--invite "$(ip netns exec "$hub" "$tracker_bin" --config "$dir/tracker.toml" \
         --data-dir "$dir/tracker" node invite --role replica --role ingest --ttl 1h | tail -n 1)")
     fi
-    ip netns exec "$prefix-n$i" "$node_bin" --config configs/testnet/node.toml \
+    ip netns exec "$prefix-n$i" "$node_bin" --config "$dir/node.toml" \
       --data-dir "$dir/node$i" --listen "$ip:8080" --p2p "/ip4/$ip/tcp/4001" \
       --quic "$ip:4433" --tracker "http://$hub_ip:7070" "${boot[@]}" \
       >"$dir/node$i.log" 2>&1 &

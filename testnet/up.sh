@@ -64,8 +64,10 @@ done
 # replica and ingest roles (they claim movie requests), edge nodes the edge role only.
 (
   umask 077
-  cp configs/testnet/tracker.toml "$dir/tracker.toml"
-  { cat configs/testnet/node.toml
+  # The tracker's public URL (sign-in pages, token issuer) carries its port.
+  sed "s#localhost:7070#localhost:$tracker_port#g" configs/testnet/tracker.toml > "$dir/tracker.toml"
+  sed "s#localhost:7070#localhost:$tracker_port#g" configs/testnet/node.toml > "$dir/node-edge.toml"
+  { cat "$dir/node-edge.toml"
     printf '\n[requests]\nenabled = true\nmin_headroom_bytes = 536870912\n'
     printf 'torrent_peers = ["127.0.0.1:%s"]\n' "${DEMO_SEED_PORT:-6881}"
   } > "$dir/node.toml"
@@ -120,7 +122,7 @@ for i in $(seq 1 "$nodes"); do
   roles=(replica ingest)
   if [[ " ${EDGE_NODES:-} " == *" $i "* ]]; then
     boot+=(--edge)
-    config=configs/testnet/node.toml
+    config="$dir/node-edge.toml"
     roles=(edge)
   fi
   # First start: enroll with an invite; later starts use the stored certificate.
