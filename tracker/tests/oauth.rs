@@ -509,11 +509,7 @@ async fn code_flow_audiences_and_refusals() {
     let (s, e) = h
         .call(reqwest::Method::GET, "/api/v1/admin/requests", net, None)
         .await;
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (403, Some("scope_required")),
-        "{e}"
-    );
+    assert_eq!((s, e["error"].as_str()), (403, Some("not_admin")), "{e}");
     let (s, e) = h
         .call(reqwest::Method::GET, "/api/v1/me", net, Some(&a))
         .await;
@@ -754,7 +750,7 @@ async fn device_flow_and_credentials_only_at_the_tracker() {
     let h = Harness::start(10).await;
     let a = h.member(ORIGIN_A).await;
     let (_, viewer) = h.user("viewer@example.org", false).await;
-    let (admin_login, _) = h.user("admin@example.org", true).await;
+    let (admin_login, admin) = h.user("admin@example.org", true).await;
     assert_eq!(
         claims_of(admin_login["access_token"].as_str().unwrap())["scope"],
         "account admin"
@@ -880,6 +876,42 @@ async fn device_flow_and_credentials_only_at_the_tracker() {
     );
     let sessions = h.api().oauth_sessions(&viewer.id).unwrap();
     assert!(sessions.iter().any(|s| s.client == "device:script"));
+    // An admin's device token is no admin token either.
+    let (_, d4) = h
+        .form(
+            "/oauth/device_authorization",
+            None,
+            &[("client_id", "reelnet-cli"), ("device_name", "admin tv")],
+        )
+        .await;
+    h.api()
+        .device_decide(d4["user_code"].as_str().unwrap(), &admin, true)
+        .await
+        .unwrap();
+    let (s, tok) = h.poll(d4["device_code"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{tok}");
+    let (s, e) = h
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/requests",
+            tok["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (403, Some("scope_required")),
+        "{e}"
+    );
+    let (s, _) = h
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/requests",
+            admin_login["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
     // Its session can be ended from the account page; its tokens stop at once.
     let sid = claims_of(t)["sid"].as_str().unwrap().to_owned();
     h.api().oauth_end_session(&viewer.id, &sid).await.unwrap();
