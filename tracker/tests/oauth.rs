@@ -190,6 +190,11 @@ impl Harness {
         let params = self.params(node, origin, &verifier);
         let client: OauthClient = self.api().oauth_check_authorize(&params).unwrap();
         assert_eq!(client.origin, origin);
+        // What the consent page does when the viewer allows.
+        self.api()
+            .oauth_grant_consent(&user.id, &client)
+            .await
+            .unwrap();
         let url = self
             .api()
             .oauth_issue_code(user, &client, &params, reelnet_runtime::clock::unix_secs())
@@ -345,11 +350,17 @@ async fn code_flow_audiences_and_refusals() {
         "{to}"
     );
 
-    // Consent is remembered.
+    // No code without consent; consent is remembered.
     let client = h
         .api()
         .oauth_check_authorize(&h.params(&a, ORIGIN_A, &v))
         .unwrap();
+    let e = h
+        .api()
+        .oauth_issue_code(&viewer, &client, &h.params(&a, ORIGIN_A, &v), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "consent_required");
     assert!(!h.api().oauth_has_consent(&viewer.id, &a.id).unwrap());
     h.api()
         .oauth_grant_consent(&viewer.id, &client)
@@ -979,6 +990,26 @@ async fn device_flow_and_credentials_only_at_the_tracker() {
         (403, Some("credentials_at_tracker")),
         "{e}"
     );
+
+    // Starting device authorizations is limited per address too (30 an hour; 4 so far).
+    let mut statuses = Vec::new();
+    for i in 0..27 {
+        let name = format!("tv {i}");
+        let (s, _) = h
+            .form(
+                "/oauth/device_authorization",
+                None,
+                &[("client_id", "reelnet-cli"), ("device_name", name.as_str())],
+            )
+            .await;
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        26,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429));
 
     let m = h.metrics().await;
     assert_eq!(refused(&m, "device_code_guess"), 5, "{m}");

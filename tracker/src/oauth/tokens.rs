@@ -65,7 +65,7 @@ impl From<ApiError> for OauthFailure {
     fn from(e: ApiError) -> Self {
         let error = match e.status.as_u16() {
             401 | 403 => "invalid_grant",
-            429 => "slow_down",
+            429 => "temporarily_unavailable",
             s if s >= 500 => "server_error",
             _ => "invalid_request",
         };
@@ -346,10 +346,15 @@ impl Api {
         Ok(())
     }
 
-    /// `POST /oauth/device_authorization`.
+    /// Device authorizations one client address may start per hour.
+    pub const DEVICE_STARTS_PER_ADDRESS_PER_HOUR: u32 = 30;
+
+    /// `POST /oauth/device_authorization` from `src` (at most
+    /// [`Api::DEVICE_STARTS_PER_ADDRESS_PER_HOUR`] per address).
     pub fn oauth_device_authorization(
         &self,
         form: DeviceForm,
+        src: &crate::accounts::Source,
     ) -> Result<DeviceAuthorization, OauthFailure> {
         if form.client_id != PUBLIC_CLIENT_ID {
             // 400, not 401: the client did not try to authenticate (RFC 6749 §5.2).
@@ -365,6 +370,14 @@ impl Api {
             ));
         }
         let name = device_name(form.device_name.as_deref())?;
+        self.inner
+            .limiter
+            .take(
+                &format!("device-start:addr:{}", src.addr),
+                Self::DEVICE_STARTS_PER_ADDRESS_PER_HOUR,
+                std::time::Duration::from_secs(3600),
+            )
+            .map_err(ApiError::rate_limited)?;
         let resource = match form.resource.as_deref().filter(|r| !r.is_empty()) {
             Some(id) => Some(
                 self.current_member(id)
