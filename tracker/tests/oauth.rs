@@ -668,6 +668,7 @@ async fn code_flow_audiences_and_refusals() {
         "code_reused",
         "wrong_audience",
         "node_token_on_account_route",
+        "unknown_client",
     ] {
         assert!(refused(&m, reason) >= 1, "{reason}: {m}");
     }
