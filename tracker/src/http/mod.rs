@@ -5,7 +5,9 @@
 //! changes nothing.
 //!
 //! One module per resource: [`auth`], [`me`] (profile and the user's lists), [`rooms`],
-//! [`billing`], [`requests`], [`admin`], [`nodes`] (membership), and [`meta`] (JWKS, health, metrics). What is
+//! [`billing`], [`requests`], [`admin`], [`nodes`] (membership), [`oauth`] (the OAuth
+//! protocol endpoints: token, revoke, device authorization, metadata), and [`meta`] (JWKS,
+//! health, metrics). What is
 //! served is listed in [`ROUTES`] (kept in [`crate::routes`], which the metrics use too).
 
 mod admin;
@@ -15,6 +17,7 @@ mod common;
 mod me;
 mod meta;
 mod nodes;
+mod oauth;
 mod requests;
 mod rooms;
 
@@ -41,7 +44,10 @@ pub fn routes(
     cancel: CancellationToken,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let limit = api.config().http.max_body_bytes;
-    let metrics = Arc::new(Metrics::new(api.membership().announcements()));
+    let metrics = Arc::new(Metrics::new(
+        api.membership().announcements(),
+        api.oauth_refusals(),
+    ));
     let count = {
         let metrics = metrics.clone();
         warp::log::custom(move |info| {
@@ -69,6 +75,8 @@ pub fn routes(
         .or(admin::routes(api.clone(), limit))
         .unify()
         .or(nodes::routes(api.clone(), limit))
+        .unify()
+        .or(oauth::routes(api.clone(), limit))
         .unify()
         .or(meta::jwks(api.clone()))
         .unify()
