@@ -67,10 +67,10 @@ pub fn message(kind: &str, text: &str) -> String {
 /// A labelled input: `id` and `name` are the same.
 pub fn input(label: &str, id: &str, kind: &str, value: &str, autocomplete: &str) -> String {
     format!(
-        "<label for=\"{id}\">{}</label><input id=\"{id}\" name=\"{id}\" type=\"{}\" value=\"{}\" autocomplete=\"{}\" required>",
+        "<label for=\"{id}\">{}</label><input id=\"{id}\" name=\"{id}\" value=\"{}\" type=\"{}\" autocomplete=\"{}\" required>",
         escape(label),
-        attr(kind),
         attr(value),
+        attr(kind),
         attr(autocomplete),
         id = attr(id),
     )
