@@ -596,3 +596,71 @@ async fn passkey_ceremonies_need_a_session_and_the_csrf_header() {
     assert_eq!(p.status, 503, "{}", p.body);
     assert!(p.body.contains("passkeys_unavailable"), "{}", p.body);
 }
+
+#[tokio::test]
+async fn plain_http_off_loopback_loses_the_host_prefix_and_is_logged() {
+    let origin = "http://tracker.example:7070";
+    let t = common::Tracker::start_with(&format!("public_url = \"{origin}\"\n")).await;
+    assert!(t.log().contains("UNSAFE"), "{}", t.log());
+    let email = "plain@example.org";
+    t.user(email, "a long password").await;
+    let b = Browser::at(&t.base, origin);
+    let login = b.get("/login").await;
+    let c = login.set_cookie("reelnet_csrf").expect("reelnet_csrf");
+    assert!(!c.contains("Secure"), "{c}");
+    assert!(login.set_cookie(CSRF).is_none());
+    let p = b.sign_in(email, "a long password", "/account").await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let c = p.set_cookie("reelnet_session").expect("reelnet_session");
+    assert!(c.contains("HttpOnly") && !c.contains("Secure"), "{c}");
+    assert_eq!(b.get("/account").await.status, 200);
+    // The tracker's own address is not its public origin: posts from it are refused.
+    let other = Browser::new(&t.base);
+    let p = other.sign_in(email, "a long password", "/account").await;
+    assert_eq!(p.status, 403);
+}
+
+#[tokio::test]
+async fn passkeys_work_on_a_host_name_public_url() {
+    let origin = "http://localhost:7070";
+    let t = common::Tracker::start_with(&format!("public_url = \"{origin}\"\n")).await;
+    let email = "passkey@example.org";
+    t.user(email, "a long password").await;
+    let b = Browser::at(&t.base, origin);
+    let login = b.get("/login").await;
+    assert!(!login.body.contains("not an IP address"), "{}", login.body);
+    // No passkey yet: the sign-in ceremony says so.
+    let p = b
+        .post_json(
+            "/passkeys/login/start",
+            Some(&login.csrf()),
+            &json!({"email": email}),
+        )
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(p.body.contains("no_passkey"), "{}", p.body);
+    // Signed in, a registration ceremony starts for the tracker as relying party.
+    b.sign_in(email, "a long password", "/account").await;
+    let csrf = b.get("/account").await.csrf();
+    let p = b
+        .post_json("/passkeys/register/start", Some(&csrf), &json!({}))
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+    assert_eq!(v["options"]["publicKey"]["rp"]["id"], "localhost", "{v}");
+    assert_eq!(v["options"]["publicKey"]["user"]["name"], email, "{v}");
+    assert!(v["ceremony"].is_string());
+    // A made-up credential is refused and stores nothing.
+    let p = b
+        .post_json(
+            "/passkeys/register/finish",
+            Some(&csrf),
+            &json!({"ceremony": v["ceremony"], "credential": {
+                "id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
+                "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}}}),
+        )
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    let account = b.get("/account").await;
+    assert!(account.body.contains("No passkeys yet"), "{}", account.body);
+}

@@ -70,6 +70,8 @@ pub fn unescape(s: &str) -> String {
 /// A browser with its own cookie jar.
 pub struct Browser {
     pub base: String,
+    /// The `Origin` its POSTs carry (the tracker's `public_url`).
+    pub origin: String,
     http: reqwest::Client,
     jar: Mutex<HashMap<String, String>>,
 }
@@ -95,8 +97,15 @@ impl Headers {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        Self::at(base, base)
+    }
+
+    /// A browser talking to `base` that believes it is on `origin` (a tracker whose
+    /// `public_url` is not its listening address).
+    pub fn at(base: &str, origin: &str) -> Self {
         Self {
             base: base.to_owned(),
+            origin: origin.to_owned(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -185,7 +194,7 @@ impl Browser {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string(form).unwrap());
         match h.origin {
-            None => req = req.header("origin", self.base.clone()),
+            None => req = req.header("origin", self.origin.clone()),
             Some(Some(o)) => req = req.header("origin", o),
             Some(None) => {}
         }
@@ -209,7 +218,7 @@ impl Browser {
             .http
             .post(self.url(path))
             .header("cookie", self.cookie_header())
-            .header("origin", self.base.clone())
+            .header("origin", self.origin.clone())
             .json(body);
         if let Some(c) = csrf {
             req = req.header("x-csrf-token", c);
