@@ -664,3 +664,52 @@ async fn passkeys_work_on_a_host_name_public_url() {
     let account = b.get("/account").await;
     assert!(account.body.contains("No passkeys yet"), "{}", account.body);
 }
+
+#[tokio::test]
+async fn credentials_through_a_node_are_refused() {
+    let t = common::Tracker::start().await;
+    let email = "proxied@example.org";
+    t.user(email, "a long password").await;
+    let m = t.member(&["edge"]).await;
+    let b = Browser::new(&t.base);
+    let csrf = b.get("/login").await.csrf();
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("email", email),
+        ("password", "a long password"),
+        ("next", "/account"),
+    ])
+    .unwrap();
+    let viewer = "10.1.2.3";
+    let signed = reelnet_proto::membership::viewer_auth_path("/login", viewer);
+    let r = t
+        .http
+        .post(t.url("/login"))
+        .header("origin", t.base.clone())
+        .header("cookie", format!("{CSRF}={}", b.cookie(CSRF).unwrap()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(reelnet_proto::membership::VIEWER_ADDR_HEADER, viewer)
+        .header(
+            "reelnet-node-auth",
+            m.auth("POST", &signed, form.as_bytes()),
+        )
+        .body(form.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("only accepted on the tracker"));
+    // The same form straight from the browser signs in.
+    let p = b.sign_in(email, "a long password", "/account").await;
+    assert_eq!(p.status, 303, "{}", p.body);
+
+    // An oversized form: 413, nothing read.
+    let big = "x".repeat(70 * 1024);
+    let p = b.post("/login", &[("csrf", &csrf), ("email", &big)]).await;
+    assert_eq!(p.status, 413);
+}

@@ -579,15 +579,33 @@ where
         .and(warp::post())
         .and(warp::any().map(move || p.clone()))
         .and(req(trusted.to_vec()))
-        .and(body(limit))
-        .then(move |pages: Pages, req: Req, body: Bytes| {
+        .and(body(limit).map(Some).or(warp::any().map(|| None)).unify())
+        .then(move |pages: Pages, req: Req, body: Option<Bytes>| {
             let f = f.clone();
             async move {
                 let h = pages.clone();
-                h.headers(f(pages, req, body).await.into_response())
+                let res = match body {
+                    Some(body) => f(pages, req, body).await.into_response(),
+                    None => too_large(),
+                };
+                h.headers(res)
             }
         })
         .boxed()
+}
+
+/// A body over the limit (or of unknown length): 413, and the connection closes (the body
+/// was not read).
+fn too_large() -> Response {
+    let mut res = Answer::page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Request refused",
+        &html::message("error", "This form is too large."),
+    )
+    .into_response();
+    res.headers_mut()
+        .insert("connection", HeaderValue::from_static("close"));
+    res
 }
 
 /// The exact path `path` (`/` alone, or `/a/b`).
