@@ -623,7 +623,10 @@ async fn plain_http_off_loopback_loses_the_host_prefix_and_is_logged() {
 #[tokio::test]
 async fn passkeys_work_on_a_host_name_public_url() {
     let origin = "http://localhost:7070";
-    let t = common::Tracker::start_with(&format!("public_url = \"{origin}\"\n")).await;
+    let t = common::Tracker::start_with(&format!(
+        "public_url = \"{origin}\"\n[auth]\nmax_failures_per_address = 3\n"
+    ))
+    .await;
     let email = "passkey@example.org";
     t.user(email, "a long password").await;
     let b = Browser::at(&t.base, origin);
@@ -639,6 +642,17 @@ async fn passkeys_work_on_a_host_name_public_url() {
         .await;
     assert_eq!(p.status, 400, "{}", p.body);
     assert!(p.body.contains("no_passkey"), "{}", p.body);
+    // Asking is limited per address like failed sign-ins.
+    for expect in [400, 400, 429] {
+        let p = b
+            .post_json(
+                "/passkeys/login/start",
+                Some(&login.csrf()),
+                &json!({"email": "someone@example.org"}),
+            )
+            .await;
+        assert_eq!(p.status, expect, "{}", p.body);
+    }
     // Signed in, a registration ceremony starts for the tracker as relying party.
     b.sign_in(email, "a long password", "/account").await;
     let csrf = b.get("/account").await.csrf();

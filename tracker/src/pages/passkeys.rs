@@ -107,6 +107,10 @@ impl Passkeys {
     }
 }
 
+fn limit_key(addr: &str) -> String {
+    format!("passkey-login:addr:{addr}")
+}
+
 fn err(status: StatusCode, code: &str, message: &str) -> Answer {
     Answer::json(status, &json!({ "error": code, "message": message }))
 }
@@ -310,6 +314,18 @@ pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Answer {
             "send {\"email\": …}",
         );
     };
+    // Ceremonies started per address are limited like failed sign-ins (a finished one is
+    // handed back): asking which emails have passkeys is not free.
+    let src = req.src.resolve(pages.api(), &body);
+    let auth = &pages.api().config().auth;
+    if let Err(wait) = pages.api().inner.limiter.take(
+        &limit_key(&src.addr),
+        auth.max_failures_per_address,
+        std::time::Duration::from_secs(auth.failure_window_secs),
+    ) {
+        let e = crate::error::ApiError::rate_limited(wait);
+        return err(e.status, e.code, &e.message).retry_after(&e);
+    }
     let none = || {
         err(
             StatusCode::BAD_REQUEST,
@@ -393,6 +409,8 @@ pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Answer 
             }
         }
     }
+    let src = req.src.resolve(pages.api(), &body);
+    pages.api().inner.limiter.give_back(&limit_key(&src.addr));
     let next = f
         .next
         .filter(|n| safe_next(n))
