@@ -91,6 +91,18 @@ pub(crate) fn split_origin(origin: &str) -> Option<(&str, &str)> {
     Some((scheme, host))
 }
 
+/// An origin as browsers serialise it: lowercase, without a default port (`:443` on
+/// https, `:80` on http) or a trailing slash.
+pub(crate) fn normalize_origin(origin: &str) -> String {
+    let o = origin.trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if o.starts_with(scheme) && o.ends_with(port) {
+            return o[..o.len() - port.len()].to_owned();
+        }
+    }
+    o
+}
+
 /// Whether `next` may be followed after sign-in: a same-origin relative path (`/…`, not
 /// `//…` or `/\…`), printable ASCII without backslashes, at most 2048 bytes.
 pub fn safe_next(next: &str) -> bool {
@@ -242,7 +254,7 @@ impl Answer {
 
 impl Pages {
     fn new(api: Api) -> Self {
-        let origin = api.config().public_origin();
+        let origin = normalize_origin(&api.config().public_origin());
         let (scheme, host) = split_origin(&origin).unwrap_or(("http", "127.0.0.1"));
         let secure = scheme == "https" || is_loopback_host(host);
         if !secure {
@@ -334,7 +346,7 @@ impl Pages {
     fn same_origin(&self, req: &Req) -> bool {
         let ours = self.inner.origin.as_str();
         match req.origin.as_deref() {
-            Some(o) if o == ours => return true,
+            Some(o) if normalize_origin(o) == ours => return true,
             Some(o) if o != "null" => return false,
             _ => {}
         }
@@ -749,6 +761,19 @@ mod tests {
             Some(("https", "t.example"))
         );
         assert_eq!(split_origin("http://[::1]:80"), Some(("http", "[::1]")));
+        assert_eq!(
+            normalize_origin("HTTPS://T.example:443/"),
+            "https://t.example"
+        );
+        assert_eq!(normalize_origin("http://t.example:80"), "http://t.example");
+        assert_eq!(
+            normalize_origin("http://t.example:8080"),
+            "http://t.example:8080"
+        );
+        assert_eq!(
+            normalize_origin("https://t.example:80"),
+            "https://t.example:80"
+        );
         let f = fields(b"a=1&b=%3Cx%3E&a=2");
         assert_eq!(f["a"], "2");
         assert_eq!(f["b"], "<x>");

@@ -420,3 +420,39 @@ pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Answer 
         Err(e) => err(e.status, e.code, &e.message),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_name_is_a_relying_party_an_ip_address_is_not() {
+        assert!(Passkeys::new("https://tracker.example", "tracker.example")
+            .unavailable()
+            .is_none());
+        assert!(Passkeys::new("http://localhost:7070", "localhost")
+            .unavailable()
+            .is_none());
+        for (origin, host) in [
+            ("http://127.0.0.1:7070", "127.0.0.1"),
+            ("http://[::1]:7070", "[::1]"),
+        ] {
+            let why = Passkeys::new(origin, host).unavailable().unwrap();
+            assert!(why.contains("not an IP address"), "{why}");
+        }
+    }
+
+    #[test]
+    fn ceremonies_are_taken_once() {
+        let p = Passkeys::new("http://localhost:7070", "localhost");
+        let w = p.webauthn.as_ref().unwrap();
+        let (_, state) = w
+            .start_passkey_registration(Uuid::from_bytes([1; 16]), "a@x", "A", None)
+            .unwrap();
+        let id = p.put(Pending::Register(UserId([1; 16]), Box::new(state)));
+        assert!(matches!(p.take(&id), Some(Pending::Register(..))));
+        assert!(p.take(&id).is_none());
+        assert!(p.take("made-up").is_none());
+    }
+}
