@@ -92,4 +92,5 @@ pub const PAGE_ROUTES: &[(&str, &str)] = &[
     ("POST", "/passkeys/login/finish"),
     ("GET", "/static/reelnet.css"),
     ("GET", "/static/passkeys.js"),
+    ("GET", "/favicon.ico"),
 ];

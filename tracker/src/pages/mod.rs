@@ -710,6 +710,16 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
             passkeys::login_finish,
         ),
         asset("/static/reelnet.css", &p, "text/css; charset=utf-8", CSS),
+        // Browsers ask for it on every page; nothing, rather than a JSON 404.
+        get("/favicon.ico", &p, t, |_, _, _| async {
+            Answer {
+                status: StatusCode::NO_CONTENT,
+                body: None,
+                location: None,
+                cookies: Vec::new(),
+                retry_after: None,
+            }
+        }),
         asset(
             "/static/passkeys.js",
             &p,
