@@ -78,6 +78,7 @@ pub const PAGE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/account"),
     ("POST", "/account/password"),
     ("POST", "/account/reauth"),
+    ("POST", "/account/resend-verification"),
     ("POST", "/account/delete"),
     ("POST", "/account/sessions/end"),
     ("POST", "/account/passkeys/delete"),

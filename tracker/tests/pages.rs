@@ -727,3 +727,42 @@ async fn credentials_through_a_node_are_refused() {
     let p = b.post("/login", &[("csrf", &csrf), ("email", &big)]).await;
     assert_eq!(p.status, 413);
 }
+
+#[tokio::test]
+async fn an_unconfirmed_account_can_ask_for_the_link_again() {
+    let t = common::Tracker::start().await;
+    let email = "unconfirmed@example.org";
+    let (s, b) = t
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": email, "password": "a long password", "display_name": "U"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    t.smtp()
+        .wait_for_link(email, "Confirm your reelnet account", "/verify?token=")
+        .await;
+    let b = Browser::new(&t.base);
+    assert_eq!(
+        b.sign_in(email, "a long password", "/account").await.status,
+        303
+    );
+    let account = b.get("/account").await;
+    assert!(
+        account.body.contains("not confirmed yet"),
+        "{}",
+        account.body
+    );
+    assert!(account.has_id("resend-verification"));
+    let before = t.smtp().count_to(email);
+    let p = b
+        .post("/account/resend-verification", &[("csrf", &account.csrf())])
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    common::wait_for(
+        "a second confirmation mail",
+        std::time::Duration::from_secs(20),
+        || async { (t.smtp().count_to(email) > before).then_some(()) },
+    )
+    .await;
+}

@@ -19,9 +19,12 @@ fn account_body(pages: &Pages, s: &Session, note: Option<(&str, &str)>) -> Strin
     let csrf = html::csrf(&s.rec.csrf);
     let note = note.map(|(k, t)| message(k, t)).unwrap_or_default();
     let verified = if u.email_verified {
-        "confirmed"
+        "confirmed".to_owned()
     } else {
-        "not confirmed yet"
+        format!(
+            "not confirmed yet <form method=\"post\" action=\"/account/resend-verification\">{csrf}\
+             <button type=\"submit\" id=\"resend-verification\">Send the link again</button></form>"
+        )
     };
     let sessions = match pages.api().oauth_sessions(&u.id) {
         Ok(list) if list.is_empty() => {
@@ -347,4 +350,29 @@ pub(super) async fn logout_post(pages: Pages, req: Req, body: Bytes) -> Answer {
             .cookie(pages.clear_cookie(SESSION_COOKIE)),
         set,
     )
+}
+
+/// `POST /account/resend-verification`: the confirmation link again (limited like the JSON
+/// route).
+pub(super) async fn resend_post(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let f = fields(&body);
+    let Some(s) = pages.session(&req) else {
+        return to_login("/account");
+    };
+    if let Err(a) = pages.check_post(&req, Some(&s), f.get("csrf").map(String::as_str)) {
+        return *a;
+    }
+    let src = req.src.resolve(pages.api(), &body);
+    let email = crate::accounts::EmailRequest {
+        email: s.user.email.clone(),
+    };
+    match pages.api().resend_verification(email, &src).await {
+        Ok(()) => account_with(
+            &pages,
+            &s,
+            StatusCode::OK,
+            ("info", "We sent the confirmation link again."),
+        ),
+        Err(e) => account_with(&pages, &s, e.status, ("error", &e.message)).retry_after(&e),
+    }
 }

@@ -667,6 +667,13 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         get("/account", &p, t, account::account_page),
         post("/account/password", &p, t, limit, account::password_post),
         post("/account/reauth", &p, t, limit, account::reauth_post),
+        post(
+            "/account/resend-verification",
+            &p,
+            t,
+            limit,
+            account::resend_post,
+        ),
         post("/account/delete", &p, t, limit, account::delete_post),
         post(
             "/account/sessions/end",
