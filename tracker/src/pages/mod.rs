@@ -80,7 +80,7 @@ fn is_loopback_host(host: &str) -> bool {
         || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// `(scheme, host, port)` of an origin `http(s)://host[:port]`.
+/// `(scheme, host)` of an origin `http(s)://host[:port]` (IPv6 hosts keep their brackets).
 pub(crate) fn split_origin(origin: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = origin.split_once("://")?;
     let host = if let Some(end) = rest.strip_prefix('[').and_then(|r| r.find(']')) {
