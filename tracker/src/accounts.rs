@@ -166,15 +166,14 @@ fn secret_hash(token: &str) -> Result<[u8; 32], ApiError> {
 }
 
 impl Api {
+    /// A link to the tracker's own page `path` (mail links point at the tracker, never
+    /// at a node: reset and verification tokens are only ever sent to the tracker).
     fn email_link(&self, path: &str, token: &str) -> String {
-        format!(
-            "{}/{path}?token={token}",
-            self.config().web_url.trim_end_matches('/')
-        )
+        format!("{}/{path}?token={token}", self.config().public_origin())
     }
 
     fn email_link_plain(&self, path: &str) -> String {
-        format!("{}/{path}", self.config().web_url.trim_end_matches('/'))
+        format!("{}/{path}", self.config().public_origin())
     }
 
     /// Queues an account mail to `to`, unless that address has had its hourly share
@@ -319,7 +318,7 @@ impl Api {
                     "Someone tried to create a reelnet account with your address",
                     format!(
                         "Hello,\r\n\r\nSomeone tried to create a new reelnet account with this email address, which already has one. If it was you, sign in — or reset your password if you forgot it:\r\n\r\n{}\r\n\r\nIf it was not you, ignore this message; your account is unchanged.\r\n",
-                        self.email_link_plain("reset-password"),
+                        self.email_link_plain("reset"),
                     ),
                 );
             }
@@ -701,7 +700,7 @@ impl Api {
             used: false,
         };
         self.store().put_email_token(hash, record).await?;
-        let link = self.email_link("reset-password", &token);
+        let link = self.email_link("reset/confirm", &token);
         self.account_mail(
             &user.email,
             "Reset your reelnet password",
@@ -751,6 +750,9 @@ impl Api {
             })
             .await?;
         self.revoke_all_sessions(user.id).await?;
+        self.store()
+            .delete_user_browser_sessions(user.id, None)
+            .await?;
         self.inner.limiter.clear_account(&user.email);
         tracing::info!(user = %user.id, "password reset");
         Ok(())
@@ -788,10 +790,49 @@ impl Api {
     /// `DELETE me`: removes the account and everything stored for it.
     pub async fn delete_me(&self, claims: &Claims) -> Result<(), ApiError> {
         let user = self.user(claims)?;
+        self.delete_account(&user).await
+    }
+
+    /// Removes `user` and everything stored for it: sessions (token families, the
+    /// tracker's browser sessions), passkeys, lists.
+    pub async fn delete_account(&self, user: &User) -> Result<(), ApiError> {
         self.revoke_all_sessions(user.id).await?;
         let uid = user.id;
+        self.store().delete_user_pages(uid).await?;
         self.store().delete_user(uid, user.email.clone()).await?;
         tracing::info!(user = %uid, "account deleted");
+        Ok(())
+    }
+
+    /// Changes `user`'s password (the account page): checks `current` with every limit of
+    /// a sign-in (a wrong one counts as a failed sign-in), hashes `new` through the
+    /// hashing gate, signs out every token family and every browser session but `keep`.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: String,
+        new: String,
+        src: &Source,
+        keep: Option<[u8; 32]>,
+    ) -> Result<(), ApiError> {
+        check_password(&new)?;
+        let checked = self.check_credentials(&user.email, current, src).await?;
+        if checked.id != user.id {
+            return Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "wrong email or password",
+            ));
+        }
+        let hash = self.inner.hashes.run(move || hash_password(&new)).await??;
+        self.store()
+            .update_user(user.id, move |u| u.password_hash = hash)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid_token", "account no longer exists"))?;
+        self.revoke_all_sessions(user.id).await?;
+        self.store()
+            .delete_user_browser_sessions(user.id, keep)
+            .await?;
+        tracing::info!(user = %user.id, "password changed");
         Ok(())
     }
 }
@@ -828,6 +869,11 @@ pub async fn run_token_sweeper(
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "expired tokens removed"),
             Err(e) => tracing::warn!(error = %e, "removing expired tokens failed"),
+        }
+        match api.store().purge_expired_browser_sessions(now_secs()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired browser sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "removing expired browser sessions failed"),
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct TrackerConfig {
     /// Empty: `http://<listen>` (the address actually bound, when the port is 0).
     pub public_url: String,
     pub auth: AuthConfig,
+    pub pages: PagesConfig,
     pub http: HttpConfig,
     pub smtp: SmtpConfig,
     pub rooms: RoomsConfig,
@@ -54,6 +55,27 @@ impl Default for OauthConfig {
             refresh_grace_secs: 10,
             device_guesses_per_address: 10,
             device_guess_window_secs: 900,
+        }
+    }
+}
+
+/// The tracker's own pages (sign-in, account, consent, device): `[pages]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// How long a browser session on the tracker's pages lasts, seconds.
+    pub session_ttl_secs: u64,
+    /// Changes on the account page (password, passkeys, sessions, deleting the account)
+    /// need a password or passkey sign-in within this many seconds; else the page asks
+    /// for the password again.
+    pub recent_sign_in_secs: u64,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 30 * 24 * 3600,
+            recent_sign_in_secs: 600,
         }
     }
 }
@@ -323,6 +345,7 @@ impl Default for TrackerConfig {
             web_url: "http://127.0.0.1:8080".to_owned(),
             public_url: String::new(),
             auth: AuthConfig::default(),
+            pages: PagesConfig::default(),
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
             rooms: RoomsConfig::default(),
@@ -385,6 +408,16 @@ impl Default for SmtpConfig {
 }
 
 impl TrackerConfig {
+    /// The tracker's own origin: `public_url`, or `http://<listen>` when it is unset (a
+    /// running tracker has already filled it in with the address it bound).
+    pub fn public_origin(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let config: Self = reelnet_runtime::config::load_toml(path)?;
@@ -424,6 +457,12 @@ impl TrackerConfig {
             return Err(invalid(
                 "auth.refresh_ttl_secs",
                 "must be longer than auth.access_ttl_secs",
+            ));
+        }
+        if self.pages.session_ttl_secs < 60 {
+            return Err(invalid(
+                "pages.session_ttl_secs",
+                "must be at least 60 seconds",
             ));
         }
         if self.http.max_body_bytes < 1024 {

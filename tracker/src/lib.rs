@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod network;
 pub mod oauth;
 pub mod operator;
+pub mod pages;
 pub mod policy;
 pub mod requests;
 pub mod rooms;

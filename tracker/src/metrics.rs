@@ -11,7 +11,7 @@ use reelnet_runtime::metrics::{
     histogram, render, Counter, EncodeLabelSet, Family, Gauge, Histogram, Registry,
 };
 
-use crate::routes::ROUTES;
+use crate::routes::{PAGE_ROUTES, ROUTES};
 
 /// Upper bounds (seconds) of the request latency histogram's buckets.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -134,6 +134,7 @@ pub struct Gauges {
 pub fn route_of(method: &str, path: &str) -> (&'static str, &'static str) {
     ROUTES
         .iter()
+        .chain(PAGE_ROUTES)
         .find(|(m, template)| *m == method && matches(template, path))
         .map_or(("other", "other"), |(m, t)| (*m, *t))
 }

@@ -227,7 +227,7 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
     )?;
     let (_keys_tx, keys) = watch::channel(Arc::new(ring));
     let network = config.network.clone();
-    let web_url = config.web_url.clone();
+    let public_url = config.public_origin();
     let out = with_store(&config.data_dir, move |store| async move {
         let accounts = store.clone();
         let m = Membership::new(store, keys, network);
@@ -244,7 +244,7 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
             NodeCommand::AddUser(req) => crate::users::create(&accounts, req)
                 .await
                 .map(NodeOutput::User),
-            NodeCommand::Bootstrap(req) => crate::users::bootstrap(&accounts, &web_url, req)
+            NodeCommand::Bootstrap(req) => crate::users::bootstrap(&accounts, &public_url, req)
                 .await
                 .map(NodeOutput::Bootstrap),
         };

@@ -2,6 +2,10 @@
 //! exactly these, `openapi.yaml` must describe exactly these (tested), and
 //! [`crate::metrics`] labels requests with these templates (so ids never become labels).
 //! Plain data, importing nothing, so the metrics need not import the HTTP layer.
+//!
+//! The tracker's own HTML pages (sign-in, account, consent, device: [`crate::pages`]) are
+//! in [`PAGE_ROUTES`]: served and labelled the same way, but not JSON, so not in
+//! `openapi.yaml`.
 
 /// Every (method, path) the tracker serves; `openapi.yaml` must describe exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -59,4 +63,39 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+];
+
+/// The tracker's own pages and their assets (`crate::pages`, docs/signin.md "Pages"):
+/// HTML forms and the passkey ceremonies' JSON, on the tracker's origin only.
+pub const PAGE_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/register"),
+    ("POST", "/register"),
+    ("GET", "/verify"),
+    ("POST", "/verify"),
+    ("GET", "/reset"),
+    ("POST", "/reset"),
+    ("GET", "/reset/confirm"),
+    ("POST", "/reset/confirm"),
+    ("GET", "/account"),
+    ("POST", "/account/password"),
+    ("POST", "/account/reauth"),
+    ("POST", "/account/resend-verification"),
+    ("POST", "/account/delete"),
+    ("POST", "/account/sessions/end"),
+    ("POST", "/account/passkeys/delete"),
+    ("POST", "/logout"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
+    ("GET", "/device"),
+    ("POST", "/device"),
+    ("POST", "/passkeys/register/start"),
+    ("POST", "/passkeys/register/finish"),
+    ("POST", "/passkeys/login/start"),
+    ("POST", "/passkeys/login/finish"),
+    ("GET", "/static/reelnet.css"),
+    ("GET", "/static/passkeys.js"),
+    ("GET", "/favicon.ico"),
 ];

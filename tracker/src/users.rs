@@ -139,10 +139,11 @@ pub struct BootstrapLink {
 }
 
 /// Makes an admin bootstrap link — only while the network has no admin (after that,
-/// admins are made with `user set-role` or `user add --admin`).
+/// admins are made with `user set-role` or `user add --admin`). The link is the tracker's
+/// own registration page (`public_url`: `<public_url>/register?bootstrap=…`).
 pub(crate) async fn bootstrap(
     store: &Store,
-    web_url: &str,
+    public_url: &str,
     req: BootstrapRequest,
 ) -> Result<BootstrapLink, ApiError> {
     if store.has_admin() {
@@ -174,7 +175,7 @@ pub(crate) async fn bootstrap(
     Ok(BootstrapLink {
         link: format!(
             "{}/register?bootstrap={token}",
-            web_url.trim_end_matches('/')
+            public_url.trim_end_matches('/')
         ),
         expires_at,
     })
@@ -206,7 +207,7 @@ impl crate::api::Api {
 
     /// `POST admin/bootstrap` (the machine operator's token).
     pub async fn admin_bootstrap(&self, req: BootstrapRequest) -> Result<BootstrapLink, ApiError> {
-        bootstrap(self.store(), &self.config().web_url, req).await
+        bootstrap(self.store(), &self.config().public_origin(), req).await
     }
 }
 

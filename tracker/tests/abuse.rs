@@ -150,7 +150,7 @@ async fn a_flood_of_password_hashes_stays_bounded_and_the_tracker_keeps_working(
         .wait_for_link(
             owner,
             "Reset your reelnet password",
-            "/reset-password?token=",
+            "/reset/confirm?token=",
         )
         .await;
     let token = link.split("token=").nth(1).unwrap().to_owned();

@@ -331,7 +331,7 @@ impl Caller {
 }
 
 /// Who sent a request, for the abuse limits: see [`SourceParts::resolve`].
-pub(super) fn source(
+pub(crate) fn source(
     trusted: Vec<IpAddr>,
 ) -> impl Filter<Extract = (SourceParts,), Error = Rejection> + Clone {
     warp::addr::remote()
@@ -375,7 +375,7 @@ pub(super) fn source(
 }
 
 /// What [`source`] extracts; resolved with the body once it has been read.
-pub(super) struct SourceParts {
+pub(crate) struct SourceParts {
     socket: String,
     viewer: Option<String>,
     node_auth: Option<String>,

@@ -7,13 +7,13 @@
 //! One module per resource: [`auth`], [`me`] (profile and the user's lists), [`rooms`],
 //! [`billing`], [`requests`], [`admin`], [`nodes`] (membership), [`oauth`] (the OAuth
 //! protocol endpoints: token, revoke, device authorization, metadata), and [`meta`] (JWKS,
-//! health, metrics). What is
-//! served is listed in [`ROUTES`] (kept in [`crate::routes`], which the metrics use too).
+//! health, metrics); the tracker's HTML pages are [`crate::pages`]. What is served is
+//! listed in [`ROUTES`] (kept in [`crate::routes`], which the metrics use too).
 
 mod admin;
 mod auth;
 mod billing;
-mod common;
+pub(crate) mod common;
 mod me;
 mod meta;
 mod nodes;
@@ -59,7 +59,10 @@ pub fn routes(
             )
         })
     };
-    auth::routes(api.clone(), limit)
+    // The tracker's own HTML pages carry their own headers (crate::pages); everything
+    // else is JSON with the strict API headers.
+    let pages = crate::pages::routes(api.clone());
+    let json = auth::routes(api.clone(), limit)
         .or(me::routes(api.clone(), limit))
         .unify()
         .or(rooms::routes(api.clone(), rooms, cancel, limit))
@@ -86,10 +89,9 @@ pub fn routes(
         .unify()
         .recover(|rej: Rejection| async move { Ok::<_, Infallible>(rejection_response(rej)) })
         .unify()
-        .with(count)
-        .with(warp::trace::request())
         // JSON only: nosniff, a CSP that loads nothing, no referrer, no framing.
-        .with(warp::reply::with::headers(reelnet_runtime::headers::api()))
+        .with(warp::reply::with::headers(reelnet_runtime::headers::api()));
+    pages.or(json).with(count).with(warp::trace::request())
 }
 
 fn rejection_response(rej: Rejection) -> Response {

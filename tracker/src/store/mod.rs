@@ -9,7 +9,7 @@
 //!
 //! Everything else in the tracker calls the typed operations on [`Store`] defined in this
 //! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
-//! [`requests`], [`rooms`], [`network`], [`bindings`]); none of them sees a sled type. Each write operation is one
+//! [`requests`], [`rooms`], [`network`], [`bindings`], [`pages`]); none of them sees a sled type. Each write operation is one
 //! writer job, and a change that spans trees runs in one sled transaction inside it. The
 //! one exception is progress ([`Store::put_progress`]): plain inserts in a fixed order,
 //! because a transaction per write capped durable progress writes (see
@@ -21,6 +21,7 @@ pub mod bindings;
 pub mod codec;
 pub mod library;
 pub mod network;
+pub mod pages;
 pub mod records;
 pub mod requests;
 pub mod rooms;
@@ -132,6 +133,12 @@ struct Trees {
     origin_ingests: sled::Tree,
     /// movie id ++ 0 ++ manifest id → ()
     movie_ingests: sled::Tree,
+    /// blake3(session cookie) → [`pages::BrowserSession`] (the tracker's own pages)
+    browser_sessions: sled::Tree,
+    /// user id ++ blake3(session cookie) → ()
+    user_browser_sessions: sled::Tree,
+    /// user id ++ credential id → [`pages::PasskeyRecord`]
+    passkeys: sled::Tree,
 }
 
 impl Trees {
@@ -168,6 +175,9 @@ impl Trees {
             ingests: db.open_tree("ingests")?,
             origin_ingests: db.open_tree("origin_ingests")?,
             movie_ingests: db.open_tree("movie_ingests")?,
+            browser_sessions: db.open_tree("browser_sessions")?,
+            user_browser_sessions: db.open_tree("user_browser_sessions")?,
+            passkeys: db.open_tree("passkeys")?,
             db,
         })
     }

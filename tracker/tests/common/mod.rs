@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 pub use reelnet_testkit::{access, split, wait_for, Smtp};
 
+pub mod browser;
+
 /// Per-address limits loose enough for tests that register many accounts from 127.0.0.1
 /// (each is set only when `extra` does not set it; tests of the limits set their own).
 const TEST_LIMITS: &[(&str, u32)] = &[

@@ -14,7 +14,7 @@ export interface paths {
         /**
          * Create an account
          * @description Creates an unverified account and emails a single-use verification link
-         *     (`<web_url>/verify?token=...`). The email is trimmed and lowercased. Passwords need
+         *     (`<public_url>/verify?token=...`). The email is trimmed and lowercased. Passwords need
          *     10 to 256 characters; display names 1 to 64 printable characters (trimmed). An
          *     unverified account can already sign in; its token carries `email_verified: false`.
          *     The answer is the same 202 whether the address is new or already has an account
@@ -166,7 +166,7 @@ export interface paths {
         put?: never;
         /**
          * Ask for a password-reset email
-         * @description Emails a single-use reset link (`<web_url>/reset-password?token=...`) when an
+         * @description Emails a single-use reset link (`<public_url>/reset/confirm?token=...`) when an
          *     account with this email exists. Answers the same either way. A malformed address
          *     is 400 `invalid_email`.
          */
@@ -793,7 +793,7 @@ export interface paths {
          * Make the single-use link that creates the first admin (`reelnet-tracker admin bootstrap`)
          * @description Only with the machine operator's token (`operator.json`), and only while the tracker
          *     has no admin (409 `admin_exists` after). The link is
-         *     `<web_url>/register?bootstrap=TOKEN`; the account registered with it is an admin.
+         *     `<public_url>/register?bootstrap=TOKEN`; the account registered with it is an admin.
          */
         post: operations["adminBootstrap"];
         delete?: never;

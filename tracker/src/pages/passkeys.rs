@@ -1,0 +1,458 @@
+//! Passkeys (WebAuthn, `webauthn-rs`): the relying party is the tracker (RP id = its
+//! `public_url`'s host, origin = its `public_url`), so a passkey works only on the
+//! tracker's own origin and no node can phish it. The ceremonies' pending state is kept in
+//! memory for [`CEREMONY_SECS`]; credentials are stored per user
+//! ([`crate::store::pages::PasskeyRecord`]).
+//!
+//! WebAuthn does not allow an IP address as RP id: with a `public_url` such as
+//! `http://127.0.0.1:7070` passkeys are off (the pages say so); `http://localhost:7070` or
+//! a real host name work.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+};
+
+use super::{safe_next, same_secret, Answer, Pages, Req, Session, CSRF_COOKIE};
+use crate::clock::now_secs;
+use crate::store::pages::PasskeyRecord;
+use crate::store::UserId;
+
+/// How long a ceremony may take, seconds.
+const CEREMONY_SECS: u64 = 300;
+/// Most ceremonies pending at once (older ones are dropped beyond it).
+const MAX_PENDING: usize = 10_000;
+
+enum Pending {
+    Register(UserId, Box<PasskeyRegistration>),
+    Login(UserId, Box<PasskeyAuthentication>),
+}
+
+/// The relying party and the ceremonies in flight.
+pub(super) struct Passkeys {
+    webauthn: Option<Webauthn>,
+    why_not: Option<String>,
+    pending: Mutex<HashMap<String, (u64, Pending)>>,
+}
+
+impl Passkeys {
+    pub fn new(origin: &str, host: &str) -> Self {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let built = if bare.parse::<IpAddr>().is_ok() {
+            Err(format!(
+                "Passkeys need this tracker's address to be a host name (such as localhost), not an IP address; it is {origin}."
+            ))
+        } else {
+            Url::parse(origin)
+                .map_err(|e| e.to_string())
+                .and_then(|url| {
+                    WebauthnBuilder::new(bare, &url)
+                        .and_then(|b| b.rp_name("reelnet").build())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("Passkeys are not available on this tracker ({e})."))
+        };
+        match built {
+            Ok(w) => Self {
+                webauthn: Some(w),
+                why_not: None,
+                pending: Mutex::new(HashMap::new()),
+            },
+            Err(why) => {
+                tracing::info!(%why, "passkeys off");
+                Self {
+                    webauthn: None,
+                    why_not: Some(why),
+                    pending: Mutex::new(HashMap::new()),
+                }
+            }
+        }
+    }
+
+    /// Why passkeys cannot be used here (`None`: they can).
+    pub fn unavailable(&self) -> Option<String> {
+        self.why_not.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, Pending)>> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn put(&self, p: Pending) -> String {
+        let (id, _) = crate::accounts::new_secret();
+        let now = now_secs();
+        let mut map = self.lock();
+        map.retain(|_, (exp, _)| *exp > now);
+        if map.len() >= MAX_PENDING {
+            map.clear();
+        }
+        map.insert(id.clone(), (now + CEREMONY_SECS, p));
+        id
+    }
+
+    fn take(&self, id: &str) -> Option<Pending> {
+        let (exp, p) = self.lock().remove(id)?;
+        (exp > now_secs()).then_some(p)
+    }
+}
+
+fn limit_key(addr: &str) -> String {
+    format!("passkey-login:addr:{addr}")
+}
+
+fn err(status: StatusCode, code: &str, message: &str) -> Answer {
+    Answer::json(status, &json!({ "error": code, "message": message }))
+}
+
+/// Same origin and the CSRF header: the session's token, or before sign-in the
+/// double-submit cookie's.
+fn check(pages: &Pages, req: &Req, session: Option<&Session>) -> Result<(), Answer> {
+    let token = req.csrf_header.as_deref().unwrap_or("");
+    let ok = pages.same_origin(req)
+        && (session.is_some_and(|s| same_secret(&s.rec.csrf, token))
+            || pages
+                .cookie(req, CSRF_COOKIE)
+                .is_some_and(|c| same_secret(c, token)));
+    if ok {
+        Ok(())
+    } else {
+        pages.api().oauth_refused("bad_csrf");
+        Err(err(
+            StatusCode::FORBIDDEN,
+            "bad_csrf",
+            "reload the page and try again",
+        ))
+    }
+}
+
+fn webauthn(pages: &Pages) -> Result<&Webauthn, Answer> {
+    pages.inner.passkeys.webauthn.as_ref().ok_or_else(|| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys_unavailable",
+            pages
+                .inner
+                .passkeys
+                .why_not
+                .as_deref()
+                .unwrap_or("passkeys are off"),
+        )
+    })
+}
+
+fn user_passkeys(
+    pages: &Pages,
+    user: &UserId,
+) -> Result<Vec<(Vec<u8>, PasskeyRecord, Passkey)>, Answer> {
+    let list = pages.api().store().passkeys(user).map_err(|e| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        )
+    })?;
+    Ok(list
+        .into_iter()
+        .filter_map(|(id, rec)| {
+            let pk: Passkey = serde_json::from_str(&rec.json).ok()?;
+            Some((id, rec, pk))
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct Finish<T> {
+    ceremony: String,
+    credential: T,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginStart {
+    email: String,
+}
+
+/// `POST /passkeys/register/start` (signed in, CSRF header, recent sign-in).
+pub(super) async fn register_start(pages: Pages, req: Req, _body: Bytes) -> Answer {
+    let Some(s) = pages.session(&req) else {
+        return err(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
+    };
+    if let Err(a) = check(&pages, &req, Some(&s)) {
+        return a;
+    }
+    if !pages.recent(&s) {
+        return err(
+            StatusCode::FORBIDDEN,
+            "reauth_required",
+            "you signed in a while ago: sign in again before adding a passkey",
+        );
+    }
+    let w = match webauthn(&pages) {
+        Ok(w) => w,
+        Err(a) => return a,
+    };
+    let existing = match user_passkeys(&pages, &s.user.id) {
+        Ok(l) => l,
+        Err(a) => return a,
+    };
+    let exclude = existing
+        .iter()
+        .map(|(_, _, pk)| pk.cred_id().clone())
+        .collect();
+    match w.start_passkey_registration(
+        Uuid::from_bytes(s.user.id.0),
+        &s.user.email,
+        &s.user.display_name,
+        Some(exclude),
+    ) {
+        Ok((options, state)) => {
+            let id = pages
+                .inner
+                .passkeys
+                .put(Pending::Register(s.user.id, Box::new(state)));
+            Answer::json(
+                StatusCode::OK,
+                &json!({ "ceremony": id, "options": options }),
+            )
+        }
+        Err(e) => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "passkey_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `POST /passkeys/register/finish`
+pub(super) async fn register_finish(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let Some(s) = pages.session(&req) else {
+        return err(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
+    };
+    if let Err(a) = check(&pages, &req, Some(&s)) {
+        return a;
+    }
+    let w = match webauthn(&pages) {
+        Ok(w) => w,
+        Err(a) => return a,
+    };
+    let Ok(f) = serde_json::from_slice::<Finish<RegisterPublicKeyCredential>>(&body) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "not a passkey registration",
+        );
+    };
+    let Some(Pending::Register(user, state)) = pages.inner.passkeys.take(&f.ceremony) else {
+        return err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
+    };
+    if user != s.user.id {
+        return err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
+    }
+    let pk = match w.finish_passkey_registration(&f.credential, &state) {
+        Ok(pk) => pk,
+        Err(e) => return err(StatusCode::BAD_REQUEST, "passkey_refused", &e.to_string()),
+    };
+    let json = match serde_json::to_string(&pk) {
+        Ok(j) => j,
+        Err(e) => {
+            return err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &e.to_string(),
+            )
+        }
+    };
+    let rec = PasskeyRecord {
+        json,
+        created_at: now_secs(),
+        last_used_at: None,
+    };
+    match pages
+        .api()
+        .store()
+        .put_passkey(user, pk.cred_id().as_ref().to_vec(), rec)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(user = %user, "passkey added");
+            Answer::json(StatusCode::OK, &json!({ "status": "added" }))
+        }
+        Err(e) => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `POST /passkeys/login/start {email}` (CSRF header).
+pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let session = pages.session(&req);
+    if let Err(a) = check(&pages, &req, session.as_ref()) {
+        return a;
+    }
+    let w = match webauthn(&pages) {
+        Ok(w) => w,
+        Err(a) => return a,
+    };
+    let Ok(start) = serde_json::from_slice::<LoginStart>(&body) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "send {\"email\": …}",
+        );
+    };
+    // Ceremonies started per address are limited like failed sign-ins (a finished one is
+    // handed back): asking which emails have passkeys is not free.
+    let src = req.src.resolve(pages.api(), &body);
+    let auth = &pages.api().config().auth;
+    if let Err(wait) = pages.api().inner.limiter.take(
+        &limit_key(&src.addr),
+        auth.max_failures_per_address,
+        std::time::Duration::from_secs(auth.failure_window_secs),
+    ) {
+        let e = crate::error::ApiError::rate_limited(wait);
+        return err(e.status, e.code, &e.message).retry_after(&e);
+    }
+    let none = || {
+        err(
+            StatusCode::BAD_REQUEST,
+            "no_passkey",
+            "no passkey for this email; sign in with the password",
+        )
+    };
+    let Ok(email) = crate::accounts::normalize_email(&start.email) else {
+        return none();
+    };
+    let Ok(Some(uid)) = pages.api().store().user_id_by_email(&email) else {
+        return none();
+    };
+    let keys = match user_passkeys(&pages, &uid) {
+        Ok(k) => k,
+        Err(a) => return a,
+    };
+    if keys.is_empty() {
+        return none();
+    }
+    let creds: Vec<Passkey> = keys.into_iter().map(|(_, _, pk)| pk).collect();
+    match w.start_passkey_authentication(&creds) {
+        Ok((options, state)) => {
+            let id = pages
+                .inner
+                .passkeys
+                .put(Pending::Login(uid, Box::new(state)));
+            Answer::json(
+                StatusCode::OK,
+                &json!({ "ceremony": id, "options": options }),
+            )
+        }
+        Err(e) => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "passkey_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `POST /passkeys/login/finish`: signs in like a password would (a new session).
+pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let session = pages.session(&req);
+    if let Err(a) = check(&pages, &req, session.as_ref()) {
+        return a;
+    }
+    let w = match webauthn(&pages) {
+        Ok(w) => w,
+        Err(a) => return a,
+    };
+    let Ok(f) = serde_json::from_slice::<Finish<PublicKeyCredential>>(&body) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "not a passkey assertion",
+        );
+    };
+    let Some(Pending::Login(uid, state)) = pages.inner.passkeys.take(&f.ceremony) else {
+        return err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
+    };
+    let result = match w.finish_passkey_authentication(&f.credential, &state) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(user = %uid, error = %e, "passkey sign-in refused");
+            return err(
+                StatusCode::UNAUTHORIZED,
+                "passkey_refused",
+                "the passkey was not accepted",
+            );
+        }
+    };
+    // Keep the authenticator's counter (clone detection) and when it was last used.
+    if let Ok(keys) = user_passkeys(&pages, &uid) {
+        for (id, mut rec, mut pk) in keys {
+            if pk.update_credential(&result).is_some() {
+                if let Ok(j) = serde_json::to_string(&pk) {
+                    rec.json = j;
+                }
+                rec.last_used_at = Some(now_secs());
+                let _ = pages.api().store().put_passkey(uid, id, rec).await;
+            }
+        }
+    }
+    let src = req.src.resolve(pages.api(), &body);
+    pages.api().inner.limiter.give_back(&limit_key(&src.addr));
+    let next = f
+        .next
+        .filter(|n| safe_next(n))
+        .unwrap_or_else(|| "/account".to_owned());
+    match pages.start_session(&req, &uid).await {
+        Ok(cookie) => Answer::json(StatusCode::OK, &json!({ "redirect": next })).cookie(cookie),
+        Err(e) => err(e.status, e.code, &e.message),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_name_is_a_relying_party_an_ip_address_is_not() {
+        assert!(Passkeys::new("https://tracker.example", "tracker.example")
+            .unavailable()
+            .is_none());
+        assert!(Passkeys::new("http://localhost:7070", "localhost")
+            .unavailable()
+            .is_none());
+        for (origin, host) in [
+            ("http://127.0.0.1:7070", "127.0.0.1"),
+            ("http://[::1]:7070", "[::1]"),
+        ] {
+            let why = Passkeys::new(origin, host).unavailable().unwrap();
+            assert!(why.contains("not an IP address"), "{why}");
+        }
+    }
+
+    #[test]
+    fn ceremonies_are_taken_once() {
+        let p = Passkeys::new("http://localhost:7070", "localhost");
+        let w = p.webauthn.as_ref().unwrap();
+        let (_, state) = w
+            .start_passkey_registration(Uuid::from_bytes([1; 16]), "a@x", "A", None)
+            .unwrap();
+        let id = p.put(Pending::Register(UserId([1; 16]), Box::new(state)));
+        assert!(matches!(p.take(&id), Some(Pending::Register(..))));
+        assert!(p.take(&id).is_none());
+        assert!(p.take("made-up").is_none());
+    }
+}

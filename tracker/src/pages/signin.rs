@@ -1,0 +1,396 @@
+//! Sign-in, registration, email verification and password reset pages.
+
+use bytes::Bytes;
+use warp::http::StatusCode;
+
+use super::html::{self, escape, hidden, input, message};
+use super::{fields, safe_next, Answer, Pages, Req};
+use crate::accounts::{EmailRequest, RegisterRequest, ResetConfirmRequest, TokenRequest};
+use crate::error::ApiError;
+
+fn login_body(
+    pages: &Pages,
+    csrf: &str,
+    next: &str,
+    email: &str,
+    note: Option<(&str, &str)>,
+) -> String {
+    let note = note.map(|(k, t)| message(k, t)).unwrap_or_default();
+    let passkey = match pages.inner.passkeys.unavailable() {
+        None => "<p><button type=\"button\" id=\"passkey-sign-in\">Use a passkey</button></p>".to_owned(),
+        Some(why) => format!(
+            "<p><button type=\"button\" id=\"passkey-sign-in\" disabled>Use a passkey</button></p>{}",
+            message("info", &why)
+        ),
+    };
+    format!(
+        "{note}<form method=\"post\" action=\"/login\">{csrf}{next}{email}{password}\
+         <button type=\"submit\" id=\"sign-in\">Sign in</button></form>{passkey}\
+         <p id=\"passkey-status\" role=\"status\"></p>\
+         <p><a href=\"/register\">Create an account</a> · <a href=\"/reset\">Forgot your password?</a></p>\
+         <p class=\"fine\">Type your password only on this site ({origin}), never on a node's page.</p>",
+        csrf = html::csrf(csrf),
+        next = hidden("next", next),
+        email = input("Email", "email", "email", email, "username webauthn"),
+        password = input("Password", "password", "password", "", "current-password"),
+        origin = escape(&pages.inner.origin),
+    )
+}
+
+fn next_of(raw: Option<&String>) -> String {
+    raw.filter(|n| safe_next(n))
+        .cloned()
+        .unwrap_or_else(|| "/account".to_owned())
+}
+
+/// `GET /login?next=`
+pub(super) async fn login_page(pages: Pages, req: Req, query: String) -> Answer {
+    let q = fields(query.as_bytes());
+    let next = next_of(q.get("next"));
+    if pages.session(&req).is_some() {
+        return Answer::redirect(StatusCode::FOUND, &next);
+    }
+    let (csrf, set) = pages.csrf_token(&req, None);
+    let a = Answer::page_with_script(
+        StatusCode::OK,
+        "Sign in",
+        &login_body(&pages, &csrf, &next, "", None),
+    );
+    with_cookie(a, set)
+}
+
+pub(super) fn with_cookie(a: Answer, set: Option<String>) -> Answer {
+    match set {
+        Some(c) => a.cookie(c),
+        None => a,
+    }
+}
+
+/// `POST /login`
+pub(super) async fn login_post(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let f = fields(&body);
+    let session = pages.session(&req);
+    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
+        return *a;
+    }
+    let src = match pages.direct_source(&req, &body) {
+        Ok(s) => s,
+        Err(a) => return *a,
+    };
+    let next = next_of(f.get("next"));
+    let email = f.get("email").cloned().unwrap_or_default();
+    let password = f.get("password").cloned().unwrap_or_default();
+    match pages.api().check_credentials(&email, password, &src).await {
+        Ok(user) => match pages.start_session(&req, &user.id).await {
+            Ok(cookie) => Answer::redirect(StatusCode::SEE_OTHER, &next).cookie(cookie),
+            Err(e) => Answer::error("Sign in", &e),
+        },
+        Err(e) => {
+            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+            let a = Answer::page_with_script(
+                e.status,
+                "Sign in",
+                &login_body(&pages, &csrf, &next, &email, Some(("error", &e.message))),
+            )
+            .retry_after(&e);
+            with_cookie(a, set)
+        }
+    }
+}
+
+fn register_body(
+    csrf: &str,
+    bootstrap: &str,
+    email: &str,
+    name: &str,
+    note: Option<(&str, &str)>,
+) -> String {
+    let note = note.map(|(k, t)| message(k, t)).unwrap_or_default();
+    let intro = if bootstrap.is_empty() {
+        String::new()
+    } else {
+        message(
+            "info",
+            "This is an admin link: the account you create with it becomes this network's first admin.",
+        )
+    };
+    format!(
+        "{intro}{note}<form method=\"post\" action=\"/register\">{csrf}{bootstrap}{email}{name}{password}\
+         <button type=\"submit\" id=\"register\">Create account</button></form>\
+         <p><a href=\"/login\">Already have an account? Sign in</a></p>",
+        csrf = html::csrf(csrf),
+        bootstrap = if bootstrap.is_empty() {
+            String::new()
+        } else {
+            hidden("bootstrap", bootstrap)
+        },
+        email = input("Email", "email", "email", email, "email"),
+        name = input("Display name", "display-name", "text", name, "nickname"),
+        password = input("Password", "password", "password", "", "new-password"),
+    )
+}
+
+/// `GET /register?bootstrap=`
+pub(super) async fn register_page(pages: Pages, req: Req, query: String) -> Answer {
+    let q = fields(query.as_bytes());
+    let bootstrap = q.get("bootstrap").cloned().unwrap_or_default();
+    let session = pages.session(&req);
+    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+    with_cookie(
+        Answer::page(
+            StatusCode::OK,
+            "Create an account",
+            &register_body(&csrf, &bootstrap, "", "", None),
+        ),
+        set,
+    )
+}
+
+/// `POST /register`
+pub(super) async fn register_post(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let f = fields(&body);
+    let session = pages.session(&req);
+    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
+        return *a;
+    }
+    let src = match pages.direct_source(&req, &body) {
+        Ok(s) => s,
+        Err(a) => return *a,
+    };
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let bootstrap = get("bootstrap");
+    let (email, name) = (get("email"), get("display-name"));
+    let res = pages
+        .api()
+        .register(
+            RegisterRequest {
+                email: email.clone(),
+                password: get("password"),
+                display_name: name.clone(),
+                bootstrap: (!bootstrap.is_empty()).then(|| bootstrap.clone()),
+            },
+            &src,
+        )
+        .await;
+    match res {
+        Ok(()) => Answer::page(
+            StatusCode::OK,
+            "Check your email",
+            &format!(
+                "{}<p>Open the link in the message to confirm your address, then <a href=\"/login\">sign in</a>.</p>",
+                message(
+                    "info",
+                    &format!("We sent a message to {email}."),
+                )
+            ),
+        ),
+        Err(e) => {
+            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+            with_cookie(
+                Answer::page(
+                    e.status,
+                    "Create an account",
+                    &register_body(&csrf, &bootstrap, &email, &name, Some(("error", &e.message))),
+                )
+                .retry_after(&e),
+                set,
+            )
+        }
+    }
+}
+
+fn token_of(q: &std::collections::HashMap<String, String>) -> Option<String> {
+    q.get("token").filter(|t| !t.is_empty()).cloned()
+}
+
+fn missing_token(title: &str) -> Answer {
+    Answer::error(
+        title,
+        &ApiError::bad_request(
+            "invalid_token",
+            "this link is not complete: open the whole link from the email",
+        ),
+    )
+}
+
+/// `GET /verify?token=`: a confirm button; never verifies on GET.
+pub(super) async fn verify_page(pages: Pages, req: Req, query: String) -> Answer {
+    let Some(token) = token_of(&fields(query.as_bytes())) else {
+        return missing_token("Confirm your email");
+    };
+    let session = pages.session(&req);
+    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+    with_cookie(
+        Answer::page(
+            StatusCode::OK,
+            "Confirm your email",
+            &format!(
+                "<form method=\"post\" action=\"/verify\">{}{}<p>Confirm this email address for your reelnet account.</p>\
+                 <button type=\"submit\" id=\"verify\">Confirm</button></form>",
+                html::csrf(&csrf),
+                hidden("token", &token)
+            ),
+        ),
+        set,
+    )
+}
+
+/// `POST /verify`
+pub(super) async fn verify_post(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let f = fields(&body);
+    let session = pages.session(&req);
+    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
+        return *a;
+    }
+    let token = f.get("token").cloned().unwrap_or_default();
+    match pages.api().verify_email(TokenRequest { token }).await {
+        Ok(user) => Answer::page(
+            StatusCode::OK,
+            "Email confirmed",
+            &format!(
+                "{}<p><a href=\"/login\">Sign in</a></p>",
+                message("info", &format!("{} is confirmed.", user.email))
+            ),
+        ),
+        Err(e) => Answer::error("Confirm your email", &e),
+    }
+}
+
+fn reset_body(csrf: &str, email: &str, note: Option<(&str, &str)>) -> String {
+    let note = note.map(|(k, t)| message(k, t)).unwrap_or_default();
+    format!(
+        "{note}<form method=\"post\" action=\"/reset\">{}{}<button type=\"submit\" id=\"send\">Send a reset link</button></form>",
+        html::csrf(csrf),
+        input("Email", "email", "email", email, "email"),
+    )
+}
+
+/// `GET /reset`
+pub(super) async fn reset_page(pages: Pages, req: Req, _q: String) -> Answer {
+    let session = pages.session(&req);
+    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+    with_cookie(
+        Answer::page(
+            StatusCode::OK,
+            "Reset your password",
+            &reset_body(&csrf, "", None),
+        ),
+        set,
+    )
+}
+
+/// `POST /reset`
+pub(super) async fn reset_post(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let f = fields(&body);
+    let session = pages.session(&req);
+    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
+        return *a;
+    }
+    let src = match pages.direct_source(&req, &body) {
+        Ok(s) => s,
+        Err(a) => return *a,
+    };
+    let email = f.get("email").cloned().unwrap_or_default();
+    match pages
+        .api()
+        .password_reset(
+            EmailRequest {
+                email: email.clone(),
+            },
+            &src,
+        )
+        .await
+    {
+        Ok(()) => Answer::page(
+            StatusCode::OK,
+            "Check your email",
+            &message(
+                "info",
+                "If an account has this address, we sent it a link to choose a new password.",
+            ),
+        ),
+        Err(e) => {
+            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+            with_cookie(
+                Answer::page(
+                    e.status,
+                    "Reset your password",
+                    &reset_body(&csrf, &email, Some(("error", &e.message))),
+                )
+                .retry_after(&e),
+                set,
+            )
+        }
+    }
+}
+
+fn reset_confirm_body(csrf: &str, token: &str, note: Option<(&str, &str)>) -> String {
+    let note = note.map(|(k, t)| message(k, t)).unwrap_or_default();
+    format!(
+        "{note}<form method=\"post\" action=\"/reset/confirm\">{}{}{}<button type=\"submit\" id=\"save\">Save</button></form>",
+        html::csrf(csrf),
+        hidden("token", token),
+        input("New password", "password", "password", "", "new-password"),
+    )
+}
+
+/// `GET /reset/confirm?token=`
+pub(super) async fn reset_confirm_page(pages: Pages, req: Req, query: String) -> Answer {
+    let Some(token) = token_of(&fields(query.as_bytes())) else {
+        return missing_token("Choose a new password");
+    };
+    let session = pages.session(&req);
+    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+    with_cookie(
+        Answer::page(
+            StatusCode::OK,
+            "Choose a new password",
+            &reset_confirm_body(&csrf, &token, None),
+        ),
+        set,
+    )
+}
+
+/// `POST /reset/confirm`: every session of the account ends (this browser's too).
+pub(super) async fn reset_confirm_post(pages: Pages, req: Req, body: Bytes) -> Answer {
+    let f = fields(&body);
+    let session = pages.session(&req);
+    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
+        return *a;
+    }
+    let src = match pages.direct_source(&req, &body) {
+        Ok(s) => s,
+        Err(a) => return *a,
+    };
+    let token = f.get("token").cloned().unwrap_or_default();
+    let req_body = ResetConfirmRequest {
+        token: token.clone(),
+        password: f.get("password").cloned().unwrap_or_default(),
+    };
+    match pages.api().password_reset_confirm(req_body, &src).await {
+        Ok(()) => Answer::page(
+            StatusCode::OK,
+            "Password changed",
+            &format!(
+                "{}<p><a href=\"/login\">Sign in</a></p>",
+                message(
+                    "info",
+                    "Your password is changed and every session is signed out."
+                )
+            ),
+        )
+        .cookie(pages.clear_cookie(super::SESSION_COOKIE)),
+        Err(e) => {
+            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
+            with_cookie(
+                Answer::page(
+                    e.status,
+                    "Choose a new password",
+                    &reset_confirm_body(&csrf, &token, Some(("error", &e.message))),
+                )
+                .retry_after(&e),
+                set,
+            )
+        }
+    }
+}
