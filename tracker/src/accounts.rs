@@ -57,6 +57,10 @@ pub struct EmailRequest {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// A member node's id: the tokens are bound to that node (`aud = reelnet-node:<id>`,
+    /// no scope) instead of being network tokens.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +120,34 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: u64,
+    /// Granted scopes, space-separated (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     pub user: UserView,
+}
+
+impl TokenPair {
+    /// The token endpoint's form of this pair.
+    pub fn into_response(self) -> reelnet_proto::oauth::TokenResponse {
+        reelnet_proto::oauth::TokenResponse {
+            access_token: self.access_token,
+            token_type: self.token_type.to_owned(),
+            expires_in: self.expires_in,
+            refresh_token: self.refresh_token,
+            refresh_expires_in: self.refresh_expires_in,
+            scope: self.scope,
+            user: serde_json::to_value(&self.user).ok(),
+        }
+    }
+}
+
+/// Who a new session is for: its client and the audience and scopes of its tokens.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// `node:<id>`, `script` or `device:<name>`.
+    pub client: String,
+    pub aud: String,
+    pub scope: Option<String>,
 }
 
 /// A random token (32 bytes, base64url) and the hash it is stored under.
@@ -374,9 +405,38 @@ impl Api {
     /// per address, per vouching node; and, from addresses the account has not signed in
     /// from, the account's backoff. A success hands its attempts back.
     pub async fn login(&self, req: LoginRequest, src: &Source) -> Result<TokenPair, ApiError> {
+        // A bad resource is refused before the password is checked (no guess is spent).
+        let node = match req.resource.as_deref() {
+            Some(id) => Some(self.current_member(id)?.node_id),
+            None => None,
+        };
         let user = self
             .check_credentials(&req.email, req.password, src)
             .await?;
+        let spec = match node {
+            Some(id) => SessionSpec {
+                client: "script".to_owned(),
+                aud: reelnet_proto::claims::node_audience(&id),
+                scope: None,
+            },
+            None => SessionSpec {
+                client: "script".to_owned(),
+                aud: AUDIENCE.to_owned(),
+                scope: Some(network_scope(&user)),
+            },
+        };
+        let (pair, _) = self.start_session(&user, spec).await?;
+        tracing::info!(user = %user.id, "signed in");
+        Ok(pair)
+    }
+
+    /// Starts a session (refresh family) for `user` and issues its first token pair;
+    /// returns the pair and the family id.
+    pub(crate) async fn start_session(
+        &self,
+        user: &User,
+        spec: SessionSpec,
+    ) -> Result<(TokenPair, [u8; 16]), ApiError> {
         let auth = &self.config().auth;
         let family: [u8; 16] = rand::random();
         let now = now_secs();
@@ -386,17 +446,35 @@ impl Api {
             family,
             expires_at: now + auth.refresh_ttl_secs,
             used: false,
+            used_at: None,
         };
         let fam = Family {
             user: user.id,
             revoked: false,
             created_at: now,
+            client: spec.client,
+            aud: spec.aud,
+            scope: spec.scope,
+            last_used_at: None,
         };
+        let pair = self.token_pair(user, refresh, &family, &fam.aud, fam.scope.as_deref())?;
         self.store()
             .start_session(refresh_hash, rec, family, fam)
             .await?;
-        tracing::info!(user = %user.id, "signed in");
-        self.token_pair(&user, refresh)
+        Ok((pair, family))
+    }
+
+    /// The enrolled, unrevoked member node `id` (400 `invalid_resource` otherwise).
+    pub(crate) fn current_member(&self, id: &str) -> Result<crate::store::NodeRecord, ApiError> {
+        let bad =
+            || ApiError::bad_request("invalid_resource", "resource: not a current member node");
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        match self.store().node(id)? {
+            Some(n) if n.revoked_at.is_none() => Ok(n),
+            _ => Err(bad()),
+        }
     }
 
     /// Checks an email and password with every abuse limit of [`Api::login`] (counted
@@ -468,7 +546,14 @@ impl Api {
         Ok(user)
     }
 
-    fn token_pair(&self, user: &User, refresh_token: String) -> Result<TokenPair, ApiError> {
+    fn token_pair(
+        &self,
+        user: &User,
+        refresh_token: String,
+        family: &[u8; 16],
+        aud: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenPair, ApiError> {
         let auth = &self.config().auth;
         let now = now_secs();
         let jti: [u8; 12] = rand::random();
@@ -490,10 +575,10 @@ impl Api {
             exp,
             iat: now,
             iss: self.config().issuer.clone(),
-            aud: AUDIENCE.to_owned(),
+            aud: aud.to_owned(),
             jti: hex::encode(jti),
-            sid: None,
-            scope: None,
+            sid: Some(hex::encode(family)),
+            scope: scope.map(str::to_owned),
         };
         Ok(TokenPair {
             access_token: self.keyring().sign(&claims)?,
@@ -501,43 +586,83 @@ impl Api {
             expires_in: exp - now,
             refresh_token,
             refresh_expires_in: auth.refresh_ttl_secs,
+            scope: scope.map(str::to_owned),
             user: UserView::of(user),
         })
     }
 
-    /// `POST auth/refresh`: rotates the refresh token. Presenting a token that was already
-    /// rotated means it was copied; the whole family is revoked.
+    /// `POST auth/refresh`: rotates the refresh token of a `script` or `device` session
+    /// (a node's sessions are refreshed by that node at the token endpoint).
     pub async fn refresh(&self, req: RefreshRequest) -> Result<TokenPair, ApiError> {
-        let hash = secret_hash(&req.refresh_token)
-            .map_err(|_| ApiError::unauthorized("invalid_refresh", "refresh token is not valid"))?;
+        self.refresh_as(&req.refresh_token, None).await
+    }
+
+    /// Rotates a refresh token presented by `via` (the node that signed the request, or
+    /// `None` for a direct request). Presenting a token that was rotated longer ago than
+    /// `[oauth] refresh_grace_secs` means it was copied: the whole family is revoked.
+    pub(crate) async fn refresh_as(
+        &self,
+        token: &str,
+        via: Option<&str>,
+    ) -> Result<TokenPair, ApiError> {
+        let invalid = || ApiError::unauthorized("invalid_refresh", "refresh token is not valid");
+        let hash = secret_hash(token).map_err(|_| invalid())?;
+        let Some((_, family)) = self.store().refresh_family(&hash)? else {
+            return Err(invalid());
+        };
+        if family.client_node() != via {
+            self.oauth_refused("wrong_client");
+            return Err(ApiError::unauthorized(
+                "wrong_client",
+                match family.client_node() {
+                    Some(_) => "this session belongs to a node: only that node refreshes it",
+                    None => "this session is not a node's: refresh it directly at the tracker",
+                },
+            ));
+        }
         let now = now_secs();
         let ttl = self.config().auth.refresh_ttl_secs;
+        let grace = self.config().oauth.refresh_grace_secs;
         let (next, next_hash) = new_secret();
         let outcome = self
             .store()
-            .rotate_refresh(hash, next_hash, now, ttl)
+            .rotate_refresh(hash, next_hash, now, ttl, grace)
             .await?;
         match outcome {
-            Rotation::Rotated(uid) => {
-                let user = self.user_by_id(&uid)?.ok_or_else(|| {
+            Rotation::Rotated { family_id, family } => {
+                let user = self.user_by_id(&family.user)?.ok_or_else(|| {
                     ApiError::unauthorized("invalid_refresh", "account no longer exists")
                 })?;
-                self.token_pair(&user, next)
+                // An admin scope lasts only as long as the role.
+                let scope = family
+                    .scope
+                    .as_deref()
+                    .map(|s| {
+                        s.split(' ')
+                            .filter(|x| {
+                                *x != reelnet_proto::claims::SCOPE_ADMIN || user.role == Role::Admin
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .filter(|s| !s.is_empty());
+                self.token_pair(&user, next, &family_id, &family.aud, scope.as_deref())
             }
-            Rotation::Unknown => Err(ApiError::unauthorized(
-                "invalid_refresh",
-                "refresh token is not valid",
-            )),
-            Rotation::Revoked => Err(ApiError::unauthorized(
-                "invalid_refresh",
-                "this session has been signed out",
-            )),
+            Rotation::Unknown => Err(invalid()),
+            Rotation::Revoked => {
+                self.oauth_refused("refresh_revoked");
+                Err(ApiError::unauthorized(
+                    "invalid_refresh",
+                    "this session has been signed out",
+                ))
+            }
             Rotation::Expired => Err(ApiError::unauthorized(
                 "invalid_refresh",
                 "refresh token has expired",
             )),
             Rotation::Reused => {
                 tracing::warn!("refresh token reused; family revoked");
+                self.oauth_refused("refresh_reused");
                 Err(ApiError::unauthorized(
                     "refresh_reused",
                     "this refresh token was already used; every session it started is signed out",
@@ -668,6 +793,19 @@ impl Api {
         self.store().delete_user(uid, user.email.clone()).await?;
         tracing::info!(user = %uid, "account deleted");
         Ok(())
+    }
+}
+
+/// The scopes of a network token from the JSON login: `account`, plus `admin` for admins.
+fn network_scope(user: &User) -> String {
+    if user.role == Role::Admin {
+        format!(
+            "{} {}",
+            reelnet_proto::claims::SCOPE_ACCOUNT,
+            reelnet_proto::claims::SCOPE_ADMIN
+        )
+    } else {
+        reelnet_proto::claims::SCOPE_ACCOUNT.to_owned()
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub membership: Membership,
     /// The token in `<data_dir>/operator.json` (`None`: no operator access over HTTP).
     pub operator_token: Option<String>,
+    /// Codes, pending devices and refusal counters of sign-in through the tracker.
+    pub oauth: crate::oauth::OauthState,
 }
 
 impl Api {
@@ -86,6 +88,7 @@ impl Api {
                 tmdb,
                 membership,
                 operator_token,
+                oauth: crate::oauth::OauthState::default(),
             }),
         })
     }
@@ -119,8 +122,74 @@ impl Api {
         self.keyring().jwks(now_secs())
     }
 
-    /// Checks an `Authorization: Bearer` header and returns the token's claims.
+    /// Checks an `Authorization: Bearer` header of a request that did not come through a
+    /// member's proxy and returns the token's claims (see [`Api::authenticate_via`]).
     pub fn authenticate(&self, header: Option<&str>) -> Result<Claims, ApiError> {
+        self.authenticate_via(header, None)
+    }
+
+    /// Checks an `Authorization: Bearer` header of a request that came through node `via`
+    /// (its `Reelnet-Node-Auth` verified) or directly (`None`). A node token is accepted
+    /// only through its own node, a network token only directly (else 401
+    /// `wrong_audience`); a token of an ended session is refused (401 `session_ended`).
+    pub fn authenticate_via(
+        &self,
+        header: Option<&str>,
+        via: Option<&str>,
+    ) -> Result<Claims, ApiError> {
+        let claims = self.verify_bearer(header)?;
+        let ok = match claims.node() {
+            Some(node) => via == Some(node),
+            None => via.is_none(),
+        };
+        if !ok {
+            self.oauth_refused("wrong_audience");
+            return Err(ApiError::unauthorized(
+                "wrong_audience",
+                match claims.node() {
+                    Some(_) => "this token is bound to another node's site; sign in here",
+                    None => "a network token is not accepted through a node; sign in on this site",
+                },
+            ));
+        }
+        self.check_session(&claims)?;
+        Ok(claims)
+    }
+
+    /// Checks the bearer token of an account or network change: a network token with
+    /// `scope`, not through a node (`via_node`: the request carried `Reelnet-Node-Auth`).
+    /// A node token (or any token through a node) gets 403 `node_token_not_allowed`, a
+    /// token without the scope 403 `scope_required`.
+    pub fn authenticate_change(
+        &self,
+        header: Option<&str>,
+        via_node: bool,
+        scope: &str,
+    ) -> Result<Claims, ApiError> {
+        let claims = self.verify_bearer(header)?;
+        if via_node || claims.node().is_some() {
+            self.oauth_refused("node_token_on_account_route");
+            return Err(ApiError::forbidden(
+                "node_token_not_allowed",
+                "account and network changes are made at the tracker, not through a node's site",
+            ));
+        }
+        if claims.aud != AUDIENCE {
+            return Err(ApiError::unauthorized("invalid_token", "unknown audience"));
+        }
+        self.check_session(&claims)?;
+        if !claims.has_scope(scope) {
+            return Err(ApiError::forbidden(
+                "scope_required",
+                format!("this needs a token with the {scope} scope (sign in at the tracker)"),
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// A bearer token's signature, issuer and expiry; its audience must be the network's
+    /// or a node's.
+    fn verify_bearer(&self, header: Option<&str>) -> Result<Claims, ApiError> {
         let header = header.ok_or_else(|| {
             ApiError::unauthorized("missing_token", "sign in first (no Authorization header)")
         })?;
@@ -128,13 +197,33 @@ impl Api {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("invalid_token", "expected `Bearer <token>`"))?;
-        let claims = self.keyring().verify(
+        let claims = self.keyring().verify_any_audience(
             token.trim(),
             &self.inner.config.issuer,
-            AUDIENCE,
             now_secs(),
         )?;
+        if claims.aud != AUDIENCE && claims.node().is_none() {
+            return Err(ApiError::unauthorized("invalid_token", "unknown audience"));
+        }
         Ok(claims)
+    }
+
+    /// Refuses a token whose session (`sid`) has ended.
+    fn check_session(&self, claims: &Claims) -> Result<(), ApiError> {
+        let Some(sid) = claims.sid.as_deref() else {
+            return Ok(());
+        };
+        let mut id = [0u8; 16];
+        if hex::decode_to_slice(sid, &mut id).is_err() {
+            return Err(ApiError::unauthorized("invalid_token", "bad session id"));
+        }
+        match self.store().family(&id)? {
+            Some(f) if !f.revoked => Ok(()),
+            _ => Err(ApiError::unauthorized(
+                "session_ended",
+                "this session has ended; sign in again",
+            )),
+        }
     }
 
     /// The account behind verified claims; a deleted account's tokens stop working.
@@ -174,7 +263,7 @@ impl Api {
             }
             return Ok(Operator::Local);
         }
-        let claims = self.authenticate(auth)?;
+        let claims = self.authenticate_change(auth, false, reelnet_proto::claims::SCOPE_ADMIN)?;
         let user = self.user(&claims)?;
         if user.role != reelnet_proto::Role::Admin {
             return Err(ApiError::forbidden("not_admin", "only admins may do this"));

@@ -32,6 +32,30 @@ pub struct TrackerConfig {
     pub requests: RequestsConfig,
     pub network: NetworkConfig,
     pub library: LibraryConfig,
+    pub oauth: OauthConfig,
+}
+
+/// Sign-in through the tracker (OAuth; docs/signin.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OauthConfig {
+    /// A refresh token presented again within this many seconds of its rotation rotates
+    /// again (two tabs refreshing at once); later, it ends its session.
+    pub refresh_grace_secs: u64,
+    /// Wrong device codes one client address may type in one window.
+    pub device_guesses_per_address: u32,
+    /// The window of `device_guesses_per_address`, seconds.
+    pub device_guess_window_secs: u64,
+}
+
+impl Default for OauthConfig {
+    fn default() -> Self {
+        Self {
+            refresh_grace_secs: 10,
+            device_guesses_per_address: 10,
+            device_guess_window_secs: 900,
+        }
+    }
 }
 
 /// Per-user caps on a user's own lists.
@@ -306,6 +330,7 @@ impl Default for TrackerConfig {
             requests: RequestsConfig::default(),
             network: NetworkConfig::default(),
             library: LibraryConfig::default(),
+            oauth: OauthConfig::default(),
         }
     }
 }
@@ -461,6 +486,18 @@ impl TrackerConfig {
             return Err(invalid(
                 "library.progress_max",
                 "must be between 1 and 1000000",
+            ));
+        }
+        if self.oauth.refresh_grace_secs > 300 {
+            return Err(invalid(
+                "oauth.refresh_grace_secs",
+                "must be at most 300 seconds",
+            ));
+        }
+        if self.oauth.device_guesses_per_address == 0 || self.oauth.device_guess_window_secs == 0 {
+            return Err(invalid(
+                "oauth.device_guesses_per_address",
+                "device_guesses_per_address and device_guess_window_secs must be at least 1",
             ));
         }
         if self.rooms.stall_burst == 0 {

@@ -32,6 +32,16 @@ pub struct OutcomeLabels {
 /// Ingest announcements by outcome (kept by the membership authority, which counts them).
 pub type Announcements = Family<OutcomeLabels, Counter>;
 
+/// The label of the sign-in refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// Refused sign-in steps by reason (`reelnet_tracker_oauth_refused_total`; counted by
+/// [`crate::api::Api::oauth_refused`]).
+pub type Refusals = Family<ReasonLabels, Counter>;
+
 /// Request counters and the scrape-time gauges.
 pub struct Metrics {
     registry: Registry,
@@ -45,13 +55,13 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new(Announcements::default())
+        Self::new(Announcements::default(), Refusals::default())
     }
 }
 
 impl Metrics {
-    /// The metrics, with `announcements` (counted elsewhere) registered.
-    pub fn new(announcements: Announcements) -> Self {
+    /// The metrics, with `announcements` and `refusals` (counted elsewhere) registered.
+    pub fn new(announcements: Announcements, refusals: Refusals) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -90,6 +100,11 @@ impl Metrics {
             "reelnet_tracker_ingest_announcements",
             "Ingest announcements from nodes, by outcome (bound, already_bound_here, bound_elsewhere, deferred, refused).",
             announcements,
+        );
+        registry.register(
+            "reelnet_tracker_oauth_refused",
+            "Refused sign-in steps (codes, refresh tokens, audiences, proxied credentials, device codes, CSRF), by reason.",
+            refusals,
         );
         Self {
             registry,

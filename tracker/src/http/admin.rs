@@ -9,7 +9,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::common::{
-    auth_header, json, operator, optional_json, render, v1, with_api, Json, OperatorParts,
+    caller, json, operator, optional_json, render, v1, with_api, Caller, Json, OperatorParts,
 };
 use crate::api::Api;
 use crate::error::ApiError;
@@ -30,11 +30,11 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("admin" / "requests"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .map(|api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
+                h.authenticate_change(&api, reelnet_proto::claims::SCOPE_ADMIN)
                     .and_then(|c| api.admin_requests(&c)),
             )
         });
@@ -42,11 +42,11 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("admin" / "requests" / String / String))
         .and(warp::post())
         .and(a())
-        .and(auth_header())
+        .and(caller())
         // The body (`{"reason": ...}`) is optional: no Content-Length means none.
         .and(optional_json(limit))
         .then(
-            |id: String, what: String, api: Api, h: Option<String>, b: Json<Reason>| async move {
+            |id: String, what: String, api: Api, h: Caller, b: Json<Reason>| async move {
                 let res = async {
                     let action = match what.as_str() {
                         "approve" => AdminAction::Approve,
@@ -54,7 +54,7 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                         "retry" => AdminAction::Retry,
                         _ => return Err(ApiError::not_found("no such route")),
                     };
-                    let claims = api.authenticate(h.as_deref())?;
+                    let claims = h.authenticate_change(&api, reelnet_proto::claims::SCOPE_ADMIN)?;
                     let reason = b.decode_or_default()?;
                     api.admin_request_action(&claims, &id, action, reason.reason)
                         .await

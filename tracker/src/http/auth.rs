@@ -5,11 +5,16 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::common::{accepted, json, no_content, render, source, v1, with_api, Json, SourceParts};
+use reelnet_proto::membership::{NODE_AUTH_HEADER, VIEWER_ADDR_HEADER};
+
+use super::common::{
+    accepted, error_response, json, no_content, render, source, v1, with_api, Json, SourceParts,
+};
 use crate::accounts::{
     EmailRequest, LoginRequest, RefreshRequest, RegisterRequest, ResetConfirmRequest, TokenRequest,
 };
 use crate::api::Api;
+use crate::error::ApiError;
 
 pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
     let a = || with_api(api.clone());
@@ -132,7 +137,28 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                 no_content(res)
             },
         );
-    register
+    // Credentials only at the tracker's own origin: a request that came through a
+    // member's proxy (signed by a node, or naming a viewer) is refused before anything.
+    let proxied = v1()
+        .and(warp::path("auth"))
+        .and(a())
+        .and(warp::header::optional::<String>(NODE_AUTH_HEADER))
+        .and(warp::header::optional::<String>(VIEWER_ADDR_HEADER))
+        .and_then(
+            |api: Api, node: Option<String>, viewer: Option<String>| async move {
+                if node.is_none() && viewer.is_none() {
+                    return Err(warp::reject::not_found());
+                }
+                api.oauth_refused("credentials_through_proxy");
+                Ok::<_, warp::Rejection>(error_response(&ApiError::forbidden(
+                    "credentials_at_tracker",
+                    "sign-in, registration and password reset happen on the tracker's own site, never through a node",
+                )))
+            },
+        );
+    proxied
+        .or(register)
+        .unify()
         .or(verify)
         .unify()
         .or(resend)

@@ -6,7 +6,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::common::{auth_header, body, render, v1, with_api};
+use super::common::{body, caller, render, v1, with_api, Caller};
 use crate::api::Api;
 use crate::billing::SIGNATURE_HEADER;
 
@@ -14,12 +14,11 @@ pub(super) fn subscription(api: Api) -> BoxedFilter<(Response,)> {
     v1().and(warp::path!("me" / "subscription"))
         .and(warp::get())
         .and(with_api(api))
-        .and(auth_header())
-        .map(|api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
-                    .and_then(|c| api.subscription(&c)),
+                h.authenticate(&api, b"").and_then(|c| api.subscription(&c)),
             )
         })
         .boxed()

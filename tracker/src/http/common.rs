@@ -233,6 +233,103 @@ pub(super) fn auth_header() -> impl Filter<Extract = (Option<String>,), Error = 
     warp::header::optional::<String>("authorization")
 }
 
+/// The caller of a user route: the bearer token and, when the request came through a
+/// member's proxy, the node's signature (checked in the handler with the body).
+pub(super) fn caller() -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>(
+            reelnet_proto::membership::NODE_AUTH_HEADER,
+        ))
+        .and(warp::header::optional::<String>(
+            reelnet_proto::membership::VIEWER_ADDR_HEADER,
+        ))
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(
+            |authorization: Option<String>,
+             node_auth: Option<String>,
+             viewer: Option<String>,
+             method: warp::http::Method,
+             path: warp::path::FullPath,
+             query: String| Caller {
+                authorization,
+                node_auth,
+                viewer,
+                method: method.as_str().to_owned(),
+                path: path.as_str().to_owned(),
+                query,
+            },
+        )
+}
+
+/// What [`caller`] extracts.
+pub(super) struct Caller {
+    pub authorization: Option<String>,
+    node_auth: Option<String>,
+    viewer: Option<String>,
+    method: String,
+    path: String,
+    query: String,
+}
+
+impl Caller {
+    /// Whether the request carries a node's signature or a viewer address (it came through
+    /// a member's proxy).
+    pub fn proxied(&self) -> bool {
+        self.node_auth.is_some() || self.viewer.is_some()
+    }
+
+    /// The node the request came through: `None` without `Reelnet-Node-Auth`; a header
+    /// that does not verify (over the method, the path — with the viewer address bound to
+    /// it when one is given, else with or without the query — and `body`) is 401.
+    pub fn via(&self, api: &Api, body: &[u8]) -> Result<Option<String>, ApiError> {
+        let Some(header) = self.node_auth.as_deref() else {
+            return Ok(None);
+        };
+        let m = api.membership();
+        let checked = match self.viewer.as_deref() {
+            Some(viewer) => m.authenticate_node(
+                Some(header),
+                &self.method,
+                &reelnet_proto::membership::viewer_auth_path(&self.path, viewer.trim()),
+                body,
+            ),
+            None if self.query.is_empty() => {
+                m.authenticate_node(Some(header), &self.method, &self.path, body)
+            }
+            None => m
+                .authenticate_node(
+                    Some(header),
+                    &self.method,
+                    &format!("{}?{}", self.path, self.query),
+                    body,
+                )
+                .or_else(|_| m.authenticate_node(Some(header), &self.method, &self.path, body)),
+        };
+        match checked {
+            Ok(cert) => Ok(Some(cert.node.to_string())),
+            Err(e) => Err(ApiError::unauthorized(e.code, e.message)),
+        }
+    }
+
+    /// The token's claims under the audience rules of [`Api::authenticate_via`].
+    pub fn authenticate(&self, api: &Api, body: &[u8]) -> Result<reelnet_proto::Claims, ApiError> {
+        let via = self.via(api, body)?;
+        api.authenticate_via(self.authorization.as_deref(), via.as_deref())
+    }
+
+    /// The token's claims for an account or network change ([`Api::authenticate_change`]):
+    /// never through a node.
+    pub fn authenticate_change(
+        &self,
+        api: &Api,
+        scope: &str,
+    ) -> Result<reelnet_proto::Claims, ApiError> {
+        api.authenticate_change(self.authorization.as_deref(), self.proxied(), scope)
+    }
+}
+
 /// Who sent a request, for the abuse limits: see [`SourceParts::resolve`].
 pub(super) fn source(
     trusted: Vec<IpAddr>,
@@ -345,11 +442,9 @@ pub(super) struct ForwardedNode {
 
 impl ForwardedNode {
     /// The node's URL, when whoever sent it may be believed: a configured trusted proxy,
-    /// or a member node vouching for the request (`source`, resolved with the body).
-    pub fn believed(self, source: &crate::accounts::Source) -> Option<String> {
-        (self.trusted_peer || source.node.is_some())
-            .then_some(self.url)
-            .flatten()
+    /// or a member node vouching for the request (`vouched`: its signature verified).
+    pub fn believed(self, vouched: bool) -> Option<String> {
+        (self.trusted_peer || vouched).then_some(self.url).flatten()
     }
 }
 
@@ -357,11 +452,20 @@ impl ForwardedNode {
 pub(super) struct OperatorParts {
     session: Option<String>,
     token: Option<String>,
+    proxied: bool,
 }
 
 impl OperatorParts {
-    /// Who the operator is, or 401/403.
+    /// Who the operator is, or 401/403. Never through a node's proxy (403
+    /// `node_token_not_allowed`).
     pub fn check(&self, api: &Api) -> Result<crate::network::Operator, ApiError> {
+        if self.proxied && self.token.is_none() {
+            api.oauth_refused("node_token_on_account_route");
+            return Err(ApiError::forbidden(
+                "node_token_not_allowed",
+                "network changes are made at the tracker, not through a node's site",
+            ));
+        }
         api.operator(self.session.as_deref(), self.token.as_deref())
     }
 }
@@ -373,5 +477,17 @@ pub(super) fn operator() -> impl Filter<Extract = (OperatorParts,), Error = warp
         .and(warp::header::optional::<String>(
             crate::operator::OPERATOR_HEADER,
         ))
-        .map(|session, token| OperatorParts { session, token })
+        .and(warp::header::optional::<String>(
+            reelnet_proto::membership::NODE_AUTH_HEADER,
+        ))
+        .and(warp::header::optional::<String>(
+            reelnet_proto::membership::VIEWER_ADDR_HEADER,
+        ))
+        .map(
+            |session, token, node: Option<String>, viewer: Option<String>| OperatorParts {
+                session,
+                token,
+                proxied: node.is_some() || viewer.is_some(),
+            },
+        )
 }

@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::common::{auth_header, json, no_content, render, render_created, v1, with_api, Json};
+use super::common::{caller, json, no_content, render, render_created, v1, with_api, Caller, Json};
 use crate::accounts::PatchMeRequest;
 use crate::api::Api;
 use crate::library::ProgressRequest;
@@ -24,37 +24,35 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("me"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .map(|api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref()).and_then(|c| api.me(&c)),
+                h.authenticate(&api, b"").and_then(|c| api.me(&c)),
             )
         });
     let me_patch = v1()
         .and(warp::path!("me"))
         .and(warp::patch())
         .and(a())
-        .and(auth_header())
+        .and(caller())
         .and(json(limit))
-        .then(
-            |api: Api, h: Option<String>, b: Json<PatchMeRequest>| async move {
-                let res = async {
-                    let claims = api.authenticate(h.as_deref())?;
-                    api.patch_me(&claims, b.decode()?).await
-                }
-                .await;
-                render(StatusCode::OK, res)
-            },
-        );
+        .then(|api: Api, h: Caller, b: Json<PatchMeRequest>| async move {
+            let res = async {
+                let claims = h.authenticate(&api, b.raw())?;
+                api.patch_me(&claims, b.decode()?).await
+            }
+            .await;
+            render(StatusCode::OK, res)
+        });
     let me_delete = v1()
         .and(warp::path!("me"))
         .and(warp::delete())
         .and(a())
-        .and(auth_header())
-        .then(|api: Api, h: Option<String>| async move {
+        .and(caller())
+        .then(|api: Api, h: Caller| async move {
             let res = async {
-                let claims = api.authenticate(h.as_deref())?;
+                let claims = h.authenticate_change(&api, reelnet_proto::claims::SCOPE_ACCOUNT)?;
                 api.delete_me(&claims).await
             }
             .await;
@@ -64,22 +62,21 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("me" / "watchlist"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .map(|api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
-                    .and_then(|c| api.watchlist(&c)),
+                h.authenticate(&api, b"").and_then(|c| api.watchlist(&c)),
             )
         });
     let watch_put = v1()
         .and(warp::path!("me" / "watchlist" / String))
         .and(warp::put())
         .and(a())
-        .and(auth_header())
-        .then(|movie: String, api: Api, h: Option<String>| async move {
+        .and(caller())
+        .then(|movie: String, api: Api, h: Caller| async move {
             let res = async {
-                let claims = api.authenticate(h.as_deref())?;
+                let claims = h.authenticate(&api, b"")?;
                 api.watchlist_add(&claims, &movie).await
             }
             .await;
@@ -89,10 +86,10 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("me" / "watchlist" / String))
         .and(warp::delete())
         .and(a())
-        .and(auth_header())
-        .then(|movie: String, api: Api, h: Option<String>| async move {
+        .and(caller())
+        .then(|movie: String, api: Api, h: Caller| async move {
             let res = async {
-                let claims = api.authenticate(h.as_deref())?;
+                let claims = h.authenticate(&api, b"")?;
                 api.watchlist_remove(&claims, &movie).await
             }
             .await;
@@ -102,11 +99,11 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("me" / "progress" / String))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .map(|movie: String, api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|movie: String, api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
+                h.authenticate(&api, b"")
                     .and_then(|c| api.get_progress(&c, &movie)),
             )
         });
@@ -114,12 +111,12 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("me" / "progress" / String))
         .and(warp::put())
         .and(a())
-        .and(auth_header())
+        .and(caller())
         .and(json(limit))
         .then(
-            |movie: String, api: Api, h: Option<String>, b: Json<ProgressRequest>| async move {
+            |movie: String, api: Api, h: Caller, b: Json<ProgressRequest>| async move {
                 let res = async {
-                    let claims = api.authenticate(h.as_deref())?;
+                    let claims = h.authenticate(&api, b.raw())?;
                     api.put_progress(&claims, &movie, b.decode()?).await
                 }
                 .await;
@@ -130,12 +127,12 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("me" / "history"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
+        .and(caller())
         .and(warp::query::<HistoryQuery>())
-        .map(|api: Api, h: Option<String>, q: HistoryQuery| {
+        .map(|api: Api, h: Caller, q: HistoryQuery| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
+                h.authenticate(&api, b"")
                     .and_then(|c| api.history(&c, q.limit, q.cursor.as_deref())),
             )
         });

@@ -15,6 +15,7 @@ mod common;
 mod me;
 mod meta;
 mod nodes;
+mod oauth;
 mod requests;
 mod rooms;
 
@@ -41,7 +42,10 @@ pub fn routes(
     cancel: CancellationToken,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let limit = api.config().http.max_body_bytes;
-    let metrics = Arc::new(Metrics::new(api.membership().announcements()));
+    let metrics = Arc::new(Metrics::new(
+        api.membership().announcements(),
+        api.oauth_refusals(),
+    ));
     let count = {
         let metrics = metrics.clone();
         warp::log::custom(move |info| {
@@ -69,6 +73,8 @@ pub fn routes(
         .or(admin::routes(api.clone(), limit))
         .unify()
         .or(nodes::routes(api.clone(), limit))
+        .unify()
+        .or(oauth::routes(api.clone(), limit))
         .unify()
         .or(meta::jwks(api.clone()))
         .unify()

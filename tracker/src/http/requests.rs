@@ -9,8 +9,8 @@ use warp::{Filter, Reply};
 use reelnet_proto::membership::RoleName;
 
 use super::common::{
-    auth_header, error_response, json, node_auth, node_url, render, render_created, source, v1,
-    with_api, ForwardedNode, Json, NodeAuthParts, SourceParts,
+    caller, error_response, json, node_auth, node_url, render, render_created, v1, with_api,
+    Caller, ForwardedNode, Json, NodeAuthParts,
 };
 use crate::api::Api;
 use crate::error::ApiError;
@@ -20,11 +20,11 @@ pub(super) fn notifications(api: Api) -> BoxedFilter<(Response,)> {
     v1().and(warp::path!("me" / "notifications"))
         .and(warp::get())
         .and(with_api(api))
-        .and(auth_header())
-        .map(|api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
+                h.authenticate(&api, b"")
                     .and_then(|c| api.notifications(&c)),
             )
         })
@@ -39,19 +39,16 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("requests"))
         .and(warp::post())
         .and(a())
-        .and(auth_header())
+        .and(caller())
         .and(node_url(api.config().http.trusted_proxies.clone()))
-        .and(source(api.config().http.trusted_proxies.clone()))
         .and(json(request_limit))
         .then(
-            |api: Api,
-             h: Option<String>,
-             node: ForwardedNode,
-             src: SourceParts,
-             b: Json<NewRequest>| async move {
+            |api: Api, h: Caller, node: ForwardedNode, b: Json<NewRequest>| async move {
                 let res = async {
-                    let claims = api.authenticate(h.as_deref())?;
-                    let node = node.believed(&src.resolve(&api, b.raw()));
+                    let via = h.via(&api, b.raw())?;
+                    let claims =
+                        api.authenticate_via(h.authorization.as_deref(), via.as_deref())?;
+                    let node = node.believed(via.is_some());
                     api.create_request(&claims, b.decode()?, node).await
                 }
                 .await;
@@ -62,12 +59,11 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("requests"))
         .and(warp::get())
         .and(a())
-        .and(auth_header())
-        .map(|api: Api, h: Option<String>| {
+        .and(caller())
+        .map(|api: Api, h: Caller| {
             render(
                 StatusCode::OK,
-                api.authenticate(h.as_deref())
-                    .and_then(|c| api.my_requests(&c)),
+                h.authenticate(&api, b"").and_then(|c| api.my_requests(&c)),
             )
         });
     let claim = v1()

@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::common::{auth_header, error_response, json, render, v1, with_api, Json};
+use super::common::{caller, error_response, json, render, v1, with_api, Caller, Json};
 use crate::api::Api;
 use crate::error::ApiError;
 use crate::rooms::{CreateRoom, Rooms};
@@ -38,12 +38,12 @@ pub(super) fn routes(
         .and(warp::post())
         .and(a())
         .and(r())
-        .and(auth_header())
+        .and(caller())
         .and(json(limit))
         .then(
-            |api: Api, rooms: Rooms, h: Option<String>, b: Json<CreateRoom>| async move {
+            |api: Api, rooms: Rooms, h: Caller, b: Json<CreateRoom>| async move {
                 let res = async {
-                    let claims = api.authenticate(h.as_deref())?;
+                    let claims = h.authenticate(&api, b.raw())?;
                     rooms.create(&api, &claims, b.decode()?).await
                 }
                 .await;
@@ -55,24 +55,22 @@ pub(super) fn routes(
         .and(warp::get())
         .and(a())
         .and(r())
-        .and(auth_header())
-        .then(
-            |id: String, api: Api, rooms: Rooms, h: Option<String>| async move {
-                let res = async {
-                    api.authenticate(h.as_deref())?;
-                    rooms.get(&id).await
-                }
-                .await;
-                render(StatusCode::OK, res)
-            },
-        );
+        .and(caller())
+        .then(|id: String, api: Api, rooms: Rooms, h: Caller| async move {
+            let res = async {
+                h.authenticate(&api, b"")?;
+                rooms.get(&id).await
+            }
+            .await;
+            render(StatusCode::OK, res)
+        });
     let maybe_ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
     let ws = v1()
         .and(warp::path!("rooms" / String / "ws"))
         .and(warp::get())
         .and(a())
         .and(r())
-        .and(auth_header())
+        .and(caller())
         .and(warp::query::<WsQuery>())
         .and(maybe_ws)
         .and(warp::any().map(move || cancel.clone()))
@@ -80,13 +78,22 @@ pub(super) fn routes(
             |id: String,
              api: Api,
              rooms: Rooms,
-             h: Option<String>,
+             h: Caller,
              q: WsQuery,
              ws: Option<warp::ws::Ws>,
              cancel: CancellationToken| async move {
-                let header = q.access_token.map(|t| format!("Bearer {t}")).or(h);
+                // Through a node's proxy the upgrade is signed too (GET, empty body); the
+                // socket remembers the node and closes when it is revoked.
+                let via = match h.via(&api, b"") {
+                    Ok(v) => v,
+                    Err(e) => return error_response(&e),
+                };
+                let header = q
+                    .access_token
+                    .map(|t| format!("Bearer {t}"))
+                    .or(h.authorization.clone());
                 let claims = match header {
-                    Some(h) => match api.authenticate(Some(&h)) {
+                    Some(h) => match api.authenticate_via(Some(&h), via.as_deref()) {
                         Ok(c) => Some(c),
                         Err(e) => return error_response(&e),
                     },
@@ -112,7 +119,7 @@ pub(super) fn routes(
                 let max = rooms.config().max_frame_bytes.saturating_mul(16).max(65536);
                 ws.max_message_size(max)
                     .max_frame_size(max)
-                    .on_upgrade(move |socket| rooms.serve(api, id, claims, socket, cancel))
+                    .on_upgrade(move |socket| rooms.serve(api, id, claims, via, socket, cancel))
                     .into_response()
             },
         );

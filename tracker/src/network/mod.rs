@@ -160,6 +160,8 @@ pub struct Membership {
     /// Signed bindings by version, with the key id that signed them: the public bindings
     /// page signs each binding once per network key, not once per request.
     pub(crate) signed_bindings: Arc<Mutex<HashMap<u64, (String, String)>>>,
+    /// Node ids as they are revoked (room sockets opened through them close).
+    revocations: tokio::sync::broadcast::Sender<String>,
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -198,8 +200,19 @@ impl Membership {
             config,
             replays: Arc::default(),
             signed_bindings: Arc::default(),
+            revocations: tokio::sync::broadcast::channel(64).0,
             announcements: Default::default(),
         }
+    }
+
+    /// Node ids as they are revoked from now on.
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.revocations.subscribe()
+    }
+
+    /// Whether node `id` (hex) is revoked (or unknown).
+    pub fn is_revoked(&self, id: &str) -> bool {
+        !matches!(self.store.node(id), Ok(Some(n)) if n.revoked_at.is_none())
     }
 
     /// The announcement counters (registered with the tracker's metrics).
@@ -589,7 +602,13 @@ impl Membership {
             })
             .await?
             .ok_or_else(|| ApiError::not_found("no such node"))??;
-        tracing::warn!(node = %node.node_id, by = %by.name(), "node revoked");
+        // Every session bound to it ends; its room sockets close.
+        let ended = self
+            .store
+            .revoke_node_families(node.node_id.clone())
+            .await?;
+        let _ = self.revocations.send(node.node_id.clone());
+        tracing::warn!(node = %node.node_id, by = %by.name(), sessions = ended, "node revoked");
         Ok(NodeView::of(&node))
     }
 

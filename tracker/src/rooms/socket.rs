@@ -17,12 +17,15 @@ use crate::error::ApiError;
 
 impl Rooms {
     /// Serves one member's WebSocket until it closes. `claims` is `None` when the token did
-    /// not come with the upgrade; then the first frame must be `auth`.
+    /// not come with the upgrade; then the first frame must be `auth`. `via`: the member
+    /// node whose proxy opened it (its signature on the upgrade verified); the socket closes
+    /// when that node is revoked.
     pub async fn serve(
         self,
         api: Api,
         room: String,
         claims: Option<Claims>,
+        via: Option<String>,
         socket: warp::ws::WebSocket,
         cancel: CancellationToken,
     ) {
@@ -53,7 +56,9 @@ impl Rooms {
                     .ok_or_else(|| {
                         ApiError::unauthorized("missing_token", "the first frame must be auth")
                     })
-                    .and_then(|t| api.authenticate(Some(&format!("Bearer {t}"))));
+                    .and_then(|t| {
+                        api.authenticate_via(Some(&format!("Bearer {t}")), via.as_deref())
+                    });
                 match checked {
                     Ok(c) => c,
                     Err(e) => {
@@ -103,9 +108,34 @@ impl Rooms {
                 return;
             }
         };
+        let mut revoked = api.membership().revocations();
+        if via
+            .as_deref()
+            .is_some_and(|n| api.membership().is_revoked(n))
+        {
+            let _ = self.tx.send(Cmd::Leave { conn }).await;
+            let _ = sink.close().await;
+            return;
+        }
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                gone = revoked.recv(), if via.is_some() => {
+                    let ours = match gone {
+                        Ok(node) => via.as_deref() == Some(node.as_str()),
+                        // Missed some: look the node up.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            via.as_deref().is_some_and(|n| api.membership().is_revoked(n))
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                    };
+                    if ours {
+                        let _ = sink
+                            .send(send_err("node_revoked", "the node this connection came through was revoked"))
+                            .await;
+                        break;
+                    }
+                },
                 out = out_rx.recv() => match out {
                     Some(text) => {
                         if sink.send(warp::ws::Message::text(text)).await.is_err() {

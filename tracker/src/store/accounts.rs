@@ -4,8 +4,10 @@
 
 use sled::transaction::{TransactionError, Transactional};
 
+use super::records::SESSION_RECORD_VERSION;
 use super::{codec, dec_tx, enc_tx, Store, StoreError, Trees};
-use super::{EmailToken, Family, RefreshToken, TokenKind, User, UserId};
+use super::{EmailToken, Family, FamilyV1, RefreshToken, RefreshTokenV1, TokenKind, User, UserId};
+use sled::transaction::ConflictableTransactionError;
 
 /// Why an email token could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,17 +29,47 @@ pub enum Created {
 }
 
 /// What presenting a refresh token did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Rotation {
-    /// Marked used; the next token of its family was stored for this user.
-    Rotated(UserId),
+    /// Marked used; the next token of its family was stored (the family as it is now).
+    Rotated {
+        family_id: [u8; 16],
+        family: Family,
+    },
     /// No such token or family.
     Unknown,
     /// The family was signed out.
     Revoked,
     Expired,
-    /// It was already used: the family is now revoked.
+    /// It was already used (longer ago than the grace): the family is now revoked.
     Reused,
+}
+
+pub(super) fn enc_family(f: &Family) -> Result<Vec<u8>, StoreError> {
+    codec::encode_version(SESSION_RECORD_VERSION, f)
+}
+
+pub(super) fn dec_family(b: &[u8]) -> Result<Family, StoreError> {
+    codec::decode_evolved::<FamilyV1, Family>(SESSION_RECORD_VERSION, b)
+}
+
+pub(super) fn enc_refresh(r: &RefreshToken) -> Result<Vec<u8>, StoreError> {
+    codec::encode_version(SESSION_RECORD_VERSION, r)
+}
+
+pub(super) fn dec_refresh(b: &[u8]) -> Result<RefreshToken, StoreError> {
+    codec::decode_evolved::<RefreshTokenV1, RefreshToken>(SESSION_RECORD_VERSION, b)
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// The key of a node's session index entry.
+pub(super) fn node_family_key(node: &str, family: &[u8]) -> Vec<u8> {
+    let mut k = node.as_bytes().to_vec();
+    k.extend_from_slice(family);
+    k
 }
 
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -185,7 +217,7 @@ impl Store {
             }
             for item in t.refresh.iter() {
                 let (key, raw) = item?;
-                let dead = match codec::decode::<RefreshToken>(&raw) {
+                let dead = match dec_refresh(&raw) {
                     Ok(rec) => rec.expires_at <= cutoff,
                     Err(_) => true,
                 };
@@ -247,7 +279,13 @@ impl Store {
     /// later, progress, history, session families).
     pub async fn delete_user(&self, id: UserId, email: String) -> Result<(), StoreError> {
         self.write(move |t| {
-            for tree in [&t.watchlist, &t.progress, &t.history, &t.user_families] {
+            for tree in [
+                &t.watchlist,
+                &t.progress,
+                &t.history,
+                &t.user_families,
+                &t.consents,
+            ] {
                 let keys: Vec<_> = tree.scan_prefix(id.0).keys().collect::<Result<_, _>>()?;
                 for k in keys {
                     tree.remove(k)?;
@@ -314,7 +352,8 @@ impl Store {
         .await
     }
 
-    /// Stores a login: its first refresh token, the new family, and the user's index entry.
+    /// Stores a sign-in: its first refresh token, the new family, the user's index entry
+    /// and (for tokens bound to a node) the node's.
     pub async fn start_session(
         &self,
         refresh_hash: [u8; 32],
@@ -323,12 +362,16 @@ impl Store {
         family: Family,
     ) -> Result<(), StoreError> {
         let uid = token.user;
+        let node = reelnet_proto::claims::audience_node(&family.aud).map(str::to_owned);
         self.write(move |t| {
-            (&t.refresh, &t.families, &t.user_families)
-                .transaction(|(refresh, families, user_families)| {
-                    refresh.insert(&refresh_hash, enc_tx(&token)?)?;
-                    families.insert(&family_id, enc_tx(&family)?)?;
+            (&t.refresh, &t.families, &t.user_families, &t.node_families)
+                .transaction(|(refresh, families, user_families, node_families)| {
+                    refresh.insert(&refresh_hash, enc_refresh(&token).map_err(abort)?)?;
+                    families.insert(&family_id, enc_family(&family).map_err(abort)?)?;
                     user_families.insert(uid.key(&family_id), &[])?;
+                    if let Some(node) = &node {
+                        node_families.insert(node_family_key(node, &family_id), &[])?;
+                    }
                     Ok(())
                 })
                 .map_err(tx_err)
@@ -337,13 +380,15 @@ impl Store {
     }
 
     /// Rotates the refresh token `hash`: marks it used and stores `next_hash` (expiring at
-    /// `now + ttl`) in its family. A second use revokes the family.
+    /// `now + ttl`) in its family. A token used before is rotated again when its first use
+    /// was less than `grace` seconds ago (two tabs at once); later, it revokes the family.
     pub async fn rotate_refresh(
         &self,
         hash: [u8; 32],
         next_hash: [u8; 32],
         now: u64,
         ttl: u64,
+        grace: u64,
     ) -> Result<Rotation, StoreError> {
         self.write(move |t| {
             (&t.refresh, &t.families)
@@ -351,36 +396,83 @@ impl Store {
                     let Some(raw) = refresh.get(hash)? else {
                         return Ok(Rotation::Unknown);
                     };
-                    let mut rec: RefreshToken = dec_tx(&raw)?;
+                    let mut rec = dec_refresh(&raw).map_err(abort)?;
                     let Some(raw_fam) = families.get(rec.family)? else {
                         return Ok(Rotation::Unknown);
                     };
-                    let mut fam: Family = dec_tx(&raw_fam)?;
+                    let mut fam = dec_family(&raw_fam).map_err(abort)?;
                     if fam.revoked {
                         return Ok(Rotation::Revoked);
                     }
                     if rec.used {
-                        fam.revoked = true;
-                        families.insert(&rec.family, enc_tx(&fam)?)?;
-                        return Ok(Rotation::Reused);
+                        let within = rec.used_at.is_some_and(|at| now < at.saturating_add(grace));
+                        if !within {
+                            fam.revoked = true;
+                            families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
+                            return Ok(Rotation::Reused);
+                        }
                     }
                     if rec.expires_at <= now {
                         return Ok(Rotation::Expired);
                     }
-                    rec.used = true;
-                    refresh.insert(&hash, enc_tx(&rec)?)?;
+                    if !rec.used {
+                        rec.used = true;
+                        rec.used_at = Some(now);
+                        refresh.insert(&hash, enc_refresh(&rec).map_err(abort)?)?;
+                    }
                     let next_rec = RefreshToken {
                         user: rec.user,
                         family: rec.family,
                         expires_at: now + ttl,
                         used: false,
+                        used_at: None,
                     };
-                    refresh.insert(&next_hash, enc_tx(&next_rec)?)?;
-                    Ok(Rotation::Rotated(rec.user))
+                    refresh.insert(&next_hash, enc_refresh(&next_rec).map_err(abort)?)?;
+                    fam.last_used_at = Some(now);
+                    families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
+                    Ok(Rotation::Rotated {
+                        family_id: rec.family,
+                        family: fam,
+                    })
                 })
                 .map_err(tx_err)
         })
         .await
+    }
+
+    /// The family (id and record) of refresh token `hash`, read without changing anything.
+    pub fn refresh_family(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<([u8; 16], Family)>, StoreError> {
+        let Some(raw) = self.trees.refresh.get(hash)? else {
+            return Ok(None);
+        };
+        let rec = dec_refresh(&raw)?;
+        Ok(self.family(&rec.family)?.map(|f| (rec.family, f)))
+    }
+
+    /// The family `id`.
+    pub fn family(&self, id: &[u8; 16]) -> Result<Option<Family>, StoreError> {
+        match self.trees.families.get(id)? {
+            Some(raw) => Ok(Some(dec_family(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every family of `uid` (id and record).
+    pub fn user_families(&self, uid: &UserId) -> Result<Vec<([u8; 16], Family)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.trees.user_families.scan_prefix(uid.0) {
+            let (key, _) = item?;
+            let Ok(id) = <[u8; 16]>::try_from(&key[16..]) else {
+                continue;
+            };
+            if let Some(f) = self.family(&id)? {
+                out.push((id, f));
+            }
+        }
+        Ok(out)
     }
 
     /// Revokes the family of refresh token `hash` (nothing when unknown).
@@ -389,8 +481,32 @@ impl Store {
             let Some(raw) = t.refresh.get(hash)? else {
                 return Ok(());
             };
-            let rec: RefreshToken = codec::decode(&raw)?;
+            let rec = dec_refresh(&raw)?;
             revoke_family(t, &rec.family)
+        })
+        .await
+    }
+
+    /// Revokes family `id`; whether it existed.
+    pub async fn revoke_family_id(&self, id: [u8; 16]) -> Result<bool, StoreError> {
+        self.write(move |t| {
+            let known = t.families.contains_key(id)?;
+            revoke_family(t, &id)?;
+            Ok(known)
+        })
+        .await
+    }
+
+    /// Revokes every family bound to node `node` (hex id); how many there were.
+    pub async fn revoke_node_families(&self, node: String) -> Result<usize, StoreError> {
+        self.write(move |t| {
+            let mut n = 0;
+            for item in t.node_families.scan_prefix(node.as_bytes()) {
+                let (key, _) = item?;
+                revoke_family(t, &key[node.len()..])?;
+                n += 1;
+            }
+            Ok(n)
         })
         .await
     }
@@ -410,9 +526,11 @@ impl Store {
 
 fn revoke_family(t: &Trees, family: &[u8]) -> Result<(), StoreError> {
     if let Some(raw) = t.families.get(family)? {
-        let mut fam: Family = codec::decode(&raw)?;
-        fam.revoked = true;
-        t.families.insert(family, codec::encode(&fam)?)?;
+        let mut fam = dec_family(&raw)?;
+        if !fam.revoked {
+            fam.revoked = true;
+            t.families.insert(family, enc_family(&fam)?)?;
+        }
     }
     Ok(())
 }

@@ -18,6 +18,35 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// Encodes a record with an explicit version byte (a record whose layout changed after
+/// version 1: see [`decode_evolved`]).
+pub fn encode_version<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![version];
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a record whose layout changed: `version` bytes are `New`, [`VERSION`] bytes are
+/// the old layout `Old`, migrated with `From`.
+pub fn decode_evolved<Old, New>(version: u8, bytes: &[u8]) -> Result<New, StoreError>
+where
+    Old: DeserializeOwned,
+    New: DeserializeOwned + From<Old>,
+{
+    match bytes.split_first() {
+        Some((&v, rest)) if v == version => {
+            let (value, _) = bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(value)
+        }
+        Some((&VERSION, _)) => decode::<Old>(bytes).map(New::from),
+        Some((v, _)) => Err(StoreError::Corrupt(format!("unknown record version {v}"))),
+        None => Err(StoreError::Corrupt("empty record".to_owned())),
+    }
+}
+
 /// Decodes a record written by [`encode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {

@@ -31,6 +31,7 @@ use std::path::Path;
 use tokio::sync::{mpsc, oneshot};
 
 pub use accounts::{Created, EmailTokenError, Rotation};
+pub mod oauth;
 pub use billing::BillingApplied;
 pub use bindings::{Announced, BindHow, BindOutcome, BindSpec, BindingRecord, IngestRecord};
 pub use library::{HistoryRows, WatchAdd};
@@ -93,6 +94,11 @@ struct Trees {
     families: sled::Tree,
     /// user id ++ family id → ()
     user_families: sled::Tree,
+    /// node id (64 hex characters) ++ family id → (): the sessions whose tokens are bound to
+    /// that node (revoking the node ends them)
+    node_families: sled::Tree,
+    /// user id ++ node id (hex) → [`Consent`]
+    consents: sled::Tree,
     /// user id ++ movie id → [`WatchEntry`]
     watchlist: sled::Tree,
     /// user id ++ movie id → [`Progress`]
@@ -142,6 +148,8 @@ impl Trees {
             refresh: db.open_tree("refresh")?,
             families: db.open_tree("families")?,
             user_families: db.open_tree("user_families")?,
+            node_families: db.open_tree("node_families")?,
+            consents: db.open_tree("consents")?,
             watchlist: db.open_tree("watchlist")?,
             progress: db.open_tree("progress")?,
             history: db.open_tree("history")?,

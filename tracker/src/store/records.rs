@@ -72,21 +72,93 @@ pub struct EmailToken {
 }
 
 /// A refresh token, stored by its hash. Each use rotates it; a second use of a used token
-/// means it leaked, and revokes its whole family.
+/// means it leaked, and revokes its whole family (unless it comes within the grace of its
+/// rotation: two tabs refreshing at once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshToken {
     pub user: UserId,
     pub family: [u8; 16],
     pub expires_at: u64,
     pub used: bool,
+    /// When it was rotated (unix seconds; `None` in records written before version 2).
+    pub used_at: Option<u64>,
 }
 
-/// The chain of refresh tokens that started with one login.
+/// The record version of [`RefreshToken`] and [`Family`] since sign-in through the tracker.
+pub const SESSION_RECORD_VERSION: u8 = 2;
+
+/// [`RefreshToken`] as written before version 2.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefreshTokenV1 {
+    pub user: UserId,
+    pub family: [u8; 16],
+    pub expires_at: u64,
+    pub used: bool,
+}
+
+impl From<RefreshTokenV1> for RefreshToken {
+    fn from(v: RefreshTokenV1) -> Self {
+        Self {
+            user: v.user,
+            family: v.family,
+            expires_at: v.expires_at,
+            used: v.used,
+            used_at: None,
+        }
+    }
+}
+
+/// The chain of refresh tokens that started with one sign-in: a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Family {
     pub user: UserId,
     pub revoked: bool,
     pub created_at: u64,
+    /// Who holds it: `node:<id>` (a node's gateway, code flow), `script` (JSON login) or
+    /// `device:<name>` (device grant).
+    pub client: String,
+    /// The `aud` of its access tokens (the network or `reelnet-node:<id>`).
+    pub aud: String,
+    /// The scopes of its access tokens (space-separated).
+    pub scope: Option<String>,
+    /// When it was last refreshed.
+    pub last_used_at: Option<u64>,
+}
+
+impl Family {
+    /// The node whose client this is (`node:<id>`), if any.
+    pub fn client_node(&self) -> Option<&str> {
+        self.client.strip_prefix("node:")
+    }
+}
+
+/// [`Family`] as written before version 2 (JSON logins only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FamilyV1 {
+    pub user: UserId,
+    pub revoked: bool,
+    pub created_at: u64,
+}
+
+impl From<FamilyV1> for Family {
+    fn from(v: FamilyV1) -> Self {
+        Self {
+            user: v.user,
+            revoked: v.revoked,
+            created_at: v.created_at,
+            client: "script".to_owned(),
+            aud: reelnet_proto::claims::ACCESS_TOKEN_AUDIENCE.to_owned(),
+            // Older sessions may have started on a node's page: no scope.
+            scope: None,
+            last_used_at: None,
+        }
+    }
+}
+
+/// A user's consent to a client (node), stored under user id ++ node id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Consent {
+    pub granted_at: u64,
 }
 
 /// A movie on a user's watch-later list.
