@@ -653,6 +653,15 @@ async fn tmdb_search_marks_what_the_network_already_has() {
 
     // Without a TMDb key the node says so.
     let mut plain = TestNode::start(&tracker.url).await;
+    // (The first node's token is refused here: tokens are bound to their node.)
+    let (s, _) = plain
+        .get("/api/v1/tmdb/search?q=matrix", Some(&token))
+        .await;
+    assert_eq!(s, 401);
+    let token = tracker
+        .keyring()
+        .sign(&claims(&plain, "u-search", false))
+        .unwrap();
     let (s, page) = plain
         .get("/api/v1/tmdb/search?q=matrix", Some(&token))
         .await;
