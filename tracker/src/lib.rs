@@ -108,6 +108,7 @@ pub fn check_data_dir(data_dir: &std::path::Path) -> Result<(), TrackerError> {
 pub struct Tracker {
     addr: SocketAddr,
     shutdown: Shutdown,
+    api: api::Api,
 }
 
 impl Tracker {
@@ -230,13 +231,19 @@ impl Tracker {
             "subscription-worker",
             billing::run_worker(api.clone(), workers),
         );
-        let routes = http::routes(api, rooms, shutdown.token(Stage::Http));
+        let routes = http::routes(api.clone(), rooms, shutdown.token(Stage::Http));
         reelnet_runtime::serve::spawn_http(shutdown, "http", listener, routes);
         tracing::info!(%addr, "tracker listening");
         Ok(Self {
             addr,
             shutdown: shutdown.clone(),
+            api,
         })
+    }
+
+    /// The API behind the routes (in-process callers: the tracker's pages, tests).
+    pub fn api(&self) -> &api::Api {
+        &self.api
     }
 
     /// The address the API listens on.

@@ -1,8 +1,9 @@
 //! The tracker under abuse, against the real process: a flood of password hashes stays
 //! bounded (503/429, never a hang, memory bounded) and the tracker signs people in after
 //! it; a parallel burst of wrong passwords gets exactly as many guesses as a serial run; a
-//! stranger attacking an account from many addresses does not lock its owner out; a
-//! forwarded address is believed only from a member node's signature; account mails to
+//! stranger attacking an account from many addresses (named by the operator's trusted
+//! reverse proxy) does not lock its owner out; credentials that come through a member
+//! node's proxy are refused before anything is counted (docs/signin.md); account mails to
 //! one address are rate-limited.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,16 +14,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Member, Tracker};
+use common::Tracker;
 use reelnet_proto::membership::{viewer_auth_path, NODE_AUTH_HEADER, VIEWER_ADDR_HEADER};
 use serde_json::{json, Value};
 
-/// POSTs `body` to `path` as the member node `via` forwarding for the viewer at `viewer`
-/// (signed as a node gateway signs), or directly when `via` is `None`.
+/// The config of a tracker behind the operator's own reverse proxy on 127.0.0.1 (its
+/// `X-Forwarded-For` names the client).
+const BEHIND_PROXY: &str = "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n";
+
+/// POSTs `body` to `path` for the client at `client` as the operator's trusted reverse
+/// proxy names it (`X-Forwarded-For`), or directly when `client` is `None`.
 async fn post_as(
     t: &Tracker,
     http: &reqwest::Client,
-    via: Option<(&Member, &str)>,
+    client: Option<&str>,
     path: &str,
     body: &Value,
 ) -> (u16, Option<String>, Value) {
@@ -31,11 +36,8 @@ async fn post_as(
         .post(t.url(path))
         .header("content-type", "application/json")
         .timeout(Duration::from_secs(120));
-    if let Some((member, viewer)) = via {
-        req = req.header(VIEWER_ADDR_HEADER, viewer).header(
-            NODE_AUTH_HEADER,
-            member.auth("POST", &viewer_auth_path(path, viewer), &bytes),
-        );
+    if let Some(client) = client {
+        req = req.header("x-forwarded-for", client);
     }
     let res = req
         .body(bytes)
@@ -77,7 +79,10 @@ fn tally(statuses: &[u16]) -> BTreeMap<u16, usize> {
 /// tracker signs people in afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_password_hashes_stays_bounded_and_the_tracker_keeps_working() {
-    let t = Tracker::start_with("[auth]\nhash_concurrency = 2\nhash_queue = 8\n").await;
+    let t = Tracker::start_with(&format!(
+        "{BEHIND_PROXY}[auth]\nhash_concurrency = 2\nhash_queue = 8\n"
+    ))
+    .await;
     let member = Arc::new(t.member(&["edge"]).await);
     let owner = "owner@example.org";
     t.user(owner, "the owners password").await;
@@ -89,8 +94,7 @@ async fn a_flood_of_password_hashes_stays_bounded_and_the_tracker_keeps_working(
 
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..500u32 {
-        let (t2, http, member) = (t.url(""), http.clone(), member.clone());
-        let _ = t2;
+        let http = http.clone();
         let viewer = format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);
         let body = json!({"email": format!("flood{i}@example.org"),
             "password": "a long password", "display_name": "Flood"});
@@ -101,11 +105,7 @@ async fn a_flood_of_password_hashes_stays_bounded_and_the_tracker_keeps_working(
             let res = http
                 .post(format!("{base}{path}"))
                 .header("content-type", "application/json")
-                .header(VIEWER_ADDR_HEADER, &viewer)
-                .header(
-                    NODE_AUTH_HEADER,
-                    member.auth("POST", &viewer_auth_path(path, &viewer), &bytes),
-                )
+                .header("x-forwarded-for", &viewer)
                 .timeout(Duration::from_secs(120))
                 .body(bytes)
                 .send()
@@ -209,12 +209,35 @@ async fn a_flood_of_password_hashes_stays_bounded_and_the_tracker_keeps_working(
     )
     .await;
     assert!(s == 401 || s == 429, "{s} {b}");
+    let winner = winner.unwrap();
+    // Never through a member node's proxy (refused before any hash)...
+    let path = "/api/v1/auth/login";
+    let bytes = serde_json::to_vec(&json!({"email": owner, "password": winner})).unwrap();
+    let r = http
+        .post(t.url(path))
+        .header("content-type", "application/json")
+        .header(VIEWER_ADDR_HEADER, "192.0.2.1")
+        .header(
+            NODE_AUTH_HEADER,
+            member.auth("POST", &viewer_auth_path(path, "192.0.2.1"), &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = common::split(r).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("credentials_at_tracker")),
+        "{b}"
+    );
+    // ... but at the tracker.
     let (s, _, b) = post_as(
         &t,
         &http,
-        Some((&member, "192.0.2.1")),
+        Some("192.0.2.1"),
         "/api/v1/auth/login",
-        &json!({"email": owner, "password": winner.unwrap()}),
+        &json!({"email": owner, "password": winner}),
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -262,11 +285,15 @@ async fn a_parallel_burst_of_wrong_passwords_counts_every_attempt() {
 
 /// An attacker failing logins on an account from many addresses does not lock its owner
 /// out: the owner's known address signs in at once, a new one waits at most the backoff
-/// cap (not the 15-minute window), and the attacker's addresses stay limited. A forwarded
-/// address from something that is not a member is ignored (the socket address counts).
+/// cap (not the 15-minute window), and the attacker's addresses stay limited. Logins that
+/// come through a member node's proxy are refused (403 `credentials_at_tracker`) and count
+/// for nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stranger_cannot_lock_out_the_owner() {
-    let t = Tracker::start_with("[auth]\naccount_backoff_max_secs = 30\n").await;
+    let t = Tracker::start_with(&format!(
+        "{BEHIND_PROXY}[auth]\naccount_backoff_max_secs = 30\n"
+    ))
+    .await;
     let member = t.member(&["edge"]).await;
     let email = "target@example.org";
     let password = "owners own password";
@@ -274,12 +301,12 @@ async fn a_stranger_cannot_lock_out_the_owner() {
     let http = reqwest::Client::new();
     let login = |pw: &str| json!({"email": email, "password": pw});
 
-    // The owner signs in from home through a member node.
+    // The owner signs in from home.
     let home = "198.51.100.20";
     let (s, _, b) = post_as(
         &t,
         &http,
-        Some((&member, home)),
+        Some(home),
         "/api/v1/auth/login",
         &login(password),
     )
@@ -295,13 +322,11 @@ async fn a_stranger_cannot_lock_out_the_owner() {
             let body = login(&format!("guess {a} {g}"));
             let bytes = serde_json::to_vec(&body).unwrap();
             let path = "/api/v1/auth/login";
-            let auth = member.auth("POST", &viewer_auth_path(path, &viewer), &bytes);
             let (http, base) = (http.clone(), t.base.clone());
             tasks.spawn(async move {
                 http.post(format!("{base}{path}"))
                     .header("content-type", "application/json")
-                    .header(VIEWER_ADDR_HEADER, viewer)
-                    .header(NODE_AUTH_HEADER, auth)
+                    .header("x-forwarded-for", viewer)
                     .body(bytes)
                     .send()
                     .await
@@ -325,7 +350,7 @@ async fn a_stranger_cannot_lock_out_the_owner() {
     let (s, _, b) = post_as(
         &t,
         &http,
-        Some((&member, home)),
+        Some(home),
         "/api/v1/auth/login",
         &login(password),
     )
@@ -335,7 +360,7 @@ async fn a_stranger_cannot_lock_out_the_owner() {
     let (s, retry, b) = post_as(
         &t,
         &http,
-        Some((&member, "192.0.2.77")),
+        Some("192.0.2.77"),
         "/api/v1/auth/login",
         &login(password),
     )
@@ -349,15 +374,14 @@ async fn a_stranger_cannot_lock_out_the_owner() {
         _ => panic!("{s} {b}"),
     }
 
-    // Forwarded addresses from a non-member are ignored: all of these count against the
-    // socket address (127.0.0.1), whatever they claim.
+    // Through a member node's proxy — signed or not, naming any viewer — a login is
+    // refused before anything is checked or counted.
     let other = "other@example.org";
     t.user(other, "other password x").await;
     let mut statuses = Vec::new();
     for i in 0..6 {
         let r = http
             .post(t.url("/api/v1/auth/login"))
-            .header("x-forwarded-for", format!("192.0.2.{i}"))
             .header(VIEWER_ADDR_HEADER, format!("192.0.2.{i}"))
             .header(NODE_AUTH_HEADER, "v1.00.1.00.00")
             .json(&json!({"email": other, "password": format!("wrong {i}")}))
@@ -366,9 +390,9 @@ async fn a_stranger_cannot_lock_out_the_owner() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    assert_eq!(statuses, vec![401, 401, 401, 401, 401, 429]);
-    // A member's signature over another address does not carry over to this one.
-    let bytes = serde_json::to_vec(&json!({"email": other, "password": "x wrong x"})).unwrap();
+    assert_eq!(statuses, vec![403; 6]);
+    let bytes =
+        serde_json::to_vec(&json!({"email": other, "password": "other password x"})).unwrap();
     let path = "/api/v1/auth/login";
     let r = http
         .post(t.url(path))
@@ -376,13 +400,28 @@ async fn a_stranger_cannot_lock_out_the_owner() {
         .header(VIEWER_ADDR_HEADER, "192.0.2.200")
         .header(
             NODE_AUTH_HEADER,
-            member.auth("POST", &viewer_auth_path(path, "192.0.2.199"), &bytes),
+            member.auth("POST", &viewer_auth_path(path, "192.0.2.200"), &bytes),
         )
         .body(bytes)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 429, "counted against 127.0.0.1");
+    let (s, b) = common::split(r).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("credentials_at_tracker")),
+        "{b}"
+    );
+    // None of those counted: the account signs in at the tracker at once.
+    let (s, _, b) = post_as(
+        &t,
+        &http,
+        None,
+        "/api/v1/auth/login",
+        &json!({"email": other, "password": "other password x"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
 }
 
 /// Reset and verification mails to one address are limited per hour; the requests are

@@ -352,9 +352,11 @@ impl Api {
         form: DeviceForm,
     ) -> Result<DeviceAuthorization, OauthFailure> {
         if form.client_id != PUBLIC_CLIENT_ID {
-            return Err(OauthFailure::client(format!(
-                "the device grant is for client_id={PUBLIC_CLIENT_ID}"
-            )));
+            // 400, not 401: the client did not try to authenticate (RFC 6749 §5.2).
+            return Err(OauthFailure::bad(
+                "invalid_client",
+                format!("the device grant is for client_id={PUBLIC_CLIENT_ID}"),
+            ));
         }
         if form.scope.as_deref().is_some_and(|s| !s.trim().is_empty()) {
             return Err(OauthFailure::bad(

@@ -549,6 +549,50 @@ mod tests {
         }
     }
 
+    #[test]
+    fn sessions_written_before_version_2_still_decode() {
+        #[derive(serde::Serialize)]
+        struct OldFamily {
+            user: UserId,
+            revoked: bool,
+            created_at: u64,
+        }
+        #[derive(serde::Serialize)]
+        struct OldRefresh {
+            user: UserId,
+            family: [u8; 16],
+            expires_at: u64,
+            used: bool,
+        }
+        let old = codec::encode(&OldFamily {
+            user: UserId([3; 16]),
+            revoked: true,
+            created_at: 42,
+        })
+        .unwrap();
+        let fam = dec_family(&old).unwrap();
+        assert_eq!(
+            (fam.user, fam.revoked, fam.created_at),
+            (UserId([3; 16]), true, 42)
+        );
+        assert_eq!(fam.client, "script");
+        assert_eq!(fam.aud, reelnet_proto::claims::ACCESS_TOKEN_AUDIENCE);
+        assert!(fam.scope.is_none());
+        let old = codec::encode(&OldRefresh {
+            user: UserId([3; 16]),
+            family: [9; 16],
+            expires_at: 7,
+            used: true,
+        })
+        .unwrap();
+        let rec = dec_refresh(&old).unwrap();
+        assert_eq!((rec.family, rec.used, rec.used_at), ([9; 16], true, None));
+        // New records round-trip, and are not mistaken for old ones.
+        let again = dec_family(&enc_family(&fam).unwrap()).unwrap();
+        assert_eq!(again.client, "script");
+        assert!(codec::decode::<Family>(&enc_family(&fam).unwrap()).is_err());
+    }
+
     #[tokio::test]
     async fn expired_tokens_are_purged_and_bootstrap_tokens_work_once() {
         let dir = tempfile::tempdir().unwrap();
