@@ -13,6 +13,12 @@
 //!   answers 401; a refresh token the tracker does not know ends the session (401, cookie
 //!   cleared).
 //! - `/api/v1/auth/login` through the node: 403 and the tracker saw nothing.
+//! - The whole code flow, the tracker's sign-in and consent pages stood in for by the
+//!   calls they make on the tracker's API (`oauth_check_authorize`, `check_credentials`,
+//!   `oauth_issue_code`): the callback redeems the code once (signed), sets the refresh
+//!   cookie and goes back to the return path (`//evil.example` → `/`); `/auth/session`
+//!   rotates the cookie and hands out a token of this node; concurrent calls with one
+//!   cookie share one tracker refresh; `/auth/logout` revokes at the tracker.
 //! - A network token and a token for another node are refused at this node (401).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -485,4 +491,171 @@ async fn credentials_and_foreign_tokens_are_refused_at_the_node() {
         .get("/api/v1/tmdb/search?q=matrix", Some(&theirs))
         .await;
     assert_eq!(s, 200, "{b}");
+}
+
+/// What the tracker's sign-in and consent pages do once the viewer has typed their
+/// password and allowed the node: the redirect back to the node, with a code.
+async fn code_redirect(tracker: &TestTracker, authorize_url: &str, email: &str) -> String {
+    let api = tracker.api();
+    let params: reelnet_tracker::oauth::AuthorizeParams =
+        serde_json::from_value(json!(query_of(authorize_url))).unwrap();
+    let client = api
+        .oauth_check_authorize(&params)
+        .unwrap_or_else(|e| panic!("{}: {}", e.reason, e.message));
+    let user = api
+        .check_credentials(
+            email,
+            PASSWORD.to_owned(),
+            &reelnet_tracker::accounts::Source {
+                addr: "127.0.0.1".into(),
+                node: None,
+            },
+        )
+        .await
+        .unwrap();
+    api.oauth_grant_consent(&user.id, &client).await.unwrap();
+    api.oauth_issue_code(&user, &client, &params, reelnet_node::unix_now())
+        .await
+        .unwrap()
+}
+
+/// The claims of an access token, unverified.
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn the_whole_code_flow() {
+    let tracker = TestTracker::start().await;
+    let front = Front::start(&tracker.url).await;
+    let node = member_node_via(&tracker, &front.url).await;
+    let origin = node.url.clone();
+    let email = "flow@example.org";
+    register_at_tracker(&front.url, &tracker.smtp, email, true).await;
+
+    // Sign in: to the tracker and back with a code.
+    let res = start_login(&node, None, "/watch/tmdb-603?t=5").await;
+    let authorize = location(&res);
+    let binding = cookie_pair(&set_cookies(&res), "__Host-reelnet_oauth").unwrap();
+    let back = code_redirect(&tracker, &authorize, email).await;
+    assert!(
+        back.starts_with(&format!("{origin}/auth/callback?")),
+        "{back}"
+    );
+    let callback = |url: String, cookie: String| {
+        let req = node.http.get(url).header("cookie", cookie);
+        async move { req.send().await.unwrap() }
+    };
+    let res = callback(back.clone(), binding.clone()).await;
+    assert_eq!(res.status(), 302, "{:?}", res.text().await);
+    assert_eq!(location(&res), "/watch/tmdb-603?t=5");
+    let cookies = set_cookies(&res);
+    let refresh = cookie_pair(&cookies, "__Host-reelnet_refresh").expect("refresh cookie");
+    let line = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-reelnet_refresh="))
+        .unwrap();
+    for flag in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(line.contains(flag), "{line}");
+    }
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-reelnet_oauth=;")),
+        "{cookies:?}"
+    );
+    assert_eq!(front.count("/oauth/token"), 1);
+    // The same callback again: the login is used up, nothing redeemed.
+    let res = callback(back, binding).await;
+    let (s, b) = split(res).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("bad_state")), "{b}");
+    assert_eq!(front.count("/oauth/token"), 1);
+
+    // A session: a token of this node, and the cookie rotates.
+    let session = |cookie: String| {
+        let req = node
+            .http
+            .post(format!("{origin}/auth/session"))
+            .header("origin", origin.clone())
+            .header("cookie", cookie);
+        async move {
+            let res = req.send().await.unwrap();
+            let cookies = set_cookies(&res);
+            let (s, b) = split(res).await;
+            (s, b, cookies)
+        }
+    };
+    let (s, b, cookies) = session(refresh.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email"], email, "{b}");
+    assert!(b["expires_in"].as_u64().unwrap() > 0);
+    let token = b["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims_of(&token)["aud"],
+        reelnet_proto::claims::node_audience(&node.node_id)
+    );
+    let rotated = cookie_pair(&cookies, "__Host-reelnet_refresh").unwrap();
+    assert_ne!(rotated, refresh);
+    assert_eq!(front.count("/oauth/token"), 2);
+    // It works at this node, and at the tracker through this node.
+    let (s, b) = node.get("/api/v1/tmdb/search?q=x", Some(&token)).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, me) = node.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["email"], email);
+
+    // Eight tabs at once with the same cookie: one tracker refresh, one answer.
+    let answers = futures::future::join_all((0..8).map(|_| session(rotated.clone()))).await;
+    assert_eq!(
+        front.count("/oauth/token"),
+        3,
+        "one refresh for eight calls"
+    );
+    let first = &answers[0];
+    for (s, b, cookies) in &answers {
+        assert_eq!(*s, 200, "{b}");
+        assert_eq!(b["access_token"], first.1["access_token"]);
+        assert_eq!(cookies, &first.2);
+    }
+    // A late duplicate (within 10 s) gets the same answer without asking the tracker.
+    let (s, late, _) = session(rotated.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(late["access_token"], first.1["access_token"]);
+    assert_eq!(front.count("/oauth/token"), 3);
+    let newest = cookie_pair(&first.2, "__Host-reelnet_refresh").unwrap();
+
+    // Sign-out: revoked at the tracker, cookie cleared; the session is over.
+    let res = node
+        .http
+        .post(format!("{origin}/auth/logout"))
+        .header("origin", origin.clone())
+        .header("cookie", newest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(set_cookies(&res)
+        .iter()
+        .any(|c| c.starts_with("__Host-reelnet_refresh=;")));
+    assert_eq!(front.count("/oauth/revoke"), 1);
+    let (s, b, _) = session(newest).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("session_ended")),
+        "{b}"
+    );
+
+    // A return path off this origin comes back as `/`.
+    let res = start_login(&node, None, "//evil.example").await;
+    let authorize = location(&res);
+    let binding = cookie_pair(&set_cookies(&res), "__Host-reelnet_oauth").unwrap();
+    let back = code_redirect(&tracker, &authorize, email).await;
+    let res = callback(back, binding).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/");
 }

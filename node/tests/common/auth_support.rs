@@ -105,6 +105,12 @@ impl TestTracker {
         }
     }
 
+    /// The running tracker's API (what its pages call: tests stand in for the sign-in and
+    /// consent pages with it).
+    pub fn api(&self) -> &reelnet_tracker::api::Api {
+        self.tracker.as_ref().expect("the tracker is running").api()
+    }
+
     /// The tracker's signing keys as on disk (to sign test tokens with its real key).
     pub fn keyring(&self) -> reelnet_tracker::keys::Keyring {
         reelnet_tracker::keys::Keyring::load(&self.data_dir(), 3600).unwrap()
