@@ -271,7 +271,10 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
         .collect();
     assert!(own_partial.is_empty(), "{own_partial:?}");
 
-    let master = master_url(&back_url, access, &movie_id).await;
+    // Tokens are bound to their node: the viewer signs in for the node they watch on.
+    let back_login = auth_support::login_at_tracker(&tracker.url, email, Some(&back.node_id)).await;
+    let back_access = back_login["access_token"].as_str().unwrap();
+    let master = master_url(&back_url, back_access, &movie_id).await;
     let decoded = decode_whole(&master)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs(40)));
