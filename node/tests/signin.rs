@@ -460,6 +460,13 @@ async fn credentials_and_foreign_tokens_are_refused_at_the_node() {
         (403, Some("credentials_at_tracker")),
         "{b}"
     );
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{TRACKER_PUBLIC}/login")),
+        "{b}"
+    );
     assert_eq!(front.count("/api/v1/auth/"), before, "the tracker saw it");
 
     // This node's token works here (a route the node answers itself: a search needs a

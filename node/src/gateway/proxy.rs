@@ -309,13 +309,16 @@ fn tracker_unavailable(message: &str) -> Response {
 
 /// 403 `credentials_at_tracker`: passwords and reset/verification tokens are typed only
 /// at the tracker's own origin.
-fn credentials_at_tracker() -> Response {
+fn credentials_at_tracker(state: &GatewayState) -> Response {
+    let tracker = &state.signin.config().tracker_public_url;
     error_reply(
         StatusCode::FORBIDDEN,
         "credentials_at_tracker",
-        "sign-in, registration, password reset and email verification happen at the \
-         tracker's own site, never through a node: use /auth/login on this site, which \
-         takes you to the tracker's sign-in page",
+        &format!(
+            "sign-in, registration, password reset and email verification happen at the \
+             tracker's own site ({tracker}/login), never through a node: use /auth/login \
+             on this site, which takes you there"
+        ),
     )
 }
 
@@ -355,7 +358,7 @@ pub fn routes(
                     let state = state.clone();
                     async move {
                         let res = match path {
-                            Ok(path) if path.is_credentials() => credentials_at_tracker(),
+                            Ok(path) if path.is_credentials() => credentials_at_tracker(&state),
                             Ok(path) => websocket(&state, path, query, ws, headers, remote).await,
                             Err(err) => bad_path(err),
                         };
@@ -381,7 +384,7 @@ pub fn routes(
                 async move {
                     let res = match path {
                         // Refused before the body is read: nothing reaches the tracker.
-                        Ok(path) if path.is_credentials() => credentials_at_tracker(),
+                        Ok(path) if path.is_credentials() => credentials_at_tracker(&state),
                         Ok(path) => {
                             forward(&state, path, query, method, headers, remote, body).await
                         }
