@@ -179,6 +179,9 @@ impl Api {
         }
         self.check_session(&claims)?;
         if !claims.has_scope(scope) {
+            if scope == reelnet_proto::claims::SCOPE_ADMIN && !claims.is_admin() {
+                return Err(ApiError::forbidden("not_admin", "only admins may do this"));
+            }
             return Err(ApiError::forbidden(
                 "scope_required",
                 format!("this needs a token with the {scope} scope (sign in at the tracker)"),

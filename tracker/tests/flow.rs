@@ -11,7 +11,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn register_verify_login_lists_refresh_logout() {
-    let t = Tracker::start().await;
+    // No grace for a second use of a refresh token (tested with one in tests/oauth.rs).
+    let t = Tracker::start_with("[oauth]\nrefresh_grace_secs = 0\n").await;
     let email = "viewer@example.org";
 
     // Register: stored unverified, a verification email goes out. The answer says
@@ -258,6 +259,21 @@ async fn register_verify_login_lists_refresh_logout() {
         s, 401,
         "the family is revoked, so the newest token dies too"
     );
+    // And so do its access tokens, at once.
+    let (s, b) = t.call(Method::GET, "/api/v1/me", &at, None).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("session_ended")),
+        "{b}"
+    );
+    let (s, fresh) = t
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": "a long password"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{fresh}");
+    let at = access(&fresh);
 
     // Logout revokes the family of a fresh login.
     let (_, l3) = t

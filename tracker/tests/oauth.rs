@@ -190,6 +190,11 @@ impl Harness {
         let params = self.params(node, origin, &verifier);
         let client: OauthClient = self.api().oauth_check_authorize(&params).unwrap();
         assert_eq!(client.origin, origin);
+        // What the consent page does when the viewer allows.
+        self.api()
+            .oauth_grant_consent(&user.id, &client)
+            .await
+            .unwrap();
         let url = self
             .api()
             .oauth_issue_code(user, &client, &params, reelnet_runtime::clock::unix_secs())
@@ -345,11 +350,17 @@ async fn code_flow_audiences_and_refusals() {
         "{to}"
     );
 
-    // Consent is remembered.
+    // No code without consent; consent is remembered.
     let client = h
         .api()
         .oauth_check_authorize(&h.params(&a, ORIGIN_A, &v))
         .unwrap();
+    let e = h
+        .api()
+        .oauth_issue_code(&viewer, &client, &h.params(&a, ORIGIN_A, &v), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "consent_required");
     assert!(!h.api().oauth_has_consent(&viewer.id, &a.id).unwrap());
     h.api()
         .oauth_grant_consent(&viewer.id, &client)
@@ -509,11 +520,7 @@ async fn code_flow_audiences_and_refusals() {
     let (s, e) = h
         .call(reqwest::Method::GET, "/api/v1/admin/requests", net, None)
         .await;
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (403, Some("scope_required")),
-        "{e}"
-    );
+    assert_eq!((s, e["error"].as_str()), (403, Some("not_admin")), "{e}");
     let (s, e) = h
         .call(reqwest::Method::GET, "/api/v1/me", net, Some(&a))
         .await;
@@ -661,6 +668,7 @@ async fn code_flow_audiences_and_refusals() {
         "code_reused",
         "wrong_audience",
         "node_token_on_account_route",
+        "unknown_client",
     ] {
         assert!(refused(&m, reason) >= 1, "{reason}: {m}");
     }
@@ -754,7 +762,7 @@ async fn device_flow_and_credentials_only_at_the_tracker() {
     let h = Harness::start(10).await;
     let a = h.member(ORIGIN_A).await;
     let (_, viewer) = h.user("viewer@example.org", false).await;
-    let (admin_login, _) = h.user("admin@example.org", true).await;
+    let (admin_login, admin) = h.user("admin@example.org", true).await;
     assert_eq!(
         claims_of(admin_login["access_token"].as_str().unwrap())["scope"],
         "account admin"
@@ -880,6 +888,42 @@ async fn device_flow_and_credentials_only_at_the_tracker() {
     );
     let sessions = h.api().oauth_sessions(&viewer.id).unwrap();
     assert!(sessions.iter().any(|s| s.client == "device:script"));
+    // An admin's device token is no admin token either.
+    let (_, d4) = h
+        .form(
+            "/oauth/device_authorization",
+            None,
+            &[("client_id", "reelnet-cli"), ("device_name", "admin tv")],
+        )
+        .await;
+    h.api()
+        .device_decide(d4["user_code"].as_str().unwrap(), &admin, true)
+        .await
+        .unwrap();
+    let (s, tok) = h.poll(d4["device_code"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{tok}");
+    let (s, e) = h
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/requests",
+            tok["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (403, Some("scope_required")),
+        "{e}"
+    );
+    let (s, _) = h
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/requests",
+            admin_login["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
     // Its session can be ended from the account page; its tokens stop at once.
     let sid = claims_of(t)["sid"].as_str().unwrap().to_owned();
     h.api().oauth_end_session(&viewer.id, &sid).await.unwrap();
@@ -947,6 +991,26 @@ async fn device_flow_and_credentials_only_at_the_tracker() {
         (403, Some("credentials_at_tracker")),
         "{e}"
     );
+
+    // Starting device authorizations is limited per address too (30 an hour; 4 so far).
+    let mut statuses = Vec::new();
+    for i in 0..27 {
+        let name = format!("tv {i}");
+        let (s, _) = h
+            .form(
+                "/oauth/device_authorization",
+                None,
+                &[("client_id", "reelnet-cli"), ("device_name", name.as_str())],
+            )
+            .await;
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        26,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429));
 
     let m = h.metrics().await;
     assert_eq!(refused(&m, "device_code_guess"), 5, "{m}");

@@ -500,7 +500,8 @@ fn check_answer(
 #[tokio::test]
 async fn answers_fit_the_documented_schemas() {
     let doc = spec();
-    let t = Tracker::start().await;
+    // No grace for a second use of a refresh token: the reuse below is refused.
+    let t = Tracker::start_with("[oauth]\nrefresh_grace_secs = 0\n").await;
     let mut errs = Vec::new();
     let email = "schemas@example.org";
     let password = "a long password";
@@ -599,6 +600,21 @@ async fn answers_fit_the_documented_schemas() {
         .await;
     check_answer(&doc, "POST", "/api/v1/auth/logout", s, &b, &mut errs);
     assert_eq!(s, 204, "{b}");
+    // The reuse ended that session, and its access token with it: sign in again.
+    let (s, b) = t.call(Method::GET, "/api/v1/me", &at, None).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("session_ended")),
+        "{b}"
+    );
+    let (s, login) = t
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await;
+    assert_eq!(s, 200, "{login}");
+    let at = access(&login);
     let (s, b) = t
         .post(
             "/api/v1/auth/password-reset",

@@ -5,7 +5,9 @@
 //! changes nothing.
 //!
 //! One module per resource: [`auth`], [`me`] (profile and the user's lists), [`rooms`],
-//! [`billing`], [`requests`], [`admin`], [`nodes`] (membership), and [`meta`] (JWKS, health, metrics). What is
+//! [`billing`], [`requests`], [`admin`], [`nodes`] (membership), [`oauth`] (the OAuth
+//! protocol endpoints: token, revoke, device authorization, metadata), and [`meta`] (JWKS,
+//! health, metrics). What is
 //! served is listed in [`ROUTES`] (kept in [`crate::routes`], which the metrics use too).
 
 mod admin;

@@ -12,7 +12,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::common::{body, node_auth, with_api, NodeAuthParts};
+use super::common::{body, node_auth, source, with_api, NodeAuthParts, SourceParts};
 use crate::api::Api;
 use crate::oauth::tokens::{DeviceForm, NodeSigner, RevokeForm, TokenForm};
 use crate::oauth::OauthFailure;
@@ -88,9 +88,11 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
     let device = warp::path!("oauth" / "device_authorization")
         .and(warp::post())
         .and(a())
+        .and(source(api.config().http.trusted_proxies.clone()))
         .and(body(limit))
-        .map(|api: Api, b: Bytes| {
-            let res = form::<DeviceForm>(&b).and_then(|f| api.oauth_device_authorization(f));
+        .map(|api: Api, src: SourceParts, b: Bytes| {
+            let res = form::<DeviceForm>(&b)
+                .and_then(|f| api.oauth_device_authorization(f, &src.resolve(&api, &b)));
             reply(StatusCode::OK, res)
         });
     let metadata = warp::path!(".well-known" / "oauth-authorization-server")

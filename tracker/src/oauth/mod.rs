@@ -276,6 +276,8 @@ impl Api {
 
     /// Issues a code for `user` to `client` and returns the full redirect URL
     /// (`<redirect_uri>?code=…&state=…&iss=…`). `auth_time` is when the user signed in.
+    /// Needs the user's consent to the client ([`Api::oauth_grant_consent`]; else 403
+    /// `consent_required`) and re-checks the request ([`Api::oauth_check_authorize`]).
     pub async fn oauth_issue_code(
         &self,
         user: &User,
@@ -291,6 +293,13 @@ impl Api {
             return Err(ApiError::bad_request(
                 "invalid_request",
                 "the client does not match the request",
+            ));
+        }
+        // No silent grant: the consent page records the consent first.
+        if !self.oauth_has_consent(&user.id, &client.node_id)? {
+            return Err(ApiError::forbidden(
+                "consent_required",
+                "the viewer has not allowed this site yet",
             ));
         }
         let now = now_secs();

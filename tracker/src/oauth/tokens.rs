@@ -65,7 +65,7 @@ impl From<ApiError> for OauthFailure {
     fn from(e: ApiError) -> Self {
         let error = match e.status.as_u16() {
             401 | 403 => "invalid_grant",
-            429 => "slow_down",
+            429 => "temporarily_unavailable",
             s if s >= 500 => "server_error",
             _ => "invalid_request",
         };
@@ -132,17 +132,6 @@ pub struct DeviceAuthorization {
 /// header that did not verify.
 pub type NodeSigner = Option<Result<Certificate, ApiError>>;
 
-fn signer(node: NodeSigner) -> Result<Option<Certificate>, OauthFailure> {
-    match node {
-        None => Ok(None),
-        Some(Ok(cert)) => Ok(Some(cert)),
-        Some(Err(e)) => Err(OauthFailure::client(format!(
-            "{}: the node signature did not verify: {}",
-            e.code, e.message
-        ))),
-    }
-}
-
 /// A device's name: 1 to 64 printable characters.
 fn device_name(name: Option<&str>) -> Result<String, OauthFailure> {
     let name = name.map(str::trim).unwrap_or("");
@@ -156,13 +145,30 @@ fn device_name(name: Option<&str>) -> Result<String, OauthFailure> {
 }
 
 impl Api {
+    /// The signing node of a protocol request; a signature that does not verify (a
+    /// stranger, a revoked node, a replay) is 401 `invalid_client`, counted as
+    /// `unknown_client`.
+    fn oauth_signer(&self, node: NodeSigner) -> Result<Option<Certificate>, OauthFailure> {
+        match node {
+            None => Ok(None),
+            Some(Ok(cert)) => Ok(Some(cert)),
+            Some(Err(e)) => {
+                self.oauth_refused("unknown_client");
+                Err(OauthFailure::client(format!(
+                    "{}: the node signature did not verify: {}",
+                    e.code, e.message
+                )))
+            }
+        }
+    }
+
     /// `POST /oauth/token`.
     pub async fn oauth_token(
         &self,
         form: TokenForm,
         node: NodeSigner,
     ) -> Result<TokenResponse, OauthFailure> {
-        let signer = signer(node)?;
+        let signer = self.oauth_signer(node)?;
         match form.grant_type.as_str() {
             GRANT_CODE => self.grant_code(form, signer).await,
             GRANT_REFRESH => {
@@ -188,6 +194,7 @@ impl Api {
         signer: Option<Certificate>,
     ) -> Result<TokenResponse, OauthFailure> {
         let Some(cert) = signer else {
+            self.oauth_refused("unknown_client");
             return Err(OauthFailure::client(
                 "node_auth_required: a code is redeemed by its node, signed (Reelnet-Node-Auth)",
             ));
@@ -284,10 +291,13 @@ impl Api {
                 "expired_token",
                 "this device code has expired; start again",
             )),
-            Poll::Unknown => Err(OauthFailure::grant(
-                "unknown_code",
-                "this device code is not valid",
-            )),
+            Poll::Unknown => {
+                self.oauth_refused("unknown_code");
+                Err(OauthFailure::grant(
+                    "unknown_code",
+                    "this device code is not valid",
+                ))
+            }
             Poll::Approved {
                 user,
                 device_name,
@@ -326,7 +336,7 @@ impl Api {
         form: RevokeForm,
         node: NodeSigner,
     ) -> Result<(), OauthFailure> {
-        let signer = signer(node)?;
+        let signer = self.oauth_signer(node)?;
         if form.token.is_empty() || form.token.len() > 128 {
             return Ok(());
         }
@@ -346,10 +356,15 @@ impl Api {
         Ok(())
     }
 
-    /// `POST /oauth/device_authorization`.
+    /// Device authorizations one client address may start per hour.
+    pub const DEVICE_STARTS_PER_ADDRESS_PER_HOUR: u32 = 30;
+
+    /// `POST /oauth/device_authorization` from `src` (at most
+    /// [`Api::DEVICE_STARTS_PER_ADDRESS_PER_HOUR`] per address).
     pub fn oauth_device_authorization(
         &self,
         form: DeviceForm,
+        src: &crate::accounts::Source,
     ) -> Result<DeviceAuthorization, OauthFailure> {
         if form.client_id != PUBLIC_CLIENT_ID {
             // 400, not 401: the client did not try to authenticate (RFC 6749 §5.2).
@@ -365,6 +380,14 @@ impl Api {
             ));
         }
         let name = device_name(form.device_name.as_deref())?;
+        self.inner
+            .limiter
+            .take(
+                &format!("device-start:addr:{}", src.addr),
+                Self::DEVICE_STARTS_PER_ADDRESS_PER_HOUR,
+                std::time::Duration::from_secs(3600),
+            )
+            .map_err(ApiError::rate_limited)?;
         let resource = match form.resource.as_deref().filter(|r| !r.is_empty()) {
             Some(id) => Some(
                 self.current_member(id)
