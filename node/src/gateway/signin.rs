@@ -873,12 +873,11 @@ async fn callback(state: &GatewayState, query: &str, host: &str, headers: &Heade
     let config = state.signin.config();
     let here = RequestOrigin::new(config.https, host);
     let params = query_pairs(query);
+    // A refusal leaves the binding cookie alone: a callback forced on this browser by
+    // someone else must not break the login it has in progress.
     let refused = |code: &str, message: &str| {
         tracing::info!(%code, %message, "sign-in callback refused");
-        with_cookies(
-            error_reply(StatusCode::BAD_REQUEST, code, message),
-            &[here.set_cookie(BINDING_COOKIE, "", Some(0))],
-        )
+        with_cookies(error_reply(StatusCode::BAD_REQUEST, code, message), &[])
     };
     let binding = cookie(headers, &here.cookie_name(BINDING_COOKIE));
     if let Some(error) = params.get("error") {
