@@ -303,6 +303,9 @@ pub struct TrackerLink {
     pub url: String,
     /// The `iss` the tracker puts in its access tokens (its `issuer` setting).
     pub issuer: String,
+    /// The tracker's URL as browsers reach it (where `/auth/login` sends viewers to sign
+    /// in, `/oauth/authorize`, and `/auth/account` to `/account`). `None`: [`Self::url`].
+    pub public_url: Option<String>,
     /// An invite from the network's operator (`reelnet-tracker node invite`): used once,
     /// on the first start, to enroll. The certificate is kept in the data directory and
     /// renewed automatically. Empty: no invite (open enrollment as edge, if the network
@@ -395,6 +398,7 @@ impl Default for TrackerLink {
         Self {
             url: "http://127.0.0.1:7070".to_owned(),
             issuer: "reelnet-tracker".to_owned(),
+            public_url: None,
             invite: String::new(),
             membership_refresh_secs: 30,
         }
@@ -491,6 +495,14 @@ impl NodeConfig {
                         "rung `{}`: names are [A-Za-z0-9._-], heights 64..=4320, video_bitrate >= 50000",
                         r.name
                     ),
+                ));
+            }
+        }
+        if let Some(url) = &self.tracker.public_url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(invalid(
+                    "tracker.public_url",
+                    "must be an http:// or https:// URL (the tracker as browsers reach it)",
                 ));
             }
         }
@@ -594,6 +606,17 @@ impl NodeConfig {
             }
             addr
         })
+    }
+
+    /// The tracker's URL as browsers reach it (`tracker.public_url`, else `tracker.url`),
+    /// without a trailing slash.
+    pub fn tracker_public_url(&self) -> String {
+        self.tracker
+            .public_url
+            .as_deref()
+            .unwrap_or(&self.tracker.url)
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// The URL this node's gateway is reached at.

@@ -543,10 +543,27 @@ fn start_gateway(
     // Access tokens are checked offline with the tracker's JWKS (one fetcher task owns
     // the key cache); playback tokens are signed with this node's playback.key.
     let (jwt, jwks_task) = gateway::auth::JwtVerifier::start(
-        gateway::auth::VerifierConfig::new(&config.tracker.url, &config.tracker.issuer),
+        gateway::auth::VerifierConfig::new(
+            &config.tracker.url,
+            &config.tracker.issuer,
+            &node_id.to_string(),
+        ),
         actors.clone(),
     );
     shutdown.adopt(Stage::Actors, jwks_task);
+    // Sign-in through the tracker: one task owns the pending logins and refreshes.
+    let (signin, signin_task) = gateway::signin::SignIn::start(
+        gateway::signin::SignInConfig::new(
+            &node_id.to_string(),
+            &config.tracker.url,
+            &config.tracker_public_url(),
+            &config.tracker.issuer,
+            &public_url,
+        ),
+        Some(net.membership.clone()),
+        actors.clone(),
+    );
+    shutdown.adopt(Stage::Actors, signin_task);
     let tokens = gateway::token::PlaybackTokens::load_or_create(
         &config.data_dir,
         config.gateway.playback_token_ttl_secs,
@@ -572,6 +589,7 @@ fn start_gateway(
         fetches,
         jwt: Arc::new(jwt),
         tokens: Arc::new(tokens),
+        signin,
         proxy: gateway::proxy::ProxyClient::new(
             shutdown.token(Stage::Http),
             config.gateway.ws_limits(),

@@ -71,7 +71,8 @@ fn hold_movie(dir: &Path) {
         .unwrap();
 }
 
-fn claims(sub: &str, verified: bool) -> Claims {
+/// Claims of a token for `node` (`aud = reelnet-node:<its id>`, the only audience it takes).
+fn claims(node: &TestNode, sub: &str, verified: bool) -> Claims {
     let now = reelnet_node::unix_now();
     Claims {
         sub: sub.into(),
@@ -83,7 +84,7 @@ fn claims(sub: &str, verified: bool) -> Claims {
         exp: now + 600,
         iat: now,
         iss: ISSUER.into(),
-        aud: reelnet_proto::claims::ACCESS_TOKEN_AUDIENCE.into(),
+        aud: reelnet_proto::claims::node_audience(&node.node_id),
         jti: "test".into(),
         sid: None,
         scope: None,
@@ -122,7 +123,8 @@ async fn proxy_round_trip_play_and_tracker_outage() {
     let mut tracker = TestTracker::start().await;
     let node = TestNode::start_with(&tracker.url, hold_movie).await;
 
-    // Register, verify by the emailed link, sign in, `me`: all through the node.
+    // Register and verify at the tracker, sign in there for a token of this node; `me`
+    // through the node.
     let login = node.user(&tracker.smtp, "alice@example.org", true).await;
     let token = access(&login);
     let (s, me) = node.get("/api/v1/me", Some(&token)).await;
@@ -155,7 +157,7 @@ async fn proxy_round_trip_play_and_tracker_outage() {
     let big = vec![b'x'; 9 << 20];
     let res = node
         .http
-        .post(format!("{}/api/v1/auth/login", node.url))
+        .post(format!("{}/api/v1/requests", node.url))
         .header("content-type", "application/json")
         .body(big)
         .send()
@@ -212,18 +214,23 @@ async fn proxy_round_trip_play_and_tracker_outage() {
     let (s, b) = node.get("/api/v1/me", Some(&token)).await;
     assert_eq!(s, 503, "{b}");
     assert_eq!(b["error"], "tracker_unavailable");
+    // Credentials are refused by the node itself, tracker or not.
     let (s, b) = node
         .post(
             "/api/v1/auth/login",
             json!({"email": "alice@example.org", "password": PASSWORD}),
         )
         .await;
-    assert_eq!((s, b["error"].as_str()), (503, Some("tracker_unavailable")));
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("credentials_at_tracker")),
+        "{b}"
+    );
     let (s, b) = play(&node, movie().as_str(), Some(&token)).await;
     assert_eq!(s, 200, "cached key must keep verifying: {b}");
     // ...while tokens under unknown keys are still refused (and quickly).
     let started = Instant::now();
-    let forged = sign_foreign(&claims("someone", true), "not-a-kid");
+    let forged = sign_foreign(&claims(&node, "someone", true), "not-a-kid");
     let (s, _) = play(&node, movie().as_str(), Some(&forged)).await;
     assert_eq!(s, 401);
     assert!(started.elapsed() < Duration::from_secs(8));
@@ -255,7 +262,7 @@ async fn play_refuses_bad_tokens() {
     let kid = ring.current_kid().to_owned();
 
     // A good token signed by the tracker's real key works (sanity check for the rest).
-    let good = ring.sign(&claims("u-good", true)).unwrap();
+    let good = ring.sign(&claims(&node, "u-good", true)).unwrap();
     play_ok(&node, &good, Duration::from_secs(15)).await;
 
     let unauthorized = |what: &'static str| {
@@ -278,26 +285,49 @@ async fn play_refuses_bad_tokens() {
     let huge = "a".repeat(9000);
     unauthorized("huge")(play(&node, id.as_str(), Some(&huge)).await);
 
-    let mut c = claims("u", true);
+    let mut c = claims(&node, "u", true);
     c.exp = reelnet_node::unix_now() - 120;
     let expired = ring.sign(&c).unwrap();
     unauthorized("expired")(play(&node, id.as_str(), Some(&expired)).await);
 
-    let mut c = claims("u", true);
+    let mut c = claims(&node, "u", true);
     c.aud = "somebody-else".into();
     let wrong_aud = ring.sign(&c).unwrap();
     unauthorized("wrong audience")(play(&node, id.as_str(), Some(&wrong_aud)).await);
+    // A network token (a script's, from the tracker's own sign-in) and a token issued
+    // through another node: refused, each saying why.
+    let mut c = claims(&node, "u", true);
+    c.aud = reelnet_proto::claims::ACCESS_TOKEN_AUDIENCE.into();
+    let network = ring.sign(&c).unwrap();
+    let (s, b) = play(&node, id.as_str(), Some(&network)).await;
+    unauthorized("network token")((s, b.clone()));
+    assert!(
+        b["message"].as_str().unwrap().contains("network token"),
+        "{b}"
+    );
+    let mut c = claims(&node, "u", true);
+    c.aud = reelnet_proto::claims::node_audience("some-other-node");
+    let other = ring.sign(&c).unwrap();
+    let (s, b) = play(&node, id.as_str(), Some(&other)).await;
+    unauthorized("another node's token")((s, b.clone()));
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("another node (some-other-node)"),
+        "{b}"
+    );
 
-    let mut c = claims("u", true);
+    let mut c = claims(&node, "u", true);
     c.iss = "another-tracker".into();
     let wrong_iss = ring.sign(&c).unwrap();
     unauthorized("wrong issuer")(play(&node, id.as_str(), Some(&wrong_iss)).await);
 
     // Another key claiming the tracker's kid: bad signature.
-    let forged = sign_foreign(&claims("u", true), &kid);
+    let forged = sign_foreign(&claims(&node, "u", true), &kid);
     unauthorized("another key, real kid")(play(&node, id.as_str(), Some(&forged)).await);
     // Another key under a kid nobody publishes: unknown key, even after the refetch.
-    let forged_kid = sign_foreign(&claims("u", true), "deadbeefdeadbeef");
+    let forged_kid = sign_foreign(&claims(&node, "u", true), "deadbeefdeadbeef");
     unauthorized("forged kid")(play(&node, id.as_str(), Some(&forged_kid)).await);
     // Many forged kids in a row are refused without hammering the tracker (one refetch per
     // 10 s at most): counted on the tracker's side rather than inferred from a time bound
@@ -305,7 +335,7 @@ async fn play_refuses_bad_tokens() {
     let fetched_before = jwks_served(&tracker.url).await;
     let started = Instant::now();
     for i in 0..20 {
-        let t = sign_foreign(&claims("u", true), &format!("forged-{i}"));
+        let t = sign_foreign(&claims(&node, "u", true), &format!("forged-{i}"));
         unauthorized("forged kids")(play(&node, id.as_str(), Some(&t)).await);
     }
     let took = started.elapsed();
@@ -320,7 +350,7 @@ async fn play_refuses_bad_tokens() {
     let parts: Vec<&str> = good.split('.').collect();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut c = claims("u-good", true);
+    let mut c = claims(&node, "u-good", true);
     c.role = Role::Admin;
     let tampered = format!(
         "{}.{}.{}",
@@ -333,7 +363,7 @@ async fn play_refuses_bad_tokens() {
     let none = format!(
         "{}.{}.",
         b64.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#)),
-        b64.encode(serde_json::to_vec(&claims("u", true)).unwrap())
+        b64.encode(serde_json::to_vec(&claims(&node, "u", true)).unwrap())
     );
     unauthorized("alg none")(play(&node, id.as_str(), Some(&none)).await);
 
@@ -561,11 +591,17 @@ async fn tmdb_search_marks_what_the_network_already_has() {
         c.metadata.tmdb_image_url = images;
     })
     .await;
-    let token = tracker.keyring().sign(&claims("u-search", false)).unwrap();
+    let token = tracker
+        .keyring()
+        .sign(&claims(&node, "u-search", false))
+        .unwrap();
     // The node's publisher announces the held movie to its catalog.
     play_ok(
         &node,
-        &tracker.keyring().sign(&claims("u-play", true)).unwrap(),
+        &tracker
+            .keyring()
+            .sign(&claims(&node, "u-play", true))
+            .unwrap(),
         Duration::from_secs(10),
     )
     .await;
@@ -617,6 +653,15 @@ async fn tmdb_search_marks_what_the_network_already_has() {
 
     // Without a TMDb key the node says so.
     let mut plain = TestNode::start(&tracker.url).await;
+    // (The first node's token is refused here: tokens are bound to their node.)
+    let (s, _) = plain
+        .get("/api/v1/tmdb/search?q=matrix", Some(&token))
+        .await;
+    assert_eq!(s, 401);
+    let token = tracker
+        .keyring()
+        .sign(&claims(&plain, "u-search", false))
+        .unwrap();
     let (s, page) = plain
         .get("/api/v1/tmdb/search?q=matrix", Some(&token))
         .await;
@@ -641,7 +686,7 @@ async fn playback_tokens_are_bounded_by_ttl_and_premium_period() {
         url[prefix.len()..].to_owned()
     };
     let premium = |sub: &str, until: Option<u64>| {
-        let mut c = claims(sub, true);
+        let mut c = claims(&node, sub, true);
         c.tier = Tier::Premium;
         c.tier_until = until;
         ring.sign(&c).unwrap()
@@ -699,7 +744,7 @@ async fn playback_tokens_are_bounded_by_ttl_and_premium_period() {
         async move { http.get(url).send().await.unwrap().status().as_u16() }
     };
     assert_eq!(master(&token).await, 200);
-    let c = claims("u-expired", true);
+    let c = claims(&node, "u-expired", true);
     let (expired, _) = tokens.issue_at(&c, &movie(), now - 7300, 7200).unwrap();
     assert_eq!(master(&expired).await, 403);
     let long = PlaybackTokens::load_or_create(node.dir.path(), 86_400).unwrap();

@@ -6,8 +6,11 @@
 //!   written by hand over a `TcpStream` (HTTP clients normalise paths) and get 400 from the
 //!   node; a recording front between the node and the tracker shows that none of them is
 //!   forwarded, while ordinary requests still are.
-//! - Auth requests carry the viewer's address and the node's signature over it, which
-//!   verifies the way the tracker checks it.
+//! - Credential routes (`/api/v1/auth/*`) are refused by the node (403
+//!   `credentials_at_tracker`) and never reach the tracker; every forwarded request
+//!   (WebSocket upgrades included) carries the node's signature over its method, path and
+//!   query and body, which verifies the way the tracker checks it; a new movie request
+//!   carries the viewer's address signed instead.
 //! - A watch party through the node: a too-large frame and a frame flood end the offending
 //!   connection (1009, 1008) while the party goes on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -36,12 +39,14 @@ use warp::Filter;
 struct Seen {
     method: Method,
     path: String,
+    query: String,
     headers: HeaderMap,
     body: Bytes,
 }
 
 /// A plain-HTTP front for the tracker that records every request and passes it on (the
-/// node's tracker URL points here). WebSockets are not needed through it.
+/// node's tracker URL points here). WebSockets are not passed on: an upgrade to
+/// `/api/v1/wsprobe` is recorded and answered by the front itself (one `ok` frame).
 struct Front {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -57,6 +62,26 @@ impl Front {
             .unwrap();
         let tracker = tracker.to_owned();
         let log = seen.clone();
+        let probe = {
+            let log = seen.clone();
+            warp::path!("api" / "v1" / "wsprobe")
+                .and(warp::ws())
+                .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+                .and(warp::header::headers_cloned())
+                .map(move |ws: warp::ws::Ws, query: String, headers: HeaderMap| {
+                    log.lock().unwrap().push(Seen {
+                        method: Method::GET,
+                        path: "/api/v1/wsprobe".to_owned(),
+                        query,
+                        headers,
+                        body: Bytes::new(),
+                    });
+                    ws.on_upgrade(|mut socket| async move {
+                        let _ = socket.send(warp::ws::Message::text("ok")).await;
+                        let _ = socket.close().await;
+                    })
+                })
+        };
         let route = warp::method()
             .and(warp::path::full())
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -75,6 +100,7 @@ impl Front {
                         log.lock().unwrap().push(Seen {
                             method: method.clone(),
                             path: path.as_str().to_owned(),
+                            query: query.clone(),
                             headers: headers.clone(),
                             body: body.clone(),
                         });
@@ -105,7 +131,7 @@ impl Front {
         {
             let stop = stop.clone();
             tokio::spawn(
-                warp::serve(route)
+                warp::serve(probe.or(route))
                     .incoming(listener)
                     .graceful(async move { stop.cancelled().await })
                     .run(),
@@ -263,86 +289,161 @@ async fn path_escapes_are_refused_and_never_forwarded() {
     }
 }
 
+/// `s`'s path with its query, as the tracker sees (and checks) it.
+fn signed_path(s: &Seen) -> String {
+    if s.query.is_empty() {
+        s.path.clone()
+    } else {
+        format!("{}?{}", s.path, s.query)
+    }
+}
+
 #[tokio::test]
-async fn auth_requests_carry_the_viewer_address_signed_by_the_node() {
+async fn credentials_stay_at_the_tracker_and_every_forwarded_request_is_signed() {
     let tracker = TestTracker::start().await;
     let front = Front::start(&tracker.url).await;
     let node = member_node_via(&tracker, &front.url).await;
     let node_id = wait_member(&node).await;
-
-    // A client's own claims about its address (and a node signature of its own making)
-    // never reach the tracker.
+    // Registered and signed in at the tracker (through the front, not the node).
     let login = node.user(&tracker.smtp, "bob@example.org", true).await;
+    let token = access(&login);
+    let before = front.seen().len();
+
+    // Credential routes through the node: refused there, whatever the client claims.
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/verify",
+        "/api/v1/auth/password-reset/confirm",
+        "/api/v1/auth/refresh",
+    ] {
+        let res = node
+            .http
+            .post(format!("{}{path}", node.url))
+            .header(VIEWER_ADDR_HEADER, "198.51.100.66")
+            .header(NODE_AUTH_HEADER, "v1.forged")
+            .json(&json!({"email": "bob@example.org", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let (s, b) = split(res).await;
+        assert_eq!(s, 403, "{path}: {b}");
+        assert_eq!(b["error"], "credentials_at_tracker", "{path}: {b}");
+        assert!(
+            b["message"].as_str().unwrap().contains("/auth/login"),
+            "{b}"
+        );
+    }
+    // A WebSocket upgrade there too.
+    let ws_headers = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let (s, b) = raw(&node, "GET /api/v1/auth/login", ws_headers).await;
+    assert_eq!(s, 403, "{b}");
+
+    // Ordinary requests: signed by the node over method, path and query, and body; what a
+    // client puts in the node's headers is dropped.
     let res = node
         .http
-        .post(format!("{}/api/v1/auth/login", node.url))
-        .header(VIEWER_ADDR_HEADER, "198.51.100.66")
+        .get(format!("{}/api/v1/me?x=1&y=two", node.url))
+        .bearer_auth(&token)
         .header(NODE_AUTH_HEADER, "v1.forged")
-        .header("x-forwarded-for", "198.51.100.66")
-        .json(&json!({"email": "bob@example.org", "password": PASSWORD}))
+        .header(VIEWER_ADDR_HEADER, "198.51.100.66")
         .send()
         .await
         .unwrap();
-    let (s, b) = split(res).await;
-    assert_eq!(s, 200, "{b}");
-    let token = access(&login);
-    let (s, _) = node.get("/api/v1/me", Some(&token)).await;
-    assert_eq!(s, 200);
+    let (s, me) = split(res).await;
+    assert_eq!(s, 200, "{me}");
+    let res = node
+        .http
+        .post(format!("{}/api/v1/nothing/here", node.url))
+        .header("content-type", "application/json")
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // A WebSocket upgrade: signed as GET with its query and no body.
+    let ws_url = format!(
+        "{}/api/v1/wsprobe?room=r1",
+        node.url.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    assert_eq!(first.to_text().unwrap(), "ok");
+    // A new movie request carries the viewer's address, signed with it.
+    let res = node
+        .http
+        .post(format!("{}/api/v1/requests", node.url))
+        .bearer_auth(&token)
+        .header(VIEWER_ADDR_HEADER, "198.51.100.66")
+        .json(&json!({"tmdb_id": 1, "title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().as_u16() >= 200, "{}", res.status());
 
-    let seen = front.seen();
+    let seen = front.seen()[before..].to_vec();
+    assert!(
+        seen.iter().all(|s| !s.path.starts_with("/api/v1/auth/")),
+        "a credential route was forwarded: {seen:?}"
+    );
     let now = reelnet_node::unix_now();
-    let auth: Vec<&Seen> = seen
-        .iter()
-        .filter(|s| s.path.starts_with("/api/v1/auth/"))
-        .collect();
-    // register, verify, login, and the login above.
-    assert!(auth.len() >= 4, "{auth:?}");
-    assert!(auth.iter().any(|s| s.path == "/api/v1/auth/verify"));
-    for s in &auth {
-        let viewer = s.headers[VIEWER_ADDR_HEADER].to_str().unwrap();
-        assert_eq!(viewer, "127.0.0.1", "{s:?}");
+    let mut checked = 0;
+    for s in seen.iter().filter(|s| {
+        ["/api/v1/me", "/api/v1/nothing/here", "/api/v1/wsprobe"].contains(&s.path.as_str())
+    }) {
+        assert!(s.headers.get(VIEWER_ADDR_HEADER).is_none(), "{s:?}");
         let header = s.headers[NODE_AUTH_HEADER].to_str().unwrap();
-        let parsed = NodeAuth::parse(header).unwrap();
+        let parsed = NodeAuth::parse(header).unwrap_or_else(|e| panic!("{s:?}: {e}"));
         let method = s.method.as_str();
         parsed
-            .verify(
-                &node_id,
-                method,
-                &viewer_auth_path(&s.path, viewer),
-                &s.body,
-                now,
-            )
+            .verify(&node_id, method, &signed_path(s), &s.body, now)
             .unwrap_or_else(|e| panic!("{s:?}: {e}"));
-        // Bound to the address, the path and the body: none of them can be swapped.
+        // Bound to the query and the body.
+        if !s.query.is_empty() {
+            assert!(parsed
+                .verify(&node_id, method, &s.path, &s.body, now)
+                .is_err());
+        }
         assert!(parsed
-            .verify(
-                &node_id,
-                method,
-                &viewer_auth_path(&s.path, "198.51.100.66"),
-                &s.body,
-                now
-            )
+            .verify(&node_id, method, &signed_path(s), b"other", now)
             .is_err());
-        assert!(parsed
-            .verify(&node_id, method, &s.path, &s.body, now)
-            .is_err());
-        assert!(parsed
-            .verify(
-                &node_id,
-                method,
-                &viewer_auth_path("/api/v1/auth/register", viewer),
-                b"{}",
-                now
-            )
-            .is_err());
+        checked += 1;
     }
-    // Requests outside /api/v1/auth/ carry neither header.
+    assert_eq!(checked, 3, "{seen:?}");
     let me = seen.iter().find(|s| s.path == "/api/v1/me").unwrap();
-    assert!(me.headers.get(VIEWER_ADDR_HEADER).is_none(), "{me:?}");
-    assert!(me.headers.get(NODE_AUTH_HEADER).is_none(), "{me:?}");
-    // X-Forwarded-For is still sent, for logs: the client's entries, then the peer.
-    let last = auth.last().unwrap();
-    assert_eq!(last.headers["x-forwarded-for"], "198.51.100.66, 127.0.0.1");
+    assert_eq!(me.query, "x=1&y=two");
+    let ws = seen.iter().find(|s| s.path == "/api/v1/wsprobe").unwrap();
+    assert_eq!(ws.query, "room=r1");
+    assert!(ws.body.is_empty());
+
+    let req = seen
+        .iter()
+        .find(|s| s.path == "/api/v1/requests")
+        .expect("the movie request was forwarded");
+    let viewer = req.headers[VIEWER_ADDR_HEADER].to_str().unwrap();
+    assert_eq!(viewer, "127.0.0.1", "{req:?}");
+    let parsed = NodeAuth::parse(req.headers[NODE_AUTH_HEADER].to_str().unwrap()).unwrap();
+    parsed
+        .verify(
+            &node_id,
+            "POST",
+            &viewer_auth_path(&req.path, viewer),
+            &req.body,
+            now,
+        )
+        .unwrap();
+    assert!(parsed
+        .verify(
+            &node_id,
+            "POST",
+            &viewer_auth_path(&req.path, "198.51.100.66"),
+            &req.body,
+            now
+        )
+        .is_err());
+    // X-Forwarded-For is still sent, for logs: the peer.
+    assert_eq!(me.headers["x-forwarded-for"], "127.0.0.1");
 }
 
 type Ws =

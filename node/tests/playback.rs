@@ -57,39 +57,14 @@ async fn ffmpeg_decodes_a_whole_movie_through_a_node_that_held_none_of_it() {
     };
     assert_eq!(held(&two.status().await), 0, "node 2 holds nothing yet");
 
-    // Sign up, verify and sign in through node 2 (its proxy to the tracker).
+    // Sign up and verify at the tracker (credentials never go through a node), sign in
+    // there for a token of node 2.
     let http = reqwest::Client::new();
     let base = two.gateway_url();
-    let post = |path: &str, body: Value| {
-        let req = http.post(format!("{base}{path}")).json(&body);
-        async move {
-            let r = req.send().await.unwrap();
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
     let email = "viewer@example.test";
-    let (s, b) = post(
-        "/api/v1/auth/register",
-        serde_json::json!({"email": email, "password": auth_support::PASSWORD, "display_name": "Viewer"}),
-    )
-    .await;
-    assert_eq!(s, 202, "{b}");
-    let link = tracker
-        .smtp
-        .wait_for_link(email, "", "/verify?token=")
-        .await;
-    let token = link.split("token=").nth(1).unwrap();
-    let (s, b) = post("/api/v1/auth/verify", serde_json::json!({ "token": token })).await;
-    assert_eq!(s, 200, "{b}");
-    let (s, login) = post(
-        "/api/v1/auth/login",
-        serde_json::json!({"email": email, "password": auth_support::PASSWORD}),
-    )
-    .await;
-    assert_eq!(s, 200, "{login}");
+    auth_support::register_at_tracker(&tracker.url, &tracker.smtp, email, true).await;
+    let node_two = auth_support::node_id_of(&base).await;
+    let login = auth_support::login_at_tracker(&tracker.url, email, Some(&node_two)).await;
     let access = login["access_token"].as_str().unwrap();
 
     let master = master_url(&base, access, &movie_id).await;

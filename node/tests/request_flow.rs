@@ -120,46 +120,16 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
     };
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
-    let (s, b) = call(
-        post.clone(),
-        "/api/v1/auth/register",
-        None,
-        Some(json!({"email": email, "password": auth_support::PASSWORD, "display_name": "Asker"})),
-    )
-    .await;
-    assert_eq!(s, 202, "{b}");
-    let link = tracker
-        .smtp
-        .wait_for_link(email, "", "/verify?token=")
-        .await;
-    let token = link.split("token=").nth(1).unwrap();
-    let (s, b) = call(
-        post.clone(),
-        "/api/v1/auth/verify",
-        None,
-        Some(json!({ "token": token })),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    let (s, login) = call(
-        post.clone(),
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": auth_support::PASSWORD})),
-    )
-    .await;
-    assert_eq!(s, 200, "{login}");
+    // Credentials only at the tracker: register and verify there, sign in there for a
+    // token of node 2 (the one the requests go through).
+    auth_support::register_at_tracker(&tracker.url, &tracker.smtp, email, true).await;
+    let node_two = auth_support::node_id_of(&base).await;
+    let login = auth_support::login_at_tracker(&tracker.url, email, Some(&node_two)).await;
     let access = login["access_token"].as_str().unwrap().to_owned();
     let access = access.as_str();
     tracker.add_admin("ops@example.test").await;
-    let (s, ops) = call(
-        post.clone(),
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": "ops@example.test", "password": auth_support::PASSWORD})),
-    )
-    .await;
-    assert_eq!(s, 200, "{ops}");
+    // Network administration is at the tracker, with a network token (admin scope).
+    let ops = auth_support::login_at_tracker(&tracker.url, "ops@example.test", None).await;
     let admin_access = ops["access_token"].as_str().unwrap().to_owned();
 
     let (s, created) = call(
@@ -182,13 +152,14 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
         list[0].clone()
     };
     let claimer = || async {
-        let (s, list) = call(
-            get.clone(),
-            "/api/v1/admin/requests",
-            Some(&admin_access),
-            None,
-        )
-        .await;
+        let r = http
+            .get(format!("{}/api/v1/admin/requests", tracker.url))
+            .bearer_auth(&admin_access)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let list = r.json::<Value>().await.unwrap_or(Value::Null);
         assert_eq!(s, 200, "{list}");
         list[0]["node"].as_str().map(str::to_owned)
     };
@@ -300,7 +271,10 @@ async fn a_request_is_claimed_survives_its_node_dying_and_is_played_elsewhere() 
         .collect();
     assert!(own_partial.is_empty(), "{own_partial:?}");
 
-    let master = master_url(&back_url, access, &movie_id).await;
+    // Tokens are bound to their node: the viewer signs in for the node they watch on.
+    let back_login = auth_support::login_at_tracker(&tracker.url, email, Some(&back.node_id)).await;
+    let back_access = back_login["access_token"].as_str().unwrap();
+    let master = master_url(&back_url, back_access, &movie_id).await;
     let decoded = decode_whole(&master)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs(40)));

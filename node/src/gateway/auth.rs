@@ -13,8 +13,11 @@
 //! verification of tokens whose key is cached.
 //!
 //! Checks are strict: length ≤ [`MAX_TOKEN_BYTES`], algorithm pinned to EdDSA, `kid`
-//! required and known, `exp`/`iss`/`aud`/`sub` required, `aud` =
-//! [`ACCESS_TOKEN_AUDIENCE`], `iss` = the configured issuer, a few seconds of leeway on `exp`.
+//! required and known, `exp`/`iss`/`aud`/`sub` required, `iss` = the configured issuer, a
+//! few seconds of leeway on `exp`, and `aud` = this node's audience
+//! ([`node_audience`] of its node id: a token issued through this node). Network tokens
+//! (`aud` = [`ACCESS_TOKEN_AUDIENCE`]) and tokens issued through other nodes are refused
+//! with their own reasons ([`AuthError::NetworkToken`], [`AuthError::OtherNode`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use reelnet_proto::claims::{ACCESS_TOKEN_AUDIENCE, MAX_TOKEN_BYTES};
+use reelnet_proto::claims::{audience_node, node_audience, ACCESS_TOKEN_AUDIENCE, MAX_TOKEN_BYTES};
 use reelnet_proto::Claims;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -53,7 +56,17 @@ pub enum AuthError {
     BadSignature,
     #[error("token has expired")]
     Expired,
-    #[error("token is not meant for reelnet nodes (audience)")]
+    #[error(
+        "this is a network token (from the tracker's own sign-in): a node takes only tokens \
+         issued through it; sign in on this node's site (/auth/login)"
+    )]
+    NetworkToken,
+    #[error(
+        "this token was issued through another node ({0}): sign in on this node's site \
+         (/auth/login)"
+    )]
+    OtherNode(String),
+    #[error("token is not meant for this node (audience)")]
     Audience,
     #[error("token is from another issuer")]
     Issuer,
@@ -151,6 +164,8 @@ pub struct VerifierConfig {
     pub tracker_url: String,
     /// The `iss` the tracker signs with (`tracker.issuer`).
     pub issuer: String,
+    /// The only `aud` accepted: [`node_audience`] of this node's id.
+    pub audience: String,
     /// Periodic refresh of the JWKS.
     pub refresh_every: Duration,
     /// Least time between two fetches caused by unknown `kid`s.
@@ -160,11 +175,13 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// Defaults: refresh every 5 minutes, refetch on unknown kid at most every 10 s.
-    pub fn new(tracker_url: &str, issuer: &str) -> Self {
+    /// For node `node_id` (it accepts [`node_audience`]`(node_id)` only). Defaults:
+    /// refresh every 5 minutes, refetch on unknown kid at most every 10 s.
+    pub fn new(tracker_url: &str, issuer: &str, node_id: &str) -> Self {
         Self {
             tracker_url: tracker_url.trim_end_matches('/').to_owned(),
             issuer: issuer.to_owned(),
+            audience: node_audience(node_id),
             refresh_every: Duration::from_secs(300),
             min_refetch: Duration::from_secs(10),
             fetch_timeout: Duration::from_secs(5),
@@ -184,6 +201,7 @@ pub struct JwtVerifier {
     keys: watch::Receiver<Arc<KeySet>>,
     misses: mpsc::Sender<Miss>,
     issuer: String,
+    audience: String,
     wait: Duration,
 }
 
@@ -197,6 +215,7 @@ impl JwtVerifier {
             keys: rx,
             misses: miss_tx,
             issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
             wait: config.fetch_timeout + Duration::from_secs(1),
         };
         let fetcher = Fetcher::new(config, tx);
@@ -246,11 +265,12 @@ impl JwtVerifier {
     fn check(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[self.issuer.as_str()]);
-        validation.set_audience(&[ACCESS_TOKEN_AUDIENCE]);
+        // The audience is checked below, after the signature, to say why it is wrong.
+        validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
         use jsonwebtoken::errors::ErrorKind;
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -262,7 +282,9 @@ impl JwtVerifier {
                     AuthError::Malformed
                 }
                 other => AuthError::Invalid(format!("{other:?}")),
-            })
+            })?;
+        check_audience(&claims.aud, &self.audience)?;
+        Ok(claims)
     }
 
     /// Asks the fetcher to refetch for an unknown kid and waits (bounded) for its answer.
@@ -276,6 +298,20 @@ impl JwtVerifier {
         if self.misses.try_send(miss).is_ok() {
             let _ = tokio::time::timeout(self.wait, wait).await;
         }
+    }
+}
+
+/// Whether `aud` is `wanted` (this node's audience); if not, why.
+pub fn check_audience(aud: &str, wanted: &str) -> Result<(), AuthError> {
+    if aud == wanted {
+        return Ok(());
+    }
+    if aud == ACCESS_TOKEN_AUDIENCE {
+        return Err(AuthError::NetworkToken);
+    }
+    match audience_node(aud) {
+        Some(node) => Err(AuthError::OtherNode(node.to_owned())),
+        None => Err(AuthError::Audience),
     }
 }
 
@@ -444,12 +480,92 @@ mod tests {
         assert!(KeySet::from_jwks(b"{\"keys\": 5}").is_err());
     }
 
+    #[test]
+    fn only_this_nodes_audience_passes() {
+        let own = node_audience("node-a");
+        assert_eq!(check_audience("reelnet-node:node-a", &own), Ok(()));
+        assert_eq!(
+            check_audience(ACCESS_TOKEN_AUDIENCE, &own),
+            Err(AuthError::NetworkToken)
+        );
+        assert_eq!(
+            check_audience("reelnet-node:node-b", &own),
+            Err(AuthError::OtherNode("node-b".to_owned()))
+        );
+        assert_eq!(
+            check_audience("reelnet-node:", &own),
+            Err(AuthError::Audience)
+        );
+        assert_eq!(check_audience("", &own), Err(AuthError::Audience));
+        assert_eq!(
+            check_audience("reelnet-node:node-a ", &own),
+            Err(AuthError::OtherNode("node-a ".to_owned()))
+        );
+    }
+
+    /// Signs `claims` with a fresh Ed25519 key whose JWKS is `kid`; checks the whole path
+    /// (signature, issuer, audience) through [`JwtVerifier::check`].
+    #[tokio::test]
+    async fn signed_tokens_are_judged_by_audience() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let der = sk.to_pkcs8_der().unwrap();
+        let enc = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+        let dec = DecodingKey::from_ed_der(sk.verifying_key().as_bytes());
+        let cancel = CancellationToken::new();
+        let (v, task) = JwtVerifier::start(
+            VerifierConfig::new("http://127.0.0.1:9", "iss", "node-a"),
+            cancel.clone(),
+        );
+        let now = reelnet_runtime::clock::unix_secs();
+        let token = |aud: &str, iss: &str| {
+            let claims = Claims {
+                sub: "u1".into(),
+                email: "a@example.org".into(),
+                tier: Default::default(),
+                tier_until: None,
+                email_verified: true,
+                role: Default::default(),
+                exp: now + 600,
+                iat: now,
+                iss: iss.into(),
+                aud: aud.into(),
+                jti: "j".into(),
+                sid: None,
+                scope: None,
+            };
+            let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+            header.kid = Some("k".into());
+            jsonwebtoken::encode(&header, &claims, &enc).unwrap()
+        };
+        assert_eq!(
+            v.check(&token("reelnet-node:node-a", "iss"), &dec)
+                .unwrap()
+                .sub,
+            "u1"
+        );
+        assert_eq!(
+            v.check(&token("reelnet", "iss"), &dec),
+            Err(AuthError::NetworkToken)
+        );
+        assert_eq!(
+            v.check(&token("reelnet-node:node-b", "iss"), &dec),
+            Err(AuthError::OtherNode("node-b".into()))
+        );
+        assert_eq!(
+            v.check(&token("reelnet-node:node-a", "other"), &dec),
+            Err(AuthError::Issuer)
+        );
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
     #[tokio::test]
     async fn garbage_is_refused_before_any_key_lookup() {
         let cancel = CancellationToken::new();
         // Port 9 on loopback: nothing listens, every fetch fails fast.
         let (v, task) = JwtVerifier::start(
-            VerifierConfig::new("http://127.0.0.1:9", "iss"),
+            VerifierConfig::new("http://127.0.0.1:9", "iss", "node-a"),
             cancel.clone(),
         );
         assert_eq!(v.verify("").await, Err(AuthError::Missing));

@@ -2,8 +2,9 @@
 //! - `hls`: `/hls/{movie}/...` playlists and segments, from local disk or from peers;
 //! - the web app at `/` with single-page-app fallback, `/healthz` and `/metrics` here.
 //!
-//! Routes are composed in [`routes`]: node-native routes first, then the tracker proxy for
-//! the rest of `/api/v1`, then the web app. Every answer carries the security headers of
+//! Routes are composed in [`routes`]: node-native routes first, then sign-in through the
+//! tracker (`/auth/*`, [`signin`]), then the tracker proxy for the rest of `/api/v1`, then
+//! the web app. Every answer carries the security headers of
 //! [`reelnet_runtime::headers::web_app`] (Content-Security-Policy and friends).
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod images;
 pub mod play;
 pub mod proxy;
 pub mod search;
+pub mod signin;
 pub mod tmdb;
 pub mod token;
 
@@ -61,6 +63,8 @@ pub struct GatewayState {
     pub tokens: Arc<token::PlaybackTokens>,
     /// HTTP client of the tracker proxy.
     pub proxy: proxy::ProxyClient,
+    /// Sign-in through the tracker (`/auth/*`): pending logins and refreshes.
+    pub signin: signin::SignIn,
     /// TMDb metadata (disabled without an API key).
     pub metadata: crate::metadata::Metadata,
     /// How many top video renditions only premium viewers get (`gateway.premium_renditions`).
@@ -90,13 +94,25 @@ impl GatewayState {
     ) -> Self {
         let tracker_url = "http://127.0.0.1:9".to_owned();
         let (jwt, _task) = auth::JwtVerifier::start(
-            auth::VerifierConfig::new(&tracker_url, "reelnet-tracker"),
+            auth::VerifierConfig::new(&tracker_url, "reelnet-tracker", &node_id.to_string()),
+            cancel.clone(),
+        );
+        let (signin, _task) = signin::SignIn::start(
+            signin::SignInConfig::new(
+                &node_id.to_string(),
+                &tracker_url,
+                &tracker_url,
+                "reelnet-tracker",
+                &public_url,
+            ),
+            None,
             cancel.clone(),
         );
         Self {
             node_id,
             metrics,
             web_dir: None,
+            signin,
             data_dir,
             public_url,
             tracker_url,
@@ -201,6 +217,7 @@ pub fn routes(
         .or(catalog::routes(state.clone()))
         .or(tmdb::route(state.clone()))
         .or(images::route(state.clone()))
+        .or(signin::routes(state.clone()))
         .or(proxy::routes(state.clone()))
         .or(web)
         .recover(handle_rejection)

@@ -11,11 +11,19 @@
 //! is built from the checked path alone; the query is set on it afterwards and cannot
 //! change the path.
 //!
-//! Requests under `/api/v1/auth/` from a member node carry the viewer's address
-//! ([`VIEWER_ADDR_HEADER`]: the socket peer of the browser's connection) and the node's
-//! signature ([`NODE_AUTH_HEADER`]) over the method,
-//! [`viewer_auth_path`](reelnet_proto::membership::viewer_auth_path) of the path as sent,
-//! and the exact body, so the tracker can limit per viewer, not per node.
+//! Credentials are typed only at the tracker (docs/signin.md): `/api/v1/auth/*` is never
+//! forwarded (403 `credentials_at_tracker`, nothing reaches the tracker), and neither is
+//! anything outside `/api/v1/` and the JWKS (the tracker's `/oauth/*` endpoints in
+//! particular: the node's own `/auth/*` routes, [`super::signin`], talk to them).
+//!
+//! Every forwarded request from a member node (WebSocket upgrades included) carries the
+//! node's signature ([`NODE_AUTH_HEADER`]) over the method, the path and query as sent and
+//! the exact body (empty for an upgrade), so the tracker can tell that a node token came
+//! through the node it was issued through. A new movie request (`POST /api/v1/requests`)
+//! instead carries the viewer's address ([`VIEWER_ADDR_HEADER`]: the socket peer of the
+//! browser's connection) with the signature over
+//! [`viewer_auth_path`](reelnet_proto::membership::viewer_auth_path) of its path, so the
+//! tracker limits per viewer and believes the node's `X-Forwarded-Host`.
 //! Whatever a client sends in those two headers is dropped.
 //!
 //! A WebSocket upgrade under `/api/v1/` is first opened to the tracker at the same path;
@@ -57,8 +65,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const UPSTREAM_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// How long a browser whose WebSocket broke a limit has to answer the close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// The prefix of the routes whose requests carry the viewer's address.
+/// The prefix of the tracker's credential routes, never forwarded.
 const AUTH_PREFIX: &str = "/api/v1/auth/";
+/// The one route whose requests carry the viewer's address.
+const VIEWER_ROUTE: &str = "/api/v1/requests";
 
 /// What a browser may send through one proxied WebSocket (`[gateway] ws_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,11 +171,16 @@ impl ProxyPath {
         &self.0
     }
 
-    /// Whether this request carries the viewer's address: the account routes (the
-    /// tracker's per-address limits) and a new movie request (the tracker believes the
-    /// node's `X-Forwarded-Host` for its "ready" link only from a vouching member).
-    fn is_auth(&self) -> bool {
-        self.0.starts_with(AUTH_PREFIX) || self.0 == "/api/v1/requests"
+    /// Whether this request carries the viewer's address: a new movie request (the
+    /// tracker's per-viewer limits; it believes the node's `X-Forwarded-Host` for its
+    /// "ready" link only from a vouching member).
+    fn carries_viewer(&self) -> bool {
+        self.0 == VIEWER_ROUTE
+    }
+
+    /// Whether this is one of the tracker's credential routes (never forwarded).
+    fn is_credentials(&self) -> bool {
+        self.0.starts_with(AUTH_PREFIX)
     }
 }
 
@@ -245,6 +260,28 @@ fn skip_header(name: &HeaderName, connection: &[String]) -> bool {
     HOP.contains(&n) || connection.iter().any(|c| c == n)
 }
 
+/// A `Cookie` header without the node's own sign-in cookies (its refresh token stays on
+/// the node); `None` when nothing is left.
+fn without_signin_cookies(value: &HeaderValue) -> Option<HeaderValue> {
+    use super::signin::{BINDING_COOKIE, HOST_PREFIX, REFRESH_COOKIE};
+    let Ok(text) = value.to_str() else {
+        return Some(value.clone());
+    };
+    let kept: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
+            let base = name.strip_prefix(HOST_PREFIX).unwrap_or(name);
+            !pair.is_empty() && base != REFRESH_COOKIE && base != BINDING_COOKIE
+        })
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join("; ")).ok()
+}
+
 /// Header names listed in `Connection:` (also hop-by-hop).
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -267,6 +304,21 @@ fn tracker_unavailable(message: &str) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         "tracker_unavailable",
         message,
+    )
+}
+
+/// 403 `credentials_at_tracker`: passwords and reset/verification tokens are typed only
+/// at the tracker's own origin.
+fn credentials_at_tracker(state: &GatewayState) -> Response {
+    let tracker = &state.signin.config().tracker_public_url;
+    error_reply(
+        StatusCode::FORBIDDEN,
+        "credentials_at_tracker",
+        &format!(
+            "sign-in, registration, password reset and email verification happen at the \
+             tracker's own site ({tracker}/login), never through a node: use /auth/login \
+             on this site, which takes you there"
+        ),
     )
 }
 
@@ -306,6 +358,7 @@ pub fn routes(
                     let state = state.clone();
                     async move {
                         let res = match path {
+                            Ok(path) if path.is_credentials() => credentials_at_tracker(&state),
                             Ok(path) => websocket(&state, path, query, ws, headers, remote).await,
                             Err(err) => bad_path(err),
                         };
@@ -330,6 +383,8 @@ pub fn routes(
                 let state = state.clone();
                 async move {
                     let res = match path {
+                        // Refused before the body is read: nothing reaches the tracker.
+                        Ok(path) if path.is_credentials() => credentials_at_tracker(&state),
                         Ok(path) => {
                             forward(&state, path, query, method, headers, remote, body).await
                         }
@@ -404,9 +459,16 @@ fn upstream_headers(
     let connection = connection_listed(headers);
     let mut out = HeaderMap::new();
     for (name, value) in headers {
-        if !skip_header(name, &connection) {
-            out.append(name.clone(), value.clone());
+        if skip_header(name, &connection) {
+            continue;
         }
+        if name == header::COOKIE {
+            if let Some(v) = without_signin_cookies(value) {
+                out.append(name.clone(), v);
+            }
+            continue;
+        }
+        out.append(name.clone(), value.clone());
     }
     // For logs only: the tracker trusts the viewer's address only in the signed
     // `Reelnet-Viewer-Addr` (see `forward`); the client's own entries may be anything.
@@ -460,6 +522,38 @@ fn viewer_headers(
             HeaderValue::from_str(&auth).ok()?,
         ),
     ])
+}
+
+/// This node's signature over a request to `url` (its path and query as sent) with
+/// exactly `body`. Nothing when the node is not a member.
+fn node_auth(state: &GatewayState, method: &Method, url: &Url, body: &[u8]) -> Option<HeaderValue> {
+    let membership = state.membership.as_ref()?;
+    let auth = membership.auth_header(method.as_str(), url.as_str(), body)?;
+    HeaderValue::from_str(&auth).ok()
+}
+
+/// Puts the node's signature (and, on [`VIEWER_ROUTE`], the viewer's address) on a
+/// request about to be forwarded.
+fn sign_forwarded(
+    state: &GatewayState,
+    path: &ProxyPath,
+    method: &Method,
+    url: &Url,
+    body: &[u8],
+    remote: Option<SocketAddr>,
+    out: &mut HeaderMap,
+) {
+    if path.carries_viewer() {
+        if let Some(extra) = viewer_headers(state, method, url, body, remote) {
+            for (name, value) in extra {
+                out.insert(name, value);
+            }
+            return;
+        }
+    }
+    if let Some(auth) = node_auth(state, method, url, body) {
+        out.insert(HeaderName::from_static(NODE_AUTH_HEADER), auth);
+    }
 }
 
 async fn read_body<S, B>(mut body: S) -> Result<Bytes, Response>
@@ -524,13 +618,7 @@ where
         }
     };
     let mut out_headers = upstream_headers(state, &headers, remote);
-    if path.is_auth() {
-        if let Some(extra) = viewer_headers(state, &method, &url, &body, remote) {
-            for (name, value) in extra {
-                out_headers.insert(name, value);
-            }
-        }
-    }
+    sign_forwarded(state, &path, &method, &url, &body, remote, &mut out_headers);
     let mut req = state
         .proxy
         .http
@@ -600,7 +688,17 @@ async fn websocket(
         Err(err) => return tracker_unavailable(&format!("bad tracker URL: {err}")),
     };
     // End-to-end headers only: the WebSocket handshake headers are the client library's.
-    let forwarded = upstream_headers(state, &headers, remote);
+    let mut forwarded = upstream_headers(state, &headers, remote);
+    // Signed as the tracker sees it: GET, the path and query, no body.
+    sign_forwarded(
+        state,
+        &path,
+        &Method::GET,
+        &url,
+        &[],
+        remote,
+        &mut forwarded,
+    );
     for (name, value) in &forwarded {
         let n = name.as_str();
         if n.starts_with("sec-websocket-") || n == "origin" {
@@ -837,6 +935,9 @@ mod tests {
         assert!(proxied("/api/v1/auth/login"));
         assert!(proxied("/api/v1/me/watchlist/tmdb-1"));
         assert!(proxied("/.well-known/jwks.json"));
+        assert!(!proxied("/oauth/token"));
+        assert!(!proxied("/oauth/authorize"));
+        assert!(!proxied("/auth/session"));
         assert!(!proxied("/api/v1"));
         assert!(!proxied("/api/v2/x"));
         assert!(!proxied("/hls/x/master.m3u8"));
@@ -933,6 +1034,26 @@ mod tests {
     }
 
     #[test]
+    fn credential_routes_are_recognised() {
+        for p in [
+            "/api/v1/auth/login",
+            "/api/v1/auth/register",
+            "/api/v1/auth/password-reset/confirm",
+            "/api/v1/auth/refresh",
+        ] {
+            assert!(check(p).unwrap().unwrap().is_credentials(), "{p}");
+        }
+        for p in ["/api/v1/me", "/api/v1/authx", "/api/v1/requests"] {
+            assert!(!check(p).unwrap().unwrap().is_credentials(), "{p}");
+        }
+        assert!(check("/api/v1/requests").unwrap().unwrap().carries_viewer());
+        assert!(!check("/api/v1/requests/x")
+            .unwrap()
+            .unwrap()
+            .carries_viewer());
+    }
+
+    #[test]
     fn viewer_addresses_are_canonical() {
         let v4: SocketAddr = "[::ffff:203.0.113.7]:5000".parse().unwrap();
         assert_eq!(viewer_ip(Some(v4)).unwrap().to_string(), "203.0.113.7");
@@ -980,6 +1101,19 @@ mod tests {
             &HeaderName::from_static(VIEWER_ADDR_HEADER),
             &c
         ));
+    }
+
+    #[test]
+    fn signin_cookies_stay_on_the_node() {
+        let v = HeaderValue::from_static(
+            "a=1; __Host-reelnet_refresh=secret; reelnet_oauth=b; theme=dark",
+        );
+        assert_eq!(
+            without_signin_cookies(&v).unwrap().to_str().unwrap(),
+            "a=1; theme=dark"
+        );
+        let only = HeaderValue::from_static("__Host-reelnet_refresh=secret");
+        assert_eq!(without_signin_cookies(&only), None);
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl TestTracker {
         }
     }
 
+    /// The running tracker's API (what its pages call: tests stand in for the sign-in and
+    /// consent pages with it).
+    pub fn api(&self) -> &reelnet_tracker::api::Api {
+        self.tracker.as_ref().expect("the tracker is running").api()
+    }
+
     /// The tracker's signing keys as on disk (to sign test tokens with its real key).
     pub fn keyring(&self) -> reelnet_tracker::keys::Keyring {
         reelnet_tracker::keys::Keyring::load(&self.data_dir(), 3600).unwrap()
@@ -119,11 +125,70 @@ impl Drop for TestTracker {
     }
 }
 
+/// Registers `email` at the tracker's own JSON API (never through a node: credentials are
+/// typed only at the tracker); when `verify`, follows the emailed link there too.
+pub async fn register_at_tracker(tracker_url: &str, smtp: &Smtp, email: &str, verify: bool) {
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{tracker_url}/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "display_name": "Tester"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = split(r).await;
+    assert_eq!(s, 202, "{b}");
+    if verify {
+        let link = smtp.wait_for_link(email, "", "/verify?token=").await;
+        let token = link.split("token=").nth(1).unwrap();
+        let r = http
+            .post(format!("{tracker_url}/api/v1/auth/verify"))
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        let (s, b) = split(r).await;
+        assert_eq!(s, 200, "{b}");
+    }
+}
+
+/// A JSON login at the tracker. `resource`: the node id the token is for (a node token,
+/// `aud = reelnet-node:<id>`); `None`: a network token (which nodes refuse).
+pub async fn login_at_tracker(tracker_url: &str, email: &str, resource: Option<&str>) -> Value {
+    let mut body = json!({"email": email, "password": PASSWORD});
+    if let Some(node) = resource {
+        body["resource"] = json!(node);
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{tracker_url}/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = split(r).await;
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
+/// The node id a gateway reports in `/healthz`.
+pub async fn node_id_of(gateway_url: &str) -> String {
+    let h: Value = reqwest::get(format!("{gateway_url}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    h["node_id"].as_str().unwrap().to_owned()
+}
+
 /// A node running in this process, its gateway on a loopback port it bound (port 0).
 pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub http: reqwest::Client,
+    /// The tracker URL the node was started with (a front of the tracker in some tests).
+    pub tracker_url: String,
+    /// This node's id (its OAuth client id; its tokens' audience is `reelnet-node:<id>`).
+    pub node_id: String,
     node: Option<Node>,
 }
 
@@ -174,6 +239,8 @@ impl TestNode {
         let node = Node::bind(config).await.unwrap();
         TestNode {
             url: format!("http://{}", node.gateway_addr()),
+            tracker_url: tracker_url.to_owned(),
+            node_id: node.node_id().to_string(),
             dir,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -213,36 +280,18 @@ impl TestNode {
         split(req.send().await.unwrap()).await
     }
 
-    /// Registers through the node; when `verify`, follows the emailed link (through the
-    /// node too). Signs in and returns the login body.
+    /// Registers at the tracker (never through the node); when `verify`, follows the
+    /// emailed link there. Signs in at the tracker for a token of this node and returns
+    /// the login body.
     pub async fn user(&self, smtp: &Smtp, email: &str, verify: bool) -> Value {
-        let (s, b) = self
-            .post(
-                "/api/v1/auth/register",
-                json!({"email": email, "password": PASSWORD, "display_name": "Tester"}),
-            )
-            .await;
-        assert_eq!(s, 202, "{b}");
-        if verify {
-            let link = smtp.wait_for_link(email, "", "/verify?token=").await;
-            let token = link.split("token=").nth(1).unwrap();
-            let (s, b) = self
-                .post("/api/v1/auth/verify", json!({ "token": token }))
-                .await;
-            assert_eq!(s, 200, "{b}");
-        }
+        register_at_tracker(&self.tracker_url, smtp, email, verify).await;
         self.login(email).await
     }
 
+    /// A JSON login at the tracker with `resource` = this node: a token only this node
+    /// accepts (and the tracker only through this node's proxy).
     pub async fn login(&self, email: &str) -> Value {
-        let (s, b) = self
-            .post(
-                "/api/v1/auth/login",
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b
+        login_at_tracker(&self.tracker_url, email, Some(&self.node_id)).await
     }
 }
 
