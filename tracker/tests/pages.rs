@@ -127,9 +127,10 @@ async fn register_verify_sign_in_and_see_the_account() {
         account.body
     );
     assert!(!account.body.contains(name));
-    // No node sessions yet (before the protocol lands the list cannot be read at all).
+    // The JSON sign-in above is listed as a script session, with its end button.
+    assert!(account.has_id("sessions"), "{}", account.body);
     assert!(
-        account.has_id("no-sessions") || account.body.contains("Sessions cannot be listed"),
+        account.body.contains("<td>script</td>") && account.body.contains("end-session"),
         "{}",
         account.body
     );

@@ -273,7 +273,16 @@ fn without_signin_cookies(value: &HeaderValue) -> Option<HeaderValue> {
         .filter(|pair| {
             let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
             let base = name.strip_prefix(HOST_PREFIX).unwrap_or(name);
-            !pair.is_empty() && base != REFRESH_COOKIE && base != BINDING_COOKIE
+            // `<base>` or `<base>_<port>` (signin.rs names them per port).
+            let ours = |cookie: &str| {
+                base.strip_prefix(cookie).is_some_and(|rest| {
+                    rest.is_empty()
+                        || rest
+                            .strip_prefix('_')
+                            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                })
+            };
+            !pair.is_empty() && !ours(REFRESH_COOKIE) && !ours(BINDING_COOKIE)
         })
         .collect();
     if kept.is_empty() {
@@ -1106,7 +1115,7 @@ mod tests {
     #[test]
     fn signin_cookies_stay_on_the_node() {
         let v = HeaderValue::from_static(
-            "a=1; __Host-reelnet_refresh=secret; reelnet_oauth=b; theme=dark",
+            "a=1; __Host-reelnet_refresh_8081=secret; reelnet_oauth=b; theme=dark",
         );
         assert_eq!(
             without_signin_cookies(&v).unwrap().to_str().unwrap(),

@@ -18,8 +18,10 @@
 //!   only, else `/`). `error=access_denied` (or any error) goes to `/?signin_error=…`.
 //! - `POST /auth/session`: refreshes at the tracker with the cookie, rotates it and answers
 //!   `{access_token, expires_in, user}`. Concurrent calls with the same cookie share one
-//!   tracker refresh (its outcome is kept [`RESULT_KEEP`] for late duplicates). A refused
-//!   refresh clears the cookie: 401.
+//!   tracker refresh. Its outcome is not kept for later callers: a cookie presented again
+//!   after its refresh finished goes to the tracker, whose grace and reuse detection
+//!   decide (a copied refresh cookie must not be answered from memory). A refused refresh
+//!   clears the cookie: 401.
 //! - `POST /auth/logout`: revokes the refresh token at the tracker, clears the cookie: 204.
 //! - `GET /auth/account`: redirects to the tracker's `/account`.
 //!
@@ -68,8 +70,6 @@ pub const HOST_PREFIX: &str = "__Host-";
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Most logins pending at once (the oldest is dropped beyond).
 pub const MAX_PENDING: usize = 10_000;
-/// How long a refresh's outcome is kept for late duplicates of the same cookie.
-pub const RESULT_KEEP: Duration = Duration::from_secs(10);
 /// Longest return path kept.
 const MAX_RETURN_LEN: usize = 2048;
 /// Most refresh outcomes kept at once.
@@ -441,10 +441,9 @@ impl TrackerClient {
     }
 }
 
-/// A refresh in flight (its waiters) or done (its outcome, kept [`RESULT_KEEP`]).
+/// A refresh in flight: its waiters.
 enum Slot {
     InFlight(Vec<oneshot::Sender<RefreshOutcome>>),
-    Done(RefreshOutcome, Instant),
 }
 
 /// The owner task.
@@ -480,8 +479,8 @@ impl Owner {
                 } => {
                     let _ = reply.send(self.pending.take(&state, &binding, now));
                 }
-                Cmd::Refresh { token, reply } => self.on_refresh(token, reply, now, &cancel),
-                Cmd::RefreshDone { key, outcome } => self.on_done(key, outcome, now),
+                Cmd::Refresh { token, reply } => self.on_refresh(token, reply, &cancel),
+                Cmd::RefreshDone { key, outcome } => self.on_done(key, outcome),
             }
         }
     }
@@ -490,19 +489,10 @@ impl Owner {
         &mut self,
         token: String,
         reply: oneshot::Sender<RefreshOutcome>,
-        now: Instant,
         cancel: &CancellationToken,
     ) {
-        self.refreshes.retain(|_, slot| match slot {
-            Slot::InFlight(_) => true,
-            Slot::Done(_, at) => now.saturating_duration_since(*at) < RESULT_KEEP,
-        });
         let key = sha256(token.as_bytes());
         match self.refreshes.get_mut(&key) {
-            Some(Slot::Done(outcome, _)) => {
-                let _ = reply.send(outcome.clone());
-                return;
-            }
             Some(Slot::InFlight(waiters)) => {
                 waiters.push(reply);
                 return;
@@ -530,16 +520,12 @@ impl Owner {
         });
     }
 
-    fn on_done(&mut self, key: [u8; 32], outcome: RefreshOutcome, now: Instant) {
+    fn on_done(&mut self, key: [u8; 32], outcome: RefreshOutcome) {
         let Some(Slot::InFlight(waiters)) = self.refreshes.remove(&key) else {
             return;
         };
         for w in waiters {
             let _ = w.send(outcome.clone());
-        }
-        // A tracker that could not be asked is asked again by the next caller.
-        if !matches!(outcome, RefreshOutcome::Unavailable(_)) {
-            self.refreshes.insert(key, Slot::Done(outcome, now));
         }
     }
 }
@@ -596,11 +582,19 @@ impl RequestOrigin {
         }
     }
 
+    /// `base`, with [`HOST_PREFIX`] on secure origins and `_<port>` when the origin names a
+    /// port: browsers do not keep cookies apart by port, so two nodes on one host (a
+    /// testnet, an operator with several nodes) must not overwrite each other's.
     fn cookie_name(&self, base: &str) -> String {
-        if self.secure_cookies {
-            format!("{HOST_PREFIX}{base}")
-        } else {
-            base.to_owned()
+        let prefix = if self.secure_cookies { HOST_PREFIX } else { "" };
+        let port = self
+            .origin
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        match port {
+            Some(port) => format!("{prefix}{base}_{port}"),
+            None => format!("{prefix}{base}"),
         }
     }
 
@@ -1113,19 +1107,24 @@ mod tests {
         let c = https.set_cookie(REFRESH_COOKIE, "v", Some(60));
         assert_eq!(
             c,
-            "__Host-reelnet_refresh=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60"
+            "__Host-reelnet_refresh_8443=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60"
         );
-        for loopback in ["127.0.0.2:8080", "localhost:1", "[::1]:80", "a.localhost"] {
+        for (loopback, name) in [
+            ("127.0.0.2:8080", "__Host-reelnet_oauth_8080"),
+            ("localhost:1", "__Host-reelnet_oauth_1"),
+            ("[::1]:80", "__Host-reelnet_oauth_80"),
+            ("a.localhost", "__Host-reelnet_oauth"),
+        ] {
             let o = RequestOrigin::new(false, loopback);
             assert!(o.secure_cookies, "{loopback}");
-            assert_eq!(o.cookie_name(BINDING_COOKIE), "__Host-reelnet_oauth");
+            assert_eq!(o.cookie_name(BINDING_COOKIE), name);
         }
         let plain = RequestOrigin::new(false, "203.0.113.7:8080");
         assert!(!plain.secure_cookies);
         let c = plain.set_cookie(REFRESH_COOKIE, "", Some(0));
         assert_eq!(
             c,
-            "reelnet_refresh=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+            "reelnet_refresh_8080=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
         );
     }
 
