@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { isCspViolation, reportCspViolations } from './csp.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -166,6 +167,8 @@ const onTracker = (page, tracker) => page.url().startsWith(tracker);
  * asked) back to the node. Returns what happened: `{ askedPassword, askedConsent }`.
  */
 async function signIn(page, origin, tracker, email, password, { consent = true } = {}) {
+  // Leave the previous site first: its app may be navigating on its own (a sign-in redirect).
+  await page.goto('about:blank');
   await page.goto(`${origin}/auth/login?return=/`);
   const seen = { askedPassword: false, askedConsent: false };
   for (let step = 0; step < 10; step++) {
@@ -236,7 +239,7 @@ try {
   const proxyA = `http://127.0.0.4:${pp}`;
   const nodeB = `http://127.0.0.3:${pb}`;
 
-  mkdirSync(join(dir, 'mail'), { recursive: true });
+  // aiosmtpd's Maildir handler makes mail/{tmp,new,cur} only when mail/ does not exist yet.
   start('smtp', process.env.REELNET_PYTHON ?? 'python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${ps}`, '-c', 'aiosmtpd.handlers.Mailbox', join(dir, 'mail')]);
   writeFileSync(
     join(dir, 'tracker.toml'),
@@ -263,10 +266,8 @@ attempts = 2
   await waitHttp(`http://127.0.0.1:${pt}/healthz`, 30);
   log(`tracker ${tracker}`);
 
-  const nodeConfig = readFileSync(join(root, 'configs/testnet/node.toml'), 'utf8').replace(
-    /^issuer = .*$/m,
-    `issuer = "${tracker}"\n# Where browsers are sent to sign in (the tracker's public URL, not the API address).\npublic_url = "${tracker}"`,
-  );
+  // The testnet's node config names the tracker's public URL (issuer, where browsers sign in).
+  const nodeConfig = readFileSync(join(root, 'configs/testnet/node.toml'), 'utf8').replaceAll('http://localhost:7070', tracker);
   writeFileSync(join(dir, 'node.toml'), nodeConfig);
   const invite = () => runSync(trackerBin, [...trackerArgs, 'node', 'invite', '--role', 'replica', '--ttl', '1h']).trim().split('\n').pop();
   const nodeArgs = (name, listen, pub, p2p, quic) => [
@@ -288,6 +289,10 @@ attempts = 2
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
   });
   const context = await browser.newContext();
+  // Every CSP violation on the tracker's pages or the nodes' site fails the test.
+  await context.addInitScript(reportCspViolations);
+  const cspViolations = [];
+  context.on('page', (p) => p.on('console', (m) => isCspViolation(m.text()) && cspViolations.push(`${p.url()}: ${m.text()}`)));
   const page = await context.newPage();
 
   // 1. Register and verify on the tracker's own pages.
@@ -403,12 +408,21 @@ attempts = 2
   }
   check(page.url().startsWith(`${tracker}/account`), `not on the account page: ${page.url()}`);
   await page.click('#add-passkey');
-  await page.waitForFunction(() => /passkey (added|saved)/i.test(document.body.innerText), null, { timeout: 10_000 });
+  // The account page lists the passkey once it is stored.
+  await page
+    .waitForFunction(() => document.querySelector('#passkeys') !== null, null, { timeout: 10_000 })
+    .catch(async () => {
+      throw new Failure(`no passkey added: ${await page.textContent('#passkey-status')}`);
+    });
   await context.clearCookies();
   await page.goto(`${tracker}/login`);
-  await Promise.all([page.waitForNavigation(), page.click('#passkey-sign-in')]);
-  await page.goto(`${tracker}/account`);
-  check(page.url().startsWith(`${tracker}/account`) && (await page.locator('body').innerText()).includes(EMAIL), 'the passkey did not sign in');
+  check((await page.locator('#passkey-sign-in').count()) === 1, 'the sign-in page offers no passkey');
+  await page.fill('#email', EMAIL);
+  await page.click('#passkey-sign-in');
+  await page.waitForURL(`${tracker}/account`, { timeout: 10_000 }).catch(async () => {
+    throw new Failure(`passkey sign-in failed: ${await page.textContent('#passkey-status')}`);
+  });
+  check((await page.locator('body').innerText()).includes(EMAIL), 'the passkey did not sign in');
   log('passkey: added, signed in with it');
 
   // 9. The device grant from a CLI client.
@@ -416,7 +430,7 @@ attempts = 2
   const cli = start('device', trackerBin, ['device-login', '--url', tracker, '--name', 'Living-room TV']);
   let code = null;
   for (let i = 0; i < 100 && !code; i++) {
-    code = cli.logText().match(/\b([BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4})\b/)?.[1] ?? null;
+    code = cli.logText().match(/\b([A-Z2-9]{4}-[A-Z2-9]{4})\b/)?.[1] ?? null;
     if (!code) await new Promise((r) => setTimeout(r, 100));
   }
   check(code, `the CLI printed no user code: ${cli.logText()}`);
@@ -443,6 +457,16 @@ attempts = 2
   check(revoked.status === 401, `node a's session outlived its revocation (${revoked.status})`);
   log('revoking node a: its session ends at once');
 
+  // 11. The password changes on the tracker's account page (a recent sign-in), not on a node.
+  await page.goto(`${tracker}/account`);
+  await page.fill('#current-password', NEW_PASSWORD);
+  await page.fill('#new-password', PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click('#change-password')]);
+  const note = (await page.textContent('.message'))?.trim() ?? '';
+  check(note.startsWith('Password changed'), `password not changed: ${note}`);
+  log('password changed on the tracker');
+
+  check(cspViolations.length === 0, `CSP violations: ${cspViolations.join('; ')}`);
   log('all sign-in checks passed');
 } catch (e) {
   failed = true;
