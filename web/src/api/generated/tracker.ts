@@ -975,6 +975,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token endpoint (RFC 6749, form-encoded)
+         * @description Grants: `authorization_code` (a node redeems a code issued to it: the request is
+         *     signed by that node, `Reelnet-Node-Auth` over `POST /oauth/token` and the exact
+         *     body; `code`, `redirect_uri`, `code_verifier` (PKCE S256), `client_id` = the node
+         *     id), `refresh_token` (signed by the node for a node's session; scripts and devices
+         *     refresh directly), and `urn:ietf:params:oauth:grant-type:device_code`
+         *     (`client_id=reelnet-cli`, `device_code`). Codes are single use and live 60 s; a
+         *     second redemption ends the session the first one started. Refresh tokens rotate;
+         *     one presented again within `[oauth] refresh_grace_secs` of its rotation rotates
+         *     again, later it ends its session. Errors are RFC 6749 bodies `{error,
+         *     error_description}` (the counted reason first in the description, e.g.
+         *     `bad_verifier: …`), with `Cache-Control: no-store`.
+         */
+        post: operations["oauthToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ends the session of a refresh token (RFC 7009)
+         * @description Form field `token` (a refresh token). A node's session is revoked only by that node
+         *     (signed request); an unknown token is answered 200 like a known one.
+         */
+        post: operations["oauthRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/device_authorization": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts the device grant (RFC 8628)
+         * @description Form fields `client_id=reelnet-cli`, `device_name` (1 to 64 characters, shown to the
+         *     viewer), optional `resource` (a member node's id: the tokens are bound to it). The
+         *     viewer types `user_code` at `verification_uri`; the device polls the token endpoint
+         *     every `interval` seconds (`slow_down` adds 5).
+         */
+        post: operations["oauthDeviceAuthorization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/oauth-authorization-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Authorization-server metadata (RFC 8414)
+         * @description `issuer` (the configured issuer), the endpoints on the tracker's `public_url`,
+         *     `code_challenge_methods_supported: ["S256"]`,
+         *     `authorization_response_iss_parameter_supported: true`.
+         */
+        get: operations["getOauthMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/reelnet-network.json": {
         parameters: {
             query?: never;
@@ -1251,10 +1347,56 @@ export interface components {
             /** Format: email */
             email: string;
         };
+        TokenForm: {
+            /** @enum {string} */
+            grant_type: "authorization_code" | "refresh_token" | "urn:ietf:params:oauth:grant-type:device_code";
+            code?: string;
+            redirect_uri?: string;
+            code_verifier?: string;
+            client_id?: string;
+            refresh_token?: string;
+            device_code?: string;
+        };
+        RevokeForm: {
+            token: string;
+            token_type_hint?: string;
+        };
+        DeviceForm: {
+            /** @enum {string} */
+            client_id: "reelnet-cli";
+            device_name: string;
+            /** @description A member node's id. */
+            resource?: string;
+        };
+        DeviceAuthorization: {
+            device_code: string;
+            /** @description `XXXX-XXXX` */
+            user_code: string;
+            verification_uri: string;
+            verification_uri_complete: string;
+            expires_in: number;
+            interval: number;
+        };
+        TokenResponse: {
+            access_token: string;
+            /** @enum {string} */
+            token_type: "Bearer";
+            expires_in: number;
+            refresh_token: string;
+            refresh_expires_in?: number;
+            scope?: string;
+            user?: components["schemas"]["UserView"];
+        };
+        OauthError: {
+            error: string;
+            error_description?: string;
+        };
         LoginRequest: {
             /** Format: email */
             email: string;
             password: string;
+            /** @description A member node's id; the tokens are bound to it (no scope). */
+            resource?: string;
         };
         RefreshRequest: {
             refresh_token: string;
@@ -1310,6 +1452,8 @@ export interface components {
              * @description Seconds until the refresh token expires.
              */
             refresh_expires_in: number;
+            /** @description Space-separated: `account` (a network token from the JSON login), plus `admin` for admins; absent on node-bound tokens. */
+            scope?: string;
             user: components["schemas"]["UserView"];
         };
         WatchItem: {
@@ -3119,6 +3263,170 @@ export interface operations {
             };
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["BodyTooLarge"];
+        };
+    };
+    oauthToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
+            };
+        };
+        responses: {
+            /** @description Tokens. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `authorization_pending`, `slow_down`, `access_denied`, `expired_token`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+            /** @description `invalid_client`: a code or a node's refresh token without (or with a wrong) node signature. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    oauthRevoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["RevokeForm"];
+            };
+        };
+        responses: {
+            /** @description Revoked (or unknown). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The body is not a form. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+            /** @description `invalid_client`: a node's session, not signed by that node. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    oauthDeviceAuthorization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["DeviceForm"];
+            };
+        };
+        responses: {
+            /** @description The codes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceAuthorization"];
+                };
+            };
+            /** @description `invalid_client` (not `reelnet-cli`), `invalid_request`, `invalid_scope`, `invalid_target` (not a current member node). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
+            /** @description `temporarily_unavailable`: 30 device authorizations per client address per hour (with `Retry-After`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+            /** @description `temporarily_unavailable`: too many devices waiting. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OauthError"];
+                };
+            };
+        };
+    };
+    getOauthMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metadata. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
         };
     };
     getNetworkDocument: {
