@@ -16,24 +16,17 @@
 // Run: `node web/e2e/sso.mjs` (scripts/test.sh does, after building the binaries).
 // Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the directory and logs.
 
-import { spawn, spawnSync } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { isCspViolation, reportCspViolations } from './csp.mjs';
+import { Procs, freePort, runSync, startNet } from './net.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '../..');
-const cache = process.env.REELNET_CACHE ?? join(process.env.HOME ?? '/tmp', '.cache/reelnet');
-const target = process.env.CARGO_TARGET_DIR ?? join(cache, 'target');
-const trackerBin = join(target, 'debug/reelnet-tracker');
-const nodeBin = join(target, 'debug/reelnet-node');
 const dir = mkdtempSync(join(tmpdir(), 'reelnet-signin-'));
-const artifacts = join(here, 'artifacts');
+const procs = new Procs(dir);
 const t0 = Date.now();
 const PASSWORD = 'first horse battery staple';
 const NEW_PASSWORD = 'second horse battery staple';
@@ -46,53 +39,6 @@ function log(msg) {
 class Failure extends Error {}
 function check(cond, msg) {
   if (!cond) throw new Failure(msg);
-}
-
-/** A free TCP port on `host`. */
-function freePort(host) {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.on('error', fail);
-    s.listen(0, host, () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-/** Waits until `url` answers (any status below 500). */
-async function waitHttp(url, secs = 60) {
-  const deadline = Date.now() + secs * 1000;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(url);
-      if (r.status < 500) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Failure(`${url} did not answer within ${secs} s`);
-}
-
-const children = [];
-function start(name, cmd, args) {
-  const out = join(dir, `${name}.log`);
-  const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  const chunks = [];
-  child.stdout.on('data', (c) => chunks.push(c));
-  child.stderr.on('data', (c) => chunks.push(c));
-  child.on('exit', () => writeFileSync(out, Buffer.concat(chunks)));
-  child.logText = () => Buffer.concat(chunks).toString();
-  children.push(child);
-  return child;
-}
-
-/** Runs a command to completion; returns stdout (fails on a non-zero exit). */
-function runSync(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8' });
-  check(r.status === 0, `${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
 }
 
 /** Waits for a mail to `to` whose text matches `re`; returns the first match. */
@@ -217,72 +163,26 @@ async function refreshCookie(context, origin) {
   return c;
 }
 
-const nodeIdOf = async (dataDir) => {
-  const admin = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8'));
-  const r = await fetch(`${admin.url}/admin/v1/status`, { headers: { authorization: `Bearer ${admin.token}` } });
-  return (await r.json()).node_id;
-};
-
 let browser;
 let failed = false;
 try {
-  for (const bin of [trackerBin, nodeBin]) check(existsSync(bin), `${bin} is missing: cargo build --bins first`);
-  check(existsSync(join(root, 'web/dist/index.html')), 'web/dist is missing: build the web app first (npm run build in web/)');
-  const [pt, ps, pa, pb, pp] = await Promise.all([
-    freePort('127.0.0.1'),
-    freePort('127.0.0.1'),
-    freePort('127.0.0.2'),
-    freePort('127.0.0.3'),
-    freePort('127.0.0.4'),
-  ]);
-  const tracker = `http://localhost:${pt}`;
-  const proxyA = `http://127.0.0.4:${pp}`;
-  const nodeB = `http://127.0.0.3:${pb}`;
-
-  // aiosmtpd's Maildir handler makes mail/{tmp,new,cur} only when mail/ does not exist yet.
-  start('smtp', process.env.REELNET_PYTHON ?? 'python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${ps}`, '-c', 'aiosmtpd.handlers.Mailbox', join(dir, 'mail')]);
-  writeFileSync(
-    join(dir, 'tracker.toml'),
-    `issuer = "${tracker}"
-public_url = "${tracker}"
-web_url = "${proxyA}"
-
-[auth]
-require_verified_email = true
-
-[oauth]
-# Replays are detected at once here; two tabs share one refresh at the node.
-refresh_grace_secs = 0
-
-[smtp]
-host = "127.0.0.1"
-port = ${ps}
-tls = "none"
-attempts = 2
-`,
-  );
-  const trackerArgs = ['--config', join(dir, 'tracker.toml'), '--data-dir', join(dir, 'tracker')];
-  start('tracker', trackerBin, [...trackerArgs, '--listen', `127.0.0.1:${pt}`]);
-  await waitHttp(`http://127.0.0.1:${pt}/healthz`, 30);
+  // Node a's certificate names the capture proxy's origin: the browser only ever talks to
+  // node a through it.
+  const net = await startNet(procs, dir, {
+    graceSecs: 0, // replays are detected at once here; two tabs share one refresh at the node
+    originA: async (a) => {
+      const pp = await freePort('127.0.0.4');
+      const upstream = new URL(a.direct);
+      await captureProxy('127.0.0.4', pp, upstream.hostname, Number(upstream.port));
+      return `http://127.0.0.4:${pp}`;
+    },
+  });
+  const { tracker, trackerArgs, trackerBin } = net;
+  const proxyA = net.a.origin;
+  const nodeB = net.b.origin;
+  const nodeAId = net.a.id;
   log(`tracker ${tracker}`);
-
-  // The testnet's node config names the tracker's public URL (issuer, where browsers sign in).
-  const nodeConfig = readFileSync(join(root, 'configs/testnet/node.toml'), 'utf8').replaceAll('http://localhost:7070', tracker);
-  writeFileSync(join(dir, 'node.toml'), nodeConfig);
-  const invite = () => runSync(trackerBin, [...trackerArgs, 'node', 'invite', '--role', 'replica', '--ttl', '1h']).trim().split('\n').pop();
-  const nodeArgs = (name, listen, pub, p2p, quic) => [
-    '--config', join(dir, 'node.toml'), '--data-dir', join(dir, name), '--listen', listen, '--public-url', pub,
-    '--p2p', `/ip4/127.0.0.1/tcp/${p2p}`, '--quic', `127.0.0.1:${quic}`, '--tracker', `http://127.0.0.1:${pt}`,
-    '--web-dir', join(root, 'web/dist'), '--invite', invite(),
-  ];
-  const [p2pA, p2pB, quicA, quicB] = await Promise.all([freePort('127.0.0.1'), freePort('127.0.0.1'), freePort('127.0.0.1'), freePort('127.0.0.1')]);
-  start('nodeA', nodeBin, nodeArgs('nodeA', `127.0.0.2:${pa}`, proxyA, p2pA, quicA));
-  start('nodeB', nodeBin, nodeArgs('nodeB', `127.0.0.3:${pb}`, nodeB, p2pB, quicB));
-  await captureProxy('127.0.0.4', pp, '127.0.0.2', pa);
-  await waitHttp(`http://127.0.0.2:${pa}/healthz`);
-  await waitHttp(`${nodeB}/healthz`);
-  const nodeAId = await nodeIdOf(join(dir, 'nodeA'));
-  log(`node a ${proxyA} (capture proxy → 127.0.0.2:${pa}, ${nodeAId}); node b ${nodeB}`);
+  log(`node a ${proxyA} (capture proxy → ${net.a.direct}, ${nodeAId}); node b ${nodeB}`);
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -368,7 +268,7 @@ attempts = 2
   const adminPage = await adminCtx.newPage();
   await signIn(adminPage, proxyA, tracker, ADMIN_EMAIL, PASSWORD);
   const adminTok = (await session(adminPage)).body?.access_token;
-  const revokeB = await fetch(`${proxyA}/api/v1/admin/nodes/${await nodeIdOf(join(dir, 'nodeB'))}/revoke`, {
+  const revokeB = await fetch(`${proxyA}/api/v1/admin/nodes/${net.b.id}/revoke`, {
     method: 'POST',
     headers: { authorization: `Bearer ${adminTok}`, 'content-type': 'application/json' },
     body: '{}',
@@ -427,7 +327,7 @@ attempts = 2
 
   // 9. The device grant from a CLI client.
   log('device grant from the CLI');
-  const cli = start('device', trackerBin, ['device-login', '--url', tracker, '--name', 'Living-room TV']);
+  const cli = procs.start('device', trackerBin, ['device-login', '--url', tracker, '--name', 'Living-room TV']);
   let code = null;
   for (let i = 0; i < 100 && !code; i++) {
     code = cli.logText().match(/\b([A-Z2-9]{4}-[A-Z2-9]{4})\b/)?.[1] ?? null;
@@ -471,12 +371,11 @@ attempts = 2
 } catch (e) {
   failed = true;
   console.error(`[sso] FAILED: ${e instanceof Failure ? e.message : e.stack}`);
-  mkdirSync(artifacts, { recursive: true });
-  for (const c of children) writeFileSync(join(dir, `${c.spawnargs[0].split('/').pop()}-${c.pid}.log`), c.logText());
+  procs.stop({ writeLogs: true });
   console.error(`[sso] logs in ${dir}`);
 } finally {
   await browser?.close().catch(() => {});
-  for (const c of children) c.kill('SIGTERM');
+  procs.stop();
   if (!failed && process.env.E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
   process.exit(failed ? 1 : 0);
 }
