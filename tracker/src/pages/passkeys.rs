@@ -143,6 +143,29 @@ fn signed_in(pages: &Pages, req: &Req) -> Result<Session, Answer> {
     Ok(s)
 }
 
+/// A ceremony just started: its state kept (`pending`) under a new id, and the options
+/// for the browser.
+fn ceremony<O: serde::Serialize, S, E: std::fmt::Display>(
+    pages: &Pages,
+    started: Result<(O, S), E>,
+    pending: impl FnOnce(S) -> Pending,
+) -> Answer {
+    match started {
+        Ok((options, state)) => {
+            let id = pages.inner.passkeys.put(pending(state));
+            Answer::json(
+                StatusCode::OK,
+                &json!({ "ceremony": id, "options": options }),
+            )
+        }
+        Err(e) => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "passkey_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
 fn webauthn(pages: &Pages) -> Result<&Webauthn, Answer> {
     pages.inner.passkeys.webauthn.as_ref().ok_or_else(|| {
         err(
@@ -212,23 +235,9 @@ pub(super) async fn register_start(pages: Pages, req: Req, _body: Bytes) -> Hand
         &s.user.display_name,
         Some(exclude),
     );
-    Ok(match started {
-        Ok((options, state)) => {
-            let id = pages
-                .inner
-                .passkeys
-                .put(Pending::Register(s.user.id, Box::new(state)));
-            Answer::json(
-                StatusCode::OK,
-                &json!({ "ceremony": id, "options": options }),
-            )
-        }
-        Err(e) => err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "passkey_failed",
-            &e.to_string(),
-        ),
-    })
+    Ok(ceremony(&pages, started, |state| {
+        Pending::Register(s.user.id, Box::new(state))
+    }))
 }
 
 /// `POST /passkeys/register/finish`
@@ -323,23 +332,10 @@ pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Handled 
         return Err(none());
     }
     let creds: Vec<Passkey> = keys.into_iter().map(|(_, _, pk)| pk).collect();
-    Ok(match w.start_passkey_authentication(&creds) {
-        Ok((options, state)) => {
-            let id = pages
-                .inner
-                .passkeys
-                .put(Pending::Login(uid, Box::new(state)));
-            Answer::json(
-                StatusCode::OK,
-                &json!({ "ceremony": id, "options": options }),
-            )
-        }
-        Err(e) => err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "passkey_failed",
-            &e.to_string(),
-        ),
-    })
+    let started = w.start_passkey_authentication(&creds);
+    Ok(ceremony(&pages, started, |state| {
+        Pending::Login(uid, Box::new(state))
+    }))
 }
 
 /// `POST /passkeys/login/finish`: signs in like a password would (a new session).

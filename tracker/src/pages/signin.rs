@@ -158,26 +158,24 @@ pub(super) async fn register_post(pages: Pages, req: Req, body: Bytes) -> Handle
     })
 }
 
-fn token_of(q: &std::collections::HashMap<String, String>) -> Option<String> {
-    q.get("token").filter(|t| !t.is_empty()).cloned()
-}
-
-fn missing_token(title: &str) -> Answer {
-    Answer::error(
-        title,
-        &ApiError::bad_request(
-            "invalid_token",
-            "this link is not complete: open the whole link from the email",
-        ),
-    )
+/// The `token` of a mailed link's query; without one, the error page titled `title`.
+fn link_token(query: &str, title: &str) -> Result<String, Answer> {
+    match fields(query.as_bytes()).remove("token") {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(Answer::error(
+            title,
+            &ApiError::bad_request(
+                "invalid_token",
+                "this link is not complete: open the whole link from the email",
+            ),
+        )),
+    }
 }
 
 /// `GET /verify?token=`: a confirm button; never verifies on GET.
-pub(super) async fn verify_page(pages: Pages, req: Req, query: String) -> Answer {
-    let Some(token) = token_of(&fields(query.as_bytes())) else {
-        return missing_token("Confirm your email");
-    };
-    pages.form_page(&req, |csrf| {
+pub(super) async fn verify_page(pages: Pages, req: Req, query: String) -> Handled {
+    let token = link_token(&query, "Confirm your email")?;
+    Ok(pages.form_page(&req, |csrf| {
         Answer::page(
             StatusCode::OK,
             "Confirm your email",
@@ -188,7 +186,7 @@ pub(super) async fn verify_page(pages: Pages, req: Req, query: String) -> Answer
                 hidden("token", &token)
             ),
         )
-    })
+    }))
 }
 
 /// `POST /verify`
@@ -274,17 +272,15 @@ fn reset_confirm_body(csrf: &str, token: &str, note: Option<(&str, &str)>) -> St
 }
 
 /// `GET /reset/confirm?token=`
-pub(super) async fn reset_confirm_page(pages: Pages, req: Req, query: String) -> Answer {
-    let Some(token) = token_of(&fields(query.as_bytes())) else {
-        return missing_token("Choose a new password");
-    };
-    pages.form_page(&req, |csrf| {
+pub(super) async fn reset_confirm_page(pages: Pages, req: Req, query: String) -> Handled {
+    let token = link_token(&query, "Choose a new password")?;
+    Ok(pages.form_page(&req, |csrf| {
         Answer::page(
             StatusCode::OK,
             "Choose a new password",
             &reset_confirm_body(csrf, &token, None),
         )
-    })
+    }))
 }
 
 /// `POST /reset/confirm`: every session of the account ends (this browser's too).
