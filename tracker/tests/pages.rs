@@ -767,3 +767,88 @@ async fn an_unconfirmed_account_can_ask_for_the_link_again() {
     )
     .await;
 }
+
+/// `reelnet_tracker_oauth_refused_total{reason="bad_csrf"}` (0 before the first refusal).
+async fn bad_csrf_count(t: &common::Tracker) -> u64 {
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("reelnet_tracker_oauth_refused_total{reason=\"bad_csrf\"} "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn every_form_checks_the_session_first_then_the_csrf_token_and_counts_refusals() {
+    let t = common::Tracker::start().await;
+    // Forms that need a session: signed out, to the sign-in page (and back), with nothing
+    // counted, whatever the token.
+    let signed_in_forms = [
+        ("/account/password", "/account"),
+        ("/account/reauth", "/account"),
+        ("/account/resend-verification", "/account"),
+        ("/account/delete", "/account"),
+        ("/account/sessions/end", "/account"),
+        ("/account/passkeys/delete", "/account"),
+        ("/device", "/device"),
+    ];
+    let out = Browser::new(&t.base);
+    for (path, next) in signed_in_forms {
+        let p = out.post(path, &[("csrf", "wrong")]).await;
+        assert_eq!(p.status, 303, "{path}: {}", p.body);
+        assert_eq!(
+            p.location().unwrap(),
+            format!("/login?next={}", urlencode(next)),
+            "{path}"
+        );
+    }
+    assert_eq!(bad_csrf_count(&t).await, 0);
+
+    // Signed in, a wrong token: 403, counted once per form, nothing done.
+    let email = "forms@example.org";
+    t.user(email, "a long password").await;
+    let b = Browser::new(&t.base);
+    assert_eq!(
+        b.sign_in(email, "a long password", "/account").await.status,
+        303
+    );
+    let public_forms = [
+        "/login",
+        "/register",
+        "/verify",
+        "/reset",
+        "/reset/confirm",
+        "/logout",
+    ];
+    let all: Vec<&str> = signed_in_forms
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(public_forms)
+        .collect();
+    for path in &all {
+        let p = b
+            .post(
+                path,
+                &[
+                    ("csrf", "wrong"),
+                    ("confirm", "yes"),
+                    ("email", email),
+                    ("password", "a long password"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 403, "{path}: {}", p.body);
+        assert!(p.body.contains("Request refused"), "{path}: {}", p.body);
+    }
+    assert_eq!(bad_csrf_count(&t).await, all.len() as u64);
+    // Neither deleted nor signed out.
+    assert_eq!(b.get("/account").await.status, 200);
+    assert_eq!(json_login(&t, email, "a long password").await, 200);
+}

@@ -6,13 +6,7 @@ use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::html::{self, attr, escape, hidden, input, message};
-use super::signin::with_cookie;
-use super::{fields, safe_next, Answer, Pages, Req, Session, SESSION_COOKIE};
-
-/// Not signed in: to the sign-in page, then back to `next`.
-pub(super) fn to_login(next: &str) -> Answer {
-    Answer::redirect(StatusCode::SEE_OTHER, &Pages::login_url(next))
-}
+use super::{next_of, to_login, Answer, Form, Handled, Pages, Req, Session, SESSION_COOKIE};
 
 fn account_body(pages: &Pages, s: &Session, note: Option<(&str, &str)>) -> String {
     let u = &s.user;
@@ -77,13 +71,7 @@ fn account_body(pages: &Pages, s: &Session, note: Option<(&str, &str)>) -> Strin
         }
         Err(_) => message("error", "Passkeys cannot be listed right now."),
     };
-    let add_passkey = match pages.inner.passkeys.unavailable() {
-        None => "<button type=\"button\" id=\"add-passkey\">Add a passkey</button>".to_owned(),
-        Some(why) => format!(
-            "<button type=\"button\" id=\"add-passkey\" disabled>Add a passkey</button>{}",
-            message("info", &why)
-        ),
-    };
+    let (add_passkey, passkey_off) = pages.passkey_button("add-passkey", "Add a passkey");
     format!(
         "{note}<section><h2>Account</h2><dl><dt>Email</dt><dd id=\"account-email\">{email}</dd>\
          <dt>Status</dt><dd>{verified}</dd>\
@@ -93,7 +81,7 @@ fn account_body(pages: &Pages, s: &Session, note: Option<(&str, &str)>) -> Strin
          <section><h2>Password</h2><form method=\"post\" action=\"/account/password\">{csrf}{current}{new}\
          <button type=\"submit\" id=\"change-password\">Change password</button></form>\
          <p class=\"fine\">Changing it signs out every other session.</p></section>\
-         <section><h2>Passkeys</h2>{passkeys}{add_passkey}<p id=\"passkey-status\" role=\"status\"></p>\
+         <section><h2>Passkeys</h2>{passkeys}{add_passkey}{passkey_off}<p id=\"passkey-status\" role=\"status\"></p>\
          <input type=\"hidden\" id=\"csrf\" value=\"{csrf_attr}\"></section>\
          <section><h2>Delete the account</h2><form method=\"post\" action=\"/account/delete\">{csrf}\
          <label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm-delete\" required> Delete my account and everything stored for it</label>\
@@ -149,47 +137,23 @@ fn reauth_page(s: &Session, next: &str, note: Option<&str>) -> Answer {
 }
 
 /// The session, CSRF and recent sign-in every change needs; else the answer to send.
-fn for_change(
-    pages: &Pages,
-    req: &Req,
-    f: &std::collections::HashMap<String, String>,
-) -> Result<Session, Answer> {
-    let Some(s) = pages.session(req) else {
-        return Err(to_login("/account"));
-    };
-    if let Err(a) = pages.check_post(req, Some(&s), f.get("csrf").map(String::as_str)) {
-        return Err(*a);
+fn for_change(pages: &Pages, req: &Req, body: &[u8]) -> Result<Form<Session>, Answer> {
+    let f = pages.signed_in_form(req, body, "/account")?;
+    if !pages.recent(&f.session) {
+        return Err(reauth_page(&f.session, "/account", None));
     }
-    if !pages.recent(&s) {
-        return Err(reauth_page(&s, "/account", None));
-    }
-    Ok(s)
+    Ok(f)
 }
 
 /// `POST /account/reauth`: checks the password again (counted like a sign-in).
-pub(super) async fn reauth_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let Some(s) = pages.session(&req) else {
-        return to_login("/account");
-    };
-    if let Err(a) = pages.check_post(&req, Some(&s), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let src = match pages.direct_source(&req, &body) {
-        Ok(src) => src,
-        Err(a) => return *a,
-    };
-    let next = f
-        .get("next")
-        .filter(|n| safe_next(n))
-        .cloned()
-        .unwrap_or_else(|| "/account".to_owned());
-    let password = f.get("reauth-password").cloned().unwrap_or_default();
-    match pages
-        .api()
-        .check_credentials(&s.user.email, password, &src)
-        .await
-    {
+pub(super) async fn reauth_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.signed_in_form(&req, &body, "/account")?;
+    let src = pages.direct_source(&req, &body)?;
+    let s = &f.session;
+    let next = next_of(f.field("next"));
+    let password = f.text("reauth-password");
+    let checked = pages.api().check_credentials(&s.user.email, password, &src);
+    Ok(match checked.await {
         Ok(u) if u.id == s.user.id => {
             match pages
                 .api()
@@ -201,40 +165,27 @@ pub(super) async fn reauth_post(pages: Pages, req: Req, body: Bytes) -> Answer {
                 Err(e) => Answer::error("Confirm it is you", &e.into()),
             }
         }
-        Ok(_) => reauth_page(&s, &next, Some("wrong email or password")),
+        Ok(_) => reauth_page(s, &next, Some("wrong email or password")),
         Err(e) => {
-            let mut a = reauth_page(&s, &next, Some(&e.message)).retry_after(&e);
+            let mut a = reauth_page(s, &next, Some(&e.message)).retry_after(&e);
             if e.status == StatusCode::TOO_MANY_REQUESTS {
                 a.status = e.status;
             }
             a
         }
-    }
+    })
 }
 
 /// `POST /account/password`
-pub(super) async fn password_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let s = match for_change(&pages, &req, &f) {
-        Ok(s) => s,
-        Err(a) => return a,
-    };
-    let src = match pages.direct_source(&req, &body) {
-        Ok(src) => src,
-        Err(a) => return *a,
-    };
-    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    match pages
+pub(super) async fn password_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = for_change(&pages, &req, &body)?;
+    let src = pages.direct_source(&req, &body)?;
+    let s = &f.session;
+    let (current, new) = (f.text("current-password"), f.text("new-password"));
+    let changed = pages
         .api()
-        .change_password(
-            &s.user,
-            get("current-password"),
-            get("new-password"),
-            &src,
-            Some(s.hash),
-        )
-        .await
-    {
+        .change_password(&s.user, current, new, &src, Some(s.hash));
+    Ok(match changed.await {
         Ok(()) => {
             let _ = pages
                 .api()
@@ -243,7 +194,7 @@ pub(super) async fn password_post(pages: Pages, req: Req, body: Bytes) -> Answer
                 .await;
             account_with(
                 &pages,
-                &s,
+                s,
                 StatusCode::OK,
                 (
                     "info",
@@ -251,29 +202,26 @@ pub(super) async fn password_post(pages: Pages, req: Req, body: Bytes) -> Answer
                 ),
             )
         }
-        Err(e) => account_with(&pages, &s, e.status, ("error", &e.message)).retry_after(&e),
-    }
+        Err(e) => account_with(&pages, s, e.status, ("error", &e.message)).retry_after(&e),
+    })
 }
 
 /// `POST /account/delete`
-pub(super) async fn delete_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let s = match for_change(&pages, &req, &f) {
-        Ok(s) => s,
-        Err(a) => return a,
-    };
-    if f.get("confirm").map(String::as_str) != Some("yes") {
-        return account_with(
+pub(super) async fn delete_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = for_change(&pages, &req, &body)?;
+    let s = &f.session;
+    if f.field("confirm") != Some("yes") {
+        return Err(account_with(
             &pages,
-            &s,
+            s,
             StatusCode::BAD_REQUEST,
             (
                 "error",
                 "Tick the box to confirm that the account should be deleted.",
             ),
-        );
+        ));
     }
-    match pages.api().delete_account(&s.user).await {
+    Ok(match pages.api().delete_account(&s.user).await {
         Ok(()) => Answer::page(
             StatusCode::OK,
             "Account deleted",
@@ -283,90 +231,73 @@ pub(super) async fn delete_post(pages: Pages, req: Req, body: Bytes) -> Answer {
             ),
         )
         .cookie(pages.clear_cookie(SESSION_COOKIE)),
-        Err(e) => account_with(&pages, &s, e.status, ("error", &e.message)),
-    }
+        Err(e) => account_with(&pages, s, e.status, ("error", &e.message)),
+    })
 }
 
 /// `POST /account/sessions/end`
-pub(super) async fn end_session_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let s = match for_change(&pages, &req, &f) {
-        Ok(s) => s,
-        Err(a) => return a,
-    };
-    let sid = f.get("sid").cloned().unwrap_or_default();
-    match pages.api().oauth_end_session(&s.user.id, &sid).await {
-        Ok(()) => account_with(&pages, &s, StatusCode::OK, ("info", "Session ended.")),
-        Err(e) => account_with(&pages, &s, e.status, ("error", &e.message)),
-    }
+pub(super) async fn end_session_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = for_change(&pages, &req, &body)?;
+    let s = &f.session;
+    let sid = f.text("sid");
+    let ended = pages.api().oauth_end_session(&s.user.id, &sid).await;
+    Ok(match ended {
+        Ok(()) => account_with(&pages, s, StatusCode::OK, ("info", "Session ended.")),
+        Err(e) => account_with(&pages, s, e.status, ("error", &e.message)),
+    })
 }
 
 /// `POST /account/passkeys/delete`
-pub(super) async fn passkey_delete_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let s = match for_change(&pages, &req, &f) {
-        Ok(s) => s,
-        Err(a) => return a,
-    };
-    let Some(id) = f.get("id").and_then(|h| hex::decode(h).ok()) else {
-        return account_with(
+pub(super) async fn passkey_delete_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = for_change(&pages, &req, &body)?;
+    let s = &f.session;
+    let Some(id) = f.field("id").and_then(|h| hex::decode(h).ok()) else {
+        return Err(account_with(
             &pages,
-            &s,
+            s,
             StatusCode::BAD_REQUEST,
             ("error", "No such passkey."),
-        );
+        ));
     };
-    match pages.api().store().delete_passkey(s.user.id, id).await {
-        Ok(true) => account_with(&pages, &s, StatusCode::OK, ("info", "Passkey removed.")),
+    let deleted = pages.api().store().delete_passkey(s.user.id, id).await;
+    Ok(match deleted {
+        Ok(true) => account_with(&pages, s, StatusCode::OK, ("info", "Passkey removed.")),
         Ok(false) => account_with(
             &pages,
-            &s,
+            s,
             StatusCode::NOT_FOUND,
             ("error", "No such passkey."),
         ),
         Err(e) => {
             let e: crate::error::ApiError = e.into();
-            account_with(&pages, &s, e.status, ("error", &e.message))
+            account_with(&pages, s, e.status, ("error", &e.message))
         }
-    }
+    })
 }
 
 /// `POST /logout`: ends this browser's session on the tracker.
-pub(super) async fn logout_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let s = pages.session(&req);
-    if let Err(a) = pages.check_post(&req, s.as_ref(), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    if let Some(s) = s {
+pub(super) async fn logout_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.form(&req, &body)?;
+    if let Some(s) = f.session {
         if let Err(e) = pages.api().store().delete_browser_session(s.hash).await {
-            return Answer::error("Sign out", &e.into());
+            return Err(Answer::error("Sign out", &e.into()));
         }
         tracing::info!(user = %s.user.id, "signed out of the tracker's pages");
     }
-    let (_, set) = pages.csrf_token(&req, None);
-    with_cookie(
-        Answer::redirect(StatusCode::SEE_OTHER, "/login")
-            .cookie(pages.clear_cookie(SESSION_COOKIE)),
-        set,
-    )
+    Ok(pages.with_csrf(&req, None, |_| {
+        Answer::redirect(StatusCode::SEE_OTHER, "/login").cookie(pages.clear_cookie(SESSION_COOKIE))
+    }))
 }
 
 /// `POST /account/resend-verification`: the confirmation link again (limited like the JSON
 /// route).
-pub(super) async fn resend_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let Some(s) = pages.session(&req) else {
-        return to_login("/account");
-    };
-    if let Err(a) = pages.check_post(&req, Some(&s), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
+pub(super) async fn resend_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let s = pages.signed_in_form(&req, &body, "/account")?.session;
     let src = req.src.resolve(pages.api(), &body);
     let email = crate::accounts::EmailRequest {
         email: s.user.email.clone(),
     };
-    match pages.api().resend_verification(email, &src).await {
+    Ok(match pages.api().resend_verification(email, &src).await {
         Ok(()) => account_with(
             &pages,
             &s,
@@ -374,5 +305,5 @@ pub(super) async fn resend_post(pages: Pages, req: Req, body: Bytes) -> Answer {
             ("info", "We sent the confirmation link again."),
         ),
         Err(e) => account_with(&pages, &s, e.status, ("error", &e.message)).retry_after(&e),
-    }
+    })
 }

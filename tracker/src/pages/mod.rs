@@ -119,6 +119,13 @@ pub(crate) fn fields(raw: &[u8]) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Where to go after sign-in: `next` when [`safe_next`], else `/account`.
+fn next_of(next: Option<&str>) -> String {
+    next.filter(|n| safe_next(n))
+        .unwrap_or("/account")
+        .to_owned()
+}
+
 /// Compares two secrets without stopping at the first difference.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     !a.is_empty() && blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
@@ -150,6 +157,39 @@ pub(crate) struct Session {
     pub hash: [u8; 32],
     pub rec: BrowserSession,
     pub user: User,
+}
+
+/// A POST form that passed the origin and CSRF checks ([`Pages::form`]), with the
+/// browser's session: `Option<Session>`, or `Session` from [`Pages::signed_in_form`].
+pub(crate) struct Form<S = Option<Session>> {
+    fields: HashMap<String, String>,
+    pub session: S,
+}
+
+impl<S> Form<S> {
+    /// The field `name`, if sent.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// The field `name`, empty when not sent.
+    pub fn text(&self, name: &str) -> String {
+        self.field(name).unwrap_or_default().to_owned()
+    }
+}
+
+/// Not signed in: to the sign-in page, then back to `next`.
+fn to_login(next: &str) -> Answer {
+    Answer::redirect(StatusCode::SEE_OTHER, &Pages::login_url(next))
+}
+
+/// What a handler answers: `Err` is an early answer (a refusal), so checks can use `?`.
+type Handled = Result<Answer, Answer>;
+
+impl From<Handled> for Answer {
+    fn from(h: Handled) -> Self {
+        h.unwrap_or_else(|a| a)
+    }
 }
 
 /// A page answer being built: status, body or redirect, cookies to set.
@@ -342,6 +382,28 @@ impl Pages {
         }
     }
 
+    /// The CSRF token for a page's forms ([`Self::csrf_token`]) passed to `page`, and the
+    /// CSRF cookie on its answer when one had to be made.
+    pub fn with_csrf(
+        &self,
+        req: &Req,
+        session: Option<&Session>,
+        page: impl FnOnce(&str) -> Answer,
+    ) -> Answer {
+        let (csrf, set) = self.csrf_token(req, session);
+        let a = page(&csrf);
+        match set {
+            Some(c) => a.cookie(c),
+            None => a,
+        }
+    }
+
+    /// [`Self::with_csrf`] for this browser's session, if any (a page with a form).
+    pub fn form_page(&self, req: &Req, page: impl FnOnce(&str) -> Answer) -> Answer {
+        let session = self.session(req);
+        self.with_csrf(req, session.as_ref(), page)
+    }
+
     /// Whether the request came from the tracker's own origin.
     fn same_origin(&self, req: &Req) -> bool {
         let ours = self.inner.origin.as_str();
@@ -356,21 +418,50 @@ impl Pages {
         req.fetch_site.as_deref() == Some("same-origin")
     }
 
-    /// Checks a POST: same origin, and `token` is the session's CSRF token (or, before
-    /// sign-in, the double-submit cookie's). A failure is counted (`bad_csrf`) and answered
-    /// with a 403 page.
-    pub fn check_post(
+    /// Whether a POST is the tracker's own: same origin, and `token` is the session's CSRF
+    /// token (or, before sign-in, the double-submit cookie's).
+    fn csrf_ok(&self, req: &Req, session: Option<&Session>, token: &str) -> bool {
+        self.same_origin(req)
+            && (session.is_some_and(|s| same_secret(&s.rec.csrf, token))
+                || self
+                    .cookie(req, CSRF_COOKIE)
+                    .is_some_and(|c| same_secret(c, token)))
+    }
+
+    /// A form POST: its fields and the browser's session, if any, once [`Self::check_post`]
+    /// passed (before anything else looks at the form).
+    pub fn form(&self, req: &Req, body: &[u8]) -> Result<Form, Answer> {
+        let fields = fields(body);
+        let session = self.session(req);
+        self.check_post(req, session.as_ref(), fields.get("csrf"))?;
+        Ok(Form { fields, session })
+    }
+
+    /// A form POST that needs a session: without one, to the sign-in page and then back to
+    /// `login_next` (nothing counted); with one, [`Self::check_post`].
+    pub fn signed_in_form(
+        &self,
+        req: &Req,
+        body: &[u8],
+        login_next: &str,
+    ) -> Result<Form<Session>, Answer> {
+        let fields = fields(body);
+        let Some(session) = self.session(req) else {
+            return Err(to_login(login_next));
+        };
+        self.check_post(req, Some(&session), fields.get("csrf"))?;
+        Ok(Form { fields, session })
+    }
+
+    /// Checks a POST ([`Self::csrf_ok`] with the form's `csrf` field). A failure is counted
+    /// (`bad_csrf`) and answered with a 403 page.
+    fn check_post(
         &self,
         req: &Req,
         session: Option<&Session>,
-        token: Option<&str>,
-    ) -> Result<(), Box<Answer>> {
-        let token = token.unwrap_or("");
-        let token_ok = session.is_some_and(|s| same_secret(&s.rec.csrf, token))
-            || self
-                .cookie(req, CSRF_COOKIE)
-                .is_some_and(|c| same_secret(c, token));
-        if self.same_origin(req) && token_ok {
+        token: Option<&String>,
+    ) -> Result<(), Answer> {
+        if self.csrf_ok(req, session, token.map_or("", String::as_str)) {
             return Ok(());
         }
         self.api.oauth_refused("bad_csrf");
@@ -378,34 +469,30 @@ impl Pages {
             origin = req.origin.as_deref().unwrap_or("-"),
             "page POST refused: not same-origin or bad CSRF token"
         );
-        Err(Box::new(Answer::page(
+        Err(Answer::page(
             StatusCode::FORBIDDEN,
             "Request refused",
             &html::message(
                 "error",
                 "This form was not sent from this page (its security token is missing, stale or wrong). Go back, reload the page and try again.",
             ),
-        )))
+        ))
     }
 
     /// The request's source (for the abuse limits), or a 403 page when it came through a
     /// member node's proxy: credentials go to the tracker directly, never through a node.
-    pub fn direct_source(
-        &self,
-        req: &Req,
-        body: &[u8],
-    ) -> Result<crate::accounts::Source, Box<Answer>> {
+    pub fn direct_source(&self, req: &Req, body: &[u8]) -> Result<crate::accounts::Source, Answer> {
         let src = req.src.resolve(&self.api, body);
         if src.node.is_some() {
             self.api.oauth_refused("credentials_through_proxy");
-            return Err(Box::new(Answer::page(
+            return Err(Answer::page(
                 StatusCode::FORBIDDEN,
                 "Sign in at the tracker",
                 &html::message(
                     "error",
                     "Passwords are only accepted on the tracker's own site, not through a node.",
                 ),
-            )));
+            ));
         }
         Ok(src)
     }
@@ -441,6 +528,21 @@ impl Pages {
     pub fn recent(&self, session: &Session) -> bool {
         now_secs().saturating_sub(session.rec.auth_time)
             < self.api.config().pages.recent_sign_in_secs
+    }
+
+    /// The passkey button `id`, disabled with the reason beside it when passkeys are off
+    /// here: `(button, reason)`.
+    fn passkey_button(&self, id: &str, label: &str) -> (String, String) {
+        match self.inner.passkeys.unavailable() {
+            None => (
+                format!("<button type=\"button\" id=\"{id}\">{label}</button>"),
+                String::new(),
+            ),
+            Some(why) => (
+                format!("<button type=\"button\" id=\"{id}\" disabled>{label}</button>"),
+                html::message("info", &why),
+            ),
+        }
     }
 
     /// `/login?next=<path>`.
@@ -558,11 +660,12 @@ fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> 
 
 type Route = BoxedFilter<(Response,)>;
 
-/// A GET page: `f(pages, req, query)`.
+/// A GET page: `f(pages, req, query)`, answering an [`Answer`] or [`Handled`].
 fn get<F, Fut>(path: &'static str, pages: &Pages, trusted: &[IpAddr], f: F) -> Route
 where
     F: Fn(Pages, Req, String) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Answer> + Send,
+    Fut: std::future::Future + Send,
+    Fut::Output: Into<Answer>,
 {
     let p = pages.clone();
     path_filter(path)
@@ -574,17 +677,18 @@ where
             let f = f.clone();
             async move {
                 let h = pages.clone();
-                h.headers(f(pages, req, q).await.into_response())
+                h.headers(f(pages, req, q).await.into().into_response())
             }
         })
         .boxed()
 }
 
-/// A POST page: `f(pages, req, body)`.
+/// A POST page: `f(pages, req, body)`, answering an [`Answer`] or [`Handled`].
 fn post<F, Fut>(path: &'static str, pages: &Pages, trusted: &[IpAddr], limit: u64, f: F) -> Route
 where
     F: Fn(Pages, Req, Bytes) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Answer> + Send,
+    Fut: std::future::Future + Send,
+    Fut::Output: Into<Answer>,
 {
     let p = pages.clone();
     path_filter(path)
@@ -597,7 +701,7 @@ where
             async move {
                 let h = pages.clone();
                 let res = match body {
-                    Some(body) => f(pages, req, body).await.into_response(),
+                    Some(body) => f(pages, req, body).await.into().into_response(),
                     None => too_large(),
                 };
                 h.headers(res)

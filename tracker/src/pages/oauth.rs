@@ -5,9 +5,8 @@
 use bytes::Bytes;
 use warp::http::StatusCode;
 
-use super::account::to_login;
 use super::html::{self, escape, hidden, message};
-use super::{fields, Answer, Pages, Req, Session};
+use super::{fields, Answer, Handled, Pages, Req, Session};
 use crate::oauth::{AuthorizeError, AuthorizeParams, OauthClient};
 
 /// The parameters, from a query string or the consent form's fields. Repeated parameters
@@ -158,56 +157,49 @@ fn consent_page(s: &Session, client: &OauthClient, p: &AuthorizeParams) -> Answe
 }
 
 /// `GET /oauth/authorize`
-pub(super) async fn authorize_page(pages: Pages, req: Req, query: String) -> Answer {
-    let p = match params_of(query.as_bytes()) {
-        Ok(p) => p,
-        Err(why) => return bad_request(&why),
-    };
-    let client = match pages.api().oauth_check_authorize(&p) {
-        Ok(c) => c,
-        Err(e) => return refused(&pages, e, StatusCode::FOUND),
-    };
+pub(super) async fn authorize_page(pages: Pages, req: Req, query: String) -> Handled {
+    let p = params_of(query.as_bytes()).map_err(|why| bad_request(&why))?;
+    let client = pages
+        .api()
+        .oauth_check_authorize(&p)
+        .map_err(|e| refused(&pages, e, StatusCode::FOUND))?;
     let Some(s) = pages.session(&req) else {
-        return Answer::redirect(StatusCode::FOUND, &Pages::login_url(&authorize_url(&p)));
+        return Err(Answer::redirect(
+            StatusCode::FOUND,
+            &Pages::login_url(&authorize_url(&p)),
+        ));
     };
-    match pages.api().oauth_has_consent(&s.user.id, &client.node_id) {
+    let consented = pages.api().oauth_has_consent(&s.user.id, &client.node_id);
+    Ok(match consented {
         Ok(true) => code_redirect(&pages, &s, &client, &p, StatusCode::FOUND).await,
         Ok(false) => consent_page(&s, &client, &p),
         Err(e) => Answer::error("Sign-in request", &e),
-    }
+    })
 }
 
 /// `POST /oauth/authorize`: the consent form.
-pub(super) async fn authorize_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let p = match params_of(&body) {
-        Ok(p) => p,
-        Err(why) => return bad_request(&why),
-    };
-    let Some(s) = pages.session(&req) else {
-        return to_login(&authorize_url(&p));
-    };
-    if let Err(a) = pages.check_post(&req, Some(&s), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let client = match pages.api().oauth_check_authorize(&p) {
-        Ok(c) => c,
-        Err(e) => return refused(&pages, e, StatusCode::SEE_OTHER),
-    };
-    match f.get("decision").map(String::as_str) {
+pub(super) async fn authorize_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let p = params_of(&body).map_err(|why| bad_request(&why))?;
+    let f = pages.signed_in_form(&req, &body, &authorize_url(&p))?;
+    let s = &f.session;
+    let client = pages
+        .api()
+        .oauth_check_authorize(&p)
+        .map_err(|e| refused(&pages, e, StatusCode::SEE_OTHER))?;
+    Ok(match f.field("decision") {
         Some("allow") => {
             if let Err(e) = pages.api().oauth_grant_consent(&s.user.id, &client).await {
-                return Answer::error("Sign-in request", &e);
+                return Err(Answer::error("Sign-in request", &e));
             }
             tracing::info!(user = %s.user.id, client = %client.node_id, "consent given");
-            code_redirect(&pages, &s, &client, &p, StatusCode::SEE_OTHER).await
+            code_redirect(&pages, s, &client, &p, StatusCode::SEE_OTHER).await
         }
         Some("deny") => Answer::redirect(
             StatusCode::SEE_OTHER,
             &pages.api().oauth_denied_redirect(&client, &p),
         ),
-        _ => consent_page(&s, &client, &p),
-    }
+        _ => consent_page(s, &client, &p),
+    })
 }
 
 fn code_form(csrf: &str, code: &str, note: Option<&str>) -> String {
@@ -239,17 +231,12 @@ pub(super) async fn device_page(pages: Pages, req: Req, query: String) -> Answer
 }
 
 /// `POST /device`: the code (then the device's name, allow / deny), or the decision.
-pub(super) async fn device_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let Some(s) = pages.session(&req) else {
-        return to_login("/device");
-    };
-    if let Err(a) = pages.check_post(&req, Some(&s), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let code = f.get("user_code").cloned().unwrap_or_default();
+pub(super) async fn device_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.signed_in_form(&req, &body, "/device")?;
+    let s = &f.session;
+    let code = f.text("user_code");
     let title = "Connect a device";
-    match f.get("decision").map(String::as_str) {
+    Ok(match f.field("decision") {
         None => {
             let src = req.src.resolve(pages.api(), &body);
             match pages.api().device_lookup(&code, &src) {
@@ -309,7 +296,7 @@ pub(super) async fn device_post(pages: Pages, req: Req, body: Bytes) -> Answer {
                 ),
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
-use super::{safe_next, same_secret, Answer, Pages, Req, Session, CSRF_COOKIE};
+use super::{next_of, Answer, Handled, Pages, Req, Session};
 use crate::clock::now_secs;
 use crate::store::pages::PasskeyRecord;
 use crate::store::UserId;
@@ -118,13 +118,7 @@ fn err(status: StatusCode, code: &str, message: &str) -> Answer {
 /// Same origin and the CSRF header: the session's token, or before sign-in the
 /// double-submit cookie's.
 fn check(pages: &Pages, req: &Req, session: Option<&Session>) -> Result<(), Answer> {
-    let token = req.csrf_header.as_deref().unwrap_or("");
-    let ok = pages.same_origin(req)
-        && (session.is_some_and(|s| same_secret(&s.rec.csrf, token))
-            || pages
-                .cookie(req, CSRF_COOKIE)
-                .is_some_and(|c| same_secret(c, token)));
-    if ok {
+    if pages.csrf_ok(req, session, req.csrf_header.as_deref().unwrap_or("")) {
         Ok(())
     } else {
         pages.api().oauth_refused("bad_csrf");
@@ -133,6 +127,42 @@ fn check(pages: &Pages, req: &Req, session: Option<&Session>) -> Result<(), Answ
             "bad_csrf",
             "reload the page and try again",
         ))
+    }
+}
+
+/// A signed-in ceremony: the session (else 401), then [`check`].
+fn signed_in(pages: &Pages, req: &Req) -> Result<Session, Answer> {
+    let Some(s) = pages.session(req) else {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "not_signed_in",
+            "sign in first",
+        ));
+    };
+    check(pages, req, Some(&s))?;
+    Ok(s)
+}
+
+/// A ceremony just started: its state kept (`pending`) under a new id, and the options
+/// for the browser.
+fn ceremony<O: serde::Serialize, S, E: std::fmt::Display>(
+    pages: &Pages,
+    started: Result<(O, S), E>,
+    pending: impl FnOnce(S) -> Pending,
+) -> Answer {
+    match started {
+        Ok((options, state)) => {
+            let id = pages.inner.passkeys.put(pending(state));
+            Answer::json(
+                StatusCode::OK,
+                &json!({ "ceremony": id, "options": options }),
+            )
+        }
+        Err(e) => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "passkey_failed",
+            &e.to_string(),
+        ),
     }
 }
 
@@ -185,106 +215,70 @@ struct LoginStart {
 }
 
 /// `POST /passkeys/register/start` (signed in, CSRF header, recent sign-in).
-pub(super) async fn register_start(pages: Pages, req: Req, _body: Bytes) -> Answer {
-    let Some(s) = pages.session(&req) else {
-        return err(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
-    };
-    if let Err(a) = check(&pages, &req, Some(&s)) {
-        return a;
-    }
+pub(super) async fn register_start(pages: Pages, req: Req, _body: Bytes) -> Handled {
+    let s = signed_in(&pages, &req)?;
     if !pages.recent(&s) {
-        return err(
+        return Err(err(
             StatusCode::FORBIDDEN,
             "reauth_required",
             "you signed in a while ago: sign in again before adding a passkey",
-        );
+        ));
     }
-    let w = match webauthn(&pages) {
-        Ok(w) => w,
-        Err(a) => return a,
-    };
-    let existing = match user_passkeys(&pages, &s.user.id) {
-        Ok(l) => l,
-        Err(a) => return a,
-    };
-    let exclude = existing
+    let w = webauthn(&pages)?;
+    let exclude = user_passkeys(&pages, &s.user.id)?
         .iter()
         .map(|(_, _, pk)| pk.cred_id().clone())
         .collect();
-    match w.start_passkey_registration(
+    let started = w.start_passkey_registration(
         Uuid::from_bytes(s.user.id.0),
         &s.user.email,
         &s.user.display_name,
         Some(exclude),
-    ) {
-        Ok((options, state)) => {
-            let id = pages
-                .inner
-                .passkeys
-                .put(Pending::Register(s.user.id, Box::new(state)));
-            Answer::json(
-                StatusCode::OK,
-                &json!({ "ceremony": id, "options": options }),
-            )
-        }
-        Err(e) => err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "passkey_failed",
-            &e.to_string(),
-        ),
-    }
+    );
+    Ok(ceremony(&pages, started, |state| {
+        Pending::Register(s.user.id, Box::new(state))
+    }))
 }
 
 /// `POST /passkeys/register/finish`
-pub(super) async fn register_finish(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let Some(s) = pages.session(&req) else {
-        return err(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
-    };
-    if let Err(a) = check(&pages, &req, Some(&s)) {
-        return a;
-    }
-    let w = match webauthn(&pages) {
-        Ok(w) => w,
-        Err(a) => return a,
-    };
-    let Ok(f) = serde_json::from_slice::<Finish<RegisterPublicKeyCredential>>(&body) else {
-        return err(
+pub(super) async fn register_finish(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let s = signed_in(&pages, &req)?;
+    let w = webauthn(&pages)?;
+    let f = serde_json::from_slice::<Finish<RegisterPublicKeyCredential>>(&body).map_err(|_| {
+        err(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "not a passkey registration",
-        );
-    };
+        )
+    })?;
+    let unknown = || err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
     let Some(Pending::Register(user, state)) = pages.inner.passkeys.take(&f.ceremony) else {
-        return err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
+        return Err(unknown());
     };
     if user != s.user.id {
-        return err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
+        return Err(unknown());
     }
-    let pk = match w.finish_passkey_registration(&f.credential, &state) {
-        Ok(pk) => pk,
-        Err(e) => return err(StatusCode::BAD_REQUEST, "passkey_refused", &e.to_string()),
-    };
-    let json = match serde_json::to_string(&pk) {
-        Ok(j) => j,
-        Err(e) => {
-            return err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &e.to_string(),
-            )
-        }
-    };
+    let pk = w
+        .finish_passkey_registration(&f.credential, &state)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, "passkey_refused", &e.to_string()))?;
+    let json = serde_json::to_string(&pk).map_err(|e| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        )
+    })?;
     let rec = PasskeyRecord {
         json,
         created_at: now_secs(),
         last_used_at: None,
     };
-    match pages
+    let stored = pages
         .api()
         .store()
         .put_passkey(user, pk.cred_id().as_ref().to_vec(), rec)
-        .await
-    {
+        .await;
+    Ok(match stored {
         Ok(()) => {
             tracing::info!(user = %user, "passkey added");
             Answer::json(StatusCode::OK, &json!({ "status": "added" }))
@@ -294,26 +288,20 @@ pub(super) async fn register_finish(pages: Pages, req: Req, body: Bytes) -> Answ
             "internal",
             &e.to_string(),
         ),
-    }
+    })
 }
 
 /// `POST /passkeys/login/start {email}` (CSRF header).
-pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let session = pages.session(&req);
-    if let Err(a) = check(&pages, &req, session.as_ref()) {
-        return a;
-    }
-    let w = match webauthn(&pages) {
-        Ok(w) => w,
-        Err(a) => return a,
-    };
-    let Ok(start) = serde_json::from_slice::<LoginStart>(&body) else {
-        return err(
+pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Handled {
+    check(&pages, &req, pages.session(&req).as_ref())?;
+    let w = webauthn(&pages)?;
+    let start = serde_json::from_slice::<LoginStart>(&body).map_err(|_| {
+        err(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "send {\"email\": …}",
-        );
-    };
+        )
+    })?;
     // Ceremonies started per address are limited like failed sign-ins (a finished one is
     // handed back): asking which emails have passkeys is not free.
     let src = req.src.resolve(pages.api(), &body);
@@ -324,7 +312,7 @@ pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Answer {
         std::time::Duration::from_secs(auth.failure_window_secs),
     ) {
         let e = crate::error::ApiError::rate_limited(wait);
-        return err(e.status, e.code, &e.message).retry_after(&e);
+        return Err(err(e.status, e.code, &e.message).retry_after(&e));
     }
     let none = || {
         err(
@@ -334,69 +322,50 @@ pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Answer {
         )
     };
     let Ok(email) = crate::accounts::normalize_email(&start.email) else {
-        return none();
+        return Err(none());
     };
     let Ok(Some(uid)) = pages.api().store().user_id_by_email(&email) else {
-        return none();
+        return Err(none());
     };
-    let keys = match user_passkeys(&pages, &uid) {
-        Ok(k) => k,
-        Err(a) => return a,
-    };
+    let keys = user_passkeys(&pages, &uid)?;
     if keys.is_empty() {
-        return none();
+        return Err(none());
     }
     let creds: Vec<Passkey> = keys.into_iter().map(|(_, _, pk)| pk).collect();
-    match w.start_passkey_authentication(&creds) {
-        Ok((options, state)) => {
-            let id = pages
-                .inner
-                .passkeys
-                .put(Pending::Login(uid, Box::new(state)));
-            Answer::json(
-                StatusCode::OK,
-                &json!({ "ceremony": id, "options": options }),
-            )
-        }
-        Err(e) => err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "passkey_failed",
-            &e.to_string(),
-        ),
-    }
+    let started = w.start_passkey_authentication(&creds);
+    Ok(ceremony(&pages, started, |state| {
+        Pending::Login(uid, Box::new(state))
+    }))
 }
 
 /// `POST /passkeys/login/finish`: signs in like a password would (a new session).
-pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let session = pages.session(&req);
-    if let Err(a) = check(&pages, &req, session.as_ref()) {
-        return a;
-    }
-    let w = match webauthn(&pages) {
-        Ok(w) => w,
-        Err(a) => return a,
-    };
-    let Ok(f) = serde_json::from_slice::<Finish<PublicKeyCredential>>(&body) else {
-        return err(
+pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Handled {
+    check(&pages, &req, pages.session(&req).as_ref())?;
+    let w = webauthn(&pages)?;
+    let f = serde_json::from_slice::<Finish<PublicKeyCredential>>(&body).map_err(|_| {
+        err(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "not a passkey assertion",
-        );
-    };
+        )
+    })?;
     let Some(Pending::Login(uid, state)) = pages.inner.passkeys.take(&f.ceremony) else {
-        return err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "unknown_ceremony",
+            "start again",
+        ));
     };
-    let result = match w.finish_passkey_authentication(&f.credential, &state) {
-        Ok(r) => r,
-        Err(e) => {
+    let result = w
+        .finish_passkey_authentication(&f.credential, &state)
+        .map_err(|e| {
             tracing::info!(user = %uid, error = %e, "passkey sign-in refused");
-            return err(
+            err(
                 StatusCode::UNAUTHORIZED,
                 "passkey_refused",
                 "the passkey was not accepted",
-            );
-        }
-    };
+            )
+        })?;
     // Keep the authenticator's counter (clone detection) and when it was last used.
     if let Ok(keys) = user_passkeys(&pages, &uid) {
         for (id, mut rec, mut pk) in keys {
@@ -411,14 +380,11 @@ pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Answer 
     }
     let src = req.src.resolve(pages.api(), &body);
     pages.api().inner.limiter.give_back(&limit_key(&src.addr));
-    let next = f
-        .next
-        .filter(|n| safe_next(n))
-        .unwrap_or_else(|| "/account".to_owned());
-    match pages.start_session(&req, &uid).await {
+    let next = next_of(f.next.as_deref());
+    Ok(match pages.start_session(&req, &uid).await {
         Ok(cookie) => Answer::json(StatusCode::OK, &json!({ "redirect": next })).cookie(cookie),
         Err(e) => err(e.status, e.code, &e.message),
-    }
+    })
 }
 
 #[cfg(test)]

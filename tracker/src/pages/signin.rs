@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::html::{self, escape, hidden, input, message};
-use super::{fields, safe_next, Answer, Pages, Req};
+use super::{fields, next_of, Answer, Handled, Pages, Req};
 use crate::accounts::{EmailRequest, RegisterRequest, ResetConfirmRequest, TokenRequest};
 use crate::error::ApiError;
 
@@ -16,16 +16,10 @@ fn login_body(
     note: Option<(&str, &str)>,
 ) -> String {
     let note = note.map(|(k, t)| message(k, t)).unwrap_or_default();
-    let passkey = match pages.inner.passkeys.unavailable() {
-        None => "<p><button type=\"button\" id=\"passkey-sign-in\">Use a passkey</button></p>".to_owned(),
-        Some(why) => format!(
-            "<p><button type=\"button\" id=\"passkey-sign-in\" disabled>Use a passkey</button></p>{}",
-            message("info", &why)
-        ),
-    };
+    let (passkey, passkey_off) = pages.passkey_button("passkey-sign-in", "Use a passkey");
     format!(
         "{note}<form method=\"post\" action=\"/login\">{csrf}{next}{email}{password}\
-         <button type=\"submit\" id=\"sign-in\">Sign in</button></form>{passkey}\
+         <button type=\"submit\" id=\"sign-in\">Sign in</button></form><p>{passkey}</p>{passkey_off}\
          <p id=\"passkey-status\" role=\"status\"></p>\
          <p><a href=\"/register\">Create an account</a> · <a href=\"/reset\">Forgot your password?</a></p>\
          <p class=\"fine\">Type your password only on this site ({origin}), never on a node's page.</p>",
@@ -37,65 +31,45 @@ fn login_body(
     )
 }
 
-fn next_of(raw: Option<&String>) -> String {
-    raw.filter(|n| safe_next(n))
-        .cloned()
-        .unwrap_or_else(|| "/account".to_owned())
-}
-
 /// `GET /login?next=`
 pub(super) async fn login_page(pages: Pages, req: Req, query: String) -> Answer {
     let q = fields(query.as_bytes());
-    let next = next_of(q.get("next"));
+    let next = next_of(q.get("next").map(String::as_str));
     if pages.session(&req).is_some() {
         return Answer::redirect(StatusCode::FOUND, &next);
     }
-    let (csrf, set) = pages.csrf_token(&req, None);
-    let a = Answer::page_with_script(
-        StatusCode::OK,
-        "Sign in",
-        &login_body(&pages, &csrf, &next, "", None),
-    );
-    with_cookie(a, set)
-}
-
-pub(super) fn with_cookie(a: Answer, set: Option<String>) -> Answer {
-    match set {
-        Some(c) => a.cookie(c),
-        None => a,
-    }
+    pages.with_csrf(&req, None, |csrf| {
+        Answer::page_with_script(
+            StatusCode::OK,
+            "Sign in",
+            &login_body(&pages, csrf, &next, "", None),
+        )
+    })
 }
 
 /// `POST /login`
-pub(super) async fn login_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let session = pages.session(&req);
-    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let src = match pages.direct_source(&req, &body) {
-        Ok(s) => s,
-        Err(a) => return *a,
-    };
-    let next = next_of(f.get("next"));
-    let email = f.get("email").cloned().unwrap_or_default();
-    let password = f.get("password").cloned().unwrap_or_default();
-    match pages.api().check_credentials(&email, password, &src).await {
+pub(super) async fn login_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.form(&req, &body)?;
+    let src = pages.direct_source(&req, &body)?;
+    let next = next_of(f.field("next"));
+    let email = f.text("email");
+    let checked = pages
+        .api()
+        .check_credentials(&email, f.text("password"), &src);
+    Ok(match checked.await {
         Ok(user) => match pages.start_session(&req, &user.id).await {
             Ok(cookie) => Answer::redirect(StatusCode::SEE_OTHER, &next).cookie(cookie),
             Err(e) => Answer::error("Sign in", &e),
         },
-        Err(e) => {
-            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-            let a = Answer::page_with_script(
+        Err(e) => pages.with_csrf(&req, f.session.as_ref(), |csrf| {
+            Answer::page_with_script(
                 e.status,
                 "Sign in",
-                &login_body(&pages, &csrf, &next, &email, Some(("error", &e.message))),
+                &login_body(&pages, csrf, &next, &email, Some(("error", &e.message))),
             )
-            .retry_after(&e);
-            with_cookie(a, set)
-        }
-    }
+            .retry_after(&e)
+        }),
+    })
 }
 
 fn register_body(
@@ -134,45 +108,34 @@ fn register_body(
 pub(super) async fn register_page(pages: Pages, req: Req, query: String) -> Answer {
     let q = fields(query.as_bytes());
     let bootstrap = q.get("bootstrap").cloned().unwrap_or_default();
-    let session = pages.session(&req);
-    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-    with_cookie(
+    pages.form_page(&req, |csrf| {
         Answer::page(
             StatusCode::OK,
             "Create an account",
-            &register_body(&csrf, &bootstrap, "", "", None),
-        ),
-        set,
-    )
+            &register_body(csrf, &bootstrap, "", "", None),
+        )
+    })
 }
 
 /// `POST /register`
-pub(super) async fn register_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let session = pages.session(&req);
-    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let src = match pages.direct_source(&req, &body) {
-        Ok(s) => s,
-        Err(a) => return *a,
-    };
-    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    let bootstrap = get("bootstrap");
-    let (email, name) = (get("email"), get("display-name"));
+pub(super) async fn register_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.form(&req, &body)?;
+    let src = pages.direct_source(&req, &body)?;
+    let bootstrap = f.text("bootstrap");
+    let (email, name) = (f.text("email"), f.text("display-name"));
     let res = pages
         .api()
         .register(
             RegisterRequest {
                 email: email.clone(),
-                password: get("password"),
+                password: f.text("password"),
                 display_name: name.clone(),
                 bootstrap: (!bootstrap.is_empty()).then(|| bootstrap.clone()),
             },
             &src,
         )
         .await;
-    match res {
+    Ok(match res {
         Ok(()) => Answer::page(
             StatusCode::OK,
             "Check your email",
@@ -184,66 +147,54 @@ pub(super) async fn register_post(pages: Pages, req: Req, body: Bytes) -> Answer
                 )
             ),
         ),
-        Err(e) => {
-            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-            with_cookie(
-                Answer::page(
-                    e.status,
-                    "Create an account",
-                    &register_body(&csrf, &bootstrap, &email, &name, Some(("error", &e.message))),
-                )
-                .retry_after(&e),
-                set,
+        Err(e) => pages.with_csrf(&req, f.session.as_ref(), |csrf| {
+            Answer::page(
+                e.status,
+                "Create an account",
+                &register_body(csrf, &bootstrap, &email, &name, Some(("error", &e.message))),
             )
-        }
+            .retry_after(&e)
+        }),
+    })
+}
+
+/// The `token` of a mailed link's query; without one, the error page titled `title`.
+fn link_token(query: &str, title: &str) -> Result<String, Answer> {
+    match fields(query.as_bytes()).remove("token") {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(Answer::error(
+            title,
+            &ApiError::bad_request(
+                "invalid_token",
+                "this link is not complete: open the whole link from the email",
+            ),
+        )),
     }
 }
 
-fn token_of(q: &std::collections::HashMap<String, String>) -> Option<String> {
-    q.get("token").filter(|t| !t.is_empty()).cloned()
-}
-
-fn missing_token(title: &str) -> Answer {
-    Answer::error(
-        title,
-        &ApiError::bad_request(
-            "invalid_token",
-            "this link is not complete: open the whole link from the email",
-        ),
-    )
-}
-
 /// `GET /verify?token=`: a confirm button; never verifies on GET.
-pub(super) async fn verify_page(pages: Pages, req: Req, query: String) -> Answer {
-    let Some(token) = token_of(&fields(query.as_bytes())) else {
-        return missing_token("Confirm your email");
-    };
-    let session = pages.session(&req);
-    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-    with_cookie(
+pub(super) async fn verify_page(pages: Pages, req: Req, query: String) -> Handled {
+    let token = link_token(&query, "Confirm your email")?;
+    Ok(pages.form_page(&req, |csrf| {
         Answer::page(
             StatusCode::OK,
             "Confirm your email",
             &format!(
                 "<form method=\"post\" action=\"/verify\">{}{}<p>Confirm this email address for your reelnet account.</p>\
                  <button type=\"submit\" id=\"verify\">Confirm</button></form>",
-                html::csrf(&csrf),
+                html::csrf(csrf),
                 hidden("token", &token)
             ),
-        ),
-        set,
-    )
+        )
+    }))
 }
 
 /// `POST /verify`
-pub(super) async fn verify_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let session = pages.session(&req);
-    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let token = f.get("token").cloned().unwrap_or_default();
-    match pages.api().verify_email(TokenRequest { token }).await {
+pub(super) async fn verify_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.form(&req, &body)?;
+    let token = f.text("token");
+    let verified = pages.api().verify_email(TokenRequest { token }).await;
+    Ok(match verified {
         Ok(user) => Answer::page(
             StatusCode::OK,
             "Email confirmed",
@@ -253,7 +204,7 @@ pub(super) async fn verify_post(pages: Pages, req: Req, body: Bytes) -> Answer {
             ),
         ),
         Err(e) => Answer::error("Confirm your email", &e),
-    }
+    })
 }
 
 fn reset_body(csrf: &str, email: &str, note: Option<(&str, &str)>) -> String {
@@ -267,31 +218,21 @@ fn reset_body(csrf: &str, email: &str, note: Option<(&str, &str)>) -> String {
 
 /// `GET /reset`
 pub(super) async fn reset_page(pages: Pages, req: Req, _q: String) -> Answer {
-    let session = pages.session(&req);
-    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-    with_cookie(
+    pages.form_page(&req, |csrf| {
         Answer::page(
             StatusCode::OK,
             "Reset your password",
-            &reset_body(&csrf, "", None),
-        ),
-        set,
-    )
+            &reset_body(csrf, "", None),
+        )
+    })
 }
 
 /// `POST /reset`
-pub(super) async fn reset_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let session = pages.session(&req);
-    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let src = match pages.direct_source(&req, &body) {
-        Ok(s) => s,
-        Err(a) => return *a,
-    };
-    let email = f.get("email").cloned().unwrap_or_default();
-    match pages
+pub(super) async fn reset_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.form(&req, &body)?;
+    let src = pages.direct_source(&req, &body)?;
+    let email = f.text("email");
+    let sent = pages
         .api()
         .password_reset(
             EmailRequest {
@@ -299,8 +240,8 @@ pub(super) async fn reset_post(pages: Pages, req: Req, body: Bytes) -> Answer {
             },
             &src,
         )
-        .await
-    {
+        .await;
+    Ok(match sent {
         Ok(()) => Answer::page(
             StatusCode::OK,
             "Check your email",
@@ -309,19 +250,15 @@ pub(super) async fn reset_post(pages: Pages, req: Req, body: Bytes) -> Answer {
                 "If an account has this address, we sent it a link to choose a new password.",
             ),
         ),
-        Err(e) => {
-            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-            with_cookie(
-                Answer::page(
-                    e.status,
-                    "Reset your password",
-                    &reset_body(&csrf, &email, Some(("error", &e.message))),
-                )
-                .retry_after(&e),
-                set,
+        Err(e) => pages.with_csrf(&req, f.session.as_ref(), |csrf| {
+            Answer::page(
+                e.status,
+                "Reset your password",
+                &reset_body(csrf, &email, Some(("error", &e.message))),
             )
-        }
-    }
+            .retry_after(&e)
+        }),
+    })
 }
 
 fn reset_confirm_body(csrf: &str, token: &str, note: Option<(&str, &str)>) -> String {
@@ -335,39 +272,28 @@ fn reset_confirm_body(csrf: &str, token: &str, note: Option<(&str, &str)>) -> St
 }
 
 /// `GET /reset/confirm?token=`
-pub(super) async fn reset_confirm_page(pages: Pages, req: Req, query: String) -> Answer {
-    let Some(token) = token_of(&fields(query.as_bytes())) else {
-        return missing_token("Choose a new password");
-    };
-    let session = pages.session(&req);
-    let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-    with_cookie(
+pub(super) async fn reset_confirm_page(pages: Pages, req: Req, query: String) -> Handled {
+    let token = link_token(&query, "Choose a new password")?;
+    Ok(pages.form_page(&req, |csrf| {
         Answer::page(
             StatusCode::OK,
             "Choose a new password",
-            &reset_confirm_body(&csrf, &token, None),
-        ),
-        set,
-    )
+            &reset_confirm_body(csrf, &token, None),
+        )
+    }))
 }
 
 /// `POST /reset/confirm`: every session of the account ends (this browser's too).
-pub(super) async fn reset_confirm_post(pages: Pages, req: Req, body: Bytes) -> Answer {
-    let f = fields(&body);
-    let session = pages.session(&req);
-    if let Err(a) = pages.check_post(&req, session.as_ref(), f.get("csrf").map(String::as_str)) {
-        return *a;
-    }
-    let src = match pages.direct_source(&req, &body) {
-        Ok(s) => s,
-        Err(a) => return *a,
-    };
-    let token = f.get("token").cloned().unwrap_or_default();
+pub(super) async fn reset_confirm_post(pages: Pages, req: Req, body: Bytes) -> Handled {
+    let f = pages.form(&req, &body)?;
+    let src = pages.direct_source(&req, &body)?;
+    let token = f.text("token");
     let req_body = ResetConfirmRequest {
         token: token.clone(),
-        password: f.get("password").cloned().unwrap_or_default(),
+        password: f.text("password"),
     };
-    match pages.api().password_reset_confirm(req_body, &src).await {
+    let changed = pages.api().password_reset_confirm(req_body, &src).await;
+    Ok(match changed {
         Ok(()) => Answer::page(
             StatusCode::OK,
             "Password changed",
@@ -380,17 +306,13 @@ pub(super) async fn reset_confirm_post(pages: Pages, req: Req, body: Bytes) -> A
             ),
         )
         .cookie(pages.clear_cookie(super::SESSION_COOKIE)),
-        Err(e) => {
-            let (csrf, set) = pages.csrf_token(&req, session.as_ref());
-            with_cookie(
-                Answer::page(
-                    e.status,
-                    "Choose a new password",
-                    &reset_confirm_body(&csrf, &token, Some(("error", &e.message))),
-                )
-                .retry_after(&e),
-                set,
+        Err(e) => pages.with_csrf(&req, f.session.as_ref(), |csrf| {
+            Answer::page(
+                e.status,
+                "Choose a new password",
+                &reset_confirm_body(csrf, &token, Some(("error", &e.message))),
             )
-        }
-    }
+            .retry_after(&e)
+        }),
+    })
 }
