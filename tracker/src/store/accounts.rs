@@ -406,7 +406,7 @@ impl Store {
                     }
                     let forked = if rec.used {
                         // Used before: a second use is a copy unless within the grace.
-                        !rec.used_at.is_some_and(|at| now < at.saturating_add(grace))
+                        rec.used_at.is_none_or(|at| now >= at.saturating_add(grace))
                     } else {
                         // Unused, but the family moved on (by a sibling minted within a
                         // grace) more than `grace` after this token was issued: two branches
