@@ -334,6 +334,28 @@ async fn the_code_flow_starts_and_refuses_what_it_must() {
         (400, Some("no_binding_cookie")),
         "{b}"
     );
+    // ... an error callback that is not this login's (no state, or another state: anyone
+    // can send a browser there) goes home but leaves the login and its cookie alone,
+    for q in [
+        vec![("error", "access_denied")],
+        vec![("error", "access_denied"), ("state", "not-a-state")],
+    ] {
+        let res = node
+            .http
+            .get(format!("{origin}/auth/callback"))
+            .query(&q)
+            .header("cookie", binding.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302);
+        assert_eq!(location(&res), "/?signin_error=access_denied");
+        let cleared = set_cookies(&res);
+        assert!(
+            cleared.is_empty(),
+            "a forced error callback cleared the binding cookie: {cleared:?}"
+        );
+    }
     // ... and a denial goes home with the reason, redeeming nothing.
     let res = node
         .http
@@ -345,6 +367,11 @@ async fn the_code_flow_starts_and_refuses_what_it_must() {
         .unwrap();
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/?signin_error=access_denied");
+    assert!(
+        cookie_pair(&set_cookies(&res), &named("reelnet_oauth", &node.url))
+            .is_some_and(|c| c.ends_with('=')),
+        "the denial of this login clears its cookie"
+    );
     // The denial used up that login: its state is gone.
     let (s, b, _) = callback(good(&state), Some(binding.clone())).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("bad_state")), "{b}");
