@@ -525,3 +525,47 @@ async fn device_decisions_with_guessed_codes_are_limited() {
         "{metrics}"
     );
 }
+
+/// A member node may vouch for a viewer's address, but the device page is never forwarded
+/// by a node: a node that signs its own guesses with a new address each time still has one
+/// allowance (the limit is per node), not one per address it names.
+#[tokio::test]
+async fn a_node_naming_new_viewer_addresses_does_not_get_new_device_guesses() {
+    let t = common::Tracker::start().await;
+    let email = "node-guesser@example.org";
+    t.user(email, "a long password").await;
+    let m = t.member(&[]).await;
+    let b = Browser::new(&t.base);
+    b.sign_in(email, "a long password", "/device").await;
+    let page = b.get("/device").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let session = b.cookie("__Host-reelnet_session").unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..11u8 {
+        let body = serde_urlencoded::to_string([
+            ("csrf", page.csrf().as_str()),
+            ("user_code", "BCDF-GHJK"),
+        ])
+        .unwrap();
+        let viewer = format!("203.0.113.{}", i + 1);
+        let signed = reelnet_proto::membership::viewer_auth_path("/device", &viewer);
+        let r = t
+            .http
+            .post(t.url("/device"))
+            .header("cookie", format!("__Host-reelnet_session={session}"))
+            .header("origin", &t.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                reelnet_proto::membership::NODE_AUTH_HEADER,
+                m.auth("POST", &signed, body.as_bytes()),
+            )
+            .header(reelnet_proto::membership::VIEWER_ADDR_HEADER, &viewer)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 404), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+}

@@ -403,7 +403,13 @@ impl Api {
     /// `src` (guesses are limited: 429 past the limit).
     pub fn device_lookup(&self, user_code: &str, src: &Source) -> Result<DeviceView, ApiError> {
         let cfg = &self.config().oauth;
-        let limit_key = format!("device-guess:addr:{}", src.addr);
+        // A viewer address vouched for by a member node counts as that node: nodes never
+        // forward the device page, so such a request is a node typing codes itself, and
+        // naming a new address on each would otherwise buy a new allowance each time.
+        let limit_key = match &src.node {
+            Some(node) => format!("device-guess:node:{node}"),
+            None => format!("device-guess:addr:{}", src.addr),
+        };
         let limiter = &self.inner.limiter;
         if let Err(wait) = limiter.take(
             &limit_key,
