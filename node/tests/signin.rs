@@ -711,3 +711,32 @@ async fn the_whole_code_flow() {
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/");
 }
+
+/// The proxy signs what it forwards, but never as the node itself: a visitor who sends the
+/// node's own routes (`nodes/me`, `nodes/renew`, `requests/claim`, reports) through its
+/// gateway is not taken for the node by the tracker (the proxy's signature is bound to the
+/// viewer's address, the node's own requests sign the plain path).
+#[tokio::test]
+async fn a_visitor_cannot_make_the_proxy_sign_as_the_node() {
+    let tracker = TestTracker::start().await;
+    let front = Front::start(&tracker.url).await;
+    let node = member_node_via(&tracker, &front.url).await;
+
+    let (s, b) = node.get("/api/v1/nodes/me", None).await;
+    assert!(
+        s == 401 || s == 403,
+        "the tracker answered a visitor as the node: {s} {b}"
+    );
+    let (s, b) = node.post("/api/v1/nodes/renew", json!({})).await;
+    assert!(
+        s == 401 || s == 403,
+        "the tracker renewed the node's certificate for a visitor: {s} {b}"
+    );
+    let (s, b) = node.post("/api/v1/requests/claim", json!({})).await;
+    assert!(
+        s == 401 || s == 403 || s == 400,
+        "a visitor claimed a request as the node: {s} {b}"
+    );
+    assert_ne!(s, 200, "{b}");
+    assert_ne!(s, 204, "{b}");
+}
