@@ -340,8 +340,8 @@ async fn credentials_stay_at_the_tracker_and_every_forwarded_request_is_signed()
     let (s, b) = raw(&node, "GET /api/v1/auth/login", ws_headers).await;
     assert_eq!(s, 403, "{b}");
 
-    // Ordinary requests: signed by the node over method, path and query, and body; what a
-    // client puts in the node's headers is dropped.
+    // Ordinary requests: signed by the node over the method, the path bound to the
+    // viewer's address, and the body; what a client puts in the node's headers is dropped.
     let res = node
         .http
         .get(format!("{}/api/v1/me?x=1&y=two", node.url))
@@ -362,7 +362,7 @@ async fn credentials_stay_at_the_tracker_and_every_forwarded_request_is_signed()
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    // A WebSocket upgrade: signed as GET with its query and no body.
+    // A WebSocket upgrade: signed as GET with no body.
     let ws_url = format!(
         "{}/api/v1/wsprobe?room=r1",
         node.url.replace("http://", "ws://")
@@ -392,21 +392,36 @@ async fn credentials_stay_at_the_tracker_and_every_forwarded_request_is_signed()
     for s in seen.iter().filter(|s| {
         ["/api/v1/me", "/api/v1/nothing/here", "/api/v1/wsprobe"].contains(&s.path.as_str())
     }) {
-        assert!(s.headers.get(VIEWER_ADDR_HEADER).is_none(), "{s:?}");
+        // Bound to the viewer's address (the socket peer, not what the client sent), never
+        // a signature over the plain path: that is what the node's own requests carry.
+        let viewer = s.headers[VIEWER_ADDR_HEADER].to_str().unwrap();
+        assert_eq!(viewer, "127.0.0.1", "{s:?}");
         let header = s.headers[NODE_AUTH_HEADER].to_str().unwrap();
         let parsed = NodeAuth::parse(header).unwrap_or_else(|e| panic!("{s:?}: {e}"));
         let method = s.method.as_str();
         parsed
-            .verify(&node_id, method, &signed_path(s), &s.body, now)
+            .verify(
+                &node_id,
+                method,
+                &viewer_auth_path(&s.path, viewer),
+                &s.body,
+                now,
+            )
             .unwrap_or_else(|e| panic!("{s:?}: {e}"));
-        // Bound to the query and the body.
-        if !s.query.is_empty() {
+        for plain in [s.path.clone(), signed_path(s)] {
             assert!(parsed
-                .verify(&node_id, method, &s.path, &s.body, now)
+                .verify(&node_id, method, &plain, &s.body, now)
                 .is_err());
         }
+        // Bound to the body.
         assert!(parsed
-            .verify(&node_id, method, &signed_path(s), b"other", now)
+            .verify(
+                &node_id,
+                method,
+                &viewer_auth_path(&s.path, viewer),
+                b"other",
+                now
+            )
             .is_err());
         checked += 1;
     }

@@ -334,6 +334,28 @@ async fn the_code_flow_starts_and_refuses_what_it_must() {
         (400, Some("no_binding_cookie")),
         "{b}"
     );
+    // ... an error callback that is not this login's (no state, or another state: anyone
+    // can send a browser there) goes home but leaves the login and its cookie alone,
+    for q in [
+        vec![("error", "access_denied")],
+        vec![("error", "access_denied"), ("state", "not-a-state")],
+    ] {
+        let res = node
+            .http
+            .get(format!("{origin}/auth/callback"))
+            .query(&q)
+            .header("cookie", binding.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302);
+        assert_eq!(location(&res), "/?signin_error=access_denied");
+        let cleared = set_cookies(&res);
+        assert!(
+            cleared.is_empty(),
+            "a forced error callback cleared the binding cookie: {cleared:?}"
+        );
+    }
     // ... and a denial goes home with the reason, redeeming nothing.
     let res = node
         .http
@@ -345,6 +367,11 @@ async fn the_code_flow_starts_and_refuses_what_it_must() {
         .unwrap();
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/?signin_error=access_denied");
+    assert!(
+        cookie_pair(&set_cookies(&res), &named("reelnet_oauth", &node.url))
+            .is_some_and(|c| c.ends_with('=')),
+        "the denial of this login clears its cookie"
+    );
     // The denial used up that login: its state is gone.
     let (s, b, _) = callback(good(&state), Some(binding.clone())).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("bad_state")), "{b}");
@@ -683,4 +710,33 @@ async fn the_whole_code_flow() {
     let res = callback(back, binding).await;
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/");
+}
+
+/// The proxy signs what it forwards, but never as the node itself: a visitor who sends the
+/// node's own routes (`nodes/me`, `nodes/renew`, `requests/claim`, reports) through its
+/// gateway is not taken for the node by the tracker (the proxy's signature is bound to the
+/// viewer's address, the node's own requests sign the plain path).
+#[tokio::test]
+async fn a_visitor_cannot_make_the_proxy_sign_as_the_node() {
+    let tracker = TestTracker::start().await;
+    let front = Front::start(&tracker.url).await;
+    let node = member_node_via(&tracker, &front.url).await;
+
+    let (s, b) = node.get("/api/v1/nodes/me", None).await;
+    assert!(
+        s == 401 || s == 403,
+        "the tracker answered a visitor as the node: {s} {b}"
+    );
+    let (s, b) = node.post("/api/v1/nodes/renew", json!({})).await;
+    assert!(
+        s == 401 || s == 403,
+        "the tracker renewed the node's certificate for a visitor: {s} {b}"
+    );
+    let (s, b) = node.post("/api/v1/requests/claim", json!({})).await;
+    assert!(
+        s == 401 || s == 403 || s == 400,
+        "a visitor claimed a request as the node: {s} {b}"
+    );
+    assert_ne!(s, 200, "{b}");
+    assert_ne!(s, 204, "{b}");
 }

@@ -445,7 +445,8 @@ impl Api {
             family,
             expires_at: now + auth.refresh_ttl_secs,
             used: false,
-            used_at: None,
+            // Unused: when it was issued.
+            used_at: Some(now),
         };
         let fam = Family {
             user: user.id,

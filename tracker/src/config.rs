@@ -43,7 +43,8 @@ pub struct OauthConfig {
     /// A refresh token presented again within this many seconds of its rotation rotates
     /// again (two tabs refreshing at once); later, it ends its session.
     pub refresh_grace_secs: u64,
-    /// Wrong device codes one client address may type in one window.
+    /// Wrong device codes one client address may type in one window (and one signed-in
+    /// account may name in a decision on the device page).
     pub device_guesses_per_address: u32,
     /// The window of `device_guesses_per_address`, seconds.
     pub device_guess_window_secs: u64,

@@ -447,3 +447,139 @@ async fn a_device_is_named_allowed_and_gets_its_tokens() {
     assert_eq!(s, 200, "{tokens}");
     assert!(tokens["access_token"].is_string());
 }
+
+/// A decision on the device page names the code itself: wrong codes there are guesses
+/// too (limited per account), or the form could try codes past the lookup's limit and
+/// approve a stranger's device into the guesser's account.
+#[tokio::test]
+async fn device_decisions_with_guessed_codes_are_limited() {
+    let t = common::Tracker::start().await;
+    let email = "guesser@example.org";
+    t.user(email, "a long password").await;
+    let r = t
+        .http
+        .post(t.url(reelnet_proto::oauth::DEVICE_AUTHORIZATION_PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("client_id=reelnet-cli&device_name=victim%20tv")
+        .send()
+        .await
+        .unwrap();
+    let (s, grant) = common::split(r).await;
+    assert_eq!(s, 200, "{grant}");
+    let user_code = grant["user_code"].as_str().unwrap().to_owned();
+
+    let b = Browser::new(&t.base);
+    b.sign_in(email, "a long password", "/device").await;
+    let page = b.get("/device").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+    // Codes in the device alphabet that are not the real one (the default limit is 10).
+    let wrong: Vec<String> = ["BCDF", "GHJK", "MNPQ", "RTVW", "XYBC", "DFGH"]
+        .iter()
+        .flat_map(|a| ["BCDF", "GHJK"].iter().map(move |b| format!("{a}-{b}")))
+        .filter(|c| *c != user_code)
+        .collect();
+    let mut statuses = Vec::new();
+    for code in wrong.iter().take(11) {
+        let p = b
+            .post(
+                "/device",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("user_code", code.as_str()),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        statuses.push(p.status);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 404), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+    // Past the limit even the right code is not taken: the device is still waiting.
+    let p = b
+        .post(
+            "/device",
+            &[
+                ("csrf", csrf.as_str()),
+                ("user_code", user_code.as_str()),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 429, "{}", p.body);
+    let r = t
+        .http
+        .post(t.url(reelnet_proto::oauth::TOKEN_PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("grant_type", reelnet_proto::oauth::GRANT_DEVICE),
+                ("device_code", grant["device_code"].as_str().unwrap()),
+                ("client_id", reelnet_proto::oauth::PUBLIC_CLIENT_ID),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (s, body) = common::split(r).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"], "authorization_pending", "{body}");
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reelnet_tracker_oauth_refused_total{reason=\"device_code_guess\"} 12"),
+        "{metrics}"
+    );
+}
+
+/// A member node may vouch for a viewer's address, but the device page is never forwarded
+/// by a node: a node that signs its own guesses with a new address each time still has one
+/// allowance (the limit is per node), not one per address it names.
+#[tokio::test]
+async fn a_node_naming_new_viewer_addresses_does_not_get_new_device_guesses() {
+    let t = common::Tracker::start().await;
+    let email = "node-guesser@example.org";
+    t.user(email, "a long password").await;
+    let m = t.member(&[]).await;
+    let b = Browser::new(&t.base);
+    b.sign_in(email, "a long password", "/device").await;
+    let page = b.get("/device").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let session = b.cookie("__Host-reelnet_session").unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..11u8 {
+        let body = serde_urlencoded::to_string([
+            ("csrf", page.csrf().as_str()),
+            ("user_code", "BCDF-GHJK"),
+        ])
+        .unwrap();
+        let viewer = format!("203.0.113.{}", i + 1);
+        let signed = reelnet_proto::membership::viewer_auth_path("/device", &viewer);
+        let r = t
+            .http
+            .post(t.url("/device"))
+            .header("cookie", format!("__Host-reelnet_session={session}"))
+            .header("origin", &t.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                reelnet_proto::membership::NODE_AUTH_HEADER,
+                m.auth("POST", &signed, body.as_bytes()),
+            )
+            .header(reelnet_proto::membership::VIEWER_ADDR_HEADER, &viewer)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 404), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+}

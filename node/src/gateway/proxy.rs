@@ -17,13 +17,14 @@
 //! particular: the node's own `/auth/*` routes, [`super::signin`], talk to them).
 //!
 //! Every forwarded request from a member node (WebSocket upgrades included) carries the
-//! node's signature ([`NODE_AUTH_HEADER`]) over the method, the path and query as sent and
-//! the exact body (empty for an upgrade), so the tracker can tell that a node token came
-//! through the node it was issued through. A new movie request (`POST /api/v1/requests`)
-//! instead carries the viewer's address ([`VIEWER_ADDR_HEADER`]: the socket peer of the
-//! browser's connection) with the signature over
-//! [`viewer_auth_path`](reelnet_proto::membership::viewer_auth_path) of its path, so the
-//! tracker limits per viewer and believes the node's `X-Forwarded-Host`.
+//! viewer's address ([`VIEWER_ADDR_HEADER`]: the socket peer of the browser's connection)
+//! and the node's signature ([`NODE_AUTH_HEADER`]) over the method,
+//! [`viewer_auth_path`](reelnet_proto::membership::viewer_auth_path) of the path (the path
+//! bound to that address) and the exact body (empty for an upgrade), so the tracker can tell
+//! that a node token came through the node it was issued through, limits per viewer, and
+//! believes the node's `X-Forwarded-Host` on a new movie request. Never a signature over the
+//! plain path: that is what the node's own requests (`nodes/*`, `requests/claim`, reports)
+//! carry, and the proxy signs whatever a browser sends.
 //! Whatever a client sends in those two headers is dropped.
 //!
 //! A WebSocket upgrade under `/api/v1/` is first opened to the tracker at the same path;
@@ -67,8 +68,6 @@ const UPSTREAM_MAX_MESSAGE_BYTES: usize = 1 << 20;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The prefix of the tracker's credential routes, never forwarded.
 const AUTH_PREFIX: &str = "/api/v1/auth/";
-/// The one route whose requests carry the viewer's address.
-const VIEWER_ROUTE: &str = "/api/v1/requests";
 
 /// What a browser may send through one proxied WebSocket (`[gateway] ws_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,13 +168,6 @@ impl ProxyPath {
     /// The path, as it will be sent.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// Whether this request carries the viewer's address: a new movie request (the
-    /// tracker's per-viewer limits; it believes the node's `X-Forwarded-Host` for its
-    /// "ready" link only from a vouching member).
-    fn carries_viewer(&self) -> bool {
-        self.0 == VIEWER_ROUTE
     }
 
     /// Whether this is one of the tracker's credential routes (never forwarded).
@@ -533,35 +525,27 @@ fn viewer_headers(
     ])
 }
 
-/// This node's signature over a request to `url` (its path and query as sent) with
-/// exactly `body`. Nothing when the node is not a member.
-fn node_auth(state: &GatewayState, method: &Method, url: &Url, body: &[u8]) -> Option<HeaderValue> {
-    let membership = state.membership.as_ref()?;
-    let auth = membership.auth_header(method.as_str(), url.as_str(), body)?;
-    HeaderValue::from_str(&auth).ok()
-}
-
-/// Puts the node's signature (and, on [`VIEWER_ROUTE`], the viewer's address) on a
-/// request about to be forwarded.
+/// Puts the node's signature and the viewer's address on a request about to be forwarded.
+///
+/// The signature is always over [`viewer_auth_path`](reelnet_proto::membership::viewer_auth_path)
+/// (the path bound to the viewer's address), never over the plain path: a plain-path
+/// signature is what the node's own requests carry (`nodes/me`, `nodes/ingests`,
+/// `requests/claim`, `requests/<id>/done`, ...), and the proxy signs whatever a browser
+/// sends, so a plain signature here would let any visitor act as the node. Without a
+/// viewer address (no socket peer) the request goes unsigned: a node token is then refused,
+/// which is safe.
 fn sign_forwarded(
     state: &GatewayState,
-    path: &ProxyPath,
     method: &Method,
     url: &Url,
     body: &[u8],
     remote: Option<SocketAddr>,
     out: &mut HeaderMap,
 ) {
-    if path.carries_viewer() {
-        if let Some(extra) = viewer_headers(state, method, url, body, remote) {
-            for (name, value) in extra {
-                out.insert(name, value);
-            }
-            return;
+    if let Some(extra) = viewer_headers(state, method, url, body, remote) {
+        for (name, value) in extra {
+            out.insert(name, value);
         }
-    }
-    if let Some(auth) = node_auth(state, method, url, body) {
-        out.insert(HeaderName::from_static(NODE_AUTH_HEADER), auth);
     }
 }
 
@@ -627,7 +611,7 @@ where
         }
     };
     let mut out_headers = upstream_headers(state, &headers, remote);
-    sign_forwarded(state, &path, &method, &url, &body, remote, &mut out_headers);
+    sign_forwarded(state, &method, &url, &body, remote, &mut out_headers);
     let mut req = state
         .proxy
         .http
@@ -699,15 +683,7 @@ async fn websocket(
     // End-to-end headers only: the WebSocket handshake headers are the client library's.
     let mut forwarded = upstream_headers(state, &headers, remote);
     // Signed as the tracker sees it: GET, the path and query, no body.
-    sign_forwarded(
-        state,
-        &path,
-        &Method::GET,
-        &url,
-        &[],
-        remote,
-        &mut forwarded,
-    );
+    sign_forwarded(state, &Method::GET, &url, &[], remote, &mut forwarded);
     for (name, value) in &forwarded {
         let n = name.as_str();
         if n.starts_with("sec-websocket-") || n == "origin" {
@@ -1055,11 +1031,6 @@ mod tests {
         for p in ["/api/v1/me", "/api/v1/authx", "/api/v1/requests"] {
             assert!(!check(p).unwrap().unwrap().is_credentials(), "{p}");
         }
-        assert!(check("/api/v1/requests").unwrap().unwrap().carries_viewer());
-        assert!(!check("/api/v1/requests/x")
-            .unwrap()
-            .unwrap()
-            .carries_viewer());
     }
 
     #[test]

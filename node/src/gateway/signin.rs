@@ -876,18 +876,22 @@ async fn callback(state: &GatewayState, query: &str, host: &str, headers: &Heade
     let binding = cookie(headers, &here.cookie_name(BINDING_COOKIE));
     if let Some(error) = params.get("error") {
         // The viewer said no (or the tracker could not grant): drop the pending login if
-        // it is this browser's, and go home with the reason.
-        if let (Some(s), Some(b)) = (params.get("state"), &binding) {
-            let _ = state.signin.take(s, b).await;
-        }
+        // it is this browser's, and go home with the reason. The binding cookie goes only
+        // with that login: an error callback anyone can send (no state, or another one)
+        // must not end the login this browser has in progress.
+        let ended = match (params.get("state"), &binding) {
+            (Some(s), Some(b)) => state.signin.take(s, b).await.is_ok(),
+            _ => false,
+        };
         let error: String = error
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(64)
             .collect();
+        let clear = [here.set_cookie(BINDING_COOKIE, "", Some(0))];
         return redirect(
             &format!("/?signin_error={error}"),
-            &[here.set_cookie(BINDING_COOKIE, "", Some(0))],
+            if ended { &clear[..] } else { &[] },
         );
     }
     if params.get("iss").map(String::as_str) != Some(config.issuer.as_str()) {

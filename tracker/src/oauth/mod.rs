@@ -403,7 +403,13 @@ impl Api {
     /// `src` (guesses are limited: 429 past the limit).
     pub fn device_lookup(&self, user_code: &str, src: &Source) -> Result<DeviceView, ApiError> {
         let cfg = &self.config().oauth;
-        let limit_key = format!("device-guess:addr:{}", src.addr);
+        // A viewer address vouched for by a member node counts as that node: nodes never
+        // forward the device page, so such a request is a node typing codes itself, and
+        // naming a new address on each would otherwise buy a new allowance each time.
+        let limit_key = match &src.node {
+            Some(node) => format!("device-guess:node:{node}"),
+            None => format!("device-guess:addr:{}", src.addr),
+        };
         let limiter = &self.inner.limiter;
         if let Err(wait) = limiter.take(
             &limit_key,
@@ -441,24 +447,41 @@ impl Api {
         }
     }
 
-    /// Allows or denies the device authorization `user_code` for `user`.
+    /// Allows or denies the device authorization `user_code` for `user`. A decision names
+    /// the code itself, so it is a guess like [`Api::device_lookup`]: wrong codes are
+    /// counted per account (the same limit as per address; 429 past it), else the form
+    /// could try codes without the lookup's limit (and approve a stranger's device into
+    /// this account, or deny every pending one).
     pub async fn device_decide(
         &self,
         user_code: &str,
         user: &User,
         allow: bool,
     ) -> Result<(), ApiError> {
-        let letters = device::normalize_user_code(user_code)
-            .ok_or_else(|| ApiError::not_found("no device is waiting with this code"))?;
-        if self
-            .inner
-            .oauth
-            .devices
-            .decide(&letters, user.id, allow, now_secs())
-        {
+        let cfg = &self.config().oauth;
+        let limit_key = format!("device-guess:user:{}", user.id);
+        let limiter = &self.inner.limiter;
+        if let Err(wait) = limiter.take(
+            &limit_key,
+            cfg.device_guesses_per_address,
+            Duration::from_secs(cfg.device_guess_window_secs),
+        ) {
+            self.oauth_refused("device_code_guess");
+            return Err(ApiError::rate_limited(wait));
+        }
+        let decided = device::normalize_user_code(user_code).is_some_and(|letters| {
+            self.inner
+                .oauth
+                .devices
+                .decide(&letters, user.id, allow, now_secs())
+        });
+        if decided {
+            // A right code is no guess.
+            limiter.give_back(&limit_key);
             tracing::info!(user = %user.id, allow, "device authorization decided");
             Ok(())
         } else {
+            self.oauth_refused("device_code_guess");
             Err(ApiError::not_found("no device is waiting with this code"))
         }
     }

@@ -404,13 +404,24 @@ impl Store {
                     if fam.revoked {
                         return Ok(Rotation::Revoked);
                     }
-                    if rec.used {
-                        let within = rec.used_at.is_some_and(|at| now < at.saturating_add(grace));
-                        if !within {
-                            fam.revoked = true;
-                            families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
-                            return Ok(Rotation::Reused);
-                        }
+                    let forked = if rec.used {
+                        // Used before: a second use is a copy unless within the grace.
+                        rec.used_at.is_none_or(|at| now >= at.saturating_add(grace))
+                    } else {
+                        // Unused, but the family moved on (by a sibling minted within a
+                        // grace) more than `grace` after this token was issued: two branches
+                        // live at once, so one of them is a copy. Without this, a token
+                        // replayed within the grace would start a branch of its own that
+                        // rotates forever next to the viewer's.
+                        matches!(
+                            (rec.used_at, fam.last_used_at),
+                            (Some(issued), Some(last)) if last >= issued.saturating_add(grace.max(1))
+                        )
+                    };
+                    if forked {
+                        fam.revoked = true;
+                        families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
+                        return Ok(Rotation::Reused);
                     }
                     if rec.expires_at <= now {
                         return Ok(Rotation::Expired);
@@ -425,7 +436,8 @@ impl Store {
                         family: rec.family,
                         expires_at: now + ttl,
                         used: false,
-                        used_at: None,
+                        // Unused: when it was issued.
+                        used_at: Some(now),
                     };
                     refresh.insert(&next_hash, enc_refresh(&next_rec).map_err(abort)?)?;
                     fam.last_used_at = Some(now);
@@ -678,6 +690,110 @@ mod tests {
                 .unwrap(),
             Created::BadBootstrap(EmailTokenError::Used)
         ));
+        drop(store);
+        task.await.unwrap().unwrap();
+    }
+
+    /// A refresh token replayed within the grace gets a sibling; the two branches cannot
+    /// both live: whichever moves second, more than the grace after the fork, ends the
+    /// family (a thief who replays within the grace does not keep a session of their own).
+    #[tokio::test]
+    async fn a_branch_forked_within_the_grace_does_not_live_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = Store::open(dir.path()).unwrap();
+        let task = tokio::spawn(writer.run());
+        let (ttl, grace) = (86_400, 10);
+        let t0 = 1_000_000;
+        let start = |store: Store, first: [u8; 32], family: [u8; 16]| async move {
+            store
+                .start_session(
+                    first,
+                    RefreshToken {
+                        user: UserId([1; 16]),
+                        family,
+                        expires_at: t0 + ttl,
+                        used: false,
+                        used_at: Some(t0),
+                    },
+                    family,
+                    Family {
+                        user: UserId([1; 16]),
+                        revoked: false,
+                        created_at: t0,
+                        client: "script".to_owned(),
+                        aud: reelnet_proto::claims::ACCESS_TOKEN_AUDIENCE.to_owned(),
+                        scope: None,
+                        last_used_at: None,
+                    },
+                )
+                .await
+                .unwrap();
+        };
+        let rotated = |r: &Rotation| matches!(r, Rotation::Rotated { .. });
+        let reused = |r: &Rotation| matches!(r, Rotation::Reused);
+
+        // The viewer rotates R0 into R1; the thief replays R0 within the grace (R1').
+        start(store.clone(), [10; 32], [1; 16]).await;
+        let r = store
+            .rotate_refresh([10; 32], [11; 32], t0 + 100, ttl, grace)
+            .await
+            .unwrap();
+        assert!(rotated(&r), "{r:?}");
+        let r = store
+            .rotate_refresh([10; 32], [12; 32], t0 + 105, ttl, grace)
+            .await
+            .unwrap();
+        assert!(rotated(&r), "two tabs at once: {r:?}");
+        // The thief's branch moves on; when the viewer's moves later, the family ends.
+        let r = store
+            .rotate_refresh([12; 32], [13; 32], t0 + 200, ttl, grace)
+            .await
+            .unwrap();
+        assert!(rotated(&r), "{r:?}");
+        let r = store
+            .rotate_refresh([11; 32], [14; 32], t0 + 300, ttl, grace)
+            .await
+            .unwrap();
+        assert!(reused(&r), "{r:?}");
+        let r = store
+            .rotate_refresh([13; 32], [15; 32], t0 + 301, ttl, grace)
+            .await
+            .unwrap();
+        assert!(matches!(r, Rotation::Revoked), "{r:?}");
+
+        // Two tabs that refresh at once and then go on with one of the siblings (the other
+        // is dropped with the cookie it was in) keep their session, for good.
+        start(store.clone(), [20; 32], [2; 16]).await;
+        for (from, to, at) in [
+            ([20; 32], [21; 32], t0 + 100),
+            ([20; 32], [22; 32], t0 + 103),
+            ([21; 32], [23; 32], t0 + 110),
+            ([23; 32], [24; 32], t0 + 1_000),
+            ([24; 32], [25; 32], t0 + 5_000),
+        ] {
+            let r = store
+                .rotate_refresh(from, to, at, ttl, grace)
+                .await
+                .unwrap();
+            assert!(rotated(&r), "{at}: {r:?}");
+        }
+        // Its dropped sibling, presented late, is a copy.
+        let r = store
+            .rotate_refresh([22; 32], [26; 32], t0 + 6_000, ttl, grace)
+            .await
+            .unwrap();
+        assert!(reused(&r), "{r:?}");
+
+        // Without a grace, a plain chain of rotations is never taken for a fork.
+        start(store.clone(), [30; 32], [3; 16]).await;
+        for (from, to, at) in [
+            ([30; 32], [31; 32], t0),
+            ([31; 32], [32; 32], t0),
+            ([32; 32], [33; 32], t0 + 1),
+        ] {
+            let r = store.rotate_refresh(from, to, at, ttl, 0).await.unwrap();
+            assert!(rotated(&r), "{at}: {r:?}");
+        }
         drop(store);
         task.await.unwrap().unwrap();
     }

@@ -80,7 +80,10 @@ pub struct RefreshToken {
     pub family: [u8; 16],
     pub expires_at: u64,
     pub used: bool,
-    /// When it was rotated (unix seconds; `None` in records written before version 2).
+    /// When it was rotated (unix seconds); for a token not used yet, when it was issued
+    /// (rotation refuses an unused token issued more than the grace before its family's
+    /// last rotation: a branch forked within the grace). `None` in records written before
+    /// version 2 (and in unused ones written before the fork check: not checked).
     pub used_at: Option<u64>,
 }
 
