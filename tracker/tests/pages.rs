@@ -719,6 +719,24 @@ async fn credentials_through_a_node_are_refused() {
         .await
         .unwrap()
         .contains("only accepted on the tracker"));
+    // A passkey ceremony relayed by a node with a viewer address it names: refused too
+    // (the per-address limit on probing which emails have passkeys is the tracker's own).
+    let body = serde_json::to_vec(&json!({ "email": email })).unwrap();
+    let signed = reelnet_proto::membership::viewer_auth_path("/passkeys/login/start", viewer);
+    let r = t
+        .http
+        .post(t.url("/passkeys/login/start"))
+        .header("origin", t.base.clone())
+        .header("cookie", format!("{CSRF}={}", b.cookie(CSRF).unwrap()))
+        .header("x-csrf-token", csrf.clone())
+        .header("content-type", "application/json")
+        .header(reelnet_proto::membership::VIEWER_ADDR_HEADER, viewer)
+        .header("reelnet-node-auth", m.auth("POST", &signed, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // The same form straight from the browser signs in.
     let p = b.sign_in(email, "a long password", "/account").await;
     assert_eq!(p.status, 303, "{}", p.body);

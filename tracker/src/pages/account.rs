@@ -293,7 +293,7 @@ pub(super) async fn logout_post(pages: Pages, req: Req, body: Bytes) -> Handled 
 /// route).
 pub(super) async fn resend_post(pages: Pages, req: Req, body: Bytes) -> Handled {
     let s = pages.signed_in_form(&req, &body, "/account")?.session;
-    let src = req.src.resolve(pages.api(), &body);
+    let src = pages.direct_source(&req, &body)?;
     let email = crate::accounts::EmailRequest {
         email: s.user.email.clone(),
     };

@@ -294,6 +294,8 @@ pub(super) async fn register_finish(pages: Pages, req: Req, body: Bytes) -> Hand
 /// `POST /passkeys/login/start {email}` (CSRF header).
 pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Handled {
     check(&pages, &req, pages.session(&req).as_ref())?;
+    // Never through a node (its viewer addresses would get fresh allowances below).
+    let src = pages.direct_source(&req, &body)?;
     let w = webauthn(&pages)?;
     let start = serde_json::from_slice::<LoginStart>(&body).map_err(|_| {
         err(
@@ -304,7 +306,6 @@ pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Handled 
     })?;
     // Ceremonies started per address are limited like failed sign-ins (a finished one is
     // handed back): asking which emails have passkeys is not free.
-    let src = req.src.resolve(pages.api(), &body);
     let auth = &pages.api().config().auth;
     if let Err(wait) = pages.api().inner.limiter.take(
         &limit_key(&src.addr),
@@ -378,7 +379,7 @@ pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Handled
             }
         }
     }
-    let src = req.src.resolve(pages.api(), &body);
+    let src = pages.direct_source(&req, &body)?;
     pages.api().inner.limiter.give_back(&limit_key(&src.addr));
     let next = next_of(f.next.as_deref());
     Ok(match pages.start_session(&req, &uid).await {
