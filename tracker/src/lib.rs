@@ -262,7 +262,11 @@ impl Tracker {
     /// Waits for the server to finish its requests, then for the workers, then for rooms,
     /// then for the writer's last flush.
     pub async fn join(self) {
-        self.shutdown.drain().await;
+        // The store's writer ends when the last store handle is gone: this one (inside the
+        // API kept for in-process callers) must go before the drain waits for it.
+        let Tracker { shutdown, api, .. } = self;
+        drop(api);
+        shutdown.drain().await;
     }
 }
 
