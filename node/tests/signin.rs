@@ -26,108 +26,19 @@
 mod auth_support;
 #[path = "common_membership/mod.rs"]
 mod common_membership;
+#[path = "common/front.rs"]
+mod front;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth_support::*;
-use bytes::Bytes;
+use front::Front;
 use serde_json::json;
-use warp::http::{HeaderMap, Method};
-use warp::Filter;
 
 /// What the tracker's browser-facing URL is said to be (`[tracker] public_url`): nothing
 /// listens there, the browser never gets that far in these tests.
 const TRACKER_PUBLIC: &str = "https://tracker.example";
-
-/// A plain-HTTP front for the tracker that records the path of every request and passes
-/// it on (the node's tracker URL points here).
-struct Front {
-    url: String,
-    seen: Arc<Mutex<Vec<(Method, String)>>>,
-    stop: tokio_util::sync::CancellationToken,
-}
-
-impl Front {
-    async fn start(tracker: &str) -> Front {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let tracker = tracker.to_owned();
-        let log = seen.clone();
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .then(
-                move |method: Method,
-                      path: warp::path::FullPath,
-                      query: String,
-                      headers: HeaderMap,
-                      body: Bytes| {
-                    let client = client.clone();
-                    let tracker = tracker.clone();
-                    let log = log.clone();
-                    async move {
-                        log.lock()
-                            .unwrap()
-                            .push((method.clone(), path.as_str().to_owned()));
-                        let mut url = format!("{tracker}{}", path.as_str());
-                        if !query.is_empty() {
-                            url = format!("{url}?{query}");
-                        }
-                        let mut req = client.request(method, url).body(body);
-                        for (name, value) in &headers {
-                            if name != "host" && name != "content-length" {
-                                req = req.header(name, value);
-                            }
-                        }
-                        let res = req.send().await.unwrap();
-                        let mut out = warp::http::Response::builder().status(res.status());
-                        for (name, value) in res.headers() {
-                            if name != "content-length" && name != "transfer-encoding" {
-                                out = out.header(name, value);
-                            }
-                        }
-                        out.body(res.bytes().await.unwrap().to_vec()).unwrap()
-                    }
-                },
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = tokio_util::sync::CancellationToken::new();
-        {
-            let stop = stop.clone();
-            tokio::spawn(
-                warp::serve(route)
-                    .incoming(listener)
-                    .graceful(async move { stop.cancelled().await })
-                    .run(),
-            );
-        }
-        Front { url, seen, stop }
-    }
-
-    /// Requests the front passed on whose path starts with `prefix`.
-    fn count(&self, prefix: &str) -> usize {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, p)| p.starts_with(prefix))
-            .count()
-    }
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
 
 /// A member node of `tracker`'s network that reaches the tracker through `via`, with
 /// `[tracker] public_url` = [`TRACKER_PUBLIC`].
