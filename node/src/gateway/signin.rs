@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use warp::http::header::{self, HeaderMap, HeaderValue};
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -727,7 +727,8 @@ fn query_pairs(raw: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// The sign-in routes (`/auth/*`).
+/// The sign-in routes (`/auth/*`): one dispatch on method and path, each answer counted
+/// once under the `signin` route label.
 pub fn routes(
     state: GatewayState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -735,79 +736,36 @@ pub fn routes(
     let host = warp::host::optional().map(|a: Option<warp::host::Authority>| {
         a.map(|a| a.as_str().to_owned()).unwrap_or_default()
     });
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let login = warp::path!("auth" / "login")
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(raw_query)
-        .and(host)
-        .then(
-            |state: GatewayState, query: String, host: String| async move {
-                let res = login(&state, &query, &host).await;
-                state.metrics.request("signin", res.status().as_u16());
-                res
-            },
-        );
-    let callback = warp::path!("auth" / "callback")
-        .and(warp::get())
-        .and(with_state.clone())
+    warp::path("auth")
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::method())
+        .and(warp::any().map(move || state.clone()))
         .and(raw_query)
         .and(host)
         .and(warp::header::headers_cloned())
-        .then(
-            |state: GatewayState, query: String, host: String, headers: HeaderMap| async move {
-                let res = callback(&state, &query, &host, &headers).await;
+        .and_then(
+            |route: String,
+             method: Method,
+             state: GatewayState,
+             query: String,
+             host: String,
+             headers: HeaderMap| async move {
+                let res = match (method, route.as_str()) {
+                    (Method::GET, "login") => login(&state, &query, &host).await,
+                    (Method::GET, "callback") => callback(&state, &query, &host, &headers).await,
+                    (Method::POST, "session") => session(&state, &host, &headers).await,
+                    (Method::POST, "logout") => logout(&state, &host, &headers).await,
+                    (Method::GET, "account") => redirect(
+                        &format!("{}/account", state.signin.config().tracker_public_url),
+                        &[],
+                    ),
+                    _ => return Err(warp::reject::not_found()),
+                };
                 state.metrics.request("signin", res.status().as_u16());
-                res
+                Ok::<_, Rejection>(res)
             },
-        );
-    let session = warp::path!("auth" / "session")
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(host)
-        .and(warp::header::headers_cloned())
-        .then(
-            |state: GatewayState, host: String, headers: HeaderMap| async move {
-                let res = session(&state, &host, &headers).await;
-                state.metrics.request("signin", res.status().as_u16());
-                res
-            },
-        );
-    let logout = warp::path!("auth" / "logout")
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(host)
-        .and(warp::header::headers_cloned())
-        .then(
-            |state: GatewayState, host: String, headers: HeaderMap| async move {
-                let res = logout(&state, &host, &headers).await;
-                state.metrics.request("signin", res.status().as_u16());
-                res
-            },
-        );
-    let account = warp::path!("auth" / "account")
-        .and(warp::get())
-        .and(with_state)
-        .map(|state: GatewayState| {
-            let res = redirect(
-                &format!("{}/account", state.signin.config().tracker_public_url),
-                &[],
-            );
-            state.metrics.request("signin", res.status().as_u16());
-            res
-        });
-    login
-        .or(callback)
-        .unify()
-        .or(session)
-        .unify()
-        .or(logout)
-        .unify()
-        .or(account)
-        .unify()
+        )
 }
 
 async fn login(state: &GatewayState, query: &str, host: &str) -> Response {
