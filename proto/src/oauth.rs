@@ -76,13 +76,7 @@ pub fn verifier_matches(verifier: &str, challenge: &str) -> bool {
     if !verifier_is_valid(verifier) {
         return false;
     }
-    let got = s256_challenge(verifier);
-    got.len() == challenge.len()
-        && got
-            .bytes()
-            .zip(challenge.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::sign::ct_eq(s256_challenge(verifier).as_bytes(), challenge.as_bytes())
 }
 
 /// A successful token endpoint answer (RFC 6749 §5.1), with the account it is for.

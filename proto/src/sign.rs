@@ -92,6 +92,12 @@ pub(crate) fn decode_envelope<const N: usize>(
     Ok((env.body, env.signature))
 }
 
+/// Whether `a` and `b` are equal, in a time that depends only on their lengths (for
+/// secrets and their hashes: tokens, PKCE verifiers, cookie bindings).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -181,7 +181,7 @@ impl PendingLogins {
     ) -> Result<PendingLogin, TakeError> {
         self.expire(now);
         let (login, _) = self.map.get(state).ok_or(TakeError::Unknown)?;
-        if !same_bytes(&sha256(binding.as_bytes()), &login.binding_hash) {
+        if !reelnet_proto::sign::ct_eq(&sha256(binding.as_bytes()), &login.binding_hash) {
             return Err(TakeError::Binding);
         }
         self.map
@@ -532,11 +532,6 @@ impl Owner {
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
-}
-
-/// Equality that does not stop at the first differing byte.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// 32 random bytes, base64url without padding (43 characters: a valid PKCE verifier).

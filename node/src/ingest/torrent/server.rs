@@ -10,11 +10,6 @@ pub(super) fn random_token() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Which bytes a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {
@@ -111,7 +106,7 @@ pub(super) async fn serve(
     path: &str,
     headers: &HeaderMap,
 ) -> HttpResponse {
-    if !ct_eq(path.as_bytes(), state.path.as_bytes()) {
+    if !reelnet_proto::sign::ct_eq(path.as_bytes(), state.path.as_bytes()) {
         return empty(StatusCode::NOT_FOUND);
     }
     let head = method == Method::HEAD;
