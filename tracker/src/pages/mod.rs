@@ -63,7 +63,15 @@ struct Inner {
     /// Cookies carry `__Host-` and `Secure` (HTTPS, or HTTP on loopback).
     secure: bool,
     passkeys: passkeys::Passkeys,
+    /// The pages' CSP and when it was built: its `form-action` lists every member's
+    /// gateway origins, read from the store at most every [`CSP_REFRESH`] rather than on
+    /// every page (a cache, not state: losing it only costs a rebuild).
+    csp: std::sync::Mutex<Option<(std::time::Instant, HeaderValue)>>,
 }
+
+/// How long the pages' CSP (with the members' origins) is reused before it is rebuilt: a
+/// node that just enrolled can be sent back to within this long.
+const CSP_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "__Host-reelnet_session";
@@ -312,6 +320,7 @@ impl Pages {
                 origin,
                 secure,
                 passkeys,
+                csp: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -553,10 +562,16 @@ impl Pages {
         }
     }
 
-    /// The pages' headers: CSP (with the registered node origins in `form-action`, so the
-    /// consent form may redirect back to them), no framing, no sniffing, no referrer, no
-    /// caching.
-    fn headers(&self, mut res: Response) -> Response {
+    /// The pages' CSP, rebuilt from the members' origins at most every [`CSP_REFRESH`].
+    fn csp(&self) -> Option<HeaderValue> {
+        let now = std::time::Instant::now();
+        if let Ok(cached) = self.inner.csp.lock() {
+            if let Some((at, v)) = cached.as_ref() {
+                if now.saturating_duration_since(*at) < CSP_REFRESH {
+                    return Some(v.clone());
+                }
+            }
+        }
         let origins: Vec<String> = self
             .api
             .oauth_registered_origins()
@@ -574,9 +589,20 @@ impl Pages {
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
              connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         );
+        let v = HeaderValue::from_str(&csp).ok()?;
+        if let Ok(mut cached) = self.inner.csp.lock() {
+            *cached = Some((now, v.clone()));
+        }
+        Some(v)
+    }
+
+    /// The pages' headers: CSP (with the registered node origins in `form-action`, so the
+    /// consent form may redirect back to them), no framing, no sniffing, no referrer, no
+    /// caching.
+    fn headers(&self, mut res: Response) -> Response {
         let h = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&csp) {
-            h.insert(HeaderName::from_static("content-security-policy"), v);
+        if let Some(csp) = self.csp() {
+            h.insert(HeaderName::from_static("content-security-policy"), csp);
         }
         for (name, value) in [
             ("x-frame-options", "DENY"),
