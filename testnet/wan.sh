@@ -299,7 +299,11 @@ cmd_up() {
     ip -n "$pub" link set pvw up
     ip -n "$vns" tuntap add dev eth0 mode tap
     ip -n "$vns" link set eth0 up
-    "$REELNET_PYTHON" testnet/wanlink.py "$vns" eth0 "$pub" pvw --rate-kbit "$kbit" \
+    # Real-time priority (when allowed) keeps the link's timing steady while nodes and
+    # ffmpeg load the CPU.
+    local rt=()
+    chrt -f 10 true 2>/dev/null && rt=(chrt -f 10)
+    "${rt[@]}" "$REELNET_PYTHON" testnet/wanlink.py "$vns" eth0 "$pub" pvw --rate-kbit "$kbit" \
       --delay-ms "$delay_ms" --loss "$(awk -v l="$loss" 'BEGIN { print l / 100 }')" \
       >"$dir/wanlink.log" 2>&1 &
     echo $! >> "$dir/pids"
@@ -371,13 +375,10 @@ cmd_info() {
       ports: {gateway: 8080, p2p_tcp: 4001, quic_udp: 4433}}'
 }
 
-# demo: one short movie, seeded and ingested inside home1's namespace only (the seeder on
-# home1's loopback), and a verified account; writes $TESTNET_DIR/demo.env.
-cmd_demo() {
-  load_state
-  node_bin="${NODE_BIN:-$CARGO_TARGET_DIR/$profile/reelnet-node}"
-  local seconds="${DEMO_SECONDS:-60}" media="${DEMO_MEDIA_DIR:-${REELNET_CACHE:-$HOME/.cache/reelnet}/wan-media}"
-  local m="$media/test-pattern-${seconds}s" h1
+# ingest_demo MEDIA_DIR SECONDS: encodes the test pattern (once, cached) and ingests it on
+# home1 from a seeder on home1's own loopback.
+ingest_demo() {
+  local m="$1" seconds="$2" h1
   h1=$(ns_of home1)
   mkdir -p "$m/torrents"
   if [ ! -s "$m/test-pattern.mp4" ]; then
@@ -406,23 +407,53 @@ cmd_demo() {
   NO_COLOR=1 ip netns exec "$h1" "$node_bin" --config "$dir/node-home.toml" --data-dir "$dir/home1" \
     ingest "$m/torrents/test-pattern.mp4.torrent" --peer 127.0.0.1:6881 --meta "$m/meta.json"
   kill "$seed_pid" 2>/dev/null || true
+}
+
+# home1_movie: the first movie home1 holds completely (empty when none).
+home1_movie() {
+  node_status "$dir/home1" home1 | jq -r '[.manifests[]? | select(.complete) | .movie_id] | first // empty'
+}
+
+# demo: one short movie, ingested on home1 only, and a verified account; writes
+# $TESTNET_DIR/demo.env (nothing to do when it exists).
+cmd_demo() {
+  load_state
+  node_bin="${NODE_BIN:-$CARGO_TARGET_DIR/$profile/reelnet-node}"
+  if [ -s "$dir/demo.env" ]; then
+    echo "==> the demo is already loaded ($dir/demo.env)"
+    return 0
+  fi
+  local seconds="${DEMO_SECONDS:-60}" media="${DEMO_MEDIA_DIR:-${REELNET_CACHE:-$HOME/.cache/reelnet}/wan-media}"
   local id
-  id=$(node_status "$dir/home1" home1 | jq -r '[.manifests[]? | select(.complete) | .movie_id // .id] | first // empty')
-  [ -n "$id" ] || id=$(node_status "$dir/home1" home1 | jq -r '.catalog.movies[0] // empty')
+  id=$(home1_movie)
+  [ -n "$id" ] || ingest_demo "$media/test-pattern-${seconds}s" "$seconds"
+  id=$(home1_movie)
   [ -n "$id" ] || die "home1 holds no complete movie after the ingest"
 
   # The account, through the tracker's JSON API (from the public segment).
-  local email="${DEMO_EMAIL:-viewer@reelnet.test}" password tracker="http://$hub_ip:7070" pub
+  local email="${DEMO_EMAIL:-viewer-$(date +%s)@reelnet.test}" password tracker="http://$hub_ip:7070" pub
   pub=$(ns_of tracker)
   password="wan-$(head -c 9 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 10)"
   local body
   body=$(jq -n --arg e "$email" --arg p "$password" '{email: $e, password: $p, display_name: "WAN viewer"}')
   ip netns exec "$pub" curl -fsS -m 10 -o /dev/null -H 'Content-Type: application/json' -d "$body" \
-    "$tracker/api/v1/auth/register" || die "registering $email failed (already registered? wan.sh down --wipe)"
+    "$tracker/api/v1/auth/register" || die "registering $email failed"
   local token=""
   for _ in $(seq 1 200); do
-    token=$(grep -rhoE '/verify\?token=[A-Za-z0-9_-]+' "$dir/mail/new" "$dir/mail/cur" 2>/dev/null \
-      | head -n 1 | sed 's/.*token=//' || true)
+    token=$(python3 - "$dir/mail" "$email" <<'PY'
+import email, email.policy, pathlib, re, sys
+maildir, to = pathlib.Path(sys.argv[1]), sys.argv[2]
+for sub in ("new", "cur"):
+    for p in sorted((maildir / sub).glob("*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        msg = email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        if to not in str(msg["To"]):
+            continue
+        m = re.search(r"/verify\?token=([A-Za-z0-9_-]+)", msg.get_body().get_content())
+        if m:
+            print(m.group(1))
+            sys.exit(0)
+PY
+)
     [ -n "$token" ] && break
     sleep 0.1
   done
