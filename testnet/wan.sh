@@ -8,6 +8,7 @@
 #   testnet/wan.sh status NAME             node NAME's /admin/v1/status JSON
 #   testnet/wan.sh info                    addresses, gateways and namespaces as JSON
 #   testnet/wan.sh demo                    ingest a demo movie on home1 only, make an account
+#   testnet/wan.sh punch [--attempts N]    bare-UDP hole punching between home nodes (JSON)
 #
 # NAME: tracker, pub1, pub2, home1, home2, home3, viewer, r1, r2, r3.
 #
@@ -57,7 +58,7 @@ viewer_ip=198.18.0.31
 names="tracker pub1 pub2 home1 home2 home3 viewer r1 r2 r3"
 nodes_list="pub1 pub2 home1 home2 home3"
 
-usage() { sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "wan: $*" >&2; exit 1; }
 
 load_state() {
@@ -337,7 +338,8 @@ cmd_up() {
   wait_http "http://$(addr_of pub1):8080/healthz" 60 pub1
   wait_admin "$dir/pub1" "${pid_of[pub1]}" 30
   local relay="\"/ip4/$(addr_of pub1)/tcp/4001\"" id
-  id=$(node_status "$dir/pub1" pub1 2>/dev/null | jq -r '.peer_id // .node_id // empty' || true)
+  # pub1's libp2p peer id (from its log: the status JSON has the node id, not the peer id).
+  id=$(sed -n 's/.*local_peer_id=\([1-9A-HJ-NP-Za-km-z]*\).*/\1/p' "$dir/pub1.log" | head -n 1)
   [[ "$id" == 12D3* || "$id" == Qm* ]] && relay="\"/ip4/$(addr_of pub1)/tcp/4001/p2p/$id\""
   start_node pub2 "$dir/node-pub.toml" edge
   local home_config
@@ -500,5 +502,9 @@ case "$cmd" in
     ;;
   info) cmd_info ;;
   demo) cmd_demo ;;
+  punch)
+    load_state
+    "$REELNET_PYTHON" testnet/punch.py "$prefix" "$@"
+    ;;
   *) usage ;;
 esac

@@ -3,7 +3,8 @@
 //! segment can open a connection to a home node (not at the router's WAN address, not at the
 //! LAN address even with a route to it); routers 1 and 2 map a home socket to the same public
 //! port for every destination (endpoint-independent) and router 3 to a new one per
-//! destination (symmetric); the viewer's link has ≥ 35 ms RTT and carries no more than its
+//! destination (symmetric), so bare UDP hole punching works between routers 1 and 2 and
+//! never with router 3; the viewer's link has ≥ 35 ms RTT and carries no more than its
 //! shaper allows in either direction; `down` leaves no namespace, link or nft table behind,
 //! and a second `down` is fine.
 //!
@@ -117,7 +118,10 @@ impl Drop for Wan {
         }
         let out = self.script(&["down"]);
         if !out.status.success() {
-            eprintln!("wan.sh down failed: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "wan.sh down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -328,7 +332,16 @@ fn wan_testnet_has_nat_routers_and_a_shaped_viewer_link() {
         // Even a public host that routes the LAN prefix to the router gets nowhere: the
         // router forwards only what its LAN started.
         let lan = format!("198.18.{}.0/24", 10 + k);
-        wan.run(&["exec", "pub1", "ip", "route", "add", &lan, "via", &router_wan]);
+        wan.run(&[
+            "exec",
+            "pub1",
+            "ip",
+            "route",
+            "add",
+            &lan,
+            "via",
+            &router_wan,
+        ]);
         let direct = stdout(&wan.py("pub1", CONNECT, &[&home_ip, "8080"]));
         wan.run(&["exec", "pub1", "ip", "route", "del", &lan]);
         assert!(
@@ -362,15 +375,34 @@ fn wan_testnet_has_nat_routers_and_a_shaped_viewer_link() {
         }
         let (a, b) = (port_of(&seen[0]), port_of(&seen[1]));
         if k == 3 {
-            assert_ne!(a, b, "router 3 (symmetric) mapped both destinations to port {a}");
+            assert_ne!(
+                a, b,
+                "router 3 (symmetric) mapped both destinations to port {a}"
+            );
         } else {
             assert_eq!(
                 a, b,
                 "router {k} (endpoint-independent) mapped one socket to two ports"
             );
-            assert_eq!(a.to_string(), local_port, "router {k} did not keep the port");
+            assert_eq!(
+                a.to_string(),
+                local_port,
+                "router {k} did not keep the port"
+            );
         }
         eprintln!("home{k} seen as {} and {}", seen[0], seen[1]);
+    }
+
+    // Hole punching with bare UDP through a rendezvous on pub1: it works between the two
+    // endpoint-independent NATs and never with the symmetric one (whose mapping toward the
+    // peer differs from the one the rendezvous saw).
+    let punch: Value =
+        serde_json::from_str(&wan.run(&["punch", "--attempts", "3", "--window-ms", "500"]))
+            .unwrap();
+    eprintln!("hole punching: {punch}");
+    for pair in punch["pairs"].as_array().unwrap() {
+        let want = if pair["pair"] == "home1-home2" { 3 } else { 0 };
+        assert_eq!(pair["successes"], want, "hole punching {pair}");
     }
 
     // The viewer's link: RTT ≥ 35 ms (20 ms each way), throughput within the shaper's rate
@@ -396,7 +428,10 @@ fn wan_testnet_has_nat_routers_and_a_shaped_viewer_link() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no RTT from the viewer's ping: {text}"));
     eprintln!("viewer -> pub1 min RTT {min_rtt} ms");
-    assert!(min_rtt >= 35.0, "the viewer's RTT is {min_rtt} ms, not ~40 ms");
+    assert!(
+        min_rtt >= 35.0,
+        "the viewer's RTT is {min_rtt} ms, not ~40 ms"
+    );
     let down = measure(&mut wan, "pub1", "viewer", &addr("viewer"), "9100");
     let up_rate = measure(&mut wan, "viewer", "pub2", &addr("pub2"), "9101");
     eprintln!("viewer link: {down:.1} Mbit/s down, {up_rate:.1} Mbit/s up (shaped to {LINK_MBIT})");
@@ -421,7 +456,12 @@ fn wan_testnet_has_nat_routers_and_a_shaped_viewer_link() {
         "namespaces left after down: {netns}"
     );
     assert_eq!(host_links(), links_before, "host links changed");
-    let tables = stdout(&Command::new("nft").args(["list", "tables"]).output().unwrap());
+    let tables = stdout(
+        &Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap(),
+    );
     assert!(
         !tables.contains("table ip wan"),
         "nft tables left: {tables}"
