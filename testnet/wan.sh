@@ -41,8 +41,11 @@
 # Environment: TESTNET_DIR (default .testnet-wan/), NETNS_PREFIX (default "rwan"; read by
 # `up`, the rest reads the state file), NODE_BIN / TRACKER_BIN (default
 # $CARGO_TARGET_DIR/{debug,release}/...), WAN_RATE, WAN_DELAY_MS, WAN_LOSS, WAN_SHAPER,
-# WAN_NAT_KEYS, MESH_WAIT_SECS (default 60), DEMO_MEDIA_DIR (default
-# ~/.cache/reelnet/wan-media), DEMO_SECONDS (default 60). Needs root (CAP_NET_ADMIN,
+# WAN_NAT_KEYS, WAN_PUBLIC_ROLES (default "edge"; "replica ingest" makes the public nodes
+# full members, for a control run with DEMO_NODE=pub2), MESH_WAIT_SECS (default 60),
+# DEMO_NODE (the node that ingests the demo movie, default home1), DEMO_MEDIA_DIR (default
+# ~/.cache/reelnet/wan-media), DEMO_SECONDS (default 60), DEMO_SIZE (default 1920x1080, so
+# the movie gets the whole ladder, 1080p to 360p). Needs root (CAP_NET_ADMIN,
 # CAP_SYS_ADMIN) and nft (scripts/setup.sh installs nftables). `up` removes everything it
 # made when it fails; `down` is idempotent and removes processes, namespaces (with their
 # veths, bridges, TAPs and nft tables) and the state file.
@@ -334,14 +337,15 @@ cmd_up() {
 
   TESTNET_T0=$(date +%s.%N)
   declare -gA pid_of=()
-  start_node pub1 "$(node_config pub)" edge
+  local pub_roles=(${WAN_PUBLIC_ROLES:-edge})
+  start_node pub1 "$(node_config pub)" "${pub_roles[@]}"
   wait_http "http://$(addr_of pub1):8080/healthz" 60 pub1
   wait_admin "$dir/pub1" "${pid_of[pub1]}" 30
   local relay="\"/ip4/$(addr_of pub1)/tcp/4001\"" id
   # pub1's libp2p peer id (from its log: the status JSON has the node id, not the peer id).
   id=$(sed -n 's/.*local_peer_id=\([1-9A-HJ-NP-Za-km-z]*\).*/\1/p' "$dir/pub1.log" | head -n 1)
   [[ "$id" == 12D3* || "$id" == Qm* ]] && relay="\"/ip4/$(addr_of pub1)/tcp/4001/p2p/$id\""
-  start_node pub2 "$dir/node-pub.toml" edge
+  start_node pub2 "$dir/node-pub.toml" "${pub_roles[@]}"
   local home_config
   home_config=$(node_config home "$relay")
   for k in 1 2 3; do start_node "home$k" "$home_config" replica ingest; done
@@ -377,18 +381,18 @@ cmd_info() {
       ports: {gateway: 8080, p2p_tcp: 4001, quic_udp: 4433}}'
 }
 
-# ingest_demo MEDIA_DIR SECONDS: encodes the test pattern (once, cached) and ingests it on
-# home1 from a seeder on home1's own loopback.
+# ingest_demo NAME MEDIA_DIR SECONDS SIZE: encodes the test pattern (once, cached) and ingests it
+# on node NAME from a seeder on NAME's own loopback.
 ingest_demo() {
-  local m="$1" seconds="$2" h1
-  h1=$(ns_of home1)
+  local holder="$1" m="$2" seconds="$3" size="$4" h1
+  h1=$(ns_of "$holder")
   mkdir -p "$m/torrents"
   if [ ! -s "$m/test-pattern.mp4" ]; then
-    echo "==> encoding a ${seconds}s test pattern (854x480)"
-    ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=s=854x480:r=25 \
+    echo "==> encoding a ${seconds}s test pattern ($size)"
+    ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i "testsrc2=s=$size:r=25" \
       -f lavfi -i "sine=frequency=440:sample_rate=48000,volume=0.2" -t "$seconds" \
-      -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -b:v 1000k \
-      -maxrate 1500k -bufsize 2000k -c:a aac -b:a 128k -ac 2 -movflags +faststart "$m/tmp.mp4"
+      -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -b:v 4000k \
+      -maxrate 6000k -bufsize 8000k -c:a aac -b:a 128k -ac 2 -movflags +faststart "$m/tmp.mp4"
     mv "$m/tmp.mp4" "$m/test-pattern.mp4"
   fi
   jq -n --argjson runtime $(( (seconds + 59) / 60 )) '{title: "Night of the Test Pattern",
@@ -405,18 +409,18 @@ ingest_demo() {
     [ "$(date +%s)" -lt "$deadline" ] || die "no torrent from the seeder in 60 s"
     sleep 0.1
   done
-  echo "==> ingesting on home1 (its own loopback seeder)"
-  NO_COLOR=1 ip netns exec "$h1" "$node_bin" --config "$dir/node-home.toml" --data-dir "$dir/home1" \
+  echo "==> ingesting on $holder (its own loopback seeder)"
+  NO_COLOR=1 ip netns exec "$h1" "$node_bin" --config "$dir/node-home.toml" --data-dir "$dir/$holder" \
     ingest "$m/torrents/test-pattern.mp4.torrent" --peer 127.0.0.1:6881 --meta "$m/meta.json"
   kill "$seed_pid" 2>/dev/null || true
 }
 
-# home1_movie: the first movie home1 holds completely (empty when none).
-home1_movie() {
-  node_status "$dir/home1" home1 | jq -r '[.manifests[]? | select(.complete) | .movie_id] | first // empty'
+# held_movie NAME: the first movie node NAME holds completely (empty when none).
+held_movie() {
+  node_status "$dir/$1" "$1" | jq -r '[.manifests[]? | select(.complete) | .movie_id] | first // empty'
 }
 
-# demo: one short movie, ingested on home1 only, and a verified account; writes
+# demo: one short movie, ingested on DEMO_NODE (default home1) only, and a verified account; writes
 # $TESTNET_DIR/demo.env (nothing to do when it exists).
 cmd_demo() {
   load_state
@@ -426,11 +430,14 @@ cmd_demo() {
     return 0
   fi
   local seconds="${DEMO_SECONDS:-60}" media="${DEMO_MEDIA_DIR:-${REELNET_CACHE:-$HOME/.cache/reelnet}/wan-media}"
-  local id
-  id=$(home1_movie)
-  [ -n "$id" ] || ingest_demo "$media/test-pattern-${seconds}s" "$seconds"
-  id=$(home1_movie)
-  [ -n "$id" ] || die "home1 holds no complete movie after the ingest"
+  local id holder="${DEMO_NODE:-home1}"
+  [[ " $nodes_list " == *" $holder "* ]] || die "DEMO_NODE must be one of: $nodes_list"
+  id=$(held_movie "$holder")
+  local size="${DEMO_SIZE:-1920x1080}"
+  [[ "$size" =~ ^[0-9]+x[0-9]+$ ]] || die "DEMO_SIZE must look like 1920x1080"
+  [ -n "$id" ] || ingest_demo "$holder" "$media/test-pattern-$size-${seconds}s" "$seconds" "$size"
+  id=$(held_movie "$holder")
+  [ -n "$id" ] || die "$holder holds no complete movie after the ingest"
 
   # The account, through the tracker's JSON API (from the public segment).
   local email="${DEMO_EMAIL:-viewer-$(date +%s)@reelnet.test}" password tracker="http://$hub_ip:7070" pub
@@ -468,10 +475,11 @@ DEMO_TRACKER=$tracker
 DEMO_EMAIL=$email
 DEMO_PASSWORD=$password
 DEMO_MOVIES="$id"
+DEMO_HOLDER=$holder
 DEMO_VIEWER_NS=$(ns_of viewer)
 EOF
   chmod 600 "$dir/demo.env"
-  echo "==> movie $id on home1 only; account $email; $dir/demo.env"
+  echo "==> movie $id on $holder only; account $email; $dir/demo.env"
 }
 
 cmd="${1:-}"

@@ -88,7 +88,7 @@ async function outside() {
   } catch (err) {
     console.error(`WAN PLAYBACK FAILED: ${err.message}`);
     const result = join(dir, 'wan-playback.json');
-    if (existsSync(result)) process.stdout.write(readFileSync(result, 'utf8'));
+    if (existsSync(result)) process.stdout.write(`${JSON.stringify(JSON.parse(readFileSync(result, 'utf8')))}\n`);
     for (const name of ['pub1.log', 'home1.log', 'home2.log']) {
       const f = join(dir, name);
       if (existsSync(f)) console.error(`--- last lines of ${f}\n${readFileSync(f, 'utf8').trimEnd().split('\n').slice(-12).join('\n')}`);
@@ -115,7 +115,7 @@ function recorder() {
   document.addEventListener(
     'click',
     (e) => {
-      if (w.clickAt === null && e.target?.closest?.('[data-testid="play-button"], [data-testid="resume-button"]')) w.clickAt = performance.now();
+      if (w.clickAt === null && e.target?.closest?.('[data-testid="play-button"], [data-testid="start-over-button"]')) w.clickAt = performance.now();
     },
     true,
   );
@@ -154,7 +154,7 @@ async function inside() {
   const base = demo.DEMO_URL;
   const movieId = demo.DEMO_MOVIES.trim().split(/\s+/)[0];
   const playSecs = Number(process.env.WAN_PLAY_SECS ?? 20);
-  const result = { ok: false, stage: 'launch', node: base, movie: movieId, tracker: demo.DEMO_TRACKER };
+  const result = { ok: false, stage: 'launch', node: base, movie: movieId, held_by: demo.DEMO_HOLDER ?? null, tracker: demo.DEMO_TRACKER };
   const save = () => writeFileSync(join(dir, 'wan-playback.json'), `${JSON.stringify(result, null, 2)}\n`);
   let browser;
   try {
@@ -200,11 +200,13 @@ async function inside() {
     save();
     await page.goto(`${base}/movie/${movieId}`);
     await page.waitForSelector('[data-testid="movie-page"]');
-    await page.waitForSelector('[data-testid="play-button"]');
+    // Play from the start: "Play", or "Start over" when an earlier run left a position.
+    const start = '[data-testid="play-button"]:not([disabled]), [data-testid="start-over-button"]';
+    await page.waitForSelector(start);
 
     result.stage = 'play';
     save();
-    await page.click('[data-testid="play-button"]');
+    await page.locator(start).first().click();
     await page.waitForSelector('[data-testid="player-video"]');
     const deadline = Date.now() + Number(process.env.WAN_PLAY_TIMEOUT_SECS ?? playSecs * 3 + 30) * 1000;
     for (;;) {
