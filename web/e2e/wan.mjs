@@ -46,13 +46,21 @@ function run(cmd, args, env, { quiet = false } = {}) {
   return new Promise((ok, fail) => {
     const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-      if (!quiet) process.stderr.write(String(c).replace(/^/gm, `  ${args[1] ?? cmd}| `));
-    });
-    child.stderr.on('data', (c) => process.stderr.write(String(c).replace(/^/gm, `  ${args[1] ?? cmd}| `)));
+    // Whole lines, each prefixed with the subcommand (up, demo, exec, ...).
+    const relay = (stream, echo) => {
+      let rest = '';
+      stream.on('data', (chunk) => {
+        const lines = (rest + chunk).split('\n');
+        rest = lines.pop() ?? '';
+        for (const l of lines) if (echo) process.stderr.write(`  ${args[1] ?? cmd}| ${l}\n`);
+      });
+      stream.on('end', () => rest && echo && process.stderr.write(`  ${args[1] ?? cmd}| ${rest}\n`));
+    };
+    child.stdout.on('data', (c) => (out += c));
+    relay(child.stdout, !quiet);
+    relay(child.stderr, true);
     child.on('error', fail);
-    child.on('exit', (code) => (code === 0 ? ok(out) : fail(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))));
+    child.on('close', (code) => (code === 0 ? ok(out) : fail(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))));
   });
 }
 
