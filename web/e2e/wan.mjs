@@ -79,7 +79,7 @@ async function outside() {
       await wan('up', ...(release ? ['--release'] : []));
     }
     if (!existsSync(join(dir, 'demo.env'))) {
-      log('ingesting the demo movie on home1 only');
+      log(`ingesting the demo movie on ${process.env.DEMO_NODE ?? 'home1'} only`);
       await wan('demo');
     }
     const info = JSON.parse(await run('bash', ['testnet/wan.sh', 'info'], env, { quiet: true }));
