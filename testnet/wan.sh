@@ -59,6 +59,9 @@ state="$dir/wan.state"
 hub_ip=198.18.0.1
 viewer_ip=198.18.0.31
 names="tracker pub1 pub2 home1 home2 home3 viewer r1 r2 r3"
+# wanlink.py and punch.py need only the standard library.
+py="$REELNET_PYTHON"
+[ -x "$py" ] || py=python3
 nodes_list="pub1 pub2 home1 home2 home3"
 
 usage() { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -307,7 +310,7 @@ cmd_up() {
     # ffmpeg load the CPU.
     local rt=()
     chrt -f 10 true 2>/dev/null && rt=(chrt -f 10)
-    "${rt[@]}" "$REELNET_PYTHON" testnet/wanlink.py "$vns" eth0 "$pub" pvw --rate-kbit "$kbit" \
+    "${rt[@]}" "$py" testnet/wanlink.py "$vns" eth0 "$pub" pvw --rate-kbit "$kbit" \
       --delay-ms "$delay_ms" --loss "$(awk -v l="$loss" 'BEGIN { print l / 100 }')" \
       >"$dir/wanlink.log" 2>&1 &
     echo $! >> "$dir/pids"
@@ -512,7 +515,7 @@ case "$cmd" in
   demo) cmd_demo ;;
   punch)
     load_state
-    "$REELNET_PYTHON" testnet/punch.py "$prefix" "$@"
+    "$py" testnet/punch.py "$prefix" "$@"
     ;;
   *) usage ;;
 esac
