@@ -535,11 +535,15 @@ impl NodeConfig {
                 "each relay must end in /p2p/<peer id> (the relay's identity)",
             ));
         }
-        if self.p2p.relay_circuit_secs == 0 || self.p2p.relay_circuit_bytes == 0 {
-            return Err(invalid(
-                "p2p.relay_circuit_secs",
-                "relay_circuit_secs and relay_circuit_bytes must be at least 1",
-            ));
+        for (key, v) in [
+            ("p2p.relay_circuit_secs", self.p2p.relay_circuit_secs),
+            ("p2p.relay_circuit_bytes", self.p2p.relay_circuit_bytes),
+            ("p2p.relay_max_reservations", self.p2p.relay_max_reservations as u64),
+            ("p2p.relay_max_circuits", self.p2p.relay_max_circuits as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.transfer.quic_fallback_after_ms == 0 {
             return Err(invalid(

@@ -516,6 +516,7 @@ impl EventLoop {
             } => {
                 if endpoint.is_relayed() {
                     tracing::debug!(peer = %peer_id, "relayed connection");
+                    self.stats.relayed_connections_total += 1;
                     self.relayed_conns.insert(connection_id, peer_id);
                 } else {
                     self.direct_conns.insert(connection_id, peer_id);
@@ -973,9 +974,16 @@ impl EventLoop {
         if self.config.nat.relay_server == nat::RelayServerMode::Auto {
             let open = state == Reachability::Public;
             if open != self.gate.is_open() {
-                tracing::info!(serving = open, "relay server gate");
+                tracing::info!(serving = open, "relay server");
             }
             self.gate.set(open);
+            if let Some(relay) = self.swarm.behaviour_mut().relay_server.as_mut() {
+                relay.set_status(Some(if open {
+                    relay::Status::Enable
+                } else {
+                    relay::Status::Disable
+                }));
+            }
         }
         self.on_nat_tick();
     }

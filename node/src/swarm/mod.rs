@@ -301,6 +301,8 @@ pub struct NetworkStats {
     pub segment_fetched_relayed_bytes: u64,
     /// Segment requests over libp2p refused because the requester is not a member.
     pub segment_refused: u64,
+    /// Connections through a relay established since start (either way).
+    pub relayed_connections_total: u64,
 }
 
 /// The `PeerId` of a node: the same ed25519 key.
@@ -417,8 +419,23 @@ pub async fn start(
         .build();
 
     let listen_addrs = listen(&mut swarm, &config.listen).await?;
-    // Explicit addresses are advertised whatever AutoNAT says.
-    for addr in &config.nat.external {
+    // "on" advertises the relay hop protocol from the start; "auto" once public (see
+    // `EventLoop::on_reachability`), not merely once some external address exists.
+    if let Some(relay) = swarm.behaviour_mut().relay_server.as_mut() {
+        relay.set_status(Some(if gate.is_open() {
+            relay::Status::Enable
+        } else {
+            relay::Status::Disable
+        }));
+    }
+    // Explicit addresses are advertised whatever AutoNAT says. A relay must hand its
+    // addresses to the nodes that reserve on it: with `relay_server = "on"` and none given,
+    // the addresses it listens on (from the config) stand in.
+    let mut explicit = config.nat.external.clone();
+    if explicit.is_empty() && config.nat.relay_server == nat::RelayServerMode::On {
+        explicit.extend(listen_addrs.iter().cloned());
+    }
+    for addr in &explicit {
         swarm.add_external_address(addr.clone());
     }
 
@@ -451,7 +468,6 @@ pub async fn start(
     }
     let member_changes = config.membership.as_ref().map(|m| m.subscribe());
     let config_unknown_timeout = config.nat.unknown_timeout;
-    let explicit = config.nat.external.clone();
     let budgets = Budgets::new(config.sync_budget);
 
     let mut event_loop = EventLoop {
