@@ -538,7 +538,10 @@ impl NodeConfig {
         for (key, v) in [
             ("p2p.relay_circuit_secs", self.p2p.relay_circuit_secs),
             ("p2p.relay_circuit_bytes", self.p2p.relay_circuit_bytes),
-            ("p2p.relay_max_reservations", self.p2p.relay_max_reservations as u64),
+            (
+                "p2p.relay_max_reservations",
+                self.p2p.relay_max_reservations as u64,
+            ),
             ("p2p.relay_max_circuits", self.p2p.relay_max_circuits as u64),
         ] {
             if v == 0 {

@@ -252,10 +252,18 @@ async fn segments_come_over_libp2p_when_quic_is_unreachable_and_only_to_members(
     let gen = || SigningKey::generate(&mut rand::rngs::OsRng);
     let (ka, kb, ks) = (gen(), gen(), gen());
     let ma = net
-        .membership(&ka, Some(net.cert(&ka, &[RoleName::Replica], false)), &cancel)
+        .membership(
+            &ka,
+            Some(net.cert(&ka, &[RoleName::Replica], false)),
+            &cancel,
+        )
         .await;
     let mb = net
-        .membership(&kb, Some(net.cert(&kb, &[RoleName::Replica], false)), &cancel)
+        .membership(
+            &kb,
+            Some(net.cert(&kb, &[RoleName::Replica], false)),
+            &cancel,
+        )
         .await;
     let b = spawn(kb, Some(mb), Some(&lib), |_| {}, &cancel).await;
     let a = spawn(
@@ -330,7 +338,11 @@ async fn a_corrupt_answer_over_libp2p_is_rejected() {
     let lib = Library::new(2);
     let ka = SigningKey::generate(&mut rand::rngs::OsRng);
     let ma = net
-        .membership(&ka, Some(net.cert(&ka, &[RoleName::Replica], false)), &cancel)
+        .membership(
+            &ka,
+            Some(net.cert(&ka, &[RoleName::Replica], false)),
+            &cancel,
+        )
         .await;
     let a = spawn(ka, Some(ma.clone()), None, |_| {}, &cancel).await;
 
@@ -411,9 +423,16 @@ async fn a_corrupt_answer_over_libp2p_is_rejected() {
         matches!(&result, Err(FetchError::AllFailed(f)) if matches!(f[0].1, AttemptError::HashMismatch { .. })),
         "{result:?}"
     );
-    assert!(asked_rx.recv().await.is_some(), "the request went over libp2p");
+    assert!(
+        asked_rx.recv().await.is_some(),
+        "the request went over libp2p"
+    );
     assert!(!a.store.has_segment(&want.expected), "nothing stored");
-    assert_eq!(fetch.path_bytes().libp2p_direct, 0, "bad bytes are not counted");
+    assert_eq!(
+        fetch.path_bytes().libp2p_direct,
+        0,
+        "bad bytes are not counted"
+    );
     assert!(fetch
         .stats(&evil_node)
         .is_some_and(|s| s.consecutive_failures >= 8 && s.successes == 0));
@@ -468,13 +487,17 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
     )
     .await;
     let b_net = b.net.clone();
-    wait_for("B holds a relay reservation", Duration::from_secs(10), || {
-        let b_net = b_net.clone();
-        async move {
-            let s = b_net.nat_status().await.unwrap();
-            s.relay_reservations == 1 && s.relay.is_some()
-        }
-    })
+    wait_for(
+        "B holds a relay reservation",
+        Duration::from_secs(10),
+        || {
+            let b_net = b_net.clone();
+            async move {
+                let s = b_net.nat_status().await.unwrap();
+                s.relay_reservations == 1 && s.relay.is_some()
+            }
+        },
+    )
     .await;
     let status = b.net.nat_status().await.unwrap();
     println!("B: {}", serde_json::to_string(&status).unwrap());
@@ -502,10 +525,14 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
         .with(Protocol::P2p(b.net.peer_id()));
     a.net.dial(circuit).await.unwrap();
     let a_net = a.net.clone();
-    wait_for("A reaches B through the relay", Duration::from_secs(10), || {
-        let a_net = a_net.clone();
-        async move { a_net.stats().await.unwrap().relayed_connections_total >= 1 }
-    })
+    wait_for(
+        "A reaches B through the relay",
+        Duration::from_secs(10),
+        || {
+            let a_net = a_net.clone();
+            async move { a_net.stats().await.unwrap().relayed_connections_total >= 1 }
+        },
+    )
     .await;
 
     let (_dead, dead) = dead_quic_addr();

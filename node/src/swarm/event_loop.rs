@@ -655,11 +655,7 @@ impl EventLoop {
             }
             BehaviourEvent::Gossipsub(_) => {}
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if info
-                    .protocols
-                    .iter()
-                    .any(|p| *p == relay::HOP_PROTOCOL_NAME)
-                {
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
                     let addr = self.relay_candidates.get(&peer_id).cloned().or_else(|| {
                         info.listen_addrs
                             .iter()

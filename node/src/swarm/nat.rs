@@ -363,25 +363,32 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn reachability_follows_probes_and_times_out() {
+    /// Driven by events and the instants they happen at (the tracker never reads the
+    /// clock itself), so no time passes in the test.
+    #[test]
+    fn reachability_follows_probes_and_times_out() {
         let timeout = Duration::from_secs(30);
-        let mut t = ReachabilityTracker::new(Instant::now(), timeout);
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut t = ReachabilityTracker::new(t0, timeout);
         assert_eq!(t.state(), Reachability::Unknown);
-        assert!(!t.wants_relay(Instant::now()));
-        tokio::time::advance(Duration::from_secs(29)).await;
-        assert!(!t.wants_relay(Instant::now()));
-        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!t.wants_relay(t0));
+        assert!(!t.wants_relay(at(29)));
         // Unknown for too long: reserve a relay.
-        assert!(t.wants_relay(Instant::now()));
+        assert!(t.wants_relay(at(30)));
 
         let a = addr("/ip4/198.18.0.2/tcp/4001");
         let b = addr("/ip4/198.18.0.2/udp/4001/quic-v1");
         assert_eq!(t.on_probe(&a, false), Some(Reachability::Private));
-        assert!(t.wants_relay(Instant::now()));
+        assert!(t.wants_relay(at(31)));
         assert_eq!(t.on_probe(&a, false), None, "no transition, no log");
         assert_eq!(t.on_probe(&b, true), Some(Reachability::Public));
-        assert!(!t.wants_relay(Instant::now()));
+        assert!(!t.wants_relay(at(32)));
+
+        // A probe failing before the timeout makes the node private at once.
+        let mut early = ReachabilityTracker::new(t0, timeout);
+        assert_eq!(early.on_probe(&a, false), Some(Reachability::Private));
+        assert!(early.wants_relay(at(1)));
         // One failing address does not make a node with another confirmed one private.
         assert_eq!(t.on_probe(&a, false), None);
         assert_eq!(t.state(), Reachability::Public);
