@@ -3,6 +3,9 @@
 //! provider's QUIC address does not answer, its verification and membership check, and a
 //! relay v2 reservation that another node reaches the reserving node through.
 //!
+//! One test runs real `reelnet-node` processes: a node whose catalog record names a dead
+//! QUIC address still gets its movie replicated, over libp2p.
+//!
 //! The NAT itself (a home router, a symmetric NAT) is the WAN testnet's business
 //! (`testnet/wan.sh`); here the "unreachable QUIC address" is a bound UDP socket nobody
 //! answers on, and "unreachable except through the relay" is a node that only the relay
@@ -38,6 +41,7 @@ use reelnet_proto::{
 };
 use tokio_util::sync::CancellationToken;
 
+mod common;
 #[path = "common_membership/mod.rs"]
 mod common_membership;
 use common_membership::TestNetwork;
@@ -552,4 +556,76 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
         bytes.len() as u64
     );
     cancel.cancel();
+}
+
+/// The value of one sample on a node's `/metrics`, 0 when absent.
+async fn metric(gateway: &str, sample: &str) -> u64 {
+    let text = reqwest::get(format!("{gateway}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Real processes: node 1 ingests a movie, but its record advertises a QUIC address that
+/// drops every packet (as a home node's would behind a NAT); node 2, responsible for a
+/// copy, pulls every segment over libp2p (`/reelnet/segment/1`), verified, and both nodes
+/// count the bytes as direct libp2p bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_an_unreachable_quic_address_still_replicates_over_libp2p() {
+    let (_dead, dead) = dead_quic_addr();
+    let dead_snippet = format!("[quic]\nadvertise = \"{dead}\"\n");
+    let fallback = "[transfer]\nquic_fallback_after_ms = 300\n";
+    let cluster = common::Cluster::start_with(2, |i| {
+        let own = if i == 1 {
+            dead_snippet.clone()
+        } else {
+            fallback.to_owned()
+        };
+        common::merge_toml(common::FAST, &own)
+    })
+    .await;
+    cluster.wait_live(2, Duration::from_secs(30)).await;
+    assert_eq!(
+        cluster.node(1).quic,
+        dead,
+        "node 1 advertises the dead address"
+    );
+    let movie = common::make_movie(cluster.dir.path(), "Nat.Test.2026.mp4", 8, 240);
+    let p = cluster
+        .node(1)
+        .ingest_and_wait(&movie, "Nat Test", Duration::from_secs(120))
+        .await;
+    let movie_id = p.movie_id.unwrap();
+    let replica = cluster.node(2);
+    common::wait_for(
+        "node 2 to hold every segment over libp2p",
+        Duration::from_secs(60),
+        || async {
+            let s = replica.try_status().await.ok()?;
+            let e = s.manifests.iter().find(|m| m.movie_id == movie_id)?;
+            (e.held_segments == e.total_segments && e.total_segments > 0).then_some(())
+        },
+    )
+    .await;
+    let gw2 = replica.gateway_url();
+    let gw1 = cluster.node(1).gateway_url();
+    let direct = metric(
+        &gw2,
+        "reelnet_segment_fetch_bytes_total{path=\"libp2p_direct\"}",
+    )
+    .await;
+    let quic = metric(&gw2, "reelnet_segment_fetch_bytes_total{path=\"quic\"}").await;
+    let served = metric(&gw1, "reelnet_p2p_direct_bytes_total").await;
+    println!("node 2 fetched {direct} bytes over libp2p, {quic} over QUIC; node 1 served {served}");
+    assert!(direct > 0);
+    assert_eq!(quic, 0);
+    assert_eq!(served, direct);
+    let status = replica.status().await;
+    let nat = status.nat.expect("the status reports NAT state");
+    println!("node 2 nat: {}", serde_json::to_string(&nat).unwrap());
 }
