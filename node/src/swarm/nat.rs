@@ -23,10 +23,12 @@
 //!
 //! # Relay server
 //!
-//! `relay_server = "on"` serves reservations from the start, `"off"` never, `"auto"` builds
-//! the relay behaviour but accepts reservations and circuits only once AutoNAT confirmed a
-//! public address: a shared gate ([`RelayGate`]) consulted by the relay's rate limiters,
-//! since libp2p decides the behaviours when the swarm is built. The limits are sized for
+//! `relay_server = "on"` serves reservations from the start (and, without explicit
+//! `external_addrs`, hands out its listen addresses), `"off"` never, `"auto"` builds the
+//! relay behaviour (libp2p decides the behaviours when the swarm is built) but advertises
+//! the hop protocol (`relay::Behaviour::set_status`) and accepts reservations and circuits
+//! only while AutoNAT confirms a public address: a shared gate ([`RelayGate`]) consulted
+//! by the relay's rate limiters refuses them otherwise. The limits are sized for
 //! signalling and hole punching, not media (segments go direct or over the connection the
 //! node behind a symmetric NAT dialled out).
 
