@@ -33,6 +33,8 @@ pub(super) enum Internal {
     SegmentRefused {
         peer: PeerId,
         reason: String,
+        /// Not for a key this node may not know yet (a rotation it has not fetched).
+        disconnect: bool,
     },
 }
 
@@ -477,12 +479,20 @@ impl EventLoop {
                     tracing::debug!(%peer, "segment requester went away");
                 }
             }
-            Internal::SegmentRefused { peer, reason } => {
+            Internal::SegmentRefused {
+                peer,
+                reason,
+                disconnect,
+            } => {
                 self.stats.segment_refused += 1;
                 tracing::warn!(%peer, %reason, "segment request over libp2p refused: not a member");
-                self.stats.not_member_disconnects += 1;
-                let _ = self.swarm.disconnect_peer_id(peer);
-                self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                // As for catalog sync: no certificate, a forged one, another network's, a
+                // revoked node: no connection either.
+                if disconnect {
+                    self.stats.not_member_disconnects += 1;
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                }
             }
             Internal::Ingested {
                 peer,
@@ -1133,10 +1143,18 @@ impl EventLoop {
                             channel,
                             response: SegmentResponse { header, body },
                         },
-                        Err(refused) => Internal::SegmentRefused {
-                            peer,
-                            reason: refused.to_string(),
-                        },
+                        Err(refused) => {
+                            use reelnet_proto::membership::MembershipError as E;
+                            let crate::transfer::Refused::NotMember(err) = &refused;
+                            Internal::SegmentRefused {
+                                peer,
+                                reason: refused.to_string(),
+                                disconnect: !matches!(
+                                    err,
+                                    E::UnknownKey(_) | E::NotYetValid { .. }
+                                ),
+                            }
+                        }
                     };
                     let _ = internal.send(msg);
                     Ok::<(), std::convert::Infallible>(())
