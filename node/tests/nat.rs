@@ -443,8 +443,9 @@ async fn a_corrupt_answer_over_libp2p_is_rejected() {
     cancel.cancel();
 }
 
-/// C serves as a relay (`relay_server = "on"`); B, told `relays = [C]`, reserves a circuit
-/// on it while its reachability is unknown; A, which knows only C, reaches B through the
+/// C serves as a relay (`relay_server = "on"`); D would (`"auto"`) but AutoNAT never
+/// confirmed it public, so it refuses; B, told `relays = [D, C]`, ends up with a circuit
+/// on C while its reachability is unknown; A, which knows only C, reaches B through the
 /// circuit and fetches a segment from it over libp2p (B's QUIC address is dead). DCUtR may
 /// then upgrade the connection on loopback; the bytes are counted on whichever path
 /// carried them.
@@ -455,9 +456,9 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
     let net = TestNetwork::new();
     let lib = Library::new(3);
     let gen = || SigningKey::generate(&mut rand::rngs::OsRng);
-    let (ka, kb, kc) = (gen(), gen(), gen());
+    let (ka, kb, kc, kd) = (gen(), gen(), gen(), gen());
     let mut members = Vec::new();
-    for k in [&ka, &kb, &kc] {
+    for k in [&ka, &kb, &kc, &kd] {
         members.push(
             net.membership(k, Some(net.cert(k, &[RoleName::Replica], false)), &cancel)
                 .await,
@@ -478,6 +479,17 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
         &cancel,
     )
     .await;
+    let d = spawn(
+        kd,
+        Some(members[3].clone()),
+        None,
+        |cfg| {
+            quiet(cfg);
+            cfg.nat.relay_server = RelayServerMode::Auto;
+        },
+        &cancel,
+    )
+    .await;
     let b = spawn(
         kb,
         Some(members[1].clone()),
@@ -485,7 +497,7 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
         |cfg| {
             quiet(cfg);
             cfg.bootstrap = vec![c.addr.clone()];
-            cfg.nat.relays = vec![c.addr.clone()];
+            cfg.nat.relays = vec![d.addr.clone(), c.addr.clone()];
         },
         &cancel,
     )
@@ -505,6 +517,13 @@ async fn a_node_reserves_on_a_relay_and_is_reached_through_it() {
     .await;
     let status = b.net.nat_status().await.unwrap();
     println!("B: {}", serde_json::to_string(&status).unwrap());
+    let relay = status.relay.clone().unwrap();
+    assert!(
+        relay.ends_with(&format!("(relay {})", c.net.peer_id())),
+        "the reservation is on C, not on D (not public, so not a relay): {relay}"
+    );
+    assert!(!d.net.nat_status().await.unwrap().relay_serving);
+    assert!(c.net.nat_status().await.unwrap().relay_serving);
     assert!(
         status.external.iter().any(|a| a.contains("p2p-circuit")),
         "the circuit address is advertised: {status:?}"
