@@ -81,6 +81,10 @@ pub struct Status {
     /// Whether this node is a member of its network, with which roles, and if not why
     /// and how to join.
     pub membership: crate::membership::MemberSummary,
+    /// Reachability (AutoNAT), advertised and candidate addresses, relay and hole-punch
+    /// state.
+    #[serde(default)]
+    pub nat: Option<crate::swarm::NatStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +179,7 @@ impl StatusSource {
             manifests,
             store: self.store.usage(),
             membership: self.membership.state().summary(),
+            nat: self.network.nat_status().await.ok(),
         })
     }
 }

@@ -18,6 +18,8 @@ pub struct NodeConfig {
     pub gateway: GatewayConfig,
     pub p2p: P2pConfig,
     pub quic: QuicConfig,
+    /// Fetching segments from peers.
+    pub transfer: TransferConfig,
     pub tracker: TrackerLink,
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
@@ -272,6 +274,25 @@ pub struct P2pConfig {
     /// Peers whose sync budgets are remembered (across reconnects); least recently used
     /// forgotten first.
     pub sync_budget_peers: usize,
+    /// Run AutoNAT v2 (client and server): learn whether this node is reachable.
+    pub autonat: bool,
+    /// Ask the local gateway for a port mapping (UPnP IGD). Off by default.
+    pub upnp: bool,
+    /// Serve as a relay: "auto" (once AutoNAT confirmed a public address), "on", "off".
+    pub relay_server: crate::swarm::nat::RelayServerMode,
+    /// Relay reservations this node holds for others at most.
+    pub relay_max_reservations: usize,
+    /// Relayed circuits at once at most.
+    pub relay_max_circuits: usize,
+    /// Bytes one relayed circuit may carry.
+    pub relay_circuit_bytes: u64,
+    /// Seconds one relayed circuit may last.
+    pub relay_circuit_secs: u64,
+    /// Relays to reserve on when this node is not reachable (multiaddrs with /p2p/<id>).
+    pub relays: Vec<String>,
+    /// Addresses other nodes reach this node's swarm at, advertised as they are (set them
+    /// on a node with a known public address or port forward).
+    pub external_addrs: Vec<String>,
 }
 
 impl P2pConfig {
@@ -283,6 +304,23 @@ impl P2pConfig {
             burst_pages: self.sync_budget_pages,
             pages_per_min: self.sync_budget_pages_per_min,
             max_peers: self.sync_budget_peers,
+        }
+    }
+}
+
+/// `[transfer]` in the node config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferConfig {
+    /// How long a QUIC handshake with a peer may take before the segment request goes over
+    /// the libp2p connection instead, milliseconds.
+    pub quic_fallback_after_ms: u64,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            quic_fallback_after_ms: crate::transfer::DEFAULT_QUIC_FALLBACK_AFTER_MS,
         }
     }
 }
@@ -336,6 +374,7 @@ impl Default for NodeConfig {
             gateway: GatewayConfig::default(),
             p2p: P2pConfig::default(),
             quic: QuicConfig::default(),
+            transfer: TransferConfig::default(),
             tracker: TrackerLink::default(),
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
@@ -380,6 +419,15 @@ impl Default for P2pConfig {
             sync_budget_pages: budget.burst_pages,
             sync_budget_pages_per_min: budget.pages_per_min,
             sync_budget_peers: budget.max_peers,
+            autonat: true,
+            upnp: false,
+            relay_server: crate::swarm::nat::RelayServerMode::Auto,
+            relay_max_reservations: 64,
+            relay_max_circuits: 16,
+            relay_circuit_bytes: 1 << 20,
+            relay_circuit_secs: 120,
+            relays: Vec::new(),
+            external_addrs: Vec::new(),
         }
     }
 }
@@ -468,6 +516,42 @@ impl NodeConfig {
             return Err(invalid(
                 "p2p.listen",
                 "must be a multiaddr such as /ip4/0.0.0.0/tcp/4001",
+            ));
+        }
+        for (key, list) in [
+            ("p2p.relays", &self.p2p.relays),
+            ("p2p.external_addrs", &self.p2p.external_addrs),
+        ] {
+            if let Some(bad) = list
+                .iter()
+                .find(|a| a.parse::<libp2p::Multiaddr>().is_err())
+            {
+                return Err(invalid(key, &format!("{bad:?} is not a multiaddr")));
+            }
+        }
+        if self.p2p.relays.iter().any(|a| !a.contains("/p2p/")) {
+            return Err(invalid(
+                "p2p.relays",
+                "each relay must end in /p2p/<peer id> (the relay's identity)",
+            ));
+        }
+        for (key, v) in [
+            ("p2p.relay_circuit_secs", self.p2p.relay_circuit_secs),
+            ("p2p.relay_circuit_bytes", self.p2p.relay_circuit_bytes),
+            (
+                "p2p.relay_max_reservations",
+                self.p2p.relay_max_reservations as u64,
+            ),
+            ("p2p.relay_max_circuits", self.p2p.relay_max_circuits as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.transfer.quic_fallback_after_ms == 0 {
+            return Err(invalid(
+                "transfer.quic_fallback_after_ms",
+                "must be at least 1",
             ));
         }
         if let Some(bad) = self.p2p.bootstrap.iter().find(|a| !a.starts_with('/')) {

@@ -274,6 +274,18 @@ async fn start_network(
         .iter()
         .map(|a| parse("p2p.bootstrap", a))
         .collect::<Result<Vec<_>, _>>()?;
+    let relays = config
+        .p2p
+        .relays
+        .iter()
+        .map(|a| parse("p2p.relays", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let external = config
+        .p2p
+        .external_addrs
+        .iter()
+        .map(|a| parse("p2p.external_addrs", a))
+        .collect::<Result<Vec<_>, _>>()?;
     let actors = shutdown.token(Stage::Actors);
     // Membership first: every part below judges peers by it.
     let membership = start_membership(config, ctx, public_url, shutdown).await;
@@ -294,6 +306,8 @@ async fn start_network(
         config.gateway.premium_renditions,
     )
     .map_err(|e| NodeError::Quic(e.to_string()))?;
+    // The same service over libp2p, for peers that cannot reach the QUIC socket.
+    let segments = transfer.service();
     let http = shutdown.token(Stage::Http);
     shutdown.spawn(Stage::Http, "transfer-server", async move {
         http.cancelled().await;
@@ -327,6 +341,19 @@ async fn start_network(
             max_pending_incoming: config.p2p.max_pending_incoming,
             max_pending_outgoing: config.p2p.max_pending_outgoing,
             sync_budget: config.p2p.sync_budget(),
+            nat: swarm::nat::NatConfig {
+                autonat: config.p2p.autonat,
+                upnp: config.p2p.upnp,
+                relay_server: config.p2p.relay_server,
+                relay_max_reservations: config.p2p.relay_max_reservations,
+                relay_max_circuits: config.p2p.relay_max_circuits,
+                relay_circuit_bytes: config.p2p.relay_circuit_bytes,
+                relay_circuit_secs: config.p2p.relay_circuit_secs,
+                relays,
+                external,
+                ..swarm::nat::NatConfig::default()
+            },
+            segments: Some(segments),
             ..swarm::SwarmConfig::default()
         },
         &ctx.key,
@@ -342,9 +369,16 @@ async fn start_network(
     // closes after the workers that use it have stopped.
     let fetcher = Arc::new(transfer::Fetcher::with_membership(
         Some(&ctx.key),
-        transfer::FetcherConfig::default(),
+        transfer::FetcherConfig {
+            quic_fallback_after: std::time::Duration::from_millis(
+                config.transfer.quic_fallback_after_ms,
+            ),
+            ..transfer::FetcherConfig::default()
+        },
         Some(&membership),
     )?);
+    // Peers whose QUIC address cannot be reached are asked over libp2p.
+    fetcher.set_fallback(client.clone());
     let (following, mut changes) = (fetcher.clone(), membership.subscribe());
     let member_token = actors.clone();
     shutdown.spawn(Stage::Actors, "fetcher-membership", async move {

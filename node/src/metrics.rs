@@ -50,6 +50,27 @@ pub struct Metrics {
     sync_refused_budget: Gauge,
     sync_stopped_budget: Gauge,
     connections_denied: Gauge,
+    reachability: Family<StateLabel, Gauge>,
+    relay_reservations: Gauge,
+    hole_punch: Family<ResultLabel, Gauge>,
+    p2p_relayed_bytes: Gauge,
+    p2p_direct_bytes: Gauge,
+    fetch_path_bytes: Family<PathLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: &'static str,
 }
 
 /// Values gathered at scrape time from other subsystems.
@@ -83,6 +104,8 @@ pub struct Gauges {
     pub excluded_holders: u64,
     /// The swarm's counters (zero without a swarm).
     pub swarm: crate::swarm::NetworkStats,
+    /// Segment bytes the fetcher got, by path.
+    pub fetch_paths: crate::transfer::PathBytes,
 }
 
 impl Metrics {
@@ -214,6 +237,39 @@ impl Metrics {
             "reelnet_connections_denied",
             "libp2p connections denied since start by the connection limits.",
         );
+        let reachability = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "reelnet_p2p_reachability",
+            "1 for what AutoNAT says about this node now: public, private or unknown.",
+            reachability.clone(),
+        );
+        let relay_reservations = swarm_gauge(
+            &mut registry,
+            "reelnet_p2p_relay_reservations",
+            "Relay reservations this node holds (it listens through a relay while not reachable).",
+        );
+        let hole_punch = Family::<ResultLabel, Gauge>::default();
+        registry.register(
+            "reelnet_p2p_hole_punch_total",
+            "DCUtR hole punches since start, by result (success, failure).",
+            hole_punch.clone(),
+        );
+        let p2p_relayed_bytes = swarm_gauge(
+            &mut registry,
+            "reelnet_p2p_relayed_bytes_total",
+            "Segment bytes sent and received over /reelnet/segment/1 through a relay since start.",
+        );
+        let p2p_direct_bytes = swarm_gauge(
+            &mut registry,
+            "reelnet_p2p_direct_bytes_total",
+            "Segment bytes sent and received over /reelnet/segment/1 on direct libp2p connections since start.",
+        );
+        let fetch_path_bytes = Family::<PathLabel, Gauge>::default();
+        registry.register(
+            "reelnet_segment_fetch_bytes_total",
+            "Segment bytes fetched from peers since start, by path (quic, libp2p_direct, libp2p_relayed).",
+            fetch_path_bytes.clone(),
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -247,6 +303,12 @@ impl Metrics {
             sync_refused_budget,
             sync_stopped_budget,
             connections_denied,
+            reachability,
+            relay_reservations,
+            hole_punch,
+            p2p_relayed_bytes,
+            p2p_direct_bytes,
+            fetch_path_bytes,
         }
     }
 
@@ -310,6 +372,38 @@ impl Metrics {
         set(&self.sync_refused_budget, gauges.swarm.sync_budget_refused);
         set(&self.sync_stopped_budget, gauges.swarm.sync_budget_stopped);
         set(&self.connections_denied, gauges.swarm.connections_denied);
+        for state in crate::swarm::nat::Reachability::ALL {
+            set(
+                &self.reachability.get_or_create(&StateLabel {
+                    state: state.as_str(),
+                }),
+                u64::from(gauges.swarm.reachability == state),
+            );
+        }
+        let sw = &gauges.swarm;
+        set(&self.relay_reservations, sw.relay_reservations);
+        for (result, v) in [
+            ("success", sw.hole_punch_success),
+            ("failure", sw.hole_punch_failure),
+        ] {
+            set(&self.hole_punch.get_or_create(&ResultLabel { result }), v);
+        }
+        set(
+            &self.p2p_relayed_bytes,
+            sw.segment_served_relayed_bytes + sw.segment_fetched_relayed_bytes,
+        );
+        set(
+            &self.p2p_direct_bytes,
+            sw.segment_served_direct_bytes + sw.segment_fetched_direct_bytes,
+        );
+        let paths = gauges.fetch_paths;
+        for (path, v) in [
+            ("quic", paths.quic),
+            ("libp2p_direct", paths.libp2p_direct),
+            ("libp2p_relayed", paths.libp2p_relayed),
+        ] {
+            set(&self.fetch_path_bytes.get_or_create(&PathLabel { path }), v);
+        }
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {

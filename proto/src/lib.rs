@@ -40,6 +40,7 @@ pub use manifest::{
     Container, Manifest, MovieMeta, Rendition, SegmentEntry, SignedManifest, Track,
 };
 pub use transfer::{
-    decode_request, decode_response_header, encode_request, encode_response_header, ResponseHeader,
-    SegmentRef, SegmentRequest, Status, MAX_SEGMENT_BYTES,
+    decode_p2p_request, decode_request, decode_response_header, encode_p2p_request, encode_request,
+    encode_response_header, P2pSegmentRequest, ResponseHeader, SegmentRef, SegmentRequest, Status,
+    MAX_SEGMENT_BYTES,
 };

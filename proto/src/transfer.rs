@@ -18,6 +18,15 @@ use crate::ids::{ManifestId, SegmentHash};
 /// ALPN protocol id of the segment service.
 pub const SEGMENT_ALPN: &[u8] = b"reelnet/segment/1";
 
+/// libp2p protocol name of the same segment service carried over a libp2p connection (the
+/// fallback for peers whose QUIC address cannot be reached, e.g. behind a NAT).
+pub const SEGMENT_P2P_PROTOCOL_NAME: &str = "/reelnet/segment/1";
+
+/// Largest [`P2pSegmentRequest`] body: the segment request and the requester's membership
+/// certificate (QUIC carries the certificate in its TLS handshake; libp2p's noise does not).
+pub const MAX_P2P_REQUEST_FRAME: usize =
+    MAX_REQUEST_FRAME + crate::membership::MAX_SIGNED_CERTIFICATE_BYTES + 16;
+
 /// Length of a frame's length prefix.
 pub use crate::codec::FRAME_PREFIX_LEN;
 
@@ -127,6 +136,32 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<(SegmentRequest, usize)>, Dec
     Ok(Some((req, used)))
 }
 
+/// A segment request over libp2p (`/reelnet/segment/1`): the same [`SegmentRequest`] as over
+/// QUIC plus the requester's membership certificate. The answer is the same as over QUIC: a
+/// [`ResponseHeader`] frame, then exactly `length` raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct P2pSegmentRequest {
+    /// What is asked for.
+    pub request: SegmentRequest,
+    /// The requester's [`SignedCertificate`](crate::membership::SignedCertificate) wire
+    /// bytes (empty without membership).
+    pub certificate: Vec<u8>,
+}
+
+/// A libp2p segment request as a length-prefixed frame.
+pub fn encode_p2p_request(req: &P2pSegmentRequest) -> Result<Vec<u8>, EncodeError> {
+    codec::encode_frame::<_, MAX_P2P_REQUEST_FRAME>(req)
+}
+
+/// Decodes a libp2p segment request frame from the front of `buf`, like [`decode_request`].
+pub fn decode_p2p_request(buf: &[u8]) -> Result<Option<(P2pSegmentRequest, usize)>, DecodeError> {
+    let Some((body, used)) = codec::split_frame::<MAX_P2P_REQUEST_FRAME>(buf)? else {
+        return Ok(None);
+    };
+    let req = codec::decode::<P2pSegmentRequest, MAX_P2P_REQUEST_FRAME>(body)?;
+    Ok(Some((req, used)))
+}
+
 /// A response header as a length-prefixed frame. Refuses a header a peer would reject.
 pub fn encode_response_header(header: &ResponseHeader) -> Result<Vec<u8>, EncodeError> {
     header.check().map_err(EncodeError::Invalid)?;
@@ -142,4 +177,40 @@ pub fn decode_response_header(buf: &[u8]) -> Result<Option<(ResponseHeader, usiz
     let header = codec::decode::<ResponseHeader, MAX_RESPONSE_HEADER>(body)?;
     header.check().map_err(DecodeError::Invalid)?;
     Ok(Some((header, used)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn p2p_request_roundtrip_and_limit() {
+        let req = P2pSegmentRequest {
+            request: SegmentRequest {
+                manifest: ManifestId([7; 32]),
+                track: 2,
+                segment: SegmentRef::Index(9),
+            },
+            certificate: vec![1; 300],
+        };
+        let frame = encode_p2p_request(&req).unwrap();
+        assert_eq!(
+            decode_p2p_request(&frame).unwrap(),
+            Some((req.clone(), frame.len()))
+        );
+        // Need more bytes until the frame is whole.
+        assert_eq!(decode_p2p_request(&frame[..frame.len() - 1]).unwrap(), None);
+        // A prefix above the limit is refused as soon as it arrives.
+        let huge = u32::try_from(MAX_P2P_REQUEST_FRAME + 1)
+            .unwrap()
+            .to_be_bytes();
+        assert!(decode_p2p_request(&huge).is_err());
+        // A certificate too large for the frame cannot be encoded.
+        let big = P2pSegmentRequest {
+            certificate: vec![0; MAX_P2P_REQUEST_FRAME],
+            ..req
+        };
+        assert!(encode_p2p_request(&big).is_err());
+    }
 }

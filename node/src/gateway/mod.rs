@@ -199,6 +199,7 @@ pub fn routes(
                     challenges_failed: placement.as_ref().map_or(0, |v| v.challenges_failed),
                     excluded_holders: placement.as_ref().map_or(0, |v| v.excluded.len() as u64),
                     swarm,
+                    fetch_paths: state.fetcher.path_bytes(),
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),

@@ -1,6 +1,8 @@
 //! The composed libp2p behaviour (connection limits, gossipsub with strict validation and
 //! peer scoring, Kademlia, identify, optional mDNS, catalog sync over request-response) and
-//! how it is built from the node's key and [`SwarmConfig`].
+//! how it is built from the node's key and [`SwarmConfig`]; NAT traversal (AutoNAT v2 client
+//! and server, relay v2 server and client, DCUtR, UPnP) and the segment fallback over
+//! request-response (see [`super::nat`] and [`super::segment`]).
 
 use super::*;
 
@@ -14,11 +16,23 @@ pub struct Behaviour {
     pub(super) identify: identify::Behaviour,
     pub(super) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(super) sync: request_response::Behaviour<SyncCodec>,
+    pub(super) segment: request_response::Behaviour<SegmentCodec>,
+    pub(super) autonat_client: Toggle<autonat::v2::client::Behaviour>,
+    pub(super) autonat_server: Toggle<autonat::v2::server::Behaviour>,
+    /// Built unless `relay_server = "off"`; with `"auto"` its [`RelayGate`] stays shut until
+    /// AutoNAT confirmed a public address.
+    pub(super) relay_server: Toggle<relay::Behaviour>,
+    pub(super) relay_client: relay::client::Behaviour,
+    pub(super) dcutr: dcutr::Behaviour,
+    pub(super) upnp: Toggle<upnp::tokio::Behaviour>,
+    pub(super) candidates: nat::Candidates,
 }
 
 pub(super) fn build_behaviour(
     keypair: &Keypair,
     config: &SwarmConfig,
+    relay_client: relay::client::Behaviour,
+    gate: &nat::RelayGate,
 ) -> Result<Behaviour, SwarmError> {
     let setup = |what: &str, e: String| SwarmError::Setup(format!("{what}: {e}"));
     let peer_id = keypair.public().to_peer_id();
@@ -76,6 +90,44 @@ pub(super) fn build_behaviour(
         request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
     );
 
+    let segment = request_response::Behaviour::new(
+        [(SEGMENT_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(config.segment_timeout)
+            .with_max_concurrent_streams(256),
+    );
+
+    let nat = &config.nat;
+    let (autonat_client, autonat_server) = if nat.autonat {
+        (
+            Some(autonat::v2::client::Behaviour::default()),
+            Some(autonat::v2::server::Behaviour::default()),
+        )
+    } else {
+        (None, None)
+    };
+    let relay_server = match nat.relay_server {
+        nat::RelayServerMode::Off => None,
+        nat::RelayServerMode::On | nat::RelayServerMode::Auto => {
+            // relay::Config's defaults keep their per-peer and per-IP rate limiters.
+            let mut relay_config = relay::Config {
+                max_reservations: nat.relay_max_reservations,
+                max_circuits: nat.relay_max_circuits,
+                max_circuit_bytes: nat.relay_circuit_bytes,
+                max_circuit_duration: Duration::from_secs(nat.relay_circuit_secs),
+                ..relay::Config::default()
+            };
+            relay_config
+                .reservation_rate_limiters
+                .push(Box::new(gate.clone()));
+            relay_config
+                .circuit_src_rate_limiters
+                .push(Box::new(gate.clone()));
+            Some(relay::Behaviour::new(peer_id, relay_config))
+        }
+    };
+    let upnp = nat.upnp.then(upnp::tokio::Behaviour::default);
+
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
@@ -91,5 +143,13 @@ pub(super) fn build_behaviour(
         identify,
         mdns: Toggle::from(mdns),
         sync,
+        segment,
+        autonat_client: Toggle::from(autonat_client),
+        autonat_server: Toggle::from(autonat_server),
+        relay_server: Toggle::from(relay_server),
+        relay_client,
+        dcutr: dcutr::Behaviour::new(peer_id),
+        upnp: Toggle::from(upnp),
+        candidates: nat::Candidates::default(),
     })
 }

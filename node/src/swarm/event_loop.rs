@@ -24,6 +24,27 @@ pub(super) enum Internal {
         invalid: u64,
         next: Option<SyncCursor>,
     },
+    SegmentServe {
+        peer: PeerId,
+        relayed: bool,
+        channel: request_response::ResponseChannel<SegmentResponse>,
+        response: SegmentResponse,
+    },
+    SegmentRefused {
+        peer: PeerId,
+        reason: String,
+        /// Not for a key this node may not know yet (a rotation it has not fetched).
+        disconnect: bool,
+    },
+}
+
+/// A segment request waiting for a direct connection (the peer is reachable only through a
+/// relay, and DCUtR may upgrade the connection in a moment).
+pub(super) struct WaitingDirect {
+    pub(super) peer: PeerId,
+    pub(super) until: tokio::time::Instant,
+    pub(super) request: reelnet_proto::SegmentRequest,
+    pub(super) reply: oneshot::Sender<Result<P2pFetched, SwarmError>>,
 }
 
 pub(super) struct Pending {
@@ -120,6 +141,28 @@ pub struct EventLoop {
     pub(super) budgets: Budgets,
     pub(super) bootstrapped: bool,
     pub(super) stats: NetworkStats,
+    /// AutoNAT's verdict on this node.
+    pub(super) reach: ReachabilityTracker,
+    /// Which addresses this node may advertise.
+    pub(super) book: AddressBook,
+    /// Opens the relay server (`relay_server = "auto"`) once the node is public.
+    pub(super) gate: RelayGate,
+    /// Connected peers that serve the relay hop protocol, with an address to reach them.
+    pub(super) relay_candidates: HashMap<PeerId, Multiaddr>,
+    /// The relay reservation being held or asked for: relay, listener, circuit address.
+    pub(super) reservation: Option<(PeerId, libp2p::core::transport::ListenerId, Multiaddr)>,
+    /// Relays whose reservation failed, not asked again before the instant given.
+    pub(super) failed_relays: HashMap<PeerId, tokio::time::Instant>,
+    /// Open connections that go through a relay, with their peer.
+    pub(super) relayed_conns: HashMap<libp2p::swarm::ConnectionId, PeerId>,
+    /// Open direct connections, with their peer.
+    pub(super) direct_conns: HashMap<libp2p::swarm::ConnectionId, PeerId>,
+    /// Segment requests sent over libp2p, awaiting their answer.
+    pub(super) segment_pending: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<P2pFetched, SwarmError>>,
+    >,
+    pub(super) waiting_direct: Vec<WaitingDirect>,
     pub(super) cancel: CancellationToken,
 }
 
@@ -128,6 +171,8 @@ impl EventLoop {
         let mut redial = tokio::time::interval(self.config.redial_interval);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         redial.tick().await;
+        let mut nat_tick = tokio::time::interval(Duration::from_millis(500));
+        nat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commands_open = true;
         let mut changes = self.member_changes.clone();
         if changes.is_some() {
@@ -148,6 +193,7 @@ impl EventLoop {
                     None => commands_open = false,
                 },
                 Some(msg) = self.internal_rx.recv() => self.on_internal(msg),
+                _ = nat_tick.tick() => self.on_nat_tick(),
                 _ = redial.tick() => {
                     if self.swarm.connected_peers().next().is_none() {
                         self.dial_bootstrap();
@@ -349,6 +395,19 @@ impl EventLoop {
             Command::Disconnect(peer, reply) => {
                 let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
+            Command::FetchSegment {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => self.fetch_segment(peer, addrs, request, reply),
+            Command::NatStatus(reply) => {
+                let _ = reply.send(self.nat_status());
+            }
+            Command::Connections(peer, reply) => {
+                let relayed = self.relayed_conns.values().filter(|p| **p == peer).count();
+                let _ = reply.send((self.swarm.is_connected(&peer), relayed));
+            }
         }
     }
 
@@ -398,6 +457,43 @@ impl EventLoop {
                     tracing::debug!(%peer, "sync requester went away");
                 }
             }
+            Internal::SegmentServe {
+                peer,
+                relayed,
+                channel,
+                response,
+            } => {
+                let bytes = response.body.len() as u64;
+                if relayed {
+                    self.stats.segment_served_relayed_bytes += bytes;
+                } else {
+                    self.stats.segment_served_direct_bytes += bytes;
+                }
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .segment
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "segment requester went away");
+                }
+            }
+            Internal::SegmentRefused {
+                peer,
+                reason,
+                disconnect,
+            } => {
+                self.stats.segment_refused += 1;
+                tracing::warn!(%peer, %reason, "segment request over libp2p refused: not a member");
+                // As for catalog sync: no certificate, a forged one, another network's, a
+                // revoked node: no connection either.
+                if disconnect {
+                    self.stats.not_member_disconnects += 1;
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                }
+            }
             Internal::Ingested {
                 peer,
                 invalid,
@@ -423,12 +519,26 @@ impl EventLoop {
         match event {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
+                if endpoint.is_relayed() {
+                    tracing::debug!(peer = %peer_id, "relayed connection");
+                    self.stats.relayed_connections_total += 1;
+                    self.relayed_conns.insert(connection_id, peer_id);
+                } else {
+                    self.direct_conns.insert(connection_id, peer_id);
+                    self.flush_waiting(Some(peer_id));
+                }
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
                     let (base, _) = split_peer(address);
+                    if !endpoint.is_relayed() {
+                        self.relay_candidates
+                            .entry(peer_id)
+                            .and_modify(|a| *a = base.clone());
+                    }
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
                 }
                 if self.is_revoked(&peer_id) {
@@ -468,8 +578,47 @@ impl EventLoop {
                 }
                 tracing::debug!(%send_back_addr, %error, "incoming connection failed");
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                self.relayed_conns.remove(&connection_id);
+                self.direct_conns.remove(&connection_id);
+                if num_established == 0 {
+                    self.relay_candidates.remove(&peer_id);
+                }
+            }
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                if let Some((relay, id, circuit)) = &mut self.reservation {
+                    if *id == listener_id {
+                        tracing::info!(%relay, %address, "relay reservation: listening through the relay");
+                        *circuit = address.clone();
+                    }
+                }
                 tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => self.on_listener_gone(listener_id, format!("{reason:?}")),
+            SwarmEvent::ListenerError { listener_id, error } => {
+                self.on_listener_gone(listener_id, error.to_string())
+            }
+            SwarmEvent::NewExternalAddrCandidate { address } => {
+                tracing::debug!(%address, "external address candidate");
+                self.book.on_candidate(address);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed; advertising it");
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address expired");
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -516,6 +665,19 @@ impl EventLoop {
             }
             BehaviourEvent::Gossipsub(_) => {}
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                    let addr = self.relay_candidates.get(&peer_id).cloned().or_else(|| {
+                        info.listen_addrs
+                            .iter()
+                            .find(|a| !nat::is_circuit(a))
+                            .cloned()
+                    });
+                    if let Some(addr) = addr {
+                        self.relay_candidates.insert(peer_id, addr);
+                    }
+                } else {
+                    self.relay_candidates.remove(&peer_id);
+                }
                 if info.protocols.contains(&KAD_PROTOCOL) {
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -545,7 +707,98 @@ impl EventLoop {
             }
             BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
             BehaviourEvent::Sync(event) => self.on_sync_event(event),
+            BehaviourEvent::Segment(event) => self.on_segment_event(event),
             BehaviourEvent::Limits(never) => match never {},
+            BehaviourEvent::Candidates(never) => match never {},
+            BehaviourEvent::AutonatClient(autonat::v2::client::Event {
+                tested_addr,
+                server,
+                result,
+                ..
+            }) => {
+                let reachable = result.is_ok();
+                match &result {
+                    Ok(()) => {
+                        tracing::info!(addr = %tested_addr, %server, "AutoNAT: address reachable")
+                    }
+                    Err(err) => {
+                        tracing::info!(addr = %tested_addr, %server, %err, "AutoNAT: address not reachable")
+                    }
+                }
+                self.book.on_probe(&tested_addr, reachable);
+                if !reachable {
+                    // A failed probe withdraws an address AutoNAT had confirmed before.
+                    if !self.book.may_advertise(&tested_addr) {
+                        self.swarm.remove_external_address(&tested_addr);
+                    }
+                }
+                if let Some(state) = self.reach.on_probe(&tested_addr, reachable) {
+                    self.on_reachability(state);
+                }
+            }
+            BehaviourEvent::AutonatServer(event) => {
+                tracing::debug!(client = %event.client, addr = %event.tested_addr, ok = event.result.is_ok(), "AutoNAT: probed a peer");
+            }
+            BehaviourEvent::RelayServer(event) => {
+                tracing::debug!(?event, "relay server");
+            }
+            BehaviourEvent::RelayClient(event) => match event {
+                relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal,
+                    ..
+                } => {
+                    if !renewal {
+                        tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                    }
+                    self.stats.relay_reservations = 1;
+                }
+                other => tracing::debug!(?other, "relay client"),
+            },
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(connection) => {
+                    self.stats.hole_punch_success += 1;
+                    tracing::info!(peer = %remote_peer_id, "hole punch succeeded: direct connection");
+                    // Later requests go over the direct connection, not the relay.
+                    let relayed: Vec<_> = self
+                        .relayed_conns
+                        .iter()
+                        .filter(|(id, p)| **p == remote_peer_id && **id != connection)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in relayed {
+                        self.swarm.close_connection(id);
+                    }
+                    self.flush_waiting(Some(remote_peer_id));
+                }
+                Err(err) => {
+                    self.stats.hole_punch_failure += 1;
+                    tracing::info!(peer = %remote_peer_id, %err, "hole punch failed; staying on the relay");
+                }
+            },
+            BehaviourEvent::Upnp(event) => match event {
+                upnp::Event::NewExternalAddr { external_addr, .. } => {
+                    if self.book.on_upnp_mapped(&external_addr) == nat::AddressAction::Unconfirm {
+                        tracing::info!(addr = %external_addr, "UPnP mapped a port; probing it before advertising");
+                        self.swarm.remove_external_address(&external_addr);
+                        self.swarm.behaviour_mut().candidates.push(external_addr);
+                    }
+                }
+                upnp::Event::ExpiredExternalAddr { external_addr, .. } => {
+                    tracing::info!(addr = %external_addr, "UPnP mapping expired");
+                    self.book.on_probe(&external_addr, false);
+                    if let Some(state) = self.reach.on_expired(&external_addr) {
+                        self.on_reachability(state);
+                    }
+                }
+                upnp::Event::GatewayNotFound => tracing::info!("UPnP: no gateway found"),
+                upnp::Event::NonRoutableGateway => {
+                    tracing::info!("UPnP: the gateway is not on the public internet")
+                }
+            },
         }
     }
 
@@ -664,6 +917,284 @@ impl EventLoop {
             request_response::Event::InboundFailure { peer, error, .. } => {
                 self.serving.remove(&peer);
                 tracing::debug!(%peer, %error, "catalog sync answer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// NAT traversal and the segment fallback.
+impl EventLoop {
+    /// Keeps a relay reservation while the node is not public; sends segment requests
+    /// whose wait for a direct connection is over.
+    pub(super) fn on_nat_tick(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.flush_waiting(None);
+        self.stats.reachability = self.reach.state();
+        if !self.reach.wants_relay(now) {
+            if let Some((relay, id, _)) = self.reservation.take() {
+                tracing::info!(%relay, "public now: dropping the relay reservation");
+                self.swarm.remove_listener(id);
+                self.stats.relay_reservations = 0;
+            }
+            return;
+        }
+        if self.reservation.is_some() {
+            return;
+        }
+        self.failed_relays.retain(|_, until| *until > now);
+        let me = *self.swarm.local_peer_id();
+        // Configured relays first, then connected members serving the hop protocol.
+        let configured = self.config.nat.relays.iter().filter_map(|addr| {
+            let (base, peer) = split_peer(addr);
+            peer.map(|p| (p, base))
+        });
+        let learned = self
+            .relay_candidates
+            .iter()
+            .map(|(p, a)| (*p, a.clone()))
+            .collect::<Vec<_>>();
+        let choice = configured
+            .chain(learned)
+            .find(|(p, _)| *p != me && !self.failed_relays.contains_key(p) && !self.is_revoked(p));
+        let Some((relay, base)) = choice else {
+            return;
+        };
+        let circuit = base.with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(id) => {
+                tracing::info!(%relay, addr = %circuit, state = self.reach.state().as_str(), "asking for a relay reservation");
+                self.reservation = Some((relay, id, circuit));
+            }
+            Err(err) => {
+                tracing::warn!(%relay, %err, "cannot listen through the relay");
+                self.failed_relays
+                    .insert(relay, now + Duration::from_secs(60));
+            }
+        }
+    }
+
+    pub(super) fn on_reachability(&mut self, state: Reachability) {
+        tracing::info!(state = state.as_str(), "reachability changed");
+        self.stats.reachability = state;
+        if self.config.nat.relay_server == nat::RelayServerMode::Auto {
+            let open = state == Reachability::Public;
+            if open != self.gate.is_open() {
+                tracing::info!(serving = open, "relay server");
+            }
+            self.gate.set(open);
+            if let Some(relay) = self.swarm.behaviour_mut().relay_server.as_mut() {
+                relay.set_status(Some(if open {
+                    relay::Status::Enable
+                } else {
+                    relay::Status::Disable
+                }));
+            }
+        }
+        self.on_nat_tick();
+    }
+
+    fn on_listener_gone(&mut self, listener: libp2p::core::transport::ListenerId, reason: String) {
+        let Some((relay, id, _)) = &self.reservation else {
+            return;
+        };
+        if *id != listener {
+            return;
+        }
+        tracing::info!(%relay, %reason, "relay reservation lost; trying another relay later");
+        self.failed_relays.insert(
+            *relay,
+            tokio::time::Instant::now() + Duration::from_secs(30),
+        );
+        self.reservation = None;
+        self.stats.relay_reservations = 0;
+    }
+
+    /// Sends a segment request over libp2p, or parks it while the peer is reachable only
+    /// through a relay (DCUtR may give a direct connection in a moment).
+    fn fetch_segment(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: reelnet_proto::SegmentRequest,
+        reply: oneshot::Sender<Result<P2pFetched, SwarmError>>,
+    ) {
+        if self.is_revoked(&peer) {
+            let _ = reply.send(Err(SwarmError::Segment("the peer is revoked".into())));
+            return;
+        }
+        for addr in &addrs {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+        }
+        let relayed_only = self.relayed_conns.values().any(|p| *p == peer)
+            && !self.direct_conns.values().any(|p| *p == peer);
+        if relayed_only && !self.config.direct_wait.is_zero() {
+            self.waiting_direct.push(WaitingDirect {
+                peer,
+                until: tokio::time::Instant::now() + self.config.direct_wait,
+                request,
+                reply,
+            });
+            return;
+        }
+        self.send_segment_request(peer, addrs, request, reply);
+    }
+
+    fn send_segment_request(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: reelnet_proto::SegmentRequest,
+        reply: oneshot::Sender<Result<P2pFetched, SwarmError>>,
+    ) {
+        let request = reelnet_proto::P2pSegmentRequest {
+            request,
+            certificate: self.own_certificate(),
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .segment
+            .send_request_with_addresses(&peer, request, addrs);
+        self.segment_pending.insert(id, reply);
+    }
+
+    /// Sends parked requests: those for `peer` (which now has a direct connection), and
+    /// every one whose wait is over.
+    pub(super) fn flush_waiting(&mut self, peer: Option<PeerId>) {
+        if self.waiting_direct.is_empty() {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting_direct)
+            .into_iter()
+            .partition(|w| Some(w.peer) == peer || w.until <= now);
+        self.waiting_direct = waiting;
+        for w in ready {
+            self.send_segment_request(w.peer, Vec::new(), w.request, w.reply);
+        }
+    }
+
+    pub(super) fn nat_status(&self) -> NatStatus {
+        let mut listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
+        listen.sort();
+        let mut external: Vec<String> = self
+            .swarm
+            .external_addresses()
+            .map(|a| a.to_string())
+            .collect();
+        external.sort();
+        NatStatus {
+            reachability: self.reach.state(),
+            confirmed: {
+                let mut c: Vec<String> = self.reach.confirmed().map(|a| a.to_string()).collect();
+                c.sort();
+                c
+            },
+            candidates: self
+                .book
+                .candidates()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            external,
+            listen,
+            relay: self
+                .reservation
+                .as_ref()
+                .map(|(relay, _, addr)| format!("{addr} (relay {relay})")),
+            relay_reservations: self.stats.relay_reservations,
+            relay_serving: self.gate.is_open()
+                && self.config.nat.relay_server != nat::RelayServerMode::Off,
+            relayed_connections: self.relayed_conns.len(),
+            hole_punch_success: self.stats.hole_punch_success,
+            hole_punch_failure: self.stats.hole_punch_failure,
+        }
+    }
+
+    pub(super) fn on_segment_event(
+        &mut self,
+        event: request_response::Event<reelnet_proto::P2pSegmentRequest, SegmentResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+            } => {
+                let (Some(service), Some(node)) = (self.config.segments.clone(), node_id_of(&peer))
+                else {
+                    // Dropping the channel refuses the request.
+                    return;
+                };
+                let relayed = self.relayed_conns.contains_key(&connection_id);
+                let internal = self.internal_tx.clone();
+                reelnet_runtime::shutdown::spawn("segment-p2p-serve", async move {
+                    let msg = match service.answer(node, &request).await {
+                        Ok((header, body)) => Internal::SegmentServe {
+                            peer,
+                            relayed,
+                            channel,
+                            response: SegmentResponse { header, body },
+                        },
+                        Err(refused) => {
+                            use reelnet_proto::membership::MembershipError as E;
+                            let crate::transfer::Refused::NotMember(err) = &refused;
+                            Internal::SegmentRefused {
+                                peer,
+                                reason: refused.to_string(),
+                                disconnect: !matches!(
+                                    err,
+                                    E::UnknownKey(_) | E::NotYetValid { .. }
+                                ),
+                            }
+                        }
+                    };
+                    let _ = internal.send(msg);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+            } => {
+                let relayed = self.relayed_conns.contains_key(&connection_id);
+                let bytes = response.body.len() as u64;
+                if relayed {
+                    self.stats.segment_fetched_relayed_bytes += bytes;
+                } else {
+                    self.stats.segment_fetched_direct_bytes += bytes;
+                }
+                if let Some(reply) = self.segment_pending.remove(&request_id) {
+                    let _ = reply.send(Ok(P2pFetched { response, relayed }));
+                } else {
+                    tracing::debug!(%peer, "segment answer nobody waits for");
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "segment request over libp2p failed");
+                if let Some(reply) = self.segment_pending.remove(&request_id) {
+                    let _ = reply.send(Err(SwarmError::Segment(error.to_string())));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "segment answer over libp2p failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }

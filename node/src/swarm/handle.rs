@@ -25,6 +25,42 @@ pub(super) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Stats(oneshot::Sender<NetworkStats>),
     Disconnect(PeerId, oneshot::Sender<bool>),
+    FetchSegment {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: reelnet_proto::SegmentRequest,
+        reply: oneshot::Sender<Result<P2pFetched, SwarmError>>,
+    },
+    NatStatus(oneshot::Sender<NatStatus>),
+    Connections(PeerId, oneshot::Sender<(bool, usize)>),
+}
+
+/// A segment answer that came over libp2p, and whether it came through a relay.
+#[derive(Debug, Clone)]
+pub struct P2pFetched {
+    pub response: SegmentResponse,
+    pub relayed: bool,
+}
+
+/// What the node knows about its reachability (admin status).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NatStatus {
+    pub reachability: Reachability,
+    /// Addresses AutoNAT confirmed.
+    pub confirmed: Vec<String>,
+    /// Learned addresses not confirmed (not advertised).
+    pub candidates: Vec<String>,
+    /// The swarm's external addresses: explicit, confirmed, relay circuits.
+    pub external: Vec<String>,
+    pub listen: Vec<String>,
+    /// The relay circuit address this node listens on, if any.
+    pub relay: Option<String>,
+    pub relay_reservations: u64,
+    /// Whether this node serves as a relay now.
+    pub relay_serving: bool,
+    pub relayed_connections: usize,
+    pub hole_punch_success: u64,
+    pub hole_punch_failure: u64,
 }
 
 impl NetworkHandle {
@@ -120,6 +156,34 @@ impl NetworkHandle {
     /// Counters.
     pub async fn stats(&self) -> Result<NetworkStats, SwarmError> {
         self.ask(Command::Stats).await
+    }
+
+    /// Asks `peer` for a segment over `/reelnet/segment/1`, dialling it by id if needed
+    /// (its known addresses, plus `addrs`: direct ones or a relay circuit). The answer is
+    /// not verified here; the fetcher does that.
+    pub async fn fetch_segment(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: reelnet_proto::SegmentRequest,
+    ) -> Result<P2pFetched, SwarmError> {
+        self.ask(|reply| Command::FetchSegment {
+            peer,
+            addrs,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Reachability, addresses and relay state.
+    pub async fn nat_status(&self) -> Result<NatStatus, SwarmError> {
+        self.ask(Command::NatStatus).await
+    }
+
+    /// Whether this node is connected to `peer`, and over how many relayed connections.
+    pub async fn connections(&self, peer: PeerId) -> Result<(bool, usize), SwarmError> {
+        self.ask(|reply| Command::Connections(peer, reply)).await
     }
 
     /// Closes every connection with `peer`; `false` if there was none. For tests and

@@ -23,6 +23,15 @@
 //!   incoming and outgoing ones ([`SwarmConfig::max_connections`] and the next fields);
 //!   connections over a limit are denied and counted ([`NetworkStats::connections_denied`]).
 //!
+//! - **NAT traversal** ([`nat`]): AutoNAT v2 (client and server) tells the node whether it
+//!   is reachable; while it is not, it keeps a relay v2 reservation (on a configured relay or
+//!   a connected member serving the hop protocol); DCUtR upgrades relayed connections to
+//!   direct ones where the NATs allow; UPnP (opt-in) maps a port. Only explicit and
+//!   confirmed addresses are advertised.
+//! - **request-response** `/reelnet/segment/1` ([`segment`]): the QUIC segment service's
+//!   requests and answers over a libp2p connection (direct, hole-punched or relayed), the
+//!   fallback when a peer's QUIC address cannot be reached.
+//!
 //! # Shape
 //!
 //! One [`EventLoop`] task owns the `Swarm`; everything else holds a cloneable
@@ -48,7 +57,9 @@
 //! [`SwarmConfig::redial_interval`].
 
 pub mod budget;
+pub mod nat;
 pub mod publisher;
+pub mod segment;
 pub mod sync;
 
 use std::collections::{HashMap, HashSet};
@@ -65,8 +76,8 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    connection_limits, identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
-    Swarm,
+    autonat, connection_limits, dcutr, identify, kad, mdns, noise, relay, tcp, upnp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use reelnet_proto::{NodeId, SignedCatalogRecord, SignedManifest, MAX_SIGNED_MANIFEST_BYTES};
 use std::sync::Arc;
@@ -78,6 +89,8 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Catalog, SyncCursor, Verdict};
 use crate::membership::{MemberState, Membership};
 use budget::{Budgets, SyncBudget};
+use nat::{AddressBook, NatConfig, Reachability, ReachabilityTracker, RelayGate};
+use segment::{SegmentCodec, SegmentResponse, SEGMENT_PROTOCOL};
 use sync::{SyncCodec, SyncRequest, SyncResponse, SYNC_PAGE_BYTES, SYNC_PROTOCOL};
 
 mod behaviour;
@@ -91,7 +104,7 @@ use handle::*;
 
 pub use behaviour::{Behaviour, BehaviourEvent};
 pub use event_loop::EventLoop;
-pub use handle::NetworkHandle;
+pub use handle::{NatStatus, NetworkHandle, P2pFetched};
 
 /// Gossipsub topic of signed catalog records.
 pub const CATALOG_TOPIC: &str = "reelnet/catalog/1";
@@ -142,6 +155,16 @@ pub struct SwarmConfig {
     pub max_pending_outgoing: u32,
     /// Catalog sync one peer identity may take and give over time (`p2p.sync_budget_*`).
     pub sync_budget: SyncBudget,
+    /// NAT traversal (`p2p.autonat`, `p2p.upnp`, `p2p.relay_*`, `p2p.relays`).
+    pub nat: NatConfig,
+    /// Answers segment requests over `/reelnet/segment/1`; `None`: such requests are
+    /// dropped (tests of the swarm alone).
+    pub segments: Option<crate::transfer::SegmentService>,
+    /// Longest time one segment request over libp2p may take (dial included).
+    pub segment_timeout: Duration,
+    /// How long a segment request to a peer reachable only through a relay waits for
+    /// DCUtR's direct connection before going over the relay.
+    pub direct_wait: Duration,
 }
 
 /// `p2p.max_connections` unless configured.
@@ -170,6 +193,10 @@ impl Default for SwarmConfig {
             max_pending_incoming: DEFAULT_MAX_PENDING_INCOMING,
             max_pending_outgoing: DEFAULT_MAX_PENDING_OUTGOING,
             sync_budget: SyncBudget::default(),
+            nat: NatConfig::default(),
+            segments: None,
+            segment_timeout: Duration::from_secs(30),
+            direct_wait: Duration::from_secs(3),
         }
     }
 }
@@ -195,6 +222,8 @@ pub enum SwarmError {
     Publish { topic: &'static str, reason: String },
     #[error("cannot dial {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
+    #[error("segment request over libp2p failed: {0}")]
+    Segment(String),
 }
 
 /// A gossip topic.
@@ -254,6 +283,26 @@ pub struct NetworkStats {
     /// Connections closed because the peer showed no valid certificate when it asked for
     /// the catalog.
     pub not_member_disconnects: u64,
+    /// What AutoNAT says about this node.
+    pub reachability: Reachability,
+    /// Relay reservations this node holds (0 or 1).
+    pub relay_reservations: u64,
+    /// DCUtR hole punches that gave a direct connection.
+    pub hole_punch_success: u64,
+    /// DCUtR hole punches that failed.
+    pub hole_punch_failure: u64,
+    /// Segment body bytes served over `/reelnet/segment/1` on direct connections.
+    pub segment_served_direct_bytes: u64,
+    /// Segment body bytes served over `/reelnet/segment/1` through a relay.
+    pub segment_served_relayed_bytes: u64,
+    /// Segment body bytes fetched over `/reelnet/segment/1` on direct connections.
+    pub segment_fetched_direct_bytes: u64,
+    /// Segment body bytes fetched over `/reelnet/segment/1` through a relay.
+    pub segment_fetched_relayed_bytes: u64,
+    /// Segment requests over libp2p refused because the requester is not a member.
+    pub segment_refused: u64,
+    /// Connections through a relay established since start (either way).
+    pub relayed_connections_total: u64,
 }
 
 /// The `PeerId` of a node: the same ed25519 key.
@@ -348,7 +397,7 @@ pub async fn start(
     let keypair = Keypair::ed25519_from_bytes(&mut secret)
         .map_err(|e| SwarmError::Identity(e.to_string()))?;
     let peer_id = keypair.public().to_peer_id();
-    let behaviour = build_behaviour(&keypair, &config)?;
+    let gate = RelayGate::new(config.nat.relay_server == nat::RelayServerMode::On);
     let idle = config.idle_timeout;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -359,12 +408,36 @@ pub async fn start(
         )
         .map_err(|e| SwarmError::Setup(format!("tcp transport: {e}")))?
         .with_quic()
-        .with_behaviour(|_| behaviour)
-        .map_err(|e| match e {})?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| SwarmError::Setup(format!("relay client transport: {e}")))?
+        .with_behaviour(|key, relay_client| {
+            build_behaviour(key, &config, relay_client, &gate)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|e| SwarmError::Setup(format!("behaviour: {e}")))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
 
     let listen_addrs = listen(&mut swarm, &config.listen).await?;
+    // "on" advertises the relay hop protocol from the start; "auto" once public (see
+    // `EventLoop::on_reachability`), not merely once some external address exists.
+    if let Some(relay) = swarm.behaviour_mut().relay_server.as_mut() {
+        relay.set_status(Some(if gate.is_open() {
+            relay::Status::Enable
+        } else {
+            relay::Status::Disable
+        }));
+    }
+    // Explicit addresses are advertised whatever AutoNAT says. A relay must hand its
+    // addresses to the nodes that reserve on it: with `relay_server = "on"` and none given,
+    // the addresses it listens on (from the config) stand in.
+    let mut explicit = config.nat.external.clone();
+    if explicit.is_empty() && config.nat.relay_server == nat::RelayServerMode::On {
+        explicit.extend(listen_addrs.iter().cloned());
+    }
+    for addr in &explicit {
+        swarm.add_external_address(addr.clone());
+    }
 
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
@@ -394,6 +467,7 @@ pub async fn start(
         );
     }
     let member_changes = config.membership.as_ref().map(|m| m.subscribe());
+    let config_unknown_timeout = config.nat.unknown_timeout;
     let budgets = Budgets::new(config.sync_budget);
 
     let mut event_loop = EventLoop {
@@ -418,6 +492,16 @@ pub async fn start(
         budgets,
         bootstrapped: false,
         stats: NetworkStats::default(),
+        reach: ReachabilityTracker::new(tokio::time::Instant::now(), config_unknown_timeout),
+        book: AddressBook::new(explicit),
+        gate,
+        relay_candidates: HashMap::new(),
+        reservation: None,
+        failed_relays: HashMap::new(),
+        relayed_conns: HashMap::new(),
+        direct_conns: HashMap::new(),
+        segment_pending: HashMap::new(),
+        waiting_direct: Vec::new(),
         cancel,
     };
     event_loop.dial_bootstrap();

@@ -12,18 +12,31 @@
 //! one, exactly that many bytes arrive, and the bytes hash to the expected hash. Anything
 //! else counts as a failure of that provider (a wrong hash also drops its connection) and
 //! the next provider is tried, so a fetch never returns bad bytes.
+//!
+//! # The libp2p fallback
+//!
+//! A provider's QUIC address may not be reachable: a home node behind a NAT has its quinn
+//! socket unreachable from outside (libp2p's hole punch does not open it). With a swarm
+//! attached ([`Fetcher::set_fallback`]), a QUIC handshake that has not completed within
+//! [`FetcherConfig::quic_fallback_after`] (or fails) sends the same request over
+//! `/reelnet/segment/1` on a libp2p connection to the provider's peer id (direct, DCUtR
+//! hole-punched, or relayed), and the provider's QUIC address is skipped for
+//! [`QUIC_RETRY_AFTER`]. The answer is checked exactly like a QUIC answer (announced length
+//! and hash, then the bytes' hash). Bytes fetched are counted per path
+//! ([`Fetcher::path_bytes`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ed25519_dalek::SigningKey;
 use reelnet_proto::transfer::{FRAME_PREFIX_LEN, MAX_SEGMENT_BYTES};
 use reelnet_proto::{
-    decode_response_header, encode_request, DecodeError, ManifestId, NodeId, SegmentHash,
-    SegmentRef, SegmentRequest, Status, MAX_RESPONSE_HEADER,
+    decode_response_header, encode_request, DecodeError, ManifestId, NodeId, ResponseHeader,
+    SegmentHash, SegmentRef, SegmentRequest, Status, MAX_RESPONSE_HEADER,
 };
 use tokio::sync::Semaphore;
 
@@ -42,6 +55,9 @@ pub struct FetcherConfig {
     pub max_inflight_per_peer: usize,
     /// QUIC transport parameters.
     pub transport: TransportTuning,
+    /// With a libp2p fallback attached: how long a QUIC handshake may take before the
+    /// request goes over libp2p instead (`transfer.quic_fallback_after_ms`).
+    pub quic_fallback_after: Duration,
 }
 
 impl Default for FetcherConfig {
@@ -51,8 +67,23 @@ impl Default for FetcherConfig {
             attempt_timeout: Duration::from_secs(10),
             max_inflight_per_peer: 32,
             transport: TransportTuning::default(),
+            quic_fallback_after: Duration::from_millis(DEFAULT_QUIC_FALLBACK_AFTER_MS),
         }
     }
+}
+
+/// `transfer.quic_fallback_after_ms` unless configured.
+pub const DEFAULT_QUIC_FALLBACK_AFTER_MS: u64 = 1500;
+
+/// After a provider's QUIC address failed, it is skipped (straight to libp2p) this long.
+pub const QUIC_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Segment body bytes fetched, by path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathBytes {
+    pub quic: u64,
+    pub libp2p_direct: u64,
+    pub libp2p_relayed: u64,
 }
 
 /// What to fetch: the request, the hash the bytes must have and, if known, their size.
@@ -102,6 +133,10 @@ pub enum AttemptError {
     TrailingBytes,
     #[error("request cannot be encoded: {0}")]
     Encode(String),
+    #[error("QUIC address unreachable: {0}")]
+    QuicUnreachable(String),
+    #[error("over libp2p: {0}")]
+    P2p(String),
 }
 
 impl AttemptError {
@@ -237,6 +272,8 @@ fn client_config(
 struct Peer {
     /// The cached connection; the async lock also makes concurrent fetches share one dial.
     conn: tokio::sync::Mutex<Option<quinn::Connection>>,
+    /// Until when the QUIC address is skipped (it was unreachable) in favour of libp2p.
+    quic_down_until: Mutex<Option<Instant>>,
     permits: Arc<Semaphore>,
     stats: Mutex<ProviderStats>,
 }
@@ -251,6 +288,10 @@ pub struct Fetcher {
     client: Mutex<quinn::ClientConfig>,
     key: SigningKey,
     member: tls::MemberCheck,
+    /// The swarm, for the libp2p fallback (see the module docs).
+    fallback: OnceLock<crate::swarm::NetworkHandle>,
+    /// Bytes fetched over QUIC, libp2p direct, libp2p relayed.
+    path_bytes: [AtomicU64; 3],
 }
 
 impl Fetcher {
@@ -299,7 +340,24 @@ impl Fetcher {
             client: Mutex::new(client),
             key,
             member,
+            fallback: OnceLock::new(),
+            path_bytes: Default::default(),
         })
+    }
+
+    /// Attaches the swarm: from now on a provider whose QUIC address cannot be reached is
+    /// asked over libp2p. Only the first call counts.
+    pub fn set_fallback(&self, network: crate::swarm::NetworkHandle) {
+        let _ = self.fallback.set(network);
+    }
+
+    /// Segment body bytes fetched so far, by path.
+    pub fn path_bytes(&self) -> PathBytes {
+        PathBytes {
+            quic: self.path_bytes[0].load(Ordering::Relaxed),
+            libp2p_direct: self.path_bytes[1].load(Ordering::Relaxed),
+            libp2p_relayed: self.path_bytes[2].load(Ordering::Relaxed),
+        }
     }
 
     /// Follows a membership change: new connections present the current certificate, and
@@ -359,7 +417,7 @@ impl Fetcher {
         let mut failures = Vec::new();
         for (node, addr) in self.rank(providers, want.size) {
             let peer = self.peer(node);
-            let attempt = self.attempt(&peer, node, addr, want);
+            let attempt = self.attempt_any(&peer, node, addr, want);
             let result = match tokio::time::timeout(self.config.attempt_timeout, attempt).await {
                 Ok(r) => r,
                 Err(_) => Err(AttemptError::Timeout(self.config.attempt_timeout)),
@@ -465,6 +523,7 @@ impl Fetcher {
         Arc::clone(peers.entry(node).or_insert_with(|| {
             Arc::new(Peer {
                 conn: tokio::sync::Mutex::new(None),
+                quic_down_until: Mutex::new(None),
                 permits: Arc::new(Semaphore::new(self.config.max_inflight_per_peer.max(1))),
                 stats: Mutex::new(ProviderStats::default()),
             })
@@ -496,6 +555,61 @@ impl Fetcher {
         Ok(conn)
     }
 
+    /// One provider: over QUIC, or over libp2p when QUIC cannot reach it (with a fallback).
+    async fn attempt_any(
+        &self,
+        peer: &Peer,
+        node: NodeId,
+        addr: SocketAddr,
+        want: &FetchRequest,
+    ) -> Result<Bytes, AttemptError> {
+        let Some(network) = self.fallback.get() else {
+            return self.attempt(peer, node, addr, want).await;
+        };
+        let down = lock(&peer.quic_down_until).is_some_and(|t| Instant::now() < t);
+        if !down {
+            match self.attempt(peer, node, addr, want).await {
+                Err(AttemptError::QuicUnreachable(reason)) => {
+                    tracing::info!(provider = %node.short(), %addr, %reason, "QUIC unreachable; asking over libp2p");
+                    *lock(&peer.quic_down_until) = Some(Instant::now() + QUIC_RETRY_AFTER);
+                }
+                other => return other,
+            }
+        }
+        self.attempt_p2p(network, peer, node, want).await
+    }
+
+    async fn attempt_p2p(
+        &self,
+        network: &crate::swarm::NetworkHandle,
+        peer: &Peer,
+        node: NodeId,
+        want: &FetchRequest,
+    ) -> Result<Bytes, AttemptError> {
+        let _permit = peer
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AttemptError::Status(Status::Busy))?;
+        let peer_id =
+            crate::swarm::peer_id_of(&node).map_err(|e| AttemptError::P2p(e.to_string()))?;
+        let started = Instant::now();
+        let fetched = network
+            .fetch_segment(peer_id, Vec::new(), want.request)
+            .await
+            .map_err(|e| AttemptError::P2p(e.to_string()))?;
+        let header_at = Instant::now();
+        let body = verify(&fetched.response.header, fetched.response.body, want)?;
+        lock(&peer.stats).record_success(
+            header_at.duration_since(started),
+            body.len() as u64,
+            Duration::ZERO,
+        );
+        let path = if fetched.relayed { 2 } else { 1 };
+        self.path_bytes[path].fetch_add(body.len() as u64, Ordering::Relaxed);
+        Ok(body)
+    }
+
     async fn attempt(
         &self,
         peer: &Peer,
@@ -508,7 +622,22 @@ impl Fetcher {
             .acquire()
             .await
             .map_err(|_| AttemptError::Status(Status::Busy))?;
-        let conn = self.connection(peer, node, addr).await?;
+        let conn = if self.fallback.get().is_some() {
+            // With a fallback, a handshake that does not complete soon means "go over
+            // libp2p", not "this provider failed".
+            let limit = self.config.quic_fallback_after;
+            match tokio::time::timeout(limit, self.connection(peer, node, addr)).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(err)) => return Err(AttemptError::QuicUnreachable(err.to_string())),
+                Err(_) => {
+                    return Err(AttemptError::QuicUnreachable(format!(
+                        "no handshake within {limit:?}"
+                    )))
+                }
+            }
+        } else {
+            self.connection(peer, node, addr).await?
+        };
         let frame =
             encode_request(&want.request).map_err(|e| AttemptError::Encode(e.to_string()))?;
         let (mut send, mut recv) = conn.open_bi().await?;
@@ -517,6 +646,7 @@ impl Fetcher {
         send.finish()?;
         let (bytes, header_at) = read_response(&mut recv, want).await?;
         let done = Instant::now();
+        self.path_bytes[0].fetch_add(bytes.len() as u64, Ordering::Relaxed);
         lock(&peer.stats).record_success(
             header_at.duration_since(started),
             bytes.len() as u64,
@@ -619,6 +749,46 @@ async fn read_response(
         });
     }
     Ok((body, header_at))
+}
+
+/// Checks an answer that arrived whole (over libp2p) the way [`read_response`] checks one
+/// arriving over QUIC: status, announced hash and length, then the bytes' hash.
+fn verify(
+    header: &ResponseHeader,
+    body: Bytes,
+    want: &FetchRequest,
+) -> Result<Bytes, AttemptError> {
+    if header.status != Status::Ok {
+        return Err(AttemptError::Status(header.status));
+    }
+    if header.hash != want.expected {
+        return Err(AttemptError::AnnouncedHashMismatch {
+            announced: header.hash,
+            expected: want.expected,
+        });
+    }
+    if let Some(size) = want.size {
+        if header.length != size {
+            return Err(AttemptError::SizeMismatch {
+                announced: header.length,
+                expected: size,
+            });
+        }
+    }
+    if body.len() as u64 != header.length {
+        return Err(AttemptError::Truncated {
+            got: body.len() as u64,
+            expected: header.length,
+        });
+    }
+    let actual = SegmentHash::of(&body);
+    if actual != want.expected {
+        return Err(AttemptError::HashMismatch {
+            actual,
+            expected: want.expected,
+        });
+    }
+    Ok(body)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

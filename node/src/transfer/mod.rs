@@ -32,8 +32,11 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use fetcher::{AttemptError, FetchError, FetchRequest, Fetcher, FetcherConfig, ProviderStats};
-pub use server::{Limits, ServerError, TransferServer};
+pub use fetcher::{
+    AttemptError, FetchError, FetchRequest, Fetcher, FetcherConfig, PathBytes, ProviderStats,
+    DEFAULT_QUIC_FALLBACK_AFTER_MS, QUIC_RETRY_AFTER,
+};
+pub use server::{Limits, Refused, SegmentService, ServerError, TransferServer};
 pub use tls::TlsError;
 
 /// QUIC application error code for a normal close (shutdown, idle).

@@ -28,8 +28,8 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use reelnet_proto::transfer::FRAME_PREFIX_LEN;
 use reelnet_proto::{
-    decode_request, encode_response_header, Manifest, ManifestId, NodeId, ResponseHeader,
-    SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
+    decode_request, encode_response_header, Manifest, ManifestId, NodeId, P2pSegmentRequest,
+    ResponseHeader, SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -130,7 +130,103 @@ struct Ctx {
     premium_renditions: usize,
     inflight: Arc<Semaphore>,
     per_peer: Mutex<HashMap<NodeId, usize>>,
+    /// Requests in flight per peer over the libp2p fallback (its "streams per connection").
+    p2p_per_peer: Mutex<HashMap<NodeId, usize>>,
     manifests: Mutex<HashMap<ManifestId, Arc<Manifest>>>,
+}
+
+/// Why a request over the libp2p fallback gets no answer at all.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The requester is not a member (no certificate, a forged or revoked one, another
+    /// network's): the same peers the QUIC server refuses in the TLS handshake.
+    #[error("the requester is not a member: {0}")]
+    NotMember(reelnet_proto::membership::MembershipError),
+}
+
+/// The segment service as the libp2p fallback reaches it ([`TransferServer::service`]).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct SegmentService {
+    ctx: Arc<Ctx>,
+}
+
+impl std::fmt::Debug for SegmentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentService").finish_non_exhaustive()
+    }
+}
+
+/// Counts one in-flight libp2p request of a peer while alive.
+struct P2pSlot {
+    ctx: Arc<Ctx>,
+    node: NodeId,
+}
+
+impl Drop for P2pSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .ctx
+            .p2p_per_peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.node) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.node);
+            }
+        }
+    }
+}
+
+impl SegmentService {
+    /// Answers `req` from `peer` (the node whose key authenticated the libp2p connection).
+    ///
+    /// The same rules as over QUIC: only members with a valid certificate for that node id
+    /// (otherwise [`Refused`], and the caller drops the request); at most
+    /// `max_streams_per_connection` requests of one peer in flight and `max_inflight`
+    /// overall, shared with the QUIC server (beyond them the answer is `Busy`); premium
+    /// renditions never to open members; bytes read through the store, which checks their
+    /// hash.
+    pub async fn answer(
+        &self,
+        peer: NodeId,
+        req: &P2pSegmentRequest,
+    ) -> Result<(ResponseHeader, Bytes), Refused> {
+        let ctx = &self.ctx;
+        let open_peer = match &ctx.member {
+            Some(member) => {
+                let cert = member
+                    .borrow()
+                    .check(&req.certificate, &peer)
+                    .map_err(Refused::NotMember)?;
+                cert.open
+            }
+            None => false,
+        };
+        let _slot = {
+            let mut map = ctx.p2p_per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            let n = map.entry(peer).or_insert(0);
+            if *n >= ctx.limits.max_streams_per_connection as usize {
+                return Ok((ResponseHeader::error(Status::Busy), Bytes::new()));
+            }
+            *n += 1;
+            P2pSlot {
+                ctx: Arc::clone(ctx),
+                node: peer,
+            }
+        };
+        let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
+            return Ok((ResponseHeader::error(Status::Busy), Bytes::new()));
+        };
+        match ctx.answer(&req.request, open_peer).await {
+            Ok((hash, bytes)) => Ok((ResponseHeader::ok(bytes.len() as u64, hash), bytes)),
+            Err(status) => {
+                tracing::debug!(request = ?req.request, ?status, "libp2p request not served");
+                Ok((ResponseHeader::error(status), Bytes::new()))
+            }
+        }
+    }
 }
 
 /// Counts one connection of a peer while alive.
@@ -230,6 +326,7 @@ impl Ctx {
 /// A running segment server. [`shutdown`](Self::shutdown) asks it to stop;
 /// [`join`](Self::join) waits until it has.
 pub struct TransferServer {
+    ctx: Arc<Ctx>,
     node_id: NodeId,
     local_addr: SocketAddr,
     cancel: CancellationToken,
@@ -282,19 +379,23 @@ impl TransferServer {
             inflight: Arc::new(Semaphore::new(limits.max_inflight)),
             limits,
             per_peer: Mutex::new(HashMap::new()),
+            p2p_per_peer: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
         });
         let task = reelnet_runtime::shutdown::spawn(
             "transfer-server",
-            accept_loop(endpoint, ctx, cancel.clone()).instrument(tracing::info_span!(
-                "transfer",
-                node = %node_id.short(),
-                %local_addr
-            )),
+            accept_loop(endpoint, Arc::clone(&ctx), cancel.clone()).instrument(
+                tracing::info_span!(
+                    "transfer",
+                    node = %node_id.short(),
+                    %local_addr
+                ),
+            ),
         );
         tracing::info!(%local_addr, "segment service listening");
         Ok((
             Self {
+                ctx,
                 node_id,
                 local_addr,
                 cancel,
@@ -307,6 +408,14 @@ impl TransferServer {
     /// The node this server answers as.
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// The same service for the libp2p fallback (`/reelnet/segment/1`): same store,
+    /// membership check, limits and premium rule.
+    pub fn service(&self) -> SegmentService {
+        SegmentService {
+            ctx: Arc::clone(&self.ctx),
+        }
     }
 
     /// The UDP address the server listens on.
