@@ -73,8 +73,16 @@ fn main() {
         );
     }
     let _ = writeln!(code, "pub(crate) const BUILT: bool = {built};");
-    let _ = writeln!(code, "pub(crate) const DIST: &str = {:?};", dist.display().to_string());
-    let _ = writeln!(code, "pub(crate) const BUILD_ID: &str = \"{:016x}\";", build.0);
+    let _ = writeln!(
+        code,
+        "pub(crate) const DIST: &str = {:?};",
+        dist.display().to_string()
+    );
+    let _ = writeln!(
+        code,
+        "pub(crate) const BUILD_ID: &str = \"{:016x}\";",
+        build.0
+    );
     let _ = writeln!(
         code,
         "pub(crate) static FILES: &[(&str, &[u8], &str)] = &[\n{table}];"
@@ -93,7 +101,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::R
             walk(root, &path, out)?;
         } else if meta.is_file() {
             let rel = path.strip_prefix(root).unwrap_or(&path);
-            let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+            let parts: Option<Vec<&str>> =
+                rel.components().map(|c| c.as_os_str().to_str()).collect();
             match parts {
                 Some(parts) => out.push((parts.join("/"), path.clone())),
                 None => println!(

@@ -173,30 +173,10 @@ async fn main() -> anyhow::Result<()> {
 
 /// `reelnet-node health`: exit 0 when the gateway's `/healthz` answers 200.
 async fn health(config: &NodeConfig, args: HealthArgs) -> anyhow::Result<()> {
-    let url = match args.url {
-        Some(url) => url,
-        None => {
-            let mut addr = config.gateway.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(match addr {
-                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                });
-            }
-            format!("http://{addr}/healthz")
-        }
-    };
-    let res = reqwest::Client::builder()
-        .timeout(Duration::from_secs(args.timeout.max(1)))
-        .build()?
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = res.status();
-    if status != reqwest::StatusCode::OK {
-        bail!("GET {url}: {status}");
-    }
+    let url = args
+        .url
+        .unwrap_or_else(|| reelnet_runtime::health::local_url(config.gateway.listen));
+    reelnet_runtime::health::check(&url, Duration::from_secs(args.timeout.max(1))).await?;
     println!("ok: {url}");
     Ok(())
 }

@@ -51,8 +51,7 @@ impl Node {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = loop {
-            if let Some(rest) = reelnet_testkit::line_after(&out, 0, "listening: gateway http://")
-            {
+            if let Some(rest) = reelnet_testkit::line_after(&out, 0, "listening: gateway http://") {
                 if let Some(addr) = rest
                     .split_whitespace()
                     .next()
@@ -183,7 +182,9 @@ fn a_node_without_web_dir_serves_the_site_embedded_at_build_time() {
     );
     let health = node.health();
     let root = node.get("/");
-    assert!(root.header("content-security-policy").contains("script-src 'self'"));
+    assert!(root
+        .header("content-security-policy")
+        .contains("script-src 'self'"));
 
     if built {
         assert_eq!(health["web"]["source"], "embedded", "{health}");

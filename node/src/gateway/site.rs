@@ -300,9 +300,7 @@ pub fn clean_path(raw: &str) -> Option<String> {
         if seg.is_empty()
             || seg == "."
             || seg == ".."
-            || seg
-                .chars()
-                .any(|c| c == '/' || c == '\\' || c.is_control())
+            || seg.chars().any(|c| c == '/' || c == '\\' || c.is_control())
         {
             return None;
         }
@@ -408,11 +406,19 @@ mod tests {
     #[test]
     fn hashed_bundles_are_immutable_the_rest_revalidated() {
         assert_eq!(cache_control("assets/index-Bx1.js"), IMMUTABLE);
-        for p in ["index.html", "sw.js", "manifest.webmanifest", "icons/icon.svg"] {
+        for p in [
+            "index.html",
+            "sw.js",
+            "manifest.webmanifest",
+            "icons/icon.svg",
+        ] {
             assert_eq!(cache_control(p), REVALIDATE, "{p}");
         }
         assert_eq!(content_type("a/B.JS"), "text/javascript; charset=utf-8");
-        assert_eq!(content_type("manifest.webmanifest"), "application/manifest+json");
+        assert_eq!(
+            content_type("manifest.webmanifest"),
+            "application/manifest+json"
+        );
         assert_eq!(content_type("noext"), "application/octet-stream");
     }
 
@@ -421,7 +427,9 @@ mod tests {
         assert!(NOT_BUILT_PAGE.contains("npm ci &amp;&amp; npm run build"));
         assert!(NOT_BUILT_PAGE.contains("scripts/run.sh"));
         let lower = NOT_BUILT_PAGE.to_ascii_lowercase();
-        assert!(!lower.contains("<script") && !lower.contains("<style") && !lower.contains("style="));
+        assert!(
+            !lower.contains("<script") && !lower.contains("<style") && !lower.contains("style=")
+        );
     }
 
     #[tokio::test]
@@ -447,7 +455,10 @@ mod tests {
             .await;
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()[header::CACHE_CONTROL], REVALIDATE);
-        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
         assert_eq!(&res.body()[..], b"<p>shell</p>");
         assert_eq!(site.answer("/assets/gone.js", &h).await.status(), 404);
         assert_eq!(site.answer("/../secret", &h).await.status(), 400);
