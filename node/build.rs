@@ -19,6 +19,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=REELNET_WEB_DIST");
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let web = manifest_dir.join("..").join("web");
+    let web = web.canonicalize().unwrap_or(web);
     let dist = match std::env::var_os("REELNET_WEB_DIST") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => web.join("dist"),
