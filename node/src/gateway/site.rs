@@ -11,7 +11,8 @@
 //!   everything else (`index.html`, the service worker, the manifest, icons) is `no-cache`,
 //!   revalidated with its `ETag` (`If-None-Match` gets 304);
 //! - a path that is no file is a client-side route and gets `index.html` (single-page-app
-//!   fallback), except under `/assets/`, where a missing bundle is a 404;
+//!   fallback), except under `/assets/` (a missing bundle) and the server's own prefixes
+//!   ([`SERVER_PATHS`]: `/api`, `/hls`, `/images`, …), which get a JSON 404;
 //! - a binary built before the web app was (no `web/dist/index.html` at build time; the
 //!   build warned) answers every page with [`NOT_BUILT_PAGE`] (503), which says how to build
 //!   the app — never an empty site. So does a `web_dir` without an `index.html`.
@@ -31,6 +32,19 @@ use warp::{Filter, Rejection};
 mod dist {
     include!(concat!(env!("OUT_DIR"), "/web_dist.rs"));
 }
+
+/// First path segments that belong to the server, not to the app's client-side routes: a
+/// path under them that no route took is a 404, not the app's shell (the service worker
+/// keeps the same list off its cache, `web/public/sw.js`).
+pub const SERVER_PATHS: &[&str] = &[
+    "api",
+    "auth",
+    "hls",
+    "images",
+    ".well-known",
+    "healthz",
+    "metrics",
+];
 
 /// Cache-Control of the content-hashed bundles under `/assets/`.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -205,6 +219,11 @@ impl Site {
         }
         if rel.starts_with("assets/") {
             return super::json_error(StatusCode::NOT_FOUND, "not_found", "no such file");
+        }
+        let first = rel.split('/').next().unwrap_or_default();
+        if SERVER_PATHS.contains(&first) {
+            // The server's own routes (a path none of them took): never the app's shell.
+            return super::json_error(StatusCode::NOT_FOUND, "not_found", "no such route");
         }
         // A client-side route: the app's shell.
         match self.load("index.html").await {
@@ -461,6 +480,9 @@ mod tests {
         );
         assert_eq!(&res.body()[..], b"<p>shell</p>");
         assert_eq!(site.answer("/assets/gone.js", &h).await.status(), 404);
+        for server in ["/api/v1/nothing", "/hls/m/x/720p/abc", "/images/", "/healthz/x"] {
+            assert_eq!(site.answer(server, &h).await.status(), 404, "{server}");
+        }
         assert_eq!(site.answer("/../secret", &h).await.status(), 400);
         assert_eq!(site.answer("/%2e%2e/secret", &h).await.status(), 400);
 
