@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
 # tests that start real tracker and node processes), the web app's build and tests, the
-# end-to-end browser tests (web/e2e/sso.mjs: a tracker, two nodes and a capture proxy;
+# packaging checks (packaging/check.sh), the end-to-end browser tests (web/e2e/sso.mjs: a tracker, two nodes and a capture proxy;
 # web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node testnet; all with Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
@@ -19,6 +19,12 @@ scripts/setup.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# The web app first: reelnet-node embeds web/dist when it is built (node/build.rs), so the
+# Rust tests below see the real site (tests/site.rs checks it; without web/dist they check
+# the page that says how to build it).
+step "web app: npm ci, build, test"
+(cd web && npm ci --no-audit --no-fund && npm run build && npm test && npm run check:types)
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -29,8 +35,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-step "web app: npm ci, build, test"
-(cd web && npm ci --no-audit --no-fund && npm run build && npm test && npm run check:types)
+step "packaging: systemd units, Containerfile, the binary in the image's layout"
+packaging/check.sh
 
 step "browser test: sign-in through the tracker (capture proxy, consent, single sign-on, token binding, refresh replay, passkey, device grant, revocation)"
 cargo build --bins --locked

@@ -77,6 +77,20 @@ enum Command {
     /// Seed local files over BitTorrent (no DHT or trackers): writes a .torrent for each
     /// file, prints their paths, and seeds until Ctrl-C/SIGTERM.
     Seed(seed::SeedArgs),
+    /// Check that the node answers: GET /healthz on its gateway (`gateway.listen`, loopback
+    /// when it listens on every address) and exit 0 on 200, 1 otherwise. For container
+    /// health checks and service monitors.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// URL to check instead of the gateway's `/healthz`.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -153,7 +167,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Ingest(args)) => ingest(config, args, stop).await,
         Some(Command::Seed(args)) => seed::run(args, stop).await,
+        Some(Command::Health(args)) => health(&config, args).await,
     }
+}
+
+/// `reelnet-node health`: exit 0 when the gateway's `/healthz` answers 200.
+async fn health(config: &NodeConfig, args: HealthArgs) -> anyhow::Result<()> {
+    let url = args
+        .url
+        .unwrap_or_else(|| reelnet_runtime::health::local_url(config.gateway.listen));
+    reelnet_runtime::health::check(&url, Duration::from_secs(args.timeout.max(1))).await?;
+    println!("ok: {url}");
+    Ok(())
 }
 
 async fn ingest(

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod fs;
 pub mod headers;
+pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod serve;

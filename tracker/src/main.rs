@@ -75,6 +75,17 @@ enum Command {
     /// The network signing key.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Check that the tracker answers: GET /healthz on `listen` (loopback when it listens
+    /// on every address) and exit 0 on 200, 1 otherwise. For container health checks and
+    /// service monitors.
+    Health {
+        /// URL to check instead of the tracker's `/healthz`.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -332,6 +343,12 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("device sign-in")?;
             println!("{token}");
+        }
+        Command::Health { url, timeout } => {
+            let url = url.unwrap_or_else(|| reelnet_runtime::health::local_url(config.listen));
+            reelnet_runtime::health::check(&url, std::time::Duration::from_secs(timeout.max(1)))
+                .await?;
+            println!("ok: {url}");
         }
         Command::RotateKey => {
             let kid = keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())

@@ -1,6 +1,8 @@
 //! The node's HTTP gateway (warp). One file per resource:
 //! - `hls`: `/hls/{movie}/...` playlists and segments, from local disk or from peers;
-//! - the web app at `/` with single-page-app fallback, `/healthz` and `/metrics` here.
+//! - `site`: the web app at `/` (embedded at build time, or `web_dir`), with single-page-app
+//!   fallback;
+//! - `/healthz` and `/metrics` here.
 //!
 //! Routes are composed in [`routes`]: node-native routes first, then sign-in through the
 //! tracker (`/auth/*`, [`signin`]), then the tracker proxy for the rest of `/api/v1`, then
@@ -16,6 +18,7 @@ pub mod play;
 pub mod proxy;
 pub mod search;
 pub mod signin;
+pub mod site;
 pub mod tmdb;
 pub mod token;
 
@@ -44,6 +47,7 @@ pub struct GatewayState {
     /// The swarm (its counters go into `/metrics`; `None` in tests of the gateway alone).
     pub network: Option<crate::swarm::NetworkHandle>,
     pub metrics: Arc<Metrics>,
+    /// Directory of a built web app to serve instead of the one embedded in the binary.
     pub web_dir: Option<std::path::PathBuf>,
     /// The node's data directory (secrets such as the playback-token key live there).
     pub data_dir: std::path::PathBuf,
@@ -146,14 +150,19 @@ struct Health {
     /// Network membership: `member: false` and `problem` say why and how to join.
     #[serde(skip_serializing_if = "Option::is_none")]
     membership: Option<crate::membership::MemberSummary>,
+    /// Which web app `/` serves (embedded build, a directory, or the not-built page).
+    web: site::SiteInfo,
 }
 
 /// Every gateway route.
 pub fn routes(
     state: GatewayState,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let site = site::Site::new(state.web_dir.clone());
+    site.log();
     let health = {
         let state = state.clone();
+        let web = site.info();
         warp::path!("healthz").and(warp::get()).map(move || {
             state.metrics.request("healthz", 200);
             warp::reply::json(&Health {
@@ -161,6 +170,7 @@ pub fn routes(
                 node_id: state.node_id.to_string(),
                 version: env!("CARGO_PKG_VERSION"),
                 membership: state.membership.as_ref().map(|m| m.state().summary()),
+                web: web.clone(),
             })
         })
     };
@@ -210,7 +220,6 @@ pub fn routes(
         })
     };
     let hls = hls::routes(state.clone());
-    let web = web_app(state.web_dir.clone());
     health
         .or(metrics)
         .or(hls)
@@ -220,32 +229,13 @@ pub fn routes(
         .or(images::route(state.clone()))
         .or(signin::routes(state.clone()))
         .or(proxy::routes(state.clone()))
-        .or(web)
+        .or(site::route(site))
         .recover(handle_rejection)
         // Content-Security-Policy, nosniff, no referrer, no framing: on every answer, the
         // web app's pages and the API, HLS and images on the same origin alike.
         .with(warp::reply::with::headers(
             reelnet_runtime::headers::web_app(),
         ))
-}
-
-/// Serves the built web app, with single-page-app fallback to `index.html`.
-fn web_app(
-    dir: Option<std::path::PathBuf>,
-) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let dir = dir.unwrap_or_default();
-    let index = dir.join("index.html");
-    let enabled = !dir.as_os_str().is_empty();
-    warp::get()
-        .and(warp::any().and_then(move || async move {
-            if enabled {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        }))
-        .untuple_one()
-        .and(warp::fs::dir(dir).or(warp::fs::file(index)))
 }
 
 #[derive(Serialize)]

@@ -660,6 +660,12 @@ export interface operations {
                             revocation_serial?: number;
                             problem?: string | null;
                         };
+                        /** @description The web app served at `/`: `embedded` (built into the binary; `build` names it), `dir` (`gateway.web_dir`) or `not_built` (the binary was built before the web app: `/` is a page saying how to build it). */
+                        web?: {
+                            /** @enum {string} */
+                            source?: "embedded" | "dir" | "not_built";
+                            build?: string;
+                        };
                     };
                 };
             };
