@@ -1065,7 +1065,9 @@ async fn every_documented_path_is_answered_by_the_gateway() {
     assert!(seen >= 9, "only {seen} operations");
     // And a path under the gateway's own prefixes that is not documented is not routed
     // (any other path is the web app's: a client-side route gets its index.html).
-    let res = reqwest::get(format!("{}/metrics/nope", gw.url)).await.unwrap();
+    let res = reqwest::get(format!("{}/metrics/nope", gw.url))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("no such route"));
     gw.stop().await;
