@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing reelnet need, when it is missing:
 # Debian packages (FFmpeg's -dev libraries, OpenSSL's for webauthn-rs (the tracker's passkeys), clang for bindgen, pkg-config, the mold linker, the ffmpeg CLI,
-# jq for the testnet scripts, Chromium for the browser test) and a Python venv with aiosmtpd (the real SMTP server the tests start on loopback).
+# jq for the testnet scripts, Chromium for the browser test, Pebble (the ACME test CA) for the HTTPS tests) and a Python venv with aiosmtpd (the real SMTP server the tests start on loopback).
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
-packages=(pkg-config libssl-dev clang libclang-dev mold ffmpeg jq chromium fonts-dejavu-core
+packages=(pkg-config libssl-dev clang libclang-dev mold ffmpeg jq chromium fonts-dejavu-core pebble
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev)
 missing=()

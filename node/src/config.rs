@@ -223,6 +223,9 @@ pub struct GatewayConfig {
     /// How fast that allowance refills, messages per second. A connection that sends
     /// faster ends (close code 1008, policy violation).
     pub ws_messages_per_sec: u32,
+    /// `[gateway.tls]`: serve HTTPS (certificate files or ACME), with an optional
+    /// plain-HTTP redirect listener and HSTS. Off when absent.
+    pub tls: Option<reelnet_runtime::tls::TlsConfig>,
 }
 
 /// `gateway.hot_cache_mib` unless configured.
@@ -358,6 +361,7 @@ impl Default for GatewayConfig {
             ws_max_message_bytes: crate::gateway::proxy::WsLimits::DEFAULT.max_message_bytes,
             ws_message_burst: crate::gateway::proxy::WsLimits::DEFAULT.burst,
             ws_messages_per_sec: crate::gateway::proxy::WsLimits::DEFAULT.per_sec,
+            tls: None,
         }
     }
 }
@@ -591,6 +595,27 @@ impl NodeConfig {
                 ));
             }
         }
+        if let Some(tls) = &self.gateway.tls {
+            if let Err(err) = tls.validate("gateway.tls") {
+                return Err(match err {
+                    reelnet_runtime::tls::TlsError::Config { key, reason } => {
+                        invalid(&key, &reason)
+                    }
+                    other => invalid("gateway.tls", &other.to_string()),
+                });
+            }
+            if self
+                .gateway
+                .public_url
+                .as_deref()
+                .is_some_and(|u| !u.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "gateway.public_url",
+                    "must be an https:// origin when [gateway.tls] is on",
+                ));
+            }
+        }
         if self.storage.replication == 0 {
             return Err(invalid("storage.replication", "must be at least 1"));
         }
@@ -623,8 +648,24 @@ impl NodeConfig {
     pub fn public_url(&self) -> String {
         match &self.gateway.public_url {
             Some(url) => url.strip_suffix('/').unwrap_or(url).to_owned(),
-            None => format!("http://{}", self.gateway.listen),
+            None => default_public_url(self.gateway.tls.as_ref(), self.gateway.listen),
         }
+    }
+}
+
+/// The gateway's origin when `gateway.public_url` is not set: `http://{addr}`, or with
+/// `[gateway.tls]` `https://{addr}` (files) or `https://{first ACME domain}[:port]`.
+pub fn default_public_url(
+    tls: Option<&reelnet_runtime::tls::TlsConfig>,
+    addr: SocketAddr,
+) -> String {
+    let Some(tls) = tls else {
+        return format!("http://{addr}");
+    };
+    match tls.acme.as_ref().and_then(|a| a.domains.first()) {
+        Some(domain) if addr.port() == 443 => format!("https://{domain}"),
+        Some(domain) => format!("https://{domain}:{}", addr.port()),
+        None => format!("https://{addr}"),
     }
 }
 
