@@ -69,7 +69,7 @@ ca_root = {ca_root:?}
         Command::new(NODE_BIN)
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,reelnet_runtime::serve=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -117,6 +117,20 @@ ca_root = {ca_root:?}
     assert_eq!(res.headers()["strict-transport-security"], "max-age=86400");
     let health: serde_json::Value = res.json().await.unwrap();
     assert!(health["node_id"].is_string(), "{health}");
+    // Pebble (not told to skip validation) connected to the gateway with ALPN acme-tls/1
+    // and accepted the challenge certificate it was shown.
+    assert!(
+        node_log().contains("answered a TLS-ALPN-01 validation"),
+        "{}",
+        node_log()
+    );
+    assert!(
+        pebble
+            .log_text()
+            .contains("set VALID by completed challenge"),
+        "{}",
+        pebble.log_text()
+    );
     assert!(
         node_log().contains("obtained a certificate from the ACME CA"),
         "{}",
