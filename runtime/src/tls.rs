@@ -624,7 +624,7 @@ impl AcmeSource {
                         failures = failures.saturating_add(1);
                         self.metrics.order(false);
                         // A stored account the CA no longer knows is made again next time.
-                        if matches!(err, TlsError::Acme(_)) && failures % 3 == 0 {
+                        if matches!(err, TlsError::Acme(_)) && failures.is_multiple_of(3) {
                             account = None;
                         }
                         let backoff = Duration::from_secs(5u64 << failures.min(10))
