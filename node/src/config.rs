@@ -686,6 +686,45 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
+    fn gateway_tls_needs_one_source_and_makes_the_default_url_https() {
+        use reelnet_runtime::tls::{AcmeConfig, TlsConfig};
+        let path = Path::new("n.toml");
+        let mut config = NodeConfig::default();
+        config.gateway.tls = Some(TlsConfig {
+            cert: Some("cert.pem".into()),
+            key: Some("key.pem".into()),
+            ..TlsConfig::default()
+        });
+        assert!(config.validate(path).is_ok());
+        assert_eq!(config.public_url(), "https://127.0.0.1:8080");
+        config.gateway.public_url = Some("http://movies.example.org".to_owned());
+        let err = config.validate(path).unwrap_err().to_string();
+        assert!(err.contains("gateway.public_url"), "{err}");
+        config.gateway.public_url = None;
+        config.gateway.tls = Some(TlsConfig {
+            acme: Some(AcmeConfig {
+                domains: vec!["movies.example.org".to_owned()],
+                ..AcmeConfig::default()
+            }),
+            ..TlsConfig::default()
+        });
+        assert!(config.validate(path).is_ok());
+        assert_eq!(config.public_url(), "https://movies.example.org:8080");
+        config.gateway.tls = Some(TlsConfig::default());
+        let err = config.validate(path).unwrap_err().to_string();
+        assert!(err.contains("gateway.tls.cert"), "{err}");
+        let parsed = parse_toml::<NodeConfig>(
+            path,
+            "[gateway.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nredirect_listen = \"0.0.0.0:80\"\n",
+        )
+        .unwrap();
+        let tls = parsed.gateway.tls.unwrap();
+        assert_eq!(tls.hsts_max_age_secs, 31_536_000);
+        assert_eq!(tls.redirect_listen, Some("0.0.0.0:80".parse().unwrap()));
+    }
+
+    #[test]
     fn public_url_must_be_an_origin() {
         let mut config = NodeConfig::default();
         for ok in ["https://movies.example.org", "http://203.0.113.7:8080/"] {

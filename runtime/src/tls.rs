@@ -20,7 +20,9 @@
 //!
 //! The task publishes what it serves through a `watch` channel: the rustls
 //! [`ResolvesServerCert`] and the HTTP-01 answerer only borrow the current value, so a
-//! handshake costs one read lock and an `Arc` clone. Nobody else writes it.
+//! handshake costs one read lock and an `Arc` clone. Nobody else writes it. A new
+//! certificate applies to new handshakes; a client resuming a TLS session keeps the one it
+//! saw, as with any server.
 //!
 //! Metrics: `reelnet_tls_cert_expiry_seconds`, `reelnet_acme_orders_total{result}` and
 //! `reelnet_tls_cert_reloads_total{result}`
@@ -104,7 +106,8 @@ pub struct AcmeConfig {
     pub contact: Vec<String>,
     /// How the CA checks control of the names.
     pub challenge: AcmeChallenge,
-    /// An extra root (PEM) to trust for the ACME directory's own HTTPS (a test CA).
+    /// A root (PEM) to trust for the ACME directory's own HTTPS instead of the system
+    /// roots (a test CA such as Pebble).
     pub ca_root: Option<PathBuf>,
     /// Renew when fewer than this many seconds of validity remain.
     pub renew_before_secs: u64,
