@@ -225,6 +225,9 @@ pub struct GatewayConfig {
     /// How fast that allowance refills, messages per second. A connection that sends
     /// faster ends (close code 1008, policy violation).
     pub ws_messages_per_sec: u32,
+    /// `[gateway.tls]`: serve HTTPS (certificate files or ACME), with an optional
+    /// plain-HTTP redirect listener and HSTS. Off when absent.
+    pub tls: Option<reelnet_runtime::tls::TlsConfig>,
 }
 
 /// `gateway.hot_cache_mib` unless configured.
@@ -397,6 +400,7 @@ impl Default for GatewayConfig {
             ws_max_message_bytes: crate::gateway::proxy::WsLimits::DEFAULT.max_message_bytes,
             ws_message_burst: crate::gateway::proxy::WsLimits::DEFAULT.burst,
             ws_messages_per_sec: crate::gateway::proxy::WsLimits::DEFAULT.per_sec,
+            tls: None,
         }
     }
 }
@@ -675,6 +679,27 @@ impl NodeConfig {
                 ));
             }
         }
+        if let Some(tls) = &self.gateway.tls {
+            if let Err(err) = tls.validate("gateway.tls") {
+                return Err(match err {
+                    reelnet_runtime::tls::TlsError::Config { key, reason } => {
+                        invalid(&key, &reason)
+                    }
+                    other => invalid("gateway.tls", &other.to_string()),
+                });
+            }
+            if self
+                .gateway
+                .public_url
+                .as_deref()
+                .is_some_and(|u| !u.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "gateway.public_url",
+                    "must be an https:// origin when [gateway.tls] is on",
+                ));
+            }
+        }
         if self.storage.replication == 0 {
             return Err(invalid("storage.replication", "must be at least 1"));
         }
@@ -707,8 +732,24 @@ impl NodeConfig {
     pub fn public_url(&self) -> String {
         match &self.gateway.public_url {
             Some(url) => url.strip_suffix('/').unwrap_or(url).to_owned(),
-            None => format!("http://{}", self.gateway.listen),
+            None => default_public_url(self.gateway.tls.as_ref(), self.gateway.listen),
         }
+    }
+}
+
+/// The gateway's origin when `gateway.public_url` is not set: `http://{addr}`, or with
+/// `[gateway.tls]` `https://{addr}` (files) or `https://{first ACME domain}[:port]`.
+pub fn default_public_url(
+    tls: Option<&reelnet_runtime::tls::TlsConfig>,
+    addr: SocketAddr,
+) -> String {
+    let Some(tls) = tls else {
+        return format!("http://{addr}");
+    };
+    match tls.acme.as_ref().and_then(|a| a.domains.first()) {
+        Some(domain) if addr.port() == 443 => format!("https://{domain}"),
+        Some(domain) => format!("https://{domain}:{}", addr.port()),
+        None => format!("https://{addr}"),
     }
 }
 
@@ -726,6 +767,45 @@ mod tests {
                 panic!("{file}: {e}");
             }
         }
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn gateway_tls_needs_one_source_and_makes_the_default_url_https() {
+        use reelnet_runtime::tls::{AcmeConfig, TlsConfig};
+        let path = Path::new("n.toml");
+        let mut config = NodeConfig::default();
+        config.gateway.tls = Some(TlsConfig {
+            cert: Some("cert.pem".into()),
+            key: Some("key.pem".into()),
+            ..TlsConfig::default()
+        });
+        assert!(config.validate(path).is_ok());
+        assert_eq!(config.public_url(), "https://127.0.0.1:8080");
+        config.gateway.public_url = Some("http://movies.example.org".to_owned());
+        let err = config.validate(path).unwrap_err().to_string();
+        assert!(err.contains("gateway.public_url"), "{err}");
+        config.gateway.public_url = None;
+        config.gateway.tls = Some(TlsConfig {
+            acme: Some(AcmeConfig {
+                domains: vec!["movies.example.org".to_owned()],
+                ..AcmeConfig::default()
+            }),
+            ..TlsConfig::default()
+        });
+        assert!(config.validate(path).is_ok());
+        assert_eq!(config.public_url(), "https://movies.example.org:8080");
+        config.gateway.tls = Some(TlsConfig::default());
+        let err = config.validate(path).unwrap_err().to_string();
+        assert!(err.contains("gateway.tls.cert"), "{err}");
+        let parsed = parse_toml::<NodeConfig>(
+            path,
+            "[gateway.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nredirect_listen = \"0.0.0.0:80\"\n",
+        )
+        .unwrap();
+        let tls = parsed.gateway.tls.unwrap();
+        assert_eq!(tls.hsts_max_age_secs, 31_536_000);
+        assert_eq!(tls.redirect_listen, Some("0.0.0.0:80".parse().unwrap()));
     }
 
     #[test]

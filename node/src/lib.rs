@@ -75,6 +75,13 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on {addr} (gateway.tls.redirect_listen): {source}")]
+    RedirectBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gateway.tls: {0}")]
+    Tls(#[from] reelnet_runtime::tls::TlsError),
 }
 
 /// A running node: its identity, where its gateway listens, and the shutdown tree every
@@ -232,7 +239,10 @@ fn public_url(config: &NodeConfig, gateway_addr: SocketAddr) -> Result<String, N
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            Ok(format!("http://{addr}"))
+            Ok(config::default_public_url(
+                config.gateway.tls.as_ref(),
+                addr,
+            ))
         }
     }
 }
@@ -562,7 +572,25 @@ fn start_gateway(
     shutdown: &Shutdown,
 ) -> Result<(), NodeError> {
     let actors = shutdown.token(Stage::Actors);
-    let metrics = Arc::new(metrics::Metrics::new(unix_now()));
+    let mut gateway_metrics = metrics::Metrics::new(unix_now());
+    // HTTPS: the certificate's owner task starts first, so bad files stop the start.
+    let tls = match &config.gateway.tls {
+        Some(tls_config) => {
+            let tls_metrics = reelnet_runtime::tls::TlsMetrics::default();
+            gateway_metrics.register_tls(&tls_metrics);
+            let (tls, task) = reelnet_runtime::tls::start(
+                tls_config,
+                "gateway.tls",
+                &config.data_dir,
+                tls_metrics,
+                actors.clone(),
+            )?;
+            shutdown.adopt(Stage::Actors, task);
+            Some((tls, tls_config.redirect_listen))
+        }
+        None => None,
+    };
+    let metrics = Arc::new(gateway_metrics);
     let hot_bytes =
         usize::try_from(config.gateway.hot_cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let (hot, hot_task) = gateway::hot::HotSegments::start(hot_bytes, actors.clone());
@@ -614,7 +642,7 @@ fn start_gateway(
         metrics,
         web_dir: config.gateway.web_dir.clone(),
         data_dir: config.data_dir.clone(),
-        public_url,
+        public_url: public_url.clone(),
         tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
         store,
         catalog: net.catalog.clone(),
@@ -635,7 +663,23 @@ fn start_gateway(
         placement: Some(net.placement.clone()),
         network: Some(net.client.clone()),
     });
-    reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
+    match tls {
+        None => {
+            reelnet_runtime::serve::spawn_http(shutdown, "gateway", listener, routes);
+        }
+        Some((tls, redirect)) => {
+            if let Some(addr) = redirect {
+                let plain = std::net::TcpListener::bind(addr)
+                    .and_then(|l| {
+                        l.set_nonblocking(true)?;
+                        tokio::net::TcpListener::from_std(l)
+                    })
+                    .map_err(|source| NodeError::RedirectBind { addr, source })?;
+                reelnet_runtime::serve::spawn_redirect(shutdown, plain, public_url, tls.clone());
+            }
+            reelnet_runtime::serve::spawn_https(shutdown, "gateway", listener, routes, tls);
+        }
+    }
     Ok(())
 }
 

@@ -154,9 +154,14 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Run) => {
             let public_url = config.public_url();
+            let scheme = if config.gateway.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let node = Node::bind(config).await.context("starting the node")?;
             println!(
-                "reelnet-node {} listening: gateway http://{} ({public_url})",
+                "reelnet-node {} listening: gateway {scheme}://{} ({public_url})",
                 node.node_id(),
                 node.gateway_addr()
             );

@@ -109,6 +109,12 @@ pub struct Gauges {
 }
 
 impl Metrics {
+    /// Adds the HTTPS certificate's metrics (`reelnet_tls_cert_expiry_seconds`,
+    /// `reelnet_acme_orders_total`) to what `/metrics` renders.
+    pub fn register_tls(&mut self, tls: &reelnet_runtime::tls::TlsMetrics) {
+        tls.register(&mut self.registry);
+    }
+
     pub fn new(now_unix: u64) -> Self {
         let mut registry = Registry::default();
         let started_at = Gauge::<i64>::default();

@@ -4,7 +4,9 @@
 //!   (HTTP servers, then workers, then actors, then the store) and every task tracked;
 //! - [`config`]: TOML loading whose errors name the file, the dotted key and the line;
 //! - [`logging`]: the `tracing` subscriber both binaries install (tokens redacted);
-//! - [`serve`]: a warp filter served on a bound listener until its stage is cancelled;
+//! - [`serve`]: a warp filter served on a bound listener until its stage is cancelled,
+//!   over HTTP or HTTPS (with the plain-HTTP redirect);
+//! - [`tls`]: HTTPS certificates from PEM files (reloaded on change) or ACME (renewed);
 //! - [`fs`]: private data directories (0700) and secret files (0600, written atomically,
 //!   refused when others may read them);
 //! - [`headers`]: the security headers (CSP, nosniff, referrer, framing) of every answer;
@@ -24,6 +26,7 @@ pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod shutdown;
+pub mod tls;
 pub mod tmdb;
 
 pub use shutdown::{Shutdown, Stage};

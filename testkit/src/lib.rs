@@ -9,9 +9,13 @@
 //! - [`split`] and [`access`]: JSON response helpers.
 //! - [`read_line_after`] / [`line_after`]: (waits for) a line a child process printed, e.g.
 //!   the address it got for port 0.
+//! - [`pebble::Pebble`]: a real ACME CA (Let's Encrypt's Pebble) whose DNS answers
+//!   127.0.0.1 for every name, to order certificates with validated challenges.
 //! - [`free_port`]: the racy bind-and-release, only for ports that must be known before a
 //!   process starts and that it cannot report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pebble;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};

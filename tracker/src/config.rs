@@ -249,6 +249,9 @@ pub struct HttpConfig {
     /// here: a member node vouches for its viewer's address with its signature
     /// (`Reelnet-Viewer-Addr`), and a forwarded header from anyone else is ignored.
     pub trusted_proxies: Vec<IpAddr>,
+    /// `[http.tls]`: serve HTTPS (certificate files or ACME), with an optional plain-HTTP
+    /// redirect listener and HSTS. Off when absent.
+    pub tls: Option<reelnet_runtime::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -389,6 +392,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -409,13 +413,27 @@ impl Default for SmtpConfig {
 }
 
 impl TrackerConfig {
-    /// The tracker's own origin: `public_url`, or `http://<listen>` when it is unset (a
-    /// running tracker has already filled it in with the address it bound).
+    /// The tracker's own origin: `public_url`, or `http://<listen>` (`https://` with
+    /// `[http.tls]`) when it is unset (a running tracker has already filled it in with the
+    /// address it bound).
     pub fn public_origin(&self) -> String {
         if self.public_url.is_empty() {
-            format!("http://{}", self.listen)
+            self.default_origin(self.listen)
         } else {
             self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The origin of a tracker bound to `addr` without a `public_url`: `http://{addr}`, or
+    /// with `[http.tls]` `https://{addr}` (files) or `https://{first ACME domain}[:port]`.
+    pub fn default_origin(&self, addr: SocketAddr) -> String {
+        let Some(tls) = &self.http.tls else {
+            return format!("http://{addr}");
+        };
+        match tls.acme.as_ref().and_then(|a| a.domains.first()) {
+            Some(domain) if addr.port() == 443 => format!("https://{domain}"),
+            Some(domain) => format!("https://{domain}:{}", addr.port()),
+            None => format!("https://{addr}"),
         }
     }
 
@@ -439,6 +457,22 @@ impl TrackerConfig {
         }
         if self.issuer.is_empty() {
             return Err(invalid("issuer", "must not be empty"));
+        }
+        if let Some(tls) = &self.http.tls {
+            if let Err(err) = tls.validate("http.tls") {
+                return Err(match err {
+                    reelnet_runtime::tls::TlsError::Config { key, reason } => {
+                        invalid(&key, &reason)
+                    }
+                    other => invalid("http.tls", &other.to_string()),
+                });
+            }
+            if !self.public_url.is_empty() && !self.public_url.starts_with("https://") {
+                return Err(invalid(
+                    "public_url",
+                    "must be an https:// origin when [http.tls] is on",
+                ));
+            }
         }
         if !self.public_url.is_empty()
             && reelnet_proto::membership::check_origin(&self.public_url).is_err()

@@ -70,6 +70,13 @@ pub enum TrackerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on {addr} (http.tls.redirect_listen): {source}")]
+    RedirectBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("http.tls: {0}")]
+    Tls(#[from] reelnet_runtime::tls::TlsError),
     #[error("cannot write the operator file {path}: {source}")]
     Operator {
         path: std::path::PathBuf,
@@ -169,7 +176,7 @@ impl Tracker {
 
         if config.public_url.is_empty() {
             // Unset: this tracker's own address as bound (port 0 becomes the real port).
-            config.public_url = format!("http://{addr}");
+            config.public_url = config.default_origin(addr);
         }
         let actors = shutdown.token(Stage::Actors);
         let (rooms, rooms_actor, rooms_persister) = rooms::Rooms::start(
@@ -215,6 +222,11 @@ impl Tracker {
                 source,
             })?;
 
+        let (config_tls, data_dir, public_url) = (
+            config.http.tls.clone(),
+            config.data_dir.clone(),
+            config.public_origin(),
+        );
         let api = api::Api::new(
             config,
             store,
@@ -233,8 +245,45 @@ impl Tracker {
             "subscription-worker",
             billing::run_worker(api.clone(), workers),
         );
-        let routes = http::routes(api.clone(), rooms, shutdown.token(Stage::Http));
-        reelnet_runtime::serve::spawn_http(shutdown, "http", listener, routes);
+        match config_tls {
+            None => {
+                let routes = http::routes(api.clone(), rooms, shutdown.token(Stage::Http), None);
+                reelnet_runtime::serve::spawn_http(shutdown, "http", listener, routes);
+            }
+            Some(tls_config) => {
+                let tls_metrics = reelnet_runtime::tls::TlsMetrics::default();
+                let (tls, task) = reelnet_runtime::tls::start(
+                    &tls_config,
+                    "http.tls",
+                    &data_dir,
+                    tls_metrics.clone(),
+                    shutdown.token(Stage::Actors),
+                )?;
+                shutdown.adopt(Stage::Actors, task);
+                if let Some(redirect) = tls_config.redirect_listen {
+                    let plain =
+                        tokio::net::TcpListener::bind(redirect)
+                            .await
+                            .map_err(|source| TrackerError::RedirectBind {
+                                addr: redirect,
+                                source,
+                            })?;
+                    reelnet_runtime::serve::spawn_redirect(
+                        shutdown,
+                        plain,
+                        public_url,
+                        tls.clone(),
+                    );
+                }
+                let routes = http::routes(
+                    api.clone(),
+                    rooms,
+                    shutdown.token(Stage::Http),
+                    Some(tls_metrics),
+                );
+                reelnet_runtime::serve::spawn_https(shutdown, "http", listener, routes, tls);
+            }
+        }
         tracing::info!(%addr, "tracker listening");
         Ok(Self {
             addr,

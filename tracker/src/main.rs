@@ -321,10 +321,15 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
+            let scheme = if config.http.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let tracker = Tracker::bind(config)
                 .await
                 .context("starting the tracker")?;
-            println!("reelnet-tracker listening: http://{}", tracker.addr());
+            println!("reelnet-tracker listening: {scheme}://{}", tracker.addr());
             stop.await;
             tracker.shutdown();
             tracker.join().await;

@@ -60,6 +60,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the HTTPS certificate's metrics (`reelnet_tls_cert_expiry_seconds`,
+    /// `reelnet_acme_orders_total`) to what `/metrics` renders.
+    pub fn register_tls(&mut self, tls: &reelnet_runtime::tls::TlsMetrics) {
+        tls.register(&mut self.registry);
+    }
+
     /// The metrics, with `announcements` and `refusals` (counted elsewhere) registered.
     pub fn new(announcements: Announcements, refusals: Refusals) -> Self {
         let mut registry = Registry::default();

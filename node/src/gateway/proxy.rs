@@ -349,7 +349,7 @@ pub fn routes(
         guard
             .and(warp::ws())
             .and(warp::header::headers_cloned())
-            .and(warp::addr::remote())
+            .and(reelnet_runtime::serve::remote())
             .and_then(
                 move |path: Result<ProxyPath, PathError>,
                       query: String,
@@ -372,7 +372,7 @@ pub fn routes(
     let http = guard
         .and(warp::method())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(reelnet_runtime::serve::remote())
         .and(warp::body::stream())
         .and_then(
             move |path: Result<ProxyPath, PathError>,

@@ -334,7 +334,7 @@ impl Caller {
 pub(crate) fn source(
     trusted: Vec<IpAddr>,
 ) -> impl Filter<Extract = (SourceParts,), Error = Rejection> + Clone {
-    warp::addr::remote()
+    reelnet_runtime::serve::remote()
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::header::optional::<String>(
             reelnet_proto::membership::VIEWER_ADDR_HEADER,
@@ -421,7 +421,7 @@ impl SourceParts {
 pub(super) fn node_url(
     trusted: Vec<IpAddr>,
 ) -> impl Filter<Extract = (ForwardedNode,), Error = Rejection> + Clone {
-    warp::addr::remote()
+    reelnet_runtime::serve::remote()
         .and(warp::header::optional::<String>("x-forwarded-proto"))
         .and(warp::header::optional::<String>("x-forwarded-host"))
         .map(

@@ -42,12 +42,14 @@ pub fn routes(
     api: Api,
     rooms: Rooms,
     cancel: CancellationToken,
+    tls: Option<reelnet_runtime::tls::TlsMetrics>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let limit = api.config().http.max_body_bytes;
-    let metrics = Arc::new(Metrics::new(
-        api.membership().announcements(),
-        api.oauth_refusals(),
-    ));
+    let mut metrics = Metrics::new(api.membership().announcements(), api.oauth_refusals());
+    if let Some(tls) = &tls {
+        metrics.register_tls(tls);
+    }
+    let metrics = Arc::new(metrics);
     let count = {
         let metrics = metrics.clone();
         warp::log::custom(move |info| {
