@@ -42,7 +42,8 @@
 # Environment: TESTNET_DIR (default .testnet-wan/), NETNS_PREFIX (default "rwan"; read by
 # `up`, the rest reads the state file), NODE_BIN / TRACKER_BIN (default
 # $CARGO_TARGET_DIR/{debug,release}/...), WAN_RATE, WAN_DELAY_MS, WAN_LOSS, WAN_SHAPER,
-# WAN_NAT_KEYS (default 1), WAN_PUBLIC_ROLES (default "edge"; "replica ingest" makes the public nodes
+# WAN_NAT_KEYS (default 1), WAN_REPLICATION (copies of each movie; default the
+# testnet config's 2: home1 and one other home node), WAN_PUBLIC_ROLES (default "edge"; "replica ingest" makes the public nodes
 # full members, for a control run with DEMO_NODE=pub2), MESH_WAIT_SECS (default 60),
 # DEMO_NODE (the node that ingests the demo movie, default home1), DEMO_MEDIA_DIR (default
 # ~/.cache/reelnet/wan-media), DEMO_SECONDS (default 60), DEMO_SIZE (default 1920x1080, so
@@ -184,6 +185,11 @@ node_config() {
   local kind="$1" out="$dir/node-$1.toml"
   sed "s#localhost:7070#$hub_ip:7070#g" configs/testnet/node.toml > "$out"
   grep -qx 'mdns = false' "$out" || die "configs/testnet/node.toml no longer turns mdns off"
+  if [ -n "${WAN_REPLICATION:-}" ]; then
+    [[ "$WAN_REPLICATION" =~ ^[1-9]$ ]] || die "WAN_REPLICATION must be 1-9"
+    grep -q '^replication = ' "$out" || die "configs/testnet/node.toml has no replication key"
+    sed -i "s#^replication = .*#replication = $WAN_REPLICATION#" "$out"
+  fi
   if [ "${WAN_NAT_KEYS:-1}" = 1 ]; then
     local keys
     if [ "$kind" = pub ]; then
