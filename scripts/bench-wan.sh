@@ -52,11 +52,18 @@ done
 
 # 3. DCUtR hole punching: restart home2, read how its punches to home1 and home3 ended.
 peer_of() { sed -n '/swarm listening/s/.*peer_id=\([1-9A-HJ-NP-Za-km-z]*\).*/\1/p' "$dir/$1.log" | head -n 1; }
-p1=$(peer_of home1) p3=$(peer_of home3)
+# DCUtR's initiator logs the outcome: home2 for home1 (either side may start), home3 for
+# home2 (the node that got the relayed connection); so both logs are read.
+p1=$(peer_of home1) p2=$(peer_of home2) p3=$(peer_of home3)
+outcome() { # outcome LOG PEER FROM_LINE: "succeeded:"/"failed;" of the first punch line after FROM_LINE
+  tail -n +"$3" "$1" | grep -m1 -o -e "hole punch succeeded: direct connection peer=$2" \
+    -e "hole punch failed; staying on the relay peer=$2" | awk '{print $3}' || true
+}
 eim_ok=0 eim_n=0 sym_ok=0 sym_n=0
 for i in $(seq 1 "$attempts"); do
   pid=$(ip netns pids "$(jq -r .namespaces.home2 <<<"$info")" | head -n 1)
   args=$(tr '\0' '\n' < "/proc/$pid/cmdline" | grep -v -e '^--invite$' -e '^rninv_' | tr '\n' ' ')
+  from3=$(( $(wc -l < "$dir/home3.log") + 1 ))
   kill "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   log="$dir/home2.punch$i.log"
@@ -65,8 +72,9 @@ for i in $(seq 1 "$attempts"); do
   echo $! >> "$dir/pids"
   deadline=$(( $(date +%s) + wait_secs )) r1="" r3=""
   while [ "$(date +%s)" -lt "$deadline" ] && { [ -z "$r1" ] || [ -z "$r3" ]; }; do
-    [ -z "$r1" ] && r1=$(grep -m1 -o -e "hole punch succeeded: direct connection peer=$p1" -e "hole punch failed; staying on the relay peer=$p1" "$log" | awk '{print $3}' || true)
-    [ -z "$r3" ] && r3=$(grep -m1 -o -e "hole punch succeeded: direct connection peer=$p3" -e "hole punch failed; staying on the relay peer=$p3" "$log" | awk '{print $3}' || true)
+    [ -z "$r1" ] && r1=$(outcome "$log" "$p1" 1)
+    [ -z "$r3" ] && r3=$(outcome "$log" "$p3" 1)
+    [ -z "$r3" ] && r3=$(outcome "$dir/home3.log" "$p2" "$from3")
     sleep 0.5
   done
   eim_n=$((eim_n + 1)) sym_n=$((sym_n + 1))
