@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
 # tests that start real tracker and node processes), the web app's build and tests, the
-# packaging checks (packaging/check.sh), the end-to-end browser tests (web/e2e/sso.mjs: a tracker, two nodes and a capture proxy;
-# web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node testnet; all with Chromium), and a short
+# packaging checks (packaging/check.sh), the end-to-end browser tests (web/e2e/sso.mjs: a
+# tracker, two nodes and a capture proxy; web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node
+# testnet; web/e2e/wan.mjs: the WAN testnet, home nodes behind NAT; all with Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,12 @@ fi
 step "browser test: watch party, two users on two nodes (play/pause/seek within 300 ms, throttled guest, drift)"
 if ! node web/e2e/party.mjs; then
   echo "the watch-party browser test (web/e2e/party.mjs) failed: see its messages above, web/e2e/artifacts/party-failure-*.png and the testnet logs it names" >&2
+  exit 1
+fi
+
+step "browser test: a movie held only by home nodes behind NAT plays for a viewer on a shaped link through a public node (WAN testnet, root)"
+if ! DEMO_SECONDS=30 node web/e2e/wan.mjs; then
+  echo "the WAN playback browser test (web/e2e/wan.mjs) failed: see its messages above and the testnet logs it names" >&2
   exit 1
 fi
 

@@ -35,13 +35,15 @@
 #
 # Every node: gateway :8080, libp2p tcp/4001, QUIC udp/4433 on its own address; mDNS off.
 # The generated node config ($TESTNET_DIR/node-{pub,home}.toml) carries the NAT traversal
-# keys ([p2p] autonat/upnp/relay_server/relays) only with WAN_NAT_KEYS=1: the node rejects
-# unknown keys, so they wait until a node that knows them is merged.
+# keys ([p2p] autonat/upnp/relay_server/relays) unless WAN_NAT_KEYS=0: public nodes serve as
+# relays (relay_server = "on", their explicit public address), home nodes name pub1 and
+# pub2 (with their peer ids) as relays; AutoNAT on, UPnP off (no UPnP gateway here).
 #
 # Environment: TESTNET_DIR (default .testnet-wan/), NETNS_PREFIX (default "rwan"; read by
 # `up`, the rest reads the state file), NODE_BIN / TRACKER_BIN (default
 # $CARGO_TARGET_DIR/{debug,release}/...), WAN_RATE, WAN_DELAY_MS, WAN_LOSS, WAN_SHAPER,
-# WAN_NAT_KEYS, WAN_PUBLIC_ROLES (default "edge"; "replica ingest" makes the public nodes
+# WAN_NAT_KEYS (default 1), WAN_REPLICATION (copies of each movie; default the
+# testnet config's 2: home1 and one other home node), WAN_PUBLIC_ROLES (default "edge"; "replica ingest" makes the public nodes
 # full members, for a control run with DEMO_NODE=pub2), MESH_WAIT_SECS (default 60),
 # DEMO_NODE (the node that ingests the demo movie, default home1), DEMO_MEDIA_DIR (default
 # ~/.cache/reelnet/wan-media), DEMO_SECONDS (default 60), DEMO_SIZE (default 1920x1080, so
@@ -183,7 +185,12 @@ node_config() {
   local kind="$1" out="$dir/node-$1.toml"
   sed "s#localhost:7070#$hub_ip:7070#g" configs/testnet/node.toml > "$out"
   grep -qx 'mdns = false' "$out" || die "configs/testnet/node.toml no longer turns mdns off"
-  if [ "${WAN_NAT_KEYS:-0}" = 1 ]; then
+  if [ -n "${WAN_REPLICATION:-}" ]; then
+    [[ "$WAN_REPLICATION" =~ ^[1-9]$ ]] || die "WAN_REPLICATION must be 1-9"
+    grep -q '^replication = ' "$out" || die "configs/testnet/node.toml has no replication key"
+    sed -i "s#^replication = .*#replication = $WAN_REPLICATION#" "$out"
+  fi
+  if [ "${WAN_NAT_KEYS:-1}" = 1 ]; then
     local keys
     if [ "$kind" = pub ]; then
       keys='upnp = false\nautonat = true\nrelay_server = "on"'
@@ -344,11 +351,17 @@ cmd_up() {
   start_node pub1 "$(node_config pub)" "${pub_roles[@]}"
   wait_http "http://$(addr_of pub1):8080/healthz" 60 pub1
   wait_admin "$dir/pub1" "${pid_of[pub1]}" 30
-  local relay="\"/ip4/$(addr_of pub1)/tcp/4001\"" id
-  # pub1's libp2p peer id (from its log: the status JSON has the node id, not the peer id).
-  id=$(sed -n 's/.*local_peer_id=\([1-9A-HJ-NP-Za-km-z]*\).*/\1/p' "$dir/pub1.log" | head -n 1)
-  [[ "$id" == 12D3* || "$id" == Qm* ]] && relay="\"/ip4/$(addr_of pub1)/tcp/4001/p2p/$id\""
   start_node pub2 "$dir/node-pub.toml" "${pub_roles[@]}"
+  wait_http "http://$(addr_of pub2):8080/healthz" 60 pub2
+  wait_admin "$dir/pub2" "${pid_of[pub2]}" 30
+  # The relays: pub1 and pub2 with their libp2p peer ids (from their logs: the status JSON
+  # has the node id, not the peer id).
+  local relay="" id p
+  for p in pub1 pub2; do
+    id=$(sed -n '/swarm listening/s/.*peer_id=\([1-9A-HJ-NP-Za-km-z]*\).*/\1/p' "$dir/$p.log" | head -n 1)
+    [[ "$id" == 12D3* || "$id" == Qm* ]] || die "no libp2p peer id in $dir/$p.log"
+    relay="$relay${relay:+, }\"/ip4/$(addr_of "$p")/tcp/4001/p2p/$id\""
+  done
   local home_config
   home_config=$(node_config home "$relay")
   for k in 1 2 3; do start_node "home$k" "$home_config" replica ingest; done

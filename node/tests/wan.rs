@@ -6,7 +6,8 @@
 //! destination (symmetric), so bare UDP hole punching works between routers 1 and 2 and
 //! never with router 3; the viewer's link has ≥ 35 ms RTT and carries no more than its
 //! shaper allows in either direction; `down` leaves no namespace, link or nft table behind,
-//! and a second `down` is fine.
+//! and a second `down` is fine. On the same testnet (one `up`), the node's own NAT traversal
+//! (issue 17): see [`nat_traversal_chain`].
 //!
 //! Needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2, nft and python3; without the
 //! privileges the test fails and says so rather than passing silently. Every run uses its own
@@ -52,7 +53,12 @@ impl Wan {
             .env("WAN_RATE", format!("{LINK_MBIT}mbit"))
             .env("WAN_DELAY_MS", "20")
             .env("WAN_LOSS", "0.5")
-            .env("MESH_WAIT_SECS", "30");
+            .env("MESH_WAIT_SECS", "30")
+            // The NAT chain's movie: short and small (a 360p ladder), on home1; three
+            // copies so home2 (behind the other endpoint-independent NAT) always pulls it.
+            .env("DEMO_SECONDS", "10")
+            .env("DEMO_SIZE", "640x360")
+            .env("WAN_REPLICATION", "3");
         let tracker = Path::new(NODE_BIN).with_file_name("reelnet-tracker");
         if tracker.is_file() {
             cmd.env("TRACKER_BIN", tracker);
@@ -271,6 +277,150 @@ fn measure(wan: &mut Wan, sender: &str, receiver: &str, host: &str, port: &str) 
     bytes * 8.0 / secs / 1e6
 }
 
+/// Node NAME's status JSON (`wan.sh status`).
+fn status(wan: &Wan, name: &str) -> Value {
+    serde_json::from_str(&wan.run(&["status", name])).unwrap()
+}
+
+/// One sample of node NAME's /metrics (fetched inside its namespace), `metric{labels}` → value.
+fn metric(wan: &Wan, name: &str, ip: &str, series: &str) -> f64 {
+    let text = wan.run(&[
+        "exec",
+        name,
+        "curl",
+        "-fsS",
+        "-m",
+        "5",
+        &format!("http://{ip}:8080/metrics"),
+    ]);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} on {name}'s /metrics"))
+}
+
+/// Polls CHECK every 200 ms until it returns Some, or panics with WHAT after SECS.
+fn poll<T>(secs: u64, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what} not within {secs} s; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Issue 17's chain with the node's own NAT traversal: every home node enrolled, is
+/// reported unreachable (AutoNAT v2: private) and holds a relay reservation; home1 and
+/// home2 (endpoint-independent NATs) hole-punch to each other (DCUtR); a movie ingested on
+/// home1 only is pulled by home2 over that direct connection (bytes counted on the direct
+/// path, none relayed), and home3 (symmetric NAT) never gets a direct connection by
+/// punching.
+fn nat_traversal_chain(wan: &Wan, addr: &dyn Fn(&str) -> String) {
+    let homes = ["home1", "home2", "home3"];
+    for home in homes {
+        let st = status(wan, home);
+        assert_eq!(
+            st["membership"]["member"], true,
+            "{home} not enrolled: {st}"
+        );
+    }
+    for home in homes {
+        poll(
+            45,
+            &format!("{home} private with a relay reservation"),
+            || {
+                let nat = status(wan, home)["nat"].clone();
+                if nat["reachability"] == "private" && nat["relay_reservations"] == 1 {
+                    Ok(())
+                } else {
+                    Err(nat.to_string())
+                }
+            },
+        );
+        let relay = status(wan, home)["nat"]["relay"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            relay.contains(&format!("/ip4/{}/", addr("pub1")))
+                || relay.contains(&format!("/ip4/{}/", addr("pub2"))),
+            "{home}'s relay is not a public node: {relay}"
+        );
+    }
+    for home in ["home1", "home2"] {
+        poll(45, &format!("{home}'s hole punch"), || {
+            let n = metric(
+                wan,
+                home,
+                &addr(home),
+                "reelnet_p2p_hole_punch_total{result=\"success\"}",
+            );
+            if n >= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{n} successes"))
+            }
+        });
+    }
+
+    // A movie only home nodes hold: ingested on home1, pulled by home2 straight from home1.
+    let demo = wan.run(&["demo"]);
+    eprintln!("{demo}");
+    let movie = status(wan, "home1")["manifests"][0]["movie_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    poll(90, "home2 holding the movie", || {
+        let st = status(wan, "home2");
+        let held = st["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["movie_id"] == movie.as_str() && m["complete"] == true);
+        if held {
+            Ok(())
+        } else {
+            Err(st["manifests"].to_string())
+        }
+    });
+    let path = |p: &str| format!("reelnet_segment_fetch_bytes_total{{path=\"{p}\"}}");
+    let direct = metric(wan, "home2", &addr("home2"), &path("libp2p_direct"));
+    let relayed = metric(wan, "home2", &addr("home2"), &path("libp2p_relayed"));
+    let served = metric(
+        wan,
+        "home1",
+        &addr("home1"),
+        "reelnet_p2p_direct_bytes_total",
+    );
+    eprintln!("home2 pulled {direct} bytes direct, {relayed} relayed; home1 sent {served} direct");
+    assert!(
+        direct > 100_000.0,
+        "home2 pulled {direct} bytes on the direct path"
+    );
+    assert_eq!(relayed, 0.0, "home2 pulled segments through the relay");
+    assert!(
+        served >= direct,
+        "home1 sent {served} direct bytes, home2 got {direct}"
+    );
+    // The symmetric NAT: DCUtR never succeeds for home3.
+    let punched = metric(
+        wan,
+        "home3",
+        &addr("home3"),
+        "reelnet_p2p_hole_punch_total{result=\"success\"}",
+    );
+    assert_eq!(punched, 0.0, "home3 (symmetric NAT) hole-punched");
+}
+
 fn host_links() -> String {
     stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap())
         .lines()
@@ -404,6 +554,8 @@ fn wan_testnet_has_nat_routers_and_a_shaped_viewer_link() {
         let want = if pair["pair"] == "home1-home2" { 3 } else { 0 };
         assert_eq!(pair["successes"], want, "hole punching {pair}");
     }
+
+    nat_traversal_chain(&wan, &addr);
 
     // The viewer's link: RTT ≥ 35 ms (20 ms each way), throughput within the shaper's rate
     // both ways.

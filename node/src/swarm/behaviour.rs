@@ -71,10 +71,13 @@ pub(super) fn build_behaviour(
     );
     kad.set_mode(Some(kad::Mode::Server));
 
-    let identify = identify::Behaviour::new(identify::Config::new(
-        IDENTIFY_PROTOCOL.to_owned(),
-        keypair.public(),
-    ));
+    // Pushing listen address changes tells peers (and so the DHT) at once when a node
+    // behind NAT starts listening through a relay: its circuit address is the only one
+    // other nodes behind NAT can dial, and DCUtR upgrades that circuit to a direct path.
+    let identify = identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+            .with_push_listen_addr_updates(true),
+    );
 
     let mdns = if config.mdns {
         Some(

@@ -197,12 +197,42 @@ impl EventLoop {
                 _ = redial.tick() => {
                     if self.swarm.connected_peers().next().is_none() {
                         self.dial_bootstrap();
+                    } else {
+                        self.redial_known();
                     }
                 }
             }
         }
         tracing::debug!("swarm stopped");
         Ok(())
+    }
+
+    /// Below `target_peers`: ask the DHT again (a node behind NAT is first known by an
+    /// address nobody can dial, and only later by its relay circuit address) and dial the
+    /// known peers not connected. A circuit dial is what DCUtR upgrades to a direct
+    /// connection.
+    fn redial_known(&mut self) {
+        if self.swarm.connected_peers().count() >= self.config.target_peers {
+            return;
+        }
+        if let Err(err) = self.swarm.behaviour_mut().kad.bootstrap() {
+            tracing::debug!(%err, "kademlia bootstrap not started");
+        }
+        let known: Vec<PeerId> = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .flat_map(|bucket| {
+                bucket
+                    .iter()
+                    .map(|entry| *entry.node.key.preimage())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for peer in known {
+            self.maybe_dial(peer);
+        }
     }
 
     pub(super) fn dial_bootstrap(&mut self) {
@@ -691,12 +721,10 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Identify(_) => {}
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
-                peer, is_new_peer, ..
-            }) => {
-                if is_new_peer {
-                    self.maybe_dial(peer);
-                }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                // Also when only its addresses changed: a relay circuit address may have
+                // come, where the first ones could not be dialled.
+                self.maybe_dial(peer);
             }
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {

@@ -65,6 +65,8 @@ pub mod sync;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use libp2p::Transport as _;
+
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -103,6 +105,10 @@ use event_loop::*;
 use handle::*;
 
 pub use behaviour::{Behaviour, BehaviourEvent};
+
+/// How long a TCP dial (connect and upgrades) may take; below AutoNAT v2's 10 s limit for
+/// a dial-back (see `spawn`).
+const TCP_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 pub use event_loop::EventLoop;
 pub use handle::{NatStatus, NetworkHandle, P2pFetched};
 
@@ -401,13 +407,24 @@ pub async fn start(
     let idle = config.idle_timeout;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| SwarmError::Setup(format!("tcp transport: {e}")))?
         .with_quic()
+        // TCP as `with_tcp` builds it, plus a bound on the whole dial (connect, noise,
+        // yamux): a NAT drops the SYN of an unsolicited dial, and without a bound the
+        // kernel's SYN retries run for two minutes. AutoNAT v2 servers give a dial-back
+        // 10 s before they drop the request, so a dial-back to an address behind a NAT must
+        // fail before that for the client to learn it is not reachable.
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .timeout(TCP_DIAL_TIMEOUT),
+            )
+        })
+        .map_err(|e| SwarmError::Setup(format!("tcp transport: {e}")))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| SwarmError::Setup(format!("relay client transport: {e}")))?
         .with_behaviour(|key, relay_client| {
