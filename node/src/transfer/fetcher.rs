@@ -690,23 +690,7 @@ async fn read_response(
         }
     };
     let header_at = Instant::now();
-    if header.status != Status::Ok {
-        return Err(AttemptError::Status(header.status));
-    }
-    if header.hash != want.expected {
-        return Err(AttemptError::AnnouncedHashMismatch {
-            announced: header.hash,
-            expected: want.expected,
-        });
-    }
-    if let Some(size) = want.size {
-        if header.length != size {
-            return Err(AttemptError::SizeMismatch {
-                announced: header.length,
-                expected: size,
-            });
-        }
-    }
+    check_header(&header, want)?;
     // decode_response_header already refuses lengths above MAX_SEGMENT_BYTES; checked again
     // here because the allocation below depends on it.
     if header.length > MAX_SEGMENT_BYTES {
@@ -741,13 +725,7 @@ async fn read_response(
         return Err(AttemptError::TrailingBytes);
     }
     let body = body.freeze();
-    let actual = SegmentHash::of(&body);
-    if actual != want.expected {
-        return Err(AttemptError::HashMismatch {
-            actual,
-            expected: want.expected,
-        });
-    }
+    check_hash(&body, want)?;
     Ok((body, header_at))
 }
 
@@ -758,6 +736,20 @@ fn verify(
     body: Bytes,
     want: &FetchRequest,
 ) -> Result<Bytes, AttemptError> {
+    check_header(header, want)?;
+    if body.len() as u64 != header.length {
+        return Err(AttemptError::Truncated {
+            got: body.len() as u64,
+            expected: header.length,
+        });
+    }
+    check_hash(&body, want)?;
+    Ok(body)
+}
+
+/// The checks every answer's header passes before its body is used, whatever carried it:
+/// status `Ok`, the hash asked for, and the manifest's size when it gives one.
+fn check_header(header: &ResponseHeader, want: &FetchRequest) -> Result<(), AttemptError> {
     if header.status != Status::Ok {
         return Err(AttemptError::Status(header.status));
     }
@@ -775,20 +767,19 @@ fn verify(
             });
         }
     }
-    if body.len() as u64 != header.length {
-        return Err(AttemptError::Truncated {
-            got: body.len() as u64,
-            expected: header.length,
-        });
-    }
-    let actual = SegmentHash::of(&body);
+    Ok(())
+}
+
+/// The bytes' own hash against the one asked for.
+fn check_hash(body: &[u8], want: &FetchRequest) -> Result<(), AttemptError> {
+    let actual = SegmentHash::of(body);
     if actual != want.expected {
         return Err(AttemptError::HashMismatch {
             actual,
             expected: want.expected,
         });
     }
-    Ok(body)
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
