@@ -296,6 +296,17 @@ pub struct P2pConfig {
     /// Addresses other nodes reach this node's swarm at, advertised as they are (set them
     /// on a node with a known public address or port forward).
     pub external_addrs: Vec<String>,
+    /// Upgrade relayed connections to direct ones by hole punching (DCUtR).
+    pub hole_punch: bool,
+    /// How long a segment request to a peer reachable only through a relay waits for the
+    /// hole punch's direct connection, milliseconds (0: no wait).
+    pub hole_punch_wait_ms: u64,
+    /// Seconds without an AutoNAT answer after which the node acts as if unreachable
+    /// (reserves a relay).
+    pub autonat_unknown_secs: u64,
+    /// Seconds a TCP dial (connect and handshakes) may take, 1..=9 (below AutoNAT's 10 s
+    /// dial-back limit, so an unreachable address is reported as such).
+    pub dial_timeout_secs: u64,
 }
 
 impl P2pConfig {
@@ -315,8 +326,8 @@ impl P2pConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransferConfig {
-    /// How long a QUIC handshake with a peer may take before the segment request goes over
-    /// the libp2p connection instead, milliseconds.
+    /// QUIC's head start, milliseconds: a segment request not answered over QUIC by then is
+    /// also sent over the libp2p connection, and the first verified answer wins.
     pub quic_fallback_after_ms: u64,
 }
 
@@ -432,6 +443,10 @@ impl Default for P2pConfig {
             relay_circuit_secs: 120,
             relays: Vec::new(),
             external_addrs: Vec::new(),
+            hole_punch: true,
+            hole_punch_wait_ms: 3000,
+            autonat_unknown_secs: 30,
+            dial_timeout_secs: crate::swarm::DEFAULT_DIAL_TIMEOUT.as_secs(),
         }
     }
 }
@@ -551,6 +566,15 @@ impl NodeConfig {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if self.p2p.autonat_unknown_secs == 0 {
+            return Err(invalid("p2p.autonat_unknown_secs", "must be at least 1"));
+        }
+        if !(1..=9).contains(&self.p2p.dial_timeout_secs) {
+            return Err(invalid(
+                "p2p.dial_timeout_secs",
+                "must be 1 to 9 (AutoNAT gives a dial-back 10 s)",
+            ));
         }
         if self.transfer.quic_fallback_after_ms == 0 {
             return Err(invalid(

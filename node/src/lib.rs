@@ -361,9 +361,12 @@ async fn start_network(
                 relay_circuit_secs: config.p2p.relay_circuit_secs,
                 relays,
                 external,
-                ..swarm::nat::NatConfig::default()
+                unknown_timeout: std::time::Duration::from_secs(config.p2p.autonat_unknown_secs),
+                hole_punch: config.p2p.hole_punch,
             },
             segments: Some(segments),
+            direct_wait: std::time::Duration::from_millis(config.p2p.hole_punch_wait_ms),
+            dial_timeout: std::time::Duration::from_secs(config.p2p.dial_timeout_secs),
             ..swarm::SwarmConfig::default()
         },
         &ctx.key,

@@ -23,7 +23,7 @@ pub struct Behaviour {
     /// AutoNAT confirmed a public address.
     pub(super) relay_server: Toggle<relay::Behaviour>,
     pub(super) relay_client: relay::client::Behaviour,
-    pub(super) dcutr: dcutr::Behaviour,
+    pub(super) dcutr: Toggle<dcutr::Behaviour>,
     pub(super) upnp: Toggle<upnp::tokio::Behaviour>,
     pub(super) candidates: nat::Candidates,
 }
@@ -151,7 +151,7 @@ pub(super) fn build_behaviour(
         autonat_server: Toggle::from(autonat_server),
         relay_server: Toggle::from(relay_server),
         relay_client,
-        dcutr: dcutr::Behaviour::new(peer_id),
+        dcutr: Toggle::from(nat.hole_punch.then(|| dcutr::Behaviour::new(peer_id))),
         upnp: Toggle::from(upnp),
         candidates: nat::Candidates::default(),
     })

@@ -7,6 +7,11 @@
 use super::*;
 use crate::bindings::BindingVerdict;
 
+/// The largest segment answer sent over a relayed connection (manifests and init segments
+/// fit; media segments go direct, or another provider is asked). Relays are sized for
+/// signalling (`relay_circuit_bytes`, 1 MiB by default), so a media segment would be cut.
+pub(super) const RELAYED_ANSWER_MAX: usize = 256 * 1024;
+
 /// Messages to the event loop from the tasks it started.
 pub(super) enum Internal {
     Validated {
@@ -26,6 +31,7 @@ pub(super) enum Internal {
     },
     SegmentServe {
         peer: PeerId,
+        request_id: request_response::InboundRequestId,
         relayed: bool,
         channel: request_response::ResponseChannel<SegmentResponse>,
         response: SegmentResponse,
@@ -155,6 +161,8 @@ pub struct EventLoop {
     pub(super) failed_relays: HashMap<PeerId, tokio::time::Instant>,
     /// Open connections that go through a relay, with their peer.
     pub(super) relayed_conns: HashMap<libp2p::swarm::ConnectionId, PeerId>,
+    /// Segment answers handed to libp2p and not yet sent: body bytes, relayed.
+    pub(super) segment_answers: HashMap<request_response::InboundRequestId, (u64, bool)>,
     /// Open direct connections, with their peer.
     pub(super) direct_conns: HashMap<libp2p::swarm::ConnectionId, PeerId>,
     /// Segment requests sent over libp2p, awaiting their answer.
@@ -489,16 +497,15 @@ impl EventLoop {
             }
             Internal::SegmentServe {
                 peer,
+                request_id,
                 relayed,
                 channel,
                 response,
             } => {
-                let bytes = response.body.len() as u64;
-                if relayed {
-                    self.stats.segment_served_relayed_bytes += bytes;
-                } else {
-                    self.stats.segment_served_direct_bytes += bytes;
-                }
+                // Counted once the answer has gone out whole (`ResponseSent`): a relay that
+                // cuts the circuit mid-answer leaves nothing counted.
+                self.segment_answers
+                    .insert(request_id, (response.body.len() as u64, relayed));
                 if self
                     .swarm
                     .behaviour_mut()
@@ -506,6 +513,7 @@ impl EventLoop {
                     .send_response(channel, response)
                     .is_err()
                 {
+                    self.segment_answers.remove(&request_id);
                     tracing::debug!(%peer, "segment requester went away");
                 }
             }
@@ -1153,7 +1161,9 @@ impl EventLoop {
                 connection_id,
                 message:
                     request_response::Message::Request {
-                        request, channel, ..
+                        request,
+                        channel,
+                        request_id,
                     },
             } => {
                 let (Some(service), Some(node)) = (self.config.segments.clone(), node_id_of(&peer))
@@ -1165,8 +1175,26 @@ impl EventLoop {
                 let internal = self.internal_tx.clone();
                 reelnet_runtime::shutdown::spawn("segment-p2p-serve", async move {
                     let msg = match service.answer(node, &request).await {
+                        // Relays carry signalling, not media: over a relayed connection only
+                        // small answers (manifests, init segments) go out; for the rest the
+                        // requester is told to try another provider (or a direct connection).
+                        Ok((_, body)) if relayed && body.len() > RELAYED_ANSWER_MAX => {
+                            Internal::SegmentServe {
+                                peer,
+                                request_id,
+                                relayed,
+                                channel,
+                                response: SegmentResponse {
+                                    header: reelnet_proto::ResponseHeader::error(
+                                        reelnet_proto::Status::Busy,
+                                    ),
+                                    body: bytes::Bytes::new(),
+                                },
+                            }
+                        }
                         Ok((header, body)) => Internal::SegmentServe {
                             peer,
+                            request_id,
                             relayed,
                             channel,
                             response: SegmentResponse { header, body },
@@ -1221,10 +1249,24 @@ impl EventLoop {
                     let _ = reply.send(Err(SwarmError::Segment(error.to_string())));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                self.segment_answers.remove(&request_id);
                 tracing::debug!(%peer, %error, "segment answer over libp2p failed");
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                if let Some((bytes, relayed)) = self.segment_answers.remove(&request_id) {
+                    if relayed {
+                        self.stats.segment_served_relayed_bytes += bytes;
+                    } else {
+                        self.stats.segment_served_direct_bytes += bytes;
+                    }
+                }
+            }
         }
     }
 }

@@ -106,9 +106,9 @@ use handle::*;
 
 pub use behaviour::{Behaviour, BehaviourEvent};
 
-/// How long a TCP dial (connect and upgrades) may take; below AutoNAT v2's 10 s limit for
-/// a dial-back (see `spawn`).
-const TCP_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a TCP dial (connect and upgrades) may take unless configured
+/// (`p2p.dial_timeout_secs`); below AutoNAT v2's 10 s limit for a dial-back (see `spawn`).
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 pub use event_loop::EventLoop;
 pub use handle::{NatStatus, NetworkHandle, P2pFetched};
 
@@ -171,6 +171,8 @@ pub struct SwarmConfig {
     /// How long a segment request to a peer reachable only through a relay waits for
     /// DCUtR's direct connection before going over the relay.
     pub direct_wait: Duration,
+    /// How long a TCP dial (connect, noise, yamux) may take.
+    pub dial_timeout: Duration,
 }
 
 /// `p2p.max_connections` unless configured.
@@ -203,6 +205,7 @@ impl Default for SwarmConfig {
             segments: None,
             segment_timeout: Duration::from_secs(30),
             direct_wait: Duration::from_secs(3),
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
         }
     }
 }
@@ -405,6 +408,7 @@ pub async fn start(
     let peer_id = keypair.public().to_peer_id();
     let gate = RelayGate::new(config.nat.relay_server == nat::RelayServerMode::On);
     let idle = config.idle_timeout;
+    let dial_timeout = config.dial_timeout;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_quic()
@@ -421,7 +425,7 @@ pub async fn start(
                     .upgrade(libp2p::core::upgrade::Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
-                    .timeout(TCP_DIAL_TIMEOUT),
+                    .timeout(dial_timeout),
             )
         })
         .map_err(|e| SwarmError::Setup(format!("tcp transport: {e}")))?
@@ -516,6 +520,7 @@ pub async fn start(
         reservation: None,
         failed_relays: HashMap::new(),
         relayed_conns: HashMap::new(),
+        segment_answers: HashMap::new(),
         direct_conns: HashMap::new(),
         segment_pending: HashMap::new(),
         waiting_direct: Vec::new(),

@@ -81,6 +81,8 @@ pub struct NatConfig {
     pub external: Vec<Multiaddr>,
     /// With no AutoNAT result after this long, behave as if private (reserve a relay).
     pub unknown_timeout: Duration,
+    /// Upgrade relayed connections to direct ones by hole punching (DCUtR).
+    pub hole_punch: bool,
 }
 
 impl Default for NatConfig {
@@ -96,6 +98,7 @@ impl Default for NatConfig {
             relays: Vec::new(),
             external: Vec::new(),
             unknown_timeout: Duration::from_secs(30),
+            hole_punch: true,
         }
     }
 }

@@ -17,11 +17,12 @@
 //!
 //! A provider's QUIC address may not be reachable: a home node behind a NAT has its quinn
 //! socket unreachable from outside (libp2p's hole punch does not open it). With a swarm
-//! attached ([`Fetcher::set_fallback`]), a QUIC handshake that has not completed within
-//! [`FetcherConfig::quic_fallback_after`] (or fails) sends the same request over
+//! attached ([`Fetcher::set_fallback`]), a request QUIC has not answered within
+//! [`FetcherConfig::quic_fallback_after`] (its head start) is also sent over
 //! `/reelnet/segment/1` on a libp2p connection to the provider's peer id (direct, DCUtR
-//! hole-punched, or relayed), and the provider's QUIC address is skipped for
-//! [`QUIC_RETRY_AFTER`]. The answer is checked exactly like a QUIC answer (announced length
+//! hole-punched, or relayed) and the first verified answer wins ("happy eyeballs"). When
+//! the QUIC handshake fails, or libp2p answers first, the provider's QUIC address is
+//! skipped for [`QUIC_RETRY_AFTER`]. The answer is checked exactly like a QUIC answer (announced length
 //! and hash, then the bytes' hash). Bytes fetched are counted per path
 //! ([`Fetcher::path_bytes`]).
 
@@ -55,8 +56,9 @@ pub struct FetcherConfig {
     pub max_inflight_per_peer: usize,
     /// QUIC transport parameters.
     pub transport: TransportTuning,
-    /// With a libp2p fallback attached: how long a QUIC handshake may take before the
-    /// request goes over libp2p instead (`transfer.quic_fallback_after_ms`).
+    /// With a libp2p fallback attached: QUIC's head start. A request QUIC has not answered
+    /// by then is also sent over libp2p, and the first verified answer wins
+    /// (`transfer.quic_fallback_after_ms`).
     pub quic_fallback_after: Duration,
 }
 
@@ -73,9 +75,14 @@ impl Default for FetcherConfig {
 }
 
 /// `transfer.quic_fallback_after_ms` unless configured.
-pub const DEFAULT_QUIC_FALLBACK_AFTER_MS: u64 = 1500;
+pub const DEFAULT_QUIC_FALLBACK_AFTER_MS: u64 = 300;
 
-/// After a provider's QUIC address failed, it is skipped (straight to libp2p) this long.
+/// With a libp2p fallback attached: a QUIC handshake not complete by then counts as the
+/// address being unreachable (the libp2p request started after the head start goes on).
+pub const QUIC_HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
+
+/// After a provider's QUIC address failed, or lost the race to libp2p, it is skipped
+/// (straight to libp2p) this long.
 pub const QUIC_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Segment body bytes fetched, by path.
@@ -567,16 +574,70 @@ impl Fetcher {
             return self.attempt(peer, node, addr, want).await;
         };
         let down = lock(&peer.quic_down_until).is_some_and(|t| Instant::now() < t);
-        if !down {
-            match self.attempt(peer, node, addr, want).await {
-                Err(AttemptError::QuicUnreachable(reason)) => {
-                    tracing::info!(provider = %node.short(), %addr, %reason, "QUIC unreachable; asking over libp2p");
-                    *lock(&peer.quic_down_until) = Some(Instant::now() + QUIC_RETRY_AFTER);
+        if down {
+            return self.attempt_p2p(network, peer, node, want).await;
+        }
+        // Happy eyeballs: QUIC gets a head start; if it has not answered by then, the same
+        // request also goes over libp2p and the first verified answer wins.
+        let quic = self.attempt(peer, node, addr, want);
+        tokio::pin!(quic);
+        let quic_early = tokio::select! {
+            r = &mut quic => Some(r),
+            () = tokio::time::sleep(self.config.quic_fallback_after) => None,
+        };
+        match quic_early {
+            Some(Err(AttemptError::QuicUnreachable(reason))) => {
+                self.quic_down(peer, node, addr, &reason);
+                return self.attempt_p2p(network, peer, node, want).await;
+            }
+            Some(other) => return other,
+            None => {}
+        }
+        let p2p = self.attempt_p2p(network, peer, node, want);
+        tokio::pin!(p2p);
+        let (mut quic_err, mut p2p_err) = (None, None);
+        loop {
+            tokio::select! {
+                r = &mut quic, if quic_err.is_none() => match r {
+                    Ok(bytes) => return Ok(bytes),
+                    Err(err) => {
+                        if let AttemptError::QuicUnreachable(reason) = &err {
+                            self.quic_down(peer, node, addr, reason);
+                        }
+                        quic_err = Some(err);
+                    }
+                },
+                r = &mut p2p, if p2p_err.is_none() => match r {
+                    Ok(bytes) => {
+                        // QUIC lost the race: skip it for a while rather than pay its
+                        // head start on every request.
+                        self.quic_down(peer, node, addr, "libp2p answered first");
+                        return Ok(bytes);
+                    }
+                    Err(err) => p2p_err = Some(err),
+                },
+            }
+            if let (Some(q), Some(p)) = (&quic_err, &p2p_err) {
+                // Both failed: report misbehaviour over anything else, then QUIC's own
+                // failure unless it was only unreachable.
+                let quic_first = q.is_misbehaviour()
+                    || !(p.is_misbehaviour() || matches!(q, AttemptError::QuicUnreachable(_)));
+                return Err(if quic_first {
+                    quic_err.take()
+                } else {
+                    p2p_err.take()
                 }
-                other => return other,
+                .unwrap_or(AttemptError::P2p("no answer".into())));
             }
         }
-        self.attempt_p2p(network, peer, node, want).await
+    }
+
+    fn quic_down(&self, peer: &Peer, node: NodeId, addr: SocketAddr, reason: &str) {
+        let mut until = lock(&peer.quic_down_until);
+        if until.is_none_or(|t| t <= Instant::now()) {
+            tracing::info!(provider = %node.short(), %addr, %reason, "QUIC skipped for {QUIC_RETRY_AFTER:?}; asking over libp2p");
+        }
+        *until = Some(Instant::now() + QUIC_RETRY_AFTER);
     }
 
     async fn attempt_p2p(
@@ -625,7 +686,7 @@ impl Fetcher {
         let conn = if self.fallback.get().is_some() {
             // With a fallback, a handshake that does not complete soon means "go over
             // libp2p", not "this provider failed".
-            let limit = self.config.quic_fallback_after;
+            let limit = QUIC_HANDSHAKE_LIMIT;
             match tokio::time::timeout(limit, self.connection(peer, node, addr)).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(err)) => return Err(AttemptError::QuicUnreachable(err.to_string())),
