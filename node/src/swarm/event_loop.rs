@@ -990,9 +990,13 @@ impl EventLoop {
             .iter()
             .map(|(p, a)| (*p, a.clone()))
             .collect::<Vec<_>>();
-        let choice = configured
-            .chain(learned)
-            .find(|(p, _)| *p != me && !self.failed_relays.contains_key(p) && !self.is_revoked(p));
+        // Never a relay reached through a relay: circuits do not nest.
+        let choice = configured.chain(learned).find(|(p, base)| {
+            *p != me
+                && !nat::is_circuit(base)
+                && !self.failed_relays.contains_key(p)
+                && !self.is_revoked(p)
+        });
         let Some((relay, base)) = choice else {
             return;
         };

@@ -513,7 +513,11 @@ pub async fn start(
         budgets,
         bootstrapped: false,
         stats: NetworkStats::default(),
-        reach: ReachabilityTracker::new(tokio::time::Instant::now(), config_unknown_timeout),
+        reach: ReachabilityTracker::new(
+            tokio::time::Instant::now(),
+            config_unknown_timeout,
+            explicit.iter().cloned(),
+        ),
         book: AddressBook::new(explicit),
         gate,
         relay_candidates: HashMap::new(),
@@ -526,6 +530,9 @@ pub async fn start(
         waiting_direct: Vec::new(),
         cancel,
     };
+    if event_loop.reach.state() == Reachability::Public {
+        event_loop.on_reachability(Reachability::Public);
+    }
     event_loop.dial_bootstrap();
     let task = reelnet_runtime::shutdown::spawn("swarm", event_loop.run());
     let handle = NetworkHandle {

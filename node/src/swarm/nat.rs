@@ -7,7 +7,12 @@
 //! [`ReachabilityTracker`] turns AutoNAT v2 probe results into one state, `public`,
 //! `private` or `unknown`: an address a server dialled back is confirmed (public); a failed
 //! probe with nothing confirmed means private; no result within
-//! [`NatConfig::unknown_timeout`] counts like private for relaying. While the node is not
+//! [`NatConfig::unknown_timeout`] counts like private for relaying. Addresses the operator
+//! set (`external_addrs`; a relay's listen addresses) count as confirmed from the start,
+//! so such a node is public (and, with `relay_server = "auto"`, a relay) until a probe of
+//! one of them fails. Only direct IP addresses are judged ([`is_testable`]): identify's
+//! observations on relayed connections (circuits, bare `/p2p/<id>`) are not candidates.
+//! While the node is not
 //! public it keeps a relay reservation ([`ReachabilityTracker::wants_relay`]) on one of the
 //! configured `relays` or on a connected member that speaks the relay hop protocol.
 //!
@@ -132,6 +137,22 @@ pub fn is_circuit(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
+/// Whether `addr` is one this node could be dialled at directly, so one an AutoNAT probe
+/// says something about: an IP (or DNS name) with a TCP port or QUIC, not through a relay,
+/// not unspecified. Bare `/p2p/<id>` observations (from relayed connections) are not.
+pub fn is_testable(addr: &Multiaddr) -> bool {
+    let mut parts = addr.iter();
+    let host_ok = match parts.next() {
+        Some(Protocol::Ip4(ip)) => !ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => !ip.is_unspecified(),
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => true,
+        _ => false,
+    };
+    host_ok
+        && matches!(parts.next(), Some(Protocol::Tcp(_) | Protocol::Udp(_)))
+        && !is_circuit(addr)
+}
+
 /// The reachability state machine (see the module docs). Pure: driven by events and the
 /// time they happen at, so tests run it with paused time.
 #[derive(Debug)]
@@ -143,12 +164,25 @@ pub struct ReachabilityTracker {
 }
 
 impl ReachabilityTracker {
-    pub fn new(now: Instant, unknown_timeout: Duration) -> Self {
+    /// `explicit`: the addresses the operator set (`external_addrs`, or a relay's listen
+    /// addresses): taken as reachable, so a node with one is public from the start (it
+    /// serves as a relay with `relay_server = "auto"` and reserves none) unless an AutoNAT
+    /// probe of it fails.
+    pub fn new(
+        now: Instant,
+        unknown_timeout: Duration,
+        explicit: impl IntoIterator<Item = Multiaddr>,
+    ) -> Self {
+        let confirmed: HashSet<Multiaddr> = explicit.into_iter().filter(is_testable).collect();
         Self {
-            state: Reachability::Unknown,
+            state: if confirmed.is_empty() {
+                Reachability::Unknown
+            } else {
+                Reachability::Public
+            },
             started: now,
             unknown_timeout,
-            confirmed: HashSet::new(),
+            confirmed,
         }
     }
 
@@ -163,8 +197,9 @@ impl ReachabilityTracker {
 
     /// An AutoNAT v2 probe of `addr` ended. Returns the new state on a transition.
     pub fn on_probe(&mut self, addr: &Multiaddr, reachable: bool) -> Option<Reachability> {
-        if is_circuit(addr) {
-            // A circuit address says nothing about this node's own reachability.
+        if !is_testable(addr) {
+            // A circuit address (or a bare peer id) says nothing about this node's own
+            // reachability.
             return None;
         }
         if reachable {
@@ -233,7 +268,7 @@ impl AddressBook {
 
     /// A learned address (identify's observation, a UPnP mapping): a candidate only.
     pub fn on_candidate(&mut self, addr: Multiaddr) {
-        if !self.explicit.contains(&addr) && !self.confirmed.contains(&addr) {
+        if is_testable(&addr) && !self.explicit.contains(&addr) && !self.confirmed.contains(&addr) {
             self.candidates.insert(addr);
         }
     }
@@ -375,7 +410,7 @@ mod tests {
         let timeout = Duration::from_secs(30);
         let t0 = Instant::now();
         let at = |secs| t0 + Duration::from_secs(secs);
-        let mut t = ReachabilityTracker::new(t0, timeout);
+        let mut t = ReachabilityTracker::new(t0, timeout, []);
         assert_eq!(t.state(), Reachability::Unknown);
         assert!(!t.wants_relay(t0));
         assert!(!t.wants_relay(at(29)));
@@ -391,7 +426,7 @@ mod tests {
         assert!(!t.wants_relay(at(32)));
 
         // A probe failing before the timeout makes the node private at once.
-        let mut early = ReachabilityTracker::new(t0, timeout);
+        let mut early = ReachabilityTracker::new(t0, timeout, []);
         assert_eq!(early.on_probe(&a, false), Some(Reachability::Private));
         assert!(early.wants_relay(at(1)));
         // One failing address does not make a node with another confirmed one private.
@@ -400,9 +435,53 @@ mod tests {
         // A circuit address never counts.
         let circuit = addr("/ip4/198.18.0.9/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit");
         assert_eq!(t.on_probe(&circuit, false), None);
+        // Nor does a bare peer id (what identify observes on a relayed connection).
+        let bare = addr("/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN");
+        assert_eq!(t.on_probe(&bare, false), None);
+        assert_eq!(early.on_probe(&bare, true), None);
         // Losing the last confirmed address: private again.
         assert_eq!(t.on_expired(&b), Some(Reachability::Private));
         assert_eq!(t.confirmed().count(), 0);
+    }
+
+    /// An address the operator set is taken as reachable: public from the start, never a
+    /// relay reservation, until a probe of that very address fails.
+    #[test]
+    fn explicit_addresses_make_a_node_public() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let public = addr("/ip4/198.18.0.11/tcp/4001");
+        let mut t =
+            ReachabilityTracker::new(t0, timeout, [public.clone(), addr("/ip4/0.0.0.0/tcp/4001")]);
+        assert_eq!(t.state(), Reachability::Public);
+        assert!(!t.wants_relay(t0 + Duration::from_secs(600)));
+        assert_eq!(
+            t.confirmed().count(),
+            1,
+            "the unspecified address is not one"
+        );
+        assert_eq!(t.on_probe(&public, false), Some(Reachability::Private));
+        // Only circuit or bare addresses given: as if none.
+        let none = ReachabilityTracker::new(
+            t0,
+            timeout,
+            [addr(
+                "/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+            )],
+        );
+        assert_eq!(none.state(), Reachability::Unknown);
+    }
+
+    #[test]
+    fn testable_addresses() {
+        assert!(is_testable(&addr("/ip4/198.18.0.2/tcp/4001")));
+        assert!(is_testable(&addr("/ip4/198.18.0.2/udp/4001/quic-v1")));
+        assert!(is_testable(&addr("/dns4/node.example.org/tcp/4001")));
+        assert!(!is_testable(&addr("/ip4/0.0.0.0/tcp/4001")));
+        assert!(!is_testable(&addr("/ip4/198.18.0.2")));
+        assert!(!is_testable(&addr(
+            "/ip4/198.18.0.9/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit"
+        )));
     }
 
     #[test]
