@@ -175,7 +175,7 @@ async fn pages_carry_their_own_headers_and_the_api_keeps_its_own() {
         }
         assert_eq!(p.header("x-frame-options"), "DENY", "{path}");
         assert_eq!(p.header("x-content-type-options"), "nosniff", "{path}");
-        assert_eq!(p.header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(p.header("referrer-policy"), "same-origin", "{path}");
         assert_eq!(p.header("cache-control"), "no-store", "{path}");
     }
     let js = b.get("/static/passkeys.js").await;
@@ -309,8 +309,8 @@ async fn csrf_and_cross_origin_posts_are_refused_and_change_nothing() {
     assert_eq!(p.status, 403);
     assert!(p.set_cookie(SESSION).is_none());
 
-    // Browsers send `Origin: null` on same-origin posts under `Referrer-Policy:
-    // no-referrer`; `Sec-Fetch-Site: same-origin` vouches for those.
+    // Some browsers and privacy settings send `Origin: null` on same-origin posts;
+    // `Sec-Fetch-Site: same-origin` vouches for those.
     let out = b
         .post_with(
             "/logout",

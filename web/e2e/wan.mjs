@@ -166,14 +166,13 @@ async function inside() {
   const save = () => writeFileSync(join(dir, 'wan-playback.json'), `${JSON.stringify(result, null, 2)}\n`);
   let browser;
   try {
-    // The testnet speaks plain HTTP off loopback, where Chromium sends no Sec-Fetch-Site
-    // (not a secure context) and the tracker's pages then refuse form POSTs (Origin is null
-    // under their no-referrer policy). Real deployments are HTTPS; here the tracker and the
-    // public nodes are declared secure, which is what HTTPS would give.
-    const secure = process.env.WAN_SECURE_ORIGINS ?? demo.DEMO_TRACKER;
+    // The testnet speaks plain HTTP off loopback (not a secure context), as a LAN tracker
+    // without a certificate would: the tracker's sign-in form must work there as it is.
+    // WAN_SECURE_ORIGINS declares origins secure, which is what HTTPS would give.
+    const secure = process.env.WAN_SECURE_ORIGINS;
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-      args: [`--unsafely-treat-insecure-origin-as-secure=${secure}`, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
+      args: [...(secure ? [`--unsafely-treat-insecure-origin-as-secure=${secure}`] : []), '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
     });
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     await context.addInitScript(recorder);

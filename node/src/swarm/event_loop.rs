@@ -12,6 +12,10 @@ use crate::bindings::BindingVerdict;
 /// signalling (`relay_circuit_bytes`, 1 MiB by default), so a media segment would be cut.
 pub(super) const RELAYED_ANSWER_MAX: usize = 256 * 1024;
 
+/// After a failed hole punch, how long this node does not dial that peer again (it would
+/// come through a relay, and the punch would fail again: a symmetric NAT).
+pub(super) const UNPUNCHABLE_FOR: Duration = Duration::from_secs(600);
+
 /// Messages to the event loop from the tasks it started.
 pub(super) enum Internal {
     Validated {
@@ -163,6 +167,8 @@ pub struct EventLoop {
     pub(super) relayed_conns: HashMap<libp2p::swarm::ConnectionId, PeerId>,
     /// Segment answers handed to libp2p and not yet sent: body bytes, relayed.
     pub(super) segment_answers: HashMap<request_response::InboundRequestId, (u64, bool)>,
+    /// Peers whose hole punch failed, not dialled again until then.
+    pub(super) unpunchable: HashMap<PeerId, tokio::time::Instant>,
     /// Open direct connections, with their peer.
     pub(super) direct_conns: HashMap<libp2p::swarm::ConnectionId, PeerId>,
     /// Segment requests sent over libp2p, awaiting their answer.
@@ -356,6 +362,12 @@ impl EventLoop {
             || self.swarm.is_connected(&peer)
             || self.swarm.connected_peers().count() >= self.config.target_peers
         {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        self.unpunchable.retain(|_, until| *until > now);
+        if self.unpunchable.contains_key(&peer) {
+            // Its hole punch failed a moment ago; a new relayed connection would too.
             return;
         }
         let opts = DialOpts::peer_id(peer)
@@ -812,7 +824,25 @@ impl EventLoop {
                 }
                 Err(err) => {
                     self.stats.hole_punch_failure += 1;
-                    tracing::info!(peer = %remote_peer_id, %err, "hole punch failed; staying on the relay");
+                    // Relays carry signalling, and no media goes over one (see
+                    // RELAYED_ANSWER_MAX): a relayed connection that cannot be upgraded
+                    // would only hold one of the relay's few circuits. Close it, and do not
+                    // dial that peer through a relay again for a while; catalogs and
+                    // manifests still reach both through the other peers.
+                    tracing::info!(peer = %remote_peer_id, %err, "hole punch failed; closing the relayed connection for {UNPUNCHABLE_FOR:?}");
+                    self.unpunchable.insert(
+                        remote_peer_id,
+                        tokio::time::Instant::now() + UNPUNCHABLE_FOR,
+                    );
+                    let relayed: Vec<_> = self
+                        .relayed_conns
+                        .iter()
+                        .filter(|(_, p)| **p == remote_peer_id)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in relayed {
+                        self.swarm.close_connection(id);
+                    }
                 }
             },
             BehaviourEvent::Upnp(event) => match event {

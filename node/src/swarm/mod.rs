@@ -525,6 +525,7 @@ pub async fn start(
         failed_relays: HashMap::new(),
         relayed_conns: HashMap::new(),
         segment_answers: HashMap::new(),
+        unpunchable: HashMap::new(),
         direct_conns: HashMap::new(),
         segment_pending: HashMap::new(),
         waiting_direct: Vec::new(),

@@ -9,9 +9,9 @@
 //!   its expiry and its CSRF token.
 //! - CSRF: every form carries a token tied to the session (before sign-in, to the
 //!   `__Host-reelnet_csrf` double-submit cookie), and every POST must come from the
-//!   tracker's own origin (`Origin`, else `Referer`, else `Sec-Fetch-Site: same-origin` —
-//!   with `Referrer-Policy: no-referrer` browsers send `Origin: null` on same-origin form
-//!   posts). A failure answers a 403 page and is counted as `bad_csrf`.
+//!   tracker's own origin (`Origin`, else `Referer`, else `Sec-Fetch-Site: same-origin`;
+//!   the pages' `Referrer-Policy: same-origin` keeps `Origin` real on their own form posts,
+//!   even off a secure context where browsers send no `Sec-Fetch-Site`). A failure answers a 403 page and is counted as `bad_csrf`.
 //! - A plain-HTTP `public_url` off loopback gets the same cookies without the `__Host-`
 //!   prefix and `Secure` (logged as unsafe at start).
 //! - Every answer carries the pages' own headers ([`page_headers`]); the JSON API keeps its
@@ -597,8 +597,8 @@ impl Pages {
     }
 
     /// The pages' headers: CSP (with the registered node origins in `form-action`, so the
-    /// consent form may redirect back to them), no framing, no sniffing, no referrer, no
-    /// caching.
+    /// consent form may redirect back to them), no framing, no sniffing, no referrer to
+    /// other origins, no caching.
     fn headers(&self, mut res: Response) -> Response {
         let h = res.headers_mut();
         if let Some(csp) = self.csp() {
@@ -607,7 +607,11 @@ impl Pages {
         for (name, value) in [
             ("x-frame-options", "DENY"),
             ("x-content-type-options", "nosniff"),
-            ("referrer-policy", "no-referrer"),
+            // Not `no-referrer`: under it browsers send `Origin: null` on the pages' own form
+            // posts, and off a secure context (a plain-HTTP tracker on a LAN address) no
+            // `Sec-Fetch-Site` either, so nothing would vouch for them. `same-origin` sends
+            // the referrer (and the real `Origin`) to the tracker only.
+            ("referrer-policy", "same-origin"),
             ("cache-control", "no-store"),
         ] {
             h.insert(
