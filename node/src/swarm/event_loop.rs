@@ -1093,6 +1093,21 @@ impl EventLoop {
             let _ = reply.send(Err(SwarmError::Segment("the peer is revoked".into())));
             return;
         }
+        let direct = self.direct_conns.values().any(|p| *p == peer);
+        if !direct
+            && self
+                .unpunchable
+                .get(&peer)
+                .is_some_and(|until| *until > tokio::time::Instant::now())
+        {
+            // Dialling would give one more relayed connection, one more failed punch, and
+            // no media through the relay anyway.
+            let _ = reply.send(Err(SwarmError::Segment(
+                "no direct connection to the peer (its hole punch failed); not through a relay"
+                    .into(),
+            )));
+            return;
+        }
         for addr in &addrs {
             self.swarm
                 .behaviour_mut()
