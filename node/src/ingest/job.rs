@@ -379,17 +379,7 @@ async fn transcode_and_publish(
         created_at: crate::unix_now(),
         container: ctx.ladder.container,
         target_duration_ms: ctx.ladder.segment_secs.saturating_mul(1000),
-        tracks: plan
-            .renditions
-            .iter()
-            .map(|r| Track {
-                kind: reelnet_proto::manifest::TrackKind::Video,
-                media: None,
-                rendition: r.clone(),
-                init: None,
-                segments: Vec::new(),
-            })
-            .collect(),
+        tracks: plan.empty_tracks(),
         complete: false,
         meta: MovieMeta {
             expected_duration_ms: plan
