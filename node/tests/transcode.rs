@@ -411,7 +411,8 @@ fn ladder_from_720p_is_progressive_aligned_and_playable() {
     }
     // The audio track is cut on the same multiples, to within an AAC frame.
     let d: Vec<u32> = o.tracks[2].segments.iter().map(|s| s.1).collect();
-    assert_eq!(d.len(), 5, "{d:?}");
+    // (The source's audio is 8 ms longer than its video: that may be a sixth, tiny segment.)
+    assert!((5..=6).contains(&d.len()), "{d:?}");
     assert!(d[..4].iter().all(|ms| ms.abs_diff(4000) <= 25), "{d:?}");
     let first = o.first_segment_at.unwrap();
     assert!(
