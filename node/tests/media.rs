@@ -89,12 +89,14 @@ impl Out {
     }
 }
 
+/// A track's init segment and (bytes, duration ms) of its media segments.
+type TrackBytes = (Option<Vec<u8>>, Vec<(Vec<u8>, u32)>);
+
 /// Transcodes `input` into `dir`: per-track media playlists (`t{i}/index.m3u8`) and the
 /// master playlist of the manifest the plan makes (`master.m3u8`).
 fn run(input: &str, config: &LadderConfig, dir: &Path) -> Out {
     let plan = probe(input, config).unwrap();
-    let mut tracks: Vec<(Option<Vec<u8>>, Vec<(Vec<u8>, u32)>)> =
-        vec![(None, Vec::new()); plan.renditions.len()];
+    let mut tracks: Vec<TrackBytes> = vec![(None, Vec::new()); plan.renditions.len()];
     transcode(input, config, &plan, &AtomicBool::new(false), &mut |ev| {
         match ev {
             TranscodeEvent::Init { track, bytes } => tracks[track].0 = Some(bytes),
@@ -368,17 +370,7 @@ fn dominant_hz(playlist: &Path) -> f64 {
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(playlist)
         .args([
-            "-ss",
-            "2",
-            "-t",
-            "1",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-f",
-            "s16le",
-            "-",
+            "-ss", "2", "-t", "1", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
         ])
         .output()
         .unwrap();
