@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use librqbit::{CreateTorrentOptions, ListenerOptions, Session, SessionOptions};
 use reelnet_node::store::Store;
-use reelnet_proto::{hls, Container, MovieId};
+use reelnet_proto::{hls, Container, MovieId, TrackKind};
 
 const BIN: &str = env!("CARGO_BIN_EXE_reelnet-node");
 const SECONDS: u32 = 120;
@@ -278,11 +278,19 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     assert!(m.complete);
     assert_eq!(m.container, Container::Fmp4);
     assert!(manifests[0].signed.verify().is_ok());
-    let heights: Vec<u32> = m.tracks.iter().map(|t| t.rendition.height).collect();
+    let heights: Vec<(u32, TrackKind)> = m
+        .tracks
+        .iter()
+        .map(|t| (t.rendition.height, t.kind))
+        .collect();
     assert_eq!(
         heights,
-        [480, 360],
-        "the ladder never goes above the source"
+        [
+            (480, TrackKind::Video),
+            (360, TrackKind::Video),
+            (0, TrackKind::Audio)
+        ],
+        "the ladder never goes above the source; the audio is its own rendition"
     );
     for t in &m.tracks {
         let ms = t.duration_ms();
@@ -352,6 +360,12 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     assert!(
         codecs.contains("h264") && codecs.contains("aac"),
         "{codecs}"
+    );
+    let master_text = std::fs::read_to_string(&master).unwrap();
+    assert!(
+        master_text.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-stereo\"")
+            && master_text.contains("AUDIO=\"aud-stereo\""),
+        "{master_text}"
     );
 }
 

@@ -369,7 +369,7 @@ async fn transcode_and_publish(
 
     let origin = NodeId::from_verifying_key(&ctx.key.verifying_key());
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie,
         title,
         year: fields.year,
@@ -379,15 +379,7 @@ async fn transcode_and_publish(
         created_at: crate::unix_now(),
         container: ctx.ladder.container,
         target_duration_ms: ctx.ladder.segment_secs.saturating_mul(1000),
-        tracks: plan
-            .renditions
-            .iter()
-            .map(|r| Track {
-                rendition: r.clone(),
-                init: None,
-                segments: Vec::new(),
-            })
-            .collect(),
+        tracks: plan.empty_tracks(),
         complete: false,
         meta: MovieMeta {
             expected_duration_ms: plan
