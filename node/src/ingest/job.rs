@@ -369,7 +369,7 @@ async fn transcode_and_publish(
 
     let origin = NodeId::from_verifying_key(&ctx.key.verifying_key());
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie,
         title,
         year: fields.year,
@@ -383,6 +383,8 @@ async fn transcode_and_publish(
             .renditions
             .iter()
             .map(|r| Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: r.clone(),
                 init: None,
                 segments: Vec::new(),
