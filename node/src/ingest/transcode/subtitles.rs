@@ -229,9 +229,6 @@ impl SubtitlePipe {
         })
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.outs.is_empty()
-    }
 
     /// Whether `stream` is one of the decoded subtitle streams.
     pub(super) fn wants(&self, stream: usize) -> bool {

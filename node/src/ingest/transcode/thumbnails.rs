@@ -236,9 +236,6 @@ impl Thumbnailer {
         Ok(())
     }
 
-    pub(super) fn sheets(&self) -> u32 {
-        self.sheets
-    }
 }
 
 /// One YUVJ420P picture → JPEG bytes (libavcodec `mjpeg`).
