@@ -513,6 +513,45 @@ pub fn vtt_segment(cues: &[Cue], start_ms: i64, end_ms: i64, mpegts: u64) -> Str
     out
 }
 
+/// The WebVTT thumbnail index of a thumbnail track: one cue per tile, `[k × interval,
+/// (k + 1) × interval)` (the last cut at `total_ms` when known), whose text is
+/// `<sheet uri>#xywh=x,y,w,h`. `sheets` are the sheets' URIs and durations in order (a
+/// sheet's tile count is its duration / `interval_ms`, at most `columns × rows`).
+pub fn thumbnail_vtt(
+    grid: &crate::manifest::ThumbnailGrid,
+    sheets: &[(String, u32)],
+    total_ms: Option<u64>,
+) -> String {
+    let mut out = String::from("WEBVTT\n");
+    let interval = i64::from(grid.interval_ms.max(1));
+    let per_sheet = u32::from(grid.columns) * u32::from(grid.rows);
+    let (tw, th) = (u32::from(grid.tile_width), u32::from(grid.tile_height));
+    let mut k: i64 = 0;
+    for (uri, duration_ms) in sheets {
+        let tiles = (i64::from(*duration_ms) + interval - 1) / interval;
+        let tiles = u32::try_from(tiles.clamp(1, i64::from(per_sheet))).unwrap_or(1);
+        for t in 0..tiles {
+            let start = k * interval;
+            let mut end = start + interval;
+            if let Some(total) = total_ms.and_then(|t| i64::try_from(t).ok()) {
+                if start >= total {
+                    return out;
+                }
+                end = end.min(total);
+            }
+            let (x, y) = ((t % u32::from(grid.columns.max(1))) * tw, (t / u32::from(grid.columns.max(1))) * th);
+            let _ = write!(
+                out,
+                "\n{} --> {}\n{uri}#xywh={x},{y},{tw},{th}\n",
+                vtt_time(start),
+                vtt_time(end)
+            );
+            k += 1;
+        }
+    }
+    out
+}
+
 /// What a sidecar's file name says about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SidecarName {
@@ -744,6 +783,27 @@ mod tests {
         let s2 = vtt_segment(&cues, 8000, 12000, 90_000);
         assert!(s2.ends_with("00:00:09.000 --> 00:00:09.500\nc\n"));
         assert_eq!(vtt_time(3_600_000 * 100 + 1), "100:00:00.001");
+    }
+
+    #[test]
+    fn thumbnail_index() {
+        let grid = crate::manifest::ThumbnailGrid {
+            interval_ms: 2000,
+            tile_width: 64,
+            tile_height: 36,
+            columns: 3,
+            rows: 2,
+        };
+        let vtt = thumbnail_vtt(
+            &grid,
+            &[("a.jpg".into(), 12_000), ("b.jpg".into(), 2_000)],
+            Some(13_040),
+        );
+        let cues: Vec<&str> = vtt.split("\n\n").skip(1).collect();
+        assert_eq!(cues.len(), 7);
+        assert_eq!(cues[0], "00:00:00.000 --> 00:00:02.000\na.jpg#xywh=0,0,64,36");
+        assert_eq!(cues[4], "00:00:08.000 --> 00:00:10.000\na.jpg#xywh=64,36,64,36");
+        assert_eq!(cues[6], "00:00:12.000 --> 00:00:13.040\nb.jpg#xywh=0,0,64,36\n");
     }
 
     #[test]
