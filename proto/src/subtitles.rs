@@ -57,9 +57,10 @@ pub enum SubtitleError {
     NoCues,
 }
 
-/// Decodes a text file: UTF-8 (with or without BOM), UTF-16 LE/BE with BOM, else the 8-bit
-/// code page `chardetng` finds most likely (Windows-1252, a superset of Latin-1's printable
-/// characters, for Western European text).
+/// Decodes a text file: UTF-8 (with or without BOM), UTF-16 LE/BE with BOM, else an 8-bit
+/// code page: the one `chardetng` finds when it is a non-Latin script (Cyrillic, Greek,
+/// Hebrew, Arabic, Thai, CJK), else Windows-1252 (a superset of Latin-1's printable
+/// characters). Central European code pages (Windows-1250) are read as Windows-1252.
 pub fn decode_text(bytes: &[u8]) -> String {
     if let Some((enc, bom)) = encoding_rs::Encoding::for_bom(bytes) {
         let (text, _) = enc.decode_without_bom_handling(&bytes[bom..]);
@@ -70,10 +71,41 @@ pub fn decode_text(bytes: &[u8]) -> String {
     }
     let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     det.feed(bytes, true);
-    let enc = det.guess(None, chardetng::Utf8Detection::Deny);
+    let guess = det.guess(None, chardetng::Utf8Detection::Deny);
+    // Western European text is the common case and short files fool the detector (a few
+    // accented letters read as Central European): Windows-1252 unless the guess is another
+    // script altogether.
+    let enc = if NON_LATIN.contains(&guess.name()) {
+        guess
+    } else {
+        encoding_rs::WINDOWS_1252
+    };
     let (text, _) = enc.decode_without_bom_handling(bytes);
     text.into_owned()
 }
+
+/// 8-bit and CJK encodings `chardetng` may find that are not Latin script.
+const NON_LATIN: &[&str] = &[
+    "windows-1251",
+    "KOI8-U",
+    "ISO-8859-5",
+    "IBM866",
+    "windows-1253",
+    "ISO-8859-7",
+    "windows-1255",
+    "ISO-8859-8",
+    "ISO-8859-8-I",
+    "windows-1256",
+    "ISO-8859-6",
+    "windows-874",
+    "Shift_JIS",
+    "EUC-JP",
+    "ISO-2022-JP",
+    "EUC-KR",
+    "GBK",
+    "gb18030",
+    "Big5",
+];
 
 /// Reads a sidecar file's bytes as `format`: cues sorted by start, at most [`MAX_CUES`].
 pub fn parse_sidecar(bytes: &[u8], format: SubtitleFormat) -> Result<Vec<Cue>, SubtitleError> {
@@ -184,7 +216,10 @@ fn parse_srt(text: &str) -> Vec<Cue> {
             body.push(l);
             lines.next();
         }
-        push_cue(&mut cues, make_cue(start, end, markup_to_vtt(&body.join("\n"))));
+        push_cue(
+            &mut cues,
+            make_cue(start, end, markup_to_vtt(&body.join("\n"))),
+        );
     }
     cues
 }
@@ -211,7 +246,10 @@ fn parse_vtt(text: &str) -> Vec<Cue> {
             body.push(l);
             lines.next();
         }
-        push_cue(&mut cues, make_cue(start, end, markup_to_vtt(&body.join("\n"))));
+        push_cue(
+            &mut cues,
+            make_cue(start, end, markup_to_vtt(&body.join("\n"))),
+        );
     }
     cues
 }
@@ -539,7 +577,10 @@ pub fn thumbnail_vtt(
                 }
                 end = end.min(total);
             }
-            let (x, y) = ((t % u32::from(grid.columns.max(1))) * tw, (t / u32::from(grid.columns.max(1))) * th);
+            let (x, y) = (
+                (t % u32::from(grid.columns.max(1))) * tw,
+                (t / u32::from(grid.columns.max(1))) * th,
+            );
             let _ = write!(
                 out,
                 "\n{} --> {}\n{uri}#xywh={x},{y},{tw},{th}\n",
@@ -707,6 +748,19 @@ mod tests {
         let latin1 = b"1\n00:00:01,000 --> 00:00:02,000\nEl ni\xf1o est\xe1 aqu\xed, se\xf1or.\n";
         let cues = parse_sidecar(latin1, SubtitleFormat::Srt).unwrap();
         assert_eq!(cues[0].text, "El niño está aquí, señor.");
+        let short = b"1\n00:00:01,000 --> 00:00:02,000\nEl ni\xf1o est\xe1 aqu\xed\n";
+        assert_eq!(
+            parse_sidecar(short, SubtitleFormat::Srt).unwrap()[0].text,
+            "El niño está aquí"
+        );
+        // Windows-1251 Russian.
+        let (cp1251, _, _) = encoding_rs::WINDOWS_1251.encode(
+            "1\n00:00:01,000 --> 00:00:02,000\nПривет, как дела? Это субтитры на русском языке.\n",
+        );
+        assert_eq!(
+            parse_sidecar(&cp1251, SubtitleFormat::Srt).unwrap()[0].text,
+            "Привет, как дела? Это субтитры на русском языке."
+        );
         // UTF-8 with BOM.
         let mut u8bom = vec![0xef, 0xbb, 0xbf];
         u8bom.extend_from_slice("1\n00:00:01,000 --> 00:00:02,000\nÜber\n".as_bytes());
@@ -801,9 +855,18 @@ mod tests {
         );
         let cues: Vec<&str> = vtt.split("\n\n").skip(1).collect();
         assert_eq!(cues.len(), 7);
-        assert_eq!(cues[0], "00:00:00.000 --> 00:00:02.000\na.jpg#xywh=0,0,64,36");
-        assert_eq!(cues[4], "00:00:08.000 --> 00:00:10.000\na.jpg#xywh=64,36,64,36");
-        assert_eq!(cues[6], "00:00:12.000 --> 00:00:13.040\nb.jpg#xywh=0,0,64,36\n");
+        assert_eq!(
+            cues[0],
+            "00:00:00.000 --> 00:00:02.000\na.jpg#xywh=0,0,64,36"
+        );
+        assert_eq!(
+            cues[4],
+            "00:00:08.000 --> 00:00:10.000\na.jpg#xywh=64,36,64,36"
+        );
+        assert_eq!(
+            cues[6],
+            "00:00:12.000 --> 00:00:13.040\nb.jpg#xywh=0,0,64,36\n"
+        );
     }
 
     #[test]
@@ -818,7 +881,9 @@ mod tests {
         assert_eq!(n.language.as_deref(), Some("pt-BR"));
         assert!(n.hearing_impaired);
         assert_eq!(
-            parse_sidecar_name("2_English.srt", "Movie").language.as_deref(),
+            parse_sidecar_name("2_English.srt", "Movie")
+                .language
+                .as_deref(),
             Some("en")
         );
         assert_eq!(parse_sidecar_name("Movie.srt", "Movie").language, None);

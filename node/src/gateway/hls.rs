@@ -293,15 +293,16 @@ async fn thumbnails(
         .iter()
         .map(|s| {
             (
-                format!(
-                    "{id}/{}/{}.jpg?token={token}",
-                    track.rendition.name, s.hash
-                ),
+                format!("{id}/{}/{}.jpg?token={token}", track.rendition.name, s.hash),
                 s.duration_ms,
             )
         })
         .collect();
-    let total = m.tracks.iter().find(|t| t.is_video()).map(|t| t.duration_ms());
+    let total = m
+        .tracks
+        .iter()
+        .find(|t| t.is_video())
+        .map(|t| t.duration_ms());
     let text = reelnet_proto::subtitles::thumbnail_vtt(&grid, &sheets, total);
     let mut res = Response::new(text.into());
     let h = res.headers_mut();
@@ -464,13 +465,20 @@ async fn segment(
     check_tier(state, &grant, &found.manifest, track)?;
     let at = locate(&found.manifest, track, &hash)
         .ok_or_else(|| HlsError::NotFound("the manifest has no such segment".into()))?;
-    let kind = found.manifest.tracks.get(usize::from(track)).map(|t| t.kind);
+    let kind = found
+        .manifest
+        .tracks
+        .get(usize::from(track))
+        .map(|t| t.kind);
     let content_type = match (found.manifest.container, at.index, ext) {
         (_, Some(_), "vtt") if kind == Some(reelnet_proto::manifest::TrackKind::Subtitles) => {
             "text/vtt"
         }
         (_, Some(_), "jpg")
-            if matches!(kind, Some(reelnet_proto::manifest::TrackKind::Thumbnails(_))) =>
+            if matches!(
+                kind,
+                Some(reelnet_proto::manifest::TrackKind::Thumbnails(_))
+            ) =>
         {
             "image/jpeg"
         }

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use reelnet_proto::subtitles::{parse_sidecar, parse_sidecar_name, SubtitleFormat, MAX_SIDECAR_BYTES};
+use reelnet_proto::subtitles::{
+    parse_sidecar, parse_sidecar_name, SubtitleFormat, MAX_SIDECAR_BYTES,
+};
 
 use super::transcode::{subtitle_name, SubtitleOrigin, SubtitleTrack};
 
@@ -113,7 +115,8 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
-    f.take(MAX_SIDECAR_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    f.take(MAX_SIDECAR_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() > MAX_SIDECAR_BYTES {
         return Err(std::io::Error::other(format!(
             "larger than {MAX_SIDECAR_BYTES} bytes"
@@ -147,7 +150,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["Movie.eng.forced.srt", "Movie.es.srt", "Movie.fr.srt", "2_English.srt"]
+            [
+                "Movie.eng.forced.srt",
+                "Movie.es.srt",
+                "Movie.fr.srt",
+                "2_English.srt"
+            ]
         );
         let tracks = load_sidecars(&files, "Movie", &["subs-en".to_owned()]);
         let summary: Vec<_> = tracks

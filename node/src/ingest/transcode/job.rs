@@ -416,8 +416,7 @@ impl<'a> Job<'a> {
             }
             if Some(si) == self.video_index {
                 self.video_packet(&packet, sink)?;
-                if let (Some(s), Some(c)) =
-                    (subs.borrow_mut().as_mut(), self.timeline.cuts.first())
+                if let (Some(s), Some(c)) = (subs.borrow_mut().as_mut(), self.timeline.cuts.first())
                 {
                     s.set_origin(to_ms(*c, self.video_tb));
                 }

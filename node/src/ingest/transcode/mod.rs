@@ -54,12 +54,12 @@ use thumbnails::Thumbnailer;
 use timeline::*;
 
 pub use job::{transcode, transcode_with};
+pub use ladder::probe;
 pub use subtitles::{
     probe_subtitles, subtitle_name, SubtitleOrigin, SubtitleProbe, SubtitleTrack,
     UnsupportedSubtitle, MAX_SUBTITLE_TRACKS,
 };
 pub use thumbnails::{ThumbnailConfig, ThumbnailLayout};
-pub use ladder::probe;
 
 /// One rung of the ABR ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

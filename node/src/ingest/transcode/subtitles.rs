@@ -134,7 +134,11 @@ pub(super) fn scan_streams(ictx: &format::context::Input) -> SubtitleProbe {
             .map(|c| c.name().to_owned())
             .unwrap_or_else(|| format!("{id:?}").to_ascii_lowercase());
         if !is_text_codec(id) {
-            tracing::info!(stream = st.index(), codec, "image subtitles are not supported");
+            tracing::info!(
+                stream = st.index(),
+                codec,
+                "image subtitles are not supported"
+            );
             out.unsupported.push(UnsupportedSubtitle {
                 stream: st.index(),
                 codec,
@@ -228,7 +232,6 @@ impl SubtitlePipe {
             next_start_ms: 0,
         })
     }
-
 
     /// Whether `stream` is one of the decoded subtitle streams.
     pub(super) fn wants(&self, stream: usize) -> bool {
@@ -356,7 +359,13 @@ mod tests {
         }
         assert_eq!(
             taken,
-            ["subs-en", "subs-en-2", "subs-en-forced", "subs-und", "subs-ptx"]
+            [
+                "subs-en",
+                "subs-en-2",
+                "subs-en-forced",
+                "subs-und",
+                "subs-ptx"
+            ]
         );
     }
 

@@ -156,21 +156,15 @@ impl Thumbnailer {
             .as_ref()
             .is_none_or(|(f, sw, sh, _)| (*f, *sw, *sh) != (fmt, w, h))
         {
-            let ctx = scaling::Context::get(
-                fmt,
-                w,
-                h,
-                Pixel::YUVJ420P,
-                tw,
-                th,
-                scaling::Flags::BILINEAR,
-            )
-            .map_err(ffe("thumbnail scaler"))?;
+            let ctx =
+                scaling::Context::get(fmt, w, h, Pixel::YUVJ420P, tw, th, scaling::Flags::BILINEAR)
+                    .map_err(ffe("thumbnail scaler"))?;
             self.scaler = Some((fmt, w, h, ctx));
         }
         let mut tile = frame::Video::empty();
         if let Some((_, _, _, ctx)) = self.scaler.as_mut() {
-            ctx.run(frame, &mut tile).map_err(ffe("scaling a thumbnail"))?;
+            ctx.run(frame, &mut tile)
+                .map_err(ffe("scaling a thumbnail"))?;
         }
         let cols = u32::from(self.layout.columns);
         let rows = u32::from(self.layout.rows);
@@ -200,7 +194,9 @@ impl Thumbnailer {
                     src.get(s0..s0 + pw as usize),
                     dst.get_mut(d0..d0 + pw as usize),
                 ) else {
-                    return Err(TranscodeError::Ffmpeg("thumbnail tile out of bounds".into()));
+                    return Err(TranscodeError::Ffmpeg(
+                        "thumbnail tile out of bounds".into(),
+                    ));
                 };
                 d.copy_from_slice(s);
             }
@@ -235,7 +231,6 @@ impl Thumbnailer {
         self.sheets += 1;
         Ok(())
     }
-
 }
 
 /// One YUVJ420P picture → JPEG bytes (libavcodec `mjpeg`).
@@ -255,10 +250,13 @@ fn encode_jpeg(picture: &frame::Video) -> Result<Vec<u8>, TranscodeError> {
     enc.set_bit_rate(4_000_000);
     enc.set_qmin(2);
     enc.set_qmax(12);
-    let mut enc = enc.open_as(codec).map_err(ffe("opening the mjpeg encoder"))?;
+    let mut enc = enc
+        .open_as(codec)
+        .map_err(ffe("opening the mjpeg encoder"))?;
     let mut pic = picture.clone();
     pic.set_pts(Some(0));
-    enc.send_frame(&pic).map_err(ffe("encoding a thumbnail sheet"))?;
+    enc.send_frame(&pic)
+        .map_err(ffe("encoding a thumbnail sheet"))?;
     enc.send_eof().map_err(ffe("encoding a thumbnail sheet"))?;
     let mut out = Vec::new();
     let mut packet = Packet::empty();
@@ -268,7 +266,9 @@ fn encode_jpeg(picture: &frame::Video) -> Result<Vec<u8>, TranscodeError> {
         }
     }
     if out.is_empty() {
-        return Err(TranscodeError::Ffmpeg("the mjpeg encoder returned nothing".into()));
+        return Err(TranscodeError::Ffmpeg(
+            "the mjpeg encoder returned nothing".into(),
+        ));
     }
     Ok(out)
 }
