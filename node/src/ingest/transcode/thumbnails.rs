@@ -41,7 +41,7 @@ impl ThumbnailConfig {
         if !(1..=600).contains(&self.interval_s) {
             return bad("interval_s must be 1..=600");
         }
-        if !(32..=640).contains(&self.tile_width) || self.tile_width % 2 != 0 {
+        if !(32..=640).contains(&self.tile_width) || !self.tile_width.is_multiple_of(2) {
             return bad("tile_width must be an even 32..=640");
         }
         if !(1..=10).contains(&self.columns) || !(1..=10).contains(&self.rows) {
