@@ -271,6 +271,34 @@ async fn run_inner(
             (t.url().to_owned(), Some(Arc::new(t)), title)
         }
     };
+    // Sidecar subtitles: beside the file, or in the torrent (small; fetched first).
+    let sidecars = match (&source, &torrent) {
+        (Source::File(path), _) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                super::sidecar::read_sidecars(&super::sidecar::find_sidecars(&path))
+            })
+            .await
+            .unwrap_or_default()
+        }
+        (_, Some(t)) => tokio::select! {
+            s = t.read_sidecars(Duration::from_secs(60)) => s,
+            _ = cancel.cancelled() => return Err(IngestError::Cancelled),
+        },
+        _ => Vec::new(),
+    };
+    let video_stem = match &torrent {
+        Some(t) => t
+            .file_name()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        None => input.rsplit('/').next().unwrap_or_default().to_owned(),
+    };
+    let video_stem = video_stem
+        .rsplit_once('.')
+        .map_or(video_stem.clone(), |(s, _)| s.to_owned());
     let outcome = transcode_and_publish(
         ctx,
         progress,
@@ -280,6 +308,7 @@ async fn run_inner(
         torrent.clone(),
         default_title,
         info,
+        (sidecars, video_stem),
     )
     .await;
     if let Some(t) = torrent {
@@ -323,6 +352,7 @@ async fn transcode_and_publish(
     torrent: Option<Arc<TorrentInput>>,
     default_title: String,
     (fields, meta): (MovieFields, MovieMeta),
+    sidecars: (Vec<(String, Vec<u8>)>, String),
 ) -> Result<StoredManifest, IngestError> {
     let title = fields.title.clone().unwrap_or(default_title);
     let movie = match fields.tmdb_id {
@@ -372,9 +402,9 @@ async fn transcode_and_publish(
         .await
         .map_err(|e| IngestError::Source(format!("probe task failed: {e}")))??;
     let extras = {
-        let (probe_input, local) = (input.to_owned(), torrent.is_none());
+        let probe_input = input.to_owned();
         let (config, plan) = (ctx.thumbnails, plan.clone());
-        tokio::task::spawn_blocking(move || extras_for(&probe_input, local, &plan, &config))
+        tokio::task::spawn_blocking(move || extras_for(&probe_input, &sidecars, &plan, &config))
             .await
             .map_err(|e| IngestError::Source(format!("probe task failed: {e}")))??
     };
@@ -470,11 +500,11 @@ async fn transcode_and_publish(
     }
 }
 
-/// The subtitle tracks (the source's text streams, then sidecar files beside a local
-/// source) and the thumbnail layout, plus what was left out as not supported. Blocking.
+/// The subtitle tracks (the source's text streams, then the sidecar files' cues) and the
+/// thumbnail layout, plus what was left out as not supported. Blocking.
 fn extras_for(
     input: &str,
-    local: bool,
+    (sidecars, video_stem): &(Vec<(String, Vec<u8>)>, String),
     plan: &transcode::Plan,
     thumbnails: &transcode::ThumbnailConfig,
 ) -> Result<(transcode::Extras, Vec<String>), IngestError> {
@@ -484,16 +514,8 @@ fn extras_for(
     }
     let probe = transcode::probe_subtitles(input)?;
     let mut subtitles = probe.tracks;
-    if local {
-        let path = std::path::Path::new(input);
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let taken: Vec<String> = subtitles.iter().map(|t| t.name.clone()).collect();
-        let files = super::sidecar::find_sidecars(path);
-        subtitles.extend(super::sidecar::load_sidecars(&files, &stem, &taken));
-    }
+    let taken: Vec<String> = subtitles.iter().map(|t| t.name.clone()).collect();
+    subtitles.extend(super::sidecar::parse_sidecars(sidecars, video_stem, &taken));
     subtitles.truncate(transcode::MAX_SUBTITLE_TRACKS);
     // Thumbnails come from decoded frames: only when some rung is encoded.
     let encoded = plan

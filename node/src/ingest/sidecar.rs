@@ -1,6 +1,7 @@
 //! Sidecar subtitle files: `.srt`, `.vtt`, `.ass`, `.ssa` files beside a local source file
 //! (`Movie.mkv` → `Movie.de.srt`, `Movie.eng.forced.srt`, `Movie.pt-BR.srt`, and any
-//! subtitle file in a `Subs`/`Subtitles` folder next to it), read (at most
+//! subtitle file in a `Subs`/`Subtitles` folder next to it) or in the torrent (see
+//! `TorrentInput::read_sidecars`), read (at most
 //! [`MAX_SIDECAR_BYTES`] each, [`MAX_SIDECARS`] files), decoded from whatever encoding they
 //! are in and parsed by `reelnet_proto::subtitles`. A file that cannot be read or holds no
 //! cue is skipped with a warning: sidecars never fail an ingest.
@@ -63,31 +64,48 @@ pub fn find_sidecars(video: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Reads the sidecar files (skipping the unreadable ones with a warning): (name, bytes).
+pub fn read_sidecars(files: &[PathBuf]) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .filter_map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            match read_bounded(path) {
+                Ok(b) => Some((name, b)),
+                Err(e) => {
+                    tracing::warn!(file = name, "sidecar subtitles skipped: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 /// Reads and parses the sidecars: one subtitle track each (named after `taken`, the stream
 /// subtitles' names), skipping the ones that do not parse.
 pub fn load_sidecars(files: &[PathBuf], video_stem: &str, taken: &[String]) -> Vec<SubtitleTrack> {
+    parse_sidecars(&read_sidecars(files), video_stem, taken)
+}
+
+/// Parses sidecar files' bytes (`name` is a file name or a path inside a torrent): one
+/// subtitle track each, named after `taken`; the ones that do not parse are skipped.
+pub fn parse_sidecars(
+    files: &[(String, Vec<u8>)],
+    video_stem: &str,
+    taken: &[String],
+) -> Vec<SubtitleTrack> {
     let mut names: Vec<String> = taken.to_vec();
     let mut out = Vec::new();
-    for path in files {
-        let file = path
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Some(format) = path
+    for (path, bytes) in files {
+        let file = path.rsplit('/').next().unwrap_or(path).to_owned();
+        let Some(format) = Path::new(&file)
             .extension()
             .and_then(|e| e.to_str())
             .and_then(SubtitleFormat::from_extension)
         else {
             continue;
         };
-        let bytes = match read_bounded(path) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(file, "sidecar subtitles skipped: {e}");
-                continue;
-            }
-        };
-        let cues = match parse_sidecar(&bytes, format) {
+        let cues = match parse_sidecar(bytes, format) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(file, "sidecar subtitles skipped: {e}");
