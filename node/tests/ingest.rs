@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use librqbit::{CreateTorrentOptions, ListenerOptions, Session, SessionOptions};
 use reelnet_node::store::Store;
-use reelnet_proto::{hls, Container, MovieId};
+use reelnet_proto::{hls, Container, MovieId, TrackKind};
 
 const BIN: &str = env!("CARGO_BIN_EXE_reelnet-node");
 const SECONDS: u32 = 120;
@@ -278,16 +278,20 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     assert!(m.complete);
     assert_eq!(m.container, Container::Fmp4);
     assert!(manifests[0].signed.verify().is_ok());
-    let heights: Vec<u32> = m
+    let heights: Vec<(u32, TrackKind)> = m
         .tracks
         .iter()
-        .filter(|t| t.is_video())
-        .map(|t| t.rendition.height)
+        .filter(|t| !matches!(t.kind, TrackKind::Thumbnails(_)))
+        .map(|t| (t.rendition.height, t.kind))
         .collect();
     assert_eq!(
         heights,
-        [480, 360],
-        "the ladder never goes above the source"
+        [
+            (480, TrackKind::Video),
+            (360, TrackKind::Video),
+            (0, TrackKind::Audio)
+        ],
+        "the ladder never goes above the source; the audio is its own rendition"
     );
     // Seek thumbnails (default: one every 10 s, 5×5 per sheet): one JPEG sheet.
     let thumbs: Vec<_> = m
@@ -370,6 +374,12 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     assert!(
         codecs.contains("h264") && codecs.contains("aac"),
         "{codecs}"
+    );
+    let master_text = std::fs::read_to_string(&master).unwrap();
+    assert!(
+        master_text.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-stereo\"")
+            && master_text.contains("AUDIO=\"aud-stereo\""),
+        "{master_text}"
     );
 }
 

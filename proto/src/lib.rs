@@ -20,6 +20,7 @@ pub mod codec;
 pub mod error;
 pub mod hls;
 pub mod ids;
+pub mod lang;
 pub mod manifest;
 pub mod membership;
 pub mod oauth;

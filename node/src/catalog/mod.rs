@@ -190,7 +190,8 @@ pub struct ManifestSummary {
     /// The ingest has finished (the manifest will not grow).
     pub complete: bool,
     pub duration_ms: u64,
-    /// Rendition names, in manifest order.
+    /// Video rendition (ladder rung) names, in manifest order; audio, subtitle and
+    /// thumbnail tracks are not listed.
     pub renditions: Vec<String>,
     /// Live nodes holding any segment of this ingest.
     pub holders: usize,

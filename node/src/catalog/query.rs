@@ -134,7 +134,12 @@ impl State {
             seq: m.seq,
             complete: m.complete,
             duration_ms: m.duration_ms(),
-            renditions: m.tracks.iter().map(|t| t.rendition.name.clone()).collect(),
+            renditions: m
+                .tracks
+                .iter()
+                .filter(|t| t.is_video())
+                .map(|t| t.rendition.name.clone())
+                .collect(),
             holders: holders.len(),
             complete_holders: complete_holders.len(),
             available_percent,

@@ -428,15 +428,8 @@ async fn transcode_and_publish(
         container: ctx.ladder.container,
         target_duration_ms: ctx.ladder.segment_secs.saturating_mul(1000),
         tracks: plan
-            .renditions
-            .iter()
-            .map(|r| Track {
-                kind: reelnet_proto::manifest::TrackKind::Video,
-                media: None,
-                rendition: r.clone(),
-                init: None,
-                segments: Vec::new(),
-            })
+            .empty_tracks()
+            .into_iter()
             .chain(extra_tracks(&extras))
             .collect(),
         complete: false,

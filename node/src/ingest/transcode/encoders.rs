@@ -28,6 +28,13 @@ pub(super) fn open_x264(
     enc.set_time_base(v.tb);
     enc.set_frame_rate(Some(v.fps));
     enc.set_aspect_ratio(Rational::new(1, 1));
+    if v.bt709 {
+        // SDR BT.709 (tone-mapped, or what the source said or left unsaid).
+        enc.set_color_primaries(ff::color::Primaries::BT709);
+        enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
+        enc.set_colorspace(ff::color::Space::BT709);
+        enc.set_color_range(ff::color::Range::MPEG);
+    }
     enc.set_flags(codec::Flags::GLOBAL_HEADER);
     let mut opts = Dictionary::new();
     opts.set("preset", preset);
@@ -38,6 +45,88 @@ pub(super) fn open_x264(
     opts.set("x264-params", "keyint=infinite:scenecut=0:open-gop=0");
     enc.open_as_with(codec, opts)
         .map_err(|e| TranscodeError::Ffmpeg(format!("opening libx264 for {}: {e}", rung.name)))
+}
+
+/// The libavfilter chain a decoded picture goes through before the rungs scale it, or
+/// `None` when it needs none: `bwdif` for interlaced frames, zscale + `tonemap` (hable) to
+/// SDR BT.709 for PQ/HLG, `transpose`/flips for a rotated source, and always 8-bit
+/// `yuv420p` out. The rungs' swscale then honours the sample aspect ratio (their sizes
+/// follow the display aspect; x264 writes square pixels).
+pub(super) fn video_filter_spec(first: &frame::Video, rotation: u32, hdr: bool) -> Option<String> {
+    use ff::color::TransferCharacteristic as Trc;
+    let mut parts: Vec<&str> = Vec::new();
+    if first.is_interlaced() {
+        parts.push("bwdif=mode=send_frame:parity=auto:deint=interlaced");
+    }
+    if hdr
+        || matches!(
+            first.color_transfer_characteristic(),
+            Trc::SMPTE2084 | Trc::ARIB_STD_B67
+        )
+    {
+        parts.push(
+            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+             tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv",
+        );
+    }
+    match rotation {
+        90 => parts.push("transpose=clock"),
+        180 => parts.push("hflip,vflip"),
+        270 => parts.push("transpose=cclock"),
+        _ => {}
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    parts.push("format=yuv420p");
+    Some(parts.join(","))
+}
+
+/// `buffer → spec → buffersink` for frames like `first` (timestamps in `tb`, kept as they
+/// are by every filter of [`video_filter_spec`]).
+pub(super) fn video_graph(
+    first: &frame::Video,
+    tb: Rational,
+    spec: &str,
+) -> Result<filter::Graph, TranscodeError> {
+    let mut g = filter::Graph::new();
+    let pix = first
+        .format()
+        .descriptor()
+        .map(|d| d.name().to_owned())
+        .ok_or_else(|| TranscodeError::Unsupported(format!("pixel format {:?}", first.format())))?;
+    let sar = first.aspect_ratio();
+    let sar = if valid(sar) { sar } else { Rational::new(1, 1) };
+    let args = format!(
+        "video_size={}x{}:pix_fmt={pix}:time_base={}/{}:pixel_aspect={}/{}",
+        first.width(),
+        first.height(),
+        tb.numerator(),
+        tb.denominator().max(1),
+        sar.numerator(),
+        sar.denominator()
+    );
+    let find = |n: &str| {
+        filter::find(n).ok_or_else(|| TranscodeError::Unsupported(format!("no {n} filter")))
+    };
+    g.add(&find("buffer")?, "in", &args)
+        .map_err(ffe("video buffer"))?;
+    g.add(&find("buffersink")?, "out", "")
+        .map_err(ffe("video buffersink"))?;
+    g.output("in", 0)
+        .and_then(|p| p.input("out", 0))
+        .and_then(|p| p.parse(spec))
+        .map_err(|e| TranscodeError::Ffmpeg(format!("video filter graph {spec:?}: {e}")))?;
+    g.validate()
+        .map_err(|e| TranscodeError::Ffmpeg(format!("video filter graph {spec:?}: {e}")))?;
+    Ok(g)
+}
+
+/// The video filter of a job: decided on the first decoded frame.
+pub(super) enum VideoFilter {
+    Undecided,
+    Off,
+    On(filter::Graph),
 }
 
 /// What the decode loop hands to a rung's encoder thread.

@@ -29,9 +29,12 @@ pub(super) struct Job<'a> {
     pub(super) default_frame_dur: i64,
     pub(super) frames: u64,
     pub(super) decode_errors: u64,
-    pub(super) audio: Option<AudioPipe>,
-    /// Time base of the audio packets handed to the muxers.
-    pub(super) audio_tb: Rational,
+    /// Deinterlace / tone map / rotate, between the decoder and the rungs.
+    pub(super) vfilter: VideoFilter,
+    pub(super) rotation: u32,
+    pub(super) hdr: bool,
+    /// One per source audio stream that has renditions.
+    pub(super) audio: Vec<AudioPipe>,
     pub(super) first_pts_s: Option<f64>,
     pub(super) last_progress_s: f64,
     pub(super) duration_s: Option<f64>,
@@ -115,76 +118,82 @@ impl<'a> Job<'a> {
                 "plan has inconsistent tracks".into(),
             ));
         }
-        let audio_only = plan.renditions.iter().all(Rendition::is_audio_only);
+        let audio_only = !plan.kinds.contains(&TrackKind::Video);
+        if plan.kinds.len() != n {
+            return Err(TranscodeError::Config(
+                "plan has inconsistent tracks".into(),
+            ));
+        }
         if !audio_only && src.video.is_none() {
             return Err(TranscodeError::Unsupported(
                 "the plan has video renditions but the input has no video".into(),
             ));
         }
 
-        // Audio: copy or encode once.
-        let mut audio_tb = Rational::new(1, 48_000);
-        let audio = match &src.audio {
-            None => None,
-            Some(a) if a.aac_lc => {
-                audio_tb = a.tb;
-                Some(AudioPipe::Copy {
-                    index: a.index,
+        // Audio: one pipe per source stream, one output per audio rendition.
+        let mut audio: Vec<AudioPipe> = Vec::new();
+        // Per track: the audio codec parameters and packet time base of its stream.
+        let mut audio_params: HashMap<usize, (codec::Parameters, Rational)> = HashMap::new();
+        for ap in &plan.audio {
+            let a = src
+                .audio
+                .iter()
+                .find(|a| a.index == ap.stream)
+                .ok_or_else(|| {
+                    TranscodeError::Config("plan names an unknown audio stream".into())
+                })?;
+            let at = match audio.iter().position(|p| p.index == a.index) {
+                Some(at) => at,
+                None => {
+                    audio.push(AudioPipe {
+                        index: a.index,
+                        in_tb: a.tb,
+                        decoder: None,
+                        outs: Vec::new(),
+                    });
+                    audio.len() - 1
+                }
+            };
+            let pipe = &mut audio[at];
+            if ap.copy {
+                if !a.aac_lc {
+                    return Err(TranscodeError::Config(
+                        "plan copies audio that is not AAC-LC".into(),
+                    ));
+                }
+                audio_params.insert(ap.track, (a.params.clone(), a.tb));
+                pipe.outs.push(AudioOut {
+                    track: ap.track,
+                    enc: None,
                     tb: a.tb,
-                })
+                });
+                continue;
             }
-            Some(a) => {
-                let decoder = codec::Context::from_parameters(a.params.clone())
-                    .and_then(|c| c.decoder().audio())
-                    .map_err(ffe("audio decoder"))?;
-                let channels = if decoder.channels() >= 2 { 2 } else { 1 };
-                let layout = if channels == 2 {
-                    ChannelLayout::STEREO
-                } else {
-                    ChannelLayout::MONO
-                };
-                let rate = match decoder.rate() {
-                    r @ (8000 | 11025 | 12000 | 16000 | 22050 | 24000 | 32000 | 44100 | 48000
-                    | 88200 | 96000) => r,
-                    _ => 48_000,
-                };
-                let codec = encoder::find(codec::Id::AAC)
-                    .ok_or_else(|| TranscodeError::Unsupported("no AAC encoder".into()))?;
-                let mut enc = codec::Context::new_with_codec(codec)
-                    .encoder()
-                    .audio()
-                    .map_err(ffe("aac context"))?;
-                enc.set_rate(rate as i32);
-                enc.set_channel_layout(layout);
-                enc.set_channels(channels);
-                enc.set_format(format::Sample::F32(format::sample::Type::Planar));
-                let bitrate = plan
-                    .rungs
-                    .iter()
-                    .map(|r| r.audio_bitrate)
-                    .max()
-                    .unwrap_or(128_000);
-                enc.set_bit_rate(bitrate as usize);
-                enc.set_time_base(Rational::new(1, rate as i32));
-                enc.set_flags(codec::Flags::GLOBAL_HEADER);
-                let enc = enc.open_as(codec).map_err(ffe("opening the AAC encoder"))?;
-                audio_tb = Rational::new(1, rate as i32);
-                Some(AudioPipe::Encode {
-                    index: a.index,
-                    in_tb: a.tb,
-                    decoder,
+            if pipe.decoder.is_none() {
+                pipe.decoder = Some(
+                    codec::Context::from_parameters(a.params.clone())
+                        .and_then(|c| c.decoder().audio())
+                        .map_err(ffe("audio decoder"))?,
+                );
+            }
+            let decoder = pipe
+                .decoder
+                .as_ref()
+                .ok_or_else(|| TranscodeError::Ffmpeg("audio decoder missing".into()))?;
+            let (encoder, rate) = open_aac(decoder, ap.channels, ap.bitrate)?;
+            let tb = Rational::new(1, rate as i32);
+            audio_params.insert(ap.track, ((&encoder).into(), tb));
+            pipe.outs.push(AudioOut {
+                track: ap.track,
+                enc: Some(AudioEnc {
+                    encoder,
                     graph: None,
-                    encoder: enc,
                     rate,
                     next_pts: None,
-                })
-            }
-        };
-        let aac_params: Option<codec::Parameters> = match &audio {
-            Some(AudioPipe::Encode { encoder, .. }) => Some(encoder.into()),
-            Some(AudioPipe::Copy { .. }) => src.audio.as_ref().map(|a| a.params.clone()),
-            None => None,
-        };
+                }),
+                tb,
+            });
+        }
 
         let mut tracks = Vec::with_capacity(n);
         let mut encoders = Encoders::new();
@@ -196,8 +205,10 @@ impl<'a> Job<'a> {
             let mut octx = format::output_as(&playlist, "hls").map_err(ffe("hls muxer"))?;
             let mut enc = None;
             let mut video_idx = None;
+            let mut audio_idx = None;
+            let mut audio_tb = Rational::new(1, 48_000);
             let remux = plan.remux.get(i).copied().unwrap_or(false);
-            if !rendition.is_audio_only() {
+            if plan.kinds.get(i) == Some(&TrackKind::Video) {
                 let v = src
                     .video
                     .as_ref()
@@ -224,14 +235,16 @@ impl<'a> Job<'a> {
                 }
                 ost.set_time_base(v.tb);
                 video_idx = Some(ost.index());
-            }
-            let mut audio_idx = None;
-            if let Some(p) = &aac_params {
+            } else {
+                let (params, tb) = audio_params.get(&i).cloned().ok_or_else(|| {
+                    TranscodeError::Config(format!("audio track {i} has no audio stream"))
+                })?;
                 let mut ost = octx
                     .add_stream(encoder::find(codec::Id::None))
                     .map_err(ffe("hls audio stream"))?;
-                ost.set_parameters(p.clone());
-                ost.set_time_base(audio_tb);
+                ost.set_parameters(params);
+                ost.set_time_base(tb);
+                audio_tb = tb;
                 audio_idx = Some(ost.index());
             }
             octx.write_header_with(hls_options(config, &dir, video_idx.is_some()))
@@ -300,8 +313,10 @@ impl<'a> Job<'a> {
             default_frame_dur,
             frames: 0,
             decode_errors: 0,
+            vfilter: VideoFilter::Undecided,
+            rotation: src.video.as_ref().map_or(0, |v| v.rotation),
+            hdr: src.video.as_ref().is_some_and(|v| v.hdr),
             audio,
-            audio_tb,
             first_pts_s: None,
             last_progress_s: f64::NEG_INFINITY,
             duration_s: src.duration_s,
@@ -336,10 +351,6 @@ impl<'a> Job<'a> {
         cancel: &AtomicBool,
         sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
     ) -> Result<(), TranscodeError> {
-        let audio_index = match &self.audio {
-            Some(AudioPipe::Copy { index, .. } | AudioPipe::Encode { index, .. }) => Some(*index),
-            None => None,
-        };
         // Subtitle segment i follows the first track's segment i out of every sink call.
         let subs = std::cell::RefCell::new(self.subs.take());
         let outer_sink = sink;
@@ -392,13 +403,11 @@ impl<'a> Job<'a> {
                 s.packet(&packet);
                 continue;
             }
+            let pipe = self.audio.iter().position(|p| p.index == si);
             let tb = if Some(si) == self.video_index {
                 self.video_tb
-            } else if Some(si) == audio_index {
-                match &self.audio {
-                    Some(AudioPipe::Copy { tb, .. }) => *tb,
-                    _ => ictx.stream(si).map_or(self.audio_tb, |s| s.time_base()),
-                }
+            } else if let Some(p) = pipe {
+                self.audio[p].in_tb
             } else {
                 continue;
             };
@@ -414,14 +423,16 @@ impl<'a> Job<'a> {
                     })?;
                 }
             }
-            if Some(si) == self.video_index {
-                self.video_packet(&packet, sink)?;
-                if let (Some(s), Some(c)) = (subs.borrow_mut().as_mut(), self.timeline.cuts.first())
-                {
-                    s.set_origin(to_ms(*c, self.video_tb));
+            match pipe {
+                Some(p) if Some(si) != self.video_index => self.audio_packet(p, &packet, sink)?,
+                _ => {
+                    self.video_packet(&packet, sink)?;
+                    if let (Some(s), Some(c)) =
+                        (subs.borrow_mut().as_mut(), self.timeline.cuts.first())
+                    {
+                        s.set_origin(to_ms(*c, self.video_tb));
+                    }
                 }
-            } else {
-                self.audio_packet(&packet, sink)?;
             }
         }
         self.finish(sink)?;
@@ -513,16 +524,79 @@ impl<'a> Job<'a> {
                 }
                 Err(e) => return Err(TranscodeError::Ffmpeg(format!("decoding video: {e}"))),
             }
-            self.video_frame(decoded, sink)?;
+            self.filter_frame(Some(decoded), sink)?;
         }
     }
 
+    /// Runs a decoded frame (`None`: end of stream) through the video filter, if the
+    /// source needs one, and hands what comes out to the encoders.
+    pub(super) fn filter_frame(
+        &mut self,
+        decoded: Option<frame::Video>,
+        sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        if let (VideoFilter::Undecided, Some(first)) = (&self.vfilter, &decoded) {
+            self.vfilter = match video_filter_spec(first, self.rotation, self.hdr) {
+                Some(spec) => {
+                    tracing::debug!(%spec, "video filter");
+                    VideoFilter::On(video_graph(first, self.video_tb, &spec)?)
+                }
+                None => VideoFilter::Off,
+            };
+        }
+        let VideoFilter::On(g) = &mut self.vfilter else {
+            return match decoded {
+                Some(f) => {
+                    let ts = f.timestamp();
+                    self.video_frame(f, ts, sink)
+                }
+                None => Ok(()),
+            };
+        };
+        {
+            let mut src = g
+                .get("in")
+                .ok_or_else(|| TranscodeError::Ffmpeg("buffer missing".into()))?;
+            match decoded {
+                Some(mut f) => {
+                    let ts = f.timestamp();
+                    f.set_pts(ts);
+                    src.source().add(&f).map_err(ffe("video filter"))?;
+                }
+                None => src.source().flush().map_err(ffe("video filter"))?,
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(mut sink_ctx) = g.get("out") {
+            // bwdif doubles the time base; bring timestamps back to the source's.
+            let sink_tb = sink_ctx.sink().time_base();
+            let mut filtered = frame::Video::empty();
+            if sink_ctx.sink().frame(&mut filtered).is_err() {
+                break;
+            }
+            let ts = filtered.pts().map(|p| {
+                if valid(sink_tb) {
+                    p.rescale_to(sink_tb, self.video_tb)
+                } else {
+                    p
+                }
+            });
+            out.push((filtered, ts));
+        }
+        for (f, ts) in out {
+            self.video_frame(f, ts, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Hands one picture (timestamp `ts` in the source time base) to the encoders.
     pub(super) fn video_frame(
         &mut self,
         decoded: frame::Video,
+        ts: Option<i64>,
         sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
     ) -> Result<(), TranscodeError> {
-        let pts = match (decoded.timestamp(), self.last_frame_pts) {
+        let pts = match (ts, self.last_frame_pts) {
             (Some(p), _) => p,
             (None, Some(last)) => last + self.default_frame_dur,
             (None, None) => 0,
@@ -555,7 +629,8 @@ impl<'a> Job<'a> {
             t.frame(&decoded, to_ms(pts, self.video_tb), sink)?;
         }
         let dur = match decoded.packet().duration {
-            d if d > 0 => d,
+            // A filtered frame's duration is in the filter's time base: not used.
+            d if d > 0 && !matches!(self.vfilter, VideoFilter::On(_)) => d,
             _ => self.default_frame_dur,
         };
         self.timeline.extend(pts + dur);
@@ -601,6 +676,7 @@ impl<'a> Job<'a> {
                 let _ = dec.send_eof();
             }
             self.drain_decoder(sink)?;
+            self.filter_frame(None, sink)?;
             if self.frames == 0 {
                 return Err(TranscodeError::Corrupt(
                     "no video frame could be decoded".to_owned(),
@@ -623,11 +699,11 @@ impl<'a> Job<'a> {
                 )?;
             }
         }
-        if matches!(self.audio, Some(AudioPipe::Encode { .. })) {
-            if let Some(AudioPipe::Encode { decoder, .. }) = &mut self.audio {
+        for p in 0..self.audio.len() {
+            if let Some(decoder) = self.audio[p].decoder.as_mut() {
                 let _ = decoder.send_eof();
+                self.drain_audio(p, true, sink)?;
             }
-            self.drain_audio(true, sink)?;
         }
         if self.video_index.is_some() && self.timeline.cuts.is_empty() {
             return Err(TranscodeError::Corrupt("no video could be read".to_owned()));

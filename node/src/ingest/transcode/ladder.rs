@@ -46,7 +46,13 @@ pub(super) fn avc1_codecs(
 pub fn probe(input: &str, config: &LadderConfig) -> Result<Plan, TranscodeError> {
     init()?;
     config.validate()?;
-    let src = open_source(input)?;
+    let mut src = open_source(input)?;
+    if let Some(v) = src.video.as_mut() {
+        if remuxable(v) {
+            // A copied stream gets no deinterlacer: look at its first frame.
+            v.interlaced = Some(first_frame_interlaced(input)?);
+        }
+    }
     let scratch = Scratch::new()?;
     plan_for(&src, config, &scratch.0)
 }
@@ -56,40 +62,28 @@ pub(super) fn plan_for(
     config: &LadderConfig,
     scratch: &Path,
 ) -> Result<Plan, TranscodeError> {
-    let audio_copy = src.audio.as_ref().map(|a| a.aac_lc);
     let top_audio = config
         .rungs
         .iter()
         .map(|r| r.audio_bitrate)
         .max()
         .unwrap_or(128_000);
-    let audio_rate = |r: &Rung| match &src.audio {
-        None => 0,
-        Some(a) if a.aac_lc && a.bit_rate > 0 => a.bit_rate,
-        Some(_) => r.audio_bitrate,
-    };
+    let audio = plan_audio(src, top_audio);
+    let audio_copy = audio.first().map(|a| a.copy);
     let Some(v) = &src.video else {
-        let rung = Rung {
-            name: "audio".to_owned(),
-            height: 0,
-            video_bitrate: 0,
-            audio_bitrate: top_audio,
-        };
-        let bandwidth = audio_rate(&rung).max(1) / 10 * 11;
-        return Ok(Plan {
-            renditions: vec![Rendition {
-                name: rung.name.clone(),
-                width: 0,
-                height: 0,
-                bandwidth,
-                codecs: "mp4a.40.2".to_owned(),
-                frame_rate_milli: 0,
-            }],
+        let mut plan = Plan {
+            renditions: Vec::new(),
             duration_s: src.duration_s,
-            remux: vec![audio_copy == Some(true)],
-            rungs: vec![rung],
+            remux: Vec::new(),
+            rungs: Vec::new(),
             audio_copy,
-        });
+            kinds: Vec::new(),
+            media: Vec::new(),
+            audio: Vec::new(),
+            skipped: src.skipped_audio.clone(),
+        };
+        plan.push_audio(audio);
+        return Ok(plan);
     };
 
     let mut rungs: Vec<Rung> = Vec::new();
@@ -124,11 +118,6 @@ pub(super) fn plan_for(
     let mut renditions = Vec::new();
     let mut remux = Vec::new();
     for r in &rungs {
-        let audio_codec = if src.audio.is_some() {
-            ",mp4a.40.2"
-        } else {
-            ""
-        };
         let copy = can_remux && r.height == v.height;
         let remux_codecs = if copy {
             avc1_codecs(v.params.clone(), v.tb, scratch).ok()
@@ -156,25 +145,195 @@ pub(super) fn plan_for(
             }
         };
         remux.push(is_remux);
-        let bandwidth = video_bw
-            .saturating_add(audio_rate(r))
-            .saturating_add(video_bw / 10);
+        // The audio is its own rendition: the master playlist adds its bandwidth.
+        let bandwidth = video_bw.saturating_add(video_bw / 10);
         renditions.push(Rendition {
             name: r.name.clone(),
             width,
             height: r.height,
             bandwidth,
-            codecs: format!("{codecs}{audio_codec}"),
+            codecs,
             frame_rate_milli: frame_rate_milli(v.fps),
         });
     }
-    Ok(Plan {
+    let n = renditions.len();
+    let mut plan = Plan {
         renditions,
         duration_s: src.duration_s,
         remux,
         rungs,
         audio_copy,
-    })
+        kinds: vec![TrackKind::Video; n],
+        media: vec![None; n],
+        audio: Vec::new(),
+        skipped: src.skipped_audio.clone(),
+    };
+    plan.push_audio(audio);
+    Ok(plan)
+}
+
+/// One audio rendition before it has a track number.
+struct AudioOutPlan {
+    stream: usize,
+    copy: bool,
+    channels: u8,
+    bitrate: u32,
+    name: String,
+    media: MediaInfo,
+}
+
+impl Plan {
+    fn push_audio(&mut self, outs: Vec<AudioOutPlan>) {
+        for o in outs {
+            let track = self.renditions.len();
+            let bandwidth = o.bitrate.max(8_000).saturating_add(o.bitrate / 10);
+            self.renditions.push(Rendition {
+                name: o.name.clone(),
+                width: 0,
+                height: 0,
+                bandwidth,
+                codecs: "mp4a.40.2".to_owned(),
+                frame_rate_milli: 0,
+            });
+            self.remux.push(o.copy);
+            self.rungs.push(Rung {
+                name: o.name,
+                height: 0,
+                video_bitrate: 0,
+                audio_bitrate: o.bitrate,
+            });
+            self.kinds.push(TrackKind::Audio);
+            self.media.push(Some(o.media));
+            self.audio.push(AudioTrackPlan {
+                track,
+                stream: o.stream,
+                channels: o.channels,
+                copy: o.copy,
+                bitrate: o.bitrate,
+            });
+        }
+    }
+}
+
+/// Bitrate of a 5.1 AAC rendition, from the stereo one.
+pub(super) fn surround_bitrate(stereo: u32) -> u32 {
+    stereo.saturating_mul(3)
+}
+
+/// The audio renditions of `src`: per audio stream a stereo one (copied when the stream is
+/// AAC-LC mono or stereo) and, for a stream of more than two channels, a 5.1 one; names,
+/// languages and flags from the stream's tags and dispositions.
+fn plan_audio(src: &Source, stereo_bitrate: u32) -> Vec<AudioOutPlan> {
+    use format::stream::Disposition;
+    let default_stream = src
+        .audio
+        .iter()
+        .find(|a| a.disposition.contains(Disposition::DEFAULT))
+        .or_else(|| src.audio.iter().find(|a| Some(a.index) == src.best_audio))
+        .or(src.audio.first())
+        .map(|a| a.index);
+    let mut stereo = Vec::new();
+    let mut surround = Vec::new();
+    for (n, a) in src.audio.iter().enumerate() {
+        let language = a
+            .language
+            .as_deref()
+            .and_then(reelnet_proto::lang::normalize);
+        let title = a.title.as_deref().map(clean_name).filter(|t| !t.is_empty());
+        let mut characteristics = 0;
+        let commentary = a.disposition.contains(Disposition::COMMENT)
+            || title
+                .as_deref()
+                .is_some_and(|t| t.to_ascii_lowercase().contains("commentary"));
+        if commentary {
+            characteristics |= MediaInfo::COMMENTARY;
+        }
+        if a.disposition.contains(Disposition::VISUAL_IMPAIRED)
+            || a.disposition.contains(Disposition::DESCRIPTIONS)
+        {
+            characteristics |= MediaInfo::DESCRIBES_VIDEO;
+        }
+        let name = title
+            .or_else(|| {
+                language.as_deref().map(|l| {
+                    reelnet_proto::lang::display_name(l).map_or(l.to_owned(), str::to_owned)
+                })
+            })
+            .unwrap_or_else(|| format!("Audio {}", n + 1));
+        let media = |group: &str, channels: u8, taken: &[AudioOutPlan]| {
+            let mut unique = name.clone();
+            let mut k = 2;
+            while taken.iter().any(|o| o.media.name == unique) {
+                unique = clean_name(&format!("{name} ({k})"));
+                k += 1;
+            }
+            MediaInfo {
+                group: group.to_owned(),
+                language: language.clone(),
+                name: unique,
+                channels,
+                default: Some(a.index) == default_stream,
+                autoselect: characteristics == 0,
+                forced: false,
+                characteristics,
+            }
+        };
+        let lang = language
+            .as_deref()
+            .map(|l| {
+                l.bytes()
+                    .filter(u8::is_ascii_alphanumeric)
+                    .take(8)
+                    .map(char::from)
+                    .collect::<String>()
+            })
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "und".to_owned());
+        let copy = a.aac_lc;
+        let channels = if a.channels >= 2 { 2 } else { 1 };
+        let bitrate = if copy && a.bit_rate > 0 {
+            a.bit_rate
+        } else {
+            stereo_bitrate
+        };
+        stereo.push(AudioOutPlan {
+            stream: a.index,
+            copy,
+            channels,
+            bitrate,
+            name: format!("a{n}-{lang}"),
+            media: media(
+                reelnet_proto::manifest::AUDIO_GROUP_STEREO,
+                channels,
+                &stereo,
+            ),
+        });
+        if a.channels > 2 {
+            surround.push(AudioOutPlan {
+                stream: a.index,
+                copy: false,
+                channels: 6,
+                bitrate: surround_bitrate(stereo_bitrate),
+                name: format!("a{n}-{lang}-51"),
+                media: media(reelnet_proto::manifest::AUDIO_GROUP_SURROUND, 6, &surround),
+            });
+        }
+    }
+    stereo.extend(surround);
+    stereo
+}
+
+/// A display name as a manifest takes it: no control characters or `"`, at most
+/// [`MAX_MEDIA_NAME_LEN`](reelnet_proto::manifest::MAX_MEDIA_NAME_LEN) bytes.
+fn clean_name(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().filter(|c| !c.is_control() && *c != '"') {
+        if out.len() + c.len_utf8() > reelnet_proto::manifest::MAX_MEDIA_NAME_LEN {
+            break;
+        }
+        out.push(c);
+    }
+    out.trim().to_owned()
 }
 
 /// The rung width for `height`: the display aspect kept, rounded to the nearest even number

@@ -11,7 +11,9 @@
 //! - `ladder`: [`probe`] decides the renditions (sizes, codecs strings, which rungs remux);
 //! - `timeline`: the segment boundaries every track shares (aligned closed GOPs);
 //! - `encoders`: decode once, then per-rung swscale + libx264 on their own threads;
-//! - `audio`: AAC copied, or decoded, resampled and encoded once for every rung;
+//! - `audio`: every audio stream (up to 16) decoded once and encoded once per audio
+//!   rendition (stereo AAC, plus 5.1 AAC for surround sources), or AAC-LC stereo copied;
+//!   each audio rendition is its own audio-only track, shared by every video rung;
 //! - `segmenter`: each rung's libavformat `hls` muxer, and picking up its finished segments;
 //! - `subtitles`: text subtitle streams and sidecar cues → segmented WebVTT;
 //! - `thumbnails`: seek thumbnails tiled into JPEG sprite sheets;
@@ -30,7 +32,7 @@ use ff::format::{self, Pixel};
 use ff::software::scaling;
 use ff::{filter, frame, media, picture, ChannelLayout, Dictionary, Packet, Rational};
 use ffmpeg_next as ff;
-use reelnet_proto::{Container, Rendition};
+use reelnet_proto::{Container, MediaInfo, Rendition, Track, TrackKind};
 use serde::{Deserialize, Serialize};
 
 mod audio;
@@ -114,10 +116,10 @@ impl LadderConfig {
     /// Checks the settings the transcoder relies on.
     pub fn validate(&self) -> Result<(), TranscodeError> {
         let bad = |m: String| Err(TranscodeError::Config(m));
-        if self.rungs.is_empty() || self.rungs.len() > reelnet_proto::manifest::MAX_TRACKS {
+        if self.rungs.is_empty() || self.rungs.len() > reelnet_proto::manifest::MAX_VIDEO_TRACKS {
             return bad(format!(
                 "needs 1 to {} rungs",
-                reelnet_proto::manifest::MAX_TRACKS
+                reelnet_proto::manifest::MAX_VIDEO_TRACKS
             ));
         }
         if !(1..=60).contains(&self.segment_secs) {
@@ -179,10 +181,12 @@ pub struct Extras {
     pub thumbnails: Option<ThumbnailLayout>,
 }
 
-/// What [`probe`] decided: one track per rendition.
+/// What [`probe`] decided: one track per rendition: the video rungs first (their segments
+/// carry no audio), then the audio renditions (all stereo ones, then the 5.1 ones).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// One per track, with RFC 6381 codecs, bandwidth, size and frame rate.
+    /// One per track, with RFC 6381 codecs, bandwidth, size and frame rate. Audio tracks
+    /// have a 0×0 rendition with codecs `mp4a.40.2`.
     pub renditions: Vec<Rendition>,
     /// The source's duration, if the container knows it.
     pub duration_s: Option<f64>,
@@ -191,9 +195,49 @@ pub struct Plan {
     /// Per track: the rung it was made from (an audio-only track has height 0). Its height
     /// may differ from the configured rung when the source is smaller than every rung.
     pub rungs: Vec<Rung>,
-    /// `Some(true)` when the source audio (AAC-LC) is copied, `Some(false)` when it is
-    /// encoded to AAC, `None` without audio.
+    /// `Some(true)` when the first audio stream (AAC-LC) is copied as its stereo rendition,
+    /// `Some(false)` when it is encoded to AAC, `None` without audio.
     pub audio_copy: Option<bool>,
+    /// Per track: what it carries.
+    pub kinds: Vec<TrackKind>,
+    /// Per track: group, language, name and flags (audio tracks).
+    pub media: Vec<Option<MediaInfo>>,
+    /// The audio tracks, in track order.
+    pub audio: Vec<AudioTrackPlan>,
+    /// Source streams left out, and why (e.g. a 17th audio stream, an undecodable codec).
+    pub skipped: Vec<String>,
+}
+
+/// One audio rendition of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrackPlan {
+    /// Its track number.
+    pub track: usize,
+    /// The source stream it is made from.
+    pub stream: usize,
+    /// 1 or 2 (stereo group), 6 (5.1 group).
+    pub channels: u8,
+    /// The source AAC-LC packets are copied.
+    pub copy: bool,
+    /// AAC bitrate when encoded (the source's when copied, if it says).
+    pub bitrate: u32,
+}
+
+impl Plan {
+    /// The manifest tracks of this plan, without segments yet.
+    pub fn empty_tracks(&self) -> Vec<Track> {
+        self.renditions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Track {
+                rendition: r.clone(),
+                kind: self.kinds.get(i).copied().unwrap_or(TrackKind::Video),
+                media: self.media.get(i).cloned().flatten(),
+                init: None,
+                segments: Vec::new(),
+            })
+            .collect()
+    }
 }
 
 /// How a finished transcode went.

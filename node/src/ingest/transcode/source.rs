@@ -17,20 +17,45 @@ pub(super) struct VideoSrc {
     pub(super) codec: codec::Id,
     pub(super) fps: Rational,
     pub(super) params: codec::Parameters,
+    /// Clockwise rotation to apply for display (display matrix side data): 0, 90, 180 or
+    /// 270. With 90 or 270 the sizes above are already those after rotation.
+    pub(super) rotation: u32,
+    /// The transfer is PQ (SMPTE 2084) or HLG (ARIB STD-B67): tone-mapped to SDR BT.709.
+    pub(super) hdr: bool,
+    /// The stream says BT.709 or nothing: its encoded rungs are tagged BT.709 (as are
+    /// tone-mapped ones).
+    pub(super) bt709: bool,
+    /// Whether the first decoded frame is interlaced; only looked at by [`probe`] for a
+    /// source that could otherwise be remuxed (`None`: not looked at).
+    pub(super) interlaced: Option<bool>,
 }
 
 pub(super) struct AudioSrc {
     pub(super) index: usize,
     pub(super) tb: Rational,
+    /// AAC-LC, mono or stereo: copied as the stereo rendition.
     pub(super) aac_lc: bool,
     pub(super) bit_rate: u32,
     pub(super) params: codec::Parameters,
+    /// Decoded channels (what the stream says).
+    pub(super) channels: u16,
+    /// The `language` tag, when set.
+    pub(super) language: Option<String>,
+    /// The `title` tag, when set.
+    pub(super) title: Option<String>,
+    pub(super) disposition: format::stream::Disposition,
 }
 
 pub(super) struct Source {
     pub(super) ictx: format::context::Input,
     pub(super) video: Option<VideoSrc>,
-    pub(super) audio: Option<AudioSrc>,
+    /// Every decodable audio stream, in stream order; at most
+    /// [`MAX_AUDIO_STREAMS`](reelnet_proto::manifest::MAX_AUDIO_STREAMS).
+    pub(super) audio: Vec<AudioSrc>,
+    /// Audio streams left out, and why.
+    pub(super) skipped_audio: Vec<String>,
+    /// The stream libavformat thinks best: the default audio when no stream says it is.
+    pub(super) best_audio: Option<usize>,
     pub(super) duration_s: Option<f64>,
 }
 
@@ -104,7 +129,12 @@ pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
                 .find(|s| s.parameters().medium() == media::Type::Video && !attached(s))
                 .map(|s| s.index())
         });
-    let audio_stream = ictx.streams().best(media::Type::Audio).map(|s| s.index());
+    let best_audio = ictx.streams().best(media::Type::Audio).map(|s| s.index());
+    let audio_streams: Vec<usize> = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+        .map(|s| s.index())
+        .collect();
 
     let mut video = None;
     if let Some(index) = video_stream {
@@ -131,6 +161,22 @@ pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
         } else {
             width
         };
+        let rotation = st
+            .side_data()
+            .find(|sd| sd.kind() == codec::packet::side_data::Type::DisplayMatrix)
+            .map_or(0, |sd| display_rotation(sd.data()));
+        // Turned a quarter: the picture shown is display_width tall and height wide.
+        let (width, height, display_width) = if rotation % 180 == 90 {
+            (height, display_width, height)
+        } else {
+            (width, height, display_width)
+        };
+        use ff::color::{Space, TransferCharacteristic as Trc};
+        let hdr = matches!(
+            dec.color_transfer_characteristic(),
+            Trc::SMPTE2084 | Trc::ARIB_STD_B67
+        );
+        let bt709 = hdr || matches!(dec.color_space(), Space::BT709 | Space::Unspecified);
         let fps = [st.avg_frame_rate(), st.rate()]
             .into_iter()
             .find(|r| valid(*r) && f64::from(*r) <= 1000.0)
@@ -151,39 +197,32 @@ pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
             codec: codec_id,
             fps,
             params,
+            rotation,
+            hdr,
+            bt709,
+            interlaced: None,
         });
     }
 
-    let mut audio = None;
-    if let Some(index) = audio_stream {
-        let st = ictx
-            .stream(index)
-            .ok_or_else(|| TranscodeError::Ffmpeg("audio stream vanished".to_owned()))?;
-        let params = st.parameters();
-        let codec_id = params.id();
-        let dec = codec::Context::from_parameters(params.clone())
-            .and_then(|c| c.decoder().audio())
-            .map_err(|e| {
-                TranscodeError::Unsupported(format!("no decoder for audio codec {codec_id:?}: {e}"))
-            })?;
-        let aac_lc = codec_id == codec::Id::AAC
-            && dec.profile() == codec::Profile::AAC(codec::profile::AAC::Low)
-            && (1..=2).contains(&dec.channels());
-        let tb = st.time_base();
-        if !valid(tb) {
-            return Err(TranscodeError::Unsupported(
-                "audio stream has no time base".into(),
+    let mut audio = Vec::new();
+    let mut skipped_audio = Vec::new();
+    for index in audio_streams {
+        if audio.len() == reelnet_proto::manifest::MAX_AUDIO_STREAMS {
+            skipped_audio.push(format!(
+                "audio stream {index}: more than {} audio streams",
+                reelnet_proto::manifest::MAX_AUDIO_STREAMS
             ));
+            continue;
         }
-        audio = Some(AudioSrc {
-            index,
-            tb,
-            aac_lc,
-            bit_rate: u32::try_from(dec.bit_rate()).unwrap_or(0),
-            params,
-        });
+        match audio_source(&ictx, index) {
+            Ok(a) => audio.push(a),
+            Err(e) => skipped_audio.push(format!("audio stream {index}: {e}")),
+        }
     }
-    if video.is_none() && audio.is_none() {
+    for why in &skipped_audio {
+        tracing::warn!(input, "{why} (skipped)");
+    }
+    if video.is_none() && audio.is_empty() {
         return Err(TranscodeError::NoMedia {
             input: input.to_owned(),
         });
@@ -192,7 +231,55 @@ pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
         ictx,
         video,
         audio,
+        skipped_audio,
+        best_audio,
         duration_s,
+    })
+}
+
+fn audio_source(ictx: &format::context::Input, index: usize) -> Result<AudioSrc, TranscodeError> {
+    let st = ictx
+        .stream(index)
+        .ok_or_else(|| TranscodeError::Ffmpeg("audio stream vanished".to_owned()))?;
+    let params = st.parameters();
+    let codec_id = params.id();
+    let dec = codec::Context::from_parameters(params.clone())
+        .and_then(|c| c.decoder().audio())
+        .map_err(|e| {
+            TranscodeError::Unsupported(format!("no decoder for audio codec {codec_id:?}: {e}"))
+        })?;
+    let channels = dec.channels();
+    if channels == 0 {
+        return Err(TranscodeError::Unsupported(
+            "audio stream without channels".into(),
+        ));
+    }
+    let aac_lc = codec_id == codec::Id::AAC
+        && dec.profile() == codec::Profile::AAC(codec::profile::AAC::Low)
+        && (1..=2).contains(&channels);
+    let tb = st.time_base();
+    if !valid(tb) {
+        return Err(TranscodeError::Unsupported(
+            "audio stream has no time base".into(),
+        ));
+    }
+    let tag = |k: &str| {
+        st.metadata()
+            .get(k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(AudioSrc {
+        index,
+        tb,
+        aac_lc,
+        bit_rate: u32::try_from(dec.bit_rate()).unwrap_or(0),
+        params,
+        channels,
+        language: tag("language"),
+        title: tag("title"),
+        disposition: st.disposition(),
     })
 }
 
@@ -231,9 +318,72 @@ pub(super) fn frame_rate_milli(fps: Rational) -> u32 {
     u32::try_from(v.clamp(0, i64::from(reelnet_proto::manifest::MAX_FRAME_RATE_MILLI))).unwrap_or(0)
 }
 
-/// Can this source's video be copied into an fMP4/TS H.264 rendition as it is?
+/// Can this source's video be copied into an fMP4/TS H.264 rendition as it is? Not when it
+/// needs a filter: rotated, HDR, or interlaced (known once [`first_frame_interlaced`] ran).
 pub(super) fn remuxable(v: &VideoSrc) -> bool {
     v.codec == codec::Id::H264
         && matches!(v.pix, Pixel::YUV420P | Pixel::YUVJ420P)
         && v.display_width == v.width
+        && v.rotation == 0
+        && !v.hdr
+        && v.interlaced != Some(true)
+}
+
+/// The clockwise rotation (0, 90, 180, 270) a 3×3 display matrix (nine native-endian
+/// 16.16/2.30 fixed-point i32, as libavutil stores it) asks for, as the FFmpeg CLI's
+/// autorotate reads it; 0 for anything malformed or not a quarter turn.
+pub(super) fn display_rotation(data: &[u8]) -> u32 {
+    let m: Vec<f64> = data
+        .chunks_exact(4)
+        .take(9)
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok())
+        .map(|b| f64::from(i32::from_ne_bytes(b)) / 65536.0)
+        .collect();
+    if m.len() < 9 {
+        return 0;
+    }
+    let (s0, s1) = (m[0].hypot(m[3]), m[1].hypot(m[4]));
+    if s0 == 0.0 || s1 == 0.0 {
+        return 0;
+    }
+    // av_display_rotation_get is counter-clockwise; the CLI negates it.
+    let ccw = -(m[1] / s1).atan2(m[0] / s0).to_degrees();
+    let cw = (-ccw).round().rem_euclid(360.0);
+    match cw as u32 {
+        85..=95 => 90,
+        175..=185 => 180,
+        265..=275 => 270,
+        _ => 0,
+    }
+}
+
+/// Decodes the first video frame of `input` (reading at most a few hundred packets) and
+/// says whether it is interlaced. Opens the input again, so the caller's demuxer position is
+/// untouched.
+pub(super) fn first_frame_interlaced(input: &str) -> Result<bool, TranscodeError> {
+    let mut src = open_source(input)?;
+    let Some(v) = &src.video else {
+        return Ok(false);
+    };
+    let mut dec = codec::Context::from_parameters(v.params.clone())
+        .and_then(|c| c.decoder().video())
+        .map_err(ffe("video decoder"))?;
+    let index = v.index;
+    let mut frame = frame::Video::empty();
+    let mut packet = Packet::empty();
+    for _ in 0..500 {
+        match packet.read(&mut src.ictx) {
+            Ok(()) => {}
+            Err(ff::Error::Eof) => break,
+            Err(_) => continue,
+        }
+        if packet.stream() != index || dec.send_packet(&packet).is_err() {
+            continue;
+        }
+        if dec.receive_frame(&mut frame).is_ok() {
+            return Ok(frame.is_interlaced());
+        }
+    }
+    let _ = dec.send_eof();
+    Ok(dec.receive_frame(&mut frame).is_ok() && frame.is_interlaced())
 }
