@@ -354,3 +354,153 @@ async fn unknown_movies_manifests_and_renditions_are_404() {
     }
     gw.stop().await;
 }
+
+/// A library with a subtitle track and a thumbnail track added (segment bytes are what the
+/// gateway serves; it does not look inside them).
+fn with_subtitles_and_thumbnails(lib: &mut Library) {
+    use reelnet_proto::manifest::{MediaInfo, ThumbnailGrid, TrackKind, SUBTITLE_GROUP};
+    use reelnet_proto::{Rendition, SegmentEntry, SegmentHash, SignedManifest, Track};
+    let mut add = |bytes: Vec<u8>, duration_ms: u32| {
+        let hash = SegmentHash::of(&bytes);
+        let size = bytes.len() as u32;
+        lib.bytes.insert(hash, bytes);
+        SegmentEntry {
+            hash,
+            duration_ms,
+            size,
+        }
+    };
+    let n = lib.manifest.tracks[0].segments.len();
+    let vtt: Vec<SegmentEntry> = (0..n)
+        .map(|i| {
+            add(
+                format!("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:90000,LOCAL:00:00:00.000\n\n{i}\n").into(),
+                4000,
+            )
+        })
+        .collect();
+    // 4 × 4 s of video, a tile every 2 s, 2×2 tiles per sheet: two full sheets.
+    let sheets = vec![
+        add(b"\xff\xd8sheet-0".to_vec(), 8000),
+        add(b"\xff\xd8sheet-1".to_vec(), 8000),
+    ];
+    let zero = |name: &str, codecs: &str| Rendition {
+        name: name.into(),
+        width: 0,
+        height: 0,
+        bandwidth: 1000,
+        codecs: codecs.into(),
+        frame_rate_milli: 0,
+    };
+    lib.manifest.tracks.push(Track {
+        rendition: zero("subs-en", "wvtt"),
+        kind: TrackKind::Subtitles,
+        media: Some(MediaInfo {
+            group: SUBTITLE_GROUP.into(),
+            language: Some("en".into()),
+            name: "English".into(),
+            channels: 0,
+            default: false,
+            autoselect: true,
+            forced: false,
+            characteristics: 0,
+        }),
+        init: None,
+        segments: vtt,
+    });
+    lib.manifest.tracks.push(Track {
+        rendition: zero("thumbnails", "jpeg"),
+        kind: TrackKind::Thumbnails(ThumbnailGrid {
+            interval_ms: 2000,
+            tile_width: 160,
+            tile_height: 90,
+            columns: 2,
+            rows: 2,
+        }),
+        media: None,
+        init: None,
+        segments: sheets,
+    });
+    lib.signed = SignedManifest::sign(&lib.manifest, &lib.key).unwrap();
+}
+
+#[tokio::test]
+async fn subtitle_segments_and_the_thumbnail_index() {
+    let mut lib = Library::new(7, true, 4);
+    with_subtitles_and_thumbnails(&mut lib);
+    let gw = Gateway::start().await;
+    gw.hold(&lib);
+    gw.announce_self(&lib).await;
+    let token = gw.token(&lib.manifest.movie);
+    let base = format!("{}/hls/{}", gw.url, lib.manifest.movie);
+
+    // The thumbnail index: one cue per 2 s tile, pointing into the sheets by region.
+    let res = gw
+        .get(&format!("{base}/thumbnails.vtt?token={token}"))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/vtt");
+    let text = res.text().await.unwrap();
+    let cues: Vec<&str> = text.split("\n\n").skip(1).map(str::trim).collect();
+    assert!(text.starts_with("WEBVTT\n"), "{text}");
+    assert_eq!(cues.len(), 8, "{text}");
+    let id = lib.id();
+    let sheet = |i: usize| lib.manifest.tracks[3].segments[i].hash;
+    assert_eq!(
+        cues[0],
+        format!(
+            "00:00:00.000 --> 00:00:02.000\n{id}/thumbnails/{}.jpg?token={token}#xywh=0,0,160,90",
+            sheet(0)
+        )
+    );
+    assert_eq!(
+        cues[7],
+        format!(
+            "00:00:14.000 --> 00:00:16.000\n{id}/thumbnails/{}.jpg?token={token}#xywh=160,90,160,90",
+            sheet(1)
+        )
+    );
+    // A cue's sheet, relative to the index.
+    let uri = cues[3]
+        .split('\n')
+        .nth(1)
+        .unwrap()
+        .split('#')
+        .next()
+        .unwrap();
+    let res = gw.get(&format!("{base}/{uri}")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(&res.bytes().await.unwrap()[..], b"\xff\xd8sheet-0");
+    // Without a token: refused.
+    let res = gw.get(&format!("{base}/thumbnails.vtt")).await;
+    assert_eq!(res.status(), 401);
+
+    // The subtitle rendition: .vtt segments served as text/vtt.
+    let res = gw
+        .get(&format!("{base}/{id}/subs-en/index.m3u8?token={token}"))
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let segs = segment_uris(&text);
+    assert_eq!(segs.len(), 4, "{text}");
+    assert!(segs.iter().all(|s| s.contains(".vtt?token=")), "{text}");
+    let res = gw.get(&format!("{base}/{id}/subs-en/{}", segs[1])).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/vtt");
+    assert!(res.text().await.unwrap().ends_with("\n\n1\n"));
+
+    // A movie without thumbnails: 404.
+    let plain = Library::with_movie(8, MovieId::from_tmdb(604), true, 2);
+    gw.hold(&plain);
+    gw.announce_self(&plain).await;
+    let t2 = gw.token(&plain.manifest.movie);
+    let res = gw
+        .get(&format!(
+            "{}/hls/{}/thumbnails.vtt?token={t2}",
+            gw.url, plain.manifest.movie
+        ))
+        .await;
+    assert_eq!(res.status(), 404);
+    gw.stop().await;
+}

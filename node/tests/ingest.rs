@@ -165,8 +165,8 @@ fn admin(data: &Path) -> (String, String) {
 /// Writes master and media playlists for a stored manifest, pointing at the store's
 /// segment files through links with the extensions players expect.
 fn write_hls(store: &Store, manifest: &reelnet_proto::Manifest, out: &Path) -> PathBuf {
-    let ext = manifest.container.segment_extension();
-    for (i, _) in manifest.tracks.iter().enumerate() {
+    for (i, track) in manifest.tracks.iter().enumerate() {
+        let ext = track.segment_extension(manifest.container);
         let dir = out.join(format!("t{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let text = hls::media_playlist(manifest, i as u16, |seg, init| {
@@ -281,6 +281,7 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     let heights: Vec<(u32, TrackKind)> = m
         .tracks
         .iter()
+        .filter(|t| !matches!(t.kind, TrackKind::Thumbnails(_)))
         .map(|t| (t.rendition.height, t.kind))
         .collect();
     assert_eq!(
@@ -292,7 +293,20 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
         ],
         "the ladder never goes above the source; the audio is its own rendition"
     );
-    for t in &m.tracks {
+    // Seek thumbnails (default: one every 10 s, 5×5 per sheet): one JPEG sheet.
+    let thumbs: Vec<_> = m
+        .tracks
+        .iter()
+        .filter(|t| matches!(t.kind, reelnet_proto::manifest::TrackKind::Thumbnails(_)))
+        .collect();
+    assert_eq!(thumbs.len(), 1);
+    assert_eq!(thumbs[0].segments.len(), 1);
+    let sheet = store
+        .read_segment(&thumbs[0].segments[0].hash)
+        .unwrap()
+        .expect("sheet stored");
+    assert_eq!(&sheet[..2], &[0xff, 0xd8], "a JPEG");
+    for t in m.tracks.iter().filter(|t| t.is_video()) {
         let ms = t.duration_ms();
         let seg = u64::from(m.target_duration_ms);
         assert!(
@@ -305,7 +319,7 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     // Every rendition decodes end to end.
     let hls_dir = dir.path().join("hls");
     let master = write_hls(&store, m, &hls_dir);
-    for i in 0..m.tracks.len() {
+    for i in (0..m.tracks.len()).filter(|i| m.tracks[*i].is_video()) {
         let media = hls_dir.join(format!("t{i}/index.m3u8"));
         let out = Command::new("ffmpeg")
             .args(["-hide_banner", "-v", "error", "-i"])

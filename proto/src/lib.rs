@@ -26,6 +26,7 @@ pub mod membership;
 pub mod oauth;
 pub mod requests;
 pub mod sign;
+pub mod subtitles;
 pub mod sync;
 pub mod transfer;
 

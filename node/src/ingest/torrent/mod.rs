@@ -71,7 +71,7 @@ use server::*;
 use session::*;
 
 pub use server::{parse_range, ByteRange};
-pub use session::{magnet_peer_params, magnet_peers, pick_file, FileEntry};
+pub use session::{magnet_peer_params, magnet_peers, pick_file, pick_sidecars, FileEntry};
 
 /// Extensions (lower case) of files taken as video when picking the file to ingest.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
@@ -272,6 +272,8 @@ pub struct TorrentInput {
     cancel: CancellationToken,
     server: Option<JoinHandle<()>>,
     readers: TaskTracker,
+    /// Subtitle files downloaded beside the video (file id, path in the torrent, length).
+    sidecars: Vec<(usize, String, u64)>,
     /// What [`TorrentOptions::admit`] returned (a quota reservation), held while the
     /// download lives.
     _admitted: Option<AdmitGuard>,
@@ -361,6 +363,34 @@ impl TorrentInput {
                 Err(e)
             }
         }
+    }
+
+    /// The subtitle files of the torrent that belong to the video (`.srt`, `.vtt`, `.ass`,
+    /// `.ssa`, each at most `MAX_SIDECAR_BYTES`, at most `MAX_SIDECARS`), read in full: they
+    /// are downloaded with the video, and reading them first makes librqbit fetch their
+    /// pieces first. Files not complete within `timeout` are left out. (Path in the torrent,
+    /// bytes.)
+    pub async fn read_sidecars(&self, timeout: Duration) -> Vec<(String, Vec<u8>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        for (id, name, len) in &self.sidecars {
+            let read = async {
+                let mut stream = self.handle.clone().stream(*id).await.ok()?;
+                let mut bytes = Vec::new();
+                (&mut stream)
+                    .take(*len)
+                    .read_to_end(&mut bytes)
+                    .await
+                    .ok()?;
+                Some(bytes)
+            };
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(Some(bytes)) => out.push((name.clone(), bytes)),
+                Ok(None) => tracing::warn!(file = %name, "cannot read the sidecar subtitles"),
+                Err(_) => tracing::warn!(file = %name, "sidecar subtitles did not arrive in time"),
+            }
+        }
+        out
     }
 
     /// `http://127.0.0.1:<port>/<token>`: the file, with Range support.
@@ -545,6 +575,34 @@ mod tests {
         assert_eq!(pick_file(&[pad, f("x.ts", 1)]), Some(1));
         assert_eq!(pick_file(&[f("empty.mkv", 0)]), None);
         assert_eq!(pick_file(&[]), None);
+    }
+
+    #[test]
+    fn sidecars_are_small_subtitle_files() {
+        let f = |name: &str, len: u64| FileEntry {
+            name: name.into(),
+            len,
+            padding: false,
+        };
+        let files = vec![
+            f("M/Movie.mkv", 1 << 30),
+            f("M/Subs/Movie.es.srt", 40_000),
+            f("M/Movie.en.ass", 90_000),
+            f("M/huge.srt", 64 << 20),
+            f("M/empty.vtt", 0),
+            f("M/Movie.nfo", 100),
+        ];
+        let picked: Vec<_> = pick_sidecars(&files, 0)
+            .into_iter()
+            .map(|(i, name, _)| (i, name))
+            .collect();
+        assert_eq!(
+            picked,
+            [
+                (2, "M/Movie.en.ass".to_owned()),
+                (1, "M/Subs/Movie.es.srt".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -256,6 +256,7 @@ pub(super) async fn open_in_session(
         .collect();
     let file_id = pick_file(&files).ok_or(TorrentError::NoFiles)?;
     let (file_name, file_len) = (files[file_id].name.clone(), files[file_id].len);
+    let sidecars = pick_sidecars(&files, file_id);
     // Nothing of the file is downloaded yet: refuse it here when it is too big.
     if let Some(max) = opts.max_file_bytes {
         if file_len > max {
@@ -284,7 +285,11 @@ pub(super) async fn open_in_session(
     all_peers.extend(seen_peers);
     dedup(&mut all_peers);
     let add_opts = AddTorrentOptions {
-        only_files: Some(vec![file_id]),
+        only_files: Some(
+            std::iter::once(file_id)
+                .chain(sidecars.iter().map(|(id, _, _)| *id))
+                .collect(),
+        ),
         overwrite: true,
         disable_trackers: !opts.use_dht_and_trackers,
         initial_peers: (!all_peers.is_empty()).then_some(all_peers),
@@ -351,6 +356,7 @@ pub(super) async fn open_in_session(
         cancel,
         server: Some(server),
         readers,
+        sidecars,
         _admitted: admitted,
     })
 }
@@ -389,6 +395,31 @@ pub fn pick_file(files: &[FileEntry]) -> Option<usize> {
             .map(|(i, _)| i)
     };
     largest(true).or_else(|| largest(false))
+}
+
+/// The torrent's subtitle files (small `.srt`/`.vtt`/`.ass`/`.ssa`), downloaded with the
+/// video `video`: (file id, path, length), at most `MAX_SIDECARS`, by path.
+pub fn pick_sidecars(files: &[FileEntry], video: usize) -> Vec<(usize, String, u64)> {
+    use reelnet_proto::subtitles::{SubtitleFormat, MAX_SIDECAR_BYTES};
+    let mut out: Vec<(usize, String, u64)> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            *i != video
+                && !f.padding
+                && f.len > 0
+                && f.len <= MAX_SIDECAR_BYTES as u64
+                && Path::new(&f.name)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(SubtitleFormat::from_extension)
+                    .is_some()
+        })
+        .map(|(i, f)| (i, f.name.clone(), f.len))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out.truncate(crate::ingest::sidecar::MAX_SIDECARS);
+    out
 }
 
 pub(super) fn is_video(name: &str) -> bool {

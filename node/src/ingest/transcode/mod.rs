@@ -15,6 +15,8 @@
 //!   rendition (stereo AAC, plus 5.1 AAC for surround sources), or AAC-LC stereo copied;
 //!   each audio rendition is its own audio-only track, shared by every video rung;
 //! - `segmenter`: each rung's libavformat `hls` muxer, and picking up its finished segments;
+//! - `subtitles`: text subtitle streams and sidecar cues → segmented WebVTT;
+//! - `thumbnails`: seek thumbnails tiled into JPEG sprite sheets;
 //! - `job`: [`transcode`], the decode loop that drives all of the above.
 //!
 //! Nothing holds more than one segment per rung plus the encoders' look-ahead in memory.
@@ -39,6 +41,8 @@ mod job;
 mod ladder;
 mod segmenter;
 mod source;
+mod subtitles;
+mod thumbnails;
 mod timeline;
 
 // The stages share their private items with each other through this module.
@@ -47,10 +51,17 @@ use encoders::*;
 use job::*;
 use segmenter::*;
 use source::*;
+use subtitles::SubtitlePipe;
+use thumbnails::Thumbnailer;
 use timeline::*;
 
-pub use job::transcode;
+pub use job::{transcode, transcode_with};
 pub use ladder::probe;
+pub use subtitles::{
+    probe_subtitles, subtitle_name, SubtitleOrigin, SubtitleProbe, SubtitleTrack,
+    UnsupportedSubtitle, MAX_SUBTITLE_TRACKS,
+};
+pub use thumbnails::{ThumbnailConfig, ThumbnailLayout};
 
 /// One rung of the ABR ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +170,15 @@ pub enum TranscodeEvent {
         position_s: f64,
         duration_s: Option<f64>,
     },
+}
+
+/// What a transcode makes besides the ladder: subtitle tracks (numbered after the plan's
+/// renditions) and then, with `thumbnails`, one thumbnail sheet track. Subtitle segment `i`
+/// spans the video's segment `i`; thumbnail segment `i` is sprite sheet `i`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    pub subtitles: Vec<SubtitleTrack>,
+    pub thumbnails: Option<ThumbnailLayout>,
 }
 
 /// What [`probe`] decided: one track per rendition: the video rungs first (their segments
