@@ -1,5 +1,5 @@
 //! `me` and the user's own lists: profile (get, patch, delete), watch later, progress,
-//! history.
+//! history, playback preferences.
 
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -11,6 +11,7 @@ use super::common::{caller, json, no_content, render, render_created, v1, with_a
 use crate::accounts::PatchMeRequest;
 use crate::api::Api;
 use crate::library::ProgressRequest;
+use crate::store::Preferences;
 
 #[derive(Debug, Deserialize)]
 struct HistoryQuery {
@@ -136,6 +137,31 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                     .and_then(|c| api.history(&c, q.limit, q.cursor.as_deref())),
             )
         });
+    let prefs_get = v1()
+        .and(warp::path!("me" / "preferences"))
+        .and(warp::get())
+        .and(a())
+        .and(caller())
+        .map(|api: Api, h: Caller| {
+            render(
+                StatusCode::OK,
+                h.authenticate(&api, b"").and_then(|c| api.preferences(&c)),
+            )
+        });
+    let prefs_put = v1()
+        .and(warp::path!("me" / "preferences"))
+        .and(warp::put())
+        .and(a())
+        .and(caller())
+        .and(json(limit))
+        .then(|api: Api, h: Caller, b: Json<Preferences>| async move {
+            let res = async {
+                let claims = h.authenticate(&api, b.raw())?;
+                api.put_preferences(&claims, b.decode()?).await
+            }
+            .await;
+            render(StatusCode::OK, res)
+        });
     me_get
         .or(me_patch)
         .unify()
@@ -152,6 +178,10 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .or(progress_put)
         .unify()
         .or(history)
+        .unify()
+        .or(prefs_get)
+        .unify()
+        .or(prefs_put)
         .unify()
         .boxed()
 }
