@@ -119,11 +119,14 @@ describe('useHlsPlayer', () => {
     expect(hls.audioTrack).toBe(1);
     expect(player().audioTracks.map((t) => t.lang)).toEqual(['en', 'de']);
     expect(player().audioTrack).toBe(1);
-    act(() =>
+    // hls.js picks the DEFAULT English track itself just after the event; the preference wins.
+    hls.autoSubtitle = true;
+    await act(async () => {
       hls.emit('hlsSubtitleTracksUpdated', {
         subtitleTracks: [track(0, 'English', 'en', { default: true }), track(1, 'Français', 'fr')],
-      }),
-    );
+      });
+      await Promise.resolve();
+    });
     expect(hls.subtitleTrack).toBe(1);
     expect(player().subtitleTrack).toBe(1);
 
@@ -153,8 +156,11 @@ describe('useHlsPlayer', () => {
     const t = (id: number, lang: string, d: boolean) => ({ id, name: lang, lang, default: d, forced: false });
     act(() => hls.emit('hlsAudioTracksUpdated', { audioTracks: [t(0, 'fr', false), t(1, 'en', true)] }));
     expect(hls.audioTrack).toBe(1);
-    hls.subtitleTrack = 0; // hls.js auto-selected a DEFAULT subtitle track
-    act(() => hls.emit('hlsSubtitleTracksUpdated', { subtitleTracks: [t(0, 'en', true)] }));
+    hls.autoSubtitle = true; // hls.js selects the DEFAULT subtitle track
+    await act(async () => {
+      hls.emit('hlsSubtitleTracksUpdated', { subtitleTracks: [t(0, 'en', true)] });
+      await Promise.resolve();
+    });
     expect(hls.subtitleTrack).toBe(-1);
   });
 

@@ -171,16 +171,21 @@ export function useHlsPlayer(
         instance.on(HlsCtor.Events.SUBTITLE_TRACKS_UPDATED, (_e, data) => {
           const tracks = data.subtitleTracks.map(trackInfo);
           setSubtitleTracks(tracks);
+          setSubtitleTrack(instance.subtitleTrack);
           if (!subtitlesChosen && tracks.length > 0) {
             subtitlesChosen = true;
-            const audio = instance.audioTracks[instance.audioTrack];
-            const i = chooseSubtitleTrack(tracks, opts().preferences?.() ?? null, audio?.lang);
-            instance.subtitleDisplay = true;
-            instance.subtitleTrack = i;
-            const lang = tracks[i]?.lang;
-            if (lang) lastCaptions.current = lang;
+            // hls.js selects its own initial track right after this event: choose after it.
+            queueMicrotask(() => {
+              if (disposed) return;
+              const audio = instance.audioTracks[instance.audioTrack];
+              const i = chooseSubtitleTrack(tracks, opts().preferences?.() ?? null, audio?.lang);
+              instance.subtitleDisplay = true;
+              instance.subtitleTrack = i;
+              const lang = tracks[i]?.lang;
+              if (lang) lastCaptions.current = lang;
+              setSubtitleTrack(instance.subtitleTrack);
+            });
           }
-          setSubtitleTrack(instance.subtitleTrack);
         });
         instance.on(HlsCtor.Events.SUBTITLE_TRACK_SWITCH, (_e, data) => setSubtitleTrack(data.id));
         // For the browser tests and for debugging, like the room's `__room`.

@@ -21,10 +21,19 @@ describe('parseThumbnailVtt', () => {
   it('reads cues, resolving tile URLs against the index', () => {
     const cues = parseThumbnailVtt(INDEX, BASE);
     expect(cues).toEqual([
-      { start: 0, end: 5, url: 'http://127.0.0.1:8083/hls/tmdb-603/thumbs/sheet-0.jpg', x: 0, y: 0, w: 160, h: 90 },
-      { start: 5, end: 10, url: 'http://127.0.0.1:8083/hls/tmdb-603/thumbs/sheet-0.jpg', x: 160, y: 0, w: 160, h: 90 },
+      { start: 0, end: 5, url: 'http://127.0.0.1:8083/hls/tmdb-603/thumbs/sheet-0.jpg?token=pt', x: 0, y: 0, w: 160, h: 90 },
+      { start: 5, end: 10, url: 'http://127.0.0.1:8083/hls/tmdb-603/thumbs/sheet-0.jpg?token=pt', x: 160, y: 0, w: 160, h: 90 },
       { start: 60, end: 3610.5, url: 'http://127.0.0.1:8083/hls/tmdb-603/thumbs/sheet-1.jpg?token=pt', x: 0, y: 90, w: 160, h: 90 },
     ]);
+  });
+
+  it('passes the playback token on to same-origin tiles only', () => {
+    const text = 'WEBVTT\n\n00:00.000 --> 00:02.000\nhttps://cdn.example/a.jpg#xywh=0,0,1,1\n\n00:02.000 --> 00:04.000\nb.jpg?token=own#xywh=0,0,1,1\n';
+    expect(parseThumbnailVtt(text, BASE).map((c) => c.url)).toEqual([
+      'https://cdn.example/a.jpg',
+      'http://127.0.0.1:8083/hls/tmdb-603/thumbs/b.jpg?token=own',
+    ]);
+    expect(parseThumbnailVtt(text, 'http://127.0.0.1:8083/x/index.vtt')[1]!.url).toBe('http://127.0.0.1:8083/x/b.jpg?token=own');
   });
 
   it('accepts CRLF, a BOM and a header comment', () => {
@@ -58,7 +67,7 @@ a.jpg#xywh=0,0,10,10
 good.jpg#xywh=0,0,10,10
 `;
     const cues = parseThumbnailVtt(bad, BASE);
-    expect(cues.map((c) => c.url)).toEqual(['http://127.0.0.1:8083/hls/tmdb-603/thumbs/good.jpg']);
+    expect(cues.map((c) => c.url)).toEqual(['http://127.0.0.1:8083/hls/tmdb-603/thumbs/good.jpg?token=pt']);
   });
 
   it('is bounded', () => {

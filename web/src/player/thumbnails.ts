@@ -36,7 +36,8 @@ export function parseTimestamp(text: string): number {
 }
 
 /**
- * Parse a WebVTT thumbnail index. `base` resolves relative tile URLs (the index's own URL).
+ * Parse a WebVTT thumbnail index. `base` resolves relative tile URLs (the index's own URL);
+ * its `token` query parameter is added to same-origin tile URLs that have none.
  * Cues without a valid `#xywh=x,y,w,h` fragment, with bad timings or an end before the
  * start are skipped. Sorted by start time.
  */
@@ -45,6 +46,13 @@ export function parseThumbnailVtt(text: string, base: string): Thumbnail[] {
   const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
   if (!/^WEBVTT(?:[ \t].*)?$/.test(lines[0] ?? '')) return [];
   const out: Thumbnail[] = [];
+  let baseUrl: URL | null = null;
+  try {
+    baseUrl = new URL(base);
+  } catch {
+    baseUrl = null;
+  }
+  const token = baseUrl?.searchParams.get('token') ?? null;
   for (let i = 1; i < lines.length && out.length < MAX_THUMBNAIL_CUES; i++) {
     const m = TIMING.exec(lines[i] ?? '');
     if (!m) continue;
@@ -61,7 +69,11 @@ export function parseThumbnailVtt(text: string, base: string): Thumbnail[] {
     if (w === 0 || h === 0) continue;
     let url: string;
     try {
-      url = new URL(payload.slice(0, hash), base).toString();
+      const u = new URL(payload.slice(0, hash), base);
+      // Every /hls URL carries the playback token: a tile of the same origin named without
+      // one gets the index's.
+      if (token && u.origin === baseUrl?.origin && !u.searchParams.has('token')) u.searchParams.set('token', token);
+      url = u.toString();
     } catch {
       continue;
     }

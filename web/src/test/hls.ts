@@ -33,6 +33,8 @@ export default class FakeHls {
   subtitleTracks: unknown[] = [];
   subtitleTrack = -1;
   subtitleDisplay = true;
+  /** Make the fake pick the DEFAULT subtitle track after SUBTITLE_TRACKS_UPDATED, as hls.js does. */
+  autoSubtitle = false;
   private handlers = new Map<string, Handler[]>();
   constructor(readonly config: { startPosition?: number }) {
     instances.push(this);
@@ -50,6 +52,13 @@ export default class FakeHls {
     this.destroyed = true;
   }
   emit(event: string, data: unknown) {
+    if (event === FakeHls.Events.SUBTITLE_TRACKS_UPDATED) {
+      // Like hls.js: its own choice (the DEFAULT track) is made right after the event.
+      const tracks = (data as { subtitleTracks?: Array<{ default?: boolean }> }).subtitleTracks ?? [];
+      queueMicrotask(() => {
+        if (this.autoSubtitle) this.subtitleTrack = tracks.findIndex((t) => t.default);
+      });
+    }
     const d = data as { audioTracks?: unknown[]; subtitleTracks?: unknown[] };
     if (event === FakeHls.Events.AUDIO_TRACKS_UPDATED && d.audioTracks) this.audioTracks = d.audioTracks;
     if (event === FakeHls.Events.SUBTITLE_TRACKS_UPDATED && d.subtitleTracks) this.subtitleTracks = d.subtitleTracks;
