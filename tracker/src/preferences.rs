@@ -25,7 +25,8 @@ pub fn valid_language(tag: &str) -> bool {
         .next()
         .is_some_and(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
     first_ok
-        && subtags.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && subtags
+            .all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 fn check(prefs: &Preferences) -> Result<(), ApiError> {
@@ -48,6 +49,16 @@ fn check(prefs: &Preferences) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The body of `PUT me/preferences` as [`Preferences`]: a JSON object only (serde would
+/// also read a struct from an array of its fields in order), fields left out take their
+/// defaults, unknown fields or values are 400 `invalid_json`.
+pub fn parse_body(
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<Preferences, ApiError> {
+    serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+}
+
 impl Api {
     /// `GET me/preferences`: what the user saved, or the defaults (no languages, subtitles
     /// off, medium captions on a background).
@@ -65,9 +76,7 @@ impl Api {
     ) -> Result<Preferences, ApiError> {
         let user = self.user(claims)?;
         check(&prefs)?;
-        self.store()
-            .put_preferences(user.id, prefs.clone())
-            .await?;
+        self.store().put_preferences(user.id, prefs.clone()).await?;
         Ok(prefs)
     }
 }
@@ -83,7 +92,17 @@ mod tests {
         }
         let long = "a".repeat(36);
         for bad in [
-            "", "d", "-de", "de-", "de--at", "de_AT", "1de", "de AT", "dé", "abcdefghi", &long,
+            "",
+            "d",
+            "-de",
+            "de-",
+            "de--at",
+            "de_AT",
+            "1de",
+            "de AT",
+            "dé",
+            "abcdefghi",
+            &long,
             "en-US<script>",
         ] {
             assert!(!valid_language(bad), "{bad}");

@@ -116,7 +116,11 @@ async fn invalid_preferences_are_refused_and_change_nothing() {
     assert_eq!(r.status(), 400);
 
     let (s, b) = t.call(Method::GET, PREFS, &at, None).await;
-    assert_eq!((s, &b), (200, &saved), "a refused write changed nothing: {b}");
+    assert_eq!(
+        (s, &b),
+        (200, &saved),
+        "a refused write changed nothing: {b}"
+    );
 }
 
 #[tokio::test]
@@ -160,7 +164,9 @@ async fn deleted_with_the_account() {
         assert_eq!(s, 200, "{b}");
     }
 
-    let (s, b) = t.call(Method::DELETE, "/api/v1/me", &access(&gone), None).await;
+    let (s, b) = t
+        .call(Method::DELETE, "/api/v1/me", &access(&gone), None)
+        .await;
     assert_eq!(s, 204, "{b}");
     let (s, _) = t.call(Method::GET, PREFS, &access(&gone), None).await;
     assert_eq!(s, 401);
@@ -168,7 +174,7 @@ async fn deleted_with_the_account() {
     // In the database itself: the deleted account's record is gone, the other one's kept.
     let status = t.terminate();
     assert!(status.success(), "{status:?}");
-    let (store, _writer) = Store::open(&t.data_dir()).unwrap();
+    let (store, _writer) = Store::open(&t.data_dir().join("db")).unwrap();
     assert_eq!(store.preferences(&gone_id).unwrap(), None);
     let kept = store.preferences(&stays_id).unwrap().expect("kept");
     assert_eq!(kept.audio_language.as_deref(), Some("de"));

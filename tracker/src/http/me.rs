@@ -11,7 +11,9 @@ use super::common::{caller, json, no_content, render, render_created, v1, with_a
 use crate::accounts::PatchMeRequest;
 use crate::api::Api;
 use crate::library::ProgressRequest;
-use crate::store::Preferences;
+
+/// `PUT me/preferences` reads a JSON object first (see [`crate::preferences::parse_body`]).
+type PreferencesBody = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Debug, Deserialize)]
 struct HistoryQuery {
@@ -154,10 +156,11 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(a())
         .and(caller())
         .and(json(limit))
-        .then(|api: Api, h: Caller, b: Json<Preferences>| async move {
+        .then(|api: Api, h: Caller, b: Json<PreferencesBody>| async move {
             let res = async {
                 let claims = h.authenticate(&api, b.raw())?;
-                api.put_preferences(&claims, b.decode()?).await
+                let prefs = crate::preferences::parse_body(b.decode()?)?;
+                api.put_preferences(&claims, prefs).await
             }
             .await;
             render(StatusCode::OK, res)
