@@ -53,6 +53,8 @@ fn manifest(
     segments: u32,
 ) -> SignedManifest {
     let track = |name: &str, height: u32, salt: u8| Track {
+        kind: reelnet_proto::manifest::TrackKind::Video,
+        media: None,
         rendition: Rendition {
             name: name.into(),
             width: height * 16 / 9,
@@ -75,7 +77,7 @@ fn manifest(
     let mut ingest_id = [0u8; 16];
     ingest_id[..4].copy_from_slice(&ingest.to_le_bytes());
     let m = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::new(movie).unwrap(),
         title: title.into(),
         year: Some(2026),

@@ -225,7 +225,7 @@ async fn quic(connections: usize) -> anyhow::Result<()> {
     let bytes = vec![7u8; 16 * 1024];
     let hash = SegmentHash::of(&bytes);
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::from_tmdb(603),
         title: "Bench".into(),
         year: None,
@@ -236,6 +236,8 @@ async fn quic(connections: usize) -> anyhow::Result<()> {
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "360p".into(),
                 width: 640,

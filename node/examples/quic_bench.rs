@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     let total: u64 = segments.iter().map(|s| u64::from(s.size)).sum();
     let origin = SigningKey::generate(&mut rand::rngs::OsRng);
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::from_tmdb(1),
         title: "bench".into(),
         year: None,
@@ -135,6 +135,8 @@ async fn main() -> anyhow::Result<()> {
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "1080p".into(),
                 width: 1920,

@@ -145,6 +145,9 @@ pub struct IngestConfig {
     /// Largest torrent download (the selected file), bytes: a bigger one is refused before
     /// any of it is downloaded. Downloads also count against `storage.quota_bytes`.
     pub max_source_bytes: u64,
+    /// Seek thumbnails (`[ingest.thumbnails]`): JPEG sprite sheets, one tile every
+    /// `interval_s` seconds.
+    pub thumbnails: crate::ingest::transcode::ThumbnailConfig,
 }
 
 /// `ingest.max_source_bytes` unless configured: 64 GiB.
@@ -192,6 +195,7 @@ impl Default for IngestConfig {
             public_torrents: true,
             allow_private_sources: false,
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
+            thumbnails: crate::ingest::transcode::ThumbnailConfig::default(),
         }
     }
 }
@@ -566,6 +570,9 @@ impl NodeConfig {
         }
         if !(1..=30).contains(&self.ingest.segment_secs) {
             return Err(invalid("ingest.segment_secs", "must be between 1 and 30"));
+        }
+        if let Err(e) = self.ingest.thumbnails.validate() {
+            return Err(invalid("ingest.thumbnails", &e.to_string()));
         }
         if self.ingest.rungs.is_empty() || self.ingest.rungs.len() > 8 {
             return Err(invalid("ingest.rungs", "needs 1 to 8 rungs"));

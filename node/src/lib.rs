@@ -719,6 +719,7 @@ pub fn ingest_context(config: &NodeConfig) -> Result<ingest::job::IngestContext,
         public_torrents: config.ingest.public_torrents,
         allow_private_sources: config.ingest.allow_private_sources,
         max_source_bytes: config.ingest.max_source_bytes,
+        thumbnails: config.ingest.thumbnails,
         on_publish: None,
     })
 }

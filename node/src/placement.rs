@@ -809,6 +809,8 @@ mod tests {
             size: 100,
         };
         let track = |t: usize| reelnet_proto::Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: reelnet_proto::Rendition {
                 name: format!("{t}"),
                 width: 640,
@@ -821,7 +823,7 @@ mod tests {
             segments: (0..segments).map(|i| entry(t * 100 + i)).collect(),
         };
         Manifest {
-            version: 1,
+            version: reelnet_proto::manifest::MANIFEST_VERSION,
             movie: reelnet_proto::MovieId::from_tmdb(603),
             title: "The Matrix".into(),
             year: Some(1999),

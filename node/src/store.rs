@@ -720,7 +720,7 @@ mod tests {
 
     fn manifest(key: &SigningKey, seq: u64, segs: &[SegmentHash]) -> Manifest {
         Manifest {
-            version: 1,
+            version: reelnet_proto::manifest::MANIFEST_VERSION,
             movie: MovieId::from_tmdb(1),
             title: "T".into(),
             year: None,
@@ -731,6 +731,8 @@ mod tests {
             container: Container::MpegTs,
             target_duration_ms: 4000,
             tracks: vec![Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: Rendition {
                     name: "360p".into(),
                     width: 640,

@@ -37,7 +37,7 @@ fn hold_movie(dir: &Path) {
     let bytes = b"a tiny MPEG-TS segment stand-in".repeat(10);
     let (hash, _) = store.put_segment(&bytes, None).unwrap();
     let m = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: movie(),
         title: "The Matrix".into(),
         year: Some(1999),
@@ -48,6 +48,8 @@ fn hold_movie(dir: &Path) {
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "360p".into(),
                 width: 640,

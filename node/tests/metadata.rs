@@ -723,7 +723,7 @@ struct Movie<'a> {
 
 fn sign_movie(key: &SigningKey, m: &Movie<'_>, salt: u8) -> SignedManifest {
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: m.id.clone(),
         title: m.title.into(),
         year: m.year,
@@ -734,6 +734,8 @@ fn sign_movie(key: &SigningKey, m: &Movie<'_>, salt: u8) -> SignedManifest {
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "720p".into(),
                 width: 1280,

@@ -72,7 +72,7 @@ impl Library {
         let init = entry(700);
         let segments = (0..4).map(|i| entry(120_000 + i * 1000)).collect();
         let manifest = Manifest {
-            version: 1,
+            version: reelnet_proto::manifest::MANIFEST_VERSION,
             movie: MovieId::from_tmdb(603),
             title: "The Matrix".into(),
             year: Some(1999),
@@ -83,6 +83,8 @@ impl Library {
             container: Container::Fmp4,
             target_duration_ms: 4000,
             tracks: vec![Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: Rendition {
                     name: "360p".into(),
                     width: 640,

@@ -425,7 +425,7 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
         })
         .collect();
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::from_tmdb(4242),
         title: "Tampered".into(),
         year: Some(2026),
@@ -436,6 +436,8 @@ async fn tampered_segments_and_forged_or_replayed_records_from_a_peer_are_reject
         container: Container::MpegTs,
         target_duration_ms: 2000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "240p".into(),
                 width: 426,

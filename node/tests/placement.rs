@@ -81,6 +81,8 @@ impl Library {
         let tracks = [("720p", 720u32), ("360p", 360)]
             .into_iter()
             .map(|(name, height)| Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: Rendition {
                     name: name.into(),
                     width: height * 16 / 9,
@@ -94,7 +96,7 @@ impl Library {
             })
             .collect();
         let manifest = Manifest {
-            version: 1,
+            version: reelnet_proto::manifest::MANIFEST_VERSION,
             movie: MovieId::from_tmdb(603),
             title: "The Matrix".into(),
             year: Some(1999),

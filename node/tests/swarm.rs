@@ -115,7 +115,7 @@ where
 
 fn manifest(key: &SigningKey, segments: usize) -> SignedManifest {
     let m = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::from_tmdb(603),
         title: "The Matrix".into(),
         year: Some(1999),
@@ -126,6 +126,8 @@ fn manifest(key: &SigningKey, segments: usize) -> SignedManifest {
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "360p".into(),
                 width: 640,

@@ -53,6 +53,8 @@ impl Library {
             let init = entry(700, 0);
             let segments = (0..5).map(|i| entry(seg_len + i * 1000, 4000)).collect();
             tracks.push(Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: Rendition {
                     name: name.into(),
                     width: height * 16 / 9,
@@ -66,7 +68,7 @@ impl Library {
             });
         }
         let manifest = Manifest {
-            version: 1,
+            version: reelnet_proto::manifest::MANIFEST_VERSION,
             movie: MovieId::from_tmdb(603),
             title: "The Matrix".into(),
             year: Some(1999),

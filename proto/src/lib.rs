@@ -25,6 +25,7 @@ pub mod membership;
 pub mod oauth;
 pub mod requests;
 pub mod sign;
+pub mod subtitles;
 pub mod sync;
 pub mod transfer;
 
@@ -37,7 +38,8 @@ pub use codec::{
 pub use error::{DecodeError, EncodeError, IdBytes, ProtoError};
 pub use ids::{ManifestId, MovieId, NodeId, SegmentHash};
 pub use manifest::{
-    Container, Manifest, MovieMeta, Rendition, SegmentEntry, SignedManifest, Track,
+    Container, Manifest, MediaInfo, MovieMeta, Rendition, SegmentEntry, SignedManifest,
+    ThumbnailGrid, Track, TrackKind,
 };
 pub use transfer::{
     decode_p2p_request, decode_request, decode_response_header, encode_p2p_request, encode_request,

@@ -55,6 +55,8 @@ fn track(index: usize, fmp4: bool) -> impl Strategy<Value = Track> {
         proptest::option::of(entry()).boxed()
     };
     (rendition(index), init, vec(entry(), 1..20)).prop_map(|(rendition, init, segments)| Track {
+        kind: reelnet_proto::manifest::TrackKind::Video,
+        media: None,
         rendition,
         init,
         segments,
@@ -92,7 +94,7 @@ fn valid_manifest() -> impl Strategy<Value = (Manifest, SigningKey)> {
             )| {
                 let key = SigningKey::from_bytes(&seed);
                 let m = Manifest {
-                    version: 1,
+                    version: reelnet_proto::manifest::MANIFEST_VERSION,
                     movie,
                     title,
                     year,
@@ -140,6 +142,8 @@ fn any_manifest() -> impl Strategy<Value = Manifest> {
         vec(entry(), 0..10),
     )
         .prop_map(|(rendition, init, segments)| Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition,
             init,
             segments,

@@ -273,7 +273,7 @@ fn records_whose_gateway_url_is_not_an_origin_are_refused_from_the_wire() {
 fn invalid_manifests_cannot_be_signed() {
     let k = key(1);
     let cases: Vec<Case<Manifest>> = vec![
-        ("version", Box::new(|m| m.version = 2)),
+        ("version", Box::new(|m| m.version = 3)),
         ("empty title", Box::new(|m| m.title.clear())),
         ("control char", Box::new(|m| m.title = "a\nb".into())),
         ("long title", Box::new(|m| m.title = "x".repeat(513))),

@@ -34,6 +34,8 @@ fn manifest(m: &Member, movie: &str, ingest: u8, complete: bool) -> SignedManife
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "360p".into(),
                 width: 640,

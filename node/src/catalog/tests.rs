@@ -13,7 +13,7 @@ fn key(n: u8) -> SigningKey {
 
 fn manifest(key: &SigningKey, seq: u64, segments: u32) -> SignedManifest {
     let m = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::from_tmdb(1),
         title: "T".into(),
         year: None,
@@ -24,6 +24,8 @@ fn manifest(key: &SigningKey, seq: u64, segments: u32) -> SignedManifest {
         container: Container::MpegTs,
         target_duration_ms: 4000,
         tracks: vec![Track {
+            kind: reelnet_proto::manifest::TrackKind::Video,
+            media: None,
             rendition: Rendition {
                 name: "360p".into(),
                 width: 640,

@@ -3,10 +3,13 @@
 //! URLs (every one carries the viewer's playback token as `?token=`):
 //! - `/hls/{movie}/master.m3u8` — picks the best ingest of the movie (complete and fully
 //!   held first, then the most available) and lists its renditions;
+//! - `/hls/{movie}/thumbnails.vtt` — the seek thumbnail index (WebVTT cues
+//!   `{manifest}/{rendition}/{hash}.jpg#xywh=x,y,w,h`) of the ingest the master picks;
 //! - `/hls/{movie}/{manifest}/{rendition}/index.m3u8` — the variant playlist of one
 //!   rendition of one ingest. `{manifest}` is the id of any version of the ingest; the
 //!   newest known version is served, so reloading an EVENT playlist shows new segments;
-//! - `/hls/{movie}/{manifest}/{rendition}/{hash}.{mp4|m4s|ts}` — a segment by content hash,
+//! - `/hls/{movie}/{manifest}/{rendition}/{hash}.{mp4|m4s|ts|vtt|jpg}` — a segment (a WebVTT
+//!   subtitle segment, a JPEG thumbnail sheet) by content hash,
 //!   which makes the URL immutable.
 //!
 //! Invariants: a token only opens the movie it names, and a segment is only served when the
@@ -63,6 +66,19 @@ pub fn routes(
                 async move { respond(&state, "hls_master", master(&state, &movie, token).await) }
             })
     };
+    let thumbnails = {
+        let state = state.clone();
+        warp::path!("hls" / String / "thumbnails.vtt")
+            .and(warp::get().or(warp::head()).unify())
+            .and(token)
+            .then(move |movie: String, token: Option<String>| {
+                let state = state.clone();
+                async move {
+                    let res = thumbnails(&state, &movie, token).await;
+                    respond(&state, "hls_thumbnails", res)
+                }
+            })
+    };
     let variant = {
         let state = state.clone();
         warp::path!("hls" / String / String / String / "index.m3u8")
@@ -108,6 +124,8 @@ pub fn routes(
         .expose_headers(["content-range", "content-length", "accept-ranges"])
         .max_age(3600);
     master
+        .or(thumbnails)
+        .unify()
         .or(variant)
         .unify()
         .or(segment)
@@ -251,6 +269,53 @@ async fn master(
     Ok(playlist(text, "private, no-cache"))
 }
 
+/// The seek thumbnail index (WebVTT, `sheet#xywh=x,y,w,h` cues) of the ingest the master
+/// playlist picks; its sheets are served like segments of the thumbnail track.
+async fn thumbnails(
+    state: &GatewayState,
+    movie: &str,
+    token: Option<String>,
+) -> Result<Response, HlsError> {
+    let (movie, grant) = authorise(state, movie, token.clone())?;
+    let chosen = best_manifest(state, &movie).await?;
+    let m = &chosen.manifest;
+    let Some((index, track, grid)) = m.tracks.iter().enumerate().find_map(|(i, t)| match t.kind {
+        reelnet_proto::manifest::TrackKind::Thumbnails(g) => Some((i, t, g)),
+        _ => None,
+    }) else {
+        return Err(HlsError::NotFound("this movie has no thumbnails".into()));
+    };
+    check_tier(state, &grant, m, u16::try_from(index).unwrap_or(u16::MAX))?;
+    let token = token.unwrap_or_default();
+    let id = chosen.id;
+    let sheets: Vec<(String, u32)> = track
+        .segments
+        .iter()
+        .map(|s| {
+            (
+                format!("{id}/{}/{}.jpg?token={token}", track.rendition.name, s.hash),
+                s.duration_ms,
+            )
+        })
+        .collect();
+    let total = m
+        .tracks
+        .iter()
+        .find(|t| t.is_video())
+        .map(|t| t.duration_ms());
+    let text = reelnet_proto::subtitles::thumbnail_vtt(&grid, &sheets, total);
+    let mut res = Response::new(text.into());
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/vtt"));
+    let cache = if m.complete {
+        "private, max-age=60"
+    } else {
+        "private, no-cache"
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(res)
+}
+
 /// The ingest a viewer should get: complete and fully held first, then the most available,
 /// then the newest.
 async fn best_manifest(state: &GatewayState, movie: &MovieId) -> Result<CatalogManifest, HlsError> {
@@ -323,7 +388,11 @@ async fn variant(
     let track = track_of(&found.manifest, rendition)?;
     check_tier(state, &grant, &found.manifest, track)?;
     let token = token.unwrap_or_default();
-    let ext = found.manifest.container.segment_extension();
+    let ext = found
+        .manifest
+        .tracks
+        .get(usize::from(track))
+        .map_or("m4s", |t| t.segment_extension(found.manifest.container));
     let text = reelnet_proto::hls::media_playlist(&found.manifest, track, |seg, init| {
         let ext = if init { "mp4" } else { ext };
         format!("{}.{ext}?token={token}", seg.hash)
@@ -396,7 +465,23 @@ async fn segment(
     check_tier(state, &grant, &found.manifest, track)?;
     let at = locate(&found.manifest, track, &hash)
         .ok_or_else(|| HlsError::NotFound("the manifest has no such segment".into()))?;
+    let kind = found
+        .manifest
+        .tracks
+        .get(usize::from(track))
+        .map(|t| t.kind);
     let content_type = match (found.manifest.container, at.index, ext) {
+        (_, Some(_), "vtt") if kind == Some(reelnet_proto::manifest::TrackKind::Subtitles) => {
+            "text/vtt"
+        }
+        (_, Some(_), "jpg")
+            if matches!(
+                kind,
+                Some(reelnet_proto::manifest::TrackKind::Thumbnails(_))
+            ) =>
+        {
+            "image/jpeg"
+        }
         (_, None, "mp4") => "video/mp4",
         (Container::Fmp4, Some(_), "m4s") => "video/iso.segment",
         (Container::MpegTs, Some(_), "ts") | (Container::MpegTs, None, "ts") => "video/mp2t",

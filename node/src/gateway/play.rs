@@ -22,6 +22,8 @@ use super::GatewayState;
 pub struct PlayResponse {
     pub movie_id: String,
     pub master_url: String,
+    /// The seek thumbnail index (WebVTT); 404 when the movie has no thumbnails.
+    pub thumbnails_url: String,
     pub expires_at: u64,
     /// Premium viewers: when the token stops serving the premium renditions (the end of
     /// the premium period when it comes before `expires_at`), unix seconds.
@@ -120,6 +122,10 @@ async fn play(state: &GatewayState, id: &str, auth: Option<&str>) -> Response {
     warp::reply::json(&PlayResponse {
         master_url: format!(
             "{}/hls/{}/master.m3u8?token={token}",
+            state.public_url, movie
+        ),
+        thumbnails_url: format!(
+            "{}/hls/{}/thumbnails.vtt?token={token}",
             state.public_url, movie
         ),
         movie_id: movie.to_string(),

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use reelnet_proto::{Manifest, MovieId, MovieMeta, NodeId, SegmentEntry, SignedManifest, Track};
+use reelnet_proto::manifest::{MediaInfo, ThumbnailGrid, TrackKind};
+use reelnet_proto::{
+    Manifest, MovieId, MovieMeta, NodeId, Rendition, SegmentEntry, SignedManifest, Track,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -148,6 +151,10 @@ pub struct IngestProgress {
     pub first_playable_downloaded_bytes: Option<u64>,
     pub elapsed_s: f64,
     pub error: Option<String>,
+    /// Source streams left out because they cannot be converted (image subtitles), e.g.
+    /// "subtitle stream 3 (dvdsub, en): image subtitles are not supported".
+    #[serde(default)]
+    pub not_supported: Vec<String>,
 }
 
 /// Called with every newly published manifest version.
@@ -166,6 +173,8 @@ pub struct IngestContext {
     pub allow_private_sources: bool,
     /// Largest torrent download (the selected file), bytes.
     pub max_source_bytes: u64,
+    /// Seek thumbnail settings.
+    pub thumbnails: transcode::ThumbnailConfig,
     /// Called with every newly published manifest version (to announce it).
     pub on_publish: Option<PublishHook>,
 }
@@ -362,14 +371,23 @@ async fn transcode_and_publish(
     let plan = tokio::task::spawn_blocking(move || transcode::probe(&probe_input, &ladder))
         .await
         .map_err(|e| IngestError::Source(format!("probe task failed: {e}")))??;
+    let extras = {
+        let (probe_input, local) = (input.to_owned(), torrent.is_none());
+        let (config, plan) = (ctx.thumbnails, plan.clone());
+        tokio::task::spawn_blocking(move || extras_for(&probe_input, local, &plan, &config))
+            .await
+            .map_err(|e| IngestError::Source(format!("probe task failed: {e}")))??
+    };
     progress.send_modify(|p| {
         p.state = JobState::Transcoding;
         p.duration_s = plan.duration_s;
+        p.not_supported = extras.1.clone();
     });
+    let extras = extras.0;
 
     let origin = NodeId::from_verifying_key(&ctx.key.verifying_key());
     let manifest = Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie,
         title,
         year: fields.year,
@@ -383,10 +401,13 @@ async fn transcode_and_publish(
             .renditions
             .iter()
             .map(|r| Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: r.clone(),
                 init: None,
                 segments: Vec::new(),
             })
+            .chain(extra_tracks(&extras))
             .collect(),
         complete: false,
         meta: MovieMeta {
@@ -419,9 +440,10 @@ async fn transcode_and_publish(
     let input = input.to_owned();
     let joined = tokio::task::spawn_blocking(move || {
         let stop_flag = stop.clone();
-        let result = transcode::transcode(&input, &ladder, &plan, &stop_flag, &mut |ev| {
-            publisher.event(ev)
-        });
+        let result =
+            transcode::transcode_with(&input, &ladder, &plan, &extras, &stop_flag, &mut |ev| {
+                publisher.event(ev)
+            });
         (result, publisher)
     })
     .await;
@@ -446,6 +468,121 @@ async fn transcode_and_publish(
             Err(err)
         }
     }
+}
+
+/// The subtitle tracks (the source's text streams, then sidecar files beside a local
+/// source) and the thumbnail layout, plus what was left out as not supported. Blocking.
+fn extras_for(
+    input: &str,
+    local: bool,
+    plan: &transcode::Plan,
+    thumbnails: &transcode::ThumbnailConfig,
+) -> Result<(transcode::Extras, Vec<String>), IngestError> {
+    let video = plan.renditions.iter().any(|r| !r.is_audio_only());
+    if !video {
+        return Ok((transcode::Extras::default(), Vec::new()));
+    }
+    let probe = transcode::probe_subtitles(input)?;
+    let mut subtitles = probe.tracks;
+    if local {
+        let path = std::path::Path::new(input);
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let taken: Vec<String> = subtitles.iter().map(|t| t.name.clone()).collect();
+        let files = super::sidecar::find_sidecars(path);
+        subtitles.extend(super::sidecar::load_sidecars(&files, &stem, &taken));
+    }
+    subtitles.truncate(transcode::MAX_SUBTITLE_TRACKS);
+    // Thumbnails come from decoded frames: only when some rung is encoded.
+    let encoded = plan
+        .renditions
+        .iter()
+        .zip(&plan.remux)
+        .any(|(r, remux)| !r.is_audio_only() && !remux);
+    let thumbnails = plan
+        .renditions
+        .iter()
+        .find(|r| !r.is_audio_only())
+        .filter(|_| encoded)
+        .and_then(|top| transcode::ThumbnailLayout::for_video(thumbnails, top.width, top.height));
+    let not_supported = probe.unsupported.iter().map(ToString::to_string).collect();
+    Ok((
+        transcode::Extras {
+            subtitles,
+            thumbnails,
+        },
+        not_supported,
+    ))
+}
+
+/// The manifest tracks of `extras`, in the transcoder's track order.
+fn extra_tracks(extras: &transcode::Extras) -> Vec<Track> {
+    let zero = |name: &str, codecs: &str, bandwidth: u32| Rendition {
+        name: name.to_owned(),
+        width: 0,
+        height: 0,
+        bandwidth,
+        codecs: codecs.to_owned(),
+        frame_rate_milli: 0,
+    };
+    let mut out: Vec<Track> = extras
+        .subtitles
+        .iter()
+        .map(|s| {
+            let mut name = s
+                .title
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .or_else(|| s.language.clone())
+                .unwrap_or_else(|| "Unknown".to_owned());
+            name.retain(|c| c != '"' && !c.is_control());
+            if s.forced && !name.to_ascii_lowercase().contains("forced") {
+                name.push_str(" (forced)");
+            }
+            if s.hearing_impaired && !name.contains("SDH") {
+                name.push_str(" (SDH)");
+            }
+            let name: String = name.chars().take(60).collect();
+            Track {
+                rendition: zero(&s.name, "wvtt", 1_000),
+                kind: TrackKind::Subtitles,
+                media: Some(MediaInfo {
+                    group: reelnet_proto::manifest::SUBTITLE_GROUP.to_owned(),
+                    language: s.language.clone(),
+                    name,
+                    channels: 0,
+                    default: s.default && !s.forced,
+                    autoselect: true,
+                    forced: s.forced,
+                    characteristics: if s.hearing_impaired {
+                        MediaInfo::HEARING_IMPAIRED
+                    } else {
+                        0
+                    },
+                }),
+                init: None,
+                segments: Vec::new(),
+            }
+        })
+        .collect();
+    if let Some(l) = extras.thumbnails {
+        out.push(Track {
+            rendition: zero("thumbnails", "jpeg", 1_000),
+            kind: TrackKind::Thumbnails(ThumbnailGrid {
+                interval_ms: l.interval_ms,
+                tile_width: l.tile_width,
+                tile_height: l.tile_height,
+                columns: l.columns,
+                rows: l.rows,
+            }),
+            media: None,
+            init: None,
+            segments: Vec::new(),
+        });
+    }
+    out
 }
 
 /// Owns the growing manifest on the transcoder's thread.
@@ -538,19 +675,25 @@ impl Publisher {
     }
 
     fn ready(&self) -> bool {
-        let needs_init = self.manifest.container == reelnet_proto::Container::Fmp4;
-        self.manifest
-            .tracks
-            .iter()
-            .all(|t| !t.segments.is_empty() && (!needs_init || t.init.is_some()))
+        let fmp4 = self.manifest.container == reelnet_proto::Container::Fmp4;
+        self.manifest.tracks.iter().all(|t| match t.kind {
+            // Sheets come every few minutes: the movie plays without them.
+            TrackKind::Thumbnails(_) => true,
+            TrackKind::Subtitles => !t.segments.is_empty(),
+            TrackKind::Video | TrackKind::Audio => {
+                !t.segments.is_empty() && (!fmp4 || t.init.is_some())
+            }
+        })
     }
 
-    /// Publishes a new version once every track has grown past the last published one.
+    /// Publishes a new version once every aligned track (all but thumbnails) has grown past
+    /// the last published one.
     fn maybe_publish(&mut self) -> Result<(), TranscodeError> {
         let aligned = self
             .manifest
             .tracks
             .iter()
+            .filter(|t| !matches!(t.kind, TrackKind::Thumbnails(_)))
             .map(|t| t.segments.len())
             .min()
             .unwrap_or(0);
@@ -602,6 +745,10 @@ impl Publisher {
                 "the transcoder produced no playable segments".to_owned(),
             )));
         }
+        // No sheet at all (a video too short or never decoded): no thumbnail track.
+        self.manifest
+            .tracks
+            .retain(|t| !matches!(t.kind, TrackKind::Thumbnails(_)) || !t.segments.is_empty());
         self.manifest.complete = true;
         self.publish()
     }

@@ -12,6 +12,7 @@ pub mod job;
 pub mod manager;
 pub mod meta;
 pub mod progress;
+pub mod sidecar;
 pub mod torrent;
 pub mod transcode;
 

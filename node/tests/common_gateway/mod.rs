@@ -79,6 +79,8 @@ impl Library {
                 .map(|i| entry(&mut rng, &mut bytes, seg_len + i * 1000, 4000))
                 .collect();
             tracks.push(Track {
+                kind: reelnet_proto::manifest::TrackKind::Video,
+                media: None,
                 rendition: Rendition {
                     name: name.into(),
                     width: height * 16 / 9,
@@ -94,7 +96,7 @@ impl Library {
         let mut ingest_id = [0u8; 16];
         rng.fill_bytes(&mut ingest_id);
         let manifest = Manifest {
-            version: 1,
+            version: reelnet_proto::manifest::MANIFEST_VERSION,
             movie,
             title: "The Matrix".into(),
             year: Some(1999),

@@ -28,6 +28,8 @@ pub fn entry(n: u32, duration_ms: u32) -> SegmentEntry {
 
 pub fn track(name: &str, width: u32, height: u32, segments: u32) -> Track {
     Track {
+        kind: reelnet_proto::manifest::TrackKind::Video,
+        media: None,
         rendition: Rendition {
             name: name.into(),
             width,
@@ -47,7 +49,7 @@ pub fn track(name: &str, width: u32, height: u32, segments: u32) -> Track {
 
 pub fn manifest(key: &SigningKey) -> Manifest {
     Manifest {
-        version: 1,
+        version: reelnet_proto::manifest::MANIFEST_VERSION,
         movie: MovieId::from_tmdb(603),
         title: "The Matrix".into(),
         year: Some(1999),

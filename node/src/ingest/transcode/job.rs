@@ -35,6 +35,10 @@ pub(super) struct Job<'a> {
     pub(super) first_pts_s: Option<f64>,
     pub(super) last_progress_s: f64,
     pub(super) duration_s: Option<f64>,
+    /// Subtitle tracks, fed by the demuxer, cut along the first track's segments.
+    pub(super) subs: Option<SubtitlePipe>,
+    /// Seek thumbnails, fed by the decoded video frames.
+    pub(super) thumbs: Option<Thumbnailer>,
 }
 
 /// Transcodes `input` as `plan` says. Blocking: run it on a blocking thread. Calls `sink`
@@ -47,12 +51,26 @@ pub fn transcode(
     cancel: &AtomicBool,
     sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
 ) -> Result<Summary, TranscodeError> {
+    transcode_with(input, config, plan, &Extras::default(), cancel, sink)
+}
+
+/// [`transcode`], also making the subtitle and thumbnail tracks of `extras` (tracks
+/// `plan.renditions.len()..`, subtitles first).
+pub fn transcode_with(
+    input: &str,
+    config: &LadderConfig,
+    plan: &Plan,
+    extras: &Extras,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(TranscodeEvent) -> Result<(), TranscodeError>,
+) -> Result<Summary, TranscodeError> {
     init()?;
     config.validate()?;
     let started = Instant::now();
     let mut src = open_source(input)?;
     let scratch = Scratch::new()?;
     let mut job = Job::new(&src, config, plan, &scratch.0)?;
+    job.add_extras(&src.ictx, extras, plan.renditions.len())?;
     job.run(&mut src.ictx, cancel, sink)?;
     let first = job.tracks.first();
     let duration_s = match first.and_then(|t| t.audio_cuts.as_ref()) {
@@ -287,7 +305,29 @@ impl<'a> Job<'a> {
             first_pts_s: None,
             last_progress_s: f64::NEG_INFINITY,
             duration_s: src.duration_s,
+            subs: None,
+            thumbs: None,
         })
+    }
+
+    /// Sets up the subtitle and thumbnail tracks, numbered from `first_track`.
+    pub(super) fn add_extras(
+        &mut self,
+        ictx: &format::context::Input,
+        extras: &Extras,
+        first_track: usize,
+    ) -> Result<(), TranscodeError> {
+        if self.video_index.is_none() {
+            return Ok(()); // Audio-only: no timeline to hang subtitles or thumbnails on.
+        }
+        if !extras.subtitles.is_empty() {
+            self.subs = Some(SubtitlePipe::new(ictx, &extras.subtitles, first_track)?);
+        }
+        if let (Some(layout), Some(_)) = (extras.thumbnails, &self.decoder) {
+            let track = first_track + extras.subtitles.len();
+            self.thumbs = Some(Thumbnailer::new(layout, track));
+        }
+        Ok(())
     }
 
     pub(super) fn run(
@@ -299,6 +339,25 @@ impl<'a> Job<'a> {
         let audio_index = match &self.audio {
             Some(AudioPipe::Copy { index, .. } | AudioPipe::Encode { index, .. }) => Some(*index),
             None => None,
+        };
+        // Subtitle segment i follows the first track's segment i out of every sink call.
+        let subs = std::cell::RefCell::new(self.subs.take());
+        let outer_sink = sink;
+        let sink = &mut |ev: TranscodeEvent| -> Result<(), TranscodeError> {
+            let closed = match &ev {
+                TranscodeEvent::Segment {
+                    track: 0,
+                    index,
+                    duration_ms,
+                    ..
+                } => Some((*index, *duration_ms)),
+                _ => None,
+            };
+            outer_sink(ev)?;
+            match (closed, subs.borrow_mut().as_mut()) {
+                (Some((i, d)), Some(s)) => s.segment_closed(i, d, outer_sink),
+                _ => Ok(()),
+            }
         };
         let mut packet = Packet::empty();
         let mut read_errors = 0u32;
@@ -329,6 +388,10 @@ impl<'a> Job<'a> {
                 Err(e) => return Err(TranscodeError::Ffmpeg(format!("reading the input: {e}"))),
             }
             let si = packet.stream();
+            if let Some(s) = subs.borrow_mut().as_mut().filter(|s| s.wants(si)) {
+                s.packet(&packet);
+                continue;
+            }
             let tb = if Some(si) == self.video_index {
                 self.video_tb
             } else if Some(si) == audio_index {
@@ -353,11 +416,19 @@ impl<'a> Job<'a> {
             }
             if Some(si) == self.video_index {
                 self.video_packet(&packet, sink)?;
+                if let (Some(s), Some(c)) = (subs.borrow_mut().as_mut(), self.timeline.cuts.first())
+                {
+                    s.set_origin(to_ms(*c, self.video_tb));
+                }
             } else {
                 self.audio_packet(&packet, sink)?;
             }
         }
-        self.finish(sink)
+        self.finish(sink)?;
+        if let Some(t) = self.thumbs.as_mut() {
+            t.flush(sink)?;
+        }
+        Ok(())
     }
 
     pub(super) fn video_packet(
@@ -480,6 +551,9 @@ impl<'a> Job<'a> {
         };
         self.last_frame_pts = Some(pts);
         self.frames += 1;
+        if let Some(t) = self.thumbs.as_mut() {
+            t.frame(&decoded, to_ms(pts, self.video_tb), sink)?;
+        }
         let dur = match decoded.packet().duration {
             d if d > 0 => d,
             _ => self.default_frame_dur,

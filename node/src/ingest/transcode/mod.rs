@@ -13,6 +13,8 @@
 //! - `encoders`: decode once, then per-rung swscale + libx264 on their own threads;
 //! - `audio`: AAC copied, or decoded, resampled and encoded once for every rung;
 //! - `segmenter`: each rung's libavformat `hls` muxer, and picking up its finished segments;
+//! - `subtitles`: text subtitle streams and sidecar cues → segmented WebVTT;
+//! - `thumbnails`: seek thumbnails tiled into JPEG sprite sheets;
 //! - `job`: [`transcode`], the decode loop that drives all of the above.
 //!
 //! Nothing holds more than one segment per rung plus the encoders' look-ahead in memory.
@@ -37,6 +39,8 @@ mod job;
 mod ladder;
 mod segmenter;
 mod source;
+mod subtitles;
+mod thumbnails;
 mod timeline;
 
 // The stages share their private items with each other through this module.
@@ -45,10 +49,17 @@ use encoders::*;
 use job::*;
 use segmenter::*;
 use source::*;
+use subtitles::SubtitlePipe;
+use thumbnails::Thumbnailer;
 use timeline::*;
 
-pub use job::transcode;
+pub use job::{transcode, transcode_with};
 pub use ladder::probe;
+pub use subtitles::{
+    probe_subtitles, subtitle_name, SubtitleOrigin, SubtitleProbe, SubtitleTrack,
+    UnsupportedSubtitle, MAX_SUBTITLE_TRACKS,
+};
+pub use thumbnails::{ThumbnailConfig, ThumbnailLayout};
 
 /// One rung of the ABR ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +168,15 @@ pub enum TranscodeEvent {
         position_s: f64,
         duration_s: Option<f64>,
     },
+}
+
+/// What a transcode makes besides the ladder: subtitle tracks (numbered after the plan's
+/// renditions) and then, with `thumbnails`, one thumbnail sheet track. Subtitle segment `i`
+/// spans the video's segment `i`; thumbnail segment `i` is sprite sheet `i`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    pub subtitles: Vec<SubtitleTrack>,
+    pub thumbnails: Option<ThumbnailLayout>,
 }
 
 /// What [`probe`] decided: one track per rendition.

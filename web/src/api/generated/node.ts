@@ -118,6 +118,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/hls/{movie_id}/thumbnails.vtt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Seek thumbnail index (WebVTT) of the movie's best ingest
+         * @description One cue per thumbnail (every `[ingest.thumbnails] interval_s` seconds of the video); each cue's text is `{manifest_id}/{rendition}/{hash}.jpg?token=T#xywh=x,y,w,h`, relative to this URL: the tile of a JPEG sprite sheet served as a segment.
+         */
+        get: operations["hlsThumbnails"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/hls/{movie_id}/{manifest_id}/{rendition}/index.m3u8": {
         parameters: {
             query?: never;
@@ -142,7 +162,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An init (`{hash}.mp4`) or media (`{hash}.m4s` / `{hash}.ts`) segment */
+        /** An init (`{hash}.mp4`) or media (`{hash}.m4s` / `{hash}.ts`) segment, a WebVTT subtitle segment (`{hash}.vtt`) or a JPEG thumbnail sheet (`{hash}.jpg`) */
         get: operations["hlsSegment"];
         put?: never;
         post?: never;
@@ -355,6 +375,11 @@ export interface operations {
                         movie_id: string;
                         /** @example http://127.0.0.1:8083/hls/tmdb-603/master.m3u8?token=T */
                         master_url: string;
+                        /**
+                         * @description The seek thumbnail index (WebVTT: one cue per thumbnail, its text `sheet.jpg?token=T#xywh=x,y,w,h`, relative to this URL) of the ingest the master playlist picks; 404 `not_found` when the movie has none.
+                         * @example http://127.0.0.1:8083/hls/tmdb-603/thumbnails.vtt?token=T
+                         */
+                        thumbnails_url: string;
                         /** @description Unix seconds: when the playback token in `master_url` expires (at most `gateway.playback_token_ttl_secs` after issue, default 2 h). */
                         expires_at: number;
                         /** @description Premium viewers only: when the token stops serving the premium renditions (403 `premium_required` from then on; the others keep playing until `expires_at`), unix seconds. The end of the premium period named by the access token, when that comes before `expires_at`. */
@@ -554,6 +579,34 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    hlsThumbnails: {
+        parameters: {
+            query: {
+                /** @description Playback token from `/api/v1/movies/{movie_id}/play` */
+                token: components["parameters"]["Token"];
+            };
+            header?: never;
+            path: {
+                movie_id: components["parameters"]["MovieId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The thumbnail index */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/vtt": string;
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     hlsVariant: {
         parameters: {
             query: {
@@ -613,6 +666,8 @@ export interface operations {
                     "video/mp4": string;
                     "video/iso.segment": string;
                     "video/mp2t": string;
+                    "text/vtt": string;
+                    "image/jpeg": string;
                 };
             };
             /** @description Partial content */
