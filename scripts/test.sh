@@ -3,7 +3,8 @@
 # tests that start real tracker and node processes), the web app's build and tests, the
 # packaging checks (packaging/check.sh), the end-to-end browser tests (web/e2e/sso.mjs: a
 # tracker, two nodes and a capture proxy; web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node
-# testnet; web/e2e/wan.mjs: the WAN testnet, home nodes behind NAT; all with Chromium), and a short
+# testnet; web/e2e/media.mjs: a 1-node testnet, audio/subtitle tracks and preferences;
+# web/e2e/wan.mjs: the WAN testnet, home nodes behind NAT; all with Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,12 @@ fi
 step "browser test: watch party, two users on two nodes (play/pause/seek within 300 ms, throttled guest, drift)"
 if ! node web/e2e/party.mjs; then
   echo "the watch-party browser test (web/e2e/party.mjs) failed: see its messages above, web/e2e/artifacts/party-failure-*.png and the testnet logs it names" >&2
+  exit 1
+fi
+
+step "browser test: audio and subtitle tracks (English + German 5.1 audio, English + French subtitles): preferences applied at start, audio switch mid-play, c toggles captions"
+if ! node web/e2e/media.mjs; then
+  echo "the media browser test (web/e2e/media.mjs) failed: see its messages above, web/e2e/artifacts/media-failure.png and the testnet logs it names" >&2
   exit 1
 fi
 

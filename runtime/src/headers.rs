@@ -5,15 +5,17 @@
 //! fonts, the manifest and connections (WebSocket included: CSP3 `'self'` matches `ws:` and
 //! `wss:` on the same host) from its own origin only, `blob:` for the media element and
 //! hls.js's worker (Media Source Extensions hand the video element a `blob:` URL; hls.js
-//! starts its transmuxing worker from a `blob:` URL), `data:` and `blob:` images, and
-//! nothing else: no inline script, no `eval`, no plugins, no `<base>`, no framing.
+//! starts its transmuxing worker from a `blob:` URL), `data:` for the media element too
+//! (hls.js shows subtitles in `<track>` elements whose `src` is the empty `data:,WEBVTT`, so
+//! Chromium's caption menu and Safari keep the cues hls.js adds), `data:` and `blob:` images,
+//! and nothing else: no inline script, no `eval`, no plugins, no `<base>`, no framing.
 //! The tracker answers JSON only: [`api`] forbids everything a document could load.
 
 use warp::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The web app's Content-Security-Policy.
 pub const WEB_APP_CSP: &str = "default-src 'self'; script-src 'self'; \
-style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
+style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: data:; \
 worker-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
 object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 

@@ -29,6 +29,7 @@ pub mod oauth;
 pub mod operator;
 pub mod pages;
 pub mod policy;
+pub mod preferences;
 pub mod requests;
 pub mod rooms;
 pub mod routes;

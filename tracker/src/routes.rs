@@ -26,6 +26,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/me/progress/{movie_id}"),
     ("PUT", "/api/v1/me/progress/{movie_id}"),
     ("GET", "/api/v1/me/history"),
+    ("GET", "/api/v1/me/preferences"),
+    ("PUT", "/api/v1/me/preferences"),
     ("POST", "/api/v1/rooms"),
     ("GET", "/api/v1/rooms/{room_id}"),
     ("GET", "/api/v1/rooms/{room_id}/ws"),

@@ -784,6 +784,32 @@ async fn answers_fit_the_documented_schemas() {
         assert_eq!(s, 400, "{bad}: {b}");
     }
 
+    // Playback preferences.
+    let pf = "/api/v1/me/preferences";
+    let (s, b) = t.call(Method::GET, pf, &at, None).await;
+    check_answer(&doc, "GET", pf, s, &b, &mut errs);
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = t
+        .call(
+            Method::PUT,
+            pf,
+            &at,
+            Some(json!({"audio_language": "de", "subtitle_language": "fr",
+                "subtitles": "forced_only", "subtitle_size": "xl", "subtitle_background": false})),
+        )
+        .await;
+    check_answer(&doc, "PUT", pf, s, &b, &mut errs);
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = t
+        .call(Method::PUT, pf, &at, Some(json!({"audio_language": "d e"})))
+        .await;
+    check_answer(&doc, "PUT", pf, s, &b, &mut errs);
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_preferences")),
+        "{b}"
+    );
+
     // Keys and health.
     let (s, b) = split(
         t.http

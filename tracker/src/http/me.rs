@@ -1,5 +1,5 @@
 //! `me` and the user's own lists: profile (get, patch, delete), watch later, progress,
-//! history.
+//! history, playback preferences.
 
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -11,6 +11,9 @@ use super::common::{caller, json, no_content, render, render_created, v1, with_a
 use crate::accounts::PatchMeRequest;
 use crate::api::Api;
 use crate::library::ProgressRequest;
+
+/// `PUT me/preferences` reads a JSON object first (see [`crate::preferences::parse_body`]).
+type PreferencesBody = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Debug, Deserialize)]
 struct HistoryQuery {
@@ -136,6 +139,32 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                     .and_then(|c| api.history(&c, q.limit, q.cursor.as_deref())),
             )
         });
+    let prefs_get = v1()
+        .and(warp::path!("me" / "preferences"))
+        .and(warp::get())
+        .and(a())
+        .and(caller())
+        .map(|api: Api, h: Caller| {
+            render(
+                StatusCode::OK,
+                h.authenticate(&api, b"").and_then(|c| api.preferences(&c)),
+            )
+        });
+    let prefs_put = v1()
+        .and(warp::path!("me" / "preferences"))
+        .and(warp::put())
+        .and(a())
+        .and(caller())
+        .and(json(limit))
+        .then(|api: Api, h: Caller, b: Json<PreferencesBody>| async move {
+            let res = async {
+                let claims = h.authenticate(&api, b.raw())?;
+                let prefs = crate::preferences::parse_body(b.decode()?)?;
+                api.put_preferences(&claims, prefs).await
+            }
+            .await;
+            render(StatusCode::OK, res)
+        });
     me_get
         .or(me_patch)
         .unify()
@@ -152,6 +181,10 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .or(progress_put)
         .unify()
         .or(history)
+        .unify()
+        .or(prefs_get)
+        .unify()
+        .or(prefs_put)
         .unify()
         .boxed()
 }

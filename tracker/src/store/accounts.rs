@@ -276,7 +276,7 @@ impl Store {
     }
 
     /// Removes an account, its email index and everything stored under its id (watch
-    /// later, progress, history, session families).
+    /// later, progress, history, session families, playback preferences).
     pub async fn delete_user(&self, id: UserId, email: String) -> Result<(), StoreError> {
         self.write(move |t| {
             for tree in [
@@ -285,6 +285,7 @@ impl Store {
                 &t.history,
                 &t.user_families,
                 &t.consents,
+                &t.preferences,
             ] {
                 let keys: Vec<_> = tree.scan_prefix(id.0).keys().collect::<Result<_, _>>()?;
                 for k in keys {

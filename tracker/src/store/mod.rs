@@ -9,7 +9,7 @@
 //!
 //! Everything else in the tracker calls the typed operations on [`Store`] defined in this
 //! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
-//! [`requests`], [`rooms`], [`network`], [`bindings`], [`pages`]); none of them sees a sled type. Each write operation is one
+//! [`requests`], [`rooms`], [`network`], [`bindings`], [`pages`], [`preferences`]); none of them sees a sled type. Each write operation is one
 //! writer job, and a change that spans trees runs in one sled transaction inside it. The
 //! one exception is progress ([`Store::put_progress`]): plain inserts in a fixed order,
 //! because a transaction per write capped durable progress writes (see
@@ -22,6 +22,7 @@ pub mod codec;
 pub mod library;
 pub mod network;
 pub mod pages;
+pub mod preferences;
 pub mod records;
 pub mod requests;
 pub mod rooms;
@@ -104,6 +105,8 @@ struct Trees {
     watchlist: sled::Tree,
     /// user id ++ movie id → [`Progress`]
     progress: sled::Tree,
+    /// user id → [`Preferences`] (audio/subtitle languages, caption style)
+    preferences: sled::Tree,
     /// user id ++ (u64::MAX - updated_at_ms) ++ (u64::MAX - seq) ++ movie id → ()
     history: sled::Tree,
     /// room id → [`RoomRecord`]
@@ -159,6 +162,7 @@ impl Trees {
             consents: db.open_tree("consents")?,
             watchlist: db.open_tree("watchlist")?,
             progress: db.open_tree("progress")?,
+            preferences: db.open_tree("preferences")?,
             history: db.open_tree("history")?,
             rooms: db.open_tree("rooms")?,
             billing_events: db.open_tree("billing_events")?,

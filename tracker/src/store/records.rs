@@ -183,6 +183,57 @@ pub struct Progress {
     pub seq: u64,
 }
 
+/// Whether subtitles are shown when a movie starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubtitleMode {
+    /// No subtitles.
+    #[default]
+    Off,
+    /// Subtitles in `subtitle_language` (or the default track).
+    On,
+    /// Only a forced track (signs, foreign dialogue) in the audio's language.
+    ForcedOnly,
+}
+
+/// How large captions are drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubtitleSize {
+    S,
+    #[default]
+    M,
+    L,
+    Xl,
+}
+
+/// A user's playback preferences, applied by the player when a movie starts. Also the
+/// JSON of `GET/PUT me/preferences` (fields missing from a PUT take their defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Preferences {
+    /// BCP 47 tag of the preferred audio language; `None`: the movie's default track.
+    pub audio_language: Option<String>,
+    /// BCP 47 tag of the preferred subtitle language.
+    pub subtitle_language: Option<String>,
+    pub subtitles: SubtitleMode,
+    pub subtitle_size: SubtitleSize,
+    /// Captions on a dark box (true) or with an outline only (false).
+    pub subtitle_background: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            audio_language: None,
+            subtitle_language: None,
+            subtitles: SubtitleMode::Off,
+            subtitle_size: SubtitleSize::M,
+            subtitle_background: true,
+        }
+    }
+}
+
 /// Key of a history entry: newest first within a user's prefix (by timestamp, then by
 /// write order).
 pub fn history_key(user: &UserId, progress: &Progress, movie: &str) -> Vec<u8> {

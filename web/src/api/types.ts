@@ -84,3 +84,5 @@ export type ProgressRequest = TrackerSchemas['ProgressRequest'];
 export type ProgressView = TrackerSchemas['ProgressView'];
 /** `GET /me/history`: one page, newest first. */
 export type HistoryPage = TrackerSchemas['HistoryPage'];
+/** `GET`/`PUT /me/preferences`: audio/subtitle languages and caption style, applied when a movie starts. */
+export type Preferences = TrackerSchemas['Preferences'];

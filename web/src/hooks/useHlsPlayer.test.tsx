@@ -98,6 +98,85 @@ describe('useHlsPlayer', () => {
     expect(player().levels.map((l) => l.label)).toEqual(['1080p', '720p', '480p']);
   });
 
+  it('applies the preferences to the first audio and subtitle tracks, and c toggles captions', async () => {
+    routes();
+    const prefs = {
+      audio_language: 'de',
+      subtitle_language: 'fr',
+      subtitles: 'on' as const,
+      subtitle_size: 'm' as const,
+      subtitle_background: true,
+    };
+    const { player } = mount('tmdb-603', { preferences: () => prefs });
+    await waitFor(() => expect(instances).toHaveLength(1));
+    const hls = instances[0]!;
+    const track = (id: number, name: string, lang: string, extra = {}) => ({ id, name, lang, default: false, forced: false, ...extra });
+    act(() =>
+      hls.emit('hlsAudioTracksUpdated', {
+        audioTracks: [track(0, 'English', 'en', { default: true, channels: '2' }), track(1, 'Deutsch', 'de', { channels: '6' })],
+      }),
+    );
+    expect(hls.audioTrack).toBe(1);
+    expect(player().audioTracks.map((t) => t.lang)).toEqual(['en', 'de']);
+    expect(player().audioTrack).toBe(1);
+    // hls.js picks the DEFAULT English track itself just after the event; the preference wins.
+    hls.autoSubtitle = true;
+    await act(async () => {
+      hls.emit('hlsSubtitleTracksUpdated', {
+        subtitleTracks: [track(0, 'English', 'en', { default: true }), track(1, 'Français', 'fr')],
+      });
+      await Promise.resolve();
+    });
+    expect(hls.subtitleTrack).toBe(1);
+    expect(player().subtitleTrack).toBe(1);
+
+    // A later update (another level's audio group) does not undo a viewer's choice.
+    act(() => player().chooseAudio(0));
+    expect(hls.audioTrack).toBe(0);
+    act(() => hls.emit('hlsAudioTracksUpdated', { audioTracks: hls.audioTracks }));
+    expect(hls.audioTrack).toBe(0);
+
+    // c: off, then back on in French (not the DEFAULT English).
+    act(() => player().toggleCaptions());
+    expect(hls.subtitleTrack).toBe(-1);
+    expect(player().subtitleTrack).toBe(-1);
+    act(() => player().toggleCaptions());
+    expect(hls.subtitleTrack).toBe(1);
+    act(() => player().chooseSubtitle(0));
+    act(() => player().toggleCaptions());
+    act(() => player().toggleCaptions());
+    expect(hls.subtitleTrack).toBe(0);
+  });
+
+  it('without preferences keeps the DEFAULT audio and shows no subtitles', async () => {
+    routes();
+    mount('tmdb-603');
+    await waitFor(() => expect(instances).toHaveLength(1));
+    const hls = instances[0]!;
+    const t = (id: number, lang: string, d: boolean) => ({ id, name: lang, lang, default: d, forced: false });
+    act(() => hls.emit('hlsAudioTracksUpdated', { audioTracks: [t(0, 'fr', false), t(1, 'en', true)] }));
+    expect(hls.audioTrack).toBe(1);
+    hls.autoSubtitle = true; // hls.js selects the DEFAULT subtitle track
+    await act(async () => {
+      hls.emit('hlsSubtitleTracksUpdated', { subtitleTracks: [t(0, 'en', true)] });
+      await Promise.resolve();
+    });
+    expect(hls.subtitleTrack).toBe(-1);
+  });
+
+  it('hands the thumbnail index URL of the play answer on', async () => {
+    session.save(TOKENS);
+    mockFetch({
+      'GET /api/v1/movies/tmdb-603/play': json(200, {
+        ...PLAY('tmdb-603'),
+        thumbnails_url: 'http://127.0.0.1:8083/hls/tmdb-603/thumbnails.vtt?token=pt',
+      }),
+    });
+    const onThumbnails = vi.fn();
+    mount('tmdb-603', { onThumbnails });
+    await waitFor(() => expect(onThumbnails).toHaveBeenCalledWith('/hls/tmdb-603/thumbnails.vtt?token=pt'));
+  });
+
   it('starts at 0 without a start position', async () => {
     routes();
     mount('tmdb-603');

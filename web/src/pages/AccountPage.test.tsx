@@ -60,4 +60,34 @@ describe('account page', () => {
       'The tracker is restarting. Try again in a minute.',
     );
   });
+
+  it('edits the playback preferences and saves them at the tracker', async () => {
+    session.save(TOKENS);
+    const stored = { audio_language: null, subtitle_language: null, subtitles: 'off', subtitle_size: 'm', subtitle_background: true };
+    const { calls } = mockFetch({
+      'GET /api/v1/me': json(200, ADA),
+      'GET /api/v1/me/preferences': json(200, stored),
+      'PUT /api/v1/me/preferences': (call) => json(200, call.body),
+    });
+    const { user } = renderApp('/account');
+
+    const form = await screen.findByTestId('playback-preferences');
+    await user.selectOptions(within(form).getByLabelText('Audio language'), 'de');
+    await user.selectOptions(within(form).getByLabelText('Subtitles'), 'on');
+    await user.selectOptions(within(form).getByLabelText('Subtitle language'), 'fr');
+    await user.selectOptions(within(form).getByLabelText('Caption size'), 'l');
+    await user.click(within(form).getByLabelText(/Caption\s+background/));
+    await user.click(within(form).getByRole('button', { name: 'Save playback preferences' }));
+
+    expect((await screen.findByTestId('playback-preferences-status')).textContent).toMatch(/Saved/);
+    expect(calls.at(-1)).toMatchObject({
+      method: 'PUT',
+      path: '/api/v1/me/preferences',
+      body: { audio_language: 'de', subtitle_language: 'fr', subtitles: 'on', subtitle_size: 'l', subtitle_background: false },
+    });
+    // Back to the movie's default audio: null, not an empty tag.
+    await user.selectOptions(within(form).getByLabelText('Audio language'), '');
+    await user.click(within(form).getByRole('button', { name: 'Save playback preferences' }));
+    await waitFor(() => expect(calls.at(-1)?.body).toMatchObject({ audio_language: null }));
+  });
 });

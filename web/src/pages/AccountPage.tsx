@@ -1,6 +1,7 @@
 import { getMe } from '../api/me';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { Page } from '../components/Page';
+import { PlaybackPreferences } from '../components/PlaybackPreferences';
 import { Loading } from '../components/States';
 import { useAsync } from '../hooks/useAsync';
 import { useSignOut } from '../hooks/useSignOut';
@@ -39,6 +40,7 @@ export default function AccountPage() {
               </p>
             </div>
           )}
+          <PlaybackPreferences />
         </>
       )}
       <p>

@@ -4,7 +4,8 @@ import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { ApiError } from '../api/client';
 import { getMovie } from '../api/catalog';
 import { getProgress, putProgress } from '../api/library';
-import type { MovieDetail } from '../api/types';
+import { DEFAULT_PREFERENCES, getPreferences } from '../api/preferences';
+import type { MovieDetail, Preferences } from '../api/types';
 import { FullscreenIcon, MutedIcon, PauseIcon, PlayIcon, VolumeIcon } from '../components/Icons';
 import { Page } from '../components/Page';
 import { Failed, Loading } from '../components/States';
@@ -12,6 +13,11 @@ import { errorMessage, useAsync } from '../hooks/useAsync';
 import { useHlsPlayer } from '../hooks/useHlsPlayer';
 import { handlePlayerKey } from '../player/keys';
 import { ProgressSaver } from '../player/progressSaver';
+import { SeekPreview } from '../player/SeekPreview';
+import { loadThumbnails, type Thumbnail } from '../player/thumbnails';
+import { captionClasses, TrackMenus } from '../player/TrackMenus';
+import { usePlayerPreferences } from '../player/usePlayerPreferences';
+import { preferencesFromChoice } from '../player/tracks';
 import { formatTime, resumePosition } from '../playback';
 import NotFoundPage from './NotFoundPage';
 
@@ -33,8 +39,13 @@ export default function PlayerPage() {
   const t = useRef(params.get('t')).current;
   const { state, reload } = useAsync(
     async (signal) => {
-      const [movie, start] = await Promise.all([getMovie(id, signal), startPosition(id, t, signal)]);
-      return { movie, start };
+      const [movie, start, prefs] = await Promise.all([
+        getMovie(id, signal),
+        startPosition(id, t, signal),
+        // Without them the movie still plays, with its DEFAULT tracks.
+        getPreferences(signal).catch(() => DEFAULT_PREFERENCES),
+      ]);
+      return { movie, start, prefs };
     },
     [id],
   );
@@ -49,7 +60,7 @@ export default function PlayerPage() {
       </Page>
     );
   }
-  return <Player movie={state.data.movie} startAt={state.data.start} />;
+  return <Player movie={state.data.movie} startAt={state.data.start} prefs={state.data.prefs} />;
 }
 
 type Failure = { message: string; code: string | null };
@@ -64,7 +75,7 @@ function describeFatal(data: ErrorData): string {
   return `Playback failed (${data.details}). Retry to reload the stream.`;
 }
 
-function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
+function Player({ movie, startAt, prefs }: { movie: MovieDetail; startAt: number; prefs: Preferences }) {
   const videoRef = useRef<HTMLVideoElement>(null);
   const frameRef = useRef<HTMLDivElement>(null);
   const saverRef = useRef<ProgressSaver | null>(null);
@@ -79,6 +90,9 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
   const [volume, setVolume] = useState(1);
   const [muted, setMuted] = useState(false);
   const [buffering, setBuffering] = useState(false);
+  const [thumbsUrl, setThumbsUrl] = useState<string | null>(null);
+  const [thumbnails, setThumbnails] = useState<Thumbnail[]>([]);
+  const { prefsRef, style, changeStyle, store, saveStatus } = usePlayerPreferences(prefs);
 
   const duration = mediaDuration > 0 ? mediaDuration : (movie.duration_s ?? 0);
 
@@ -108,8 +122,10 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
     const p = video?.play() as Promise<void> | undefined;
     p?.catch(() => setPaused(true)); // autoplay refused: the Play button is there
   };
-  const { levels, playingLevel, chosenLevel, chooseLevel, reload } = useHlsPlayer(videoRef, movie.id, {
+  const hls = useHlsPlayer(videoRef, movie.id, {
     startPosition: () => resumeFrom.current,
+    preferences: () => prefsRef.current,
+    onThumbnails: setThumbsUrl,
     onLoad: () => {
       saverRef.current?.disarm();
       setLoading(true);
@@ -137,6 +153,24 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
       fail({ message: 'This browser cannot play HLS video. Try a current Chrome, Firefox, Edge or Safari.', code: 'unsupported' }),
     onMediaError: (error) => fail({ message: `The video could not be played (error ${error.code}).`, code: 'media_error' }),
   });
+
+  const { levels, playingLevel, chosenLevel, chooseLevel, reload, toggleCaptions } = hls;
+
+  // Seek-bar thumbnails, when the movie has an index (a missing or bad one: none).
+  useEffect(() => {
+    if (!thumbsUrl) return;
+    const controller = new AbortController();
+    loadThumbnails(thumbsUrl, controller.signal)
+      .then(setThumbnails)
+      .catch(() => setThumbnails([]));
+    return () => controller.abort();
+  }, [thumbsUrl]);
+
+  const savePreferences = useCallback(() => {
+    const audio = hls.audioTracks[hls.audioTrack] ?? null;
+    const subtitle = hls.subtitleTracks[hls.subtitleTrack] ?? null;
+    void store(preferencesFromChoice({ ...prefsRef.current, ...style }, audio, subtitle));
+  }, [hls.audioTracks, hls.audioTrack, hls.subtitleTracks, hls.subtitleTrack, store, prefsRef, style]);
 
   // Mirror the media element's state for the controls.
   useEffect(() => {
@@ -202,11 +236,11 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.defaultPrevented) return;
-      if (handlePlayerKey(e, { togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen })) e.preventDefault();
+      if (handlePlayerKey(e, { togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen, toggleCaptions })) e.preventDefault();
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen]);
+  }, [togglePlay, seekBy, changeVolume, toggleMute, toggleFullscreen, toggleCaptions]);
 
   function retry() {
     const video = videoRef.current;
@@ -231,7 +265,7 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
       >
         <video
           ref={videoRef}
-          className="player-video"
+          className={`player-video ${captionClasses(style)}`}
           data-testid="player-video"
           playsInline
           preload="auto"
@@ -267,9 +301,8 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
         <span className="player-time" aria-hidden="true">
           {formatTime(time)} / {formatTime(duration)}
         </span>
-        <input
-          className="player-seek"
-          type="range"
+        <SeekPreview
+          thumbnails={thumbnails}
           min={0}
           max={Math.max(duration, time, 1)}
           step={1}
@@ -318,8 +351,20 @@ function Player({ movie, startAt }: { movie: MovieDetail; startAt: number }) {
           <FullscreenIcon />
         </button>
       </div>
+      <TrackMenus
+        audioTracks={hls.audioTracks}
+        audioTrack={hls.audioTrack}
+        onAudio={hls.chooseAudio}
+        subtitleTracks={hls.subtitleTracks}
+        subtitleTrack={hls.subtitleTrack}
+        onSubtitle={hls.chooseSubtitle}
+        style={style}
+        onStyle={changeStyle}
+        onSave={savePreferences}
+        saveStatus={saveStatus}
+      />
       <p className="hint keys-hint">
-        Keys: Space play/pause · ←/→ 10 s · ↑/↓ volume · F fullscreen · M mute
+        Keys: Space play/pause · ←/→ 10 s · ↑/↓ volume · F fullscreen · M mute · C captions
       </p>
     </Page>
   );

@@ -1,10 +1,16 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useParams } from 'react-router-dom';
+import { DEFAULT_PREFERENCES, getPreferences } from '../api/preferences';
 import { getRoom, inviteLink, RoomConnection, type ConnectionStatus, type Room, type RoomMember } from '../api/rooms';
+import type { Preferences } from '../api/types';
 import { Page } from '../components/Page';
 import { Failed, Loading } from '../components/States';
 import { useAsync } from '../hooks/useAsync';
 import { useHlsPlayer } from '../hooks/useHlsPlayer';
+import { handlePlayerKey } from '../player/keys';
+import { captionClasses, TrackMenus } from '../player/TrackMenus';
+import { preferencesFromChoice } from '../player/tracks';
+import { usePlayerPreferences } from '../player/usePlayerPreferences';
 import { formatTime } from '../playback';
 import { SyncController, type SyncStatus } from '../sync/controller';
 import NotFoundPage from './NotFoundPage';
@@ -18,7 +24,14 @@ interface ChatLine {
 /** `/room/:id`: a watch party — the synchronised player, who is here, chat, and the sync indicator. */
 export default function RoomPage() {
   const id = useParams().id ?? '';
-  const { state, reload } = useAsync((signal) => getRoom(id, signal), [id]);
+  const { state, reload } = useAsync(
+    async (signal) => {
+      // Each member's own preferences pick their own tracks; only time and play state are shared.
+      const [room, prefs] = await Promise.all([getRoom(id, signal), getPreferences(signal).catch(() => DEFAULT_PREFERENCES)]);
+      return { room, prefs };
+    },
+    [id],
+  );
   if (state.status === 'error' && state.code === 'not_found') return <NotFoundPage />;
   if (state.status !== 'ready') {
     return (
@@ -27,10 +40,12 @@ export default function RoomPage() {
       </Page>
     );
   }
-  return <RoomView room={state.data} />;
+  return <RoomView room={state.data.room} prefs={state.data.prefs} />;
 }
 
-function RoomView({ room }: { room: Room }) {
+const noop = () => undefined;
+
+function RoomView({ room, prefs }: { room: Room; prefs: Preferences }) {
   const videoRef = useRef<HTMLVideoElement>(null);
   const connRef = useRef<RoomConnection | null>(null);
   const syncRef = useRef<SyncController | null>(null);
@@ -46,11 +61,31 @@ function RoomView({ room }: { room: Room }) {
   const [error, setError] = useState<string | null>(null);
   const [duration, setDuration] = useState(0);
 
-  // The stream (useHlsPlayer), from the start: the sync controller seeks and plays it.
-  useHlsPlayer(videoRef, room.movie_id, {
+  const { prefsRef, style, changeStyle, store, saveStatus } = usePlayerPreferences(prefs);
+
+  // The stream (useHlsPlayer), from the start: the sync controller seeks and plays it. The
+  // audio and subtitle tracks are this member's own choice (never sent to the room).
+  const hls = useHlsPlayer(videoRef, room.movie_id, {
+    preferences: () => prefsRef.current,
     onFatal: (data) => setError(`playback failed: ${data.details}`),
     onError: (err) => setError(err instanceof Error ? err.message : String(err)),
   });
+  const { toggleCaptions } = hls;
+  useEffect(() => {
+    // `c` only: the room's play/seek controls are shared and stay on their buttons.
+    const onKey = (e: KeyboardEvent) => {
+      if (e.defaultPrevented || (e.key !== 'c' && e.key !== 'C')) return;
+      const actions = { togglePlay: noop, seekBy: noop, changeVolume: noop, toggleMute: noop, toggleFullscreen: noop, toggleCaptions };
+      if (handlePlayerKey(e, actions)) e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [toggleCaptions]);
+  const savePreferences = () => {
+    const audio = hls.audioTracks[hls.audioTrack] ?? null;
+    const subtitle = hls.subtitleTracks[hls.subtitleTrack] ?? null;
+    void store(preferencesFromChoice({ ...prefsRef.current, ...style }, audio, subtitle));
+  };
 
   // The room connection and the sync loop.
   useEffect(() => {
@@ -133,11 +168,24 @@ function RoomView({ room }: { room: Room }) {
           <video
             ref={videoRef}
             data-testid="room-video"
+            className={captionClasses(style)}
             playsInline
             onLoadedMetadata={(e) => setDuration(e.currentTarget.duration)}
             onClick={() => syncRef.current?.unblock()}
           />
           {error && <p role="alert">{error}</p>}
+          <TrackMenus
+            audioTracks={hls.audioTracks}
+            audioTrack={hls.audioTrack}
+            onAudio={hls.chooseAudio}
+            subtitleTracks={hls.subtitleTracks}
+            subtitleTrack={hls.subtitleTrack}
+            onSubtitle={hls.chooseSubtitle}
+            style={style}
+            onStyle={changeStyle}
+            onSave={savePreferences}
+            saveStatus={saveStatus}
+          />
           <div className="room-controls">
             {canControl ? (
               <>

@@ -8,6 +8,7 @@ function actions() {
     changeVolume: vi.fn<(d: number) => void>(),
     toggleMute: vi.fn<() => void>(),
     toggleFullscreen: vi.fn<() => void>(),
+    toggleCaptions: vi.fn<() => void>(),
   } satisfies PlayerActions;
 }
 
@@ -49,5 +50,18 @@ describe('player keys', () => {
     expect(Object.values(a).every((f) => f.mock.calls.length === 0)).toBe(true);
     // Space on a focused slider still plays/pauses.
     expect(handlePlayerKey(key(' ', range), a)).toBe(true);
+  });
+
+  it('c toggles captions, only where the player offers it', () => {
+    const a = actions();
+    expect(handlePlayerKey(key('c'), a)).toBe(true);
+    expect(handlePlayerKey(key('C'), a)).toBe(true);
+    expect(a.toggleCaptions).toHaveBeenCalledTimes(2);
+    // Typed into a text field, or with a modifier (Ctrl+C copies): not a shortcut.
+    expect(handlePlayerKey(key('c', document.createElement('input')), a)).toBe(false);
+    expect(handlePlayerKey(key('c', document.body, { ctrlKey: true }), a)).toBe(false);
+    expect(a.toggleCaptions).toHaveBeenCalledTimes(2);
+    const { toggleCaptions: _, ...without } = a;
+    expect(handlePlayerKey(key('c'), without)).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The player's keyboard shortcuts: space (or k) play/pause, ←/→ seek 10 s,
- * ↑/↓ volume, f fullscreen, m mute.
+ * ↑/↓ volume, f fullscreen, m mute, c captions on/off.
  */
 
 export const SEEK_STEP_S = 10;
@@ -12,6 +12,8 @@ export interface PlayerActions {
   changeVolume(delta: number): void;
   toggleMute(): void;
   toggleFullscreen(): void;
+  /** Captions off, or back on in the language last shown (absent: `c` is not a shortcut). */
+  toggleCaptions?(): void;
 }
 
 /**
@@ -54,6 +56,11 @@ export function handlePlayerKey(e: KeyboardEvent, actions: PlayerActions): boole
     case 'm':
     case 'M':
       actions.toggleMute();
+      return true;
+    case 'c':
+    case 'C':
+      if (!actions.toggleCaptions) return false;
+      actions.toggleCaptions();
       return true;
     default:
       return false;

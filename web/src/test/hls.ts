@@ -10,7 +10,15 @@ export const instances: FakeHls[] = [];
 type Handler = (event: string, data: unknown) => void;
 
 export default class FakeHls {
-  static Events = { MANIFEST_PARSED: 'hlsManifestParsed', LEVEL_SWITCHED: 'hlsLevelSwitched', ERROR: 'hlsError' };
+  static Events = {
+    MANIFEST_PARSED: 'hlsManifestParsed',
+    LEVEL_SWITCHED: 'hlsLevelSwitched',
+    ERROR: 'hlsError',
+    AUDIO_TRACKS_UPDATED: 'hlsAudioTracksUpdated',
+    AUDIO_TRACK_SWITCHED: 'hlsAudioTrackSwitched',
+    SUBTITLE_TRACKS_UPDATED: 'hlsSubtitleTracksUpdated',
+    SUBTITLE_TRACK_SWITCH: 'hlsSubtitleTrackSwitch',
+  };
   static supported = true;
   static isSupported() {
     return FakeHls.supported;
@@ -19,6 +27,14 @@ export default class FakeHls {
   media: HTMLMediaElement | null = null;
   destroyed = false;
   currentLevel = -1;
+  /** What the test last announced with `emit('hlsAudioTracksUpdated', …)` and friends. */
+  audioTracks: unknown[] = [];
+  audioTrack = -1;
+  subtitleTracks: unknown[] = [];
+  subtitleTrack = -1;
+  subtitleDisplay = true;
+  /** Make the fake pick the DEFAULT subtitle track after SUBTITLE_TRACKS_UPDATED, as hls.js does. */
+  autoSubtitle = false;
   private handlers = new Map<string, Handler[]>();
   constructor(readonly config: { startPosition?: number }) {
     instances.push(this);
@@ -36,6 +52,16 @@ export default class FakeHls {
     this.destroyed = true;
   }
   emit(event: string, data: unknown) {
+    if (event === FakeHls.Events.SUBTITLE_TRACKS_UPDATED) {
+      // Like hls.js: its own choice (the DEFAULT track) is made right after the event.
+      const tracks = (data as { subtitleTracks?: Array<{ default?: boolean }> }).subtitleTracks ?? [];
+      queueMicrotask(() => {
+        if (this.autoSubtitle) this.subtitleTrack = tracks.findIndex((t) => t.default);
+      });
+    }
+    const d = data as { audioTracks?: unknown[]; subtitleTracks?: unknown[] };
+    if (event === FakeHls.Events.AUDIO_TRACKS_UPDATED && d.audioTracks) this.audioTracks = d.audioTracks;
+    if (event === FakeHls.Events.SUBTITLE_TRACKS_UPDATED && d.subtitleTracks) this.subtitleTracks = d.subtitleTracks;
     for (const fn of this.handlers.get(event) ?? []) fn(event, data);
   }
 }

@@ -354,6 +354,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The user's playback preferences
+         * @description Preferred audio and subtitle languages, whether subtitles start off, on or
+         *     forced-only, and caption size and background. Defaults until the user saves any:
+         *     no languages (the movie's DEFAULT tracks), subtitles `off`, size `m`, background on.
+         *     The web player applies them when a movie starts, in watch-party rooms too (each
+         *     member their own; track choices are never shared with the room).
+         */
+        get: operations["getPreferences"];
+        /**
+         * Replace the playback preferences
+         * @description Replaces the stored preferences; a field left out takes its default (so `{}`
+         *     resets them). A language is a BCP 47 tag such as `de`, `en-US` or `deu` (subtags
+         *     of 1 to 8 letters or digits joined by hyphens, the first 2 to 8 letters, at most
+         *     35 characters) or null; anything else is 400 `invalid_preferences`. Unknown fields
+         *     or values are 400 `invalid_json`. Answered once durable; deleted with the account.
+         */
+        put: operations["putPreferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rooms": {
         parameters: {
             query?: never;
@@ -1464,6 +1496,28 @@ export interface components {
              */
             added_at: number;
         };
+        Preferences: {
+            /** @description Preferred audio language (BCP 47); null plays the movie's DEFAULT track. */
+            audio_language: string | null;
+            /**
+             * @description Preferred subtitle language (BCP 47) when `subtitles` is `on`; null picks the
+             *     DEFAULT subtitle track (else the first one).
+             */
+            subtitle_language: string | null;
+            /**
+             * @description `off`: no subtitles at start. `on`: subtitles in `subtitle_language`.
+             *     `forced_only`: only a FORCED track in the language of the audio being played.
+             * @enum {string}
+             */
+            subtitles: "off" | "on" | "forced_only";
+            /**
+             * @description Caption size.
+             * @enum {string}
+             */
+            subtitle_size: "s" | "m" | "l" | "xl";
+            /** @description Captions on a dark box (true) or outlined only (false). */
+            subtitle_background: boolean;
+        };
         ProgressRequest: {
             /**
              * Format: double
@@ -1686,7 +1740,8 @@ export interface components {
          * @description The request is not valid: `invalid_json` (the body does not parse, has unknown
          *     fields or lacks required ones), or a validation code such as `invalid_email`,
          *     `weak_password`, `invalid_password`, `invalid_name`, `invalid_token`,
-         *     `invalid_movie_id`, `invalid_progress`, `invalid_cursor`, `invalid_query`.
+         *     `invalid_movie_id`, `invalid_progress`, `invalid_cursor`, `invalid_query`,
+         *     `invalid_preferences`.
          */
         BadRequest: {
             headers: {
@@ -2360,6 +2415,57 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getPreferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The preferences (stored, or the defaults). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    putPreferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Preferences"];
+            };
+        };
+        responses: {
+            /** @description The preferences now stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            411: components["responses"]["LengthRequired"];
+            413: components["responses"]["BodyTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
