@@ -287,8 +287,8 @@ fn subtitle_streams_sidecars_and_thumbnails() {
     assert_eq!(
         langs,
         [
-            ("subs-eng", Some("eng"), false),
-            ("subs-fre-forced", Some("fre"), true)
+            ("subs-en", Some("en"), false),
+            ("subs-fr-forced", Some("fr"), true)
         ]
     );
     let unsupported: Vec<_> = subs.unsupported.iter().map(|u| u.codec.as_str()).collect();

@@ -64,6 +64,36 @@ pub fn master_playlist(
             TrackKind::Video | TrackKind::Thumbnails(_) => {}
         }
     }
+    // Every audio group offers every language (HLS authoring rule; hls.js lists only the
+    // playing group's tracks): a stream with no rendition in a group (a stereo-only source
+    // in the surround group) is listed there with its rendition from the first group.
+    if groups.len() > 1 {
+        let audio: Vec<(&MediaInfo, &str)> = listed
+            .iter()
+            .filter(|(_, t, _)| t.kind == TrackKind::Audio)
+            .filter_map(|(_, t, uri)| Some((t.media.as_ref()?, uri.as_str())))
+            .collect();
+        let first = groups[0].0;
+        for (group, _, _, _) in groups.iter().skip(1) {
+            let members: Vec<&MediaInfo> = audio
+                .iter()
+                .filter(|(m, _)| m.group == *group)
+                .map(|(m, _)| *m)
+                .collect();
+            let has_default = members.iter().any(|m| m.default);
+            for (m, uri) in audio.iter().filter(|(m, _)| m.group == first) {
+                let present = members
+                    .iter()
+                    .any(|o| o.name == m.name && o.language == m.language);
+                if !present {
+                    let mut copy = (*m).clone();
+                    copy.group = (*group).to_owned();
+                    copy.default = m.default && !has_default;
+                    write_media(&mut out, "AUDIO", &copy, uri);
+                }
+            }
+        }
+    }
     let subs = subtitle_group
         .map(|g| format!(",SUBTITLES=\"{g}\""))
         .unwrap_or_default();
@@ -296,9 +326,13 @@ mod tests {
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-stereo\",NAME=\"Director (Commentary)\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",CHARACTERISTICS=\"public.accessibility.describes-video\",URI=\"a-comm-2/2.m3u8\"\n\
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-surround\",NAME=\"Deutsch\",LANGUAGE=\"de\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"6\",URI=\"a-de-6/3.m3u8\"\n\
 #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"sub-en/4.m3u8\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-surround\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"a-en-2/1.m3u8\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-surround\",NAME=\"Director (Commentary)\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",CHARACTERISTICS=\"public.accessibility.describes-video\",URI=\"a-comm-2/2.m3u8\"\n\
 #EXT-X-STREAM-INF:BANDWIDTH=256000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"aud-stereo\",SUBTITLES=\"subs\"\n360p/0.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=256000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"aud-surround\",SUBTITLES=\"subs\"\n360p/0.m3u8\n"
         );
+        // The surround group offers every language too: the stereo-only English streams are
+        // listed there with their stereo renditions.
         assert!(!text.contains("thumbs"));
         // A viewer's filter still drops rungs; an audio-only movie lists its groups.
         let none = master_playlist(&m, |i, t| (!t.is_video()).then(|| format!("{i}")));

@@ -113,12 +113,16 @@ pub fn parse_sidecars(
             }
         };
         let n = parse_sidecar_name(&file, video_stem);
-        let name = subtitle_name(n.language.as_deref(), n.forced, &names);
+        let language = n
+            .language
+            .as_deref()
+            .and_then(reelnet_proto::lang::normalize);
+        let name = subtitle_name(language.as_deref(), n.forced, &names);
         names.push(name.clone());
-        tracing::info!(file, language = ?n.language, cues = cues.len(), "sidecar subtitles");
+        tracing::info!(file, language = ?language, cues = cues.len(), "sidecar subtitles");
         out.push(SubtitleTrack {
             name,
-            language: n.language,
+            language,
             title: None,
             forced: n.forced,
             default: false,
@@ -183,7 +187,7 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("subs-eng-forced", Some("eng"), true),
+                ("subs-en-forced", Some("en"), true),
                 ("subs-es", Some("es"), false),
                 ("subs-en-2", Some("en"), false),
             ]

@@ -152,7 +152,16 @@ export function useHlsPlayer(
           setLevels(qualityLevels(data.levels));
           opts().onReady?.();
         });
-        instance.on(HlsCtor.Events.LEVEL_SWITCHED, (_e, data) => setPlayingLevel(data.level));
+        // A level of another audio group (stereo / surround) carries other audio tracks, and
+        // hls.js does not always announce them with AUDIO_TRACKS_UPDATED: read them again.
+        const syncAudio = () => {
+          setAudioTracks(instance.audioTracks.map(trackInfo));
+          setAudioTrack(instance.audioTrack);
+        };
+        instance.on(HlsCtor.Events.LEVEL_SWITCHED, (_e, data) => {
+          setPlayingLevel(data.level);
+          syncAudio();
+        });
         // The preferences pick the first audio and subtitle tracks of each load; later
         // updates (another level's audio group) keep what hls.js carries over.
         let audioChosen = false;
@@ -167,7 +176,7 @@ export function useHlsPlayer(
           }
           setAudioTrack(instance.audioTrack);
         });
-        instance.on(HlsCtor.Events.AUDIO_TRACK_SWITCHED, (_e, data) => setAudioTrack(data.id));
+        instance.on(HlsCtor.Events.AUDIO_TRACK_SWITCHED, () => syncAudio());
         instance.on(HlsCtor.Events.SUBTITLE_TRACKS_UPDATED, (_e, data) => {
           const tracks = data.subtitleTracks.map(trackInfo);
           setSubtitleTracks(tracks);

@@ -85,13 +85,10 @@ fn is_text_codec(id: codec::Id) -> bool {
     )
 }
 
-/// A language tag from stream metadata: `und` and anything not tag-like is dropped.
+/// A language tag from stream metadata, normalized like the audio tracks' (`eng` → `en`,
+/// `ger` → `de`): `und` and anything not tag-like is dropped.
 fn tag_language(lang: Option<&str>) -> Option<String> {
-    let l = lang?.trim();
-    let ok = (2..=16).contains(&l.len())
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !l.eq_ignore_ascii_case("und");
-    ok.then(|| l.to_owned())
+    lang.and_then(reelnet_proto::lang::normalize)
 }
 
 /// A rendition name for a subtitle track: `subs-<lang>[-forced]`, numbered when taken.
@@ -371,7 +368,8 @@ mod tests {
 
     #[test]
     fn language_tags() {
-        assert_eq!(tag_language(Some("eng")).as_deref(), Some("eng"));
+        assert_eq!(tag_language(Some("eng")).as_deref(), Some("en"));
+        assert_eq!(tag_language(Some("pt-BR")).as_deref(), Some("pt-BR"));
         assert_eq!(tag_language(Some("und")), None);
         assert_eq!(tag_language(Some("a\"b")), None);
         assert_eq!(tag_language(None), None);
