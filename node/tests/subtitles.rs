@@ -211,9 +211,10 @@ fn subtitle_streams_sidecars_and_thumbnails() {
         &d("en.srt"),
         "-i",
         &d("fr.ass"),
-        // Without it the dvdsub encoder writes a never-ending last packet (the PGS decoder
-        // does not know when a picture ends), and the MKV claims to last 49 days.
-        "-fix_sub_duration",
+        // No -fix_sub_duration: the dvdsub encoder then writes a never-ending last packet
+        // (the PGS decoder does not know when a picture ends) and the MKV claims to last
+        // 49 days, as real files do; the transcoder takes the duration of the picture and
+        // sound streams instead of calling the movie truncated.
         "-i",
         &d("pgs.sup"),
         "-map",

@@ -227,6 +227,28 @@ pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
             input: input.to_owned(),
         });
     }
+    // The container's duration counts every stream: a subtitle stream whose last event has
+    // no end (a PGS/VobSub track) can make it weeks long. When the picture and sound
+    // streams state their own durations, the longest of them is the movie's.
+    let media_duration = video
+        .iter()
+        .map(|v| v.index)
+        .chain(audio.iter().map(|a| a.index))
+        .filter_map(|i| ictx.stream(i).and_then(|st| stream_duration_s(&st)))
+        .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
+    let duration_s = match (media_duration, duration_s) {
+        (Some(media), Some(stated)) if stated > media + 1.0 => {
+            tracing::debug!(
+                input,
+                stated,
+                media,
+                "container duration longer than its media streams; using theirs"
+            );
+            Some(media)
+        }
+        (Some(media), None) => Some(media),
+        (_, stated) => stated,
+    };
     Ok(Source {
         ictx,
         video,
@@ -235,6 +257,29 @@ pub(super) fn open_source(input: &str) -> Result<Source, TranscodeError> {
         best_audio,
         duration_s,
     })
+}
+
+/// A stream's own duration, seconds: its `duration` field, else a Matroska `DURATION` tag
+/// (`HH:MM:SS.fffffffff`, written per track by FFmpeg and mkvmerge).
+fn stream_duration_s(st: &format::stream::Stream<'_>) -> Option<f64> {
+    let tb = st.time_base();
+    if st.duration() > 0 && valid(tb) {
+        return Some(
+            st.duration() as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator()),
+        );
+    }
+    let tag = st.metadata().get("DURATION").map(str::to_owned)?;
+    parse_hms(&tag)
+}
+
+/// `HH:MM:SS(.frac)` to seconds.
+fn parse_hms(text: &str) -> Option<f64> {
+    let mut parts = text.trim().splitn(3, ':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    let total = h * 3600.0 + m * 60.0 + s;
+    (total.is_finite() && total > 0.0).then_some(total)
 }
 
 fn audio_source(ictx: &format::context::Input, index: usize) -> Result<AudioSrc, TranscodeError> {
@@ -386,4 +431,20 @@ pub(super) fn first_frame_interlaced(input: &str) -> Result<bool, TranscodeError
     }
     let _ = dec.send_eof();
     Ok(dec.receive_frame(&mut frame).is_ok() && frame.is_interlaced())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::parse_hms;
+
+    #[test]
+    fn matroska_duration_tags() {
+        assert_eq!(parse_hms("00:00:40.021000000"), Some(40.021));
+        assert_eq!(parse_hms("01:02:03"), Some(3723.0));
+        assert_eq!(parse_hms("1176:00:00.000"), Some(4_233_600.0));
+        assert_eq!(parse_hms("garbage"), None);
+        assert_eq!(parse_hms("00:00:00.000"), None);
+        assert_eq!(parse_hms("00:xx:01"), None);
+    }
 }
