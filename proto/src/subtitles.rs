@@ -115,8 +115,7 @@ pub fn parse_sidecar(bytes: &[u8], format: SubtitleFormat) -> Result<Vec<Cue>, S
     let text = decode_text(bytes);
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut cues = match format {
-        SubtitleFormat::Srt => parse_srt(&text),
-        SubtitleFormat::WebVtt => parse_vtt(&text),
+        SubtitleFormat::Srt | SubtitleFormat::WebVtt => parse_timed_blocks(&text),
         SubtitleFormat::Ass => parse_ass(&text),
     };
     if cues.is_empty() {
@@ -190,9 +189,11 @@ fn push_cue(cues: &mut Vec<Cue>, cue: Option<Cue>) {
     }
 }
 
-/// SubRip: blocks of `[index]`, `start --> end`, text lines; HTML-ish tags (`<i>`, `<b>`,
-/// `<u>`, `<font>`) and ASS override blocks (`{\an8}`) in the text.
-fn parse_srt(text: &str) -> Vec<Cue> {
+/// SubRip and WebVTT: blocks of `[index or identifier]`, `start --> end`, text lines.
+/// HTML-ish tags (`<i>`, `<b>`, `<u>`, `<font>`; WebVTT voice and class spans, whose text is
+/// kept) and ASS override blocks (`{\an8}`) in the text are re-sanitised. WebVTT's
+/// NOTE/STYLE/REGION blocks have no timing line, so they are skipped like the header.
+fn parse_timed_blocks(text: &str) -> Vec<Cue> {
     let mut cues = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
@@ -227,31 +228,6 @@ fn parse_srt(text: &str) -> Vec<Cue> {
 fn is_index(s: &str) -> bool {
     let s = s.trim();
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// WebVTT: cue blocks after the header; NOTE/STYLE/REGION blocks skipped. The payload is
-/// re-sanitised like SubRip's (voice and class spans are dropped, their text kept).
-fn parse_vtt(text: &str) -> Vec<Cue> {
-    let mut cues = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some((start, end)) = parse_timing_line(line) else {
-            continue;
-        };
-        let mut body: Vec<&str> = Vec::new();
-        while let Some(&l) = lines.peek() {
-            if l.trim().is_empty() {
-                break;
-            }
-            body.push(l);
-            lines.next();
-        }
-        push_cue(
-            &mut cues,
-            make_cue(start, end, markup_to_vtt(&body.join("\n"))),
-        );
-    }
-    cues
 }
 
 /// ASS/SSA: the `[Events]` section's `Dialogue:` lines, their fields named by its `Format:`.
