@@ -1,10 +1,11 @@
-//! Ingest end to end with real parts: a two-minute movie made by FFmpeg, seeded by a real
-//! librqbit session on loopback (upload-throttled so the download takes a while), ingested
+//! Ingest end to end with real parts: a two-minute movie made by FFmpeg, seeded in a
+//! multi-file torrent with two sidecar subtitle files by a real librqbit session on loopback (upload-throttled so the download takes a while), ingested
 //! by a running `reelnet-node` through `reelnet-node ingest movie.torrent --peer ...`.
 //! The result must be a complete, signed HLS ladder that FFmpeg decodes end to end, whose
-//! first segments were playable before the download ended; broken inputs fail cleanly and
+//! first segments were playable before the download ended, with the sidecars as WebVTT
+//! tracks; broken inputs fail cleanly and
 //! leave no manifest behind.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -72,7 +73,16 @@ fn make_movie(dir: &Path) -> PathBuf {
     path
 }
 
-/// Seeds `file` from a librqbit session on loopback, uploading at most `bps`.
+/// `hh:mm:ss.mmm` → milliseconds.
+fn vtt_ms(t: &str) -> i64 {
+    let mut parts = t.trim().split(':').rev();
+    let sec: f64 = parts.next().unwrap().parse().unwrap();
+    let min: i64 = parts.next().map_or(0, |m| m.parse().unwrap());
+    let hour: i64 = parts.next().map_or(0, |h| h.parse().unwrap());
+    (hour * 3600 + min * 60) * 1000 + (sec * 1000.0).round() as i64
+}
+
+/// Seeds `file` (a file or a folder) from a librqbit session on loopback, uploading at most `bps`.
 async fn seed(file: &Path, state: &Path, bps: u32) -> (Arc<Session>, Vec<u8>, SocketAddr) {
     let session = Session::new_with_opts(
         state.to_owned(),
@@ -198,11 +208,27 @@ fn write_hls(store: &Store, manifest: &reelnet_proto::Manifest, out: &Path) -> P
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let movie = make_movie(dir.path());
+    // A multi-file torrent as releases come: the movie, a Latin-1 Spanish sidecar beside it
+    // and a French one in a Subs folder (the job picks the video and reads the sidecars
+    // through the torrent before the movie).
+    let release = dir.path().join("Test.Pattern.2026");
+    std::fs::create_dir_all(release.join("Subs")).unwrap();
+    let movie = make_movie(&release);
+    std::fs::write(
+        release.join("Test.Pattern.2026.es.srt"),
+        b"1\r\n00:00:03,000 --> 00:00:04,500\r\nEl ni\xf1o est\xe1 aqu\xed\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("Subs").join("Test.Pattern.2026.fr.srt"),
+        "1\n00:00:05,000 --> 00:00:06,000\nL'\u{e9}t\u{e9} arrive\n",
+    )
+    .unwrap();
     let size = std::fs::metadata(&movie).unwrap().len();
     // About 15 s of download for the whole file.
     let bps = u32::try_from(size / 15).unwrap();
-    let (seeder, torrent_bytes, seeder_addr) = seed(&movie, &dir.path().join("seeder"), bps).await;
+    let (seeder, torrent_bytes, seeder_addr) =
+        seed(&release, &dir.path().join("seeder"), bps).await;
     let torrent = dir.path().join("movie.torrent");
     std::fs::write(&torrent, &torrent_bytes).unwrap();
 
@@ -281,7 +307,7 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
     let heights: Vec<(u32, TrackKind)> = m
         .tracks
         .iter()
-        .filter(|t| !matches!(t.kind, TrackKind::Thumbnails(_)))
+        .filter(|t| matches!(t.kind, TrackKind::Video | TrackKind::Audio))
         .map(|t| (t.rendition.height, t.kind))
         .collect();
     assert_eq!(
@@ -293,6 +319,51 @@ async fn torrent_to_complete_hls_ladder_playable_before_download_ends() {
         ],
         "the ladder never goes above the source; the audio is its own rendition"
     );
+    // The sidecars of the torrent: one WebVTT track each, language from the file name, the
+    // Latin-1 text decoded, cues at their source times.
+    let subs: Vec<_> = m
+        .tracks
+        .iter()
+        .filter(|t| t.kind == TrackKind::Subtitles)
+        .collect();
+    let lang = |t: &reelnet_proto::manifest::Track| {
+        t.media
+            .as_ref()
+            .and_then(|mi| mi.language.clone())
+            .unwrap_or_default()
+    };
+    let mut langs: Vec<String> = subs.iter().map(|t| lang(t)).collect();
+    langs.sort();
+    assert_eq!(langs, ["es", "fr"], "sidecar subtitle tracks");
+    for t in &subs {
+        let (start_ms, text) = if lang(t) == "es" {
+            (3000i64, "El niño está aquí")
+        } else {
+            (5000, "L'été arrive")
+        };
+        let all: String = t
+            .segments
+            .iter()
+            .map(|seg| {
+                let b = store.read_segment(&seg.hash).unwrap().expect("stored");
+                String::from_utf8(b).expect("WebVTT is UTF-8")
+            })
+            .collect();
+        // `00:00:03.000 --> 00:00:04.500\nEl niño está aquí`: the cue's start, ±100 ms.
+        let at = all
+            .split("\n\n")
+            .find_map(|block| {
+                let (timing, body) = block.trim_start().split_once('\n')?;
+                let (a, _) = timing.split_once(" --> ")?;
+                body.contains(text).then(|| vtt_ms(a))
+            })
+            .unwrap_or_else(|| panic!("{}: no cue {text:?} in {all}", t.rendition.name));
+        assert!(
+            (at - start_ms).abs() <= 100,
+            "{}: cue at {at} ms, source says {start_ms} ms",
+            t.rendition.name
+        );
+    }
     // Seek thumbnails (default: one every 10 s, 5×5 per sheet): one JPEG sheet.
     let thumbs: Vec<_> = m
         .tracks

@@ -1,26 +1,28 @@
 // End-to-end browser test of issue 18's player side: a movie with English + German (5.1)
 // audio and English + French subtitles (an MKV made here with the ffmpeg CLI) is seeded over
-// BitTorrent and ingested by a real node of a real 1-node testnet (tracker, SMTP sink, node
-// from the debug build); Debian's Chromium, driven by playwright-core:
+// BitTorrent, slower than the node can transcode but faster than realtime, and ingested by a
+// real node of a real 1-node testnet (tracker, SMTP sink, node from the debug build);
+// Debian's Chromium, driven by playwright-core:
 //
 //   register and sign in (the tracker's pages, as in watch.mjs) → the account page: audio
-//   German, subtitles on in French, saved (PUT /api/v1/me/preferences) → open the movie →
-//   hls.js's audioTracks list English and German, subtitleTracks English and French →
-//   German audio and French subtitles are on at the start → the audio menu switches to
-//   English mid-play and currentTime keeps advancing (no stall) → `c` turns captions off,
-//   `c` again turns French back on → hovering the seek bar shows a thumbnail tile (when the
-//   play answer names a thumbnail index).
+//   German, subtitles on in French, saved (PUT /api/v1/me/preferences) → the ingest starts →
+//   WHILE THE TORRENT IS STILL DOWNLOADING (the node's own job progress says so, before and
+//   after): open the movie → the master playlist has audio and subtitle renditions, hls.js's
+//   audioTracks list English and German, subtitleTracks English and French → German audio
+//   and French subtitles are on at the start and playback advances → the download ends →
+//   the finished movie: the audio menu switches to English mid-play and currentTime keeps
+//   advancing (no stall) → `c` turns captions off, `c` again turns French back on →
+//   hovering the seek bar shows a thumbnail tile.
 //
-// Until the transcoder writes audio and subtitle renditions (EXT-X-MEDIA in the master
-// playlist), the test stops after checking the master playlist and says so (exit 0); when
-// only one kind is there (audio or subtitles), the other kind's checks are skipped with a
-// NOTE. Those are the only skips. Run from anywhere: `node web/e2e/media.mjs`.
+// Run from anywhere: `node web/e2e/media.mjs`.
 // Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the testnet, E2E_HEADFUL=1,
-// NODE_BIN / TRACKER_BIN (passed to testnet/up.sh), MEDIA_SECONDS (default 40).
+// NODE_BIN / TRACKER_BIN (passed to testnet/up.sh), MEDIA_SECONDS (default 40),
+// MEDIA_DOWNLOAD_SECONDS (how long the seeder's upload limit makes the download last;
+// default 0.9 × MEDIA_SECONDS).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +62,7 @@ const cache = process.env.REELNET_CACHE ?? join(process.env.HOME ?? '/tmp', '.ca
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(cache, 'target');
 const nodeBin = process.env.NODE_BIN ?? join(targetDir, 'debug/reelnet-node');
 const seconds = Number(process.env.MEDIA_SECONDS ?? 40);
+const downloadSeconds = Number(process.env.MEDIA_DOWNLOAD_SECONDS ?? seconds * 0.9);
 const seedPort = 6891;
 const env = { ...process.env, TESTNET_DIR: testnetDir };
 const t0 = Date.now();
@@ -203,35 +206,6 @@ try {
   testnetUp = true;
   const base = 'http://127.0.0.1:8081';
 
-  log('seeding it over BitTorrent and ingesting it on node 1');
-  const torrents = join(mediaDir, 'torrents');
-  mkdirSync(torrents, { recursive: true });
-  const seeder = spawn(nodeBin, ['seed', movieFile, '--listen', `127.0.0.1:${seedPort}`, '--torrent-dir', torrents], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  writeFileSync(join(testnetDir, 'seed.pid'), String(seeder.pid));
-  const torrent = join(torrents, 'babel.mkv.torrent');
-  await poll('the seeder to write its .torrent', () => existsSync(torrent) && readFileSync(torrent).length > 0, 60_000);
-  await run(
-    nodeBin,
-    ['--config', 'configs/testnet/node.toml', '--data-dir', join(testnetDir, 'node1'), 'ingest', torrent, '--peer', `127.0.0.1:${seedPort}`, '--meta', join(mediaDir, 'meta.json')],
-    { prefix: 'ingest' },
-  );
-  const movieId = await poll(
-    'the catalog to list the movie complete',
-    async () => {
-      const r = await fetch(`${base}/api/v1/catalog?per_page=100`).catch(() => null);
-      if (!r?.ok) return null;
-      const c = await r.json();
-      return c.results?.find((m) => m.title === TITLE && m.availability?.state === 'complete')?.id ?? null;
-    },
-    180_000,
-    500,
-  );
-  log(`ingested as ${movieId}`);
-
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: process.env.E2E_HEADFUL !== '1',
@@ -298,107 +272,166 @@ try {
   await page.waitForSelector('[data-testid="playback-preferences-status"]');
   log(`preferences saved: ${JSON.stringify(savedBody)}`);
 
-  // Open the movie.
+  // The ingest: seeded slower than the node transcodes (so the download is what paces it)
+  // but faster than realtime (so playback does not catch up with it).
+  const torrents = join(mediaDir, 'torrents');
+  mkdirSync(torrents, { recursive: true });
+  const size = statSync(movieFile).size;
+  const kibps = Math.max(16, Math.ceil(size / 1024 / downloadSeconds));
+  log(`seeding it over BitTorrent at ${kibps} KiB/s (${(size / 1048576).toFixed(1)} MiB in about ${downloadSeconds.toFixed(0)} s) and ingesting it on node 1`);
+  const seeder = spawn(nodeBin, ['seed', movieFile, '--listen', `127.0.0.1:${seedPort}`, '--torrent-dir', torrents, '--upload-kibps', String(kibps)], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  writeFileSync(join(testnetDir, 'seed.pid'), String(seeder.pid));
+  const torrent = join(torrents, 'babel.mkv.torrent');
+  await poll('the seeder to write its .torrent', () => existsSync(torrent) && readFileSync(torrent).length > 0, 60_000);
+  const ingestDone = run(
+    nodeBin,
+    ['--config', 'configs/testnet/node.toml', '--data-dir', join(testnetDir, 'node1'), 'ingest', torrent, '--peer', `127.0.0.1:${seedPort}`, '--meta', join(mediaDir, 'meta.json')],
+    { prefix: 'ingest' },
+  );
+  let ingestEnded = false;
+  ingestDone.then(
+    () => (ingestEnded = true),
+    () => (ingestEnded = true),
+  );
+  // The node's own view of the job (its loopback admin API, as `reelnet-node ingest` uses).
+  const admin = JSON.parse(readFileSync(join(testnetDir, 'node1', 'admin.json'), 'utf8'));
+  const job = async () => {
+    const r = await fetch(`${admin.url}/admin/v1/ingest`, { headers: { authorization: `Bearer ${admin.token}` } }).catch(() => null);
+    if (!r?.ok) return null;
+    const jobs = await r.json();
+    if (!Array.isArray(jobs)) return null;
+    return jobs.map((j) => j.progress).find((p) => String(p.source).includes('babel')) ?? null;
+  };
+  const downloading = (p) => p && p.total_bytes > 0 && p.downloaded_bytes < p.total_bytes;
+  const movieId = await poll(
+    'the catalog to list the movie while it is ingesting',
+    async () => {
+      const r = await fetch(`${base}/api/v1/catalog?per_page=100`).catch(() => null);
+      if (!r?.ok) return null;
+      const c = await r.json();
+      return c.results?.find((m) => m.title === TITLE)?.id ?? null;
+    },
+    120_000,
+    200,
+  );
+  const before = await job();
+  check(downloading(before), `the torrent is not downloading when the movie appears: ${JSON.stringify(before)}`);
+  log(`listed as ${movieId} with ${before.downloaded_bytes} of ${before.total_bytes} bytes downloaded`);
+
+  // Open the movie while the torrent is still downloading.
   await page.goto(`${base}/watch/${encodeURIComponent(movieId)}`);
   await page.waitForSelector(videoSel);
   await poll('the master playlist', () => master, 30_000, 100);
-  const hasAudio = /#EXT-X-MEDIA:[^\n]*TYPE=AUDIO/.test(master);
-  const hasSubs = /#EXT-X-MEDIA:[^\n]*TYPE=SUBTITLES/.test(master);
-  if (!hasAudio && !hasSubs) {
-    log('SKIP: the master playlist has no EXT-X-MEDIA (the transcoder writes no audio or subtitle renditions yet):');
-    console.log(master.replace(/token=[^"\s&]+/g, 'token=…').replace(/^/gm, '  master| '));
-    log('the movie plays; checking that, then stopping here');
-    await advances(page, 2, 'plain playback');
-  } else {
-    // Each kind of rendition the master playlist has is checked; a kind it lacks is named
-    // loudly (the transcoder's audio renditions and subtitle renditions land separately).
-    if (!hasAudio) log('NOTE: no EXT-X-MEDIA TYPE=AUDIO in the master playlist yet: the audio checks are SKIPPED');
-    if (!hasSubs) log('NOTE: no EXT-X-MEDIA TYPE=SUBTITLES in the master playlist yet: the subtitle checks are SKIPPED');
-    const s = await poll(
-      `hls.js to list ${hasAudio ? 'two audio' : ''}${hasAudio && hasSubs ? ' and ' : ''}${hasSubs ? 'two subtitle' : ''} tracks`,
-      async () => {
-        const st = await hlsState(page);
-        return (!hasAudio || st.audio.length >= 2) && (!hasSubs || st.subs.length >= 2) ? st : null;
-      },
-      60_000,
-    );
-    log(`audioTracks ${JSON.stringify(s.audio)}; subtitleTracks ${JSON.stringify(s.subs)}`);
-    const audioLangs = s.audio.map((a) => lang2(a.lang));
-    const subLangs = s.subs.map((t) => lang2(t.lang));
-    if (hasAudio) check(audioLangs.includes('en') && audioLangs.includes('de'), `audio languages ${audioLangs}`);
-    if (hasSubs) check(subLangs.includes('en') && subLangs.includes('fr'), `subtitle languages ${subLangs}`);
+  check(/#EXT-X-MEDIA:[^\n]*TYPE=AUDIO/.test(master), `no audio renditions in the master playlist:\n${master}`);
+  check(/#EXT-X-MEDIA:[^\n]*TYPE=SUBTITLES/.test(master), `no subtitle renditions in the master playlist:\n${master}`);
+  const s = await poll(
+    'hls.js to list two audio and two subtitle tracks',
+    async () => {
+      const st = await hlsState(page);
+      return st.audio.length >= 2 && st.subs.length >= 2 ? st : null;
+    },
+    60_000,
+  );
+  log(`audioTracks ${JSON.stringify(s.audio)}; subtitleTracks ${JSON.stringify(s.subs)}`);
+  const audioLangs = s.audio.map((a) => lang2(a.lang));
+  const subLangs = s.subs.map((t) => lang2(t.lang));
+  check(audioLangs.includes('en') && audioLangs.includes('de'), `audio languages ${audioLangs}`);
+  check(subLangs.includes('en') && subLangs.includes('fr'), `subtitle languages ${subLangs}`);
 
-    // The preferences are applied at the start.
-    const start = await poll(
-      `${hasAudio ? 'German audio' : ''}${hasAudio && hasSubs ? ' and ' : ''}${hasSubs ? 'French subtitles' : ''} on at the start`,
-      async () => {
-        const st = await hlsState(page);
-        const audioOk = !hasAudio || lang2(st.audio[st.audioTrack]?.lang) === 'de';
-        const subsOk = !hasSubs || lang2(st.subs[st.subtitleTrack]?.lang) === 'fr';
-        return audioOk && subsOk ? st : null;
-      },
-      30_000,
-    );
-    log(`at start: audio ${start.audio[start.audioTrack]?.name ?? '(muxed)'}, subtitles ${start.subs[start.subtitleTrack]?.name ?? '(none)'}`);
-    await advances(page, 2, 'playback at start');
+  // The preferences are applied at the start, and the renditions play.
+  const start = await poll(
+    'German audio and French subtitles on at the start',
+    async () => {
+      const st = await hlsState(page);
+      return lang2(st.audio[st.audioTrack]?.lang) === 'de' && lang2(st.subs[st.subtitleTrack]?.lang) === 'fr' ? st : null;
+    },
+    30_000,
+  );
+  log(`at start: audio ${start.audio[start.audioTrack]?.name}, subtitles ${start.subs[start.subtitleTrack]?.name}`);
+  await advances(page, 2, 'playback at start');
+  const shown = await poll('a French text track showing', async () => {
+    const st = await hlsState(page);
+    return st.showing.some((l) => lang2(l) === 'fr' || /fran/i.test(l)) ? st.showing : null;
+  });
+  log(`text tracks showing: ${shown}`);
+  const during = await job();
+  check(!ingestEnded && downloading(during), `the download ended before the renditions played (raise MEDIA_DOWNLOAD_SECONDS): ${JSON.stringify(during)}`);
+  log(`German audio and French subtitles played with ${during.downloaded_bytes} of ${during.total_bytes} bytes downloaded (${((100 * during.downloaded_bytes) / during.total_bytes).toFixed(0)} %)`);
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'media-while-downloading.png') });
 
-    if (hasSubs) {
-      const shown = await poll('a French text track showing', async () => {
-        const st = await hlsState(page);
-        return st.showing.some((l) => lang2(l) === 'fr' || /fran/i.test(l)) ? st.showing : null;
-      });
-      log(`text tracks showing: ${shown}`);
-    }
+  // The finished movie.
+  await ingestDone;
+  await poll(
+    'the catalog to list the movie complete',
+    async () => {
+      const r = await fetch(`${base}/api/v1/catalog?per_page=100`).catch(() => null);
+      if (!r?.ok) return null;
+      const c = await r.json();
+      return c.results?.find((m) => m.id === movieId && m.availability?.state === 'complete') ?? null;
+    },
+    60_000,
+    500,
+  );
+  log('the ingest finished; reopening the movie');
+  master = null;
+  thumbsStatus = null;
+  await page.goto(`${base}/watch/${encodeURIComponent(movieId)}`);
+  await page.waitForSelector(videoSel);
+  await poll('the master playlist', () => master, 30_000, 100);
+  await poll(
+    'German audio and French subtitles on again',
+    async () => {
+      const st = await hlsState(page);
+      return lang2(st.audio[st.audioTrack]?.lang) === 'de' && lang2(st.subs[st.subtitleTrack]?.lang) === 'fr';
+    },
+    30_000,
+  );
+  await advances(page, 1, 'playback of the finished movie');
 
-    if (hasAudio) {
-      // Switch audio mid-play through the audio menu: playback keeps going.
-      await page.click('[data-testid="audio-menu-button"]');
-      const english = page.locator('[data-testid="audio-menu-list"] [role="option"]', { hasText: /English/ }).first();
-      await english.click();
-      await poll('the English audio track', async () => {
-        const st = await hlsState(page);
-        return lang2(st.audio[st.audioTrack]?.lang) === 'en';
-      });
-      const after = await advances(page, 3, 'after switching audio');
-      log(`switched to English audio; currentTime went on to ${after.toFixed(2)} s`);
-    }
+  // Switch audio mid-play through the audio menu: playback keeps going.
+  await page.click('[data-testid="audio-menu-button"]');
+  const english = page.locator('[data-testid="audio-menu-list"] [role="option"]', { hasText: /English/ }).first();
+  await english.click();
+  await poll('the English audio track', async () => {
+    const st = await hlsState(page);
+    return lang2(st.audio[st.audioTrack]?.lang) === 'en';
+  });
+  const after = await advances(page, 3, 'after switching audio');
+  log(`switched to English audio; currentTime went on to ${after.toFixed(2)} s`);
 
-    if (hasSubs) {
-      // c: captions off, and back on in French.
-      await page.locator('body').click({ position: { x: 5, y: 5 } }).catch(() => {});
-      await page.keyboard.press('c');
-      await poll('captions off after c', async () => (await hlsState(page)).subtitleTrack === -1);
-      await page.keyboard.press('c');
-      await poll('French captions back after c', async () => {
-        const st = await hlsState(page);
-        return lang2(st.subs[st.subtitleTrack]?.lang) === 'fr';
-      });
-      log('c toggled captions off and back on (French)');
-    }
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: join(artifacts, 'media-player.png') });
-  }
+  // c: captions off, and back on in French.
+  await page.locator('body').click({ position: { x: 5, y: 5 } }).catch(() => {});
+  await page.keyboard.press('c');
+  await poll('captions off after c', async () => (await hlsState(page)).subtitleTrack === -1);
+  await page.keyboard.press('c');
+  await poll('French captions back after c', async () => {
+    const st = await hlsState(page);
+    return lang2(st.subs[st.subtitleTrack]?.lang) === 'fr';
+  });
+  log('c toggled captions off and back on (French)');
+  await page.screenshot({ path: join(artifacts, 'media-player.png') });
 
-  // Seek-bar thumbnails, when the play answer names a thumbnail index that exists (the
-  // gateway answers 404 for a movie without thumbnails: only encoded, not remuxed, video
-  // makes them).
-  if (playAnswer?.thumbnails_url) await poll('the player to fetch the thumbnail index', () => thumbsStatus !== null, 15_000, 100);
-  if (playAnswer?.thumbnails_url && thumbsStatus === 200) {
-    const seek = page.locator('[data-testid="seek"]');
-    const box = await seek.boundingBox();
-    check(box, 'no seek bar');
-    const thumbReply = page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('.jpg'), { timeout: 15_000 });
-    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
-    const thumb = page.locator('[data-testid="seek-thumb"]');
-    await thumb.waitFor({ timeout: 15_000 });
-    const url = await thumb.getAttribute('data-url');
-    const r = await thumbReply.catch(() => null);
-    check(r && r.ok(), `the thumbnail sheet ${url} did not load (${r ? r.status() : 'no request'})`);
-    log(`hovering the middle of the seek bar shows a ${await thumb.evaluate((e) => e.style.width)} tile of ${new URL(url).pathname}`);
-    await page.screenshot({ path: join(artifacts, 'media-thumbnail.png') });
-  } else {
-    log(`NOTE: no thumbnail index (thumbnails_url ${playAnswer?.thumbnails_url ? `answered ${thumbsStatus}` : 'absent'}): the thumbnail check is SKIPPED`);
-  }
+  // Seek-bar thumbnails (the video is encoded, not remuxed, so the movie has them).
+  check(playAnswer?.thumbnails_url, `the play answer names no thumbnail index: ${JSON.stringify(playAnswer)}`);
+  await poll('the player to fetch the thumbnail index', () => thumbsStatus !== null, 15_000, 100);
+  check(thumbsStatus === 200, `the thumbnail index answered ${thumbsStatus}`);
+  const seek = page.locator('[data-testid="seek"]');
+  const box = await seek.boundingBox();
+  check(box, 'no seek bar');
+  const thumbReply = page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('.jpg'), { timeout: 15_000 });
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  const thumb = page.locator('[data-testid="seek-thumb"]');
+  await thumb.waitFor({ timeout: 15_000 });
+  const url = await thumb.getAttribute('data-url');
+  const r = await thumbReply.catch(() => null);
+  check(r && r.ok(), `the thumbnail sheet ${url} did not load (${r ? r.status() : 'no request'})`);
+  log(`hovering the middle of the seek bar shows a ${await thumb.evaluate((e) => e.style.width)} tile of ${new URL(url).pathname}`);
+  await page.screenshot({ path: join(artifacts, 'media-thumbnail.png') });
 
   check(badMedia.length === 0, `failed media requests:\n${badMedia.join('\n')}`);
   check(pageErrors.length === 0, `uncaught errors in the page:\n${pageErrors.join('\n')}`);

@@ -41,7 +41,16 @@ pub(super) struct VersionInfo {
     pub(super) ingest: IngestKey,
     /// Media segments per track in that version.
     pub(super) segments: Vec<u32>,
+    /// When a live record or the ingest's newest version last named it.
+    pub(super) last_named: Instant,
 }
+
+/// How long a version nobody names any more still resolves to its ingest's newest version.
+/// Players of a growing (EVENT) playlist keep reloading the variant URLs the master gave them
+/// at the start, which name the version of that moment: for as long as a movie lasts.
+pub(super) const VERSION_RETENTION: Duration = Duration::from_secs(6 * 3600);
+/// Most remembered versions: past it, versions nobody names go first, whatever their age.
+pub(super) const MAX_VERSIONS: usize = 50_000;
 
 pub(super) struct State {
     pub(super) config: CatalogConfig,
@@ -599,6 +608,7 @@ impl State {
                 .iter()
                 .map(|t| u32::try_from(t.segments.len()).unwrap_or(u32::MAX))
                 .collect(),
+            last_named: Instant::now(),
         });
     }
 
@@ -653,15 +663,18 @@ impl State {
             self.forget_ingest(&ingest);
         }
         self.expire_retired();
-        // Old versions nobody names any more need no remembering.
-        let unused: Vec<ManifestId> = self
-            .versions
-            .iter()
-            .filter(|(vid, v)| {
-                !self.held_by.contains_key(*vid) && self.latest.get(&v.ingest) != Some(*vid)
-            })
-            .map(|(vid, _)| *vid)
-            .collect();
+        // Old versions nobody names any more need no remembering once no player can still
+        // hold a URL naming them (or when there are too many).
+        let mut unused = Vec::new();
+        let crowded = self.versions.len() > MAX_VERSIONS;
+        for (vid, v) in self.versions.iter_mut() {
+            let named = self.held_by.contains_key(vid) || self.latest.get(&v.ingest) == Some(vid);
+            if named {
+                v.last_named = Instant::now();
+            } else if crowded || v.last_named.elapsed() > VERSION_RETENTION {
+                unused.push(*vid);
+            }
+        }
         for vid in unused {
             if let Some(v) = self.versions.remove(&vid) {
                 if let Some(set) = self.ingest_versions.get_mut(&v.ingest) {

@@ -1,7 +1,7 @@
 //! Unit tests of the catalog task through its handle: seq and replay rules, older versions'
 //! segments, sync pages.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 use ed25519_dalek::SigningKey;
@@ -151,6 +151,39 @@ async fn older_versions_still_count_for_their_segments() {
     assert_eq!(movies[0].manifests.len(), 1);
     assert_eq!(movies[0].holders, 2);
     assert_eq!(movies[0].manifests[0].complete_holders, 1);
+    cancel.cancel();
+}
+
+/// A player of a growing movie keeps reloading the variant URLs its master playlist gave it,
+/// which name the version of that moment: that version still resolves to the newest one
+/// after sweeps, though no record names it any more.
+#[tokio::test]
+async fn a_superseded_version_still_resolves_to_the_newest_after_sweeps() {
+    let cancel = CancellationToken::new();
+    let config = CatalogConfig {
+        sweep_interval: Duration::from_millis(5),
+        ..CatalogConfig::default()
+    };
+    let (cat, _) = Catalog::start(config, cancel.clone());
+    let origin = key(1);
+    let v1 = manifest(&origin, 1, 3);
+    let v2 = manifest(&origin, 2, 6);
+    cat.offer_manifest(v1.clone()).await.unwrap();
+    cat.offer_record(record(&origin, 1, vec![complete(&v1)]))
+        .await
+        .unwrap();
+    cat.offer_manifest(v2.clone()).await.unwrap();
+    cat.offer_record(record(&origin, 2, vec![complete(&v2)]))
+        .await
+        .unwrap();
+    // Many sweeps later (each runs every 5 ms), v1 still leads to v2.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let latest = cat
+        .latest_version(v1.id())
+        .await
+        .unwrap()
+        .expect("v1 is remembered");
+    assert_eq!(latest.id, v2.id());
     cancel.cancel();
 }
 

@@ -22,6 +22,12 @@ pub fn find_sidecars(video: &Path) -> Vec<PathBuf> {
     let Some(dir) = video.parent() else {
         return Vec::new();
     };
+    // `Movie.mkv` (a bare file name) lives in the current directory.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let stem = video
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
