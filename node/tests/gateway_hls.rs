@@ -140,7 +140,10 @@ async fn segments_held_only_by_a_peer_are_fetched_verified_shared_and_cached() {
     // follows the viewers' responses (they do not wait for its fsync).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !gw.store.has_segment(&hash) {
-        assert!(std::time::Instant::now() < deadline, "fetched segment never stored");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fetched segment never stored"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     peer.server.shutdown();

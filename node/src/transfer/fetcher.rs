@@ -146,9 +146,9 @@ pub enum AttemptError {
         actual: SegmentHash,
         expected: SegmentHash,
     },
-    #[error("provider sent an outboard that does not match the segment hash: {0}")]
+    #[error("provider sent an outboard that failed its check against the segment hash: {0}")]
     BadOutboard(DecodeError),
-    #[error("provider sent a bad chunk group {index} (at byte {offset})")]
+    #[error("provider sent chunk group {index} (at byte {offset}) that failed its check")]
     BadGroup { index: usize, offset: u64 },
     #[error("response ended after {got} of {expected} bytes")]
     Truncated { got: u64, expected: u64 },
