@@ -4,19 +4,26 @@
 #       catalog, store and playback-token checks) serving SEG_COUNT held segments of
 #       SEG_BYTES versus nginx serving the very same files from the store's directory,
 #       both driven by wrk with CONNECTIONS connections cycling through every segment.
-#       Target: gateway >= 0.9 x nginx.
-#   (b) latency: a segment held only by a peer (fetched over QUIC, verified, cached) versus
-#       a local hit, sequential GETs of distinct segments (gateway_bench latency).
-#       Target: peer p50 <= local p50 + 15 ms.
-# Results: docs/benchmarks.md ("Gateway").
+#       Target: gateway >= 0.9 x nginx. Run twice: SEG_COUNT segments with the default
+#       256 MiB hot cache (fits), then WS_SEG_COUNT segments (default 160 x 2 MiB = 320 MiB)
+#       with a 128 MiB hot cache (WS_HOT_MIB): a working set 2.5 x the cache, so most
+#       requests take the disk path, read and verified group by group while streaming.
+#       Target (issue 19.3): >= 1.0 x nginx.
+#   (b) latency, sequential GETs of distinct segments (gateway_bench latency): time to first
+#       body byte and whole-segment time of a hot-cache hit, a local disk hit and a
+#       peer-held segment (fetched over QUIC, streamed as its groups are verified).
+#       Target (issue 19.1): peer TTFB p50 <= local (disk) hit TTFB p50 + 5 ms.
+# Results: docs/benchmarks.md ("Gateway", "Verified streaming (issue 19)").
 #
-# Environment: SEG_COUNT=64 SEG_BYTES=2097152 CONNECTIONS=64 WRK_SECONDS=10 ROUNDS=3
-#              NO_BUILD=1 (release binaries must exist)
+# Environment: SEG_COUNT=64 WS_SEG_COUNT=160 SEG_BYTES=2097152 CONNECTIONS=64
+#              WRK_SECONDS=10 ROUNDS=3 NO_BUILD=1 (release binaries must exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
 SEG_COUNT="${SEG_COUNT:-64}"
+WS_SEG_COUNT="${WS_SEG_COUNT:-160}"
+WS_HOT_MIB="${WS_HOT_MIB:-128}"
 SEG_BYTES="${SEG_BYTES:-2097152}"
 CONNECTIONS="${CONNECTIONS:-64}"
 WRK_SECONDS="${WRK_SECONDS:-10}"
@@ -51,9 +58,12 @@ trap 'exit 130' INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # (a) ---------------------------------------------------------------------------------
+run_a() { # segment count, hot cache MiB -> sets nginx_mibs gw_mibs ratio
+local SEG_COUNT="$1" hot_mib="$2"
+rm -rf "$tmp"/* 
 echo "==> (a) $SEG_COUNT segments of $SEG_BYTES bytes, $CONNECTIONS connections" >&2
 mkfifo "$tmp/stdin"
-"$release/examples/gateway_bench" serve "$tmp" "$SEG_COUNT" "$SEG_BYTES" <"$tmp/stdin" 2>"$tmp/serve.log" &
+"$release/examples/gateway_bench" serve "$tmp" "$SEG_COUNT" "$SEG_BYTES" "$hot_mib" <"$tmp/stdin" 2>"$tmp/serve.log" &
 server_pid=$!
 exec 9>"$tmp/stdin" # keeps the server's stdin open until the script ends
 for _ in $(seq 1 300); do [[ -f "$tmp/serve.env" ]] && break; sleep 0.1; done
@@ -130,13 +140,19 @@ gw_mibs=$(best "gateway" "$GATEWAY_URL" "$tmp/gateway.lua")
 ratio=$(awk -v g="$gw_mibs" -v n="$nginx_mibs" 'BEGIN { printf "%.2f", g / n }')
 kill "$nginx_pid" "$server_pid" 2>/dev/null || true
 exec 9>&-
+wait "$nginx_pid" "$server_pid" 2>/dev/null || true
 nginx_pid="" server_pid=""
+}
+run_a "$WS_SEG_COUNT" "$WS_HOT_MIB"
+ws_nginx=$nginx_mibs ws_gw=$gw_mibs ws_ratio=$ratio
+run_a "$SEG_COUNT" 256
 
 # (b) ---------------------------------------------------------------------------------
-echo "==> (b) peer fetch vs local hit" >&2
+echo "==> (b) hot hit, disk hit, peer-held" >&2
 lat=$("$release/examples/gateway_bench" latency "$SEG_COUNT" "$SEG_BYTES")
 echo "$lat" >&2
 extra=$(sed -n 's/^peer_minus_local_p50_ms=//p' <<<"$lat")
+ttfb_extra=$(sed -n 's/^peer_ttfb_minus_disk_ttfb_p50_ms=//p' <<<"$lat")
 
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "PASS" : "MISS" }'; }
 echo
@@ -145,5 +161,10 @@ echo "|---|---|---|---|"
 echo "| nginx, $SEG_COUNT x $SEG_BYTES B, $CONNECTIONS conns (best of $ROUNDS) | $nginx_mibs MiB/s | reference | |"
 echo "| gateway, same files and load | $gw_mibs MiB/s | | |"
 echo "| gateway / nginx | ${ratio}x | >= 0.9x | $(verdict "$ratio" 0.9 '>=') |"
+echo "| nginx, $WS_SEG_COUNT x $SEG_BYTES B (gateway hot cache $WS_HOT_MIB MiB) | $ws_nginx MiB/s | reference | |"
+echo "| gateway, same files and load (disk path, verified while streaming) | $ws_gw MiB/s | | |"
+echo "| gateway / nginx, working set 2.5x the cache | ${ws_ratio}x | >= 1.0x | $(verdict "$ws_ratio" 1.0 '>=') |"
+grep -E '^(disk hit|hot hit|peer-held)' <<<"$lat" | sed 's/^/| /; s/$/ | | | |/'
+echo "| peer-held TTFB p50 minus disk-hit TTFB p50 | ${ttfb_extra} ms | <= +5 ms | $(verdict "$ttfb_extra" 5 '<=') |"
 echo "| peer-held minus local p50 (whole segment) | ${extra} ms | <= +15 ms | $(verdict "$extra" 15 '<=') |"
 echo "(machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"

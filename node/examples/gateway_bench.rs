@@ -1,16 +1,18 @@
 //! Gateway benchmark helper (driven by `scripts/bench-gateway.sh`; release builds only).
 //!
-//! `gateway_bench serve DIR [SEGMENTS] [SEGMENT_BYTES]` — a real gateway (catalog, store,
+//! `gateway_bench serve DIR [SEGMENTS] [SEGMENT_BYTES] [HOT_CACHE_MIB]` — a real gateway (catalog, store,
 //! QUIC fetcher, warp routes) on 127.0.0.1 holding one movie of SEGMENTS media segments of
 //! about SEGMENT_BYTES each; writes `DIR/gateway_paths.txt` (one tokened segment path per
 //! line), `DIR/nginx_paths.txt` (the same files' paths in the store's segment directory,
 //! for nginx) and `DIR/serve.env` (`GATEWAY_URL`, `SEGMENTS_DIR`), then serves until
 //! stdin closes.
 //!
-//! `gateway_bench latency [SEGMENTS] [SEGMENT_BYTES]` — time to first byte and total time
-//! of segment GETs: on a gateway holding the segments (local hit) and on a gateway that
-//! holds none of them and fetches each from a peer over QUIC (first request of each
-//! segment), sequentially, and prints p50/p99 of both and the difference of the p50s.
+//! `gateway_bench latency [SEGMENTS] [SEGMENT_BYTES]` — time to first body byte and total
+//! time of segment GETs, sequentially, p50/p99 of each: (a) hot-cache hits (second request
+//! of each segment on a gateway holding them), (b) local disk hits (first request on that
+//! gateway: read and verified group by group while streaming), (c) peer-held segments (a
+//! gateway holding none of them fetches each from a peer's QUIC segment server on loopback,
+//! streaming verified groups as they arrive), and the differences of the p50s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common_gateway/mod.rs"]
@@ -37,9 +39,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-async fn serve(dir: &std::path::Path, segments: usize, bytes: usize) {
+async fn serve(dir: &std::path::Path, segments: usize, bytes: usize, hot_mib: usize) {
     let lib = library(segments, bytes);
-    let gw = Gateway::start().await;
+    let gw = Gateway::start_with_hot_cache(hot_mib).await;
     gw.hold(&lib);
     gw.announce_self(&lib).await;
     let token = gw.token(&lib.manifest.movie);
@@ -112,7 +114,11 @@ async fn latency(segments: usize, bytes: usize) {
         timed_get(&client, &url).await;
     }
     let mut results = Vec::new();
-    for (name, gw) in [("local hit", &local), ("peer fetch", &remote)] {
+    for (name, gw) in [
+        ("disk hit", &local),
+        ("hot hit", &local),
+        ("peer-held", &remote),
+    ] {
         let token = gw.token(&lib.manifest.movie);
         let mut ttfb = Vec::new();
         let mut total = Vec::new();
@@ -126,17 +132,27 @@ async fn latency(segments: usize, bytes: usize) {
         ttfb.sort();
         total.sort();
         println!(
-            "{name:<11} n={} ttfb p50={:.2} ms p99={:.2} ms | total p50={:.2} ms p99={:.2} ms",
+            "{name:<10} n={} ttfb p50={:.2} ms p99={:.2} ms | total p50={:.2} ms p99={:.2} ms",
             total.len(),
             percentile(&ttfb, 0.5).as_secs_f64() * 1e3,
             percentile(&ttfb, 0.99).as_secs_f64() * 1e3,
             percentile(&total, 0.5).as_secs_f64() * 1e3,
             percentile(&total, 0.99).as_secs_f64() * 1e3,
         );
-        results.push(percentile(&total, 0.5));
+        results.push((percentile(&ttfb, 0.5), percentile(&total, 0.5)));
     }
-    let extra = results[1].as_secs_f64() * 1e3 - results[0].as_secs_f64() * 1e3;
-    println!("peer_minus_local_p50_ms={extra:.2}");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (disk, hot, peer) = (results[0], results[1], results[2]);
+    println!(
+        "peer_ttfb_minus_disk_ttfb_p50_ms={:.2}",
+        ms(peer.0) - ms(disk.0)
+    );
+    println!(
+        "peer_ttfb_minus_hot_ttfb_p50_ms={:.2}",
+        ms(peer.0) - ms(hot.0)
+    );
+    println!("peer_minus_local_p50_ms={:.2}", ms(peer.1) - ms(disk.1));
+    println!("peer_total_p50_ms={:.2}", ms(peer.1));
     local.stop().await;
     remote.stop().await;
 }
@@ -147,12 +163,18 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => {
             let dir = std::path::PathBuf::from(args.get(2).expect("serve DIR"));
-            serve(&dir, arg(&args, 3, 64), arg(&args, 4, 2 << 20)).await
+            serve(
+                &dir,
+                arg(&args, 3, 64),
+                arg(&args, 4, 2 << 20),
+                arg(&args, 5, 256),
+            )
+            .await
         }
         Some("latency") => latency(arg(&args, 2, 64), arg(&args, 3, 2 << 20)).await,
         _ => {
             eprintln!(
-                "usage: gateway_bench serve DIR [SEGMENTS] [BYTES] | latency [SEGMENTS] [BYTES]"
+                "usage: gateway_bench serve DIR [SEGMENTS] [BYTES] [HOT_MIB] | latency [SEGMENTS] [BYTES]"
             );
             std::process::exit(2);
         }

@@ -601,6 +601,7 @@ fn start_gateway(
     let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
         net.fetcher.clone(),
         store.clone(),
+        hot.clone(),
         metrics.clone(),
         actors.clone(),
     );

@@ -35,6 +35,9 @@ pub struct Metrics {
     segments: Family<Source, Counter>,
     fetches_coalesced: Counter,
     fetch_failures: Counter,
+    fetches_started: Counter,
+    bad_peer_groups: Counter,
+    corrupt_at_rest: Counter,
     fetch_seconds: Histogram,
     peers: Gauge,
     hit_ratio: FloatGauge,
@@ -135,6 +138,24 @@ impl Metrics {
             "reelnet_fetches_coalesced",
             "Segment misses that joined a peer fetch already in flight.",
             fetches_coalesced.clone(),
+        );
+        let fetches_started = Counter::default();
+        registry.register(
+            "reelnet_peer_fetches_started",
+            "Peer fetches of segments started for viewers (concurrent viewers of one segment share one).",
+            fetches_started.clone(),
+        );
+        let bad_peer_groups = Counter::default();
+        registry.register(
+            "reelnet_peer_bad_chunks",
+            "Chunk groups from peers that failed their check (the response was aborted, the peer dropped).",
+            bad_peer_groups.clone(),
+        );
+        let corrupt_at_rest = Counter::default();
+        registry.register(
+            "reelnet_segments_corrupt_at_rest",
+            "Stored segments that failed their check when read (removed from the store).",
+            corrupt_at_rest.clone(),
         );
         let fetch_failures = Counter::default();
         registry.register(
@@ -263,12 +284,12 @@ impl Metrics {
         let p2p_relayed_bytes = swarm_gauge(
             &mut registry,
             "reelnet_p2p_relayed_bytes_total",
-            "Segment bytes sent and received over /reelnet/segment/1 through a relay since start.",
+            "Segment bytes sent and received over /reelnet/segment/2 through a relay since start.",
         );
         let p2p_direct_bytes = swarm_gauge(
             &mut registry,
             "reelnet_p2p_direct_bytes_total",
-            "Segment bytes sent and received over /reelnet/segment/1 on direct libp2p connections since start.",
+            "Segment bytes sent and received over /reelnet/segment/2 on direct libp2p connections since start.",
         );
         let fetch_path_bytes = Family::<PathLabel, Gauge>::default();
         registry.register(
@@ -294,6 +315,9 @@ impl Metrics {
             segments,
             fetches_coalesced,
             fetch_failures,
+            fetches_started,
+            bad_peer_groups,
+            corrupt_at_rest,
             fetch_seconds,
             peers,
             hit_ratio,
@@ -335,6 +359,21 @@ impl Metrics {
     pub fn served_peer(&self, bytes: u64) {
         self.segments.get_or_create(&PEER).inc();
         self.bytes.get_or_create(&PEER).inc_by(bytes);
+    }
+
+    /// A peer fetch started for a viewer.
+    pub fn fetch_started(&self) {
+        self.fetches_started.inc();
+    }
+
+    /// A chunk group from a peer failed its check.
+    pub fn bad_peer_chunk(&self) {
+        self.bad_peer_groups.inc();
+    }
+
+    /// A stored segment failed its check when read.
+    pub fn corrupt_at_rest(&self) {
+        self.corrupt_at_rest.inc();
     }
 
     /// A viewer's miss joined a fetch already in flight.

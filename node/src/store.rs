@@ -4,6 +4,14 @@
 //! Segments are files under `segments/ab/<hash>` (written to a temporary file, synced, then
 //! renamed, so a crash never leaves a partial segment under its real name); their hash is
 //! checked when written and again when read, so a bad segment is never stored or served.
+//! Beside each segment lies its outboard `segments/ab/<hash>.obao` (one BLAKE3 chaining value
+//! per 16 KiB group, [`reelnet_proto::outboard`]), computed from the bytes being hashed at
+//! write time and written atomically like the segment, so a reader can check the file group
+//! by group while it streams it ([`Store::open_verified`]) instead of reading and hashing all
+//! of it first. A store written before outboards existed gets them lazily: the first verified
+//! read of a segment without one hashes it whole, and writes the outboard if it matches.
+//! Outboards are not counted in the quota: they are 32 bytes per 16 KiB (0.2 % of the
+//! segment bytes), so the quota's error is bounded by that fraction.
 //! Manifests live in sled (`db/`): every signed manifest by id, and for each ingest (movie,
 //! origin node, ingest id) the id of its newest version, so a growing manifest replaces its
 //! older sequence numbers.
@@ -33,7 +41,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use reelnet_proto::{Manifest, ManifestId, MovieId, SegmentHash, SignedManifest};
+use reelnet_proto::{Manifest, ManifestId, MovieId, Outboard, SegmentHash, SignedManifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +59,9 @@ pub enum StoreError {
     },
     #[error("manifest rejected: {0}")]
     BadManifest(String),
+    /// A stored segment failed its check while being read; it has been removed.
+    #[error("stored segment {0} is corrupt (removed from the store)")]
+    Corrupt(SegmentHash),
     /// The write does not fit in the quota even with every cached segment evicted.
     #[error(
         "disk quota exceeded: {needed} more bytes do not fit ({pinned} pinned of {quota} allowed)"
@@ -491,7 +502,8 @@ impl Store {
         expected: Option<&SegmentHash>,
         pin: bool,
     ) -> Result<(SegmentHash, bool), StoreError> {
-        let hash = SegmentHash::of(bytes);
+        // One pass over the bytes gives the hash and the outboard.
+        let (hash, outboard) = Outboard::compute(bytes);
         if let Some(expected) = expected {
             if *expected != hash {
                 return Err(StoreError::HashMismatch {
@@ -515,11 +527,19 @@ impl Store {
             // Known but gone from disk: forget it and write it again.
             index.remove(&hash);
             for h in index.make_room(size)? {
-                let _ = std::fs::remove_file(self.segment_path(&h));
+                self.remove_files(&h);
             }
             index.reserved += size;
         }
-        let written = self.write_file(&path, &hash, bytes);
+        // The outboard first: a crash between the two leaves an orphan outboard (harmless,
+        // rewritten with the segment) rather than a segment without one (rebuilt lazily).
+        let ob = outboard.to_bytes();
+        let written = if ob.is_empty() {
+            Ok(())
+        } else {
+            self.write_file(&self.outboard_path(&hash), &hash, &ob)
+        }
+        .and_then(|()| self.write_file(&path, &hash, bytes));
         let mut index = self.lock();
         index.reserved -= size;
         written?;
@@ -562,13 +582,126 @@ impl Store {
         };
         if SegmentHash::of(&bytes) != *hash {
             tracing::warn!(%hash, "stored segment is corrupt; removing it");
-            let mut index = self.lock();
-            let _ = std::fs::remove_file(&path);
-            index.remove(hash);
+            self.drop_corrupt(hash);
             return Ok(None);
         }
         self.touch(hash);
         Ok(Some(bytes))
+    }
+
+    /// Where a segment's outboard lives (segments of one group or less have none).
+    pub fn outboard_path(&self, hash: &SegmentHash) -> PathBuf {
+        let mut p = self.segment_path(hash).into_os_string();
+        p.push(".obao");
+        PathBuf::from(p)
+    }
+
+    fn remove_files(&self, hash: &SegmentHash) {
+        let _ = std::fs::remove_file(self.segment_path(hash));
+        let _ = std::fs::remove_file(self.outboard_path(hash));
+    }
+
+    /// Removes a segment that failed its check (file, outboard and index entry).
+    fn drop_corrupt(&self, hash: &SegmentHash) {
+        let mut index = self.lock();
+        self.remove_files(hash);
+        index.remove(hash);
+    }
+
+    /// Opens a segment for a verified streaming read: its outboard is loaded and checked
+    /// against `hash` (or, missing or bad, rebuilt from the whole file). `Ok(None)`: not
+    /// stored (or found corrupt while rebuilding, and removed). Each block the reader returns
+    /// has passed its group checks; a group that fails removes the segment from the store and
+    /// ends the read with [`StoreError::Corrupt`]. A cached segment counts as used.
+    pub fn open_verified(&self, hash: &SegmentHash) -> Result<Option<VerifiedReader>, StoreError> {
+        let path = self.segment_path(hash);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lock().remove(hash);
+                return Ok(None);
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let size = file.metadata().map_err(io(&path))?.len();
+        let outboard = match self.load_outboard(hash, size)? {
+            Some(ob) => ob,
+            None => {
+                // No (valid) outboard: an older store. Hash the file whole and write one.
+                let Some(bytes) = self.read_segment(hash)? else {
+                    return Ok(None);
+                };
+                let (_, ob) = Outboard::compute(&bytes);
+                let raw = ob.to_bytes();
+                if !raw.is_empty() {
+                    if let Err(err) = self.write_file(&self.outboard_path(hash), hash, &raw) {
+                        tracing::warn!(%hash, %err, "cannot write a rebuilt outboard");
+                    }
+                }
+                tracing::debug!(%hash, "outboard rebuilt");
+                return Ok(Some(VerifiedReader {
+                    store: self.clone(),
+                    hash: *hash,
+                    source: ReaderSource::Whole(Some(bytes)),
+                    outboard: ob,
+                    offset: 0,
+                    rebuilt: true,
+                }));
+            }
+        };
+        self.touch(hash);
+        Ok(Some(VerifiedReader {
+            store: self.clone(),
+            hash: *hash,
+            source: ReaderSource::File(file),
+            outboard,
+            offset: 0,
+            rebuilt: false,
+        }))
+    }
+
+    /// The stored outboard of a `size`-byte segment, checked against `hash`; `None` when
+    /// it is missing or does not match (the caller rebuilds it).
+    fn load_outboard(&self, hash: &SegmentHash, size: u64) -> Result<Option<Outboard>, StoreError> {
+        if reelnet_proto::outboard::outboard_len(size) == 0 {
+            return Ok(Outboard::decode(&[], size, hash).ok());
+        }
+        let path = self.outboard_path(hash);
+        let raw = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        match Outboard::decode(&raw, size, hash) {
+            Ok(ob) => Ok(Some(ob)),
+            Err(err) => {
+                // A damaged outboard, or a segment file of the wrong length: rebuilding
+                // from the whole file tells which (and drops a bad segment).
+                tracing::warn!(%hash, %err, "stored outboard does not match; rebuilding");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A segment's verified bytes and outboard (read whole; for the segment service).
+    pub fn read_with_outboard(
+        &self,
+        hash: &SegmentHash,
+    ) -> Result<Option<(Vec<u8>, Outboard)>, StoreError> {
+        let Some(mut reader) = self.open_verified(hash)? else {
+            return Ok(None);
+        };
+        let size = usize::try_from(reader.size()).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(size);
+        loop {
+            match reader.next_block() {
+                Ok(Some(block)) => bytes.extend_from_slice(&block),
+                Ok(None) => break,
+                Err(StoreError::Corrupt(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some((bytes, reader.outboard)))
     }
 
     /// Verifies and stores a signed manifest; it becomes its ingest's newest version when
@@ -708,6 +841,78 @@ impl Store {
         self.db.flush()?;
         self.lock().unpin_ingest(&key);
         Ok(())
+    }
+}
+
+/// Bytes read per [`VerifiedReader::next_block`]: 16 groups.
+pub const READ_BLOCK: usize = 16 * reelnet_proto::outboard::GROUP_LEN;
+
+enum ReaderSource {
+    File(std::fs::File),
+    /// Already read whole and hashed (the outboard was rebuilt): handed out in one block.
+    Whole(Option<Vec<u8>>),
+}
+
+/// A segment being read from disk block by block, each block checked against the outboard
+/// before it is returned ([`Store::open_verified`]).
+pub struct VerifiedReader {
+    store: Store,
+    hash: SegmentHash,
+    source: ReaderSource,
+    outboard: Outboard,
+    offset: u64,
+    rebuilt: bool,
+}
+
+impl VerifiedReader {
+    /// The segment's size.
+    pub fn size(&self) -> u64 {
+        self.outboard.size()
+    }
+
+    /// Whether the outboard was missing and has just been rebuilt.
+    pub fn rebuilt(&self) -> bool {
+        self.rebuilt
+    }
+
+    /// The next verified block (at most [`READ_BLOCK`] bytes), `None` at the end. A block
+    /// that fails its check (or a file that ends early) removes the segment from the store
+    /// and returns [`StoreError::Corrupt`].
+    pub fn next_block(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::io::Read;
+        let file = match &mut self.source {
+            ReaderSource::Whole(bytes) => return Ok(bytes.take()),
+            ReaderSource::File(f) => f,
+        };
+        let size = self.outboard.size();
+        if self.offset >= size {
+            return Ok(None);
+        }
+        let want = usize::try_from((size - self.offset).min(READ_BLOCK as u64)).unwrap_or(0);
+        let mut block = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match file.read(&mut block[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(&self.store.segment_path(&self.hash))(e)),
+            }
+        }
+        let first = usize::try_from(self.offset).unwrap_or(0) / reelnet_proto::outboard::GROUP_LEN;
+        let ok = got == want
+            && block
+                .chunks(reelnet_proto::outboard::GROUP_LEN)
+                .enumerate()
+                .all(|(i, g)| self.outboard.verify_group(&self.hash, first + i, g));
+        if !ok {
+            tracing::warn!(hash = %self.hash, offset = self.offset, "stored segment is corrupt; removing it");
+            self.store.drop_corrupt(&self.hash);
+            self.offset = size;
+            return Err(StoreError::Corrupt(self.hash));
+        }
+        self.offset += want as u64;
+        Ok(Some(block))
     }
 }
 

@@ -136,8 +136,16 @@ async fn segments_held_only_by_a_peer_are_fetched_verified_shared_and_cached() {
         "one fetch for twenty viewers:\n{metrics}"
     );
     assert!(metrics.contains("reelnet_fetches_coalesced_total"));
-    // Cached: served from disk from now on, even with the peer gone.
-    assert!(gw.store.has_segment(&hash));
+    // Cached: served from disk from now on, even with the peer gone. The store write
+    // follows the viewers' responses (they do not wait for its fsync).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gw.store.has_segment(&hash) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fetched segment never stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     peer.server.shutdown();
     let again = gw.get(&url).await;
     assert_eq!(again.status(), 200);

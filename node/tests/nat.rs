@@ -1,5 +1,5 @@
 //! Nodes behind NAT, on loopback with real swarms, a real QUIC segment server and real
-//! fetchers in one process: the segment fallback over libp2p (`/reelnet/segment/1`) when a
+//! fetchers in one process: the segment fallback over libp2p (`/reelnet/segment/2`) when a
 //! provider's QUIC address does not answer, its verification and membership check, and a
 //! relay v2 reservation that another node reaches the reserving node through.
 //!
@@ -137,7 +137,7 @@ impl Library {
 }
 
 /// A node in this process: swarm, store, and (if serving) the QUIC segment server whose
-/// service also answers `/reelnet/segment/1`.
+/// service also answers `/reelnet/segment/2`.
 struct Node {
     key: SigningKey,
     node: NodeId,
@@ -359,7 +359,7 @@ async fn a_corrupt_answer_over_libp2p_is_rejected() {
         .await;
     let a = spawn(ka, Some(ma.clone()), None, |_| {}, &cancel).await;
 
-    // The evil provider: a bare libp2p swarm speaking only /reelnet/segment/1.
+    // The evil provider: a bare libp2p swarm speaking only /reelnet/segment/2.
     let evil_key = SigningKey::generate(&mut rand::rngs::OsRng);
     let mut secret = evil_key.to_bytes();
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret).unwrap();
@@ -412,11 +412,14 @@ async fn a_corrupt_answer_over_libp2p_is_rejected() {
             {
                 let e = truth[&request.request.segment];
                 let garbage = vec![0xAB; e.size as usize];
+                // The garbage's own outboard: well formed, but not the segment hash's.
+                let (_, outboard) = reelnet_proto::Outboard::compute(&garbage);
                 let _ = asked_tx.send(());
                 let _ = evil.behaviour_mut().send_response(
                     channel,
                     SegmentResponse {
                         header: ResponseHeader::ok(u64::from(e.size), e.hash),
+                        outboard: outboard.to_bytes().into(),
                         body: garbage.into(),
                     },
                 );
@@ -433,7 +436,7 @@ async fn a_corrupt_answer_over_libp2p_is_rejected() {
         .fetch_into_store(&[(evil_node, dead)], &want, &a.store)
         .await;
     assert!(
-        matches!(&result, Err(FetchError::AllFailed(f)) if matches!(f[0].1, AttemptError::HashMismatch { .. })),
+        matches!(&result, Err(FetchError::AllFailed(f)) if f[0].1.is_bad_data()),
         "{result:?}"
     );
     assert!(
@@ -633,7 +636,7 @@ async fn metric(gateway: &str, sample: &str) -> u64 {
 
 /// Real processes: node 1 ingests a movie, but its record advertises a QUIC address that
 /// drops every packet (as a home node's would behind a NAT); node 2, responsible for a
-/// copy, pulls every segment over libp2p (`/reelnet/segment/1`), verified, and both nodes
+/// copy, pulls every segment over libp2p (`/reelnet/segment/2`), verified, and both nodes
 /// count the bytes as direct libp2p bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_an_unreachable_quic_address_still_replicates_over_libp2p() {

@@ -335,19 +335,23 @@ fn evil_server(key: &SigningKey, lib: &Library, how: Evil) -> (quinn::Endpoint, 
     let endpoint = quinn::Endpoint::server(config, SERVE_ADDR.parse().unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let manifest = lib.manifest.clone();
+    let lib_bytes = std::sync::Arc::new(lib.bytes.clone());
     let ep = endpoint.clone();
     tokio::spawn(async move {
         while let Some(incoming) = ep.accept().await {
-            let manifest = manifest.clone();
+            let (manifest, lib_bytes) = (manifest.clone(), lib_bytes.clone());
             tokio::spawn(async move {
                 let Ok(conn) = incoming.await else { return };
                 while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                    let manifest = manifest.clone();
+                    let (manifest, lib_bytes) = (manifest.clone(), lib_bytes.clone());
                     tokio::spawn(async move {
                         let buf = recv.read_to_end(2048).await.unwrap();
                         let (req, _) = decode_request(&buf).unwrap().unwrap();
                         let entry = *manifest.resolve(req.track, &req.segment).unwrap();
                         let len = u64::from(entry.size);
+                        let real = &lib_bytes[&entry.hash];
+                        // The real outboard, so the bad bytes are caught group by group.
+                        let (_, outboard) = reelnet_proto::Outboard::compute(real);
                         let mut junk = vec![0x5a; entry.size as usize];
                         let (header, body) = match how {
                             Evil::WrongBytes => (ResponseHeader::ok(len, entry.hash), junk),
@@ -359,7 +363,8 @@ fn evil_server(key: &SigningKey, lib: &Library, how: Evil) -> (quinn::Endpoint, 
                                 (ResponseHeader::ok(len + 1, entry.hash), junk)
                             }
                             Evil::Truncated => {
-                                junk.truncate(junk.len() / 2);
+                                // Good bytes, but only half of them.
+                                junk = real[..real.len() / 2].to_vec();
                                 (ResponseHeader::ok(len, entry.hash), junk)
                             }
                             Evil::Silent => {
@@ -370,6 +375,7 @@ fn evil_server(key: &SigningKey, lib: &Library, how: Evil) -> (quinn::Endpoint, 
                         let _ = send
                             .write_all(&encode_response_header(&header).unwrap())
                             .await;
+                        let _ = send.write_all(&outboard.to_bytes()).await;
                         let _ = send.write_all(&body).await;
                         let _ = send.finish();
                         let _ = send.stopped().await;
@@ -413,7 +419,7 @@ async fn bad_providers_are_rejected_and_the_next_one_serves() {
         };
         let expected_kind = matches!(
             (&failures[0].1, how),
-            (AttemptError::HashMismatch { .. }, Evil::WrongBytes)
+            (AttemptError::BadGroup { .. }, Evil::WrongBytes)
                 | (AttemptError::AnnouncedHashMismatch { .. }, Evil::WrongHash)
                 | (AttemptError::SizeMismatch { .. }, Evil::WrongLength)
                 | (AttemptError::Truncated { .. }, Evil::Truncated)

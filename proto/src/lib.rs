@@ -3,7 +3,7 @@
 //! Everything two reelnet processes exchange is defined here, once: ids ([`ids`]), the
 //! bincode codec and its size limits ([`codec`]), signed manifests ([`manifest`]) and
 //! catalog records ([`catalog`]) with their signing envelope ([`sign`]), the QUIC segment
-//! protocol's frames ([`transfer`]), the catalog sync frames ([`sync`]), the JWT claims
+//! protocol's frames ([`transfer`]) and verified streaming of segments ([`outboard`]), the catalog sync frames ([`sync`]), the JWT claims
 //! ([`claims`]), network membership (certificates, revocations, node request signatures:
 //! [`membership`]) and the JSON bodies of the tracker's node-facing request routes
 //! ([`requests`]).
@@ -24,6 +24,7 @@ pub mod lang;
 pub mod manifest;
 pub mod membership;
 pub mod oauth;
+pub mod outboard;
 pub mod requests;
 pub mod sign;
 pub mod subtitles;
@@ -42,6 +43,7 @@ pub use manifest::{
     Container, Manifest, MediaInfo, MovieMeta, Rendition, SegmentEntry, SignedManifest,
     ThumbnailGrid, Track, TrackKind,
 };
+pub use outboard::Outboard;
 pub use transfer::{
     decode_p2p_request, decode_request, decode_response_header, encode_p2p_request, encode_request,
     encode_response_header, P2pSegmentRequest, ResponseHeader, SegmentRef, SegmentRequest, Status,

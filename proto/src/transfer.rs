@@ -1,8 +1,15 @@
 //! Frames of the QUIC segment protocol, without any I/O.
 //!
 //! One request per bidirectional stream: the client writes a [`SegmentRequest`] frame; the
-//! server answers with a [`ResponseHeader`] frame followed by exactly `length` raw bytes,
-//! which the client hashes and compares with `hash` (and with the manifest) before using.
+//! server answers with a [`ResponseHeader`] frame, then the segment's outboard (exactly
+//! [`outboard_len`](crate::outboard::outboard_len)`(length)` bytes: one BLAKE3 chaining value
+//! per 16 KiB group, none for a segment of one group or less), then exactly `length` raw
+//! bytes. The client checks the outboard against `hash` (and the manifest's hash) before
+//! reading the body, then checks each 16 KiB group as it arrives, so it can pass verified
+//! bytes on while the rest is still in flight ([`crate::outboard`]).
+//!
+//! Version 2 of the protocol (ALPN `reelnet/segment/2`, libp2p `/reelnet/segment/2`) added
+//! the outboard; version 1 sent the body straight after the header.
 //!
 //! A frame is a 4-byte big-endian body length followed by the bincode body. The decoders
 //! take whatever bytes have arrived and return `Ok(None)` until a whole frame is there, so
@@ -16,11 +23,11 @@ use crate::error::{DecodeError, EncodeError};
 use crate::ids::{ManifestId, SegmentHash};
 
 /// ALPN protocol id of the segment service.
-pub const SEGMENT_ALPN: &[u8] = b"reelnet/segment/1";
+pub const SEGMENT_ALPN: &[u8] = b"reelnet/segment/2";
 
 /// libp2p protocol name of the same segment service carried over a libp2p connection (the
 /// fallback for peers whose QUIC address cannot be reached, e.g. behind a NAT).
-pub const SEGMENT_P2P_PROTOCOL_NAME: &str = "/reelnet/segment/1";
+pub const SEGMENT_P2P_PROTOCOL_NAME: &str = "/reelnet/segment/2";
 
 /// Largest [`P2pSegmentRequest`] body: the segment request and the requester's membership
 /// certificate (QUIC carries the certificate in its TLS handshake; libp2p's noise does not).
@@ -136,9 +143,9 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<(SegmentRequest, usize)>, Dec
     Ok(Some((req, used)))
 }
 
-/// A segment request over libp2p (`/reelnet/segment/1`): the same [`SegmentRequest`] as over
+/// A segment request over libp2p (`/reelnet/segment/2`): the same [`SegmentRequest`] as over
 /// QUIC plus the requester's membership certificate. The answer is the same as over QUIC: a
-/// [`ResponseHeader`] frame, then exactly `length` raw bytes.
+/// [`ResponseHeader`] frame, the outboard, then exactly `length` raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct P2pSegmentRequest {
     /// What is asked for.

@@ -168,7 +168,7 @@ fn transfer_frames_round_trip_incrementally() {
         bytes.extend_from_slice(b"body follows");
         assert_eq!(decode_response_header(&bytes).unwrap(), Some((h, len)));
     }
-    assert_eq!(SEGMENT_ALPN, b"reelnet/segment/1");
+    assert_eq!(SEGMENT_ALPN, b"reelnet/segment/2");
 }
 
 #[test]

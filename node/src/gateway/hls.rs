@@ -14,12 +14,30 @@
 //!
 //! Invariants: a token only opens the movie it names, and a segment is only served when the
 //! named manifest lists it under that movie (a token for one movie cannot read another's
-//! segments by hash). Segments come from the local store, else from peers over QUIC
-//! through the [`PeerFetches`] actor, which runs one fetch per missing segment however many
-//! viewers ask for it at once, verifies the hash (the fetcher does, before anything is
-//! stored or served) and caches the bytes in the store. A segment is sent only after it is
-//! verified, so it is not streamed to the viewer while it is still arriving from the peer;
-//! at QUIC speed a 2 MB segment arrives in milliseconds.
+//! segments by hash). Segments come from the hot cache, else the local store, else from
+//! peers over QUIC through the [`PeerFetches`] actor.
+//!
+//! # Verified streaming
+//!
+//! No byte reaches a viewer before the 16 KiB chunk group it belongs to has been checked
+//! against the segment's outboard, whose root is the segment hash the manifest lists
+//! (`reelnet_proto::outboard`); within that rule, bytes go out as soon as they are checked:
+//! - **hot cache**: bytes verified when they entered the cache are sent whole;
+//! - **disk**: the file is read block by block ([`Store::open_verified`]) by a task running
+//!   one block ahead of the socket, each group checked against the stored outboard; the
+//!   first block is read before the response starts (a corrupt one falls back to peers); a
+//!   later bad group aborts the response (the client sees a failed request and retries),
+//!   and the file is dropped from the store and counted (`reelnet_segments_corrupt_at_rest`);
+//! - **peer**: [`PeerFetches`] runs one fetch per missing segment however many viewers ask
+//!   for it at once (`reelnet_peer_fetches_started`, `reelnet_fetches_coalesced`); the
+//!   fetcher checks the peer's outboard, then each group as it arrives, and publishes the
+//!   verified prefix; every viewer of the segment gets the prefix so far and then the rest.
+//!   A bad group ends the fetch: the responses abort, the peer's connection is dropped and
+//!   its score penalised, and it is counted (`reelnet_peer_bad_chunks`).
+//!
+//! The hot cache is filled only with a complete verified segment (once its stream ends); a
+//! segment fetched from a peer is also cached in the store. A `Range` request on a segment
+//! not in the hot cache waits for the whole verified segment, then answers the range.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,7 +49,7 @@ use reelnet_proto::{
     Container, Manifest, ManifestId, MovieId, NodeId, SegmentEntry, SegmentHash, SegmentRef,
     SegmentRequest,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -487,35 +505,144 @@ async fn segment(
         (Container::MpegTs, Some(_), "ts") | (Container::MpegTs, None, "ts") => "video/mp2t",
         _ => return Err(HlsError::NotFound("no such segment".into())),
     };
-    let bytes = segment_bytes(state, &found, &at).await?;
-    ranged(bytes, range.as_deref(), content_type, &hash)
+    match segment_body(state, &found, &at).await? {
+        SegmentBody::Whole(bytes) => ranged(bytes, range.as_deref(), content_type, &hash),
+        SegmentBody::Stream { mut rx, .. } if range.is_some() => {
+            let mut all = bytes::BytesMut::with_capacity(at.entry.size as usize);
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(|e| HlsError::Unavailable(e.to_string()))?;
+                all.extend_from_slice(&chunk);
+            }
+            ranged(all.freeze(), range.as_deref(), content_type, &hash)
+        }
+        SegmentBody::Stream { size, rx } => {
+            let mut res = warp::reply::stream(ChunkStream(rx)).into_response();
+            headers(&mut res, content_type, &hash);
+            if let Ok(v) = HeaderValue::from_str(&size.to_string()) {
+                res.headers_mut().insert(header::CONTENT_LENGTH, v);
+            }
+            Ok(res)
+        }
+    }
 }
 
-/// The segment's verified bytes: from the store, else from a peer.
-async fn segment_bytes(
+/// A segment's verified bytes: whole, or as a stream of verified chunks of `size` bytes in
+/// all (an `Err` item aborts the response).
+enum SegmentBody {
+    Whole(Bytes),
+    Stream {
+        size: u64,
+        rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    },
+}
+
+/// The response body of a streamed segment.
+struct ChunkStream(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures::Stream for ChunkStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Chunks queued between a segment's reader and its response body.
+const STREAM_QUEUE: usize = 4;
+
+fn aborted(why: String) -> std::io::Error {
+    std::io::Error::other(why)
+}
+
+/// Streams a stored segment whose first verified block is already read; the rest is read
+/// one block ahead of the socket. Fills the hot cache once the whole segment has passed.
+fn stream_from_disk(
+    state: &GatewayState,
+    hash: SegmentHash,
+    mut reader: crate::store::VerifiedReader,
+    first: Vec<u8>,
+) -> SegmentBody {
+    let size = reader.size();
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    let (hot, metrics) = (state.hot.clone(), state.metrics.clone());
+    reelnet_runtime::shutdown::spawn("segment-disk-stream", async move {
+        let whole = usize::try_from(size).unwrap_or(0) <= crate::store::READ_BLOCK;
+        let mut all = bytes::BytesMut::new();
+        let mut block = Bytes::from(first);
+        loop {
+            if !whole {
+                all.extend_from_slice(&block);
+            }
+            let last = block.clone();
+            if tx.send(Ok(block)).await.is_err() {
+                // The viewer went away.
+                return Ok::<(), std::convert::Infallible>(());
+            }
+            let next = tokio::task::spawn_blocking(move || {
+                let r = reader.next_block();
+                (reader, r)
+            })
+            .await;
+            let Ok((r, result)) = next else {
+                let _ = tx.send(Err(aborted("segment read failed".into()))).await;
+                return Ok(());
+            };
+            reader = r;
+            match result {
+                Ok(Some(b)) => block = Bytes::from(b),
+                Ok(None) => {
+                    metrics.served_local(size);
+                    hot.put(hash, if whole { last } else { all.freeze() });
+                    return Ok(());
+                }
+                Err(err) => {
+                    if matches!(err, crate::store::StoreError::Corrupt(_)) {
+                        metrics.corrupt_at_rest();
+                    }
+                    tracing::warn!(%hash, %err, "stored segment failed while streaming; response aborted");
+                    let _ = tx.send(Err(aborted(err.to_string()))).await;
+                    return Ok(());
+                }
+            }
+        }
+    });
+    SegmentBody::Stream { size, rx }
+}
+
+/// The segment's verified bytes: from the hot cache, the store, else a peer.
+async fn segment_body(
     state: &GatewayState,
     found: &CatalogManifest,
     at: &Located,
-) -> Result<Bytes, HlsError> {
+) -> Result<SegmentBody, HlsError> {
     let hash = at.entry.hash;
     if let Some(bytes) = state.hot.get(&hash).await {
         state.metrics.served_local(bytes.len() as u64);
-        return Ok(bytes);
+        return Ok(SegmentBody::Whole(bytes));
     }
     let store = state.store.clone();
-    let local = tokio::task::spawn_blocking(move || store.read_segment(&hash))
-        .await
-        .map_err(|e| HlsError::Internal(e.to_string()))?;
+    let local = tokio::task::spawn_blocking(move || {
+        let Some(mut reader) = store.open_verified(&hash)? else {
+            return Ok(None);
+        };
+        let first = reader.next_block()?.unwrap_or_default();
+        Ok::<_, crate::store::StoreError>(Some((reader, first)))
+    })
+    .await
+    .map_err(|e| HlsError::Internal(e.to_string()))?;
     match local {
-        Ok(Some(bytes)) => {
-            state.metrics.served_local(bytes.len() as u64);
-            let bytes = Bytes::from(bytes);
-            state.hot.put(hash, bytes.clone());
-            return Ok(bytes);
-        }
+        Ok(Some((reader, first))) => return Ok(stream_from_disk(state, hash, reader, first)),
         Ok(None) => {}
         // A corrupt local copy is never served; fetch a good one instead.
-        Err(err) => tracing::warn!(%hash, %err, "local segment unreadable; fetching from peers"),
+        Err(err) => {
+            if matches!(err, crate::store::StoreError::Corrupt(_)) {
+                state.metrics.corrupt_at_rest();
+            }
+            tracing::warn!(%hash, %err, "local segment unreadable; fetching from peers");
+        }
     }
     let providers = match at.index {
         Some(i) => state.catalog.providers(found.id, at.track, i).await?,
@@ -543,14 +670,72 @@ async fn segment_bytes(
         expected: hash,
         size: Some(u64::from(at.entry.size)),
     };
-    let bytes = state
+    let mut progress = state
         .fetches
         .fetch(want, providers)
         .await
         .map_err(HlsError::Unavailable)?;
-    state.metrics.served_peer(bytes.len() as u64);
-    state.hot.put(hash, bytes.clone());
-    Ok(bytes)
+    // Answer once the first verified bytes are there (or the fetch failed before any: a
+    // plain 502 then).
+    let first = progress
+        .wait_for(|p| !p.chunks.is_empty() || p.done.is_some())
+        .await
+        .map_err(|_| HlsError::Unavailable("the fetch was abandoned".into()))?
+        .clone();
+    if first.chunks.is_empty() {
+        if let Some(Err(err)) = first.done {
+            return Err(HlsError::Unavailable(err));
+        }
+    }
+    let size = u64::from(at.entry.size);
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    let metrics = state.metrics.clone();
+    reelnet_runtime::shutdown::spawn("segment-peer-stream", async move {
+        let mut next = 0;
+        loop {
+            let (chunks, done) = {
+                let p = progress.borrow_and_update();
+                (
+                    p.chunks.get(next..).unwrap_or_default().to_vec(),
+                    p.done.clone(),
+                )
+            };
+            next += chunks.len();
+            for c in chunks {
+                if tx.send(Ok(c)).await.is_err() {
+                    return Ok::<(), std::convert::Infallible>(());
+                }
+            }
+            match done {
+                Some(Ok(())) => {
+                    metrics.served_peer(size);
+                    return Ok(());
+                }
+                Some(Err(err)) => {
+                    let _ = tx.send(Err(aborted(err))).await;
+                    return Ok(());
+                }
+                None => {}
+            }
+            if progress.changed().await.is_err() {
+                let _ = tx
+                    .send(Err(aborted("the fetch was abandoned".into())))
+                    .await;
+                return Ok(());
+            }
+        }
+    });
+    Ok(SegmentBody::Stream { size, rx })
+}
+
+fn headers(res: &mut Response, content_type: &'static str, hash: &SegmentHash) {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        h.insert(header::ETAG, v);
+    }
 }
 
 /// A `200` with the whole body, or a `206` for one `bytes=` range.
@@ -575,15 +760,9 @@ fn ranged(
     };
     let mut res = Response::new(body.into());
     *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
-        h.insert(header::ETAG, v);
-    }
+    headers(&mut res, content_type, hash);
     if let Some(cr) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        h.insert(header::CONTENT_RANGE, cr);
+        res.headers_mut().insert(header::CONTENT_RANGE, cr);
     }
     Ok(res)
 }
@@ -626,7 +805,16 @@ fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-type FetchReply = oneshot::Sender<Result<Bytes, String>>;
+/// How far a shared peer fetch has got: the verified chunks so far, in order, and its end.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Verified bytes, in order from the segment's start.
+    pub chunks: Vec<Bytes>,
+    /// `Some` once the fetch has ended: `Ok` with every byte in `chunks`, or why it failed.
+    pub done: Option<Result<(), String>>,
+}
+
+type FetchReply = oneshot::Sender<watch::Receiver<Progress>>;
 
 enum FetchCommand {
     Fetch {
@@ -637,7 +825,8 @@ enum FetchCommand {
 }
 
 /// Handle to the actor that fetches missing segments from peers: one fetch per segment at
-/// a time, shared by every viewer waiting for it; fetched segments are cached in the store.
+/// a time, shared by every viewer waiting for it. The fetch publishes verified bytes as they
+/// arrive; once complete, the segment goes to the hot cache and is cached in the store.
 #[derive(Clone)]
 pub struct PeerFetches {
     tx: mpsc::Sender<FetchCommand>,
@@ -648,23 +837,25 @@ impl PeerFetches {
     pub fn start(
         fetcher: Arc<Fetcher>,
         store: Store,
+        hot: super::hot::HotSegments,
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let task = reelnet_runtime::shutdown::spawn(
             "peer-fetches",
-            run_fetches(rx, fetcher, store, metrics, cancel),
+            run_fetches(rx, fetcher, store, hot, metrics, cancel),
         );
         (Self { tx }, task)
     }
 
-    /// The verified bytes of `want`, from the best of `providers`.
+    /// The progress of `want`'s fetch from the best of `providers` (started now, or joined
+    /// if one is in flight).
     pub async fn fetch(
         &self,
         want: FetchRequest,
         providers: Vec<(NodeId, SocketAddr)>,
-    ) -> Result<Bytes, String> {
+    ) -> Result<watch::Receiver<Progress>, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(FetchCommand::Fetch {
@@ -674,8 +865,64 @@ impl PeerFetches {
             })
             .await
             .map_err(|_| "the node is shutting down".to_owned())?;
-        rx.await
-            .map_err(|_| "the node is shutting down".to_owned())?
+        rx.await.map_err(|_| "the node is shutting down".to_owned())
+    }
+}
+
+/// One fetch: verified bytes go to `progress` as they arrive.
+async fn fetch_one(
+    fetcher: Arc<Fetcher>,
+    store: Store,
+    hot: super::hot::HotSegments,
+    metrics: Arc<Metrics>,
+    want: FetchRequest,
+    providers: Vec<(NodeId, SocketAddr)>,
+    progress: watch::Sender<Progress>,
+) {
+    let hash = want.expected;
+    let started = Instant::now();
+    let collected = std::sync::Mutex::new(bytes::BytesMut::with_capacity(
+        want.size.unwrap_or(0) as usize
+    ));
+    let sink = |offset: u64, bytes: Bytes| {
+        let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
+        let have = c.len() as u64;
+        crate::transfer::fetcher::extend_prefix(&mut c, offset, &bytes);
+        if c.len() as u64 > have {
+            let skip = usize::try_from(have - offset).unwrap_or(0);
+            let fresh = bytes.slice(skip..);
+            progress.send_modify(|p| p.chunks.push(fresh));
+        }
+    };
+    // A viewer's response cannot restart: no resuming from another provider midway.
+    let result = fetcher
+        .fetch_streaming(&providers, &want, &sink, false)
+        .await;
+    metrics.fetch_finished(started.elapsed(), result.is_ok());
+    match result {
+        Ok(()) => {
+            let bytes = collected
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .freeze();
+            hot.put(hash, bytes.clone());
+            progress.send_modify(|p| p.done = Some(Ok(())));
+            let stored =
+                tokio::task::spawn_blocking(move || store.put_cached_segment(&bytes, &hash)).await;
+            if let Ok(Err(err)) = stored {
+                tracing::warn!(%hash, %err, "cannot cache a fetched segment");
+            }
+        }
+        Err(err) => {
+            if let crate::transfer::FetchError::AllFailed(failures) = &err {
+                for (_, e) in failures {
+                    if e.is_bad_data() {
+                        metrics.bad_peer_chunk();
+                    }
+                }
+            }
+            progress.send_modify(|p| p.done = Some(Err(err.to_string())));
+        }
     }
 }
 
@@ -683,48 +930,37 @@ async fn run_fetches(
     mut rx: mpsc::Receiver<FetchCommand>,
     fetcher: Arc<Fetcher>,
     store: Store,
+    hot: super::hot::HotSegments,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
-    let mut waiting: HashMap<SegmentHash, Vec<FetchReply>> = HashMap::new();
-    let mut running: JoinSet<(SegmentHash, Result<Bytes, String>)> = JoinSet::new();
+    let mut inflight: HashMap<SegmentHash, watch::Receiver<Progress>> = HashMap::new();
+    let mut running: JoinSet<SegmentHash> = JoinSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             cmd = rx.recv() => {
                 let Some(FetchCommand::Fetch { want, providers, reply }) = cmd else { break };
                 let hash = want.expected;
-                if let Some(list) = waiting.get_mut(&hash) {
+                if let Some(progress) = inflight.get(&hash) {
                     metrics.fetch_coalesced();
-                    list.push(reply);
+                    let _ = reply.send(progress.clone());
                     continue;
                 }
-                waiting.insert(hash, vec![reply]);
-                let (fetcher, store, metrics) = (fetcher.clone(), store.clone(), metrics.clone());
+                metrics.fetch_started();
+                let (tx, progress) = watch::channel(Progress::default());
+                inflight.insert(hash, progress.clone());
+                let _ = reply.send(progress);
+                let (fetcher, store, hot, metrics) =
+                    (fetcher.clone(), store.clone(), hot.clone(), metrics.clone());
                 running.spawn(async move {
-                    let started = Instant::now();
-                    let result = fetcher
-                        .fetch_request(&providers, &want)
-                        .await
-                        .map_err(|e| e.to_string());
-                    metrics.fetch_finished(started.elapsed(), result.is_ok());
-                    if let Ok(bytes) = &result {
-                        let (bytes, store) = (bytes.clone(), store.clone());
-                        let stored = tokio::task::spawn_blocking(move || {
-                            store.put_cached_segment(&bytes, &hash)
-                        })
-                        .await;
-                        if let Ok(Err(err)) = stored {
-                            tracing::warn!(%hash, %err, "cannot cache a fetched segment");
-                        }
-                    }
-                    (hash, result)
+                    fetch_one(fetcher, store, hot, metrics, want, providers, tx).await;
+                    hash
                 });
             }
             Some(done) = running.join_next(), if !running.is_empty() => {
-                let Ok((hash, result)) = done else { continue };
-                for reply in waiting.remove(&hash).unwrap_or_default() {
-                    let _ = reply.send(result.clone());
+                if let Ok(hash) = done {
+                    inflight.remove(&hash);
                 }
             }
         }

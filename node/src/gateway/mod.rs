@@ -93,6 +93,7 @@ impl GatewayState {
         catalog: Catalog,
         fetcher: Arc<Fetcher>,
         fetches: hls::PeerFetches,
+        hot: hot::HotSegments,
         tokens: Arc<token::PlaybackTokens>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
@@ -133,11 +134,7 @@ impl GatewayState {
             placement: None,
             network: None,
             listing: catalog::ListingCache::default(),
-            hot: hot::HotSegments::start(
-                crate::config::DEFAULT_HOT_CACHE_MIB as usize * 1024 * 1024,
-                cancel.clone(),
-            )
-            .0,
+            hot,
         }
     }
 }

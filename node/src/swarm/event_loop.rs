@@ -1227,26 +1227,21 @@ impl EventLoop {
                         // Relays carry signalling, not media: over a relayed connection only
                         // small answers (manifests, init segments) go out; for the rest the
                         // requester is told to try another provider (or a direct connection).
-                        Ok((_, body)) if relayed && body.len() > RELAYED_ANSWER_MAX => {
+                        Ok(res) if relayed && res.body.len() > RELAYED_ANSWER_MAX => {
                             Internal::SegmentServe {
                                 peer,
                                 request_id,
                                 relayed,
                                 channel,
-                                response: SegmentResponse {
-                                    header: reelnet_proto::ResponseHeader::error(
-                                        reelnet_proto::Status::Busy,
-                                    ),
-                                    body: bytes::Bytes::new(),
-                                },
+                                response: SegmentResponse::error(reelnet_proto::Status::Busy),
                             }
                         }
-                        Ok((header, body)) => Internal::SegmentServe {
+                        Ok(response) => Internal::SegmentServe {
                             peer,
                             request_id,
                             relayed,
                             channel,
-                            response: SegmentResponse { header, body },
+                            response,
                         },
                         Err(refused) => {
                             use reelnet_proto::membership::MembershipError as E;

@@ -158,7 +158,7 @@ impl NetworkHandle {
         self.ask(Command::Stats).await
     }
 
-    /// Asks `peer` for a segment over `/reelnet/segment/1`, dialling it by id if needed
+    /// Asks `peer` for a segment over `/reelnet/segment/2`, dialling it by id if needed
     /// (its known addresses, plus `addrs`: direct ones or a relay circuit). The answer is
     /// not verified here; the fetcher does that.
     pub async fn fetch_segment(

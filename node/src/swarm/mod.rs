@@ -28,7 +28,7 @@
 //!   a connected member serving the hop protocol); DCUtR upgrades relayed connections to
 //!   direct ones where the NATs allow; UPnP (opt-in) maps a port. Only explicit and
 //!   confirmed addresses are advertised.
-//! - **request-response** `/reelnet/segment/1` ([`segment`]): the QUIC segment service's
+//! - **request-response** `/reelnet/segment/2` ([`segment`]): the QUIC segment service's
 //!   requests and answers over a libp2p connection (direct, hole-punched or relayed), the
 //!   fallback when a peer's QUIC address cannot be reached.
 //!
@@ -92,7 +92,8 @@ use crate::catalog::{Catalog, SyncCursor, Verdict};
 use crate::membership::{MemberState, Membership};
 use budget::{Budgets, SyncBudget};
 use nat::{AddressBook, NatConfig, Reachability, ReachabilityTracker, RelayGate};
-use segment::{SegmentCodec, SegmentResponse, SEGMENT_PROTOCOL};
+pub use segment::SegmentResponse;
+use segment::{SegmentCodec, SEGMENT_PROTOCOL};
 use sync::{SyncCodec, SyncRequest, SyncResponse, SYNC_PAGE_BYTES, SYNC_PROTOCOL};
 
 mod behaviour;
@@ -163,7 +164,7 @@ pub struct SwarmConfig {
     pub sync_budget: SyncBudget,
     /// NAT traversal (`p2p.autonat`, `p2p.upnp`, `p2p.relay_*`, `p2p.relays`).
     pub nat: NatConfig,
-    /// Answers segment requests over `/reelnet/segment/1`; `None`: such requests are
+    /// Answers segment requests over `/reelnet/segment/2`; `None`: such requests are
     /// dropped (tests of the swarm alone).
     pub segments: Option<crate::transfer::SegmentService>,
     /// Longest time one segment request over libp2p may take (dial included).
@@ -300,13 +301,13 @@ pub struct NetworkStats {
     pub hole_punch_success: u64,
     /// DCUtR hole punches that failed.
     pub hole_punch_failure: u64,
-    /// Segment body bytes served over `/reelnet/segment/1` on direct connections.
+    /// Segment body bytes served over `/reelnet/segment/2` on direct connections.
     pub segment_served_direct_bytes: u64,
-    /// Segment body bytes served over `/reelnet/segment/1` through a relay.
+    /// Segment body bytes served over `/reelnet/segment/2` through a relay.
     pub segment_served_relayed_bytes: u64,
-    /// Segment body bytes fetched over `/reelnet/segment/1` on direct connections.
+    /// Segment body bytes fetched over `/reelnet/segment/2` on direct connections.
     pub segment_fetched_direct_bytes: u64,
-    /// Segment body bytes fetched over `/reelnet/segment/1` through a relay.
+    /// Segment body bytes fetched over `/reelnet/segment/2` through a relay.
     pub segment_fetched_relayed_bytes: u64,
     /// Segment requests over libp2p refused because the requester is not a member.
     pub segment_refused: u64,

@@ -1,14 +1,16 @@
-//! The segment service over libp2p request-response (`/reelnet/segment/1`): the fallback for
+//! The segment service over libp2p request-response (`/reelnet/segment/2`): the fallback for
 //! peers whose QUIC address cannot be reached (a home node behind a NAT, whose quinn socket
 //! libp2p's hole punch does not open).
 //!
 //! The frames are the QUIC service's (`reelnet_proto::transfer`): the request is a
 //! [`P2pSegmentRequest`] (the same [`SegmentRequest`](reelnet_proto::SegmentRequest) plus the
 //! requester's membership certificate, which QUIC carries in TLS), the answer a
-//! [`ResponseHeader`] frame followed by exactly `length` raw bytes. The same limits hold: the
+//! [`ResponseHeader`] frame, the segment's outboard (`outboard_len(length)` bytes, see
+//! `reelnet_proto::outboard`), then exactly `length` raw bytes. The same limits hold: the
 //! request frame is bounded before its body is read, a header announcing more than
-//! `MAX_SEGMENT_BYTES` is refused before any body byte is read, and a body that runs short
-//! or long is an error. This module only moves the frames; whoever answers checks membership
+//! `MAX_SEGMENT_BYTES` is refused before any outboard or body byte is read, and an outboard
+//! or body that runs short or long is an error. A request-response answer arrives whole, so
+//! the requester checks it group by group only once it is all there. This module only moves the frames; whoever answers checks membership
 //! and limits ([`crate::transfer::SegmentService`]) and whoever asks verifies every byte
 //! ([`crate::transfer::Fetcher`]).
 
@@ -18,6 +20,7 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use reelnet_proto::codec::{frame_body_len, FRAME_PREFIX_LEN, MAX_RESPONSE_HEADER};
+use reelnet_proto::outboard::outboard_len;
 use reelnet_proto::transfer::{
     MAX_P2P_REQUEST_FRAME, MAX_SEGMENT_BYTES, SEGMENT_P2P_PROTOCOL_NAME,
 };
@@ -29,11 +32,24 @@ use reelnet_proto::{
 /// The protocol name.
 pub const SEGMENT_PROTOCOL: StreamProtocol = StreamProtocol::new(SEGMENT_P2P_PROTOCOL_NAME);
 
-/// An answer: the header and (when `Ok`) the body it announces.
+/// An answer: the header and (when `Ok`) the outboard and body it announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentResponse {
     pub header: ResponseHeader,
+    /// `outboard_len(header.length)` bytes (empty on an error answer).
+    pub outboard: Bytes,
     pub body: Bytes,
+}
+
+impl SegmentResponse {
+    /// An answer without a body.
+    pub fn error(status: reelnet_proto::Status) -> Self {
+        Self {
+            header: ResponseHeader::error(status),
+            outboard: Bytes::new(),
+            body: Bytes::new(),
+        }
+    }
 }
 
 /// The request-response codec for [`SEGMENT_PROTOCOL`].
@@ -99,6 +115,9 @@ impl libp2p::request_response::Codec for SegmentCodec {
         if header.length > MAX_SEGMENT_BYTES {
             return Err(invalid("response length above MAX_SEGMENT_BYTES"));
         }
+        let ob_len = outboard_len(header.length);
+        let mut outboard = vec![0u8; ob_len];
+        io.read_exact(&mut outboard).await?;
         let mut body = Vec::with_capacity(header.length.min(1 << 20) as usize);
         (&mut *io)
             .take(header.length)
@@ -113,6 +132,7 @@ impl libp2p::request_response::Codec for SegmentCodec {
         }
         Ok(SegmentResponse {
             header,
+            outboard: Bytes::from(outboard),
             body: Bytes::from(body),
         })
     }
@@ -141,7 +161,11 @@ impl libp2p::request_response::Codec for SegmentCodec {
         T: AsyncWrite + Unpin + Send,
     {
         let frame = encode_response_header(&res.header).map_err(invalid)?;
+        if res.outboard.len() != outboard_len(res.header.length) {
+            return Err(invalid("outboard length does not match the body"));
+        }
         io.write_all(&frame).await?;
+        io.write_all(&res.outboard).await?;
         io.write_all(&res.body).await?;
         io.close().await
     }
@@ -152,15 +176,18 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use libp2p::request_response::Codec;
-    use reelnet_proto::{ManifestId, SegmentHash, SegmentRef, SegmentRequest, Status};
+    use reelnet_proto::{ManifestId, SegmentRef, SegmentRequest, Status};
 
     #[tokio::test]
     async fn roundtrip_and_limits() {
-        let body = Bytes::from(vec![5u8; 1000]);
+        let body = Bytes::from(vec![5u8; 40_000]);
+        let (hash, ob) = reelnet_proto::Outboard::compute(&body);
         let res = SegmentResponse {
-            header: ResponseHeader::ok(1000, SegmentHash::of(&body)),
+            header: ResponseHeader::ok(40_000, hash),
+            outboard: Bytes::from(ob.to_bytes()),
             body,
         };
+        assert_eq!(res.outboard.len(), 3 * 32);
         let mut buf = futures::io::Cursor::new(Vec::new());
         SegmentCodec
             .write_response(&SEGMENT_PROTOCOL, &mut buf, res.clone())

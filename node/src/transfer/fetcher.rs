@@ -9,9 +9,20 @@
 //!
 //! A response is accepted only if its announced length is within `MAX_SEGMENT_BYTES` and
 //! equals the manifest's size when the caller knows it, its announced hash is the expected
-//! one, exactly that many bytes arrive, and the bytes hash to the expected hash. Anything
-//! else counts as a failure of that provider (a wrong hash also drops its connection) and
-//! the next provider is tried, so a fetch never returns bad bytes.
+//! one, its outboard matches that hash, exactly that many bytes arrive, and every 16 KiB
+//! group of them passes its check against the outboard. Anything else counts as a failure of
+//! that provider (a wrong hash also drops its connection) and the next provider is tried, so
+//! a fetch never returns bad bytes.
+//!
+//! # Verified streaming
+//!
+//! [`Fetcher::fetch_streaming`] hands each run of verified groups to a sink as it arrives
+//! over QUIC (the outboard comes first, see `reelnet_proto::transfer`), so a gateway can send
+//! a peer-held segment to a viewer while the rest is still in flight, never a byte before
+//! its group is checked. Attempts that race (QUIC and libp2p) or follow one another may
+//! deliver the same range twice; a range always carries the same bytes, so the sink keeps
+//! the longest verified prefix. [`Fetcher::fetch_request`] is the same fetch collected into
+//! one buffer.
 //!
 //! # The libp2p fallback
 //!
@@ -19,7 +30,7 @@
 //! socket unreachable from outside (libp2p's hole punch does not open it). With a swarm
 //! attached ([`Fetcher::set_fallback`]), a request QUIC has not answered within
 //! [`FetcherConfig::quic_fallback_after`] (its head start) is also sent over
-//! `/reelnet/segment/1` on a libp2p connection to the provider's peer id (direct, DCUtR
+//! `/reelnet/segment/2` on a libp2p connection to the provider's peer id (direct, DCUtR
 //! hole-punched, or relayed) and the first verified answer wins ("happy eyeballs"). When
 //! the QUIC handshake fails, or libp2p answers first, the provider's QUIC address is
 //! skipped for [`QUIC_RETRY_AFTER`]. The answer is checked exactly like a QUIC answer (announced length
@@ -34,10 +45,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ed25519_dalek::SigningKey;
+use reelnet_proto::outboard;
 use reelnet_proto::transfer::{FRAME_PREFIX_LEN, MAX_SEGMENT_BYTES};
 use reelnet_proto::{
-    decode_response_header, encode_request, DecodeError, ManifestId, NodeId, ResponseHeader,
-    SegmentHash, SegmentRef, SegmentRequest, Status, MAX_RESPONSE_HEADER,
+    decode_response_header, encode_request, DecodeError, ManifestId, NodeId, Outboard,
+    ResponseHeader, SegmentHash, SegmentRef, SegmentRequest, Status, MAX_RESPONSE_HEADER,
 };
 use tokio::sync::Semaphore;
 
@@ -134,6 +146,10 @@ pub enum AttemptError {
         actual: SegmentHash,
         expected: SegmentHash,
     },
+    #[error("provider sent an outboard that failed its check against the segment hash: {0}")]
+    BadOutboard(DecodeError),
+    #[error("provider sent chunk group {index} (at byte {offset}) that failed its check")]
+    BadGroup { index: usize, offset: u64 },
     #[error("response ended after {got} of {expected} bytes")]
     Truncated { got: u64, expected: u64 },
     #[error("provider sent more bytes than announced")]
@@ -147,6 +163,14 @@ pub enum AttemptError {
 }
 
 impl AttemptError {
+    /// Whether the provider sent bytes (or an outboard) that failed their check.
+    pub fn is_bad_data(&self) -> bool {
+        matches!(
+            self,
+            Self::HashMismatch { .. } | Self::BadOutboard(_) | Self::BadGroup { .. }
+        )
+    }
+
     /// Whether the provider misbehaved (as opposed to lacking the segment or being busy):
     /// its connection is dropped and its score takes a heavy penalty.
     fn is_misbehaviour(&self) -> bool {
@@ -156,6 +180,8 @@ impl AttemptError {
                 | Self::SizeMismatch { .. }
                 | Self::AnnouncedHashMismatch { .. }
                 | Self::HashMismatch { .. }
+                | Self::BadOutboard(_)
+                | Self::BadGroup { .. }
                 | Self::TrailingBytes
         )
     }
@@ -418,19 +444,48 @@ impl Fetcher {
         providers: &[(NodeId, SocketAddr)],
         want: &FetchRequest,
     ) -> Result<Bytes, FetchError> {
+        let cap = want.size.map_or(1 << 20, |s| s.min(MAX_SEGMENT_BYTES)) as usize;
+        let collected = Mutex::new(BytesMut::with_capacity(cap));
+        let sink = |offset: u64, bytes: Bytes| {
+            let mut c = lock(&collected);
+            extend_prefix(&mut c, offset, &bytes);
+        };
+        self.fetch_streaming(providers, want, &sink, true).await?;
+        let body = collected.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(body.freeze())
+    }
+
+    /// Fetches `want` from the best of `providers`, handing verified bytes to `sink` as they
+    /// arrive (`(offset, bytes)`; see the module docs). A provider failing midway is
+    /// followed by the next one, whose bytes continue the verified prefix. Without `resume`,
+    /// a provider caught sending bad bytes after some bytes reached the sink ends the fetch
+    /// (a gateway aborts its viewers' responses rather than splice another source's bytes
+    /// after a detected attack). Returns once the whole segment has been delivered.
+    pub async fn fetch_streaming(
+        &self,
+        providers: &[(NodeId, SocketAddr)],
+        want: &FetchRequest,
+        sink: &(dyn Fn(u64, Bytes) + Sync),
+        resume: bool,
+    ) -> Result<(), FetchError> {
         if providers.is_empty() {
             return Err(FetchError::NoProviders);
         }
+        let delivered = AtomicU64::new(0);
+        let tracking = |offset: u64, bytes: Bytes| {
+            delivered.fetch_max(offset + bytes.len() as u64, Ordering::Relaxed);
+            sink(offset, bytes);
+        };
         let mut failures = Vec::new();
         for (node, addr) in self.rank(providers, want.size) {
             let peer = self.peer(node);
-            let attempt = self.attempt_any(&peer, node, addr, want);
+            let attempt = self.attempt_any(&peer, node, addr, want, &tracking);
             let result = match tokio::time::timeout(self.config.attempt_timeout, attempt).await {
                 Ok(r) => r,
                 Err(_) => Err(AttemptError::Timeout(self.config.attempt_timeout)),
             };
             match result {
-                Ok(bytes) => return Ok(bytes),
+                Ok(()) => return Ok(()),
                 Err(err) => {
                     tracing::debug!(provider = %node.short(), %addr, %err, "provider failed");
                     let weight = match &err {
@@ -447,7 +502,11 @@ impl Fetcher {
                             conn.close(quinn::VarInt::from_u32(CLOSE_OK), b"bad response");
                         }
                     }
+                    let stop = !resume && err.is_bad_data();
                     failures.push((node, err));
+                    if stop && delivered.load(Ordering::Relaxed) > 0 {
+                        break;
+                    }
                 }
             }
         }
@@ -569,17 +628,19 @@ impl Fetcher {
         node: NodeId,
         addr: SocketAddr,
         want: &FetchRequest,
-    ) -> Result<Bytes, AttemptError> {
+        sink: Sink<'_>,
+    ) -> Result<(), AttemptError> {
         let Some(network) = self.fallback.get() else {
-            return self.attempt(peer, node, addr, want).await;
+            return self.attempt(peer, node, addr, want, sink).await;
         };
         let down = lock(&peer.quic_down_until).is_some_and(|t| Instant::now() < t);
         if down {
-            return self.attempt_p2p(network, peer, node, want).await;
+            return self.attempt_p2p(network, peer, node, want, sink).await;
         }
         // Happy eyeballs: QUIC gets a head start; if it has not answered by then, the same
-        // request also goes over libp2p and the first verified answer wins.
-        let quic = self.attempt(peer, node, addr, want);
+        // request also goes over libp2p and the first complete verified answer wins (both
+        // feed the sink, which keeps the verified prefix).
+        let quic = self.attempt(peer, node, addr, want, sink);
         tokio::pin!(quic);
         let quic_early = tokio::select! {
             r = &mut quic => Some(r),
@@ -588,18 +649,18 @@ impl Fetcher {
         match quic_early {
             Some(Err(AttemptError::QuicUnreachable(reason))) => {
                 self.quic_down(peer, node, addr, &reason);
-                return self.attempt_p2p(network, peer, node, want).await;
+                return self.attempt_p2p(network, peer, node, want, sink).await;
             }
             Some(other) => return other,
             None => {}
         }
-        let p2p = self.attempt_p2p(network, peer, node, want);
+        let p2p = self.attempt_p2p(network, peer, node, want, sink);
         tokio::pin!(p2p);
         let (mut quic_err, mut p2p_err) = (None, None);
         loop {
             tokio::select! {
                 r = &mut quic, if quic_err.is_none() => match r {
-                    Ok(bytes) => return Ok(bytes),
+                    Ok(()) => return Ok(()),
                     Err(err) => {
                         if let AttemptError::QuicUnreachable(reason) = &err {
                             self.quic_down(peer, node, addr, reason);
@@ -608,11 +669,11 @@ impl Fetcher {
                     }
                 },
                 r = &mut p2p, if p2p_err.is_none() => match r {
-                    Ok(bytes) => {
+                    Ok(()) => {
                         // QUIC lost the race: skip it for a while rather than pay its
                         // head start on every request.
                         self.quic_down(peer, node, addr, "libp2p answered first");
-                        return Ok(bytes);
+                        return Ok(());
                     }
                     Err(err) => p2p_err = Some(err),
                 },
@@ -646,7 +707,8 @@ impl Fetcher {
         peer: &Peer,
         node: NodeId,
         want: &FetchRequest,
-    ) -> Result<Bytes, AttemptError> {
+        sink: Sink<'_>,
+    ) -> Result<(), AttemptError> {
         let _permit = peer
             .permits
             .acquire()
@@ -660,15 +722,13 @@ impl Fetcher {
             .await
             .map_err(|e| AttemptError::P2p(e.to_string()))?;
         let header_at = Instant::now();
-        let body = verify(&fetched.response.header, fetched.response.body, want)?;
-        lock(&peer.stats).record_success(
-            header_at.duration_since(started),
-            body.len() as u64,
-            Duration::ZERO,
-        );
+        let body = verify(&fetched.response, want)?;
+        let len = body.len() as u64;
+        sink(0, body);
+        lock(&peer.stats).record_success(header_at.duration_since(started), len, Duration::ZERO);
         let path = if fetched.relayed { 2 } else { 1 };
-        self.path_bytes[path].fetch_add(body.len() as u64, Ordering::Relaxed);
-        Ok(body)
+        self.path_bytes[path].fetch_add(len, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn attempt(
@@ -677,7 +737,8 @@ impl Fetcher {
         node: NodeId,
         addr: SocketAddr,
         want: &FetchRequest,
-    ) -> Result<Bytes, AttemptError> {
+        sink: Sink<'_>,
+    ) -> Result<(), AttemptError> {
         let _permit = peer
             .permits
             .acquire()
@@ -705,23 +766,39 @@ impl Fetcher {
         let started = Instant::now();
         send.write_all(&frame).await?;
         send.finish()?;
-        let (bytes, header_at) = read_response(&mut recv, want).await?;
+        let (len, header_at) = read_response(&mut recv, want, sink).await?;
         let done = Instant::now();
-        self.path_bytes[0].fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.path_bytes[0].fetch_add(len, Ordering::Relaxed);
         lock(&peer.stats).record_success(
             header_at.duration_since(started),
-            bytes.len() as u64,
+            len,
             done.duration_since(header_at),
         );
-        Ok(bytes)
+        Ok(())
     }
 }
 
-/// Reads and checks a response: the verified body and when its header arrived.
+/// Where verified bytes go: `(offset, bytes)`.
+type Sink<'a> = &'a (dyn Fn(u64, Bytes) + Sync);
+
+/// Appends to `prefix` the part of `bytes` (at `offset`) beyond it; bytes that would leave
+/// a gap are ignored (cannot happen: every attempt delivers its groups in order from 0).
+pub fn extend_prefix(prefix: &mut BytesMut, offset: u64, bytes: &[u8]) {
+    let have = prefix.len() as u64;
+    let end = offset + bytes.len() as u64;
+    if offset <= have && end > have {
+        let skip = usize::try_from(have - offset).unwrap_or(0);
+        prefix.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// Reads and checks a response, handing each run of verified groups to `sink`: how many
+/// body bytes arrived and when the header did.
 async fn read_response(
     recv: &mut quinn::RecvStream,
     want: &FetchRequest,
-) -> Result<(Bytes, Instant), AttemptError> {
+    sink: Sink<'_>,
+) -> Result<(u64, Instant), AttemptError> {
     // The header: read no further than the largest header frame, so no body bytes are
     // pulled into this buffer.
     let mut head = BytesMut::with_capacity(FRAME_PREFIX_LEN + MAX_RESPONSE_HEADER);
@@ -764,19 +841,30 @@ async fn read_response(
         announced: header.length,
         expected: MAX_SEGMENT_BYTES,
     })?;
-    // Grow with what arrives unless the manifest vouches for the size.
-    let capacity = if want.size.is_some() {
-        len
-    } else {
-        len.min(1 << 20)
-    };
-    let mut body = BytesMut::with_capacity(capacity);
-    while body.len() < len {
-        match recv.read_chunk(len - body.len(), true).await? {
-            Some(chunk) => body.extend_from_slice(&chunk.bytes),
+    // The outboard (bounded: `len` is at most MAX_SEGMENT_BYTES), checked against the hash
+    // before any body byte is read.
+    let ob_len = outboard::outboard_len(header.length);
+    let mut ob = BytesMut::with_capacity(ob_len);
+    while ob.len() < ob_len {
+        match recv.read_chunk(ob_len - ob.len(), true).await? {
+            Some(chunk) => ob.extend_from_slice(&chunk.bytes),
             None => {
                 return Err(AttemptError::Truncated {
-                    got: body.len() as u64,
+                    got: 0,
+                    expected: header.length,
+                })
+            }
+        }
+    }
+    let ob =
+        Outboard::decode(&ob, header.length, &want.expected).map_err(AttemptError::BadOutboard)?;
+    let mut body = GroupStream::new(&ob, want.expected, sink);
+    while body.received < len {
+        match recv.read_chunk(len - body.received, true).await? {
+            Some(chunk) => body.push(chunk.bytes)?,
+            None => {
+                return Err(AttemptError::Truncated {
+                    got: body.received as u64,
                     expected: header.length,
                 })
             }
@@ -785,27 +873,137 @@ async fn read_response(
     if recv.read_chunk(1, true).await?.is_some() {
         return Err(AttemptError::TrailingBytes);
     }
-    let body = body.freeze();
-    check_hash(&body, want)?;
-    Ok((body, header_at))
+    body.finish()?;
+    Ok((header.length, header_at))
+}
+
+/// Checks body bytes group by group as they arrive and passes verified runs on.
+struct GroupStream<'a> {
+    outboard: &'a Outboard,
+    root: SegmentHash,
+    sink: Sink<'a>,
+    /// Bytes of an incomplete group.
+    pending: BytesMut,
+    /// The next group to check.
+    group: usize,
+    /// Bytes handed to the sink.
+    verified: u64,
+    /// Body bytes received.
+    received: usize,
+}
+
+impl<'a> GroupStream<'a> {
+    fn new(outboard: &'a Outboard, root: SegmentHash, sink: Sink<'a>) -> Self {
+        Self {
+            outboard,
+            root,
+            sink,
+            pending: BytesMut::new(),
+            group: 0,
+            verified: 0,
+            received: 0,
+        }
+    }
+
+    fn group_len(&self) -> usize {
+        let (s, e) = outboard::group_range(self.outboard.size(), self.group);
+        e - s
+    }
+
+    fn check(&mut self, data: &[u8]) -> Result<(), AttemptError> {
+        if self.outboard.verify_group(&self.root, self.group, data) {
+            self.group += 1;
+            Ok(())
+        } else {
+            Err(AttemptError::BadGroup {
+                index: self.group,
+                offset: self.verified,
+            })
+        }
+    }
+
+    fn emit(&mut self, bytes: Bytes) {
+        let len = bytes.len() as u64;
+        (self.sink)(self.verified, bytes);
+        self.verified += len;
+    }
+
+    /// Takes the next bytes of the body (never more than announced).
+    fn push(&mut self, mut data: Bytes) -> Result<(), AttemptError> {
+        self.received += data.len();
+        if !self.pending.is_empty() {
+            let need = self.group_len() - self.pending.len();
+            let take = need.min(data.len());
+            self.pending.extend_from_slice(&data.split_to(take));
+            if self.pending.len() == self.group_len() {
+                let group = self.pending.split().freeze();
+                self.check(&group)?;
+                self.emit(group);
+            }
+        }
+        // Whole groups straight from the received bytes, passed on as one run.
+        let mut run = 0;
+        loop {
+            let glen = self.group_len();
+            if glen == 0 || data.len() - run < glen {
+                break;
+            }
+            let ok = self
+                .outboard
+                .verify_group(&self.root, self.group, &data[run..run + glen]);
+            if !ok {
+                if run > 0 {
+                    self.emit(data.split_to(run));
+                }
+                return Err(AttemptError::BadGroup {
+                    index: self.group,
+                    offset: self.verified,
+                });
+            }
+            self.group += 1;
+            run += glen;
+        }
+        if run > 0 {
+            self.emit(data.split_to(run));
+        }
+        if !data.is_empty() {
+            self.pending.extend_from_slice(&data);
+        }
+        Ok(())
+    }
+
+    /// After the last byte: an empty segment is checked against the hash here.
+    fn finish(&mut self) -> Result<(), AttemptError> {
+        if self.outboard.size() == 0 {
+            self.check(&[])?;
+        }
+        if self.verified != self.outboard.size() {
+            return Err(AttemptError::Truncated {
+                got: self.verified,
+                expected: self.outboard.size(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks an answer that arrived whole (over libp2p) the way [`read_response`] checks one
-/// arriving over QUIC: status, announced hash and length, then the bytes' hash.
-fn verify(
-    header: &ResponseHeader,
-    body: Bytes,
-    want: &FetchRequest,
-) -> Result<Bytes, AttemptError> {
+/// arriving over QUIC: status, announced hash and length, the outboard, then the bytes.
+fn verify(res: &crate::swarm::SegmentResponse, want: &FetchRequest) -> Result<Bytes, AttemptError> {
+    let header = &res.header;
     check_header(header, want)?;
-    if body.len() as u64 != header.length {
+    if res.body.len() as u64 != header.length {
         return Err(AttemptError::Truncated {
-            got: body.len() as u64,
+            got: res.body.len() as u64,
             expected: header.length,
         });
     }
-    check_hash(&body, want)?;
-    Ok(body)
+    let ob = Outboard::decode(&res.outboard, header.length, &want.expected)
+        .map_err(AttemptError::BadOutboard)?;
+    let mut stream = GroupStream::new(&ob, want.expected, &|_, _| {});
+    stream.push(res.body.clone())?;
+    stream.finish()?;
+    Ok(res.body.clone())
 }
 
 /// The checks every answer's header passes before its body is used, whatever carried it:
@@ -827,18 +1025,6 @@ fn check_header(header: &ResponseHeader, want: &FetchRequest) -> Result<(), Atte
                 expected: size,
             });
         }
-    }
-    Ok(())
-}
-
-/// The bytes' own hash against the one asked for.
-fn check_hash(body: &[u8], want: &FetchRequest) -> Result<(), AttemptError> {
-    let actual = SegmentHash::of(body);
-    if actual != want.expected {
-        return Err(AttemptError::HashMismatch {
-            actual,
-            expected: want.expected,
-        });
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! One accept loop owns the endpoint and a `JoinSet` of connection tasks (each with its own
 //! span); each connection task owns a `JoinSet` of stream tasks, one per request. A request is
 //! resolved through the stored manifest — `Init`, `Index(i)`, or `Hash(h)`, which must be
-//! listed in that manifest — and the bytes are read through [`Store::read_segment`], which
-//! checks their hash, so a corrupt file is never served (it becomes `NotFound`).
+//! listed in that manifest — and the bytes are read through [`Store::read_with_outboard`],
+//! which checks them group by group against the stored outboard (rebuilt if missing), so a
+//! corrupt file is never served (it becomes `NotFound`). The answer is the header frame, the
+//! outboard, then the body (`reelnet_proto::transfer`).
 //!
 //! Limits, so one peer cannot take everything ([`Limits`]):
 //! - streams per connection: QUIC stream credit (`max_concurrent_bidi_streams`), so a peer
@@ -192,7 +194,8 @@ impl SegmentService {
         &self,
         peer: NodeId,
         req: &P2pSegmentRequest,
-    ) -> Result<(ResponseHeader, Bytes), Refused> {
+    ) -> Result<crate::swarm::SegmentResponse, Refused> {
+        use crate::swarm::SegmentResponse;
         let ctx = &self.ctx;
         let open_peer = match &ctx.member {
             Some(member) => {
@@ -208,7 +211,7 @@ impl SegmentService {
             let mut map = ctx.p2p_per_peer.lock().unwrap_or_else(|e| e.into_inner());
             let n = map.entry(peer).or_insert(0);
             if *n >= ctx.limits.max_streams_per_connection as usize {
-                return Ok((ResponseHeader::error(Status::Busy), Bytes::new()));
+                return Ok(SegmentResponse::error(Status::Busy));
             }
             *n += 1;
             P2pSlot {
@@ -217,13 +220,17 @@ impl SegmentService {
             }
         };
         let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
-            return Ok((ResponseHeader::error(Status::Busy), Bytes::new()));
+            return Ok(SegmentResponse::error(Status::Busy));
         };
         match ctx.answer(&req.request, open_peer).await {
-            Ok((hash, bytes)) => Ok((ResponseHeader::ok(bytes.len() as u64, hash), bytes)),
+            Ok((hash, outboard, body)) => Ok(SegmentResponse {
+                header: ResponseHeader::ok(body.len() as u64, hash),
+                outboard,
+                body,
+            }),
             Err(status) => {
                 tracing::debug!(request = ?req.request, ?status, "libp2p request not served");
-                Ok((ResponseHeader::error(status), Bytes::new()))
+                Ok(SegmentResponse::error(status))
             }
         }
     }
@@ -290,13 +297,13 @@ impl Ctx {
         Ok(Some(manifest))
     }
 
-    /// Resolves and reads the requested segment: its hash and verified bytes, or the status
-    /// to answer with.
+    /// Resolves and reads the requested segment: its hash, outboard and verified bytes, or
+    /// the status to answer with.
     async fn answer(
         &self,
         req: &SegmentRequest,
         open_peer: bool,
-    ) -> Result<(SegmentHash, Bytes), Status> {
+    ) -> Result<(SegmentHash, Bytes, Bytes), Status> {
         let manifest = self.manifest(req.manifest).await?.ok_or(Status::NotFound)?;
         if open_peer
             && reelnet_proto::manifest::premium_tracks(&manifest, self.premium_renditions)
@@ -311,15 +318,16 @@ impl Ctx {
             .ok_or(Status::BadRequest)?;
         let hash = entry.hash;
         let store = self.store.clone();
-        let bytes = tokio::task::spawn_blocking(move || store.read_segment(&hash))
-            .await
-            .map_err(|_| Status::Internal)?
-            .map_err(|err| {
-                tracing::error!(%err, %hash, "cannot read segment");
-                Status::Internal
-            })?
-            .ok_or(Status::NotFound)?;
-        Ok((hash, Bytes::from(bytes)))
+        let (bytes, outboard) =
+            tokio::task::spawn_blocking(move || store.read_with_outboard(&hash))
+                .await
+                .map_err(|_| Status::Internal)?
+                .map_err(|err| {
+                    tracing::error!(%err, %hash, "cannot read segment");
+                    Status::Internal
+                })?
+                .ok_or(Status::NotFound)?;
+        Ok((hash, Bytes::from(outboard.to_bytes()), Bytes::from(bytes)))
     }
 }
 
@@ -410,7 +418,7 @@ impl TransferServer {
         self.node_id
     }
 
-    /// The same service for the libp2p fallback (`/reelnet/segment/1`): same store,
+    /// The same service for the libp2p fallback (`/reelnet/segment/2`): same store,
     /// membership check, limits and premium rule.
     pub fn service(&self) -> SegmentService {
         SegmentService {
@@ -662,9 +670,9 @@ async fn serve_stream(
         Ok(req) => match Arc::clone(&ctx.inflight).try_acquire_owned() {
             Err(_) => (ResponseHeader::error(Status::Busy), None),
             Ok(permit) => match ctx.answer(&req, open_peer).await {
-                Ok((hash, bytes)) => (
+                Ok((hash, outboard, bytes)) => (
                     ResponseHeader::ok(bytes.len() as u64, hash),
-                    Some((bytes, permit)),
+                    Some((outboard, bytes, permit)),
                 ),
                 Err(status) => {
                     tracing::debug!(?req, ?status, "request not served");
@@ -676,8 +684,11 @@ async fn serve_stream(
     let send_all = async {
         let frame = encode_response_header(&header).map_err(|e| e.to_string())?;
         send.write_all(&frame).await.map_err(|e| e.to_string())?;
-        if let Some((bytes, _permit)) = body {
-            send.write_chunk(bytes).await.map_err(|e| e.to_string())?;
+        if let Some((outboard, bytes, _permit)) = body {
+            // The outboard first: the client checks each group against it as it arrives.
+            send.write_all_chunks(&mut [outboard, bytes])
+                .await
+                .map_err(|e| e.to_string())?;
         }
         send.finish().map_err(|e| e.to_string())?;
         // Wait until the peer has the bytes, so shutdown does not cut a response short.

@@ -148,6 +148,10 @@ pub enum Evil {
     WrongBytes,
     /// Sends half the bytes, then drops the connection (a node dying mid-segment).
     Truncated,
+    /// The real outboard and bytes, with one bit flipped at this offset of the body.
+    CorruptAt(usize),
+    /// The real outboard and the first half of the bytes; the rest once the gate opens.
+    Gated(&'static tokio::sync::Notify),
 }
 
 /// A QUIC segment provider with its own key and store.
@@ -217,10 +221,11 @@ impl Provider {
         let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = endpoint.local_addr().unwrap();
         let manifest = lib.manifest.clone();
+        let lib_bytes = Arc::new(lib.bytes.clone());
         let ep = endpoint.clone();
         tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
-                let manifest = manifest.clone();
+                let (manifest, lib_bytes) = (manifest.clone(), lib_bytes.clone());
                 tokio::spawn(async move {
                     let Ok(conn) = incoming.await else { return };
                     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
@@ -232,7 +237,26 @@ impl Provider {
                         let header =
                             encode_response_header(&ResponseHeader::ok(len, entry.hash)).unwrap();
                         let _ = send.write_all(&header).await;
+                        let real = lib_bytes[&entry.hash].clone();
+                        let outboard = reelnet_proto::Outboard::compute(&real).1.to_bytes();
                         match how {
+                            Evil::CorruptAt(at) => {
+                                let mut body = real;
+                                body[at] ^= 1;
+                                let _ = send.write_all(&outboard).await;
+                                let _ = send.write_all(&body).await;
+                                let _ = send.finish();
+                                let _ = send.stopped().await;
+                            }
+                            Evil::Gated(gate) => {
+                                let half = real.len() / 2;
+                                let _ = send.write_all(&outboard).await;
+                                let _ = send.write_all(&real[..half]).await;
+                                gate.notified().await;
+                                let _ = send.write_all(&real[half..]).await;
+                                let _ = send.finish();
+                                let _ = send.stopped().await;
+                            }
                             Evil::WrongBytes => {
                                 let _ = send.write_all(&junk).await;
                                 let _ = send.finish();
@@ -306,6 +330,11 @@ pub fn claims(sub: &str) -> Claims {
 
 impl Gateway {
     pub async fn start() -> Self {
+        Self::start_with_hot_cache(reelnet_node::config::DEFAULT_HOT_CACHE_MIB as usize).await
+    }
+
+    /// A gateway whose hot-segment cache holds `hot_mib` MiB.
+    pub async fn start_with_hot_cache(hot_mib: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let key = SigningKey::from_bytes(&[200; 32]);
@@ -324,9 +353,11 @@ impl Gateway {
             .unwrap(),
         );
         let metrics = Arc::new(Metrics::new(0));
+        let (hot, hot_task) = gateway::hot::HotSegments::start(hot_mib << 20, cancel.clone());
         let (fetches, fetches_task) = gateway::hls::PeerFetches::start(
             fetcher.clone(),
             store.clone(),
+            hot.clone(),
             metrics.clone(),
             cancel.clone(),
         );
@@ -343,6 +374,7 @@ impl Gateway {
             catalog.clone(),
             fetcher.clone(),
             fetches,
+            hot,
             tokens.clone(),
             cancel.clone(),
         );
@@ -365,7 +397,7 @@ impl Gateway {
             tokens,
             fetcher,
             cancel,
-            tasks: vec![server, catalog_task, fetches_task],
+            tasks: vec![server, catalog_task, fetches_task, hot_task],
             record_seq: std::sync::atomic::AtomicU64::new(1),
             _dir: dir,
         }

@@ -1,4 +1,4 @@
-//! libp2p segment request frames (`/reelnet/segment/1`) from untrusted bytes.
+//! libp2p segment request frames (`/reelnet/segment/2`) from untrusted bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
