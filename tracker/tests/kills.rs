@@ -100,7 +100,7 @@ async fn client(
         } else {
             (
                 http.put(format!("{base}/api/v1/me/progress/{movie}"))
-                    .json(&json!({ "position_s": i as f64, "duration_s": 1.0e7 })),
+                    .json(&json!({ "position_s": i as f64, "duration_s": 80_000.0 })),
                 0,
             )
         };
@@ -126,7 +126,11 @@ async fn client(
                     _ => a.rooms.extend(room),
                 }
             }
-            Ok(r) => panic!("client {c}: unexpected answer {}", r.status()),
+            Ok(r) => panic!(
+                "client {c}, write {i}: unexpected answer {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ),
             // The tracker is down or was killed mid-request: not acknowledged.
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
