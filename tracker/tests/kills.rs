@@ -88,7 +88,7 @@ async fn client(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let (req, kind) = if i % 97 == 0 {
+        let (req, kind) = if i % 499 == 3 {
             (
                 http.post(format!("{base}/api/v1/rooms"))
                     .json(&json!({ "movie_id": movie })),
@@ -148,7 +148,8 @@ struct Count {
     rooms_found: u64,
 }
 
-/// Looks up everything in `acked` on the running tracker.
+/// Looks up everything in `acked` on the running tracker (progress and rooms 32 at a
+/// time, so the check stays short next to the kill loop).
 async fn check(
     t: &Tracker,
     tokens: &[String],
@@ -171,31 +172,20 @@ async fn check(
                 .collect(),
         );
     }
+    // (client, path, what must hold of the answer)
+    enum Want {
+        Progress(f64, u64),
+        Room,
+    }
+    let mut lookups = Vec::new();
     for (c, a) in acked.iter().enumerate() {
-        let token = &tokens[c % users];
         count.progress_acked += a.progress;
         if a.progress > 0 {
-            let (s, p) = t
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/me/progress/{}", movie_of(c)),
-                    token,
-                    None,
-                )
-                .await;
-            let stored = if s == 200 {
-                p["position_s"].as_f64().unwrap()
-            } else {
-                -1.0
-            };
-            if stored >= a.last_position {
-                count.progress_found += a.progress;
-            } else {
-                lost.push(format!(
-                    "client {c}: progress {} acknowledged, {stored} stored",
-                    a.last_position
-                ));
-            }
+            lookups.push((
+                c,
+                format!("/api/v1/me/progress/{}", movie_of(c)),
+                Want::Progress(a.last_position, a.progress),
+            ));
         }
         count.watch_acked += a.watch.len() as u64;
         for m in &a.watch {
@@ -207,13 +197,34 @@ async fn check(
         }
         count.rooms_acked += a.rooms.len() as u64;
         for id in &a.rooms {
-            let (s, _) = t
-                .call(Method::GET, &format!("/api/v1/rooms/{id}"), token, None)
-                .await;
-            if s == 200 {
-                count.rooms_found += 1;
-            } else {
-                lost.push(format!("client {c}: room {id} lost ({s})"));
+            lookups.push((c, format!("/api/v1/rooms/{id}"), Want::Room));
+        }
+    }
+    for chunk in lookups.chunks(32) {
+        let answers = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|(c, path, _)| t.call(Method::GET, path, &tokens[c % users], None)),
+        )
+        .await;
+        for ((c, path, want), (s, body)) in chunk.iter().zip(answers) {
+            match want {
+                Want::Progress(last, n) => {
+                    let stored = if s == 200 {
+                        body["position_s"].as_f64().unwrap()
+                    } else {
+                        -1.0
+                    };
+                    if stored >= *last {
+                        count.progress_found += n;
+                    } else {
+                        lost.push(format!(
+                            "client {c}: progress {last} acknowledged, {stored} stored"
+                        ));
+                    }
+                }
+                Want::Room if s == 200 => count.rooms_found += 1,
+                Want::Room => lost.push(format!("client {c}: {path} lost ({s})")),
             }
         }
     }
