@@ -10,7 +10,10 @@
 //! * `txn`: `--batch` progress-shaped writes, then one flush — each write is what the
 //!   tracker's writer task applies per `PUT progress` (read the old record, then a
 //!   transaction over two trees: remove the old history key, insert the new one, insert the
-//!   record), so this is the ceiling of the tracker's single writer on this machine.
+//!   record), so this is the ceiling of the tracker's single writer on this machine;
+//! * `single_fsync` / `batched_fsync`: as `single` / `batched`, each flush followed by an
+//!   `fdatasync` of sled's log file — the tracker's `[storage] fsync = true` commit, durable
+//!   against power loss and not only against a crash of the process.
 //!
 //! Prints one machine-parsable line per mode on stdout:
 //!
@@ -57,26 +60,30 @@ fn main() -> anyhow::Result<()> {
         .prefix("sled-raw-")
         .tempdir_in(&args.dir)
         .with_context(|| format!("creating a temporary directory in {}", args.dir.display()))?;
+    let db_dir = tmp.path().join("db");
     let db = sled::Config::new()
-        .path(tmp.path().join("db"))
+        .path(&db_dir)
         .mode(sled::Mode::HighThroughput)
         .open()?;
     let tree = db.open_tree("progress")?;
     let history = db.open_tree("history")?;
     let window = Duration::from_secs_f64(args.seconds);
+    let log = std::fs::File::open(db_dir.join("db")).context("opening sled's log file")?;
 
     let mut seq = 0u64;
     let modes = [
-        ("single", 1usize, Shape::Insert),
-        ("batched", args.batch, Shape::Insert),
-        ("txn", args.batch, Shape::Progress),
+        ("single", 1usize, Shape::Insert, None),
+        ("batched", args.batch, Shape::Insert, None),
+        ("txn", args.batch, Shape::Progress, None),
+        ("single_fsync", 1usize, Shape::Insert, Some(&log)),
+        ("batched_fsync", args.batch, Shape::Insert, Some(&log)),
     ];
-    for (mode, batch, shape) in modes {
+    for (mode, batch, shape, sync) in modes {
         let trees = (&db, &tree, &history);
         // Brief unmeasured warm-up.
         let warm = Duration::from_millis(300);
-        run_mode(trees, shape, batch, warm, args.keys, &mut seq)?;
-        let r = run_mode(trees, shape, batch, window, args.keys, &mut seq)?;
+        run_mode(trees, shape, batch, sync, warm, args.keys, &mut seq)?;
+        let r = run_mode(trees, shape, batch, sync, window, args.keys, &mut seq)?;
         let split = match shape {
             Shape::Insert => String::new(),
             Shape::Progress => format!(
@@ -125,6 +132,7 @@ fn run_mode(
     (db, tree, history): (&sled::Db, &sled::Tree, &sled::Tree),
     shape: Shape,
     batch: usize,
+    sync: Option<&std::fs::File>,
     window: Duration,
     keys: u64,
     seq: &mut u64,
@@ -155,6 +163,9 @@ fn run_mode(
         }
         let t1 = Instant::now();
         db.flush()?;
+        if let Some(log) = sync {
+            log.sync_data()?;
+        }
         let t2 = Instant::now();
         latencies_us.push((t2 - t0).as_micros() as u64);
         apply_s += (t1 - t0).as_secs_f64();

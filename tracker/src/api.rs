@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub operator_token: Option<String>,
     /// Codes, pending devices and refusal counters of sign-in through the tracker.
     pub oauth: crate::oauth::OauthState,
+    /// Access tokens whose signature was checked, until they expire.
+    pub tokens: crate::token_cache::TokenCache,
 }
 
 impl Api {
@@ -72,6 +74,7 @@ impl Api {
             &config.data_dir,
         )
         .map_err(ApiError::internal)?;
+        let tokens = crate::token_cache::TokenCache::new(config.auth.token_cache_entries);
         let tmdb =
             crate::tmdb::Tmdb::new(&config.requests.tmdb_api_url, &config.requests.tmdb_api_key)
                 .map_err(ApiError::internal)?;
@@ -89,6 +92,7 @@ impl Api {
                 membership,
                 operator_token,
                 oauth: crate::oauth::OauthState::default(),
+                tokens,
             }),
         })
     }
@@ -200,11 +204,22 @@ impl Api {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("invalid_token", "expected `Bearer <token>`"))?;
-        let claims = self.keyring().verify_any_audience(
-            token.trim(),
-            &self.inner.config.issuer,
-            now_secs(),
-        )?;
+        let token = token.trim();
+        let now = now_secs();
+        let keyring = self.keyring();
+        let cached = self
+            .inner
+            .tokens
+            .get(token, now, |kid| keyring.accepts_kid(kid, now));
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let (claims, kid) =
+                    keyring.verify_any_audience_kid(token, &self.inner.config.issuer, now)?;
+                self.inner.tokens.insert(token, kid, &claims, now);
+                claims
+            }
+        };
         if claims.aud != AUDIENCE && claims.node().is_none() {
             return Err(ApiError::unauthorized("invalid_token", "unknown audience"));
         }

@@ -34,6 +34,36 @@ pub struct TrackerConfig {
     pub network: NetworkConfig,
     pub library: LibraryConfig,
     pub oauth: OauthConfig,
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: how durable an acknowledged write is (README, "Durability").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// After each group commit's sled flush, `fdatasync` sled's log file before answering.
+    /// sled's own flush (`sync_file_range`) already survives a crash of the process; this
+    /// also survives power loss (the device's write cache is flushed and the log's block
+    /// allocation committed). Off: writes acknowledged in the last `flush_every` window
+    /// (sled's background `fsync`, 500 ms) may be lost on power loss.
+    pub fsync: bool,
+}
+
+impl StorageConfig {
+    /// What the store's writer waits for before acknowledging.
+    pub fn durability(&self) -> crate::store::Durability {
+        if self.fsync {
+            crate::store::Durability::Fsync
+        } else {
+            crate::store::Durability::Flush
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { fsync: true }
+    }
 }
 
 /// Sign-in through the tracker (OAuth; docs/signin.md).
@@ -237,6 +267,11 @@ pub struct AuthConfig {
     /// Hashes that may wait for a free worker; beyond that the answer is 503 with
     /// `Retry-After`.
     pub hash_queue: usize,
+    /// Verified access tokens remembered (by their BLAKE3 hash) until they expire, so a
+    /// client's next request skips the ed25519 check; 0 turns the cache off. The session
+    /// and account are still checked on every request, so sign-out and revocation act at
+    /// once.
+    pub token_cache_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -358,6 +393,7 @@ impl Default for TrackerConfig {
             network: NetworkConfig::default(),
             library: LibraryConfig::default(),
             oauth: OauthConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -383,6 +419,7 @@ impl Default for AuthConfig {
             per_node_factor: 100,
             hash_concurrency: 0,
             hash_queue: 32,
+            token_cache_entries: 100_000,
         }
     }
 }

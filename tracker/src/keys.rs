@@ -297,6 +297,22 @@ impl Keyring {
         self.verify_with(token, issuer, None, now)
     }
 
+    /// Like [`Keyring::verify_any_audience`], also naming the key that signed the token
+    /// (for [`crate::token_cache::TokenCache`]).
+    pub fn verify_any_audience_kid(
+        &self,
+        token: &str,
+        issuer: &str,
+        now: u64,
+    ) -> Result<(Claims, String), TokenError> {
+        self.verify_kid(token, issuer, None, now)
+    }
+
+    /// Whether a token signed by key `kid` is still accepted at `now`.
+    pub fn accepts_kid(&self, kid: &str, now: u64) -> bool {
+        self.usable(now).any(|k| k.meta.kid == kid)
+    }
+
     fn verify_with(
         &self,
         token: &str,
@@ -304,6 +320,17 @@ impl Keyring {
         audience: Option<&str>,
         now: u64,
     ) -> Result<Claims, TokenError> {
+        self.verify_kid(token, issuer, audience, now)
+            .map(|(c, _)| c)
+    }
+
+    fn verify_kid(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: Option<&str>,
+        now: u64,
+    ) -> Result<(Claims, String), TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -330,7 +357,7 @@ impl Keyring {
                 other => TokenError::Invalid(format!("{other:?}")),
             },
         )?;
-        Ok(data.claims)
+        Ok((data.claims, kid))
     }
 
     /// The JSON Web Key Set of every key that still verifies.

@@ -35,6 +35,7 @@ pub mod rooms;
 pub mod routes;
 pub mod store;
 pub mod tmdb;
+pub mod token_cache;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -140,8 +141,8 @@ impl Tracker {
     async fn start(mut config: TrackerConfig, shutdown: &Shutdown) -> Result<Self, TrackerError> {
         check_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("db");
-        let (store, writer) =
-            store::Store::open(&db_path).map_err(|source| TrackerError::Store {
+        let (store, writer) = store::Store::open_with(&db_path, config.storage.durability())
+            .map_err(|source| TrackerError::Store {
                 path: db_path.clone(),
                 source,
             })?;

@@ -5,7 +5,9 @@
 //! every write goes through one writer task ([`Writer`]) that applies a batch of writes and
 //! then flushes once, answering each caller only after that flush: an acknowledged write
 //! is durable, and durability costs one flush per batch instead of one per request (group
-//! commit).
+//! commit). With [`Durability::Fsync`] (the default, `[storage] fsync`) the flush is
+//! followed by an `fdatasync` of sled's log file, because sled's flush is
+//! `sync_file_range`, which survives a crash of the process but not power loss.
 //!
 //! Everything else in the tracker calls the typed operations on [`Store`] defined in this
 //! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
@@ -223,14 +225,35 @@ pub struct Store {
 pub struct Writer {
     trees: Trees,
     jobs: mpsc::Receiver<Job>,
+    /// sled's log file, `fdatasync`ed after each flush (`None`: sled's flush only).
+    sync: Option<tokio::fs::File>,
+}
+
+/// How durable a group commit is before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// sled's flush: `pwrite` + `sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER)` of the log.
+    /// The data is handed to the device, so a crash of the process loses nothing; the
+    /// device's volatile write cache and the file system's journal (the log's newly
+    /// allocated blocks) are not flushed, so power loss can lose what sled's background
+    /// `fsync` (every 500 ms) has not covered yet.
+    Flush,
+    /// sled's flush, then `fdatasync` of sled's log file: survives power loss too.
+    Fsync,
 }
 
 /// Most writes applied before one flush.
 const MAX_BATCH: usize = 512;
 
 impl Store {
-    /// Opens (or creates) the database under `dir`. Run the returned [`Writer`] in a task.
+    /// Opens (or creates) the database under `dir` with [`Durability::Fsync`]. Run the
+    /// returned [`Writer`] in a task.
     pub fn open(dir: &Path) -> Result<(Self, Writer), StoreError> {
+        Self::open_with(dir, Durability::Fsync)
+    }
+
+    /// Opens (or creates) the database under `dir`, acknowledging writes at `durability`.
+    pub fn open_with(dir: &Path, durability: Durability) -> Result<(Self, Writer), StoreError> {
         let private = |source| StoreError::Mode {
             path: dir.to_owned(),
             source: std::sync::Arc::new(source),
@@ -243,6 +266,21 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()?;
         reelnet_runtime::fs::restrict_tree(dir).map_err(private)?;
+        let sync = match durability {
+            Durability::Flush => None,
+            Durability::Fsync => {
+                let sync_err = |e: std::io::Error| {
+                    StoreError::Db(format!("cannot open {} to sync it: {e}", dir.display()))
+                };
+                // The directory entries of sled's files (made on first open) are made
+                // durable once; from then on each group commit syncs the log file.
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(sync_err)?;
+                let log = std::fs::File::open(dir.join("db")).map_err(sync_err)?;
+                Some(tokio::fs::File::from_std(log))
+            }
+        };
         let trees = Trees::open(db)?;
         let (tx, rx) = mpsc::channel(4096);
         Ok((
@@ -250,7 +288,11 @@ impl Store {
                 trees: trees.clone(),
                 writer: tx,
             },
-            Writer { trees, jobs: rx },
+            Writer {
+                trees,
+                jobs: rx,
+                sync,
+            },
         ))
     }
 
@@ -302,13 +344,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let flushed = self
-                .trees
-                .db
-                .flush_async()
-                .await
-                .map(|_| ())
-                .map_err(StoreError::from);
+            let flushed = self.commit().await;
             if let Err(err) = &flushed {
                 tracing::error!(%err, "flush failed; failing {} writes", pending.len());
             }
@@ -316,7 +352,17 @@ impl Writer {
                 done(flushed.clone());
             }
         }
+        self.commit().await
+    }
+
+    /// sled's flush, then (with [`Durability::Fsync`]) `fdatasync` of its log file.
+    async fn commit(&mut self) -> Result<(), StoreError> {
         self.trees.db.flush_async().await?;
+        if let Some(log) = &mut self.sync {
+            log.sync_data()
+                .await
+                .map_err(|e| StoreError::Db(format!("fdatasync of the log: {e}")))?;
+        }
         Ok(())
     }
 }
