@@ -3,8 +3,11 @@
 //! One accept loop owns the endpoint and a `JoinSet` of connection tasks (each with its own
 //! span); each connection task owns a `JoinSet` of stream tasks, one per request. A request is
 //! resolved through the stored manifest — `Init`, `Index(i)`, or `Hash(h)`, which must be
-//! listed in that manifest — and the bytes are read through [`Store::read_segment`], which
-//! checks their hash, so a corrupt file is never served (it becomes `NotFound`).
+//! listed in that manifest — and the stored bytes are sent as they are
+//! ([`Store::read_segment_unchecked`]): the receiver verifies every byte, and a receiver whose
+//! check fails says so on a unidirectional stream ([`reelnet_proto::CorruptReport`]), upon
+//! which the copy is re-read with the hash check ([`Store::check_segment`]) and dropped if
+//! corrupt. Requests over the libp2p fallback (no report path) are read with the check.
 //!
 //! Limits, so one peer cannot take everything ([`Limits`]):
 //! - streams per connection: QUIC stream credit (`max_concurrent_bidi_streams`), so a peer
@@ -28,8 +31,8 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use reelnet_proto::transfer::FRAME_PREFIX_LEN;
 use reelnet_proto::{
-    decode_request, encode_response_header, Manifest, ManifestId, NodeId, P2pSegmentRequest,
-    ResponseHeader, SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
+    decode_report, decode_request, encode_response_header, Manifest, ManifestId, NodeId,
+    P2pSegmentRequest, ResponseHeader, SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -110,7 +113,7 @@ pub fn server_config_with(
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let transport = limits
         .transport
-        .transport_config(limits.max_streams_per_connection, false)
+        .transport_config(limits.max_streams_per_connection, REPORT_STREAMS, false)
         .map_err(|e| ServerError::Config(e.to_string()))?;
     config.transport_config(transport);
     Ok(config)
@@ -118,6 +121,11 @@ pub fn server_config_with(
 
 /// Manifests seen recently, by id; a manifest never changes under its id.
 const MANIFEST_CACHE: usize = 256;
+
+/// Corruption reports one connection may have open at once (QUIC unidirectional stream
+/// credit); each makes the server re-hash one stored segment, so a peer cannot make it
+/// re-hash more than this many at a time.
+const REPORT_STREAMS: u32 = 2;
 
 /// What every connection and stream task shares.
 struct Ctx {
@@ -219,7 +227,8 @@ impl SegmentService {
         let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
             return Ok((ResponseHeader::error(Status::Busy), Bytes::new()));
         };
-        match ctx.answer(&req.request, open_peer).await {
+        // No report path over libp2p: read with the hash check.
+        match ctx.answer(&req.request, open_peer, true).await {
             Ok((hash, bytes)) => Ok((ResponseHeader::ok(bytes.len() as u64, hash), bytes)),
             Err(status) => {
                 tracing::debug!(request = ?req.request, ?status, "libp2p request not served");
@@ -290,12 +299,15 @@ impl Ctx {
         Ok(Some(manifest))
     }
 
-    /// Resolves and reads the requested segment: its hash and verified bytes, or the status
-    /// to answer with.
+    /// Resolves and reads the requested segment: its hash and bytes, or the status to
+    /// answer with. With `check`, the bytes are hashed first (a corrupt copy is dropped and
+    /// answered `NotFound`); without, they are the stored bytes as they are, for a receiver
+    /// that verifies them and reports a failure back (QUIC).
     async fn answer(
         &self,
         req: &SegmentRequest,
         open_peer: bool,
+        check: bool,
     ) -> Result<(SegmentHash, Bytes), Status> {
         let manifest = self.manifest(req.manifest).await?.ok_or(Status::NotFound)?;
         if open_peer
@@ -311,15 +323,21 @@ impl Ctx {
             .ok_or(Status::BadRequest)?;
         let hash = entry.hash;
         let store = self.store.clone();
-        let bytes = tokio::task::spawn_blocking(move || store.read_segment(&hash))
-            .await
-            .map_err(|_| Status::Internal)?
-            .map_err(|err| {
-                tracing::error!(%err, %hash, "cannot read segment");
-                Status::Internal
-            })?
-            .ok_or(Status::NotFound)?;
-        Ok((hash, Bytes::from(bytes)))
+        let bytes = tokio::task::spawn_blocking(move || {
+            if check {
+                store.read_segment(&hash).map(|b| b.map(Bytes::from))
+            } else {
+                store.read_segment_unchecked(&hash)
+            }
+        })
+        .await
+        .map_err(|_| Status::Internal)?
+        .map_err(|err| {
+            tracing::error!(%err, %hash, "cannot read segment");
+            Status::Internal
+        })?
+        .ok_or(Status::NotFound)?;
+        Ok((hash, bytes))
     }
 }
 
@@ -589,6 +607,13 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, cancel: Canc
                 }
                 Err(err) => break Some(err),
             },
+            report = conn.accept_uni() => match report {
+                Ok(recv) => {
+                    let span = tracing::debug_span!("report", id = %recv.id());
+                    streams.spawn(serve_report(recv, Arc::clone(&ctx)).instrument(span));
+                }
+                Err(err) => break Some(err),
+            },
             Some(done) = streams.join_next(), if !streams.is_empty() => log_join(done),
         }
     };
@@ -641,6 +666,62 @@ async fn read_request(recv: &mut quinn::RecvStream) -> Result<SegmentRequest, St
     }
 }
 
+/// A receiver says the bytes it got for a request failed their hash: re-read that copy with
+/// the check (which drops a corrupt one and wakes placement to fetch it again).
+async fn serve_report(mut recv: quinn::RecvStream, ctx: Arc<Ctx>) {
+    let mut buf = [0u8; FRAME_PREFIX_LEN + MAX_REQUEST_FRAME];
+    let mut filled = 0;
+    let read = async {
+        loop {
+            match decode_report(&buf[..filled]) {
+                Ok(Some((report, _))) => return Ok(report),
+                Ok(None) => {}
+                Err(err) => return Err(err.to_string()),
+            }
+            let Some(space) = buf.get_mut(filled..).filter(|s| !s.is_empty()) else {
+                return Err("report frame too long".into());
+            };
+            match recv.read(space).await {
+                Ok(Some(n)) => filled += n,
+                Ok(None) => return Err(format!("stream ended after {filled} bytes of report")),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+    };
+    let report = match tokio::time::timeout(ctx.limits.request_timeout, read).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(reason)) => {
+            tracing::debug!(%reason, "bad corruption report");
+            return;
+        }
+        Err(_) => return,
+    };
+    let _ = recv.stop(quinn::VarInt::from_u32(0));
+    // Only a segment the named manifest lists is re-checked, under the in-flight limit.
+    let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
+        return;
+    };
+    let Ok(Some(manifest)) = ctx.manifest(report.request.manifest).await else {
+        return;
+    };
+    let Some(entry) = manifest.resolve(report.request.track, &report.request.segment) else {
+        return;
+    };
+    let hash = entry.hash;
+    let store = ctx.store.clone();
+    match tokio::task::spawn_blocking(move || store.check_segment(&hash)).await {
+        Ok(Ok(Some(false))) => {
+            tracing::warn!(%hash, "a peer reported a bad segment from here: the stored copy was corrupt and is dropped");
+        }
+        Ok(Ok(Some(true))) => {
+            tracing::info!(%hash, "a peer reported a bad segment from here; the stored copy checks out");
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => tracing::warn!(%hash, %err, "cannot re-check a reported segment"),
+        Err(err) => tracing::warn!(%err, "re-check task failed"),
+    }
+}
+
 async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
@@ -661,7 +742,7 @@ async fn serve_stream(
         }
         Ok(req) => match Arc::clone(&ctx.inflight).try_acquire_owned() {
             Err(_) => (ResponseHeader::error(Status::Busy), None),
-            Ok(permit) => match ctx.answer(&req, open_peer).await {
+            Ok(permit) => match ctx.answer(&req, open_peer, false).await {
                 Ok((hash, bytes)) => (
                     ResponseHeader::ok(bytes.len() as u64, hash),
                     Some((bytes, permit)),
