@@ -113,10 +113,14 @@ async fn rotten_segments_and_manifests_are_caught_dropped_counted_and_fetched_ag
         .await
         .unwrap();
     let replica = cluster.node(2);
-    wait_for("node 2 to hold the movie", Duration::from_secs(60), || async {
-        let s = replica.try_status().await.ok()?;
-        complete(&s, &movie_id).then_some(())
-    })
+    wait_for(
+        "node 2 to hold the movie",
+        Duration::from_secs(60),
+        || async {
+            let s = replica.try_status().await.ok()?;
+            complete(&s, &movie_id).then_some(())
+        },
+    )
     .await;
     let segments = &manifest.tracks[0].segments;
     assert!(segments.len() >= 3, "a multi-segment movie");

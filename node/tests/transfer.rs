@@ -317,10 +317,14 @@ async fn corrupt_stored_segment_is_reported_back_rechecked_and_dropped() {
         failures[0].1
     );
     // The report reached the server, which re-checked its copy and dropped it.
-    reelnet_testkit::wait_for("the server to drop its corrupt copy", Duration::from_secs(10), || {
-        let store = a.store.clone();
-        async move { (store.corruption().segments == 1).then_some(()) }
-    })
+    reelnet_testkit::wait_for(
+        "the server to drop its corrupt copy",
+        Duration::from_secs(10),
+        || {
+            let store = a.store.clone();
+            async move { (store.corruption().segments == 1).then_some(()) }
+        },
+    )
     .await;
     assert!(!a.store.has_segment(&entry.hash) && !path.exists());
     // With a good provider beside it, a fetch returns good bytes; the rotten one now

@@ -101,7 +101,7 @@ impl TransportTuning {
     }
 
     /// The endpoint-wide configuration (datagram size limit).
-    pub(crate) fn endpoint_config(&self) -> Result<quinn::EndpointConfig, quinn::ConfigError> {
+    pub fn endpoint_config(&self) -> Result<quinn::EndpointConfig, quinn::ConfigError> {
         let mut config = quinn::EndpointConfig::default();
         config.max_udp_payload_size(self.max_udp_payload())?;
         Ok(config)
@@ -110,7 +110,7 @@ impl TransportTuning {
     /// The per-connection transport configuration. `max_bidi_streams` is how many request
     /// streams the peer may open at once, `max_uni_streams` how many corruption reports (0
     /// for a client: servers never open streams).
-    pub(crate) fn transport_config(
+    pub fn transport_config(
         &self,
         max_bidi_streams: u32,
         max_uni_streams: u32,

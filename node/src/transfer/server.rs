@@ -77,6 +77,10 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// QUIC transport parameters.
     pub transport: TransportTuning,
+    /// Hash every segment again before sending it over QUIC (the behaviour before receivers
+    /// reported failed checks back). Off: receivers verify every byte and report, so the
+    /// re-hash is redundant; kept for the benchmark's side-by-side figure.
+    pub verify_sends: bool,
 }
 
 impl Default for Limits {
@@ -90,6 +94,7 @@ impl Default for Limits {
             response_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             transport: TransportTuning::default(),
+            verify_sends: false,
         }
     }
 }
@@ -742,7 +747,7 @@ async fn serve_stream(
         }
         Ok(req) => match Arc::clone(&ctx.inflight).try_acquire_owned() {
             Err(_) => (ResponseHeader::error(Status::Busy), None),
-            Ok(permit) => match ctx.answer(&req, open_peer, false).await {
+            Ok(permit) => match ctx.answer(&req, open_peer, ctx.limits.verify_sends).await {
                 Ok((hash, bytes)) => (
                     ResponseHeader::ok(bytes.len() as u64, hash),
                     Some((bytes, permit)),
