@@ -482,8 +482,20 @@ mod tests {
                 connections_denied: 8,
                 ..Default::default()
             },
+            corruption: crate::store::Corruption {
+                segments: 2,
+                manifests: 1,
+                scrubbed_bytes: 4096,
+                scrub_passes: 1,
+            },
             ..Gauges::default()
         });
+        assert!(
+            text.contains("reelnet_store_corrupt_total{kind=\"segment\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("reelnet_store_corrupt_total{kind=\"manifest\"} 1\n"));
+        assert!(text.contains("reelnet_store_scrubbed_bytes_total 4096\n"));
         assert!(text.contains("reelnet_catalog_rejected_other_lineage 5\n"));
         assert!(text.contains("reelnet_peers 2\n"));
         assert!(text.contains("reelnet_member 1\n"));

@@ -76,7 +76,7 @@ async fn pass(store: &Store, rate: u64, cancel: &CancellationToken) -> Result<bo
     }
     let mut segments = store.segment_list();
     // A stable order, so a pass cut short by a restart still reaches every segment in time.
-    segments.sort_unstable_by_key(|(h, _)| *h.as_bytes());
+    segments.sort_unstable_by_key(|(h, _)| h.0);
     for (hash, size) in segments {
         if cancel.is_cancelled() {
             return Ok(false);
