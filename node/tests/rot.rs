@@ -90,6 +90,7 @@ fn complete(s: &Status, movie: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "written in the wave2-quic session but not yet run there (the build of the tracker binary did not finish before the deadline); run with --run-ignored and drop this"]
 async fn rotten_segments_and_manifests_are_caught_dropped_counted_and_fetched_again() {
     let mut cluster = Cluster::start_with(2, |i| {
         let scrub = if i == 1 { 0 } else { 256 << 20 };
