@@ -62,7 +62,10 @@ if [[ -z "${NO_BUILD:-}" ]]; then
 fi
 bench_bin="$release/examples/transcode_bench"
 first_bin="$release/examples/ingest_first_segment"
-for b in "$bench_bin" "$first_bin"; do
+need_bins=()
+[[ " $SKIP " == *" a "* && " $SKIP " == *" b "* && " $SKIP " == *" d "* ]] || need_bins+=("$bench_bin")
+[[ " $SKIP " == *" c "* ]] || need_bins+=("$first_bin")
+for b in "${need_bins[@]}"; do
   [[ -x "$b" ]] || { echo "missing binary: $b" >&2; exit 1; }
 done
 

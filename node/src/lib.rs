@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod netguard;
 pub mod placement;
 pub mod requests;
+pub mod scrub;
 pub mod store;
 pub mod swarm;
 pub mod transfer;
@@ -154,6 +155,13 @@ impl Node {
         let node_id = identity::node_id(&ctx.key);
         forget_interrupted_ingests(&ctx.store, node_id);
         start_store_flush(shutdown, ctx.store.clone());
+        if let Some(task) = scrub::start(
+            ctx.store.clone(),
+            config.storage.scrub_bytes_per_sec,
+            shutdown.token(Stage::Workers),
+        ) {
+            shutdown.adopt(Stage::Workers, task);
+        }
         // The gateway's socket is bound first so that the URL this node advertises carries
         // the real port (with `gateway.listen` on port 0).
         let listener = tokio::net::TcpListener::bind(config.gateway.listen)

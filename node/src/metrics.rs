@@ -59,6 +59,8 @@ pub struct Metrics {
     p2p_relayed_bytes: Gauge,
     p2p_direct_bytes: Gauge,
     fetch_path_bytes: Family<PathLabel, Gauge>,
+    store_corrupt: Family<KindLabel, Counter>,
+    scrubbed_bytes: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +71,11 @@ struct StateLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,6 +116,8 @@ pub struct Gauges {
     pub swarm: crate::swarm::NetworkStats,
     /// Segment bytes the fetcher got, by path.
     pub fetch_paths: crate::transfer::PathBytes,
+    /// Corrupt copies the store found at rest, and the scrub's progress.
+    pub corruption: crate::store::Corruption,
 }
 
 impl Metrics {
@@ -308,7 +317,21 @@ impl Metrics {
             let _ = bytes.get_or_create(&source);
             let _ = segments.get_or_create(&source);
         }
+        let store_corrupt = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "reelnet_store_corrupt",
+            "Stored copies found corrupt at rest since start (hash or signature check failed when read or scrubbed), by kind (segment, manifest); each was dropped and is fetched again from a peer.",
+            store_corrupt.clone(),
+        );
+        let scrubbed_bytes = Counter::default();
+        registry.register(
+            "reelnet_store_scrubbed_bytes",
+            "Segment bytes the background scrub has read and checked since start.",
+            scrubbed_bytes.clone(),
+        );
         Self {
+            store_corrupt,
+            scrubbed_bytes,
             registry,
             requests,
             bytes,
@@ -397,6 +420,15 @@ impl Metrics {
             g.set(i64::try_from(v).unwrap_or(i64::MAX));
         };
         set(&self.peers, gauges.peers);
+        // Counters that live in the store: catch up to its totals.
+        let catch_up = |c: &Counter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        for (kind, v) in [
+            ("segment", gauges.corruption.segments),
+            ("manifest", gauges.corruption.manifests),
+        ] {
+            catch_up(&self.store_corrupt.get_or_create(&KindLabel { kind }), v);
+        }
+        catch_up(&self.scrubbed_bytes, gauges.corruption.scrubbed_bytes);
         set(&self.member, u64::from(gauges.member));
         set(&self.cert_not_after, gauges.cert_not_after);
         set(&self.revocation_serial, gauges.revocation_serial);
@@ -489,8 +521,20 @@ mod tests {
                 connections_denied: 8,
                 ..Default::default()
             },
+            corruption: crate::store::Corruption {
+                segments: 2,
+                manifests: 1,
+                scrubbed_bytes: 4096,
+                scrub_passes: 1,
+            },
             ..Gauges::default()
         });
+        assert!(
+            text.contains("reelnet_store_corrupt_total{kind=\"segment\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("reelnet_store_corrupt_total{kind=\"manifest\"} 1\n"));
+        assert!(text.contains("reelnet_store_scrubbed_bytes_total 4096\n"));
         assert!(text.contains("reelnet_catalog_rejected_other_lineage 5\n"));
         assert!(text.contains("reelnet_peers 2\n"));
         assert!(text.contains("reelnet_member 1\n"));

@@ -52,6 +52,11 @@
 //! [`PlacementConfig::exclusion`], so responsibility moves to another node and this node
 //! keeps its copy. A failed challenge never releases anything.
 //!
+//! Rot at rest: when the store drops a corrupt segment or manifest record (see `store`), it
+//! wakes the worker, and the next pass fetches what is missing again — for the ingests this
+//! node is responsible for and for its own ingests alike (an origin repairs its copy from a
+//! replica).
+//!
 //! A node that crashed stays "live" until its record expires (`p2p.record_ttl_secs`); then
 //! responsibility moves and the next-highest node pulls a copy.
 //!
@@ -312,6 +317,8 @@ impl Worker {
                 _ = cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(self.config.tick) => {}
                 _ = wake.notified() => {}
+                // A stored copy was found corrupt and dropped: fetch it again soon.
+                _ = self.store.lost() => {}
                 ev = events.recv() => {
                     if let Err(broadcast::error::RecvError::Closed) = ev {
                         return Ok(());
@@ -391,13 +398,38 @@ impl Worker {
             .map(|s| ingest_ref(&s.manifest))
             .collect();
         let mut to_pull = Vec::new();
+        // Own ingests are pulled only to repair rot: segments dropped as corrupt (the
+        // manifest is still stored) or a manifest record dropped as corrupt (never to bring
+        // back an ingest this node removed on purpose).
+        let lost_manifest = self.store.corruption().manifests > 0;
         for (key, cm) in &known {
+            if key.0 == self.node_id {
+                let stored_here = stored_by_ref.contains_key(key);
+                if stored_here || lost_manifest {
+                    to_pull.push(cm.clone());
+                }
+                continue;
+            }
             if !responsible_nodes(key, &candidates, replication).contains(&self.node_id) {
                 continue;
             }
             responsible.insert(*key);
-            if key.0 != self.node_id {
-                to_pull.push(cm.clone());
+            to_pull.push(cm.clone());
+        }
+        // An own ingest whose stored manifest is newer than the catalog's (or unknown to
+        // it) still gets its missing segments fetched, by the stored version.
+        for s in &stored {
+            let key = ingest_ref(&s.manifest);
+            if key.0 == self.node_id
+                && known
+                    .get(&key)
+                    .is_none_or(|cm| cm.manifest.seq < s.manifest.seq)
+            {
+                to_pull.push(CatalogManifest {
+                    id: s.id,
+                    manifest: Arc::new(s.manifest.clone()),
+                    signed: Arc::new(s.signed.clone()),
+                });
             }
         }
         self.state.responsible = responsible.clone();

@@ -16,6 +16,21 @@
 //! origin node, ingest id) the id of its newest version, so a growing manifest replaces its
 //! older sequence numbers.
 //!
+//! # Rot at rest
+//!
+//! A bit flipped on disk is caught when the bytes are read: [`Store::read_segment`] hashes
+//! every segment it returns, and every manifest read decodes the record, checks that it
+//! hashes to its id and verifies its signature. A bad copy is dropped at once (the segment
+//! file unlinked, the manifest record removed), counted ([`Store::corruption`], rendered as
+//! `reelnet_store_corrupt_total{kind}`), and announced on [`Store::lost`] so placement
+//! fetches a good copy of what this node is meant to hold; until then the store simply does
+//! not have it, so no request gets the bad bytes. Rot in data nobody reads is found by the
+//! scrub worker (`crate::scrub`), which walks the store through the same checks.
+//!
+//! [`Store::read_segment_unchecked`] is the one read without the hash: the QUIC segment
+//! server uses it because every receiver verifies every byte and reports a failed check
+//! back, upon which the server re-checks its copy with [`Store::check_segment`].
+//!
 //! # Quota, pinned data and the LRU cache
 //!
 //! Segment bytes never exceed the quota ([`Store::set_quota`]; `storage.quota_bytes`).
@@ -39,7 +54,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
 
 use reelnet_proto::{Manifest, ManifestId, MovieId, Outboard, SegmentHash, SignedManifest};
 
@@ -271,6 +289,29 @@ fn segment_hashes(m: &Manifest) -> HashSet<SegmentHash> {
     out
 }
 
+/// Corrupt copies found at rest since the store was opened, and the scrub's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Corruption {
+    /// Segment files whose bytes did not hash to their name (dropped).
+    pub segments: u64,
+    /// Manifest records that did not decode, hash to their id or verify (dropped).
+    pub manifests: u64,
+    /// Bytes the scrub has read and checked.
+    pub scrubbed_bytes: u64,
+    /// Full passes the scrub has completed.
+    pub scrub_passes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    segments: AtomicU64,
+    manifests: AtomicU64,
+    scrubbed_bytes: AtomicU64,
+    scrub_passes: AtomicU64,
+    /// Woken when a copy is dropped as corrupt (placement waits on it).
+    lost: tokio::sync::Notify,
+}
+
 /// Quota held back by [`Store::reserve`]; released when dropped.
 #[must_use = "the quota is released when the reservation is dropped"]
 pub struct Reservation {
@@ -313,6 +354,11 @@ pub struct Store {
     /// ingest key → () for ingests placement released (their segments are cache)
     released: sled::Tree,
     index: Arc<Mutex<Index>>,
+    health: Arc<Health>,
+}
+
+fn hex_id(raw: &[u8]) -> String {
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn ingest_key(m: &Manifest) -> Vec<u8> {
@@ -377,6 +423,7 @@ impl Store {
                 quota: u64::MAX,
                 ..Index::default()
             })),
+            health: Arc::new(Health::default()),
             segments_dir,
         };
         store.rebuild_index()?;
@@ -568,21 +615,14 @@ impl Store {
         result
     }
 
-    /// Reads a segment, checking its hash; a corrupt file is deleted and reported missing.
-    /// A cached segment counts as used.
+    /// Reads a segment, checking its hash; a corrupt file is dropped, counted and reported
+    /// missing (see "Rot at rest"). A cached segment counts as used.
     pub fn read_segment(&self, hash: &SegmentHash) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.segment_path(hash);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.lock().remove(hash);
-                return Ok(None);
-            }
-            Err(e) => return Err(io(&path)(e)),
+        let Some(bytes) = self.read_file(hash)? else {
+            return Ok(None);
         };
         if SegmentHash::of(&bytes) != *hash {
-            tracing::warn!(%hash, "stored segment is corrupt; removing it");
-            self.drop_corrupt(hash);
+            self.drop_corrupt_segment(hash);
             return Ok(None);
         }
         self.touch(hash);
@@ -601,11 +641,10 @@ impl Store {
         let _ = std::fs::remove_file(self.outboard_path(hash));
     }
 
-    /// Removes a segment that failed its check (file, outboard and index entry).
+    /// Removes a segment that failed its check (file, outboard and index entry), counted
+    /// and announced like every corrupt copy.
     fn drop_corrupt(&self, hash: &SegmentHash) {
-        let mut index = self.lock();
-        self.remove_files(hash);
-        index.remove(hash);
+        self.drop_corrupt_segment(hash);
     }
 
     /// Opens a segment for a verified streaming read: its outboard is loaded and checked
@@ -704,6 +743,153 @@ impl Store {
         Ok(Some((bytes, reader.outboard)))
     }
 
+    /// A segment's bytes WITHOUT a hash check of the body, straight into [`Bytes`], with its
+    /// stored outboard (checked against `hash`, which costs one chaining value per 16 KiB
+    /// group): for the QUIC segment server, whose every receiver verifies every group and
+    /// reports a failed check back. Without a valid stored outboard the segment is read and
+    /// verified whole ([`read_with_outboard`](Self::read_with_outboard)), which rebuilds it.
+    pub fn read_unchecked_with_outboard(
+        &self,
+        hash: &SegmentHash,
+    ) -> Result<Option<(Bytes, Outboard)>, StoreError> {
+        let path = self.segment_path(hash);
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lock().remove(hash);
+                return Ok(None);
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let Some(outboard) = self.load_outboard(hash, size)? else {
+            return Ok(self
+                .read_with_outboard(hash)?
+                .map(|(bytes, ob)| (Bytes::from(bytes), ob)));
+        };
+        let Some(bytes) = self.read_segment_unchecked(hash)? else {
+            return Ok(None);
+        };
+        if bytes.len() as u64 != size {
+            // Changed under us (rewritten or truncated): take the checked path.
+            return Ok(self
+                .read_with_outboard(hash)?
+                .map(|(bytes, ob)| (Bytes::from(bytes), ob)));
+        }
+        Ok(Some((bytes, outboard)))
+    }
+
+    /// Reads a segment WITHOUT checking its hash, straight into [`Bytes`] (no copy). Only
+    /// for senders whose every receiver verifies every byte and reports a failed check back
+    /// (the QUIC segment server); everything else uses [`read_segment`](Self::read_segment).
+    pub fn read_segment_unchecked(&self, hash: &SegmentHash) -> Result<Option<Bytes>, StoreError> {
+        let bytes = self.read_file(hash)?;
+        if bytes.is_some() {
+            self.touch(hash);
+        }
+        Ok(bytes.map(Bytes::from))
+    }
+
+    /// Re-reads a segment with the hash check: `Some(true)` when the copy is good,
+    /// `Some(false)` when it was corrupt (now dropped and counted), `None` when absent.
+    pub fn check_segment(&self, hash: &SegmentHash) -> Result<Option<bool>, StoreError> {
+        let Some(bytes) = self.read_file(hash)? else {
+            return Ok(None);
+        };
+        if SegmentHash::of(&bytes) != *hash {
+            self.drop_corrupt_segment(hash);
+            return Ok(Some(false));
+        }
+        Ok(Some(true))
+    }
+
+    /// The file's bytes; `None` (and the index entry forgotten) when it is gone.
+    fn read_file(&self, hash: &SegmentHash) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.segment_path(hash);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lock().remove(hash);
+                Ok(None)
+            }
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    fn drop_corrupt_segment(&self, hash: &SegmentHash) {
+        tracing::warn!(%hash, "stored segment is corrupt (hash mismatch); dropping it to fetch a good copy");
+        {
+            let mut index = self.lock();
+            self.remove_files(hash);
+            index.remove(hash);
+        }
+        self.health.segments.fetch_add(1, Ordering::Relaxed);
+        self.health.lost.notify_one();
+    }
+
+    /// Corrupt copies found since the store was opened, and the scrub's progress.
+    pub fn corruption(&self) -> Corruption {
+        let h = &self.health;
+        Corruption {
+            segments: h.segments.load(Ordering::Relaxed),
+            manifests: h.manifests.load(Ordering::Relaxed),
+            scrubbed_bytes: h.scrubbed_bytes.load(Ordering::Relaxed),
+            scrub_passes: h.scrub_passes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Resolves when a corrupt copy has been dropped since the last call (one waiter:
+    /// placement, which then fetches what this node must hold again).
+    pub async fn lost(&self) {
+        self.health.lost.notified().await;
+    }
+
+    /// Records scrub progress (`bytes` checked; `pass_done` at the end of a full pass).
+    pub(crate) fn record_scrub(&self, bytes: u64, pass_done: bool) {
+        self.health
+            .scrubbed_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        if pass_done {
+            self.health.scrub_passes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every segment in the index with its size (a snapshot, for the scrub).
+    pub fn segment_list(&self) -> Vec<(SegmentHash, u64)> {
+        self.lock()
+            .entries
+            .iter()
+            .map(|(h, e)| (*h, e.size))
+            .collect()
+    }
+
+    /// The ids of every stored manifest record (a snapshot, for the scrub).
+    pub fn manifest_ids(&self) -> Result<Vec<ManifestId>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.manifests.iter().keys() {
+            let key = key?;
+            if let Ok(raw) = <[u8; 32]>::try_from(key.as_ref()) {
+                out.push(ManifestId(raw));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Overwrites the stored record of manifest `id` with `bytes` as they are, unchecked:
+    /// fault injection for tests of the rot detection (a flipped bit on disk). Never used by
+    /// the node itself.
+    #[doc(hidden)]
+    pub fn inject_manifest_record(&self, id: &ManifestId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.manifests.insert(id.as_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The raw stored record of manifest `id` (for [`inject_manifest_record`](Self::inject_manifest_record)).
+    #[doc(hidden)]
+    pub fn manifest_record(&self, id: &ManifestId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.manifests.get(id.as_bytes())?.map(|v| v.to_vec()))
+    }
+
     /// Verifies and stores a signed manifest; it becomes its ingest's newest version when
     /// its sequence number is higher. Storing a manifest pins its ingest (undoing
     /// [`release_ingest`](Self::release_ingest)): every segment the newest version names is
@@ -777,20 +963,58 @@ impl Store {
         Ok(self.released.contains_key(ingest_key(manifest))?)
     }
 
+    /// A stored manifest record, checked: it must decode, hash to its id and carry a valid
+    /// signature. A record failing any of these is rot at rest (it was all checked when
+    /// stored): it is dropped, counted and announced, and reads as absent.
     fn manifest_by_raw_id(&self, raw: &[u8]) -> Result<Option<StoredManifest>, StoreError> {
         let Some(bytes) = self.manifests.get(raw)? else {
             return Ok(None);
         };
-        let signed =
-            SignedManifest::decode(&bytes).map_err(|e| StoreError::BadManifest(e.to_string()))?;
-        let manifest = signed
-            .verify()
-            .map_err(|e| StoreError::BadManifest(e.to_string()))?;
-        Ok(Some(StoredManifest {
-            id: signed.id(),
-            manifest,
-            signed,
-        }))
+        let checked = SignedManifest::decode(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|signed| {
+                if signed.id().as_bytes().as_slice() != raw {
+                    return Err(format!("record hashes to {}, not to its key", signed.id()));
+                }
+                let manifest = signed.verify().map_err(|e| e.to_string())?;
+                Ok((signed, manifest))
+            });
+        match checked {
+            Ok((signed, manifest)) => Ok(Some(StoredManifest {
+                id: signed.id(),
+                manifest,
+                signed,
+            })),
+            Err(reason) => {
+                self.drop_corrupt_manifest(raw, &reason)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn drop_corrupt_manifest(&self, raw: &[u8], reason: &str) -> Result<(), StoreError> {
+        tracing::warn!(
+            manifest = %hex_id(raw),
+            %reason,
+            "stored manifest record is corrupt; dropping it to fetch a good copy"
+        );
+        self.manifests.remove(raw)?;
+        // The ingest it was the newest version of cannot be read from the bad record: find
+        // it by value. Its segments stay pinned until a good copy is stored again.
+        let mut stale = Vec::new();
+        for item in self.latest.iter() {
+            let (key, id) = item?;
+            if id.as_ref() == raw {
+                stale.push(key);
+            }
+        }
+        for key in stale {
+            self.latest.remove(key)?;
+        }
+        self.db.flush()?;
+        self.health.manifests.fetch_add(1, Ordering::Relaxed);
+        self.health.lost.notify_one();
+        Ok(())
     }
 
     /// A stored manifest by id.
@@ -1013,6 +1237,56 @@ mod tests {
         std::fs::write(store.segment_path(&h), b"xyz").unwrap();
         assert!(store.read_segment(&h).unwrap().is_none());
         assert!(!store.has_segment(&h));
+    }
+
+    /// A flipped bit in a stored manifest record (or in a segment) is caught when read: the
+    /// record is dropped and counted, reads see no manifest, the store still opens, and the
+    /// segments stay pinned until a good copy is stored again.
+    #[test]
+    fn a_corrupt_manifest_record_is_dropped_and_counted_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let (seg, _) = {
+            let store = Store::open(dir.path()).unwrap();
+            store.put_segment(b"abc", None).unwrap()
+        };
+        let signed = SignedManifest::sign(&manifest(&key, 1, &[seg]), &key).unwrap();
+        let id = signed.id();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put_manifest(&signed).unwrap();
+            let mut raw = store.manifest_record(&id).unwrap().unwrap();
+            let at = raw.len() / 2;
+            raw[at] ^= 0x04;
+            store.inject_manifest_record(&id, &raw).unwrap();
+        }
+        // Reopening reads every manifest: the bad one is dropped, not a failure to open.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.corruption().manifests, 1);
+        assert!(store.manifest(&id).unwrap().is_none());
+        assert!(store.all_manifests().unwrap().is_empty());
+        assert!(store.manifest_record(&id).unwrap().is_none());
+        assert_eq!(store.segment_pinned(&seg), Some(true));
+        // A good copy stored again is the ingest's newest version.
+        store.put_manifest(&signed).unwrap();
+        assert_eq!(store.all_manifests().unwrap().len(), 1);
+        assert_eq!(store.corruption().manifests, 1);
+        // Segments: a flipped bit is found by a read, or by a check.
+        let (other, _) = store.put_segment(b"defgh", None).unwrap();
+        for (h, flip) in [(seg, true), (other, false)] {
+            let path = store.segment_path(&h);
+            let mut b = std::fs::read(&path).unwrap();
+            b[1] ^= 0x80;
+            std::fs::write(&path, &b).unwrap();
+            if flip {
+                assert!(store.read_segment(&h).unwrap().is_none());
+            } else {
+                assert_eq!(store.check_segment(&h).unwrap(), Some(false));
+            }
+            assert!(!store.has_segment(&h) && !path.exists());
+        }
+        assert_eq!(store.corruption().segments, 2);
+        assert_eq!(store.check_segment(&seg).unwrap(), None);
     }
 
     #[test]

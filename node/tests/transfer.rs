@@ -285,18 +285,61 @@ async fn certificate_is_bound_to_the_node_id() {
     server.shutdown_and_join().await;
 }
 
+/// The server sends stored bytes without re-hashing them; the receiver's check catches a
+/// flipped bit, the fetch goes on to the next provider and returns good bytes, and the
+/// receiver's report makes the server re-check its copy: it is dropped (and counted), so
+/// the next request for it is answered `NotFound`, never with the bad bytes again.
 #[tokio::test]
-async fn corrupt_stored_segment_is_not_served() {
+async fn corrupt_stored_segment_is_reported_back_rechecked_and_dropped() {
     let lib = Library::new(4);
     let a = TestNode::holding(1, &lib);
+    let good = TestNode::holding(3, &lib);
     let (track, seg, entry) = lib.all_refs()[2];
     let path = a.store.segment_path(&entry.hash);
     let mut bad = std::fs::read(&path).unwrap();
-    bad[10] ^= 0xff;
+    bad[10] ^= 0x01;
     std::fs::write(&path, &bad).unwrap();
 
     let (server, addr) = a.serve(limits());
+    let (good_server, good_addr) = good.serve(limits());
     let fetcher = fetcher(None, Duration::from_secs(5));
+    // Only the rotten provider: its answer fails the receiver's check.
+    let err = fetcher
+        .fetch(&[(a.id(), addr)], lib.id(), track, seg, entry.hash)
+        .await
+        .unwrap_err();
+    let FetchError::AllFailed(failures) = err else {
+        panic!("expected AllFailed, got {err}");
+    };
+    assert!(
+        matches!(failures[0].1, AttemptError::HashMismatch { .. }),
+        "{:?}",
+        failures[0].1
+    );
+    // The report reached the server, which re-checked its copy and dropped it.
+    reelnet_testkit::wait_for(
+        "the server to drop its corrupt copy",
+        Duration::from_secs(10),
+        || {
+            let store = a.store.clone();
+            async move { (store.corruption().segments == 1).then_some(()) }
+        },
+    )
+    .await;
+    assert!(!a.store.has_segment(&entry.hash) && !path.exists());
+    // With a good provider beside it, a fetch returns good bytes; the rotten one now
+    // answers NotFound.
+    let bytes = fetcher
+        .fetch(
+            &[(a.id(), addr), (good.id(), good_addr)],
+            lib.id(),
+            track,
+            seg,
+            entry.hash,
+        )
+        .await
+        .unwrap();
+    assert_eq!(SegmentHash::of(&bytes), entry.hash);
     let err = fetcher
         .fetch(&[(a.id(), addr)], lib.id(), track, seg, entry.hash)
         .await
@@ -309,9 +352,10 @@ async fn corrupt_stored_segment_is_not_served() {
         "{:?}",
         failures[0].1
     );
-    // The store dropped the corrupt file.
-    assert!(!a.store.has_segment(&entry.hash));
+    // A report about a copy that checks out drops nothing.
+    assert_eq!(good.store.corruption().segments, 0);
     server.shutdown_and_join().await;
+    good_server.shutdown_and_join().await;
 }
 
 /// How a fake provider misbehaves.

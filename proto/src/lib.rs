@@ -45,7 +45,7 @@ pub use manifest::{
 };
 pub use outboard::Outboard;
 pub use transfer::{
-    decode_p2p_request, decode_request, decode_response_header, encode_p2p_request, encode_request,
-    encode_response_header, P2pSegmentRequest, ResponseHeader, SegmentRef, SegmentRequest, Status,
-    MAX_SEGMENT_BYTES,
+    decode_p2p_request, decode_report, decode_request, decode_response_header, encode_p2p_request,
+    encode_report, encode_request, encode_response_header, CorruptReport, P2pSegmentRequest,
+    ResponseHeader, SegmentRef, SegmentRequest, Status, MAX_SEGMENT_BYTES,
 };

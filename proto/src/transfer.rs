@@ -10,6 +10,7 @@
 //!
 //! Version 2 of the protocol (ALPN `reelnet/segment/2`, libp2p `/reelnet/segment/2`) added
 //! the outboard; version 1 sent the body straight after the header.
+//! A client whose check fails tells the server on a unidirectional stream ([`CorruptReport`]).
 //!
 //! A frame is a 4-byte big-endian body length followed by the bincode body. The decoders
 //! take whatever bytes have arrived and return `Ok(None)` until a whole frame is there, so
@@ -143,6 +144,34 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<(SegmentRequest, usize)>, Dec
     Ok(Some((req, used)))
 }
 
+/// "The bytes you sent me for this request failed their hash": sent by a receiver on a
+/// unidirectional stream of the same connection (the only use of unidirectional streams in
+/// the protocol), so the sender re-checks its stored copy. A sender may skip re-hashing what
+/// it serves because every receiver verifies every byte; this report is what closes the loop:
+/// the sender reads its copy again with the hash check, and drops (and re-fetches) it if bad.
+/// There is no answer; the receiver has already moved on to another provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CorruptReport {
+    /// The request whose answer failed.
+    pub request: SegmentRequest,
+    /// The hash the bytes should have had (the manifest's).
+    pub expected: SegmentHash,
+}
+
+/// A corruption report as a length-prefixed frame.
+pub fn encode_report(report: &CorruptReport) -> Result<Vec<u8>, EncodeError> {
+    codec::encode_frame::<_, MAX_REQUEST_FRAME>(report)
+}
+
+/// Decodes a corruption report frame from the front of `buf`, like [`decode_request`].
+pub fn decode_report(buf: &[u8]) -> Result<Option<(CorruptReport, usize)>, DecodeError> {
+    let Some((body, used)) = codec::split_frame::<MAX_REQUEST_FRAME>(buf)? else {
+        return Ok(None);
+    };
+    let report = codec::decode::<CorruptReport, MAX_REQUEST_FRAME>(body)?;
+    Ok(Some((report, used)))
+}
+
 /// A segment request over libp2p (`/reelnet/segment/2`): the same [`SegmentRequest`] as over
 /// QUIC plus the requester's membership certificate. The answer is the same as over QUIC: a
 /// [`ResponseHeader`] frame, the outboard, then exactly `length` raw bytes.
@@ -190,6 +219,23 @@ pub fn decode_response_header(buf: &[u8]) -> Result<Option<(ResponseHeader, usiz
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn corrupt_report_roundtrip() {
+        let report = CorruptReport {
+            request: SegmentRequest {
+                manifest: ManifestId([3; 32]),
+                track: 1,
+                segment: SegmentRef::Hash(SegmentHash([4; 32])),
+            },
+            expected: SegmentHash([4; 32]),
+        };
+        let frame = encode_report(&report).unwrap();
+        assert_eq!(decode_report(&frame).unwrap(), Some((report, frame.len())));
+        assert_eq!(decode_report(&frame[..frame.len() - 1]).unwrap(), None);
+        let huge = u32::try_from(MAX_REQUEST_FRAME + 1).unwrap().to_be_bytes();
+        assert!(decode_report(&huge).is_err());
+    }
 
     #[test]
     fn p2p_request_roundtrip_and_limit() {

@@ -207,6 +207,7 @@ pub fn routes(
                     excluded_holders: placement.as_ref().map_or(0, |v| v.excluded.len() as u64),
                     swarm,
                     fetch_paths: state.fetcher.path_bytes(),
+                    corruption: state.store.corruption(),
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),

@@ -48,8 +48,9 @@ use ed25519_dalek::SigningKey;
 use reelnet_proto::outboard;
 use reelnet_proto::transfer::{FRAME_PREFIX_LEN, MAX_SEGMENT_BYTES};
 use reelnet_proto::{
-    decode_response_header, encode_request, DecodeError, ManifestId, NodeId, Outboard,
-    ResponseHeader, SegmentHash, SegmentRef, SegmentRequest, Status, MAX_RESPONSE_HEADER,
+    decode_response_header, encode_report, encode_request, CorruptReport, DecodeError, ManifestId,
+    NodeId, Outboard, ResponseHeader, SegmentHash, SegmentRef, SegmentRequest, Status,
+    MAX_RESPONSE_HEADER,
 };
 use tokio::sync::Semaphore;
 
@@ -295,7 +296,7 @@ fn client_config(
     client.transport_config(
         config
             .transport
-            .transport_config(0, true)
+            .transport_config(0, 0, true)
             .map_err(|e| FetchError::Setup(e.to_string()))?,
     );
     Ok(client)
@@ -766,7 +767,16 @@ impl Fetcher {
         let started = Instant::now();
         send.write_all(&frame).await?;
         send.finish()?;
-        let (len, header_at) = read_response(&mut recv, want, sink).await?;
+        let response = read_response(&mut recv, want, sink).await;
+        if let Err(
+            AttemptError::HashMismatch { .. }
+            | AttemptError::BadGroup { .. }
+            | AttemptError::BadOutboard(_),
+        ) = &response
+        {
+            report_corrupt(&conn, want).await;
+        }
+        let (len, header_at) = response?;
         let done = Instant::now();
         self.path_bytes[0].fetch_add(len, Ordering::Relaxed);
         lock(&peer.stats).record_success(
@@ -775,6 +785,36 @@ impl Fetcher {
             done.duration_since(header_at),
         );
         Ok(())
+    }
+}
+
+/// Longest wait for a corruption report to reach the provider (before the connection to
+/// it is dropped for the bad answer).
+const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tells the provider that its answer to `want` failed the hash check (a
+/// [`CorruptReport`] on a unidirectional stream), so it re-checks its stored copy: the
+/// server sends without re-hashing and relies on this report to find rot. Best effort.
+async fn report_corrupt(conn: &quinn::Connection, want: &FetchRequest) {
+    let report = CorruptReport {
+        request: want.request,
+        expected: want.expected,
+    };
+    let sent = async {
+        let frame = encode_report(&report).map_err(|e| e.to_string())?;
+        let mut send = conn.open_uni().await.map_err(|e| e.to_string())?;
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        // Until the server has the frame (it stops the stream once read).
+        let _ = send.stopped().await;
+        Ok::<(), String>(())
+    };
+    match tokio::time::timeout(REPORT_TIMEOUT, sent).await {
+        Ok(Ok(())) => {
+            tracing::info!(segment = %want.expected, "reported a corrupt answer to its provider")
+        }
+        Ok(Err(err)) => tracing::debug!(%err, "cannot report a corrupt answer"),
+        Err(_) => tracing::debug!("corruption report not acknowledged in time"),
     }
 }
 

@@ -16,10 +16,14 @@
 //!   one connection per provider and multiplexes requests on it; the server bounds streams per
 //!   connection (QUIC stream credit), connections per peer, and in-flight responses overall,
 //!   answering `Busy` rather than queueing without bound.
-//! - **Bytes are verified on both sides.** The server reads segments through the store, which
-//!   checks the hash (a corrupt file is dropped and reported `NotFound`); the fetcher checks
-//!   the announced length and hash against what it expects and hashes the body before
-//!   returning it, so neither side ever passes on bad bytes.
+//! - **The receiver verifies every byte; a failed check goes back to the sender.** The fetcher
+//!   checks the announced length and hash against what it expects and hashes the body before
+//!   returning it, so it never passes on bad bytes. The server therefore sends stored
+//!   segments without hashing them again (the store verified them when it wrote them); a
+//!   fetcher whose check fails reports it on a unidirectional stream
+//!   ([`CorruptReport`](reelnet_proto::CorruptReport)), and the server re-reads its copy
+//!   with the hash check, which drops a corrupt copy (placement then fetches a good one).
+//!   The libp2p fallback, which has no report path, still reads through the check.
 //! - **Throughput matters.** [`TransportTuning`] raises the initial MTU, keeps MTU discovery,
 //!   and uses large flow-control windows; quinn-udp uses GSO/GRO on Linux when available
 //!   (`TransportConfig::enable_segmentation_offload` is on by default), which dominates
@@ -97,17 +101,19 @@ impl TransportTuning {
     }
 
     /// The endpoint-wide configuration (datagram size limit).
-    pub(crate) fn endpoint_config(&self) -> Result<quinn::EndpointConfig, quinn::ConfigError> {
+    pub fn endpoint_config(&self) -> Result<quinn::EndpointConfig, quinn::ConfigError> {
         let mut config = quinn::EndpointConfig::default();
         config.max_udp_payload_size(self.max_udp_payload())?;
         Ok(config)
     }
 
-    /// The per-connection transport configuration. `max_bidi_streams` is how many streams
-    /// the peer may open at once (0 for a client: servers never open streams).
-    pub(crate) fn transport_config(
+    /// The per-connection transport configuration. `max_bidi_streams` is how many request
+    /// streams the peer may open at once, `max_uni_streams` how many corruption reports (0
+    /// for a client: servers never open streams).
+    pub fn transport_config(
         &self,
         max_bidi_streams: u32,
+        max_uni_streams: u32,
         keep_alive: bool,
     ) -> Result<Arc<quinn::TransportConfig>, quinn::VarIntBoundsExceeded> {
         let mut t = quinn::TransportConfig::default();
@@ -119,7 +125,7 @@ impl TransportTuning {
             .receive_window(quinn::VarInt::from_u64(self.receive_window)?)
             .send_window(self.send_window)
             .max_concurrent_bidi_streams(quinn::VarInt::from_u32(max_bidi_streams))
-            .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
+            .max_concurrent_uni_streams(quinn::VarInt::from_u32(max_uni_streams))
             .max_idle_timeout(Some(quinn::IdleTimeout::try_from(self.idle_timeout)?))
             .keep_alive_interval(if keep_alive { self.keep_alive } else { None });
         Ok(Arc::new(t))

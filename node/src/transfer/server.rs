@@ -3,10 +3,14 @@
 //! One accept loop owns the endpoint and a `JoinSet` of connection tasks (each with its own
 //! span); each connection task owns a `JoinSet` of stream tasks, one per request. A request is
 //! resolved through the stored manifest — `Init`, `Index(i)`, or `Hash(h)`, which must be
-//! listed in that manifest — and the bytes are read through [`Store::read_with_outboard`],
-//! which checks them group by group against the stored outboard (rebuilt if missing), so a
-//! corrupt file is never served (it becomes `NotFound`). The answer is the header frame, the
-//! outboard, then the body (`reelnet_proto::transfer`).
+//! listed in that manifest. The answer is the header frame, the segment's outboard, then the
+//! body (`reelnet_proto::transfer`). Over QUIC the stored bytes are sent as they are
+//! ([`Store::read_unchecked_with_outboard`]: only the outboard is checked against the hash):
+//! the receiver verifies every 16 KiB group, and a receiver whose check fails says so on a
+//! unidirectional stream ([`reelnet_proto::CorruptReport`]), upon which the copy is re-read
+//! with the hash check ([`Store::check_segment`]) and dropped if corrupt. Requests over the
+//! libp2p fallback (no report path) are read through [`Store::read_with_outboard`], which
+//! checks them group by group, so a corrupt file is never served there (it becomes `NotFound`).
 //!
 //! Limits, so one peer cannot take everything ([`Limits`]):
 //! - streams per connection: QUIC stream credit (`max_concurrent_bidi_streams`), so a peer
@@ -30,8 +34,8 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use reelnet_proto::transfer::FRAME_PREFIX_LEN;
 use reelnet_proto::{
-    decode_request, encode_response_header, Manifest, ManifestId, NodeId, P2pSegmentRequest,
-    ResponseHeader, SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
+    decode_report, decode_request, encode_response_header, Manifest, ManifestId, NodeId,
+    P2pSegmentRequest, ResponseHeader, SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -76,6 +80,10 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// QUIC transport parameters.
     pub transport: TransportTuning,
+    /// Hash every segment again before sending it over QUIC (the behaviour before receivers
+    /// reported failed checks back). Off: receivers verify every byte and report, so the
+    /// re-hash is redundant; kept for the benchmark's side-by-side figure.
+    pub verify_sends: bool,
 }
 
 impl Default for Limits {
@@ -89,6 +97,7 @@ impl Default for Limits {
             response_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             transport: TransportTuning::default(),
+            verify_sends: false,
         }
     }
 }
@@ -112,7 +121,7 @@ pub fn server_config_with(
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let transport = limits
         .transport
-        .transport_config(limits.max_streams_per_connection, false)
+        .transport_config(limits.max_streams_per_connection, REPORT_STREAMS, false)
         .map_err(|e| ServerError::Config(e.to_string()))?;
     config.transport_config(transport);
     Ok(config)
@@ -120,6 +129,11 @@ pub fn server_config_with(
 
 /// Manifests seen recently, by id; a manifest never changes under its id.
 const MANIFEST_CACHE: usize = 256;
+
+/// Corruption reports one connection may have open at once (QUIC unidirectional stream
+/// credit); each makes the server re-hash one stored segment, so a peer cannot make it
+/// re-hash more than this many at a time.
+const REPORT_STREAMS: u32 = 2;
 
 /// What every connection and stream task shares.
 struct Ctx {
@@ -222,7 +236,8 @@ impl SegmentService {
         let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
             return Ok(SegmentResponse::error(Status::Busy));
         };
-        match ctx.answer(&req.request, open_peer).await {
+        // No report path over libp2p: read with the hash check.
+        match ctx.answer(&req.request, open_peer, true).await {
             Ok((hash, outboard, body)) => Ok(SegmentResponse {
                 header: ResponseHeader::ok(body.len() as u64, hash),
                 outboard,
@@ -297,12 +312,15 @@ impl Ctx {
         Ok(Some(manifest))
     }
 
-    /// Resolves and reads the requested segment: its hash, outboard and verified bytes, or
-    /// the status to answer with.
+    /// Resolves and reads the requested segment: its hash, outboard and bytes, or the status
+    /// to answer with. With `check`, the bytes are verified group by group first (a corrupt
+    /// copy is dropped and answered `NotFound`); without, they are the stored bytes as they
+    /// are, for a receiver that verifies them and reports a failure back (QUIC).
     async fn answer(
         &self,
         req: &SegmentRequest,
         open_peer: bool,
+        check: bool,
     ) -> Result<(SegmentHash, Bytes, Bytes), Status> {
         let manifest = self.manifest(req.manifest).await?.ok_or(Status::NotFound)?;
         if open_peer
@@ -318,16 +336,23 @@ impl Ctx {
             .ok_or(Status::BadRequest)?;
         let hash = entry.hash;
         let store = self.store.clone();
-        let (bytes, outboard) =
-            tokio::task::spawn_blocking(move || store.read_with_outboard(&hash))
-                .await
-                .map_err(|_| Status::Internal)?
-                .map_err(|err| {
-                    tracing::error!(%err, %hash, "cannot read segment");
-                    Status::Internal
-                })?
-                .ok_or(Status::NotFound)?;
-        Ok((hash, Bytes::from(outboard.to_bytes()), Bytes::from(bytes)))
+        let (bytes, outboard) = tokio::task::spawn_blocking(move || {
+            if check {
+                store
+                    .read_with_outboard(&hash)
+                    .map(|r| r.map(|(b, ob)| (Bytes::from(b), ob)))
+            } else {
+                store.read_unchecked_with_outboard(&hash)
+            }
+        })
+        .await
+        .map_err(|_| Status::Internal)?
+        .map_err(|err| {
+            tracing::error!(%err, %hash, "cannot read segment");
+            Status::Internal
+        })?
+        .ok_or(Status::NotFound)?;
+        Ok((hash, Bytes::from(outboard.to_bytes()), bytes))
     }
 }
 
@@ -597,6 +622,13 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, cancel: Canc
                 }
                 Err(err) => break Some(err),
             },
+            report = conn.accept_uni() => match report {
+                Ok(recv) => {
+                    let span = tracing::debug_span!("report", id = %recv.id());
+                    streams.spawn(serve_report(recv, Arc::clone(&ctx)).instrument(span));
+                }
+                Err(err) => break Some(err),
+            },
             Some(done) = streams.join_next(), if !streams.is_empty() => log_join(done),
         }
     };
@@ -649,6 +681,62 @@ async fn read_request(recv: &mut quinn::RecvStream) -> Result<SegmentRequest, St
     }
 }
 
+/// A receiver says the bytes it got for a request failed their hash: re-read that copy with
+/// the check (which drops a corrupt one and wakes placement to fetch it again).
+async fn serve_report(mut recv: quinn::RecvStream, ctx: Arc<Ctx>) {
+    let mut buf = [0u8; FRAME_PREFIX_LEN + MAX_REQUEST_FRAME];
+    let mut filled = 0;
+    let read = async {
+        loop {
+            match decode_report(&buf[..filled]) {
+                Ok(Some((report, _))) => return Ok(report),
+                Ok(None) => {}
+                Err(err) => return Err(err.to_string()),
+            }
+            let Some(space) = buf.get_mut(filled..).filter(|s| !s.is_empty()) else {
+                return Err("report frame too long".into());
+            };
+            match recv.read(space).await {
+                Ok(Some(n)) => filled += n,
+                Ok(None) => return Err(format!("stream ended after {filled} bytes of report")),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+    };
+    let report = match tokio::time::timeout(ctx.limits.request_timeout, read).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(reason)) => {
+            tracing::debug!(%reason, "bad corruption report");
+            return;
+        }
+        Err(_) => return,
+    };
+    let _ = recv.stop(quinn::VarInt::from_u32(0));
+    // Only a segment the named manifest lists is re-checked, under the in-flight limit.
+    let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
+        return;
+    };
+    let Ok(Some(manifest)) = ctx.manifest(report.request.manifest).await else {
+        return;
+    };
+    let Some(entry) = manifest.resolve(report.request.track, &report.request.segment) else {
+        return;
+    };
+    let hash = entry.hash;
+    let store = ctx.store.clone();
+    match tokio::task::spawn_blocking(move || store.check_segment(&hash)).await {
+        Ok(Ok(Some(false))) => {
+            tracing::warn!(%hash, "a peer reported a bad segment from here: the stored copy was corrupt and is dropped");
+        }
+        Ok(Ok(Some(true))) => {
+            tracing::info!(%hash, "a peer reported a bad segment from here; the stored copy checks out");
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => tracing::warn!(%hash, %err, "cannot re-check a reported segment"),
+        Err(err) => tracing::warn!(%err, "re-check task failed"),
+    }
+}
+
 async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
@@ -669,7 +757,7 @@ async fn serve_stream(
         }
         Ok(req) => match Arc::clone(&ctx.inflight).try_acquire_owned() {
             Err(_) => (ResponseHeader::error(Status::Busy), None),
-            Ok(permit) => match ctx.answer(&req, open_peer).await {
+            Ok(permit) => match ctx.answer(&req, open_peer, ctx.limits.verify_sends).await {
                 Ok((hash, outboard, bytes)) => (
                     ResponseHeader::ok(bytes.len() as u64, hash),
                     Some((outboard, bytes, permit)),
