@@ -87,7 +87,7 @@ function routes(state: { nodes: ReturnType<typeof node>[] }) {
       state.nodes = state.nodes.map((n) => (n.node_id === NODE_ID ? node(NODE_ID, { revoked: true, revoked_at: 1_800_000_200 }) : n));
       return json(200, state.nodes[0]);
     },
-    [`PUT /api/v1/admin/nodes/${NODE_ID}/roles`]: (call: Call) => json(200, node(NODE_ID, call.body as object)),
+    [`PUT /api/v1/admin/nodes/${NODE_ID}/roles`]: (call: Call) => json(200, node(NODE_ID, call.body as Record<string, unknown>)),
     'POST /api/v1/admin/movies/tmdb-603/bind': json(200, {}),
     'POST /api/v1/admin/requests/r1/approve': json(200, {}),
   });
