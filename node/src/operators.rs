@@ -64,9 +64,8 @@ fn normalize(email: &str) -> Result<String, OperatorsError> {
 pub fn load(data_dir: &Path) -> Result<Operators, OperatorsError> {
     let p = path(data_dir);
     match std::fs::read(&p) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|source| OperatorsError::Parse { path: p, source })
-        }
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|source| OperatorsError::Parse { path: p, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Operators::default()),
         Err(source) => Err(OperatorsError::Io { path: p, source }),
     }
@@ -144,7 +143,10 @@ mod tests {
         assert!(remove(dir.path(), "a@example.com").unwrap());
         assert!(!is_operator(dir.path(), "a@example.com"));
         std::fs::write(path(dir.path()), b"{oops").unwrap();
-        assert!(matches!(load(dir.path()), Err(OperatorsError::Parse { .. })));
+        assert!(matches!(
+            load(dir.path()),
+            Err(OperatorsError::Parse { .. })
+        ));
         assert!(!is_operator(dir.path(), "a@example.com"));
     }
 }

@@ -27,8 +27,16 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("GET", "/api/v1/console/status", None),
         ("GET", "/api/v1/console/history", None),
         ("GET", "/api/v1/console/jobs", None),
-        ("POST", "/api/v1/console/jobs", Some(json!({"source": "magnet:?xt=urn:btih:0000000000000000000000000000000000000000"}))),
-        ("POST", "/api/v1/console/jobs/torrent", Some(json!("d4:infod6:lengthi1eee"))),
+        (
+            "POST",
+            "/api/v1/console/jobs",
+            Some(json!({"source": "magnet:?xt=urn:btih:0000000000000000000000000000000000000000"})),
+        ),
+        (
+            "POST",
+            "/api/v1/console/jobs/torrent",
+            Some(json!("d4:infod6:lengthi1eee")),
+        ),
         ("POST", "/api/v1/console/jobs/1/cancel", None),
     ]
 }
@@ -60,15 +68,41 @@ async fn call(
 fn make_movie(dir: &Path) -> PathBuf {
     let path = dir.join("console-clip.mp4");
     let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg("testsrc2=size=320x180:rate=25:duration=3")
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=3",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-c:a", "aac", "-shortest"])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 
@@ -140,7 +174,11 @@ async fn operators_and_admins_see_the_node_and_run_its_jobs_viewers_get_403() {
         Some(&op),
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_source")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_source")),
+        "{b}"
+    );
     let (s, b) = call(
         &node,
         "POST",
@@ -158,8 +196,19 @@ async fn operators_and_admins_see_the_node_and_run_its_jobs_viewers_get_403() {
         Some(&op),
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_torrent")), "{b}");
-    let (s, _) = call(&node, "POST", "/api/v1/console/jobs/99/cancel", None, Some(&op)).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_torrent")),
+        "{b}"
+    );
+    let (s, _) = call(
+        &node,
+        "POST",
+        "/api/v1/console/jobs/99/cancel",
+        None,
+        Some(&op),
+    )
+    .await;
     assert_eq!(s, 404);
 
     // A magnet nobody seeds waits for peers until it is cancelled.
@@ -198,11 +247,15 @@ async fn operators_and_admins_see_the_node_and_run_its_jobs_viewers_get_403() {
     .await;
     assert_eq!(s, 202, "{b}");
     let id = b["id"].as_u64().unwrap();
-    let (done, _) = wait_for("the file job to finish", Duration::from_secs(120), || async {
-        job(&node, &op, id)
-            .await
-            .filter(|j| j["state"] == "done" || j["state"] == "failed")
-    })
+    let (done, _) = wait_for(
+        "the file job to finish",
+        Duration::from_secs(120),
+        || async {
+            job(&node, &op, id)
+                .await
+                .filter(|j| j["state"] == "done" || j["state"] == "failed")
+        },
+    )
     .await;
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["title"], "Console Clip");
@@ -215,15 +268,19 @@ async fn operators_and_admins_see_the_node_and_run_its_jobs_viewers_get_403() {
     assert_eq!(jobs[0]["id"], json!(id));
 
     // Its replica shows complete in the status.
-    let (st, _) = wait_for("the replica in the status", Duration::from_secs(20), || async {
-        let (_, st) = call(&node, "GET", "/api/v1/console/status", None, Some(&op)).await;
-        let full = st["replicas"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["completeness"] == json!(1.0));
-        full.then_some(st)
-    })
+    let (st, _) = wait_for(
+        "the replica in the status",
+        Duration::from_secs(20),
+        || async {
+            let (_, st) = call(&node, "GET", "/api/v1/console/status", None, Some(&op)).await;
+            let full = st["replicas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["completeness"] == json!(1.0));
+            full.then_some(st)
+        },
+    )
     .await;
     assert!(st["disk"]["held_bytes"].as_u64().unwrap() > 0, "{st}");
 

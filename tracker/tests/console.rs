@@ -45,10 +45,10 @@ async fn call(
     origin: Option<&str>,
     fetch_site: Option<&str>,
 ) -> (u16, Value) {
-    let mut req = t
-        .http
-        .request(method, t.url(path))
-        .header("cookie", format!("{SESSION}={}", b.cookie(SESSION).unwrap()));
+    let mut req = t.http.request(method, t.url(path)).header(
+        "cookie",
+        format!("{SESSION}={}", b.cookie(SESSION).unwrap()),
+    );
     if let Some(o) = origin {
         req = req.header("origin", o);
     }
@@ -65,7 +65,11 @@ async fn call(
 async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyone_else() {
     let web = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(web.path().join("assets")).unwrap();
-    std::fs::write(web.path().join("index.html"), "<!doctype html><div id=root>").unwrap();
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><div id=root>",
+    )
+    .unwrap();
     std::fs::write(web.path().join("assets/app.js"), "console.log(1)").unwrap();
     std::fs::write(web.path().join("secret.txt"), "no").unwrap();
     let t =
@@ -90,23 +94,44 @@ async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyo
         .to_str()
         .unwrap()
         .starts_with("text/javascript"));
-    for path in ["/assets/../secret.txt", "/assets/%2e%2e/secret.txt", "/assets/.hidden"] {
+    for path in [
+        "/assets/../secret.txt",
+        "/assets/%2e%2e/secret.txt",
+        "/assets/.hidden",
+    ] {
         let r = t.http.get(t.url(path)).send().await.unwrap();
         assert_ne!(r.status(), 200, "{path}");
     }
 
     let admin = Browser::new(&t.base);
-    let page = admin.sign_in("admin@example.org", PASSWORD, "/console").await;
+    let page = admin
+        .sign_in("admin@example.org", PASSWORD, "/console")
+        .await;
     assert_eq!(page.status, 303, "{}", page.body);
     let viewer = Browser::new(&t.base);
-    let page = viewer.sign_in("viewer@example.org", PASSWORD, "/console").await;
+    let page = viewer
+        .sign_in("viewer@example.org", PASSWORD, "/console")
+        .await;
     assert_eq!(page.status, 303, "{}", page.body);
     let own = t.base.clone();
 
     // A viewer's session: 403 not_admin everywhere, from the tracker's own origin too.
     for (method, path, body) in console_routes() {
-        let (s, b) = call(&t, &viewer, method.clone(), path, body.as_ref(), Some(&own), None).await;
-        assert_eq!((s, b["error"].as_str()), (403, Some("not_admin")), "{method} {path}: {b}");
+        let (s, b) = call(
+            &t,
+            &viewer,
+            method.clone(),
+            path,
+            body.as_ref(),
+            Some(&own),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (403, Some("not_admin")),
+            "{method} {path}: {b}"
+        );
     }
     // The admin's session from another site: 403 cross_origin, nothing made.
     for (method, path, body) in console_routes() {
@@ -120,16 +145,40 @@ async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyo
             None,
         )
         .await;
-        assert_eq!((s, b["error"].as_str()), (403, Some("cross_origin")), "{method} {path}: {b}");
-        let (s, _) = call(&t, &admin, method.clone(), path, body.as_ref(), None, Some("cross-site"))
-            .await;
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (403, Some("cross_origin")),
+            "{method} {path}: {b}"
+        );
+        let (s, _) = call(
+            &t,
+            &admin,
+            method.clone(),
+            path,
+            body.as_ref(),
+            None,
+            Some("cross-site"),
+        )
+        .await;
         assert_eq!(s, 403, "{method} {path}");
     }
 
     // The admin's session from the tracker's origin (a same-origin GET sends no Origin).
-    let (s, nodes) = call(&t, &admin, Method::GET, "/api/v1/admin/nodes", None, None, Some("same-origin")).await;
+    let (s, nodes) = call(
+        &t,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/nodes",
+        None,
+        None,
+        Some("same-origin"),
+    )
+    .await;
     assert_eq!(s, 200, "{nodes}");
-    assert!(nodes["invites"].as_array().unwrap().is_empty(), "nothing was made: {nodes}");
+    assert!(
+        nodes["invites"].as_array().unwrap().is_empty(),
+        "nothing was made: {nodes}"
+    );
     let (s, inv) = call(
         &t,
         &admin,
@@ -152,7 +201,16 @@ async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyo
     let (s, b) = t.enroll_key(&key, token).await;
     assert_eq!(s, 200, "{b}");
     let member_id = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key()).to_string();
-    let (_, nodes) = call(&t, &admin, Method::GET, "/api/v1/admin/nodes", None, None, Some("same-origin")).await;
+    let (_, nodes) = call(
+        &t,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/nodes",
+        None,
+        None,
+        Some("same-origin"),
+    )
+    .await;
     let node = nodes["nodes"]
         .as_array()
         .unwrap()
@@ -163,10 +221,24 @@ async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyo
     assert!(node["last_seen"].as_u64().unwrap() > 0, "{node}");
     assert_eq!(node["movies"], json!([]));
     let invite = nodes["invites"].as_array().unwrap();
-    assert!(invite.iter().all(|i| i["created_by"] == "admin@example.org"), "{nodes}");
+    assert!(
+        invite
+            .iter()
+            .all(|i| i["created_by"] == "admin@example.org"),
+        "{nodes}"
+    );
 
     // Users with tier and role.
-    let (s, users) = call(&t, &admin, Method::GET, "/api/v1/admin/users", None, None, Some("same-origin")).await;
+    let (s, users) = call(
+        &t,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/users",
+        None,
+        None,
+        Some("same-origin"),
+    )
+    .await;
     assert_eq!(s, 200, "{users}");
     let find = |email: &str| {
         users
@@ -183,7 +255,16 @@ async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyo
     assert!(find("viewer@example.org").get("password_hash").is_none());
 
     // Requests: the list; an unknown one is 404, not a refusal.
-    let (s, reqs) = call(&t, &admin, Method::GET, "/api/v1/admin/requests", None, None, Some("same-origin")).await;
+    let (s, reqs) = call(
+        &t,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/requests",
+        None,
+        None,
+        Some("same-origin"),
+    )
+    .await;
     assert_eq!((s, reqs), (200, json!([])));
     let (s, _) = call(
         &t,
@@ -207,6 +288,19 @@ async fn the_console_serves_admins_with_their_tracker_session_and_refuses_everyo
     let csrf = admin.get("/account").await.csrf();
     admin.post("/logout", &[("csrf", &csrf)]).await;
     admin.set(SESSION, "0123456789abcdef0123456789abcdef");
-    let (s, b) = call(&t, &admin, Method::GET, "/api/v1/admin/nodes", None, None, Some("same-origin")).await;
-    assert_eq!((s, b["error"].as_str()), (401, Some("session_expired")), "{b}");
+    let (s, b) = call(
+        &t,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/nodes",
+        None,
+        None,
+        Some("same-origin"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("session_expired")),
+        "{b}"
+    );
 }

@@ -180,8 +180,7 @@ fn forbidden() -> Response {
 
 /// Who the caller is to this node, or the answer refusing them.
 async fn authorize(state: &GatewayState, auth: Option<&str>) -> Result<AccessView, Response> {
-    let unauthorized =
-        |msg: String| json_error(StatusCode::UNAUTHORIZED, "unauthorized", msg);
+    let unauthorized = |msg: String| json_error(StatusCode::UNAUTHORIZED, "unauthorized", msg);
     let token = super::auth::bearer(auth).map_err(|e| unauthorized(e.to_string()))?;
     let claims: Claims = state
         .jwt
@@ -190,8 +189,7 @@ async fn authorize(state: &GatewayState, auth: Option<&str>) -> Result<AccessVie
         .map_err(|e| unauthorized(e.to_string()))?;
     let access = if claims.role == Role::Admin {
         Access::Admin
-    } else if claims.email_verified
-        && crate::operators::is_operator(&state.data_dir, &claims.email)
+    } else if claims.email_verified && crate::operators::is_operator(&state.data_dir, &claims.email)
     {
         Access::Operator
     } else {
@@ -209,15 +207,17 @@ fn unavailable(msg: impl Into<String>) -> Response {
 }
 
 /// The console routes (404 when the gateway runs without them, as in gateway-only tests).
-pub fn routes(state: GatewayState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(
+    state: GatewayState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let base = warp::path!("api" / "v1" / "console" / ..);
     let st = warp::any().map(move || state.clone());
-    let auth = warp::header::optional::<String>("authorization");
+    let auth = || warp::header::optional::<String>("authorization");
     let access = base
         .and(warp::path!("access"))
         .and(warp::get())
         .and(st.clone())
-        .and(auth)
+        .and(auth())
         .then(|s: GatewayState, a: Option<String>| async move {
             respond(&s, "console_access", &a, |_, who| async move {
                 warp::reply::json(&who).into_response()
@@ -228,7 +228,7 @@ pub fn routes(state: GatewayState) -> impl Filter<Extract = (Response,), Error =
         .and(warp::path!("status"))
         .and(warp::get())
         .and(st.clone())
-        .and(auth)
+        .and(auth())
         .then(|s: GatewayState, a: Option<String>| async move {
             respond(&s, "console_status", &a, |s, _| async move {
                 match status(&s).await {
@@ -242,7 +242,7 @@ pub fn routes(state: GatewayState) -> impl Filter<Extract = (Response,), Error =
         .and(warp::path!("history"))
         .and(warp::get())
         .and(st.clone())
-        .and(auth)
+        .and(auth())
         .then(|s: GatewayState, a: Option<String>| async move {
             respond(&s, "console_history", &a, |s, _| async move {
                 let Some(c) = s.console.as_ref() else {
@@ -259,7 +259,7 @@ pub fn routes(state: GatewayState) -> impl Filter<Extract = (Response,), Error =
         .and(warp::path!("jobs"))
         .and(warp::get())
         .and(st.clone())
-        .and(auth)
+        .and(auth())
         .then(|s: GatewayState, a: Option<String>| async move {
             respond(&s, "console_jobs", &a, |s, _| async move {
                 match jobs(&s).await {
@@ -273,37 +273,47 @@ pub fn routes(state: GatewayState) -> impl Filter<Extract = (Response,), Error =
         .and(warp::path!("jobs"))
         .and(warp::post())
         .and(st.clone())
-        .and(auth)
+        .and(auth())
         .and(warp::body::content_length_limit(MAX_JOB_BODY))
         .and(warp::body::bytes())
-        .then(|s: GatewayState, a: Option<String>, body: bytes::Bytes| async move {
-            respond(&s, "console_start", &a, |s, who| async move {
-                let req: StartJob = match serde_json::from_slice(&body) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return json_error(StatusCode::BAD_REQUEST, "invalid_json", e.to_string())
+        .then(
+            |s: GatewayState, a: Option<String>, body: bytes::Bytes| async move {
+                respond(&s, "console_start", &a, |s, who| async move {
+                    let req: StartJob = match serde_json::from_slice(&body) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            return json_error(
+                                StatusCode::BAD_REQUEST,
+                                "invalid_json",
+                                e.to_string(),
+                            )
+                        }
+                    };
+                    let source = req.source.trim().to_owned();
+                    if source.is_empty() {
+                        return json_error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_source",
+                            "give a magnet: link or a file path on the node",
+                        );
                     }
-                };
-                let source = req.source.trim().to_owned();
-                if source.is_empty() {
-                    return json_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_source",
-                        "give a magnet: link or a file path on the node",
-                    );
-                }
-                if let Err(e) = crate::ingest::job::Source::parse(&source) {
-                    return json_error(StatusCode::BAD_REQUEST, "invalid_source", e.to_string());
-                }
-                start_job(&s, &who, source, req.title, req.year).await
-            })
-            .await
-        });
+                    if let Err(e) = crate::ingest::job::Source::parse(&source) {
+                        return json_error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_source",
+                            e.to_string(),
+                        );
+                    }
+                    start_job(&s, &who, source, req.title, req.year).await
+                })
+                .await
+            },
+        );
     let upload = base
         .and(warp::path!("jobs" / "torrent"))
         .and(warp::post())
         .and(st.clone())
-        .and(auth)
+        .and(auth())
         .and(warp::query::<TorrentQuery>())
         .and(warp::body::content_length_limit(MAX_TORRENT_BYTES))
         .and(warp::body::bytes())
@@ -345,7 +355,7 @@ pub fn routes(state: GatewayState) -> impl Filter<Extract = (Response,), Error =
         .and(warp::path!("jobs" / u64 / "cancel"))
         .and(warp::post())
         .and(st)
-        .and(auth)
+        .and(auth())
         .then(|id: u64, s: GatewayState, a: Option<String>| async move {
             respond(&s, "console_cancel", &a, |s, who| async move {
                 let Some(c) = s.console.as_ref() else {
@@ -443,7 +453,11 @@ async fn jobs(state: &GatewayState) -> Result<Vec<JobView>, Response> {
         .console
         .as_ref()
         .ok_or_else(|| unavailable("no console on this gateway"))?;
-    let list = c.ingest.list().await.map_err(|e| unavailable(e.to_string()))?;
+    let list = c
+        .ingest
+        .list()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         list.into_iter()
@@ -538,7 +552,8 @@ async fn status(state: &GatewayState) -> Result<ConsoleStatus, Response> {
         .take(MAX_PEER_PINGS)
         .cloned()
         .collect();
-    let pings = futures::future::join_all(others.iter().map(|n| ping(&c.http, &n.gateway_url))).await;
+    let pings =
+        futures::future::join_all(others.iter().map(|n| ping(&c.http, &n.gateway_url))).await;
     let peers = others
         .into_iter()
         .zip(pings)
@@ -583,7 +598,10 @@ async fn status(state: &GatewayState) -> Result<ConsoleStatus, Response> {
         node_id: st.node_id,
         public_url: state.public_url.clone(),
         reachability,
-        confirmed_addresses: nat.as_ref().map(|n| n.confirmed.clone()).unwrap_or_default(),
+        confirmed_addresses: nat
+            .as_ref()
+            .map(|n| n.confirmed.clone())
+            .unwrap_or_default(),
         relay: nat.as_ref().and_then(|n| n.relay.clone()),
         https_not_after,
         membership: st.membership,

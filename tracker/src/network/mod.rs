@@ -610,11 +610,7 @@ impl Membership {
                 for m in self.movies()?.movies {
                     by_origin.entry(m.origin).or_default().push(m.movie);
                 }
-                let seen = self
-                    .last_seen
-                    .lock()
-                    .map(|s| s.clone())
-                    .unwrap_or_default();
+                let seen = self.last_seen.lock().map(|s| s.clone()).unwrap_or_default();
                 self.store
                     .nodes()?
                     .iter()

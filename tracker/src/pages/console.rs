@@ -79,7 +79,11 @@ pub(crate) fn session_admin(api: &Api, b: &BrowserParts) -> Result<Option<String
     if rec.expires_at <= now_secs() {
         return Err(expired());
     }
-    let user = api.user_by_id(&rec.user).ok().flatten().ok_or_else(expired)?;
+    let user = api
+        .user_by_id(&rec.user)
+        .ok()
+        .flatten()
+        .ok_or_else(expired)?;
     if user.role != reelnet_proto::Role::Admin {
         return Err(ApiError::forbidden("not_admin", "only admins may do this"));
     }
@@ -109,8 +113,8 @@ fn not_built() -> Response {
         <p>The network console is not turned on: build the web app (<code>cd web &amp;&amp; \
         npm run build</code>) and set <code>[pages] console_dir</code> to its \
         <code>dist</code> directory.</p>";
-    let mut res = warp::reply::with_status(warp::reply::html(body), StatusCode::NOT_FOUND)
-        .into_response();
+    let mut res =
+        warp::reply::with_status(warp::reply::html(body), StatusCode::NOT_FOUND).into_response();
     res.headers_mut().insert(
         HeaderName::from_static("content-type"),
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -156,9 +160,9 @@ async fn file(dir: Option<PathBuf>, rel: String) -> Response {
             headers(res)
         }
         Err(_) if rel == "index.html" => headers(not_built()),
-        Err(_) => headers(
-            warp::reply::with_status("not found", StatusCode::NOT_FOUND).into_response(),
-        ),
+        Err(_) => {
+            headers(warp::reply::with_status("not found", StatusCode::NOT_FOUND).into_response())
+        }
     }
 }
 
