@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use reelnet_proto::{Claims, Role};
 use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Reply};
 
 use super::{json_error, GatewayState};
 use crate::admin::StatusSource;
@@ -206,10 +207,12 @@ fn unavailable(msg: impl Into<String>) -> Response {
     json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", msg)
 }
 
-/// The console routes (404 when the gateway runs without them, as in gateway-only tests).
-pub fn routes(
-    state: GatewayState,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+/// The console routes (to operators, 503 when the gateway runs without its console parts,
+/// as in gateway-only tests).
+///
+/// Boxed (each route and the whole): the gateway's filter chain is deep, and unboxed
+/// futures this size overflow a worker's stack in debug builds.
+pub fn routes(state: GatewayState) -> BoxedFilter<(Response,)> {
     let base = warp::path!("api" / "v1" / "console" / ..);
     let st = warp::any().map(move || state.clone());
     let auth = || warp::header::optional::<String>("authorization");
@@ -381,18 +384,20 @@ pub fn routes(
             .await
         });
     access
-        .or(status)
+        .boxed()
+        .or(status.boxed())
         .unify()
-        .or(history)
+        .or(history.boxed())
         .unify()
-        .or(upload)
+        .or(upload.boxed())
         .unify()
-        .or(jobs)
+        .or(jobs.boxed())
         .unify()
-        .or(start)
+        .or(start.boxed())
         .unify()
-        .or(cancel)
+        .or(cancel.boxed())
         .unify()
+        .boxed()
 }
 
 /// Checks the caller, runs `f`, counts the answer.
