@@ -692,7 +692,7 @@ fn start_gateway(
         membership: Some(net.membership.clone()),
         placement: Some(net.placement.clone()),
         network: Some(net.client.clone()),
-        console: Some(console),
+        console: Some(Arc::new(console)),
     });
     match tls {
         None => {

@@ -164,7 +164,8 @@ async function main() {
     await page.locator('[data-testid="job-1"][data-state="done"]').waitFor({ timeout: 45_000 });
     const bar = await job.getByRole('progressbar').getAttribute('aria-valuenow');
     check(bar === '100', `the progress bar ended at ${bar}`);
-    check((await job.innerText()).includes('audio'), 'the job lists no audio track');
+    const tracks = await job.locator('.job-tracks .badge').allInnerTexts();
+    check(tracks.length >= 2, `the job lists its tracks: ${tracks.join(', ')}`);
     log('ingest from the console done (progress bar at 100%)');
     await page.screenshot({ path: join(SHOTS, 'console-jobs.png'), fullPage: true });
     await page.goto(`${b.origin}/console`);
@@ -239,9 +240,16 @@ async function main() {
   }
 }
 
+/** Stops every process and waits until they have exited (and written their logs). */
+async function stopAll(opts) {
+  const exited = procs.children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((ok) => c.once('exit', ok))));
+  procs.stop(opts);
+  await Promise.all(exited.filter(Boolean));
+}
+
 main().then(
-  () => {
-    procs.stop();
+  async () => {
+    await stopAll();
     if (!process.env.E2E_KEEP) rmSync(dir, { recursive: true, force: true });
   },
   (err) => {

@@ -80,8 +80,9 @@ pub struct GatewayState {
     /// What `/api/v1/catalog` searches, built once per catalog change.
     pub listing: catalog::ListingCache,
     /// The console's node views (`/api/v1/console/*`; `None` in tests of the gateway alone,
-    /// where they answer 503 to operators).
-    pub console: Option<console::ConsoleParts>,
+    /// where they answer 503 to operators). Behind an `Arc`: every route holds a clone of
+    /// this state, and a bigger state makes every request's future bigger.
+    pub console: Option<Arc<console::ConsoleParts>>,
 }
 
 impl GatewayState {
