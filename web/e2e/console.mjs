@@ -164,12 +164,14 @@ async function main() {
     await page.locator('[data-testid="job-1"][data-state="done"]').waitFor({ timeout: 45_000 });
     const bar = await job.getByRole('progressbar').getAttribute('aria-valuenow');
     check(bar === '100', `the progress bar ended at ${bar}`);
-    const tracks = await job.locator('.job-tracks .badge').allInnerTexts();
+    const tracks = await job.locator('.job-tracks .tag').allInnerTexts();
     check(tracks.length >= 2, `the job lists its tracks: ${tracks.join(', ')}`);
     log('ingest from the console done (progress bar at 100%)');
     await page.screenshot({ path: join(SHOTS, 'console-jobs.png'), fullPage: true });
     await page.goto(`${b.origin}/console`);
     await page.waitForSelector('[data-testid="card-replicas"] [role="progressbar"]', { timeout: 20_000 });
+    // The last hour's charts: the node's first 10-second sample (the page polls its history).
+    await page.waitForSelector('[data-testid="chart-Requests"]', { timeout: 30_000 });
     await page.screenshot({ path: join(SHOTS, 'console-node.png'), fullPage: true });
     const phone = await admin.newPage();
     await phone.setViewportSize({ width: 390, height: 844 });

@@ -37,7 +37,7 @@ function JobRow({ job, onCancel }: { job: api.ConsoleJob; onCancel: (id: number)
     <li className={`job job-${job.state}`} data-testid={`job-${job.id}`} data-state={job.state}>
       <div className="job-head">
         <strong>{job.title ?? job.movie_id ?? job.source}</strong>
-        <span className={`badge badge-${job.state}`}>{STATE_WORDS[job.state] ?? job.state}</span>
+        <span className={`tag tag-${job.state}`}>{STATE_WORDS[job.state] ?? job.state}</span>
         {running && (
           <button type="button" className="link-button" onClick={() => onCancel(job.id)}>
             Cancel
@@ -62,7 +62,7 @@ function JobRow({ job, onCancel }: { job: api.ConsoleJob; onCancel: (id: number)
       {job.tracks.length > 0 && (
         <p className="job-tracks">
           {job.tracks.map((t) => (
-            <span key={t.name} className="badge">
+            <span key={t.name} className="tag">
               {t.name}
               {t.language ? ` (${t.language})` : ''}
             </span>

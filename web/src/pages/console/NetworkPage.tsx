@@ -331,7 +331,7 @@ export default function NetworkPage() {
               <ul className="plain-list">
                 {list.map((r) => (
                   <li key={r.id} data-testid={`request-${r.id}`}>
-                    <strong>{r.title ?? `TMDb ${r.tmdb_id}`}</strong> <span className={`badge badge-${r.state}`}>{r.state}</span>{' '}
+                    <strong>{r.title ?? `TMDb ${r.tmdb_id}`}</strong> <span className={`tag tag-${r.state}`}>{r.state}</span>{' '}
                     {r.requesters} requester(s){r.reason ? ` · ${r.reason}` : ''}{' '}
                     {r.state === 'pending' && (
                       <button type="button" onClick={() => net.requestAction(r.id, 'approve').then(() => after(requests)(), (e) => after(requests)(errorMessage(e)))}>

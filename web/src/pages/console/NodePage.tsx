@@ -41,7 +41,7 @@ export default function NodePage() {
           <article className="console-card" data-testid="card-reachability">
             <h2>Reachability</h2>
             <p>
-              <span className={`badge badge-${st.reachability}`}>{st.reachability}</span>{' '}
+              <span className={`tag tag-${st.reachability}`}>{st.reachability}</span>{' '}
               {REACHABILITY[st.reachability] ?? ''}
             </p>
             <p className="muted">Gateway: {st.public_url}</p>
@@ -65,7 +65,7 @@ export default function NodePage() {
                 <p>
                   Member{m.open ? ' (open enrollment)' : ''} with roles{' '}
                   {m.roles.map((r) => (
-                    <span key={r} className="badge">
+                    <span key={r} className="tag">
                       {r}
                     </span>
                   ))}
