@@ -411,12 +411,11 @@ where
     F: FnOnce(GatewayState, AccessView) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    let res = match authorize(state, auth.as_deref()).await {
+    let mut res = match authorize(state, auth.as_deref()).await {
         Ok(who) => f(state.clone(), who).await,
         Err(r) => r,
     };
     state.metrics.request(route, res.status().as_u16());
-    let mut res = res;
     res.headers_mut().insert(
         "cache-control",
         warp::http::HeaderValue::from_static("no-store"),
