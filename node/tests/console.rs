@@ -226,15 +226,21 @@ async fn operators_and_admins_see_the_node_and_run_its_jobs_viewers_get_403() {
     assert_eq!(s, 202, "{b}");
     let magnet = b["id"].as_u64().unwrap();
     let path = format!("/api/v1/console/jobs/{magnet}/cancel");
+    // Without DHT or peers the magnet may also fail on its own before the cancel lands:
+    // then the cancel says it had ended (409) and the job says why.
     let (s, b) = call(&node, "POST", &path, None, Some(&admin)).await;
-    assert_eq!(s, 200, "{b}");
-    let (cancelled, _) = wait_for("the magnet job to end", Duration::from_secs(20), || async {
+    assert!(s == 200 || s == 409, "{s} {b}");
+    let (ended, _) = wait_for("the magnet job to end", Duration::from_secs(20), || async {
         job(&node, &admin, magnet)
             .await
             .filter(|j| j["state"] == "failed")
     })
     .await;
-    assert_eq!(cancelled["error"], "cancelled", "{cancelled}");
+    if s == 200 {
+        assert_eq!(ended["error"], "cancelled", "{ended}");
+    } else {
+        assert!(ended["error"].is_string(), "{ended}");
+    }
     let (s, b) = call(&node, "POST", &path, None, Some(&admin)).await;
     assert_eq!((s, b["error"].as_str()), (409, Some("finished")), "{b}");
 
