@@ -2,7 +2,8 @@
 # The whole test suite: formatting, lints, every Rust test (unit, property and integration
 # tests that start real tracker and node processes), the web app's build and tests, the
 # packaging checks (packaging/check.sh), the end-to-end browser tests (web/e2e/sso.mjs: a
-# tracker, two nodes and a capture proxy; web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node
+# tracker, two nodes and a capture proxy; web/e2e/console.mjs: the operator console, a
+# tracker and two nodes; web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node
 # testnet; web/e2e/media.mjs: a 1-node testnet, audio/subtitle tracks and preferences;
 # web/e2e/wan.mjs: the WAN testnet, home nodes behind NAT; all with Chromium), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
@@ -44,6 +45,12 @@ step "browser test: sign-in through the tracker (capture proxy, consent, single 
 cargo build --bins --locked
 if ! node web/e2e/sso.mjs; then
   echo "the sign-in browser test (web/e2e/sso.mjs) failed: see its messages above and the logs it names" >&2
+  exit 1
+fi
+
+step "browser test: the operator console (node views, network console on the tracker, an invite made there, an ingest watched to done, revoke, 403 for ordinary users)"
+if ! node web/e2e/console.mjs; then
+  echo "the console browser test (web/e2e/console.mjs) failed: see its messages above and the logs it names" >&2
   exit 1
 fi
 

@@ -12,12 +12,14 @@ pub mod bindings;
 pub mod catalog;
 pub mod config;
 pub mod gateway;
+pub mod history;
 pub mod identity;
 pub mod ingest;
 pub mod membership;
 pub mod metadata;
 pub mod metrics;
 pub mod netguard;
+pub mod operators;
 pub mod placement;
 pub mod requests;
 pub mod scrub;
@@ -197,9 +199,9 @@ impl Node {
         shutdown.adopt(Stage::Workers, ingest_task);
         start_requests(&config, &net.membership, &ingest, &store, shutdown);
         announce_unbound(&net.membership, &store, node_id, shutdown);
-        start_admin(&config, node_id, ingest, &store, &net, shutdown).await?;
+        start_admin(&config, node_id, ingest.clone(), &store, &net, shutdown).await?;
         start_gateway(
-            &config, node_id, listener, public_url, store, &net, shutdown,
+            &config, node_id, listener, public_url, store, ingest, &net, shutdown,
         )?;
         tracing::info!(%node_id, gateway = %gateway_addr, "node started");
         Ok(Self {
@@ -550,14 +552,7 @@ async fn start_admin(
     net: &Network,
     shutdown: &Shutdown,
 ) -> Result<(), NodeError> {
-    let status = admin::StatusSource {
-        node_id,
-        store: store.clone(),
-        catalog: net.catalog.clone(),
-        network: net.client.clone(),
-        placement: net.placement.clone(),
-        membership: net.membership.clone(),
-    };
+    let status = status_source(node_id, store, net);
     let (admin_addr, admin_task) = admin::serve(
         &config.data_dir,
         ingest,
@@ -571,14 +566,27 @@ async fn start_admin(
     Ok(())
 }
 
+fn status_source(node_id: NodeId, store: &store::Store, net: &Network) -> admin::StatusSource {
+    admin::StatusSource {
+        node_id,
+        store: store.clone(),
+        catalog: net.catalog.clone(),
+        network: net.client.clone(),
+        placement: net.placement.clone(),
+        membership: net.membership.clone(),
+    }
+}
+
 /// The web gateway and the actors behind it: hot-segment cache, shared peer fetches, the
 /// JWKS verifier, playback tokens and TMDb metadata.
+#[allow(clippy::too_many_arguments)]
 fn start_gateway(
     config: &NodeConfig,
     node_id: NodeId,
     listener: tokio::net::TcpListener,
     public_url: String,
     store: store::Store,
+    ingest: ingest::manager::IngestManager,
     net: &Network,
     shutdown: &Shutdown,
 ) -> Result<(), NodeError> {
@@ -602,6 +610,25 @@ fn start_gateway(
         None => None,
     };
     let metrics = Arc::new(gateway_metrics);
+    // The console's last hour of metrics: one task samples the counters.
+    let (history, history_task) = history::History::start(
+        metrics.clone(),
+        history::HistoryConfig::default(),
+        actors.clone(),
+    );
+    shutdown.adopt(Stage::Actors, history_task);
+    let console = gateway::console::ConsoleParts {
+        ingest,
+        status: status_source(node_id, &store, net),
+        history,
+        tls: tls.as_ref().map(|(t, _)| t.clone()),
+        download_dir: config.data_dir.join("downloads"),
+        upload_dir: config.data_dir.join("uploads"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default(),
+    };
     let hot_bytes =
         usize::try_from(config.gateway.hot_cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let (hot, hot_task) = gateway::hot::HotSegments::start(hot_bytes, actors.clone());
@@ -674,6 +701,7 @@ fn start_gateway(
         membership: Some(net.membership.clone()),
         placement: Some(net.placement.clone()),
         network: Some(net.client.clone()),
+        console: Some(Arc::new(console)),
     });
     match tls {
         None => {

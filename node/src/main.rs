@@ -81,6 +81,49 @@ enum Command {
     /// when it listens on every address) and exit 0 on 200, 1 otherwise. For container
     /// health checks and service monitors.
     Health(HealthArgs),
+    /// Who may use this node's console views besides network admins: accounts kept in
+    /// `<data_dir>/operators.json` (works while the node runs).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Lets the account with this email use the node's console (once signed in on it).
+    Add { email: String },
+    /// Takes the console away from this account.
+    Remove { email: String },
+    /// Prints the operators, one email a line.
+    List,
+}
+
+fn operator(config: &NodeConfig, cmd: OperatorCommand) -> anyhow::Result<()> {
+    use reelnet_node::operators;
+    let dir = &config.data_dir;
+    reelnet_runtime::fs::create_private_dir(dir)
+        .with_context(|| format!("data directory {}", dir.display()))?;
+    match cmd {
+        OperatorCommand::Add { email } => {
+            if operators::add(dir, &email)? {
+                println!("{email} may now use this node's console");
+            } else {
+                println!("{email} was already an operator");
+            }
+        }
+        OperatorCommand::Remove { email } => {
+            if operators::remove(dir, &email)? {
+                println!("{email} is no longer an operator");
+            } else {
+                println!("{email} was not an operator");
+            }
+        }
+        OperatorCommand::List => {
+            for e in operators::load(dir)?.emails {
+                println!("{e}");
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Ingest(args)) => ingest(config, args, stop).await,
         Some(Command::Seed(args)) => seed::run(args, stop).await,
         Some(Command::Health(args)) => health(&config, args).await,
+        Some(Command::Operator(cmd)) => operator(&config, cmd),
     }
 }
 

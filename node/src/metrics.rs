@@ -61,6 +61,29 @@ pub struct Metrics {
     fetch_path_bytes: Family<PathLabel, Gauge>,
     store_corrupt: Family<KindLabel, Counter>,
     scrubbed_bytes: Counter,
+    /// Every answered request (the console's history reads it; `requests` is by label).
+    requests_total: std::sync::atomic::AtomicU64,
+    /// Successful peer fetches per [`FETCH_BUCKETS`] bucket, the last one beyond them
+    /// (the console's history reads deltas of these for its percentiles).
+    fetch_counts: [std::sync::atomic::AtomicU64; FETCH_BUCKETS.len() + 1],
+}
+
+/// Cumulative counters at one instant, for the console's history ([`crate::history`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Snapshot {
+    pub requests: u64,
+    pub bytes_local: u64,
+    pub bytes_peer: u64,
+    pub segments_local: u64,
+    pub segments_peer: u64,
+    /// Successful peer fetches per latency bucket ([`fetch_bucket_bounds`], then +Inf).
+    pub fetch_counts: [u64; FETCH_BUCKETS.len() + 1],
+}
+
+/// Upper bounds (seconds) of the fetch latency buckets of [`Snapshot::fetch_counts`]
+/// (the last bucket has none).
+pub fn fetch_bucket_bounds() -> &'static [f64] {
+    &FETCH_BUCKETS
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -362,6 +385,21 @@ impl Metrics {
             p2p_relayed_bytes,
             p2p_direct_bytes,
             fetch_path_bytes,
+            requests_total: Default::default(),
+            fetch_counts: Default::default(),
+        }
+    }
+
+    /// The cumulative counters now.
+    pub fn snapshot(&self) -> Snapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        Snapshot {
+            requests: self.requests_total.load(Relaxed),
+            bytes_local: self.bytes.get_or_create(&LOCAL).get(),
+            bytes_peer: self.bytes.get_or_create(&PEER).get(),
+            segments_local: self.segments.get_or_create(&LOCAL).get(),
+            segments_peer: self.segments.get_or_create(&PEER).get(),
+            fetch_counts: std::array::from_fn(|i| self.fetch_counts[i].load(Relaxed)),
         }
     }
 
@@ -370,6 +408,8 @@ impl Metrics {
         self.requests
             .get_or_create(&RouteStatus { route, status })
             .inc();
+        self.requests_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A segment served from this node's disk.
@@ -407,7 +447,13 @@ impl Metrics {
     /// A peer fetch ended after `took`.
     pub fn fetch_finished(&self, took: Duration, ok: bool) {
         if ok {
-            self.fetch_seconds.observe(took.as_secs_f64());
+            let secs = took.as_secs_f64();
+            self.fetch_seconds.observe(secs);
+            let bucket = FETCH_BUCKETS
+                .iter()
+                .position(|b| secs <= *b)
+                .unwrap_or(FETCH_BUCKETS.len());
+            self.fetch_counts[bucket].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
             self.fetch_failures.inc();
         }

@@ -64,7 +64,8 @@ impl Api {
         network_keys: watch::Receiver<Arc<NetworkKeyring>>,
         operator_token: Option<String>,
     ) -> Result<Self, ApiError> {
-        let membership = Membership::new(store.clone(), network_keys, config.network.clone());
+        let membership = Membership::new(store.clone(), network_keys, config.network.clone())
+            .with_public_url(&config.public_origin());
         let limiter = Limiter::new();
         let hashes = HashGate::new(config.auth.hash_concurrency, config.auth.hash_queue)
             .map_err(ApiError::internal)?;

@@ -100,6 +100,10 @@ pub struct PagesConfig {
     /// need a password or passkey sign-in within this many seconds; else the page asks
     /// for the password again.
     pub recent_sign_in_secs: u64,
+    /// Directory of the built web app (`web/dist`) whose network console the tracker
+    /// serves at `/console` on its own origin (admins, with their tracker session). Unset:
+    /// `/console` says how to turn it on.
+    pub console_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for PagesConfig {
@@ -107,6 +111,7 @@ impl Default for PagesConfig {
         Self {
             session_ttl_secs: 30 * 24 * 3600,
             recent_sign_in_secs: 600,
+            console_dir: None,
         }
     }
 }

@@ -511,7 +511,7 @@ async fn main() -> anyhow::Result<()> {
                         inv.uses,
                         reelnet_tracker::billing::format_date(inv.expires_at)
                     );
-                    println!("start a node with: reelnet-node --invite TOKEN (token below)");
+                    println!("start a node with: {}", inv.command);
                     println!("{}", inv.token);
                 }
                 NodeOutput::List(list) if json => {

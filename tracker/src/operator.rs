@@ -230,7 +230,7 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
     let public_url = config.public_origin();
     let out = with_store(&config.data_dir, move |store| async move {
         let accounts = store.clone();
-        let m = Membership::new(store, keys, network);
+        let m = Membership::new(store, keys, network).with_public_url(&public_url);
         let by = Operator::Local;
         let out = match cmd {
             NodeCommand::Invite(req) => m.create_invite(&by, req).await.map(NodeOutput::Invite),

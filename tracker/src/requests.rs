@@ -390,6 +390,12 @@ impl Api {
     /// `GET admin/requests`: every request, newest first.
     pub fn admin_requests(&self, claims: &Claims) -> Result<Vec<AdminRequestView>, ApiError> {
         self.require_admin(claims)?;
+        self.operator_requests()
+    }
+
+    /// Every request, newest first, for a caller already known to be an operator or admin
+    /// ([`Api::operator`]).
+    pub fn operator_requests(&self) -> Result<Vec<AdminRequestView>, ApiError> {
         let now = now_ms();
         let mut out = Vec::new();
         for r in self.store().requests_newest_first()? {
@@ -412,6 +418,17 @@ impl Api {
         reason: Option<String>,
     ) -> Result<RequestView, ApiError> {
         self.require_admin(claims)?;
+        self.operator_request_action(id, action, reason).await
+    }
+
+    /// [`Api::admin_request_action`] for a caller already known to be an operator or
+    /// admin ([`Api::operator`]).
+    pub async fn operator_request_action(
+        &self,
+        id: &str,
+        action: AdminAction,
+        reason: Option<String>,
+    ) -> Result<RequestView, ApiError> {
         let id = parse_id(id)?;
         let now = now_ms();
         let r = self

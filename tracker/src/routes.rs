@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/requests/{id}/approve"),
     ("POST", "/api/v1/admin/requests/{id}/reject"),
     ("POST", "/api/v1/admin/requests/{id}/retry"),
+    ("GET", "/api/v1/admin/users"),
     ("POST", "/api/v1/admin/users"),
     ("POST", "/api/v1/admin/bootstrap"),
     ("POST", "/api/v1/nodes/enroll"),

@@ -196,6 +196,13 @@ pub async fn add_user(data_dir: &Path, new: AddUserRequest) -> Result<UserView, 
 }
 
 impl crate::api::Api {
+    /// `GET admin/users` (operator or admin): every account, oldest first.
+    pub fn admin_users(&self) -> Result<Vec<UserView>, ApiError> {
+        let mut users: Vec<UserView> = self.store().all_users().iter().map(UserView::of).collect();
+        users.sort_by(|a, b| (a.created_at, &a.email).cmp(&(b.created_at, &b.email)));
+        Ok(users)
+    }
+
     /// `POST admin/users` (operator or admin).
     pub async fn admin_add_user(
         &self,

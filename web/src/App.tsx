@@ -12,6 +12,9 @@ import RoomPage from './pages/RoomPage';
 import SignedOutPage from './pages/SignedOutPage';
 import SignInRedirectPage from './pages/SignInRedirectPage';
 import WatchLaterPage from './pages/WatchLaterPage';
+import JobsPage from './pages/console/JobsPage';
+import NetworkPage from './pages/console/NetworkPage';
+import NodePage from './pages/console/NodePage';
 
 /**
  * The app's routes. The router itself is provided by `main.tsx` (or a test's `MemoryRouter`).
@@ -22,7 +25,11 @@ import WatchLaterPage from './pages/WatchLaterPage';
 export default function App() {
   return (
     <Routes>
+      {/* The network console runs on the tracker's origin (its own frame, its session cookie). */}
+      <Route path="console/network" element={<NetworkPage />} />
       <Route element={<Layout />}>
+        <Route path="console" element={<RequireAuth><NodePage /></RequireAuth>} />
+        <Route path="console/jobs" element={<RequireAuth><JobsPage /></RequireAuth>} />
         <Route index element={<RequireAuth><HomePage /></RequireAuth>} />
         <Route path="movie/:id" element={<RequireAuth><MoviePage /></RequireAuth>} />
         <Route path="watch/:id" element={<RequireAuth><PlayerPage /></RequireAuth>} />

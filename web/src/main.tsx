@@ -17,6 +17,10 @@ createRoot(root).render(
   </StrictMode>,
 );
 
-// Ask the gateway for the session (its HttpOnly cookie) and keep the in-memory token fresh.
-session.start();
-registerServiceWorker();
+// On the tracker's origin only the network console runs (with the tracker's own session).
+const onTracker = window.location.pathname.startsWith('/console/network');
+if (!onTracker) {
+  // Ask the gateway for the session (its HttpOnly cookie) and keep the in-memory token fresh.
+  session.start();
+  registerServiceWorker();
+}

@@ -2,6 +2,7 @@
 //! - `hls`: `/hls/{movie}/...` playlists and segments, from local disk or from peers;
 //! - `site`: the web app at `/` (embedded at build time, or `web_dir`), with single-page-app
 //!   fallback;
+//! - `console`: the operator console's node views (`/api/v1/console/*`);
 //! - `/healthz` and `/metrics` here.
 //!
 //! Routes are composed in [`routes`]: node-native routes first, then sign-in through the
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod console;
 pub mod hls;
 pub mod hot;
 pub mod images;
@@ -77,6 +79,10 @@ pub struct GatewayState {
     pub hot: hot::HotSegments,
     /// What `/api/v1/catalog` searches, built once per catalog change.
     pub listing: catalog::ListingCache,
+    /// The console's node views (`/api/v1/console/*`; `None` in tests of the gateway alone,
+    /// where they answer 503 to operators). Behind an `Arc`: every route holds a clone of
+    /// this state, and a bigger state makes every request's future bigger.
+    pub console: Option<Arc<console::ConsoleParts>>,
 }
 
 impl GatewayState {
@@ -134,6 +140,7 @@ impl GatewayState {
             placement: None,
             network: None,
             listing: catalog::ListingCache::default(),
+            console: None,
             hot,
         }
     }
@@ -225,6 +232,7 @@ pub fn routes(
         .or(catalog::routes(state.clone()))
         .or(tmdb::route(state.clone()))
         .or(images::route(state.clone()))
+        .or(console::routes(state.clone()))
         .or(signin::routes(state.clone()))
         .or(proxy::routes(state.clone()))
         .or(site::route(site))

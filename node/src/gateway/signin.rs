@@ -24,6 +24,7 @@
 //!   clears the cookie: 401.
 //! - `POST /auth/logout`: revokes the refresh token at the tracker, clears the cookie: 204.
 //! - `GET /auth/account`: redirects to the tracker's `/account`.
+//! - `GET /auth/network`: redirects to the tracker's network console (`/console/network`).
 //!
 //! POSTs must come from this origin: `Origin` equal to it, or no `Origin` with
 //! `Sec-Fetch-Site: same-origin`.
@@ -753,6 +754,14 @@ pub fn routes(
                     (Method::POST, "logout") => logout(&state, &host, &headers).await,
                     (Method::GET, "account") => redirect(
                         &format!("{}/account", state.signin.config().tracker_public_url),
+                        &[],
+                    ),
+                    // The network console lives on the tracker's origin (admins).
+                    (Method::GET, "network") => redirect(
+                        &format!(
+                            "{}/console/network",
+                            state.signin.config().tracker_public_url
+                        ),
                         &[],
                     ),
                     _ => return Err(warp::reject::not_found()),

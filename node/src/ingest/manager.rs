@@ -15,6 +15,17 @@ enum Command {
     Start(Box<IngestRequest>, oneshot::Sender<u64>),
     Get(u64, oneshot::Sender<Option<IngestProgress>>),
     List(oneshot::Sender<Vec<(u64, IngestProgress)>>),
+    Cancel(u64, oneshot::Sender<CancelOutcome>),
+}
+
+/// What [`IngestManager::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job was told to stop (it ends as failed, "cancelled").
+    Cancelled,
+    /// The job had already ended.
+    Finished,
+    NotFound,
 }
 
 /// Handle to the ingest manager.
@@ -57,6 +68,16 @@ impl IngestManager {
         rx.await.map_err(|_| ManagerStopped)
     }
 
+    /// Stops a running job.
+    pub async fn cancel(&self, id: u64) -> Result<CancelOutcome, ManagerStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Cancel(id, tx))
+            .await
+            .map_err(|_| ManagerStopped)?;
+        rx.await.map_err(|_| ManagerStopped)
+    }
+
     pub async fn list(&self) -> Result<Vec<(u64, IngestProgress)>, ManagerStopped> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -72,7 +93,8 @@ async fn run(
     mut rx: mpsc::Receiver<Command>,
     cancel: CancellationToken,
 ) -> Result<(), ManagerStopped> {
-    let mut jobs: BTreeMap<u64, watch::Receiver<IngestProgress>> = BTreeMap::new();
+    let mut jobs: BTreeMap<u64, (watch::Receiver<IngestProgress>, CancellationToken)> =
+        BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut next = 1u64;
     loop {
@@ -89,8 +111,8 @@ async fn run(
                     source: req.source.clone(),
                     ..IngestProgress::default()
                 });
-                jobs.insert(id, prx);
                 let (ctx, job_cancel) = (ctx.clone(), cancel.child_token());
+                jobs.insert(id, (prx, job_cancel.clone()));
                 let span = tracing::info_span!("ingest", job = id, source = %req.source);
                 tasks.spawn(
                     async move {
@@ -104,14 +126,28 @@ async fn run(
                 let _ = reply.send(id);
             }
             Command::Get(id, reply) => {
-                let _ = reply.send(jobs.get(&id).map(|rx| rx.borrow().clone()));
+                let _ = reply.send(jobs.get(&id).map(|(rx, _)| rx.borrow().clone()));
             }
             Command::List(reply) => {
                 let _ = reply.send(
                     jobs.iter()
-                        .map(|(id, rx)| (*id, rx.borrow().clone()))
+                        .map(|(id, (rx, _))| (*id, rx.borrow().clone()))
                         .collect(),
                 );
+            }
+            Command::Cancel(id, reply) => {
+                let outcome = match jobs.get(&id) {
+                    None => CancelOutcome::NotFound,
+                    Some((rx, _)) if super::progress::finished(&rx.borrow()) => {
+                        CancelOutcome::Finished
+                    }
+                    Some((_, token)) => {
+                        tracing::info!(job = id, "job cancelled by the operator");
+                        token.cancel();
+                        CancelOutcome::Cancelled
+                    }
+                };
+                let _ = reply.send(outcome);
             }
         }
     }

@@ -1,5 +1,5 @@
 //! `admin/requests`: the list of every request and approve / reject / retry; `admin/users`
-//! (an operator or admin adds an account) and `admin/bootstrap` (the machine operator
+//! (every account with its tier and role; an operator or admin adds an account) and `admin/bootstrap` (the machine operator
 //! makes the first admin's single-use link).
 
 use serde::Deserialize;
@@ -8,9 +8,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::common::{
-    caller, json, operator, optional_json, render, v1, with_api, Caller, Json, OperatorParts,
-};
+use super::common::{json, operator, optional_json, render, v1, with_api, Json, OperatorParts};
 use crate::api::Api;
 use crate::error::ApiError;
 use crate::network::Operator;
@@ -30,23 +28,34 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(warp::path!("admin" / "requests"))
         .and(warp::get())
         .and(a())
-        .and(caller())
-        .map(|api: Api, h: Caller| {
+        .and(operator())
+        .map(|api: Api, op: OperatorParts| {
             render(
                 StatusCode::OK,
-                h.authenticate_change(&api, reelnet_proto::claims::SCOPE_ADMIN)
-                    .and_then(|c| api.admin_requests(&c)),
+                op.check(&api).and_then(|_| api.operator_requests()),
+            )
+        });
+    // Every account with its tier and role (the console's users view).
+    let users = v1()
+        .and(warp::path!("admin" / "users"))
+        .and(warp::get())
+        .and(a())
+        .and(operator())
+        .map(|api: Api, op: OperatorParts| {
+            render(
+                StatusCode::OK,
+                op.check(&api).and_then(|_| api.admin_users()),
             )
         });
     let action = v1()
         .and(warp::path!("admin" / "requests" / String / String))
         .and(warp::post())
         .and(a())
-        .and(caller())
+        .and(operator())
         // The body (`{"reason": ...}`) is optional: no Content-Length means none.
         .and(optional_json(limit))
         .then(
-            |id: String, what: String, api: Api, h: Caller, b: Json<Reason>| async move {
+            |id: String, what: String, api: Api, op: OperatorParts, b: Json<Reason>| async move {
                 let res = async {
                     let action = match what.as_str() {
                         "approve" => AdminAction::Approve,
@@ -54,9 +63,9 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                         "retry" => AdminAction::Retry,
                         _ => return Err(ApiError::not_found("no such route")),
                     };
-                    let claims = h.authenticate_change(&api, reelnet_proto::claims::SCOPE_ADMIN)?;
+                    op.check(&api)?;
                     let reason = b.decode_or_default()?;
-                    api.admin_request_action(&claims, &id, action, reason.reason)
+                    api.operator_request_action(&id, action, reason.reason)
                         .await
                 }
                 .await;
@@ -103,6 +112,8 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
                 },
             );
     list.or(action)
+        .unify()
+        .or(users)
         .unify()
         .or(add_user)
         .unify()

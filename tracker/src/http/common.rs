@@ -453,6 +453,8 @@ pub(super) struct OperatorParts {
     session: Option<String>,
     token: Option<String>,
     proxied: bool,
+    /// The tracker browser session (the network console on the tracker's origin).
+    browser: crate::pages::console::BrowserParts,
 }
 
 impl OperatorParts {
@@ -465,6 +467,12 @@ impl OperatorParts {
                 "node_token_not_allowed",
                 "network changes are made at the tracker, not through a node's site",
             ));
+        }
+        if self.session.is_none() && self.token.is_none() {
+            // The network console the tracker serves: an admin's own tracker session.
+            if let Some(email) = crate::pages::console::session_admin(api, &self.browser)? {
+                return Ok(crate::network::Operator::Admin(email));
+            }
         }
         api.operator(self.session.as_deref(), self.token.as_deref())
     }
@@ -483,11 +491,25 @@ pub(super) fn operator() -> impl Filter<Extract = (OperatorParts,), Error = warp
         .and(warp::header::optional::<String>(
             reelnet_proto::membership::VIEWER_ADDR_HEADER,
         ))
+        .and(warp::header::optional::<String>("cookie"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
         .map(
-            |session, token, node: Option<String>, viewer: Option<String>| OperatorParts {
+            |session,
+             token,
+             node: Option<String>,
+             viewer: Option<String>,
+             cookie,
+             origin,
+             fetch_site| OperatorParts {
                 session,
                 token,
                 proxied: node.is_some() || viewer.is_some(),
+                browser: crate::pages::console::BrowserParts {
+                    cookie,
+                    origin,
+                    fetch_site,
+                },
             },
         )
 }

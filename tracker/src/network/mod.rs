@@ -85,6 +85,8 @@ pub struct InviteRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InviteCreated {
     pub token: String,
+    /// The exact command that starts a node with this invite.
+    pub command: String,
     pub id: String,
     pub roles: Roles,
     pub uses: u32,
@@ -104,6 +106,13 @@ pub struct NodeView {
     pub not_after: u64,
     pub revoked: bool,
     pub revoked_at: Option<u64>,
+    /// When the tracker last heard from it (a signed request, or its newest certificate),
+    /// unix seconds.
+    #[serde(default)]
+    pub last_seen: u64,
+    /// Movies bound to its ingests (what it is the source of; `GET admin/nodes` only).
+    #[serde(default)]
+    pub movies: Vec<String>,
 }
 
 impl NodeView {
@@ -118,6 +127,8 @@ impl NodeView {
             not_after: n.not_after,
             revoked: n.revoked_at.is_some(),
             revoked_at: n.revoked_at,
+            last_seen: n.issued_at.max(n.enrolled_at),
+            movies: Vec::new(),
         }
     }
 }
@@ -162,6 +173,10 @@ pub struct Membership {
     pub(crate) signed_bindings: Arc<Mutex<HashMap<u64, (String, String)>>>,
     /// Node ids as they are revoked (room sockets opened through them close).
     revocations: tokio::sync::broadcast::Sender<String>,
+    /// When each node last made a signed request (in memory: the console's "last seen").
+    last_seen: Arc<Mutex<HashMap<String, u64>>>,
+    /// The tracker's URL as nodes reach it (in the invite's command).
+    public_url: String,
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -199,10 +214,18 @@ impl Membership {
             keys,
             config,
             replays: Arc::default(),
+            last_seen: Arc::default(),
+            public_url: String::new(),
             signed_bindings: Arc::default(),
             revocations: tokio::sync::broadcast::channel(64).0,
             announcements: Default::default(),
         }
+    }
+
+    /// Names the tracker's URL in the command an invite comes with.
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = url.trim_end_matches('/').to_owned();
+        self
     }
 
     /// Node ids as they are revoked from now on.
@@ -448,6 +471,9 @@ impl Membership {
                 format!("node {} is revoked", cert.node),
             ));
         }
+        if let Ok(mut seen) = self.last_seen.lock() {
+            seen.insert(record.node_id.clone(), now);
+        }
         Ok((cert, record))
     }
 
@@ -557,6 +583,14 @@ impl Membership {
         self.store.purge_invites(now).await?;
         tracing::info!(invite = %id, roles = %roles.to_list(), uses, ttl, by = %by.name(), "invite created");
         Ok(InviteCreated {
+            command: if self.public_url.is_empty() {
+                format!("reelnet-node --invite {token}")
+            } else {
+                format!(
+                    "reelnet-node --tracker {} --invite {token}",
+                    self.public_url
+                )
+            },
             token,
             id,
             roles,
@@ -571,7 +605,23 @@ impl Membership {
         let now = now_secs();
         Ok(NodesView {
             network_id: self.keyring().network_id().to_owned(),
-            nodes: self.store.nodes()?.iter().map(NodeView::of).collect(),
+            nodes: {
+                let mut by_origin: HashMap<String, Vec<String>> = HashMap::new();
+                for m in self.movies()?.movies {
+                    by_origin.entry(m.origin).or_default().push(m.movie);
+                }
+                let seen = self.last_seen.lock().map(|s| s.clone()).unwrap_or_default();
+                self.store
+                    .nodes()?
+                    .iter()
+                    .map(|n| {
+                        let mut v = NodeView::of(n);
+                        v.last_seen = v.last_seen.max(seen.get(&n.node_id).copied().unwrap_or(0));
+                        v.movies = by_origin.remove(&n.node_id).unwrap_or_default();
+                        v
+                    })
+                    .collect()
+            },
             invites: self
                 .store
                 .invites()?

@@ -21,6 +21,7 @@
 //! [`oauth`] (authorize/consent, device), [`passkeys`] (WebAuthn ceremonies).
 
 mod account;
+pub(crate) mod console;
 pub mod html;
 mod oauth;
 mod passkeys;
@@ -868,6 +869,8 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
             JS,
         ),
     ];
+    let mut routes = routes;
+    routes.push(console::routes(&p.api));
     let mut all = routes.into_iter();
     let first = all.next().unwrap_or_else(|| {
         warp::any()

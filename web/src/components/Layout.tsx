@@ -1,4 +1,6 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
+import * as consoleApi from '../api/console';
+import { useSession } from '../hooks/useSession';
 import { Link, NavLink, Outlet, useLocation } from 'react-router-dom';
 import { useSessionStatus } from '../hooks/useSession';
 import { useSignOut } from '../hooks/useSignOut';
@@ -8,6 +10,21 @@ import { SignInLink } from './SignInLink';
 export function Layout() {
   const status = useSessionStatus();
   const signedIn = status === 'signed-in';
+  const userId = useSession()?.user?.id ?? null;
+  // The operator menu: only for this node's operators and network admins (the node says).
+  const [operator, setOperator] = useState(false);
+  useEffect(() => {
+    setOperator(false);
+    if (!signedIn || userId === null) return;
+    const controller = new AbortController();
+    consoleApi.access(controller.signal).then(
+      (a) => {
+        if (!controller.signal.aborted) setOperator(a !== null);
+      },
+      () => {},
+    );
+    return () => controller.abort();
+  }, [signedIn, userId]);
   const { signOut, signingOut } = useSignOut();
   const { pathname, search } = useLocation();
   const mainRef = useRef<HTMLElement>(null);
@@ -43,6 +60,11 @@ export function Layout() {
             <NavLink to="/history">History</NavLink>
             <NavLink to="/requests">Requests</NavLink>
             <NavLink to="/account">Account</NavLink>
+            {operator && (
+              <NavLink to="/console" data-testid="nav-console">
+                Console
+              </NavLink>
+            )}
             <button type="button" className="link-button" onClick={signOut} disabled={signingOut}>
               {signingOut ? 'Signing out…' : 'Sign out'}
             </button>

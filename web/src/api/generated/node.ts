@@ -172,6 +172,125 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/console/access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether the caller may use this node's console (operator views)
+         * @description The operator console's node views (`/api/v1/console/*`) are for network admins (the
+         *     tracker's `admin` role in the caller's node token) and this node's operators
+         *     (accounts in `<data_dir>/operators.json`, `reelnet-node operator add EMAIL`), signed
+         *     in through this node like everyone else. Every console route answers 401 without a
+         *     valid node token and 403 `not_operator` to anyone else; the loopback admin API's
+         *     token is never accepted here. The web app shows its operator menu on 200.
+         */
+        get: operations["consoleAccess"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/console/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This node at a glance
+         * @description Reachability (`public`, `private` = behind NAT, `relayed`, `unknown`) with the
+         *     addresses AutoNAT confirmed, the HTTPS certificate's end, the membership certificate
+         *     (roles, expiry), peers with the round trip of their gateway's `/healthz`, disk use
+         *     against the quota (held shares, cache, torrent downloads), the replicas this node is
+         *     responsible for and how complete they are, segment bytes served from disk versus
+         *     fetched from peers, and the hot-cache hit ratio.
+         */
+        get: operations["consoleStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/console/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The last hour of this node's metrics (one sample per 10 s, oldest first) */
+        get: operations["consoleHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/console/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ingest jobs since the node started, newest first */
+        get: operations["consoleJobs"];
+        put?: never;
+        /** Start an ingest from a magnet link or a file path on the node */
+        post: operations["consoleStartJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/console/jobs/torrent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an ingest from an uploaded .torrent file (the body, at most 4 MiB) */
+        post: operations["consoleUploadTorrent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/console/jobs/{job_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a running job (it ends as failed, "cancelled") */
+        post: operations["consoleCancelJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -210,6 +329,112 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        ConsoleAccess: {
+            email: string;
+            /** @enum {string} */
+            access: "admin" | "operator";
+        };
+        ConsoleJobId: {
+            id: number;
+        };
+        ConsoleStatus: {
+            node_id: string;
+            public_url: string;
+            /** @enum {string} */
+            reachability: "public" | "private" | "relayed" | "unknown";
+            confirmed_addresses: string[];
+            relay?: string | null;
+            /** @description Unix seconds; null on plain HTTP */
+            https_not_after?: number | null;
+            membership: {
+                member: boolean;
+                network_id?: string | null;
+                roles: ("replica" | "ingest" | "edge")[];
+                open: boolean;
+                serial?: number | null;
+                /** @description The certificate's end, unix seconds */
+                not_after?: number | null;
+                revocation_serial: number;
+                problem?: string | null;
+            };
+            peers: {
+                node_id: string;
+                gateway_url: string;
+                /** @description Round trip of its /healthz; null when unreachable */
+                latency_ms?: number | null;
+            }[];
+            /** @description Connected libp2p peers */
+            connected_peers: number;
+            disk: {
+                quota_bytes: number;
+                held_bytes: number;
+                cache_bytes: number;
+                downloads_bytes: number;
+                reserved_bytes: number;
+            };
+            replicas: {
+                movie_id: string;
+                manifest_id: string;
+                origin: string;
+                held_segments: number;
+                total_segments: number;
+                completeness: number;
+            }[];
+            served: {
+                bytes_local: number;
+                bytes_peer: number;
+                segments_local: number;
+                segments_peer: number;
+                hit_ratio: number;
+            };
+        };
+        ConsoleSample: {
+            /** @description End of the interval, unix seconds */
+            at: number;
+            secs: number;
+            requests: number;
+            bytes_local: number;
+            bytes_peer: number;
+            segments_local: number;
+            segments_peer: number;
+            fetches: number;
+            fetch_p50_ms?: number | null;
+            fetch_p95_ms?: number | null;
+            fetch_p99_ms?: number | null;
+        };
+        ConsoleHistory: {
+            interval_secs: number;
+            capacity: number;
+            samples: components["schemas"]["ConsoleSample"][];
+        };
+        ConsoleJob: {
+            id: number;
+            /** @enum {string} */
+            state: "queued" | "opening" | "transcoding" | "done" | "failed";
+            source: string;
+            movie_id?: string | null;
+            title?: string | null;
+            downloaded_bytes: number;
+            total_bytes: number;
+            downloaded_fraction?: number | null;
+            position_s: number;
+            duration_s?: number | null;
+            position_fraction?: number | null;
+            /** @description Transcoded seconds per wall-clock second */
+            speed_x: number;
+            eta_s?: number | null;
+            segments: number;
+            manifest_id?: string | null;
+            elapsed_s: number;
+            /** @description Why the job failed, in plain words */
+            error?: string | null;
+            not_supported: string[];
+            tracks: {
+                name: string;
+                kind: string;
+                language?: string | null;
+            }[];
+        };
         Error: {
             error: string;
             message: string;
@@ -256,6 +481,24 @@ export interface components {
     responses: {
         /** @description An error */
         Error: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `unauthorized`: no or a bad node access token */
+        ConsoleUnauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `not_operator`: neither a network admin nor one of this node's operators */
+        ConsoleForbidden: {
             headers: {
                 [name: string]: unknown;
             };
@@ -682,6 +925,232 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             502: components["responses"]["Error"];
+        };
+    };
+    consoleAccess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Who the caller is to this node */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleAccess"];
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+        };
+    };
+    consoleStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The node's status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleStatus"];
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+            503: components["responses"]["Error"];
+        };
+    };
+    consoleHistory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ring buffer's samples */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleHistory"];
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+            503: components["responses"]["Error"];
+        };
+    };
+    consoleJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every job with its progress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleJob"][];
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+            503: components["responses"]["Error"];
+        };
+    };
+    consoleStartJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A magnet: link, or a video or .torrent file on the node */
+                    source: string;
+                    title?: string;
+                    year?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleJobId"];
+                };
+            };
+            /** @description `invalid_json`, `invalid_source` (no such file, not a magnet link) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+            503: components["responses"]["Error"];
+        };
+    };
+    consoleUploadTorrent: {
+        parameters: {
+            query?: {
+                title?: string;
+                year?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-bittorrent": string;
+            };
+        };
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleJobId"];
+                };
+            };
+            /** @description `invalid_torrent` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+            /** @description `body_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
+        };
+    };
+    consoleCancelJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Told to stop */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: number;
+                        cancelled: boolean;
+                    };
+                };
+            };
+            401: components["responses"]["ConsoleUnauthorized"];
+            403: components["responses"]["ConsoleForbidden"];
+            /** @description `not_found`: no such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `finished`: the job has already ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
         };
     };
     healthz: {

@@ -797,7 +797,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Every account with its tier and role, oldest first (the network console) */
+        get: operations["adminListUsers"];
         put?: never;
         /**
          * Add an account (what `reelnet-tracker user add` sends to a running tracker)
@@ -1216,6 +1217,11 @@ export interface components {
         };
         InviteCreated: {
             token: string;
+            /**
+             * @description The exact command that starts a node with this invite.
+             * @example reelnet-node --tracker https://tracker.example --invite rninv_…
+             */
+            command: string;
             id: string;
             roles: components["schemas"]["NodeRole"][];
             uses: number;
@@ -1237,6 +1243,13 @@ export interface components {
             revoked: boolean;
             /** Format: int64 */
             revoked_at?: number | null;
+            /**
+             * Format: int64
+             * @description When the tracker last heard from the node (a signed request since the tracker started, or its newest certificate), unix seconds.
+             */
+            last_seen?: number;
+            /** @description Movies bound to its ingests (`GET admin/nodes` only; empty elsewhere). */
+            movies?: string[];
         };
         NodesView: {
             network_id: string;
@@ -3044,6 +3057,28 @@ export interface operations {
             200: components["responses"]["NodeOk"];
             401: components["responses"]["NodeUnauthorized"];
             403: components["responses"]["NodeForbidden"];
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The accounts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAdmin"];
         };
     };
     addUser: {
