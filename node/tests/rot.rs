@@ -90,7 +90,6 @@ fn complete(s: &Status, movie: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written in the wave2-quic session but not yet run there (the build of the tracker binary did not finish before the deadline); run with --run-ignored and drop this"]
 async fn rotten_segments_and_manifests_are_caught_dropped_counted_and_fetched_again() {
     let mut cluster = Cluster::start_with(2, |i| {
         let scrub = if i == 1 { 0 } else { 256 << 20 };
@@ -155,7 +154,10 @@ async fn rotten_segments_and_manifests_are_caught_dropped_counted_and_fetched_ag
     let only_origin = [(node_id(origin), origin.quic)];
     match fetcher.fetch_request(&only_origin, &want).await {
         Err(FetchError::AllFailed(f)) => assert!(
-            matches!(f[0].1, AttemptError::HashMismatch { .. }),
+            matches!(
+                f[0].1,
+                AttemptError::HashMismatch { .. } | AttemptError::BadGroup { .. }
+            ),
             "{:?}",
             f[0].1
         ),

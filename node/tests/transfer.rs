@@ -312,7 +312,10 @@ async fn corrupt_stored_segment_is_reported_back_rechecked_and_dropped() {
         panic!("expected AllFailed, got {err}");
     };
     assert!(
-        matches!(failures[0].1, AttemptError::HashMismatch { .. }),
+        matches!(
+            failures[0].1,
+            AttemptError::HashMismatch { .. } | AttemptError::BadGroup { .. }
+        ),
         "{:?}",
         failures[0].1
     );

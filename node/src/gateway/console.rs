@@ -488,10 +488,15 @@ async fn jobs(state: &GatewayState) -> Result<Vec<JobView>, Response> {
                     id,
                     downloaded_fraction: (p.total_bytes > 0)
                         .then(|| (p.downloaded_bytes as f64 / p.total_bytes as f64).min(1.0)),
-                    position_fraction: p
-                        .duration_s
-                        .filter(|d| *d > 0.0)
-                        .map(|d| (p.position_s / d).clamp(0.0, 1.0)),
+                    // A finished job has transcoded all of it (its last progress report may
+                    // be a segment short of the end).
+                    position_fraction: if p.state == crate::ingest::job::JobState::Done {
+                        Some(1.0)
+                    } else {
+                        p.duration_s
+                            .filter(|d| *d > 0.0)
+                            .map(|d| (p.position_s / d).clamp(0.0, 1.0))
+                    },
                     progress: p,
                     tracks,
                 }
