@@ -1266,10 +1266,13 @@ mod tests {
         assert!(store.manifest(&id).unwrap().is_none());
         assert!(store.all_manifests().unwrap().is_empty());
         assert!(store.manifest_record(&id).unwrap().is_none());
-        assert_eq!(store.segment_pinned(&seg), Some(true));
+        // Its segments are kept, as cache, until a good copy of the manifest is stored again
+        // (placement fetches it); then they are pinned again.
+        assert_eq!(store.segment_pinned(&seg), Some(false));
         // A good copy stored again is the ingest's newest version.
         store.put_manifest(&signed).unwrap();
         assert_eq!(store.all_manifests().unwrap().len(), 1);
+        assert_eq!(store.segment_pinned(&seg), Some(true));
         assert_eq!(store.corruption().manifests, 1);
         // Segments: a flipped bit is found by a read, or by a check.
         let (other, _) = store.put_segment(b"defgh", None).unwrap();

@@ -397,6 +397,16 @@ pub fn routes(state: GatewayState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(cancel.boxed())
         .unify()
+        // Nothing under /api/v1/console goes on to the tracker proxy: a request the routes
+        // above refused (a POST without Content-Length, a wrong method) is answered here.
+        .or(warp::path!("api" / "v1" / "console" / ..).map(|| {
+            json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_console_request",
+                "not a console request this node answers (a POST needs a Content-Length)",
+            )
+        }))
+        .unify()
         .boxed()
 }
 
