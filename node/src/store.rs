@@ -641,12 +641,6 @@ impl Store {
         let _ = std::fs::remove_file(self.outboard_path(hash));
     }
 
-    /// Removes a segment that failed its check (file, outboard and index entry), counted
-    /// and announced like every corrupt copy.
-    fn drop_corrupt(&self, hash: &SegmentHash) {
-        self.drop_corrupt_segment(hash);
-    }
-
     /// Opens a segment for a verified streaming read: its outboard is loaded and checked
     /// against `hash` (or, missing or bad, rebuilt from the whole file). `Ok(None)`: not
     /// stored (or found corrupt while rebuilding, and removed). Each block the reader returns
@@ -752,30 +746,15 @@ impl Store {
         &self,
         hash: &SegmentHash,
     ) -> Result<Option<(Bytes, Outboard)>, StoreError> {
-        let path = self.segment_path(hash);
-        let size = match std::fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.lock().remove(hash);
-                return Ok(None);
-            }
-            Err(e) => return Err(io(&path)(e)),
-        };
-        let Some(outboard) = self.load_outboard(hash, size)? else {
-            return Ok(self
-                .read_with_outboard(hash)?
-                .map(|(bytes, ob)| (Bytes::from(bytes), ob)));
-        };
         let Some(bytes) = self.read_segment_unchecked(hash)? else {
             return Ok(None);
         };
-        if bytes.len() as u64 != size {
-            // Changed under us (rewritten or truncated): take the checked path.
-            return Ok(self
+        match self.load_outboard(hash, bytes.len() as u64)? {
+            Some(outboard) => Ok(Some((bytes, outboard))),
+            None => Ok(self
                 .read_with_outboard(hash)?
-                .map(|(bytes, ob)| (Bytes::from(bytes), ob)));
+                .map(|(bytes, ob)| (Bytes::from(bytes), ob))),
         }
-        Ok(Some((bytes, outboard)))
     }
 
     /// Reads a segment WITHOUT checking its hash, straight into [`Bytes`] (no copy). Only
@@ -815,6 +794,8 @@ impl Store {
         }
     }
 
+    /// Removes a segment that failed its check (file, outboard and index entry), counts it
+    /// and wakes placement to fetch it again.
     fn drop_corrupt_segment(&self, hash: &SegmentHash) {
         tracing::warn!(%hash, "stored segment is corrupt (hash mismatch); dropping it to fetch a good copy");
         {
@@ -1131,7 +1112,7 @@ impl VerifiedReader {
                 .all(|(i, g)| self.outboard.verify_group(&self.hash, first + i, g));
         if !ok {
             tracing::warn!(hash = %self.hash, offset = self.offset, "stored segment is corrupt; removing it");
-            self.store.drop_corrupt(&self.hash);
+            self.store.drop_corrupt_segment(&self.hash);
             self.offset = size;
             return Err(StoreError::Corrupt(self.hash));
         }
