@@ -132,6 +132,8 @@ struct Network {
     publisher: swarm::publisher::Publisher,
     placement: placement::Placement,
     fetcher: Arc<transfer::Fetcher>,
+    /// Segment bytes the QUIC server has delivered to peers.
+    uploads: transfer::UploadCounter,
 }
 
 impl Node {
@@ -328,6 +330,7 @@ async fn start_network(
     .map_err(|e| NodeError::Quic(e.to_string()))?;
     // The same service over libp2p, for peers that cannot reach the QUIC socket.
     let segments = transfer.service();
+    let uploads = transfer.uploaded();
     let http = shutdown.token(Stage::Http);
     shutdown.spawn(Stage::Http, "transfer-server", async move {
         http.cancelled().await;
@@ -455,6 +458,7 @@ async fn start_network(
         publisher,
         placement,
         fetcher,
+        uploads,
     })
 }
 
@@ -687,6 +691,7 @@ fn start_gateway(
         catalog: net.catalog.clone(),
         listing: gateway::catalog::ListingCache::default(),
         fetcher: net.fetcher.clone(),
+        uploads: net.uploads.clone(),
         fetches,
         jwt: Arc::new(jwt),
         tokens: Arc::new(tokens),

@@ -59,6 +59,7 @@ pub struct Metrics {
     p2p_relayed_bytes: Gauge,
     p2p_direct_bytes: Gauge,
     fetch_path_bytes: Family<PathLabel, Gauge>,
+    upload_path_bytes: Family<PathLabel, Gauge>,
     store_corrupt: Family<KindLabel, Counter>,
     scrubbed_bytes: Counter,
     /// Every answered request (the console's history reads it; `requests` is by label).
@@ -139,6 +140,8 @@ pub struct Gauges {
     pub swarm: crate::swarm::NetworkStats,
     /// Segment bytes the fetcher got, by path.
     pub fetch_paths: crate::transfer::PathBytes,
+    /// Segment bytes the QUIC server has delivered to peers.
+    pub uploaded_quic: u64,
     /// Corrupt copies the store found at rest, and the scrub's progress.
     pub corruption: crate::store::Corruption,
 }
@@ -329,6 +332,12 @@ impl Metrics {
             "Segment bytes fetched from peers since start, by path (quic, libp2p_direct, libp2p_relayed).",
             fetch_path_bytes.clone(),
         );
+        let upload_path_bytes = Family::<PathLabel, Gauge>::default();
+        registry.register(
+            "reelnet_segment_bytes_uploaded_total",
+            "Segment bytes served to other nodes since start, by path (quic, libp2p_direct, libp2p_relayed).",
+            upload_path_bytes.clone(),
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         registry.register(
             "reelnet_http_requests",
@@ -385,6 +394,7 @@ impl Metrics {
             p2p_relayed_bytes,
             p2p_direct_bytes,
             fetch_path_bytes,
+            upload_path_bytes,
             requests_total: Default::default(),
             fetch_counts: Default::default(),
         }
@@ -527,6 +537,16 @@ impl Metrics {
         ] {
             set(&self.fetch_path_bytes.get_or_create(&PathLabel { path }), v);
         }
+        for (path, v) in [
+            ("quic", gauges.uploaded_quic),
+            ("libp2p_direct", sw.segment_served_direct_bytes),
+            ("libp2p_relayed", sw.segment_served_relayed_bytes),
+        ] {
+            set(
+                &self.upload_path_bytes.get_or_create(&PathLabel { path }),
+                v,
+            );
+        }
         let local = self.segments.get_or_create(&LOCAL).get();
         let peer = self.segments.get_or_create(&PEER).get();
         self.hit_ratio.set(if local + peer == 0 {
@@ -565,8 +585,10 @@ mod tests {
                 sync_budget_refused: 6,
                 sync_budget_stopped: 7,
                 connections_denied: 8,
+                segment_served_direct_bytes: 70,
                 ..Default::default()
             },
+            uploaded_quic: 900,
             corruption: crate::store::Corruption {
                 segments: 2,
                 manifests: 1,
@@ -581,6 +603,11 @@ mod tests {
         );
         assert!(text.contains("reelnet_store_corrupt_total{kind=\"manifest\"} 1\n"));
         assert!(text.contains("reelnet_store_scrubbed_bytes_total 4096\n"));
+        assert!(
+            text.contains("reelnet_segment_bytes_uploaded_total{path=\"quic\"} 900\n"),
+            "{text}"
+        );
+        assert!(text.contains("reelnet_segment_bytes_uploaded_total{path=\"libp2p_direct\"} 70\n"));
         assert!(text.contains("reelnet_catalog_rejected_other_lineage 5\n"));
         assert!(text.contains("reelnet_peers 2\n"));
         assert!(text.contains("reelnet_member 1\n"));

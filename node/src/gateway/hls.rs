@@ -648,11 +648,18 @@ async fn segment_body(
         Some(i) => state.catalog.providers(found.id, at.track, i).await?,
         None => state.catalog.init_providers(found.id, at.track).await?,
     };
-    let providers: Vec<(NodeId, SocketAddr)> = providers
-        .into_iter()
-        .filter(|p| p.node != state.node_id)
-        .map(|p| (p.node, p.quic_addr))
-        .collect();
+    let origin = found.manifest.origin;
+    let providers = spread_providers(
+        state.node_id,
+        origin,
+        at.index,
+        providers.into_iter().map(|p| (p.node, p.quic_addr)),
+    );
+    // Spare the origin only when someone else can serve.
+    let spare = providers
+        .iter()
+        .any(|(n, _)| *n != origin)
+        .then_some(origin);
     if providers.is_empty() {
         return Err(HlsError::Unavailable(
             "no live node holds this segment".into(),
@@ -672,7 +679,7 @@ async fn segment_body(
     };
     let mut progress = state
         .fetches
-        .fetch(want, providers)
+        .fetch(want, providers, spare)
         .await
         .map_err(HlsError::Unavailable)?;
     // Answer once the first verified bytes are there (or the fetch failed before any: a
@@ -805,6 +812,29 @@ fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
+/// The providers to try for segment `index` (None: the init segment), this node left out:
+/// replicas and caches first, in an order that differs from node to node and segment to
+/// segment (so viewers on different nodes spread over the holders instead of all asking
+/// the same one first), and the movie's `origin` last (issue 19 item 5). The fetcher then
+/// ranks by what it has measured; ties keep this order.
+fn spread_providers(
+    me: NodeId,
+    origin: NodeId,
+    index: Option<u32>,
+    providers: impl Iterator<Item = (NodeId, SocketAddr)>,
+) -> Vec<(NodeId, SocketAddr)> {
+    let key = |node: &NodeId| {
+        let mut h = blake3::Hasher::new();
+        h.update(me.as_bytes());
+        h.update(node.as_bytes());
+        h.update(&index.map_or(u64::MAX, u64::from).to_le_bytes());
+        (*node == origin, *h.finalize().as_bytes())
+    };
+    let mut list: Vec<_> = providers.filter(|(n, _)| *n != me).collect();
+    list.sort_by_cached_key(|(n, _)| key(n));
+    list
+}
+
 /// How far a shared peer fetch has got: the verified chunks so far, in order, and its end.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -820,6 +850,8 @@ enum FetchCommand {
     Fetch {
         want: FetchRequest,
         providers: Vec<(NodeId, SocketAddr)>,
+        /// The movie's origin, tried after replicas and caches unless they are much worse.
+        spare: Option<NodeId>,
         reply: FetchReply,
     },
 }
@@ -850,17 +882,20 @@ impl PeerFetches {
     }
 
     /// The progress of `want`'s fetch from the best of `providers` (started now, or joined
-    /// if one is in flight).
+    /// if one is in flight), sparing `spare` (the movie's origin; see
+    /// [`Fetcher::fetch_streaming_sparing`]).
     pub async fn fetch(
         &self,
         want: FetchRequest,
         providers: Vec<(NodeId, SocketAddr)>,
+        spare: Option<NodeId>,
     ) -> Result<watch::Receiver<Progress>, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(FetchCommand::Fetch {
                 want,
                 providers,
+                spare,
                 reply,
             })
             .await
@@ -870,6 +905,7 @@ impl PeerFetches {
 }
 
 /// One fetch: verified bytes go to `progress` as they arrive.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_one(
     fetcher: Arc<Fetcher>,
     store: Store,
@@ -877,6 +913,7 @@ async fn fetch_one(
     metrics: Arc<Metrics>,
     want: FetchRequest,
     providers: Vec<(NodeId, SocketAddr)>,
+    spare: Option<NodeId>,
     progress: watch::Sender<Progress>,
 ) {
     let hash = want.expected;
@@ -896,7 +933,7 @@ async fn fetch_one(
     };
     // A viewer's response cannot restart: no resuming from another provider midway.
     let result = fetcher
-        .fetch_streaming(&providers, &want, &sink, false)
+        .fetch_streaming_sparing(&providers, spare, &want, &sink, false)
         .await;
     metrics.fetch_finished(started.elapsed(), result.is_ok());
     match result {
@@ -940,7 +977,7 @@ async fn run_fetches(
         tokio::select! {
             _ = cancel.cancelled() => break,
             cmd = rx.recv() => {
-                let Some(FetchCommand::Fetch { want, providers, reply }) = cmd else { break };
+                let Some(FetchCommand::Fetch { want, providers, spare, reply }) = cmd else { break };
                 let hash = want.expected;
                 if let Some(progress) = inflight.get(&hash) {
                     metrics.fetch_coalesced();
@@ -954,7 +991,7 @@ async fn run_fetches(
                 let (fetcher, store, hot, metrics) =
                     (fetcher.clone(), store.clone(), hot.clone(), metrics.clone());
                 running.spawn(async move {
-                    fetch_one(fetcher, store, hot, metrics, want, providers, tx).await;
+                    fetch_one(fetcher, store, hot, metrics, want, providers, spare, tx).await;
                     hash
                 });
             }
@@ -972,6 +1009,29 @@ async fn run_fetches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn providers_spread_over_holders_with_the_origin_last() {
+        let node = |b: u8| NodeId::from_bytes([b; 32]);
+        let addr = |b: u8| SocketAddr::from(([127, 0, 0, b], 4400));
+        let origin = node(1);
+        let holders: Vec<_> = (1..=6).map(|b| (node(b), addr(b))).collect();
+        let mut firsts = std::collections::BTreeSet::new();
+        for me in 2..=6 {
+            for index in 0..20 {
+                let list = spread_providers(node(me), origin, Some(index), holders.iter().copied());
+                assert_eq!(list.len(), 5, "this node is left out");
+                assert!(list.iter().all(|(n, _)| *n != node(me)));
+                assert_eq!(list.last().map(|p| p.0), Some(origin), "origin last");
+                firsts.insert(list[0].0);
+            }
+        }
+        // Viewers on different nodes do not all ask the same holder first.
+        assert!(firsts.len() >= 3, "{firsts:?}");
+        // The origin alone is still a provider.
+        let alone = spread_providers(node(2), origin, None, [(origin, addr(1))].into_iter());
+        assert_eq!(alone, vec![(origin, addr(1))]);
+    }
 
     #[test]
     fn ranges() {

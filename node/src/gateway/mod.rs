@@ -61,6 +61,8 @@ pub struct GatewayState {
     pub catalog: Catalog,
     /// Fetches verified segments from peers over QUIC.
     pub fetcher: Arc<Fetcher>,
+    /// Segment bytes this node's QUIC server has delivered to peers (`/metrics`).
+    pub uploads: crate::transfer::UploadCounter,
     /// Shared peer fetches of segments this node lacks (one per segment at a time).
     pub fetches: hls::PeerFetches,
     /// Verifies the tracker's access tokens offline (JWKS cached).
@@ -130,6 +132,7 @@ impl GatewayState {
             store,
             catalog,
             fetcher,
+            uploads: crate::transfer::UploadCounter::default(),
             fetches,
             jwt: Arc::new(jwt),
             tokens,
@@ -214,6 +217,7 @@ pub fn routes(
                     excluded_holders: placement.as_ref().map_or(0, |v| v.excluded.len() as u64),
                     swarm,
                     fetch_paths: state.fetcher.path_bytes(),
+                    uploaded_quic: state.uploads.get(),
                     corruption: state.store.corruption(),
                 };
                 warp::reply::with_header(

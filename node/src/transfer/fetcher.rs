@@ -247,6 +247,10 @@ impl Default for ProviderStats {
 const EWMA_ALPHA: f64 = 0.3;
 /// Failures older than this no longer count against a provider.
 const FAILURE_MEMORY: Duration = Duration::from_secs(60);
+/// How many times a spared provider's (a movie's origin's) expected cost counts in the
+/// ranking: the origin is the one source every copy comes from, so replicas and caches
+/// serve viewers first (issue 19 item 5, origin offload).
+pub const SPARE_PENALTY: f64 = 4.0;
 /// Size assumed when ranking for a segment of unknown size.
 const TYPICAL_SEGMENT: u64 = 2 << 20;
 /// Most providers remembered; beyond it, idle ones are forgotten.
@@ -469,6 +473,21 @@ impl Fetcher {
         sink: &(dyn Fn(u64, Bytes) + Sync),
         resume: bool,
     ) -> Result<(), FetchError> {
+        self.fetch_streaming_sparing(providers, None, want, sink, resume)
+            .await
+    }
+
+    /// [`fetch_streaming`](Self::fetch_streaming), sparing `spare` (a movie's origin): its
+    /// expected cost counts [`SPARE_PENALTY`] times, so replicas and caches serve first and
+    /// the origin only when they are much slower, busy or failing.
+    pub async fn fetch_streaming_sparing(
+        &self,
+        providers: &[(NodeId, SocketAddr)],
+        spare: Option<NodeId>,
+        want: &FetchRequest,
+        sink: &(dyn Fn(u64, Bytes) + Sync),
+        resume: bool,
+    ) -> Result<(), FetchError> {
         if providers.is_empty() {
             return Err(FetchError::NoProviders);
         }
@@ -478,7 +497,7 @@ impl Fetcher {
             sink(offset, bytes);
         };
         let mut failures = Vec::new();
-        for (node, addr) in self.rank(providers, want.size) {
+        for (node, addr) in self.rank(providers, want.size, spare) {
             let peer = self.peer(node);
             let attempt = self.attempt_any(&peer, node, addr, want, &tracking);
             let result = match tokio::time::timeout(self.config.attempt_timeout, attempt).await {
@@ -554,6 +573,7 @@ impl Fetcher {
         &self,
         providers: &[(NodeId, SocketAddr)],
         size: Option<u64>,
+        spare: Option<NodeId>,
     ) -> Vec<(NodeId, SocketAddr)> {
         let now = Instant::now();
         let size = size.unwrap_or(TYPICAL_SEGMENT);
@@ -568,6 +588,11 @@ impl Fetcher {
                         lock(&p.stats).cost(size, busy as f64 / limit as f64, now)
                     }
                     None => ProviderStats::default().cost(size, 0.0, now),
+                };
+                let cost = if spare == Some(node) {
+                    cost * SPARE_PENALTY
+                } else {
+                    cost
                 };
                 (cost, node, addr)
             })

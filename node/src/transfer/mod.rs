@@ -40,7 +40,7 @@ pub use fetcher::{
     AttemptError, FetchError, FetchRequest, Fetcher, FetcherConfig, PathBytes, ProviderStats,
     DEFAULT_QUIC_FALLBACK_AFTER_MS, QUIC_RETRY_AFTER,
 };
-pub use server::{Limits, Refused, SegmentService, ServerError, TransferServer};
+pub use server::{Limits, Refused, SegmentService, ServerError, TransferServer, UploadCounter};
 pub use tls::TlsError;
 
 /// QUIC application error code for a normal close (shutdown, idle).

@@ -149,6 +149,24 @@ struct Ctx {
     /// Requests in flight per peer over the libp2p fallback (its "streams per connection").
     p2p_per_peer: Mutex<HashMap<NodeId, usize>>,
     manifests: Mutex<HashMap<ManifestId, Arc<Manifest>>>,
+    /// Segment body bytes delivered over QUIC (the peer has them: the stream finished).
+    uploaded: UploadCounter,
+}
+
+/// Segment body bytes this node's QUIC server has delivered to peers since start; read by
+/// `/metrics` (`reelnet_segment_bytes_uploaded_total{path="quic"}`). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct UploadCounter(Arc<std::sync::atomic::AtomicU64>);
+
+impl UploadCounter {
+    /// Bytes delivered so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Why a request over the libp2p fallback gets no answer at all.
@@ -414,6 +432,7 @@ impl TransferServer {
             per_peer: Mutex::new(HashMap::new()),
             p2p_per_peer: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
+            uploaded: UploadCounter::default(),
         });
         let task = reelnet_runtime::shutdown::spawn(
             "transfer-server",
@@ -449,6 +468,11 @@ impl TransferServer {
         SegmentService {
             ctx: Arc::clone(&self.ctx),
         }
+    }
+
+    /// The count of segment bytes this server has delivered to peers.
+    pub fn uploaded(&self) -> UploadCounter {
+        self.ctx.uploaded.clone()
     }
 
     /// The UDP address the server listens on.
@@ -772,7 +796,9 @@ async fn serve_stream(
     let send_all = async {
         let frame = encode_response_header(&header).map_err(|e| e.to_string())?;
         send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let mut body_len = 0;
         if let Some((outboard, bytes, _permit)) = body {
+            body_len = bytes.len() as u64;
             // The outboard first: the client checks each group against it as it arrives.
             send.write_all_chunks(&mut [outboard, bytes])
                 .await
@@ -781,6 +807,7 @@ async fn serve_stream(
         send.finish().map_err(|e| e.to_string())?;
         // Wait until the peer has the bytes, so shutdown does not cut a response short.
         send.stopped().await.map_err(|e| e.to_string())?;
+        ctx.uploaded.add(body_len);
         Ok::<(), String>(())
     };
     match tokio::time::timeout(ctx.limits.response_timeout, send_all).await {
