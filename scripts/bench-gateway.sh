@@ -60,10 +60,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # (a) ---------------------------------------------------------------------------------
 run_a() { # segment count, hot cache MiB -> sets nginx_mibs gw_mibs ratio
 local SEG_COUNT="$1" hot_mib="$2"
-rm -rf "$tmp"/* 
+rm -rf "$tmp"/*
 echo "==> (a) $SEG_COUNT segments of $SEG_BYTES bytes, $CONNECTIONS connections" >&2
 mkfifo "$tmp/stdin"
-"$release/examples/gateway_bench" serve "$tmp" "$SEG_COUNT" "$SEG_BYTES" "$hot_mib" <"$tmp/stdin" 2>"$tmp/serve.log" &
+# The example's store goes in a temporary directory of its own; made under $tmp (TMPDIR), so
+# the chmod below lets nginx's unprivileged workers read the same files.
+mkdir -p "$tmp/store"
+TMPDIR="$tmp/store" "$release/examples/gateway_bench" serve "$tmp" "$SEG_COUNT" "$SEG_BYTES" "$hot_mib" <"$tmp/stdin" 2>"$tmp/serve.log" &
 server_pid=$!
 exec 9>"$tmp/stdin" # keeps the server's stdin open until the script ends
 for _ in $(seq 1 300); do [[ -f "$tmp/serve.env" ]] && break; sleep 0.1; done

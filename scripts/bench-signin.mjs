@@ -18,6 +18,7 @@ import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Procs, startNet } from '../web/e2e/net.mjs';
+import { nodeSignIn, trackerSession } from '../web/e2e/headless.mjs';
 
 const N = Number(process.env.N ?? 200);
 const SECS = Number(process.env.SECONDS ?? 10);
@@ -26,24 +27,6 @@ const PASSWORD = 'bench horse battery staple';
 
 const dir = mkdtempSync(join(tmpdir(), 'reelnet-bench-signin-'));
 const procs = new Procs(dir);
-
-/** A cookie jar for one origin: `Set-Cookie` in, `Cookie` out. */
-class Jar {
-  constructor() {
-    this.map = new Map();
-  }
-  take(res) {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(';');
-      const [name, value] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
-      if (attrs.some((a) => /max-age=0/i.test(a.trim())) || value === '') this.map.delete(name);
-      else this.map.set(name, value);
-    }
-  }
-  header() {
-    return [...this.map].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-}
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -70,14 +53,6 @@ async function mailToken(to) {
   throw new Error(`no verification mail to ${to}`);
 }
 
-const hiddenFields = (html) => {
-  const out = new URLSearchParams();
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
-    out.append(m[1], m[2].replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
-  }
-  return out;
-};
-
 try {
   const net = await startNet(procs, dir, { release: true });
   const { tracker, trackerApi } = net;
@@ -93,50 +68,15 @@ try {
   if (verified.status !== 200) throw new Error(`verify: ${verified.status}`);
 
   // Signed in at the tracker (its pages), consented to the node once.
-  const tj = new Jar();
-  const get = async (url, jar, headers = {}) => {
-    const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(), ...headers } });
-    jar.take(res);
-    return res;
-  };
-  const post = async (url, jar, body, headers = {}) => {
-    const res = await fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: jar.header(), origin: new URL(url).origin, 'content-type': 'application/x-www-form-urlencoded', ...headers },
-      body,
-    });
-    jar.take(res);
-    return res;
-  };
-  const loginPage = await get(`${tracker}/login`, tj);
-  const form = hiddenFields(await loginPage.text());
-  form.set('email', email);
-  form.set('password', PASSWORD);
-  const signedIn = await post(`${tracker}/login`, tj, form.toString());
-  if (signedIn.status !== 303 && signedIn.status !== 302) throw new Error(`tracker sign-in: ${signedIn.status} ${await signedIn.text()}`);
+  const tj = await trackerSession(tracker, email, PASSWORD);
 
   /** One round trip from the node's /auth/login to an access token; returns ms. */
-  const roundTrip = async ({ consent = false } = {}) => {
-    const nj = new Jar();
+  const roundTrip = async () => {
     const t = performance.now();
-    const start = await get(`${node}/auth/login?return=/`, nj);
-    let res = await get(start.headers.get('location'), tj);
-    if (consent && res.status === 200) {
-      const fields = hiddenFields(await res.text());
-      fields.set('decision', 'allow');
-      res = await post(`${tracker}/oauth/authorize`, tj, fields.toString());
-    }
-    const back = res.headers.get('location');
-    if (!back?.startsWith(`${node}/auth/callback`)) throw new Error(`authorize answered ${res.status} ${back ?? (await res.text()).slice(0, 200)}`);
-    const cb = await get(back, nj);
-    if (cb.status !== 302) throw new Error(`callback: ${cb.status} ${await cb.text()}`);
-    const s = await fetch(`${node}/auth/session`, { method: 'POST', headers: { cookie: nj.header(), origin: node } });
-    const body = await s.json();
-    if (s.status !== 200 || !body.access_token) throw new Error(`session: ${s.status} ${JSON.stringify(body)}`);
+    await nodeSignIn(tracker, tj, node);
     return performance.now() - t;
   };
-  await roundTrip({ consent: true });
+  await roundTrip(); // consents
   for (let i = 0; i < 10; i++) await roundTrip(); // warm up
   const sso = [];
   for (let i = 0; i < N; i++) sso.push(await roundTrip());
