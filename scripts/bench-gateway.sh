@@ -17,6 +17,7 @@
 #
 # Environment: SEG_COUNT=64 WS_SEG_COUNT=160 SEG_BYTES=2097152 CONNECTIONS=64
 #              WRK_SECONDS=10 ROUNDS=3 NO_BUILD=1 (release binaries must exist)
+#              PROFILE=1 (also a perf profile of the gateway on the working-set run: apt-get install linux-perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -140,6 +141,17 @@ best() { # label url script -> rounds on stderr, best MiB/s on stdout
 }
 nginx_mibs=$(best "nginx  " "http://127.0.0.1:$port" "$tmp/nginx.lua")
 gw_mibs=$(best "gateway" "$GATEWAY_URL" "$tmp/gateway.lua")
+if [[ -n "${PROFILE:-}" && "$SEG_COUNT" == "$WS_SEG_COUNT" ]]; then
+  # Where the gateway's CPU goes on the working-set run: one more wrk run with perf
+  # sampling the gateway process (call graphs), its top functions printed.
+  echo "==> profiling the gateway (working set ${SEG_COUNT} segments, hot cache ${hot_mib} MiB)" >&2
+  perf record -e cpu-clock -F 499 -g -p "$server_pid" -o "$tmp/perf.data" -- sleep "$WRK_SECONDS" 2>/dev/null &
+  perf_pid=$!
+  wrk -t"$threads" -c"$CONNECTIONS" -d"${WRK_SECONDS}s" -s "$tmp/gateway.lua" "$GATEWAY_URL" >/dev/null
+  wait "$perf_pid" || true
+  perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | head -30 >&2 || true
+fi
 ratio=$(awk -v g="$gw_mibs" -v n="$nginx_mibs" 'BEGIN { printf "%.2f", g / n }')
 kill "$nginx_pid" "$server_pid" 2>/dev/null || true
 exec 9>&-

@@ -34,7 +34,9 @@ const env = Object.fromEntries(
       return [l.slice(0, i), l.slice(i + 1).replace(/^"|"$/g, '')];
     }),
 );
-const tracker = env.DEMO_TRACKER;
+// The testnet's tracker names itself http://localhost:PORT (its sign-in pages check that
+// origin); DEMO_TRACKER is the same server at 127.0.0.1.
+const tracker = env.DEMO_TRACKER.replace('//127.0.0.1:', '//localhost:');
 const movie = env.DEMO_MOVIES.split(' ')[0];
 const gateway = (i) => `http://127.0.0.1:${8080 + i}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

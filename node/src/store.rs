@@ -1094,16 +1094,13 @@ impl VerifiedReader {
             return Ok(None);
         }
         let want = usize::try_from((size - self.offset).min(READ_BLOCK as u64)).unwrap_or(0);
-        let mut block = vec![0u8; want];
-        let mut got = 0;
-        while got < want {
-            match file.read(&mut block[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(&self.store.segment_path(&self.hash))(e)),
-            }
-        }
+        // Read into spare capacity (`File` reads into uninitialised memory): zeroing each
+        // block first was 5 % of the gateway's CPU on the disk path.
+        let mut block = Vec::with_capacity(want);
+        Read::take(&mut *file, want as u64)
+            .read_to_end(&mut block)
+            .map_err(io(&self.store.segment_path(&self.hash)))?;
+        let got = block.len();
         let first = usize::try_from(self.offset).unwrap_or(0) / reelnet_proto::outboard::GROUP_LEN;
         let ok = got == want
             && block

@@ -564,16 +564,19 @@ fn stream_from_disk(
     hash: SegmentHash,
     mut reader: crate::store::VerifiedReader,
     first: Vec<u8>,
+    admit: bool,
 ) -> SegmentBody {
     let size = reader.size();
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let (hot, metrics) = (state.hot.clone(), state.metrics.clone());
     reelnet_runtime::shutdown::spawn("segment-disk-stream", async move {
         let whole = usize::try_from(size).unwrap_or(0) <= crate::store::READ_BLOCK;
+        // Collect the blocks for the hot cache only when it would take them (a copy of
+        // every byte otherwise wasted).
         let mut all = bytes::BytesMut::new();
         let mut block = Bytes::from(first);
         loop {
-            if !whole {
+            if admit && !whole {
                 all.extend_from_slice(&block);
             }
             let last = block.clone();
@@ -595,7 +598,9 @@ fn stream_from_disk(
                 Ok(Some(b)) => block = Bytes::from(b),
                 Ok(None) => {
                     metrics.served_local(size);
-                    hot.put(hash, if whole { last } else { all.freeze() });
+                    if admit {
+                        hot.put(hash, if whole { last } else { all.freeze() });
+                    }
                     return Ok(());
                 }
                 Err(err) => {
@@ -619,10 +624,13 @@ async fn segment_body(
     at: &Located,
 ) -> Result<SegmentBody, HlsError> {
     let hash = at.entry.hash;
-    if let Some(bytes) = state.hot.get(&hash).await {
-        state.metrics.served_local(bytes.len() as u64);
-        return Ok(SegmentBody::Whole(bytes));
-    }
+    let admit = match state.hot.lookup(&hash).await {
+        super::hot::Lookup::Hit(bytes) => {
+            state.metrics.served_local(bytes.len() as u64);
+            return Ok(SegmentBody::Whole(bytes));
+        }
+        super::hot::Lookup::Miss { admit } => admit,
+    };
     let store = state.store.clone();
     let local = tokio::task::spawn_blocking(move || {
         let Some(mut reader) = store.open_verified(&hash)? else {
@@ -634,7 +642,9 @@ async fn segment_body(
     .await
     .map_err(|e| HlsError::Internal(e.to_string()))?;
     match local {
-        Ok(Some((reader, first))) => return Ok(stream_from_disk(state, hash, reader, first)),
+        Ok(Some((reader, first))) => {
+            return Ok(stream_from_disk(state, hash, reader, first, admit))
+        }
         Ok(None) => {}
         // A corrupt local copy is never served; fetch a good one instead.
         Err(err) => {

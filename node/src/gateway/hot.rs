@@ -5,6 +5,14 @@
 //! goes stale; only verified bytes (a store read that checked the BLAKE3 hash, or a
 //! verified peer fetch) are put in.
 //!
+//! Admission is frequency-aware (TinyLFU-like): every lookup counts a request for the
+//! segment (counts halve as they age), and once the cache is full a newcomer is admitted
+//! only if it has been asked for more often than the entry it would evict. A working set
+//! larger than the budget (many movies at once, a viewer scanning through a film) then
+//! keeps the segments asked for most instead of each new one evicting the next one to be
+//! asked for, and the disk path skips collecting a segment's bytes the cache would refuse
+//! ([`Lookup::Miss`]).
+//!
 //! One task owns the cache; handlers talk to it through a cloneable [`HotSegments`] handle.
 //! A handle with a zero budget (or after shutdown) caches nothing.
 
@@ -19,12 +27,22 @@ use tokio_util::sync::CancellationToken;
 enum Command {
     Get {
         hash: SegmentHash,
-        reply: oneshot::Sender<Option<Bytes>>,
+        reply: oneshot::Sender<Lookup>,
     },
     Put {
         hash: SegmentHash,
         bytes: Bytes,
     },
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The segment's verified bytes.
+    Hit(Bytes),
+    /// Not cached; `admit` says whether the cache would take it now (worth collecting
+    /// its bytes for [`HotSegments::put`]).
+    Miss { admit: bool },
 }
 
 /// Handle to the hot-segment cache. Cheap to clone.
@@ -56,10 +74,23 @@ impl HotSegments {
 
     /// The segment's bytes, if cached.
     pub async fn get(&self, hash: &SegmentHash) -> Option<Bytes> {
-        let tx = self.tx.as_ref()?;
+        match self.lookup(hash).await {
+            Lookup::Hit(bytes) => Some(bytes),
+            Lookup::Miss { .. } => None,
+        }
+    }
+
+    /// Looks `hash` up, counting the request: its bytes, or whether the cache would admit it.
+    pub async fn lookup(&self, hash: &SegmentHash) -> Lookup {
+        let closed = Lookup::Miss { admit: false };
+        let Some(tx) = self.tx.as_ref() else {
+            return closed;
+        };
         let (reply, rx) = oneshot::channel();
-        tx.send(Command::Get { hash: *hash, reply }).await.ok()?;
-        rx.await.ok().flatten()
+        if tx.send(Command::Get { hash: *hash, reply }).await.is_err() {
+            return closed;
+        }
+        rx.await.unwrap_or(closed)
     }
 
     /// Offers verified bytes of `hash` to the cache (dropped when the cache is busy).
@@ -85,7 +116,7 @@ async fn run(
         };
         match cmd {
             Command::Get { hash, reply } => {
-                let _ = reply.send(lru.get(&hash));
+                let _ = reply.send(lru.lookup(&hash));
             }
             Command::Put { hash, bytes } => lru.put(hash, bytes),
         }
@@ -93,14 +124,23 @@ async fn run(
     Ok(())
 }
 
-/// Byte-bounded least-recently-used map.
+/// Byte-bounded least-recently-used map with frequency-aware admission.
 struct Lru {
     budget: usize,
     used: usize,
     tick: u64,
     entries: HashMap<SegmentHash, (Bytes, u64)>,
     order: BTreeMap<u64, SegmentHash>,
+    /// Requests per segment (cached or not), halved every [`Lru::sample`] requests.
+    freq: HashMap<SegmentHash, u32>,
+    /// Requests since the last halving.
+    counted: usize,
+    /// Size of the last segment put (what a lookup assumes for a segment not read yet).
+    typical: usize,
 }
+
+/// Most segments whose request counts are remembered (about 40 bytes each).
+const MAX_COUNTED: usize = 100_000;
 
 impl Lru {
     fn new(budget: usize) -> Self {
@@ -110,6 +150,60 @@ impl Lru {
             tick: 0,
             entries: HashMap::new(),
             order: BTreeMap::new(),
+            freq: HashMap::new(),
+            counted: 0,
+            typical: (2 << 20).min(budget / 8),
+        }
+    }
+
+    /// Requests counted before every count is halved: ten times the segments the budget
+    /// holds (2 MiB each), at least 1000, so counts follow what is watched now.
+    fn sample(&self) -> usize {
+        (self.budget / (2 << 20))
+            .saturating_mul(10)
+            .clamp(1000, MAX_COUNTED)
+    }
+
+    fn count(&mut self, hash: &SegmentHash) {
+        self.counted += 1;
+        if self.counted >= self.sample() || self.freq.len() >= MAX_COUNTED {
+            self.counted = 0;
+            self.freq.retain(|_, n| {
+                *n /= 2;
+                *n > 0
+            });
+        }
+        let n = self.freq.entry(*hash).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    fn freq_of(&self, hash: &SegmentHash) -> u32 {
+        self.freq.get(hash).copied().unwrap_or(0)
+    }
+
+    /// Whether a segment of `len` bytes asked for `freq` times would be admitted now: there
+    /// is room, or it is asked for more often than the least recently served entry.
+    fn would_admit(&self, len: usize, freq: u32) -> bool {
+        if len > self.budget / 8 {
+            return false;
+        }
+        if self.used + len <= self.budget {
+            return true;
+        }
+        match self.order.first_key_value() {
+            Some((_, victim)) => freq > self.freq_of(victim),
+            None => true,
+        }
+    }
+
+    fn lookup(&mut self, hash: &SegmentHash) -> Lookup {
+        self.count(hash);
+        match self.get(hash) {
+            Some(bytes) => Lookup::Hit(bytes),
+            // The typical segment size decides before the bytes are read.
+            None => Lookup::Miss {
+                admit: self.would_admit(self.typical, self.freq_of(hash)),
+            },
         }
     }
 
@@ -125,6 +219,10 @@ impl Lru {
     fn put(&mut self, hash: SegmentHash, bytes: Bytes) {
         // One segment may take at most an eighth of the budget.
         if bytes.len() > self.budget / 8 || self.entries.contains_key(&hash) {
+            return;
+        }
+        self.typical = bytes.len();
+        if !self.would_admit(bytes.len(), self.freq_of(&hash)) {
             return;
         }
         while self.used + bytes.len() > self.budget {
@@ -166,7 +264,9 @@ mod tests {
         }
         assert_eq!(lru.used, 800);
         // `a` is served again, so `b` is now the oldest.
-        assert_eq!(lru.get(&a), Some(ab));
+        assert_eq!(lru.lookup(&a), Lookup::Hit(ab));
+        // `c` is asked for (as every segment is before it is put) more often than `b`.
+        assert_eq!(lru.lookup(&c), Lookup::Miss { admit: true });
         lru.put(c, cb.clone());
         assert!(lru.used <= 800);
         assert_eq!(lru.get(&b), None);
@@ -181,6 +281,38 @@ mod tests {
         lru.put(h, b);
         assert_eq!(lru.used, 0);
         assert_eq!(lru.get(&h), None);
+    }
+
+    #[test]
+    fn a_working_set_bigger_than_the_budget_keeps_what_is_asked_for_most() {
+        // Room for 8 segments; 20 are asked for in turn, over and over (a scan).
+        let mut lru = Lru::new(800);
+        let segs: Vec<_> = (0..20).map(|n| seg(n, 100)).collect();
+        let mut hits = 0;
+        for round in 0..10 {
+            for (h, b) in &segs {
+                match lru.lookup(h) {
+                    Lookup::Hit(_) => hits += usize::from(round > 0),
+                    Lookup::Miss { admit } => {
+                        if admit {
+                            lru.put(*h, b.clone());
+                        }
+                    }
+                }
+            }
+        }
+        // Plain LRU serves a scan over more than its budget from the cache never; here
+        // the first 8 stay and are hit every round after the first.
+        assert_eq!(hits, 8 * 9);
+        assert!(lru.used <= 800);
+        // A segment asked for more often than the oldest entry gets in.
+        let (hot, hb) = seg(99, 100);
+        for _ in 0..50 {
+            lru.count(&hot);
+        }
+        assert_eq!(lru.lookup(&hot), Lookup::Miss { admit: true });
+        lru.put(hot, hb.clone());
+        assert_eq!(lru.get(&hot), Some(hb));
     }
 
     #[tokio::test]
