@@ -1,32 +1,3 @@
-rss_of_testnet() { # DIR N [FIELD]: prints "max median" in MB of the testnet's nodes' FIELD
-  # (VmRSS, default; RssAnon and RssFile from /proc/PID/status; Pss from smaps_rollup)
-  local dir="$1" n="$2" field="${3:-VmRSS}" i pid file vals=""
-  for i in $(seq 1 "$n"); do
-    pid=$(jq -r .pid "$dir/node$i/admin.json")
-    file="/proc/$pid/status"
-    [[ "$field" == Pss ]] && file="/proc/$pid/smaps_rollup"
-    vals="$vals $(awk -v f="$field:" '$1 == f { print $2 }' "$file")"
-  done
-  tr ' ' '\n' <<<"$vals" | grep -v '^$' | sort -n \
-    | awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR] / 1024, v[int((NR + 1) / 2)] / 1024 }'
-}
-# The rows of an idle RSS measurement: VmRSS against the target (issue 19 item 6: <= 50 MB),
-# then what it is made of: private anonymous memory (the node's own), file-backed pages
-# (the binary's and shared libraries' code, shared with every process mapping them) and
-# PSS (each shared page divided by the processes sharing it).
-rss_rows() { # DIR N LABEL
-  local rss_max rss_med a_max a_med f_max f_med p_max p_med
-  read -r rss_max rss_med < <(rss_of_testnet "$1" "$2")
-  read -r a_max a_med < <(rss_of_testnet "$1" "$2" RssAnon)
-  read -r f_max f_med < <(rss_of_testnet "$1" "$2" RssFile)
-  read -r p_max p_med < <(rss_of_testnet "$1" "$2" Pss)
-  echo "idle RSS, $3: max $rss_max MB, median $rss_med MB (anonymous $a_med, file-backed $f_med, PSS $p_med)"
-  row "idle node RSS, $3 (max / median)" "$rss_max / $rss_med MB" "<= 50 MB" "$(verdict "$rss_max" 50 "<=")"
-  row "  of which private anonymous (max / median)" "$a_max / $a_med MB" "(info)" ""
-  row "  of which file-backed: binary + shared libraries (max / median)" "$f_max / $f_med MB" "(info)" ""
-  row "  PSS, shared pages split between processes (max / median)" "$p_max / $p_med MB" "(info)" ""
-}
-
 #!/usr/bin/env bash
 # Benchmark: the node network, release builds only. In one run:
 #   (a) segment transfer node -> node over QUIC (node/examples/quic_bench: a real
@@ -255,15 +226,35 @@ LUA
 fi
 
 # ------------------------------------------------- (b) convergence and (c) idle RSS
-rss_of_testnet() { # prints "max median" VmRSS in MB of the testnet's nodes
-  local dir="$1" n="$2" i pid vals=""
+rss_of_testnet() { # DIR N [FIELD]: prints "max median" in MB of the testnet's nodes' FIELD
+  # (VmRSS, default; RssAnon and RssFile from /proc/PID/status; Pss from smaps_rollup)
+  local dir="$1" n="$2" field="${3:-VmRSS}" i pid file vals=""
   for i in $(seq 1 "$n"); do
     pid=$(jq -r .pid "$dir/node$i/admin.json")
-    vals="$vals $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")"
+    file="/proc/$pid/status"
+    [[ "$field" == Pss ]] && file="/proc/$pid/smaps_rollup"
+    vals="$vals $(awk -v f="$field:" '$1 == f { print $2 }' "$file")"
   done
   tr ' ' '\n' <<<"$vals" | grep -v '^$' | sort -n \
     | awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR] / 1024, v[int((NR + 1) / 2)] / 1024 }'
 }
+# The rows of an idle RSS measurement: VmRSS against the target (issue 19 item 6: <= 50 MB),
+# then what it is made of: private anonymous memory (the node's own), file-backed pages
+# (the binary's and shared libraries' code, shared with every process mapping them) and
+# PSS (each shared page divided by the processes sharing it).
+rss_rows() { # DIR N LABEL
+  local rss_max rss_med a_max a_med f_max f_med p_max p_med
+  read -r rss_max rss_med < <(rss_of_testnet "$1" "$2")
+  read -r a_max a_med < <(rss_of_testnet "$1" "$2" RssAnon)
+  read -r f_max f_med < <(rss_of_testnet "$1" "$2" RssFile)
+  read -r p_max p_med < <(rss_of_testnet "$1" "$2" Pss)
+  echo "idle RSS, $3: max $rss_max MB, median $rss_med MB (anonymous $a_med, file-backed $f_med, PSS $p_med)"
+  row "idle node RSS, $3 (max / median)" "$rss_max / $rss_med MB" "<= 50 MB" "$(verdict "$rss_max" 50 "<=")"
+  row "  of which private anonymous (max / median)" "$a_max / $a_med MB" "(info)" ""
+  row "  of which file-backed: binary + shared libraries (max / median)" "$f_max / $f_med MB" "(info)" ""
+  row "  PSS, shared pages split between processes (max / median)" "$p_max / $p_med MB" "(info)" ""
+}
+
 
 if ! skip b || ! skip c; then
   export TESTNET_DIR="$tmp/testnet"
