@@ -261,6 +261,15 @@ mod tests {
             t.verify_binding(&future, 1000),
             Err(MembershipError::NotYetValid { .. })
         ));
+        // Clock skew: a checker 300 s behind the tracker takes it, 301 s behind does not;
+        // a checker ahead always does (bindings do not expire).
+        let skew = crate::membership::MAX_CLOCK_SKEW_SECS;
+        assert!(t.verify_binding(&future, 10_000 - skew).is_ok());
+        assert!(t.verify_binding(&future, 10_000 + skew).is_ok());
+        assert!(matches!(
+            t.verify_binding(&future, 10_000 - skew - 1),
+            Err(MembershipError::NotYetValid { .. })
+        ));
         let mut b = binding();
         b.version = 0;
         assert!(SignedBinding::sign(&b, &key).is_err());

@@ -51,10 +51,14 @@ pub const MAX_REVOCATIONS_BYTES: usize = MAX_REVOKED * 33 + 256;
 /// Largest signed revocation list.
 pub const MAX_SIGNED_REVOCATIONS_BYTES: usize =
     MAX_REVOCATIONS_BYTES + codec::SIGNED_ENVELOPE_OVERHEAD;
-/// How far in the future `issued_at` may be (clocks of community-run machines drift).
+/// The clock skew tolerated between any two machines of a network (clocks of
+/// community-run machines drift): 5 minutes, either way. Every time check between two
+/// machines allows it — `issued_at` may be this far in the future, `not_after` this far in
+/// the past — and it is stated, with every other time check, in `docs/clock-skew.md`.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
-/// How old (or how far in the future) a node's request signature may be.
-pub const NODE_REQUEST_WINDOW_SECS: u64 = 60;
+/// How old (or how far in the future) a node's request signature may be: the clock skew
+/// itself (the tracker remembers each signature for twice this, so none is replayed).
+pub const NODE_REQUEST_WINDOW_SECS: u64 = MAX_CLOCK_SKEW_SECS;
 /// The HTTP header carrying a node's request signature.
 pub const NODE_AUTH_HEADER: &str = "reelnet-node-auth";
 /// The HTTP header in which a member node's gateway tells the tracker the address of the
@@ -423,7 +427,12 @@ impl Trust {
     pub(crate) fn key(&self, kid: &str, now: u64) -> Option<&NetworkKey> {
         self.keys
             .iter()
-            .find(|k| k.kid == kid && k.not_after.is_none_or(|t| t > now))
+            .find(|k| {
+                k.kid == kid
+                    && k
+                        .not_after
+                        .is_none_or(|t| t.saturating_add(MAX_CLOCK_SKEW_SECS) > now)
+            })
     }
 
     /// Judges `signed` as presented by `node` at `now`: decodes and validates it, checks
@@ -455,7 +464,7 @@ impl Trust {
         key.public
             .verify_strict(&msg, &signed.signature)
             .map_err(|_| MembershipError::BadSignature)?;
-        if cert.not_after <= now {
+        if cert.not_after.saturating_add(MAX_CLOCK_SKEW_SECS) <= now {
             return Err(MembershipError::Expired {
                 not_after: cert.not_after,
                 now,
@@ -1003,9 +1012,9 @@ mod tests {
             t.check(&s, &stranger, NOW),
             Err(MembershipError::WrongNode { .. })
         ));
-        // Expired.
+        // Expired (beyond the clock-skew tolerance).
         assert!(matches!(
-            t.check(&s, &c.node, NOW + 3600),
+            t.check(&s, &c.node, NOW + 3600 + MAX_CLOCK_SKEW_SECS),
             Err(MembershipError::Expired { .. })
         ));
         // Unknown kid.
@@ -1047,8 +1056,10 @@ mod tests {
             not_after: None,
         });
         assert!(t.check(&s, &c.node, NOW).is_ok());
+        // A checker up to 5 minutes ahead still knows the key.
+        assert!(t.check(&s, &c.node, NOW + 100 + MAX_CLOCK_SKEW_SECS - 1).is_ok());
         assert!(matches!(
-            t.check(&s, &c.node, NOW + 100),
+            t.check(&s, &c.node, NOW + 100 + MAX_CLOCK_SKEW_SECS),
             Err(MembershipError::UnknownKey(_))
         ));
     }
@@ -1129,10 +1140,64 @@ mod tests {
             .verify(&id, "POST", "/api/v1/requests/1/done", b"{}", NOW)
             .is_err());
         assert!(auth
-            .verify(&id, "POST", "/api/v1/requests/claim", b"{}", NOW + 120)
+            .verify(&id, "POST", "/api/v1/requests/claim", b"{}", NOW + 301)
             .is_err());
         assert!(NodeAuth::parse("v1.zz.1.00").is_err());
         assert!(NodeAuth::parse("v1.zz.1.00.00").is_err());
+    }
+
+    /// Every check between machines tolerates 5 minutes of skew either way, and no more.
+    /// `now` is the checker's clock; the stamps are the tracker's or the node's.
+    #[test]
+    fn five_minutes_of_clock_skew_pass_either_way_and_more_fails() {
+        let skew = MAX_CLOCK_SKEW_SECS;
+        assert_eq!(skew, 300);
+        let n = node_key(1);
+        let mut c = cert(&n, &[RoleName::Replica]);
+        c.issued_at = NOW;
+        c.not_after = NOW + 3600;
+        let s = SignedCertificate::sign(&c, &net_key(1)).unwrap();
+        let t = trust();
+        // Certificate issued_at: checker behind the tracker by 300 s passes, 301 fails.
+        assert!(t.check(&s, &c.node, NOW - skew).is_ok());
+        assert!(matches!(
+            t.check(&s, &c.node, NOW - skew - 1),
+            Err(MembershipError::NotYetValid { .. })
+        ));
+        // not_after: checker ahead by 300 s at the very end passes, 301 fails... in effect:
+        // not_after + 300 > now.
+        assert!(t.check(&s, &c.node, c.not_after + skew - 1).is_ok());
+        assert!(matches!(
+            t.check(&s, &c.node, c.not_after + skew),
+            Err(MembershipError::Expired { .. })
+        ));
+        // A fresh certificate at a checker 300 s ahead or behind.
+        assert!(t.check(&s, &c.node, NOW + skew).is_ok());
+        // Revocation list issued_at.
+        let list = Revocations {
+            network_id: "testnet".into(),
+            serial: 1,
+            revoked: vec![],
+            issued_at: NOW,
+            kid: "k1".into(),
+        };
+        let sl = SignedRevocations::sign(&list, &net_key(1)).unwrap();
+        assert!(t.verify_revocations(&sl, NOW - skew).is_ok());
+        assert!(t.verify_revocations(&sl, NOW + skew).is_ok());
+        assert!(matches!(
+            t.verify_revocations(&sl, NOW - skew - 1),
+            Err(MembershipError::NotYetValid { .. })
+        ));
+        // A node's request signature, at the tracker: ±300 s pass, ±301 fail.
+        let h = node_auth_header(&n, &s, "POST", "/api/v1/x", NOW, [1; 16], b"");
+        let auth = NodeAuth::parse(&h).unwrap();
+        let id = c.node;
+        for now in [NOW - skew, NOW + skew] {
+            auth.verify(&id, "POST", "/api/v1/x", b"", now).unwrap();
+        }
+        for now in [NOW - skew - 1, NOW + skew + 1] {
+            assert!(auth.verify(&id, "POST", "/api/v1/x", b"", now).is_err());
+        }
     }
 
     #[test]

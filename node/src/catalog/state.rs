@@ -12,6 +12,21 @@ pub(super) struct RecordEntry {
     pub(super) signed: SignedCatalogRecord,
     pub(super) record: CatalogRecord,
     pub(super) quic_addr: SocketAddr,
+    /// Until when (unix seconds, this node's clock) the record counts as live: see
+    /// [`live_until`].
+    pub(super) live_until: u64,
+}
+
+/// Until when a record received at `now` counts as live on this node's clock: its lifetime
+/// (`expires_at - issued_at`, stamped by the sender's clock) counted from receipt, never
+/// past `expires_at` plus the tolerated clock skew. So a receiver whose clock is up to
+/// `MAX_CLOCK_SKEW_SECS` ahead of the sender's does not drop a fresh record early, one
+/// behind does not keep it longer than its lifetime, and a record relayed late still dies
+/// by its stamp (docs/clock-skew.md).
+pub(super) fn live_until(record: &CatalogRecord, now: u64) -> u64 {
+    let lifetime = record.expires_at.saturating_sub(record.issued_at);
+    now.saturating_add(lifetime)
+        .min(record.expires_at.saturating_add(MAX_CLOCK_SKEW_SECS))
 }
 
 /// The highest seq seen from a node, kept beyond the record's expiry.
@@ -319,7 +334,7 @@ impl State {
                 let r = self
                     .records
                     .get(&node)
-                    .filter(|e| e.record.expires_at > now)
+                    .filter(|e| e.live_until > now)
                     .map(|e| e.record.clone());
                 let _ = reply.send(r);
             }
@@ -371,7 +386,7 @@ impl State {
     pub(super) fn live_records(&self, now: u64) -> impl Iterator<Item = &RecordEntry> {
         self.records
             .values()
-            .filter(move |e| e.record.expires_at > now)
+            .filter(move |e| e.live_until > now)
     }
 
     pub(super) fn older_verdict(&self, accepted_at: Instant) -> Verdict {
@@ -398,7 +413,8 @@ impl State {
                 return self.older_verdict(mark.accepted_at);
             }
         }
-        if record.expires_at <= now {
+        let live_until = live_until(&record, now);
+        if live_until <= now {
             return Verdict::Expired;
         }
         self.seqs.insert(
@@ -441,6 +457,7 @@ impl State {
                 signed,
                 record,
                 quic_addr,
+                live_until,
             },
         );
         self.emit(CatalogEvent::RecordAccepted { node, seq });
@@ -459,7 +476,7 @@ impl State {
         let Some(cert) = self.members.get(origin) else {
             return Some(Verdict::UnknownOrigin);
         };
-        if cert.not_after <= crate::unix_now() {
+        if cert.not_after.saturating_add(MAX_CLOCK_SKEW_SECS) <= crate::unix_now() {
             return Some(Verdict::UnknownOrigin);
         }
         if !cert.roles.has(RoleName::Ingest) {
@@ -628,7 +645,7 @@ impl State {
         let expired: Vec<NodeId> = self
             .records
             .iter()
-            .filter(|(_, e)| e.record.expires_at <= now)
+            .filter(|(_, e)| e.live_until <= now)
             .map(|(n, _)| *n)
             .collect();
         for node in expired {
@@ -642,7 +659,8 @@ impl State {
         self.seqs.retain(|_, mark| mark.forget_after > now);
         // An origin's certificate is kept until it expires, record or not: its manifests
         // stay acceptable while it is offline.
-        self.members.retain(|_, cert| cert.not_after > now);
+        self.members
+            .retain(|_, cert| cert.not_after.saturating_add(MAX_CLOCK_SKEW_SECS) > now);
         // Forget manifests no live record has held for a while.
         let retention = self.config.orphan_retention;
         let mut orphans = Vec::new();
@@ -692,5 +710,53 @@ impl ManifestEntry {
             manifest: self.manifest.clone(),
             signed: self.signed.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod skew_tests {
+    use super::*;
+
+    fn record(issued_at: u64, ttl: u64) -> CatalogRecord {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        CatalogRecord {
+            node: NodeId::from_verifying_key(&key.verifying_key()),
+            quic_addr: "127.0.0.1:7400".into(),
+            gateway_url: "http://127.0.0.1:8080".into(),
+            held: vec![],
+            seq: 1,
+            issued_at,
+            expires_at: issued_at + ttl,
+            replica: true,
+            certificate: vec![],
+        }
+    }
+
+    /// A record lives for its lifetime counted from receipt on the receiver's clock,
+    /// whether the sender's clock is 300 s ahead or behind; a record older than its
+    /// stamp allows (relayed late, or a sender more than 300 s behind) is dead.
+    #[test]
+    fn a_record_lives_its_lifetime_from_receipt_within_five_minutes_of_skew() {
+        let now = 1_800_000_000;
+        let skew = MAX_CLOCK_SKEW_SECS;
+        // Sender 300 s ahead of this node (issued "in the future"), 4-second records.
+        let r = record(now + skew, 4);
+        assert!(r.check_time(now).is_ok());
+        assert_eq!(live_until(&r, now), now + 4);
+        // Sender 300 s behind: its fresh record has "expired" 296 s ago by this clock.
+        let r = record(now - skew, 4);
+        assert!(r.check_time(now).is_ok());
+        assert_eq!(live_until(&r, now), now + 4);
+        // Beyond the tolerance: a record whose stamp ended more than 300 s ago.
+        let r = record(now - skew - 5, 4);
+        assert!(r.check_time(now).is_err());
+        assert!(live_until(&r, now) <= now);
+        let r = record(now + skew + 1, 4);
+        assert!(r.check_time(now).is_err());
+        // A 600 s record received 500 s after it was stamped (relayed late, same clocks):
+        // never longer than its stamp plus the skew.
+        let r = record(now - 500, 600);
+        assert_eq!(live_until(&r, now), now - 500 + 600 + skew);
     }
 }

@@ -215,6 +215,7 @@ pub fn routes(
                     swarm,
                     fetch_paths: state.fetcher.path_bytes(),
                     corruption: state.store.corruption(),
+                    full_writes: state.store.full_writes(),
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),
