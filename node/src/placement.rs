@@ -581,6 +581,7 @@ impl Worker {
         // this pass (they would be downloaded only to be thrown away); the next pass tries
         // again, so the pull resumes by itself when room is made.
         let full = std::sync::atomic::AtomicBool::new(false);
+        let this = &*self;
         let results: Vec<Result<(), String>> = futures::stream::iter(wants)
             .map(|(track, segment, entry)| {
                 let full = &full;
@@ -588,7 +589,7 @@ impl Worker {
                     if full.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err("skipped: the store is full".to_owned());
                     }
-                    match self.fetch_one(id, track, segment, entry).await {
+                    match this.fetch_one(id, track, segment, entry).await {
                         Err(FetchOneError::Full(e)) => {
                             full.store(true, std::sync::atomic::Ordering::Relaxed);
                             Err(e)
