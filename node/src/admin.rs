@@ -269,7 +269,10 @@ pub async fn serve(
                 match serde_json::from_slice::<SetQuota>(&body) {
                     Ok(q) => {
                         store.set_quota(q.quota_bytes);
-                        tracing::info!(quota_bytes = q.quota_bytes, "store quota changed through the admin API (until restart)");
+                        tracing::info!(
+                            quota_bytes = q.quota_bytes,
+                            "store quota changed through the admin API (until restart)"
+                        );
                         warp::reply::json(&store.usage()).into_response()
                     }
                     Err(e) => json_error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()),

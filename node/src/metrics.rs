@@ -595,7 +595,10 @@ mod tests {
             full_writes: crate::store::FullWrites { quota: 3, disk: 2 },
             ..Gauges::default()
         });
-        assert!(text.contains("reelnet_store_full_total{kind=\"quota\"} 3\n"), "{text}");
+        assert!(
+            text.contains("reelnet_store_full_total{kind=\"quota\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("reelnet_store_full_total{kind=\"disk\"} 2\n"));
         assert!(
             text.contains("reelnet_store_corrupt_total{kind=\"segment\"} 2\n"),

@@ -20,13 +20,13 @@ pub(super) struct RecordEntry {
 /// Until when a record received at `now` counts as live on this node's clock: its lifetime
 /// (`expires_at - issued_at`, stamped by the sender's clock) counted from receipt, never
 /// past `expires_at` plus the tolerated clock skew. So a receiver whose clock is up to
-/// `MAX_CLOCK_SKEW_SECS` ahead of the sender's does not drop a fresh record early, one
+/// `MAX_CLOCK_SKEW_SECS` (plus transit slack, `SKEW_TOLERANCE_SECS`) ahead of the sender's does not drop a fresh record early, one
 /// behind does not keep it longer than its lifetime, and a record relayed late still dies
 /// by its stamp (docs/clock-skew.md).
 pub(super) fn live_until(record: &CatalogRecord, now: u64) -> u64 {
     let lifetime = record.expires_at.saturating_sub(record.issued_at);
     now.saturating_add(lifetime)
-        .min(record.expires_at.saturating_add(MAX_CLOCK_SKEW_SECS))
+        .min(record.expires_at.saturating_add(SKEW_TOLERANCE_SECS))
 }
 
 /// The highest seq seen from a node, kept beyond the record's expiry.
@@ -384,9 +384,7 @@ impl State {
     }
 
     pub(super) fn live_records(&self, now: u64) -> impl Iterator<Item = &RecordEntry> {
-        self.records
-            .values()
-            .filter(move |e| e.live_until > now)
+        self.records.values().filter(move |e| e.live_until > now)
     }
 
     pub(super) fn older_verdict(&self, accepted_at: Instant) -> Verdict {
@@ -425,7 +423,7 @@ impl State {
                 forget_after: record
                     .issued_at
                     .max(now)
-                    .saturating_add(MAX_RECORD_TTL_SECS + MAX_CLOCK_SKEW_SECS),
+                    .saturating_add(MAX_RECORD_TTL_SECS + SKEW_TOLERANCE_SECS),
             },
         );
         if let Some(old) = self.records.remove(&node) {
@@ -476,7 +474,7 @@ impl State {
         let Some(cert) = self.members.get(origin) else {
             return Some(Verdict::UnknownOrigin);
         };
-        if cert.not_after.saturating_add(MAX_CLOCK_SKEW_SECS) <= crate::unix_now() {
+        if cert.not_after.saturating_add(SKEW_TOLERANCE_SECS) <= crate::unix_now() {
             return Some(Verdict::UnknownOrigin);
         }
         if !cert.roles.has(RoleName::Ingest) {
@@ -660,7 +658,7 @@ impl State {
         // An origin's certificate is kept until it expires, record or not: its manifests
         // stay acceptable while it is offline.
         self.members
-            .retain(|_, cert| cert.not_after.saturating_add(MAX_CLOCK_SKEW_SECS) > now);
+            .retain(|_, cert| cert.not_after.saturating_add(SKEW_TOLERANCE_SECS) > now);
         // Forget manifests no live record has held for a while.
         let retention = self.config.orphan_retention;
         let mut orphans = Vec::new();
@@ -739,7 +737,8 @@ mod skew_tests {
     #[test]
     fn a_record_lives_its_lifetime_from_receipt_within_five_minutes_of_skew() {
         let now = 1_800_000_000;
-        let skew = MAX_CLOCK_SKEW_SECS;
+        let skew = reelnet_proto::catalog::MAX_CLOCK_SKEW_SECS;
+        let tol = SKEW_TOLERANCE_SECS;
         // Sender 300 s ahead of this node (issued "in the future"), 4-second records.
         let r = record(now + skew, 4);
         assert!(r.check_time(now).is_ok());
@@ -748,15 +747,16 @@ mod skew_tests {
         let r = record(now - skew, 4);
         assert!(r.check_time(now).is_ok());
         assert_eq!(live_until(&r, now), now + 4);
-        // Beyond the tolerance: a record whose stamp ended more than 300 s ago.
-        let r = record(now - skew - 5, 4);
+        // Beyond the tolerance: a record whose stamp ended longer ago, or one issued
+        // further in the future.
+        let r = record(now - tol - 4, 4);
         assert!(r.check_time(now).is_err());
         assert!(live_until(&r, now) <= now);
-        let r = record(now + skew + 1, 4);
+        let r = record(now + tol + 1, 4);
         assert!(r.check_time(now).is_err());
         // A 600 s record received 500 s after it was stamped (relayed late, same clocks):
-        // never longer than its stamp plus the skew.
+        // never longer than its stamp plus the tolerance.
         let r = record(now - 500, 600);
-        assert_eq!(live_until(&r, now), now - 500 + 600 + skew);
+        assert_eq!(live_until(&r, now), now - 500 + 600 + tol);
     }
 }

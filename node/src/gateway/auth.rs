@@ -14,7 +14,7 @@
 //!
 //! Checks are strict: length ≤ [`MAX_TOKEN_BYTES`], algorithm pinned to EdDSA, `kid`
 //! required and known, `exp`/`iss`/`aud`/`sub` required, `iss` = the configured issuer,
-//! [`LEEWAY_SECS`] (the network's clock skew, 5 minutes) of leeway on `exp` — the token was
+//! [`LEEWAY_SECS`] (the network's clock-skew tolerance, 5 minutes and 30 s) of leeway on `exp` — the token was
 //! stamped by the tracker's clock, and a node whose clock runs ahead must not refuse a fresh
 //! token early — `nbf`/`iat` not checked (a node whose clock runs behind would refuse a
 //! token just issued), and `aud` = this node's audience
@@ -40,10 +40,11 @@ pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// Most keys kept from one JWKS document.
 pub const MAX_JWKS_KEYS: usize = 64;
 /// Seconds of clock skew tolerated on `exp`: the network's
-/// [`MAX_CLOCK_SKEW_SECS`](reelnet_proto::membership::MAX_CLOCK_SKEW_SECS). The cost: a token
-/// is accepted here up to 5 minutes past its `exp` by this node's clock; access tokens are
-/// short-lived and revocation does not rely on `exp` (see `docs/clock-skew.md`).
-pub const LEEWAY_SECS: u64 = reelnet_proto::membership::MAX_CLOCK_SKEW_SECS;
+/// [`SKEW_TOLERANCE_SECS`](reelnet_proto::membership::SKEW_TOLERANCE_SECS) (5 minutes plus
+/// 30 s of slack). The cost: a token is accepted here up to that long past its `exp` by this
+/// node's clock; access tokens are short-lived and revocation does not rely on `exp` (see
+/// `docs/clock-skew.md`).
+pub const LEEWAY_SECS: u64 = reelnet_proto::membership::SKEW_TOLERANCE_SECS;
 
 /// Why an access token was refused. Every variant means HTTP 401 to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -607,7 +608,7 @@ mod tests {
             jsonwebtoken::encode(&header, &claims, &enc).unwrap()
         };
         let skew = reelnet_proto::membership::MAX_CLOCK_SKEW_SECS;
-        assert_eq!(LEEWAY_SECS, skew);
+        assert_eq!(LEEWAY_SECS, reelnet_proto::membership::SKEW_TOLERANCE_SECS);
         // This node 300 s behind the tracker: the token is issued in its future.
         assert!(v.check(&token(now + skew, now + skew + 900), &dec).is_ok());
         // This node 300 s ahead: a fresh token's exp is already (nearly) 300 s past here.
@@ -615,7 +616,7 @@ mod tests {
         assert!(v.check(&token(now - 900, now - skew + 5), &dec).is_ok());
         // Beyond the tolerance: expired.
         assert_eq!(
-            v.check(&token(now - 900, now - skew - 5), &dec),
+            v.check(&token(now - 900, now - LEEWAY_SECS - 5), &dec),
             Err(AuthError::Expired)
         );
         cancel.cancel();

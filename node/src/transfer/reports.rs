@@ -5,8 +5,9 @@
 //! of the segment, so a peer must not be able to make the server do it without bound by
 //! sending reports (about good copies, or the same copy again and again). [`ReportGate`]
 //! decides, per report:
-//! - a segment already re-checked and found good within [`RECENT_GOOD`] is not re-checked
-//!   again (its bytes just passed; a flipped bit since is the scrub's business);
+//! - a segment already queued for a re-check, or re-checked and found good within
+//!   [`RECENT_GOOD`], is not re-checked again (its bytes just passed; a flipped bit since
+//!   is the scrub's business);
 //! - each peer has a token bucket: [`BURST`] re-checks at once, then one per
 //!   [`REFILL_EVERY`]; beyond it reports are counted and dropped;
 //! - the re-checks themselves run one at a time on one worker (the server's
@@ -36,8 +37,9 @@ const PEERS_CAP: usize = 4096;
 pub enum Verdict {
     /// Re-check the copy.
     Recheck,
-    /// The copy was found good a moment ago: nothing to do.
-    RecentlyGood,
+    /// The copy was found good a moment ago, or its re-check is already queued: nothing
+    /// more to do.
+    Duplicate,
     /// The peer has used its re-checks: dropped.
     RateLimited,
 }
@@ -53,19 +55,24 @@ struct Bucket {
 #[derive(Debug, Default)]
 pub struct ReportGate {
     peers: HashMap<NodeId, Bucket>,
+    /// Re-checks queued and not yet done (bounded by the queue's capacity).
+    pending: std::collections::HashSet<SegmentHash>,
     good: HashMap<SegmentHash, Instant>,
     good_order: VecDeque<(SegmentHash, Instant)>,
 }
 
 impl ReportGate {
     /// Decides what a report from `peer` about `hash` costs, at `now`.
+    /// A [`Verdict::Recheck`] marks the copy pending until [`done`](Self::done) (or
+    /// [`not_queued`](Self::not_queued)).
     pub fn admit(&mut self, peer: NodeId, hash: SegmentHash, now: Instant) -> Verdict {
-        if self
-            .good
-            .get(&hash)
-            .is_some_and(|at| now.saturating_duration_since(*at) < RECENT_GOOD)
+        if self.pending.contains(&hash)
+            || self
+                .good
+                .get(&hash)
+                .is_some_and(|at| now.saturating_duration_since(*at) < RECENT_GOOD)
         {
-            return Verdict::RecentlyGood;
+            return Verdict::Duplicate;
         }
         if self.peers.len() >= PEERS_CAP && !self.peers.contains_key(&peer) {
             self.peers.retain(|_, b| refill(*b, now).tokens < BURST);
@@ -79,11 +86,25 @@ impl ReportGate {
             return Verdict::RateLimited;
         }
         bucket.tokens -= 1;
+        self.pending.insert(hash);
         Verdict::Recheck
     }
 
+    /// An admitted re-check could not be queued after all.
+    pub fn not_queued(&mut self, hash: &SegmentHash) {
+        self.pending.remove(hash);
+    }
+
+    /// The re-check of `hash` is done at `now`; `good`: the copy checked out.
+    pub fn done(&mut self, hash: SegmentHash, good: bool, now: Instant) {
+        self.pending.remove(&hash);
+        if good {
+            self.checked_good(hash, now);
+        }
+    }
+
     /// Records that `hash` was re-checked at `now` and found good.
-    pub fn checked_good(&mut self, hash: SegmentHash, now: Instant) {
+    fn checked_good(&mut self, hash: SegmentHash, now: Instant) {
         self.good.insert(hash, now);
         self.good_order.push_back((hash, now));
         while self.good_order.len() > RECENT_CAP
@@ -138,6 +159,7 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..BURST {
             assert_eq!(gate.admit(peer(1), hash(i), t0), Verdict::Recheck);
+            gate.done(hash(i), false, t0);
         }
         assert_eq!(gate.admit(peer(1), hash(100), t0), Verdict::RateLimited);
         // Another peer has its own bucket.
@@ -148,6 +170,7 @@ mod tests {
             let now = t0 + Duration::from_millis(u64::from(i) * 10);
             if gate.admit(peer(1), hash(1000 + i), now) == Verdict::Recheck {
                 rechecks += 1;
+                gate.done(hash(1000 + i), false, now);
             }
         }
         assert_eq!(rechecks, 60 / REFILL_EVERY.as_secs() as u32 - 1);
@@ -164,11 +187,16 @@ mod tests {
         let mut gate = ReportGate::default();
         let t0 = Instant::now();
         assert_eq!(gate.admit(peer(1), hash(1), t0), Verdict::Recheck);
-        gate.checked_good(hash(1), t0);
+        // Queued: the same copy again costs nothing.
+        assert_eq!(gate.admit(peer(2), hash(1), t0), Verdict::Duplicate);
+        gate.done(hash(1), true, t0);
         for n in 0..100u8 {
-            assert_eq!(gate.admit(peer(n), hash(1), t0), Verdict::RecentlyGood);
+            assert_eq!(gate.admit(peer(n), hash(1), t0), Verdict::Duplicate);
         }
         let later = t0 + RECENT_GOOD;
+        assert_eq!(gate.admit(peer(1), hash(1), later), Verdict::Recheck);
+        // A copy found bad (dropped) may be reported again at once (a new copy later).
+        gate.done(hash(1), false, later);
         assert_eq!(gate.admit(peer(1), hash(1), later), Verdict::Recheck);
     }
 
@@ -177,14 +205,14 @@ mod tests {
         let mut gate = ReportGate::default();
         let t0 = Instant::now();
         for i in 0..(RECENT_CAP as u32 + 100) {
-            gate.checked_good(hash(i), t0);
+            gate.done(hash(i), true, t0);
         }
         assert!(gate.good.len() <= RECENT_CAP && gate.good_order.len() <= RECENT_CAP);
         // The oldest were forgotten, the newest remembered.
         assert_eq!(gate.admit(peer(1), hash(0), t0), Verdict::Recheck);
         assert_eq!(
             gate.admit(peer(1), hash(RECENT_CAP as u32 + 99), t0),
-            Verdict::RecentlyGood
+            Verdict::Duplicate
         );
     }
 }

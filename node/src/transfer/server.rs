@@ -169,8 +169,8 @@ struct Ctx {
 #[derive(Debug, Default)]
 struct ReportCounters {
     received: AtomicU64,
-    rechecked: AtomicU64,
-    recently_good: AtomicU64,
+    admitted: AtomicU64,
+    duplicate: AtomicU64,
     refused: AtomicU64,
 }
 
@@ -179,10 +179,11 @@ struct ReportCounters {
 pub struct ReportStats {
     /// Well-formed reports read (and acknowledged).
     pub received: u64,
-    /// Stored copies re-hashed because of a report.
-    pub rechecked: u64,
-    /// Reports about a copy re-checked and found good a moment before: nothing done.
-    pub recently_good: u64,
+    /// Reports that queued a re-hash of the stored copy.
+    pub admitted: u64,
+    /// Reports about a copy whose re-check was already queued, or that was re-checked and
+    /// found good a moment before: nothing more done.
+    pub duplicate: u64,
     /// Reports dropped: the peer's re-check budget was used up, the re-check queue was
     /// full, or the report named nothing stored here.
     pub refused: u64,
@@ -459,9 +460,8 @@ impl TransferServer {
         });
         let worker = reelnet_runtime::shutdown::spawn(
             "transfer-recheck",
-            recheck_worker(rechecks, Arc::clone(&ctx), cancel.clone()).instrument(
-                tracing::info_span!("recheck", node = %node_id.short()),
-            ),
+            recheck_worker(rechecks, Arc::clone(&ctx), cancel.clone())
+                .instrument(tracing::info_span!("recheck", node = %node_id.short())),
         );
         let task = reelnet_runtime::shutdown::spawn(
             "transfer-server",
@@ -525,8 +525,8 @@ impl TransferServer {
         let c = &self.ctx.reports;
         ReportStats {
             received: c.received.load(Ordering::Relaxed),
-            rechecked: c.rechecked.load(Ordering::Relaxed),
-            recently_good: c.recently_good.load(Ordering::Relaxed),
+            admitted: c.admitted.load(Ordering::Relaxed),
+            duplicate: c.duplicate.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
         }
     }
@@ -801,14 +801,18 @@ async fn queue_recheck(ctx: &Ctx, peer: NodeId, report: &reelnet_proto::CorruptR
     let verdict = lock(&ctx.gate).admit(peer, hash, std::time::Instant::now());
     match verdict {
         Verdict::Recheck => match ctx.recheck.try_send(hash) {
-            Ok(()) => true,
+            Ok(()) => {
+                ctx.reports.admitted.fetch_add(1, Ordering::Relaxed);
+                true
+            }
             Err(_) => {
+                lock(&ctx.gate).not_queued(&hash);
                 tracing::debug!(%hash, "re-check queue full; report dropped");
                 false
             }
         },
-        Verdict::RecentlyGood => {
-            ctx.reports.recently_good.fetch_add(1, Ordering::Relaxed);
+        Verdict::Duplicate => {
+            ctx.reports.duplicate.fetch_add(1, Ordering::Relaxed);
             true
         }
         Verdict::RateLimited => {
@@ -833,20 +837,27 @@ async fn recheck_worker(
                 None => break,
             },
         };
-        ctx.reports.rechecked.fetch_add(1, Ordering::Relaxed);
         let store = ctx.store.clone();
-        match tokio::task::spawn_blocking(move || store.check_segment(&hash)).await {
+        let good = match tokio::task::spawn_blocking(move || store.check_segment(&hash)).await {
             Ok(Ok(Some(false))) => {
                 tracing::warn!(%hash, "a peer reported a bad segment from here: the stored copy was corrupt and is dropped");
+                false
             }
             Ok(Ok(Some(true))) => {
-                lock(&ctx.gate).checked_good(hash, std::time::Instant::now());
                 tracing::info!(%hash, "a peer reported a bad segment from here; the stored copy checks out");
+                true
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(err)) => tracing::warn!(%hash, %err, "cannot re-check a reported segment"),
-            Err(err) => tracing::warn!(%err, "re-check task failed"),
-        }
+            Ok(Ok(None)) => false,
+            Ok(Err(err)) => {
+                tracing::warn!(%hash, %err, "cannot re-check a reported segment");
+                false
+            }
+            Err(err) => {
+                tracing::warn!(%err, "re-check task failed");
+                false
+            }
+        };
+        lock(&ctx.gate).done(hash, good, std::time::Instant::now());
     }
     Ok(())
 }
