@@ -8,7 +8,10 @@
 //! ([`Store::read_unchecked_with_outboard`]: only the outboard is checked against the hash):
 //! the receiver verifies every 16 KiB group, and a receiver whose check fails says so on a
 //! unidirectional stream ([`reelnet_proto::CorruptReport`]), upon which the copy is re-read
-//! with the hash check ([`Store::check_segment`]) and dropped if corrupt. Requests over the
+//! with the hash check ([`Store::check_segment`]) and dropped if corrupt. A report is
+//! acknowledged (its stream stopped with [`REPORT_ACK`]) once it is read and decided, and
+//! the re-check runs on one worker task that outlives the reporter's connection; what
+//! reports may cost is bounded per peer by [`super::reports::ReportGate`]. Requests over the
 //! libp2p fallback (no report path) are read through [`Store::read_with_outboard`], which
 //! checks them group by group, so a corrupt file is never served there (it becomes `NotFound`).
 //!
