@@ -236,30 +236,50 @@ async fn set_quota(n: &TestNode, bytes: u64) {
 
 /// One round: while node 2 is full, node 1 ingests `title` (node 2 must fail to replicate
 /// it) and node 2 tries to ingest another movie; then `make_room` and node 2 recovers.
+/// `secs`: the length of the two new movies (segments are content-addressed: movies of one
+/// length made by `make_movie` are the same bytes, so each round uses its own lengths).
 async fn full_round(
     cluster: &Cluster,
     kind: &str,
     tag: &str,
+    secs: (u32, u32),
     (access, held): (&str, &str),
     make_room: impl std::future::Future<Output = ()>,
 ) {
     let (one, two) = (cluster.node(1), cluster.node(2));
     let before = full_total(two, kind).await;
-    let movie = make_movie(cluster.dir.path(), &format!("Far.{tag}.2026.mp4"), 12, 240);
+    let movie = make_movie(
+        cluster.dir.path(),
+        &format!("Far.{tag}.2026.mp4"),
+        secs.0,
+        240,
+    );
     let far = one
         .ingest_and_wait(&movie, &format!("Far {tag}"), Duration::from_secs(120))
         .await
         .movie_id
         .unwrap();
-    wait_for(
-        &format!("node 2 to fail storing a replica ({kind} full)"),
-        Duration::from_secs(60),
-        || async { (full_total(two, kind).await > before).then_some(()) },
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while full_total(two, kind).await <= before {
+        if std::time::Instant::now() > deadline {
+            let s = two.status().await;
+            panic!(
+                "node 2 did not fail storing a replica ({kind} full): store {:?}, manifests {:?}\n{}",
+                s.store,
+                s.manifests,
+                two.log_tail(60)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(!complete(&two.status().await, &far), "cannot be complete");
     check_store_clean(two).await;
-    let own = make_movie(cluster.dir.path(), &format!("Own.{tag}.2026.mp4"), 12, 240);
+    let own = make_movie(
+        cluster.dir.path(),
+        &format!("Own.{tag}.2026.mp4"),
+        secs.1,
+        240,
+    );
     ingest_fails_for_room(two, &own, &format!("Own {tag}")).await;
     check_store_clean(two).await;
     println!("{kind} full: replication and ingest failed cleanly");
@@ -317,9 +337,16 @@ async fn a_full_disk_or_quota_fails_jobs_cleanly_keeps_playback_and_recovers_by_
         let fill = fs.free().saturating_sub(48 << 10);
         std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
         let filler_path = filler.clone();
-        full_round(&cluster, "disk", "Enospc", (&access, &held), async move {
-            std::fs::remove_file(&filler_path).unwrap();
-        })
+        full_round(
+            &cluster,
+            "disk",
+            "Enospc",
+            (10, 12),
+            (&access, &held),
+            async move {
+                std::fs::remove_file(&filler_path).unwrap();
+            },
+        )
         .await;
     }
 
@@ -331,6 +358,7 @@ async fn a_full_disk_or_quota_fails_jobs_cleanly_keeps_playback_and_recovers_by_
         &cluster,
         "quota",
         "Quota",
+        (14, 16),
         (&access, &held),
         set_quota(two, 50 << 30),
     )

@@ -24,9 +24,9 @@ const PASSWORD: &str = "correct horse battery staple";
 const SECS: u32 = 4;
 
 fn complete(s: &Status, movie: &str) -> bool {
-    s.manifests.iter().any(|m| {
-        m.movie_id == movie && m.total_segments > 0 && m.held_segments == m.total_segments
-    })
+    s.manifests
+        .iter()
+        .any(|m| m.movie_id == movie && m.total_segments > 0 && m.held_segments == m.total_segments)
 }
 
 /// `reelnet_node_start_time_seconds` from the node's `/metrics`: its own clock at start.
@@ -67,9 +67,15 @@ async fn skewed_network_works(offset: &str, offset_secs: i64) {
         vec![cluster.node(1).p2p_addr()],
         &snippet,
     );
-    two.wrapper = ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1", "faketime", "-f", offset]
-        .map(String::from)
-        .to_vec();
+    two.wrapper = [
+        "env",
+        "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        "faketime",
+        "-f",
+        offset,
+    ]
+    .map(String::from)
+    .to_vec();
     two.start().await;
     cluster.nodes.push(two);
     let (one, two) = (cluster.node(1), cluster.node(2));
@@ -116,14 +122,10 @@ async fn skewed_network_works(offset: &str, offset_secs: i64) {
     // A viewer signs in at the tracker for node 2 and plays there: node 2 accepts the
     // token the tracker stamped on its own clock.
     let email = "skew@example.test";
-    let (ok, out, err) = cluster.network.cli(&[
-        "user",
-        "add",
-        email,
-        "--password",
-        PASSWORD,
-        "--verified",
-    ]);
+    let (ok, out, err) =
+        cluster
+            .network
+            .cli(&["user", "add", email, "--password", PASSWORD, "--verified"]);
     assert!(ok, "user add: {out}{err}");
     let login: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/login", cluster.network.url))

@@ -930,7 +930,9 @@ async fn raw_report(conn: &quinn::Connection, report: &reelnet_proto::CorruptRep
         .await
         .expect("acknowledged in time")
         .unwrap();
-    stopped.expect("stopped by the server, not just received").into_inner() as u32
+    stopped
+        .expect("stopped by the server, not just received")
+        .into_inner() as u32
 }
 
 /// A peer that floods the server with corruption reports (about good copies, the same
