@@ -1282,6 +1282,38 @@ mod tests {
         }
     }
 
+    /// A full file system is told apart from other I/O errors (so jobs can say "no room"),
+    /// and writes refused by the quota are counted for `reelnet_store_full_total`.
+    #[test]
+    fn full_disk_and_quota_are_typed_and_counted() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert!(is_no_space(&enospc));
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(122)));
+        assert!(!is_no_space(&std::io::Error::from_raw_os_error(5)));
+        let e = io(Path::new("/x"))(enospc);
+        assert!(
+            matches!(e, StoreError::DiskFull { .. }) && e.is_full(),
+            "{e}"
+        );
+        let e = io(Path::new("/x"))(std::io::Error::from_raw_os_error(5));
+        assert!(matches!(e, StoreError::Io { .. }) && !e.is_full());
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_quota(10);
+        store.put_segment(b"12345678", None).unwrap();
+        let err = store.put_segment(b"abcdefgh", None).unwrap_err();
+        assert!(err.is_full(), "{err}");
+        assert_eq!(store.full_writes(), FullWrites { quota: 1, disk: 0 });
+        // Nothing of the refused write is on disk or counted.
+        assert_eq!(store.usage().used_bytes, 8);
+        assert!(!store.has_segment(&SegmentHash::of(b"abcdefgh")));
+        // Room returns: the same write succeeds.
+        store.set_quota(100);
+        store.put_segment(b"abcdefgh", None).unwrap();
+        assert_eq!(store.usage().used_bytes, 16);
+    }
+
     /// A reservation (a download under way) counts against the quota until dropped:
     /// segment writes evict cache for it, pinned writes that no longer fit fail, and a
     /// reservation larger than what pinned data leaves is refused up front.
