@@ -581,10 +581,11 @@ impl Worker {
         // this pass (they would be downloaded only to be thrown away); the next pass tries
         // again, so the pull resumes by itself when room is made.
         let full = std::sync::atomic::AtomicBool::new(false);
+        let full_error = std::sync::OnceLock::new();
         let this = &*self;
         let results: Vec<Result<(), String>> = futures::stream::iter(wants)
             .map(|(track, segment, entry)| {
-                let full = &full;
+                let (full, full_error) = (&full, &full_error);
                 async move {
                     if full.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err("skipped: the store is full".to_owned());
@@ -592,6 +593,7 @@ impl Worker {
                     match this.fetch_one(id, track, segment, entry).await {
                         Err(FetchOneError::Full(e)) => {
                             full.store(true, std::sync::atomic::Ordering::Relaxed);
+                            let _ = full_error.set(e.clone());
                             Err(e)
                         }
                         Err(FetchOneError::Other(e)) => Err(e),
@@ -609,6 +611,7 @@ impl Worker {
                 movie = %m.movie,
                 missing = total - fetched,
                 total,
+                error = full_error.get().map_or("", String::as_str),
                 "placement: no room to store this movie's segments (disk or quota full); retrying when room is made"
             );
         } else if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
