@@ -3,7 +3,10 @@
 //! a node already running on the same data directory and to follow its progress, and
 //! `GET /admin/v1/status` reports the node's view of the network, its store and its
 //! placement share (tests, the testnet scripts and operators read it);
-//! `GET /admin/v1/manifests/{id}` returns a stored signed manifest (its encoded bytes).
+//! `GET /admin/v1/manifests/{id}` returns a stored signed manifest (its encoded bytes);
+//! `PUT /admin/v1/storage/quota` (`{"quota_bytes": N}`) changes the store's quota while the
+//! node runs (until restart; `storage.quota_bytes` in the config is the lasting value):
+//! raising it lets a full node resume its pulls and ingests without a restart.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -249,6 +252,33 @@ pub async fn serve(
             }
         });
     let store = status.store.clone();
+    let quota_store = store.clone();
+    let quota = warp::path!("admin" / "v1" / "storage" / "quota")
+        .and(warp::put())
+        .and(auth.clone())
+        .and(warp::body::content_length_limit(1024))
+        .and(warp::body::bytes())
+        .then(move |(), body: bytes::Bytes| {
+            let store = quota_store.clone();
+            async move {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct SetQuota {
+                    quota_bytes: u64,
+                }
+                match serde_json::from_slice::<SetQuota>(&body) {
+                    Ok(q) => {
+                        store.set_quota(q.quota_bytes);
+                        tracing::info!(
+                            quota_bytes = q.quota_bytes,
+                            "store quota changed through the admin API (until restart)"
+                        );
+                        warp::reply::json(&store.usage()).into_response()
+                    }
+                    Err(e) => json_error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()),
+                }
+            }
+        });
     let status_route = warp::path!("admin" / "v1" / "status")
         .and(warp::get())
         .and(auth.clone())
@@ -312,6 +342,8 @@ pub async fn serve(
         .or(status_route)
         .unify()
         .or(manifest)
+        .unify()
+        .or(quota)
         .unify()
         .recover(|rej: warp::Rejection| async move {
             let res = if rej.find::<Unauthorized>().is_some() {

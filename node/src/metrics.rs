@@ -61,6 +61,7 @@ pub struct Metrics {
     fetch_path_bytes: Family<PathLabel, Gauge>,
     upload_path_bytes: Family<PathLabel, Gauge>,
     store_corrupt: Family<KindLabel, Counter>,
+    store_full: Family<KindLabel, Counter>,
     scrubbed_bytes: Counter,
     /// Every answered request (the console's history reads it; `requests` is by label).
     requests_total: std::sync::atomic::AtomicU64,
@@ -144,6 +145,8 @@ pub struct Gauges {
     pub uploaded_quic: u64,
     /// Corrupt copies the store found at rest, and the scrub's progress.
     pub corruption: crate::store::Corruption,
+    /// Segment writes the store refused for want of room.
+    pub full_writes: crate::store::FullWrites,
 }
 
 impl Metrics {
@@ -355,6 +358,15 @@ impl Metrics {
             "Stored copies found corrupt at rest since start (hash or signature check failed when read or scrubbed), by kind (segment, manifest); each was dropped and is fetched again from a peer.",
             store_corrupt.clone(),
         );
+        let store_full = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "reelnet_store_full",
+            "Segment writes (ingest, replication, viewer cache) that failed for want of room since start, by kind: quota (storage.quota_bytes full of pinned data) or disk (the file system returned ENOSPC/EDQUOT even after evicting cache). Nothing partial is kept; the work is retried once room is made.",
+            store_full.clone(),
+        );
+        for kind in ["quota", "disk"] {
+            let _ = store_full.get_or_create(&KindLabel { kind });
+        }
         let scrubbed_bytes = Counter::default();
         registry.register(
             "reelnet_store_scrubbed_bytes",
@@ -363,6 +375,7 @@ impl Metrics {
         );
         Self {
             store_corrupt,
+            store_full,
             scrubbed_bytes,
             registry,
             requests,
@@ -485,6 +498,12 @@ impl Metrics {
             catch_up(&self.store_corrupt.get_or_create(&KindLabel { kind }), v);
         }
         catch_up(&self.scrubbed_bytes, gauges.corruption.scrubbed_bytes);
+        for (kind, v) in [
+            ("quota", gauges.full_writes.quota),
+            ("disk", gauges.full_writes.disk),
+        ] {
+            catch_up(&self.store_full.get_or_create(&KindLabel { kind }), v);
+        }
         set(&self.member, u64::from(gauges.member));
         set(&self.cert_not_after, gauges.cert_not_after);
         set(&self.revocation_serial, gauges.revocation_serial);
@@ -595,8 +614,14 @@ mod tests {
                 scrubbed_bytes: 4096,
                 scrub_passes: 1,
             },
+            full_writes: crate::store::FullWrites { quota: 3, disk: 2 },
             ..Gauges::default()
         });
+        assert!(
+            text.contains("reelnet_store_full_total{kind=\"quota\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("reelnet_store_full_total{kind=\"disk\"} 2\n"));
         assert!(
             text.contains("reelnet_store_corrupt_total{kind=\"segment\"} 2\n"),
             "{text}"

@@ -78,7 +78,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Catalog, CatalogError, CatalogManifest};
 use crate::store::{Store, StoreError, StoredManifest};
 use crate::swarm::publisher::Publisher;
-use crate::transfer::{FetchRequest, Fetcher};
+use crate::transfer::{FetchError, FetchRequest, Fetcher};
 
 /// An ingest's stable identity across the versions of its manifest: (origin, ingest id).
 pub type IngestRef = (NodeId, [u8; 16]);
@@ -278,6 +278,13 @@ struct Worker {
     excluded: HashMap<NodeId, Instant>,
     /// (holder, manifest) challenges passed, until when they count.
     passed: HashMap<(NodeId, ManifestId), Instant>,
+}
+
+/// Why one segment of a pull was not stored.
+enum FetchOneError {
+    /// No room (quota or disk): stop this pull, retry on a later pass.
+    Full(String),
+    Other(String),
 }
 
 /// Drops the entries of `map` whose time has come, then (beyond `MAX_REMEMBERED`) those
@@ -570,14 +577,44 @@ impl Worker {
         let started = Instant::now();
         let total = wants.len();
         let id = cm.id;
+        // Once a segment cannot be stored for want of room, the rest are not fetched in
+        // this pass (they would be downloaded only to be thrown away); the next pass tries
+        // again, so the pull resumes by itself when room is made.
+        let full = std::sync::atomic::AtomicBool::new(false);
+        let full_error = std::sync::OnceLock::new();
+        let this = &*self;
         let results: Vec<Result<(), String>> = futures::stream::iter(wants)
-            .map(|(track, segment, entry)| self.fetch_one(id, track, segment, entry))
+            .map(|(track, segment, entry)| {
+                let (full, full_error) = (&full, &full_error);
+                async move {
+                    if full.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err("skipped: the store is full".to_owned());
+                    }
+                    match this.fetch_one(id, track, segment, entry).await {
+                        Err(FetchOneError::Full(e)) => {
+                            full.store(true, std::sync::atomic::Ordering::Relaxed);
+                            let _ = full_error.set(e.clone());
+                            Err(e)
+                        }
+                        Err(FetchOneError::Other(e)) => Err(e),
+                        Ok(()) => Ok(()),
+                    }
+                }
+            })
             .buffer_unordered(self.config.fetch_concurrency.max(1))
             .collect()
             .await;
         let fetched = results.iter().filter(|r| r.is_ok()).count();
         self.state.fetched_segments += fetched as u64;
-        if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
+        if full.into_inner() {
+            tracing::warn!(
+                movie = %m.movie,
+                missing = total - fetched,
+                total,
+                error = full_error.get().map_or("", String::as_str),
+                "placement: no room to store this movie's segments (disk or quota full); retrying when room is made"
+            );
+        } else if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
             tracing::warn!(
                 movie = %m.movie,
                 failed = total - fetched,
@@ -608,19 +645,21 @@ impl Worker {
         track: u16,
         segment: SegmentRef,
         entry: SegmentEntry,
-    ) -> Result<(), String> {
+    ) -> Result<(), FetchOneError> {
         let providers = match segment {
             SegmentRef::Index(i) => self.catalog.providers(manifest, track, i).await,
             _ => self.catalog.init_providers(manifest, track).await,
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| FetchOneError::Other(e.to_string()))?;
         let providers: Vec<(NodeId, SocketAddr)> = providers
             .into_iter()
             .filter(|p| p.node != self.node_id)
             .map(|p| (p.node, p.quic_addr))
             .collect();
         if providers.is_empty() {
-            return Err(format!("no live node holds track {track} {segment:?}"));
+            return Err(FetchOneError::Other(format!(
+                "no live node holds track {track} {segment:?}"
+            )));
         }
         let want = FetchRequest {
             request: SegmentRequest {
@@ -631,11 +670,15 @@ impl Worker {
             expected: entry.hash,
             size: Some(u64::from(entry.size)),
         };
-        self.fetcher
+        match self
+            .fetcher
             .fetch_into_store(&providers, &want, &self.store)
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        {
+            Ok(_) => Ok(()),
+            Err(FetchError::Store(e)) if e.is_full() => Err(FetchOneError::Full(e.to_string())),
+            Err(e) => Err(FetchOneError::Other(e.to_string())),
+        }
     }
 
     /// Whether every node in `holders` (other than this one) passes a storage challenge for

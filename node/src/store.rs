@@ -89,12 +89,50 @@ pub enum StoreError {
         pinned: u64,
         quota: u64,
     },
+    /// The file system holding the store is full (`ENOSPC`, or the user's disk quota,
+    /// `EDQUOT`): nothing was stored; the write can be retried once space is freed.
+    #[error(
+        "disk full writing {path}: {source} (free space on that file system or lower storage.quota_bytes)"
+    )]
+    DiskFull {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether the write failed for want of room (the quota or the disk), not for a fault:
+    /// it succeeds again once room is made.
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::QuotaExceeded { .. } | Self::DiskFull { .. } => true,
+            Self::Db(sled::Error::Io(e)) => is_no_space(e),
+            _ => false,
+        }
+    }
+}
+
+/// `ENOSPC` (`StorageFull`) or `EDQUOT` (`QuotaExceeded`): the file system has no room.
+pub fn is_no_space(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_owned(),
-        source,
+    move |source| {
+        if is_no_space(&source) {
+            StoreError::DiskFull {
+                path: path.to_owned(),
+                source,
+            }
+        } else {
+            StoreError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
     }
 }
 
@@ -246,6 +284,24 @@ impl Index {
     /// Evicts cache, oldest first, until `size` more bytes fit; the evicted hashes are
     /// returned (their files must be unlinked before the lock is released). Evicts nothing
     /// when even evicting everything would not make room.
+    /// Evicts the least recently used cache until `bytes` are freed (or no cache is left).
+    fn evict_cache(&mut self, bytes: u64) -> Vec<SegmentHash> {
+        let mut freed = 0;
+        let mut evicted = Vec::new();
+        while freed < bytes {
+            let Some((_, hash)) = self.lru.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&hash) {
+                self.used -= e.size;
+                self.evictions += 1;
+                freed += e.size;
+            }
+            evicted.push(hash);
+        }
+        evicted
+    }
+
     fn make_room(&mut self, size: u64) -> Result<Vec<SegmentHash>, StoreError> {
         let floor = self.pinned.saturating_add(self.reserved);
         if floor.saturating_add(size) > self.quota {
@@ -302,8 +358,20 @@ pub struct Corruption {
     pub scrub_passes: u64,
 }
 
+/// Segment writes refused for want of room since the store was opened
+/// (`reelnet_store_full_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FullWrites {
+    /// Refused by the quota (`storage.quota_bytes`), pinned data leaving no room.
+    pub quota: u64,
+    /// Failed because the file system was full (`ENOSPC`/`EDQUOT`), after evicting cache.
+    pub disk: u64,
+}
+
 #[derive(Debug, Default)]
 struct Health {
+    full_quota: AtomicU64,
+    full_disk: AtomicU64,
     segments: AtomicU64,
     manifests: AtomicU64,
     scrubbed_bytes: AtomicU64,
@@ -549,6 +617,50 @@ impl Store {
         expected: Option<&SegmentHash>,
         pin: bool,
     ) -> Result<(SegmentHash, bool), StoreError> {
+        let mut result = self.put_once(bytes, expected, pin);
+        if let Err(StoreError::DiskFull { .. }) = &result {
+            // The file system filled before the quota did: cache is the room this node may
+            // give back. Evict some (twice what this write needs) and try once more.
+            let need = (bytes.len() as u64).saturating_mul(2);
+            let evicted = self.lock().evict_cache(need);
+            if !evicted.is_empty() {
+                tracing::info!(
+                    evicted = evicted.len(),
+                    "disk full: evicted cached segments to make room"
+                );
+                for h in &evicted {
+                    self.remove_files(h);
+                }
+                result = self.put_once(bytes, expected, pin);
+            }
+        }
+        match &result {
+            Err(StoreError::QuotaExceeded { .. }) => {
+                self.health.full_quota.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if e.is_full() => {
+                self.health.full_disk.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(err = %e, "segment not stored: the disk is full");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Segment writes refused for want of room since the store was opened.
+    pub fn full_writes(&self) -> FullWrites {
+        FullWrites {
+            quota: self.health.full_quota.load(Ordering::Relaxed),
+            disk: self.health.full_disk.load(Ordering::Relaxed),
+        }
+    }
+
+    fn put_once(
+        &self,
+        bytes: &[u8],
+        expected: Option<&SegmentHash>,
+        pin: bool,
+    ) -> Result<(SegmentHash, bool), StoreError> {
         // One pass over the bytes gives the hash and the outboard.
         let (hash, outboard) = Outboard::compute(bytes);
         if let Some(expected) = expected {
@@ -589,6 +701,10 @@ impl Store {
         .and_then(|()| self.write_file(&path, &hash, bytes));
         let mut index = self.lock();
         index.reserved -= size;
+        if written.is_err() && !path.is_file() {
+            // No segment without its outboard, and no outboard left without its segment.
+            let _ = std::fs::remove_file(self.outboard_path(&hash));
+        }
         written?;
         if !index.entries.contains_key(&hash) {
             let pinned = pin || index.refs.contains_key(&hash);
@@ -1161,6 +1277,38 @@ mod tests {
             complete: false,
             meta: Default::default(),
         }
+    }
+
+    /// A full file system is told apart from other I/O errors (so jobs can say "no room"),
+    /// and writes refused by the quota are counted for `reelnet_store_full_total`.
+    #[test]
+    fn full_disk_and_quota_are_typed_and_counted() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert!(is_no_space(&enospc));
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(122)));
+        assert!(!is_no_space(&std::io::Error::from_raw_os_error(5)));
+        let e = io(Path::new("/x"))(enospc);
+        assert!(
+            matches!(e, StoreError::DiskFull { .. }) && e.is_full(),
+            "{e}"
+        );
+        let e = io(Path::new("/x"))(std::io::Error::from_raw_os_error(5));
+        assert!(matches!(e, StoreError::Io { .. }) && !e.is_full());
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_quota(10);
+        store.put_segment(b"12345678", None).unwrap();
+        let err = store.put_segment(b"abcdefgh", None).unwrap_err();
+        assert!(err.is_full(), "{err}");
+        assert_eq!(store.full_writes(), FullWrites { quota: 1, disk: 0 });
+        // Nothing of the refused write is on disk or counted.
+        assert_eq!(store.usage().used_bytes, 8);
+        assert!(!store.has_segment(&SegmentHash::of(b"abcdefgh")));
+        // Room returns: the same write succeeds.
+        store.set_quota(100);
+        store.put_segment(b"abcdefgh", None).unwrap();
+        assert_eq!(store.usage().used_bytes, 16);
     }
 
     /// A reservation (a download under way) counts against the quota until dropped:

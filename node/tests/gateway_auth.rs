@@ -288,7 +288,8 @@ async fn play_refuses_bad_tokens() {
     unauthorized("huge")(play(&node, id.as_str(), Some(&huge)).await);
 
     let mut c = claims(&node, "u", true);
-    c.exp = reelnet_node::unix_now() - 120;
+    // Past exp by more than the clock-skew leeway (300 s).
+    c.exp = reelnet_node::unix_now() - reelnet_node::gateway::auth::LEEWAY_SECS - 60;
     let expired = ring.sign(&c).unwrap();
     unauthorized("expired")(play(&node, id.as_str(), Some(&expired)).await);
 

@@ -919,3 +919,75 @@ async fn only_members_connect_and_open_members_get_no_premium_renditions() {
     server.shutdown_and_join().await;
     cancel.cancel();
 }
+
+/// Sends a corruption report on its own stream and waits for the server's acknowledgement
+/// (it stops the stream with `REPORT_ACK` once it has read and decided the report).
+async fn raw_report(conn: &quinn::Connection, report: &reelnet_proto::CorruptReport) -> u32 {
+    let frame = reelnet_proto::encode_report(report).unwrap();
+    let mut send = conn.open_uni().await.unwrap();
+    send.write_all(&frame).await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(15), send.stopped())
+        .await
+        .expect("acknowledged in time")
+        .unwrap();
+    stopped
+        .expect("stopped by the server, not just received")
+        .into_inner() as u32
+}
+
+/// A peer that floods the server with corruption reports (about good copies, the same
+/// ones over and over, and many distinct ones) cannot make it re-hash without bound: a
+/// copy found good is not re-hashed again for a while, and each peer has a small re-check
+/// budget. Every report is still acknowledged, and the server keeps serving.
+#[tokio::test]
+async fn a_flood_of_corruption_reports_costs_a_bounded_number_of_rechecks() {
+    let lib = Library::new(6);
+    let a = TestNode::holding(1, &lib);
+    let (server, addr) = a.serve(limits());
+    let (endpoint, conn) = raw_connection(a.id(), addr).await;
+    let refs = lib.all_refs();
+    let distinct: std::collections::HashSet<SegmentHash> = refs.iter().map(|r| r.2.hash).collect();
+    const FLOOD: u64 = 300;
+    for i in 0..FLOOD as usize {
+        let (track, segment, entry) = refs[i % refs.len()];
+        let report = reelnet_proto::CorruptReport {
+            request: SegmentRequest {
+                manifest: lib.id(),
+                track,
+                segment,
+            },
+            expected: entry.hash,
+        };
+        assert_eq!(
+            raw_report(&conn, &report).await,
+            reelnet_node::transfer::REPORT_ACK
+        );
+    }
+    let stats = server.report_stats();
+    assert_eq!(stats.received, FLOOD, "{stats:?}");
+    // At most one re-check per distinct copy (queued, then known good): far below the
+    // flood. (The per-peer budget, which bounds reports about ever new copies, is tested
+    // with injected time in `transfer::reports`.)
+    assert!(
+        stats.admitted <= distinct.len() as u64,
+        "{stats:?} for {} distinct copies",
+        distinct.len()
+    );
+    assert!(stats.admitted >= 1, "{stats:?}");
+    assert_eq!(
+        stats.received,
+        stats.admitted + stats.duplicate + stats.refused,
+        "{stats:?}"
+    );
+    // Nothing good was dropped, and the server still answers.
+    assert_eq!(a.store.corruption().segments, 0);
+    let fetcher = fetcher(None, Duration::from_secs(5));
+    let (track, seg, entry) = refs[3];
+    let bytes = fetcher
+        .fetch(&[(a.id(), addr)], lib.id(), track, seg, entry.hash)
+        .await
+        .unwrap();
+    assert_eq!(SegmentHash::of(&bytes), entry.hash);
+    endpoint.close(0u32.into(), b"done");
+    server.shutdown_and_join().await;
+}

@@ -146,7 +146,7 @@ impl Trust {
         key.public
             .verify_strict(&msg, &signed.signature)
             .map_err(|_| MembershipError::BadSignature)?;
-        if b.issued_at > now.saturating_add(crate::membership::MAX_CLOCK_SKEW_SECS) {
+        if b.issued_at > now.saturating_add(crate::membership::SKEW_TOLERANCE_SECS) {
             return Err(MembershipError::NotYetValid {
                 issued_at: b.issued_at,
                 now,
@@ -259,6 +259,16 @@ mod tests {
         let future = SignedBinding::sign(&b, &key).unwrap();
         assert!(matches!(
             t.verify_binding(&future, 1000),
+            Err(MembershipError::NotYetValid { .. })
+        ));
+        // Clock skew: a checker 300 s behind the tracker takes it, one further behind than
+        // the tolerance does not; a checker ahead always does (bindings do not expire).
+        let skew = crate::membership::MAX_CLOCK_SKEW_SECS;
+        let tol = crate::membership::SKEW_TOLERANCE_SECS;
+        assert!(t.verify_binding(&future, 10_000 - skew).is_ok());
+        assert!(t.verify_binding(&future, 10_000 + skew).is_ok());
+        assert!(matches!(
+            t.verify_binding(&future, 10_000 - tol - 1),
             Err(MembershipError::NotYetValid { .. })
         ));
         let mut b = binding();

@@ -27,9 +27,12 @@ pub const MAX_GATEWAY_URL_LEN: usize = 2048;
 /// Longest allowed lifetime (`expires_at - issued_at`): 24 hours. A record cannot claim
 /// to stay valid for longer; nodes republish well before expiry.
 pub const MAX_RECORD_TTL_SECS: u64 = 24 * 3600;
-/// How far in the future `issued_at` may be before a record is rejected: clocks of
-/// community-run nodes drift.
-pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// The clock skew tolerated between any two machines of a network (5 minutes; the one
+/// constant, [`crate::membership::MAX_CLOCK_SKEW_SECS`], re-exported here). A record may
+/// be issued this far in the future, and is still accepted this long after its
+/// `expires_at` (a receiver ahead of the sender must not drop it early; how long it then
+/// lives is its lifetime counted from receipt, see `docs/clock-skew.md`).
+pub use crate::membership::{MAX_CLOCK_SKEW_SECS, SKEW_TOLERANCE_SECS};
 
 /// A half-open range `[start, end)` of media segment indices of one track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -187,16 +190,17 @@ impl CatalogRecord {
         Ok(())
     }
 
-    /// Checks the record is live at `now` (unix seconds): not expired, and not issued more
-    /// than [`MAX_CLOCK_SKEW_SECS`] in the future.
+    /// Checks the record is live at `now` (unix seconds) on a clock up to
+    /// [`MAX_CLOCK_SKEW_SECS`] off the sender's: not expired more than
+    /// [`SKEW_TOLERANCE_SECS`] ago, and not issued more than that far in the future.
     pub fn check_time(&self, now: u64) -> Result<(), ProtoError> {
-        if self.expires_at <= now {
+        if self.expires_at.saturating_add(SKEW_TOLERANCE_SECS) <= now {
             return Err(ProtoError::Expired {
                 expires_at: self.expires_at,
                 now,
             });
         }
-        if self.issued_at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        if self.issued_at > now.saturating_add(SKEW_TOLERANCE_SECS) {
             return Err(ProtoError::NotYetValid {
                 issued_at: self.issued_at,
                 now,

@@ -51,10 +51,18 @@ pub const MAX_REVOCATIONS_BYTES: usize = MAX_REVOKED * 33 + 256;
 /// Largest signed revocation list.
 pub const MAX_SIGNED_REVOCATIONS_BYTES: usize =
     MAX_REVOCATIONS_BYTES + codec::SIGNED_ENVELOPE_OVERHEAD;
-/// How far in the future `issued_at` may be (clocks of community-run machines drift).
+/// The clock skew tolerated between any two machines of a network (clocks of
+/// community-run machines drift): 5 minutes, either way. Every time check between two
+/// machines allows it — `issued_at` may be this far in the future, `not_after` this far in
+/// the past — and it is stated, with every other time check, in `docs/clock-skew.md`.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
-/// How old (or how far in the future) a node's request signature may be.
-pub const NODE_REQUEST_WINDOW_SECS: u64 = 60;
+/// What every such check allows: the promised skew plus 30 s for transit time and
+/// whole-second rounding, so that at exactly 5 minutes of skew a message that took a
+/// moment to arrive still passes.
+pub const SKEW_TOLERANCE_SECS: u64 = MAX_CLOCK_SKEW_SECS + 30;
+/// How old (or how far in the future) a node's request signature may be: the skew
+/// tolerance (the tracker remembers each signature for twice this, so none is replayed).
+pub const NODE_REQUEST_WINDOW_SECS: u64 = SKEW_TOLERANCE_SECS;
 /// The HTTP header carrying a node's request signature.
 pub const NODE_AUTH_HEADER: &str = "reelnet-node-auth";
 /// The HTTP header in which a member node's gateway tells the tracker the address of the
@@ -421,9 +429,11 @@ pub struct Trust {
 
 impl Trust {
     pub(crate) fn key(&self, kid: &str, now: u64) -> Option<&NetworkKey> {
-        self.keys
-            .iter()
-            .find(|k| k.kid == kid && k.not_after.is_none_or(|t| t > now))
+        self.keys.iter().find(|k| {
+            k.kid == kid
+                && k.not_after
+                    .is_none_or(|t| t.saturating_add(SKEW_TOLERANCE_SECS) > now)
+        })
     }
 
     /// Judges `signed` as presented by `node` at `now`: decodes and validates it, checks
@@ -455,13 +465,13 @@ impl Trust {
         key.public
             .verify_strict(&msg, &signed.signature)
             .map_err(|_| MembershipError::BadSignature)?;
-        if cert.not_after <= now {
+        if cert.not_after.saturating_add(SKEW_TOLERANCE_SECS) <= now {
             return Err(MembershipError::Expired {
                 not_after: cert.not_after,
                 now,
             });
         }
-        if cert.issued_at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        if cert.issued_at > now.saturating_add(SKEW_TOLERANCE_SECS) {
             return Err(MembershipError::NotYetValid {
                 issued_at: cert.issued_at,
                 now,
@@ -508,7 +518,7 @@ impl Trust {
         key.public
             .verify_strict(&msg, &signed.signature)
             .map_err(|_| MembershipError::BadSignature)?;
-        if list.issued_at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        if list.issued_at > now.saturating_add(SKEW_TOLERANCE_SECS) {
             return Err(MembershipError::NotYetValid {
                 issued_at: list.issued_at,
                 now,
@@ -1003,9 +1013,9 @@ mod tests {
             t.check(&s, &stranger, NOW),
             Err(MembershipError::WrongNode { .. })
         ));
-        // Expired.
+        // Expired (beyond the clock-skew tolerance).
         assert!(matches!(
-            t.check(&s, &c.node, NOW + 3600),
+            t.check(&s, &c.node, NOW + 3600 + SKEW_TOLERANCE_SECS),
             Err(MembershipError::Expired { .. })
         ));
         // Unknown kid.
@@ -1047,8 +1057,12 @@ mod tests {
             not_after: None,
         });
         assert!(t.check(&s, &c.node, NOW).is_ok());
+        // A checker up to 5 minutes ahead still knows the key.
+        assert!(t
+            .check(&s, &c.node, NOW + 100 + SKEW_TOLERANCE_SECS - 1)
+            .is_ok());
         assert!(matches!(
-            t.check(&s, &c.node, NOW + 100),
+            t.check(&s, &c.node, NOW + 100 + SKEW_TOLERANCE_SECS),
             Err(MembershipError::UnknownKey(_))
         ));
     }
@@ -1129,10 +1143,66 @@ mod tests {
             .verify(&id, "POST", "/api/v1/requests/1/done", b"{}", NOW)
             .is_err());
         assert!(auth
-            .verify(&id, "POST", "/api/v1/requests/claim", b"{}", NOW + 120)
+            .verify(&id, "POST", "/api/v1/requests/claim", b"{}", NOW + 331)
             .is_err());
         assert!(NodeAuth::parse("v1.zz.1.00").is_err());
         assert!(NodeAuth::parse("v1.zz.1.00.00").is_err());
+    }
+
+    /// Every check between machines passes at 5 minutes of skew either way (plus the
+    /// transit slack) and fails beyond. `now` is the checker's clock; the stamps are the
+    /// tracker's or the node's.
+    #[test]
+    fn five_minutes_of_clock_skew_pass_either_way_and_more_fails() {
+        let (skew, tol) = (MAX_CLOCK_SKEW_SECS, SKEW_TOLERANCE_SECS);
+        assert_eq!((skew, tol), (300, 330));
+        let n = node_key(1);
+        let mut c = cert(&n, &[RoleName::Replica]);
+        c.issued_at = NOW;
+        c.not_after = NOW + 3600;
+        let s = SignedCertificate::sign(&c, &net_key(1)).unwrap();
+        let t = trust();
+        // A fresh certificate at a checker 300 s behind or ahead of the tracker.
+        assert!(t.check(&s, &c.node, NOW - skew).is_ok());
+        assert!(t.check(&s, &c.node, NOW + skew).is_ok());
+        // issued_at: a checker further behind than the tolerance refuses it.
+        assert!(t.check(&s, &c.node, NOW - tol).is_ok());
+        assert!(matches!(
+            t.check(&s, &c.node, NOW - tol - 1),
+            Err(MembershipError::NotYetValid { .. })
+        ));
+        // not_after: a checker 300 s ahead still takes it at its very end; beyond, not.
+        assert!(t.check(&s, &c.node, c.not_after + skew).is_ok());
+        assert!(matches!(
+            t.check(&s, &c.node, c.not_after + tol),
+            Err(MembershipError::Expired { .. })
+        ));
+        // Revocation list issued_at.
+        let list = Revocations {
+            network_id: "testnet".into(),
+            serial: 1,
+            revoked: vec![],
+            issued_at: NOW,
+            kid: "k1".into(),
+        };
+        let sl = SignedRevocations::sign(&list, &net_key(1)).unwrap();
+        assert!(t.verify_revocations(&sl, NOW - skew).is_ok());
+        assert!(t.verify_revocations(&sl, NOW + skew).is_ok());
+        assert!(matches!(
+            t.verify_revocations(&sl, NOW - tol - 1),
+            Err(MembershipError::NotYetValid { .. })
+        ));
+        // A node's request signature, at the tracker: ±300 s pass, beyond the tolerance
+        // fail.
+        let h = node_auth_header(&n, &s, "POST", "/api/v1/x", NOW, [1; 16], b"");
+        let auth = NodeAuth::parse(&h).unwrap();
+        let id = c.node;
+        for now in [NOW - skew, NOW + skew, NOW - tol, NOW + tol] {
+            auth.verify(&id, "POST", "/api/v1/x", b"", now).unwrap();
+        }
+        for now in [NOW - tol - 1, NOW + tol + 1] {
+            assert!(auth.verify(&id, "POST", "/api/v1/x", b"", now).is_err());
+        }
     }
 
     #[test]

@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reelnet_proto::catalog::{MAX_CLOCK_SKEW_SECS, MAX_RECORD_TTL_SECS};
+use reelnet_proto::catalog::{MAX_RECORD_TTL_SECS, SKEW_TOLERANCE_SECS};
 use reelnet_proto::membership::{Certificate, RoleName};
 use reelnet_proto::{
     CatalogRecord, Manifest, ManifestId, MovieId, NodeId, ProtoError, SignedCatalogRecord,

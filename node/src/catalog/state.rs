@@ -12,6 +12,21 @@ pub(super) struct RecordEntry {
     pub(super) signed: SignedCatalogRecord,
     pub(super) record: CatalogRecord,
     pub(super) quic_addr: SocketAddr,
+    /// Until when (unix seconds, this node's clock) the record counts as live: see
+    /// [`live_until`].
+    pub(super) live_until: u64,
+}
+
+/// Until when a record received at `now` counts as live on this node's clock: its lifetime
+/// (`expires_at - issued_at`, stamped by the sender's clock) counted from receipt, never
+/// past `expires_at` plus the tolerated clock skew. So a receiver whose clock is up to
+/// `MAX_CLOCK_SKEW_SECS` (plus transit slack, `SKEW_TOLERANCE_SECS`) ahead of the sender's does not drop a fresh record early, one
+/// behind does not keep it longer than its lifetime, and a record relayed late still dies
+/// by its stamp (docs/clock-skew.md).
+pub(super) fn live_until(record: &CatalogRecord, now: u64) -> u64 {
+    let lifetime = record.expires_at.saturating_sub(record.issued_at);
+    now.saturating_add(lifetime)
+        .min(record.expires_at.saturating_add(SKEW_TOLERANCE_SECS))
 }
 
 /// The highest seq seen from a node, kept beyond the record's expiry.
@@ -319,7 +334,7 @@ impl State {
                 let r = self
                     .records
                     .get(&node)
-                    .filter(|e| e.record.expires_at > now)
+                    .filter(|e| e.live_until > now)
                     .map(|e| e.record.clone());
                 let _ = reply.send(r);
             }
@@ -369,9 +384,7 @@ impl State {
     }
 
     pub(super) fn live_records(&self, now: u64) -> impl Iterator<Item = &RecordEntry> {
-        self.records
-            .values()
-            .filter(move |e| e.record.expires_at > now)
+        self.records.values().filter(move |e| e.live_until > now)
     }
 
     pub(super) fn older_verdict(&self, accepted_at: Instant) -> Verdict {
@@ -398,7 +411,8 @@ impl State {
                 return self.older_verdict(mark.accepted_at);
             }
         }
-        if record.expires_at <= now {
+        let live_until = live_until(&record, now);
+        if live_until <= now {
             return Verdict::Expired;
         }
         self.seqs.insert(
@@ -409,7 +423,7 @@ impl State {
                 forget_after: record
                     .issued_at
                     .max(now)
-                    .saturating_add(MAX_RECORD_TTL_SECS + MAX_CLOCK_SKEW_SECS),
+                    .saturating_add(MAX_RECORD_TTL_SECS + SKEW_TOLERANCE_SECS),
             },
         );
         if let Some(old) = self.records.remove(&node) {
@@ -441,6 +455,7 @@ impl State {
                 signed,
                 record,
                 quic_addr,
+                live_until,
             },
         );
         self.emit(CatalogEvent::RecordAccepted { node, seq });
@@ -459,7 +474,7 @@ impl State {
         let Some(cert) = self.members.get(origin) else {
             return Some(Verdict::UnknownOrigin);
         };
-        if cert.not_after <= crate::unix_now() {
+        if cert.not_after.saturating_add(SKEW_TOLERANCE_SECS) <= crate::unix_now() {
             return Some(Verdict::UnknownOrigin);
         }
         if !cert.roles.has(RoleName::Ingest) {
@@ -628,7 +643,7 @@ impl State {
         let expired: Vec<NodeId> = self
             .records
             .iter()
-            .filter(|(_, e)| e.record.expires_at <= now)
+            .filter(|(_, e)| e.live_until <= now)
             .map(|(n, _)| *n)
             .collect();
         for node in expired {
@@ -642,7 +657,8 @@ impl State {
         self.seqs.retain(|_, mark| mark.forget_after > now);
         // An origin's certificate is kept until it expires, record or not: its manifests
         // stay acceptable while it is offline.
-        self.members.retain(|_, cert| cert.not_after > now);
+        self.members
+            .retain(|_, cert| cert.not_after.saturating_add(SKEW_TOLERANCE_SECS) > now);
         // Forget manifests no live record has held for a while.
         let retention = self.config.orphan_retention;
         let mut orphans = Vec::new();
@@ -692,5 +708,55 @@ impl ManifestEntry {
             manifest: self.manifest.clone(),
             signed: self.signed.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod skew_tests {
+    use super::*;
+
+    fn record(issued_at: u64, ttl: u64) -> CatalogRecord {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        CatalogRecord {
+            node: NodeId::from_verifying_key(&key.verifying_key()),
+            quic_addr: "127.0.0.1:7400".into(),
+            gateway_url: "http://127.0.0.1:8080".into(),
+            held: vec![],
+            seq: 1,
+            issued_at,
+            expires_at: issued_at + ttl,
+            replica: true,
+            certificate: vec![],
+        }
+    }
+
+    /// A record lives for its lifetime counted from receipt on the receiver's clock,
+    /// whether the sender's clock is 300 s ahead or behind; a record older than its
+    /// stamp allows (relayed late, or a sender more than 300 s behind) is dead.
+    #[test]
+    fn a_record_lives_its_lifetime_from_receipt_within_five_minutes_of_skew() {
+        let now = 1_800_000_000;
+        let skew = reelnet_proto::catalog::MAX_CLOCK_SKEW_SECS;
+        let tol = SKEW_TOLERANCE_SECS;
+        // Sender 300 s ahead of this node (issued "in the future"), 4-second records.
+        let r = record(now + skew, 4);
+        assert!(r.check_time(now).is_ok());
+        assert_eq!(live_until(&r, now), now + 4);
+        // Sender 300 s behind: its fresh record has "expired" 296 s ago by this clock.
+        let r = record(now - skew, 4);
+        assert!(r.check_time(now).is_ok());
+        assert_eq!(live_until(&r, now), now + 4);
+        // Beyond the tolerance: a record whose stamp ended longer ago, or one issued
+        // further in the future.
+        let r = record(now - tol - 4, 4);
+        assert!(r.check_time(now).is_err());
+        assert!(live_until(&r, now) <= now);
+        let r = record(now + tol + 1, 4);
+        assert!(r.check_time(now).is_err());
+        // A 600 s record received 500 s after it was stamped (relayed late, same clocks):
+        // never longer than its stamp plus the tolerance.
+        let r = record(now - 500, 600);
+        assert_eq!(live_until(&r, now), now - 500 + 600 + tol);
     }
 }

@@ -41,7 +41,7 @@ impl State {
                     .range((std::ops::Bound::Excluded(node), std::ops::Bound::Unbounded)),
             };
             for (node, entry) in range {
-                if entry.record.expires_at <= now {
+                if entry.live_until <= now {
                     continue;
                 }
                 let bytes = entry.signed.encode();

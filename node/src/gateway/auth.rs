@@ -13,8 +13,11 @@
 //! verification of tokens whose key is cached.
 //!
 //! Checks are strict: length ≤ [`MAX_TOKEN_BYTES`], algorithm pinned to EdDSA, `kid`
-//! required and known, `exp`/`iss`/`aud`/`sub` required, `iss` = the configured issuer, a
-//! few seconds of leeway on `exp`, and `aud` = this node's audience
+//! required and known, `exp`/`iss`/`aud`/`sub` required, `iss` = the configured issuer,
+//! [`LEEWAY_SECS`] (the network's clock-skew tolerance, 5 minutes and 30 s) of leeway on `exp` — the token was
+//! stamped by the tracker's clock, and a node whose clock runs ahead must not refuse a fresh
+//! token early — `nbf`/`iat` not checked (a node whose clock runs behind would refuse a
+//! token just issued), and `aud` = this node's audience
 //! ([`node_audience`] of its node id: a token issued through this node). Network tokens
 //! (`aud` = [`ACCESS_TOKEN_AUDIENCE`]) and tokens issued through other nodes are refused
 //! with their own reasons ([`AuthError::NetworkToken`], [`AuthError::OtherNode`]).
@@ -36,8 +39,12 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// Most keys kept from one JWKS document.
 pub const MAX_JWKS_KEYS: usize = 64;
-/// Seconds of clock skew tolerated on `exp`.
-pub const LEEWAY_SECS: u64 = 5;
+/// Seconds of clock skew tolerated on `exp`: the network's
+/// [`SKEW_TOLERANCE_SECS`](reelnet_proto::membership::SKEW_TOLERANCE_SECS) (5 minutes plus
+/// 30 s of slack). The cost: a token is accepted here up to that long past its `exp` by this
+/// node's clock; access tokens are short-lived and revocation does not rely on `exp` (see
+/// `docs/clock-skew.md`).
+pub const LEEWAY_SECS: u64 = reelnet_proto::membership::SKEW_TOLERANCE_SECS;
 
 /// Why an access token was refused. Every variant means HTTP 401 to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -269,6 +276,9 @@ impl JwtVerifier {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
+        // Stated, not left to the library's default: a node behind the tracker's clock
+        // must accept a token issued "in its future".
+        validation.validate_nbf = false;
         use jsonwebtoken::errors::ErrorKind;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
@@ -555,6 +565,59 @@ mod tests {
         assert_eq!(
             v.check(&token("reelnet-node:node-a", "other"), &dec),
             Err(AuthError::Issuer)
+        );
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    /// Clock skew, by shifting the tracker's stamps against this node's clock: a token
+    /// issued by a tracker 300 s ahead (iat in this node's future) passes; one whose `exp`
+    /// passed 300 s ago by this clock (this node 300 s ahead of a tracker that just issued
+    /// a token about to expire) passes; one that expired beyond the tolerance fails.
+    #[tokio::test]
+    async fn tokens_pass_at_five_minutes_of_skew_either_way_and_fail_beyond() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let der = sk.to_pkcs8_der().unwrap();
+        let enc = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+        let dec = DecodingKey::from_ed_der(sk.verifying_key().as_bytes());
+        let cancel = CancellationToken::new();
+        let (v, task) = JwtVerifier::start(
+            VerifierConfig::new("http://127.0.0.1:9", "iss", "node-a"),
+            cancel.clone(),
+        );
+        let now = reelnet_runtime::clock::unix_secs();
+        let token = |iat: u64, exp: u64| {
+            let claims = Claims {
+                sub: "u1".into(),
+                email: "a@example.org".into(),
+                tier: Default::default(),
+                tier_until: None,
+                email_verified: true,
+                role: Default::default(),
+                exp,
+                iat,
+                iss: "iss".into(),
+                aud: "reelnet-node:node-a".into(),
+                jti: "j".into(),
+                sid: None,
+                scope: None,
+            };
+            let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+            header.kid = Some("k".into());
+            jsonwebtoken::encode(&header, &claims, &enc).unwrap()
+        };
+        let skew = reelnet_proto::membership::MAX_CLOCK_SKEW_SECS;
+        assert_eq!(LEEWAY_SECS, reelnet_proto::membership::SKEW_TOLERANCE_SECS);
+        // This node 300 s behind the tracker: the token is issued in its future.
+        assert!(v.check(&token(now + skew, now + skew + 900), &dec).is_ok());
+        // This node 300 s ahead: a fresh token's exp is already (nearly) 300 s past here.
+        // (A few seconds of margin: the library reads the clock again.)
+        assert!(v.check(&token(now - 900, now - skew + 5), &dec).is_ok());
+        // Beyond the tolerance: expired.
+        assert_eq!(
+            v.check(&token(now - 900, now - LEEWAY_SECS - 5), &dec),
+            Err(AuthError::Expired)
         );
         cancel.cancel();
         task.await.unwrap();

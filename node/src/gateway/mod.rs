@@ -219,6 +219,7 @@ pub fn routes(
                     fetch_paths: state.fetcher.path_bytes(),
                     uploaded_quic: state.uploads.get(),
                     corruption: state.store.corruption(),
+                    full_writes: state.store.full_writes(),
                 };
                 warp::reply::with_header(
                     state.metrics.render(gauges),

@@ -41,6 +41,10 @@ pub enum IngestError {
     Meta(#[from] MetaError),
     #[error("cancelled")]
     Cancelled,
+    /// The store had no room for a segment (quota full of pinned data, or the disk full).
+    /// The partial ingest was removed; start it again once room is made.
+    #[error("no room to store the movie ({0}); the partial ingest was removed: free disk space or raise storage.quota_bytes, then ingest again")]
+    DiskFull(String),
 }
 
 /// What to ingest and how to name it: the admin API's JSON body and the `reelnet-node
@@ -449,6 +453,7 @@ async fn transcode_and_publish(
         progress: progress.clone(),
         downloaded,
         published_once: false,
+        full: None,
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -476,6 +481,9 @@ async fn transcode_and_publish(
     let finished = match result {
         Ok(_summary) => publisher.finish(),
         Err(TranscodeError::Cancelled) => Err(IngestError::Cancelled),
+        Err(_) if publisher.full.is_some() => Err(IngestError::DiskFull(
+            publisher.full.take().unwrap_or_default(),
+        )),
         Err(e) => Err(e.into()),
     };
     match finished {
@@ -610,17 +618,24 @@ struct Publisher {
     progress: watch::Sender<IngestProgress>,
     downloaded: Arc<AtomicU64>,
     published_once: bool,
+    /// Set when a segment could not be stored for want of room.
+    full: Option<String>,
 }
 
 impl Publisher {
-    fn store_bytes(&self, bytes: &[u8]) -> Result<SegmentEntry, TranscodeError> {
+    fn store_bytes(&mut self, bytes: &[u8]) -> Result<SegmentEntry, TranscodeError> {
         let size = u32::try_from(bytes.len())
             .map_err(|_| TranscodeError::Sink("segment larger than 4 GiB".to_owned()))?;
-        let (hash, _) = self
-            .ctx
-            .store
-            .put_segment(bytes, None)
-            .map_err(|e| TranscodeError::Sink(e.to_string()))?;
+        let stored = self.ctx.store.put_segment(bytes, None);
+        let (hash, _) = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                if e.is_full() {
+                    self.full = Some(e.to_string());
+                }
+                return Err(TranscodeError::Sink(e.to_string()));
+            }
+        };
         Ok(SegmentEntry {
             hash,
             duration_ms: 0,

@@ -518,9 +518,9 @@ impl Fetcher {
                     };
                     lock(&peer.stats).record_failure(weight);
                     if err.is_misbehaviour() {
-                        if let Some(conn) = peer.conn.lock().await.take() {
-                            conn.close(quinn::VarInt::from_u32(CLOSE_OK), b"bad response");
-                        }
+                        // Not reused; it closes when its last handle goes (a corruption
+                        // report still under way holds one until acknowledged).
+                        drop(peer.conn.lock().await.take());
                     }
                     let stop = !resume && err.is_bad_data();
                     failures.push((node, err));
@@ -799,7 +799,7 @@ impl Fetcher {
             | AttemptError::BadOutboard(_),
         ) = &response
         {
-            report_corrupt(&conn, want).await;
+            report_corrupt(conn.clone(), want);
         }
         let (len, header_at) = response?;
         let done = Instant::now();
@@ -813,36 +813,49 @@ impl Fetcher {
     }
 }
 
-/// Longest wait for a corruption report to reach the provider (before the connection to
-/// it is dropped for the bad answer). Only a provider that sent bad bytes waits this long,
-/// and a loaded provider may take seconds to accept the report's stream (kept under the
-/// attempt timeouts the tests use, 5 s).
-const REPORT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Longest wait for the provider to acknowledge a corruption report. The report holds the
+/// connection open until then (the fetch itself has moved on), and ends early if the
+/// fetcher's endpoint is closed.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Tells the provider that its answer to `want` failed the hash check (a
 /// [`CorruptReport`] on a unidirectional stream), so it re-checks its stored copy: the
-/// server sends without re-hashing and relies on this report to find rot. Best effort.
-async fn report_corrupt(conn: &quinn::Connection, want: &FetchRequest) {
+/// server sends without re-hashing and relies on this report to find rot.
+///
+/// Delivery is acknowledged, not best effort: the provider stops the stream with
+/// [`REPORT_ACK`](super::server::REPORT_ACK) once it has read and decided the report. The
+/// stream is never finished from this side (a finished stream's data being acknowledged by
+/// QUIC says nothing about the provider having read it). The report runs on its own task
+/// holding a handle to the connection, so the connection stays open until the
+/// acknowledgement arrives (or [`REPORT_TIMEOUT`]) even though the failed fetch has dropped
+/// it from the cache; the last handle dropped closes it.
+fn report_corrupt(conn: quinn::Connection, want: &FetchRequest) {
     let report = CorruptReport {
         request: want.request,
         expected: want.expected,
     };
-    let sent = async {
+    let segment = want.expected;
+    let send = async move {
         let frame = encode_report(&report).map_err(|e| e.to_string())?;
         let mut send = conn.open_uni().await.map_err(|e| e.to_string())?;
         send.write_all(&frame).await.map_err(|e| e.to_string())?;
-        send.finish().map_err(|e| e.to_string())?;
-        // Until the server has the frame (it stops the stream once read).
-        let _ = send.stopped().await;
-        Ok::<(), String>(())
-    };
-    match tokio::time::timeout(REPORT_TIMEOUT, sent).await {
-        Ok(Ok(())) => {
-            tracing::info!(segment = %want.expected, "reported a corrupt answer to its provider")
+        match send.stopped().await {
+            Ok(Some(code)) => Ok(code),
+            Ok(None) => Err("stream finished without an acknowledgement".to_owned()),
+            Err(err) => Err(err.to_string()),
         }
-        Ok(Err(err)) => tracing::debug!(%err, "cannot report a corrupt answer"),
-        Err(_) => tracing::debug!("corruption report not acknowledged in time"),
-    }
+    };
+    let task = async move {
+        match tokio::time::timeout(REPORT_TIMEOUT, send).await {
+            Ok(Ok(_)) => {
+                tracing::info!(%segment, "provider acknowledged the report of a corrupt answer")
+            }
+            Ok(Err(err)) => tracing::warn!(%segment, %err, "cannot report a corrupt answer"),
+            Err(_) => tracing::warn!(%segment, "corruption report not acknowledged in time"),
+        }
+        Ok::<(), std::convert::Infallible>(())
+    };
+    drop(reelnet_runtime::shutdown::spawn("corruption-report", task));
 }
 
 /// Where verified bytes go: `(offset, bytes)`.

@@ -30,6 +30,7 @@
 //!   loopback throughput.
 
 pub mod fetcher;
+pub mod reports;
 pub mod server;
 pub mod tls;
 
@@ -40,7 +41,10 @@ pub use fetcher::{
     AttemptError, FetchError, FetchRequest, Fetcher, FetcherConfig, PathBytes, ProviderStats,
     DEFAULT_QUIC_FALLBACK_AFTER_MS, QUIC_RETRY_AFTER,
 };
-pub use server::{Limits, Refused, SegmentService, ServerError, TransferServer, UploadCounter};
+pub use server::{
+    Limits, Refused, ReportStats, SegmentService, ServerError, TransferServer, UploadCounter,
+    REPORT_ACK,
+};
 pub use tls::TlsError;
 
 /// QUIC application error code for a normal close (shutdown, idle).

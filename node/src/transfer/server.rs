@@ -8,7 +8,10 @@
 //! ([`Store::read_unchecked_with_outboard`]: only the outboard is checked against the hash):
 //! the receiver verifies every 16 KiB group, and a receiver whose check fails says so on a
 //! unidirectional stream ([`reelnet_proto::CorruptReport`]), upon which the copy is re-read
-//! with the hash check ([`Store::check_segment`]) and dropped if corrupt. Requests over the
+//! with the hash check ([`Store::check_segment`]) and dropped if corrupt. A report is
+//! acknowledged (its stream stopped with [`REPORT_ACK`]) once it is read and decided, and
+//! the re-check runs on one worker task that outlives the reporter's connection; what
+//! reports may cost is bounded per peer by [`super::reports::ReportGate`]. Requests over the
 //! libp2p fallback (no report path) are read through [`Store::read_with_outboard`], which
 //! checks them group by group, so a corrupt file is never served there (it becomes `NotFound`).
 //!
@@ -27,6 +30,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,11 +41,12 @@ use reelnet_proto::{
     decode_report, decode_request, encode_response_header, Manifest, ManifestId, NodeId,
     P2pSegmentRequest, ResponseHeader, SegmentHash, SegmentRequest, Status, MAX_REQUEST_FRAME,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::reports::{ReportGate, Verdict};
 use super::{tls, TlsError, TransportTuning, CLOSE_BUSY, CLOSE_OK};
 use crate::store::Store;
 
@@ -131,9 +136,16 @@ pub fn server_config_with(
 const MANIFEST_CACHE: usize = 256;
 
 /// Corruption reports one connection may have open at once (QUIC unidirectional stream
-/// credit); each makes the server re-hash one stored segment, so a peer cannot make it
-/// re-hash more than this many at a time.
+/// credit). What they cost is bounded by [`ReportGate`] and the one re-check worker.
 const REPORT_STREAMS: u32 = 2;
+
+/// Re-checks waiting for the re-check worker; beyond it reports are dropped.
+const RECHECK_QUEUE: usize = 64;
+
+/// QUIC stream stop code with which the server acknowledges a corruption report once it
+/// has read and decided it (re-check queued, or dropped by policy). The fetcher keeps its
+/// connection open until it sees it.
+pub const REPORT_ACK: u32 = 0;
 
 /// What every connection and stream task shares.
 struct Ctx {
@@ -149,6 +161,11 @@ struct Ctx {
     /// Requests in flight per peer over the libp2p fallback (its "streams per connection").
     p2p_per_peer: Mutex<HashMap<NodeId, usize>>,
     manifests: Mutex<HashMap<ManifestId, Arc<Manifest>>>,
+    /// Which corruption reports make the store re-hash a copy ([`super::reports`]).
+    gate: Mutex<ReportGate>,
+    /// Re-checks admitted by the gate, for the one re-check worker.
+    recheck: mpsc::Sender<SegmentHash>,
+    reports: ReportCounters,
     /// Segment body bytes delivered over QUIC (the peer has them: the stream finished).
     uploaded: UploadCounter,
 }
@@ -167,6 +184,30 @@ impl UploadCounter {
     fn add(&self, n: u64) {
         self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Corruption reports received and what became of them (see [`TransferServer::report_stats`]).
+#[derive(Debug, Default)]
+struct ReportCounters {
+    received: AtomicU64,
+    admitted: AtomicU64,
+    duplicate: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// What the server did with the corruption reports it received since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportStats {
+    /// Well-formed reports read (and acknowledged).
+    pub received: u64,
+    /// Reports that queued a re-hash of the stored copy.
+    pub admitted: u64,
+    /// Reports about a copy whose re-check was already queued, or that was re-checked and
+    /// found good a moment before: nothing more done.
+    pub duplicate: u64,
+    /// Reports dropped: the peer's re-check budget was used up, the re-check queue was
+    /// full, or the report named nothing stored here.
+    pub refused: u64,
 }
 
 /// Why a request over the libp2p fallback gets no answer at all.
@@ -382,6 +423,7 @@ pub struct TransferServer {
     local_addr: SocketAddr,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 impl TransferServer {
@@ -422,6 +464,7 @@ impl TransferServer {
         let local_addr = endpoint.local_addr().map_err(bind_err)?;
         let node_id = NodeId::from_verifying_key(&key.verifying_key());
         let cancel = CancellationToken::new();
+        let (recheck, rechecks) = mpsc::channel(RECHECK_QUEUE);
         let ctx = Arc::new(Ctx {
             store,
             key: key.clone(),
@@ -433,7 +476,15 @@ impl TransferServer {
             p2p_per_peer: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
             uploaded: UploadCounter::default(),
+            gate: Mutex::new(ReportGate::default()),
+            recheck,
+            reports: ReportCounters::default(),
         });
+        let worker = reelnet_runtime::shutdown::spawn(
+            "transfer-recheck",
+            recheck_worker(rechecks, Arc::clone(&ctx), cancel.clone())
+                .instrument(tracing::info_span!("recheck", node = %node_id.short())),
+        );
         let task = reelnet_runtime::shutdown::spawn(
             "transfer-server",
             accept_loop(endpoint, Arc::clone(&ctx), cancel.clone()).instrument(
@@ -452,6 +503,7 @@ impl TransferServer {
                 local_addr,
                 cancel,
                 task,
+                worker,
             },
             local_addr,
         ))
@@ -489,6 +541,20 @@ impl TransferServer {
     pub async fn join(self) {
         if let Err(err) = self.task.await {
             tracing::error!(%err, "segment server task panicked");
+        }
+        if let Err(err) = self.worker.await {
+            tracing::error!(%err, "re-check worker panicked");
+        }
+    }
+
+    /// The corruption reports received since start and what became of them.
+    pub fn report_stats(&self) -> ReportStats {
+        let c = &self.ctx.reports;
+        ReportStats {
+            received: c.received.load(Ordering::Relaxed),
+            admitted: c.admitted.load(Ordering::Relaxed),
+            duplicate: c.duplicate.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -649,7 +715,7 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, cancel: Canc
             report = conn.accept_uni() => match report {
                 Ok(recv) => {
                     let span = tracing::debug_span!("report", id = %recv.id());
-                    streams.spawn(serve_report(recv, Arc::clone(&ctx)).instrument(span));
+                    streams.spawn(serve_report(recv, Arc::clone(&ctx), peer).instrument(span));
                 }
                 Err(err) => break Some(err),
             },
@@ -705,9 +771,11 @@ async fn read_request(recv: &mut quinn::RecvStream) -> Result<SegmentRequest, St
     }
 }
 
-/// A receiver says the bytes it got for a request failed their hash: re-read that copy with
-/// the check (which drops a corrupt one and wakes placement to fetch it again).
-async fn serve_report(mut recv: quinn::RecvStream, ctx: Arc<Ctx>) {
+/// A receiver says the bytes it got for a request failed their hash: decide (through the
+/// gate) whether to re-read that copy with the check, queue the re-check for the worker
+/// (which outlives this connection), then acknowledge the report by stopping its stream
+/// with [`REPORT_ACK`]: the sender keeps its connection open until then.
+async fn serve_report(mut recv: quinn::RecvStream, ctx: Arc<Ctx>, peer: NodeId) {
     let mut buf = [0u8; FRAME_PREFIX_LEN + MAX_REQUEST_FRAME];
     let mut filled = 0;
     let read = async {
@@ -731,34 +799,98 @@ async fn serve_report(mut recv: quinn::RecvStream, ctx: Arc<Ctx>) {
         Ok(Ok(report)) => report,
         Ok(Err(reason)) => {
             tracing::debug!(%reason, "bad corruption report");
+            let _ = recv.stop(quinn::VarInt::from_u32(CLOSE_BUSY));
             return;
         }
         Err(_) => return,
     };
-    let _ = recv.stop(quinn::VarInt::from_u32(0));
-    // Only a segment the named manifest lists is re-checked, under the in-flight limit.
-    let Ok(_permit) = Arc::clone(&ctx.inflight).try_acquire_owned() else {
-        return;
-    };
+    ctx.reports.received.fetch_add(1, Ordering::Relaxed);
+    let queued = queue_recheck(&ctx, peer, &report).await;
+    if !queued {
+        ctx.reports.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = recv.stop(quinn::VarInt::from_u32(REPORT_ACK));
+}
+
+/// Queues the re-check a report asks for, if the gate admits it and the named manifest
+/// lists the segment. `false`: dropped (or nothing to do).
+async fn queue_recheck(ctx: &Ctx, peer: NodeId, report: &reelnet_proto::CorruptReport) -> bool {
     let Ok(Some(manifest)) = ctx.manifest(report.request.manifest).await else {
-        return;
+        return false;
     };
     let Some(entry) = manifest.resolve(report.request.track, &report.request.segment) else {
-        return;
+        return false;
     };
     let hash = entry.hash;
-    let store = ctx.store.clone();
-    match tokio::task::spawn_blocking(move || store.check_segment(&hash)).await {
-        Ok(Ok(Some(false))) => {
-            tracing::warn!(%hash, "a peer reported a bad segment from here: the stored copy was corrupt and is dropped");
-        }
-        Ok(Ok(Some(true))) => {
-            tracing::info!(%hash, "a peer reported a bad segment from here; the stored copy checks out");
-        }
-        Ok(Ok(None)) => {}
-        Ok(Err(err)) => tracing::warn!(%hash, %err, "cannot re-check a reported segment"),
-        Err(err) => tracing::warn!(%err, "re-check task failed"),
+    if !ctx.store.has_segment(&hash) {
+        return false;
     }
+    let verdict = lock(&ctx.gate).admit(peer, hash, std::time::Instant::now());
+    match verdict {
+        Verdict::Recheck => match ctx.recheck.try_send(hash) {
+            Ok(()) => {
+                ctx.reports.admitted.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                lock(&ctx.gate).not_queued(&hash);
+                tracing::debug!(%hash, "re-check queue full; report dropped");
+                false
+            }
+        },
+        Verdict::Duplicate => {
+            ctx.reports.duplicate.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Verdict::RateLimited => {
+            tracing::debug!(%hash, peer = %peer.short(), "peer's re-check budget used up; report dropped");
+            false
+        }
+    }
+}
+
+/// The one task that re-reads reported copies with the hash check (which drops a corrupt
+/// one and wakes placement to fetch it again), one at a time. Stops on shutdown.
+async fn recheck_worker(
+    mut queue: mpsc::Receiver<SegmentHash>,
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    loop {
+        let hash = tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = queue.recv() => match next {
+                Some(hash) => hash,
+                None => break,
+            },
+        };
+        let store = ctx.store.clone();
+        let good = match tokio::task::spawn_blocking(move || store.check_segment(&hash)).await {
+            Ok(Ok(Some(false))) => {
+                tracing::warn!(%hash, "a peer reported a bad segment from here: the stored copy was corrupt and is dropped");
+                false
+            }
+            Ok(Ok(Some(true))) => {
+                tracing::info!(%hash, "a peer reported a bad segment from here; the stored copy checks out");
+                true
+            }
+            Ok(Ok(None)) => false,
+            Ok(Err(err)) => {
+                tracing::warn!(%hash, %err, "cannot re-check a reported segment");
+                false
+            }
+            Err(err) => {
+                tracing::warn!(%err, "re-check task failed");
+                false
+            }
+        };
+        lock(&ctx.gate).done(hash, good, std::time::Instant::now());
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn serve_stream(

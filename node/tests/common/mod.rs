@@ -75,6 +75,8 @@ pub struct TestNode {
     pub bootstrap: Vec<String>,
     /// The node id, known after the first start.
     pub node_id: String,
+    /// A command the node runs under (e.g. `faketime -f +5m`), empty for none.
+    pub wrapper: Vec<String>,
     child: Option<Child>,
     http: reqwest::Client,
 }
@@ -98,6 +100,7 @@ impl TestNode {
             quic: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap,
             node_id: String::new(),
+            wrapper: Vec::new(),
             child: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -138,7 +141,14 @@ impl TestNode {
             .open(&self.log_path)
             .unwrap();
         let from = log.metadata().unwrap().len();
-        let mut cmd = Command::new(NODE_BIN);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(NODE_BIN);
+                c
+            }
+            None => Command::new(NODE_BIN),
+        };
         cmd.arg("--config")
             .arg(&self.config_path)
             .arg("--data-dir")

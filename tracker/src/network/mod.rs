@@ -42,7 +42,7 @@ use crate::store::{InviteRecord, NodeRecord, RedeemError, Store};
 use keys::NetworkKeyring;
 
 /// How far an enrollment proof's time may be from ours.
-const ENROLL_WINDOW_SECS: u64 = 300;
+const ENROLL_WINDOW_SECS: u64 = membership::SKEW_TOLERANCE_SECS;
 /// Longest invite lifetime.
 const MAX_INVITE_TTL_SECS: u64 = 90 * 24 * 3600;
 /// Most uses of one invite.
@@ -317,7 +317,7 @@ impl Membership {
         if req.timestamp.abs_diff(now) > ENROLL_WINDOW_SECS {
             return Err(bad(
                 "bad_proof",
-                "the proof's timestamp is more than 5 minutes from the tracker's clock",
+                "the proof's timestamp is more than 5 minutes (and 30 s of slack) from the tracker's clock: set the node's clock (NTP)",
             ));
         }
         if req.invite.len() > 256 {
