@@ -15,9 +15,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    decode_whole, make_movie, master_url, merge_toml, wait_for, Cluster, Network, TestNode, FAST,
-};
+use common::{decode_whole, make_movie, master_url, merge_toml, Cluster, Network, TestNode, FAST};
 use reelnet_node::admin::Status;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -112,10 +110,23 @@ async fn skewed_network_works(offset: &str, offset_secs: i64) {
         (one, &movie_two, "node 1 to replicate node 2's movie"),
         (two, &movie_one, "node 2 to replicate node 1's movie"),
     ] {
-        wait_for(what, Duration::from_secs(60), || async {
-            complete(&node.try_status().await.ok()?, movie).then_some(())
-        })
-        .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let done = match node.try_status().await {
+                Ok(s) => complete(&s, movie),
+                Err(_) => false,
+            };
+            if done {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after 60 s: {what}\n--- node 1 log ---\n{}\n--- node 2 log ---\n{}",
+                one.log_tail(40),
+                two.log_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     println!("segments fetched node to node both ways");
 
