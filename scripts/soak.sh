@@ -10,9 +10,9 @@
 #   tracker kill -9 the tracker, restart it 2 s later
 #   disk    fill one node's disk (its data directory is a tmpfs of SOAK_DISK_MB) to the last
 #           byte for F s, then free it
-#   slow    slow one node's link for S s: tc netem (delay 80 ms, 3 Mbit/s) when the kernel
-#           has sch_netem, else tbf at 3 Mbit/s (no delay; this project's Firecracker VMs
-#           have no netem)
+#   slow    slow one node's link (both directions) for S s: tc netem (delay 80 ms, 1 Mbit/s)
+#           when the kernel has sch_netem, else tbf at 1 Mbit/s (no delay; this project's
+#           Firecracker VMs have no netem); the top rendition no longer fits through it
 #
 #   scripts/soak.sh [--minutes N] [--seed S] [--profile ci|full] [--release] [--keep]
 #
@@ -62,6 +62,7 @@ tracker_bin="${TRACKER_BIN:-$CARGO_TARGET_DIR/$bin_profile/reelnet-tracker}"
 for b in "$node_bin" "$tracker_bin"; do
   [ -x "$b" ] || { echo "soak: missing $b (cargo build -p reelnet-node -p reelnet-tracker --bins${release:+ --release})" >&2; exit 1; }
 done
+node_bin=$(realpath "$node_bin") tracker_bin=$(realpath "$tracker_bin")
 export NODE_BIN="$node_bin" TRACKER_BIN="$tracker_bin"
 
 nodes=5
@@ -234,7 +235,7 @@ copies_json() {
   local i
   for i in $(seq 1 "$nodes"); do
     admin_get "$i" /admin/v1/status 2>/dev/null \
-      | jq -c --argjson i "$i" '[.manifests[]? | select(.complete and .held_segments == .total_segments) | {movie: .movie_id, node: $i}]' 2>/dev/null \
+      | jq -c --argjson i "$i" '[.manifests[]? | select(.complete and .held_segments == .total_segments and .responsible and (.released | not)) | {movie: .movie_id, node: $i}]' 2>/dev/null \
       || echo '[]'
   done | jq -sc 'add | group_by(.movie) | map({key: .[0].movie, value: (map(.node) | unique)}) | from_entries'
 }
@@ -361,8 +362,8 @@ unslow() {
 }
 shaper=tbf
 ip netns add "$prefix-probe" 2>/dev/null && {
-  ip -n "$prefix-probe" link add a type dummy && ip -n "$prefix-probe" link set a up \
-    && ip netns exec "$prefix-probe" tc qdisc add dev a root netem delay 1ms 2>/dev/null && shaper=netem
+  ip -n "$prefix-probe" link add name probe0 type dummy && ip -n "$prefix-probe" link set probe0 up \
+    && ip netns exec "$prefix-probe" tc qdisc add dev probe0 root netem delay 1ms 2>/dev/null && shaper=netem
   ip netns del "$prefix-probe"
 }
 do_fault() {
@@ -408,14 +409,14 @@ do_fault() {
     slow)
       n=$slow_node
       if [ "$shaper" = netem ]; then
-        in_ns 0 tc qdisc add dev "v$n" root netem delay 80ms rate 3mbit
-        in_ns "$n" tc qdisc add dev eth0 root netem delay 80ms rate 3mbit
+        in_ns 0 tc qdisc add dev "v$n" root netem delay 80ms rate 1mbit
+        in_ns "$n" tc qdisc add dev eth0 root netem delay 80ms rate 1mbit
       else
-        in_ns 0 tc qdisc add dev "v$n" root tbf rate 3mbit burst 32kbit latency 400ms
-        in_ns "$n" tc qdisc add dev eth0 root tbf rate 3mbit burst 32kbit latency 400ms
+        in_ns 0 tc qdisc add dev "v$n" root tbf rate 1mbit burst 32kbit latency 400ms
+        in_ns "$n" tc qdisc add dev eth0 root tbf rate 1mbit burst 32kbit latency 400ms
       fi
       event slow start "$n" "\"secs\":$slow_secs,\"shaper\":\"$shaper\""
-      say "node $n's link slowed ($shaper, 3 Mbit/s; for ${slow_secs} s)"
+      say "node $n's link slowed ($shaper, 1 Mbit/s; for ${slow_secs} s)"
       pending+=("$(( $(elapsed) + slow_secs )) unslow $n")
       ;;
   esac

@@ -276,6 +276,12 @@ async function play(movie, secondsWanted, deadline) {
       const pl = track === 'audio' ? m.audio : m.levels[level];
       const from = track === 'audio' ? aEnd : vEnd;
       const seg = pl.segs.find((s) => s.end > from + 0.001);
+      if (!seg && pl.ended) {
+        // This track ends (a little) before the other: nothing more to buffer for it.
+        if (track === 'audio') aEnd = Math.max(aEnd, m.duration);
+        else vEnd = Math.max(vEnd, m.duration);
+        continue;
+      }
       if (!seg) {
         // An EVENT playlist not yet complete: reload it.
         await sleep(2000);
@@ -448,10 +454,12 @@ function wsConnect(url, onText, onClose) {
     headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key, origin: NODE },
   });
   const conn = { open: false, socket: null, send: () => {} };
-  req.on('upgrade', (res, socket) => {
+  req.on('upgrade', (res, socket, head) => {
     conn.open = true;
     conn.socket = socket;
+    // Bytes that came with the handshake's response (the server's first frame, often).
     let buf = Buffer.alloc(0);
+    if (head?.length) setImmediate(() => socket.emit('data', Buffer.alloc(0)));
     conn.send = (text) => {
       const payload = Buffer.from(text);
       const mask = crypto.randomBytes(4);
@@ -467,6 +475,7 @@ function wsConnect(url, onText, onClose) {
       for (let i = 0; i < payload.length; i++) masked[i] = payload[i] ^ mask[i % 4];
       socket.write(Buffer.concat([head, mask, masked]));
     };
+    if (head?.length) buf = Buffer.from(head);
     socket.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       for (;;) {
@@ -524,7 +533,7 @@ async function party(deadline) {
         break;
       }
       log(`creating the room failed: ${r.status} ${await r.text()}`);
-      if (now() > deadline) return;
+      if (now() > deadline || stopRequested()) return;
       await sleep(1000);
     }
   } else {
