@@ -32,7 +32,9 @@
 #
 # Environment: SOAK_DIR (run directory, default a fresh /tmp/reelnet-soak.*; kept with
 # --keep or on failure), SOAK_MEDIA_DIR (encoded movies, cached; default
-# ~/.cache/reelnet/soak-media), SOAK_DISK_MB (default 512), NETNS_PREFIX (default soak).
+# ~/.cache/reelnet/soak-media), SOAK_DISK_MB (default 512), NETNS_PREFIX (default soak),
+# SOAK_KILL_SECS / SOAK_CUT_SECS / SOAK_DISK_SECS / SOAK_SLOW_SECS (a fault's length, to
+# override the profile's: e.g. SOAK_KILL_SECS=45 outlasts a viewer's 30 s buffer and fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -72,6 +74,8 @@ if [ "$profile" = ci ]; then
 else
   kill_down=20 cut_secs=30 disk_secs=60 slow_secs=60 movie_secs=120
 fi
+kill_down=${SOAK_KILL_SECS:-$kill_down} cut_secs=${SOAK_CUT_SECS:-$cut_secs}
+disk_secs=${SOAK_DISK_SECS:-$disk_secs} slow_secs=${SOAK_SLOW_SECS:-$slow_secs}
 run="${SOAK_DIR:-$(mktemp -d /tmp/reelnet-soak.XXXXXX)}"
 mkdir -p "$run"
 net="$run/net"
@@ -343,6 +347,22 @@ restart_node() {
   respawn "$1" "$net/node$1.log" "$run/node$1.args"
   event kill end "$1"
   say "node $1 restarted"
+  # A node forgets an ingest a crash interrupted ("ingest it again to publish it"): its
+  # operator runs it again once the node is back, and so does the soak.
+  if [ "$1" -eq 2 ] && ! kill -0 "$live_ingest" 2>/dev/null; then
+    (
+      pid=$(tail -n 1 "$net/pids")
+      for _ in $(seq 1 300); do
+        [ "$(jq -r .pid "$net/node2/admin.json" 2>/dev/null)" = "$pid" ] && admin_get 2 /admin/v1/status >/dev/null 2>&1 && break
+        sleep 0.2
+      done
+      ingest 2 "$t3" "$hub_ip:6882" "$run/m3.json" >> "$run/ingest-live.log" 2>&1
+    ) &
+    live_ingest=$!
+    bg_pids+=($live_ingest)
+    event ingest restart 2
+    say "ingest of \"Soak Game of Life\" started again on node 2"
+  fi
 }
 heal_node() {
   testnet/netns.sh heal "$1" >/dev/null
@@ -362,7 +382,8 @@ unslow() {
 }
 shaper=tbf
 ip netns add "$prefix-probe" 2>/dev/null && {
-  ip -n "$prefix-probe" link add name probe0 type dummy && ip -n "$prefix-probe" link set probe0 up \
+  ip -n "$prefix-probe" link add probe0 type veth peer name probe1 2>/dev/null \
+    && ip -n "$prefix-probe" link set probe0 up 2>/dev/null \
     && ip netns exec "$prefix-probe" tc qdisc add dev probe0 root netem delay 1ms 2>/dev/null && shaper=netem
   ip netns del "$prefix-probe"
 }
