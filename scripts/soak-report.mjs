@@ -137,7 +137,15 @@ for (const e of events.filter((e) => e.phase === 'end' && e.kind !== 'soak' && e
   const ok = after.find(converged);
   const secs = ok ? (ok.t - e.t) / 1000 : null;
   const startEv = [...events].reverse().find((x) => x.kind === e.kind && x.phase === 'start' && x.t <= e.t && x.node === e.node);
-  const row = { fault: e.kind, node: e.node, start_s: startEv ? Number(rel(startEv.t)) : null, end_s: Number(rel(e.t)), reconverged_after_s: secs };
+  // Other faults still on when this one ended (their own end then bounds reconvergence).
+  const overlapping = events
+    .filter((x) => x.phase === 'start' && x !== startEv && x.kind !== 'soak' && x.kind !== 'report' && x.t <= e.t)
+    .filter((x) => {
+      const xEnd = events.find((y) => y.phase === 'end' && y.kind === x.kind && y.node === x.node && y.t >= x.t);
+      return !xEnd || xEnd.t > e.t;
+    })
+    .map((x) => `${x.kind}${x.node ? ` node ${x.node}` : ''}`);
+  const row = { fault: e.kind, node: e.node, start_s: startEv ? Number(rel(startEv.t)) : null, end_s: Number(rel(e.t)), reconverged_after_s: secs, overlapping };
   if (secs === null || secs > LIMITS.reconverge_s) fail(`catalogs not equal again within ${LIMITS.reconverge_s} s after ${e.kind} ended at ${rel(e.t)} s (${secs === null ? 'never' : `${secs} s`})`);
   if (e.kind === 'kill' && startEv) {
     // Library movies only (the one still ingesting has no replica count yet).
@@ -198,10 +206,10 @@ console.log('\nviewer   node  faults-on-node        rebuffers  longest-stall  st
 for (const v of viewers) {
   console.log(`${pad(v.viewer, 8)} ${pad(v.node, 5)} ${pad(v.faults_on_node.join(',') || '-', 21)} ${pad(v.rebuffers, 10)} ${pad(`${f1(v.longest_stall_s)} s`, 14)} ${pad(`${f1(v.startup_s)} s`, 8)} ${pad(`${f1(v.longest_seek_s)} s`, 13)} ${pad(v.seeks, 6)} ${pad(v.fatal, 6)} ${v.progress_acked}/${v.progress_failed}/${v.progress_lost ?? '?'}`);
 }
-console.log('\nfault    node  start   end     catalogs-equal-after  replicas-back (after kill / after restart)');
+console.log('\nfault    node  start   end     catalogs-equal-after  replicas-back (after kill / after restart)  still-on');
 for (const f of faults) {
   const rep = f.fault === 'kill' ? (f.under_replicated ? `${f1(f.replicas_back_after_kill_s)} s / ${f1(f.replicas_back_after_restart_s)} s` : 'never under-replicated') : '';
-  console.log(`${pad(f.fault, 8)} ${pad(f.node ?? '-', 5)} ${pad(`${f.start_s ?? '-'}s`, 7)} ${pad(`${f.end_s}s`, 7)} ${pad(`${f1(f.reconverged_after_s)} s`, 21)} ${rep}`);
+  console.log(`${pad(f.fault, 8)} ${pad(f.node ?? '-', 5)} ${pad(`${f.start_s ?? '-'}s`, 7)} ${pad(`${f.end_s}s`, 7)} ${pad(`${f1(f.reconverged_after_s)} s`, 21)} ${pad(rep, 42)} ${f.overlapping.join(', ') || '-'}`);
 }
 console.log('\nparty    role   connects  closes  frames  state-frames  first-frame-after-tracker-restart');
 for (const p of party) console.log(`${pad(p.member, 8)} ${pad(p.role, 6)} ${pad(p.connects, 9)} ${pad(p.closes, 7)} ${pad(p.frames, 7)} ${pad(p.state_frames, 13)} ${p.back_after_tracker_restart_s.map((x) => `${f1(x)} s`).join(', ')}`);
