@@ -5,7 +5,8 @@
 # tracker, two nodes and a capture proxy; web/e2e/console.mjs: the operator console, a
 # tracker and two nodes; web/e2e/watch.mjs and web/e2e/party.mjs: a 3-node
 # testnet; web/e2e/media.mjs: a 1-node testnet, audio/subtitle tracks and preferences;
-# web/e2e/wan.mjs: the WAN testnet, home nodes behind NAT; all with Chromium), and a short
+# web/e2e/wan.mjs: the WAN testnet, home nodes behind NAT; all with Chromium), the 1-minute
+# chaos soak (scripts/soak.sh --profile ci: headless viewers, faults on a schedule), and a short
 # run of every fuzz target. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,12 @@ fi
 step "browser test: a movie held only by home nodes behind NAT plays for a viewer on a shaped link through a public node (WAN testnet, root)"
 if ! DEMO_SECONDS=30 node web/e2e/wan.mjs; then
   echo "the WAN playback browser test (web/e2e/wan.mjs) failed: see its messages above and the testnet logs it names" >&2
+  exit 1
+fi
+
+step "chaos soak, 1 minute (ci profile): 5 nodes in namespaces, 5 headless viewers and a watch party; a replica killed, a node cut off, the tracker killed, a disk filled, a link slowed (root)"
+if ! scripts/soak.sh --minutes 1 --profile ci --seed "${SOAK_SEED:-20}"; then
+  echo "the 1-minute chaos soak (scripts/soak.sh --profile ci) failed: see the FAILED lines of its report above and the run directory it names (players/*.log, net/*.log)" >&2
   exit 1
 fi
 

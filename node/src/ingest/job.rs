@@ -719,14 +719,7 @@ impl Publisher {
     /// Publishes a new version once every aligned track (all but thumbnails) has grown past
     /// the last published one.
     fn maybe_publish(&mut self) -> Result<(), TranscodeError> {
-        let aligned = self
-            .manifest
-            .tracks
-            .iter()
-            .filter(|t| !matches!(t.kind, TrackKind::Thumbnails(_)))
-            .map(|t| t.segments.len())
-            .min()
-            .unwrap_or(0);
+        let aligned = aligned_segments(&self.manifest.tracks);
         if aligned > self.published && self.ready() {
             self.publish()
                 .map_err(|e| TranscodeError::Sink(e.to_string()))?;
@@ -747,13 +740,7 @@ impl Publisher {
         self.published_once = true;
         let elapsed = self.started.elapsed().as_secs_f64();
         let downloaded = self.downloaded.load(Ordering::Relaxed);
-        let segments = self
-            .manifest
-            .tracks
-            .iter()
-            .map(|t| t.segments.len())
-            .min()
-            .unwrap_or(0);
+        let segments = aligned_segments(&self.manifest.tracks);
         let id = stored.id.to_string();
         self.progress.send_modify(|p| {
             p.manifest_id = Some(id);
@@ -784,9 +771,62 @@ impl Publisher {
     }
 }
 
+/// Media segments every aligned track (all but thumbnails) has: what a published version
+/// adds and what progress reports. A thumbnail sheet covers minutes of a movie, so counting
+/// it (as progress once did) showed 0 segments for most of a long ingest.
+fn aligned_segments(tracks: &[Track]) -> usize {
+    tracks
+        .iter()
+        .filter(|t| !matches!(t.kind, TrackKind::Thumbnails(_)))
+        .map(|t| t.segments.len())
+        .min()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the chaos soak: a 300 s ingest reported `segments=0` at 244 s because the
+    /// thumbnail track (one sheet so far: none) was counted.
+    #[test]
+    fn progress_counts_aligned_tracks_not_thumbnail_sheets() {
+        let zero = |name: &str, codecs: &str, bandwidth: u32| Rendition {
+            name: name.to_owned(),
+            width: 0,
+            height: 0,
+            bandwidth,
+            codecs: codecs.to_owned(),
+            frame_rate_milli: 0,
+        };
+        let seg = |n: u8| SegmentEntry {
+            hash: reelnet_proto::SegmentHash([n; 32]),
+            duration_ms: 4_000,
+            size: 1_000,
+        };
+        let mut tracks = vec![Track::video(
+            zero("360p", "avc1.64001e", 800_000),
+            None,
+            vec![seg(1), seg(2), seg(3)],
+        )];
+        tracks.push(Track {
+            rendition: zero("thumbnails", "jpeg", 1_000),
+            kind: TrackKind::Thumbnails(ThumbnailGrid {
+                interval_ms: 2_000,
+                tile_width: 160,
+                tile_height: 90,
+                columns: 10,
+                rows: 10,
+            }),
+            media: None,
+            init: None,
+            segments: Vec::new(),
+        });
+        assert_eq!(aligned_segments(&tracks), 3);
+        tracks[0].segments.pop();
+        assert_eq!(aligned_segments(&tracks), 2);
+        assert_eq!(aligned_segments(&[]), 0);
+    }
 
     #[test]
     fn titles_from_file_names() {
