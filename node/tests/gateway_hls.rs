@@ -169,13 +169,25 @@ async fn segments_held_only_by_a_peer_are_fetched_verified_shared_and_cached() {
 async fn a_bad_or_dying_peer_is_passed_over_for_another_replica() {
     let lib = Library::new(3, true, 2);
     let gw = Gateway::start().await;
-    // The first provider (by rank, all untried are equal: the catalog's order) serves
-    // garbage and then dies mid-segment; the second is good.
+    // The first providers asked serve garbage or die mid-segment; the last is good.
     let bad = Provider::evil(12, &lib, Evil::Truncated);
     let bad2 = Provider::evil(13, &lib, Evil::WrongBytes);
-    // Providers are tried in node-id order while none has a record: make the good one last.
-    let worst = bad.id().max(bad2.id());
-    let seed = (14..=255u8).find(|s| Provider::id_of(*s) > worst).unwrap();
+    // Untried providers are asked in the gateway's spread order for the segment: pick a
+    // good one that this order puts last for segment 0.
+    let me = reelnet_proto::NodeId::from_verifying_key(&gw.key.verifying_key());
+    let addr = bad.addr;
+    let seed = (14..=255u8)
+        .find(|s| {
+            let ids = [bad.id(), bad2.id(), Provider::id_of(*s)];
+            let order = reelnet_node::gateway::hls::spread_providers(
+                me,
+                lib.manifest.origin,
+                Some(0),
+                ids.iter().map(|id| (*id, addr)),
+            );
+            order.last().map(|p| p.0) == Some(ids[2])
+        })
+        .unwrap();
     let good = Provider::holding(seed, &lib);
     gw.announce(&bad, &lib, 1).await;
     gw.announce(&bad2, &lib, 1).await;

@@ -827,7 +827,7 @@ fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
 /// segment (so viewers on different nodes spread over the holders instead of all asking
 /// the same one first), and the movie's `origin` last (issue 19 item 5). The fetcher then
 /// ranks by what it has measured; ties keep this order.
-fn spread_providers(
+pub fn spread_providers(
     me: NodeId,
     origin: NodeId,
     index: Option<u32>,
