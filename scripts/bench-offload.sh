@@ -7,7 +7,8 @@
 # rendition at PACE x real time). Every node's /metrics is read before and after: the
 # script prints, per node, the bytes it served to viewers (from its disk or hot cache, or
 # fetched from peers), uploaded to other nodes and fetched, and the origin's share of all
-# bytes the viewers got. Target: <= 25 %. Results: docs/benchmarks.md ("Origin offload").
+# bytes the viewers got. Target: <= 25 %. Results: docs/benchmarks.md ("Issue 19: the seven
+# figures side by side", item 5).
 #
 # Environment overrides:
 #   NODES=6 VIEWER_NODES="2 3 4 5 6" STAGGER_SECS=8 PACE=4 BUFFER_SECS=30

@@ -55,8 +55,7 @@ async fn read_body(mut res: reqwest::Response) -> (Vec<u8>, bool) {
     }
 }
 
-/// Providers are tried in node-id order while none has a record: a seed whose node id
-/// ranks after `after`.
+/// A provider seed other than the one whose node id is `after` (its id sorts after it).
 fn seed_after(after: reelnet_proto::NodeId) -> u8 {
     (14..=255u8).find(|s| Provider::id_of(*s) > after).unwrap()
 }
