@@ -185,7 +185,10 @@ pub fn routes(
         let state = state.clone();
         warp::path!("metrics").and(warp::get()).then(move || {
             let state = state.clone();
-            async move {
+            // Gathered and rendered on a task of its own: inside the connection's future,
+            // under the TLS and HTTP layers, it overflowed a debug build's 2 MiB worker
+            // stack on an HTTPS gateway.
+            let gather = async move {
                 let peers = state
                     .catalog
                     .live_nodes()
@@ -221,11 +224,18 @@ pub fn routes(
                     corruption: state.store.corruption(),
                     full_writes: state.store.full_writes(),
                 };
-                warp::reply::with_header(
-                    state.metrics.render(gauges),
-                    "content-type",
-                    reelnet_runtime::metrics::CONTENT_TYPE,
-                )
+                state.metrics.render(gauges)
+            };
+            async move {
+                match tokio::spawn(gather).await {
+                    Ok(text) => warp::reply::with_header(
+                        text,
+                        "content-type",
+                        reelnet_runtime::metrics::CONTENT_TYPE,
+                    )
+                    .into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
             }
         })
     };
