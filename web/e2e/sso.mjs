@@ -144,8 +144,12 @@ async function signIn(page, origin, tracker, email, password, { consent = true }
 }
 
 /** `POST /auth/session` from the page's origin: `{status, body}`. */
-const session = (page) =>
-  page.evaluate(async () => {
+const session = async (page) => {
+  // Let the app's own refresh on page load finish first: with a grace of 0 s, sending the
+  // cookie it is rotating a moment after the node answered (before the browser stored the
+  // new one) is a replay, and the family is revoked (one fresh-clone CI run hit this).
+  await page.waitForLoadState('networkidle');
+  return page.evaluate(async () => {
     const r = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin' });
     let body = null;
     try {
@@ -155,6 +159,7 @@ const session = (page) =>
     }
     return { status: r.status, body };
   });
+};
 
 async function refreshCookie(context, origin) {
   const all = await context.cookies(origin);
