@@ -144,12 +144,8 @@ async function signIn(page, origin, tracker, email, password, { consent = true }
 }
 
 /** `POST /auth/session` from the page's origin: `{status, body}`. */
-const session = async (page) => {
-  // Let the app's own refresh on page load finish first: with a grace of 0 s, sending the
-  // cookie it is rotating a moment after the node answered (before the browser stored the
-  // new one) is a replay, and the family is revoked (one fresh-clone CI run hit this).
-  await page.waitForLoadState('networkidle');
-  return page.evaluate(async () => {
+const session = (page) =>
+  page.evaluate(async () => {
     const r = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin' });
     let body = null;
     try {
@@ -159,7 +155,6 @@ const session = async (page) => {
     }
     return { status: r.status, body };
   });
-};
 
 async function refreshCookie(context, origin) {
   const all = await context.cookies(origin);
@@ -255,6 +250,10 @@ try {
 
   // 5. Node a's token at node b.
   await page.goto(`${proxyA}/`);
+  // Let the app's own refresh on page load finish first: with a grace of 0 s, sending the
+  // cookie it is rotating a moment after the node answered (before the browser stored the
+  // new one) is a replay, and the family is revoked (one fresh-clone CI run hit this).
+  await page.waitForLoadState('networkidle');
   const tokA = (await session(page)).body?.access_token;
   check(tokA, 'no access token from node a');
   const meAtA = await fetch(`${proxyA}/api/v1/me`, { headers: { authorization: `Bearer ${tokA}` } });
@@ -285,6 +284,7 @@ try {
   // 7. Two tabs refreshing at once keep the session; a replayed refresh token ends it.
   const tab2 = await context.newPage();
   await tab2.goto(`${proxyA}/`);
+  await tab2.waitForLoadState('networkidle'); // the new tab's own refresh first (as above)
   const [r1, r2] = await Promise.all([session(page), session(tab2)]);
   check(r1.status === 200 && r2.status === 200, `two tabs refreshing at once: ${r1.status}, ${r2.status}`);
   check((await session(page)).status === 200, 'the session ended after two tabs refreshed at once');
