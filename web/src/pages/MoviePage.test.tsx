@@ -26,7 +26,9 @@ describe('movie page', () => {
     renderApp('/movie/tmdb-603');
 
     expect((await screen.findByTestId('movie-title')).textContent).toBe('The Matrix');
-    expect(document.title).toBe('The Matrix · reelnet');
+    // The title is set in an effect after the render: wait for it (a loaded CI machine
+    // read it before the effect ran).
+    await waitFor(() => expect(document.title).toBe('The Matrix · reelnet'));
     expect(screen.getByText('1999')).toBeTruthy();
     expect(screen.getByText('2h 16m')).toBeTruthy();
     expect(screen.getByText('Action, Science Fiction')).toBeTruthy();
