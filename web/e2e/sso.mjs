@@ -62,6 +62,13 @@ async function mailLink(to, re) {
 
 // --- the capture proxy in front of node a --------------------------------------------
 const captured = [];
+// While set, `POST /auth/session` requests through the capture proxy are held until
+// `count` of them have arrived, then all are forwarded together: "two tabs at once" then
+// means at once at the node, whatever the browser's scheduling (with a grace of 0 s, a
+// second tab's request reaching the node after the first one's refresh finished is a
+// replay; a fresh-clone CI run on a loaded machine got 200, 401 that way).
+let sessionBarrier = null;
+
 function captureProxy(listenHost, listenPort, upstreamHost, upstreamPort) {
   const server = createServer((req, res) => {
     const body = [];
@@ -69,6 +76,18 @@ function captureProxy(listenHost, listenPort, upstreamHost, upstreamPort) {
     req.on('end', () => {
       const raw = Buffer.concat(body);
       captured.push({ method: req.method, url: req.url, headers: req.headers, body: raw.toString('latin1') });
+      if (sessionBarrier && req.method === 'POST' && req.url === '/auth/session') {
+        sessionBarrier.held.push(() => forward(raw));
+        if (sessionBarrier.held.length === sessionBarrier.count) {
+          const go = sessionBarrier.held;
+          sessionBarrier = null;
+          for (const f of go) f();
+        }
+        return;
+      }
+      forward(raw);
+    });
+    const forward = (raw) => {
       const up = httpRequest(
         { host: upstreamHost, port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
         (ur) => {
@@ -81,7 +100,7 @@ function captureProxy(listenHost, listenPort, upstreamHost, upstreamPort) {
         res.end();
       });
       up.end(raw);
-    });
+    };
   });
   // WebSocket upgrades: record the request, then pipe bytes both ways (recording the
   // browser's side).
@@ -285,6 +304,7 @@ try {
   const tab2 = await context.newPage();
   await tab2.goto(`${proxyA}/`);
   await tab2.waitForLoadState('networkidle'); // the new tab's own refresh first (as above)
+  sessionBarrier = { count: 2, held: [] };
   const [r1, r2] = await Promise.all([session(page), session(tab2)]);
   check(r1.status === 200 && r2.status === 200, `two tabs refreshing at once: ${r1.status}, ${r2.status}`);
   check((await session(page)).status === 200, 'the session ended after two tabs refreshed at once');

@@ -162,6 +162,9 @@ impl TestNode {
         for b in &self.bootstrap {
             cmd.arg("--bootstrap").arg(b);
         }
+        // Its own process group: a wrapper (`env … faketime … reelnet-node`) forks the
+        // node, so signals go to the whole group or the node outlives the test.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .env(
                 "RUST_LOG",
@@ -230,6 +233,7 @@ impl TestNode {
     /// SIGKILL: no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
+            signal_group(&c, "-KILL");
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -238,12 +242,11 @@ impl TestNode {
     /// SIGTERM, then waits (10 s at most, then SIGKILL) for the process to exit.
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            signal_group(&c, "-TERM");
             let start = Instant::now();
             while c.try_wait().ok().flatten().is_none() {
                 if start.elapsed() > Duration::from_secs(10) {
+                    signal_group(&c, "-KILL");
                     let _ = c.kill();
                     break;
                 }
@@ -373,6 +376,14 @@ impl TestNode {
         assert_eq!(p.state, JobState::Done, "ingest failed: {:?}", p.error);
         p
     }
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`) to the process group `child` leads (every node starts
+/// in its own group: see [`TestNode::start`]).
+fn signal_group(child: &std::process::Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .status();
 }
 
 impl Drop for TestNode {
