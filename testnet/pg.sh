@@ -55,9 +55,12 @@ usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 pg_bin_dir() {
   if [ -n "${REELNET_PG_BIN:-}" ]; then echo "$REELNET_PG_BIN"; return; fi
-  local v
-  v=$(ls /usr/lib/postgresql 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -n 1 || true)
-  [ -n "$v" ] && [ -x "/usr/lib/postgresql/$v/bin/initdb" ] || {
+  local v="" d
+  for d in /usr/lib/postgresql/*/bin/initdb; do
+    d=${d#/usr/lib/postgresql/}; d=${d%%/*}
+    if [[ "$d" =~ ^[0-9]+$ ]] && { [ -z "$v" ] || [ "$d" -gt "$v" ]; }; then v=$d; fi
+  done
+  [ -n "$v" ] || {
     echo "no PostgreSQL binaries under /usr/lib/postgresql/*/bin: run scripts/setup.sh" \
       "(Debian's postgresql package), or set REELNET_PG_BIN" >&2
     exit 1

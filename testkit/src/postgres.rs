@@ -8,17 +8,23 @@
 //!   which `scripts/setup.sh` installs), or from `$REELNET_PG_BIN`.
 //! - **Never as root.** PostgreSQL refuses to run as root, so when the test runs as root every
 //!   PostgreSQL binary runs as the `postgres` system user through `runuser`, and the cluster's
-//!   directory (under `$REELNET_PG_TMPDIR`, else the system temp dir) is created owned by it.
-//!   As any other user the binaries run as that user.
+//!   directory is created owned by it. As any other user the binaries run as that user.
+//! - **In memory by default.** Clusters live under `$REELNET_PG_TMPDIR`, else `/dev/shm`
+//!   (a tmpfs of 2 GiB or more), else the system temp dir; see `base_dir` for why that
+//!   weakens no test and what a benchmark must set instead. Directories of test processes
+//!   killed before their `Drop` ran are swept at the next start.
 //! - **Like a deployment where it matters.** TCP only on 127.0.0.1 with scram-sha-256
 //!   password authentication for a superuser with a generated password (the unix socket, in
-//!   the cluster's own 0700 directory, trusts whoever can reach it); `fsync` on, so a kill -9
-//!   loses nothing that was acknowledged. Small `shared_buffers`, so a dozen clusters fit on a
-//!   test machine, and `initdb --no-sync` (the files initdb writes need not survive a power
-//!   cut).
-//! - **A port picked by binding port 0 and releasing it.** PostgreSQL cannot report a port it
-//!   chose itself; a clash (another process took the port in between) is detected from the
-//!   server log and the start retried on another port.
+//!   the cluster's own 0700 directory, trusts whoever can reach it); `fsync` and
+//!   `synchronous_commit` on, so a commit is acknowledged after its WAL is flushed (and, with
+//!   a synchronous standby, after the standby flushed it). Small `shared_buffers`, so a dozen
+//!   clusters fit on a test machine; `initdb --no-sync`; dynamic shared memory in the data
+//!   directory (`mmap`), so a killed server leaves nothing in `/dev/shm`.
+//! - **A port picked by binding and releasing it**, below the kernel's ephemeral range (so no
+//!   outgoing connection takes it while the server is down between [`Postgres::kill9`] and
+//!   [`Postgres::start_again`]). PostgreSQL cannot report a port it chose itself; a clash
+//!   (another process took the port in between) is detected from the server log and the
+//!   start retried on another port.
 //! - **A crash is a crash.** [`Postgres::kill9`] stops the postmaster, then SIGKILLs it and
 //!   every one of its backends together, as a machine dying would: no backend may finish a
 //!   commit after the "crash". [`Postgres::start_again`] then runs crash recovery on the same
@@ -246,8 +252,27 @@ fn random_hex(n: usize) -> Result<String, PgError> {
     Ok(s)
 }
 
-/// A loopback port that was free a moment ago (bind port 0, release it).
+/// A loopback port that was free a moment ago, below the kernel's ephemeral range: a port
+/// from that range (what binding port 0 gives) can be taken, while the server is down after
+/// [`Postgres::kill9`], as the local port of any outgoing connection on the machine, and
+/// [`Postgres::start_again`] must get the same port back. Random candidates are tried by
+/// binding and releasing them; binding port 0 is the fallback.
 fn pick_port() -> Result<u16, PgError> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u16 = 10_000;
+    if low > FLOOR + 1000 {
+        let span = u32::from(low - FLOOR);
+        for _ in 0..64 {
+            let r = u32::from_str_radix(&random_hex(4)?, 16).unwrap_or(0);
+            let candidate = FLOOR + (r % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+                return Ok(candidate);
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -257,11 +282,100 @@ fn pick_port() -> Result<u16, PgError> {
         })
 }
 
+/// Where clusters go: `$REELNET_PG_TMPDIR`, else `/dev/shm` when it is a tmpfs of at least
+/// 2 GiB (or of the kernel's default size), else the system temp dir.
+///
+/// In memory, `fsync` costs nothing: a start, and the restart after [`Postgres::kill9`]
+/// (whose crash recovery first syncs the whole data directory), take a fraction of the time
+/// they take on a busy shared disk (the module's tests: about 5 s instead of about 20 s). No
+/// test loses anything by it: a kill -9 ends processes, and what they wrote stays in the page
+/// cache, in memory or on disk alike; only a power cut would tell them apart, and no test
+/// makes one. A benchmark of durable writes must set `REELNET_PG_TMPDIR` to a directory on
+/// the disk it measures.
+fn base_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("REELNET_PG_TMPDIR") {
+        return PathBuf::from(dir);
+    }
+    let shm_ok = std::fs::read_to_string("/proc/mounts")
+        .ok()
+        .and_then(|mounts| {
+            let line = mounts.lines().find(|l| {
+                let mut f = l.split_whitespace().skip(1);
+                f.next() == Some("/dev/shm") && f.next() == Some("tmpfs")
+            })?;
+            let size = line
+                .split_whitespace()
+                .nth(3)?
+                .split(',')
+                .find_map(|o| o.strip_prefix("size="));
+            Some(match size {
+                None => true,
+                Some(size) => tmpfs_size_bytes(size).is_some_and(|b| b >= 2 << 30),
+            })
+        })
+        .unwrap_or(false);
+    if shm_ok {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// A tmpfs `size=` option (`65536k`, `2g`, bytes) in bytes; `None` for a percentage.
+fn tmpfs_size_bytes(size: &str) -> Option<u64> {
+    let at = size
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(size.len());
+    let (digits, unit) = size.split_at(at);
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+/// Removes the cluster directories under `base` left by test processes that are gone (killed
+/// before their `Drop` ran) and whose server is not running.
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("reelnet-pg-"))
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        let data = e.path().join("data");
+        let running = std::fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+            .is_some_and(|pid| is_postmaster_of(pid, &data));
+        if running {
+            tracing::warn!(dir = %e.path().display(), "a test PostgreSQL of a process that is gone still runs");
+            continue;
+        }
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            tracing::debug!(dir = %e.path().display(), "stale test PostgreSQL directory removed");
+        }
+    }
+}
+
 /// A new empty directory for one cluster, owned by the user PostgreSQL runs as, mode 0700.
 fn cluster_dir(runner: &Runner) -> Result<PathBuf, PgError> {
-    let base = std::env::var_os("REELNET_PG_TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = base_dir();
+    sweep_stale(&base);
     if runner.as_postgres.is_some() {
         // Every ancestor must let the postgres user through.
         let mut p = Some(base.as_path());
@@ -375,6 +489,7 @@ impl Postgres {
              wal_keep_size = 128MB\n\
              max_wal_senders = 5\n\
              max_parallel_workers_per_gather = 0\n\
+             dynamic_shared_memory_type = mmap\n\
              logging_collector = off\n\
              log_line_prefix = '%m [%p] '\n",
             dir = self.dir.display()
@@ -891,6 +1006,14 @@ mod tests {
             .await
             .unwrap()
             .get(0)
+    }
+
+    #[test]
+    fn tmpfs_sizes() {
+        assert_eq!(tmpfs_size_bytes("65536k"), Some(64 << 20));
+        assert_eq!(tmpfs_size_bytes("2g"), Some(2 << 30));
+        assert_eq!(tmpfs_size_bytes("1048576"), Some(1 << 20));
+        assert_eq!(tmpfs_size_bytes("50%"), None);
     }
 
     #[tokio::test]
