@@ -259,6 +259,8 @@ synchronous_commit = on
 shared_buffers = 64MB
 max_connections = 200
 wal_keep_size = 256MB
+# Dynamic shared memory in the data directory: a kill -9 leaves nothing in /dev/shm.
+dynamic_shared_memory_type = mmap
 log_line_prefix = '%m [%p] '
 EOF
   pg_start pg1
