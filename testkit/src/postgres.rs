@@ -126,12 +126,10 @@ struct Runner {
 
 impl Runner {
     fn find() -> Result<Runner, PgError> {
-        let bin = bin_dir()?;
-        for tool in ["initdb", "pg_ctl", "pg_basebackup", "postgres"] {
-            if !bin.join(tool).is_file() {
-                return Err(PgError::MissingBinary(bin, tool));
-            }
-        }
+        let bin = check_bin_dir(bin_dir(
+            std::env::var_os("REELNET_PG_BIN"),
+            Path::new("/usr/lib/postgresql"),
+        )?)?;
         let root = std::fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
             .unwrap_or(false);
@@ -198,12 +196,13 @@ impl Runner {
     }
 }
 
-/// `$REELNET_PG_BIN`, else `/usr/lib/postgresql/<highest version>/bin`.
-fn bin_dir() -> Result<PathBuf, PgError> {
-    if let Some(dir) = std::env::var_os("REELNET_PG_BIN") {
+/// `$REELNET_PG_BIN` (`from_env`), else `<lib>/<highest version>/bin` (`lib`:
+/// `/usr/lib/postgresql`).
+fn bin_dir(from_env: Option<std::ffi::OsString>, lib: &Path) -> Result<PathBuf, PgError> {
+    if let Some(dir) = from_env {
         return Ok(PathBuf::from(dir));
     }
-    let entries = std::fs::read_dir("/usr/lib/postgresql").map_err(|_| PgError::NoBinaries)?;
+    let entries = std::fs::read_dir(lib).map_err(|_| PgError::NoBinaries)?;
     entries
         .flatten()
         .filter_map(|e| {
@@ -214,6 +213,16 @@ fn bin_dir() -> Result<PathBuf, PgError> {
         .max_by_key(|(v, _)| *v)
         .map(|(_, bin)| bin)
         .ok_or(PgError::NoBinaries)
+}
+
+/// `bin` when it holds every binary this module runs.
+fn check_bin_dir(bin: PathBuf) -> Result<PathBuf, PgError> {
+    for tool in ["initdb", "pg_ctl", "pg_basebackup", "postgres"] {
+        if !bin.join(tool).is_file() {
+            return Err(PgError::MissingBinary(bin, tool));
+        }
+    }
+    Ok(bin)
 }
 
 /// The `postgres` user's uid and gid, from /etc/passwd.
@@ -485,7 +494,7 @@ impl Postgres {
              fsync = on\n\
              synchronous_commit = on\n\
              shared_buffers = 16MB\n\
-             max_connections = 120\n\
+             max_connections = 200\n\
              wal_keep_size = 128MB\n\
              max_wal_senders = 5\n\
              max_parallel_workers_per_gather = 0\n\
@@ -1006,6 +1015,32 @@ mod tests {
             .await
             .unwrap()
             .get(0)
+    }
+
+    #[test]
+    fn missing_binaries_say_what_to_do() {
+        let empty = std::env::temp_dir().join(format!("reelnet-pgbin-test-{}", std::process::id()));
+        std::fs::create_dir_all(empty.join("15/bin")).unwrap();
+        let err = bin_dir(None, &empty).unwrap_err();
+        assert!(matches!(err, PgError::NoBinaries), "{err}");
+        assert!(err.to_string().contains("run scripts/setup.sh"), "{err}");
+        let err = bin_dir(None, &empty.join("absent")).unwrap_err();
+        assert!(matches!(err, PgError::NoBinaries), "{err}");
+        // A versioned directory with initdb is found, the highest version first.
+        for v in ["9", "15", "16"] {
+            std::fs::create_dir_all(empty.join(v).join("bin")).unwrap();
+        }
+        std::fs::write(empty.join("15/bin/initdb"), "").unwrap();
+        std::fs::write(empty.join("9/bin/initdb"), "").unwrap();
+        assert_eq!(bin_dir(None, &empty).unwrap(), empty.join("15/bin"));
+        // $REELNET_PG_BIN naming a directory without pg_ctl and the rest.
+        let err = check_bin_dir(empty.join("15/bin")).unwrap_err();
+        assert!(err.to_string().contains("no `pg_ctl` there"), "{err}");
+        assert_eq!(
+            bin_dir(Some("/opt/pg/bin".into()), &empty).unwrap(),
+            PathBuf::from("/opt/pg/bin")
+        );
+        std::fs::remove_dir_all(&empty).unwrap();
     }
 
     #[test]
