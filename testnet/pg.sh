@@ -438,6 +438,7 @@ cmd_failover() {
   # the times the INSERT started and was acknowledged.
   local probe_url writer
   probe_url=$(url_both pgsh_probe)
+  rm -f "$dir/failover-stop"
   (
     base=$(( $(date +%s%N) / 1000 ))
     n=0
@@ -454,7 +455,6 @@ cmd_failover() {
     done
   ) &
   writer=$!
-  rm -f "$dir/failover-stop"
   trap 'touch "$dir/failover-stop"; wait '"$writer"' 2>/dev/null || true; rm -f "$dir/failover-stop"' EXIT
   # Let some writes be acknowledged by the old primary first.
   local deadline=$(( $(date +%s) + 10 ))
