@@ -6,6 +6,7 @@
 #   testnet/pg.sh down [--wipe]      stop everything (--wipe: delete the data too)
 #   testnet/pg.sh status             which server is primary, replication state, who answers
 #   testnet/pg.sh failover           kill -9 the primary, promote the standby, time the outage
+#   testnet/pg.sh rejoin             the killed server back as the new primary's synchronous standby
 #   testnet/pg.sh psql [ARG...]      psql on the current primary (database reelnet)
 #
 # Layout under $TESTNET_DIR (default .testnet-pg/): pg1/ and pg2/ are the data directories
@@ -34,7 +35,8 @@
 # counted on the new primary) and, unless PG_ONLY, an invite made through tracker1 or
 # tracker2 (POST /api/v1/admin/nodes/invites with the operator token of its data dir). It
 # prints the seconds from the kill to each first answered write. There is no standby after
-# it; `down --wipe` and `up` make a fresh pair.
+# it until `rejoin` replaces the killed server's data with a fresh base backup of the new
+# primary and makes it the synchronous standby (then `failover` goes the other way).
 #
 # Environment: TESTNET_DIR, PG_PORT, PG_STANDBY_PORT, BASE_PORT, PG_ONLY=1, REELNET_PG_BIN
 # (default /usr/lib/postgresql/<highest>/bin; scripts/setup.sh installs Debian's
@@ -51,7 +53,7 @@ state="$dir/pg.state"
 sock="$dir/pgsock"
 nodes=3
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 pg_bin_dir() {
   if [ -n "${REELNET_PG_BIN:-}" ]; then echo "$REELNET_PG_BIN"; return; fi
@@ -145,6 +147,33 @@ pg_kill9() {
 pg_stop() {
   postmaster_of "$1" >/dev/null || return 0
   as_pg "$pg_bin/pg_ctl" -D "$dir/$1" -m fast -w -t 30 stop >/dev/null 2>&1 || pg_kill9 "$1"
+}
+
+# make_standby PRIMARY STANDBY : a base backup of server PRIMARY into STANDBY's (empty, owned
+# by postgres) data directory, streaming from it under application_name STANDBY, started,
+# and named by PRIMARY's synchronous_standby_names; returns once PRIMARY's
+# pg_stat_replication shows it streaming and sync.
+make_standby() {
+  local from="$1" to="$2"
+  as_pg "$pg_bin/pg_basebackup" -D "$dir/$to" -R -X stream -c fast \
+    -d "host=127.0.0.1 port=$(port_of "$from") user=reelnet password=$password application_name=$to" \
+    >"$dir/basebackup.log" 2>&1 || {
+    echo "pg_basebackup failed:" >&2; cat "$dir/basebackup.log" >&2; return 1; }
+  # Its own port; and no synchronous standby of its own once promoted (it has none).
+  printf "port = %s\nsynchronous_standby_names = ''\n" "$(port_of "$to")" >>"$dir/$to/postgresql.auto.conf"
+  pg_start "$to"
+  sql "$from" "ALTER SYSTEM SET synchronous_standby_names = '\"$to\"'" >/dev/null
+  sql "$from" "SELECT pg_reload_conf()" >/dev/null
+  local deadline=$(( $(date +%s) + 30 )) rep=""
+  while :; do
+    rep=$(sql "$from" "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = '$to'" 2>/dev/null || true)
+    [ "$rep" = "streaming sync" ] && break
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$to is not streaming synchronously from $from after 30 s (now: '${rep:-absent}'); see $dir/$to.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
 }
 
 # Stops our processes (the pids file: trackers, nodes, SMTP) and both PostgreSQL servers.
@@ -272,25 +301,7 @@ EOF
   echo "pg1      postgres://127.0.0.1:$port_of_pg1 primary   (data: $dir/pg1, log: $dir/pg1.log)"
 
   # The standby: a base backup of the primary that streams from it as `pg2`.
-  as_pg "$pg_bin/pg_basebackup" -D "$dir/pg2" -R -X stream -c fast \
-    -d "host=127.0.0.1 port=$port_of_pg1 user=reelnet password=$password application_name=pg2" \
-    >"$dir/basebackup.log" 2>&1 || {
-    echo "pg_basebackup failed:" >&2; cat "$dir/basebackup.log" >&2; exit 1; }
-  # Its own port; and no synchronous standby of its own once promoted (it has none).
-  printf "port = %s\nsynchronous_standby_names = ''\n" "$port_of_pg2" >>"$dir/pg2/postgresql.auto.conf"
-  pg_start pg2
-  sql pg1 "ALTER SYSTEM SET synchronous_standby_names = '\"pg2\"'" >/dev/null
-  sql pg1 "SELECT pg_reload_conf()" >/dev/null
-  local deadline=$(( $(date +%s) + 30 )) rep=""
-  while :; do
-    rep=$(sql pg1 "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'pg2'" 2>/dev/null || true)
-    [ "$rep" = "streaming sync" ] && break
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "the standby is not streaming synchronously after 30 s (now: '${rep:-absent}'); see $dir/pg2.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
+  make_standby pg1 pg2
   echo "pg2      postgres://127.0.0.1:$port_of_pg2 standby, streaming, synchronous   (data: $dir/pg2, log: $dir/pg2.log)"
   echo "url      $(url_both)"
 
@@ -511,6 +522,27 @@ cmd_failover() {
   [ "$found" = "$total" ] || { echo "LOST $((total - found)) acknowledged writes" >&2; exit 1; }
 }
 
+cmd_rejoin() {
+  load_state
+  local primary="" other="" name
+  for name in pg1 pg2; do
+    if postmaster_of "$name" >/dev/null; then
+      [ "$(sql "$name" "SELECT pg_is_in_recovery()" 2>/dev/null || true)" = f ] && primary=$name
+    else
+      other=$name
+    fi
+  done
+  [ -n "$primary" ] || { echo "no running primary (testnet/pg.sh status)" >&2; exit 1; }
+  [ -n "$other" ] || { echo "both servers run: nothing to rejoin (testnet/pg.sh status)" >&2; exit 1; }
+  # The old primary may hold commits that never reached the standby (none acknowledged, with a
+  # synchronous standby); a fresh copy of the new primary replaces it.
+  rm -rf "${dir:?}/$other"
+  mkdir -m 700 "$dir/$other"
+  own "$dir/$other"
+  make_standby "$primary" "$other"
+  echo "$other     postgres://127.0.0.1:$(port_of "$other") standby of $primary, streaming, synchronous (a fresh base backup)"
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -522,6 +554,7 @@ case "$cmd" in
     ;;
   status) cmd_status ;;
   failover) cmd_failover ;;
+  rejoin) cmd_rejoin ;;
   psql)
     load_state
     for name in pg1 pg2; do
