@@ -1,13 +1,12 @@
 //! Accounts and sessions in storage: users and their email index, single-use email
-//! tokens, refresh tokens and their families. Multi-tree changes run in one sled
+//! tokens, refresh tokens and their families. Multi-tree changes run in one
 //! transaction inside one writer job.
 
-use sled::transaction::{TransactionError, Transactional};
+use super::kv::Transactional;
 
 use super::records::SESSION_RECORD_VERSION;
 use super::{codec, dec_tx, enc_tx, Store, StoreError, Trees};
 use super::{EmailToken, Family, FamilyV1, RefreshToken, RefreshTokenV1, TokenKind, User, UserId};
-use sled::transaction::ConflictableTransactionError;
 
 /// Why an email token could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +60,11 @@ pub(super) fn dec_refresh(b: &[u8]) -> Result<RefreshToken, StoreError> {
     codec::decode_evolved::<RefreshTokenV1, RefreshToken>(SESSION_RECORD_VERSION, b)
 }
 
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
-
 /// The key of a node's session index entry.
 pub(super) fn node_family_key(node: &str, family: &[u8]) -> Vec<u8> {
     let mut k = node.as_bytes().to_vec();
     k.extend_from_slice(family);
     k
-}
-
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    StoreError::from(e)
 }
 
 impl Store {
@@ -91,7 +82,7 @@ impl Store {
             return Ok(None);
         };
         let id: [u8; 16] = id
-            .as_ref()
+            .as_slice()
             .try_into()
             .map_err(|_| StoreError::Corrupt("email index".to_owned()))?;
         Ok(Some(UserId(id)))
@@ -158,7 +149,6 @@ impl Store {
                     }
                     Ok(Created::Created(user))
                 })
-                .map_err(tx_err)
         })
         .await
     }
@@ -252,7 +242,6 @@ impl Store {
                     users.insert(&id, enc_tx(&user)?)?;
                     Ok(Some(user))
                 })
-                .map_err(tx_err)
         })
         .await
     }
@@ -348,7 +337,6 @@ impl Store {
                     users.insert(&user.id.0, enc_tx(&user)?)?;
                     Ok(Ok(user))
                 })
-                .map_err(tx_err)
         })
         .await
     }
@@ -367,15 +355,14 @@ impl Store {
         self.write(move |t| {
             (&t.refresh, &t.families, &t.user_families, &t.node_families)
                 .transaction(|(refresh, families, user_families, node_families)| {
-                    refresh.insert(&refresh_hash, enc_refresh(&token).map_err(abort)?)?;
-                    families.insert(&family_id, enc_family(&family).map_err(abort)?)?;
+                    refresh.insert(&refresh_hash, enc_refresh(&token)?)?;
+                    families.insert(&family_id, enc_family(&family)?)?;
                     user_families.insert(uid.key(&family_id), &[])?;
                     if let Some(node) = &node {
                         node_families.insert(node_family_key(node, &family_id), &[])?;
                     }
                     Ok(())
                 })
-                .map_err(tx_err)
         })
         .await
     }
@@ -397,11 +384,11 @@ impl Store {
                     let Some(raw) = refresh.get(hash)? else {
                         return Ok(Rotation::Unknown);
                     };
-                    let mut rec = dec_refresh(&raw).map_err(abort)?;
+                    let mut rec = dec_refresh(&raw)?;
                     let Some(raw_fam) = families.get(rec.family)? else {
                         return Ok(Rotation::Unknown);
                     };
-                    let mut fam = dec_family(&raw_fam).map_err(abort)?;
+                    let mut fam = dec_family(&raw_fam)?;
                     if fam.revoked {
                         return Ok(Rotation::Revoked);
                     }
@@ -421,7 +408,7 @@ impl Store {
                     };
                     if forked {
                         fam.revoked = true;
-                        families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
+                        families.insert(&rec.family, enc_family(&fam)?)?;
                         return Ok(Rotation::Reused);
                     }
                     if rec.expires_at <= now {
@@ -430,7 +417,7 @@ impl Store {
                     if !rec.used {
                         rec.used = true;
                         rec.used_at = Some(now);
-                        refresh.insert(&hash, enc_refresh(&rec).map_err(abort)?)?;
+                        refresh.insert(&hash, enc_refresh(&rec)?)?;
                     }
                     let next_rec = RefreshToken {
                         user: rec.user,
@@ -440,15 +427,14 @@ impl Store {
                         // Unused: when it was issued.
                         used_at: Some(now),
                     };
-                    refresh.insert(&next_hash, enc_refresh(&next_rec).map_err(abort)?)?;
+                    refresh.insert(&next_hash, enc_refresh(&next_rec)?)?;
                     fam.last_used_at = Some(now);
-                    families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
+                    families.insert(&rec.family, enc_family(&fam)?)?;
                     Ok(Rotation::Rotated {
                         family_id: rec.family,
                         family: fam,
                     })
                 })
-                .map_err(tx_err)
         })
         .await
     }

@@ -2,7 +2,7 @@
 //! transaction as the tier change) and which subscription emails went out.
 
 use reelnet_proto::Tier;
-use sled::transaction::Transactional;
+use super::kv::Transactional;
 
 use super::{codec, dec_tx, enc_tx, Store, StoreError, SubNotice, User, UserId};
 
@@ -50,7 +50,6 @@ impl Store {
                         after: Box::new(after),
                     })
                 })
-                .map_err(StoreError::from)
         })
         .await
     }

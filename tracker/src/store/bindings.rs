@@ -10,7 +10,7 @@
 //! what it writes is one transaction.
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
+use super::kv::{Transactional, TxTree};
 
 use super::{codec, dec_tx, enc_tx, MovieRequest, Store, StoreError, Trees};
 
@@ -119,14 +119,14 @@ fn origin_key(origin: &[u8; 32], order: u64, manifest: &[u8; 32]) -> Vec<u8> {
     k
 }
 
-type TxResult<T> = Result<T, sled::transaction::ConflictableTransactionError<StoreError>>;
+type TxResult<T> = Result<T, StoreError>;
 
 /// Writes `b` as `movie`'s binding with the next version; removes the old version's index
 /// entry. Inside a transaction over (bindings, binding_versions, network).
 fn put_binding(
-    bindings: &sled::transaction::TransactionalTree,
-    versions: &sled::transaction::TransactionalTree,
-    network: &sled::transaction::TransactionalTree,
+    bindings: &TxTree,
+    versions: &TxTree,
+    network: &TxTree,
     mut b: BindingRecord,
 ) -> TxResult<BindingRecord> {
     let current = match network.get(BINDING_VERSION)? {
@@ -184,7 +184,13 @@ impl Store {
 
     /// How many movies are bound.
     pub fn bound_movies(&self) -> u64 {
-        self.trees.bindings.len() as u64
+        match self.trees.bindings.len() {
+            Ok(n) => n as u64,
+            Err(err) => {
+                tracing::warn!(%err, "cannot count bindings");
+                0
+            }
+        }
     }
 
     /// The highest binding version (0: none ever).
@@ -215,7 +221,7 @@ impl Store {
             match self.trees.binding_of(&movie)? {
                 // The index and the binding are written in one transaction; a mismatch
                 // would be a bug, and is skipped rather than served.
-                Some(b) if k.as_ref() == b.version.to_be_bytes() => out.push(b),
+                Some(b) if k.as_slice() == b.version.to_be_bytes() => out.push(b),
                 _ => {}
             }
         }
@@ -297,7 +303,7 @@ impl Store {
             let mut evict: Vec<IngestRecord> = Vec::new();
             if !known {
                 rec.order = t.next_id()?;
-                let mine: Vec<sled::IVec> = t
+                let mine: Vec<Vec<u8>> = t
                     .origin_ingests
                     .scan_prefix(rec.origin)
                     .keys()
@@ -373,7 +379,7 @@ impl Store {
                     deferred: false,
                 })
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }
@@ -420,7 +426,7 @@ impl Store {
                     Ok(BindOutcome::Bound(b))
                 },
             );
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }

@@ -1,26 +1,33 @@
-//! The tracker's storage: the only module that knows about sled.
+//! The tracker's storage: the only module that knows about the database engines.
 //!
 //! One tree per record kind, typed keys (fixed-width user ids first, so a user's records are
-//! one prefix scan), and versioned values (see [`codec`]). Reads go straight to the trees;
-//! every write goes through one writer task ([`Writer`]) that applies a batch of writes and
-//! then flushes once, answering each caller only after that flush: an acknowledged write
-//! is durable, and durability costs one flush per batch instead of one per request (group
-//! commit). With [`Durability::Fsync`] (the default, `[storage] fsync`) the flush is
-//! followed by an `fdatasync` of sled's log file, because sled's flush is
-//! `sync_file_range`, which survives a crash of the process but not power loss.
+//! one prefix scan), and versioned values (see [`codec`]). The trees live behind the
+//! key-value seam [`kv`]: sled (embedded, the default) or PostgreSQL (`[storage] engine`).
+//! Reads go straight to the trees; every write goes through one writer task ([`Writer`])
+//! that applies a batch of writes and then commits once, answering each caller only after
+//! that commit: an acknowledged write is durable, and durability costs one commit per
+//! batch instead of one per request (group commit).
+//!
+//! - sled: the commit is sled's flush; with [`Durability::Fsync`] (the default,
+//!   `[storage] fsync`) it is followed by an `fdatasync` of sled's log file, because sled's
+//!   flush is `sync_file_range`, which survives a crash of the process but not power loss.
+//! - PostgreSQL: the batch is one transaction (each job in a savepoint) and the commit is
+//!   `COMMIT` (see [`kv::postgres`]).
 //!
 //! Everything else in the tracker calls the typed operations on [`Store`] defined in this
 //! module's children, one per record kind ([`accounts`], [`library`], [`billing`],
-//! [`requests`], [`rooms`], [`network`], [`bindings`], [`pages`], [`preferences`]); none of them sees a sled type. Each write operation is one
-//! writer job, and a change that spans trees runs in one sled transaction inside it. The
-//! one exception is progress ([`Store::put_progress`]): plain inserts in a fixed order,
-//! because a transaction per write capped durable progress writes (see
-//! `library::write_progress`); history tolerates a crash between them.
+//! [`requests`], [`rooms`], [`network`], [`bindings`], [`pages`], [`preferences`]); none of
+//! them sees an engine's type. Each write operation is one writer job, and a change that
+//! spans trees runs in one [`kv::Transactional::transaction`] inside it. The one exception
+//! is progress ([`Store::put_progress`]): plain inserts in a fixed order, because a sled
+//! transaction per write capped durable progress writes (see `library::write_progress`);
+//! history tolerates a crash between them.
 
 pub mod accounts;
 pub mod billing;
 pub mod bindings;
 pub mod codec;
+pub mod kv;
 pub mod library;
 pub mod network;
 pub mod pages;
@@ -33,6 +40,8 @@ use std::future::Future;
 use std::path::Path;
 
 use tokio::sync::{mpsc, oneshot};
+
+use kv::Tree;
 
 pub use accounts::{Created, EmailTokenError, Rotation};
 pub mod oauth;
@@ -48,6 +57,19 @@ pub use requests::{AskOutcome, AskQuota};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
+    /// The database cannot be reached now (PostgreSQL down, unreachable or timing out);
+    /// the request may be tried again later (the API answers 503 with `Retry-After`).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The PostgreSQL schema was written by a newer tracker.
+    #[error(
+        "the database schema is version {found}, newer than this tracker knows ({known}): \
+         run the newer tracker, or restore a backup made for this one"
+    )]
+    SchemaTooNew { found: i32, known: i32 },
+    /// The storage configuration is wrong (a bad URL).
+    #[error("{0}")]
+    Config(String),
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
     #[error("the storage writer has stopped")]
@@ -67,92 +89,77 @@ impl StoreError {
     }
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Db(e.to_string())
-    }
-}
-
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => e.into(),
-        }
-    }
-}
-
 /// The trees, one per record kind (private to the store).
 #[derive(Clone)]
 struct Trees {
-    db: sled::Db,
+    db: kv::Db,
     /// user id → [`User`]
-    users: sled::Tree,
+    users: Tree,
     /// lowercased email → user id
-    emails: sled::Tree,
+    emails: Tree,
     /// blake3(token) → [`EmailToken`]
-    email_tokens: sled::Tree,
+    email_tokens: Tree,
     /// blake3(token) → [`RefreshToken`]
-    refresh: sled::Tree,
+    refresh: Tree,
     /// family id → [`Family`]
-    families: sled::Tree,
+    families: Tree,
     /// user id ++ family id → ()
-    user_families: sled::Tree,
+    user_families: Tree,
     /// node id (64 hex characters) ++ family id → (): the sessions whose tokens are bound to
     /// that node (revoking the node ends them)
-    node_families: sled::Tree,
+    node_families: Tree,
     /// user id ++ node id (hex) → [`Consent`]
-    consents: sled::Tree,
+    consents: Tree,
     /// user id ++ movie id → [`WatchEntry`]
-    watchlist: sled::Tree,
+    watchlist: Tree,
     /// user id ++ movie id → [`Progress`]
-    progress: sled::Tree,
+    progress: Tree,
     /// user id → [`Preferences`] (audio/subtitle languages, caption style)
-    preferences: sled::Tree,
+    preferences: Tree,
     /// user id ++ (u64::MAX - updated_at_ms) ++ (u64::MAX - seq) ++ movie id → ()
-    history: sled::Tree,
+    history: Tree,
     /// room id → [`RoomRecord`]
-    rooms: sled::Tree,
+    rooms: Tree,
     /// billing event id → unix seconds it was applied (webhook idempotency)
-    billing_events: sled::Tree,
+    billing_events: Tree,
     /// user id → [`SubNotice`] (which subscription emails went out)
-    sub_notices: sled::Tree,
+    sub_notices: Tree,
     /// request id (u64 BE) → [`MovieRequest`]
-    requests: sled::Tree,
+    requests: Tree,
     /// tmdb id (u64 BE) → request id of the one open (not finished) request for it
-    open_requests: sled::Tree,
+    open_requests: Tree,
     /// user id ++ (u64::MAX - asked_at_ms) ++ request id → ()
-    user_requests: sled::Tree,
+    user_requests: Tree,
     /// user id ++ (u64::MAX - id) → [`Notification`]
-    notifications: sled::Tree,
-    invites: sled::Tree,
-    nodes: sled::Tree,
-    network: sled::Tree,
+    notifications: Tree,
+    invites: Tree,
+    nodes: Tree,
+    network: Tree,
     /// movie id → [`BindingRecord`]
-    bindings: sled::Tree,
+    bindings: Tree,
     /// binding version (u64 BE) → movie id
-    binding_versions: sled::Tree,
+    binding_versions: Tree,
     /// manifest id → [`IngestRecord`]
-    ingests: sled::Tree,
+    ingests: Tree,
     /// origin node id ++ order (u64 BE) ++ manifest id → ()
-    origin_ingests: sled::Tree,
+    origin_ingests: Tree,
     /// movie id ++ 0 ++ manifest id → ()
-    movie_ingests: sled::Tree,
+    movie_ingests: Tree,
     /// blake3(session cookie) → [`pages::BrowserSession`] (the tracker's own pages)
-    browser_sessions: sled::Tree,
+    browser_sessions: Tree,
     /// user id ++ blake3(session cookie) → ()
-    user_browser_sessions: sled::Tree,
+    user_browser_sessions: Tree,
     /// user id ++ credential id → [`pages::PasskeyRecord`]
-    passkeys: sled::Tree,
+    passkeys: Tree,
 }
 
 impl Trees {
     /// A number larger than any this database handed out before, across restarts.
     fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        self.db.generate_id()
     }
 
-    fn open(db: sled::Db) -> Result<Self, StoreError> {
+    fn open(db: kv::Db) -> Result<Self, StoreError> {
         Ok(Self {
             users: db.open_tree("users")?,
             emails: db.open_tree("emails")?,
@@ -197,22 +204,20 @@ pub struct Counts {
     pub rooms: u64,
 }
 
-/// Encodes a record inside a sled transaction (an encoding failure aborts it).
-fn enc_tx<T: serde::Serialize>(
-    v: &T,
-) -> Result<Vec<u8>, sled::transaction::ConflictableTransactionError<StoreError>> {
-    codec::encode(v).map_err(sled::transaction::ConflictableTransactionError::Abort)
+/// Encodes a record inside a transaction (an encoding failure aborts it).
+fn enc_tx<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    codec::encode(v)
 }
 
-/// Decodes a record inside a sled transaction (a decoding failure aborts it).
-fn dec_tx<T: serde::de::DeserializeOwned>(
-    v: &[u8],
-) -> Result<T, sled::transaction::ConflictableTransactionError<StoreError>> {
-    codec::decode(v).map_err(sled::transaction::ConflictableTransactionError::Abort)
+/// Decodes a record inside a transaction (a decoding failure aborts it).
+fn dec_tx<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, StoreError> {
+    codec::decode(v)
 }
 
 type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Trees) -> Done + Send>;
+/// A write: applied to the writer's trees, it answers whether it succeeded (a failed job's
+/// writes are rolled back where the engine can: PostgreSQL) and how to answer its caller.
+type Job = Box<dyn FnOnce(&Trees) -> (bool, Done) + Send>;
 
 /// The storage handle: cheap to clone, reads directly, writes through the writer task.
 #[derive(Clone)]
@@ -221,15 +226,18 @@ pub struct Store {
     writer: mpsc::Sender<Job>,
 }
 
-/// The single writer: owns the order of writes and the flushes.
+/// The single writer: owns the order of writes and the commits.
 pub struct Writer {
+    /// The trees as the writer sees them (PostgreSQL: inside the open batch).
     trees: Trees,
     jobs: mpsc::Receiver<Job>,
-    /// sled's log file, `fdatasync`ed after each flush (`None`: sled's flush only).
+    /// sled's log file, `fdatasync`ed after each flush (`None`: sled's flush only, or
+    /// PostgreSQL).
     sync: Option<tokio::fs::File>,
 }
 
-/// How durable a group commit is before it is acknowledged.
+/// How durable a group commit is before it is acknowledged (sled; PostgreSQL acknowledges
+/// after `COMMIT`, as durable as the server's `synchronous_commit` makes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// sled's flush: `pwrite` + `sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER)` of the log.
@@ -242,6 +250,18 @@ pub enum Durability {
     Fsync,
 }
 
+/// Which engine to open, and where.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// The embedded sled database in this directory.
+    Sled {
+        dir: std::path::PathBuf,
+        durability: Durability,
+    },
+    /// A PostgreSQL database ([`kv::postgres`]).
+    Postgres(kv::postgres::PgOptions),
+}
+
 /// Most writes applied before one flush.
 const MAX_BATCH: usize = 512;
 
@@ -250,6 +270,17 @@ impl Store {
     /// returned [`Writer`] in a task.
     pub fn open(dir: &Path) -> Result<(Self, Writer), StoreError> {
         Self::open_with(dir, Durability::Fsync)
+    }
+
+    /// Opens the store on `engine`. Run the returned [`Writer`] in a task.
+    pub fn open_engine(engine: &Engine) -> Result<(Self, Writer), StoreError> {
+        match engine {
+            Engine::Sled { dir, durability } => Self::open_with(dir, *durability),
+            Engine::Postgres(opts) => {
+                let db = kv::Db::Postgres(kv::postgres::PgDb::open(opts)?);
+                Self::from_db(db, None)
+            }
+        }
     }
 
     /// Opens (or creates) the database under `dir`, acknowledging writes at `durability`.
@@ -261,10 +292,7 @@ impl Store {
         // sled creates its files with the process umask: the directory is made 0700 first
         // and whatever sled created is narrowed once it is open.
         reelnet_runtime::fs::create_private_dir(dir).map_err(private)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = kv::sled::SledDb::open(dir)?;
         reelnet_runtime::fs::restrict_tree(dir).map_err(private)?;
         let sync = match durability {
             Durability::Flush => None,
@@ -281,15 +309,17 @@ impl Store {
                 Some(tokio::fs::File::from_std(log))
             }
         };
+        Self::from_db(kv::Db::Sled(db), sync)
+    }
+
+    fn from_db(db: kv::Db, sync: Option<tokio::fs::File>) -> Result<(Self, Writer), StoreError> {
+        let writer_trees = Trees::open(db.for_writer())?;
         let trees = Trees::open(db)?;
         let (tx, rx) = mpsc::channel(4096);
         Ok((
-            Self {
-                trees: trees.clone(),
-                writer: tx,
-            },
+            Self { trees, writer: tx },
             Writer {
-                trees,
+                trees: writer_trees,
                 jobs: rx,
                 sync,
             },
@@ -301,16 +331,24 @@ impl Store {
         self.trees.next_id()
     }
 
-    /// Record counts for the metrics: accounts, open requests, rooms.
+    /// Record counts for the metrics: accounts, open requests, rooms (0 where the
+    /// database could not answer; logged).
     pub fn counts(&self) -> Counts {
+        let len = |tree: &kv::Tree| match tree.len() {
+            Ok(n) => n as u64,
+            Err(err) => {
+                tracing::warn!(%err, "cannot count records");
+                0
+            }
+        };
         Counts {
-            users: self.trees.users.len() as u64,
-            open_requests: self.trees.open_requests.len() as u64,
-            rooms: self.trees.rooms.len() as u64,
+            users: len(&self.trees.users),
+            open_requests: len(&self.trees.open_requests),
+            rooms: len(&self.trees.rooms),
         }
     }
 
-    /// Applies `f` in write order and answers once the write is flushed to disk. Private:
+    /// Applies `f` in write order and answers once the write is durable. Private:
     /// the typed operations in this module's children are the only callers.
     fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
     where
@@ -322,9 +360,11 @@ impl Store {
             let (tx, rx) = oneshot::channel();
             let job: Job = Box::new(move |trees| {
                 let result = f(trees);
-                Box::new(move |flushed: Result<(), StoreError>| {
+                let ok = result.is_ok();
+                let done: Done = Box::new(move |flushed: Result<(), StoreError>| {
                     let _ = tx.send(flushed.and(result));
-                })
+                });
+                (ok, done)
             });
             writer.send(job).await.map_err(|_| StoreError::Closed)?;
             rx.await.map_err(|_| StoreError::Closed)?
@@ -335,29 +375,49 @@ impl Store {
 impl Writer {
     /// Runs until every [`Store`] handle is dropped, then flushes a last time.
     pub async fn run(mut self) -> Result<(), StoreError> {
-        let mut pending: Vec<Done> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
         while let Some(job) = self.jobs.recv().await {
-            pending.push(job(&self.trees));
-            while pending.len() < MAX_BATCH {
+            batch.push(job);
+            while batch.len() < MAX_BATCH {
                 match self.jobs.try_recv() {
-                    Ok(job) => pending.push(job(&self.trees)),
+                    Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
             }
-            let flushed = self.commit().await;
-            if let Err(err) = &flushed {
-                tracing::error!(%err, "flush failed; failing {} writes", pending.len());
+            let answers = match &self.trees.db {
+                kv::Db::Sled(_) => {
+                    let pending: Vec<Done> =
+                        batch.drain(..).map(|job| job(&self.trees).1).collect();
+                    let flushed = self.commit().await;
+                    pending.into_iter().map(|d| (d, flushed.clone())).collect()
+                }
+                kv::Db::Postgres(db) => {
+                    let jobs = std::mem::take(&mut batch);
+                    let (db, trees) = (db.clone(), self.trees.clone());
+                    tokio::task::spawn_blocking(move || pg_batch(&db, &trees, jobs))
+                        .await
+                        .map_err(|e| StoreError::Db(format!("the writer's batch panicked: {e}")))?
+                }
+            };
+            let failed = answers.iter().filter(|(_, r)| r.is_err()).count();
+            if failed > 0 {
+                if let Some((_, Err(err))) = answers.iter().find(|(_, r)| r.is_err()) {
+                    tracing::error!(%err, "commit failed; failing {failed} of {} writes", answers.len());
+                }
             }
-            for done in pending.drain(..) {
-                done(flushed.clone());
+            for (done, result) in answers {
+                done(result);
             }
         }
         self.commit().await
     }
 
     /// sled's flush, then (with [`Durability::Fsync`]) `fdatasync` of its log file.
+    /// Nothing to do for PostgreSQL (each batch commits).
     async fn commit(&mut self) -> Result<(), StoreError> {
-        self.trees.db.flush_async().await?;
+        if let kv::Db::Sled(db) = &self.trees.db {
+            db.flush().await?;
+        }
         if let Some(log) = &mut self.sync {
             log.sync_data()
                 .await
@@ -365,4 +425,29 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// One PostgreSQL batch: `BEGIN`, each job in a savepoint, `COMMIT`; every job's answer
+/// is the commit's (or its own failure). Blocking: runs on a blocking thread.
+fn pg_batch(
+    db: &kv::postgres::PgDb,
+    trees: &Trees,
+    jobs: Vec<Job>,
+) -> Vec<(Done, Result<(), StoreError>)> {
+    let begun = db.begin_batch();
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        db.begin_job();
+        let (ok, done) = job(trees);
+        let own = db.end_job(ok);
+        out.push((done, own));
+    }
+    let committed = begun.and_then(|()| db.commit_batch());
+    if committed.is_err() {
+        // Make sure the connection slot is empty for the next batch.
+        let _ = db.commit_batch();
+    }
+    out.into_iter()
+        .map(|(done, own)| (done, committed.clone().and(own)))
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 use reelnet_proto::membership::Roles;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
+use super::kv::Transactional;
 
 use super::{codec, dec_tx, enc_tx, Store, StoreError};
 
@@ -124,7 +124,7 @@ impl Store {
                 nodes.insert(node.node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Ok(node))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }
@@ -186,7 +186,7 @@ impl Store {
                 nodes.insert(node.node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Ok(node.clone()))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }
@@ -222,7 +222,7 @@ impl Store {
                 nodes.insert(node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Some(Ok(node)))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! Movie requests in storage: the requests, the one-open-request-per-TMDb-id index, each
 //! user's asks (newest first) and in-app notifications.
 
-use sled::transaction::Transactional;
+use super::kv::{Transactional, Tree};
 
 use super::{codec, dec_tx, enc_tx, MovieRequest, Notification, Store, StoreError, UserId};
 
@@ -27,7 +27,7 @@ pub enum AskOutcome {
 }
 
 /// How many asks `uid` made at or after `since_ms` (`user_requests` keys are newest first).
-fn asked_since(tree: &sled::Tree, uid: &UserId, since_ms: u64) -> Result<u32, StoreError> {
+fn asked_since(tree: &Tree, uid: &UserId, since_ms: u64) -> Result<u32, StoreError> {
     let mut n = 0;
     for item in tree.scan_prefix(uid.0) {
         let (k, _) = item?;
@@ -104,7 +104,7 @@ impl Store {
         F: Fn(&mut MovieRequest) -> bool + Send + 'static,
     {
         self.write(move |t| {
-            // Read outside the transaction (sled transactions cannot scan) but inside the
+            // Read outside the transaction (transactions cannot scan) but inside the
             // writer job, which owns every write to `user_requests`.
             let used = asked_since(&t.user_requests, &uid, quota.since_ms)?;
             (&t.requests, &t.open_requests, &t.user_requests)
@@ -137,7 +137,6 @@ impl Store {
                     mine.insert(uid.key(&k), &[])?;
                     Ok(AskOutcome::Asked(Box::new(r), created))
                 })
-                .map_err(StoreError::from)
         })
         .await
     }
@@ -173,7 +172,7 @@ impl Store {
                 }
                 Ok(Some(Ok(r)))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }
