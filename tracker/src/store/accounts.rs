@@ -115,40 +115,39 @@ impl Store {
         now: u64,
     ) -> Result<Created, StoreError> {
         self.write(move |t| {
-            (&t.users, &t.emails, &t.email_tokens)
-                .transaction(|(users, emails, tokens)| {
-                    if emails.get(user.email.as_bytes())?.is_some() {
-                        return Ok(Created::EmailTaken);
+            (&t.users, &t.emails, &t.email_tokens).transaction(|(users, emails, tokens)| {
+                if emails.get(user.email.as_bytes())?.is_some() {
+                    return Ok(Created::EmailTaken);
+                }
+                let mut user = user.clone();
+                if let Some(hash) = bootstrap {
+                    let Some(raw) = tokens.get(hash)? else {
+                        return Ok(Created::BadBootstrap(EmailTokenError::Unknown));
+                    };
+                    let mut rec: EmailToken = dec_tx(&raw)?;
+                    let why = if rec.kind != TokenKind::Bootstrap {
+                        Some(EmailTokenError::Unknown)
+                    } else if rec.used {
+                        Some(EmailTokenError::Used)
+                    } else if rec.expires_at <= now {
+                        Some(EmailTokenError::Expired)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return Ok(Created::BadBootstrap(why));
                     }
-                    let mut user = user.clone();
-                    if let Some(hash) = bootstrap {
-                        let Some(raw) = tokens.get(hash)? else {
-                            return Ok(Created::BadBootstrap(EmailTokenError::Unknown));
-                        };
-                        let mut rec: EmailToken = dec_tx(&raw)?;
-                        let why = if rec.kind != TokenKind::Bootstrap {
-                            Some(EmailTokenError::Unknown)
-                        } else if rec.used {
-                            Some(EmailTokenError::Used)
-                        } else if rec.expires_at <= now {
-                            Some(EmailTokenError::Expired)
-                        } else {
-                            None
-                        };
-                        if let Some(why) = why {
-                            return Ok(Created::BadBootstrap(why));
-                        }
-                        rec.used = true;
-                        tokens.insert(&hash, enc_tx(&rec)?)?;
-                        user.role = reelnet_proto::Role::Admin;
-                    }
-                    users.insert(&user.id.0, enc_tx(&user)?)?;
-                    emails.insert(user.email.as_bytes(), &user.id.0)?;
-                    if let Some((hash, record)) = &token {
-                        tokens.insert(hash, enc_tx(record)?)?;
-                    }
-                    Ok(Created::Created(user))
-                })
+                    rec.used = true;
+                    tokens.insert(&hash, enc_tx(&rec)?)?;
+                    user.role = reelnet_proto::Role::Admin;
+                }
+                users.insert(&user.id.0, enc_tx(&user)?)?;
+                emails.insert(user.email.as_bytes(), &user.id.0)?;
+                if let Some((hash, record)) = &token {
+                    tokens.insert(hash, enc_tx(record)?)?;
+                }
+                Ok(Created::Created(user))
+            })
         })
         .await
     }
@@ -229,19 +228,18 @@ impl Store {
         f: impl Fn(&mut User) + Send + Sync + 'static,
     ) -> Result<Option<User>, StoreError> {
         self.write(move |t| {
-            (&t.users, &t.emails)
-                .transaction(|(users, emails)| {
-                    let Some(id) = emails.get(email.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    let Some(raw) = users.get(&id)? else {
-                        return Ok(None);
-                    };
-                    let mut user: User = dec_tx(&raw)?;
-                    f(&mut user);
-                    users.insert(&id, enc_tx(&user)?)?;
-                    Ok(Some(user))
-                })
+            (&t.users, &t.emails).transaction(|(users, emails)| {
+                let Some(id) = emails.get(email.as_bytes())? else {
+                    return Ok(None);
+                };
+                let Some(raw) = users.get(&id)? else {
+                    return Ok(None);
+                };
+                let mut user: User = dec_tx(&raw)?;
+                f(&mut user);
+                users.insert(&id, enc_tx(&user)?)?;
+                Ok(Some(user))
+            })
         })
         .await
     }
@@ -312,31 +310,30 @@ impl Store {
         apply: impl Fn(&mut User) + Send + Sync + 'static,
     ) -> Result<Result<User, EmailTokenError>, StoreError> {
         self.write(move |t| {
-            (&t.email_tokens, &t.users)
-                .transaction(|(tokens, users)| {
-                    let Some(raw) = tokens.get(hash)? else {
-                        return Ok(Err(EmailTokenError::Unknown));
-                    };
-                    let mut rec: EmailToken = dec_tx(&raw)?;
-                    if rec.kind != kind {
-                        return Ok(Err(EmailTokenError::Unknown));
-                    }
-                    if rec.used {
-                        return Ok(Err(EmailTokenError::Used));
-                    }
-                    if rec.expires_at <= now {
-                        return Ok(Err(EmailTokenError::Expired));
-                    }
-                    let Some(raw_user) = users.get(rec.user.0)? else {
-                        return Ok(Err(EmailTokenError::Unknown));
-                    };
-                    let mut user: User = dec_tx(&raw_user)?;
-                    rec.used = true;
-                    apply(&mut user);
-                    tokens.insert(&hash, enc_tx(&rec)?)?;
-                    users.insert(&user.id.0, enc_tx(&user)?)?;
-                    Ok(Ok(user))
-                })
+            (&t.email_tokens, &t.users).transaction(|(tokens, users)| {
+                let Some(raw) = tokens.get(hash)? else {
+                    return Ok(Err(EmailTokenError::Unknown));
+                };
+                let mut rec: EmailToken = dec_tx(&raw)?;
+                if rec.kind != kind {
+                    return Ok(Err(EmailTokenError::Unknown));
+                }
+                if rec.used {
+                    return Ok(Err(EmailTokenError::Used));
+                }
+                if rec.expires_at <= now {
+                    return Ok(Err(EmailTokenError::Expired));
+                }
+                let Some(raw_user) = users.get(rec.user.0)? else {
+                    return Ok(Err(EmailTokenError::Unknown));
+                };
+                let mut user: User = dec_tx(&raw_user)?;
+                rec.used = true;
+                apply(&mut user);
+                tokens.insert(&hash, enc_tx(&rec)?)?;
+                users.insert(&user.id.0, enc_tx(&user)?)?;
+                Ok(Ok(user))
+            })
         })
         .await
     }
@@ -353,8 +350,8 @@ impl Store {
         let uid = token.user;
         let node = reelnet_proto::claims::audience_node(&family.aud).map(str::to_owned);
         self.write(move |t| {
-            (&t.refresh, &t.families, &t.user_families, &t.node_families)
-                .transaction(|(refresh, families, user_families, node_families)| {
+            (&t.refresh, &t.families, &t.user_families, &t.node_families).transaction(
+                |(refresh, families, user_families, node_families)| {
                     refresh.insert(&refresh_hash, enc_refresh(&token)?)?;
                     families.insert(&family_id, enc_family(&family)?)?;
                     user_families.insert(uid.key(&family_id), &[])?;
@@ -362,7 +359,8 @@ impl Store {
                         node_families.insert(node_family_key(node, &family_id), &[])?;
                     }
                     Ok(())
-                })
+                },
+            )
         })
         .await
     }
@@ -379,62 +377,61 @@ impl Store {
         grace: u64,
     ) -> Result<Rotation, StoreError> {
         self.write(move |t| {
-            (&t.refresh, &t.families)
-                .transaction(|(refresh, families)| {
-                    let Some(raw) = refresh.get(hash)? else {
-                        return Ok(Rotation::Unknown);
-                    };
-                    let mut rec = dec_refresh(&raw)?;
-                    let Some(raw_fam) = families.get(rec.family)? else {
-                        return Ok(Rotation::Unknown);
-                    };
-                    let mut fam = dec_family(&raw_fam)?;
-                    if fam.revoked {
-                        return Ok(Rotation::Revoked);
-                    }
-                    let forked = if rec.used {
-                        // Used before: a second use is a copy unless within the grace.
-                        rec.used_at.is_none_or(|at| now >= at.saturating_add(grace))
-                    } else {
-                        // Unused, but the family moved on (by a sibling minted within a
-                        // grace) more than `grace` after this token was issued: two branches
-                        // live at once, so one of them is a copy. Without this, a token
-                        // replayed within the grace would start a branch of its own that
-                        // rotates forever next to the viewer's.
-                        matches!(
-                            (rec.used_at, fam.last_used_at),
-                            (Some(issued), Some(last)) if last >= issued.saturating_add(grace.max(1))
-                        )
-                    };
-                    if forked {
-                        fam.revoked = true;
-                        families.insert(&rec.family, enc_family(&fam)?)?;
-                        return Ok(Rotation::Reused);
-                    }
-                    if rec.expires_at <= now {
-                        return Ok(Rotation::Expired);
-                    }
-                    if !rec.used {
-                        rec.used = true;
-                        rec.used_at = Some(now);
-                        refresh.insert(&hash, enc_refresh(&rec)?)?;
-                    }
-                    let next_rec = RefreshToken {
-                        user: rec.user,
-                        family: rec.family,
-                        expires_at: now + ttl,
-                        used: false,
-                        // Unused: when it was issued.
-                        used_at: Some(now),
-                    };
-                    refresh.insert(&next_hash, enc_refresh(&next_rec)?)?;
-                    fam.last_used_at = Some(now);
+            (&t.refresh, &t.families).transaction(|(refresh, families)| {
+                let Some(raw) = refresh.get(hash)? else {
+                    return Ok(Rotation::Unknown);
+                };
+                let mut rec = dec_refresh(&raw)?;
+                let Some(raw_fam) = families.get(rec.family)? else {
+                    return Ok(Rotation::Unknown);
+                };
+                let mut fam = dec_family(&raw_fam)?;
+                if fam.revoked {
+                    return Ok(Rotation::Revoked);
+                }
+                let forked = if rec.used {
+                    // Used before: a second use is a copy unless within the grace.
+                    rec.used_at.is_none_or(|at| now >= at.saturating_add(grace))
+                } else {
+                    // Unused, but the family moved on (by a sibling minted within a
+                    // grace) more than `grace` after this token was issued: two branches
+                    // live at once, so one of them is a copy. Without this, a token
+                    // replayed within the grace would start a branch of its own that
+                    // rotates forever next to the viewer's.
+                    matches!(
+                        (rec.used_at, fam.last_used_at),
+                        (Some(issued), Some(last)) if last >= issued.saturating_add(grace.max(1))
+                    )
+                };
+                if forked {
+                    fam.revoked = true;
                     families.insert(&rec.family, enc_family(&fam)?)?;
-                    Ok(Rotation::Rotated {
-                        family_id: rec.family,
-                        family: fam,
-                    })
+                    return Ok(Rotation::Reused);
+                }
+                if rec.expires_at <= now {
+                    return Ok(Rotation::Expired);
+                }
+                if !rec.used {
+                    rec.used = true;
+                    rec.used_at = Some(now);
+                    refresh.insert(&hash, enc_refresh(&rec)?)?;
+                }
+                let next_rec = RefreshToken {
+                    user: rec.user,
+                    family: rec.family,
+                    expires_at: now + ttl,
+                    used: false,
+                    // Unused: when it was issued.
+                    used_at: Some(now),
+                };
+                refresh.insert(&next_hash, enc_refresh(&next_rec)?)?;
+                fam.last_used_at = Some(now);
+                families.insert(&rec.family, enc_family(&fam)?)?;
+                Ok(Rotation::Rotated {
+                    family_id: rec.family,
+                    family: fam,
                 })
+            })
         })
         .await
     }

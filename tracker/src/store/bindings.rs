@@ -9,8 +9,8 @@
 //! ()). The version counter lives in the `network` tree. Every change is one writer job;
 //! what it writes is one transaction.
 
-use serde::{Deserialize, Serialize};
 use super::kv::{Transactional, TxTree};
+use serde::{Deserialize, Serialize};
 
 use super::{codec, dec_tx, enc_tx, MovieRequest, Store, StoreError, Trees};
 

@@ -1,9 +1,9 @@
 //! Network membership in storage: invites (by the BLAKE3 of their token: the token itself
 //! is never stored), enrolled nodes (one record per node id) and the revocation serial.
 
+use super::kv::Transactional;
 use reelnet_proto::membership::Roles;
 use serde::{Deserialize, Serialize};
-use super::kv::Transactional;
 
 use super::{codec, dec_tx, enc_tx, Store, StoreError};
 

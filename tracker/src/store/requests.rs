@@ -107,8 +107,8 @@ impl Store {
             // Read outside the transaction (transactions cannot scan) but inside the
             // writer job, which owns every write to `user_requests`.
             let used = asked_since(&t.user_requests, &uid, quota.since_ms)?;
-            (&t.requests, &t.open_requests, &t.user_requests)
-                .transaction(|(requests, open, mine)| {
+            (&t.requests, &t.open_requests, &t.user_requests).transaction(
+                |(requests, open, mine)| {
                     let existing = match open.get(tmdb_id.to_be_bytes())? {
                         Some(id) => match requests.get(&id)? {
                             Some(v) => {
@@ -136,7 +136,8 @@ impl Store {
                     k.extend_from_slice(&req_key(r.id));
                     mine.insert(uid.key(&k), &[])?;
                     Ok(AskOutcome::Asked(Box::new(r), created))
-                })
+                },
+            )
         })
         .await
     }

@@ -112,10 +112,9 @@ impl Tree {
     pub fn scan_prefix<P: AsRef<[u8]>>(&self, prefix: P) -> Iter {
         match self {
             Tree::Sled(t) => Iter::Sled(t.scan_prefix(prefix)),
-            Tree::Postgres(t) => Iter::Postgres(t.scan(
-                prefix.as_ref().to_vec(),
-                prefix_end(prefix.as_ref()),
-            )),
+            Tree::Postgres(t) => {
+                Iter::Postgres(t.scan(prefix.as_ref().to_vec(), prefix_end(prefix.as_ref())))
+            }
         }
     }
 

@@ -379,7 +379,9 @@ impl PgDb {
             let conn = pool.get().await.map_err(|e| pool_err(&hosts, e))?;
             let begun = async {
                 conn.batch_execute("BEGIN").await?;
-                let st = conn.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+                let st = conn
+                    .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+                    .await?;
                 conn.execute(&st, &[&WRITER_LOCK]).await
             }
             .await;
@@ -713,12 +715,15 @@ pub(super) fn transaction<R>(
 
 /// Brings the schema to [`SCHEMA_VERSION`], one tracker at a time; refuses a newer one.
 async fn migrate(cfg: &tokio_postgres::Config, hosts: &str) -> Result<(), StoreError> {
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| match pg_err(hosts, &e) {
-        StoreError::Unavailable(m) | StoreError::Db(m) => {
-            StoreError::Unavailable(format!("cannot connect: {m}"))
-        }
-        other => other,
-    })?;
+    let (client, conn) = cfg
+        .connect(NoTls)
+        .await
+        .map_err(|e| match pg_err(hosts, &e) {
+            StoreError::Unavailable(m) | StoreError::Db(m) => {
+                StoreError::Unavailable(format!("cannot connect: {m}"))
+            }
+            other => other,
+        })?;
     let conn = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(%e, "migration connection ended");
@@ -756,9 +761,7 @@ async fn migrate(cfg: &tokio_postgres::Config, hosts: &str) -> Result<(), StoreE
                 break;
             };
             let next = version + 1;
-            let sql = format!(
-                "BEGIN; {sql}; UPDATE reelnet_schema SET version = {next}; COMMIT;"
-            );
+            let sql = format!("BEGIN; {sql}; UPDATE reelnet_schema SET version = {next}; COMMIT;");
             if let Err(e) = client.batch_execute(&sql).await {
                 let _ = client.batch_execute("ROLLBACK").await;
                 return Err(err(e));
