@@ -11,11 +11,15 @@
 //!   the address it got for port 0.
 //! - [`pebble::Pebble`]: a real ACME CA (Let's Encrypt's Pebble) whose DNS answers
 //!   127.0.0.1 for every name, to order certificates with validated challenges.
+//! - [`postgres::Postgres`]: a real PostgreSQL (the distribution's binaries, run as the
+//!   `postgres` user when root) in a temp dir, with a synchronous standby, kill -9, restart
+//!   and promotion for storage and failover tests.
 //! - [`free_port`]: the racy bind-and-release, only for ports that must be known before a
 //!   process starts and that it cannot report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pebble;
+pub mod postgres;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
