@@ -451,3 +451,324 @@ fn pg_batch(
         .map(|(done, own)| (done, committed.clone().and(own)))
         .collect()
 }
+
+/// Opening a store on either engine for the store's own tests: each test body runs on
+/// sled and on a real PostgreSQL started by the test ([`engine_tests!`]).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+pub(crate) mod testing {
+    use super::{Engine, Store, StoreError};
+
+    /// The engines a store test runs on.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum TestEngine {
+        Sled,
+        Postgres,
+    }
+
+    /// A store, its running writer, and what it lives in (dropped after it).
+    pub(crate) struct TestStore {
+        pub store: Store,
+        writer: tokio::task::JoinHandle<Result<(), StoreError>>,
+        _dir: tempfile::TempDir,
+        pub pg: Option<reelnet_testkit::postgres::Postgres>,
+    }
+
+    impl TestStore {
+        /// A fresh store on `engine`, its writer running.
+        pub async fn open(engine: TestEngine) -> TestStore {
+            let dir = tempfile::tempdir().unwrap();
+            let (pg, engine) = match engine {
+                TestEngine::Sled => (
+                    None,
+                    Engine::Sled {
+                        dir: dir.path().join("db"),
+                        durability: super::Durability::Fsync,
+                    },
+                ),
+                TestEngine::Postgres => {
+                    let pg = reelnet_testkit::postgres::Postgres::start()
+                        .await
+                        .unwrap_or_else(|e| {
+                            panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}")
+                        });
+                    let engine = Engine::Postgres(pg_options(&pg.url()));
+                    (Some(pg), engine)
+                }
+            };
+            let (store, writer) = Store::open_engine(&engine).unwrap();
+            TestStore {
+                store,
+                writer: tokio::spawn(writer.run()),
+                _dir: dir,
+                pg,
+            }
+        }
+
+        /// Drops the store handle and waits for the writer's last commit.
+        pub async fn close(self) {
+            let TestStore {
+                store, writer, pg, ..
+            } = self;
+            drop(store);
+            writer.await.unwrap().unwrap();
+            drop(pg);
+        }
+    }
+
+    /// Test options for a PostgreSQL URL (short timeouts).
+    pub(crate) fn pg_options(url: &str) -> super::kv::postgres::PgOptions {
+        super::kv::postgres::PgOptions {
+            url: url.to_owned(),
+            pool_size: 4,
+            connect_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// `engine_tests!(name, body)`: a module `name` with one test per engine, each running
+    /// `body(store: Store)` on a fresh store of that engine.
+    macro_rules! engine_tests {
+        ($name:ident, $body:path) => {
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test]
+                async fn sled() {
+                    let t = $crate::store::testing::TestStore::open(
+                        $crate::store::testing::TestEngine::Sled,
+                    )
+                    .await;
+                    $body(t.store.clone()).await;
+                    t.close().await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let t = $crate::store::testing::TestStore::open(
+                        $crate::store::testing::TestEngine::Postgres,
+                    )
+                    .await;
+                    $body(t.store.clone()).await;
+                    t.close().await;
+                }
+            }
+        };
+    }
+    pub(crate) use engine_tests;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::kv::Transactional;
+    use super::testing::{engine_tests, TestEngine, TestStore};
+    use super::*;
+
+    /// The seam's semantics the typed operations rely on, on both engines: bytewise key
+    /// order, prefix and range scans from both ends (across several pages), counts, ids,
+    /// reads inside a job seeing its own writes, and an aborted transaction leaving nothing.
+    async fn seam_semantics(store: Store) {
+        // Keys around the edges of bytewise order, and enough of them for several pages.
+        let mut keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0xff], vec![1, 0xff], vec![2]];
+        for i in 0u16..300 {
+            let mut k = vec![1];
+            k.extend_from_slice(&i.to_be_bytes());
+            keys.push(k);
+        }
+        let ks = keys.clone();
+        let seen_own = store
+            .write(move |t| {
+                for k in &ks {
+                    t.users.insert(k, [k.len() as u8])?;
+                }
+                // Reads inside the job see its own writes.
+                Ok(t.users.get([1, 0, 7])?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen_own, Some(vec![3]));
+        let t = &store.trees;
+        keys.sort();
+        let all: Vec<Vec<u8>> = t.users.iter().keys().map(Result::unwrap).collect();
+        assert_eq!(all, keys);
+        let rev: Vec<Vec<u8>> = t.users.iter().keys().rev().map(Result::unwrap).collect();
+        assert_eq!(rev, keys.iter().rev().cloned().collect::<Vec<_>>());
+        assert_eq!(t.users.len().unwrap(), keys.len());
+        // A prefix: [1, *] (301 keys, [1, 0xff] included), both ends meeting in the middle.
+        let ones: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| k.first() == Some(&1))
+            .cloned()
+            .collect();
+        assert_eq!(t.users.count_prefix([1]).unwrap(), ones.len());
+        let mut it = t.users.scan_prefix([1]);
+        let mut front = Vec::new();
+        let mut back = Vec::new();
+        loop {
+            match it.next() {
+                Some(r) => front.push(r.unwrap().0),
+                None => break,
+            }
+            match it.next_back() {
+                Some(r) => back.push(r.unwrap().0),
+                None => break,
+            }
+        }
+        back.reverse();
+        front.extend(back);
+        assert_eq!(front, ones);
+        assert_eq!(
+            t.users.scan_prefix([1]).next_back().unwrap().unwrap().0,
+            vec![1, 0xff]
+        );
+        assert_eq!(t.users.scan_prefix([0xff]).count(), 1);
+        assert_eq!(t.users.scan_prefix([3]).count(), 0);
+        // A range from a key that is not there.
+        let from: Vec<Vec<u8>> = t
+            .users
+            .range(vec![1, 1, 0x2a, 0]..)
+            .keys()
+            .take(2)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(from, vec![vec![1, 1, 0x2b], vec![1, 0xff]]);
+        assert!(t.users.contains_key([2]).unwrap());
+        assert!(!t.users.contains_key([3]).unwrap());
+        // Ids grow.
+        let a = store.next_id().unwrap();
+        let b = store.next_id().unwrap();
+        assert!(b > a);
+
+        // An aborted transaction leaves nothing; a committed one everything; the job goes on.
+        let (aborted, after) = store
+            .write(|t| {
+                let aborted = (&t.users, &t.emails).transaction(|(users, emails)| {
+                    users.insert([9], [9])?;
+                    emails.insert([9], [9])?;
+                    assert_eq!(users.get([9])?, Some(vec![9]));
+                    Err::<(), _>(StoreError::Corrupt("abort".into()))
+                });
+                t.users.transaction(|users| {
+                    users.insert([8], [8])?;
+                    assert_eq!(users.remove([2])?, Some(vec![1]));
+                    Ok(())
+                })?;
+                Ok((aborted.is_err(), t.users.get([8])?))
+            })
+            .await
+            .unwrap();
+        assert!(aborted);
+        assert_eq!(after, Some(vec![8]));
+        assert_eq!(t.users.get([9]).unwrap(), None);
+        assert_eq!(t.emails.get([9]).unwrap(), None);
+        assert_eq!(t.users.get([2]).unwrap(), None);
+        assert_eq!(t.users.remove([8]).unwrap(), Some(vec![8]));
+    }
+    engine_tests!(seam, seam_semantics);
+
+    /// PostgreSQL: a failing job of a batch rolls back only its own writes; the others of
+    /// the same batch commit.
+    #[tokio::test]
+    async fn postgres_a_failing_job_rolls_back_only_itself() {
+        let t = TestStore::open(TestEngine::Postgres).await;
+        let store = t.store.clone();
+        let good = |k: u8| {
+            let s = store.clone();
+            async move {
+                s.write(move |t| {
+                    t.users.insert([k], [k])?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        let bad = {
+            let s = store.clone();
+            async move {
+                s.write(move |t| {
+                    t.users.insert([2], [2])?;
+                    Err::<(), _>(StoreError::Corrupt("refused".into()))
+                })
+                .await
+            }
+        };
+        // Queued together, so they share one batch.
+        let (a, b, c) = tokio::join!(good(1), bad, good(3));
+        assert!(a.is_ok() && c.is_ok());
+        assert!(b.is_err());
+        let keys: Vec<Vec<u8>> = store
+            .trees
+            .users
+            .iter()
+            .keys()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(keys, vec![vec![1], vec![3]]);
+        drop(store);
+        t.close().await;
+    }
+
+    /// PostgreSQL: a database whose schema is newer than this binary is refused with a
+    /// clear error, and nothing is written to it.
+    #[tokio::test]
+    async fn postgres_a_newer_schema_is_refused() {
+        let pg = reelnet_testkit::postgres::Postgres::start()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}")
+            });
+        let url = pg.create_database("newer").await.unwrap();
+        // Made by this binary, then claimed by a "newer" one.
+        let (store, writer) =
+            Store::open_engine(&Engine::Postgres(testing::pg_options(&url))).unwrap();
+        drop(store);
+        writer.run().await.unwrap();
+        let client = pg.connect("newer").await.unwrap();
+        let newer = kv::postgres::SCHEMA_VERSION + 1;
+        client
+            .batch_execute(&format!("UPDATE reelnet_schema SET version = {newer}"))
+            .await
+            .unwrap();
+        let err = match Store::open_engine(&Engine::Postgres(testing::pg_options(&url))) {
+            Ok(_) => panic!("a newer schema was accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, .. } if found == newer),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("newer than this tracker knows"),
+            "{err}"
+        );
+        let version: i32 = client
+            .query_one("SELECT version FROM reelnet_schema", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(version, newer);
+
+        // A wrong password and an unreachable server: clear errors, nothing else.
+        let wrong = url.replace(pg.password(), "wrong");
+        let err = Store::open_engine(&Engine::Postgres(testing::pg_options(&wrong)))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("password authentication failed"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(pg.password()), "{err}");
+        let port = pg.port();
+        pg.stop().await.unwrap();
+        let err = Store::open_engine(&Engine::Postgres(testing::pg_options(&url)))
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
+    }
+}
