@@ -589,11 +589,7 @@ mod tests {
         assert!(codec::decode::<Family>(&enc_family(&fam).unwrap()).is_err());
     }
 
-    #[tokio::test]
-    async fn expired_tokens_are_purged_and_bootstrap_tokens_work_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = Store::open(dir.path()).unwrap();
-        let task = tokio::spawn(writer.run());
+    async fn expired_tokens_are_purged_and_bootstrap_tokens_work_once(store: Store) {
         let now = 1_000_000;
         store
             .put_email_token([1; 32], email_token(TokenKind::PasswordReset, now - 1))
@@ -674,18 +670,16 @@ mod tests {
                 .unwrap(),
             Created::BadBootstrap(EmailTokenError::Used)
         ));
-        drop(store);
-        task.await.unwrap().unwrap();
     }
+    crate::store::testing::engine_tests!(
+        expired_tokens_are_purged_and_bootstrap_tokens_work_once,
+        super::expired_tokens_are_purged_and_bootstrap_tokens_work_once
+    );
 
     /// A refresh token replayed within the grace gets a sibling; the two branches cannot
     /// both live: whichever moves second, more than the grace after the fork, ends the
     /// family (a thief who replays within the grace does not keep a session of their own).
-    #[tokio::test]
-    async fn a_branch_forked_within_the_grace_does_not_live_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = Store::open(dir.path()).unwrap();
-        let task = tokio::spawn(writer.run());
+    async fn a_branch_forked_within_the_grace_does_not_live_on(store: Store) {
         let (ttl, grace) = (86_400, 10);
         let t0 = 1_000_000;
         let start = |store: Store, first: [u8; 32], family: [u8; 16]| async move {
@@ -778,7 +772,9 @@ mod tests {
             let r = store.rotate_refresh(from, to, at, ttl, 0).await.unwrap();
             assert!(rotated(&r), "{at}: {r:?}");
         }
-        drop(store);
-        task.await.unwrap().unwrap();
     }
+    crate::store::testing::engine_tests!(
+        a_branch_forked_within_the_grace_does_not_live_on,
+        super::a_branch_forked_within_the_grace_does_not_live_on
+    );
 }

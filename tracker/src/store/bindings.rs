@@ -465,12 +465,9 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn a_nodes_oldest_unbound_announcements_go_first_and_repoints_leave_one_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = Store::open(dir.path()).unwrap();
-        let task = tokio::spawn(writer.run());
-
+    async fn a_nodes_oldest_unbound_announcements_go_first_and_repoints_leave_one_version(
+        store: Store,
+    ) {
         // 1 binds movie a; 2 and 3 are other ingests of a (unbound); max 2 per origin.
         assert!(announce(&store, ingest(7, "a", 1), 2).await.bound_now);
         assert!(!announce(&store, ingest(7, "a", 2), 2).await.bound_now);
@@ -534,7 +531,9 @@ mod tests {
             store.bind_movie(spec(4, false)).await.unwrap(),
             BindOutcome::OtherMovie("b".into())
         );
-        drop(store);
-        task.await.unwrap().unwrap();
     }
+    crate::store::testing::engine_tests!(
+        a_nodes_oldest_unbound_announcements_go_first_and_repoints_leave_one_version,
+        super::a_nodes_oldest_unbound_announcements_go_first_and_repoints_leave_one_version
+    );
 }
