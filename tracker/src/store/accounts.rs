@@ -90,7 +90,7 @@ impl Store {
 
     /// Whether an account has this (normalised) email.
     pub fn email_taken(&self, email: &str) -> Result<bool, StoreError> {
-        Ok(self.trees.emails.contains_key(email.as_bytes())?)
+        self.trees.emails.contains_key(email.as_bytes())
     }
 
     /// Every readable account (unreadable ones are skipped).
@@ -138,11 +138,11 @@ impl Store {
                         return Ok(Created::BadBootstrap(why));
                     }
                     rec.used = true;
-                    tokens.insert(&hash, enc_tx(&rec)?)?;
+                    tokens.insert(hash, enc_tx(&rec)?)?;
                     user.role = reelnet_proto::Role::Admin;
                 }
-                users.insert(&user.id.0, enc_tx(&user)?)?;
-                emails.insert(user.email.as_bytes(), &user.id.0)?;
+                users.insert(user.id.0, enc_tx(&user)?)?;
+                emails.insert(user.email.as_bytes(), user.id.0)?;
                 if let Some((hash, record)) = &token {
                     tokens.insert(hash, enc_tx(record)?)?;
                 }
@@ -330,8 +330,8 @@ impl Store {
                 let mut user: User = dec_tx(&raw_user)?;
                 rec.used = true;
                 apply(&mut user);
-                tokens.insert(&hash, enc_tx(&rec)?)?;
-                users.insert(&user.id.0, enc_tx(&user)?)?;
+                tokens.insert(hash, enc_tx(&rec)?)?;
+                users.insert(user.id.0, enc_tx(&user)?)?;
                 Ok(Ok(user))
             })
         })
@@ -352,11 +352,11 @@ impl Store {
         self.write(move |t| {
             (&t.refresh, &t.families, &t.user_families, &t.node_families).transaction(
                 |(refresh, families, user_families, node_families)| {
-                    refresh.insert(&refresh_hash, enc_refresh(&token)?)?;
-                    families.insert(&family_id, enc_family(&family)?)?;
-                    user_families.insert(uid.key(&family_id), &[])?;
+                    refresh.insert(refresh_hash, enc_refresh(&token)?)?;
+                    families.insert(family_id, enc_family(&family)?)?;
+                    user_families.insert(uid.key(&family_id), [])?;
                     if let Some(node) = &node {
-                        node_families.insert(node_family_key(node, &family_id), &[])?;
+                        node_families.insert(node_family_key(node, &family_id), [])?;
                     }
                     Ok(())
                 },
@@ -405,7 +405,7 @@ impl Store {
                 };
                 if forked {
                     fam.revoked = true;
-                    families.insert(&rec.family, enc_family(&fam)?)?;
+                    families.insert(rec.family, enc_family(&fam)?)?;
                     return Ok(Rotation::Reused);
                 }
                 if rec.expires_at <= now {
@@ -414,7 +414,7 @@ impl Store {
                 if !rec.used {
                     rec.used = true;
                     rec.used_at = Some(now);
-                    refresh.insert(&hash, enc_refresh(&rec)?)?;
+                    refresh.insert(hash, enc_refresh(&rec)?)?;
                 }
                 let next_rec = RefreshToken {
                     user: rec.user,
@@ -424,9 +424,9 @@ impl Store {
                     // Unused: when it was issued.
                     used_at: Some(now),
                 };
-                refresh.insert(&next_hash, enc_refresh(&next_rec)?)?;
+                refresh.insert(next_hash, enc_refresh(&next_rec)?)?;
                 fam.last_used_at = Some(now);
-                families.insert(&rec.family, enc_family(&fam)?)?;
+                families.insert(rec.family, enc_family(&fam)?)?;
                 Ok(Rotation::Rotated {
                     family_id: rec.family,
                     family: fam,

@@ -32,7 +32,7 @@ impl Store {
                 if events.get(event_id.as_bytes())?.is_some() {
                     return Ok(BillingApplied::Duplicate);
                 }
-                events.insert(event_id.as_bytes(), &now.to_be_bytes())?;
+                events.insert(event_id.as_bytes(), now.to_be_bytes())?;
                 let Some((tier, until)) = change else {
                     return Ok(BillingApplied::Ignored);
                 };
@@ -43,7 +43,7 @@ impl Store {
                 let mut after = before.clone();
                 after.tier = tier;
                 after.tier_until = until;
-                users.insert(&uid.0, enc_tx(&after)?)?;
+                users.insert(uid.0, enc_tx(&after)?)?;
                 Ok(BillingApplied::Changed {
                     before: Box::new(before),
                     after: Box::new(after),

@@ -136,10 +136,10 @@ fn put_binding(
     b.version = current + 1;
     if let Some(old) = bindings.get(b.movie.as_bytes())? {
         let old: BindingRecord = dec_tx(&old)?;
-        versions.remove(&old.version.to_be_bytes())?;
+        versions.remove(old.version.to_be_bytes())?;
     }
     network.insert(BINDING_VERSION, enc_tx(&b.version)?)?;
-    versions.insert(&b.version.to_be_bytes(), b.movie.as_bytes())?;
+    versions.insert(b.version.to_be_bytes(), b.movie.as_bytes())?;
     bindings.insert(b.movie.as_bytes(), enc_tx(&b)?)?;
     Ok(b)
 }
@@ -343,8 +343,8 @@ impl Store {
                         movies.remove(movie_ingest_key(&old.movie, &old.manifest))?;
                     }
                     ingests.insert(&rec.manifest[..], enc_tx(&rec)?)?;
-                    origins.insert(origin_key(&rec.origin, rec.order, &rec.manifest), &[])?;
-                    movies.insert(movie_ingest_key(&rec.movie, &rec.manifest), &[])?;
+                    origins.insert(origin_key(&rec.origin, rec.order, &rec.manifest), [])?;
+                    movies.insert(movie_ingest_key(&rec.movie, &rec.manifest), [])?;
                 }
                 let current: Option<BindingRecord> = match bindings.get(rec.movie.as_bytes())? {
                     Some(v) => Some(dec_tx(&v)?),

@@ -190,7 +190,7 @@ fn write_progress(
     // capped durable writes near 5k/s. History is an index that tolerates a crash between
     // these steps instead: sled recovers a prefix of them, a new entry without its progress
     // and an old entry left behind both fail the match in `history()` and are skipped.
-    t.history.insert(new_hist, &[])?;
+    t.history.insert(new_hist, [])?;
     t.progress.insert(key, value)?;
     if let Some(k) = old_hist {
         t.history.remove(k)?;

@@ -584,7 +584,7 @@ mod tests {
                     t.users.insert(k, [k.len() as u8])?;
                 }
                 // Reads inside the job see its own writes.
-                Ok(t.users.get([1, 0, 7])?)
+                t.users.get([1, 0, 7])
             })
             .await
             .unwrap();
@@ -606,11 +606,8 @@ mod tests {
         let mut it = t.users.scan_prefix([1]);
         let mut front = Vec::new();
         let mut back = Vec::new();
-        loop {
-            match it.next() {
-                Some(r) => front.push(r.unwrap().0),
-                None => break,
-            }
+        while let Some(r) = it.next() {
+            front.push(r.unwrap().0);
             match it.next_back() {
                 Some(r) => back.push(r.unwrap().0),
                 None => break,

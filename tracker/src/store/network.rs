@@ -101,7 +101,7 @@ impl Store {
                 };
                 let mut invite: InviteRecord = dec_tx(&v)?;
                 if invite.expires_at <= now {
-                    invites.remove(&hash)?;
+                    invites.remove(hash)?;
                     return Ok(Err(RedeemError::Expired));
                 }
                 if invite.uses_left == 0 {
@@ -117,9 +117,9 @@ impl Store {
                 let node = make(&invite, old);
                 invite.uses_left -= 1;
                 if invite.uses_left == 0 {
-                    invites.remove(&hash)?;
+                    invites.remove(hash)?;
                 } else {
-                    invites.insert(&hash, enc_tx(&invite)?)?;
+                    invites.insert(hash, enc_tx(&invite)?)?;
                 }
                 nodes.insert(node.node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Ok(node))

@@ -45,7 +45,7 @@ impl Store {
         let bytes = codec::encode(&rec)?;
         self.write(move |t| {
             t.browser_sessions.insert(hash, bytes)?;
-            t.user_browser_sessions.insert(rec.user.key(&hash), &[])?;
+            t.user_browser_sessions.insert(rec.user.key(&hash), [])?;
             Ok(())
         })
         .await

@@ -129,12 +129,12 @@ impl Store {
                     if used >= quota.limit {
                         return Ok(AskOutcome::QuotaExceeded { used });
                     }
-                    requests.insert(&req_key(r.id), enc_tx(&r)?)?;
-                    open.insert(&r.tmdb_id.to_be_bytes(), &req_key(r.id))?;
+                    requests.insert(req_key(r.id), enc_tx(&r)?)?;
+                    open.insert(r.tmdb_id.to_be_bytes(), req_key(r.id))?;
                     let mut k = Vec::with_capacity(16);
                     k.extend_from_slice(&(u64::MAX - now_ms).to_be_bytes());
                     k.extend_from_slice(&req_key(r.id));
-                    mine.insert(uid.key(&k), &[])?;
+                    mine.insert(uid.key(&k), [])?;
                     Ok(AskOutcome::Asked(Box::new(r), created))
                 },
             )
@@ -162,14 +162,14 @@ impl Store {
                 if let Err(e) = f(&mut r) {
                     return Ok(Some(Err(e)));
                 }
-                requests.insert(&req_key(id), enc_tx(&r)?)?;
+                requests.insert(req_key(id), enc_tx(&r)?)?;
                 let key = r.tmdb_id.to_be_bytes();
                 if r.state.finished() {
                     if open.get(key)?.as_deref() == Some(&req_key(id)[..]) {
-                        open.remove(&key)?;
+                        open.remove(key)?;
                     }
                 } else {
-                    open.insert(&key, &req_key(id))?;
+                    open.insert(key, req_key(id))?;
                 }
                 Ok(Some(Ok(r)))
             });

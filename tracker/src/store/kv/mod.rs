@@ -149,6 +149,11 @@ impl Tree {
         }
     }
 
+    /// Whether the tree holds no entry.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.iter().next().transpose()?.is_none())
+    }
+
     /// How many entries the tree holds.
     pub fn len(&self) -> Result<usize, StoreError> {
         match self {

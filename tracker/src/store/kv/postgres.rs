@@ -58,7 +58,7 @@ use super::Entry;
 use crate::store::StoreError;
 
 /// `pg_advisory_xact_lock` key of the writers: "reelnet" in ASCII.
-pub const WRITER_LOCK: i64 = 0x7265_656c_6e65_74;
+pub const WRITER_LOCK: i64 = 0x0072_6565_6c6e_6574;
 /// `pg_advisory_lock` key of schema migrations.
 pub const MIGRATE_LOCK: i64 = WRITER_LOCK + 1;
 
