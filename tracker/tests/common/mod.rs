@@ -127,6 +127,25 @@ impl Tracker {
         self.dir.path().join("data")
     }
 
+    /// The storage engine this tracker keeps its records in (to open its store directly
+    /// once it is stopped).
+    pub fn store_engine(&self) -> reelnet_tracker::store::Engine {
+        match &self.pg {
+            Some(pg) => reelnet_tracker::store::Engine::Postgres(
+                reelnet_tracker::store::kv::postgres::PgOptions {
+                    url: pg.url(),
+                    pool_size: 2,
+                    connect_timeout: Duration::from_secs(5),
+                    statement_timeout: Duration::from_secs(5),
+                },
+            ),
+            None => reelnet_tracker::store::Engine::Sled {
+                dir: self.data_dir().join("db"),
+                durability: reelnet_tracker::store::Durability::Fsync,
+            },
+        }
+    }
+
     /// (Re)starts the process and waits until it answers. The first start binds port 0 and
     /// reads the address from the line the tracker prints; a restart binds that port again
     /// (so URLs taken before it stay valid).
