@@ -99,7 +99,13 @@ impl Store {
             .users
             .iter()
             .values()
-            .filter_map(|v| v.ok().and_then(|v| codec::decode(&v).ok()))
+            .filter_map(|v| match v {
+                Ok(v) => codec::decode(&v).ok(),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read the accounts");
+                    None
+                }
+            })
             .collect()
     }
 

@@ -747,6 +747,17 @@ mod tests {
             .get(0);
         assert_eq!(version, newer);
 
+        // Several hosts, the first one down: the second one is found (and its newer schema
+        // refused like any other).
+        let across = url.replace(
+            &format!("127.0.0.1:{}", pg.port()),
+            &format!("127.0.0.1:1,127.0.0.1:{}", pg.port()),
+        ) + "?target_session_attrs=read-write";
+        let err = Store::open_engine(&Engine::Postgres(testing::pg_options(&across)))
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+
         // A wrong password and an unreachable server: clear errors, nothing else.
         let wrong = url.replace(pg.password(), "wrong");
         let err = Store::open_engine(&Engine::Postgres(testing::pg_options(&wrong)))
