@@ -50,11 +50,12 @@ pub struct Tracker {
     pub pg: Option<reelnet_testkit::postgres::Postgres>,
 }
 
-/// `[storage]` of a tracker on the PostgreSQL at `url` (short timeouts, for the tests of
-/// a lost database).
+/// `[storage]` of a tracker on the PostgreSQL at `url`. The timeouts leave room for a
+/// loaded test machine (a statement or a pool wait running out answers 503, which tests of
+/// other things do not expect); a stopped server is refused at once anyway.
 pub fn postgres_storage(url: &str) -> String {
     format!(
-        "\n[storage]\nengine = \"postgres\"\nurl = \"{url}\"\npool_size = 4\nconnect_timeout_secs = 2\nstatement_timeout_secs = 2\n"
+        "\n[storage]\nengine = \"postgres\"\nurl = \"{url}\"\npool_size = 8\nconnect_timeout_secs = 5\nstatement_timeout_secs = 10\n"
     )
 }
 

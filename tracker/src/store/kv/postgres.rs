@@ -131,6 +131,11 @@ struct Shared {
 #[derive(Default)]
 struct WriterSlot {
     conn: Mutex<Option<Arc<Object>>>,
+    /// The job's savepoint command, not sent yet: it goes out pipelined with the job's
+    /// first statement (a job that touches nothing costs no round trip).
+    pending: Mutex<Option<&'static str>>,
+    /// The batch has a savepoint `job` (made by an earlier job; released by the next).
+    has_savepoint: AtomicBool,
     /// An operation of the current job failed (its savepoint is rolled back, and the job
     /// fails even if it swallowed the error).
     poisoned: AtomicBool,
@@ -338,7 +343,18 @@ impl PgDb {
                         "PostgreSQL at {hosts}: the writer has no connection"
                     )));
                 };
-                self.wait(async move { op(conn).await.map_err(|e| pg_err(&hosts, &e)) })
+                let pending = slot.pending.lock().ok().and_then(|mut p| p.take());
+                self.wait(async move {
+                    match pending {
+                        // Sent first (polled first), answered in order: one round trip.
+                        Some(sql) => {
+                            let (sp, r) = tokio::join!(conn.batch_execute(sql), op(conn.clone()));
+                            sp.map_err(|e| pg_err(&hosts, &e))?;
+                            r.map_err(|e| pg_err(&hosts, &e))
+                        }
+                        None => op(conn).await.map_err(|e| pg_err(&hosts, &e)),
+                    }
+                })
             }
             None => {
                 let pool = self.shared.pool.clone();
@@ -377,14 +393,11 @@ impl PgDb {
         let hosts = self.shared.hosts.clone();
         let conn = self.wait(async move {
             let conn = pool.get().await.map_err(|e| pool_err(&hosts, e))?;
-            let begun = async {
-                conn.batch_execute("BEGIN").await?;
-                let st = conn
-                    .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-                    .await?;
-                conn.execute(&st, &[&WRITER_LOCK]).await
-            }
-            .await;
+            let begun = conn
+                .batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+                ))
+                .await;
             match begun {
                 Ok(_) => Ok(conn),
                 Err(e) => {
@@ -396,16 +409,22 @@ impl PgDb {
         if let Ok(mut c) = slot.conn.lock() {
             *c = Some(Arc::new(conn));
         }
+        slot.has_savepoint.store(false, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Before a job: its savepoint.
+    /// Before a job: its savepoint (sent with the job's first statement; the previous
+    /// job's savepoint is released in the same command).
     pub fn begin_job(&self) {
         if let Some(slot) = &self.writer {
             slot.poisoned.store(false, Ordering::SeqCst);
-            let has_conn = slot.conn.lock().map(|c| c.is_some()).unwrap_or(false);
-            if has_conn {
-                let _ = self.writer_exec("SAVEPOINT job");
+            let sql = if slot.has_savepoint.load(Ordering::SeqCst) {
+                "RELEASE SAVEPOINT job; SAVEPOINT job"
+            } else {
+                "SAVEPOINT job"
+            };
+            if let Ok(mut p) = slot.pending.lock() {
+                *p = Some(sql);
             }
         }
     }
@@ -424,8 +443,20 @@ impl PgDb {
                 self.shared.hosts
             )));
         }
+        // Nothing sent: the job touched nothing, and no savepoint was made for it.
+        let unsent = slot
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take())
+            .is_some();
+        if unsent {
+            return Ok(());
+        }
+        slot.has_savepoint.store(true, Ordering::SeqCst);
         if ok && !poisoned {
-            return self.writer_exec("RELEASE SAVEPOINT job");
+            // Released by the next job's savepoint command, or by COMMIT.
+            return Ok(());
         }
         // Rolling back to the savepoint also clears a failed statement's aborted state.
         self.writer_exec("ROLLBACK TO SAVEPOINT job")?;
@@ -445,6 +476,9 @@ impl PgDb {
         let Some(slot) = &self.writer else {
             return Ok(());
         };
+        if let Ok(mut p) = slot.pending.lock() {
+            *p = None;
+        }
         let conn = slot.conn.lock().ok().and_then(|mut c| c.take());
         let Some(conn) = conn else {
             return Err(StoreError::Unavailable(format!(
