@@ -707,6 +707,98 @@ mod tests {
         t.close().await;
     }
 
+    /// PostgreSQL killed (-9) while writers create accounts (account + email index, one
+    /// transaction each): every acknowledged account is there after the restart, no
+    /// account lacks its index entry or the other way round, calls during the outage fail
+    /// with [`StoreError::Unavailable`] (never hang), and the same store works again once
+    /// the server is back, without reopening.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_lost_and_back_loses_no_acknowledged_write_and_half_writes_none() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let t = TestStore::open(TestEngine::Postgres).await;
+        let store = t.store.clone();
+        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for c in 0..16 {
+            let (store, acked, stop) = (store.clone(), acked.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut unavailable = 0;
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let email = format!("u{c}-{i}@x");
+                    let user = User {
+                        id: UserId::random(),
+                        email: email.clone(),
+                        display_name: "x".into(),
+                        password_hash: String::new(),
+                        email_verified: false,
+                        tier: reelnet_proto::Tier::Free,
+                        tier_until: None,
+                        role: reelnet_proto::Role::User,
+                        created_at: 1,
+                    };
+                    match store.create_user(user, None, None, 1).await {
+                        Ok(Created::Created(_)) => acked.lock().unwrap().push(email),
+                        Ok(other) => panic!("{other:?}"),
+                        Err(StoreError::Unavailable(_)) => {
+                            unavailable += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        Err(e) => panic!("not a typed outage: {e}"),
+                    }
+                }
+                unavailable
+            }));
+        }
+        let pg = t.pg.as_ref().unwrap();
+        let wait_acked = |n: usize| {
+            let acked = acked.clone();
+            async move {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while acked.lock().unwrap().len() < n {
+                    assert!(std::time::Instant::now() < deadline, "writes stalled");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        };
+        wait_acked(50).await;
+        pg.kill9().await.unwrap();
+        // Reads and writes during the outage: typed errors.
+        assert!(matches!(
+            store.user_id_by_email("u0-0@x"),
+            Err(StoreError::Unavailable(_))
+        ));
+        let before = acked.lock().unwrap().len();
+        pg.start_again().await.unwrap();
+        wait_acked(before + 50).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut outages = 0;
+        for task in tasks {
+            outages += task.await.unwrap();
+        }
+        assert!(outages > 0, "no write met the outage");
+
+        // Every acknowledged account, with its index; no half-written one.
+        for email in acked.lock().unwrap().iter() {
+            assert!(
+                store.user_id_by_email(email).unwrap().is_some(),
+                "{email} lost"
+            );
+        }
+        let users = store.all_users();
+        for u in &users {
+            assert_eq!(store.user_id_by_email(&u.email).unwrap(), Some(u.id));
+        }
+        let emails = store.trees.emails.len().unwrap();
+        assert_eq!(emails, users.len(), "an index entry without its account");
+        drop(store);
+        t.close().await;
+    }
+
     /// PostgreSQL: a database whose schema is newer than this binary is refused with a
     /// clear error, and nothing is written to it.
     #[tokio::test]
