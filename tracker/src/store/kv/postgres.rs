@@ -220,7 +220,10 @@ fn pg_config(opts: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
             "[storage] url is not a PostgreSQL URL (postgres://user:password@host:port/db): {e}"
         ))
     })?;
-    cfg.connect_timeout(opts.connect_timeout);
+    // A `connect_timeout` in the URL (per host, libpq's meaning) wins over the config's.
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(opts.connect_timeout);
+    }
     cfg.options(format!(
         "-c statement_timeout={}",
         opts.statement_timeout.as_millis().max(1)
