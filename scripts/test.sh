@@ -39,6 +39,13 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "tracker tests on PostgreSQL (REELNET_TEST_STORE=postgres: every tracker test's tracker keeps its records in a PostgreSQL of its own)"
+if cargo nextest --version >/dev/null 2>&1; then
+  REELNET_TEST_STORE=postgres cargo nextest run -p reelnet-tracker --locked --no-fail-fast -E "kind(test)"
+else
+  REELNET_TEST_STORE=postgres cargo test -p reelnet-tracker --locked --no-fail-fast --test "*"
+fi
+
 step "packaging: systemd units, Containerfile, the binary in the image's layout"
 packaging/check.sh
 

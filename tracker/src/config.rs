@@ -34,18 +34,42 @@ pub struct TrackerConfig {
     pub network: NetworkConfig,
     pub library: LibraryConfig,
     pub oauth: OauthConfig,
+    /// `[storage]` (also accepted as `[store]`).
+    #[serde(alias = "store")]
     pub storage: StorageConfig,
 }
 
-/// `[storage]`: how durable an acknowledged write is (README, "Durability").
+/// Which database engine the tracker keeps its records in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageEngine {
+    /// Embedded sled under `<data_dir>/db` (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database at `url`.
+    Postgres,
+}
+
+/// `[storage]` (or `[store]`): the engine, and how durable an acknowledged write is
+/// (README, "Durability").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// `sled` (embedded, the default) or `postgres`.
+    pub engine: StorageEngine,
+    /// PostgreSQL only: `postgres://user:password@host1:port,host2:port/db?target_session_attrs=read-write`.
+    pub url: String,
+    /// PostgreSQL only: most pooled connections for reads (the writer has one more).
+    pub pool_size: usize,
+    /// PostgreSQL only: give up connecting after this many seconds.
+    pub connect_timeout_secs: u64,
+    /// PostgreSQL only: the server cancels a statement running longer than this.
+    pub statement_timeout_secs: u64,
     /// After each group commit's sled flush, `fdatasync` sled's log file before answering.
     /// sled's own flush (`sync_file_range`) already survives a crash of the process; this
     /// also survives power loss (the device's write cache is flushed and the log's block
     /// allocation committed). Off: writes acknowledged in the last `flush_every` window
-    /// (sled's background `fsync`, 500 ms) may be lost on power loss.
+    /// (sled's background `fsync`, 500 ms) may be lost on power loss. sled only.
     pub fsync: bool,
 }
 
@@ -60,9 +84,53 @@ impl StorageConfig {
     }
 }
 
+impl StorageConfig {
+    /// The engine to open: sled in `<data_dir>/db`, or PostgreSQL at `url`.
+    pub fn engine(
+        &self,
+        data_dir: &Path,
+    ) -> Result<crate::store::Engine, crate::store::StoreError> {
+        use std::time::Duration;
+        Ok(match self.engine {
+            StorageEngine::Sled => crate::store::Engine::Sled {
+                dir: data_dir.join("db"),
+                durability: self.durability(),
+            },
+            StorageEngine::Postgres => {
+                if self.url.trim().is_empty() {
+                    return Err(crate::store::StoreError::Config(
+                        "[storage] engine = \"postgres\" needs [storage] url = \"postgres://user:password@host:port/db\"".to_owned(),
+                    ));
+                }
+                if self.pool_size == 0
+                    || self.connect_timeout_secs == 0
+                    || self.statement_timeout_secs == 0
+                {
+                    return Err(crate::store::StoreError::Config(
+                        "[storage] pool_size, connect_timeout_secs and statement_timeout_secs must be at least 1".to_owned(),
+                    ));
+                }
+                crate::store::Engine::Postgres(crate::store::kv::postgres::PgOptions {
+                    url: self.url.clone(),
+                    pool_size: self.pool_size,
+                    connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+                    statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+                })
+            }
+        })
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { fsync: true }
+        Self {
+            engine: StorageEngine::Sled,
+            url: String::new(),
+            pool_size: 8,
+            connect_timeout_secs: 5,
+            statement_timeout_secs: 5,
+            fsync: true,
+        }
     }
 }
 
@@ -499,6 +567,31 @@ impl TrackerConfig {
         }
         if self.issuer.is_empty() {
             return Err(invalid("issuer", "must not be empty"));
+        }
+        if self.storage.engine == StorageEngine::Postgres {
+            if !self.storage.url.starts_with("postgres://")
+                && !self.storage.url.starts_with("postgresql://")
+            {
+                return Err(invalid(
+                    "storage.url",
+                    "engine = \"postgres\" needs url = \"postgres://user:password@host:port/db\"",
+                ));
+            }
+            for (key, v) in [
+                ("storage.pool_size", self.storage.pool_size as u64),
+                (
+                    "storage.connect_timeout_secs",
+                    self.storage.connect_timeout_secs,
+                ),
+                (
+                    "storage.statement_timeout_secs",
+                    self.storage.statement_timeout_secs,
+                ),
+            ] {
+                if v == 0 {
+                    return Err(invalid(key, "must be at least 1"));
+                }
+            }
         }
         if let Some(tls) = &self.http.tls {
             if let Err(err) = tls.validate("http.tls") {

@@ -71,9 +71,27 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait when the database is unavailable.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            // The database is down or unreachable: nothing was written, and the request
+            // can be tried again once it is back (the store reconnects by itself).
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                Self {
+                    retry_after: Some(STORE_RETRY_AFTER_SECS),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "the database is unavailable; try again shortly",
+                    )
+                }
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 

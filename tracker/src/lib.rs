@@ -56,6 +56,8 @@ pub enum TrackerError {
         path: std::path::PathBuf,
         source: store::StoreError,
     },
+    #[error("cannot open the PostgreSQL database ([storage] url): {0}")]
+    Database(store::StoreError),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error("cannot create the data directory {path} (mode 0700): {source}")]
@@ -141,11 +143,15 @@ impl Tracker {
     async fn start(mut config: TrackerConfig, shutdown: &Shutdown) -> Result<Self, TrackerError> {
         check_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("db");
-        let (store, writer) = store::Store::open_with(&db_path, config.storage.durability())
-            .map_err(|source| TrackerError::Store {
+        let store_err = |source| match config.storage.engine {
+            config::StorageEngine::Sled => TrackerError::Store {
                 path: db_path.clone(),
                 source,
-            })?;
+            },
+            config::StorageEngine::Postgres => TrackerError::Database(source),
+        };
+        let engine = config.storage.engine(&config.data_dir).map_err(store_err)?;
+        let (store, writer) = store::Store::open_engine(&engine).map_err(store_err)?;
         // The writer ends when the last store handle is dropped: after the stages above it.
         shutdown.spawn(Stage::Store, "store-writer", writer.run());
         let grace = config.auth.access_ttl_secs + 60;

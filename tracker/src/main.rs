@@ -433,7 +433,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 reelnet_proto::Tier::Free
             };
-            let user = users::set_tier(&config.data_dir, &email, tier, until)
+            let user = users::set_tier(&config.data_dir, &config.storage, &email, tier, until)
                 .await
                 .context("setting the tier")?;
             match user.tier_until {
@@ -537,9 +537,14 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::User(UserCommand::SetRole { email, role }) => {
-            let user = users::set_role(&config.data_dir, &email, role_of(role == "admin"))
-                .await
-                .context("changing the role")?;
+            let user = users::set_role(
+                &config.data_dir,
+                &config.storage,
+                &email,
+                role_of(role == "admin"),
+            )
+            .await
+            .context("changing the role")?;
             println!("{} is now {}", user.email, role);
         }
     }

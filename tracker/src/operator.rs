@@ -228,7 +228,7 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
     let (_keys_tx, keys) = watch::channel(Arc::new(ring));
     let network = config.network.clone();
     let public_url = config.public_origin();
-    let out = with_store(&config.data_dir, move |store| async move {
+    let out = with_store(&config.data_dir, &config.storage, move |store| async move {
         let accounts = store.clone();
         let m = Membership::new(store, keys, network).with_public_url(&public_url);
         let by = Operator::Local;

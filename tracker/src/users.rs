@@ -1,7 +1,9 @@
 //! Offline account administration: `reelnet-tracker user add`, `user set-role` and
 //! `admin set-tier` write straight into the tracker's store while the tracker is *not*
 //! running (sled holds an exclusive lock on the database, so a running tracker makes these
-//! commands fail with [`OfflineError::Locked`] and nothing is changed).
+//! commands fail with [`OfflineError::Locked`] and nothing is changed). On PostgreSQL
+//! (`[storage] engine = "postgres"`) there is no such lock: the command's writes are
+//! serialised with the running trackers' by the writers' advisory lock.
 //!
 //! Accounts are created with the same rules and hashing as `POST auth/register`
 //! ([`crate::policy`]) and the same typed store operations; writes go through the store's
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::UserView;
 use crate::clock::now_secs;
+use crate::config::StorageConfig;
 use crate::error::ApiError;
 use crate::policy::{check_name, check_password, hash_password, normalize_email};
 use crate::store::{Created, EmailToken, Store, StoreError, TokenKind, User, UserId};
@@ -45,14 +48,22 @@ impl From<ApiError> for OfflineError {
     }
 }
 
-/// Opens the store under `data_dir`, runs `f`, then lets the writer flush and stop.
-pub(crate) async fn with_store<T, F, Fut>(data_dir: &Path, f: F) -> Result<T, OfflineError>
+/// Opens the store (`storage`'s engine; sled under `data_dir`), runs `f`, then lets the
+/// writer flush and stop.
+pub(crate) async fn with_store<T, F, Fut>(
+    data_dir: &Path,
+    storage: &StorageConfig,
+    f: F,
+) -> Result<T, OfflineError>
 where
     F: FnOnce(Store) -> Fut,
     Fut: std::future::Future<Output = Result<T, OfflineError>>,
 {
     let path = data_dir.join("db");
-    let (store, writer) = Store::open(&path).map_err(|source| match &source {
+    let open = storage
+        .engine(data_dir)
+        .and_then(|engine| Store::open_engine(&engine));
+    let (store, writer) = open.map_err(|source| match &source {
         e if e.is_locked() => OfflineError::Locked(path.clone()),
         _ => OfflineError::Open {
             path: path.clone(),
@@ -181,17 +192,23 @@ pub(crate) async fn bootstrap(
     })
 }
 
-/// Creates an account in the tracker's store under `data_dir` (the tracker must be stopped).
+/// Creates an account in the tracker's sled store under `data_dir` (the tracker must be
+/// stopped). The `user add` command goes through [`crate::operator::run`], which follows
+/// the configured engine.
 pub async fn add_user(data_dir: &Path, new: AddUserRequest) -> Result<UserView, OfflineError> {
     let email = new.email.clone();
-    with_store(data_dir, move |store| async move {
-        let created = create(&store, new).await;
-        drop(store);
-        created.map_err(|e| match e.code {
-            "email_taken" => OfflineError::Exists(email),
-            _ => OfflineError::Invalid(e),
-        })
-    })
+    with_store(
+        data_dir,
+        &StorageConfig::default(),
+        move |store| async move {
+            let created = create(&store, new).await;
+            drop(store);
+            created.map_err(|e| match e.code {
+                "email_taken" => OfflineError::Exists(email),
+                _ => OfflineError::Invalid(e),
+            })
+        },
+    )
     .await
 }
 
@@ -218,10 +235,15 @@ impl crate::api::Api {
     }
 }
 
-/// Sets an existing account's role (the tracker must be stopped).
-pub async fn set_role(data_dir: &Path, email: &str, role: Role) -> Result<UserView, OfflineError> {
+/// Sets an existing account's role (with sled, the tracker must be stopped).
+pub async fn set_role(
+    data_dir: &Path,
+    storage: &StorageConfig,
+    email: &str,
+    role: Role,
+) -> Result<UserView, OfflineError> {
     let email = normalize_email(email)?;
-    with_store(data_dir, move |store| async move {
+    with_store(data_dir, storage, move |store| async move {
         let updated = store
             .update_user_by_email(email.clone(), move |user| user.role = role)
             .await?;
@@ -238,12 +260,13 @@ pub async fn set_role(data_dir: &Path, email: &str, role: Role) -> Result<UserVi
 /// "started" email on its next pass.
 pub async fn set_tier(
     data_dir: &Path,
+    storage: &StorageConfig,
     email: &str,
     tier: Tier,
     until: Option<u64>,
 ) -> Result<UserView, OfflineError> {
     let email = normalize_email(email)?;
-    with_store(data_dir, move |store| async move {
+    with_store(data_dir, storage, move |store| async move {
         let updated = store
             .update_user_by_email(email.clone(), move |user| {
                 user.tier = tier;

@@ -174,7 +174,7 @@ async fn deleted_with_the_account() {
     // In the database itself: the deleted account's record is gone, the other one's kept.
     let status = t.terminate();
     assert!(status.success(), "{status:?}");
-    let (store, _writer) = Store::open(&t.data_dir().join("db")).unwrap();
+    let (store, _writer) = Store::open_engine(&t.store_engine()).unwrap();
     assert_eq!(store.preferences(&gone_id).unwrap(), None);
     let kept = store.preferences(&stays_id).unwrap().expect("kept");
     assert_eq!(kept.audio_language.as_deref(), Some("de"));

@@ -1,13 +1,12 @@
 //! Accounts and sessions in storage: users and their email index, single-use email
-//! tokens, refresh tokens and their families. Multi-tree changes run in one sled
+//! tokens, refresh tokens and their families. Multi-tree changes run in one
 //! transaction inside one writer job.
 
-use sled::transaction::{TransactionError, Transactional};
+use super::kv::Transactional;
 
 use super::records::SESSION_RECORD_VERSION;
 use super::{codec, dec_tx, enc_tx, Store, StoreError, Trees};
 use super::{EmailToken, Family, FamilyV1, RefreshToken, RefreshTokenV1, TokenKind, User, UserId};
-use sled::transaction::ConflictableTransactionError;
 
 /// Why an email token could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +60,11 @@ pub(super) fn dec_refresh(b: &[u8]) -> Result<RefreshToken, StoreError> {
     codec::decode_evolved::<RefreshTokenV1, RefreshToken>(SESSION_RECORD_VERSION, b)
 }
 
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
-
 /// The key of a node's session index entry.
 pub(super) fn node_family_key(node: &str, family: &[u8]) -> Vec<u8> {
     let mut k = node.as_bytes().to_vec();
     k.extend_from_slice(family);
     k
-}
-
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    StoreError::from(e)
 }
 
 impl Store {
@@ -91,7 +82,7 @@ impl Store {
             return Ok(None);
         };
         let id: [u8; 16] = id
-            .as_ref()
+            .as_slice()
             .try_into()
             .map_err(|_| StoreError::Corrupt("email index".to_owned()))?;
         Ok(Some(UserId(id)))
@@ -99,7 +90,7 @@ impl Store {
 
     /// Whether an account has this (normalised) email.
     pub fn email_taken(&self, email: &str) -> Result<bool, StoreError> {
-        Ok(self.trees.emails.contains_key(email.as_bytes())?)
+        self.trees.emails.contains_key(email.as_bytes())
     }
 
     /// Every readable account (unreadable ones are skipped).
@@ -108,7 +99,13 @@ impl Store {
             .users
             .iter()
             .values()
-            .filter_map(|v| v.ok().and_then(|v| codec::decode(&v).ok()))
+            .filter_map(|v| match v {
+                Ok(v) => codec::decode(&v).ok(),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read the accounts");
+                    None
+                }
+            })
             .collect()
     }
 
@@ -124,41 +121,39 @@ impl Store {
         now: u64,
     ) -> Result<Created, StoreError> {
         self.write(move |t| {
-            (&t.users, &t.emails, &t.email_tokens)
-                .transaction(|(users, emails, tokens)| {
-                    if emails.get(user.email.as_bytes())?.is_some() {
-                        return Ok(Created::EmailTaken);
+            (&t.users, &t.emails, &t.email_tokens).transaction(|(users, emails, tokens)| {
+                if emails.get(user.email.as_bytes())?.is_some() {
+                    return Ok(Created::EmailTaken);
+                }
+                let mut user = user.clone();
+                if let Some(hash) = bootstrap {
+                    let Some(raw) = tokens.get(hash)? else {
+                        return Ok(Created::BadBootstrap(EmailTokenError::Unknown));
+                    };
+                    let mut rec: EmailToken = dec_tx(&raw)?;
+                    let why = if rec.kind != TokenKind::Bootstrap {
+                        Some(EmailTokenError::Unknown)
+                    } else if rec.used {
+                        Some(EmailTokenError::Used)
+                    } else if rec.expires_at <= now {
+                        Some(EmailTokenError::Expired)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return Ok(Created::BadBootstrap(why));
                     }
-                    let mut user = user.clone();
-                    if let Some(hash) = bootstrap {
-                        let Some(raw) = tokens.get(hash)? else {
-                            return Ok(Created::BadBootstrap(EmailTokenError::Unknown));
-                        };
-                        let mut rec: EmailToken = dec_tx(&raw)?;
-                        let why = if rec.kind != TokenKind::Bootstrap {
-                            Some(EmailTokenError::Unknown)
-                        } else if rec.used {
-                            Some(EmailTokenError::Used)
-                        } else if rec.expires_at <= now {
-                            Some(EmailTokenError::Expired)
-                        } else {
-                            None
-                        };
-                        if let Some(why) = why {
-                            return Ok(Created::BadBootstrap(why));
-                        }
-                        rec.used = true;
-                        tokens.insert(&hash, enc_tx(&rec)?)?;
-                        user.role = reelnet_proto::Role::Admin;
-                    }
-                    users.insert(&user.id.0, enc_tx(&user)?)?;
-                    emails.insert(user.email.as_bytes(), &user.id.0)?;
-                    if let Some((hash, record)) = &token {
-                        tokens.insert(hash, enc_tx(record)?)?;
-                    }
-                    Ok(Created::Created(user))
-                })
-                .map_err(tx_err)
+                    rec.used = true;
+                    tokens.insert(hash, enc_tx(&rec)?)?;
+                    user.role = reelnet_proto::Role::Admin;
+                }
+                users.insert(user.id.0, enc_tx(&user)?)?;
+                emails.insert(user.email.as_bytes(), user.id.0)?;
+                if let Some((hash, record)) = &token {
+                    tokens.insert(hash, enc_tx(record)?)?;
+                }
+                Ok(Created::Created(user))
+            })
         })
         .await
     }
@@ -239,20 +234,18 @@ impl Store {
         f: impl Fn(&mut User) + Send + Sync + 'static,
     ) -> Result<Option<User>, StoreError> {
         self.write(move |t| {
-            (&t.users, &t.emails)
-                .transaction(|(users, emails)| {
-                    let Some(id) = emails.get(email.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    let Some(raw) = users.get(&id)? else {
-                        return Ok(None);
-                    };
-                    let mut user: User = dec_tx(&raw)?;
-                    f(&mut user);
-                    users.insert(&id, enc_tx(&user)?)?;
-                    Ok(Some(user))
-                })
-                .map_err(tx_err)
+            (&t.users, &t.emails).transaction(|(users, emails)| {
+                let Some(id) = emails.get(email.as_bytes())? else {
+                    return Ok(None);
+                };
+                let Some(raw) = users.get(&id)? else {
+                    return Ok(None);
+                };
+                let mut user: User = dec_tx(&raw)?;
+                f(&mut user);
+                users.insert(&id, enc_tx(&user)?)?;
+                Ok(Some(user))
+            })
         })
         .await
     }
@@ -323,32 +316,30 @@ impl Store {
         apply: impl Fn(&mut User) + Send + Sync + 'static,
     ) -> Result<Result<User, EmailTokenError>, StoreError> {
         self.write(move |t| {
-            (&t.email_tokens, &t.users)
-                .transaction(|(tokens, users)| {
-                    let Some(raw) = tokens.get(hash)? else {
-                        return Ok(Err(EmailTokenError::Unknown));
-                    };
-                    let mut rec: EmailToken = dec_tx(&raw)?;
-                    if rec.kind != kind {
-                        return Ok(Err(EmailTokenError::Unknown));
-                    }
-                    if rec.used {
-                        return Ok(Err(EmailTokenError::Used));
-                    }
-                    if rec.expires_at <= now {
-                        return Ok(Err(EmailTokenError::Expired));
-                    }
-                    let Some(raw_user) = users.get(rec.user.0)? else {
-                        return Ok(Err(EmailTokenError::Unknown));
-                    };
-                    let mut user: User = dec_tx(&raw_user)?;
-                    rec.used = true;
-                    apply(&mut user);
-                    tokens.insert(&hash, enc_tx(&rec)?)?;
-                    users.insert(&user.id.0, enc_tx(&user)?)?;
-                    Ok(Ok(user))
-                })
-                .map_err(tx_err)
+            (&t.email_tokens, &t.users).transaction(|(tokens, users)| {
+                let Some(raw) = tokens.get(hash)? else {
+                    return Ok(Err(EmailTokenError::Unknown));
+                };
+                let mut rec: EmailToken = dec_tx(&raw)?;
+                if rec.kind != kind {
+                    return Ok(Err(EmailTokenError::Unknown));
+                }
+                if rec.used {
+                    return Ok(Err(EmailTokenError::Used));
+                }
+                if rec.expires_at <= now {
+                    return Ok(Err(EmailTokenError::Expired));
+                }
+                let Some(raw_user) = users.get(rec.user.0)? else {
+                    return Ok(Err(EmailTokenError::Unknown));
+                };
+                let mut user: User = dec_tx(&raw_user)?;
+                rec.used = true;
+                apply(&mut user);
+                tokens.insert(hash, enc_tx(&rec)?)?;
+                users.insert(user.id.0, enc_tx(&user)?)?;
+                Ok(Ok(user))
+            })
         })
         .await
     }
@@ -365,17 +356,17 @@ impl Store {
         let uid = token.user;
         let node = reelnet_proto::claims::audience_node(&family.aud).map(str::to_owned);
         self.write(move |t| {
-            (&t.refresh, &t.families, &t.user_families, &t.node_families)
-                .transaction(|(refresh, families, user_families, node_families)| {
-                    refresh.insert(&refresh_hash, enc_refresh(&token).map_err(abort)?)?;
-                    families.insert(&family_id, enc_family(&family).map_err(abort)?)?;
-                    user_families.insert(uid.key(&family_id), &[])?;
+            (&t.refresh, &t.families, &t.user_families, &t.node_families).transaction(
+                |(refresh, families, user_families, node_families)| {
+                    refresh.insert(refresh_hash, enc_refresh(&token)?)?;
+                    families.insert(family_id, enc_family(&family)?)?;
+                    user_families.insert(uid.key(&family_id), [])?;
                     if let Some(node) = &node {
-                        node_families.insert(node_family_key(node, &family_id), &[])?;
+                        node_families.insert(node_family_key(node, &family_id), [])?;
                     }
                     Ok(())
-                })
-                .map_err(tx_err)
+                },
+            )
         })
         .await
     }
@@ -392,63 +383,61 @@ impl Store {
         grace: u64,
     ) -> Result<Rotation, StoreError> {
         self.write(move |t| {
-            (&t.refresh, &t.families)
-                .transaction(|(refresh, families)| {
-                    let Some(raw) = refresh.get(hash)? else {
-                        return Ok(Rotation::Unknown);
-                    };
-                    let mut rec = dec_refresh(&raw).map_err(abort)?;
-                    let Some(raw_fam) = families.get(rec.family)? else {
-                        return Ok(Rotation::Unknown);
-                    };
-                    let mut fam = dec_family(&raw_fam).map_err(abort)?;
-                    if fam.revoked {
-                        return Ok(Rotation::Revoked);
-                    }
-                    let forked = if rec.used {
-                        // Used before: a second use is a copy unless within the grace.
-                        rec.used_at.is_none_or(|at| now >= at.saturating_add(grace))
-                    } else {
-                        // Unused, but the family moved on (by a sibling minted within a
-                        // grace) more than `grace` after this token was issued: two branches
-                        // live at once, so one of them is a copy. Without this, a token
-                        // replayed within the grace would start a branch of its own that
-                        // rotates forever next to the viewer's.
-                        matches!(
-                            (rec.used_at, fam.last_used_at),
-                            (Some(issued), Some(last)) if last >= issued.saturating_add(grace.max(1))
-                        )
-                    };
-                    if forked {
-                        fam.revoked = true;
-                        families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
-                        return Ok(Rotation::Reused);
-                    }
-                    if rec.expires_at <= now {
-                        return Ok(Rotation::Expired);
-                    }
-                    if !rec.used {
-                        rec.used = true;
-                        rec.used_at = Some(now);
-                        refresh.insert(&hash, enc_refresh(&rec).map_err(abort)?)?;
-                    }
-                    let next_rec = RefreshToken {
-                        user: rec.user,
-                        family: rec.family,
-                        expires_at: now + ttl,
-                        used: false,
-                        // Unused: when it was issued.
-                        used_at: Some(now),
-                    };
-                    refresh.insert(&next_hash, enc_refresh(&next_rec).map_err(abort)?)?;
-                    fam.last_used_at = Some(now);
-                    families.insert(&rec.family, enc_family(&fam).map_err(abort)?)?;
-                    Ok(Rotation::Rotated {
-                        family_id: rec.family,
-                        family: fam,
-                    })
+            (&t.refresh, &t.families).transaction(|(refresh, families)| {
+                let Some(raw) = refresh.get(hash)? else {
+                    return Ok(Rotation::Unknown);
+                };
+                let mut rec = dec_refresh(&raw)?;
+                let Some(raw_fam) = families.get(rec.family)? else {
+                    return Ok(Rotation::Unknown);
+                };
+                let mut fam = dec_family(&raw_fam)?;
+                if fam.revoked {
+                    return Ok(Rotation::Revoked);
+                }
+                let forked = if rec.used {
+                    // Used before: a second use is a copy unless within the grace.
+                    rec.used_at.is_none_or(|at| now >= at.saturating_add(grace))
+                } else {
+                    // Unused, but the family moved on (by a sibling minted within a
+                    // grace) more than `grace` after this token was issued: two branches
+                    // live at once, so one of them is a copy. Without this, a token
+                    // replayed within the grace would start a branch of its own that
+                    // rotates forever next to the viewer's.
+                    matches!(
+                        (rec.used_at, fam.last_used_at),
+                        (Some(issued), Some(last)) if last >= issued.saturating_add(grace.max(1))
+                    )
+                };
+                if forked {
+                    fam.revoked = true;
+                    families.insert(rec.family, enc_family(&fam)?)?;
+                    return Ok(Rotation::Reused);
+                }
+                if rec.expires_at <= now {
+                    return Ok(Rotation::Expired);
+                }
+                if !rec.used {
+                    rec.used = true;
+                    rec.used_at = Some(now);
+                    refresh.insert(hash, enc_refresh(&rec)?)?;
+                }
+                let next_rec = RefreshToken {
+                    user: rec.user,
+                    family: rec.family,
+                    expires_at: now + ttl,
+                    used: false,
+                    // Unused: when it was issued.
+                    used_at: Some(now),
+                };
+                refresh.insert(next_hash, enc_refresh(&next_rec)?)?;
+                fam.last_used_at = Some(now);
+                families.insert(rec.family, enc_family(&fam)?)?;
+                Ok(Rotation::Rotated {
+                    family_id: rec.family,
+                    family: fam,
                 })
-                .map_err(tx_err)
+            })
         })
         .await
     }
@@ -606,11 +595,7 @@ mod tests {
         assert!(codec::decode::<Family>(&enc_family(&fam).unwrap()).is_err());
     }
 
-    #[tokio::test]
-    async fn expired_tokens_are_purged_and_bootstrap_tokens_work_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = Store::open(dir.path()).unwrap();
-        let task = tokio::spawn(writer.run());
+    async fn expired_tokens_are_purged_and_bootstrap_tokens_work_once(store: Store) {
         let now = 1_000_000;
         store
             .put_email_token([1; 32], email_token(TokenKind::PasswordReset, now - 1))
@@ -691,18 +676,16 @@ mod tests {
                 .unwrap(),
             Created::BadBootstrap(EmailTokenError::Used)
         ));
-        drop(store);
-        task.await.unwrap().unwrap();
     }
+    crate::store::testing::engine_tests!(
+        expired_tokens_are_purged_and_bootstrap_tokens_work_once,
+        super::expired_tokens_are_purged_and_bootstrap_tokens_work_once
+    );
 
     /// A refresh token replayed within the grace gets a sibling; the two branches cannot
     /// both live: whichever moves second, more than the grace after the fork, ends the
     /// family (a thief who replays within the grace does not keep a session of their own).
-    #[tokio::test]
-    async fn a_branch_forked_within_the_grace_does_not_live_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = Store::open(dir.path()).unwrap();
-        let task = tokio::spawn(writer.run());
+    async fn a_branch_forked_within_the_grace_does_not_live_on(store: Store) {
         let (ttl, grace) = (86_400, 10);
         let t0 = 1_000_000;
         let start = |store: Store, first: [u8; 32], family: [u8; 16]| async move {
@@ -795,7 +778,9 @@ mod tests {
             let r = store.rotate_refresh(from, to, at, ttl, 0).await.unwrap();
             assert!(rotated(&r), "{at}: {r:?}");
         }
-        drop(store);
-        task.await.unwrap().unwrap();
     }
+    crate::store::testing::engine_tests!(
+        a_branch_forked_within_the_grace_does_not_live_on,
+        super::a_branch_forked_within_the_grace_does_not_live_on
+    );
 }

@@ -1,8 +1,8 @@
 //! Subscriptions in storage: applied billing event ids (webhook idempotency, in the same
 //! transaction as the tier change) and which subscription emails went out.
 
+use super::kv::Transactional;
 use reelnet_proto::Tier;
-use sled::transaction::Transactional;
 
 use super::{codec, dec_tx, enc_tx, Store, StoreError, SubNotice, User, UserId};
 
@@ -28,29 +28,27 @@ impl Store {
         now: u64,
     ) -> Result<BillingApplied, StoreError> {
         self.write(move |t| {
-            (&t.billing_events, &t.users)
-                .transaction(|(events, users)| {
-                    if events.get(event_id.as_bytes())?.is_some() {
-                        return Ok(BillingApplied::Duplicate);
-                    }
-                    events.insert(event_id.as_bytes(), &now.to_be_bytes())?;
-                    let Some((tier, until)) = change else {
-                        return Ok(BillingApplied::Ignored);
-                    };
-                    let Some(raw) = users.get(uid.0)? else {
-                        return Ok(BillingApplied::Ignored);
-                    };
-                    let before: User = dec_tx(&raw)?;
-                    let mut after = before.clone();
-                    after.tier = tier;
-                    after.tier_until = until;
-                    users.insert(&uid.0, enc_tx(&after)?)?;
-                    Ok(BillingApplied::Changed {
-                        before: Box::new(before),
-                        after: Box::new(after),
-                    })
+            (&t.billing_events, &t.users).transaction(|(events, users)| {
+                if events.get(event_id.as_bytes())?.is_some() {
+                    return Ok(BillingApplied::Duplicate);
+                }
+                events.insert(event_id.as_bytes(), now.to_be_bytes())?;
+                let Some((tier, until)) = change else {
+                    return Ok(BillingApplied::Ignored);
+                };
+                let Some(raw) = users.get(uid.0)? else {
+                    return Ok(BillingApplied::Ignored);
+                };
+                let before: User = dec_tx(&raw)?;
+                let mut after = before.clone();
+                after.tier = tier;
+                after.tier_until = until;
+                users.insert(uid.0, enc_tx(&after)?)?;
+                Ok(BillingApplied::Changed {
+                    before: Box::new(before),
+                    after: Box::new(after),
                 })
-                .map_err(StoreError::from)
+            })
         })
         .await
     }

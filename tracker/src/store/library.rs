@@ -1,6 +1,6 @@
 //! A user's own lists in storage: watch later, progress, and the history index.
 //!
-//! Progress is the one write that is *not* a sled transaction (see [`Store::put_progress`]):
+//! Progress is the one write that is *not* a transaction (see [`Store::put_progress`]):
 //! plain inserts in a fixed order inside one writer job, acknowledged after the batch
 //! flush like every other write.
 
@@ -54,7 +54,7 @@ impl Store {
             if let Some(raw) = t.watchlist.get(&key)? {
                 return Ok(WatchAdd::Existing(codec::decode::<WatchEntry>(&raw)?));
             }
-            if t.watchlist.scan_prefix(uid.0).count() >= max {
+            if t.watchlist.count_prefix(uid.0)? >= max {
                 return Ok(WatchAdd::Full);
             }
             let entry = WatchEntry {
@@ -134,7 +134,7 @@ impl Store {
             if let Some(raw) = trees.progress.get(uid.key(movie.as_bytes()))? {
                 let p: Progress = codec::decode(&raw)?;
                 // Only the entry that matches the stored progress counts (see write_progress).
-                if history_key(uid, &p, &movie) == key.as_ref() {
+                if history_key(uid, &p, &movie) == key {
                     items.push((movie, p));
                 }
             }
@@ -144,7 +144,7 @@ impl Store {
             Some(k) if items.len() == limit => {
                 let more = trees
                     .history
-                    .range([k.as_ref(), &[0]].concat()..)
+                    .range([k.as_slice(), &[0]].concat()..)
                     .next()
                     .transpose()?
                     .is_some_and(|(next, _)| next.starts_with(&uid.0));
@@ -177,7 +177,7 @@ fn write_progress(
     if old.is_none() {
         // Counted in the writer job, which owns every write to `progress`: parallel
         // writes for new movies cannot pass the cap.
-        let count = t.progress.scan_prefix(uid.0).count();
+        let count = t.progress.count_prefix(uid.0)?;
         if count >= max {
             evict_oldest_progress(t, &uid, count + 1 - max)?;
         }
@@ -190,7 +190,7 @@ fn write_progress(
     // capped durable writes near 5k/s. History is an index that tolerates a crash between
     // these steps instead: sled recovers a prefix of them, a new entry without its progress
     // and an old entry left behind both fail the match in `history()` and are skipped.
-    t.history.insert(new_hist, &[])?;
+    t.history.insert(new_hist, [])?;
     t.progress.insert(key, value)?;
     if let Some(k) = old_hist {
         t.history.remove(k)?;
@@ -213,7 +213,7 @@ fn evict_oldest_progress(t: &Trees, uid: &UserId, n: usize) -> Result<(), StoreE
         let pkey = uid.key(movie.as_bytes());
         if let Some(raw) = t.progress.get(&pkey)? {
             let p: Progress = codec::decode(&raw)?;
-            if history_key(uid, &p, &movie) == hkey.as_ref() {
+            if history_key(uid, &p, &movie) == hkey {
                 tracing::debug!(user = %uid, movie = %movie, "progress cap: evicting the oldest entry");
                 t.progress.remove(&pkey)?;
                 evicted += 1;
@@ -222,7 +222,7 @@ fn evict_oldest_progress(t: &Trees, uid: &UserId, n: usize) -> Result<(), StoreE
         t.history.remove(hkey)?;
     }
     while evicted < n {
-        let mut oldest: Option<(u64, u64, sled::IVec)> = None;
+        let mut oldest: Option<(u64, u64, Vec<u8>)> = None;
         for item in t.progress.scan_prefix(uid.0) {
             let (k, v) = item?;
             let p: Progress = codec::decode(&v)?;

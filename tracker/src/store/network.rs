@@ -1,9 +1,9 @@
 //! Network membership in storage: invites (by the BLAKE3 of their token: the token itself
 //! is never stored), enrolled nodes (one record per node id) and the revocation serial.
 
+use super::kv::Transactional;
 use reelnet_proto::membership::Roles;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
 use super::{codec, dec_tx, enc_tx, Store, StoreError};
 
@@ -101,7 +101,7 @@ impl Store {
                 };
                 let mut invite: InviteRecord = dec_tx(&v)?;
                 if invite.expires_at <= now {
-                    invites.remove(&hash)?;
+                    invites.remove(hash)?;
                     return Ok(Err(RedeemError::Expired));
                 }
                 if invite.uses_left == 0 {
@@ -117,14 +117,14 @@ impl Store {
                 let node = make(&invite, old);
                 invite.uses_left -= 1;
                 if invite.uses_left == 0 {
-                    invites.remove(&hash)?;
+                    invites.remove(hash)?;
                 } else {
-                    invites.insert(&hash, enc_tx(&invite)?)?;
+                    invites.insert(hash, enc_tx(&invite)?)?;
                 }
                 nodes.insert(node.node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Ok(node))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }
@@ -186,7 +186,7 @@ impl Store {
                 nodes.insert(node.node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Ok(node.clone()))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }
@@ -222,7 +222,7 @@ impl Store {
                 nodes.insert(node_id.as_bytes(), enc_tx(&node)?)?;
                 Ok(Some(Ok(node)))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }

@@ -45,7 +45,7 @@ impl Store {
         let bytes = codec::encode(&rec)?;
         self.write(move |t| {
             t.browser_sessions.insert(hash, bytes)?;
-            t.user_browser_sessions.insert(rec.user.key(&hash), &[])?;
+            t.user_browser_sessions.insert(rec.user.key(&hash), [])?;
             Ok(())
         })
         .await
@@ -184,11 +184,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn sessions_are_indexed_by_user_and_end_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = Store::open(dir.path()).unwrap();
-        let task = tokio::spawn(writer.run());
+    async fn sessions_are_indexed_by_user_and_end_together(store: Store) {
         let (a, b) = (UserId([1; 16]), UserId([2; 16]));
         let rec = |user, expires_at| BrowserSession {
             user,
@@ -243,7 +239,9 @@ mod tests {
         assert!(store.passkeys(&a).unwrap().is_empty());
         assert!(store.browser_session(&[1; 32]).unwrap().is_none());
         assert_eq!(store.passkeys(&b).unwrap().len(), 1);
-        drop(store);
-        task.await.unwrap().unwrap();
     }
+    crate::store::testing::engine_tests!(
+        sessions_are_indexed_by_user_and_end_together,
+        super::sessions_are_indexed_by_user_and_end_together
+    );
 }

@@ -1,7 +1,7 @@
 //! Movie requests in storage: the requests, the one-open-request-per-TMDb-id index, each
 //! user's asks (newest first) and in-app notifications.
 
-use sled::transaction::Transactional;
+use super::kv::{Transactional, Tree};
 
 use super::{codec, dec_tx, enc_tx, MovieRequest, Notification, Store, StoreError, UserId};
 
@@ -27,7 +27,7 @@ pub enum AskOutcome {
 }
 
 /// How many asks `uid` made at or after `since_ms` (`user_requests` keys are newest first).
-fn asked_since(tree: &sled::Tree, uid: &UserId, since_ms: u64) -> Result<u32, StoreError> {
+fn asked_since(tree: &Tree, uid: &UserId, since_ms: u64) -> Result<u32, StoreError> {
     let mut n = 0;
     for item in tree.scan_prefix(uid.0) {
         let (k, _) = item?;
@@ -104,11 +104,11 @@ impl Store {
         F: Fn(&mut MovieRequest) -> bool + Send + 'static,
     {
         self.write(move |t| {
-            // Read outside the transaction (sled transactions cannot scan) but inside the
+            // Read outside the transaction (transactions cannot scan) but inside the
             // writer job, which owns every write to `user_requests`.
             let used = asked_since(&t.user_requests, &uid, quota.since_ms)?;
-            (&t.requests, &t.open_requests, &t.user_requests)
-                .transaction(|(requests, open, mine)| {
+            (&t.requests, &t.open_requests, &t.user_requests).transaction(
+                |(requests, open, mine)| {
                     let existing = match open.get(tmdb_id.to_be_bytes())? {
                         Some(id) => match requests.get(&id)? {
                             Some(v) => {
@@ -129,15 +129,15 @@ impl Store {
                     if used >= quota.limit {
                         return Ok(AskOutcome::QuotaExceeded { used });
                     }
-                    requests.insert(&req_key(r.id), enc_tx(&r)?)?;
-                    open.insert(&r.tmdb_id.to_be_bytes(), &req_key(r.id))?;
+                    requests.insert(req_key(r.id), enc_tx(&r)?)?;
+                    open.insert(r.tmdb_id.to_be_bytes(), req_key(r.id))?;
                     let mut k = Vec::with_capacity(16);
                     k.extend_from_slice(&(u64::MAX - now_ms).to_be_bytes());
                     k.extend_from_slice(&req_key(r.id));
-                    mine.insert(uid.key(&k), &[])?;
+                    mine.insert(uid.key(&k), [])?;
                     Ok(AskOutcome::Asked(Box::new(r), created))
-                })
-                .map_err(StoreError::from)
+                },
+            )
         })
         .await
     }
@@ -162,18 +162,18 @@ impl Store {
                 if let Err(e) = f(&mut r) {
                     return Ok(Some(Err(e)));
                 }
-                requests.insert(&req_key(id), enc_tx(&r)?)?;
+                requests.insert(req_key(id), enc_tx(&r)?)?;
                 let key = r.tmdb_id.to_be_bytes();
                 if r.state.finished() {
                     if open.get(key)?.as_deref() == Some(&req_key(id)[..]) {
-                        open.remove(&key)?;
+                        open.remove(key)?;
                     }
                 } else {
-                    open.insert(&key, &req_key(id))?;
+                    open.insert(key, req_key(id))?;
                 }
                 Ok(Some(Ok(r)))
             });
-            r.map_err(StoreError::from)
+            r
         })
         .await
     }

@@ -9,10 +9,7 @@ impl Store {
         self.trees
             .rooms
             .iter()
-            .map(|item| {
-                item.map_err(StoreError::from)
-                    .and_then(|(_, v)| codec::decode::<RoomRecord>(&v))
-            })
+            .map(|item| item.and_then(|(_, v)| codec::decode::<RoomRecord>(&v)))
             .collect()
     }
 

@@ -45,13 +45,49 @@ pub struct Tracker {
     pub smtp: Option<Smtp>,
     child: Option<Child>,
     pub http: reqwest::Client,
+    /// The PostgreSQL the tracker keeps its records in (`[storage] engine = "postgres"`),
+    /// when it was started on one.
+    pub pg: Option<reelnet_testkit::postgres::Postgres>,
+}
+
+/// `[storage]` of a tracker on the PostgreSQL at `url`. The timeouts leave room for a
+/// loaded test machine (a statement or a pool wait running out answers 503, which tests of
+/// other things do not expect); a stopped server is refused at once anyway.
+pub fn postgres_storage(url: &str) -> String {
+    format!(
+        "\n[storage]\nengine = \"postgres\"\nurl = \"{url}\"\npool_size = 8\nconnect_timeout_secs = 5\nstatement_timeout_secs = 10\n"
+    )
+}
+
+/// A test PostgreSQL (the failure says how to install one).
+pub async fn start_postgres() -> reelnet_testkit::postgres::Postgres {
+    reelnet_testkit::postgres::Postgres::start()
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}"))
 }
 
 pub const TRACKER_BIN: &str = env!("CARGO_BIN_EXE_reelnet-tracker");
 
 impl Tracker {
-    /// Starts a tracker with an SMTP server and `extra` TOML appended to its config.
+    /// Starts a tracker with an SMTP server and `extra` TOML appended to its config. With
+    /// `REELNET_TEST_STORE=postgres` in the environment, on a PostgreSQL of its own
+    /// (unless `extra` has a `[storage]` table).
     pub async fn start_with(extra: &str) -> Tracker {
+        let on_postgres = std::env::var("REELNET_TEST_STORE").is_ok_and(|v| v == "postgres");
+        if on_postgres && !extra.contains("[storage]") {
+            return Self::start_on_postgres(extra).await;
+        }
+        Self::start_inner(extra, None).await
+    }
+
+    /// Starts a tracker whose records live in a PostgreSQL started for it.
+    pub async fn start_on_postgres(extra: &str) -> Tracker {
+        let pg = start_postgres().await;
+        let extra = format!("{extra}{}", postgres_storage(&pg.url()));
+        Self::start_inner(&extra, Some(pg)).await
+    }
+
+    async fn start_inner(extra: &str, pg: Option<reelnet_testkit::postgres::Postgres>) -> Tracker {
         let extra = with_test_limits(extra);
         let dir = tempfile::tempdir().unwrap();
         let smtp = Smtp::start(dir.path());
@@ -73,6 +109,7 @@ impl Tracker {
             smtp: Some(smtp),
             child: None,
             http: reqwest::Client::new(),
+            pg,
         };
         t.spawn().await;
         t
@@ -89,6 +126,25 @@ impl Tracker {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The storage engine this tracker keeps its records in (to open its store directly
+    /// once it is stopped).
+    pub fn store_engine(&self) -> reelnet_tracker::store::Engine {
+        match &self.pg {
+            Some(pg) => reelnet_tracker::store::Engine::Postgres(
+                reelnet_tracker::store::kv::postgres::PgOptions {
+                    url: pg.url(),
+                    pool_size: 2,
+                    connect_timeout: Duration::from_secs(5),
+                    statement_timeout: Duration::from_secs(5),
+                },
+            ),
+            None => reelnet_tracker::store::Engine::Sled {
+                dir: self.data_dir().join("db"),
+                durability: reelnet_tracker::store::Durability::Fsync,
+            },
+        }
     }
 
     /// (Re)starts the process and waits until it answers. The first start binds port 0 and
