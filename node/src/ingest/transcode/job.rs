@@ -380,7 +380,7 @@ impl<'a> Job<'a> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(TranscodeError::Cancelled);
             }
-            match packet.read(ictx) {
+            match read_packet(&mut packet, ictx) {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => break,
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => {

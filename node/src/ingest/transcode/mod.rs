@@ -295,6 +295,15 @@ fn ffe(op: &'static str) -> impl Fn(ff::Error) -> TranscodeError {
     move |e| TranscodeError::Ffmpeg(format!("{op}: {e}"))
 }
 
+/// Reads the input's next packet into `packet`, releasing the one it held first.
+/// `av_read_frame` (ffmpeg-next's `Packet::read`) fills the packet without unreferencing
+/// what it held, so reading into a reused packet leaked every earlier packet's buffer: a
+/// whole movie's worth of memory per ingest (the chaos soak's ingesting node grew steadily).
+fn read_packet(packet: &mut Packet, ictx: &mut format::context::Input) -> Result<(), ff::Error> {
+    *packet = Packet::empty();
+    packet.read(ictx)
+}
+
 fn init() -> Result<(), TranscodeError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| {
@@ -304,4 +313,80 @@ fn init() -> Result<(), TranscodeError> {
     })
     .clone()
     .map_err(TranscodeError::Ffmpeg)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// References to the buffer `packet` points at (0 without one). Test-only: FFmpeg's
+    /// reference count has no safe accessor.
+    #[allow(unsafe_code)]
+    fn refs(packet: &Packet) -> i32 {
+        use ff::packet::Ref;
+        // SAFETY: `packet` is a valid, initialised AVPacket; `buf` is null or a live
+        // AVBufferRef it holds a reference to.
+        unsafe {
+            let buf = (*packet.as_ptr()).buf;
+            if buf.is_null() {
+                0
+            } else {
+                ff::ffi::av_buffer_get_ref_count(buf)
+            }
+        }
+    }
+
+    /// A second packet referencing `packet`'s buffer (ffmpeg-next's `clone` copies the data).
+    #[allow(unsafe_code)]
+    fn share(packet: &Packet) -> Packet {
+        use ff::packet::{Mut, Ref};
+        let mut other = Packet::empty();
+        // SAFETY: both are valid AVPackets; `other` is blank, and its Drop unreferences
+        // what `av_packet_ref` gives it.
+        let rc = unsafe { ff::ffi::av_packet_ref(other.as_mut_ptr(), packet.as_ptr()) };
+        assert_eq!(rc, 0);
+        other
+    }
+
+    #[test]
+    fn reading_the_next_packet_releases_the_one_held() {
+        init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.mp4");
+        let out = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=s=64x64:r=10",
+                "-t",
+                "1",
+            ])
+            .args(["-c:v", "mpeg4", "-y"])
+            .arg(&path)
+            .output()
+            .expect("the ffmpeg program (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut ictx = format::input(&path).unwrap();
+        let mut packet = Packet::empty();
+        read_packet(&mut packet, &mut ictx).unwrap();
+        let kept = share(&packet);
+        assert_eq!(
+            refs(&kept),
+            2,
+            "the demuxed packet and `kept` share one buffer"
+        );
+        read_packet(&mut packet, &mut ictx).unwrap();
+        // The reused packet let go of the first buffer: only `kept` holds it now (with a
+        // bare `Packet::read` it stayed at 2: one buffer leaked per packet).
+        assert_eq!(refs(&kept), 1);
+        assert!(refs(&packet) >= 1);
+    }
 }

@@ -417,7 +417,7 @@ pub(super) fn first_frame_interlaced(input: &str) -> Result<bool, TranscodeError
     let mut frame = frame::Video::empty();
     let mut packet = Packet::empty();
     for _ in 0..500 {
-        match packet.read(&mut src.ictx) {
+        match read_packet(&mut packet, &mut src.ictx) {
             Ok(()) => {}
             Err(ff::Error::Eof) => break,
             Err(_) => continue,
