@@ -21,6 +21,11 @@
 # ci (the 1-minute suite step): every kind exactly once with shorter waits (K=10, C=15,
 # F=10, S=10), 40 s movies (the viewers loop).
 #
+# Behind NAT: the full profile puts nodes 4 and 5 behind a home router each (testnet/netns.sh
+# NAT_NODES: masquerade, inbound dropped; AutoNAT finds them private, node 1 relays for
+# them, and a cut or slowed link is the router's uplink); the ci profile keeps every node on
+# the flat hub. SOAK_NAT_NODES="..." overrides ("" for none).
+#
 # Viewers run inside their node's namespace (a viewer on the same LAN as its node): a cut
 # node keeps serving its own viewer from what it holds, and its viewer loses the tracker.
 # Every 2 s a sampler records each process's RSS, each node's catalog (ids and availability)
@@ -33,6 +38,7 @@
 # Environment: SOAK_DIR (run directory, default a fresh /tmp/reelnet-soak.*; kept with
 # --keep or on failure), SOAK_MEDIA_DIR (encoded movies, cached; default
 # ~/.cache/reelnet/soak-media), SOAK_DISK_MB (default 512), NETNS_PREFIX (default soak),
+# SOAK_NAT_NODES (nodes behind a router; default "4 5" for full, none for ci),
 # SOAK_KILL_SECS / SOAK_CUT_SECS / SOAK_DISK_SECS / SOAK_SLOW_SECS (a fault's length, to
 # override the profile's: e.g. SOAK_KILL_SECS=45 outlasts a viewer's 30 s buffer and fails).
 set -euo pipefail
@@ -85,7 +91,15 @@ export TESTNET_DIR="$net" NETNS_PREFIX="${NETNS_PREFIX:-soak}"
 prefix="$NETNS_PREFIX"
 hub="$prefix-hub"
 hub_ip=198.18.0.1
-node_ip() { echo "198.18.0.$((10 + $1))"; }
+# Nodes behind a home router each (testnet/netns.sh NAT_NODES; node 1 relays for them):
+# the full profile puts nodes 4 and 5 there, the 1-minute one none (SOAK_NAT_NODES overrides).
+if [ "$profile" = full ]; then nat_nodes="${SOAK_NAT_NODES-4 5}"; else nat_nodes="${SOAK_NAT_NODES-}"; fi
+node_ip() {
+  case " $nat_nodes " in
+    *" $1 "*) echo "198.18.$((100 + $1)).10" ;;
+    *) echo "198.18.0.$((10 + $1))" ;;
+  esac
+}
 ns() { echo "$prefix-n$1"; }
 t_start=$(date +%s)
 say() { printf '==> [%4ss] %s\n' "$(( $(date +%s) - t_start ))" "$*"; }
@@ -124,7 +138,7 @@ for k in $(seq 0 $(( slots - 1 ))); do
   at[$k]=$(( soak_secs / 10 + k * slot + jitter ))
 done
 {
-  echo "seed=$seed profile=$profile minutes=$minutes nodes=$nodes disk_node=$disk_node cut_node=$cut_node slow_node=$slow_node"
+  echo "seed=$seed profile=$profile minutes=$minutes nodes=$nodes disk_node=$disk_node cut_node=$cut_node slow_node=$slow_node nat_nodes=${nat_nodes// /,}"
   for k in $(seq 0 $(( slots - 1 ))); do echo "  t+${at[$k]}s ${schedule[$k]}"; done
 } | tee "$run/schedule.txt"
 
@@ -151,7 +165,7 @@ trap 'exit 130' INT TERM
 mkdir -p "$net/node$disk_node"
 mount -t tmpfs -o "size=${disk_mb}m" soakdisk "$net/node$disk_node"
 say "starting a tracker and $nodes nodes in namespaces ($prefix-*); node $disk_node's data on a ${disk_mb} MiB tmpfs"
-testnet/netns.sh up -n "$nodes" "${release[@]}" > "$run/up.log" 2>&1 || { cat "$run/up.log" >&2; exit 1; }
+NAT_NODES="$nat_nodes" testnet/netns.sh up -n "$nodes" "${release[@]}" > "$run/up.log" 2>&1 || { cat "$run/up.log" >&2; exit 1; }
 grep -E '^(all|tracker)' "$run/up.log" || true
 in_ns() { local i="$1"; shift; if [ "$i" -eq 0 ]; then ip netns exec "$hub" "$@"; else ip netns exec "$(ns "$i")" "$@"; fi; }
 admin_get() { # admin_get I PATH: node I's admin API

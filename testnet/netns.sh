@@ -17,6 +17,15 @@
 # TESTNET_DIR) cannot collide and no traffic leaves the namespaces. A node's admin API
 # binds 127.0.0.1 inside its namespace: reach it with `exec`/`status`.
 #
+# NAT_NODES="4 5" puts those nodes (never node 1) behind a home router each, as in the WAN
+# testnet (testnet/wan.sh): namespace `$NETNS_PREFIX-r<i>` holds `wan0` = 198.18.0.<10+i>
+# (the hub end `v<i>` is its bridge port, so cut/heal and link shaping act on the router's
+# uplink) and `lan0` = 198.18.<100+i>.1/24; the node's `eth0` = 198.18.<100+i>.10 with the
+# router as default route. nftables on the router: masquerade out of wan0 (endpoint-
+# independent mapping), forward what the LAN started, drop everything else inbound. Those
+# nodes get the NAT traversal keys (AutoNAT on, node 1 as their relay; node 1 runs
+# relay_server = "on"); the others keep the flat hub.
+#
 # Environment: TESTNET_DIR (default .testnet-netns/; data dirs node<i>/, tracker/, logs,
 # the state file), NETNS_PREFIX (default "reelnet"; only read by `up`, the others read the
 # state file), NODE_BIN / TRACKER_BIN (default $CARGO_TARGET_DIR/{debug,release}/...),
@@ -32,7 +41,13 @@ dir="${TESTNET_DIR:-$PWD/.testnet-netns}"
 state="$dir/netns.state"
 subnet=198.18.0
 hub_ip="$subnet.1"
-node_ip() { echo "$subnet.$((10 + $1))"; }
+# A node's own address: its LAN address behind a router (NAT_NODES), else on the hub.
+node_ip() {
+  case " ${nat_nodes:-} " in
+    *" $1 "*) echo "198.18.$((100 + $1)).10" ;;
+    *) echo "$subnet.$((10 + $1))" ;;
+  esac
+}
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
@@ -40,8 +55,13 @@ load_state() {
   [ -f "$state" ] || { echo "no namespace testnet in $dir (testnet/netns.sh up first)" >&2; exit 1; }
   prefix=$(sed -n 's/^prefix=//p' "$state")
   nodes=$(sed -n 's/^nodes=//p' "$state")
+  nat_nodes=$(sed -n 's/^nat_nodes=//p' "$state")
   hub="$prefix-hub"
 }
+is_nat() { case " ${nat_nodes:-} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# The namespace whose interface is the other end of the hub's v<i>.
+uplink_ns() { if is_nat "$1"; then echo "$prefix-r$1"; else echo "$prefix-n$1"; fi; }
+uplink_dev() { if is_nat "$1"; then echo wan0; else echo eth0; fi; }
 
 ns_of() { if [ "$1" -eq 0 ]; then echo "$hub"; else echo "$prefix-n$1"; fi; }
 in_ns() { local i="$1"; shift; ip netns exec "$(ns_of "$i")" "$@"; }
@@ -60,7 +80,7 @@ check_index() {
 teardown() {
   local pids="" p ns
   [ -f "$dir/pids" ] && pids=$(cat "$dir/pids")
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$prefix-(hub|n[0-9]+)$" || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$prefix-(hub|[nr][0-9]+)$" || true); do
     pids="$pids $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
   done
   if [ -n "${pids// /}" ]; then
@@ -73,10 +93,33 @@ teardown() {
     done
     kill -9 $pids 2>/dev/null || true
   fi
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$prefix-(hub|n[0-9]+)$" || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$prefix-(hub|[nr][0-9]+)$" || true); do
     ip netns del "$ns" 2>/dev/null || echo "could not delete namespace $ns" >&2
   done
   rm -f "$dir/pids" "$state"
+}
+
+# A home router's nftables (as in testnet/wan.sh): NAT for its LAN, and a NAT's filtering
+# (only what the LAN started comes back in).
+router_nft() {
+  ip netns exec "$1" nft -f - <<EOF
+table ip wan {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" ip saddr $2 masquerade
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "lan0" oifname "wan0" ip saddr $2 accept
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iifname { "lo", "lan0" } accept
+  }
+}
+EOF
 }
 
 cmd_up() {
@@ -109,7 +152,7 @@ cmd_up() {
     echo "a namespace testnet is already set up from $dir; testnet/netns.sh down first" >&2
     exit 1
   fi
-  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qE "^$prefix-(hub|n[0-9]+)$"; then
+  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qE "^$prefix-(hub|[nr][0-9]+)$"; then
     echo "namespaces named $prefix-* already exist; pick another NETNS_PREFIX or delete them" >&2
     exit 1
   fi
@@ -124,7 +167,19 @@ cmd_up() {
   trap '[ $up_ok -eq 1 ] || { echo "netns testnet start failed; removing what was made (logs in $dir)" >&2; teardown; }' EXIT
   trap 'exit 130' INT TERM
   mkdir -p "$dir"
-  printf 'prefix=%s\nnodes=%s\n' "$prefix" "$nodes" > "$state"
+  nat_nodes="${NAT_NODES:-}"
+  local k
+  for k in $nat_nodes; do
+    if ! [[ "$k" =~ ^[0-9]+$ ]] || [ "$k" -lt 2 ] || [ "$k" -gt "$nodes" ]; then
+      echo "NAT_NODES: each must be 2-$nodes (node 1 is the relay), got '$k'" >&2
+      exit 2
+    fi
+  done
+  if [ -n "$nat_nodes" ] && ! command -v nft >/dev/null; then
+    echo "NAT_NODES needs nft (scripts/setup.sh installs nftables)" >&2
+    exit 1
+  fi
+  printf 'prefix=%s\nnodes=%s\nnat_nodes=%s\n' "$prefix" "$nodes" "$nat_nodes" > "$state"
   : > "$dir/pids"
 
   ip -n "$hub" link set lo up
@@ -136,16 +191,40 @@ cmd_up() {
     ns="$prefix-n$i"
     ip netns add "$ns"
     ip -n "$ns" link set lo up
-    ip -n "$hub" link add "v$i" type veth peer name eth0 netns "$ns"
+    if is_nat "$i"; then
+      local r="$prefix-r$i" lan="198.18.$((100 + i))"
+      ip netns add "$r"
+      ip -n "$r" link set lo up
+      ip -n "$hub" link add "v$i" type veth peer name wan0 netns "$r"
+      ip -n "$r" addr add "$subnet.$((10 + i))/24" dev wan0
+      ip -n "$r" link set wan0 up
+      ip -n "$r" link add lan0 type veth peer name eth0 netns "$ns"
+      ip -n "$r" addr add "$lan.1/24" dev lan0
+      ip -n "$r" link set lan0 up
+      ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
+      router_nft "$r" "$lan.0/24"
+      ip -n "$ns" addr add "$lan.10/24" dev eth0
+      ip -n "$ns" link set eth0 up
+      ip -n "$ns" route add default via "$lan.1"
+    else
+      ip -n "$hub" link add "v$i" type veth peer name eth0 netns "$ns"
+      ip -n "$ns" addr add "$(node_ip "$i")/24" dev eth0
+      ip -n "$ns" link set eth0 up
+    fi
     ip -n "$hub" link set "v$i" master br0
     ip -n "$hub" link set "v$i" up
-    ip -n "$ns" addr add "$(node_ip "$i")/24" dev eth0
-    ip -n "$ns" link set eth0 up
   done
 
   # The tracker's public URL (sign-in pages, token issuer) is the hub's address here.
   sed "s#localhost:7070#$hub_ip:7070#g" configs/testnet/tracker.toml > "$dir/tracker.toml"
   sed "s#localhost:7070#$hub_ip:7070#g" configs/testnet/node.toml > "$dir/node.toml"
+  grep -qx 'mdns = false' "$dir/node.toml" || { echo "configs/testnet/node.toml no longer turns mdns off" >&2; exit 1; }
+  if [ -n "$nat_nodes" ]; then
+    # Node 1 relays for the nodes behind routers (their config is written once node 1's
+    # peer id is known).
+    sed 's#^mdns = false$#mdns = false\nupnp = false\nautonat = true\nrelay_server = "on"#' \
+      "$dir/node.toml" > "$dir/node-relay.toml"
+  fi
   if [ $tracker -eq 1 ]; then
     ip netns exec "$hub" "$tracker_bin" --config "$dir/tracker.toml" \
       --data-dir "$dir/tracker" --listen "$hub_ip:7070" >"$dir/tracker.log" 2>&1 &
@@ -165,7 +244,19 @@ cmd_up() {
       boot+=(--invite "$(ip netns exec "$hub" "$tracker_bin" --config "$dir/tracker.toml" \
         --data-dir "$dir/tracker" node invite --role replica --role ingest --ttl 1h | tail -n 1)")
     fi
-    ip netns exec "$prefix-n$i" "$node_bin" --config "$dir/node.toml" \
+    local config="$dir/node.toml"
+    [ -n "$nat_nodes" ] && [ "$i" -eq 1 ] && config="$dir/node-relay.toml"
+    if is_nat "$i"; then
+      if [ ! -s "$dir/node-nat.toml" ]; then
+        local id1
+        id1=$(sed -n '/swarm listening/s/.*peer_id=\([1-9A-HJ-NP-Za-km-z]*\).*/\1/p' "$dir/node1.log" | head -n 1)
+        [[ "$id1" == 12D3* || "$id1" == Qm* ]] || { echo "no libp2p peer id in $dir/node1.log" >&2; exit 1; }
+        sed "s#^mdns = false\$#mdns = false\nupnp = false\nautonat = true\nrelay_server = \"off\"\nrelays = [\"/ip4/$(node_ip 1)/tcp/4001/p2p/$id1\"]#" \
+          "$dir/node.toml" > "$dir/node-nat.toml"
+      fi
+      config="$dir/node-nat.toml"
+    fi
+    ip netns exec "$prefix-n$i" "$node_bin" --config "$config" \
       --data-dir "$dir/node$i" --listen "$ip:8080" --p2p "/ip4/$ip/tcp/4001" \
       --quic "$ip:4433" --tracker "http://$hub_ip:7070" "${boot[@]}" \
       >"$dir/node$i.log" 2>&1 &
@@ -200,7 +291,7 @@ case "$cmd" in
       ip -n "$hub" link set "v$1" up
       # Back when both ends have carrier and the bridge port forwards (a few ms to ~1 s).
       for _ in $(seq 1 100); do
-        if ip -n "$prefix-n$1" link show eth0 | grep -q LOWER_UP \
+        if ip -n "$(uplink_ns "$1")" link show "$(uplink_dev "$1")" | grep -q LOWER_UP \
           && ip -n "$hub" link show "v$1" | grep -q 'state UP' \
           && bridge -n "$hub" link show dev "v$1" | grep -q 'state forwarding'; then
           break
@@ -209,11 +300,11 @@ case "$cmd" in
       done
       # Forget the neighbour entries that failed while cut off, so the first packets after
       # the heal do not fail with "no route to host".
-      ip -n "$prefix-n$1" neigh flush dev eth0 2>/dev/null || true
+      ip -n "$(uplink_ns "$1")" neigh flush dev "$(uplink_dev "$1")" 2>/dev/null || true
       for j in $(seq 1 "$nodes"); do
-        ip -n "$prefix-n$j" neigh flush to "$(node_ip "$1")" 2>/dev/null || true
+        ip -n "$(uplink_ns "$j")" neigh flush to "$subnet.$((10 + $1))" 2>/dev/null || true
       done
-      ip -n "$hub" neigh flush to "$(node_ip "$1")" 2>/dev/null || true
+      ip -n "$hub" neigh flush to "$subnet.$((10 + $1))" 2>/dev/null || true
     fi
     echo "node$1 ${cmd/heal/healed}"
     ;;
