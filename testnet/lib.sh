@@ -105,3 +105,28 @@ wait_mesh() {
     'BEGIN { printf "all %d nodes see each other %.2f s after the first node started\n", n, b - a }'
 
 }
+
+# A home router's nftables (testnet/wan.sh; testnet/netns.sh NAT_NODES): NAT for its LAN,
+# and a NAT's filtering (only what the LAN started comes back in). $3: "" (endpoint-
+# independent mapping) or "fully-random" (symmetric).
+router_nft() {
+  local ns="$1" lan="$2" flags="$3"
+  ip netns exec "$ns" nft -f - <<EOF
+table ip wan {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" ip saddr $lan masquerade $flags
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "lan0" oifname "wan0" ip saddr $lan accept
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iifname { "lo", "lan0" } accept
+  }
+}
+EOF
+}

@@ -99,29 +99,6 @@ teardown() {
   rm -f "$dir/pids" "$state"
 }
 
-# A home router's nftables (as in testnet/wan.sh): NAT for its LAN, and a NAT's filtering
-# (only what the LAN started comes back in).
-router_nft() {
-  ip netns exec "$1" nft -f - <<EOF
-table ip wan {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "wan0" ip saddr $2 masquerade
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    iifname "lan0" oifname "wan0" ip saddr $2 accept
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    ct state established,related accept
-    iifname { "lo", "lan0" } accept
-  }
-}
-EOF
-}
-
 cmd_up() {
   nodes=3 profile=debug tracker=1
   while [ $# -gt 0 ]; do
@@ -202,7 +179,7 @@ cmd_up() {
       ip -n "$r" addr add "$lan.1/24" dev lan0
       ip -n "$r" link set lan0 up
       ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
-      router_nft "$r" "$lan.0/24"
+      router_nft "$r" "$lan.0/24" ""
       ip -n "$ns" addr add "$lan.10/24" dev eth0
       ip -n "$ns" link set eth0 up
       ip -n "$ns" route add default via "$lan.1"

@@ -156,30 +156,6 @@ link() {
   ip -n "$3" link set "$4" up
 }
 
-# The router's nftables: NAT for its LAN, and a NAT's filtering (only what the LAN started
-# comes back in). $3: "" (endpoint-independent mapping) or "fully-random" (symmetric).
-router_nft() {
-  local ns="$1" lan="$2" flags="$3"
-  ip netns exec "$ns" nft -f - <<EOF
-table ip wan {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "wan0" ip saddr $lan masquerade $flags
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    iifname "lan0" oifname "wan0" ip saddr $lan accept
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    ct state established,related accept
-    iifname { "lo", "lan0" } accept
-  }
-}
-EOF
-}
-
 node_config() {
   # $1: pub|home. The testnet's node config with the tracker on the hub; mDNS stays off.
   local kind="$1" out="$dir/node-$1.toml"
