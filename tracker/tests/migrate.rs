@@ -176,16 +176,17 @@ async fn a_running_tracker_a_full_destination_and_a_wrong_url_are_refused() {
     let mut t = Tracker::start_with(SLED).await;
     t.user("first@example.org", PASSWORD).await;
     let pg = start_postgres().await;
+    let url = pg.create_database("dest").await.unwrap();
 
     // sled's lock: the tracker must be stopped.
-    let (ok, out, err) = t.cli(&["migrate", "--to", &pg.url()]);
+    let (ok, out, err) = t.cli(&["migrate", "--to", &url]);
     assert!(!ok, "{out}");
     assert!(err.contains("is the tracker running"), "{err}");
     assert!(t.terminate().success());
 
-    let (ok, out, err) = t.cli(&["migrate", "--to", &pg.url()]);
+    let (ok, out, err) = t.cli(&["migrate", "--to", &url]);
     assert!(ok, "{out}{err}");
-    let client = pg.connect("postgres").await.unwrap();
+    let client = pg.connect("dest").await.unwrap();
     let rows = || async {
         let n: i64 = client
             .query_one("SELECT count(*) FROM kv", &[])
@@ -201,13 +202,13 @@ async fn a_running_tracker_a_full_destination_and_a_wrong_url_are_refused() {
     t.spawn().await;
     t.user("second@example.org", PASSWORD).await;
     assert!(t.terminate().success());
-    let (ok, out, err) = t.cli(&["migrate", "--to", &pg.url()]);
+    let (ok, out, err) = t.cli(&["migrate", "--to", &url]);
     assert!(!ok, "{out}");
     assert!(err.contains("already holds"), "{err}");
     assert_eq!(rows().await, copied);
 
     // A wrong password, a server that is not there, a target that is neither engine.
-    let wrong = pg.url().replace(pg.password(), "wrongpass");
+    let wrong = url.replace(pg.password(), "wrongpass");
     let (ok, _, err) = t.cli(&["migrate", "--to", &wrong]);
     assert!(!ok);
     assert!(err.contains("password authentication failed"), "{err}");
