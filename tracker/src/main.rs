@@ -351,17 +351,25 @@ async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
         storage.url = to.to_owned();
         storage.engine(&config.data_dir)?
     } else {
-        anyhow::bail!(
-            "--to {to:?}: expected postgres://user:password@host[:port]/db or sled:DIR"
-        );
+        anyhow::bail!("--to {to:?}: expected postgres://user:password@host[:port]/db or sled:DIR");
     };
     let report = migrate::migrate(&source, &dest)
         .await
         .context("migrating the store")?;
-    println!("{:<24} {:>10} {:>12}", "record kind", "source", "destination");
+    println!(
+        "{:<24} {:>10} {:>12}",
+        "record kind", "source", "destination"
+    );
     for t in &report.trees {
-        let mark = if t.source == t.destination { "" } else { "  MISMATCH" };
-        println!("{:<24} {:>10} {:>12}{mark}", t.tree, t.source, t.destination);
+        let mark = if t.source == t.destination {
+            ""
+        } else {
+            "  MISMATCH"
+        };
+        println!(
+            "{:<24} {:>10} {:>12}{mark}",
+            t.tree, t.source, t.destination
+        );
     }
     let (s, d) = report.totals();
     println!("{:<24} {s:>10} {d:>12}", "total");
@@ -369,7 +377,10 @@ async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
         report.matches(),
         "the counts differ: the copy is incomplete; drop the destination and run migrate again"
     );
-    println!("migrated; the signing keys stay in {}", config.data_dir.display());
+    println!(
+        "migrated; the signing keys stay in {}",
+        config.data_dir.display()
+    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{access, postgres_storage, start_postgres, Tracker};
+use reelnet_tracker::store::kv::Entry;
 use reelnet_tracker::store::{Durability, Engine, Store};
 use reqwest::Method;
 use serde_json::json;
@@ -32,7 +33,7 @@ fn counts(out: &str) -> BTreeMap<String, (u64, u64)> {
 }
 
 /// Every (tree, key, value) of the sled store in `dir` (no tracker may have it open).
-fn sled_entries(dir: &std::path::Path) -> Vec<(&'static str, (Vec<u8>, Vec<u8>))> {
+fn sled_entries(dir: &std::path::Path) -> Vec<(&'static str, Entry)> {
     let engine = Engine::Sled {
         dir: dir.to_owned(),
         durability: Durability::Fsync,
@@ -137,13 +138,28 @@ async fn a_sled_tracker_moves_to_postgres_and_back_unchanged() {
     let (ok, out, err) = t.cli(&["migrate", "--to", &pg.url()]);
     assert!(ok, "{out}{err}");
     let first = counts(&out);
-    assert_eq!(first.len(), reelnet_tracker::store::TREE_NAMES.len() + 1, "{out}");
+    assert_eq!(
+        first.len(),
+        reelnet_tracker::store::TREE_NAMES.len() + 1,
+        "{out}"
+    );
     for (tree, (s, d)) in &first {
         assert_eq!(s, d, "{tree}: {out}");
     }
     for tree in [
-        "users", "emails", "refresh", "families", "watchlist", "progress", "history",
-        "preferences", "rooms", "requests", "open_requests", "invites", "nodes",
+        "users",
+        "emails",
+        "refresh",
+        "families",
+        "watchlist",
+        "progress",
+        "history",
+        "preferences",
+        "rooms",
+        "requests",
+        "open_requests",
+        "invites",
+        "nodes",
     ] {
         assert!(first[tree].0 > 0, "no {tree} records: {out}");
     }
@@ -160,7 +176,10 @@ async fn a_sled_tracker_moves_to_postgres_and_back_unchanged() {
     assert_eq!(counts(&out), first, "{out}");
     let before = sled_entries(&original);
     assert_eq!(before.len() as u64, first["total"].0);
-    assert!(before == sled_entries(&new_sled), "the round trip changed records");
+    assert!(
+        before == sled_entries(&new_sled),
+        "the round trip changed records"
+    );
 
     // A tracker on PostgreSQL serves it, and then one on the new sled database.
     t.spawn().await;
