@@ -139,3 +139,66 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::testing::{TestEngine, TestStore};
+    use super::{CopyError, COPY_BATCH};
+
+    /// sled → PostgreSQL → sled: more than one batch per tree, every byte kept, and ids
+    /// on each destination above every id its source handed out (sled's generator is
+    /// advanced across one of its persist intervals).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn copies_trees_and_raises_ids_both_ways() {
+        let sled = TestStore::open(TestEngine::Sled).await;
+        let n = COPY_BATCH + 7;
+        sled.store
+            .write(move |t| {
+                for i in 0..n as u32 {
+                    t.progress.insert(i.to_be_bytes(), [i as u8, 0xff])?;
+                }
+                t.rooms.insert([0], [])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let sled_id = sled.store.next_id().unwrap();
+
+        let pg = TestStore::open(TestEngine::Postgres).await;
+        let (from, to) = (sled.store.clone(), pg.store.clone());
+        let report = tokio::task::spawn_blocking(move || from.copy_into(&to))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(report.matches(), "{report:?}");
+        assert_eq!(report.totals(), (n + 1, n + 1));
+        assert_eq!(sled.store.entries().unwrap(), pg.store.entries().unwrap());
+        assert!(pg.store.next_id().unwrap() > sled_id);
+
+        // A source whose ids are past sled's first persist interval.
+        pg.store.trees.db.raise_ids_above(1_200_000).unwrap();
+        let back = TestStore::open(TestEngine::Sled).await;
+        let (from, to) = (pg.store.clone(), back.store.clone());
+        let report = tokio::task::spawn_blocking(move || from.copy_into(&to))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(report.matches(), "{report:?}");
+        assert_eq!(sled.store.entries().unwrap(), back.store.entries().unwrap());
+        assert!(back.store.next_id().unwrap() > 1_200_000);
+
+        // Never into a store that holds records.
+        let (from, to) = (pg.store.clone(), back.store.clone());
+        let again = tokio::task::spawn_blocking(move || from.copy_into(&to))
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, Err(CopyError::NotEmpty { tree: "progress", count }) if count == n),
+            "{again:?}"
+        );
+        back.close().await;
+        pg.close().await;
+        sled.close().await;
+    }
+}
