@@ -75,20 +75,22 @@ enum Command {
     /// The network signing key.
     #[command(subcommand)]
     Network(NetworkCommand),
-    /// Check that the tracker answers: GET /healthz on `listen` (loopback when it listens
-    /// on every address) and exit 0 on 200, 1 otherwise. For container health checks and
-    /// service monitors.
-    /// Copies this (stopped) tracker's store into an empty database of either engine:
+    /// Copy this (stopped) tracker's store into an empty database of either engine
+    ///
     /// `--to postgres://user:password@host/db` or `--to sled:DIR`. The source is the
-    /// configured engine ([storage]). Every record kind is copied unchanged, counted on
-    /// both sides and printed; any mismatch or error exits non-zero. Signing keys (the
-    /// JWT and network keys) are files in the data directory, not records: they stay
-    /// there, so keep the same data directory when the tracker starts on the new store.
+    /// configured engine ([storage]); stop every tracker that uses it first. Every record
+    /// kind is copied unchanged, counted on both sides and printed; any mismatch or error
+    /// exits non-zero. Signing keys (the JWT and network keys) are files in the data
+    /// directory, not records: they stay there, so keep the same data directory when the
+    /// tracker starts on the new store.
     Migrate {
         /// `postgres://user:password@host[:port]/db` or `sled:DIR`.
         #[arg(long, value_name = "TARGET")]
         to: String,
     },
+    /// Check that the tracker answers: GET /healthz on `listen` (loopback when it listens
+    /// on every address) and exit 0 on 200, 1 otherwise. For container health checks and
+    /// service monitors.
     Health {
         /// URL to check instead of the tracker's `/healthz`.
         #[arg(long, value_name = "URL")]
