@@ -75,6 +75,19 @@ enum Command {
     /// The network signing key.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Copy this (stopped) tracker's store into an empty database of either engine
+    ///
+    /// `--to postgres://user:password@host/db` or `--to sled:DIR`. The source is the
+    /// configured engine ([storage]); stop every tracker that uses it first. Every record
+    /// kind is copied unchanged, counted on both sides and printed; any mismatch or error
+    /// exits non-zero. Signing keys (the JWT and network keys) are files in the data
+    /// directory, not records: they stay there, so keep the same data directory when the
+    /// tracker starts on the new store.
+    Migrate {
+        /// `postgres://user:password@host[:port]/db` or `sled:DIR`.
+        #[arg(long, value_name = "TARGET")]
+        to: String,
+    },
     /// Check that the tracker answers: GET /healthz on `listen` (loopback when it listens
     /// on every address) and exit 0 on 200, 1 otherwise. For container health checks and
     /// service monitors.
@@ -313,6 +326,66 @@ impl Cli {
     }
 }
 
+/// `reelnet-tracker migrate --to TARGET`: copies the configured store into TARGET and
+/// prints the counts (an error when any differs).
+async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
+    use reelnet_tracker::store::{migrate, Durability, Engine};
+    let source = config
+        .storage
+        .engine(&config.data_dir)
+        .context("the configured [storage]")?;
+    if let Engine::Sled { dir, .. } = &source {
+        anyhow::ensure!(
+            dir.join("db").exists(),
+            "no tracker database in {} (is --data-dir or the config's data_dir right?)",
+            dir.display()
+        );
+    }
+    let dest = if let Some(dir) = to.strip_prefix("sled:") {
+        anyhow::ensure!(!dir.is_empty(), "--to sled:DIR needs a directory");
+        Engine::Sled {
+            dir: PathBuf::from(dir),
+            durability: Durability::Fsync,
+        }
+    } else if to.starts_with("postgres://") || to.starts_with("postgresql://") {
+        let mut storage = config.storage.clone();
+        storage.engine = reelnet_tracker::config::StorageEngine::Postgres;
+        storage.url = to.to_owned();
+        storage.engine(&config.data_dir)?
+    } else {
+        anyhow::bail!("--to {to:?}: expected postgres://user:password@host[:port]/db or sled:DIR");
+    };
+    let report = migrate::migrate(&source, &dest)
+        .await
+        .context("migrating the store")?;
+    println!(
+        "{:<24} {:>10} {:>12}",
+        "record kind", "source", "destination"
+    );
+    for t in &report.trees {
+        let mark = if t.source == t.destination {
+            ""
+        } else {
+            "  MISMATCH"
+        };
+        println!(
+            "{:<24} {:>10} {:>12}{mark}",
+            t.tree, t.source, t.destination
+        );
+    }
+    let (s, d) = report.totals();
+    println!("{:<24} {s:>10} {d:>12}", "total");
+    anyhow::ensure!(
+        report.matches(),
+        "the counts differ: the copy is incomplete; drop the destination and run migrate again"
+    );
+    println!(
+        "migrated; the signing keys stay in {}",
+        config.data_dir.display()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -349,6 +422,7 @@ async fn main() -> anyhow::Result<()> {
             .context("device sign-in")?;
             println!("{token}");
         }
+        Command::Migrate { to } => migrate(&config, &to).await?,
         Command::Health { url, timeout } => {
             let url = url.unwrap_or_else(|| reelnet_runtime::health::local_url(config.listen));
             reelnet_runtime::health::check(&url, std::time::Duration::from_secs(timeout.max(1)))

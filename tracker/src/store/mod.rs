@@ -29,6 +29,7 @@ pub mod bindings;
 pub mod codec;
 pub mod kv;
 pub mod library;
+pub mod migrate;
 pub mod network;
 pub mod pages;
 pub mod preferences;
@@ -89,110 +90,97 @@ impl StoreError {
     }
 }
 
-/// The trees, one per record kind (private to the store).
-#[derive(Clone)]
-struct Trees {
-    db: kv::Db,
+/// Declares [`Trees`] (one field per record kind) and [`TREE_NAMES`] from one list, so
+/// the store opens and `migrate` copies exactly the same trees.
+macro_rules! trees {
+    ($($(#[$doc:meta])* $name:ident,)+) => {
+        /// The trees, one per record kind (private to the store).
+        #[derive(Clone)]
+        struct Trees {
+            db: kv::Db,
+            $($(#[$doc])* $name: Tree,)+
+        }
+
+        /// The name of every tree the store opens, in declaration order.
+        pub const TREE_NAMES: &[&str] = &[$(stringify!($name)),+];
+
+        impl Trees {
+            fn open(db: kv::Db) -> Result<Self, StoreError> {
+                Ok(Self {
+                    $($name: db.open_tree(stringify!($name))?,)+
+                    db,
+                })
+            }
+        }
+    };
+}
+
+trees! {
+
     /// user id → [`User`]
-    users: Tree,
+    users,
     /// lowercased email → user id
-    emails: Tree,
+    emails,
     /// blake3(token) → [`EmailToken`]
-    email_tokens: Tree,
+    email_tokens,
     /// blake3(token) → [`RefreshToken`]
-    refresh: Tree,
+    refresh,
     /// family id → [`Family`]
-    families: Tree,
+    families,
     /// user id ++ family id → ()
-    user_families: Tree,
+    user_families,
     /// node id (64 hex characters) ++ family id → (): the sessions whose tokens are bound to
     /// that node (revoking the node ends them)
-    node_families: Tree,
+    node_families,
     /// user id ++ node id (hex) → [`Consent`]
-    consents: Tree,
+    consents,
     /// user id ++ movie id → [`WatchEntry`]
-    watchlist: Tree,
+    watchlist,
     /// user id ++ movie id → [`Progress`]
-    progress: Tree,
+    progress,
     /// user id → [`Preferences`] (audio/subtitle languages, caption style)
-    preferences: Tree,
+    preferences,
     /// user id ++ (u64::MAX - updated_at_ms) ++ (u64::MAX - seq) ++ movie id → ()
-    history: Tree,
+    history,
     /// room id → [`RoomRecord`]
-    rooms: Tree,
+    rooms,
     /// billing event id → unix seconds it was applied (webhook idempotency)
-    billing_events: Tree,
+    billing_events,
     /// user id → [`SubNotice`] (which subscription emails went out)
-    sub_notices: Tree,
+    sub_notices,
     /// request id (u64 BE) → [`MovieRequest`]
-    requests: Tree,
+    requests,
     /// tmdb id (u64 BE) → request id of the one open (not finished) request for it
-    open_requests: Tree,
+    open_requests,
     /// user id ++ (u64::MAX - asked_at_ms) ++ request id → ()
-    user_requests: Tree,
+    user_requests,
     /// user id ++ (u64::MAX - id) → [`Notification`]
-    notifications: Tree,
-    invites: Tree,
-    nodes: Tree,
-    network: Tree,
+    notifications,
+    invites,
+    nodes,
+    network,
     /// movie id → [`BindingRecord`]
-    bindings: Tree,
+    bindings,
     /// binding version (u64 BE) → movie id
-    binding_versions: Tree,
+    binding_versions,
     /// manifest id → [`IngestRecord`]
-    ingests: Tree,
+    ingests,
     /// origin node id ++ order (u64 BE) ++ manifest id → ()
-    origin_ingests: Tree,
+    origin_ingests,
     /// movie id ++ 0 ++ manifest id → ()
-    movie_ingests: Tree,
+    movie_ingests,
     /// blake3(session cookie) → [`pages::BrowserSession`] (the tracker's own pages)
-    browser_sessions: Tree,
+    browser_sessions,
     /// user id ++ blake3(session cookie) → ()
-    user_browser_sessions: Tree,
+    user_browser_sessions,
     /// user id ++ credential id → [`pages::PasskeyRecord`]
-    passkeys: Tree,
+    passkeys,
 }
 
 impl Trees {
     /// A number larger than any this database handed out before, across restarts.
     fn next_id(&self) -> Result<u64, StoreError> {
         self.db.generate_id()
-    }
-
-    fn open(db: kv::Db) -> Result<Self, StoreError> {
-        Ok(Self {
-            users: db.open_tree("users")?,
-            emails: db.open_tree("emails")?,
-            email_tokens: db.open_tree("email_tokens")?,
-            refresh: db.open_tree("refresh")?,
-            families: db.open_tree("families")?,
-            user_families: db.open_tree("user_families")?,
-            node_families: db.open_tree("node_families")?,
-            consents: db.open_tree("consents")?,
-            watchlist: db.open_tree("watchlist")?,
-            progress: db.open_tree("progress")?,
-            preferences: db.open_tree("preferences")?,
-            history: db.open_tree("history")?,
-            rooms: db.open_tree("rooms")?,
-            billing_events: db.open_tree("billing_events")?,
-            sub_notices: db.open_tree("sub_notices")?,
-            requests: db.open_tree("requests")?,
-            open_requests: db.open_tree("open_requests")?,
-            user_requests: db.open_tree("user_requests")?,
-            notifications: db.open_tree("notifications")?,
-            invites: db.open_tree("invites")?,
-            nodes: db.open_tree("nodes")?,
-            network: db.open_tree("network")?,
-            bindings: db.open_tree("bindings")?,
-            binding_versions: db.open_tree("binding_versions")?,
-            ingests: db.open_tree("ingests")?,
-            origin_ingests: db.open_tree("origin_ingests")?,
-            movie_ingests: db.open_tree("movie_ingests")?,
-            browser_sessions: db.open_tree("browser_sessions")?,
-            user_browser_sessions: db.open_tree("user_browser_sessions")?,
-            passkeys: db.open_tree("passkeys")?,
-            db,
-        })
     }
 }
 

@@ -51,6 +51,15 @@ impl Db {
         }
     }
 
+    /// Makes every id this database hands out from now on larger than `floor` (for a
+    /// copy: the destination's ids stay above every id the source handed out).
+    pub fn raise_ids_above(&self, floor: u64) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(db) => db.raise_ids_above(floor),
+            Db::Postgres(db) => db.raise_ids_above(floor),
+        }
+    }
+
     /// The same database as the writer sees it: for PostgreSQL, trees whose reads and
     /// writes go to the writer's open batch transaction; for sled, the same trees.
     pub fn for_writer(&self) -> Db {
@@ -146,6 +155,22 @@ impl Tree {
         match self {
             Tree::Sled(t) => Iter::Sled(t.iter()),
             Tree::Postgres(t) => Iter::Postgres(t.scan(Vec::new(), None)),
+        }
+    }
+
+    /// Writes `entries` (keys not present yet) as one batch, outside the store's writer:
+    /// for a bulk copy into a database no tracker uses. sled: one atomic batch (durable at
+    /// the next flush); PostgreSQL: one statement, committed when it returns.
+    pub fn insert_batch(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        match self {
+            Tree::Sled(t) => {
+                let mut batch = ::sled::Batch::default();
+                for (k, v) in entries {
+                    batch.insert(k, v);
+                }
+                Ok(t.apply_batch(batch)?)
+            }
+            Tree::Postgres(t) => t.insert_many(entries),
         }
     }
 

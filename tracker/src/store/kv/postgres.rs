@@ -85,6 +85,12 @@ const PUT: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
                    ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v";
 const DEL: &str = "DELETE FROM kv WHERE tree = $1 AND k = $2 RETURNING v";
 const NEXT_ID: &str = "SELECT nextval('reelnet_ids')";
+/// The next `nextval` answers more than `$1` (never lowers the sequence).
+const RAISE_IDS: &str = "SELECT setval('reelnet_ids', \
+                         greatest($1, (SELECT last_value FROM reelnet_ids)))";
+/// A bulk copy's batch: fails on a key already present (the copy's destination is empty).
+const PUT_MANY: &str = "INSERT INTO kv (tree, k, v) \
+                        SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)";
 const COUNT: &str = "SELECT count(*) FROM kv WHERE tree = $1 AND k >= $2";
 const COUNT_TO: &str = "SELECT count(*) FROM kv WHERE tree = $1 AND k >= $2 AND k < $3";
 const ASC: &str = "SELECT k, v FROM kv WHERE tree = $1 AND k >= $2 ORDER BY k LIMIT $3";
@@ -386,6 +392,16 @@ impl PgDb {
         Ok(id as u64)
     }
 
+    pub(super) fn raise_ids_above(&self, floor: u64) -> Result<(), StoreError> {
+        let floor = i64::try_from(floor).map_err(|_| {
+            StoreError::Db(format!("id {floor} does not fit PostgreSQL's sequence"))
+        })?;
+        self.run(move |c| async move {
+            let st = c.prepare_cached(RAISE_IDS).await?;
+            c.query_one(&st, &[&floor]).await.map(|_| ())
+        })
+    }
+
     /// Starts a batch: takes the writer connection, `BEGIN`, and the writers' advisory
     /// lock. On `Err` the batch's jobs still run (and fail: the writer has no connection).
     pub fn begin_batch(&self) -> Result<(), StoreError> {
@@ -536,6 +552,16 @@ impl PgTree {
         self.db.run(move |c| async move {
             let st = c.prepare_cached(DEL).await?;
             Ok(c.query_opt(&st, &[&name, &key]).await?.map(|r| r.get(0)))
+        })
+    }
+
+    /// Inserts `entries` in one statement (autocommitted outside a batch).
+    pub(super) fn insert_many(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        let name = self.name;
+        let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = entries.into_iter().unzip();
+        self.db.run(move |c| async move {
+            let st = c.prepare_cached(PUT_MANY).await?;
+            c.execute(&st, &[&name, &keys, &values]).await.map(|_| ())
         })
     }
 

@@ -46,6 +46,24 @@ impl SledDb {
         Ok(self.db.generate_id()?)
     }
 
+    /// Draws ids until the next one is above `floor`: sled's generator cannot be set, only
+    /// advanced (an atomic counter; it persists once per million ids). Refuses a gap so
+    /// large that advancing would take minutes.
+    pub(super) fn raise_ids_above(&self, floor: u64) -> Result<(), StoreError> {
+        const MOST: u64 = 1 << 32;
+        let first = self.db.generate_id()?;
+        if floor.saturating_sub(first) > MOST {
+            return Err(StoreError::Db(format!(
+                "cannot advance sled's id generator from {first} to {floor}"
+            )));
+        }
+        let mut id = first;
+        while id < floor {
+            id = self.db.generate_id()?;
+        }
+        Ok(())
+    }
+
     /// sled's flush: every write so far is in the log on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
