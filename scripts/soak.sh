@@ -278,9 +278,11 @@ bg_pids+=($live_ingest)
 
 # ---- 4. sampler --------------------------------------------------------------------------
 pid_in() { # pid_in NS EXE: the pid of that binary inside the namespace
-  local p
+  local p exe
   for p in $(ip netns pids "$1" 2>/dev/null); do
-    [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$2" ] || continue
+    # A binary rebuilt during the soak shows as "PATH (deleted)" for processes started before.
+    exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
+    [ "${exe% (deleted)}" = "$2" ] || continue
     tr '\0' ' ' < "/proc/$p/cmdline" | grep -qE ' (seed|ingest) ' && continue
     echo "$p"; return 0
   done
