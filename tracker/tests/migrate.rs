@@ -86,19 +86,7 @@ async fn a_sled_tracker_moves_to_postgres_and_back_unchanged() {
     let sled_config = std::fs::read_to_string(&t.config).unwrap();
     // Every kind of record the API and the CLI make.
     let at = access(&t.user("mover@example.org", PASSWORD).await);
-    let (s, b) = t
-        .call(Method::PUT, "/api/v1/me/watchlist/tmdb-603", &at, None)
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let (s, b) = t
-        .call(
-            Method::PUT,
-            "/api/v1/me/progress/tmdb-603",
-            &at,
-            Some(json!({"position_s": 1234.5, "duration_s": 7200.0, "timestamp_ms": 2_000})),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    t.watch_later_and_progress(&at).await;
     let (s, b) = t
         .call(
             Method::PUT,

@@ -21,19 +21,7 @@ async fn register_login_progress_watch_later_and_rooms_survive_a_restart() {
     let mut t = Tracker::start_on_postgres(ROOMS).await;
     let login = t.user("pg@example.org", "a long password").await;
     let at = access(&login);
-    let (s, b) = t
-        .call(Method::PUT, "/api/v1/me/watchlist/tmdb-603", &at, None)
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let (s, p) = t
-        .call(
-            Method::PUT,
-            "/api/v1/me/progress/tmdb-603",
-            &at,
-            Some(json!({"position_s": 1234.5, "duration_s": 7200.0, "timestamp_ms": 2_000})),
-        )
-        .await;
-    assert_eq!(s, 200, "{p}");
+    t.watch_later_and_progress(&at).await;
     let (s, room) = t
         .call(
             Method::POST,

@@ -255,6 +255,29 @@ impl Tracker {
         split(req.send().await.unwrap()).await
     }
 
+    /// Puts tmdb-603 on the watch-later list (201) and saves progress 1234.5 s of 7200 on it
+    /// (200): records a restart or a migration must keep.
+    pub async fn watch_later_and_progress(&self, token: &str) {
+        let (s, b) = self
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/me/watchlist/tmdb-603",
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = self
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/me/progress/tmdb-603",
+                token,
+                Some(json!({"position_s": 1234.5, "duration_s": 7200.0, "timestamp_ms": 2_000})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+
     /// Registers, verifies through the emailed link, and signs in; returns the login body.
     pub async fn user(&self, email: &str, password: &str) -> Value {
         let (s, b) = self
