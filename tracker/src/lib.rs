@@ -187,14 +187,29 @@ impl Tracker {
             config.public_url = config.default_origin(addr);
         }
         let actors = shutdown.token(Stage::Actors);
-        let (rooms, rooms_actor, rooms_persister) = rooms::Rooms::start(
+        // On PostgreSQL, rooms are shared with the other replicas through the database.
+        let bus = match &engine {
+            store::Engine::Postgres(opts) => {
+                let cfg = store::kv::postgres::pg_config(opts).map_err(store_err)?;
+                Some(rooms::bus::BusOptions {
+                    hosts: store::kv::postgres::hosts_of(&cfg),
+                    config: cfg,
+                })
+            }
+            store::Engine::Sled { .. } => None,
+        };
+        let (rooms, room_tasks) = rooms::Rooms::start(
             config.rooms.clone(),
             config.web_url.clone(),
             store.clone(),
+            bus,
             actors,
         );
-        shutdown.spawn(Stage::Actors, "rooms", rooms_actor);
-        shutdown.spawn(Stage::Actors, "rooms-persister", rooms_persister);
+        shutdown.spawn(Stage::Actors, "rooms", room_tasks.actor);
+        shutdown.spawn(Stage::Actors, "rooms-persister", room_tasks.persister);
+        if let Some(bus) = room_tasks.bus {
+            shutdown.spawn(Stage::Actors, "rooms-bus", bus);
+        }
         let workers = shutdown.token(Stage::Workers);
         shutdown.spawn(Stage::Workers, "mailer", sender.run(workers.clone()));
         shutdown.spawn(

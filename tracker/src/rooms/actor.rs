@@ -57,6 +57,18 @@ pub(super) enum Cmd {
     Leave {
         conn: ConnId,
     },
+    /// Runs `rec` here unless it already is (its lock was just taken: [`super::bus`]).
+    Adopt {
+        rec: RoomRecord,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The ids of the rooms run here.
+    Ids {
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    /// Gives up every room (the bus lost their locks): their last states are queued for
+    /// the persister and their members disconnected, to reconnect wherever the rooms go.
+    ForgetAll,
 }
 
 pub(super) struct Conn {
@@ -226,6 +238,20 @@ impl Actor {
                 }
             }
             Cmd::Leave { conn } => self.leave(conn),
+            Cmd::Adopt { rec, reply } => {
+                self.rooms
+                    .entry(rec.id.clone())
+                    .or_insert_with(|| Room::new(rec));
+                let _ = reply.send(true);
+            }
+            Cmd::Ids { reply } => {
+                let _ = reply.send(self.rooms.keys().cloned().collect());
+            }
+            Cmd::ForgetAll => {
+                self.flush_dirty();
+                self.rooms.clear();
+                self.conns.clear();
+            }
         }
     }
 

@@ -18,12 +18,20 @@
 //! clients reconnect and resync. A room with nobody connected for `idle_timeout_secs` is
 //! deleted.
 //!
+//! On PostgreSQL several tracker replicas share the rooms ([`bus`]): each room is run by
+//! the replica holding its advisory lock, and members connected to another replica are
+//! relayed to it through `NOTIFY`. A replica adopts a room from the store when it takes
+//! the lock, so stored rooms are not all restored at start there. Limits counted here
+//! (`max_rooms`, `max_rooms_per_user`) count the rooms one replica runs.
+//!
 //! Files: this one holds the handle ([`Rooms`]: start, create, get); `wire` the JSON views
 //! and WebSocket frames; `socket` one member's WebSocket task; `actor` the owner of all
-//! room state; `persist` the task that writes room records through the store. The
+//! room state; `persist` the task that writes room records through the store; `bus` rooms
+//! across replicas. The
 //! `[rooms]` settings are [`crate::config::RoomsConfig`].
 
 mod actor;
+pub mod bus;
 mod persist;
 mod socket;
 mod wire;
@@ -54,25 +62,47 @@ pub struct Rooms {
     store: Store,
     config: RoomsConfig,
     web_url: String,
+    /// Rooms across tracker replicas (PostgreSQL engine): `None` on one sled tracker.
+    bus: Option<bus::Bus>,
+}
+
+/// The futures [`Rooms::start`] returns, each to be run as a task.
+pub struct RoomTasks<A, P, B> {
+    pub actor: A,
+    pub persister: P,
+    /// Only with a bus.
+    pub bus: Option<B>,
 }
 
 impl Rooms {
-    /// Restores the stored rooms and starts the actor (and its persister); both stop on
-    /// `cancel`. Run the two returned futures as tasks.
+    /// Starts the actor (and its persister, and with `bus` the rooms bus); they stop on
+    /// `cancel`. Run the returned futures as tasks. Without a bus (one tracker) every
+    /// stored room is restored here; with one, a room is adopted by the replica that takes
+    /// its lock ([`bus`]).
+    #[allow(clippy::type_complexity)]
     pub fn start(
         config: RoomsConfig,
         web_url: String,
         store: Store,
+        bus: Option<bus::BusOptions>,
         cancel: CancellationToken,
     ) -> (
         Self,
-        impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
-        impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+        RoomTasks<
+            impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+            impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+            impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+        >,
     ) {
         let (tx, rx) = mpsc::channel(1024);
         let (ptx, prx) = mpsc::channel(256);
         let mut rooms = BTreeMap::new();
-        for rec in store.rooms() {
+        let restore = if bus.is_some() {
+            Vec::new()
+        } else {
+            store.rooms()
+        };
+        for rec in restore {
             match rec {
                 Ok(rec) => {
                     rooms.insert(rec.id.clone(), Room::new(rec));
@@ -90,16 +120,27 @@ impl Rooms {
             dirty: BTreeSet::new(),
             persist: ptx,
         };
+        let (bus, bus_task) = match bus {
+            Some(opts) => {
+                let (b, t) = bus::Bus::start(opts, tx.clone(), store.clone(), cancel.clone());
+                (Some(b), Some(t))
+            }
+            None => (None, None),
+        };
         let handle = Self {
             tx,
             store: store.clone(),
             config,
             web_url,
+            bus,
         };
         (
             handle,
-            actor.run(rx, cancel.clone()),
-            persister(store, prx, cancel),
+            RoomTasks {
+                actor: actor.run(rx, cancel.clone()),
+                persister: persister(store, prx, cancel),
+                bus: bus_task,
+            },
         )
     }
 
@@ -153,15 +194,24 @@ impl Rooms {
             })
             .await??;
         self.store.put_room_if_newer(rec.clone()).await?;
+        if let Some(bus) = &self.bus {
+            bus.claim(rec.id.clone()).await;
+        }
         Ok(view(&rec, &self.web_url, Vec::new()))
     }
 
     /// `GET /api/v1/rooms/{id}`.
     pub async fn get(&self, id: &str) -> Result<RoomView, ApiError> {
-        let id = id.to_owned();
-        self.ask(|reply| Cmd::Get { id, reply })
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such room"))
+        let key = id.to_owned();
+        if let Some(v) = self.ask(|reply| Cmd::Get { id: key, reply }).await? {
+            return Ok(v);
+        }
+        // Run by another replica (or by nobody right now): the stored record, without the
+        // members, who are known where the room runs.
+        match self.store.room(id)? {
+            Some(rec) => Ok(view(&rec, &self.web_url, Vec::new())),
+            None => Err(ApiError::not_found("no such room")),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::actor::{Cmd, Identity};
+use super::bus::Joined;
 use super::wire::{frame_text, server_now, ClientFrame, ServerFrame};
 use super::Rooms;
 use crate::api::Api;
@@ -88,23 +89,29 @@ impl Rooms {
             }
         };
         let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
-        let joined = self
-            .ask(|reply| Cmd::Join {
-                id: room,
-                who,
-                out: out_tx,
-                reply,
-            })
-            .await;
-        let conn = match joined {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(frame)) => {
+        let joined = match &self.bus {
+            Some(bus) => bus.join(room, who, out_tx).await,
+            None => match self
+                .ask(|reply| Cmd::Join {
+                    id: room,
+                    who,
+                    out: out_tx,
+                    reply,
+                })
+                .await
+            {
+                Ok(r) => r.map(Joined::Local),
+                Err(e) => {
+                    let _ = sink.send(send_err(e.code, &e.message)).await;
+                    return;
+                }
+            },
+        };
+        let link = match joined {
+            Ok(link) => link,
+            Err(frame) => {
                 let _ = sink.send(warp::ws::Message::text(frame_text(&frame))).await;
                 let _ = sink.close().await;
-                return;
-            }
-            Err(e) => {
-                let _ = sink.send(send_err(e.code, &e.message)).await;
                 return;
             }
         };
@@ -113,7 +120,7 @@ impl Rooms {
             .as_deref()
             .is_some_and(|n| api.membership().is_revoked(n))
         {
-            let _ = self.tx.send(Cmd::Leave { conn }).await;
+            self.leave(&link).await;
             let _ = sink.close().await;
             return;
         }
@@ -190,13 +197,30 @@ impl Rooms {
                             _ => continue,
                         }
                     }
-                    if self.tx.send(Cmd::Frame { conn, frame }).await.is_err() {
+                    let sent = match (&link, &self.bus) {
+                        (Joined::Remote(c), Some(bus)) => bus.send(*c, text.to_owned()).await,
+                        (Joined::Local(conn), _) => {
+                            self.tx.send(Cmd::Frame { conn: *conn, frame }).await.is_ok()
+                        }
+                        (Joined::Remote(_), None) => false,
+                    };
+                    if !sent {
                         break;
                     }
                 }
             }
         }
-        let _ = self.tx.send(Cmd::Leave { conn }).await;
+        self.leave(&link).await;
         let _ = sink.close().await;
+    }
+
+    async fn leave(&self, link: &Joined) {
+        match (link, &self.bus) {
+            (Joined::Local(conn), _) => {
+                let _ = self.tx.send(Cmd::Leave { conn: *conn }).await;
+            }
+            (Joined::Remote(c), Some(bus)) => bus.detach(*c).await,
+            (Joined::Remote(_), None) => {}
+        }
     }
 }

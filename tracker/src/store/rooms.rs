@@ -13,6 +13,14 @@ impl Store {
             .collect()
     }
 
+    /// Room `id`, if stored.
+    pub fn room(&self, id: &str) -> Result<Option<RoomRecord>, StoreError> {
+        match self.trees.rooms.get(id.as_bytes())? {
+            Some(v) => codec::decode::<RoomRecord>(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Writes `rec` unless the stored record is newer; answers once durable.
     pub async fn put_room_if_newer(&self, rec: RoomRecord) -> Result<(), StoreError> {
         self.write(move |trees| {

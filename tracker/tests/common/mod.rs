@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 pub use reelnet_testkit::{access, split, wait_for, Smtp};
 
 pub mod browser;
+pub mod ws;
 
 /// Per-address limits loose enough for tests that register many accounts from 127.0.0.1
 /// (each is set only when `extra` does not set it; tests of the limits set their own).
@@ -87,6 +88,17 @@ impl Tracker {
         Self::start_inner(&extra, Some(pg)).await
     }
 
+    /// Starts a tracker on `pg` (kept with it) at `url` (e.g. a several-host URL across a
+    /// primary and its standby).
+    pub async fn start_on_url(
+        extra: &str,
+        pg: reelnet_testkit::postgres::Postgres,
+        url: &str,
+    ) -> Tracker {
+        let extra = format!("{extra}{}", postgres_storage(url));
+        Self::start_inner(&extra, Some(pg)).await
+    }
+
     async fn start_inner(extra: &str, pg: Option<reelnet_testkit::postgres::Postgres>) -> Tracker {
         let extra = with_test_limits(extra);
         let dir = tempfile::tempdir().unwrap();
@@ -110,6 +122,44 @@ impl Tracker {
             child: None,
             http: reqwest::Client::new(),
             pg,
+        };
+        t.spawn().await;
+        t
+    }
+
+    /// Starts another tracker process on this one's PostgreSQL (a replica): its own data
+    /// directory and port, the same config otherwise, and this one's signing keys. Users
+    /// registered through this tracker (its SMTP server) sign in at either.
+    pub async fn replica(&self) -> Tracker {
+        assert!(self.pg.is_some(), "replicas share a PostgreSQL");
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for sub in ["keys", "network-keys"] {
+            let from = self.data_dir().join(sub);
+            if from.exists() {
+                let ok = Command::new("cp")
+                    .arg("-a")
+                    .arg(&from)
+                    .arg(&data)
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+        }
+        let ours = std::fs::read_to_string(&self.config).unwrap();
+        let config = dir.path().join("tracker.toml");
+        let theirs = format!("{:?}", self.data_dir());
+        std::fs::write(&config, ours.replacen(&theirs, &format!("{data:?}"), 1)).unwrap();
+        let mut t = Tracker {
+            dir,
+            port: 0,
+            base: String::new(),
+            config,
+            smtp: None,
+            child: None,
+            http: reqwest::Client::new(),
+            pg: None,
         };
         t.spawn().await;
         t

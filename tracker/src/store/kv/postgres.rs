@@ -202,7 +202,7 @@ fn pg_err(hosts: &str, e: &tokio_postgres::Error) -> StoreError {
 }
 
 /// `host:port, …` of a config, for messages.
-fn hosts_of(cfg: &tokio_postgres::Config) -> String {
+pub(crate) fn hosts_of(cfg: &tokio_postgres::Config) -> String {
     let ports = cfg.get_ports();
     cfg.get_hosts()
         .iter()
@@ -220,7 +220,7 @@ fn hosts_of(cfg: &tokio_postgres::Config) -> String {
 }
 
 /// Parses the URL and applies the timeouts.
-fn pg_config(opts: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
+pub(crate) fn pg_config(opts: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
     let mut cfg: tokio_postgres::Config = opts.url.parse().map_err(|e| {
         StoreError::Config(format!(
             "[storage] url is not a PostgreSQL URL (postgres://user:password@host:port/db): {e}"
