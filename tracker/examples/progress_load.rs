@@ -15,6 +15,9 @@
 //! machine's CPU use over the window (`server_cpu_cores=…` is CPU seconds per second; on a
 //! shared machine, machine - server - client shows other load that skews the figures). `--op get|healthz` swaps the
 //! write for an authenticated read or a bare health check, to see where the time goes.
+//! `max_gap_ms` is the longest stretch of the window in which no client's request was
+//! answered 200: a failover's outage, measured from the last acknowledged write before it
+//! to the first after.
 //!
 //! Run with `scripts/bench-tracker.sh`, or by hand against a running tracker:
 //! `cargo run --release -p reelnet-tracker --example progress_load -- --url http://127.0.0.1:7070`
@@ -29,7 +32,9 @@ use serde_json::{json, Value};
 #[derive(Debug, Parser)]
 #[command(about = "Durable progress-write load client for reelnet-tracker")]
 struct Args {
-    /// Base URL of the tracker.
+    /// Base URL of the tracker; several replicas of one tracker comma-separated: client i
+    /// starts on replica i % n and moves to the next one when its own cannot be reached
+    /// (as a node does).
     #[arg(long, default_value = "http://127.0.0.1:7070")]
     url: String,
     /// Concurrent clients (one task and one keep-alive connection each).
@@ -83,7 +88,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let base = args.url.trim_end_matches('/').to_owned();
+    let bases: Vec<String> = args
+        .url
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let Some(base) = bases.first().cloned() else {
+        bail!("--url is empty");
+    };
     let tokens = sign_in_users(&base, args.users).await?;
     eprintln!(
         "progress_load: {} users signed in; {} clients, {:.1} s warm-up + {:.1} s measured",
@@ -105,19 +118,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for i in 0..args.clients {
         let token = tokens[i % tokens.len()].clone();
         let client = http_client()?;
-        let base = base.clone();
+        let mut own = bases.clone();
+        own.rotate_left(i % bases.len());
         let (movies, op) = (args.movies, args.op);
         tasks.push(tokio::spawn(async move {
             let window = (measure_from, measure_until);
-            client_loop(client, base, token, i as u64, movies, op, window).await
+            client_loop(client, own, token, i as u64, movies, op, window).await
         }));
     }
     let mut latencies_us: Vec<u64> = Vec::new();
+    let mut acked_at: Vec<Instant> = Vec::new();
     let mut errors = 0u64;
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for task in tasks {
         let stats = task.await??;
         latencies_us.extend(stats.latencies_us);
+        acked_at.extend(stats.acked_at);
         errors += stats.errors;
         for (k, v) in stats.statuses {
             *statuses.entry(k).or_default() += v;
@@ -128,6 +144,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     latencies_us.sort_unstable();
+    acked_at.sort_unstable();
+    let max_gap_ms = std::iter::once(measure_from)
+        .chain(acked_at.iter().copied())
+        .chain(std::iter::once(measure_until))
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]).as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max);
     let ok = latencies_us.len() as u64;
     let secs = args.seconds;
     let rate = ok as f64 / secs;
@@ -138,13 +162,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut line = format!(
         "{name} clients={} users={} seconds={secs:.2} ok={ok} errors={errors} {rate_key}={rate:.0} \
-         p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+         p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2} max_gap_ms={max_gap_ms:.0} replicas={}",
         args.clients,
         tokens.len(),
         percentile_ms(&latencies_us, 50.0),
         percentile_ms(&latencies_us, 90.0),
         percentile_ms(&latencies_us, 99.0),
         latencies_us.last().map_or(0.0, |&us| us as f64 / 1000.0),
+        bases.len(),
     );
     if let Some(cpu) = cpu.await? {
         // CPU seconds per wall second: 1.0 is one core busy. `machine` counts every process
@@ -298,13 +323,15 @@ async fn register_and_login(
 
 struct ClientStats {
     latencies_us: Vec<u64>,
+    /// When each write in the window was answered 200.
+    acked_at: Vec<Instant>,
     errors: u64,
     statuses: BTreeMap<String, u64>,
 }
 
 async fn client_loop(
     client: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
     token: String,
     id: u64,
     movies: u64,
@@ -315,10 +342,13 @@ async fn client_loop(
     let duration_s = 7200.0;
     let mut stats = ClientStats {
         latencies_us: Vec::with_capacity(1 << 14),
+        acked_at: Vec::with_capacity(1 << 14),
         errors: 0,
         statuses: BTreeMap::new(),
     };
     let first_movie = 1 + id * movies;
+    let mut at = 0usize;
+    let mut base = bases[0].clone();
     if op == Op::Get {
         // Something to read: one progress record, written before the window.
         let res = client
@@ -363,16 +393,30 @@ async fn client_loop(
                     Err(e) => Err(format!("body: {}", error_kind(&e))),
                 }
             }
-            Err(e) => Err(error_kind(&e)),
+            Err(e) => {
+                if e.is_connect() {
+                    // This replica is gone: go on through the next.
+                    at = (at + 1) % bases.len();
+                    base = bases[at].clone();
+                }
+                Err(error_kind(&e))
+            }
         };
+        if outcome.is_err() {
+            // Do not spin on a failing tracker.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let done = Instant::now();
         if sent < measure_from || done > measure_until {
             continue;
         }
         match outcome {
-            Ok(()) => stats
-                .latencies_us
-                .push(done.duration_since(sent).as_micros() as u64),
+            Ok(()) => {
+                stats
+                    .latencies_us
+                    .push(done.duration_since(sent).as_micros() as u64);
+                stats.acked_at.push(done);
+            }
             Err(kind) => {
                 stats.errors += 1;
                 *stats.statuses.entry(kind).or_default() += 1;

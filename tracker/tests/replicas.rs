@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-const ROOMS: &str = "[rooms]\npremium_only = false\n";
+const ROOMS: &str = "[rooms]\npremium_only = false\nchat_burst = 100\n";
 
 /// Waits (up to 20 s) for `ws` to be closed by the tracker, skipping frames.
 async fn closed(ws: &mut common::ws::Ws) {
@@ -84,6 +84,29 @@ async fn a_watch_party_spans_two_replicas_and_survives_losing_the_one_that_ran_i
     send(&mut g, json!({"type": "chat", "text": "hello from B"})).await;
     let c = expect(&mut h, "chat").await;
     assert_eq!(c["text"], "hello from B", "{c}");
+    // The price of a replica between a member and the room (printed, not asserted): a
+    // chat line's echo to its sender, connected to A (the room's replica) or to B.
+    let mut echo = |ms: &mut Vec<f64>, t: Instant| ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    let (mut local, mut relayed) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        let t = Instant::now();
+        send(&mut h, json!({"type": "chat", "text": format!("a{i}")})).await;
+        expect(&mut h, "chat").await;
+        echo(&mut local, t);
+        expect(&mut g, "chat").await;
+        let t = Instant::now();
+        send(&mut g, json!({"type": "chat", "text": format!("b{i}")})).await;
+        expect(&mut g, "chat").await;
+        echo(&mut relayed, t);
+        expect(&mut h, "chat").await;
+    }
+    local.sort_by(f64::total_cmp);
+    relayed.sort_by(f64::total_cmp);
+    println!(
+        "chat echo, median of 10: {:.2} ms on the room's replica, {:.2} ms through another replica",
+        local[5], relayed[5]
+    );
+
     // A room run elsewhere reads from the store at B (persisted within a tick).
     room_until(&b, &guest, &id, |r| r["state"]["playing"] == true).await;
 

@@ -353,12 +353,12 @@ impl BusTask {
         timed(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
         let (publish, mut prx) = mpsc::channel::<String>(4096);
         let pclient = client.clone();
+        // Prepared once: each message is then one round trip.
+        let notify = timed(client.prepare("SELECT pg_notify($1, $2)")).await?;
         let publisher = tokio::spawn(async move {
             // One at a time, in order: a member's frames reach the owner in the order sent.
             while let Some(payload) = prx.recv().await {
-                if let Err(err) =
-                    timed(pclient.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])).await
-                {
+                if let Err(err) = timed(pclient.execute(&notify, &[&CHANNEL, &payload])).await {
                     tracing::warn!(%err, "rooms bus cannot publish");
                 }
             }
