@@ -86,7 +86,7 @@ async fn a_watch_party_spans_two_replicas_and_survives_losing_the_one_that_ran_i
     assert_eq!(c["text"], "hello from B", "{c}");
     // The price of a replica between a member and the room (printed, not asserted): a
     // chat line's echo to its sender, connected to A (the room's replica) or to B.
-    let mut echo = |ms: &mut Vec<f64>, t: Instant| ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    let echo = |ms: &mut Vec<f64>, t: Instant| ms.push(t.elapsed().as_secs_f64() * 1000.0);
     let (mut local, mut relayed) = (Vec::new(), Vec::new());
     for i in 0..10 {
         let t = Instant::now();
