@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::ws::{connect, create, expect, presence, send};
+use common::ws::{connect, create, expect, next, presence, send};
 use common::{access, start_postgres, Tracker};
 use reelnet_testkit::postgres::Postgres;
 use reqwest::Method;
@@ -48,6 +48,20 @@ async fn room_until(t: &Tracker, token: &str, id: &str, check: impl Fn(&Value) -
         }
         assert!(Instant::now() < deadline, "room never matched: {s} {r}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects to `room` at `t` until it is welcomed (a replica answers `rooms_unavailable`
+/// while it reconnects to the database); answers the welcome.
+async fn rejoin(t: &Tracker, room: &str, token: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut ws = connect(t, room, token).await;
+        match next(&mut ws, Duration::from_secs(5)).await {
+            Some(f) if f["type"] == "welcome" => return f,
+            other => assert!(Instant::now() < deadline, "not welcomed: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -125,6 +139,22 @@ async fn a_watch_party_spans_two_replicas_and_survives_losing_the_one_that_ran_i
     let sg = expect(&mut g, "state").await;
     assert_eq!(sg["state"]["playing"], false, "{sg}");
     assert_eq!(sg["state"]["position"], 50.0, "{sg}");
+
+    // The guest also joins through a third replica, C, which then dies: B (running the
+    // room) lets that connection go instead of keeping a ghost member.
+    let mut c = a.replica().await;
+    let mut g2 = connect(&c, &id, &guest).await;
+    expect(&mut g2, "welcome").await;
+    // (The host's own join at B may come first.)
+    while presence(&mut h, "join").await["members"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 3
+    {}
+    c.kill9();
+    let left = presence(&mut h, "leave").await;
+    assert_eq!(left["members"].as_array().unwrap().len(), 2, "{left}");
     drop(b);
 }
 
@@ -146,13 +176,14 @@ struct Clock {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_write_survives_a_primary_killed_and_a_replica_killed() {
+async fn every_acknowledged_write_and_the_watch_party_survive_a_primary_killed_and_a_replica_killed(
+) {
     const CLIENTS: usize = 64;
     const USERS: usize = 4;
     let primary = start_postgres().await;
     let standby = primary.start_standby(true).await.unwrap();
     let url = Postgres::url_across(&[&primary, &standby], "reelnet");
-    let a = Tracker::start_on_url("", primary, &url).await;
+    let a = Tracker::start_on_url(ROOMS, primary, &url).await;
     let mut b = a.replica().await;
     let mut tokens = Vec::new();
     for u in 0..USERS {
@@ -248,6 +279,17 @@ async fn every_acknowledged_write_survives_a_primary_killed_and_a_replica_killed
     };
     let t0 = Instant::now();
     wait_acks(t0, 2 * CLIENTS).await;
+    // A watch party meanwhile: run by A, its guest relayed by B, playing.
+    let (s, room) = create(&a, &tokens[0], "tmdb-603").await;
+    assert_eq!(s, 201, "{room}");
+    let id = room["id"].as_str().unwrap().to_owned();
+    let mut h = connect(&a, &id, &tokens[0]).await;
+    expect(&mut h, "welcome").await;
+    let mut g = connect(&b, &id, &tokens[1]).await;
+    expect(&mut g, "welcome").await;
+    send(&mut h, json!({"type": "play", "position": 42.0})).await;
+    expect(&mut g, "state").await;
+    room_until(&b, &tokens[1], &id, |r| r["state"]["playing"] == true).await;
 
     // Kill -9 the primary while they write, then promote the synchronous standby.
     let killed_at = Instant::now();
@@ -269,6 +311,16 @@ async fn every_acknowledged_write_survives_a_primary_killed_and_a_replica_killed
         "failover: {:.2} s from the last write acknowledged before the kill to the first after",
         gap.as_secs_f64()
     );
+
+    // Losing the primary cut both replicas' room connections: the members are
+    // disconnected, and reconnect (as the web app does) to the same room and state.
+    closed(&mut h).await;
+    closed(&mut g).await;
+    for (t, token) in [(&a, &tokens[0]), (&b, &tokens[1])] {
+        let w = rejoin(t, &id, token).await;
+        assert_eq!(w["room"]["state"]["playing"], true, "{w}");
+        assert_eq!(w["room"]["state"]["position"], 42.0, "{w}");
+    }
 
     // Kill -9 replica B: its clients go on through A.
     let b_killed = Instant::now();

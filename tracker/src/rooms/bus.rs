@@ -717,7 +717,11 @@ impl BusTask {
                 }
             }
             Msg::Drop { c } => {
-                self.attached.remove(&c);
+                // Closes the member's socket; the owner forgets the member on our answer.
+                if self.attached.remove(&c).is_some() {
+                    let env = self.envelope(&from, Msg::Leave { c });
+                    self.publish(conn, env).await;
+                }
             }
         }
     }
@@ -747,6 +751,32 @@ impl BusTask {
                     "the owner of a room is gone: its members here reconnect to this replica"
                 );
                 self.attached.retain(|_, a| room_key(&a.room) != key);
+            }
+        }
+        if !self.remote.is_empty() {
+            // Members relayed by a replica that is gone (killed, or cut from the database)
+            // leave: the room must not wait for them or list them.
+            let rows = timed(conn.client.query(
+                "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'reelnet-rooms:%'",
+                &[],
+            ))
+            .await?;
+            let live: BTreeSet<String> = rows
+                .iter()
+                .filter_map(|r| r.try_get::<_, String>(0).ok())
+                .filter_map(|n| n.strip_prefix("reelnet-rooms:").map(str::to_owned))
+                .collect();
+            let gone: Vec<(String, u64)> = self
+                .remote
+                .keys()
+                .filter(|(from, _)| !live.contains(from))
+                .cloned()
+                .collect();
+            for key in gone {
+                if let Some(conn_id) = self.remote.remove(&key) {
+                    tracing::info!(replica = %key.0, "a replica relaying a member is gone: the member leaves");
+                    let _ = self.actor.send(Cmd::Leave { conn: conn_id }).await;
+                }
             }
         }
         if !self.owned.is_empty() {
