@@ -643,6 +643,47 @@ impl Postgres {
         )
     }
 
+    /// Turns TLS on with this certificate chain and key (PEM) and, from then on, refuses
+    /// TCP connections without it (`hostnossl … reject` first in `pg_hba.conf`); the
+    /// configuration is reloaded, no restart.
+    pub async fn require_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), PgError> {
+        use std::os::unix::fs::PermissionsExt;
+        let write = |name: &str, text: &str, mode: u32| -> Result<(), PgError> {
+            let path = self.data().join(name);
+            std::fs::write(&path, text)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                })
+                .map_err(|source| PgError::Io {
+                    what: format!("cannot write {}", path.display()),
+                    source,
+                })?;
+            self.runner.own(&path)
+        };
+        write("server.crt", cert_pem, 0o644)?;
+        write("server.key", key_pem, 0o600)?;
+        let hba = self.data().join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).map_err(|source| PgError::Io {
+            what: format!("cannot read {}", hba.display()),
+            source,
+        })?;
+        write(
+            "pg_hba.conf",
+            &format!("hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n{old}"),
+            0o600,
+        )?;
+        self.append_conf(
+            "postgresql.auto.conf",
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )?;
+        let client = self.connect_local().await?;
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .map_err(|e| self.sql("cannot reload the configuration", e))?;
+        Ok(())
+    }
+
     /// Creates database `name` (letters, digits, underscores) and answers its URL: one
     /// database per test keeps tests on one server apart.
     pub async fn create_database(&self, name: &str) -> Result<String, PgError> {
@@ -662,6 +703,26 @@ impl Postgres {
 
     /// A client of database `database` as the superuser over TCP (its connection runs on a
     /// task of its own, ending when the client is dropped).
+    /// A superuser connection over the unix socket (trusted), which works whatever the
+    /// TCP rules are (see [`Postgres::require_tls`]).
+    async fn connect_local(&self) -> Result<Client, PgError> {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host_path(&self.dir)
+            .port(self.port)
+            .user(SUPERUSER)
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(5))
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.sql("cannot connect over the unix socket", e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("test PostgreSQL connection ended: {e}");
+            }
+        });
+        Ok(client)
+    }
+
     pub async fn connect(&self, database: &str) -> Result<Client, PgError> {
         let (client, connection) = tokio_postgres::Config::new()
             .host("127.0.0.1")

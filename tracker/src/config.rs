@@ -65,6 +65,9 @@ pub struct StorageConfig {
     pub connect_timeout_secs: u64,
     /// PostgreSQL only: the server cancels a statement running longer than this.
     pub statement_timeout_secs: u64,
+    /// PostgreSQL only, with `sslmode=require` in `url`: CA certificates (PEM) the
+    /// server's certificate must chain to. Empty: the system's roots.
+    pub ca_file: std::path::PathBuf,
     /// After each group commit's sled flush, `fdatasync` sled's log file before answering.
     /// sled's own flush (`sync_file_range`) already survives a crash of the process; this
     /// also survives power loss (the device's write cache is flushed and the log's block
@@ -115,6 +118,7 @@ impl StorageConfig {
                     pool_size: self.pool_size,
                     connect_timeout: Duration::from_secs(self.connect_timeout_secs),
                     statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+                    ca_file: (!self.ca_file.as_os_str().is_empty()).then(|| self.ca_file.clone()),
                 })
             }
         })
@@ -129,6 +133,7 @@ impl Default for StorageConfig {
             pool_size: 8,
             connect_timeout_secs: 5,
             statement_timeout_secs: 5,
+            ca_file: std::path::PathBuf::new(),
             fsync: true,
         }
     }

@@ -193,6 +193,8 @@ impl Tracker {
                 let cfg = store::kv::postgres::pg_config(opts).map_err(store_err)?;
                 Some(rooms::bus::BusOptions {
                     hosts: store::kv::postgres::hosts_of(&cfg),
+                    connector: store::kv::postgres::Connector::new(&cfg, opts)
+                        .map_err(store_err)?,
                     config: cfg,
                 })
             }

@@ -203,3 +203,52 @@ async fn a_lost_database_answers_503_and_the_tracker_recovers_without_a_restart(
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["position_s"], 3000.0, "{p}");
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed: (CA PEM, certificate PEM, key PEM).
+fn test_ca() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn tls_to_postgresql_checks_the_server_certificate() {
+    let pg = start_postgres().await;
+    let (ca, cert, key) = test_ca();
+    pg.require_tls(&cert, &key).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (good, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&good, &ca).unwrap();
+    std::fs::write(&other, test_ca().0).unwrap();
+    let url = pg.url();
+    let with = |url: &str, ca: &std::path::Path| {
+        format!(
+            "{}ca_file = {:?}\n",
+            postgres_storage(url),
+            ca.display().to_string()
+        )
+    };
+
+    // Without TLS the server turns the tracker away: a clear error, no start.
+    let err = refused_start(&postgres_storage(&url));
+    assert!(
+        err.contains("no pg_hba.conf entry") || err.contains("rejects"),
+        "{err}"
+    );
+    // TLS to a server whose certificate this CA did not sign: refused.
+    let err = refused_start(&with(&format!("{url}?sslmode=require"), &other));
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // TLS with the right CA: the tracker works.
+    let mut t = Tracker::start_with(&with(&format!("{url}?sslmode=require"), &good)).await;
+    let login = t.user("tls@example.org", "a long password").await;
+    t.watch_later_and_progress(&access(&login)).await;
+    assert!(t.terminate().success(), "{}", t.log());
+}

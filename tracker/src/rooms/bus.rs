@@ -36,12 +36,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::actor::{Cmd, ConnId, Identity};
@@ -201,6 +200,7 @@ impl Bus {
 #[derive(Debug, Clone)]
 pub struct BusOptions {
     pub config: tokio_postgres::Config,
+    pub connector: crate::store::kv::postgres::Connector,
     pub hosts: String,
 }
 
@@ -329,26 +329,13 @@ impl BusTask {
     async fn connect(&self) -> Result<Conn, String> {
         let mut cfg = self.opts.config.clone();
         cfg.application_name(format!("reelnet-rooms:{}", self.me));
-        let (client, mut connection) = cfg.connect(NoTls).await.map_err(|e| e.to_string())?;
         let (ntx, notes) = mpsc::channel(4096);
-        tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(m) = messages.next().await {
-                match m {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if ntx.send(n.payload().to_owned()).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        tracing::warn!(%err, "rooms bus connection failed");
-                        break;
-                    }
-                }
-            }
-            // Dropping `ntx` tells the bus the connection is gone.
-        });
+        let client = self
+            .opts
+            .connector
+            .connect(&cfg, Some(ntx))
+            .await
+            .map_err(|e| e.to_string())?;
         let client = Arc::new(client);
         timed(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
         let (publish, mut prx) = mpsc::channel::<String>(4096);

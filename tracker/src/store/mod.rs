@@ -511,6 +511,7 @@ pub(crate) mod testing {
             pool_size: 4,
             connect_timeout: std::time::Duration::from_secs(5),
             statement_timeout: std::time::Duration::from_secs(5),
+            ca_file: None,
         }
     }
 

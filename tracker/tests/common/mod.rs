@@ -188,6 +188,7 @@ impl Tracker {
                     pool_size: 2,
                     connect_timeout: Duration::from_secs(5),
                     statement_timeout: Duration::from_secs(5),
+                    ca_file: None,
                 },
             ),
             None => reelnet_tracker::store::Engine::Sled {

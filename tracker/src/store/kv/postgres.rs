@@ -109,6 +109,135 @@ pub struct PgOptions {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// With `sslmode=require` in the URL: the CA certificates (PEM) the server's
+    /// certificate must chain to; `None`: the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// How connections are made: plain, or TLS (rustls) when the URL says `sslmode=require`.
+/// With TLS the server's certificate is checked against `ca_file` (or the system's roots)
+/// and its name against the host in the URL, like libpq's `verify-full`. Any other
+/// `sslmode` connects without TLS (PostgreSQL's own default, `prefer`, would fall back to
+/// plain text against an attacker anyway).
+#[derive(Clone)]
+pub enum Connector {
+    Plain,
+    Tls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Connector::Plain => "Connector::Plain",
+            Connector::Tls(_) => "Connector::Tls",
+        })
+    }
+}
+
+impl Connector {
+    /// The connector `cfg` (parsed from `opts.url`) asks for.
+    pub fn new(cfg: &tokio_postgres::Config, opts: &PgOptions) -> Result<Self, StoreError> {
+        if cfg.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            return Ok(Connector::Plain);
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        match &opts.ca_file {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        StoreError::Config(format!(
+                            "[storage] ca_file {}: cannot read PEM certificates: {e}",
+                            path.display()
+                        ))
+                    })?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(StoreError::Config(format!(
+                        "[storage] ca_file {}: no usable CA certificate in it",
+                        path.display()
+                    )));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(StoreError::Config(
+                        "sslmode=require: no CA certificates on this system; set [storage] ca_file"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Config(format!("TLS to PostgreSQL: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Connector::Tls(
+            tokio_postgres_rustls::MakeRustlsConnect::new(config),
+        ))
+    }
+
+    fn manager(&self, cfg: tokio_postgres::Config, mgr: ManagerConfig) -> Manager {
+        match self {
+            Connector::Plain => Manager::from_config(cfg, NoTls, mgr),
+            Connector::Tls(t) => Manager::from_config(cfg, t.clone(), mgr),
+        }
+    }
+
+    /// Connects and runs the connection in a task of its own (it ends when the client is
+    /// dropped or the server goes); with `notes`, the `NOTIFY` payloads received go there
+    /// (and the sender is dropped when the connection ends).
+    pub async fn connect(
+        &self,
+        cfg: &tokio_postgres::Config,
+        notes: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        Ok(match self {
+            Connector::Plain => {
+                let (client, conn) = cfg.connect(NoTls).await?;
+                tokio::spawn(drive(conn, notes));
+                client
+            }
+            Connector::Tls(t) => {
+                let (client, conn) = cfg.connect(t.clone()).await?;
+                tokio::spawn(drive(conn, notes));
+                client
+            }
+        })
+    }
+}
+
+/// Runs a connection until it ends, passing on notifications.
+async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notes: Option<tokio::sync::mpsc::Sender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::StreamExt;
+    let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+    while let Some(m) = messages.next().await {
+        match m {
+            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                if let Some(tx) = &notes {
+                    if tx.send(n.payload().to_owned()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::debug!(%err, "PostgreSQL connection ended");
+                return;
+            }
+        }
+    }
 }
 
 /// The engine's own runtime, shut down without blocking wherever the last handle drops.
@@ -247,6 +376,7 @@ impl PgDb {
     pub fn open(opts: &PgOptions) -> Result<Self, StoreError> {
         let cfg = pg_config(opts)?;
         let hosts = hosts_of(&cfg);
+        let connector = Connector::new(&cfg, opts)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("reelnet-pg")
@@ -255,9 +385,8 @@ impl PgDb {
             .map_err(|e| StoreError::Db(format!("cannot start the PostgreSQL runtime: {e}")))?;
         let rt = Runtime(Some(rt));
         let make_pool = |size: usize| {
-            let mgr = Manager::from_config(
+            let mgr = connector.manager(
                 cfg.clone(),
-                NoTls,
                 ManagerConfig {
                     recycling_method: RecyclingMethod::Fast,
                 },
@@ -283,7 +412,7 @@ impl PgDb {
             writer: None,
         };
         let (cfg2, hosts2) = (cfg.clone(), db.shared.hosts.clone());
-        db.wait(async move { migrate(&cfg2, &hosts2).await })?;
+        db.wait(async move { migrate(&cfg2, &connector, &hosts2).await })?;
         Ok(db)
     }
 
@@ -777,9 +906,13 @@ pub(super) fn transaction<R>(
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`], one tracker at a time; refuses a newer one.
-async fn migrate(cfg: &tokio_postgres::Config, hosts: &str) -> Result<(), StoreError> {
-    let (client, conn) = cfg
-        .connect(NoTls)
+async fn migrate(
+    cfg: &tokio_postgres::Config,
+    connector: &Connector,
+    hosts: &str,
+) -> Result<(), StoreError> {
+    let client = connector
+        .connect(cfg, None)
         .await
         .map_err(|e| match pg_err(hosts, &e) {
             StoreError::Unavailable(m) | StoreError::Db(m) => {
@@ -787,11 +920,6 @@ async fn migrate(cfg: &tokio_postgres::Config, hosts: &str) -> Result<(), StoreE
             }
             other => other,
         })?;
-    let conn = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(%e, "migration connection ended");
-        }
-    });
     let err = |e: tokio_postgres::Error| pg_err(hosts, &e);
     let result = async {
         client
@@ -838,7 +966,7 @@ async fn migrate(cfg: &tokio_postgres::Config, hosts: &str) -> Result<(), StoreE
         Ok(())
     }
     .await;
+    // Closes the connection (and with it the session's locks).
     drop(client);
-    let _ = conn.await;
     result
 }
