@@ -445,7 +445,7 @@ mod tests {
     /// A real HTTP server on loopback answering `/healthz` with `status`.
     async fn server(status: u16, cancel: &CancellationToken) -> String {
         use warp::Filter;
-        let route = warp::path("healthz").map(move || {
+        let route = warp::get().and(warp::path("healthz")).map(move || {
             warp::reply::with_status("ok", warp::http::StatusCode::from_u16(status).unwrap())
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -24,6 +24,7 @@
 mod browser;
 
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,6 +80,7 @@ impl Replica {
                  web_url = \"http://127.0.0.1:9\"\n\
                  [storage]\nengine = \"postgres\"\nurl = \"{db_url}\"\npool_size = 4\n\
                  connect_timeout_secs = 5\nstatement_timeout_secs = 10\n\
+                 [rooms]\npremium_only = false\n\
                  [smtp]\nport = 9\ntls = \"none\"\n"
             ),
         )
@@ -179,8 +181,6 @@ impl Drop for Replica {
         self.kill9();
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::DirBuilder::new().mode(0o700).create(to).unwrap();
@@ -421,6 +421,11 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     assert_eq!(s, 200, "{body}");
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["position_s"], 150.0, "{p}");
+    // A watch party, made on B (rooms live in the memory of the replica that made them).
+    let (s, body) = call(&http, &node_url, Method::POST, "/api/v1/rooms", &token, Some(json!({"movie_id": "tmdb-603"}))).await;
+    assert_eq!(s, 201, "{body}");
+    let room: Value = serde_json::from_str(&body).unwrap();
+    let room = room["id"].as_str().unwrap().to_owned();
 
     // Restarted with the dead A still first: it comes up and serves (on the same address,
     // the origin its certificate names).
@@ -451,6 +456,18 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     assert_eq!(s, 200, "{body}");
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["position_s"], 200.0, "{p}");
+
+    // A dies again, with the node on it: the party's WebSocket, opened right after, opens
+    // on B (the browser's upgrade is accepted only once the tracker's side is open).
+    a.kill9();
+    let ws_url = format!(
+        "{}/api/v1/rooms/{room}/ws?access_token={token}",
+        node_url.replace("http://", "ws://")
+    );
+    let opened = tokio_tungstenite::connect_async(ws_url).await;
+    assert!(opened.is_ok(), "the watch-party WebSocket: {:?}", opened.err());
+    drop(opened);
+    assert_eq!(metric(&node_url, "reelnet_tracker_replica").await, Some(1.0));
     node.shutdown();
     node.join().await;
     drop(b);
