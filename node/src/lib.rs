@@ -208,7 +208,14 @@ impl Node {
         let (ingest, ingest_task) =
             ingest::manager::IngestManager::start(Arc::new(ctx), shutdown.token(Stage::Workers));
         shutdown.adopt(Stage::Workers, ingest_task);
-        start_requests(&config, &net.membership, &trackers, &ingest, &store, shutdown);
+        start_requests(
+            &config,
+            &net.membership,
+            &trackers,
+            &ingest,
+            &store,
+            shutdown,
+        );
         announce_unbound(&net.membership, &store, node_id, shutdown);
         start_admin(&config, node_id, ingest.clone(), &store, &net, shutdown).await?;
         start_gateway(

@@ -285,11 +285,7 @@ impl Trackers {
     /// on a failure there, reports it and (with more than one replica, when `retry`
     /// allows) sends it once more, built afresh, to the next one. Answers the last
     /// attempt's result, 502/503/504 answers included.
-    pub async fn send<F>(
-        &self,
-        retry: Retry,
-        build: F,
-    ) -> Result<reqwest::Response, reqwest::Error>
+    pub async fn send<F>(&self, retry: Retry, build: F) -> Result<reqwest::Response, reqwest::Error>
     where
         F: Fn(&str) -> reqwest::RequestBuilder,
     {
@@ -345,7 +341,11 @@ impl Trackers {
 
     /// Starts the probe task (none with one replica): [`Self::probe_once`] every `every`
     /// until `cancel`.
-    pub fn start_probe(&self, every: Duration, cancel: CancellationToken) -> Option<JoinHandle<()>> {
+    pub fn start_probe(
+        &self,
+        every: Duration,
+        cancel: CancellationToken,
+    ) -> Option<JoinHandle<()>> {
         if self.len() < 2 {
             return None;
         }
@@ -355,21 +355,24 @@ impl Trackers {
             .connect_timeout(PROBE_TIMEOUT)
             .build()
             .unwrap_or_default();
-        Some(reelnet_runtime::shutdown::spawn("tracker-probe", async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok::<(), std::convert::Infallible>(()),
-                    _ = tick.tick() => {}
+        Some(reelnet_runtime::shutdown::spawn(
+            "tracker-probe",
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok::<(), std::convert::Infallible>(()),
+                        _ = tick.tick() => {}
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = this.probe_once(&http) => {}
+                    }
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = this.probe_once(&http) => {}
-                }
-            }
-        }))
+            },
+        ))
     }
 }
 
@@ -379,7 +382,9 @@ mod tests {
     use super::*;
 
     fn urls(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("http://127.0.0.{}:7070", i + 1)).collect()
+        (0..n)
+            .map(|i| format!("http://127.0.0.{}:7070", i + 1))
+            .collect()
     }
 
     #[test]
@@ -406,7 +411,10 @@ mod tests {
         // One public URL is shared; one per URL follows the current replica.
         let t = Trackers::new(&urls(2), &["https://tracker.example/".to_owned()]).unwrap();
         assert_eq!(t.public_url(), "https://tracker.example");
-        let public = vec!["https://a.example".to_owned(), "https://b.example".to_owned()];
+        let public = vec![
+            "https://a.example".to_owned(),
+            "https://b.example".to_owned(),
+        ];
         let t = Trackers::new(&urls(2), &public).unwrap();
         assert_eq!(t.public_url(), "https://a.example");
         t.failed(0, "test");
@@ -477,7 +485,9 @@ mod tests {
         // A GET to a replica that refuses connections is answered by the next one.
         let t = Trackers::new(&[dead.clone(), up.clone()], &[]).unwrap();
         let res = t
-            .send(Retry::ConnectOnly, |base| http.post(format!("{base}/healthz")))
+            .send(Retry::ConnectOnly, |base| {
+                http.post(format!("{base}/healthz"))
+            })
             .await
             .unwrap();
         assert_eq!(res.status(), 405, "the POST reached the live replica");
@@ -486,14 +496,18 @@ mod tests {
         // A 503 is retried on the next replica for an idempotent request only.
         let t = Trackers::new(&[sick.clone(), up.clone()], &[]).unwrap();
         let res = t
-            .send(Retry::ConnectOnly, |base| http.get(format!("{base}/healthz")))
+            .send(Retry::ConnectOnly, |base| {
+                http.get(format!("{base}/healthz"))
+            })
             .await
             .unwrap();
         assert_eq!(res.status(), 503, "a POST-like request is not sent twice");
         assert_eq!(t.current(), 1, "but the replica is left");
         let t = Trackers::new(&[sick.clone(), up.clone()], &[]).unwrap();
         let res = t
-            .send(Retry::Idempotent, |base| http.get(format!("{base}/healthz")))
+            .send(Retry::Idempotent, |base| {
+                http.get(format!("{base}/healthz"))
+            })
             .await
             .unwrap();
         assert_eq!(res.status(), 200);

@@ -206,9 +206,8 @@ fn node_config(data_dir: &Path, trackers: &[&str], invite: &str, probe_secs: u64
     c.p2p.listen = "/ip4/127.0.0.1/tcp/0".to_owned();
     c.p2p.mdns = false;
     c.quic.listen = "127.0.0.1:0".parse().unwrap();
-    c.tracker.url = reelnet_node::config::TrackerUrls(
-        trackers.iter().map(|u| (*u).to_owned()).collect(),
-    );
+    c.tracker.url =
+        reelnet_node::config::TrackerUrls(trackers.iter().map(|u| (*u).to_owned()).collect());
     c.tracker.issuer = ISSUER.to_owned();
     c.tracker.invite = invite.to_owned();
     c.tracker.probe_secs = probe_secs;
@@ -259,7 +258,10 @@ async fn sign_in(node_url: &str, tracker_url: &str) -> (Browser, String) {
     let p = tb.post("/oauth/authorize", &form).await;
     assert_eq!(p.status, 303, "{}", p.body);
     let back = p.location().unwrap();
-    assert!(back.starts_with(&format!("{node_url}/auth/callback?")), "{back}");
+    assert!(
+        back.starts_with(&format!("{node_url}/auth/callback?")),
+        "{back}"
+    );
     let p = nb.get(&back).await;
     assert_eq!(p.status, 302, "{}", p.body);
     let token = session(&nb).await;
@@ -328,20 +330,31 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     let started = Instant::now();
     let pg = reelnet_testkit::postgres::Postgres::start()
         .await
-        .unwrap_or_else(|e| {
-            panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}")
-        });
+        .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}"));
     let db = pg.url();
     let mut a = Replica::new(&db, None);
     a.spawn().await;
     let mut b = Replica::new(&db, Some(&a));
     b.spawn().await;
     // The same keys: B publishes A's JWKS and network document.
-    for path in ["/.well-known/jwks.json", "/.well-known/reelnet-network.json"] {
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/reelnet-network.json",
+    ] {
         let of = |base: &str| format!("{base}{path}");
         let (ja, jb) = (
-            reqwest::get(of(&a.url)).await.unwrap().text().await.unwrap(),
-            reqwest::get(of(&b.url)).await.unwrap().text().await.unwrap(),
+            reqwest::get(of(&a.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            reqwest::get(of(&b.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
         );
         assert_eq!(ja, jb, "{path} differs between the replicas");
     }
@@ -367,18 +380,48 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     let http = reqwest::Client::new();
     use reqwest::Method;
     let progress = |at: f64| json!({"position_s": at, "duration_s": 7200.0, "timestamp_ms": (at * 1000.0) as u64});
-    let (s, b0) = call(&http, &node_url, Method::PUT, "/api/v1/me/watchlist/tmdb-603", &token, None).await;
+    let (s, b0) = call(
+        &http,
+        &node_url,
+        Method::PUT,
+        "/api/v1/me/watchlist/tmdb-603",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(s, 201, "{b0}");
-    let (s, b0) = call(&http, &node_url, Method::PUT, "/api/v1/me/progress/tmdb-603", &token, Some(progress(100.0))).await;
+    let (s, b0) = call(
+        &http,
+        &node_url,
+        Method::PUT,
+        "/api/v1/me/progress/tmdb-603",
+        &token,
+        Some(progress(100.0)),
+    )
+    .await;
     assert_eq!(s, 200, "{b0}");
-    assert_eq!(metric(&node_url, "reelnet_tracker_replica").await, Some(0.0));
-    assert_eq!(metric(&node_url, "reelnet_tracker_switches_total").await, Some(0.0));
+    assert_eq!(
+        metric(&node_url, "reelnet_tracker_replica").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&node_url, "reelnet_tracker_switches_total").await,
+        Some(0.0)
+    );
 
     // A dies. Nothing is in flight: every request after this must be answered 2xx.
     a.kill9();
     let mut answered = Vec::new();
     // First a read of what was written on A: the same database behind B.
-    let (s, body) = call(&http, &node_url, Method::GET, "/api/v1/me/progress/tmdb-603", &token, None).await;
+    let (s, body) = call(
+        &http,
+        &node_url,
+        Method::GET,
+        "/api/v1/me/progress/tmdb-603",
+        &token,
+        None,
+    )
+    .await;
     answered.push(("GET progress", s, body.clone()));
     if s == 200 {
         let p: Value = serde_json::from_str(&body).unwrap();
@@ -386,17 +429,49 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     }
     for i in 1..=5u32 {
         let movie = format!("tmdb-{}", 700 + i);
-        let (s, body) = call(&http, &node_url, Method::PUT, &format!("/api/v1/me/watchlist/{movie}"), &token, None).await;
+        let (s, body) = call(
+            &http,
+            &node_url,
+            Method::PUT,
+            &format!("/api/v1/me/watchlist/{movie}"),
+            &token,
+            None,
+        )
+        .await;
         answered.push(("PUT watchlist", s, body));
         let at = 100.0 + f64::from(i) * 10.0;
-        let (s, body) = call(&http, &node_url, Method::PUT, "/api/v1/me/progress/tmdb-603", &token, Some(progress(at))).await;
+        let (s, body) = call(
+            &http,
+            &node_url,
+            Method::PUT,
+            "/api/v1/me/progress/tmdb-603",
+            &token,
+            Some(progress(at)),
+        )
+        .await;
         answered.push(("PUT progress", s, body));
-        let (s, body) = call(&http, &node_url, Method::GET, "/api/v1/me/watchlist", &token, None).await;
+        let (s, body) = call(
+            &http,
+            &node_url,
+            Method::GET,
+            "/api/v1/me/watchlist",
+            &token,
+            None,
+        )
+        .await;
         answered.push(("GET watchlist", s, body.clone()));
         if s == 200 {
             assert!(body.contains(&movie), "{body}");
         }
-        let (s, body) = call(&http, &node_url, Method::DELETE, &format!("/api/v1/me/watchlist/{movie}"), &token, None).await;
+        let (s, body) = call(
+            &http,
+            &node_url,
+            Method::DELETE,
+            &format!("/api/v1/me/watchlist/{movie}"),
+            &token,
+            None,
+        )
+        .await;
         answered.push(("DELETE watchlist", s, body));
     }
     let failed: Vec<_> = answered
@@ -409,7 +484,10 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
         failed.len(),
         answered.len()
     );
-    assert_eq!(metric(&node_url, "reelnet_tracker_replica").await, Some(1.0));
+    assert_eq!(
+        metric(&node_url, "reelnet_tracker_replica").await,
+        Some(1.0)
+    );
     assert_eq!(
         metric(&node_url, "reelnet_tracker_switches_total").await,
         Some(1.0),
@@ -417,12 +495,28 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     );
     // The session refresh (the node's refresh cookie, rotated at the tracker) works on B.
     let token = session(&nb).await;
-    let (s, body) = call(&http, &node_url, Method::GET, "/api/v1/me/progress/tmdb-603", &token, None).await;
+    let (s, body) = call(
+        &http,
+        &node_url,
+        Method::GET,
+        "/api/v1/me/progress/tmdb-603",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["position_s"], 150.0, "{p}");
     // A watch party, made on B (rooms live in the memory of the replica that made them).
-    let (s, body) = call(&http, &node_url, Method::POST, "/api/v1/rooms", &token, Some(json!({"movie_id": "tmdb-603"}))).await;
+    let (s, body) = call(
+        &http,
+        &node_url,
+        Method::POST,
+        "/api/v1/rooms",
+        &token,
+        Some(json!({"movie_id": "tmdb-603"})),
+    )
+    .await;
     assert_eq!(s, 201, "{body}");
     let room: Value = serde_json::from_str(&body).unwrap();
     let room = room["id"].as_str().unwrap().to_owned();
@@ -435,24 +529,55 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     config.gateway.listen = gateway;
     let node = Node::bind(config).await.unwrap();
     wait_member(&node_url).await;
-    let (s, body) = call(&http, &node_url, Method::GET, "/api/v1/me/watchlist", &token, None).await;
+    let (s, body) = call(
+        &http,
+        &node_url,
+        Method::GET,
+        "/api/v1/me/watchlist",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("tmdb-603"), "{body}");
     let token = session(&nb).await;
-    let (s, body) = call(&http, &node_url, Method::PUT, "/api/v1/me/progress/tmdb-603", &token, Some(progress(200.0))).await;
+    let (s, body) = call(
+        &http,
+        &node_url,
+        Method::PUT,
+        "/api/v1/me/progress/tmdb-603",
+        &token,
+        Some(progress(200.0)),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(metric(&node_url, "reelnet_tracker_replica").await, Some(1.0));
+    assert_eq!(
+        metric(&node_url, "reelnet_tracker_replica").await,
+        Some(1.0)
+    );
 
     // A is back: the probe moves the node back to it.
     a.spawn().await;
-    reelnet_testkit::wait_for("the probe's move back to A", Duration::from_secs(20), || {
-        let node_url = node_url.clone();
-        async move {
-            (metric(&node_url, "reelnet_tracker_replica").await == Some(0.0)).then_some(())
-        }
-    })
+    reelnet_testkit::wait_for(
+        "the probe's move back to A",
+        Duration::from_secs(20),
+        || {
+            let node_url = node_url.clone();
+            async move {
+                (metric(&node_url, "reelnet_tracker_replica").await == Some(0.0)).then_some(())
+            }
+        },
+    )
     .await;
-    let (s, body) = call(&http, &node_url, Method::GET, "/api/v1/me/progress/tmdb-603", &token, None).await;
+    let (s, body) = call(
+        &http,
+        &node_url,
+        Method::GET,
+        "/api/v1/me/progress/tmdb-603",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["position_s"], 200.0, "{p}");
@@ -465,9 +590,16 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
         node_url.replace("http://", "ws://")
     );
     let opened = tokio_tungstenite::connect_async(ws_url).await;
-    assert!(opened.is_ok(), "the watch-party WebSocket: {:?}", opened.err());
+    assert!(
+        opened.is_ok(),
+        "the watch-party WebSocket: {:?}",
+        opened.err()
+    );
     drop(opened);
-    assert_eq!(metric(&node_url, "reelnet_tracker_replica").await, Some(1.0));
+    assert_eq!(
+        metric(&node_url, "reelnet_tracker_replica").await,
+        Some(1.0)
+    );
     node.shutdown();
     node.join().await;
     drop(b);

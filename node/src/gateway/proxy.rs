@@ -701,8 +701,15 @@ async fn websocket(
     let mut attempt = 1;
     let upstream = loop {
         let last = attempt == attempts;
-        match open_upstream(state, state.trackers.url_at(at), &path, &query, &headers, remote)
-            .await
+        match open_upstream(
+            state,
+            state.trackers.url_at(at),
+            &path,
+            &query,
+            &headers,
+            remote,
+        )
+        .await
         {
             Ok(stream) => break stream,
             Err(Opened::Refused(res)) => return res,
