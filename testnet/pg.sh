@@ -25,9 +25,10 @@
 # so each finds whichever server is primary, before and after a failover. Both carry
 # tracker1's issuer and public URL (replicas behind one public name; there is no load
 # balancer here). Nodes: node i (1-3) as in testnet/up.sh (gateway 127.0.0.1:808<i>, libp2p
-# tcp/400<i>, QUIC udp/440<i>), enrolled with invites made through tracker1. Nodes take one
-# tracker URL today: they all point at tracker1 (a node that fails over between trackers
-# needs several tracker URLs, issue 24).
+# tcp/400<i>, QUIC udp/440<i>), enrolled with invites made through tracker1. They all point
+# at tracker1 only: a node can list several replicas and fail over between them
+# (`--tracker URL1,URL2`, `[tracker] url = [...]`), but tracker2 here makes signing keys of
+# its own (they are files in each data_dir), so tokens of one would not pass at the other.
 #
 # `failover` kills the primary's postmaster and every backend with SIGKILL (as a crash of
 # its machine would), runs `pg_ctl promote` on the standby, and waits until a write is

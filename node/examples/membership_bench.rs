@@ -94,7 +94,7 @@ impl Net {
         cancel: &CancellationToken,
     ) -> anyhow::Result<Membership> {
         let config = MembershipConfig {
-            tracker_url: None,
+            trackers: None,
             data_dir: dir.to_owned(),
             invite: None,
             origins: vec![],

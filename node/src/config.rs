@@ -355,13 +355,15 @@ pub struct QuicConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackerLink {
-    /// Base URL of the tracker (its API lives under `/api/v1`).
-    pub url: String,
+    /// Base URL of the tracker (its API lives under `/api/v1`): one URL, or a list of the
+    /// replicas of one tracker (tried in order; see [`crate::trackers`]).
+    pub url: TrackerUrls,
     /// The `iss` the tracker puts in its access tokens (its `issuer` setting).
     pub issuer: String,
     /// The tracker's URL as browsers reach it (where `/auth/login` sends viewers to sign
     /// in, `/oauth/authorize`, and `/auth/account` to `/account`). `None`: [`Self::url`].
-    pub public_url: Option<String>,
+    /// One URL (every replica behind one public name) or one per URL of [`Self::url`].
+    pub public_url: Option<TrackerUrls>,
     /// An invite from the network's operator (`reelnet-tracker node invite`): used once,
     /// on the first start, to enroll. The certificate is kept in the data directory and
     /// renewed automatically. Empty: no invite (open enrollment as edge, if the network
@@ -371,6 +373,70 @@ pub struct TrackerLink {
     /// fetched from the tracker, seconds (revocations reach every node within this plus
     /// gossip).
     pub membership_refresh_secs: u64,
+    /// With several URLs: how often the replicas' `/healthz` is asked, in order, to move
+    /// back to the first one that answers, seconds.
+    pub probe_secs: u64,
+}
+
+/// `[tracker] url` (and `public_url`): one URL (`url = "http://…"`) or a list of them
+/// (`url = ["http://…", "http://…"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerUrls(pub Vec<String>);
+
+impl TrackerUrls {
+    /// The URLs, in order.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The first URL (what a single-tracker setting gives), empty if there is none.
+    pub fn first(&self) -> &str {
+        self.0.first().map_or("", String::as_str)
+    }
+}
+
+impl From<&str> for TrackerUrls {
+    fn from(url: &str) -> Self {
+        Self(vec![url.to_owned()])
+    }
+}
+
+impl From<String> for TrackerUrls {
+    fn from(url: String) -> Self {
+        Self(vec![url])
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackerUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TrackerUrls;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a tracker URL or a list of tracker URLs")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TrackerUrls, E> {
+                Ok(TrackerUrls::from(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TrackerUrls, A::Error> {
+                let mut out = Vec::new();
+                while let Some(url) = seq.next_element::<String>()? {
+                    if out.len() == crate::trackers::MAX_TRACKERS {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "at most {} tracker URLs",
+                            crate::trackers::MAX_TRACKERS
+                        )));
+                    }
+                    out.push(url);
+                }
+                Ok(TrackerUrls(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -474,11 +540,12 @@ impl Default for QuicConfig {
 impl Default for TrackerLink {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:7070".to_owned(),
+            url: TrackerUrls::from("http://127.0.0.1:7070"),
             issuer: "reelnet-tracker".to_owned(),
             public_url: None,
             invite: String::new(),
             membership_refresh_secs: 30,
+            probe_secs: 5,
         }
     }
 }
@@ -510,8 +577,18 @@ impl NodeConfig {
             at: String::new(),
             message: message.to_owned(),
         };
-        if !self.tracker.url.starts_with("http://") && !self.tracker.url.starts_with("https://") {
-            return Err(invalid("tracker.url", "must be an http:// or https:// URL"));
+        if let Err(err) = crate::trackers::check_urls(self.tracker.url.as_slice()) {
+            return Err(invalid(
+                "tracker.url",
+                &format!(
+                    "{err}: give one http:// or https:// URL, or a list of up to {} (the \
+                     replicas of one tracker, tried in order)",
+                    crate::trackers::MAX_TRACKERS
+                ),
+            ));
+        }
+        if !(1..=300).contains(&self.tracker.probe_secs) {
+            return Err(invalid("tracker.probe_secs", "must be 1 to 300 seconds"));
         }
         if self.requests.node_secret.is_some() {
             return Err(invalid(
@@ -625,13 +702,14 @@ impl NodeConfig {
                 ));
             }
         }
-        if let Some(url) = &self.tracker.public_url {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(invalid(
-                    "tracker.public_url",
-                    "must be an http:// or https:// URL (the tracker as browsers reach it)",
-                ));
-            }
+        if let Err(err) = self.trackers() {
+            return Err(invalid(
+                "tracker.public_url",
+                &format!(
+                    "{err} (each must be an http:// or https:// URL: the tracker as browsers \
+                     reach it)"
+                ),
+            ));
         }
         if self.tracker.issuer.is_empty() {
             return Err(invalid("tracker.issuer", "must not be empty"));
@@ -756,15 +834,15 @@ impl NodeConfig {
         })
     }
 
-    /// The tracker's URL as browsers reach it (`tracker.public_url`, else `tracker.url`),
-    /// without a trailing slash.
-    pub fn tracker_public_url(&self) -> String {
-        self.tracker
+    /// The tracker replicas (`tracker.url`) with their browser-facing URLs
+    /// (`tracker.public_url`, else the same), the first one current.
+    pub fn trackers(&self) -> Result<crate::trackers::Trackers, crate::trackers::TrackersError> {
+        let public = self
+            .tracker
             .public_url
-            .as_deref()
-            .unwrap_or(&self.tracker.url)
-            .trim_end_matches('/')
-            .to_owned()
+            .as_ref()
+            .map_or(&[][..], TrackerUrls::as_slice);
+        crate::trackers::Trackers::new(self.tracker.url.as_slice(), public)
     }
 
     /// The URL this node's gateway is reached at.
@@ -868,6 +946,45 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.contains("gateway.public_url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn tracker_url_is_one_url_or_a_list_of_replicas() {
+        let path = Path::new("n.toml");
+        let load = |toml: &str| {
+            parse_toml::<NodeConfig>(path, toml)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.validate(path).map(|()| c).map_err(|e| e.to_string()))
+        };
+        let one = load("[tracker]\nurl = \"http://127.0.0.1:7070/\"\n").unwrap();
+        assert_eq!(one.trackers().unwrap().urls(), ["http://127.0.0.1:7070"]);
+        let two = load(
+            "[tracker]\nurl = [\"http://127.0.0.1:7070\", \"http://127.0.0.1:7071\"]\n\
+             public_url = [\"https://t1.example\", \"https://t2.example\"]\n",
+        )
+        .unwrap();
+        let t = two.trackers().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.public_url(), "https://t1.example");
+        for (bad, says) in [
+            ("url = []", "no tracker URL"),
+            ("url = [\"http://a:1\", \"http://a:1/\"]", "listed twice"),
+            ("url = [\"http://a:1\", \"ftp://b\"]", "http://"),
+            ("url = 7", "a tracker URL or a list"),
+            (
+                "url = [\"http://a:1\", \"http://b:1\"]\npublic_url = [\"http://a\", \"http://b\", \"http://c\"]",
+                "one per URL",
+            ),
+            ("probe_secs = 0", "tracker.probe_secs"),
+        ] {
+            let err = load(&format!("[tracker]\n{bad}\n")).unwrap_err();
+            assert!(err.contains("tracker."), "{bad}: {err}");
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let nine: Vec<String> = (0..9).map(|i| format!("\"http://h{i}:1\"")).collect();
+        let err = load(&format!("[tracker]\nurl = [{}]\n", nine.join(", "))).unwrap_err();
+        assert!(err.contains("at most 8"), "{err}");
     }
 
     #[test]

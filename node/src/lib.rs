@@ -25,6 +25,7 @@ pub mod requests;
 pub mod scrub;
 pub mod store;
 pub mod swarm;
+pub mod trackers;
 pub mod transfer;
 
 use std::net::SocketAddr;
@@ -66,6 +67,8 @@ pub enum NodeError {
          (scheme://host[:port]), e.g. https://movies.example.org"
     )]
     PublicUrl { url: String, reason: String },
+    #[error("[tracker] url / public_url: {0}")]
+    Trackers(#[from] trackers::TrackersError),
     #[error("cannot create the data directory {path} (mode 0700): {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -179,7 +182,13 @@ impl Node {
             source,
         })?;
         let public_url = public_url(&config, gateway_addr)?;
-        let net = start_network(&config, &ctx, node_id, &public_url, shutdown).await?;
+        // Which tracker replica every node→tracker call uses (one handle for them all).
+        let trackers = config.trackers()?;
+        let probe = std::time::Duration::from_secs(config.tracker.probe_secs.max(1));
+        if let Some(task) = trackers.start_probe(probe, shutdown.token(Stage::Actors)) {
+            shutdown.adopt(Stage::Actors, task);
+        }
+        let net = start_network(&config, &ctx, node_id, &public_url, &trackers, shutdown).await?;
         // Every manifest version an ingest publishes is announced to the network at once.
         // A complete one is also announced to the tracker, which binds an unbound movie to it.
         let (publisher, announcer) = (net.publisher.clone(), shutdown.clone());
@@ -199,11 +208,18 @@ impl Node {
         let (ingest, ingest_task) =
             ingest::manager::IngestManager::start(Arc::new(ctx), shutdown.token(Stage::Workers));
         shutdown.adopt(Stage::Workers, ingest_task);
-        start_requests(&config, &net.membership, &ingest, &store, shutdown);
+        start_requests(
+            &config,
+            &net.membership,
+            &trackers,
+            &ingest,
+            &store,
+            shutdown,
+        );
         announce_unbound(&net.membership, &store, node_id, shutdown);
         start_admin(&config, node_id, ingest.clone(), &store, &net, shutdown).await?;
         start_gateway(
-            &config, node_id, listener, public_url, store, ingest, &net, shutdown,
+            &config, node_id, listener, public_url, store, ingest, &net, &trackers, shutdown,
         )?;
         tracing::info!(%node_id, gateway = %gateway_addr, "node started");
         Ok(Self {
@@ -279,6 +295,7 @@ async fn start_network(
     ctx: &ingest::job::IngestContext,
     node_id: NodeId,
     public_url: &str,
+    trackers: &trackers::Trackers,
     shutdown: &Shutdown,
 ) -> Result<Network, NodeError> {
     let parse = |key: &'static str, addr: &str| {
@@ -310,7 +327,7 @@ async fn start_network(
         .collect::<Result<Vec<_>, _>>()?;
     let actors = shutdown.token(Stage::Actors);
     // Membership first: every part below judges peers by it.
-    let membership = start_membership(config, ctx, public_url, shutdown).await;
+    let membership = start_membership(config, ctx, public_url, trackers, shutdown).await;
     let (catalog, catalog_task) = catalog::Catalog::start_with(
         config.catalog.catalog_config(),
         Some(membership.clone()),
@@ -469,10 +486,11 @@ async fn start_membership(
     config: &NodeConfig,
     ctx: &ingest::job::IngestContext,
     public_url: &str,
+    trackers: &trackers::Trackers,
     shutdown: &Shutdown,
 ) -> membership::Membership {
     use reelnet_proto::membership::{RoleName, Roles};
-    let mut mc = membership::MembershipConfig::new(&config.tracker.url, &config.data_dir);
+    let mut mc = membership::MembershipConfig::with_trackers(trackers.clone(), &config.data_dir);
     if !config.tracker.invite.is_empty() {
         mc.invite = Some(config.tracker.invite.clone());
     }
@@ -526,6 +544,7 @@ fn announce_unbound(
 fn start_requests(
     config: &NodeConfig,
     membership: &membership::Membership,
+    trackers: &trackers::Trackers,
     ingest: &ingest::manager::IngestManager,
     store: &store::Store,
     shutdown: &Shutdown,
@@ -535,7 +554,7 @@ fn start_requests(
     }
     let claimer = requests::Claimer {
         config: config.requests.clone(),
-        tracker: requests::TrackerRequests::new(&config.tracker.url, membership.clone()),
+        tracker: requests::TrackerRequests::new(trackers.clone(), membership.clone()),
         ingest: ingest.clone(),
         store: store.clone(),
         work_dir: config.data_dir.join("requests"),
@@ -592,10 +611,12 @@ fn start_gateway(
     store: store::Store,
     ingest: ingest::manager::IngestManager,
     net: &Network,
+    trackers: &trackers::Trackers,
     shutdown: &Shutdown,
 ) -> Result<(), NodeError> {
     let actors = shutdown.token(Stage::Actors);
     let mut gateway_metrics = metrics::Metrics::new(unix_now());
+    gateway_metrics.register_trackers(trackers);
     // HTTPS: the certificate's owner task starts first, so bad files stop the start.
     let tls = match &config.gateway.tls {
         Some(tls_config) => {
@@ -648,8 +669,8 @@ fn start_gateway(
     // Access tokens are checked offline with the tracker's JWKS (one fetcher task owns
     // the key cache); playback tokens are signed with this node's playback.key.
     let (jwt, jwks_task) = gateway::auth::JwtVerifier::start(
-        gateway::auth::VerifierConfig::new(
-            &config.tracker.url,
+        gateway::auth::VerifierConfig::with_trackers(
+            trackers.clone(),
             &config.tracker.issuer,
             &node_id.to_string(),
         ),
@@ -658,10 +679,9 @@ fn start_gateway(
     shutdown.adopt(Stage::Actors, jwks_task);
     // Sign-in through the tracker: one task owns the pending logins and refreshes.
     let (signin, signin_task) = gateway::signin::SignIn::start(
-        gateway::signin::SignInConfig::new(
+        gateway::signin::SignInConfig::with_trackers(
             &node_id.to_string(),
-            &config.tracker.url,
-            &config.tracker_public_url(),
+            trackers.clone(),
             &config.tracker.issuer,
             &public_url,
         ),
@@ -686,7 +706,7 @@ fn start_gateway(
         web_dir: config.gateway.web_dir.clone(),
         data_dir: config.data_dir.clone(),
         public_url: public_url.clone(),
-        tracker_url: config.tracker.url.trim_end_matches('/').to_owned(),
+        trackers: trackers.clone(),
         store,
         catalog: net.catalog.clone(),
         listing: gateway::catalog::ListingCache::default(),

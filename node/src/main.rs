@@ -43,8 +43,9 @@ struct Cli {
     /// UDP address of the QUIC segment service. Overrides `quic.listen`.
     #[arg(long, value_name = "ADDR", global = true)]
     quic: Option<SocketAddr>,
-    /// Tracker base URL. Overrides `tracker.url`.
-    #[arg(long, value_name = "URL", global = true)]
+    /// Tracker base URL, or the URLs of its replicas separated by commas (tried in
+    /// order). Overrides `tracker.url`.
+    #[arg(long, value_name = "URL[,URL...]", global = true)]
     tracker: Option<String>,
     /// Peer to join through (repeatable). Added to `p2p.bootstrap`.
     #[arg(long, value_name = "MULTIADDR", global = true)]
@@ -167,7 +168,13 @@ impl Cli {
             config.quic.listen = v;
         }
         if let Some(v) = &self.tracker {
-            config.tracker.url = v.clone();
+            config.tracker.url = reelnet_node::config::TrackerUrls(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            );
         }
         if let Some(v) = &self.web_dir {
             config.gateway.web_dir = Some(v.clone());

@@ -51,8 +51,8 @@ const MAX_PENDING_ANNOUNCEMENTS: usize = 64;
 /// Where the membership task talks to and what it may use.
 #[derive(Debug, Clone)]
 pub struct MembershipConfig {
-    /// The tracker's base URL; `None`: no tracker (the trust given at start stays).
-    pub tracker_url: Option<String>,
+    /// The tracker replicas; `None`: no tracker (the trust given at start stays).
+    pub trackers: Option<crate::trackers::Trackers>,
     pub data_dir: PathBuf,
     /// Invite to enroll with when there is no certificate.
     pub invite: Option<String>,
@@ -67,8 +67,13 @@ pub struct MembershipConfig {
 
 impl MembershipConfig {
     pub fn new(tracker_url: &str, data_dir: &Path) -> Self {
+        Self::with_trackers(crate::trackers::Trackers::single(tracker_url), data_dir)
+    }
+
+    /// Like [`Self::new`], with the node's tracker replicas.
+    pub fn with_trackers(trackers: crate::trackers::Trackers, data_dir: &Path) -> Self {
         Self {
-            tracker_url: Some(tracker_url.trim_end_matches('/').to_owned()),
+            trackers: Some(trackers),
             data_dir: data_dir.to_owned(),
             invite: None,
             origins: Vec::new(),
@@ -211,7 +216,7 @@ impl Membership {
     }
 
     /// [`Membership::start`] with a trust and certificate given up front (tests and tools
-    /// that run without a tracker: `tracker_url = None`).
+    /// that run without a tracker: `trackers = None`).
     pub async fn start_with(
         config: MembershipConfig,
         key: SigningKey,
@@ -411,7 +416,7 @@ pub(crate) fn url_path(url: &str) -> &str {
 
 impl Task {
     fn new(config: MembershipConfig, key: SigningKey, node: NodeId) -> Self {
-        let http = config.tracker_url.as_ref().and_then(|_| {
+        let http = config.trackers.as_ref().and_then(|_| {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -469,7 +474,10 @@ impl Task {
         let Some(trust) = &self.trust else {
             return Err(format!(
                 "not a member yet: the network document of the tracker ({}) could not be read",
-                self.config.tracker_url.as_deref().unwrap_or("none")
+                self.config
+                    .trackers
+                    .as_ref()
+                    .map_or("none".to_owned(), |t| t.urls().join(", "))
             ));
         };
         let Some(signed) = &self.cert else {
@@ -674,7 +682,7 @@ impl Task {
 
     /// Sends the waiting ingest announcements; keeps those the tracker did not answer.
     async fn announce(&mut self) {
-        if self.config.tracker_url.is_none() || self.own().is_err() {
+        if self.config.trackers.is_none() || self.own().is_err() {
             return;
         }
         let waiting = std::mem::take(&mut self.announcements);
@@ -712,36 +720,48 @@ impl Task {
         body: Option<Vec<u8>>,
         signed: bool,
     ) -> Result<T, TrackerError> {
-        let (Some(http), Some(base)) = (&self.http, &self.config.tracker_url) else {
+        let (Some(http), Some(trackers)) = (&self.http, &self.config.trackers) else {
             return Err(TrackerError::Http("no tracker".to_owned()));
         };
-        let url = format!("{base}{path}");
-        let (method, mut req) = match &body {
-            Some(bytes) => (
-                "POST",
-                http.post(&url)
-                    .header("content-type", "application/json")
-                    .body(bytes.clone()),
-            ),
-            None => ("GET", http.get(&url)),
+        let cert = match (signed, &self.cert) {
+            (false, _) => None,
+            (true, Some(cert)) => Some(cert),
+            (true, None) => return Err(TrackerError::Http("no certificate".to_owned())),
         };
-        if signed {
-            let cert = self
-                .cert
-                .as_ref()
-                .ok_or_else(|| TrackerError::Http("no certificate".to_owned()))?;
-            let header = membership::node_auth_header(
-                &self.key,
-                cert,
-                method,
-                url_path(&url),
-                crate::unix_now(),
-                rand::random(),
-                body.as_deref().unwrap_or_default(),
-            );
-            req = req.header(membership::NODE_AUTH_HEADER, header);
-        }
-        read_json(req.send().await).await
+        // A GET goes to the next replica when the current one fails; a POST only when
+        // the connection could not be made. Signed afresh per attempt (its own nonce).
+        let retry = match body {
+            Some(_) => crate::trackers::Retry::ConnectOnly,
+            None => crate::trackers::Retry::Idempotent,
+        };
+        let res = trackers
+            .send(retry, |base| {
+                let url = format!("{base}{path}");
+                let (method, mut req) = match &body {
+                    Some(bytes) => (
+                        "POST",
+                        http.post(&url)
+                            .header("content-type", "application/json")
+                            .body(bytes.clone()),
+                    ),
+                    None => ("GET", http.get(&url)),
+                };
+                if let Some(cert) = cert {
+                    let header = membership::node_auth_header(
+                        &self.key,
+                        cert,
+                        method,
+                        url_path(&url),
+                        crate::unix_now(),
+                        rand::random(),
+                        body.as_deref().unwrap_or_default(),
+                    );
+                    req = req.header(membership::NODE_AUTH_HEADER, header);
+                }
+                req
+            })
+            .await;
+        read_json(res).await
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
@@ -764,7 +784,7 @@ impl Task {
 
     /// One refresh: the network document, enrollment when needed, renewal when due.
     async fn refresh(&mut self) {
-        if self.config.tracker_url.is_none() {
+        if self.config.trackers.is_none() {
             return;
         }
         match self

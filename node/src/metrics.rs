@@ -156,6 +156,12 @@ impl Metrics {
         tls.register(&mut self.registry);
     }
 
+    /// Adds which tracker replica is in use and how often it changed
+    /// (`reelnet_tracker_replica`, `reelnet_tracker_switches_total`).
+    pub fn register_trackers(&mut self, trackers: &crate::trackers::Trackers) {
+        trackers.register(&mut self.registry);
+    }
+
     pub fn new(now_unix: u64) -> Self {
         let mut registry = Registry::default();
         let started_at = Gauge::<i64>::default();

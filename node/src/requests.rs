@@ -51,16 +51,19 @@ pub use reelnet_proto::requests::ClaimView as Claimed;
 /// The tracker's node-facing request routes.
 #[derive(Clone)]
 pub struct TrackerRequests {
-    base: String,
+    trackers: crate::trackers::Trackers,
     membership: crate::membership::Membership,
     node_id: String,
     http: reqwest::Client,
 }
 
 impl TrackerRequests {
-    pub fn new(tracker_url: &str, membership: crate::membership::Membership) -> Self {
+    pub fn new(
+        trackers: crate::trackers::Trackers,
+        membership: crate::membership::Membership,
+    ) -> Self {
         Self {
-            base: tracker_url.trim_end_matches('/').to_owned(),
+            trackers,
             node_id: membership.node_id().to_string(),
             membership,
             http: reqwest::Client::builder()
@@ -75,19 +78,26 @@ impl TrackerRequests {
         path: &str,
         body: &impl Serialize,
     ) -> Result<reqwest::Response, ClaimError> {
-        let url = format!("{}/api/v1/requests/{path}", self.base);
         let bytes = serde_json::to_vec(body).map_err(|e| ClaimError::Encode(e.to_string()))?;
-        let auth = self
-            .membership
-            .auth_header("POST", &url, &bytes)
-            .ok_or(ClaimError::NotMember)?;
+        if self.membership.own().is_none() {
+            return Err(ClaimError::NotMember);
+        }
+        // Claims and reports are POSTs: to the next tracker replica only when the
+        // connection could not be made. Signed afresh per attempt.
         let res = self
-            .http
-            .post(&url)
-            .header(reelnet_proto::membership::NODE_AUTH_HEADER, auth)
-            .header("content-type", "application/json")
-            .body(bytes)
-            .send()
+            .trackers
+            .send(crate::trackers::Retry::ConnectOnly, |base| {
+                let url = format!("{base}/api/v1/requests/{path}");
+                let mut req = self
+                    .http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(bytes.clone());
+                if let Some(auth) = self.membership.auth_header("POST", &url, &bytes) {
+                    req = req.header(reelnet_proto::membership::NODE_AUTH_HEADER, auth);
+                }
+                req
+            })
             .await?;
         match res.status().as_u16() {
             200..=299 => Ok(res),

@@ -56,7 +56,7 @@ async fn member_node_via(tracker: &TestTracker, via: &str) -> TestNode {
         |c| {
             c.tracker.invite = joined.tracker.invite.clone();
             c.tracker.membership_refresh_secs = 1;
-            c.tracker.public_url = Some(TRACKER_PUBLIC.to_owned());
+            c.tracker.public_url = Some(TRACKER_PUBLIC.into());
         },
     )
     .await;

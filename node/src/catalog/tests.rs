@@ -335,7 +335,7 @@ mod authority {
             };
             let dir = tempfile::tempdir().unwrap();
             let mconfig = crate::membership::MembershipConfig {
-                tracker_url: None,
+                trackers: None,
                 data_dir: dir.path().to_owned(),
                 invite: None,
                 origins: vec![],

@@ -1,7 +1,8 @@
 //! Offline verification of the tracker's access tokens (JWTs).
 //!
 //! The node never asks the tracker whether a token is good: it checks the EdDSA signature
-//! with the public keys the tracker publishes at `{tracker_url}/.well-known/jwks.json`.
+//! with the public keys the tracker publishes at `{tracker_url}/.well-known/jwks.json`
+//! (the current replica's, see [`crate::trackers`]).
 //! One task (the *key fetcher*) owns the HTTP client and is the only writer of the key
 //! cache; readers get the current [`KeySet`] through a `tokio::sync::watch` channel, so a
 //! verification is a lock-free lookup plus a signature check.
@@ -167,8 +168,8 @@ impl KeySet {
 /// Where the keys come from and how often they are refreshed.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    /// Base URL of the tracker, without a trailing slash.
-    pub tracker_url: String,
+    /// The tracker replicas (the JWKS is fetched from the current one).
+    pub trackers: crate::trackers::Trackers,
     /// The `iss` the tracker signs with (`tracker.issuer`).
     pub issuer: String,
     /// The only `aud` accepted: [`node_audience`] of this node's id.
@@ -185,8 +186,17 @@ impl VerifierConfig {
     /// For node `node_id` (it accepts [`node_audience`]`(node_id)` only). Defaults:
     /// refresh every 5 minutes, refetch on unknown kid at most every 10 s.
     pub fn new(tracker_url: &str, issuer: &str, node_id: &str) -> Self {
+        Self::with_trackers(
+            crate::trackers::Trackers::single(tracker_url),
+            issuer,
+            node_id,
+        )
+    }
+
+    /// Like [`Self::new`], with the node's tracker replicas.
+    pub fn with_trackers(trackers: crate::trackers::Trackers, issuer: &str, node_id: &str) -> Self {
         Self {
-            tracker_url: tracker_url.trim_end_matches('/').to_owned(),
+            trackers,
             issuer: issuer.to_owned(),
             audience: node_audience(node_id),
             refresh_every: Duration::from_secs(300),
@@ -432,8 +442,13 @@ impl Fetcher {
     }
 
     async fn get(&self) -> Result<KeySet, JwksError> {
-        let url = format!("{}/.well-known/jwks.json", self.config.tracker_url);
-        let mut res = self.http.get(url).send().await?;
+        let mut res = self
+            .config
+            .trackers
+            .send(crate::trackers::Retry::Idempotent, |base| {
+                self.http.get(format!("{base}/.well-known/jwks.json"))
+            })
+            .await?;
         if !res.status().is_success() {
             return Err(JwksError::Status(res.status().as_u16()));
         }

@@ -55,8 +55,8 @@ pub struct GatewayState {
     pub data_dir: std::path::PathBuf,
     /// The URL people reach this gateway at, without a trailing slash.
     pub public_url: String,
-    /// Base URL of the tracker.
-    pub tracker_url: String,
+    /// The tracker replicas and which one is in use (the proxy's upstream).
+    pub trackers: crate::trackers::Trackers,
     pub store: Store,
     pub catalog: Catalog,
     /// Fetches verified segments from peers over QUIC.
@@ -105,16 +105,19 @@ impl GatewayState {
         tokens: Arc<token::PlaybackTokens>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
-        let tracker_url = "http://127.0.0.1:9".to_owned();
+        let trackers = crate::trackers::Trackers::single("http://127.0.0.1:9");
         let (jwt, _task) = auth::JwtVerifier::start(
-            auth::VerifierConfig::new(&tracker_url, "reelnet-tracker", &node_id.to_string()),
+            auth::VerifierConfig::with_trackers(
+                trackers.clone(),
+                "reelnet-tracker",
+                &node_id.to_string(),
+            ),
             cancel.clone(),
         );
         let (signin, _task) = signin::SignIn::start(
-            signin::SignInConfig::new(
+            signin::SignInConfig::with_trackers(
                 &node_id.to_string(),
-                &tracker_url,
-                &tracker_url,
+                trackers.clone(),
                 "reelnet-tracker",
                 &public_url,
             ),
@@ -128,7 +131,7 @@ impl GatewayState {
             signin,
             data_dir,
             public_url,
-            tracker_url,
+            trackers,
             store,
             catalog,
             fetcher,

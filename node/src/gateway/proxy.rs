@@ -33,6 +33,14 @@
 //! ([`WsLimits`]: size, and a per-connection token bucket); over a limit the connection
 //! is closed (1009 message too big, 1008 policy violation).
 //!
+//! With several tracker replicas (`[tracker] url` a list, see [`crate::trackers`]) a
+//! request goes to the current one; when that fails (no connection, a transport error or
+//! 502/503/504) the failure is reported and the request is sent once more to the next
+//! replica if that is safe: an idempotent method (GET, HEAD, OPTIONS, PUT, DELETE), or
+//! any method when the connection could not be made (nothing reached a tracker). A POST
+//! that may have reached a tracker is never sent twice. A WebSocket that cannot be opened
+//! to the current replica is opened to the next.
+//!
 //! A tracker that cannot be reached (or times out) gives 503 `tracker_unavailable`.
 
 use std::convert::Infallible;
@@ -311,7 +319,7 @@ fn tracker_unavailable(message: &str) -> Response {
 /// 403 `credentials_at_tracker`: passwords and reset/verification tokens are typed only
 /// at the tracker's own origin.
 fn credentials_at_tracker(state: &GatewayState) -> Response {
-    let tracker = &state.signin.config().tracker_public_url;
+    let tracker = state.signin.config().tracker_public_url();
     error_reply(
         StatusCode::FORBIDDEN,
         "credentials_at_tracker",
@@ -603,33 +611,56 @@ where
         Ok(b) => b,
         Err(res) => return res,
     };
-    let url = match upstream_url(&state.tracker_url, &path, &query) {
-        Ok(url) => url,
-        Err(err) => {
-            tracing::warn!(%err, "tracker proxy: no tracker URL for this path");
-            return err.reply();
+    // The current tracker replica; on a failure there, the next one gets the request
+    // once more when that is safe (see `crate::trackers`): an idempotent method, or a
+    // connection that could not be made. The URL and the signature are made per replica.
+    let retry = crate::trackers::Retry::for_method(&method);
+    let attempts = if state.trackers.len() > 1 { 2 } else { 1 };
+    let mut at = state.trackers.current();
+    let mut attempt = 1;
+    let upstream = loop {
+        let url = match upstream_url(state.trackers.url_at(at), &path, &query) {
+            Ok(url) => url,
+            Err(err) => {
+                tracing::warn!(%err, "tracker proxy: no tracker URL for this path");
+                return err.reply();
+            }
+        };
+        let mut out_headers = upstream_headers(state, &headers, remote);
+        sign_forwarded(state, &method, &url, &body, remote, &mut out_headers);
+        let mut req = state
+            .proxy
+            .http
+            .request(method.clone(), url.clone())
+            .headers(out_headers);
+        if !body.is_empty() || !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            req = req.body(body.clone());
         }
-    };
-    let mut out_headers = upstream_headers(state, &headers, remote);
-    sign_forwarded(state, &method, &url, &body, remote, &mut out_headers);
-    let mut req = state
-        .proxy
-        .http
-        .request(method.clone(), url.clone())
-        .headers(out_headers);
-    if !body.is_empty() || !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        req = req.body(body);
-    }
-    let upstream = match req.send().await {
-        Ok(r) => r,
-        Err(err) => {
-            let path = url.path();
-            tracing::warn!(%err, %path, "tracker proxy: tracker unreachable");
-            return tracker_unavailable(&format!(
-                "the tracker cannot be reached: {}",
-                err.without_url()
-            ));
+        let last = attempt == attempts;
+        match req.send().await {
+            Ok(r) if crate::trackers::is_unavailable(r.status().as_u16()) => {
+                state
+                    .trackers
+                    .failed(at, &format!("answered {}", r.status().as_u16()));
+                if last || retry != crate::trackers::Retry::Idempotent {
+                    break r;
+                }
+            }
+            Ok(r) => break r,
+            Err(err) => {
+                let path = url.path();
+                tracing::warn!(%err, %path, "tracker proxy: tracker unreachable");
+                state.trackers.failed(at, &err.to_string());
+                if last || !(err.is_connect() || retry == crate::trackers::Retry::Idempotent) {
+                    return tracker_unavailable(&format!(
+                        "the tracker cannot be reached: {}",
+                        err.without_url()
+                    ));
+                }
+            }
         }
+        at = (at + 1) % state.trackers.len();
+        attempt += 1;
     };
     let status = upstream.status();
     let connection = connection_listed(upstream.headers());
@@ -664,24 +695,83 @@ async fn websocket(
     headers: HeaderMap,
     remote: Option<SocketAddr>,
 ) -> Response {
+    // Opened to the current tracker replica, else once to the next one.
+    let attempts = if state.trackers.len() > 1 { 2 } else { 1 };
+    let mut at = state.trackers.current();
+    let mut attempt = 1;
+    let upstream = loop {
+        let last = attempt == attempts;
+        match open_upstream(
+            state,
+            state.trackers.url_at(at),
+            &path,
+            &query,
+            &headers,
+            remote,
+        )
+        .await
+        {
+            Ok(stream) => break stream,
+            Err(Opened::Refused(res)) => return res,
+            Err(Opened::Unavailable(why, res)) => {
+                state.trackers.failed(at, &why);
+                if last {
+                    return res;
+                }
+            }
+        }
+        at = (at + 1) % state.trackers.len();
+        attempt += 1;
+    };
+    let cancel = state.proxy.cancel.clone();
+    let limits = state.proxy.ws;
+    // The size limit is the WebSocket layer's: a frame announcing more is refused from its
+    // header, before its payload is read.
+    ws.max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .on_upgrade(move |client| pipe(client, upstream, limits, cancel))
+        .into_response()
+}
+
+/// Why a WebSocket to a tracker replica was not opened.
+enum Opened {
+    /// The answer for the browser (a refused upgrade, passed on; a bad path).
+    Refused(Response),
+    /// The replica cannot be reached (or answered 502/503/504): why, and the answer for
+    /// the browser if no other replica does better.
+    Unavailable(String, Response),
+}
+
+/// Opens the WebSocket at `path` on the tracker replica at `base`.
+async fn open_upstream(
+    state: &GatewayState,
+    base: &str,
+    path: &ProxyPath,
+    query: &str,
+    headers: &HeaderMap,
+    remote: Option<SocketAddr>,
+) -> Result<Upstream, Opened> {
     use tungstenite::client::IntoClientRequest;
-    let base = state
-        .tracker_url
+    let base = base
         .replacen("https://", "wss://", 1)
         .replacen("http://", "ws://", 1);
-    let url = match upstream_url(&base, &path, &query) {
+    let url = match upstream_url(&base, path, query) {
         Ok(url) => url,
         Err(err) => {
             tracing::warn!(%err, "tracker proxy: no tracker URL for this path");
-            return err.reply();
+            return Err(Opened::Refused(err.reply()));
         }
     };
     let mut request = match url.as_str().into_client_request() {
         Ok(r) => r,
-        Err(err) => return tracker_unavailable(&format!("bad tracker URL: {err}")),
+        Err(err) => {
+            return Err(Opened::Refused(tracker_unavailable(&format!(
+                "bad tracker URL: {err}"
+            ))))
+        }
     };
     // End-to-end headers only: the WebSocket handshake headers are the client library's.
-    let mut forwarded = upstream_headers(state, &headers, remote);
+    let mut forwarded = upstream_headers(state, headers, remote);
     // Signed as the tracker sees it: GET, the path and query, no body.
     sign_forwarded(state, &Method::GET, &url, &[], remote, &mut forwarded);
     for (name, value) in &forwarded {
@@ -695,8 +785,8 @@ async fn websocket(
         .max_message_size(Some(UPSTREAM_MAX_MESSAGE_BYTES))
         .max_frame_size(Some(UPSTREAM_MAX_MESSAGE_BYTES));
     let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
-    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok((stream, _))) => stream,
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok((stream, _))) => Ok(stream),
         Ok(Err(tungstenite::Error::Http(res))) => {
             // The tracker refused the upgrade: pass its status and body on.
             let status = res.status();
@@ -707,23 +797,25 @@ async fn websocket(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            return out;
+            if crate::trackers::is_unavailable(status.as_u16()) {
+                return Err(Opened::Unavailable(format!("answered {status}"), out));
+            }
+            Err(Opened::Refused(out))
         }
         Ok(Err(err)) => {
             let path = url.path();
             tracing::warn!(%err, %path, "tracker proxy: WebSocket to the tracker failed");
-            return tracker_unavailable(&format!("the tracker cannot be reached: {err}"));
+            let why = err.to_string();
+            Err(Opened::Unavailable(
+                why,
+                tracker_unavailable(&format!("the tracker cannot be reached: {err}")),
+            ))
         }
-        Err(_) => return tracker_unavailable("the tracker did not answer in time"),
-    };
-    let cancel = state.proxy.cancel.clone();
-    let limits = state.proxy.ws;
-    // The size limit is the WebSocket layer's: a frame announcing more is refused from its
-    // header, before its payload is read.
-    ws.max_message_size(limits.max_message_bytes)
-        .max_frame_size(limits.max_message_bytes)
-        .on_upgrade(move |client| pipe(client, upstream, limits, cancel))
-        .into_response()
+        Err(_) => Err(Opened::Unavailable(
+            "timed out".to_owned(),
+            tracker_unavailable("the tracker did not answer in time"),
+        )),
+    }
 }
 
 type Upstream =

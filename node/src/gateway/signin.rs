@@ -83,10 +83,9 @@ const TRACKER_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct SignInConfig {
     /// This node's id: its OAuth `client_id`.
     pub client_id: String,
-    /// The tracker's URL as this node reaches it (token and revocation endpoints).
-    pub tracker_url: String,
-    /// The tracker's URL as browsers reach it (authorize and account pages).
-    pub tracker_public_url: String,
+    /// The tracker replicas: the current one's URL as this node reaches it (token and
+    /// revocation endpoints) and as browsers reach it (authorize and account pages).
+    pub trackers: crate::trackers::Trackers,
     /// The tracker's `issuer` (`iss` on the callback must be it).
     pub issuer: String,
     /// Whether the gateway is served over HTTPS (the scheme of its origins).
@@ -102,13 +101,33 @@ impl SignInConfig {
         issuer: &str,
         public_url: &str,
     ) -> Self {
+        let trackers = crate::trackers::Trackers::new(
+            &[tracker_url.to_owned()],
+            &[tracker_public_url.to_owned()],
+        )
+        .unwrap_or_else(|_| crate::trackers::Trackers::single(tracker_url));
+        Self::with_trackers(client_id, trackers, issuer, public_url)
+    }
+
+    /// Like [`Self::new`], with the node's tracker replicas.
+    pub fn with_trackers(
+        client_id: &str,
+        trackers: crate::trackers::Trackers,
+        issuer: &str,
+        public_url: &str,
+    ) -> Self {
         Self {
             client_id: client_id.to_owned(),
-            tracker_url: tracker_url.trim_end_matches('/').to_owned(),
-            tracker_public_url: tracker_public_url.trim_end_matches('/').to_owned(),
+            trackers,
             issuer: issuer.to_owned(),
             https: public_url.starts_with("https://"),
         }
+    }
+
+    /// The tracker's URL as browsers reach it now (the current replica's), without a
+    /// trailing slash.
+    pub fn tracker_public_url(&self) -> &str {
+        self.trackers.public_url()
     }
 }
 
@@ -349,21 +368,31 @@ impl TrackerClient {
             .membership
             .as_ref()
             .ok_or(TrackerCallError::NotMember)?;
-        let url = format!("{}{path}", self.config.tracker_url);
+        if membership.own().is_none() {
+            return Err(TrackerCallError::NotMember);
+        }
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish()
             .into_bytes();
-        let auth = membership
-            .auth_header("POST", &url, &body)
-            .ok_or(TrackerCallError::NotMember)?;
-        self.http
-            .post(&url)
-            .header(reelnet_proto::membership::NODE_AUTH_HEADER, auth)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .body(body)
-            .send()
+        // Sent again to the next replica only if the connection could not be made: a code
+        // or refresh token that reached a tracker is spent there. Signed afresh for each
+        // attempt (each signature carries its own nonce).
+        self.config
+            .trackers
+            .send(crate::trackers::Retry::ConnectOnly, |base| {
+                let url = format!("{base}{path}");
+                let mut req = self
+                    .http
+                    .post(&url)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::ACCEPT, "application/json")
+                    .body(body.clone());
+                if let Some(auth) = membership.auth_header("POST", &url, &body) {
+                    req = req.header(reelnet_proto::membership::NODE_AUTH_HEADER, auth);
+                }
+                req
+            })
             .await
             .map_err(|e| TrackerCallError::Unreachable(e.without_url().to_string()))
     }
@@ -753,14 +782,14 @@ pub fn routes(
                     (Method::POST, "session") => session(&state, &host, &headers).await,
                     (Method::POST, "logout") => logout(&state, &host, &headers).await,
                     (Method::GET, "account") => redirect(
-                        &format!("{}/account", state.signin.config().tracker_public_url),
+                        &format!("{}/account", state.signin.config().tracker_public_url()),
                         &[],
                     ),
                     // The network console lives on the tracker's origin (admins).
                     (Method::GET, "network") => redirect(
                         &format!(
                             "{}/console/network",
-                            state.signin.config().tracker_public_url
+                            state.signin.config().tracker_public_url()
                         ),
                         &[],
                     ),
@@ -810,7 +839,7 @@ async fn login(state: &GatewayState, query: &str, host: &str) -> Response {
     }
     let authorize = format!(
         "{}{}?{}",
-        config.tracker_public_url,
+        config.tracker_public_url(),
         oauth::AUTHORIZE_PATH,
         form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")

@@ -202,7 +202,7 @@ impl TestNode {
         config.p2p.listen = "/ip4/127.0.0.1/tcp/0".to_owned();
         config.p2p.mdns = false;
         config.quic.listen = "127.0.0.1:0".parse().unwrap();
-        config.tracker.url = tracker_url.to_owned();
+        config.tracker.url = tracker_url.into();
         config.tracker.issuer = ISSUER.to_owned();
         config
     }

@@ -69,7 +69,7 @@ impl TestNetwork {
         cancel: &CancellationToken,
     ) -> Membership {
         let config = MembershipConfig {
-            tracker_url: None,
+            trackers: None,
             data_dir: self.dir.path().to_owned(),
             invite: None,
             origins: vec![],
@@ -153,7 +153,7 @@ pub async fn join(
     let reelnet_tracker::operator::NodeOutput::Invite(invite) = made else {
         panic!("not an invite: {made:?}")
     };
-    config.tracker.url = tracker_url.to_owned();
+    config.tracker.url = tracker_url.into();
     config.tracker.invite = invite.token;
     config.tracker.membership_refresh_secs = 1;
     config
