@@ -276,12 +276,12 @@ mod tests {
         assert_eq!(store.purge_replays(150).await.unwrap(), 0);
         assert!(!store.claim_once([2; 32], 300).unwrap());
 
-        let take = |s: &Store| {
-            s.update_shared(Shared::OauthCodes, vec![9], |v: Option<u64>| match v {
+        fn take(v: Option<u64>) -> (Change<u64>, Option<u64>) {
+            match v {
                 Some(n) => (Change::Remove, Some(n)),
                 None => (Change::Keep, None),
-            })
-        };
+            }
+        }
         store
             .update_shared(Shared::OauthCodes, vec![9], |_: Option<u64>| {
                 (Change::Put(5u64), ())
@@ -289,7 +289,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.count_shared(Shared::OauthCodes).unwrap(), 1);
-        let (x, y) = tokio::join!(take(&store), take(&store));
+        let (x, y) = tokio::join!(
+            store.update_shared(Shared::OauthCodes, vec![9], take),
+            store.update_shared(Shared::OauthCodes, vec![9], take)
+        );
         let mut got = [x.unwrap(), y.unwrap()];
         got.sort();
         assert_eq!(got, [None, Some(5)], "taken once");
