@@ -222,15 +222,33 @@ async fn read_keyring(store: &Store, which: Which) -> Result<Option<StoredKeyrin
         .map_err(|e| StoreError::Db(format!("keyring read panicked: {e}")))?
 }
 
-/// `migrate` into PostgreSQL from sled: stores the data directory's keyrings (token and
-/// network) in the destination, so replicas with other data directories sign with the
-/// same keys. Keyrings the destination already has are kept.
-pub async fn import_files(store: &Store, data_dir: &Path, now: u64) -> Result<(), KeyError> {
+/// `migrate` from sled: the data directory's keyring files become the source store's
+/// `signing_keys` records (replacing what an earlier migrate put there, where the files
+/// changed since), so the copy carries them to the destination like every other record
+/// and replicas with other data directories sign with the same keys. Answers how many
+/// keyrings were written.
+pub async fn store_file_keyrings(store: &Store, data_dir: &Path) -> Result<usize, KeyError> {
+    let mut written = 0;
     for which in [Which::Token, Which::Network] {
-        let candidate = which.candidate(data_dir, now)?;
-        store.init_keyring(which.record(), candidate).await?;
+        let from_files = match which {
+            Which::Token => keys::stored_from_dir(&keys::keys_dir(data_dir))?,
+            Which::Network => network_keys::stored_from_files(data_dir)?,
+        };
+        let Some(mut files) = from_files else {
+            continue;
+        };
+        if let Some(stored) = store.keyring(which.record())? {
+            files.version = stored.version;
+            if stored == files {
+                continue;
+            }
+        }
+        store
+            .update_keyring(which.record(), move |_| Ok(files))
+            .await?;
+        written += 1;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// `reelnet-tracker rotate-key` / `network rotate-key`: rotates keyring `which` where

@@ -355,26 +355,10 @@ async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("--to {to:?}: expected postgres://user:password@host[:port]/db or sled:DIR");
     };
-    let report = migrate::migrate(&source, &dest)
+    let report = migrate::migrate(&source, &dest, Some(&config.data_dir))
         .await
         .context("migrating the store")?;
     let keys_moved = matches!(dest, Engine::Postgres(_)) && matches!(source, Engine::Sled { .. });
-    if keys_moved {
-        // Replicas on PostgreSQL sign with the keyrings in the database: the data
-        // directory's go there now (insert-if-absent).
-        let (store, writer) = reelnet_tracker::store::Store::open_engine(&dest)
-            .context("opening the destination to store the signing keys")?;
-        let writer = tokio::spawn(writer.run());
-        let imported = keysource::import_files(
-            &store,
-            &config.data_dir,
-            reelnet_tracker::api::now_secs(),
-        )
-        .await;
-        drop(store);
-        writer.await??;
-        imported.context("storing the signing keys in the destination")?;
-    }
     println!(
         "{:<24} {:>10} {:>12}",
         "record kind", "source", "destination"
@@ -398,7 +382,7 @@ async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
     );
     if keys_moved {
         println!(
-            "migrated; the signing keys of {} are in the database too",
+            "migrated; the signing keys of {} are in the database too (record kind signing_keys)",
             config.data_dir.display()
         );
     } else {

@@ -60,26 +60,35 @@ fn network_id(data_dir: &Path, configured: &str) -> Result<String, KeyError> {
     }
 }
 
-/// A first network keyring for the database: the data directory's (keys and network id)
-/// when it has one, else a new key and a new id.
-pub(crate) fn stored_candidate(data_dir: &Path, now: u64) -> Result<StoredKeyring, KeyError> {
+/// The data directory's network keyring (keys and, when it has one, the network id) as a
+/// store record; `None` when it holds no keyring.
+pub(crate) fn stored_from_files(data_dir: &Path) -> Result<Option<StoredKeyring>, KeyError> {
     let dir = network_dir(data_dir);
-    let mut ring = match keys::stored_from_dir(&dir)? {
-        Some(ring) => ring,
-        None => keys::new_stored(now),
+    let Some(mut ring) = keys::stored_from_dir(&dir)? else {
+        return Ok(None);
     };
     let id_file = dir.join("network_id");
-    ring.network_id = Some(match std::fs::read_to_string(&id_file) {
-        Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
-        Ok(_) => new_network_id(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => new_network_id(),
+    ring.network_id = match std::fs::read_to_string(&id_file) {
+        Ok(id) if !id.trim().is_empty() => Some(id.trim().to_owned()),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(KeyError::Io {
                 path: id_file,
                 source,
             })
         }
-    });
+    };
+    Ok(Some(ring))
+}
+
+/// A first network keyring for the database: the data directory's (keys and network id)
+/// when it has one, else a new key; a new network id where none was kept.
+pub(crate) fn stored_candidate(data_dir: &Path, now: u64) -> Result<StoredKeyring, KeyError> {
+    let mut ring = stored_from_files(data_dir)?.unwrap_or_else(|| keys::new_stored(now));
+    if ring.network_id.is_none() {
+        ring.network_id = Some(new_network_id());
+    }
     Ok(ring)
 }
 
@@ -121,7 +130,11 @@ impl NetworkKeyring {
         let network_id = if configured_id.is_empty() {
             ring.network_id
                 .clone()
-                .ok_or_else(|| KeyError::Stored("the network keyring has no network id".into()))?
+                .ok_or_else(|| {
+                    KeyError::Stored(
+                        "the network keyring has no network id: set [network] id".into(),
+                    )
+                })?
         } else {
             configured_id.to_owned()
         };
