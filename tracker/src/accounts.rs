@@ -882,7 +882,10 @@ pub async fn run_token_sweeper(
         let now = now_secs();
         let swept = [
             ("codes", crate::oauth::codes::purge(store, now).await),
-            ("device authorizations", crate::oauth::device::purge(store, now).await),
+            (
+                "device authorizations",
+                crate::oauth::device::purge(store, now).await,
+            ),
             ("replay keys", store.purge_replays(now).await),
         ];
         for (what, result) in swept {

@@ -66,7 +66,11 @@ pub enum KeySource {
     /// Files in this data directory (sled).
     Files(PathBuf),
     /// The store (PostgreSQL); the data directory's keys are imported on a first start.
-    Store { store: Store, data_dir: PathBuf },
+    Store {
+        /// Boxed: a store handle is large beside a path.
+        store: Box<Store>,
+        data_dir: PathBuf,
+    },
 }
 
 impl KeySource {
@@ -75,7 +79,7 @@ impl KeySource {
         match config.storage.engine {
             StorageEngine::Sled => KeySource::Files(config.data_dir.clone()),
             StorageEngine::Postgres => KeySource::Store {
-                store: store.clone(),
+                store: Box::new(store.clone()),
                 data_dir: config.data_dir.clone(),
             },
         }
@@ -159,8 +163,7 @@ impl KeySource {
                     Which::Token => keys::keyring_path(&dir),
                     Which::Network => network_keys::keyring_path(&dir),
                 };
-                let modified =
-                    |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
                 let mut last = modified(&path);
                 loop {
                     tokio::select! {
@@ -206,7 +209,9 @@ impl KeySource {
                             tx.send_replace(Arc::new(ring));
                             last = Some(stored.version);
                         }
-                        Err(err) => tracing::warn!(%err, ?which, "the keyring in the database cannot be loaded"),
+                        Err(err) => {
+                            tracing::warn!(%err, ?which, "the keyring in the database cannot be loaded")
+                        }
                     }
                 }
             }
@@ -261,12 +266,16 @@ pub async fn rotate_configured(
     now: u64,
 ) -> Result<String, KeyError> {
     match config.storage.engine {
-        StorageEngine::Sled => KeySource::Files(config.data_dir.clone()).rotate(which, now).await,
+        StorageEngine::Sled => {
+            KeySource::Files(config.data_dir.clone())
+                .rotate(which, now)
+                .await
+        }
         StorageEngine::Postgres => {
             let engine = config.storage.engine(&config.data_dir)?;
             let (store, writer) = Store::open_engine(&engine)?;
             let source = KeySource::Store {
-                store,
+                store: Box::new(store),
                 data_dir: config.data_dir.clone(),
             };
             let writer = tokio::spawn(writer.run());

@@ -325,4 +325,3 @@ impl Tracker {
         shutdown.drain().await;
     }
 }
-

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use crate::accounts::UserView;
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
-use crate::network::bindings::{BindRequest, MovieView, MoviesView};
 use crate::keysource::KeySource;
+use crate::network::bindings::{BindRequest, MovieView, MoviesView};
 use crate::network::{
     InviteCreated, InviteRequest, Membership, NodeView, NodesView, Operator, RolesRequest,
 };

@@ -190,7 +190,9 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
     // refreshed token works at A.
     let email = "replica@example.org";
     let login = a.user(email, PASSWORD).await;
-    let (s, me) = b.call(Method::GET, "/api/v1/me", &access(&login), None).await;
+    let (s, me) = b
+        .call(Method::GET, "/api/v1/me", &access(&login), None)
+        .await;
     assert_eq!((s, me["email"].as_str()), (200, Some(email)), "{me}");
     let (s, refreshed) = b
         .post(
@@ -229,7 +231,10 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
         &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
     )
     .await;
-    assert_ne!(s, 200, "the twice-redeemed code's session still refreshes: {e}");
+    assert_ne!(
+        s, 200,
+        "the twice-redeemed code's session still refreshes: {e}"
+    );
 
     // A device authorization started at A is pending (not unknown) at B.
     let r = a
@@ -311,7 +316,9 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
         .await;
     assert_eq!(s, 200, "{fresh}");
     assert_eq!(kid(&access(&fresh)), new_kid);
-    let (s, _) = b.call(Method::GET, "/api/v1/me", &access(&fresh), None).await;
+    let (s, _) = b
+        .call(Method::GET, "/api/v1/me", &access(&fresh), None)
+        .await;
     assert_eq!(s, 200);
     let (s, _) = b
         .call(Method::GET, "/api/v1/me", &access(&refreshed), None)

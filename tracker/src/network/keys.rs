@@ -128,13 +128,9 @@ impl NetworkKeyring {
     /// the stored one.
     pub fn from_stored(ring: &StoredKeyring, configured_id: &str) -> Result<Self, KeyError> {
         let network_id = if configured_id.is_empty() {
-            ring.network_id
-                .clone()
-                .ok_or_else(|| {
-                    KeyError::Stored(
-                        "the network keyring has no network id: set [network] id".into(),
-                    )
-                })?
+            ring.network_id.clone().ok_or_else(|| {
+                KeyError::Stored("the network keyring has no network id: set [network] id".into())
+            })?
         } else {
             configured_id.to_owned()
         };

@@ -38,7 +38,9 @@ enum State {
     Fresh,
     /// Redeemed; its session is being started (`reused`: a second redemption came
     /// meanwhile).
-    Redeeming { reused: bool },
+    Redeeming {
+        reused: bool,
+    },
     /// Redeemed; the session it started.
     Redeemed([u8; 16]),
 }
@@ -81,7 +83,11 @@ fn key(code: &str) -> Vec<u8> {
 }
 
 /// Stores `grant` under a new code and returns the code; `None` when the store is full.
-pub async fn issue(store: &Store, grant: CodeGrant, now: u64) -> Result<Option<String>, StoreError> {
+pub async fn issue(
+    store: &Store,
+    grant: CodeGrant,
+    now: u64,
+) -> Result<Option<String>, StoreError> {
     if store.count_shared(Shared::OauthCodes)? >= MAX_CODES {
         purge(store, now).await?;
         if store.count_shared(Shared::OauthCodes)? >= MAX_CODES {
@@ -95,9 +101,11 @@ pub async fn issue(store: &Store, grant: CodeGrant, now: u64) -> Result<Option<S
         state: State::Fresh,
     };
     store
-        .update_shared(Shared::OauthCodes, key(&code), move |_: Option<CodeRecord>| {
-            (Change::Put(record), ())
-        })
+        .update_shared(
+            Shared::OauthCodes,
+            key(&code),
+            move |_: Option<CodeRecord>| (Change::Put(record), ()),
+        )
         .await?;
     Ok(Some(code))
 }
@@ -123,11 +131,15 @@ pub async fn redeem(
     store
         .update_shared(Shared::OauthCodes, key(code), move |entry| match entry {
             None => (Change::Keep, Err(CodeRefusal::UnknownCode)),
-            Some(mut entry) => match redeem_entry(&mut entry, &client_id, &redirect_uri, &verifier, now) {
-                Ok(grant) => (Change::Put(entry), Ok(grant)),
-                Err(CodeRefusal::CodeReused(f)) => (Change::Put(entry), Err(CodeRefusal::CodeReused(f))),
-                Err(refusal) => (Change::Keep, Err(refusal)),
-            },
+            Some(mut entry) => {
+                match redeem_entry(&mut entry, &client_id, &redirect_uri, &verifier, now) {
+                    Ok(grant) => (Change::Put(entry), Ok(grant)),
+                    Err(CodeRefusal::CodeReused(f)) => {
+                        (Change::Put(entry), Err(CodeRefusal::CodeReused(f)))
+                    }
+                    Err(refusal) => (Change::Keep, Err(refusal)),
+                }
+            }
         })
         .await
 }
@@ -167,14 +179,18 @@ fn redeem_entry(
 /// redeemed again meanwhile (the caller revokes that session).
 pub async fn started(store: &Store, code: &str, family: [u8; 16]) -> Result<bool, StoreError> {
     store
-        .update_shared(Shared::OauthCodes, key(code), move |entry: Option<CodeRecord>| match entry {
-            Some(mut entry) => {
-                let reused = matches!(entry.state, State::Redeeming { reused: true });
-                entry.state = State::Redeemed(family);
-                (Change::Put(entry), reused)
-            }
-            None => (Change::Keep, false),
-        })
+        .update_shared(
+            Shared::OauthCodes,
+            key(code),
+            move |entry: Option<CodeRecord>| match entry {
+                Some(mut entry) => {
+                    let reused = matches!(entry.state, State::Redeeming { reused: true });
+                    entry.state = State::Redeemed(family);
+                    (Change::Put(entry), reused)
+                }
+                None => (Change::Keep, false),
+            },
+        )
         .await
 }
 
@@ -221,46 +237,72 @@ mod tests {
         };
         // Wrong client, URI, verifier (or none): refused, the code still works after.
         assert_eq!(
-            r(code.clone(), "b", uri.into(), v.clone(), now).await.unwrap_err(),
+            r(code.clone(), "b", uri.into(), v.clone(), now)
+                .await
+                .unwrap_err(),
             CodeRefusal::WrongClient
         );
         assert_eq!(
-            r(code.clone(), "a", "https://b.example/auth/callback".into(), v.clone(), now)
-                .await
-                .unwrap_err(),
+            r(
+                code.clone(),
+                "a",
+                "https://b.example/auth/callback".into(),
+                v.clone(),
+                now
+            )
+            .await
+            .unwrap_err(),
             CodeRefusal::BadRedirectUri
         );
         assert_eq!(
-            r(code.clone(), "a", uri.into(), "w".repeat(43), now).await.unwrap_err(),
+            r(code.clone(), "a", uri.into(), "w".repeat(43), now)
+                .await
+                .unwrap_err(),
             CodeRefusal::BadVerifier
         );
         assert_eq!(
-            r(code.clone(), "a", uri.into(), String::new(), now).await.unwrap_err(),
+            r(code.clone(), "a", uri.into(), String::new(), now)
+                .await
+                .unwrap_err(),
             CodeRefusal::BadVerifier
         );
         assert_eq!(
-            r("nope".into(), "a", uri.into(), v.clone(), now).await.unwrap_err(),
+            r("nope".into(), "a", uri.into(), v.clone(), now)
+                .await
+                .unwrap_err(),
             CodeRefusal::UnknownCode
         );
-        let g = r(code.clone(), "a", uri.into(), v.clone(), now + 1).await.unwrap();
+        let g = r(code.clone(), "a", uri.into(), v.clone(), now + 1)
+            .await
+            .unwrap();
         assert_eq!(g.user, UserId([1; 16]));
         // A second redemption while the session is being started: reported to `started`.
         assert_eq!(
-            r(code.clone(), "a", uri.into(), v.clone(), now + 2).await.unwrap_err(),
+            r(code.clone(), "a", uri.into(), v.clone(), now + 2)
+                .await
+                .unwrap_err(),
             CodeRefusal::CodeReused(None)
         );
         assert!(started(s, &code, [7; 16]).await.unwrap());
         assert_eq!(
-            r(code.clone(), "a", uri.into(), v.clone(), now + 3).await.unwrap_err(),
+            r(code.clone(), "a", uri.into(), v.clone(), now + 3)
+                .await
+                .unwrap_err(),
             CodeRefusal::CodeReused(Some([7; 16]))
         );
 
         // Expiry, with time injected.
         let late = issue(s, grant(now, &v), now).await.unwrap().unwrap();
         assert_eq!(
-            r(late.clone(), "a", uri.into(), v.clone(), now + CODE_TTL_SECS)
-                .await
-                .unwrap_err(),
+            r(
+                late.clone(),
+                "a",
+                uri.into(),
+                v.clone(),
+                now + CODE_TTL_SECS
+            )
+            .await
+            .unwrap_err(),
             CodeRefusal::CodeExpired
         );
         assert!(r(late, "a", uri.into(), v.clone(), now + CODE_TTL_SECS - 1)
@@ -268,8 +310,16 @@ mod tests {
             .is_ok());
         assert_eq!(count(s), 2);
         // Remembered a while after expiry, then swept.
-        assert_eq!(purge(s, now + CODE_TTL_SECS + REMEMBER_SECS - 1).await.unwrap(), 0);
-        assert_eq!(purge(s, now + CODE_TTL_SECS + REMEMBER_SECS).await.unwrap(), 2);
+        assert_eq!(
+            purge(s, now + CODE_TTL_SECS + REMEMBER_SECS - 1)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            purge(s, now + CODE_TTL_SECS + REMEMBER_SECS).await.unwrap(),
+            2
+        );
         assert_eq!(count(s), 0);
 
         // Two redemptions at once: exactly one wins.

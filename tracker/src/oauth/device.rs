@@ -102,10 +102,14 @@ pub async fn start(
             .collect();
         let h = hash.clone();
         let claimed = store
-            .update_shared(Shared::DeviceUserCodes, l.clone().into_bytes(), move |old: Option<Vec<u8>>| match old {
-                Some(_) => (Change::Keep, false),
-                None => (Change::Put(h), true),
-            })
+            .update_shared(
+                Shared::DeviceUserCodes,
+                l.clone().into_bytes(),
+                move |old: Option<Vec<u8>>| match old {
+                    Some(_) => (Change::Keep, false),
+                    None => (Change::Put(h), true),
+                },
+            )
             .await?;
         if claimed {
             break l;
@@ -157,17 +161,21 @@ pub async fn decide(
         return Ok(false);
     };
     store
-        .update_shared(Shared::Devices, hash, move |e: Option<DeviceEntry>| match e {
-            Some(mut e) if e.expires_at > now && e.state == DeviceState::Pending => {
-                e.state = if allow {
-                    DeviceState::Approved(user)
-                } else {
-                    DeviceState::Denied
-                };
-                (Change::Put(e), true)
-            }
-            _ => (Change::Keep, false),
-        })
+        .update_shared(
+            Shared::Devices,
+            hash,
+            move |e: Option<DeviceEntry>| match e {
+                Some(mut e) if e.expires_at > now && e.state == DeviceState::Pending => {
+                    e.state = if allow {
+                        DeviceState::Approved(user)
+                    } else {
+                        DeviceState::Denied
+                    };
+                    (Change::Put(e), true)
+                }
+                _ => (Change::Keep, false),
+            },
+        )
         .await
 }
 
@@ -177,34 +185,38 @@ pub async fn poll(store: &Store, device_code: &str, now: u64) -> Result<Poll, St
         return Ok(Poll::Unknown);
     }
     store
-        .update_shared(Shared::Devices, key(device_code), move |e: Option<DeviceEntry>| {
-            let Some(mut e) = e else {
-                return (Change::Keep, Poll::Unknown);
-            };
-            if e.expires_at <= now || e.state == DeviceState::Done {
-                return (Change::Keep, Poll::Expired);
-            }
-            let too_soon = e.last_poll.is_some_and(|t| now < t + e.interval);
-            e.last_poll = Some(now);
-            if too_soon {
-                e.interval += 5;
-                return (Change::Put(e), Poll::SlowDown);
-            }
-            let answer = match e.state.clone() {
-                DeviceState::Pending => Poll::Pending,
-                DeviceState::Denied => Poll::Denied,
-                DeviceState::Done => Poll::Expired,
-                DeviceState::Approved(user) => {
-                    e.state = DeviceState::Done;
-                    Poll::Approved {
-                        user,
-                        device_name: e.device_name.clone(),
-                        resource: e.resource.clone(),
-                    }
+        .update_shared(
+            Shared::Devices,
+            key(device_code),
+            move |e: Option<DeviceEntry>| {
+                let Some(mut e) = e else {
+                    return (Change::Keep, Poll::Unknown);
+                };
+                if e.expires_at <= now || e.state == DeviceState::Done {
+                    return (Change::Keep, Poll::Expired);
                 }
-            };
-            (Change::Put(e), answer)
-        })
+                let too_soon = e.last_poll.is_some_and(|t| now < t + e.interval);
+                e.last_poll = Some(now);
+                if too_soon {
+                    e.interval += 5;
+                    return (Change::Put(e), Poll::SlowDown);
+                }
+                let answer = match e.state.clone() {
+                    DeviceState::Pending => Poll::Pending,
+                    DeviceState::Denied => Poll::Denied,
+                    DeviceState::Done => Poll::Expired,
+                    DeviceState::Approved(user) => {
+                        e.state = DeviceState::Done;
+                        Poll::Approved {
+                            user,
+                            device_name: e.device_name.clone(),
+                            resource: e.resource.clone(),
+                        }
+                    }
+                };
+                (Change::Put(e), answer)
+            },
+        )
         .await
 }
 
@@ -217,7 +229,10 @@ pub async fn purge(store: &Store, now: u64) -> Result<usize, StoreError> {
     let live = store.clone();
     store
         .purge_shared(Shared::DeviceUserCodes, move |h: &Vec<u8>| {
-            !matches!(live.get_shared::<DeviceEntry>(Shared::Devices, h), Ok(Some(_)))
+            !matches!(
+                live.get_shared::<DeviceEntry>(Shared::Devices, h),
+                Ok(Some(_))
+            )
         })
         .await?;
     Ok(n)
@@ -241,7 +256,9 @@ mod tests {
         // The interval grew to 10 s.
         assert_eq!(poll(d, &dc, now + 9).await.unwrap(), Poll::SlowDown);
         assert_eq!(poll(d, &dc, now + 30).await.unwrap(), Poll::Pending);
-        assert!(decide(d, &letters, UserId([2; 16]), true, now + 31).await.unwrap());
+        assert!(decide(d, &letters, UserId([2; 16]), true, now + 31)
+            .await
+            .unwrap());
         assert!(matches!(
             poll(d, &dc, now + 50).await.unwrap(),
             Poll::Approved { .. }
@@ -250,9 +267,11 @@ mod tests {
         assert!(lookup(d, &letters, now + 70).unwrap().is_none());
         let (dc2, uc2) = start(d, "cli".into(), None, now).await.unwrap().unwrap();
         let l2 = normalize_user_code(&uc2).unwrap();
-        assert!(!decide(d, &l2, UserId([2; 16]), true, now + DEVICE_TTL_SECS)
-            .await
-            .unwrap());
+        assert!(
+            !decide(d, &l2, UserId([2; 16]), true, now + DEVICE_TTL_SECS)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             poll(d, &dc2, now + DEVICE_TTL_SECS).await.unwrap(),
             Poll::Expired

@@ -301,23 +301,23 @@ impl Api {
         let code = codes::issue(
             self.store(),
             codes::CodeGrant {
-                    client_id: client.node_id.clone(),
-                    redirect_uri: client.redirect_uri.clone(),
-                    user: user.id,
-                    challenge: params.code_challenge.clone(),
-                    auth_time,
-                    expires_at: now + codes::CODE_TTL_SECS,
-                },
-                now,
+                client_id: client.node_id.clone(),
+                redirect_uri: client.redirect_uri.clone(),
+                user: user.id,
+                challenge: params.code_challenge.clone(),
+                auth_time,
+                expires_at: now + codes::CODE_TTL_SECS,
+            },
+            now,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many sign-ins in progress; try again in a minute",
             )
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    warp::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "too many sign-ins in progress; try again in a minute",
-                )
-            })?;
+        })?;
         let mut pairs = vec![("code", code.as_str())];
         if let Some(state) = params.state.as_deref() {
             pairs.push(("state", state));

@@ -215,8 +215,15 @@ impl Api {
         };
         let verifier = form.code_verifier.as_deref().unwrap_or("");
         let now = now_secs();
-        let grant = match super::codes::redeem(self.store(), code, &node, redirect_uri, verifier, now)
-            .await?
+        let grant = match super::codes::redeem(
+            self.store(),
+            code,
+            &node,
+            redirect_uri,
+            verifier,
+            now,
+        )
+        .await?
         {
             Ok(g) => g,
             Err(refusal) => {
@@ -395,15 +402,16 @@ impl Api {
             ),
             None => None,
         };
-        let (device_code, user_code) = super::device::start(self.store(), name, resource, now_secs())
-            .await?
-            .ok_or_else(|| {
-            OauthFailure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "too many devices are waiting; try again later",
-            )
-        })?;
+        let (device_code, user_code) =
+            super::device::start(self.store(), name, resource, now_secs())
+                .await?
+                .ok_or_else(|| {
+                    OauthFailure::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "too many devices are waiting; try again later",
+                    )
+                })?;
         let page = format!(
             "{}{DEVICE_PAGE_PATH}",
             self.config().public_url.trim_end_matches('/')
