@@ -887,6 +887,10 @@ pub async fn run_token_sweeper(
                 crate::oauth::device::purge(store, now).await,
             ),
             ("replay keys", store.purge_replays(now).await),
+            (
+                "passkey ceremonies",
+                crate::pages::passkeys::purge(store, now).await,
+            ),
         ];
         for (what, result) in swept {
             match result {

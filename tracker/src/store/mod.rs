@@ -187,6 +187,8 @@ trees! {
     device_user_codes,
     /// replay key of a node-signed request → end of its window (unix seconds, u64 BE)
     node_replays,
+    /// blake3(ceremony id) → passkey ceremony in flight (`pages::passkeys`)
+    passkey_ceremonies,
 }
 
 impl Trees {

@@ -1,6 +1,7 @@
 //! State every tracker replica on one database must agree on (README, "Running several
 //! tracker replicas"): the signing keyrings (PostgreSQL engine), OAuth authorization codes,
-//! pending device authorizations and the replay guard of node-signed requests.
+//! pending device authorizations, passkey ceremonies in flight and the replay guard of
+//! node-signed requests.
 //!
 //! Single use across replicas comes from the writer: each change here is one writer job,
 //! and on PostgreSQL every batch runs under the writers' advisory lock in a READ COMMITTED
@@ -56,6 +57,8 @@ pub enum Shared {
     Devices,
     /// user code (8 letters) → blake3(device code).
     DeviceUserCodes,
+    /// blake3(ceremony id) → passkey ceremony in flight.
+    PasskeyCeremonies,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl Shared {
             Shared::OauthCodes => &t.oauth_codes,
             Shared::Devices => &t.devices,
             Shared::DeviceUserCodes => &t.device_user_codes,
+            Shared::PasskeyCeremonies => &t.passkey_ceremonies,
         }
     }
 }
