@@ -186,7 +186,9 @@ impl KeySource {
                 }
             }
             KeySource::Store { store, .. } => {
-                let mut last = store.keyring(which.record())?.map(|r| r.version);
+                // Unknown at first: the first tick loads the stored keyring again, so a
+                // rotation between the start's load and this task is never missed.
+                let mut last: Option<u64> = None;
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
