@@ -319,4 +319,63 @@ mod tests {
             .is_none());
     }
     engine_tests!(shared, keyrings_takes_and_replays);
+
+    /// Two stores on one PostgreSQL database (two writers, two pools: replicas as the
+    /// database sees them): every record is taken exactly once when both take it at the
+    /// same moment, one keyring wins, and a replay key is claimed once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_writers_on_one_database_take_each_record_once() {
+        use super::super::testing::{pg_options, TestEngine, TestStore};
+        use super::super::Engine;
+        let a = TestStore::open(TestEngine::Postgres).await;
+        let url = a.pg.as_ref().unwrap().url();
+        let (b, b_writer) = Store::open_engine(&Engine::Postgres(pg_options(&url))).unwrap();
+        let b_writer = tokio::spawn(b_writer.run());
+        let (sa, sb) = (a.store.clone(), b.clone());
+        let (ka, kb) = tokio::join!(
+            sa.init_keyring(NETWORK_KEYRING, ring("a")),
+            sb.init_keyring(NETWORK_KEYRING, ring("b"))
+        );
+        assert_eq!(ka.unwrap(), kb.unwrap(), "one keyring");
+        fn take(v: Option<u64>) -> (Change<u64>, Option<u64>) {
+            match v {
+                Some(n) => (Change::Remove, Some(n)),
+                None => (Change::Keep, None),
+            }
+        }
+        for i in 0u64..40 {
+            let key = i.to_be_bytes().to_vec();
+            sa.update_shared(Shared::OauthCodes, key.clone(), move |_: Option<u64>| {
+                (Change::Put(i), ())
+            })
+            .await
+            .unwrap();
+            // B sees A's committed write, and of two takes at once exactly one wins.
+            assert_eq!(
+                sb.get_shared::<u64>(Shared::OauthCodes, &key).unwrap(),
+                Some(i)
+            );
+            let (x, y) = tokio::join!(
+                sa.update_shared(Shared::OauthCodes, key.clone(), take),
+                sb.update_shared(Shared::OauthCodes, key.clone(), take)
+            );
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(x.is_some() != y.is_some(), "record {i}: {x:?} {y:?}");
+            let (x, y) = tokio::join!(
+                tokio::task::spawn_blocking({
+                    let s = sa.clone();
+                    move || s.claim_once([i as u8; 32], 10)
+                }),
+                tokio::task::spawn_blocking({
+                    let s = sb.clone();
+                    move || s.claim_once([i as u8; 32], 10)
+                })
+            );
+            let (x, y) = (x.unwrap().unwrap(), y.unwrap().unwrap());
+            assert!(x != y, "replay key {i} claimed {x} {y}");
+        }
+        drop((sa, sb, b));
+        b_writer.await.unwrap().unwrap();
+        a.close().await;
+    }
 }
