@@ -41,11 +41,11 @@ fi
 
 step "tracker tests on PostgreSQL (REELNET_TEST_STORE=postgres: every tracker test's tracker keeps its records in a PostgreSQL of its own)"
 # `--workspace` with a filter, not `-p reelnet-tracker`: the same feature resolution as the
-# run above, so nothing is rebuilt. postgres, migrate and replicas run on PostgreSQL in the
+# run above, so nothing is rebuilt. postgres, migrate, replicas and replica_state run on PostgreSQL in the
 # run above already.
 if cargo nextest --version >/dev/null 2>&1; then
   REELNET_TEST_STORE=postgres cargo nextest run --workspace --locked --no-fail-fast \
-    -E "package(reelnet-tracker) and kind(test) and not binary(postgres) and not binary(migrate) and not binary(replicas)"
+    -E "package(reelnet-tracker) and kind(test) and not binary(postgres) and not binary(migrate) and not binary(replicas) and not binary(replica_state)"
 else
   REELNET_TEST_STORE=postgres cargo test -p reelnet-tracker --locked --no-fail-fast --test "*"
 fi

@@ -876,6 +876,29 @@ pub async fn run_token_sweeper(
             Ok(n) => tracing::info!(removed = n, "expired browser sessions removed"),
             Err(e) => tracing::warn!(error = %e, "removing expired browser sessions failed"),
         }
+        // The records replicas share for a short while: OAuth codes, device
+        // authorizations, replay keys of node requests.
+        let store = api.store();
+        let now = now_secs();
+        let swept = [
+            ("codes", crate::oauth::codes::purge(store, now).await),
+            (
+                "device authorizations",
+                crate::oauth::device::purge(store, now).await,
+            ),
+            ("replay keys", store.purge_replays(now).await),
+            (
+                "passkey ceremonies",
+                crate::pages::passkeys::purge(store, now).await,
+            ),
+        ];
+        for (what, result) in swept {
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, what, "expired records removed"),
+                Err(e) => tracing::warn!(error = %e, what, "removing expired records failed"),
+            }
+        }
     }
 }
 

@@ -49,7 +49,8 @@ pub(crate) struct Inner {
     pub membership: Membership,
     /// The token in `<data_dir>/operator.json` (`None`: no operator access over HTTP).
     pub operator_token: Option<String>,
-    /// Codes, pending devices and refusal counters of sign-in through the tracker.
+    /// Refusal counters of sign-in through the tracker (its codes and pending devices are
+    /// in the store, shared by every replica).
     pub oauth: crate::oauth::OauthState,
     /// Access tokens whose signature was checked, until they expire.
     pub tokens: crate::token_cache::TokenCache,

@@ -6,6 +6,10 @@
 //! retires the old one, which stays in the JWKS and keeps verifying until every token it
 //! signed has expired. A running tracker notices the change without a restart.
 //!
+//! With the PostgreSQL engine the keyring lives in the database instead (tree
+//! `signing_keys`, shared by every replica; see [`crate::keysource`]): [`StoredKeyring`]
+//! is its record, and [`Keyring::from_stored`] builds the same keyring from it.
+//!
 //! Verification is strict: the algorithm is pinned to EdDSA, the `kid` must name a key we
 //! publish, and `exp`, `iss` and `aud` are required and checked.
 
@@ -17,6 +21,8 @@ use ed25519_dalek::SigningKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reelnet_proto::Claims;
 use serde::{Deserialize, Serialize};
+
+pub use crate::store::shared::{StoredKey, StoredKeyring};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -31,6 +37,10 @@ pub enum KeyError {
     Sign(String),
     #[error(transparent)]
     Exposed(#[from] reelnet_runtime::fs::PrivateFileError),
+    #[error("the keyring in the database is unusable: {0}")]
+    Stored(String),
+    #[error("cannot read or write the keyring in the database: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Why a token was refused.
@@ -135,6 +145,87 @@ fn load_file(dir: &Path) -> Result<Option<KeyringFile>, KeyError> {
     }
 }
 
+/// A keyring of one new key (a first start on an empty database).
+pub(crate) fn new_stored(now: u64) -> StoredKeyring {
+    let mut ring = StoredKeyring {
+        version: 0,
+        current: String::new(),
+        keys: Vec::new(),
+        network_id: None,
+    };
+    rotate_stored(&mut ring, now);
+    ring
+}
+
+/// Adds a new current key to `ring` and retires the previous one; returns the new `kid`.
+pub(crate) fn rotate_stored(ring: &mut StoredKeyring, now: u64) -> String {
+    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+    let kid = hex::encode(&blake3::hash(&signing.verifying_key().to_bytes()).as_bytes()[..8]);
+    for k in &mut ring.keys {
+        if k.retired_at.is_none() {
+            k.retired_at = Some(now);
+        }
+    }
+    ring.keys.push(StoredKey {
+        kid: kid.clone(),
+        created_at: now,
+        retired_at: None,
+        secret: signing.to_bytes().to_vec(),
+    });
+    ring.current = kid.clone();
+    kid
+}
+
+/// The keyring in the key directory `dir` as a store record (`None`: `dir` holds none),
+/// for importing a data directory's keys into the database.
+pub(crate) fn stored_from_dir(dir: &Path) -> Result<Option<StoredKeyring>, KeyError> {
+    if !exists_in(dir)? {
+        return Ok(None);
+    }
+    let (keys, current) = read_keys(dir)?;
+    Ok(Some(StoredKeyring {
+        version: 0,
+        current: keys[current].0.kid.clone(),
+        keys: keys
+            .into_iter()
+            .map(|(m, k)| StoredKey {
+                kid: m.kid,
+                created_at: m.created_at,
+                retired_at: m.retired_at,
+                secret: k.to_bytes().to_vec(),
+            })
+            .collect(),
+        network_id: None,
+    }))
+}
+
+/// The keys of a stored keyring, and the index of the current one.
+pub(crate) fn stored_keys(
+    ring: &StoredKeyring,
+) -> Result<(Vec<(KeyMeta, SigningKey)>, usize), KeyError> {
+    let mut keys = Vec::with_capacity(ring.keys.len());
+    for k in &ring.keys {
+        let secret: [u8; 32] = k.secret.as_slice().try_into().map_err(|_| {
+            KeyError::Stored(format!(
+                "key {}: expected 32 bytes, found {}",
+                k.kid,
+                k.secret.len()
+            ))
+        })?;
+        let meta = KeyMeta {
+            kid: k.kid.clone(),
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+        };
+        keys.push((meta, SigningKey::from_bytes(&secret)));
+    }
+    let current = keys
+        .iter()
+        .position(|(m, _)| m.kid == ring.current)
+        .ok_or_else(|| KeyError::Stored(format!("current key {} is not listed", ring.current)))?;
+    Ok((keys, current))
+}
+
 /// Adds a new current key and retires the previous one; returns the new `kid`.
 pub fn rotate(data_dir: &Path, now: u64) -> Result<String, KeyError> {
     rotate_in(&keys_dir(data_dir), now)
@@ -230,15 +321,26 @@ impl Keyring {
 
     /// Loads the keyring as it is on disk.
     pub fn load(data_dir: &Path, grace_secs: u64) -> Result<Self, KeyError> {
-        let dir = keys_dir(data_dir);
-        let (loaded, current) = read_keys(&dir)?;
+        let (loaded, current) = read_keys(&keys_dir(data_dir))?;
+        Self::from_keys(loaded, current, grace_secs)
+    }
+
+    /// The keyring as the store keeps it (PostgreSQL engine).
+    pub fn from_stored(ring: &StoredKeyring, grace_secs: u64) -> Result<Self, KeyError> {
+        let (loaded, current) = stored_keys(ring)?;
+        Self::from_keys(loaded, current, grace_secs)
+    }
+
+    fn from_keys(
+        loaded: Vec<(KeyMeta, SigningKey)>,
+        current: usize,
+        grace_secs: u64,
+    ) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
         for (meta, signing) in loaded {
-            let path = dir.join(format!("{}.key", meta.kid));
-            let der = signing.to_pkcs8_der().map_err(|e| KeyError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let der = signing
+                .to_pkcs8_der()
+                .map_err(|e| KeyError::Stored(format!("key {}: {e}", meta.kid)))?;
             let public = signing.verifying_key().to_bytes();
             keys.push(Key {
                 meta,

@@ -20,6 +20,7 @@ pub mod error;
 pub mod hashing;
 pub mod http;
 pub mod keys;
+pub mod keysource;
 pub mod library;
 pub mod limiter;
 pub mod mail;
@@ -40,11 +41,9 @@ pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reelnet_runtime::{Shutdown, Stage};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use config::TrackerConfig;
 
@@ -155,14 +154,14 @@ impl Tracker {
         // The writer ends when the last store handle is dropped: after the stages above it.
         shutdown.spawn(Stage::Store, "store-writer", writer.run());
         let grace = config.auth.access_ttl_secs + 60;
-        let ring = keys::Keyring::load_or_create(&config.data_dir, grace, clock::now_secs())?;
+        // Files (sled) or the database shared by every replica (PostgreSQL).
+        let key_source = keysource::KeySource::for_config(&config, &store);
+        let ring = key_source.token(grace, clock::now_secs()).await?;
         tracing::info!(kid = ring.current_kid(), "signing key loaded");
         let (keys_tx, keys_rx) = watch::channel(Arc::new(ring));
-        let network_ring = network::keys::NetworkKeyring::load_or_create(
-            &config.data_dir,
-            &config.network.id,
-            clock::now_secs(),
-        )?;
+        let network_ring = key_source
+            .network(&config.network.id, clock::now_secs())
+            .await?;
         tracing::info!(
             network = network_ring.network_id(),
             kid = network_ring.current_kid(),
@@ -217,25 +216,25 @@ impl Tracker {
         shutdown.spawn(
             Stage::Workers,
             "key-watcher",
-            watch_file(
-                keys::keyring_path(&config.data_dir),
-                {
-                    let (dir, grace) = (config.data_dir.clone(), grace);
-                    move || keys::Keyring::load(&dir, grace)
-                },
+            key_source.clone().watch(
+                keysource::Which::Token,
+                move |dir| keys::Keyring::load(dir, grace),
+                move |stored| keys::Keyring::from_stored(stored, grace),
                 keys_tx,
                 workers.clone(),
             ),
         );
+        let network_id = config.network.id.clone();
         shutdown.spawn(
             Stage::Workers,
             "network-key-watcher",
-            watch_file(
-                network::keys::keyring_path(&config.data_dir),
+            key_source.watch(
+                keysource::Which::Network,
                 {
-                    let (dir, id) = (config.data_dir.clone(), config.network.id.clone());
-                    move || network::keys::NetworkKeyring::load(&dir, &id)
+                    let id = network_id.clone();
+                    move |dir| network::keys::NetworkKeyring::load(dir, &id)
                 },
+                move |stored| network::keys::NetworkKeyring::from_stored(stored, &network_id),
                 network_tx,
                 workers.clone(),
             ),
@@ -341,37 +340,5 @@ impl Tracker {
         let Tracker { shutdown, api, .. } = self;
         drop(api);
         shutdown.drain().await;
-    }
-}
-
-/// Reloads a keyring when `rotate-key` (or `network rotate-key`) changes its file on disk.
-async fn watch_file<T, L>(
-    path: std::path::PathBuf,
-    load: L,
-    tx: watch::Sender<Arc<T>>,
-    cancel: CancellationToken,
-) -> Result<(), keys::KeyError>
-where
-    L: Fn() -> Result<T, keys::KeyError>,
-{
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut last = modified(&path);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = cancel.cancelled() => return Ok(()),
-        }
-        let now = modified(&path);
-        if now != last {
-            match load() {
-                Ok(ring) => {
-                    tracing::info!(file = %path.display(), "keyring reloaded");
-                    tx.send_replace(Arc::new(ring));
-                    last = now;
-                }
-                Err(err) => tracing::warn!(%err, "keyring changed but cannot be loaded yet"),
-            }
-        }
     }
 }

@@ -12,6 +12,15 @@
 //!   ([`Limiter::known_good`]) pass.
 //!
 //! Time is tokio's, so tests with paused time see windows end without sleeping.
+//!
+//! **Per replica, by choice.** Several trackers on one PostgreSQL database (README,
+//! "Running several tracker replicas") each keep their own limiter: behind a round-robin
+//! balancer a limit of N per window becomes up to R×N with R replicas, so the operator
+//! sets each limit to about N/R (or balances by client address). The alternative, counting
+//! in the database, would turn every failed attempt of a password or registration flood
+//! into a database write under the writers' lock — the flood the limits exist to absorb
+//! would then slow every replica's real writes. Codes, device authorizations and node
+//! replay keys, which must be exact across replicas, are in the store instead.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

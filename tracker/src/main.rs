@@ -15,7 +15,7 @@ use reelnet_runtime::shutdown;
 use reelnet_tracker::config::TrackerConfig;
 use reelnet_tracker::network as operator_api;
 use reelnet_tracker::operator::{self, NodeOutput};
-use reelnet_tracker::{keys, users, Tracker};
+use reelnet_tracker::{keysource, users, Tracker};
 
 /// The reelnet tracker: accounts, sign-in tokens, watch-later lists and progress.
 #[derive(Debug, Parser)]
@@ -355,9 +355,10 @@ async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("--to {to:?}: expected postgres://user:password@host[:port]/db or sled:DIR");
     };
-    let report = migrate::migrate(&source, &dest)
+    let report = migrate::migrate(&source, &dest, Some(&config.data_dir))
         .await
         .context("migrating the store")?;
+    let keys_moved = matches!(dest, Engine::Postgres(_)) && matches!(source, Engine::Sled { .. });
     println!(
         "{:<24} {:>10} {:>12}",
         "record kind", "source", "destination"
@@ -379,10 +380,17 @@ async fn migrate(config: &TrackerConfig, to: &str) -> anyhow::Result<()> {
         report.matches(),
         "the counts differ: the copy is incomplete; drop the destination and run migrate again"
     );
-    println!(
-        "migrated; the signing keys stay in {}",
-        config.data_dir.display()
-    );
+    if keys_moved {
+        println!(
+            "migrated; the signing keys of {} are in the database too (record kind signing_keys)",
+            config.data_dir.display()
+        );
+    } else {
+        println!(
+            "migrated; the signing keys stay in {}",
+            config.data_dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -430,8 +438,13 @@ async fn main() -> anyhow::Result<()> {
             println!("ok: {url}");
         }
         Command::RotateKey => {
-            let kid = keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())
-                .context("rotating the signing key")?;
+            let kid = keysource::rotate_configured(
+                &config,
+                keysource::Which::Token,
+                reelnet_tracker::api::now_secs(),
+            )
+            .await
+            .context("rotating the signing key")?;
             println!("new signing key {kid} is now current");
         }
         Command::User(UserCommand::Add {
@@ -521,9 +534,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Network(NetworkCommand::RotateKey) => {
-            let kid =
-                operator_api::keys::rotate(&config.data_dir, reelnet_tracker::api::now_secs())
-                    .context("rotating the network key")?;
+            let kid = keysource::rotate_configured(
+                &config,
+                keysource::Which::Network,
+                reelnet_tracker::api::now_secs(),
+            )
+            .await
+            .context("rotating the network key")?;
             println!("new network key {kid} is now current");
         }
         Command::Movie(cmd) => {

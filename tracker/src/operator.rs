@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use crate::accounts::UserView;
 use crate::config::TrackerConfig;
 use crate::error::ApiError;
+use crate::keysource::KeySource;
 use crate::network::bindings::{BindRequest, MovieView, MoviesView};
-use crate::network::keys::NetworkKeyring;
 use crate::network::{
     InviteCreated, InviteRequest, Membership, NodeView, NodesView, Operator, RolesRequest,
 };
@@ -220,15 +220,23 @@ async fn online(file: &OperatorFile, cmd: &NodeCommand) -> Result<NodeOutput, Op
 }
 
 async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput, OperatorError> {
-    let ring = NetworkKeyring::load_or_create(
-        &config.data_dir,
-        &config.network.id,
-        crate::clock::now_secs(),
-    )?;
-    let (_keys_tx, keys) = watch::channel(Arc::new(ring));
     let network = config.network.clone();
     let public_url = config.public_origin();
-    let out = with_store(&config.data_dir, &config.storage, move |store| async move {
+    let (data_dir, storage, config) = (
+        config.data_dir.clone(),
+        config.storage.clone(),
+        config.clone(),
+    );
+    let out = with_store(&data_dir, &storage, move |store| async move {
+        // The network keys where the engine keeps them (files, or the shared database).
+        let ring = KeySource::for_config(&config, &store)
+            .network(&config.network.id, crate::clock::now_secs())
+            .await;
+        let ring = match ring {
+            Ok(ring) => ring,
+            Err(e) => return Ok(Err(OperatorError::Keys(e))),
+        };
+        let (_keys_tx, keys) = watch::channel(Arc::new(ring));
         let accounts = store.clone();
         let m = Membership::new(store, keys, network).with_public_url(&public_url);
         let by = Operator::Local;
@@ -247,11 +255,12 @@ async fn offline(config: &TrackerConfig, cmd: NodeCommand) -> Result<NodeOutput,
             NodeCommand::Bootstrap(req) => crate::users::bootstrap(&accounts, &public_url, req)
                 .await
                 .map(NodeOutput::Bootstrap),
-        };
+        }
+        .map_err(OperatorError::from);
         drop(m);
         drop(accounts);
         Ok(out)
     })
     .await?;
-    Ok(out?)
+    out
 }

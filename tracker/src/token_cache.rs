@@ -16,6 +16,9 @@
 //! whole map is cleared (the next requests verify again). One lock around a map: the
 //! lookup is on every request's path and takes well under a microsecond, so an actor round
 //! trip would cost more than the check it saves (the same shape as [`crate::limiter`]).
+//!
+//! Per replica (several trackers on one database each keep their own): it caches only
+//! the pure checks, which give the same answer at every replica with the same keyring.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -151,6 +151,9 @@ async fn a_sled_tracker_moves_to_postgres_and_back_unchanged() {
     ] {
         assert!(first[tree].0 > 0, "no {tree} records: {out}");
     }
+    // The key files (token and network) travel as records: replicas on PostgreSQL with
+    // other data directories sign with the same keys.
+    assert_eq!(first["signing_keys"], (2, 2), "{out}");
 
     // PostgreSQL → a new sled database where the tracker keeps its own (the original is
     // set aside): byte for byte what the original held.

@@ -17,8 +17,20 @@ fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-/// The tracker's current signing key, read from its data directory.
+/// The tracker's current signing key, read from its data directory (sled) or its
+/// database (PostgreSQL, where every replica's keys are).
 fn tracker_key(t: &Tracker) -> (String, ed25519_dalek::SigningKey) {
+    if t.pg.is_some() {
+        let (store, _writer) =
+            reelnet_tracker::store::Store::open_engine(&t.store_engine()).unwrap();
+        let ring = store
+            .keyring(reelnet_tracker::store::shared::TOKEN_KEYRING)
+            .unwrap()
+            .unwrap();
+        let key = ring.keys.iter().find(|k| k.kid == ring.current).unwrap();
+        let secret: [u8; 32] = key.secret.as_slice().try_into().unwrap();
+        return (ring.current, ed25519_dalek::SigningKey::from_bytes(&secret));
+    }
     let ring: Value =
         serde_json::from_slice(&std::fs::read(t.data_dir().join("keys/keyring.json")).unwrap())
             .unwrap();

@@ -90,9 +90,14 @@ pub(super) fn routes(api: Api, limit: u64) -> BoxedFilter<(Response,)> {
         .and(a())
         .and(source(api.config().http.trusted_proxies.clone()))
         .and(body(limit))
-        .map(|api: Api, src: SourceParts, b: Bytes| {
-            let res = form::<DeviceForm>(&b)
-                .and_then(|f| api.oauth_device_authorization(f, &src.resolve(&api, &b)));
+        .then(|api: Api, src: SourceParts, b: Bytes| async move {
+            let res = match form::<DeviceForm>(&b) {
+                Ok(f) => {
+                    api.oauth_device_authorization(f, &src.resolve(&api, &b))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             reply(StatusCode::OK, res)
         });
     let metadata = warp::path!(".well-known" / "oauth-authorization-server")

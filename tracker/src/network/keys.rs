@@ -3,6 +3,7 @@
 //! rotate-key` adds a new current key; a retired key stays published (and verifying) until
 //! every certificate it signed has expired ([`MAX_CERT_LIFETIME_SECS`] after it was
 //! retired). The network id lives beside them in `network_id` unless the config names one.
+//! With the PostgreSQL engine both live in the database instead ([`crate::keysource`]).
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use reelnet_proto::membership::{
 };
 use reelnet_proto::{NodeId, ProtoError};
 
-use crate::keys::{self, KeyError, KeyMeta};
+use crate::keys::{self, KeyError, KeyMeta, StoredKeyring};
 
 /// The directory of the network keys.
 pub fn network_dir(data_dir: &Path) -> PathBuf {
@@ -46,7 +47,7 @@ fn network_id(data_dir: &Path, configured: &str) -> Result<String, KeyError> {
     match std::fs::read_to_string(&path) {
         Ok(id) => Ok(id.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = format!("reelnet-{}", hex::encode(rand::random::<[u8; 6]>()));
+            let id = new_network_id();
             reelnet_runtime::fs::write_private(&path, id.as_bytes()).map_err(|source| {
                 KeyError::Io {
                     path: path.clone(),
@@ -57,6 +58,42 @@ fn network_id(data_dir: &Path, configured: &str) -> Result<String, KeyError> {
         }
         Err(source) => Err(KeyError::Io { path, source }),
     }
+}
+
+/// The data directory's network keyring (keys and, when it has one, the network id) as a
+/// store record; `None` when it holds no keyring.
+pub(crate) fn stored_from_files(data_dir: &Path) -> Result<Option<StoredKeyring>, KeyError> {
+    let dir = network_dir(data_dir);
+    let Some(mut ring) = keys::stored_from_dir(&dir)? else {
+        return Ok(None);
+    };
+    let id_file = dir.join("network_id");
+    ring.network_id = match std::fs::read_to_string(&id_file) {
+        Ok(id) if !id.trim().is_empty() => Some(id.trim().to_owned()),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(KeyError::Io {
+                path: id_file,
+                source,
+            })
+        }
+    };
+    Ok(Some(ring))
+}
+
+/// A first network keyring for the database: the data directory's (keys and network id)
+/// when it has one, else a new key; a new network id where none was kept.
+pub(crate) fn stored_candidate(data_dir: &Path, now: u64) -> Result<StoredKeyring, KeyError> {
+    let mut ring = stored_from_files(data_dir)?.unwrap_or_else(|| keys::new_stored(now));
+    if ring.network_id.is_none() {
+        ring.network_id = Some(new_network_id());
+    }
+    Ok(ring)
+}
+
+fn new_network_id() -> String {
+    format!("reelnet-{}", hex::encode(rand::random::<[u8; 6]>()))
 }
 
 impl NetworkKeyring {
@@ -82,6 +119,24 @@ impl NetworkKeyring {
         let (keys, current) = keys::read_keys(&network_dir(data_dir))?;
         Ok(Self {
             network_id: network_id(data_dir, configured_id)?,
+            keys,
+            current,
+        })
+    }
+
+    /// The keyring as the store keeps it (PostgreSQL engine); a configured id wins over
+    /// the stored one.
+    pub fn from_stored(ring: &StoredKeyring, configured_id: &str) -> Result<Self, KeyError> {
+        let network_id = if configured_id.is_empty() {
+            ring.network_id.clone().ok_or_else(|| {
+                KeyError::Stored("the network keyring has no network id: set [network] id".into())
+            })?
+        } else {
+            configured_id.to_owned()
+        };
+        let (keys, current) = keys::stored_keys(ring)?;
+        Ok(Self {
+            network_id,
             keys,
             current,
         })

@@ -164,8 +164,6 @@ pub struct Membership {
     store: Store,
     keys: watch::Receiver<Arc<NetworkKeyring>>,
     config: NetworkConfig,
-    /// Signatures of node requests seen in the last window (a replay is refused).
-    replays: Arc<Mutex<HashMap<[u8; 32], u64>>>,
     /// Ingest announcements by outcome (for `/metrics`).
     announcements: crate::metrics::Announcements,
     /// Signed bindings by version, with the key id that signed them: the public bindings
@@ -173,7 +171,8 @@ pub struct Membership {
     pub(crate) signed_bindings: Arc<Mutex<HashMap<u64, (String, String)>>>,
     /// Node ids as they are revoked (room sockets opened through them close).
     revocations: tokio::sync::broadcast::Sender<String>,
-    /// When each node last made a signed request (in memory: the console's "last seen").
+    /// When each node last made a signed request (in memory, per replica: the console's
+    /// "last seen" is the latest this replica saw, or the certificate's issue time).
     last_seen: Arc<Mutex<HashMap<String, u64>>>,
     /// The tracker's URL as nodes reach it (in the invite's command).
     public_url: String,
@@ -213,7 +212,6 @@ impl Membership {
             store,
             keys,
             config,
-            replays: Arc::default(),
             last_seen: Arc::default(),
             public_url: String::new(),
             signed_bindings: Arc::default(),
@@ -477,21 +475,17 @@ impl Membership {
         Ok((cert, record))
     }
 
+    /// Refuses a signature seen before, by this replica or any other on the same database:
+    /// the replay guard lives in the store ([`Store::claim_once`], one atomic statement).
     fn check_replay(&self, key: [u8; 32], now: u64) -> Result<(), ApiError> {
-        let mut seen = self
-            .replays
-            .lock()
-            .map_err(|_| ApiError::internal("replay cache poisoned"))?;
-        if seen.len() > 100_000 {
-            seen.retain(|_, t| *t > now);
-        }
         let until = now + 2 * membership::NODE_REQUEST_WINDOW_SECS;
-        match seen.insert(key, until) {
-            Some(t) if t > now => Err(ApiError::unauthorized(
+        if self.store.claim_once(key, until)? {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized(
                 "replayed",
                 "this request signature was already used",
-            )),
-            _ => Ok(()),
+            ))
         }
     }
 

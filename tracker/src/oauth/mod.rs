@@ -45,10 +45,9 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "bad_csrf",
 ];
 
-/// The protocol's in-memory state: codes, pending devices, refusal counters.
+/// The protocol's in-memory state: refusal counters (codes and pending devices live in
+/// the store, shared by every replica: [`codes`], [`device`]).
 pub struct OauthState {
-    pub(crate) codes: codes::Codes,
-    pub(crate) devices: device::Devices,
     pub(crate) refused: Refusals,
 }
 
@@ -58,11 +57,7 @@ impl Default for OauthState {
         for reason in REFUSAL_REASONS {
             let _ = refused.get_or_create(&ReasonLabels { reason });
         }
-        Self {
-            codes: codes::Codes::default(),
-            devices: device::Devices::default(),
-            refused,
-        }
+        Self { refused }
     }
 }
 
@@ -303,28 +298,26 @@ impl Api {
             ));
         }
         let now = now_secs();
-        let code = self
-            .inner
-            .oauth
-            .codes
-            .issue(
-                codes::CodeGrant {
-                    client_id: client.node_id.clone(),
-                    redirect_uri: client.redirect_uri.clone(),
-                    user: user.id,
-                    challenge: params.code_challenge.clone(),
-                    auth_time,
-                    expires_at: now + codes::CODE_TTL_SECS,
-                },
-                now,
+        let code = codes::issue(
+            self.store(),
+            codes::CodeGrant {
+                client_id: client.node_id.clone(),
+                redirect_uri: client.redirect_uri.clone(),
+                user: user.id,
+                challenge: params.code_challenge.clone(),
+                auth_time,
+                expires_at: now + codes::CODE_TTL_SECS,
+            },
+            now,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many sign-ins in progress; try again in a minute",
             )
-            .ok_or_else(|| {
-                ApiError::new(
-                    warp::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "too many sign-ins in progress; try again in a minute",
-                )
-            })?;
+        })?;
         let mut pairs = vec![("code", code.as_str())];
         if let Some(state) = params.state.as_deref() {
             pairs.push(("state", state));
@@ -420,8 +413,10 @@ impl Api {
             return Err(ApiError::rate_limited(wait));
         }
         let now = now_secs();
-        let found = device::normalize_user_code(user_code)
-            .and_then(|letters| self.inner.oauth.devices.lookup(&letters, now));
+        let found = match device::normalize_user_code(user_code) {
+            Some(letters) => device::lookup(self.store(), &letters, now)?,
+            None => None,
+        };
         match found {
             Some(e) => {
                 // A right code is no guess.
@@ -469,12 +464,12 @@ impl Api {
             self.oauth_refused("device_code_guess");
             return Err(ApiError::rate_limited(wait));
         }
-        let decided = device::normalize_user_code(user_code).is_some_and(|letters| {
-            self.inner
-                .oauth
-                .devices
-                .decide(&letters, user.id, allow, now_secs())
-        });
+        let decided = match device::normalize_user_code(user_code) {
+            Some(letters) => {
+                device::decide(self.store(), &letters, user.id, allow, now_secs()).await?
+            }
+            None => false,
+        };
         if decided {
             // A right code is no guess.
             limiter.give_back(&limit_key);

@@ -215,11 +215,15 @@ impl Api {
         };
         let verifier = form.code_verifier.as_deref().unwrap_or("");
         let now = now_secs();
-        let grant = match self
-            .inner
-            .oauth
-            .codes
-            .redeem(code, &node, redirect_uri, verifier, now)
+        let grant = match super::codes::redeem(
+            self.store(),
+            code,
+            &node,
+            redirect_uri,
+            verifier,
+            now,
+        )
+        .await?
         {
             Ok(g) => g,
             Err(refusal) => {
@@ -256,7 +260,7 @@ impl Api {
                 },
             )
             .await?;
-        if self.inner.oauth.codes.started(code, family) {
+        if super::codes::started(self.store(), code, family).await? {
             self.store().revoke_family_id(family).await?;
             return Err(OauthFailure::grant(
                 "code_reused",
@@ -274,7 +278,7 @@ impl Api {
             )));
         }
         let code = form.device_code.unwrap_or_default();
-        match self.inner.oauth.devices.poll(&code, now_secs()) {
+        match super::device::poll(self.store(), &code, now_secs()).await? {
             Poll::Pending => Err(OauthFailure::bad(
                 "authorization_pending",
                 "the viewer has not answered yet",
@@ -361,7 +365,7 @@ impl Api {
 
     /// `POST /oauth/device_authorization` from `src` (at most
     /// [`Api::DEVICE_STARTS_PER_ADDRESS_PER_HOUR`] per address).
-    pub fn oauth_device_authorization(
+    pub async fn oauth_device_authorization(
         &self,
         form: DeviceForm,
         src: &crate::accounts::Source,
@@ -398,18 +402,16 @@ impl Api {
             ),
             None => None,
         };
-        let (device_code, user_code) = self
-            .inner
-            .oauth
-            .devices
-            .start(name, resource, now_secs())
-            .ok_or_else(|| {
-            OauthFailure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "too many devices are waiting; try again later",
-            )
-        })?;
+        let (device_code, user_code) =
+            super::device::start(self.store(), name, resource, now_secs())
+                .await?
+                .ok_or_else(|| {
+                    OauthFailure::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "too many devices are waiting; try again later",
+                    )
+                })?;
         let page = format!(
             "{}{DEVICE_PAGE_PATH}",
             self.config().public_url.trim_end_matches('/')

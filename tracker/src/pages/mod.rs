@@ -24,7 +24,7 @@ mod account;
 pub(crate) mod console;
 pub mod html;
 mod oauth;
-mod passkeys;
+pub(crate) mod passkeys;
 mod signin;
 
 use std::collections::HashMap;

@@ -1,19 +1,18 @@
 //! Passkeys (WebAuthn, `webauthn-rs`): the relying party is the tracker (RP id = its
 //! `public_url`'s host, origin = its `public_url`), so a passkey works only on the
 //! tracker's own origin and no node can phish it. The ceremonies' pending state is kept in
-//! memory for [`CEREMONY_SECS`]; credentials are stored per user
-//! ([`crate::store::pages::PasskeyRecord`]).
+//! the store for [`CEREMONY_SECS`] (tree `passkey_ceremonies`, by the hash of the ceremony
+//! id; the state as JSON), so a ceremony started at one tracker replica finishes at any
+//! other, once; credentials are stored per user ([`crate::store::pages::PasskeyRecord`]).
 //!
 //! WebAuthn does not allow an IP address as RP id: with a `public_url` such as
 //! `http://127.0.0.1:7070` passkeys are off (the pages say so); `http://localhost:7070` or
 //! a real host name work.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warp::http::StatusCode;
 use webauthn_rs::prelude::{
@@ -24,13 +23,15 @@ use webauthn_rs::prelude::{
 use super::{next_of, Answer, Handled, Pages, Req, Session};
 use crate::clock::now_secs;
 use crate::store::pages::PasskeyRecord;
-use crate::store::UserId;
+use crate::store::shared::{Change, Shared};
+use crate::store::{Store, StoreError, UserId};
 
 /// How long a ceremony may take, seconds.
 const CEREMONY_SECS: u64 = 300;
 /// Most ceremonies pending at once (older ones are dropped beyond it).
 const MAX_PENDING: usize = 10_000;
 
+#[derive(Serialize, Deserialize)]
 enum Pending {
     Register(UserId, Box<PasskeyRegistration>),
     Login(UserId, Box<PasskeyAuthentication>),
@@ -40,7 +41,6 @@ enum Pending {
 pub(super) struct Passkeys {
     webauthn: Option<Webauthn>,
     why_not: Option<String>,
-    pending: Mutex<HashMap<String, (u64, Pending)>>,
 }
 
 impl Passkeys {
@@ -64,14 +64,12 @@ impl Passkeys {
             Ok(w) => Self {
                 webauthn: Some(w),
                 why_not: None,
-                pending: Mutex::new(HashMap::new()),
             },
             Err(why) => {
                 tracing::info!(%why, "passkeys off");
                 Self {
                     webauthn: None,
                     why_not: Some(why),
-                    pending: Mutex::new(HashMap::new()),
                 }
             }
         }
@@ -81,30 +79,80 @@ impl Passkeys {
     pub fn unavailable(&self) -> Option<String> {
         self.why_not.clone()
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, Pending)>> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+/// A ceremony in flight as stored: when it ends, and its state as JSON (webauthn-rs's
+/// state types are made for serde_json).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Ceremony {
+    expires_at: u64,
+    json: String,
+}
+
+fn ceremony_key(id: &str) -> Vec<u8> {
+    blake3::hash(id.as_bytes()).as_bytes().to_vec()
+}
+
+/// Keeps `p` under a new ceremony id (answered); `None` when too many are in flight.
+async fn put(store: &Store, p: Pending, now: u64) -> Result<Option<String>, StoreError> {
+    if store.count_shared(Shared::PasskeyCeremonies)? >= MAX_PENDING {
+        purge(store, now).await?;
+        if store.count_shared(Shared::PasskeyCeremonies)? >= MAX_PENDING {
+            return Ok(None);
         }
     }
+    let json = serde_json::to_string(&p)
+        .map_err(|e| StoreError::Corrupt(format!("a passkey ceremony: {e}")))?;
+    let (id, _) = crate::accounts::new_secret();
+    let record = Ceremony {
+        expires_at: now + CEREMONY_SECS,
+        json,
+    };
+    store
+        .update_shared(
+            Shared::PasskeyCeremonies,
+            ceremony_key(&id),
+            move |_: Option<Ceremony>| (Change::Put(record), ()),
+        )
+        .await?;
+    Ok(Some(id))
+}
 
-    fn put(&self, p: Pending) -> String {
-        let (id, _) = crate::accounts::new_secret();
-        let now = now_secs();
-        let mut map = self.lock();
-        map.retain(|_, (exp, _)| *exp > now);
-        if map.len() >= MAX_PENDING {
-            map.clear();
-        }
-        map.insert(id.clone(), (now + CEREMONY_SECS, p));
-        id
+/// Takes (once, at whichever replica) the ceremony `id` if it has not ended by `now`.
+async fn take(store: &Store, id: &str, now: u64) -> Result<Option<Pending>, StoreError> {
+    if id.is_empty() || id.len() > 128 {
+        return Ok(None);
     }
+    let taken = store
+        .update_shared(
+            Shared::PasskeyCeremonies,
+            ceremony_key(id),
+            |c: Option<Ceremony>| match c {
+                Some(c) => (Change::Remove, Some(c)),
+                None => (Change::Keep, None),
+            },
+        )
+        .await?;
+    Ok(taken
+        .filter(|c| c.expires_at > now)
+        .and_then(|c| serde_json::from_str(&c.json).ok()))
+}
 
-    fn take(&self, id: &str) -> Option<Pending> {
-        let (exp, p) = self.lock().remove(id)?;
-        (exp > now_secs()).then_some(p)
-    }
+/// Removes ceremonies that ended before `now`; answers how many.
+pub(crate) async fn purge(store: &Store, now: u64) -> Result<usize, StoreError> {
+    store
+        .purge_shared(Shared::PasskeyCeremonies, move |c: &Ceremony| {
+            c.expires_at <= now
+        })
+        .await
+}
+
+fn internal(e: StoreError) -> Answer {
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        &e.to_string(),
+    )
 }
 
 fn limit_key(addr: &str) -> String {
@@ -145,19 +193,24 @@ fn signed_in(pages: &Pages, req: &Req) -> Result<Session, Answer> {
 
 /// A ceremony just started: its state kept (`pending`) under a new id, and the options
 /// for the browser.
-fn ceremony<O: serde::Serialize, S, E: std::fmt::Display>(
+async fn ceremony<O: serde::Serialize, S, E: std::fmt::Display>(
     pages: &Pages,
     started: Result<(O, S), E>,
     pending: impl FnOnce(S) -> Pending,
 ) -> Answer {
     match started {
-        Ok((options, state)) => {
-            let id = pages.inner.passkeys.put(pending(state));
-            Answer::json(
+        Ok((options, state)) => match put(pages.api().store(), pending(state), now_secs()).await {
+            Ok(Some(id)) => Answer::json(
                 StatusCode::OK,
                 &json!({ "ceremony": id, "options": options }),
-            )
-        }
+            ),
+            Ok(None) => err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many passkey ceremonies in progress; try again in a minute",
+            ),
+            Err(e) => internal(e),
+        },
         Err(e) => err(
             StatusCode::INTERNAL_SERVER_ERROR,
             "passkey_failed",
@@ -237,7 +290,8 @@ pub(super) async fn register_start(pages: Pages, req: Req, _body: Bytes) -> Hand
     );
     Ok(ceremony(&pages, started, |state| {
         Pending::Register(s.user.id, Box::new(state))
-    }))
+    })
+    .await)
 }
 
 /// `POST /passkeys/register/finish`
@@ -252,7 +306,10 @@ pub(super) async fn register_finish(pages: Pages, req: Req, body: Bytes) -> Hand
         )
     })?;
     let unknown = || err(StatusCode::BAD_REQUEST, "unknown_ceremony", "start again");
-    let Some(Pending::Register(user, state)) = pages.inner.passkeys.take(&f.ceremony) else {
+    let taken = take(pages.api().store(), &f.ceremony, now_secs())
+        .await
+        .map_err(internal)?;
+    let Some(Pending::Register(user, state)) = taken else {
         return Err(unknown());
     };
     if user != s.user.id {
@@ -336,7 +393,8 @@ pub(super) async fn login_start(pages: Pages, req: Req, body: Bytes) -> Handled 
     let started = w.start_passkey_authentication(&creds);
     Ok(ceremony(&pages, started, |state| {
         Pending::Login(uid, Box::new(state))
-    }))
+    })
+    .await)
 }
 
 /// `POST /passkeys/login/finish`: signs in like a password would (a new session).
@@ -350,7 +408,10 @@ pub(super) async fn login_finish(pages: Pages, req: Req, body: Bytes) -> Handled
             "not a passkey assertion",
         )
     })?;
-    let Some(Pending::Login(uid, state)) = pages.inner.passkeys.take(&f.ceremony) else {
+    let taken = take(pages.api().store(), &f.ceremony, now_secs())
+        .await
+        .map_err(internal)?;
+    let Some(Pending::Login(uid, state)) = taken else {
         return Err(err(
             StatusCode::BAD_REQUEST,
             "unknown_ceremony",
@@ -410,16 +471,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ceremonies_are_taken_once() {
+    /// A ceremony is taken once (whichever replica asks: the store's take), and not after
+    /// it ended; ended ones are swept.
+    async fn ceremonies_are_taken_once(store: Store) {
         let p = Passkeys::new("http://localhost:7070", "localhost");
         let w = p.webauthn.as_ref().unwrap();
         let (_, state) = w
             .start_passkey_registration(Uuid::from_bytes([1; 16]), "a@x", "A", None)
             .unwrap();
-        let id = p.put(Pending::Register(UserId([1; 16]), Box::new(state)));
-        assert!(matches!(p.take(&id), Some(Pending::Register(..))));
-        assert!(p.take(&id).is_none());
-        assert!(p.take("made-up").is_none());
+        let now = 1_000;
+        let pending = || Pending::Register(UserId([1; 16]), Box::new(state.clone()));
+        let id = put(&store, pending(), now).await.unwrap().unwrap();
+        assert!(matches!(
+            take(&store, &id, now + 1).await.unwrap(),
+            Some(Pending::Register(..))
+        ));
+        assert!(take(&store, &id, now + 1).await.unwrap().is_none());
+        assert!(take(&store, "made-up", now).await.unwrap().is_none());
+        let late = put(&store, pending(), now).await.unwrap().unwrap();
+        assert!(take(&store, &late, now + CEREMONY_SECS)
+            .await
+            .unwrap()
+            .is_none());
+        put(&store, pending(), now).await.unwrap().unwrap();
+        assert_eq!(purge(&store, now + CEREMONY_SECS).await.unwrap(), 1);
     }
+    crate::store::testing::engine_tests!(ceremonies, ceremonies_are_taken_once);
 }

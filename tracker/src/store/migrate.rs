@@ -61,6 +61,8 @@ pub enum CopyError {
     OpenSource(StoreError),
     #[error("cannot open the destination store: {0}")]
     OpenDestination(StoreError),
+    #[error("cannot carry the signing keys: {0}")]
+    Keys(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -69,7 +71,15 @@ pub enum CopyError {
 /// waits until the destination is durable (sled: flushed and synced; PostgreSQL: every
 /// batch committed). A failure after the first write can leave a partial destination:
 /// nothing else uses it, so the operator drops it and runs the command again.
-pub async fn migrate(source: &Engine, dest: &Engine) -> Result<CopyReport, CopyError> {
+///
+/// A sled tracker keeps its signing keys in files in `data_dir`: from a sled source they
+/// are first written into the source's `signing_keys` tree
+/// ([`crate::keysource::store_file_keyrings`]), so the copy carries them.
+pub async fn migrate(
+    source: &Engine,
+    dest: &Engine,
+    data_dir: Option<&std::path::Path>,
+) -> Result<CopyReport, CopyError> {
     let (src, src_writer) = Store::open_engine(source).map_err(|e| match (source, e) {
         (Engine::Sled { dir, .. }, e) if e.is_locked() => CopyError::Locked(dir.clone()),
         (_, e) => CopyError::OpenSource(e),
@@ -78,10 +88,19 @@ pub async fn migrate(source: &Engine, dest: &Engine) -> Result<CopyReport, CopyE
         (Engine::Sled { dir, .. }, e) if e.is_locked() => CopyError::Locked(dir.clone()),
         (_, e) => CopyError::OpenDestination(e),
     })?;
-    drop(src_writer);
+    let src_writer = tokio::spawn(src_writer.run());
+    if let (Engine::Sled { .. }, Some(dir)) = (source, data_dir) {
+        crate::keysource::store_file_keyrings(&src, dir)
+            .await
+            .map_err(|e| CopyError::Keys(e.to_string()))?;
+    }
     let report = tokio::task::spawn_blocking(move || src.copy_into(&dst))
         .await
         .map_err(|e| StoreError::Db(format!("the copy panicked: {e}")))?;
+    // The source's writer ends with its last handle (dropped with the copy).
+    src_writer
+        .await
+        .map_err(|e| StoreError::Db(format!("the source's writer panicked: {e}")))??;
     // Every destination handle is gone: the writer's run is its last commit.
     dst_writer.run().await?;
     report

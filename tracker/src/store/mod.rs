@@ -36,6 +36,7 @@ pub mod preferences;
 pub mod records;
 pub mod requests;
 pub mod rooms;
+pub mod shared;
 
 use std::future::Future;
 use std::path::Path;
@@ -175,6 +176,19 @@ trees! {
     user_browser_sessions,
     /// user id ++ credential id → [`pages::PasskeyRecord`]
     passkeys,
+    /// `token` / `network` → [`shared::StoredKeyring`] (PostgreSQL engine: every replica
+    /// signs with these; sled keeps its keys in files in the data directory)
+    signing_keys,
+    /// blake3(code) → [`crate::oauth::codes::CodeRecord`]
+    oauth_codes,
+    /// blake3(device code) → [`crate::oauth::device::DeviceEntry`]
+    devices,
+    /// user code (8 letters) → blake3(device code)
+    device_user_codes,
+    /// replay key of a node-signed request → end of its window (unix seconds, u64 BE)
+    node_replays,
+    /// blake3(ceremony id) → passkey ceremony in flight (`pages::passkeys`)
+    passkey_ceremonies,
 }
 
 impl Trees {

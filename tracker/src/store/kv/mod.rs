@@ -9,7 +9,8 @@
 //! The semantics the store relies on, and both engines keep:
 //! - keys compare bytewise (sled's order; PostgreSQL's `bytea` order), so a prefix scan is
 //!   one user's records and `rev()` walks newest first where keys are inverted times;
-//! - every write happens inside a writer job (`Store::write`), and there is one writer per
+//! - every write happens inside a writer job (`Store::write`; the one exception is
+//!   [`Tree::insert_new`], a single atomic insert-if-absent), and there is one writer per
 //!   process: a [`Transactional::transaction`] never conflicts with another writer of this
 //!   process. Across processes (several trackers on one PostgreSQL) the PostgreSQL engine
 //!   serialises whole batches with an advisory lock, so the same holds;
@@ -106,6 +107,24 @@ impl Tree {
                 Ok(())
             }
             Tree::Postgres(t) => t.insert(key.as_ref(), value.as_ref()),
+        }
+    }
+
+    /// Sets `key` to `value` unless it already has a value; `true` when it was set. The
+    /// one write allowed outside the writer: a single atomic step on both engines (sled's
+    /// compare-and-swap; one PostgreSQL statement, committed when it returns), so two
+    /// processes inserting the same key at once see exactly one `true`. Not group
+    /// committed: sled makes it durable at its next flush.
+    pub fn insert_new<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        key: K,
+        value: V,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Tree::Sled(t) => Ok(t
+                .compare_and_swap(key.as_ref(), None as Option<&[u8]>, Some(value.as_ref()))?
+                .is_ok()),
+            Tree::Postgres(t) => t.insert_new(key.as_ref(), value.as_ref()),
         }
     }
 

@@ -83,6 +83,9 @@ const GET: &str = "SELECT v FROM kv WHERE tree = $1 AND k = $2";
 const HAS: &str = "SELECT 1 FROM kv WHERE tree = $1 AND k = $2";
 const PUT: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
                    ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v";
+/// Insert-if-absent in one statement (atomic on its own, outside any batch).
+const PUT_NEW: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
+                       ON CONFLICT (tree, k) DO NOTHING";
 const DEL: &str = "DELETE FROM kv WHERE tree = $1 AND k = $2 RETURNING v";
 const NEXT_ID: &str = "SELECT nextval('reelnet_ids')";
 /// The next `nextval` answers more than `$1` (never lowers the sequence).
@@ -673,6 +676,16 @@ impl PgTree {
         self.db.run(move |c| async move {
             let st = c.prepare_cached(PUT).await?;
             c.execute(&st, &[&name, &key, &value]).await.map(|_| ())
+        })
+    }
+
+    /// Sets `key` to `value` unless it has a value; `true` when it was set. One
+    /// autocommitted statement outside a batch, atomic across processes by itself.
+    pub(super) fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        let (name, key, value) = (self.name, key.to_vec(), value.to_vec());
+        self.db.run(move |c| async move {
+            let st = c.prepare_cached(PUT_NEW).await?;
+            Ok(c.execute(&st, &[&name, &key, &value]).await? == 1)
         })
     }
 
