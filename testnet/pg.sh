@@ -25,10 +25,9 @@
 # so each finds whichever server is primary, before and after a failover. Both carry
 # tracker1's issuer and public URL (replicas behind one public name; there is no load
 # balancer here). Nodes: node i (1-3) as in testnet/up.sh (gateway 127.0.0.1:808<i>, libp2p
-# tcp/400<i>, QUIC udp/440<i>), enrolled with invites made through tracker1. They all point
-# at tracker1 only: a node can list several replicas and fail over between them
-# (`--tracker URL1,URL2`, `[tracker] url = [...]`), but tracker2 here makes signing keys of
-# its own (they are files in each data_dir), so tokens of one would not pass at the other.
+# tcp/400<i>, QUIC udp/440<i>), enrolled with invites made through tracker1. Each lists
+# both replicas (`--tracker URL1,URL2`): it uses tracker1 and fails over to tracker2 when
+# tracker1 stops answering (the replicas share their signing keys through the database).
 #
 # `failover` kills the primary's postmaster and every backend with SIGKILL (as a crash of
 # its machine would), runs `pg_ctl promote` on the standby, and waits until a write is
@@ -370,7 +369,7 @@ EOF
     "$node_bin" --config "$dir/node.toml" \
       --data-dir "$dir/node$i" --listen "127.0.0.1:$((8080 + i))" \
       --p2p "/ip4/127.0.0.1/tcp/$((4000 + i))" --quic "127.0.0.1:$((4400 + i))" \
-      --tracker "http://127.0.0.1:$tracker_port" "${boot[@]}" \
+      --tracker "http://127.0.0.1:$tracker_port,http://127.0.0.1:$((tracker_port + 1))" "${boot[@]}" \
       >"$dir/node$i.log" 2>&1 &
     pid_of[$i]=$!
     echo $! >> "$dir/pids"
@@ -379,7 +378,7 @@ EOF
   for i in $(seq 1 "$nodes"); do
     wait_http "http://127.0.0.1:$((8080 + i))/healthz" 60
     wait_admin "$dir/node$i" "${pid_of[$i]}" 30
-    echo "node$i    http://127.0.0.1:$((8080 + i)) -> tracker1   (log: $dir/node$i.log)"
+    echo "node$i    http://127.0.0.1:$((8080 + i)) -> tracker1, then tracker2   (log: $dir/node$i.log)"
   done
   data_of() { echo "$dir/node$1"; }
   wait_mesh "$nodes" "${MESH_WAIT_SECS:-$((60 + 3 * nodes))}" data_of
