@@ -56,7 +56,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_tracker NAME STORAGE -> prints its URL; the pid is appended to pids. Mail goes to a
+# start_tracker NAME STORAGE: sets `url` to its URL and appends its pid to pids (not in a
+# subshell, so both stay set). Mail goes to a
 # closed loopback port (registration only logs the failure); per-address limits are raised
 # because the load client registers every account from 127.0.0.1.
 start_tracker() {
@@ -81,12 +82,11 @@ EOF
   "$tracker_bin" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  local url=""
+  url=""
   for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || { echo "tracker $name exited:" >&2; tail -n 30 "$tmp/$name.log" >&2; exit 1; }
     url="$(sed -n 's/^reelnet-tracker listening: \(http:\/\/[^ ]*\).*/\1/p' "$tmp/$name.log" | head -n 1)"
     if [[ -n "$url" ]] && curl -fsS --max-time 2 "$url/healthz" >/dev/null 2>&1; then
-      echo "$url"
       return
     fi
     sleep 0.1
@@ -106,7 +106,7 @@ load() { # URLS SECONDS -> the load client's line
 }
 
 echo "==> [sled] one tracker; load average $(uptime | sed 's/.*load average: //')" >&2
-url="$(start_tracker sled 'engine = "sled"')"
+start_tracker sled 'engine = "sled"'
 sled_line="$(load "$url" "$BENCH_SECONDS")"
 echo "sled $sled_line"
 stop_all
@@ -119,18 +119,34 @@ pg psql -c "CREATE DATABASE b2" >/dev/null
 pgurl() { echo "postgres://reelnet:$password@127.0.0.1:$PG_PORT,127.0.0.1:$((PG_PORT + 1))/$1?target_session_attrs=read-write"; }
 storage() { printf 'engine = "postgres"\nurl = "%s"\npool_size = 16\n' "$(pgurl "$1")"; }
 
+# The reference: PostgreSQL itself, same servers, $CLIENTS pgbench clients each committing
+# one upsert of a progress-sized row per transaction (what a write costs without the
+# tracker; PostgreSQL groups concurrent commits' WAL flushes by itself).
+pg psql -c "CREATE DATABASE b0" >/dev/null
+pg_bin="$(sed -n 's/^pg_bin=//p' "$pgdir/pg.state")"
+printf '%s\n' '\set k random(1, 3200)' \
+  "INSERT INTO kv (tree, k, v) VALUES ('progress', int4send(:k), decode(repeat('ab', 60), 'hex')) ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v;" \
+  >"$tmp/upsert.sql"
+"$pg_bin/psql" -X -q "$(pgurl b0)" \
+  -c 'CREATE TABLE kv (tree text COLLATE "C" NOT NULL, k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY (tree, k))'
+echo "==> [pgbench] $CLIENTS clients, one upsert per transaction; load average $(uptime | sed 's/.*load average: //')" >&2
+"$pg_bin/pgbench" -n -c "$CLIENTS" -j 2 -T "$BENCH_SECONDS" -f "$tmp/upsert.sql" "$(pgurl b0)" >"$tmp/pgbench.txt" 2>&1 || {
+  echo "pgbench failed:" >&2; tail -n 20 "$tmp/pgbench.txt" >&2; exit 1; }
+pgbench_tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$tmp/pgbench.txt" | head -n 1)"
+pgbench_lat="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$tmp/pgbench.txt" | head -n 1)"
+echo "pgbench tps=$pgbench_tps latency_avg_ms=$pgbench_lat"
+
 echo "==> [pg-1] one tracker on PostgreSQL; load average $(uptime | sed 's/.*load average: //')" >&2
-url="$(start_tracker pg1 "$(storage b1)")"
+start_tracker pg1 "$(storage b1)"
 pg1_line="$(load "$url" "$BENCH_SECONDS")"
 echo "pg-1 $pg1_line"
 stop_all
 
 echo "==> [pg-2] two tracker replicas on PostgreSQL; load average $(uptime | sed 's/.*load average: //')" >&2
-url_a="$(start_tracker pg2a "$(storage b2)")"
-# Replicas sign with the same keys: the second starts with a copy of the first's.
-mkdir -p "$tmp/pg2b-data" && chmod 700 "$tmp/pg2b-data"
-cp -a "$tmp/pg2a-data/keys" "$tmp/pg2a-data/network-keys" "$tmp/pg2b-data/"
-url_b="$(start_tracker pg2b "$(storage b2)")"
+start_tracker pg2a "$(storage b2)"
+url_a="$url"
+start_tracker pg2b "$(storage b2)"
+url_b="$url"
 pg2_line="$(load "$url_a,$url_b" "$BENCH_SECONDS")"
 echo "pg-2 $pg2_line"
 
@@ -158,7 +174,8 @@ r "$sled_line" "sled, 1 tracker (fsync = true)"
 r "$pg1_line" "PostgreSQL + sync standby, 1 tracker"
 r "$pg2_line" "PostgreSQL + sync standby, 2 trackers"
 r "$fo_line" "2 trackers, primary killed -9 + promote"
+row "reference: pgbench, 1 upsert per transaction" "${pgbench_tps%.*}" "~${pgbench_lat}" "" "" ""
 echo
-echo "(cores: CPU of the first tracker only, CPU seconds per second)"
+echo "(cores: CPU of the first tracker only, CPU seconds per second; pgbench's latency is its average)"
 echo "failover: $(field "$fo_line" max_gap_ms) ms from the last write acknowledged before the kill to the first after (64 clients through 2 replicas); errors during it: $(field "$fo_line" errors)"
 grep -E 'promoted|first' "$tmp/failover.txt" | sed 's/^/  pg.sh: /' || true
