@@ -237,7 +237,12 @@ async fn operators_and_admins_see_the_node_and_run_its_jobs_viewers_get_403() {
     })
     .await;
     if s == 200 {
-        assert_eq!(ended["error"], "cancelled", "{ended}");
+        // Cancelled — or it failed on its own in the same instant the cancel was accepted.
+        let error = ended["error"].as_str().unwrap_or_default();
+        assert!(
+            error == "cancelled" || error.contains("no peers to ask"),
+            "{ended}"
+        );
     } else {
         assert!(ended["error"].is_string(), "{ended}");
     }

@@ -1,6 +1,7 @@
 //! A node with two tracker replicas (`[tracker] url = [A, B]`), over real parts: a
 //! PostgreSQL started by the test, two `reelnet-tracker` processes on one database (each
-//! with its own data directory holding the same signing and network keys), one node on
+//! with its own data directory; they share the signing and network keys through the
+//! database), one node on
 //! loopback, and a viewer signed in through the node the way a browser does (the node's
 //! `/auth/login`, the tracker's sign-in and consent pages, the node's callback and
 //! `/auth/session`).
@@ -58,20 +59,14 @@ struct Replica {
 }
 
 impl Replica {
-    /// Writes the config; with `keys_from`, copies that replica's signing and network keys
-    /// into the data directory first (until the keys live in the database).
-    fn new(db_url: &str, keys_from: Option<&Replica>) -> Replica {
+    /// Writes the config (the keys come from the database: the first replica stores them).
+    fn new(db_url: &str) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&data)
             .unwrap();
-        if let Some(from) = keys_from {
-            for sub in ["keys", "network-keys"] {
-                copy_dir(&from.dir.path().join("data").join(sub), &data.join(sub));
-            }
-        }
         let config = dir.path().join("tracker.toml");
         std::fs::write(
             &config,
@@ -175,20 +170,6 @@ impl Replica {
 impl Drop for Replica {
     fn drop(&mut self) {
         self.kill9();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::DirBuilder::new().mode(0o700).create(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            // `fs::copy` keeps the mode (0600 key files stay private).
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 
@@ -328,9 +309,9 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
         .await
         .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}"));
     let db = pg.url();
-    let mut a = Replica::new(&db, None);
+    let mut a = Replica::new(&db);
     a.spawn().await;
-    let mut b = Replica::new(&db, Some(&a));
+    let mut b = Replica::new(&db);
     b.spawn().await;
     // The same keys: B publishes A's JWKS and network document.
     for path in [
