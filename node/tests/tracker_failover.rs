@@ -214,25 +214,7 @@ async fn sign_in(node_url: &str, tracker_url: &str) -> (Browser, String) {
     assert_eq!(p.status, 303, "{}", p.body);
     let consent = tb.get(&next).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    let mut fields = vec![("decision".to_owned(), "allow".to_owned())];
-    for name in [
-        "csrf",
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-    ] {
-        if let Some(v) = consent.field(name) {
-            fields.push((name.to_owned(), v));
-        }
-    }
-    let form: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let p = tb.post("/oauth/authorize", &form).await;
+    let p = tb.consent(&consent, "allow").await;
     assert_eq!(p.status, 303, "{}", p.body);
     let back = p.location().unwrap();
     assert!(

@@ -71,33 +71,6 @@ fn flow(client_id: &str, state: &str) -> Flow {
     }
 }
 
-/// The consent form's fields as the page rendered them, plus the decision.
-fn consent_fields(page: &common::browser::Page, decision: &str) -> Vec<(String, String)> {
-    let mut out = vec![("decision".to_owned(), decision.to_owned())];
-    for name in [
-        "csrf",
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-    ] {
-        if let Some(v) = page.field(name) {
-            out.push((name.to_owned(), v));
-        }
-    }
-    out
-}
-
-async fn post_owned(b: &Browser, path: &str, fields: &[(String, String)]) -> common::browser::Page {
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    b.post(path, &f).await
-}
-
 /// The node redeems a code (a signed, form-encoded request).
 async fn redeem(t: &common::Tracker, m: &common::Member, code: &str, f: &Flow) -> (u16, Value) {
     let body = serde_urlencoded::to_string([
@@ -170,14 +143,16 @@ async fn consent_then_code_then_single_sign_on() {
     );
 
     // Without the CSRF token nothing is granted.
-    let mut no_csrf = consent_fields(&consent, "allow");
+    let mut no_csrf = consent.consent_fields("allow");
     no_csrf.retain(|(k, _)| k != "csrf");
-    let p = post_owned(&b, "/oauth/authorize", &no_csrf).await;
+    let p = b.post_owned("/oauth/authorize", &no_csrf).await;
     assert_eq!(p.status, 403);
     assert_eq!(b.get(&next).await.status, 200, "still asks for consent");
 
     // Deny: back to the node with access_denied.
-    let p = post_owned(&b, "/oauth/authorize", &consent_fields(&consent, "deny")).await;
+    let p = b
+        .post_owned("/oauth/authorize", &consent.consent_fields("deny"))
+        .await;
     assert_eq!(p.status, 303, "{}", p.body);
     let back = p.location().unwrap();
     assert!(back.starts_with(&f.redirect_uri), "{back}");
@@ -185,7 +160,9 @@ async fn consent_then_code_then_single_sign_on() {
     assert_eq!(query_param(&back, "state").unwrap(), "st&te<1>");
 
     // Allow: a code for the node, with state and iss.
-    let p = post_owned(&b, "/oauth/authorize", &consent_fields(&consent, "allow")).await;
+    let p = b
+        .post_owned("/oauth/authorize", &consent.consent_fields("allow"))
+        .await;
     assert_eq!(p.status, 303, "{}", p.body);
     let back = p.location().unwrap();
     assert!(back.starts_with(&format!("{}?", f.redirect_uri)), "{back}");

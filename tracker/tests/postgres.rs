@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{access, postgres_storage, start_postgres, Tracker, TRACKER_BIN};
+use common::{access, postgres_storage, start_postgres, test_ca, Tracker, TRACKER_BIN};
 use reqwest::Method;
 use serde_json::json;
 
@@ -204,30 +204,15 @@ async fn a_lost_database_answers_503_and_the_tracker_recovers_without_a_restart(
     assert_eq!(p["position_s"], 3000.0, "{p}");
 }
 
-/// A CA and a certificate for 127.0.0.1 it signed: (CA PEM, certificate PEM, key PEM).
-fn test_ca() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_pem, cert.pem(), key.serialize_pem())
-}
-
 #[tokio::test]
 async fn tls_to_postgresql_checks_the_server_certificate() {
     let pg = start_postgres().await;
-    let (ca, cert, key) = test_ca();
+    let (ca, cert, key) = test_ca("127.0.0.1");
     pg.require_tls(&cert, &key).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (good, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
     std::fs::write(&good, &ca).unwrap();
-    std::fs::write(&other, test_ca().0).unwrap();
+    std::fs::write(&other, test_ca("127.0.0.1").0).unwrap();
     let url = pg.url();
     let with = |url: &str, ca: &std::path::Path| {
         format!(

@@ -135,26 +135,7 @@ async fn code_from(t: &Tracker, m: &Member, email: &str) -> (String, String, Str
     assert_eq!(p.status, 303, "{}", p.body);
     let consent = b.get(&next).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    let mut fields = vec![("decision".to_owned(), "allow".to_owned())];
-    for name in [
-        "csrf",
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-        "scope",
-    ] {
-        if let Some(v) = consent.field(name) {
-            fields.push((name.to_owned(), v));
-        }
-    }
-    let f: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let p = b.post("/oauth/authorize", &f).await;
+    let p = b.consent(&consent, "allow").await;
     assert_eq!(p.status, 303, "{}", p.body);
     let back = p.location().unwrap();
     let code = query_param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));

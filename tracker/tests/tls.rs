@@ -3,6 +3,8 @@
 //! HSTS header, the certificate metrics and the plain-HTTP redirect.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use reelnet_runtime::tls::TlsConfig;
 use reelnet_tracker::config::TrackerConfig;
 
@@ -10,19 +12,10 @@ use reelnet_tracker::config::TrackerConfig;
 async fn tracker_serves_https_from_certificate_files_and_redirects_plain_http() {
     let dir = tempfile::tempdir().unwrap();
     // A test CA and a certificate for localhost it signed.
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let (ca_pem, cert_pem, key_pem) = common::test_ca("localhost");
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(&cert_path, &cert_pem).unwrap();
+    std::fs::write(&key_path, key_pem).unwrap();
 
     let redirect = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let redirect_addr = redirect.local_addr().unwrap();
@@ -72,7 +65,11 @@ async fn tracker_serves_https_from_certificate_files_and_redirects_plain_http() 
         .get::<reqwest::tls::TlsInfo>()
         .and_then(|i| i.peer_certificate())
         .map(<[u8]>::to_vec);
-    assert_eq!(leaf.as_deref(), Some(cert.der().as_ref()));
+    let cert_der = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()
+    };
+    assert_eq!(leaf.as_deref(), Some(cert_der.as_ref()));
     let jwks = client
         .get(format!("{origin}/.well-known/jwks.json"))
         .send()

@@ -46,6 +46,27 @@ impl Page {
     }
 
     /// Whether an element with this id is on the page.
+    /// The OAuth consent form's fields as the page rendered them, plus the decision
+    /// (what a browser submits when the viewer clicks allow or deny).
+    pub fn consent_fields(&self, decision: &str) -> Vec<(String, String)> {
+        let mut out = vec![("decision".to_owned(), decision.to_owned())];
+        for name in [
+            "csrf",
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "scope",
+        ] {
+            if let Some(v) = self.field(name) {
+                out.push((name.to_owned(), v));
+            }
+        }
+        out
+    }
+
     pub fn has_id(&self, id: &str) -> bool {
         self.body.contains(&format!("id=\"{id}\""))
     }
@@ -182,6 +203,21 @@ impl Browser {
     }
 
     /// A form POST from the tracker's own origin (as a browser sends it).
+    /// POSTs owned form fields.
+    pub async fn post_owned(&self, path: &str, fields: &[(String, String)]) -> Page {
+        let f: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.post(path, &f).await
+    }
+
+    /// Answers the consent page `consent` with `decision` ("allow" or "deny").
+    pub async fn consent(&self, consent: &Page, decision: &str) -> Page {
+        self.post_owned("/oauth/authorize", &consent.consent_fields(decision))
+            .await
+    }
+
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         self.post_with(path, form, Headers::default()).await
     }

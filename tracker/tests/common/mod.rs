@@ -67,6 +67,21 @@ pub async fn start_postgres() -> reelnet_testkit::postgres::Postgres {
         .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL (run scripts/setup.sh): {e}"))
 }
 
+/// A test CA and a certificate for `name` it signed: (CA PEM, certificate PEM, key PEM).
+pub fn test_ca(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
 pub const TRACKER_BIN: &str = env!("CARGO_BIN_EXE_reelnet-tracker");
 
 impl Tracker {
