@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bindings::{BindingCounters, BindingStats, BindingTable, BindingVerdict};
-use crate::catalog::Verdict;
+use crate::catalog::verdict::Verdict;
 
 /// The membership certificate's file name in the data directory.
 pub const CERT_FILE: &str = "membership.cert";

@@ -51,7 +51,7 @@ pub(crate) struct Inner {
     pub operator_token: Option<String>,
     /// Refusal counters of sign-in through the tracker (its codes and pending devices are
     /// in the store, shared by every replica).
-    pub oauth: crate::oauth::OauthState,
+    pub oauth: crate::oauth::state::OauthState,
     /// Access tokens whose signature was checked, until they expire.
     pub tokens: crate::token_cache::TokenCache,
 }
@@ -93,7 +93,7 @@ impl Api {
                 tmdb,
                 membership,
                 operator_token,
-                oauth: crate::oauth::OauthState::default(),
+                oauth: crate::oauth::state::OauthState::default(),
                 tokens,
             }),
         })

@@ -35,6 +35,7 @@ pub mod requests;
 pub mod rooms;
 pub mod routes;
 pub mod store;
+pub mod sweeper;
 pub mod tmdb;
 pub mod token_cache;
 pub mod users;
@@ -262,7 +263,7 @@ impl Tracker {
         shutdown.spawn(
             Stage::Workers,
             "token-sweeper",
-            accounts::run_token_sweeper(api.clone(), workers.clone()),
+            sweeper::run(api.clone(), workers.clone()),
         );
         shutdown.spawn(
             Stage::Workers,

@@ -10,6 +10,7 @@
 
 pub mod codes;
 pub mod device;
+pub mod state;
 pub mod tokens;
 
 use std::time::Duration;
@@ -25,41 +26,8 @@ use crate::error::ApiError;
 use crate::metrics::{ReasonLabels, Refusals};
 use crate::store::{Consent, NodeRecord, User, UserId};
 
+pub use state::{OauthState, REFUSAL_REASONS};
 pub use tokens::{DeviceAuthorization, OauthFailure};
-
-/// Every counted refusal reason (docs/signin.md), shown at 0 before the first.
-pub const REFUSAL_REASONS: &[&str] = &[
-    "bad_verifier",
-    "code_reused",
-    "code_expired",
-    "unknown_code",
-    "wrong_client",
-    "bad_redirect_uri",
-    "unknown_client",
-    "refresh_reused",
-    "refresh_revoked",
-    "wrong_audience",
-    "node_token_on_account_route",
-    "credentials_through_proxy",
-    "device_code_guess",
-    "bad_csrf",
-];
-
-/// The protocol's in-memory state: refusal counters (codes and pending devices live in
-/// the store, shared by every replica: [`codes`], [`device`]).
-pub struct OauthState {
-    pub(crate) refused: Refusals,
-}
-
-impl Default for OauthState {
-    fn default() -> Self {
-        let refused = Refusals::default();
-        for reason in REFUSAL_REASONS {
-            let _ = refused.get_or_create(&ReasonLabels { reason });
-        }
-        Self { refused }
-    }
-}
 
 /// `url?k=v&…` (form-encoded values).
 pub(crate) fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
