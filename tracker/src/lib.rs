@@ -265,6 +265,17 @@ impl Tracker {
             "token-sweeper",
             sweeper::run(api.clone(), workers.clone()),
         );
+        if matches!(engine, store::Engine::Postgres(_)) {
+            // Other replicas revoke too: their revocations close room sockets here.
+            shutdown.spawn(Stage::Workers, "revocation-watcher", {
+                let membership = api.membership().clone();
+                let cancel = workers.clone();
+                async move {
+                    membership.watch_revocations(cancel).await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            });
+        }
         shutdown.spawn(
             Stage::Workers,
             "subscription-worker",

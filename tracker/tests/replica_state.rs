@@ -5,7 +5,8 @@
 //! OAuth code issued by one is redeemed once at the other and never again at either; a
 //! device authorization started at one is known to the other; `rotate-key` and
 //! `network rotate-key` against the database reach both; a node's signed request
-//! replayed to the other replica is refused.
+//! replayed to the other replica is refused; a node revoked at one has its watch-party
+//! sockets closed at the other.
 //!
 //! PostgreSQL only (several processes cannot share a sled database); it fails, never
 //! skips, when PostgreSQL is missing.
@@ -112,7 +113,7 @@ async fn token_request(t: &Tracker, m: &Member, form: &[(&str, &str)]) -> (u16, 
     common::split(r).await
 }
 
-/// Signs `email` in at `t`'s pages, consents to `m` and answers (code, verifier,
+/// Signs `email` in at `t`'s pages, consents to `m` (unless it did before) and answers (code, verifier,
 /// redirect URI) of an authorization-code flow with PKCE.
 async fn code_from(t: &Tracker, m: &Member, email: &str) -> (String, String, String) {
     let verifier = "v".repeat(20) + &hex::encode(rand::random::<[u8; 16]>());
@@ -134,10 +135,15 @@ async fn code_from(t: &Tracker, m: &Member, email: &str) -> (String, String, Str
     let p = b.sign_in(email, PASSWORD, &next).await;
     assert_eq!(p.status, 303, "{}", p.body);
     let consent = b.get(&next).await;
-    assert_eq!(consent.status, 200, "{}", consent.body);
-    let p = b.consent(&consent, "allow").await;
-    assert_eq!(p.status, 303, "{}", p.body);
-    let back = p.location().unwrap();
+    // Consented before: straight back to the node with a code.
+    let back = if consent.status == 302 {
+        consent.location().unwrap()
+    } else {
+        assert_eq!(consent.status, 200, "{}", consent.body);
+        let p = b.consent(&consent, "allow").await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        p.location().unwrap()
+    };
     let code = query_param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
     (code, verifier, redirect_uri)
 }
@@ -322,6 +328,63 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
         serde_json::to_value(&na.keys).unwrap(),
         serde_json::to_value(&nb.keys).unwrap()
     );
+
+    // (f) A node revoked at A: the watch-party socket a viewer opened through it at B
+    // closes too (B notices the revocation in the database within a second or so).
+    let (code, verifier, redirect_uri) = code_from(&a, &m, email).await;
+    let (s, tokens) = token_request(
+        &a,
+        &m,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+            ("client_id", m.id.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let node_token = tokens["access_token"].as_str().unwrap();
+    // Hosting a party is for premium accounts (the default config).
+    let (ok, out, err) = b.cli(&["admin", "set-tier", email, "premium"]);
+    assert!(ok, "{out}{err}");
+    let (s, host) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 200, "{host}");
+    let (s, room) = common::ws::create(&b, &access(&host), "tmdb-603").await;
+    assert_eq!(s, 201, "{room}");
+    let path = format!(
+        "/api/v1/rooms/{}/ws?access_token={node_token}",
+        room["id"].as_str().unwrap()
+    );
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://127.0.0.1:{}{path}", b.port),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "reelnet-node-auth",
+        m.auth("GET", &path, b"").parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    common::ws::expect(&mut ws, "welcome").await;
+    let (ok, out, err) = a.cli(&["node", "revoke", &m.id]);
+    assert!(ok, "{out}{err}");
+    let last = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut last = None;
+        while let Some(frame) = common::ws::next(&mut ws, Duration::from_secs(60)).await {
+            last = Some(frame);
+        }
+        last
+    })
+    .await
+    .expect("the socket at B stays open after the node was revoked at A");
+    let last = last.unwrap_or_default();
+    assert_eq!(last["code"].as_str(), Some("node_revoked"), "{last}");
     drop((a, b));
     drop(pg);
 }

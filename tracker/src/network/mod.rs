@@ -45,6 +45,9 @@ use keys::NetworkKeyring;
 const ENROLL_WINDOW_SECS: u64 = membership::SKEW_TOLERANCE_SECS;
 /// Longest invite lifetime.
 const MAX_INVITE_TTL_SECS: u64 = 90 * 24 * 3600;
+/// How often a replica looks for revocations made elsewhere
+/// ([`Membership::watch_revocations`]).
+pub const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most uses of one invite.
 const MAX_INVITE_USES: u32 = 10_000;
 
@@ -229,6 +232,60 @@ impl Membership {
     /// Node ids as they are revoked from now on.
     pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.revocations.subscribe()
+    }
+
+    /// Passes on revocations made elsewhere — at another tracker replica, or by the
+    /// `node revoke` command against the database — to this replica's room sockets, until
+    /// `cancel`: every [`REVOCATION_POLL`] it reads the revocation serial, and when it has
+    /// moved, sends the ids that became revoked since the last look. Only needed where
+    /// several processes share the store (PostgreSQL); a revocation made here is sent at
+    /// once by [`Membership::revoke`], and a socket that sees an id twice closes once.
+    pub async fn watch_revocations(self, cancel: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(REVOCATION_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // (serial, revoked ids) at the last look; none before the first.
+        let mut last: Option<(u64, std::collections::HashSet<String>)> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            let store = self.store.clone();
+            let seen = last.as_ref().map(|(serial, _)| *serial);
+            let read = tokio::task::spawn_blocking(move || {
+                let serial = store.revocation_serial()?;
+                if Some(serial) == seen {
+                    return Ok(None);
+                }
+                let revoked = store
+                    .nodes()?
+                    .into_iter()
+                    .filter(|n| n.revoked_at.is_some())
+                    .map(|n| n.node_id)
+                    .collect::<std::collections::HashSet<_>>();
+                Ok::<_, crate::store::StoreError>(Some((serial, revoked)))
+            })
+            .await;
+            let (serial, revoked) = match read {
+                Ok(Ok(Some(now))) => now,
+                Ok(Ok(None)) => continue,
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "cannot read the revocations in the database");
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "revocation read panicked");
+                    continue;
+                }
+            };
+            if let Some((_, before)) = &last {
+                for id in revoked.difference(before) {
+                    tracing::info!(node = %id, serial, "node revoked elsewhere: closing its room sockets here");
+                    let _ = self.revocations.send(id.clone());
+                }
+            }
+            last = Some((serial, revoked));
+        }
     }
 
     /// Whether node `id` (hex) is revoked (or unknown).
