@@ -193,7 +193,7 @@ fn write_progress(
     t.history.insert(new_hist, [])?;
     t.progress.insert(key, value)?;
     if let Some(k) = old_hist {
-        t.history.remove(k)?;
+        t.history.delete(k)?;
     }
     Ok((progress, true))
 }

@@ -665,8 +665,79 @@ mod tests {
         assert_eq!(t.emails.get([9]).unwrap(), None);
         assert_eq!(t.users.get([2]).unwrap(), None);
         assert_eq!(t.users.remove([8]).unwrap(), Some(vec![8]));
+
+        // Writes that answer nothing (kept back on PostgreSQL until the job's next
+        // statement or its end): the last write of a key wins, and reads see them.
+        store
+            .write(|t| {
+                t.users.insert([20], [1])?;
+                t.users.insert([20], [2])?;
+                t.users.insert([21], [1])?;
+                t.users.delete([21])?;
+                t.users.delete([0xff])?;
+                t.users.insert([0xff], [7])?;
+                t.users.delete([22])?;
+                assert_eq!(t.users.get([20])?, Some(vec![2]));
+                assert_eq!(t.users.get([21])?, None);
+                t.users.insert([23], [3])?;
+                t.users.delete([20])?;
+                t.users.insert([20], [4])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(t.users.get([20]).unwrap(), Some(vec![4]));
+        assert_eq!(t.users.get([21]).unwrap(), None);
+        assert_eq!(t.users.get([0xff]).unwrap(), Some(vec![7]));
+        assert_eq!(t.users.get([23]).unwrap(), Some(vec![3]));
     }
     engine_tests!(seam, seam_semantics);
+
+    /// PostgreSQL: a write kept back to the job's end that the server refuses (a key too
+    /// long for the index) fails the job and rolls back its other writes, though the job
+    /// itself answered `Ok`; the batch's other jobs commit.
+    #[tokio::test]
+    async fn postgres_a_refused_deferred_write_fails_its_job() {
+        let t = TestStore::open(TestEngine::Postgres).await;
+        let store = t.store.clone();
+        let good = |k: u8| {
+            let s = store.clone();
+            async move {
+                s.write(move |t| {
+                    t.users.insert([k], [k])?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        let refused = {
+            let s = store.clone();
+            async move {
+                s.write(move |t| {
+                    t.users.insert([2], [2])?;
+                    // Beyond a btree entry's limit (about 2.7 kB, after compression:
+                    // random bytes do not compress): refused at the flush.
+                    let key: Vec<u8> = (0..16 * 1024).map(|_| rand::random::<u8>()).collect();
+                    t.users.insert(key, [0])?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        let (a, b, c) = tokio::join!(good(1), refused, good(3));
+        assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
+        assert!(b.is_err(), "{b:?}");
+        let keys: Vec<Vec<u8>> = store
+            .trees
+            .users
+            .iter()
+            .keys()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(keys, vec![vec![1], vec![3]]);
+        drop(store);
+        t.close().await;
+    }
 
     /// PostgreSQL: a failing job of a batch rolls back only its own writes; the others of
     /// the same batch commit.

@@ -136,6 +136,15 @@ impl Tree {
         }
     }
 
+    /// Removes `key` when its old value is not needed: on PostgreSQL's writer it goes
+    /// out with the job's next statement instead of a round trip of its own.
+    pub fn delete<K: AsRef<[u8]>>(&self, key: K) -> Result<(), StoreError> {
+        match self {
+            Tree::Sled(t) => t.remove(key).map(|_| ()).map_err(StoreError::from),
+            Tree::Postgres(t) => t.delete(key.as_ref()),
+        }
+    }
+
     /// Every entry whose key starts with `prefix`, in key order (both ends).
     pub fn scan_prefix<P: AsRef<[u8]>>(&self, prefix: P) -> Iter {
         match self {

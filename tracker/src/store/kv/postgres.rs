@@ -11,7 +11,10 @@
 //! **Writes.** The store's single writer hands each batch of jobs to [`PgDb::begin_batch`]
 //! … [`PgDb::commit_batch`]: one PostgreSQL transaction per batch, each job inside its own
 //! `SAVEPOINT` (a failing job rolls back only itself), and a tree transaction inside a job
-//! is a nested savepoint. Every caller is answered only after `COMMIT` returns, so an
+//! is a nested savepoint. Round trips are what a job costs, so a job's writes that answer
+//! nothing (`insert`, `delete`) are kept back and sent as one statement pipelined ahead
+//! of the job's next statement or at its end: a failed one fails the job exactly as if
+//! it had failed at once. Every caller is answered only after `COMMIT` returns, so an
 //! acknowledged write is committed — and, when the operator runs a synchronous standby
 //! (`synchronous_commit` is left to the server), on the standby too. Each batch first
 //! takes `pg_advisory_xact_lock(WRITER_LOCK)`: several tracker processes sharing the
@@ -87,6 +90,17 @@ const PUT: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
 const PUT_NEW: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
                        ON CONFLICT (tree, k) DO NOTHING";
 const DEL: &str = "DELETE FROM kv WHERE tree = $1 AND k = $2 RETURNING v";
+/// A job's deferred writes in one statement: deletes (`$1`, `$2`) and upserts (`$3`..`$5`)
+/// of distinct keys (collapsed first: the last write of a key wins), so the two parts
+/// cannot touch the same row and their order does not matter.
+const FLUSH: &str = "WITH gone AS (\
+                         DELETE FROM kv USING unnest($1::text[], $2::bytea[]) AS d(tree, k) \
+                         WHERE kv.tree = d.tree AND kv.k = d.k), \
+                     put AS (\
+                         INSERT INTO kv (tree, k, v) \
+                         SELECT * FROM unnest($3::text[], $4::bytea[], $5::bytea[]) \
+                         ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v) \
+                     SELECT 1";
 const NEXT_ID: &str = "SELECT nextval('reelnet_ids')";
 /// The next `nextval` answers more than `$1` (never lowers the sequence).
 const RAISE_IDS: &str = "SELECT setval('reelnet_ids', \
@@ -272,11 +286,70 @@ struct WriterSlot {
     /// The job's savepoint command, not sent yet: it goes out pipelined with the job's
     /// first statement (a job that touches nothing costs no round trip).
     pending: Mutex<Option<&'static str>>,
+    /// The job's writes that answer nothing (`insert`, `delete`), not sent yet: they go
+    /// out as one statement pipelined ahead of the job's next statement, or at its end
+    /// (so a read sees them, and a progress write costs three round trips, not five).
+    deferred: Mutex<Vec<Deferred>>,
     /// The batch has a savepoint `job` (made by an earlier job; released by the next).
     has_savepoint: AtomicBool,
     /// An operation of the current job failed (its savepoint is rolled back, and the job
     /// fails even if it swallowed the error).
     poisoned: AtomicBool,
+}
+
+/// A write of the open job not sent yet: `(tree, key, Some(value))` sets, `None` deletes.
+type Deferred = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// The parameters of [`FLUSH`] for `writes` in order: the last write of each key wins.
+#[allow(clippy::type_complexity)]
+fn collapse(
+    writes: Vec<Deferred>,
+) -> (
+    Vec<&'static str>,
+    Vec<Vec<u8>>,
+    Vec<&'static str>,
+    Vec<Vec<u8>>,
+    Vec<Vec<u8>>,
+) {
+    let mut last: std::collections::HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>> =
+        std::collections::HashMap::with_capacity(writes.len());
+    let mut order = Vec::with_capacity(writes.len());
+    for (tree, key, value) in writes {
+        let at = (tree, key);
+        if !last.contains_key(&at) {
+            order.push(at.clone());
+        }
+        last.insert(at, value);
+    }
+    let (mut del_trees, mut del_keys) = (Vec::new(), Vec::new());
+    let (mut put_trees, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
+    for at in order {
+        let value = last.remove(&at).flatten();
+        let (tree, key) = at;
+        match value {
+            Some(v) => {
+                put_trees.push(tree);
+                put_keys.push(key);
+                put_values.push(v);
+            }
+            None => {
+                del_trees.push(tree);
+                del_keys.push(key);
+            }
+        }
+    }
+    (del_trees, del_keys, put_trees, put_keys, put_values)
+}
+
+/// Sends `writes` as one [`FLUSH`] statement (prepared at the batch's start, so the
+/// statement goes out at the first poll, ahead of whatever is polled after it).
+async fn flush(c: &Object, writes: Vec<Deferred>) -> Result<(), tokio_postgres::Error> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let (dt, dk, pt, pk, pv) = collapse(writes);
+    let st = c.prepare_cached(FLUSH).await?;
+    c.execute(&st, &[&dt, &dk, &pt, &pk, &pv]).await.map(|_| ())
 }
 
 /// An open PostgreSQL database (cheap to clone).
@@ -485,16 +558,25 @@ impl PgDb {
                     )));
                 };
                 let pending = slot.pending.lock().ok().and_then(|mut p| p.take());
+                let deferred = slot
+                    .deferred
+                    .lock()
+                    .map(|mut d| std::mem::take(&mut *d))
+                    .unwrap_or_default();
                 self.wait(async move {
-                    match pending {
-                        // Sent first (polled first), answered in order: one round trip.
-                        Some(sql) => {
-                            let (sp, r) = tokio::join!(conn.batch_execute(sql), op(conn.clone()));
-                            sp.map_err(|e| pg_err(&hosts, &e))?;
-                            r.map_err(|e| pg_err(&hosts, &e))
+                    // Sent in the order polled (the savepoint, the deferred writes, then
+                    // the operation), answered in order: one round trip.
+                    let savepoint = async {
+                        match pending {
+                            Some(sql) => conn.batch_execute(sql).await,
+                            None => Ok(()),
                         }
-                        None => op(conn).await.map_err(|e| pg_err(&hosts, &e)),
-                    }
+                    };
+                    let (sp, written, r) =
+                        tokio::join!(savepoint, flush(&conn, deferred), op(conn.clone()));
+                    sp.map_err(|e| pg_err(&hosts, &e))?;
+                    written.map_err(|e| pg_err(&hosts, &e))?;
+                    r.map_err(|e| pg_err(&hosts, &e))
                 })
             }
             None => {
@@ -549,6 +631,12 @@ impl PgDb {
                     "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
                 ))
                 .await;
+            // Deferred writes are pipelined ahead of other statements: theirs must be
+            // prepared before (a cache hit after the connection's first batch).
+            let begun = match begun {
+                Ok(()) => conn.prepare_cached(FLUSH).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
             match begun {
                 Ok(_) => Ok(conn),
                 Err(e) => {
@@ -569,6 +657,9 @@ impl PgDb {
     pub fn begin_job(&self) {
         if let Some(slot) = &self.writer {
             slot.poisoned.store(false, Ordering::SeqCst);
+            if let Ok(mut d) = slot.deferred.lock() {
+                d.clear();
+            }
             let sql = if slot.has_savepoint.load(Ordering::SeqCst) {
                 "RELEASE SAVEPOINT job; SAVEPOINT job"
             } else {
@@ -587,13 +678,19 @@ impl PgDb {
             return Ok(());
         };
         let has_conn = slot.conn.lock().map(|c| c.is_some()).unwrap_or(false);
-        let poisoned = slot.poisoned.load(Ordering::SeqCst);
         if !has_conn {
             return Err(StoreError::Unavailable(format!(
                 "PostgreSQL at {}: the writer has no connection",
                 self.shared.hosts
             )));
         }
+        // The job's deferred writes go out now (with its savepoint if nothing else went);
+        // a failure poisons the job like any failed statement.
+        let has_deferred = slot.deferred.lock().map(|d| !d.is_empty()).unwrap_or(false);
+        if has_deferred {
+            let _ = self.run(|_| async { Ok::<(), tokio_postgres::Error>(()) });
+        }
+        let poisoned = slot.poisoned.load(Ordering::SeqCst);
         // Nothing sent: the job touched nothing, and no savepoint was made for it.
         let unsent = slot
             .pending
@@ -629,6 +726,10 @@ impl PgDb {
         };
         if let Ok(mut p) = slot.pending.lock() {
             *p = None;
+        }
+        // Every job's writes went out at its end (`end_job`).
+        if let Ok(mut d) = slot.deferred.lock() {
+            d.clear();
         }
         let conn = slot.conn.lock().ok().and_then(|mut c| c.take());
         let Some(conn) = conn else {
@@ -672,6 +773,9 @@ impl PgTree {
     }
 
     pub(super) fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        if self.defer(key, Some(value)) {
+            return Ok(());
+        }
         let (name, key, value) = (self.name, key.to_vec(), value.to_vec());
         self.db.run(move |c| async move {
             let st = c.prepare_cached(PUT).await?;
@@ -687,6 +791,29 @@ impl PgTree {
             let st = c.prepare_cached(PUT_NEW).await?;
             Ok(c.execute(&st, &[&name, &key, &value]).await? == 1)
         })
+    }
+
+    /// On the writer's handle: keeps the write for the job's next statement (or its end)
+    /// and answers `true`; elsewhere `false` (the caller sends it now).
+    fn defer(&self, key: &[u8], value: Option<&[u8]>) -> bool {
+        let Some(slot) = &self.db.writer else {
+            return false;
+        };
+        match slot.deferred.lock() {
+            Ok(mut d) => {
+                d.push((self.name, key.to_vec(), value.map(<[u8]>::to_vec)));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Removes `key` without answering its old value (deferred like [`PgTree::insert`]).
+    pub(super) fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        if self.defer(key, None) {
+            return Ok(());
+        }
+        self.remove(key).map(|_| ())
     }
 
     pub(super) fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
