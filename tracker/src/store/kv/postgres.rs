@@ -12,9 +12,9 @@
 //! … [`PgDb::commit_batch`]: one PostgreSQL transaction per batch, each job inside its own
 //! `SAVEPOINT` (a failing job rolls back only itself), and a tree transaction inside a job
 //! is a nested savepoint. Round trips are what a job costs, so a job's writes that answer
-//! nothing (`insert`, `delete`) are kept back and sent as one statement pipelined ahead
-//! of the job's next statement or at its end: a failed one fails the job exactly as if
-//! it had failed at once. Every caller is answered only after `COMMIT` returns, so an
+//! nothing (`insert`, `delete`) are kept back and sent pipelined (each its own primary-key
+//! statement, in order) ahead of the job's next statement or at its end: a failed one
+//! fails the job exactly as if it had failed at once. Every caller is answered only after `COMMIT` returns, so an
 //! acknowledged write is committed — and, when the operator runs a synchronous standby
 //! (`synchronous_commit` is left to the server), on the standby too. Each batch first
 //! takes `pg_advisory_xact_lock(WRITER_LOCK)`: several tracker processes sharing the
@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Statement};
 
 use super::Entry;
 use crate::store::StoreError;
@@ -90,17 +90,8 @@ const PUT: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
 const PUT_NEW: &str = "INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) \
                        ON CONFLICT (tree, k) DO NOTHING";
 const DEL: &str = "DELETE FROM kv WHERE tree = $1 AND k = $2 RETURNING v";
-/// A job's deferred writes in one statement: deletes (`$1`, `$2`) and upserts (`$3`..`$5`)
-/// of distinct keys (collapsed first: the last write of a key wins), so the two parts
-/// cannot touch the same row and their order does not matter.
-const FLUSH: &str = "WITH gone AS (\
-                         DELETE FROM kv USING unnest($1::text[], $2::bytea[]) AS d(tree, k) \
-                         WHERE kv.tree = d.tree AND kv.k = d.k), \
-                     put AS (\
-                         INSERT INTO kv (tree, k, v) \
-                         SELECT * FROM unnest($3::text[], $4::bytea[], $5::bytea[]) \
-                         ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v) \
-                     SELECT 1";
+/// A delete that answers nothing (a kept-back write of the writer).
+const DEL_KEY: &str = "DELETE FROM kv WHERE tree = $1 AND k = $2";
 const NEXT_ID: &str = "SELECT nextval('reelnet_ids')";
 /// The next `nextval` answers more than `$1` (never lowers the sequence).
 const RAISE_IDS: &str = "SELECT setval('reelnet_ids', \
@@ -287,9 +278,11 @@ struct WriterSlot {
     /// first statement (a job that touches nothing costs no round trip).
     pending: Mutex<Option<&'static str>>,
     /// The job's writes that answer nothing (`insert`, `delete`), not sent yet: they go
-    /// out as one statement pipelined ahead of the job's next statement, or at its end
+    /// out pipelined ahead of the job's next statement, or at its end
     /// (so a read sees them, and a progress write costs three round trips, not five).
     deferred: Mutex<Vec<Deferred>>,
+    /// `PUT` and `DEL_KEY` on the batch's connection, prepared at its start.
+    statements: Mutex<Option<(Statement, Statement)>>,
     /// The batch has a savepoint `job` (made by an earlier job; released by the next).
     has_savepoint: AtomicBool,
     /// An operation of the current job failed (its savepoint is rolled back, and the job
@@ -300,56 +293,38 @@ struct WriterSlot {
 /// A write of the open job not sent yet: `(tree, key, Some(value))` sets, `None` deletes.
 type Deferred = (&'static str, Vec<u8>, Option<Vec<u8>>);
 
-/// The parameters of [`FLUSH`] for `writes` in order: the last write of each key wins.
-#[allow(clippy::type_complexity)]
-fn collapse(
+/// Sends `writes` pipelined, in order, with the statements the batch prepared at its
+/// start (so each goes out at the first poll, ahead of whatever is polled after them);
+/// the first error, if any. Each is a lookup by primary key (`PUT`, `DEL_KEY`).
+async fn flush(
+    c: &Object,
+    statements: Option<(Statement, Statement)>,
     writes: Vec<Deferred>,
-) -> (
-    Vec<&'static str>,
-    Vec<Vec<u8>>,
-    Vec<&'static str>,
-    Vec<Vec<u8>>,
-    Vec<Vec<u8>>,
-) {
-    let mut last: std::collections::HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>> =
-        std::collections::HashMap::with_capacity(writes.len());
-    let mut order = Vec::with_capacity(writes.len());
-    for (tree, key, value) in writes {
-        let at = (tree, key);
-        if !last.contains_key(&at) {
-            order.push(at.clone());
-        }
-        last.insert(at, value);
-    }
-    let (mut del_trees, mut del_keys) = (Vec::new(), Vec::new());
-    let (mut put_trees, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
-    for at in order {
-        let value = last.remove(&at).flatten();
-        let (tree, key) = at;
-        match value {
-            Some(v) => {
-                put_trees.push(tree);
-                put_keys.push(key);
-                put_values.push(v);
-            }
-            None => {
-                del_trees.push(tree);
-                del_keys.push(key);
-            }
-        }
-    }
-    (del_trees, del_keys, put_trees, put_keys, put_values)
-}
-
-/// Sends `writes` as one [`FLUSH`] statement (prepared at the batch's start, so the
-/// statement goes out at the first poll, ahead of whatever is polled after it).
-async fn flush(c: &Object, writes: Vec<Deferred>) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), tokio_postgres::Error> {
     if writes.is_empty() {
         return Ok(());
     }
-    let (dt, dk, pt, pk, pv) = collapse(writes);
-    let st = c.prepare_cached(FLUSH).await?;
-    c.execute(&st, &[&dt, &dk, &pt, &pk, &pv]).await.map(|_| ())
+    let (put, del) = match statements {
+        Some(s) => s,
+        // Not prepared (cannot happen inside a batch): prepared now, before any is sent.
+        None => (
+            c.prepare_cached(PUT).await?,
+            c.prepare_cached(DEL_KEY).await?,
+        ),
+    };
+    let sent = writes.iter().map(|(tree, key, value)| {
+        let (put, del) = (&put, &del);
+        async move {
+            match value {
+                Some(v) => c.execute(put, &[tree, key, v]).await,
+                None => c.execute(del, &[tree, key]).await,
+            }
+        }
+    });
+    for r in futures::future::join_all(sent).await {
+        r?;
+    }
+    Ok(())
 }
 
 /// An open PostgreSQL database (cheap to clone).
@@ -563,6 +538,7 @@ impl PgDb {
                     .lock()
                     .map(|mut d| std::mem::take(&mut *d))
                     .unwrap_or_default();
+                let statements = slot.statements.lock().ok().and_then(|s| s.clone());
                 self.wait(async move {
                     // Sent in the order polled (the savepoint, the deferred writes, then
                     // the operation), answered in order: one round trip.
@@ -572,8 +548,11 @@ impl PgDb {
                             None => Ok(()),
                         }
                     };
-                    let (sp, written, r) =
-                        tokio::join!(savepoint, flush(&conn, deferred), op(conn.clone()));
+                    let (sp, written, r) = tokio::join!(
+                        savepoint,
+                        flush(&conn, statements, deferred),
+                        op(conn.clone())
+                    );
                     sp.map_err(|e| pg_err(&hosts, &e))?;
                     written.map_err(|e| pg_err(&hosts, &e))?;
                     r.map_err(|e| pg_err(&hosts, &e))
@@ -624,21 +603,27 @@ impl PgDb {
         };
         let pool = self.shared.writer_pool.clone();
         let hosts = self.shared.hosts.clone();
-        let conn = self.wait(async move {
+        let (conn, statements) = self.wait(async move {
             let conn = pool.get().await.map_err(|e| pool_err(&hosts, e))?;
             let begun = conn
                 .batch_execute(&format!(
                     "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
                 ))
                 .await;
-            // Deferred writes are pipelined ahead of other statements: theirs must be
-            // prepared before (a cache hit after the connection's first batch).
+            // Kept-back writes are pipelined ahead of other statements: theirs must be
+            // prepared before (cache hits after the connection's first batch).
             let begun = match begun {
-                Ok(()) => conn.prepare_cached(FLUSH).await.map(|_| ()),
+                Ok(()) => match (
+                    conn.prepare_cached(PUT).await,
+                    conn.prepare_cached(DEL_KEY).await,
+                ) {
+                    (Ok(put), Ok(del)) => Ok((put, del)),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             match begun {
-                Ok(_) => Ok(conn),
+                Ok(statements) => Ok((conn, statements)),
                 Err(e) => {
                     drop(Object::take(conn));
                     Err(pg_err(&hosts, &e))
@@ -647,6 +632,9 @@ impl PgDb {
         })?;
         if let Ok(mut c) = slot.conn.lock() {
             *c = Some(Arc::new(conn));
+        }
+        if let Ok(mut s) = slot.statements.lock() {
+            *s = Some(statements);
         }
         slot.has_savepoint.store(false, Ordering::SeqCst);
         Ok(())
