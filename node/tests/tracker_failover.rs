@@ -259,6 +259,22 @@ async fn call(
     }
 }
 
+/// The viewer's stored position in tmdb-603, read through the node (answered 200).
+async fn position(http: &reqwest::Client, node_url: &str, token: &str) -> f64 {
+    let (s, body) = call(
+        http,
+        node_url,
+        reqwest::Method::GET,
+        "/api/v1/me/progress/tmdb-603",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let p: Value = serde_json::from_str(&body).unwrap();
+    p["position_s"].as_f64().unwrap_or_else(|| panic!("{p}"))
+}
+
 /// The value of the metric line starting with `name ` in the node's `/metrics`.
 async fn metric(node_url: &str, name: &str) -> Option<f64> {
     let text = reqwest::get(format!("{node_url}/metrics"))
@@ -456,19 +472,8 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
     );
     // The session refresh (the node's refresh cookie, rotated at the tracker) works on B.
     let token = session(&nb).await;
-    let (s, body) = call(
-        &http,
-        &node_url,
-        Method::GET,
-        "/api/v1/me/progress/tmdb-603",
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let p: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(p["position_s"], 150.0, "{p}");
-    // A watch party, made on B (rooms live in the memory of the replica that made them).
+    assert_eq!(position(&http, &node_url, &token).await, 150.0);
+    // A watch party, made on B (its record is in the database; B runs it while it lives).
     let (s, body) = call(
         &http,
         &node_url,
@@ -530,18 +535,7 @@ async fn viewers_notice_nothing_when_the_tracker_replica_in_use_is_killed() {
         },
     )
     .await;
-    let (s, body) = call(
-        &http,
-        &node_url,
-        Method::GET,
-        "/api/v1/me/progress/tmdb-603",
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let p: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(p["position_s"], 200.0, "{p}");
+    assert_eq!(position(&http, &node_url, &token).await, 200.0);
 
     // A dies again, with the node on it: the party's WebSocket, opened right after, opens
     // on B (the browser's upgrade is accepted only once the tracker's side is open).

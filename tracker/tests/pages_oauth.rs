@@ -17,30 +17,9 @@ use serde_json::{json, Value};
 /// never follows the redirect, the test reads it).
 const NODE_ORIGIN: &str = "http://127.0.0.1:9";
 
-/// A member enrolled with [`NODE_ORIGIN`] as its gateway origin.
+/// A member enrolled with `open_origin` as its gateway origin.
 async fn node_with_origin(t: &common::Tracker, open_origin: &str) -> common::Member {
-    let invite = t.invite(&["edge"], 1, "1h");
-    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let doc = t.network().await;
-    let now = reelnet_runtime::clock::unix_secs();
-    let node = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key());
-    let body = json!({
-        "invite": invite,
-        "node_id": node.to_string(),
-        "timestamp": now,
-        "proof": reelnet_proto::membership::sign_enroll(&key, &doc.network_id, &invite, now),
-        "origins": [open_origin],
-    });
-    let (s, b) = t.post("/api/v1/nodes/enroll", body).await;
-    assert_eq!(s, 200, "{b}");
-    let cert =
-        reelnet_proto::membership::SignedCertificate::from_hex(b["certificate"].as_str().unwrap())
-            .unwrap();
-    common::Member {
-        id: node.to_string(),
-        key,
-        cert,
-    }
+    t.member_with_origins(&["edge"], &[open_origin]).await
 }
 
 struct Flow {

@@ -62,32 +62,6 @@ fn kid(token: &str) -> String {
     v["kid"].as_str().unwrap().to_owned()
 }
 
-/// A member of the network enrolled at `t` with [`NODE_ORIGIN`] as its gateway origin.
-async fn member_with_origin(t: &Tracker) -> Member {
-    let invite = t.invite(&["replica"], 1, "1h");
-    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let doc = t.network().await;
-    let now = reelnet_runtime::clock::unix_secs();
-    let node = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key());
-    let body = json!({
-        "invite": invite,
-        "node_id": node.to_string(),
-        "timestamp": now,
-        "proof": reelnet_proto::membership::sign_enroll(&key, &doc.network_id, &invite, now),
-        "origins": [NODE_ORIGIN],
-    });
-    let (s, b) = t.post("/api/v1/nodes/enroll", body).await;
-    assert_eq!(s, 200, "{b}");
-    Member {
-        id: node.to_string(),
-        cert: reelnet_proto::membership::SignedCertificate::from_hex(
-            b["certificate"].as_str().unwrap(),
-        )
-        .unwrap(),
-        key,
-    }
-}
-
 fn query_param(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     serde_urlencoded::from_str::<Vec<(String, String)>>(q)
@@ -195,7 +169,7 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
 
     // (c) A code issued at A is redeemed at B once; a second redemption at A or B fails,
     // and ends the session the first one started.
-    let m = member_with_origin(&a).await;
+    let m = a.member_with_origins(&["replica"], &[NODE_ORIGIN]).await;
     let (code, verifier, redirect_uri) = code_from(&a, &m, email).await;
     let redeem = [
         ("grant_type", "authorization_code"),
@@ -295,13 +269,7 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
         })
         .await;
     }
-    let (s, fresh) = a
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(s, 200, "{fresh}");
+    let fresh = a.login(email, PASSWORD).await;
     assert_eq!(kid(&access(&fresh)), new_kid);
     let (s, _) = b
         .call(Method::GET, "/api/v1/me", &access(&fresh), None)
@@ -349,13 +317,7 @@ async fn two_replicas_on_one_database_share_keys_sessions_codes_and_replay_guard
     // Hosting a party is for premium accounts (the default config).
     let (ok, out, err) = b.cli(&["admin", "set-tier", email, "premium"]);
     assert!(ok, "{out}{err}");
-    let (s, host) = b
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(s, 200, "{host}");
+    let host = b.login(email, PASSWORD).await;
     let (s, room) = common::ws::create(&b, &access(&host), "tmdb-603").await;
     assert_eq!(s, 201, "{room}");
     let path = format!(

@@ -362,6 +362,11 @@ impl Tracker {
             .post("/api/v1/auth/verify", json!({ "token": token }))
             .await;
         assert_eq!(s, 200, "{b}");
+        self.login(email, password).await
+    }
+
+    /// Signs in with a password (answered 200); the login body.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
         let (s, b) = self
             .post(
                 "/api/v1/auth/login",
@@ -402,13 +407,7 @@ impl Tracker {
             "--admin",
         ]);
         assert!(ok, "user add --admin: {out}{err}");
-        let (s, b) = self
-            .post(
-                "/api/v1/auth/login",
-                json!({"email": email, "password": password}),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
+        let b = self.login(email, password).await;
         assert_eq!(b["user"]["role"], "admin", "{b}");
         b
     }
@@ -502,23 +501,41 @@ impl Tracker {
 
     /// Enrolls a fresh node key with `invite`: the answer's status and body.
     pub async fn enroll_key(&self, key: &ed25519_dalek::SigningKey, invite: &str) -> (u16, Value) {
+        self.enroll_key_with(key, invite, &[]).await
+    }
+
+    /// [`Tracker::enroll_key`] naming the node's gateway `origins` (none: left out).
+    pub async fn enroll_key_with(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+        invite: &str,
+        origins: &[&str],
+    ) -> (u16, Value) {
         let doc = self.network().await;
         let now = reelnet_runtime::clock::unix_secs();
         let node = reelnet_proto::NodeId::from_verifying_key(&key.verifying_key());
-        let body = json!({
+        let mut body = json!({
             "invite": invite,
             "node_id": node.to_string(),
             "timestamp": now,
             "proof": reelnet_proto::membership::sign_enroll(key, &doc.network_id, invite, now),
         });
+        if !origins.is_empty() {
+            body["origins"] = json!(origins);
+        }
         self.post("/api/v1/nodes/enroll", body).await
     }
 
     /// A new node enrolled with a fresh invite of `roles`.
     pub async fn member(&self, roles: &[&str]) -> Member {
+        self.member_with_origins(roles, &[]).await
+    }
+
+    /// A new node enrolled with a fresh invite of `roles` and gateway `origins`.
+    pub async fn member_with_origins(&self, roles: &[&str], origins: &[&str]) -> Member {
         let invite = self.invite(roles, 1, "1h");
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let (s, b) = self.enroll_key(&key, &invite).await;
+        let (s, b) = self.enroll_key_with(&key, &invite, origins).await;
         assert_eq!(s, 200, "{b}");
         let cert = reelnet_proto::membership::SignedCertificate::from_hex(
             b["certificate"].as_str().unwrap(),

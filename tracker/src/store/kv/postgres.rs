@@ -672,10 +672,18 @@ impl PgDb {
                 self.shared.hosts
             )));
         }
-        // The job's deferred writes go out now (with its savepoint if nothing else went);
-        // a failure poisons the job like any failed statement.
-        let has_deferred = slot.deferred.lock().map(|d| !d.is_empty()).unwrap_or(false);
-        if has_deferred {
+        // A failed job's kept-back writes are dropped (they would only be rolled back); an
+        // ok job's go out now (with its savepoint if nothing else went), and a failure
+        // poisons the job like any failed statement.
+        let send = match slot.deferred.lock() {
+            Ok(mut d) if !ok => {
+                d.clear();
+                false
+            }
+            Ok(d) => !d.is_empty(),
+            Err(_) => false,
+        };
+        if send {
             let _ = self.run(|_| async { Ok::<(), tokio_postgres::Error>(()) });
         }
         let poisoned = slot.poisoned.load(Ordering::SeqCst);
