@@ -233,6 +233,27 @@ async fn create_join_control_chat_and_bad_input() {
         (409, Some("too_many_rooms")),
         "{b}"
     );
+
+    // A flood of frames (here clock pings, answered on the spot) is cut off at the
+    // connection's frame budget: a `rate_limited` error, the rest dropped unanswered.
+    for i in 0..300 {
+        send(&mut g, json!({"type": "ping", "t0": i})).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    while let Some(f) = next(&mut g, Duration::from_secs(1)).await {
+        match f["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") if f["code"] == "rate_limited" => limited += 1,
+            _ => {}
+        }
+    }
+    assert!(limited >= 1, "no rate_limited error");
+    // Not an error per dropped frame: one per run of dropped frames.
+    assert!(
+        pongs + limited < 300,
+        "every flooded ping was answered: {pongs} pongs, {limited} errors"
+    );
+    assert!(pongs >= 50, "the burst was not let through: {pongs}");
 }
 
 async fn g_user(t: &Tracker, token: &str) -> Value {

@@ -2,7 +2,7 @@
 //! joins the room through the actor, then forwards frames both ways until either side
 //! closes. Pings are answered here, at once, so clock sync does not queue behind the actor.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use reelnet_proto::Claims;
@@ -15,6 +15,46 @@ use super::wire::{frame_text, server_now, ClientFrame, ServerFrame};
 use super::Rooms;
 use crate::api::Api;
 use crate::error::ApiError;
+
+/// Frames one connection may send at once, before [`FRAMES_PER_SEC`] paces it. The web
+/// app sends a few per second at most (clock pings, play/pause/seek, buffering, chat).
+const FRAME_BURST: f64 = 100.0;
+/// Frames per second one connection may send once its burst is spent.
+const FRAMES_PER_SEC: f64 = 20.0;
+
+/// A connection's frame budget (a token bucket): frames beyond it are dropped here, before
+/// they reach the actor or, for a member of a room another replica runs, the database
+/// (each relayed frame is a `NOTIFY`).
+struct FrameBudget {
+    tokens: f64,
+    at: Instant,
+    /// A `rate_limited` error was sent since the last frame let through.
+    told: bool,
+}
+
+impl FrameBudget {
+    fn new(now: Instant) -> Self {
+        Self {
+            tokens: FRAME_BURST,
+            at: now,
+            told: false,
+        }
+    }
+
+    /// Whether a frame arriving at `now` may pass.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * FRAMES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(FRAME_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.told = false;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 impl Rooms {
     /// Serves one member's WebSocket until it closes. `claims` is `None` when the token did
@@ -124,6 +164,7 @@ impl Rooms {
             let _ = sink.close().await;
             return;
         }
+        let mut budget = FrameBudget::new(Instant::now());
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -161,6 +202,15 @@ impl Rooms {
                         break;
                     }
                     if msg.is_ping() || msg.is_pong() {
+                        continue;
+                    }
+                    if !budget.take(Instant::now()) {
+                        if !budget.told {
+                            budget.told = true;
+                            let _ = sink
+                                .send(send_err("rate_limited", "too many frames: slow down"))
+                                .await;
+                        }
                         continue;
                     }
                     let t1 = server_now();
@@ -222,5 +272,26 @@ impl Rooms {
             (Joined::Remote(c), Some(bus)) => bus.detach(*c).await,
             (Joined::Remote(_), None) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_gets_its_burst_then_the_paced_rate() {
+        let t0 = Instant::now();
+        let mut b = FrameBudget::new(t0);
+        let passed = (0..1000).filter(|_| b.take(t0)).count();
+        assert_eq!(passed, FRAME_BURST as usize);
+        // Half a second later: half a second's worth more, no more.
+        let t1 = t0 + Duration::from_millis(500);
+        let passed = (0..1000).filter(|_| b.take(t1)).count();
+        assert_eq!(passed, (FRAMES_PER_SEC / 2.0) as usize);
+        // A long pause refills the burst, never beyond it.
+        let t2 = t1 + Duration::from_secs(3600);
+        let passed = (0..1000).filter(|_| b.take(t2)).count();
+        assert_eq!(passed, FRAME_BURST as usize);
     }
 }
